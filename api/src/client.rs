@@ -1,0 +1,185 @@
+//! A typed client for the statement API, used by the CLI and the tests.
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{
+    CreateStatementRequest, ErrorBody, Statement, StatementExceptionList, StatementList,
+    StatementResult,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach Weir at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Weir answered {status}: {body}")]
+    Api { status: StatusCode, body: ErrorBody },
+    #[error("Weir answered {status} with a body that is not the API's error shape: {text}")]
+    Unexpected { status: StatusCode, text: String },
+    #[error("cannot read Weir's answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The HTTP status of an API error, if the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An API key and secret, sent as HTTP Basic credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key: String,
+    pub secret: String,
+}
+
+/// A client bound to one organization and environment.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    org: String,
+    env: String,
+    credentials: Option<Credentials>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base_url: &str, org: &str, env: &str, credentials: Option<Credentials>) -> Client {
+        Client {
+            base: base_url.trim_end_matches('/').to_string(),
+            org: org.to_string(),
+            env: env.to_string(),
+            credentials,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn statements_url(&self) -> String {
+        format!(
+            "{}/sql/v1/organizations/{}/environments/{}/statements",
+            self.base, self.org, self.env
+        )
+    }
+
+    /// Resolves a `next` link, which may be absolute or a path.
+    fn absolute(&self, link: &str) -> String {
+        if link.starts_with("http://") || link.starts_with("https://") {
+            link.to_string()
+        } else {
+            format!("{}{}", self.base, link)
+        }
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.request(method, url);
+        if let Some(c) = &self.credentials {
+            req = req.basic_auth(&c.key, Some(&c.secret));
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => ClientError::Api { status, body },
+                Err(_) => ClientError::Unexpected { status, text },
+            });
+        }
+        let text = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {text}")))
+    }
+
+    pub async fn create_statement(
+        &self,
+        req: &CreateStatementRequest,
+    ) -> Result<Statement, ClientError> {
+        self.call(Method::POST, &self.statements_url(), Some(req))
+            .await
+    }
+
+    pub async fn get_statement(&self, name: &str) -> Result<Statement, ClientError> {
+        let url = format!("{}/{name}", self.statements_url());
+        self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    /// One page of statements; pass the previous page's `metadata.next` to go on.
+    pub async fn list_statements(
+        &self,
+        page_token: Option<&str>,
+    ) -> Result<StatementList, ClientError> {
+        let url = match page_token {
+            Some(next) => self.absolute(next),
+            None => self.statements_url(),
+        };
+        self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    pub async fn update_statement(&self, statement: &Statement) -> Result<Statement, ClientError> {
+        let url = format!("{}/{}", self.statements_url(), statement.name);
+        self.call(Method::PUT, &url, Some(statement)).await
+    }
+
+    pub async fn delete_statement(&self, name: &str) -> Result<(), ClientError> {
+        let url = format!("{}/{name}", self.statements_url());
+        let _: serde_json::Value = self.call::<(), _>(Method::DELETE, &url, None).await?;
+        Ok(())
+    }
+
+    /// One page of results; `next` is the previous page's `metadata.next`.
+    pub async fn results(
+        &self,
+        name: &str,
+        next: Option<&str>,
+    ) -> Result<StatementResult, ClientError> {
+        let url = match next {
+            Some(n) => self.absolute(n),
+            None => format!("{}/{name}/results", self.statements_url()),
+        };
+        self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    pub async fn exceptions(&self, name: &str) -> Result<StatementExceptionList, ClientError> {
+        let url = format!("{}/{name}/exceptions", self.statements_url());
+        self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    /// Polls until the statement leaves `PENDING` (or `timeout` passes).
+    pub async fn wait_started(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Statement, ClientError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let s = self.get_statement(name).await?;
+            if s.status.phase != crate::Phase::Pending || std::time::Instant::now() > deadline {
+                return Ok(s);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Weir's wire contract: the JSON shapes of the REST API and a typed HTTP
+//! client for them.
+//!
+//! This crate owns the request and response types that the server, the CLI,
+//! the web workspace and the Terraform provider all speak, so that no shape is
+//! defined twice. It does not know how a statement runs or where anything is
+//! stored. Start with [`Statement`], [`StatementResult`] and [`Client`].
+
+mod client;
+mod error;
+mod statement;
+
+pub use client::{Client, ClientError, Credentials};
+pub use error::{ErrorBody, ErrorItem, ErrorSource};
+pub use statement::*;
+
+/// The `api_version` of the statement resources.
+pub const SQL_API_VERSION: &str = "sql/v1";

@@ -1,0 +1,277 @@
+//! Statement resources, shaped like the public managed-Flink statement API.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A statement: a piece of Flink SQL that Weir keeps running (or ran).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Statement {
+    pub api_version: String,
+    pub kind: String,
+    pub organization_id: String,
+    pub environment_id: String,
+    pub name: String,
+    pub metadata: ObjectMeta,
+    pub spec: StatementSpec,
+    #[serde(default)]
+    pub status: StatementStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ObjectMeta {
+    #[serde(rename = "self", default)]
+    pub self_: String,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default)]
+    pub uid: String,
+    /// Increases on every change; a `PUT` must carry the current one.
+    #[serde(default)]
+    pub resource_version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatementSpec {
+    /// The SQL text. Immutable once created.
+    pub statement: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_pool_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// `sql.current-catalog`, `sql.current-database`, `sql.local-time-zone`
+    /// and any `SET` option.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+/// The body of `POST .../statements`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CreateStatementRequest {
+    /// A lowercase DNS-style label; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub spec: StatementSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    #[default]
+    Pending,
+    Running,
+    Completed,
+    Degraded,
+    Stopping,
+    Stopped,
+    Failing,
+    Failed,
+    Deleting,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "PENDING",
+            Phase::Running => "RUNNING",
+            Phase::Completed => "COMPLETED",
+            Phase::Degraded => "DEGRADED",
+            Phase::Stopping => "STOPPING",
+            Phase::Stopped => "STOPPED",
+            Phase::Failing => "FAILING",
+            Phase::Failed => "FAILED",
+            Phase::Deleting => "DELETING",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        [
+            Phase::Pending,
+            Phase::Running,
+            Phase::Completed,
+            Phase::Degraded,
+            Phase::Stopping,
+            Phase::Stopped,
+            Phase::Failing,
+            Phase::Failed,
+            Phase::Deleting,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+
+    /// A phase from which the statement will not move on its own.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Stopped | Phase::Failed)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatementStatus {
+    pub phase: Phase,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<StatementTraits>,
+    /// Per source topic: `partition:offset,...` of the last committed position.
+    #[serde(default)]
+    pub latest_offsets: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_offsets_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<StatementMetrics>,
+}
+
+/// Counters a worker reports for a running statement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatementMetrics {
+    pub records_in: u64,
+    pub records_out: u64,
+    /// Records that failed to decode and were skipped (`ignore` or `log`).
+    pub records_skipped: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatementTraits {
+    /// `SELECT`, `INSERT_INTO`, `CREATE_TABLE`, `SHOW_TABLES`, ...
+    pub sql_kind: String,
+    pub is_bounded: bool,
+    pub is_append_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsert_columns: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<ResultSchema>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResultSchema {
+    pub columns: Vec<ColumnDescriptor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDescriptor {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: DataTypeDescriptor,
+}
+
+/// A Flink SQL type as the API describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataTypeDescriptor {
+    /// `INTEGER`, `VARCHAR`, `ROW`, `ARRAY`, `TIMESTAMP_WITH_LOCAL_TIME_ZONE`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<RowFieldDescriptor>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element_type: Option<Box<DataTypeDescriptor>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<Box<DataTypeDescriptor>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<Box<DataTypeDescriptor>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowFieldDescriptor {
+    pub name: String,
+    pub field_type: DataTypeDescriptor,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ListMeta {
+    #[serde(rename = "self", default)]
+    pub self_: String,
+    /// The URL of the next page; empty on the last page.
+    #[serde(default)]
+    pub next: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementList {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ListMeta,
+    pub data: Vec<Statement>,
+}
+
+/// One page of a statement's changelog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementResult {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ListMeta,
+    pub results: ResultData,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResultData {
+    pub data: Vec<ResultRow>,
+}
+
+/// A changelog row: `op` 0 = +I, 1 = -U, 2 = +U, 3 = -D.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResultRow {
+    pub op: u8,
+    pub row: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementException {
+    pub name: String,
+    pub message: String,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementExceptionList {
+    pub api_version: String,
+    pub kind: String,
+    pub data: Vec<StatementException>,
+}
+
+/// A compute pool: a named, elastic budget of compute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComputePool {
+    pub api_version: String,
+    pub kind: String,
+    pub id: String,
+    pub spec: ComputePoolSpec,
+    pub status: ComputePoolStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComputePoolSpec {
+    pub display_name: String,
+    pub max_cfu: u32,
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComputePoolStatus {
+    pub phase: String,
+    pub current_cfu: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComputePoolList {
+    pub api_version: String,
+    pub kind: String,
+    pub data: Vec<ComputePool>,
+}

@@ -1,0 +1,162 @@
+//! The Kafka side of the catalog: topic administration and discovery.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::{CatalogError, Store, TableDef};
+
+/// Creates, deletes and lists topics of one Kafka cluster.
+pub struct KafkaAdmin {
+    bootstrap: String,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl std::fmt::Debug for KafkaAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaAdmin")
+            .field("bootstrap", &self.bootstrap)
+            .finish()
+    }
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl KafkaAdmin {
+    pub fn new(bootstrap: &str) -> Result<KafkaAdmin, CatalogError> {
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("broker.address.family", "v4")
+            .create()?;
+        Ok(KafkaAdmin {
+            bootstrap: bootstrap.to_string(),
+            admin,
+        })
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Creates a topic; an existing topic is not an error.
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: u32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), CatalogError> {
+        let mut new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = self.admin.create_topics([&new], &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(CatalogError::Topic {
+                        action: "create",
+                        topic: t,
+                        reason: code.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a topic; a missing topic is not an error.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), CatalogError> {
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = self.admin.delete_topics(&[topic], &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => {
+                    return Err(CatalogError::Topic {
+                        action: "delete",
+                        topic: t,
+                        reason: code.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the cluster's topics, without internal ones (`__...`).
+    pub async fn list_topics(&self) -> Result<Vec<(String, usize)>, CatalogError> {
+        let bootstrap = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("broker.address.family", "v4")
+                .create()?;
+            let md = consumer.fetch_metadata(None, ADMIN_TIMEOUT)?;
+            Ok(md
+                .topics()
+                .iter()
+                .filter(|t| !t.name().starts_with("__") && t.error().is_none())
+                .map(|t| (t.name().to_string(), t.partitions().len()))
+                .collect())
+        })
+        .await
+        .expect("metadata task does not panic")
+    }
+}
+
+/// What one pass of [`sync_topics`] changed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SyncReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Makes the tables of one (org, env, cluster) follow the cluster's topics:
+/// a topic with no table appears as `key BYTES, val BYTES`; a table whose
+/// topic is gone disappears.
+pub async fn sync_topics(
+    store: &Store,
+    admin: &KafkaAdmin,
+    org: &str,
+    env: &str,
+    cluster: &str,
+) -> Result<SyncReport, CatalogError> {
+    // Read the tables before the topics: a table created after this read has
+    // its topic created before it, so it is never mistaken for a stale one.
+    let tables = store.list_tables(org, env, cluster).await?;
+    let topics: HashSet<String> = admin
+        .list_topics()
+        .await?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let known_topics: HashSet<&str> = tables.iter().map(|t| t.topic.as_str()).collect();
+    let mut report = SyncReport::default();
+    for topic in &topics {
+        if !known_topics.contains(topic.as_str()) {
+            match store
+                .create_table(org, env, cluster, &TableDef::discovered(topic))
+                .await
+            {
+                Ok(()) => report.added.push(topic.clone()),
+                Err(CatalogError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for t in &tables {
+        if !topics.contains(&t.topic) && store.delete_table(org, env, cluster, &t.name).await? {
+            report.removed.push(t.name.clone());
+        }
+    }
+    report.added.sort();
+    report.removed.sort();
+    Ok(report)
+}

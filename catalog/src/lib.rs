@@ -1,0 +1,33 @@
+//! The catalog: what tables exist, what their columns are, and the store
+//! that keeps every control-plane record.
+//!
+//! It owns the model of organizations → environments (SQL catalogs) → Kafka
+//! clusters (SQL databases) → tables (topics), the mapping of Flink SQL types
+//! to Arrow types ([`SqlType`]), the SQL store over SQLite or PostgreSQL
+//! ([`Store`]), and the Kafka side of the catalog: creating and deleting
+//! topics and discovering the topics created outside Weir ([`KafkaAdmin`],
+//! [`sync_topics`]). It does not parse SQL (that is `sql-gateway`) and does not
+//! run statements (that is `compute-pool`).
+//!
+//! Read [`TableDef`] and [`Store`] first.
+
+mod error;
+mod kafka;
+mod store;
+mod table;
+mod types;
+
+pub use error::CatalogError;
+pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
+pub use store::{
+    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, StatementRecord, Store,
+};
+pub use table::{
+    rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,
+};
+pub use types::{RowField, SqlType, ROWTIME_COLUMN};
+
+/// Milliseconds since the Unix epoch, the timestamp unit of the store.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,47 @@
+//! The `weir` binary: `weir dev`, `weir server`, and the client commands.
+
+mod client_cmds;
+mod dev;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Weir: serverless Flink SQL on Kafka")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything on 127.0.0.1 with embedded defaults.
+    Dev(dev::DevArgs),
+    /// Run the control plane with its local worker (production process).
+    Server(dev::ServerArgs),
+    /// Save the API URL and credentials for later commands.
+    Login(client_cmds::LoginArgs),
+    /// Manage statements.
+    #[command(subcommand)]
+    Statement(client_cmds::StatementCmd),
+    /// Submit SQL and print its rows until it ends or Ctrl-C.
+    Sql(client_cmds::SqlArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "warn,weir=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(a) => dev::run_dev(a).await,
+        Command::Server(a) => dev::run_server(a).await,
+        Command::Login(a) => client_cmds::login(a),
+        Command::Statement(c) => client_cmds::statement(c).await,
+        Command::Sql(a) => client_cmds::sql(a).await,
+    }
+}

@@ -1,0 +1,372 @@
+//! Kafka records to Arrow: the value decoded by arrow-json straight into
+//! columns, plus metadata columns, `$rowtime` and computed columns.
+//!
+//! The fast path feeds every value of a poll into one decoder and flushes one
+//! batch. Only when that fails does it fall back to one record at a time, to
+//! find the bad ones and apply the table's error policy; a bad record never
+//! costs the good ones around it.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, StringArray, TimestampMillisecondArray,
+};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::json::reader::{Decoder, ReaderBuilder};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use weir_catalog::{ColumnKind, TableOrigin, ROWTIME_COLUMN};
+use weir_sql_gateway::SourceSpec;
+
+use crate::EngineError;
+
+/// One Kafka record, borrowed from the consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+}
+
+/// `'error-handling.mode'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorMode {
+    Fail,
+    Ignore,
+    Log,
+}
+
+impl ErrorMode {
+    pub fn of(options: &std::collections::BTreeMap<String, String>) -> ErrorMode {
+        match options.get("error-handling.mode").map(String::as_str) {
+            Some("ignore") => ErrorMode::Ignore,
+            Some("log") => ErrorMode::Log,
+            _ => ErrorMode::Fail,
+        }
+    }
+}
+
+/// A record that did not decode, with why.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Decodes the records of one source table.
+pub struct SourceDecoder {
+    topic: String,
+    raw: bool,
+    physical: SchemaRef,
+    /// Columns before computed ones: physical, metadata, `$rowtime`.
+    base: SchemaRef,
+    output: SchemaRef,
+    computed: Vec<(String, Arc<dyn PhysicalExpr>)>,
+    /// Metadata column name -> metadata key (`'timestamp'`, `'partition'`, ...).
+    meta_keys: Vec<(String, String)>,
+    pub mode: ErrorMode,
+}
+
+impl std::fmt::Debug for SourceDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceDecoder")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl SourceDecoder {
+    pub fn new(spec: &SourceSpec) -> Result<SourceDecoder, EngineError> {
+        let table = &spec.table;
+        let base = Arc::new(arrow::datatypes::Schema::new(
+            table
+                .columns
+                .iter()
+                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+                .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.to_arrow(), true))
+                .chain(std::iter::once(weir_catalog::rowtime_field()))
+                .collect::<Vec<_>>(),
+        ));
+        let df = DFSchema::try_from(base.as_ref().clone())?;
+        let props = ExecutionProps::new();
+        let computed = spec
+            .computed
+            .iter()
+            .map(|(n, e)| {
+                Ok((
+                    n.clone(),
+                    create_physical_expr(e, &df, &props, &Default::default())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let physical = table.physical_schema();
+        let physical = Arc::new(arrow::datatypes::Schema::new(
+            physical
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(SourceDecoder {
+            topic: table.topic.clone(),
+            raw: table.origin == TableOrigin::Discovered || table.value_format() == "raw",
+            physical,
+            base,
+            output: spec.schema.clone(),
+            computed,
+            meta_keys: table
+                .columns
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    ColumnKind::Metadata { key, .. } => Some((c.name.clone(), key.clone())),
+                    _ => None,
+                })
+                .collect(),
+            mode: ErrorMode::of(&table.options),
+        })
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    fn json_decoder(&self, rows: usize) -> Result<Decoder, EngineError> {
+        Ok(ReaderBuilder::new(self.physical.clone())
+            .with_batch_size(rows.max(1))
+            .with_strict_mode(false)
+            .build_decoder()?)
+    }
+
+    /// Feeds one value; an error or anything but exactly one complete JSON
+    /// value is a bad record.
+    fn feed(dec: &mut Decoder, value: &[u8]) -> Result<(), String> {
+        let before = dec.len();
+        let mut buf = value;
+        while !buf.is_empty() {
+            let n = dec.decode(buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("more than one JSON value in the record".into());
+            }
+            buf = &buf[n..];
+        }
+        if dec.has_partial_record() {
+            return Err("truncated JSON value".into());
+        }
+        match dec.len() - before {
+            1 => Ok(()),
+            0 => Err("empty record value".into()),
+            _ => Err("more than one JSON value in the record".into()),
+        }
+    }
+
+    /// Decodes a poll's records. Bad records are returned, not failed on:
+    /// the caller applies the error policy.
+    pub fn decode(
+        &self,
+        records: &[RawRecord<'_>],
+    ) -> Result<(Option<RecordBatch>, Vec<BadRecord>), EngineError> {
+        let mut bad = Vec::new();
+        if records.is_empty() {
+            return Ok((None, bad));
+        }
+        let bad_record = |r: &RawRecord<'_>, reason: String| BadRecord {
+            partition: r.partition,
+            offset: r.offset,
+            reason,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+        };
+        let (physical, good): (RecordBatch, Vec<usize>) = if self.raw {
+            self.raw_columns(records)?
+        } else {
+            let mut good = Vec::with_capacity(records.len());
+            let mut dec = self.json_decoder(records.len())?;
+            for (i, r) in records.iter().enumerate() {
+                let Some(v) = r.value else {
+                    bad.push(bad_record(
+                        r,
+                        "the record has no value (a tombstone)".into(),
+                    ));
+                    continue;
+                };
+                if let Err(reason) = Self::feed(&mut dec, v) {
+                    bad.push(bad_record(r, format!("malformed JSON: {reason}")));
+                    dec = self.json_decoder(records.len())?;
+                    for &g in &good {
+                        let r: &RawRecord<'_> = &records[g];
+                        Self::feed(&mut dec, r.value.expect("fed before"))
+                            .map_err(EngineError::Plan)?;
+                    }
+                    continue;
+                }
+                good.push(i);
+            }
+            match dec.flush() {
+                Ok(b) => (
+                    b.unwrap_or_else(|| RecordBatch::new_empty(self.physical.clone())),
+                    good,
+                ),
+                Err(_) => {
+                    // A value of the wrong type somewhere: find it one record at a time.
+                    let mut batches = vec![];
+                    let mut still_good = vec![];
+                    for g in good {
+                        let mut d = self.json_decoder(1)?;
+                        let r = &records[g];
+                        let one = Self::feed(&mut d, r.value.expect("fed before"))
+                            .and_then(|_| d.flush().map_err(|e| e.to_string()));
+                        match one {
+                            Ok(Some(b)) => {
+                                batches.push(b);
+                                still_good.push(g);
+                            }
+                            Ok(None) => bad.push(bad_record(r, "empty record value".into())),
+                            Err(reason) => bad.push(bad_record(
+                                r,
+                                format!("value does not match the table's columns: {reason}"),
+                            )),
+                        }
+                    }
+                    (concat_batches(&self.physical, &batches)?, still_good)
+                }
+            }
+        };
+        bad.sort_by_key(|b| (b.partition, b.offset));
+        let batch = self.assemble(physical, &good, records)?;
+        Ok((Some(batch), bad))
+    }
+
+    /// `key BYTES, val BYTES` (or a raw value column) straight from the record.
+    fn raw_columns(
+        &self,
+        records: &[RawRecord<'_>],
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        let mut cols: Vec<ArrayRef> = vec![];
+        for f in self.physical.fields() {
+            let from_key = f.name() == "key" && self.physical.fields().len() > 1;
+            let bin: BinaryArray = records
+                .iter()
+                .map(|r| if from_key { r.key } else { r.value })
+                .collect();
+            let arr: ArrayRef = Arc::new(bin);
+            cols.push(if f.data_type() == &DataType::Binary {
+                arr
+            } else {
+                cast(&arr, f.data_type())?
+            });
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.physical.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(records.len())),
+        )?;
+        Ok((batch, (0..records.len()).collect()))
+    }
+
+    /// Adds metadata columns and `$rowtime`, then computed columns, in the
+    /// table's declared order.
+    fn assemble(
+        &self,
+        physical: RecordBatch,
+        good: &[usize],
+        records: &[RawRecord<'_>],
+    ) -> Result<RecordBatch, EngineError> {
+        let n = physical.num_rows();
+        let timestamps = || -> ArrayRef {
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(
+                    good.iter().map(|&i| records[i].timestamp_ms),
+                )
+                .with_timezone("UTC"),
+            )
+        };
+        let mut base_cols: Vec<ArrayRef> = Vec::with_capacity(self.base.fields().len());
+        for f in self.base.fields() {
+            let col = if f.name() == ROWTIME_COLUMN {
+                timestamps()
+            } else if let Some(c) = physical.column_by_name(f.name()) {
+                c.clone()
+            } else {
+                let key = self
+                    .meta_keys
+                    .iter()
+                    .find(|(c, _)| c == f.name())
+                    .map(|(_, k)| k.as_str());
+                key.and_then(|k| metadata_column(&self.topic, k, good, records))
+                    .unwrap_or_else(|| new_null_array(f.data_type(), n))
+            };
+            let col = if col.data_type() == f.data_type() {
+                col
+            } else {
+                cast(&col, f.data_type())?
+            };
+            base_cols.push(col);
+        }
+        let base = RecordBatch::try_new_with_options(
+            self.base.clone(),
+            base_cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let mut out = Vec::with_capacity(self.output.fields().len());
+        for f in self.output.fields() {
+            let col = if let Some((_, e)) = self.computed.iter().find(|(name, _)| name == f.name())
+            {
+                e.evaluate(&base)?.into_array(n)?
+            } else {
+                base.column_by_name(f.name())
+                    .expect("base has every non-computed column")
+                    .clone()
+            };
+            let col = if col.data_type() == f.data_type() {
+                col
+            } else {
+                cast(&col, f.data_type())?
+            };
+            out.push(col);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(arrow::datatypes::Schema::new(
+                self.output
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
+            out,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+}
+
+/// The values of a metadata column, found by the column's declared key.
+fn metadata_column(
+    topic: &str,
+    key: &str,
+    good: &[usize],
+    records: &[RawRecord<'_>],
+) -> Option<ArrayRef> {
+    Some(match key {
+        "partition" => Arc::new(Int32Array::from_iter_values(
+            good.iter().map(|&i| records[i].partition),
+        )),
+        "offset" => Arc::new(Int64Array::from_iter_values(
+            good.iter().map(|&i| records[i].offset),
+        )),
+        "timestamp" => Arc::new(
+            TimestampMillisecondArray::from_iter_values(
+                good.iter().map(|&i| records[i].timestamp_ms),
+            )
+            .with_timezone("UTC"),
+        ),
+        "topic" => Arc::new(StringArray::from_iter_values(good.iter().map(|_| topic))),
+        _ => return None,
+    })
+}

@@ -1,0 +1,126 @@
+//! Arrow batches to Kafka records and result rows.
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::json::writer::{LineDelimited, WriterBuilder};
+use weir_catalog::TableDef;
+
+use crate::EngineError;
+
+/// One JSON object per row, as bytes, in row order.
+pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, EngineError> {
+    let mut buf = Vec::with_capacity(batch.num_rows() * 64);
+    {
+        let mut w = WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, LineDelimited>(&mut buf);
+        w.write(batch)?;
+        w.finish()?;
+    }
+    // JSON strings escape newlines, so every '\n' ends a row.
+    Ok(buf
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// Keys and values of the Kafka records for a batch written to `table`.
+pub fn kafka_records(
+    table: &TableDef,
+    batch: &RecordBatch,
+) -> Result<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>, EngineError> {
+    let n = batch.num_rows();
+    let value_cols: Vec<usize> = table
+        .value_columns()
+        .iter()
+        .filter_map(|c| batch.schema().index_of(&c.name).ok())
+        .collect();
+    let raw_value = table.value_format() == "raw";
+    let values: Vec<Option<Vec<u8>>> = if raw_value {
+        let col = value_cols
+            .first()
+            .ok_or_else(|| EngineError::Plan("a raw table needs one value column".into()))?;
+        raw_bytes(batch.column(*col).as_ref())
+    } else {
+        json_rows(&batch.project(&value_cols)?)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    let key_cols: Vec<usize> = table
+        .key_columns()
+        .iter()
+        .filter_map(|c| batch.schema().index_of(c).ok())
+        .collect();
+    let keys: Vec<Option<Vec<u8>>> = if key_cols.is_empty() {
+        vec![None; n]
+    } else if table.option("key.format") == Some("raw")
+        || key_cols.len() == 1 && matches!(batch.column(key_cols[0]).data_type(), DataType::Binary)
+    {
+        raw_bytes(batch.column(key_cols[0]).as_ref())
+    } else {
+        json_rows(&batch.project(&key_cols)?)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    Ok(keys.into_iter().zip(values).collect())
+}
+
+fn raw_bytes(col: &dyn Array) -> Vec<Option<Vec<u8>>> {
+    match col.data_type() {
+        DataType::Binary => col
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| v.map(<[u8]>::to_vec))
+            .collect(),
+        DataType::Utf8 => col
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(|s| s.as_bytes().to_vec()))
+            .collect(),
+        _ => {
+            let s =
+                arrow::compute::cast(col, &DataType::Utf8).expect("every type casts to a string");
+            s.as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|s| s.as_bytes().to_vec()))
+                .collect()
+        }
+    }
+}
+
+/// Result rows: each row's values in column order.
+pub fn result_rows(batch: &RecordBatch) -> Result<Vec<Vec<serde_json::Value>>, EngineError> {
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    // Duplicate or empty names would collide as JSON keys: encode under positional names.
+    let positional = arrow::datatypes::Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}")))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(std::sync::Arc::new(positional), batch.columns().to_vec())?;
+    json_rows(&batch)?
+        .into_iter()
+        .map(|line| {
+            let mut obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&line).map_err(|e| EngineError::Plan(e.to_string()))?;
+            Ok((0..names.len())
+                .map(|i| {
+                    obj.remove(&format!("c{i}"))
+                        .unwrap_or(serde_json::Value::Null)
+                })
+                .collect())
+        })
+        .collect()
+}

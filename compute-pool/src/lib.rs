@@ -1,0 +1,28 @@
+//! The streaming runtime: runs a [`weir_sql_gateway::StreamingPlan`] over
+//! Arrow `RecordBatch`es.
+//!
+//! It owns sources (Kafka through rdkafka, and in-memory for tests and
+//! benchmarks), JSON decoding straight into Arrow ([`decode`]), the stateless
+//! operators (filter and projection as DataFusion physical expressions,
+//! [`pipeline`]), sinks (Kafka, and the bounded [`ResultsBuffer`] behind a
+//! `SELECT`), and the [`Worker`] that runs statements and reports their
+//! progress. It does not plan SQL, keep metadata or decide placement; the
+//! control plane hands it a plan and the offsets to start from, and stores
+//! what the worker reports through [`StatementEvents`].
+//!
+//! Stateful operators, watermarks and checkpoints are not here yet.
+
+pub mod decode;
+mod encode;
+mod error;
+mod kafka;
+pub mod pipeline;
+mod results;
+mod worker;
+
+pub use error::EngineError;
+pub use pipeline::{compile, Branch, BranchSource, CompiledPlan};
+pub use results::{ResultsBuffer, ResultsPage};
+pub use worker::{
+    Outcome, RunningStatement, StatementEvents, StatementMetrics, StatementTask, Worker,
+};

@@ -1,0 +1,498 @@
+//! The worker: runs statements and reports what they did.
+//!
+//! A statement runs as one task per branch (each reads one source and applies
+//! its operators) feeding one sink task. The sink writes a batch, waits for
+//! Kafka to acknowledge every record of it, and only then reports the source
+//! offsets after it through [`StatementEvents::commit`]. A restart resumes
+//! from the last reported offsets, so no acknowledged input is lost; records
+//! written after the last report may be written again (at-least-once). A
+//! graceful stop drains what was read before it reports and exits, so a
+//! stop/resume cycle writes nothing twice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use futures::future::BoxFuture;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use weir_api::ResultRow;
+use weir_sql_gateway::{SinkSpec, StreamingPlan};
+
+use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
+use crate::encode::{kafka_records, result_rows};
+use crate::kafka::{sink_producer, source_consumer};
+use crate::pipeline::{compile, Branch, BranchSource};
+use crate::{EngineError, ResultsBuffer};
+
+/// What the worker tells the control plane while a statement runs.
+pub trait StatementEvents: Send + Sync + 'static {
+    /// The sink has durably written everything read before these offsets
+    /// (next offset to read, per partition of `topic`).
+    fn commit<'a>(
+        &'a self,
+        topic: &'a str,
+        offsets: &'a [(i32, i64)],
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Something went wrong that the user should see (a skipped record, ...).
+    fn exception<'a>(&'a self, message: &'a str) -> BoxFuture<'a, ()>;
+}
+
+/// Counters of one statement.
+#[derive(Debug, Default)]
+pub struct StatementMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub records_skipped: AtomicU64,
+}
+
+impl StatementMetrics {
+    pub fn snapshot(&self) -> weir_api::StatementMetrics {
+        weir_api::StatementMetrics {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            records_skipped: self.records_skipped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every source ended (a bounded statement) or the LIMIT was reached.
+    Completed,
+    /// Stopped on request.
+    Stopped,
+    /// Nobody read the results of a `SELECT` for the idle timeout.
+    ResultsAbandoned,
+    Failed(String),
+}
+
+/// Everything needed to run one statement.
+pub struct StatementTask {
+    /// `org/env/name`, for logs and the consumer group.
+    pub key: String,
+    pub plan: StreamingPlan,
+    pub bootstrap: String,
+    /// Stored offsets: topic -> partition -> next offset.
+    pub start_offsets: HashMap<String, HashMap<i32, i64>>,
+    pub events: Arc<dyn StatementEvents>,
+    pub results_idle_timeout: Duration,
+    pub results_capacity: usize,
+}
+
+/// A statement the worker is running.
+pub struct RunningStatement {
+    cancel: CancellationToken,
+    handle: JoinHandle<Outcome>,
+    pub results: Option<Arc<ResultsBuffer>>,
+    pub metrics: Arc<StatementMetrics>,
+}
+
+impl RunningStatement {
+    /// Asks the statement to stop after draining what it has read.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    pub async fn join(self) -> Outcome {
+        self.handle
+            .await
+            .unwrap_or_else(|e| Outcome::Failed(format!("the statement task crashed: {e}")))
+    }
+
+    /// Splits into the parts a supervisor keeps.
+    pub fn into_parts(
+        self,
+    ) -> (
+        CancellationToken,
+        JoinHandle<Outcome>,
+        Option<Arc<ResultsBuffer>>,
+        Arc<StatementMetrics>,
+    ) {
+        (self.cancel, self.handle, self.results, self.metrics)
+    }
+}
+
+/// Runs statements on this process's tokio runtime.
+#[derive(Debug, Clone, Default)]
+pub struct Worker;
+
+/// A batch and the source positions after it.
+struct Progress {
+    batch: Option<RecordBatch>,
+    topic: String,
+    offsets: Vec<(i32, i64)>,
+}
+
+const POLL_MAX_RECORDS: usize = 8192;
+const POLL_WINDOW: Duration = Duration::from_millis(20);
+
+impl Worker {
+    pub fn start(&self, task: StatementTask) -> RunningStatement {
+        let cancel = CancellationToken::new();
+        let metrics = Arc::new(StatementMetrics::default());
+        let results = matches!(task.plan.sink, SinkSpec::Results)
+            .then(|| Arc::new(ResultsBuffer::new(task.results_capacity)));
+        let handle = tokio::spawn(run(task, cancel.clone(), metrics.clone(), results.clone()));
+        RunningStatement {
+            cancel,
+            handle,
+            results,
+            metrics,
+        }
+    }
+}
+
+async fn run(
+    task: StatementTask,
+    cancel: CancellationToken,
+    metrics: Arc<StatementMetrics>,
+    results: Option<Arc<ResultsBuffer>>,
+) -> Outcome {
+    match run_inner(&task, &cancel, &metrics, results.as_ref()).await {
+        Ok(o) => {
+            if let Some(r) = &results {
+                r.complete();
+            }
+            o
+        }
+        Err(e) => {
+            tracing::warn!(statement = %task.key, error = %e, "statement failed");
+            task.events.exception(&e.to_string()).await;
+            if let Some(r) = &results {
+                r.complete();
+            }
+            Outcome::Failed(e.to_string())
+        }
+    }
+}
+
+async fn run_inner(
+    task: &StatementTask,
+    cancel: &CancellationToken,
+    metrics: &Arc<StatementMetrics>,
+    results: Option<&Arc<ResultsBuffer>>,
+) -> Result<Outcome, EngineError> {
+    let compiled = compile(&task.plan)?;
+    let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
+    // Branch readers stop on `stop_reading`; the sink drains what they sent.
+    let stop_reading = cancel.child_token();
+    let mut readers = vec![];
+    for branch in compiled.branches {
+        let tx = tx.clone();
+        let stop = stop_reading.clone();
+        let metrics = metrics.clone();
+        let bootstrap = task.bootstrap.clone();
+        let key = task.key.clone();
+        let offsets = match &branch.source {
+            BranchSource::Kafka(s) => task
+                .start_offsets
+                .get(&s.table.topic)
+                .cloned()
+                .unwrap_or_default(),
+            BranchSource::Values(_) => HashMap::new(),
+        };
+        let events = task.events.clone();
+        readers.push(tokio::spawn(async move {
+            let r = read_branch(
+                branch, &bootstrap, &key, offsets, &tx, &stop, &metrics, events,
+            )
+            .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(e)).await;
+            }
+        }));
+    }
+    drop(tx);
+
+    let producer = match &task.plan.sink {
+        SinkSpec::Table { .. } => Some(sink_producer(&task.bootstrap)?),
+        SinkSpec::Results => None,
+    };
+    let mut written = 0usize;
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else {
+                    break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
+                };
+                let p = msg?;
+                if let Some(batch) = p.batch {
+                    let batch = match compiled.limit {
+                        Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
+                        _ => batch,
+                    };
+                    written += batch.num_rows();
+                    write_batch(&task.plan.sink, producer.as_ref(), results, &batch).await?;
+                    metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                }
+                if !p.offsets.is_empty() {
+                    task.events.commit(&p.topic, &p.offsets).await.map_err(EngineError::Progress)?;
+                }
+                if compiled.limit.is_some_and(|l| written >= l) {
+                    stop_reading.cancel();
+                    break Outcome::Completed;
+                }
+            }
+            _ = idle_check.tick(), if results.is_some() => {
+                if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
+                    stop_reading.cancel();
+                    break Outcome::ResultsAbandoned;
+                }
+            }
+        }
+    };
+    stop_reading.cancel();
+    for r in readers {
+        let _ = r.await;
+    }
+    Ok(outcome)
+}
+
+async fn write_batch(
+    sink: &SinkSpec,
+    producer: Option<&FutureProducer>,
+    results: Option<&Arc<ResultsBuffer>>,
+    batch: &RecordBatch,
+) -> Result<(), EngineError> {
+    match sink {
+        SinkSpec::Results => {
+            let rows = result_rows(batch)?
+                .into_iter()
+                .map(|row| ResultRow { op: 0, row })
+                .collect();
+            results
+                .expect("a SELECT has a results buffer")
+                .push(rows)
+                .await;
+        }
+        SinkSpec::Table { table, .. } => {
+            let producer = producer.expect("an INSERT has a producer");
+            let records = kafka_records(table, batch)?;
+            let mut pending = Vec::with_capacity(records.len());
+            for (key, value) in &records {
+                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&table.topic);
+                if let Some(k) = key {
+                    rec = rec.key(k.as_slice());
+                }
+                if let Some(v) = value {
+                    rec = rec.payload(v.as_slice());
+                }
+                loop {
+                    match producer.send_result(rec) {
+                        Ok(f) => {
+                            pending.push(f);
+                            break;
+                        }
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            r,
+                        )) => {
+                            rec = r;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err((e, _)) => return Err(e.into()),
+                    }
+                }
+            }
+            for f in pending {
+                match f.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(e.into()),
+                    Err(_) => return Err(EngineError::Plan("the producer was dropped".into())),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_branch(
+    branch: Branch,
+    bootstrap: &str,
+    key: &str,
+    offsets: HashMap<i32, i64>,
+    tx: &mpsc::Sender<Result<Progress, EngineError>>,
+    stop: &CancellationToken,
+    metrics: &StatementMetrics,
+    events: Arc<dyn StatementEvents>,
+) -> Result<(), EngineError> {
+    let spec = match &branch.source {
+        BranchSource::Values(batch) => {
+            metrics
+                .records_in
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            let out = branch.process(batch.clone())?;
+            let _ = tx
+                .send(Ok(Progress {
+                    batch: out,
+                    topic: String::new(),
+                    offsets: vec![],
+                }))
+                .await;
+            return Ok(());
+        }
+        BranchSource::Kafka(spec) => spec.clone(),
+    };
+    let topic = spec.table.topic.clone();
+    let decoder = SourceDecoder::new(&spec)?;
+    let group = format!("weir-{}", key.replace('/', "-"));
+    let consumer: StreamConsumer =
+        source_consumer(bootstrap, &group, &topic, spec.startup, &offsets).await?;
+    let dlq = match decoder.mode {
+        ErrorMode::Log => Some((
+            sink_producer(bootstrap)?,
+            spec.table
+                .option("error-handling.log.target")
+                .unwrap_or("error_log")
+                .to_string(),
+        )),
+        _ => None,
+    };
+    if let Some((_, target)) = &dlq {
+        let admin = weir_catalog::KafkaAdmin::new(bootstrap)
+            .map_err(|e| EngineError::Plan(e.to_string()))?;
+        admin
+            .create_topic(target, 1, &[])
+            .await
+            .map_err(|e| EngineError::Plan(e.to_string()))?;
+    }
+    loop {
+        let mut msgs = Vec::new();
+        let deadline = tokio::time::Instant::now() + POLL_WINDOW;
+        while msgs.len() < POLL_MAX_RECORDS {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                m = tokio::time::timeout_at(deadline, consumer.recv()) => match m {
+                    Ok(Ok(m)) => msgs.push(m),
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => break,
+                },
+            }
+        }
+        if msgs.is_empty() {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            continue;
+        }
+        let raw: Vec<RawRecord<'_>> = msgs
+            .iter()
+            .map(|m| RawRecord {
+                key: m.key(),
+                value: m.payload(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+            })
+            .collect();
+        metrics
+            .records_in
+            .fetch_add(raw.len() as u64, Ordering::Relaxed);
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for r in &raw {
+            let e = next.entry(r.partition).or_insert(r.offset + 1);
+            *e = (*e).max(r.offset + 1);
+        }
+        let (batch, bad) = decoder.decode(&raw)?;
+        if !bad.is_empty() {
+            handle_bad(
+                &topic,
+                &bad,
+                decoder.mode,
+                dlq.as_ref(),
+                metrics,
+                events.as_ref(),
+            )
+            .await?;
+        }
+        let out = match batch {
+            Some(b) if b.num_rows() > 0 => branch.process(b)?,
+            _ => None,
+        };
+        let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
+        offsets.sort();
+        if tx
+            .send(Ok(Progress {
+                batch: out,
+                topic: topic.clone(),
+                offsets,
+            }))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+    }
+}
+
+async fn handle_bad(
+    topic: &str,
+    bad: &[BadRecord],
+    mode: ErrorMode,
+    dlq: Option<&(FutureProducer, String)>,
+    metrics: &StatementMetrics,
+    events: &dyn StatementEvents,
+) -> Result<(), EngineError> {
+    if mode == ErrorMode::Fail {
+        let b = &bad[0];
+        return Err(EngineError::BadRecord {
+            topic: topic.to_string(),
+            partition: b.partition,
+            offset: b.offset,
+            reason: format!("{}; set 'error-handling.mode' = 'ignore' or 'log' on the table to skip such records", b.reason),
+        });
+    }
+    metrics
+        .records_skipped
+        .fetch_add(bad.len() as u64, Ordering::Relaxed);
+    if let Some((producer, target)) = dlq {
+        for b in bad {
+            let value = serde_json::json!({
+                "topic": topic,
+                "partition": b.partition,
+                "offset": b.offset,
+                "error_message": b.reason,
+                "raw_key": b.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "raw_value": b.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+            })
+            .to_string();
+            producer
+                .send(
+                    FutureRecord::<(), String>::to(target).payload(&value),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| EngineError::Kafka(e))?;
+        }
+        let first = &bad[0];
+        events
+            .exception(&format!(
+                "skipped {} record(s) of topic '{topic}' that did not decode (first: partition {} offset {}: {}); written to '{target}'",
+                bad.len(),
+                first.partition,
+                first.offset,
+                first.reason
+            ))
+            .await;
+    }
+    Ok(())
+}

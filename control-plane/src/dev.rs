@@ -1,0 +1,113 @@
+//! `weir dev` defaults: one organization, environment, Kafka cluster and
+//! compute pool, and an API key, created on first start.
+
+use std::path::Path;
+
+use weir_catalog::{ClusterRecord, PoolRecord, Store};
+
+use crate::auth::{hash_secret, new_key};
+use crate::ApiError;
+
+pub const DEV_ORG: &str = "org-dev";
+pub const DEV_ENV: &str = "env-dev";
+pub const DEV_ENV_NAME: &str = "default";
+pub const DEV_CLUSTER: &str = "lkc-dev";
+pub const DEV_DATABASE: &str = "cluster_0";
+pub const DEV_POOL: &str = "lfcp-dev";
+
+/// What a shell needs to talk to `weir dev`.
+#[derive(Debug, Clone)]
+pub struct DevEnv {
+    pub url: String,
+    pub org: String,
+    pub env: String,
+    pub pool: String,
+    pub key: String,
+    pub secret: String,
+    pub bootstrap: String,
+}
+
+impl DevEnv {
+    pub fn shell_lines(&self) -> String {
+        format!(
+            "export WEIR_URL={} WEIR_ORG={} WEIR_ENV={} WEIR_COMPUTE_POOL={} WEIR_API_KEY={} WEIR_API_SECRET={} WEIR_BOOTSTRAP={}\n",
+            self.url, self.org, self.env, self.pool, self.key, self.secret, self.bootstrap
+        )
+    }
+}
+
+/// Creates the defaults once; later starts reuse the key saved in
+/// `<data_dir>/dev.env` (the store keeps only the secret's hash).
+pub async fn bootstrap(
+    store: &Store,
+    data_dir: &Path,
+    url: &str,
+    bootstrap: &str,
+) -> Result<DevEnv, ApiError> {
+    store.ensure_organization(DEV_ORG, "dev").await?;
+    store
+        .ensure_environment(DEV_ORG, DEV_ENV, DEV_ENV_NAME)
+        .await?;
+    store
+        .ensure_cluster(
+            DEV_ORG,
+            DEV_ENV,
+            &ClusterRecord {
+                id: DEV_CLUSTER.into(),
+                name: DEV_DATABASE.into(),
+                bootstrap: bootstrap.into(),
+            },
+        )
+        .await?;
+    store
+        .ensure_pool(
+            DEV_ORG,
+            DEV_ENV,
+            &PoolRecord {
+                id: DEV_POOL.into(),
+                display_name: "default".into(),
+                max_cfu: 10,
+            },
+        )
+        .await?;
+    let saved = std::fs::read_to_string(data_dir.join("dev.env")).ok();
+    let find = |k: &str| -> Option<String> {
+        saved
+            .as_deref()?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    let (key, secret) = match (find("WEIR_API_KEY"), find("WEIR_API_SECRET")) {
+        (Some(k), Some(s))
+            if store
+                .find_api_key(&k)
+                .await?
+                .is_some_and(|r| r.secret_hash == hash_secret(&s)) =>
+        {
+            (k, s)
+        }
+        _ => {
+            let (k, s) = new_key();
+            store
+                .create_api_key(DEV_ORG, &k, &hash_secret(&s), "weir dev")
+                .await?;
+            (k, s)
+        }
+    };
+    let env = DevEnv {
+        url: url.into(),
+        org: DEV_ORG.into(),
+        env: DEV_ENV.into(),
+        pool: DEV_POOL.into(),
+        key,
+        secret,
+        bootstrap: bootstrap.into(),
+    };
+    std::fs::write(data_dir.join("dev.env"), env.shell_lines()).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot write {}: {e}",
+            data_dir.join("dev.env").display()
+        ))
+    })?;
+    Ok(env)
+}

@@ -1,0 +1,125 @@
+//! The one error type of the API, and its JSON shape.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use weir_api::{ErrorBody, ErrorItem, ErrorSource};
+use weir_catalog::CatalogError;
+use weir_sql_gateway::{SqlError, SqlErrorKind};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub source: Option<ErrorSource>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} was not found"),
+        )
+    }
+    pub fn conflict(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send an API key and secret as HTTP Basic credentials (weir dev prints them; `source .weir/dev.env`)",
+        )
+    }
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> ApiError {
+        match &e {
+            CatalogError::AlreadyExists { .. } => ApiError::conflict(e.to_string()),
+            CatalogError::NotFound { what, name } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} '{name}' was not found"),
+            ),
+            CatalogError::StaleVersion { .. } => ApiError::conflict(e.to_string()),
+            CatalogError::Kafka(_) | CatalogError::Topic { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "kafka_unavailable", e.to_string())
+            }
+            _ => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::internal("the metadata store failed; see the server log")
+            }
+        }
+    }
+}
+
+impl From<SqlError> for ApiError {
+    fn from(e: SqlError) -> ApiError {
+        match e {
+            SqlError::Catalog(c) => c.into(),
+            SqlError::User {
+                kind,
+                message,
+                position,
+            } => {
+                let (status, code) = match kind {
+                    SqlErrorKind::Parse => (StatusCode::BAD_REQUEST, "invalid_sql"),
+                    SqlErrorKind::Validation => (StatusCode::BAD_REQUEST, "invalid_sql"),
+                    SqlErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_sql"),
+                    SqlErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+                };
+                ApiError {
+                    status,
+                    code,
+                    detail: message,
+                    source: Some(ErrorSource {
+                        pointer: Some("/spec/statement".into()),
+                        line: position.map(|p| p.0),
+                        column: position.map(|p| p.1),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self
+            .status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .to_string();
+        let body = ErrorBody {
+            errors: vec![ErrorItem {
+                status: self.status.as_u16().to_string(),
+                code: self.code.to_string(),
+                title,
+                detail: self.detail,
+                source: self.source,
+            }],
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}

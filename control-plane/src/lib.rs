@@ -1,0 +1,151 @@
+//! The control plane: the REST API, authentication, the statement
+//! lifecycle, placement of statements on a worker, and the background loops
+//! (topic discovery).
+//!
+//! It wires the lower crates together: requests are authenticated here
+//! ([`auth`]), SQL is handed to `sql-gateway`, records are kept through
+//! `catalog`'s store, and plans run on a `compute-pool` [`weir_compute_pool::Worker`]
+//! placed by the [`scheduler`]. It does not parse SQL or run operators itself.
+//!
+//! Start with [`Server`] and [`router`].
+
+pub mod auth;
+pub mod dev;
+mod error;
+mod scheduler;
+mod statements;
+mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use weir_catalog::Store;
+use weir_sql_gateway::Planner;
+
+pub use error::ApiError;
+pub use scheduler::Scheduler;
+
+/// Settings of a control-plane process. `weir dev` fills every field.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
+    /// Where the API listens, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// The URL clients use to reach the API (for `Location` and `self`).
+    pub public_url: Option<String>,
+    /// A `SELECT` whose results nobody reads for this long is stopped.
+    pub results_idle_timeout: Duration,
+    /// How often topics are discovered.
+    pub topic_sync_interval: Duration,
+    /// Rows a `SELECT` may buffer before it waits for a reader.
+    pub results_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            database_url: "sqlite://.weir/weir.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            results_idle_timeout: Duration::from_secs(300),
+            topic_sync_interval: Duration::from_secs(2),
+            results_capacity: 100_000,
+        }
+    }
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub planner: Arc<Planner>,
+    pub scheduler: Scheduler,
+    pub config: Arc<ServerConfig>,
+    pub public_url: Arc<str>,
+}
+
+/// Bad or huge bodies get a 4xx, never a panic or an unbounded read.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(statements::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// A running control plane with its worker.
+pub struct Server {
+    pub url: String,
+    pub state: AppState,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Connects the store, resumes the statements that were running, starts
+    /// topic discovery and serves the API.
+    pub async fn start(config: ServerConfig) -> Result<Server, ApiError> {
+        let store = Store::connect(&config.database_url).await?;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let planner = Arc::new(Planner::new());
+        let config = Arc::new(config);
+        let scheduler = Scheduler::new(store.clone(), planner.clone(), config.clone());
+        let state = AppState {
+            store: store.clone(),
+            planner,
+            scheduler: scheduler.clone(),
+            config: config.clone(),
+            public_url: Arc::from(url.as_str()),
+        };
+        let cancel = CancellationToken::new();
+        let mut tasks = vec![];
+        let app = router(state.clone());
+        let c = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+        }));
+        tasks.push(tokio::spawn(sync::run(
+            store.clone(),
+            config.topic_sync_interval,
+            cancel.clone(),
+        )));
+        scheduler.resume_all().await;
+        Ok(Server {
+            url,
+            state,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Stops serving, then stops every statement after it drains, so that
+    /// the next start resumes exactly where this one left off.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.state.scheduler.shutdown().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.store.close().await;
+    }
+}

@@ -1,0 +1,260 @@
+//! Placement and supervision of statements on the worker.
+//!
+//! In this process there is one worker, the local one; placing a statement
+//! is starting it there. The scheduler plans the statement again from its
+//! stored SQL and properties (so a restart needs nothing but the store),
+//! starts it from its stored offsets, and turns the worker's outcome into the
+//! statement's phase.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+use weir_api::{Phase, StatementSpec};
+use weir_catalog::Store;
+use weir_compute_pool::{
+    Outcome, ResultsBuffer, StatementEvents, StatementMetrics, StatementTask, Worker,
+};
+use weir_sql_gateway::{replan, CatalogContext, Planner, SinkSpec};
+
+use crate::{ApiError, ServerConfig};
+
+type Key = (String, String, String);
+
+struct Entry {
+    cancel: CancellationToken,
+    supervisor: tokio::task::JoinHandle<()>,
+    results: Option<Arc<ResultsBuffer>>,
+    metrics: Arc<StatementMetrics>,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    planner: Arc<Planner>,
+    config: Arc<ServerConfig>,
+    worker: Worker,
+    running: Mutex<HashMap<Key, Entry>>,
+}
+
+/// Reports of one statement, written to the store.
+struct StoreEvents {
+    store: Store,
+    key: Key,
+}
+
+impl StatementEvents for StoreEvents {
+    fn commit<'a>(
+        &'a self,
+        topic: &'a str,
+        offsets: &'a [(i32, i64)],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            let (o, e, n) = &self.key;
+            self.store
+                .save_offsets(o, e, n, topic, offsets)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn exception<'a>(&'a self, message: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            let (o, e, n) = &self.key;
+            if let Err(err) = self.store.add_exception(o, e, n, message).await {
+                tracing::warn!(error = %err, "cannot store a statement exception");
+            }
+        }
+        .boxed()
+    }
+}
+
+impl Scheduler {
+    pub fn new(store: Store, planner: Arc<Planner>, config: Arc<ServerConfig>) -> Scheduler {
+        Scheduler {
+            inner: Arc::new(Inner {
+                store,
+                planner,
+                config,
+                worker: Worker,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Starts (or resumes) a stored statement and marks it RUNNING.
+    pub async fn start(&self, org: &str, env: &str, name: &str) -> Result<(), ApiError> {
+        let inner = &self.inner;
+        let key: Key = (org.to_string(), env.to_string(), name.to_string());
+        if inner.running.lock().unwrap().contains_key(&key) {
+            return Ok(());
+        }
+        let rec = inner
+            .store
+            .get_statement(org, env, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+        let spec: StatementSpec = serde_json::from_str(&rec.spec)
+            .map_err(|e| ApiError::internal(format!("stored spec: {e}")))?;
+        let ctx = CatalogContext::load(&inner.store, org, env, &spec.properties).await?;
+        let plan = replan(&inner.planner, &spec.statement, &ctx)?;
+        let bootstrap = ctx.current_cluster()?.bootstrap.clone();
+        let mut start_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+        for (topic, p, o) in inner.store.load_offsets(org, env, name).await? {
+            start_offsets.entry(topic).or_default().insert(p, o);
+        }
+        let is_select = matches!(plan.sink, SinkSpec::Results);
+        let task = StatementTask {
+            key: format!("{org}/{env}/{name}/{}", rec.uid),
+            plan,
+            bootstrap,
+            start_offsets,
+            events: Arc::new(StoreEvents {
+                store: inner.store.clone(),
+                key: key.clone(),
+            }),
+            results_idle_timeout: inner.config.results_idle_timeout,
+            results_capacity: inner.config.results_capacity,
+        };
+        inner
+            .store
+            .update_statement_status(org, env, name, Phase::Running.as_str(), "")
+            .await?;
+        let running = inner.worker.start(task);
+        let (cancel, handle, results, metrics) = running.into_parts();
+        let this = self.clone();
+        let k = key.clone();
+        let m = metrics.clone();
+        let supervisor = tokio::spawn(async move {
+            let outcome = handle
+                .await
+                .unwrap_or_else(|e| Outcome::Failed(format!("the statement task crashed: {e}")));
+            this.finished(&k, outcome, &m, is_select).await;
+        });
+        inner.running.lock().unwrap().insert(
+            key,
+            Entry {
+                cancel,
+                supervisor,
+                results,
+                metrics,
+            },
+        );
+        Ok(())
+    }
+
+    async fn finished(
+        &self,
+        key: &Key,
+        outcome: Outcome,
+        metrics: &StatementMetrics,
+        is_select: bool,
+    ) {
+        let (o, e, n) = key;
+        let store = &self.inner.store;
+        let metrics_json = serde_json::to_string(&metrics.snapshot()).expect("metrics serialize");
+        let _ = store.set_statement_metrics(o, e, n, &metrics_json).await;
+        let update = match &outcome {
+            Outcome::Completed => Some((Phase::Completed, String::new())),
+            // Stopped on request: whoever asked sets the phase.
+            Outcome::Stopped => None,
+            Outcome::ResultsAbandoned => Some((
+                Phase::Stopped,
+                format!(
+                    "stopped: nobody read the results for {} s",
+                    self.inner.config.results_idle_timeout.as_secs()
+                ),
+            )),
+            Outcome::Failed(msg) => Some((Phase::Failed, msg.clone())),
+        };
+        if let Some((phase, detail)) = update {
+            if let Err(err) = store
+                .update_statement_status(o, e, n, phase.as_str(), &detail)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot record a statement's outcome");
+            }
+        }
+        // A finished SELECT keeps its buffer for its readers until deleted.
+        if !(is_select && matches!(outcome, Outcome::Completed | Outcome::Failed(_))) {
+            self.inner.running.lock().unwrap().remove(key);
+        }
+    }
+
+    /// Stops a statement after it drains what it read; returns once it has.
+    pub async fn stop(&self, org: &str, env: &str, name: &str) {
+        let key: Key = (org.to_string(), env.to_string(), name.to_string());
+        let entry = self.inner.running.lock().unwrap().remove(&key);
+        if let Some(entry) = entry {
+            entry.cancel.cancel();
+            let _ = entry.supervisor.await;
+        }
+    }
+
+    pub fn results(&self, org: &str, env: &str, name: &str) -> Option<Arc<ResultsBuffer>> {
+        let key: Key = (org.to_string(), env.to_string(), name.to_string());
+        self.inner
+            .running
+            .lock()
+            .unwrap()
+            .get(&key)
+            .and_then(|e| e.results.clone())
+    }
+
+    pub fn metrics(&self, org: &str, env: &str, name: &str) -> Option<weir_api::StatementMetrics> {
+        let key: Key = (org.to_string(), env.to_string(), name.to_string());
+        self.inner
+            .running
+            .lock()
+            .unwrap()
+            .get(&key)
+            .map(|e| e.metrics.snapshot())
+    }
+
+    /// Starts every statement that was running when the process stopped.
+    pub async fn resume_all(&self) {
+        let list = match self.inner.store.statements_to_resume().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list statements to resume");
+                return;
+            }
+        };
+        for (o, e, n) in list {
+            if let Err(err) = self.start(&o, &e, &n).await {
+                tracing::warn!(org = o, env = e, statement = n, error = ?err, "cannot resume statement");
+                let _ = self
+                    .inner
+                    .store
+                    .update_statement_status(&o, &e, &n, Phase::Failed.as_str(), &err.detail)
+                    .await;
+            }
+        }
+    }
+
+    /// Stops every statement, leaving their phases as they are so that the
+    /// next start resumes them.
+    pub async fn shutdown(&self) {
+        let entries: Vec<Entry> = self
+            .inner
+            .running
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
+        for e in &entries {
+            e.cancel.cancel();
+        }
+        for e in entries {
+            let _ = e.supervisor.await;
+        }
+    }
+}

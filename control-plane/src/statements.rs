@@ -1,0 +1,581 @@
+//! `/sql/v1/organizations/{org}/environments/{env}/statements`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use weir_api::{
+    CreateStatementRequest, ListMeta, ObjectMeta, Phase, ResultData, ResultRow, Statement,
+    StatementException, StatementExceptionList, StatementList, StatementResult, StatementSpec,
+    StatementStatus, StatementTraits, SQL_API_VERSION,
+};
+use weir_catalog::{now_millis, StatementRecord};
+use weir_sql_gateway::{analyze, execute_metadata, Analysis, CatalogContext, ResultSet, SinkSpec};
+
+use crate::auth::Principal;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/sql/v1/organizations/{org}/environments/{env}/statements",
+            get(list).post(create),
+        )
+        .route(
+            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+            get(get_one).put(update).delete(delete),
+        )
+        .route(
+            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/results",
+            get(results),
+        )
+        .route(
+            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/exceptions",
+            get(exceptions),
+        )
+}
+
+fn json_error(e: JsonRejection) -> ApiError {
+    ApiError::new(e.status(), "invalid_body", e.body_text())
+}
+
+/// Checks the caller's organization and that the environment exists in it.
+async fn tenant(state: &AppState, p: &Principal, org: &str, env: &str) -> Result<String, ApiError> {
+    p.check_org(org)?;
+    let e = state
+        .store
+        .get_environment(org, env)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{env}'")))?;
+    Ok(e.id)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn statement_url(state: &AppState, org: &str, env: &str, name: &str) -> String {
+    format!(
+        "{}/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+        state.public_url
+    )
+}
+
+async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statement, ApiError> {
+    let spec: StatementSpec =
+        serde_json::from_str(&rec.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    let traits: Option<StatementTraits> = rec
+        .traits
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    let mut latest_offsets = BTreeMap::new();
+    let offsets = state
+        .store
+        .load_offsets(&rec.org_id, &rec.env_id, &rec.name)
+        .await?;
+    for (topic, p, o) in &offsets {
+        let e: &mut String = latest_offsets.entry(topic.clone()).or_default();
+        if !e.is_empty() {
+            e.push(',');
+        }
+        e.push_str(&format!("partition:{p},offset:{o}"));
+    }
+    let latest_offsets_timestamp = state
+        .store
+        .offsets_updated_at(&rec.org_id, &rec.env_id, &rec.name)
+        .await?
+        .map(iso);
+    let metrics = state
+        .scheduler
+        .metrics(&rec.org_id, &rec.env_id, &rec.name)
+        .or_else(|| {
+            rec.metrics
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+        });
+    Ok(Statement {
+        api_version: SQL_API_VERSION.into(),
+        kind: "Statement".into(),
+        organization_id: rec.org_id.clone(),
+        environment_id: rec.env_id.clone(),
+        name: rec.name.clone(),
+        metadata: ObjectMeta {
+            self_: statement_url(state, &rec.org_id, &rec.env_id, &rec.name),
+            created_at: iso(rec.created_at),
+            updated_at: iso(rec.updated_at),
+            uid: rec.uid.clone(),
+            resource_version: rec.resource_version.to_string(),
+        },
+        spec,
+        status: StatementStatus {
+            phase: Phase::parse(&rec.phase).unwrap_or_default(),
+            detail: rec.detail.clone(),
+            traits,
+            latest_offsets,
+            latest_offsets_timestamp,
+            metrics,
+        },
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env)): Path<(String, String)>,
+    body: Result<Json<CreateStatementRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let Json(req) = body.map_err(json_error)?;
+    let name = match req.name {
+        Some(n) if valid_name(&n) => n,
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "statement name '{n}' is not valid: use 1 to 100 lowercase letters, digits and '-', not starting or ending with '-'"
+            )))
+        }
+        None => format!("stmt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    };
+    let mut spec = req.spec;
+    if spec.statement.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "spec.statement is empty: send the SQL text to run",
+        ));
+    }
+    if let Some(pool) = &spec.compute_pool_id {
+        if state.store.get_pool(&org, &env_id, pool).await?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "compute pool '{pool}' does not exist in environment '{env}'"
+            )));
+        }
+    } else {
+        spec.compute_pool_id = state
+            .store
+            .list_pools(&org, &env_id)
+            .await?
+            .first()
+            .map(|p| p.id.clone());
+    }
+    spec.principal.get_or_insert(principal.key_id.clone());
+    if state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "statement '{name}' already exists; choose another name or delete it first"
+        )));
+    }
+    let ctx = CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await?;
+    let analysis = analyze(&state.planner, &spec.statement, &ctx)?;
+    let now = now_millis();
+    let mut rec = StatementRecord {
+        org_id: org.clone(),
+        env_id: env_id.clone(),
+        name: name.clone(),
+        uid: uuid::Uuid::new_v4().to_string(),
+        compute_pool_id: spec.compute_pool_id.clone(),
+        spec: String::new(),
+        phase: Phase::Pending.as_str().into(),
+        detail: String::new(),
+        traits: None,
+        result: None,
+        metrics: None,
+        resource_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let start = match analysis {
+        Analysis::Metadata(stmt) => {
+            let result =
+                execute_metadata(&state.planner, &stmt, &ctx, &state.store, &spec.properties)
+                    .await?;
+            let kind = metadata_kind(&stmt);
+            rec.phase = Phase::Completed.as_str().into();
+            rec.traits = Some(traits_json(kind, true, &result));
+            rec.result = Some(serde_json::to_string(&result.rows).expect("rows serialize"));
+            false
+        }
+        Analysis::Explain(text) => {
+            let result = ResultSet {
+                columns: vec![("plan".into(), weir_catalog::SqlType::String, false)],
+                rows: vec![vec![json!(text)]],
+            };
+            rec.phase = Phase::Completed.as_str().into();
+            rec.traits = Some(traits_json("EXPLAIN", true, &result));
+            rec.result = Some(serde_json::to_string(&result.rows).expect("rows serialize"));
+            false
+        }
+        Analysis::Streaming {
+            plan,
+            sql_kind,
+            create,
+            if_not_exists,
+        } => {
+            if let Some(def) = create {
+                let cluster = ctx.current_cluster()?.clone();
+                weir_sql_gateway::create_table(&state.store, &ctx, &cluster, &def, if_not_exists)
+                    .await?;
+            }
+            let columns = plan
+                .output_schema
+                .fields()
+                .iter()
+                .map(|f| weir_api::ColumnDescriptor {
+                    name: f.name().clone(),
+                    type_: weir_catalog::SqlType::from_arrow(f.data_type())
+                        .map(|t| t.descriptor(f.is_nullable()))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let traits = StatementTraits {
+                sql_kind: sql_kind.into(),
+                is_bounded: plan.is_bounded(),
+                is_append_only: true,
+                upsert_columns: None,
+                schema: matches!(plan.sink, SinkSpec::Results)
+                    .then_some(weir_api::ResultSchema { columns }),
+            };
+            rec.traits = Some(serde_json::to_string(&traits).expect("traits serialize"));
+            if spec.stopped {
+                rec.phase = Phase::Stopped.as_str().into();
+            }
+            !spec.stopped
+        }
+    };
+    rec.spec = serde_json::to_string(&spec).expect("spec serializes");
+    state.store.insert_statement(&rec).await?;
+    if start {
+        if let Err(e) = state.scheduler.start(&org, &env_id, &name).await {
+            state
+                .store
+                .update_statement_status(&org, &env_id, &name, Phase::Failed.as_str(), &e.detail)
+                .await?;
+        }
+    }
+    let rec = state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::internal("statement vanished"))?;
+    let resource = to_resource(&state, &rec).await?;
+    let location = resource.metadata.self_.clone();
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(resource),
+    ))
+}
+
+fn metadata_kind(stmt: &weir_sql_gateway::FlinkStatement) -> &'static str {
+    use weir_sql_gateway::{FlinkStatement as F, ShowKind as S};
+    match stmt {
+        F::Show(S::Tables) => "SHOW_TABLES",
+        F::Show(S::Databases) => "SHOW_DATABASES",
+        F::Show(S::Catalogs) => "SHOW_CATALOGS",
+        F::Show(S::CreateTable(_)) => "SHOW_CREATE_TABLE",
+        F::Show(_) => "SHOW",
+        F::Describe { .. } => "DESCRIBE",
+        F::UseCatalog(_) => "USE_CATALOG",
+        F::UseDatabase(_) => "USE",
+        F::Set(_) => "SET",
+        F::Reset(_) => "RESET",
+        F::CreateTable { .. } => "CREATE_TABLE",
+        F::DropTable { .. } => "DROP_TABLE",
+        F::AlterTableSet { .. } => "ALTER_TABLE",
+        _ => "OTHER",
+    }
+}
+
+fn traits_json(kind: &str, bounded: bool, result: &ResultSet) -> String {
+    serde_json::to_string(&StatementTraits {
+        sql_kind: kind.into(),
+        is_bounded: bounded,
+        is_append_only: true,
+        upsert_columns: None,
+        schema: Some(result.schema()),
+    })
+    .expect("traits serialize")
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+) -> Result<Json<Statement>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let rec = state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    Ok(Json(to_resource(&state, &rec).await?))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    page_size: Option<i64>,
+    page_token: Option<String>,
+    #[serde(rename = "spec.compute_pool_id")]
+    compute_pool_id: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env)): Path<(String, String)>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<StatementList>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let size = params.page_size.unwrap_or(100);
+    if !(1..=1000).contains(&size) {
+        return Err(ApiError::bad_request(
+            "page_size must be between 1 and 1000",
+        ));
+    }
+    let recs = state
+        .store
+        .list_statements(
+            &org,
+            &env_id,
+            params.compute_pool_id.as_deref(),
+            params.page_token.as_deref(),
+            size + 1,
+        )
+        .await?;
+    let more = recs.len() as i64 > size;
+    let mut data = vec![];
+    for r in recs.iter().take(size as usize) {
+        data.push(to_resource(&state, r).await?);
+    }
+    let base = format!(
+        "{}/sql/v1/organizations/{org}/environments/{env}/statements",
+        state.public_url
+    );
+    let next = if more {
+        let mut n = format!(
+            "{base}?page_size={size}&page_token={}",
+            data.last().map(|s| s.name.as_str()).unwrap_or("")
+        );
+        if let Some(p) = &params.compute_pool_id {
+            n.push_str(&format!("&spec.compute_pool_id={p}"));
+        }
+        n
+    } else {
+        String::new()
+    };
+    Ok(Json(StatementList {
+        api_version: SQL_API_VERSION.into(),
+        kind: "StatementList".into(),
+        metadata: ListMeta { self_: base, next },
+        data,
+    }))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+    body: Result<Json<Statement>, JsonRejection>,
+) -> Result<Json<Statement>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let Json(new) = body.map_err(json_error)?;
+    let rec = state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    let mut spec: StatementSpec =
+        serde_json::from_str(&rec.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    if new.spec.statement != spec.statement {
+        return Err(ApiError::bad_request(
+            "spec.statement cannot change; create a new statement for new SQL",
+        ));
+    }
+    let version: i64 = new.metadata.resource_version.parse().map_err(|_| {
+        ApiError::bad_request("metadata.resource_version is required: send the version you read")
+    })?;
+    if version != rec.resource_version {
+        return Err(ApiError::conflict(format!(
+            "resource_version {version} is stale (current is {}); read the statement again and retry",
+            rec.resource_version
+        )));
+    }
+    let phase = Phase::parse(&rec.phase).unwrap_or_default();
+    let streaming = !matches!(phase, Phase::Completed) || rec.result.is_none();
+    let (new_phase, detail) = match (spec.stopped, new.spec.stopped) {
+        (false, true) if streaming && !phase.is_terminal() => {
+            state.scheduler.stop(&org, &env_id, &name).await;
+            (Phase::Stopped, "stopped by request".to_string())
+        }
+        (true, false) if streaming => (Phase::Pending, String::new()),
+        _ => (phase, rec.detail.clone()),
+    };
+    spec.stopped = new.spec.stopped;
+    spec.compute_pool_id = new.spec.compute_pool_id.or(spec.compute_pool_id);
+    let spec_json = serde_json::to_string(&spec).expect("spec serializes");
+    state
+        .store
+        .update_statement_spec(
+            &org,
+            &env_id,
+            &name,
+            version,
+            &spec_json,
+            new_phase.as_str(),
+            &detail,
+        )
+        .await?;
+    if new_phase == Phase::Pending {
+        if let Err(e) = state.scheduler.start(&org, &env_id, &name).await {
+            state
+                .store
+                .update_statement_status(&org, &env_id, &name, Phase::Failed.as_str(), &e.detail)
+                .await?;
+        }
+    }
+    let rec = state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::internal("statement vanished"))?;
+    Ok(Json(to_resource(&state, &rec).await?))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    if state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(&format!("statement '{name}'")));
+    }
+    state
+        .store
+        .update_statement_status(&org, &env_id, &name, Phase::Deleting.as_str(), "")
+        .await?;
+    state.scheduler.stop(&org, &env_id, &name).await;
+    state.store.delete_statement(&org, &env_id, &name).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+}
+
+#[derive(Deserialize)]
+struct ResultParams {
+    page_token: Option<String>,
+}
+
+const RESULT_PAGE_ROWS: usize = 1000;
+
+async fn results(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+    Query(params): Query<ResultParams>,
+) -> Result<Json<StatementResult>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let rec = state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    let from: u64 = match params.page_token.as_deref() {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse()
+            .map_err(|_| ApiError::bad_request("page_token is not one this API gave out"))?,
+    };
+    let base = format!("{}/results", statement_url(&state, &org, &env, &name));
+    let (rows, next) = if let Some(result) = &rec.result {
+        let rows: Vec<Vec<serde_json::Value>> =
+            serde_json::from_str(result).map_err(|e| ApiError::internal(e.to_string()))?;
+        let rows: Vec<ResultRow> = rows
+            .into_iter()
+            .skip(from as usize)
+            .map(|row| ResultRow { op: 0, row })
+            .collect();
+        (rows, None)
+    } else if let Some(buf) = state.scheduler.results(&org, &env_id, &name) {
+        let page = buf.page(from, RESULT_PAGE_ROWS);
+        (page.rows, page.next)
+    } else {
+        let phase = Phase::parse(&rec.phase).unwrap_or_default();
+        // Running but not placed yet: come back later.
+        (
+            vec![],
+            (!phase.is_terminal() && phase != Phase::Failed)
+                .then_some(from)
+                .filter(|_| {
+                    rec.traits
+                        .as_deref()
+                        .is_some_and(|t| t.contains("\"SELECT\""))
+                }),
+        )
+    };
+    Ok(Json(StatementResult {
+        api_version: SQL_API_VERSION.into(),
+        kind: "StatementResult".into(),
+        metadata: ListMeta {
+            self_: base.clone(),
+            next: next
+                .map(|n| format!("{base}?page_token={n}"))
+                .unwrap_or_default(),
+        },
+        results: ResultData { data: rows },
+    }))
+}
+
+async fn exceptions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+) -> Result<Json<StatementExceptionList>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    if state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(&format!("statement '{name}'")));
+    }
+    let data = state
+        .store
+        .list_exceptions(&org, &env_id, &name, 10)
+        .await?
+        .into_iter()
+        .map(|(message, t)| StatementException {
+            name: name.clone(),
+            message,
+            timestamp: iso(t),
+        })
+        .collect();
+    Ok(Json(StatementExceptionList {
+        api_version: SQL_API_VERSION.into(),
+        kind: "StatementExceptionList".into(),
+        data,
+    }))
+}

@@ -1,0 +1,35 @@
+//! The SQL gateway: Flink SQL in, catalog changes or streaming plans out.
+//!
+//! It owns the Flink dialect (on `sqlparser`'s custom-dialect hooks plus a
+//! small parser of its own for Flink DDL), name resolution against the
+//! catalog, type checking through DataFusion's logical planner, and the
+//! translation of a checked query into a [`StreamingPlan`] that a
+//! `compute-pool` worker can run. It does not run anything and does not keep
+//! state of its own: metadata statements are applied through `catalog`.
+//!
+//! Read [`parse`], [`Planner`] and [`StreamingPlan`] first. Errors are
+//! [`SqlError`]s carrying a 1-based line and column wherever the text has one.
+
+mod dialect;
+mod error;
+mod functions;
+mod hints;
+mod metadata;
+mod parser;
+mod plan;
+mod planner;
+
+pub use dialect::FlinkDialect;
+pub use error::{SqlError, SqlErrorKind};
+pub use functions::FLINK_FUNCTION_MAPPING;
+pub use metadata::{create_table, execute_metadata, CatalogContext, ResultSet};
+pub use parser::{parse, FlinkStatement, ShowKind};
+pub use plan::{PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
+pub use planner::{analyze, replan, Analysis, Planner};
+
+/// Statement properties that Weir itself reads.
+pub mod properties {
+    pub const CURRENT_CATALOG: &str = "sql.current-catalog";
+    pub const CURRENT_DATABASE: &str = "sql.current-database";
+    pub const LOCAL_TIME_ZONE: &str = "sql.local-time-zone";
+}

@@ -1,0 +1,521 @@
+//! Metadata statements, done at once against the catalog: `SHOW`,
+//! `DESCRIBE`, `CREATE TABLE`, `DROP TABLE`, `ALTER TABLE`, `SET`, `USE`.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::ObjectName;
+use serde_json::{json, Value};
+use weir_api::{ColumnDescriptor, ResultSchema};
+use weir_catalog::{
+    CatalogError, ClusterRecord, ColumnKind, KafkaAdmin, SqlType, Store, TableDef, TableOrigin,
+};
+
+use crate::error::SqlError;
+use crate::parser::{FlinkStatement, ShowKind};
+use crate::planner::Planner;
+use crate::properties::{CURRENT_CATALOG, CURRENT_DATABASE};
+
+/// What a statement can see of the catalog: the environment it runs in, its
+/// Kafka clusters and their tables. Loaded once per statement.
+#[derive(Debug, Clone)]
+pub struct CatalogContext {
+    pub org: String,
+    pub env_id: String,
+    /// The SQL catalog name (the environment's name).
+    pub catalog: String,
+    /// The current SQL database (a Kafka cluster's name).
+    pub database: String,
+    pub clusters: Vec<ClusterRecord>,
+    pub environments: Vec<String>,
+    /// `(database, table)` for every table of every cluster of the environment.
+    pub tables: Vec<(String, TableDef)>,
+}
+
+impl CatalogContext {
+    pub(crate) fn empty() -> CatalogContext {
+        CatalogContext {
+            org: String::new(),
+            env_id: String::new(),
+            catalog: String::new(),
+            database: String::new(),
+            clusters: vec![],
+            environments: vec![],
+            tables: vec![],
+        }
+    }
+
+    /// Loads the catalog of `org`/`env`, with the current database from
+    /// `sql.current-database` (by name or id; default: the first cluster).
+    pub async fn load(
+        store: &Store,
+        org: &str,
+        env: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<CatalogContext, SqlError> {
+        let env_rec =
+            store
+                .get_environment(org, env)
+                .await?
+                .ok_or_else(|| CatalogError::NotFound {
+                    what: "environment",
+                    name: env.to_string(),
+                })?;
+        if let Some(c) = properties.get(CURRENT_CATALOG) {
+            if c != &env_rec.name && c != &env_rec.id {
+                return Err(SqlError::validation(
+                    format!("catalog '{c}' is not this statement's environment '{}'; statements run in the environment of their URL", env_rec.name),
+                    None,
+                ));
+            }
+        }
+        let clusters = store.list_clusters(org, &env_rec.id).await?;
+        let database =
+            match properties.get(CURRENT_DATABASE) {
+                Some(d) => clusters
+                    .iter()
+                    .find(|c| &c.name == d || &c.id == d)
+                    .map(|c| c.name.clone())
+                    .ok_or_else(|| {
+                        SqlError::validation(
+                            format!(
+                            "database '{d}' does not exist in catalog '{}'; known databases: {}",
+                            env_rec.name,
+                            clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                            None,
+                        )
+                    })?,
+                None => clusters.first().map(|c| c.name.clone()).unwrap_or_default(),
+            };
+        let mut tables = vec![];
+        for c in &clusters {
+            for t in store.list_tables(org, &env_rec.id, &c.id).await? {
+                tables.push((c.name.clone(), t));
+            }
+        }
+        let environments = store
+            .list_environments(org)
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        Ok(CatalogContext {
+            org: org.to_string(),
+            env_id: env_rec.id,
+            catalog: env_rec.name,
+            database,
+            clusters,
+            environments,
+            tables,
+        })
+    }
+
+    pub fn cluster(&self, database: &str) -> Option<&ClusterRecord> {
+        self.clusters
+            .iter()
+            .find(|c| c.name == database || c.id == database)
+    }
+
+    pub fn current_cluster(&self) -> Result<&ClusterRecord, SqlError> {
+        self.cluster(&self.database).ok_or_else(|| {
+            SqlError::validation(
+                "no current database: set 'sql.current-database' to a Kafka cluster",
+                None,
+            )
+        })
+    }
+
+    /// Finds a table by its possibly qualified name.
+    pub fn find_table(
+        &self,
+        catalog: Option<&str>,
+        db: Option<&str>,
+        table: &str,
+    ) -> Result<&TableDef, SqlError> {
+        if let Some(c) = catalog {
+            if c != self.catalog && c != self.env_id {
+                return Err(SqlError::validation(
+                    format!("catalog '{c}' does not exist or is not this statement's environment"),
+                    None,
+                ));
+            }
+        }
+        let db = db.unwrap_or(&self.database);
+        let db_name = self.cluster(db).map(|c| c.name.as_str()).unwrap_or(db);
+        self.tables
+            .iter()
+            .find(|(d, t)| d == db_name && t.name == table)
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                SqlError::validation(
+                    format!("table '{table}' does not exist in `{}`.`{db_name}`; SHOW TABLES lists the tables", self.catalog),
+                    None,
+                )
+            })
+    }
+
+    /// Resolves an AST name to (database, table).
+    pub fn resolve_object(&self, name: &ObjectName) -> Result<(String, &TableDef), SqlError> {
+        let parts = object_parts(name);
+        let (catalog, db, table) = match parts.as_slice() {
+            [t] => (None, None, t.as_str()),
+            [d, t] => (None, Some(d.as_str()), t.as_str()),
+            [c, d, t] => (Some(c.as_str()), Some(d.as_str()), t.as_str()),
+            _ => {
+                return Err(SqlError::validation(
+                    format!("'{name}' is not a table name"),
+                    None,
+                ))
+            }
+        };
+        let def = self.find_table(catalog, db, table)?;
+        let db = db
+            .map(|d| {
+                self.cluster(d)
+                    .map(|c| c.name.clone())
+                    .unwrap_or(d.to_string())
+            })
+            .unwrap_or(self.database.clone());
+        Ok((db, def))
+    }
+}
+
+pub(crate) fn object_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| p.to_string())
+        })
+        .collect()
+}
+
+/// The rows a metadata statement returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultSet {
+    pub columns: Vec<(String, SqlType, bool)>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl ResultSet {
+    fn strings(names: &[&str], rows: Vec<Vec<Value>>) -> ResultSet {
+        ResultSet {
+            columns: names
+                .iter()
+                .map(|n| (n.to_string(), SqlType::String, true))
+                .collect(),
+            rows,
+        }
+    }
+
+    pub fn schema(&self) -> ResultSchema {
+        ResultSchema {
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, t, nullable)| ColumnDescriptor {
+                    name: n.clone(),
+                    type_: t.descriptor(*nullable),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn one_column(name: &str, values: impl IntoIterator<Item = String>) -> ResultSet {
+    ResultSet::strings(
+        &[name],
+        values.into_iter().map(|v| vec![json!(v)]).collect(),
+    )
+}
+
+/// `'7 d'`, `'12 h'`, `'30 min'`, `'1000 ms'` or plain milliseconds.
+fn duration_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let mult = match unit.trim().to_lowercase().as_str() {
+        "" | "ms" => 1,
+        "s" | "sec" | "second" | "seconds" => 1_000,
+        "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// Runs a metadata statement. `properties` are the statement's properties;
+/// `SET` and `USE` return the new values as rows.
+pub async fn execute_metadata(
+    planner: &Planner,
+    statement: &FlinkStatement,
+    ctx: &CatalogContext,
+    store: &Store,
+    properties: &BTreeMap<String, String>,
+) -> Result<ResultSet, SqlError> {
+    match statement {
+        FlinkStatement::Show(kind) => Ok(match kind {
+            ShowKind::Catalogs => one_column("catalog name", ctx.environments.clone()),
+            ShowKind::Databases => {
+                one_column("database name", ctx.clusters.iter().map(|c| c.name.clone()))
+            }
+            ShowKind::Tables => one_column(
+                "table name",
+                ctx.tables
+                    .iter()
+                    .filter(|(d, _)| d == &ctx.database)
+                    .map(|(_, t)| t.name.clone()),
+            ),
+            ShowKind::Functions => {
+                let mut names: Vec<String> = crate::functions::FLINK_FUNCTION_MAPPING
+                    .iter()
+                    .map(|(f, _)| f.to_uppercase())
+                    .collect();
+                names.sort();
+                one_column("function name", names)
+            }
+            ShowKind::CurrentCatalog => one_column("current catalog name", [ctx.catalog.clone()]),
+            ShowKind::CurrentDatabase => {
+                one_column("current database name", [ctx.database.clone()])
+            }
+            ShowKind::CreateTable(name) => {
+                let (db, def) = ctx.resolve_object(name)?;
+                one_column(
+                    "SHOW CREATE TABLE",
+                    [def.create_statement(&ctx.catalog, &db)],
+                )
+            }
+        }),
+        FlinkStatement::Describe { table, extended } => {
+            let (_, def) = ctx.resolve_object(table)?;
+            let mut rows: Vec<Vec<Value>> = def
+                .columns
+                .iter()
+                .map(|c| {
+                    let key = if def.primary_key.contains(&c.name) {
+                        json!("PRI")
+                    } else {
+                        Value::Null
+                    };
+                    let extras = match &c.kind {
+                        ColumnKind::Physical => Value::Null,
+                        ColumnKind::Computed { expr } => json!(format!("AS {expr}")),
+                        ColumnKind::Metadata { key, virtual_ } => json!(format!(
+                            "METADATA FROM '{key}'{}",
+                            if *virtual_ { " VIRTUAL" } else { "" }
+                        )),
+                    };
+                    let wm = def
+                        .watermark
+                        .as_ref()
+                        .filter(|w| w.column == c.name)
+                        .map(|w| json!(w.expr.clone()))
+                        .unwrap_or(Value::Null);
+                    vec![
+                        json!(c.name),
+                        json!(c.data_type.to_string()),
+                        json!(c.nullable),
+                        key,
+                        extras,
+                        wm,
+                    ]
+                })
+                .collect();
+            if *extended || def.watermark.is_none() {
+                rows.push(vec![
+                    json!(weir_catalog::ROWTIME_COLUMN),
+                    json!("TIMESTAMP_LTZ(3)"),
+                    json!(false),
+                    Value::Null,
+                    json!("METADATA VIRTUAL, SYSTEM"),
+                    if def.watermark.is_none() {
+                        json!("SOURCE_WATERMARK()")
+                    } else {
+                        Value::Null
+                    },
+                ]);
+            }
+            Ok(ResultSet {
+                columns: vec![
+                    ("name".into(), SqlType::String, false),
+                    ("type".into(), SqlType::String, false),
+                    ("null".into(), SqlType::Boolean, false),
+                    ("key".into(), SqlType::String, true),
+                    ("extras".into(), SqlType::String, true),
+                    ("watermark".into(), SqlType::String, true),
+                ],
+                rows,
+            })
+        }
+        FlinkStatement::UseCatalog(c) => {
+            if c != &ctx.catalog && c != &ctx.env_id {
+                return Err(SqlError::validation(
+                    format!("catalog '{c}' does not exist or is not this statement's environment"),
+                    None,
+                ));
+            }
+            Ok(ResultSet::strings(
+                &["key", "value"],
+                vec![vec![json!(CURRENT_CATALOG), json!(c)]],
+            ))
+        }
+        FlinkStatement::UseDatabase(d) => {
+            let cluster = ctx.cluster(d).ok_or_else(|| {
+                SqlError::validation(
+                    format!("database '{d}' does not exist in catalog '{}'", ctx.catalog),
+                    None,
+                )
+            })?;
+            Ok(ResultSet::strings(
+                &["key", "value"],
+                vec![vec![json!(CURRENT_DATABASE), json!(cluster.name)]],
+            ))
+        }
+        FlinkStatement::Set(Some((k, v))) => Ok(ResultSet::strings(
+            &["key", "value"],
+            vec![vec![json!(k), json!(v)]],
+        )),
+        FlinkStatement::Set(None) => Ok(ResultSet::strings(
+            &["key", "value"],
+            properties
+                .iter()
+                .map(|(k, v)| vec![json!(k), json!(v)])
+                .collect(),
+        )),
+        FlinkStatement::Reset(k) => Ok(ResultSet::strings(
+            &["key"],
+            k.iter().map(|k| vec![json!(k)]).collect(),
+        )),
+        FlinkStatement::CreateTable {
+            name,
+            if_not_exists,
+            def,
+            as_query: None,
+        } => {
+            let parts = object_parts(name);
+            let db = if parts.len() >= 2 {
+                parts[parts.len() - 2].clone()
+            } else {
+                ctx.database.clone()
+            };
+            let cluster = ctx.cluster(&db).ok_or_else(|| {
+                SqlError::validation(format!("database '{db}' does not exist"), None)
+            })?;
+            let mut def = def.clone();
+            planner.resolve_computed(&mut def)?;
+            create_table(store, ctx, cluster, &def, *if_not_exists).await?;
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        FlinkStatement::DropTable { name, if_exists } => {
+            let parts = object_parts(name);
+            let resolved = ctx.resolve_object(name);
+            let (db, def) = match resolved {
+                Ok(x) => x,
+                Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
+                Err(e) => return Err(e),
+            };
+            let _ = parts;
+            let cluster = ctx.cluster(&db).expect("resolved database exists");
+            KafkaAdmin::new(&cluster.bootstrap)?
+                .delete_topic(&def.topic)
+                .await?;
+            store
+                .delete_table(&ctx.org, &ctx.env_id, &cluster.id, &def.name)
+                .await?;
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        FlinkStatement::AlterTableSet { name, options } => {
+            let (db, def) = ctx.resolve_object(name)?;
+            let cluster = ctx.cluster(&db).expect("resolved database exists");
+            let mut def = def.clone();
+            // Re-validate through the CREATE TABLE checks.
+            let probe = format!(
+                "CREATE TABLE probe (x INT) WITH ({})",
+                options
+                    .iter()
+                    .map(|(k, v)| format!(
+                        "'{}' = '{}'",
+                        k.replace('\'', "''"),
+                        v.replace('\'', "''")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            crate::parser::parse(&probe)?;
+            def.options.extend(options.clone());
+            if def.origin == TableOrigin::Discovered {
+                def.origin = TableOrigin::Managed;
+            }
+            store
+                .replace_table(&ctx.org, &ctx.env_id, &cluster.id, &def)
+                .await?;
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        other => Err(SqlError::unsupported(format!(
+            "{other:?} is not a metadata statement"
+        ))),
+    }
+}
+
+/// Creates the topic and the table record.
+pub async fn create_table(
+    store: &Store,
+    ctx: &CatalogContext,
+    cluster: &ClusterRecord,
+    def: &TableDef,
+    if_not_exists: bool,
+) -> Result<bool, SqlError> {
+    if ctx
+        .tables
+        .iter()
+        .any(|(d, t)| d == &cluster.name && t.name == def.name)
+    {
+        if if_not_exists {
+            return Ok(false);
+        }
+        return Err(SqlError::User {
+            kind: crate::SqlErrorKind::Conflict,
+            message: format!("table `{}`.`{}`.`{}` already exists; use CREATE TABLE IF NOT EXISTS or DROP TABLE first", ctx.catalog, cluster.name, def.name),
+            position: None,
+        });
+    }
+    let mut configs = vec![];
+    let retention;
+    if let Some(r) = def.option("kafka.retention.time") {
+        retention = duration_ms(r)
+            .ok_or_else(|| {
+                SqlError::validation(
+                    format!(
+                        "'kafka.retention.time' = '{r}' is not a duration like '7 d' or '12 h'"
+                    ),
+                    None,
+                )
+            })?
+            .to_string();
+        configs.push(("retention.ms", retention.as_str()));
+    }
+    if def.option("changelog.mode") == Some("upsert") {
+        configs.push(("cleanup.policy", "compact"));
+    }
+    KafkaAdmin::new(&cluster.bootstrap)?
+        .create_topic(&def.topic, def.partitions(), &configs)
+        .await?;
+    match store
+        .create_table(&ctx.org, &ctx.env_id, &cluster.id, def)
+        .await
+    {
+        Ok(()) => Ok(true),
+        // The topic-sync loop may have registered the new topic as raw bytes
+        // between the two steps: the definition given here wins.
+        Err(CatalogError::AlreadyExists { .. }) => {
+            store
+                .replace_table(&ctx.org, &ctx.env_id, &cluster.id, def)
+                .await?;
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

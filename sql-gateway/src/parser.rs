@@ -1,0 +1,955 @@
+//! Flink SQL statements.
+//!
+//! Queries and `INSERT` go through `sqlparser` with [`FlinkDialect`]; the
+//! statements that `sqlparser` does not know in Flink's form (`CREATE TABLE`
+//! with watermarks, metadata columns and distribution, `SHOW`, `USE CATALOG`,
+//! `SET 'k' = 'v'`, ...) are parsed here with `sqlparser`'s tokenizer and
+//! expression parser, so that every error carries a line and column.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Query, Statement, TableObject};
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use weir_catalog::{
+    ColumnKind, ColumnSpec, Distribution, SqlType, TableDef, TableOrigin, WatermarkSpec,
+};
+
+use crate::dialect::FlinkDialect;
+use crate::error::{position_in_message, strip_position, SqlError};
+use crate::hints::{self, TableHints};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShowKind {
+    Catalogs,
+    Databases,
+    Tables,
+    Functions,
+    CreateTable(ObjectName),
+    CurrentCatalog,
+    CurrentDatabase,
+}
+
+/// A parsed Flink SQL statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlinkStatement {
+    Show(ShowKind),
+    Describe {
+        table: ObjectName,
+        extended: bool,
+    },
+    UseCatalog(String),
+    UseDatabase(String),
+    /// `SET` alone lists the properties.
+    Set(Option<(String, String)>),
+    Reset(Option<String>),
+    Explain(Box<FlinkStatement>),
+    CreateTable {
+        name: ObjectName,
+        if_not_exists: bool,
+        /// The definition; its `topic` is the table name until resolved.
+        def: TableDef,
+        as_query: Option<Box<Query>>,
+    },
+    DropTable {
+        name: ObjectName,
+        if_exists: bool,
+    },
+    AlterTableSet {
+        name: ObjectName,
+        options: BTreeMap<String, String>,
+    },
+    Insert {
+        table: ObjectName,
+        columns: Vec<String>,
+        query: Box<Query>,
+    },
+    Query(Box<Query>),
+}
+
+/// A statement plus the `/*+ OPTIONS(...) */` hints found in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub statement: FlinkStatement,
+    pub hints: TableHints,
+}
+
+fn parser_error(e: ParserError) -> SqlError {
+    let msg = e.to_string();
+    SqlError::parse(strip_position(&msg), position_in_message(&msg))
+}
+
+fn at(tok: &TokenWithSpan) -> Option<(u64, u64)> {
+    (tok.span.start.line > 0).then_some((tok.span.start.line, tok.span.start.column))
+}
+
+/// Parses one Flink SQL statement.
+pub fn parse(sql: &str) -> Result<Parsed, SqlError> {
+    let (clean, hints) = hints::extract(sql)?;
+    let dialect = FlinkDialect;
+    let parser = Parser::new(&dialect)
+        .try_with_sql(&clean)
+        .map_err(parser_error)?;
+    let mut p = FlinkParser { p: parser, gt: 0 };
+    let statement = p.statement()?;
+    while p.p.consume_token(&Token::SemiColon) {}
+    let next = p.p.peek_token();
+    if next.token != Token::EOF {
+        return Err(SqlError::parse(
+            format!(
+                "expected the end of the statement, found '{}'; submit one statement at a time",
+                next.token
+            ),
+            at(&next),
+        ));
+    }
+    Ok(Parsed { statement, hints })
+}
+
+struct FlinkParser<'a> {
+    p: Parser<'a>,
+    /// `>` still owed from a `>>` token closing two nested types.
+    gt: u32,
+}
+
+impl FlinkParser<'_> {
+    fn peek_word(&self, n: usize) -> Option<String> {
+        let mut idx = 0;
+        let mut seen = 0;
+        loop {
+            let t = self.p.peek_nth_token(idx);
+            idx += 1;
+            match t.token {
+                Token::Whitespace(_) => continue,
+                Token::Word(w) if w.quote_style.is_none() => {
+                    if seen == n {
+                        return Some(w.value.to_uppercase());
+                    }
+                }
+                _ => {
+                    if seen == n {
+                        return None;
+                    }
+                }
+            }
+            seen += 1;
+        }
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        self.peek_word(0).as_deref() == Some(w)
+    }
+
+    fn eat_word(&mut self, w: &str) -> bool {
+        if self.is_word(w) {
+            self.p.next_token();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_words(&mut self, ws: &[&str]) -> bool {
+        if ws
+            .iter()
+            .enumerate()
+            .all(|(i, w)| self.peek_word(i).as_deref() == Some(*w))
+        {
+            for _ in ws {
+                self.p.next_token();
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_word(&mut self, w: &str) -> Result<(), SqlError> {
+        if self.eat_word(w) {
+            Ok(())
+        } else {
+            let t = self.p.peek_token();
+            Err(SqlError::parse(
+                format!("expected {w}, found '{}'", t.token),
+                at(&t),
+            ))
+        }
+    }
+
+    fn expect(&mut self, tok: Token) -> Result<(), SqlError> {
+        self.p.expect_token(&tok).map(|_| ()).map_err(parser_error)
+    }
+
+    fn ident(&mut self) -> Result<String, SqlError> {
+        Ok(self.p.parse_identifier().map_err(parser_error)?.value)
+    }
+
+    fn object_name(&mut self) -> Result<ObjectName, SqlError> {
+        self.p.parse_object_name(false).map_err(parser_error)
+    }
+
+    fn string(&mut self) -> Result<String, SqlError> {
+        self.p.parse_literal_string().map_err(parser_error)
+    }
+
+    fn uint(&mut self) -> Result<u64, SqlError> {
+        self.p.parse_literal_uint().map_err(parser_error)
+    }
+
+    fn statement(&mut self) -> Result<FlinkStatement, SqlError> {
+        let first = self.p.peek_token();
+        match self.peek_word(0).as_deref() {
+            Some("SHOW") => self.show(),
+            Some("DESCRIBE") | Some("DESC") => {
+                self.p.next_token();
+                let extended = self.eat_word("EXTENDED");
+                Ok(FlinkStatement::Describe {
+                    table: self.object_name()?,
+                    extended,
+                })
+            }
+            Some("USE") => {
+                self.p.next_token();
+                if self.eat_word("CATALOG") {
+                    Ok(FlinkStatement::UseCatalog(self.ident()?))
+                } else {
+                    let name = self.object_name()?;
+                    Ok(FlinkStatement::UseDatabase(
+                        name.0
+                            .last()
+                            .map(|p| p.to_string().trim_matches('`').to_string())
+                            .unwrap_or_default(),
+                    ))
+                }
+            }
+            Some("SET") => {
+                self.p.next_token();
+                if self.p.peek_token().token == Token::EOF
+                    || self.p.peek_token().token == Token::SemiColon
+                {
+                    return Ok(FlinkStatement::Set(None));
+                }
+                let k = self.string()?;
+                self.expect(Token::Eq)?;
+                let v = self.string()?;
+                Ok(FlinkStatement::Set(Some((k, v))))
+            }
+            Some("RESET") => {
+                self.p.next_token();
+                match self.p.peek_token().token {
+                    Token::SingleQuotedString(_) => Ok(FlinkStatement::Reset(Some(self.string()?))),
+                    _ => Ok(FlinkStatement::Reset(None)),
+                }
+            }
+            Some("EXPLAIN") => {
+                self.p.next_token();
+                // EXPLAIN PLAN FOR is accepted too.
+                self.eat_words(&["PLAN", "FOR"]);
+                Ok(FlinkStatement::Explain(Box::new(self.statement()?)))
+            }
+            Some("CREATE") if self.peek_word(1).as_deref() == Some("TABLE") => {
+                self.p.next_token();
+                self.p.next_token();
+                self.create_table()
+            }
+            Some("CREATE") if self.peek_word(1).as_deref() == Some("TEMPORARY") => Err(
+                SqlError::unsupported("CREATE TEMPORARY TABLE is not supported: tables in Weir are Kafka topics; use CREATE TABLE"),
+            ),
+            Some("DROP") if self.peek_word(1).as_deref() == Some("TABLE") => {
+                self.p.next_token();
+                self.p.next_token();
+                let if_exists = self.eat_words(&["IF", "EXISTS"]);
+                Ok(FlinkStatement::DropTable {
+                    name: self.object_name()?,
+                    if_exists,
+                })
+            }
+            Some("ALTER") if self.peek_word(1).as_deref() == Some("TABLE") => {
+                self.p.next_token();
+                self.p.next_token();
+                let name = self.object_name()?;
+                self.expect_word("SET")?;
+                let options = self.options()?;
+                Ok(FlinkStatement::AlterTableSet { name, options })
+            }
+            Some("SELECT") | Some("WITH") | Some("VALUES") | Some("INSERT") => self.sql_statement(),
+            _ if first.token == Token::LParen => self.sql_statement(),
+            _ => Err(SqlError::parse(
+                format!(
+                    "'{}' does not start a statement Weir knows; expected SELECT, INSERT INTO, CREATE TABLE, DROP TABLE, ALTER TABLE, SHOW, DESCRIBE, USE, SET, RESET or EXPLAIN",
+                    first.token
+                ),
+                at(&first),
+            )),
+        }
+    }
+
+    fn show(&mut self) -> Result<FlinkStatement, SqlError> {
+        self.p.next_token();
+        let kind = if self.eat_word("CATALOGS") {
+            ShowKind::Catalogs
+        } else if self.eat_word("DATABASES") {
+            ShowKind::Databases
+        } else if self.eat_word("TABLES") {
+            ShowKind::Tables
+        } else if self.eat_word("FUNCTIONS") {
+            ShowKind::Functions
+        } else if self.eat_words(&["CURRENT", "CATALOG"]) {
+            ShowKind::CurrentCatalog
+        } else if self.eat_words(&["CURRENT", "DATABASE"]) {
+            ShowKind::CurrentDatabase
+        } else if self.eat_words(&["CREATE", "TABLE"]) {
+            ShowKind::CreateTable(self.object_name()?)
+        } else {
+            let t = self.p.peek_token();
+            return Err(SqlError::parse(
+                format!("expected CATALOGS, DATABASES, TABLES, FUNCTIONS, CURRENT CATALOG, CURRENT DATABASE or CREATE TABLE after SHOW, found '{}'", t.token),
+                at(&t),
+            ));
+        };
+        Ok(FlinkStatement::Show(kind))
+    }
+
+    fn sql_statement(&mut self) -> Result<FlinkStatement, SqlError> {
+        let start = self.p.peek_token();
+        let stmt = self.p.parse_statement().map_err(parser_error)?;
+        match stmt {
+            Statement::Query(q) => Ok(FlinkStatement::Query(q)),
+            Statement::Insert(ins) => {
+                let table = match ins.table {
+                    TableObject::TableName(n) => n,
+                    other => {
+                        return Err(SqlError::parse(
+                            format!("INSERT INTO takes a table name, not '{other}'"),
+                            at(&start),
+                        ))
+                    }
+                };
+                if ins.overwrite {
+                    return Err(SqlError::unsupported(
+                        "INSERT OVERWRITE is not supported on Kafka tables; use INSERT INTO",
+                    ));
+                }
+                let query = ins.source.ok_or_else(|| {
+                    SqlError::parse("INSERT INTO needs a SELECT or VALUES", at(&start))
+                })?;
+                Ok(FlinkStatement::Insert {
+                    table,
+                    columns: ins
+                        .columns
+                        .iter()
+                        .map(|c| c.to_string().trim_matches('`').to_string())
+                        .collect(),
+                    query,
+                })
+            }
+            other => Err(SqlError::unsupported(format!(
+                "this statement is not supported: {other}"
+            ))),
+        }
+    }
+
+    fn options(&mut self) -> Result<BTreeMap<String, String>, SqlError> {
+        self.expect(Token::LParen)?;
+        let mut opts = BTreeMap::new();
+        if self.p.consume_token(&Token::RParen) {
+            return Ok(opts);
+        }
+        loop {
+            let k = self.string()?;
+            self.expect(Token::Eq)?;
+            let v = self.string()?;
+            opts.insert(k, v);
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect(Token::RParen)?;
+        Ok(opts)
+    }
+
+    fn create_table(&mut self) -> Result<FlinkStatement, SqlError> {
+        let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+        let name = self.object_name()?;
+        let table_name = name
+            .0
+            .last()
+            .map(|p| {
+                p.as_ident()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .unwrap_or_default();
+        let mut def = TableDef {
+            name: table_name.clone(),
+            topic: table_name,
+            columns: vec![],
+            watermark: None,
+            primary_key: vec![],
+            distribution: None,
+            options: BTreeMap::new(),
+            origin: TableOrigin::Managed,
+        };
+        if self.p.consume_token(&Token::LParen) {
+            loop {
+                self.table_element(&mut def)?;
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect(Token::RParen)?;
+        }
+        if self.eat_word("COMMENT") {
+            let c = self.string()?;
+            def.options.insert("comment".into(), c);
+        }
+        if self.eat_words(&["PARTITIONED", "BY"]) {
+            return Err(SqlError::unsupported(
+                "PARTITIONED BY is not supported on Kafka tables; use DISTRIBUTED BY HASH(...) INTO n BUCKETS",
+            ));
+        }
+        if self.eat_word("DISTRIBUTED") {
+            let mut dist = Distribution {
+                columns: vec![],
+                buckets: None,
+            };
+            if self.eat_word("BY") {
+                let _ = self.eat_word("HASH");
+                self.expect(Token::LParen)?;
+                loop {
+                    dist.columns.push(self.ident()?);
+                    if !self.p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                self.expect(Token::RParen)?;
+            }
+            if self.eat_word("INTO") {
+                let t = self.p.peek_token();
+                let n = self.uint()?;
+                if n == 0 || n > 10_000 {
+                    return Err(SqlError::validation(
+                        format!("INTO {n} BUCKETS: the bucket count must be between 1 and 10000"),
+                        at(&t),
+                    ));
+                }
+                dist.buckets = Some(n as u32);
+                self.expect_word("BUCKETS")?;
+            }
+            def.distribution = Some(dist);
+        }
+        if self.eat_word("WITH") {
+            def.options.extend(self.options()?);
+        }
+        if def
+            .options
+            .get("connector")
+            .is_some_and(|c| c != "confluent" && c != "kafka")
+        {
+            return Err(SqlError::validation(
+                format!(
+                    "unsupported connector '{}': every Weir table is a Kafka topic; remove 'connector'",
+                    def.options["connector"]
+                ),
+                None,
+            ));
+        }
+        let as_query = if self.eat_word("AS") {
+            Some(self.p.parse_query().map_err(parser_error)?)
+        } else {
+            None
+        };
+        if def.columns.is_empty() && as_query.is_none() {
+            return Err(SqlError::parse(
+                "CREATE TABLE needs a column list or AS SELECT",
+                None,
+            ));
+        }
+        self.validate(&def)?;
+        Ok(FlinkStatement::CreateTable {
+            name,
+            if_not_exists,
+            def,
+            as_query,
+        })
+    }
+
+    fn validate(&self, def: &TableDef) -> Result<(), SqlError> {
+        let mut seen = std::collections::HashSet::new();
+        for c in &def.columns {
+            if !seen.insert(c.name.as_str()) {
+                return Err(SqlError::validation(
+                    format!("column '{}' is declared twice", c.name),
+                    None,
+                ));
+            }
+        }
+        let check = |col: &str, what: &str| {
+            if seen.contains(col) {
+                Ok(())
+            } else {
+                Err(SqlError::validation(
+                    format!("{what} names column '{col}', which the table does not declare"),
+                    None,
+                ))
+            }
+        };
+        for k in &def.primary_key {
+            check(k, "PRIMARY KEY")?;
+        }
+        if let Some(d) = &def.distribution {
+            for k in &d.columns {
+                check(k, "DISTRIBUTED BY")?;
+            }
+        }
+        if let Some(w) = &def.watermark {
+            check(&w.column, "WATERMARK FOR")?;
+            let col = def.columns.iter().find(|c| c.name == w.column).unwrap();
+            if !matches!(
+                col.data_type,
+                SqlType::Timestamp { .. } | SqlType::TimestampLtz { .. }
+            ) {
+                return Err(SqlError::validation(
+                    format!(
+                        "WATERMARK FOR '{}': the column must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",
+                        w.column, col.data_type
+                    ),
+                    None,
+                ));
+            }
+        }
+        for (k, v) in &def.options {
+            let allowed: Option<&[&str]> = match k.as_str() {
+                "value.format" | "key.format" => {
+                    Some(&["json", "raw", "json-registry", "avro-registry"])
+                }
+                "changelog.mode" => Some(&["append", "upsert", "retract"]),
+                "scan.startup.mode" => Some(&[
+                    "earliest-offset",
+                    "latest-offset",
+                    "timestamp",
+                    "group-offsets",
+                    "specific-offsets",
+                ]),
+                "error-handling.mode" => Some(&["fail", "ignore", "log"]),
+                _ => None,
+            };
+            if let Some(allowed) = allowed {
+                if !allowed.contains(&v.as_str()) {
+                    return Err(SqlError::validation(
+                        format!(
+                            "'{k}' = '{v}' is not valid; use one of: {}",
+                            allowed.join(", ")
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn table_element(&mut self, def: &mut TableDef) -> Result<(), SqlError> {
+        if self.eat_word("WATERMARK") {
+            self.expect_word("FOR")?;
+            let column = self.ident()?;
+            self.expect_word("AS")?;
+            let expr = self.p.parse_expr().map_err(parser_error)?;
+            def.watermark = Some(WatermarkSpec {
+                column,
+                expr: expr.to_string(),
+            });
+            return Ok(());
+        }
+        if self.eat_word("CONSTRAINT") {
+            self.ident()?;
+        }
+        if self.eat_words(&["PRIMARY", "KEY"]) {
+            self.expect(Token::LParen)?;
+            loop {
+                def.primary_key.push(self.ident()?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect(Token::RParen)?;
+            let t = self.p.peek_token();
+            if !self.eat_words(&["NOT", "ENFORCED"]) {
+                return Err(SqlError::parse(
+                    "Flink supports only PRIMARY KEY (...) NOT ENFORCED: add NOT ENFORCED",
+                    at(&t),
+                ));
+            }
+            return Ok(());
+        }
+        let name = self.ident()?;
+        if self.eat_word("AS") {
+            let expr: Expr = self.p.parse_expr().map_err(parser_error)?;
+            let comment = self.comment()?;
+            def.columns.push(ColumnSpec {
+                name,
+                // Resolved when the table is created, from the expression.
+                data_type: SqlType::String,
+                nullable: true,
+                kind: ColumnKind::Computed {
+                    expr: expr.to_string(),
+                },
+                comment,
+            });
+            return Ok(());
+        }
+        let data_type = self.data_type()?;
+        let nullable = self.nullability();
+        let mut kind = ColumnKind::Physical;
+        if self.eat_word("METADATA") {
+            let key = if self.eat_word("FROM") {
+                self.string()?
+            } else {
+                name.clone()
+            };
+            let virtual_ = self.eat_word("VIRTUAL");
+            if ![
+                "timestamp",
+                "partition",
+                "offset",
+                "headers",
+                "timestamp-type",
+                "leader-epoch",
+                "topic",
+            ]
+            .contains(&key.as_str())
+            {
+                return Err(SqlError::validation(
+                    format!("unknown metadata key '{key}'; Kafka tables offer timestamp, partition, offset, headers, timestamp-type, leader-epoch and topic"),
+                    None,
+                ));
+            }
+            kind = ColumnKind::Metadata { key, virtual_ };
+        }
+        if self.eat_words(&["PRIMARY", "KEY"]) {
+            self.expect_word("NOT")?;
+            self.expect_word("ENFORCED")?;
+            def.primary_key = vec![name.clone()];
+        }
+        let comment = self.comment()?;
+        def.columns.push(ColumnSpec {
+            name,
+            data_type,
+            nullable,
+            kind,
+            comment,
+        });
+        Ok(())
+    }
+
+    fn comment(&mut self) -> Result<Option<String>, SqlError> {
+        if self.eat_word("COMMENT") {
+            Ok(Some(self.string()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn nullability(&mut self) -> bool {
+        if self.eat_words(&["NOT", "NULL"]) {
+            false
+        } else {
+            let _ = self.eat_word("NULL");
+            true
+        }
+    }
+
+    fn open_angle(&mut self) -> Result<(), SqlError> {
+        self.expect(Token::Lt)
+    }
+
+    fn close_angle(&mut self) -> Result<(), SqlError> {
+        if self.gt > 0 {
+            self.gt -= 1;
+            return Ok(());
+        }
+        let t = self.p.next_token();
+        match t.token {
+            Token::Gt => Ok(()),
+            Token::ShiftRight => {
+                self.gt += 1;
+                Ok(())
+            }
+            ref other => Err(SqlError::parse(
+                format!("expected '>', found '{other}'"),
+                at(&t),
+            )),
+        }
+    }
+
+    fn paren_u64(&mut self) -> Result<Option<u64>, SqlError> {
+        if self.p.consume_token(&Token::LParen) {
+            let n = self.uint()?;
+            self.expect(Token::RParen)?;
+            Ok(Some(n))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A Flink type, e.g. `ROW<a INT NOT NULL, b ARRAY<STRING>>`.
+    fn data_type(&mut self) -> Result<SqlType, SqlError> {
+        let t = self.p.next_token();
+        let word = match &t.token {
+            Token::Word(w) => w.value.to_uppercase(),
+            other => {
+                return Err(SqlError::parse(
+                    format!("expected a data type, found '{other}'"),
+                    at(&t),
+                ))
+            }
+        };
+        let precision = |p: Option<u64>, default: u8, max: u8| -> Result<u8, SqlError> {
+            let p = p.unwrap_or(default as u64);
+            if p > max as u64 {
+                Err(SqlError::validation(
+                    format!("{word}({p}): precision must be between 0 and {max}"),
+                    at(&t),
+                ))
+            } else {
+                Ok(p as u8)
+            }
+        };
+        Ok(match word.as_str() {
+            "BOOLEAN" | "BOOL" => SqlType::Boolean,
+            "TINYINT" => SqlType::TinyInt,
+            "SMALLINT" => SqlType::SmallInt,
+            "INT" | "INTEGER" => SqlType::Int,
+            "BIGINT" => SqlType::BigInt,
+            "FLOAT" | "REAL" => SqlType::Float,
+            "DOUBLE" => {
+                let _ = self.eat_word("PRECISION");
+                SqlType::Double
+            }
+            "DECIMAL" | "DEC" | "NUMERIC" => {
+                let (p, s) = if self.p.consume_token(&Token::LParen) {
+                    let p = self.uint()?;
+                    let s = if self.p.consume_token(&Token::Comma) {
+                        self.uint()?
+                    } else {
+                        0
+                    };
+                    self.expect(Token::RParen)?;
+                    (p, s)
+                } else {
+                    (10, 0)
+                };
+                if !(1..=38).contains(&p) || s > p {
+                    return Err(SqlError::validation(
+                        format!("DECIMAL({p}, {s}): precision must be 1 to 38 and scale at most the precision"),
+                        at(&t),
+                    ));
+                }
+                SqlType::Decimal {
+                    precision: p as u8,
+                    scale: s as i8,
+                }
+            }
+            "CHAR" | "CHARACTER" => SqlType::Char {
+                length: self.paren_u64()?.unwrap_or(1) as u32,
+            },
+            "VARCHAR" => match self.paren_u64()? {
+                Some(n) if n < i32::MAX as u64 => SqlType::Varchar { length: n as u32 },
+                _ => SqlType::String,
+            },
+            "STRING" => SqlType::String,
+            "BINARY" => SqlType::Binary {
+                length: self.paren_u64()?.unwrap_or(1) as u32,
+            },
+            "VARBINARY" => match self.paren_u64()? {
+                Some(n) if n < i32::MAX as u64 => SqlType::Varbinary { length: n as u32 },
+                _ => SqlType::Bytes,
+            },
+            "BYTES" => SqlType::Bytes,
+            "DATE" => SqlType::Date,
+            "TIME" => {
+                let p = precision(self.paren_u64()?, 0, 9)?;
+                let _ = self.eat_words(&["WITHOUT", "TIME", "ZONE"]);
+                SqlType::Time { precision: p }
+            }
+            "TIMESTAMP" => {
+                let p = precision(self.paren_u64()?, 6, 9)?;
+                if self.eat_words(&["WITH", "LOCAL", "TIME", "ZONE"]) {
+                    SqlType::TimestampLtz { precision: p }
+                } else {
+                    let _ = self.eat_words(&["WITHOUT", "TIME", "ZONE"]);
+                    SqlType::Timestamp { precision: p }
+                }
+            }
+            "TIMESTAMP_LTZ" => SqlType::TimestampLtz {
+                precision: precision(self.paren_u64()?, 6, 9)?,
+            },
+            "ARRAY" => {
+                self.open_angle()?;
+                let element = self.data_type()?;
+                let element_nullable = self.nullability();
+                self.close_angle()?;
+                SqlType::Array {
+                    element: Box::new(element),
+                    element_nullable,
+                }
+            }
+            "MAP" => {
+                self.open_angle()?;
+                let key = self.data_type()?;
+                self.nullability();
+                self.expect(Token::Comma)?;
+                let value = self.data_type()?;
+                let value_nullable = self.nullability();
+                self.close_angle()?;
+                SqlType::Map {
+                    key: Box::new(key),
+                    value: Box::new(value),
+                    value_nullable,
+                }
+            }
+            "ROW" => {
+                let angle = match self.p.peek_token().token {
+                    Token::Lt => {
+                        self.open_angle()?;
+                        true
+                    }
+                    _ => {
+                        self.expect(Token::LParen)?;
+                        false
+                    }
+                };
+                let mut fields = vec![];
+                loop {
+                    let name = self.ident()?;
+                    let data_type = self.data_type()?;
+                    let nullable = self.nullability();
+                    let _ = self.comment()?;
+                    fields.push(weir_catalog_row_field(name, data_type, nullable));
+                    if !self.p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                if angle {
+                    self.close_angle()?;
+                } else {
+                    self.expect(Token::RParen)?;
+                }
+                SqlType::Row { fields }
+            }
+            "MULTISET" | "RAW" | "VARIANT" | "STRUCTURED" => {
+                return Err(SqlError::unsupported(format!(
+                    "the type {word} is not supported yet"
+                )))
+            }
+            _ => {
+                return Err(SqlError::parse(
+                    format!("unknown data type '{word}'"),
+                    at(&t),
+                ))
+            }
+        })
+    }
+}
+
+fn weir_catalog_row_field(
+    name: String,
+    data_type: SqlType,
+    nullable: bool,
+) -> weir_catalog::RowField {
+    weir_catalog::RowField {
+        name,
+        data_type,
+        nullable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(sql: &str) -> TableDef {
+        match parse(sql).unwrap().statement {
+            FlinkStatement::CreateTable { def, .. } => def,
+            other => panic!("not a CREATE TABLE: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flink_create_table_with_every_clause() {
+        let def = create(
+            "CREATE TABLE IF NOT EXISTS orders (
+                order_id BIGINT NOT NULL,
+                customer ROW<name STRING, tags ARRAY<ARRAY<INT>>>,
+                attrs MAP<STRING, DECIMAL(10, 2)>,
+                ts TIMESTAMP(3),
+                ltz TIMESTAMP_LTZ(3),
+                total AS price * 2,
+                price DECIMAL(10, 2),
+                kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+                part INT METADATA FROM 'partition' VIRTUAL,
+                WATERMARK FOR ts AS ts - INTERVAL '5' SECOND,
+                PRIMARY KEY (order_id) NOT ENFORCED
+            ) DISTRIBUTED BY HASH(order_id) INTO 4 BUCKETS
+            WITH ('value.format' = 'json', 'scan.startup.mode' = 'earliest-offset')",
+        );
+        assert_eq!(def.name, "orders");
+        assert_eq!(def.columns.len(), 9);
+        assert_eq!(def.primary_key, ["order_id"]);
+        assert_eq!(def.partitions(), 4);
+        assert_eq!(def.watermark.as_ref().unwrap().column, "ts");
+        assert_eq!(def.option("scan.startup.mode"), Some("earliest-offset"));
+        assert_eq!(
+            def.columns[1].data_type.to_string(),
+            "ROW<`name` STRING, `tags` ARRAY<ARRAY<INT>>>"
+        );
+        assert!(matches!(def.columns[5].kind, ColumnKind::Computed { .. }));
+        assert_eq!(
+            def.columns[7].kind,
+            ColumnKind::Metadata {
+                key: "timestamp".into(),
+                virtual_: true
+            }
+        );
+        assert!(!def.columns[0].nullable);
+    }
+
+    #[test]
+    fn parse_errors_carry_line_and_column() {
+        let err = parse("SELECT a,\n  FROM t WHERE").unwrap_err();
+        let (line, _col) = err.position().expect("a position");
+        assert_eq!(line, 2);
+        let err = parse("CREATE TABLE t (\n  a INTEGR\n)").unwrap_err();
+        assert_eq!(err.position(), Some((2, 5)));
+        assert!(err.to_string().contains("INTEGR"), "{err}");
+    }
+
+    #[test]
+    fn metadata_statements() {
+        assert_eq!(
+            parse("SET 'sql.local-time-zone' = 'UTC';")
+                .unwrap()
+                .statement,
+            FlinkStatement::Set(Some(("sql.local-time-zone".into(), "UTC".into())))
+        );
+        assert_eq!(
+            parse("show tables").unwrap().statement,
+            FlinkStatement::Show(ShowKind::Tables)
+        );
+        assert_eq!(
+            parse("USE CATALOG `my env`").unwrap().statement,
+            FlinkStatement::UseCatalog("my env".into())
+        );
+        assert!(matches!(
+            parse("EXPLAIN SELECT 1").unwrap().statement,
+            FlinkStatement::Explain(_)
+        ));
+    }
+
+    #[test]
+    fn bad_options_are_rejected_with_the_allowed_values() {
+        let err =
+            parse("CREATE TABLE t (a INT) WITH ('error-handling.mode' = 'skip')").unwrap_err();
+        assert!(err.to_string().contains("fail, ignore, log"), "{err}");
+    }
+}

@@ -1,0 +1,818 @@
+//! From a parsed statement to a [`StreamingPlan`]: name resolution against
+//! the catalog, type checking with DataFusion's logical planner, and the
+//! translation of the logical plan into streaming operators.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
+use arrow::compute::{can_cast_types, cast, concat};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::{DFSchema, DataFusionError, TableReference};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::planner::ExprPlanner;
+use datafusion::logical_expr::{
+    AggregateUDF, Expr, ExprSchemable, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource,
+    WindowUDF,
+};
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::sql::planner::{ContextProvider, ParserOptions, PlannerContext, SqlToRel};
+use datafusion::sql::sqlparser::ast::{
+    ExcludeSelectItem, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+use weir_catalog::{ColumnKind, SqlType, TableDef, ROWTIME_COLUMN};
+
+use crate::dialect::FlinkDialect;
+use crate::error::SqlError;
+use crate::functions::datafusion_name;
+use crate::hints::TableHints;
+use crate::metadata::CatalogContext;
+use crate::parser::{parse, FlinkStatement};
+use crate::plan::{PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
+
+/// What a statement turns into.
+#[derive(Debug)]
+pub enum Analysis {
+    /// Done at once against the catalog (`execute_metadata`).
+    Metadata(FlinkStatement),
+    /// Runs on a worker. For `CREATE TABLE ... AS`, `create` is the table to
+    /// create (in the current database) before the plan starts.
+    Streaming {
+        plan: StreamingPlan,
+        sql_kind: &'static str,
+        create: Option<TableDef>,
+        if_not_exists: bool,
+    },
+    /// `EXPLAIN`: the plan's text.
+    Explain(String),
+}
+
+/// Plans statements. Holds DataFusion's function registry; cheap to share.
+pub struct Planner {
+    state: SessionState,
+}
+
+impl Default for Planner {
+    fn default() -> Self {
+        Planner::new()
+    }
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Planner")
+    }
+}
+
+/// A Kafka table as DataFusion's planner sees it.
+#[derive(Debug)]
+struct KafkaTableSource {
+    def: TableDef,
+    qualified_name: String,
+    schema: SchemaRef,
+}
+
+impl TableSource for KafkaTableSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+struct Provider<'a> {
+    state: &'a SessionState,
+    ctx: &'a CatalogContext,
+    hints: &'a TableHints,
+}
+
+impl Provider<'_> {
+    fn resolve(&self, name: &TableReference) -> Result<Arc<dyn TableSource>, DataFusionError> {
+        let (catalog, db, table) = match name {
+            TableReference::Bare { table } => (None, None, table.as_ref()),
+            TableReference::Partial { schema, table } => {
+                (None, Some(schema.as_ref()), table.as_ref())
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => (
+                Some(catalog.as_ref()),
+                Some(schema.as_ref()),
+                table.as_ref(),
+            ),
+        };
+        let def = self
+            .ctx
+            .find_table(catalog, db, table)
+            .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let mut def = def.clone();
+        if let Some(h) = self.hints.get(table) {
+            def.options.extend(h.clone());
+        }
+        Ok(Arc::new(KafkaTableSource {
+            qualified_name: format!(
+                "`{}`.`{}`.`{}`",
+                self.ctx.catalog,
+                db.unwrap_or(&self.ctx.database),
+                def.name
+            ),
+            schema: def.read_schema(),
+            def,
+        }))
+    }
+}
+
+impl ContextProvider for Provider<'_> {
+    fn get_table_source(
+        &self,
+        name: TableReference,
+    ) -> datafusion::common::Result<Arc<dyn TableSource>> {
+        self.resolve(&name)
+    }
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        self.state.expr_planners()
+    }
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.state
+            .scalar_functions()
+            .get(&datafusion_name(name))
+            .cloned()
+    }
+    fn get_higher_order_meta(&self, name: &str) -> Option<Arc<HigherOrderUDF>> {
+        self.state
+            .higher_order_functions()
+            .get(&name.to_lowercase())
+            .cloned()
+    }
+    fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
+        self.state
+            .aggregate_functions()
+            .get(&name.to_lowercase())
+            .cloned()
+    }
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        self.state
+            .window_functions()
+            .get(&name.to_lowercase())
+            .cloned()
+    }
+    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
+        None
+    }
+    fn options(&self) -> &ConfigOptions {
+        self.state.config_options()
+    }
+    fn udf_names(&self) -> Vec<String> {
+        self.state.scalar_functions().keys().cloned().collect()
+    }
+    fn higher_order_function_names(&self) -> Vec<String> {
+        self.state
+            .higher_order_functions()
+            .keys()
+            .cloned()
+            .collect()
+    }
+    fn udaf_names(&self) -> Vec<String> {
+        self.state.aggregate_functions().keys().cloned().collect()
+    }
+    fn udwf_names(&self) -> Vec<String> {
+        self.state.window_functions().keys().cloned().collect()
+    }
+}
+
+fn parser_options() -> ParserOptions {
+    ParserOptions::new()
+        .with_enable_ident_normalization(false)
+        .with_collect_spans(true)
+}
+
+/// Turns a DataFusion planning error into a user error with a position.
+fn df_error(e: DataFusionError, sql: &str) -> SqlError {
+    let position = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| (s.start.line, s.start.column));
+    let message = clean_message(&e);
+    let needle = quoted_name(&message);
+    let err = if message.contains("not supported")
+        || message.contains("not implemented")
+        || message.contains("Unsupported")
+    {
+        SqlError::unsupported(message)
+    } else {
+        SqlError::validation(message, position)
+    };
+    err.locate_in(sql, needle.as_deref())
+}
+
+fn clean_message(e: &DataFusionError) -> String {
+    let mut m = e.message().to_string();
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "This feature is not implemented: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            m = rest.to_string();
+        }
+    }
+    m
+}
+
+/// The first quoted name in a message, used to locate it in the SQL.
+fn quoted_name(msg: &str) -> Option<String> {
+    for q in ['\'', '"', '`'] {
+        if let Some(i) = msg.find(q) {
+            if let Some(j) = msg[i + 1..].find(q) {
+                let name = &msg[i + 1..i + 1 + j];
+                let last = name.rsplit('.').next().unwrap_or(name);
+                return Some(last.trim_matches(|c| c == '`' || c == '"').to_string());
+            }
+        }
+    }
+    None
+}
+
+/// `SELECT *` over a table leaves out `$rowtime`: Flink's system column is
+/// only there when named.
+fn hide_rowtime(query: &mut Query) {
+    fn set_expr(s: &mut SetExpr) {
+        match s {
+            SetExpr::Select(select) => {
+                let over_tables = !select.from.is_empty()
+                    && select.from.iter().all(|t| {
+                        matches!(t.relation, TableFactor::Table { .. })
+                            && t.joins
+                                .iter()
+                                .all(|j| matches!(j.relation, TableFactor::Table { .. }))
+                    });
+                for t in &mut select.from {
+                    if let TableFactor::Derived { subquery, .. } = &mut t.relation {
+                        hide_rowtime(subquery);
+                    }
+                }
+                if !over_tables {
+                    return;
+                }
+                for item in &mut select.projection {
+                    let opts = match item {
+                        SelectItem::Wildcard(o) => o,
+                        SelectItem::QualifiedWildcard(_, o) => o,
+                        _ => continue,
+                    };
+                    let rowtime = ObjectName::from(vec![Ident::with_quote('`', ROWTIME_COLUMN)]);
+                    opts.opt_exclude = Some(match opts.opt_exclude.take() {
+                        None => ExcludeSelectItem::Single(rowtime),
+                        Some(ExcludeSelectItem::Single(o)) => {
+                            ExcludeSelectItem::Multiple(vec![o, rowtime])
+                        }
+                        Some(ExcludeSelectItem::Multiple(mut v)) => {
+                            v.push(rowtime);
+                            ExcludeSelectItem::Multiple(v)
+                        }
+                    });
+                }
+            }
+            SetExpr::Query(q) => hide_rowtime(q),
+            SetExpr::SetOperation { left, right, .. } => {
+                set_expr(left);
+                set_expr(right);
+            }
+            _ => {}
+        }
+    }
+    set_expr(&mut query.body);
+}
+
+impl Planner {
+    pub fn new() -> Planner {
+        let state = SessionStateBuilder::new().with_default_features().build();
+        Planner { state }
+    }
+
+    /// Plans a query to a DataFusion logical plan.
+    fn logical(
+        &self,
+        query: &Query,
+        hints: &TableHints,
+        ctx: &CatalogContext,
+        sql: &str,
+    ) -> Result<LogicalPlan, SqlError> {
+        let mut query = query.clone();
+        hide_rowtime(&mut query);
+        let provider = Provider {
+            state: &self.state,
+            ctx,
+            hints,
+        };
+        let planner = SqlToRel::new_with_options(&provider, parser_options());
+        let plan = planner
+            .sql_statement_to_plan(Statement::Query(Box::new(query)))
+            .map_err(|e| df_error(e, sql))?;
+        self.state.optimize(&plan).map_err(|e| df_error(e, sql))
+    }
+
+    /// Plans a `SELECT` whose rows go to the results.
+    pub fn plan_select(
+        &self,
+        query: &Query,
+        hints: &TableHints,
+        ctx: &CatalogContext,
+        sql: &str,
+    ) -> Result<StreamingPlan, SqlError> {
+        let logical = self.logical(query, hints, ctx, sql)?;
+        let root = self.convert(&logical, true, sql)?;
+        Ok(StreamingPlan {
+            output_schema: Arc::new(logical.schema().as_arrow().clone()),
+            root,
+            sink: SinkSpec::Results,
+        })
+    }
+
+    /// Plans `INSERT INTO target [(columns)] query`.
+    pub fn plan_insert(
+        &self,
+        target: &TableDef,
+        qualified_name: &str,
+        columns: &[String],
+        query: &Query,
+        hints: &TableHints,
+        ctx: &CatalogContext,
+        sql: &str,
+    ) -> Result<StreamingPlan, SqlError> {
+        let logical = self.logical(query, hints, ctx, sql)?;
+        let input_schema = logical.schema().clone();
+        let write: Vec<_> = target.write_columns();
+        let produced: Vec<&Field> = input_schema.fields().iter().map(|f| f.as_ref()).collect();
+        // Which produced column feeds each target column (None: NULL).
+        let mapping: Vec<Option<usize>> = if columns.is_empty() {
+            if produced.len() != write.len() {
+                return Err(SqlError::validation(
+                    format!(
+                        "INSERT INTO {qualified_name}: the query produces {} columns but the table takes {} ({}); list the target columns or change the SELECT",
+                        produced.len(),
+                        write.len(),
+                        write.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    None,
+                ));
+            }
+            (0..write.len()).map(Some).collect()
+        } else {
+            if columns.len() != produced.len() {
+                return Err(SqlError::validation(
+                    format!(
+                        "INSERT INTO {qualified_name}: {} target columns listed but the query produces {}",
+                        columns.len(),
+                        produced.len()
+                    ),
+                    None,
+                ));
+            }
+            for c in columns {
+                if !write.iter().any(|w| &w.name == c) {
+                    return Err(SqlError::validation(
+                        format!(
+                            "INSERT INTO {qualified_name}: the table has no writable column '{c}'"
+                        ),
+                        None,
+                    )
+                    .locate_in(sql, Some(c)));
+                }
+            }
+            write
+                .iter()
+                .map(|w| columns.iter().position(|c| c == &w.name))
+                .collect()
+        };
+        let mut exprs = Vec::with_capacity(write.len());
+        for (w, m) in write.iter().zip(&mapping) {
+            let to = w.data_type.to_arrow();
+            match m {
+                Some(i) => {
+                    let (q, f) = input_schema.qualified_field(*i);
+                    if !can_cast_types(f.data_type(), &to) {
+                        return Err(SqlError::validation(
+                            format!(
+                                "INSERT INTO {qualified_name}: column '{}' is {} but the query gives '{}' of type {}; add a CAST",
+                                w.name,
+                                w.data_type,
+                                f.name(),
+                                SqlType::from_arrow(f.data_type()).map(|t| t.to_string()).unwrap_or_else(|_| f.data_type().to_string())
+                            ),
+                            None,
+                        ));
+                    }
+                    let c = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+                    let e = if f.data_type() == &to { c } else { c.cast_to(&to, &input_schema).map_err(|e| df_error(e, sql))? };
+                    exprs.push(e.alias(&w.name));
+                }
+                None if w.nullable => exprs.push(Expr::Literal(datafusion::common::ScalarValue::try_from(&to).map_err(|e| df_error(e, sql))?, None).alias(&w.name)),
+                None => {
+                    return Err(SqlError::validation(
+                        format!("INSERT INTO {qualified_name}: column '{}' is NOT NULL and is not in the column list", w.name),
+                        None,
+                    ))
+                }
+            }
+        }
+        let input = self.convert(&logical, false, sql)?;
+        let output_schema = Arc::new(Schema::new(
+            write
+                .iter()
+                .map(|w| Field::new(&w.name, w.data_type.to_arrow(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(StreamingPlan {
+            root: PlanNode::Project {
+                input: Box::new(input),
+                exprs,
+                input_schema,
+            },
+            sink: SinkSpec::Table {
+                table: target.clone(),
+                qualified_name: qualified_name.to_string(),
+            },
+            output_schema,
+        })
+    }
+
+    /// The table `CREATE TABLE name AS query` creates: the query's columns.
+    pub fn table_for_query(
+        &self,
+        mut def: TableDef,
+        query: &Query,
+        hints: &TableHints,
+        ctx: &CatalogContext,
+        sql: &str,
+    ) -> Result<TableDef, SqlError> {
+        let logical = self.logical(query, hints, ctx, sql)?;
+        let mut cols = vec![];
+        for f in logical.schema().fields() {
+            if def.columns.iter().any(|c| &c.name == f.name()) {
+                continue;
+            }
+            cols.push(weir_catalog::ColumnSpec {
+                name: f.name().clone(),
+                data_type: SqlType::from_arrow(f.data_type()).map_err(SqlError::Catalog)?,
+                nullable: f.is_nullable(),
+                kind: ColumnKind::Physical,
+                comment: None,
+            });
+        }
+        cols.extend(def.columns);
+        def.columns = cols;
+        Ok(def)
+    }
+
+    /// Gives the computed columns of a new table their types, checking that
+    /// their expressions refer to columns of the table.
+    pub fn resolve_computed(&self, def: &mut TableDef) -> Result<(), SqlError> {
+        let base = Arc::new(Schema::new(
+            def.columns
+                .iter()
+                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+                .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+                .chain(std::iter::once(weir_catalog::rowtime_field()))
+                .collect::<Vec<_>>(),
+        ));
+        let exprs = self.computed_exprs(def, &base)?;
+        let df = DFSchema::try_from(base.as_ref().clone()).map_err(|e| df_error(e, ""))?;
+        for (name, e) in exprs {
+            let (_, field) = e.to_field(&df).map_err(|e| df_error(e, ""))?;
+            let (dt, nullable) = (field.data_type().clone(), field.is_nullable());
+            let col = def
+                .columns
+                .iter_mut()
+                .find(|c| c.name == name)
+                .expect("computed column");
+            col.data_type = SqlType::from_arrow(&dt).map_err(SqlError::Catalog)?;
+            col.nullable = nullable;
+        }
+        Ok(())
+    }
+
+    fn computed_exprs(
+        &self,
+        def: &TableDef,
+        base: &SchemaRef,
+    ) -> Result<Vec<(String, Expr)>, SqlError> {
+        let df = DFSchema::try_from(base.as_ref().clone()).map_err(|e| df_error(e, ""))?;
+        let empty = CatalogContext::empty();
+        let hints = TableHints::new();
+        let provider = Provider {
+            state: &self.state,
+            ctx: &empty,
+            hints: &hints,
+        };
+        let planner = SqlToRel::new_with_options(&provider, parser_options());
+        let mut out = vec![];
+        for c in &def.columns {
+            if let ColumnKind::Computed { expr } = &c.kind {
+                let ast = Parser::new(&FlinkDialect)
+                    .try_with_sql(expr)
+                    .and_then(|mut p| p.parse_expr())
+                    .map_err(|e| {
+                        SqlError::parse(format!("computed column '{}': {e}", c.name), None)
+                    })?;
+                let e = planner
+                    .sql_to_expr(ast, &df, &mut PlannerContext::new())
+                    .map_err(|e| {
+                        SqlError::validation(
+                            format!("computed column '{}': {}", c.name, clean_message(&e)),
+                            None,
+                        )
+                    })?;
+                out.push((c.name.clone(), e));
+            }
+        }
+        Ok(out)
+    }
+
+    fn source(
+        &self,
+        src: &KafkaTableSource,
+        qualifier: &TableReference,
+    ) -> Result<SourceSpec, SqlError> {
+        let def = &src.def;
+        let startup = match def.option("scan.startup.mode") {
+            Some("latest-offset") => StartupMode::Latest,
+            Some("timestamp") => StartupMode::Timestamp(
+                def.option("scan.startup.timestamp-millis")
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| SqlError::validation(format!("table {}: 'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis'", src.qualified_name), None))?,
+            ),
+            _ => StartupMode::Earliest,
+        };
+        // Computed columns are evaluated over the non-computed columns.
+        let base = Arc::new(Schema::new(
+            def.columns
+                .iter()
+                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+                .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+                .chain(std::iter::once(weir_catalog::rowtime_field()))
+                .collect::<Vec<_>>(),
+        ));
+        let computed = self.computed_exprs(def, &base)?;
+        let df_schema = DFSchema::try_from_qualified_schema(qualifier.clone(), &src.schema)
+            .map_err(|e| df_error(e, ""))?;
+        Ok(SourceSpec {
+            table: def.clone(),
+            qualified_name: src.qualified_name.clone(),
+            startup,
+            computed,
+            schema: src.schema.clone(),
+            df_schema: Arc::new(df_schema),
+        })
+    }
+
+    /// Translates a logical plan into streaming operators.
+    fn convert(&self, plan: &LogicalPlan, top: bool, sql: &str) -> Result<PlanNode, SqlError> {
+        Ok(match plan {
+            LogicalPlan::Projection(p) => PlanNode::Project {
+                input: Box::new(self.convert(&p.input, false, sql)?),
+                exprs: p.expr.clone(),
+                input_schema: p.input.schema().clone(),
+            },
+            LogicalPlan::Filter(f) => PlanNode::Filter {
+                input: Box::new(self.convert(&f.input, false, sql)?),
+                predicate: f.predicate.clone(),
+                input_schema: f.input.schema().clone(),
+            },
+            LogicalPlan::SubqueryAlias(a) => self.convert(&a.input, top, sql)?,
+            LogicalPlan::Union(u) => PlanNode::Union {
+                inputs: u
+                    .inputs
+                    .iter()
+                    .map(|i| self.convert(i, false, sql))
+                    .collect::<Result<_, _>>()?,
+            },
+            LogicalPlan::TableScan(scan) => {
+                let src = (scan.source.as_ref() as &dyn Any)
+                    .downcast_ref::<KafkaTableSource>()
+                    .expect("every table source is a Kafka table");
+                let spec = self.source(src, &scan.table_name)?;
+                let source_schema = spec.df_schema.clone();
+                let mut node = PlanNode::Source(spec);
+                if !scan.filters.is_empty() {
+                    let predicate = scan
+                        .filters
+                        .iter()
+                        .cloned()
+                        .reduce(|a, b| a.and(b))
+                        .expect("non-empty");
+                    node = PlanNode::Filter {
+                        input: Box::new(node),
+                        predicate,
+                        input_schema: source_schema.clone(),
+                    };
+                }
+                if let Some(proj) = &scan.projection {
+                    let exprs = proj
+                        .iter()
+                        .map(|i| {
+                            let (q, f) = source_schema.qualified_field(*i);
+                            Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))
+                        })
+                        .collect();
+                    node = PlanNode::Project {
+                        input: Box::new(node),
+                        exprs,
+                        input_schema: source_schema,
+                    };
+                }
+                node
+            }
+            LogicalPlan::Values(v) => PlanNode::Values {
+                batch: self.values_batch(v.schema.inner(), &v.values, sql)?,
+            },
+            LogicalPlan::EmptyRelation(e) => {
+                let rows = usize::from(e.produce_one_row);
+                PlanNode::Values {
+                    batch: RecordBatch::try_new_with_options(
+                        Arc::new(e.schema.as_arrow().clone()),
+                        e.schema
+                            .fields()
+                            .iter()
+                            .map(|f| new_null_array(f.data_type(), rows))
+                            .collect(),
+                        &RecordBatchOptions::new().with_row_count(Some(rows)),
+                    )
+                    .map_err(|e| SqlError::validation(e.to_string(), None))?,
+                }
+            }
+            LogicalPlan::Limit(l) if top => {
+                let fetch = match l.get_fetch_type() {
+                    Ok(datafusion::logical_expr::FetchType::Literal(Some(n))) => n,
+                    _ => return Err(SqlError::unsupported("LIMIT takes a constant row count")),
+                };
+                let skip = match l.get_skip_type() {
+                    Ok(datafusion::logical_expr::SkipType::Literal(n)) => n,
+                    _ => 0,
+                };
+                if skip > 0 {
+                    return Err(SqlError::unsupported("OFFSET is not supported on streams"));
+                }
+                PlanNode::Limit {
+                    input: Box::new(self.convert(&l.input, false, sql)?),
+                    fetch,
+                }
+            }
+            other => {
+                let what = match other {
+                    LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
+                    LogicalPlan::Join(_) => "joins",
+                    LogicalPlan::Sort(_) => {
+                        "ORDER BY (streams can only be ordered by a time attribute)"
+                    }
+                    LogicalPlan::Window(_) => "OVER windows",
+                    LogicalPlan::Distinct(_) => "DISTINCT",
+                    LogicalPlan::Limit(_) => "LIMIT inside a subquery",
+                    LogicalPlan::Unnest(_) => "UNNEST",
+                    _ => "this operator",
+                };
+                return Err(SqlError::unsupported(format!(
+                    "Weir does not run {what} yet; stateless SELECT, WHERE, UNION ALL and VALUES run today (plan node: {})",
+                    other.display()
+                )));
+            }
+        })
+    }
+
+    fn values_batch(
+        &self,
+        schema: &Schema,
+        rows: &[Vec<Expr>],
+        sql: &str,
+    ) -> Result<RecordBatch, SqlError> {
+        let empty = DFSchema::empty();
+        let one = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .expect("an empty one-row batch");
+        let mut columns = vec![];
+        for (j, field) in schema.fields().iter().enumerate() {
+            let mut parts = vec![];
+            for row in rows {
+                let phys = create_physical_expr(
+                    &row[j],
+                    &empty,
+                    self.state.execution_props(),
+                    &Default::default(),
+                )
+                .map_err(|e| df_error(e, sql))?;
+                let arr = phys
+                    .evaluate(&one)
+                    .and_then(|v| v.into_array(1))
+                    .map_err(|e| df_error(e, sql))?;
+                let arr = cast(&arr, field.data_type())
+                    .map_err(|e| SqlError::validation(e.to_string(), None))?;
+                parts.push(arr);
+            }
+            let refs: Vec<_> = parts.iter().map(|a| a.as_ref()).collect();
+            columns.push(concat(&refs).map_err(|e| SqlError::validation(e.to_string(), None))?);
+        }
+        let schema = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new_with_options(
+            schema,
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )
+        .map_err(|e| SqlError::validation(e.to_string(), None))
+    }
+
+    pub fn execution_props(&self) -> &datafusion::execution::context::ExecutionProps {
+        self.state.execution_props()
+    }
+}
+
+/// Parses and plans one statement against a catalog snapshot.
+pub fn analyze(planner: &Planner, sql: &str, ctx: &CatalogContext) -> Result<Analysis, SqlError> {
+    let parsed = parse(sql)?;
+    analyze_statement(planner, parsed.statement, &parsed.hints, ctx, sql)
+}
+
+fn analyze_statement(
+    planner: &Planner,
+    statement: FlinkStatement,
+    hints: &TableHints,
+    ctx: &CatalogContext,
+    sql: &str,
+) -> Result<Analysis, SqlError> {
+    match statement {
+        FlinkStatement::Query(q) => Ok(Analysis::Streaming {
+            plan: planner.plan_select(&q, hints, ctx, sql)?,
+            sql_kind: "SELECT",
+            create: None,
+            if_not_exists: false,
+        }),
+        FlinkStatement::Insert {
+            table,
+            columns,
+            query,
+        } => {
+            let (db, def) = ctx
+                .resolve_object(&table)
+                .map_err(|e| e.locate_in(sql, table.0.last().map(|p| p.to_string()).as_deref()))?;
+            let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, db, def.name);
+            let def = def.clone();
+            Ok(Analysis::Streaming {
+                plan: planner.plan_insert(&def, &qualified, &columns, &query, hints, ctx, sql)?,
+                sql_kind: "INSERT_INTO",
+                create: None,
+                if_not_exists: false,
+            })
+        }
+        FlinkStatement::CreateTable {
+            def,
+            as_query: Some(query),
+            if_not_exists,
+            ..
+        } => {
+            let mut def = planner.table_for_query(def, &query, hints, ctx, sql)?;
+            planner.resolve_computed(&mut def)?;
+            let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, ctx.database, def.name);
+            let plan = planner.plan_insert(&def, &qualified, &[], &query, hints, ctx, sql)?;
+            Ok(Analysis::Streaming {
+                plan,
+                sql_kind: "CREATE_TABLE_AS",
+                create: Some(def),
+                if_not_exists,
+            })
+        }
+        FlinkStatement::Explain(inner) => {
+            match analyze_statement(planner, *inner, hints, ctx, sql)? {
+                Analysis::Streaming { plan, .. } => Ok(Analysis::Explain(plan.explain())),
+                Analysis::Metadata(s) => Ok(Analysis::Explain(format!("{s:?}"))),
+                Analysis::Explain(t) => Ok(Analysis::Explain(t)),
+            }
+        }
+        other => Ok(Analysis::Metadata(other)),
+    }
+}
+
+/// Builds the streaming plan of a stored statement again (on a worker, or
+/// after a restart).
+pub fn replan(
+    planner: &Planner,
+    sql: &str,
+    ctx: &CatalogContext,
+) -> Result<StreamingPlan, SqlError> {
+    match analyze(planner, sql, ctx)? {
+        Analysis::Streaming { plan, .. } => Ok(plan),
+        _ => Err(SqlError::validation(
+            "the statement has no streaming plan",
+            None,
+        )),
+    }
+}

@@ -21,6 +21,10 @@ pub struct DevArgs {
     /// The local broker's port.
     #[arg(long, default_value_t = 9092)]
     broker_port: u16,
+    /// The local broker's storage: `memory` (default) or `sqlite` (kept in
+    /// the data directory; CreateTopics timed out against it in testing).
+    #[arg(long, default_value = "memory")]
+    broker_storage: String,
     /// Seconds a SELECT may go unread before it is stopped.
     #[arg(long, default_value_t = 300)]
     results_idle_timeout: u64,
@@ -98,7 +102,11 @@ async fn wait_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
-async fn start_broker(data_dir: &Path, port: u16) -> anyhow::Result<tokio::process::Child> {
+async fn start_broker(
+    data_dir: &Path,
+    port: u16,
+    storage: &str,
+) -> anyhow::Result<tokio::process::Child> {
     let bin = match find_tansu() {
         Some(b) => b,
         None => install_tansu().await?,
@@ -111,7 +119,14 @@ async fn start_broker(data_dir: &Path, port: u16) -> anyhow::Result<tokio::proce
         .arg("broker")
         .args(["--listener-url", &format!("tcp://{addr}")])
         .args(["--advertised-listener-url", &format!("tcp://{addr}")])
-        .args(["--storage-engine", "sqlite://broker.db"])
+        .args([
+            "--storage-engine",
+            if storage == "sqlite" {
+                "sqlite://broker.db"
+            } else {
+                "memory://tansu/"
+            },
+        ])
         .current_dir(&dir)
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -131,7 +146,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         Some(b) => (b, None),
         None => (
             format!("127.0.0.1:{}", a.broker_port),
-            Some(start_broker(&a.data_dir, a.broker_port).await?),
+            Some(start_broker(&a.data_dir, a.broker_port, &a.broker_storage).await?),
         ),
     };
     let db = std::fs::canonicalize(&a.data_dir)?.join("weir.db");

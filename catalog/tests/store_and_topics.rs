@@ -1,0 +1,130 @@
+//! The store against real SQLite, and topic discovery against a real broker
+//! (`WEIR_TEST_BOOTSTRAP`, started by `infra/test.sh`).
+
+use weir_catalog::{sync_topics, ClusterRecord, KafkaAdmin, Store, TableDef};
+
+async fn sqlite() -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("weir-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("t.db").display()))
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+async fn tenant(store: &Store, org: &str, env: &str) {
+    store.ensure_organization(org, org).await.unwrap();
+    store.ensure_environment(org, env, "default").await.unwrap();
+    store
+        .ensure_cluster(
+            org,
+            env,
+            &ClusterRecord {
+                id: "c1".into(),
+                name: "cluster_0".into(),
+                bootstrap: "127.0.0.1:1".into(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_see_another_tenants_tables_or_offsets() {
+    let (store, _dir) = sqlite().await;
+    tenant(&store, "org-a", "env").await;
+    tenant(&store, "org-b", "env").await;
+    store
+        .create_table("org-a", "env", "c1", &TableDef::discovered("secret"))
+        .await
+        .unwrap();
+    store
+        .save_offsets("org-a", "env", "s", "secret", &[(0, 42)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_tables("org-a", "env", "c1").await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .list_tables("org-b", "env", "c1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_table("org-b", "env", "c1", "secret")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store
+        .delete_table("org-b", "env", "c1", "secret")
+        .await
+        .unwrap());
+    assert!(store
+        .load_offsets("org-b", "env", "s")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.load_offsets("org-a", "env", "s").await.unwrap(),
+        vec![("secret".to_string(), 0, 42)]
+    );
+}
+
+#[tokio::test]
+async fn a_table_name_is_unique_per_database() {
+    let (store, _dir) = sqlite().await;
+    tenant(&store, "org-a", "env").await;
+    store
+        .create_table("org-a", "env", "c1", &TableDef::discovered("t"))
+        .await
+        .unwrap();
+    let err = store
+        .create_table("org-a", "env", "c1", &TableDef::discovered("t"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, weir_catalog::CatalogError::AlreadyExists { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
+    let bootstrap = std::env::var("WEIR_TEST_BOOTSTRAP")
+        .expect("WEIR_TEST_BOOTSTRAP: run the tests with infra/test.sh, which starts a broker");
+    let (store, _dir) = sqlite().await;
+    tenant(&store, "org-a", "env").await;
+    let admin = KafkaAdmin::new(&bootstrap).unwrap();
+    let topic = format!(
+        "outside-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    admin.create_topic(&topic, 2, &[]).await.unwrap();
+    let report = sync_topics(&store, &admin, "org-a", "env", "c1")
+        .await
+        .unwrap();
+    assert!(report.added.contains(&topic), "{report:?}");
+    let t = store
+        .get_table("org-a", "env", "c1", &topic)
+        .await
+        .unwrap()
+        .expect("discovered");
+    assert_eq!(
+        t.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["key", "val"]
+    );
+    admin.delete_topic(&topic).await.unwrap();
+    let report = sync_topics(&store, &admin, "org-a", "env", "c1")
+        .await
+        .unwrap();
+    assert!(report.removed.contains(&topic), "{report:?}");
+    assert!(store
+        .get_table("org-a", "env", "c1", &topic)
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -20,7 +20,7 @@ mod types;
 pub use error::CatalogError;
 pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
 pub use store::{
-    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, StatementRecord, Store,
+    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, SpecUpdate, StatementRecord, Store,
 };
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,

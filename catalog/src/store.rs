@@ -113,6 +113,20 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A compare-and-set change of a statement's spec (see
+/// [`Store::update_statement_spec`]).
+pub struct SpecUpdate<'a> {
+    /// The `resource_version` the caller read; a different current version
+    /// fails with [`CatalogError::StaleVersion`].
+    pub expected_version: i64,
+    /// The new spec, as JSON.
+    pub spec: &'a str,
+    /// The new phase.
+    pub phase: &'a str,
+    /// The new phase detail.
+    pub detail: &'a str,
+}
+
 impl Store {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://...`
     /// and brings the schema up to date.
@@ -658,17 +672,20 @@ impl Store {
         Ok(())
     }
 
-    /// Changes `stopped` in the spec if `expected_version` is current.
+    /// Replaces the spec and phase if `update.expected_version` is current.
     pub async fn update_statement_spec(
         &self,
         org: &str,
         env: &str,
         name: &str,
-        expected_version: i64,
-        spec: &str,
-        phase: &str,
-        detail: &str,
+        update: SpecUpdate<'_>,
     ) -> Result<StatementRecord, CatalogError> {
+        let SpecUpdate {
+            expected_version,
+            spec,
+            phase,
+            detail,
+        } = update;
         let r = sqlx::query(
             "UPDATE statements SET spec = $1, phase = $2, detail = $3, resource_version = resource_version + 1, updated_at = $4 \
              WHERE org_id = $5 AND env_id = $6 AND name = $7 AND resource_version = $8",

@@ -25,11 +25,15 @@ pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, EngineError> {
         .collect())
 }
 
+/// One encoded Kafka record: key and value (`None` is a null key or a
+/// tombstone).
+pub type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Keys and values of the Kafka records for a batch written to `table`.
 pub fn kafka_records(
     table: &TableDef,
     batch: &RecordBatch,
-) -> Result<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>, EngineError> {
+) -> Result<Vec<EncodedRecord>, EngineError> {
     let n = batch.num_rows();
     let value_cols: Vec<usize> = table
         .value_columns()

@@ -15,7 +15,7 @@ use weir_api::{
     StatementException, StatementExceptionList, StatementList, StatementResult, StatementSpec,
     StatementStatus, StatementTraits, SQL_API_VERSION,
 };
-use weir_catalog::{now_millis, StatementRecord};
+use weir_catalog::{now_millis, SpecUpdate, StatementRecord};
 use weir_sql_gateway::{analyze, execute_metadata, Analysis, CatalogContext, ResultSet, SinkSpec};
 
 use crate::auth::Principal;
@@ -438,10 +438,12 @@ async fn update(
             &org,
             &env_id,
             &name,
-            version,
-            &spec_json,
-            new_phase.as_str(),
-            &detail,
+            SpecUpdate {
+                expected_version: version,
+                spec: &spec_json,
+                phase: new_phase.as_str(),
+                detail: &detail,
+            },
         )
         .await?;
     if new_phase == Phase::Pending {

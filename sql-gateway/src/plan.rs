@@ -136,7 +136,7 @@ impl PlanNode {
 pub enum SinkSpec {
     /// `INSERT INTO` a Kafka table; the root produces `table.write_columns()`.
     Table {
-        table: TableDef,
+        table: Box<TableDef>,
         qualified_name: String,
     },
     /// A `SELECT`: rows go to the statement's results.

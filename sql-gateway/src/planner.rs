@@ -40,13 +40,22 @@ pub enum Analysis {
     /// Runs on a worker. For `CREATE TABLE ... AS`, `create` is the table to
     /// create (in the current database) before the plan starts.
     Streaming {
-        plan: StreamingPlan,
+        plan: Box<StreamingPlan>,
         sql_kind: &'static str,
         create: Option<TableDef>,
         if_not_exists: bool,
     },
     /// `EXPLAIN`: the plan's text.
     Explain(String),
+}
+
+/// The table an `INSERT INTO` writes, as named in the statement.
+pub struct InsertTarget<'a> {
+    pub table: &'a TableDef,
+    /// `catalog.database.table`, for messages and `EXPLAIN`.
+    pub qualified_name: &'a str,
+    /// The explicit column list; empty means all writable columns in order.
+    pub columns: &'a [String],
 }
 
 /// Plans statements. Holds DataFusion's function registry; cheap to share.
@@ -334,14 +343,17 @@ impl Planner {
     /// Plans `INSERT INTO target [(columns)] query`.
     pub fn plan_insert(
         &self,
-        target: &TableDef,
-        qualified_name: &str,
-        columns: &[String],
+        into: InsertTarget<'_>,
         query: &Query,
         hints: &TableHints,
         ctx: &CatalogContext,
         sql: &str,
     ) -> Result<StreamingPlan, SqlError> {
+        let InsertTarget {
+            table: target,
+            qualified_name,
+            columns,
+        } = into;
         let logical = self.logical(query, hints, ctx, sql)?;
         let input_schema = logical.schema().clone();
         let write: Vec<_> = target.write_columns();
@@ -432,7 +444,7 @@ impl Planner {
                 input_schema,
             },
             sink: SinkSpec::Table {
-                table: target.clone(),
+                table: Box::new(target.clone()),
                 qualified_name: qualified_name.to_string(),
             },
             output_schema,
@@ -751,7 +763,7 @@ fn analyze_statement(
 ) -> Result<Analysis, SqlError> {
     match statement {
         FlinkStatement::Query(q) => Ok(Analysis::Streaming {
-            plan: planner.plan_select(&q, hints, ctx, sql)?,
+            plan: Box::new(planner.plan_select(&q, hints, ctx, sql)?),
             sql_kind: "SELECT",
             create: None,
             if_not_exists: false,
@@ -767,7 +779,17 @@ fn analyze_statement(
             let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, db, def.name);
             let def = def.clone();
             Ok(Analysis::Streaming {
-                plan: planner.plan_insert(&def, &qualified, &columns, &query, hints, ctx, sql)?,
+                plan: Box::new(planner.plan_insert(
+                    InsertTarget {
+                        table: &def,
+                        qualified_name: &qualified,
+                        columns: &columns,
+                    },
+                    &query,
+                    hints,
+                    ctx,
+                    sql,
+                )?),
                 sql_kind: "INSERT_INTO",
                 create: None,
                 if_not_exists: false,
@@ -782,9 +804,19 @@ fn analyze_statement(
             let mut def = planner.table_for_query(def, &query, hints, ctx, sql)?;
             planner.resolve_computed(&mut def)?;
             let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, ctx.database, def.name);
-            let plan = planner.plan_insert(&def, &qualified, &[], &query, hints, ctx, sql)?;
+            let plan = planner.plan_insert(
+                InsertTarget {
+                    table: &def,
+                    qualified_name: &qualified,
+                    columns: &[],
+                },
+                &query,
+                hints,
+                ctx,
+                sql,
+            )?;
             Ok(Analysis::Streaming {
-                plan,
+                plan: Box::new(plan),
                 sql_kind: "CREATE_TABLE_AS",
                 create: Some(def),
                 if_not_exists,
@@ -809,7 +841,7 @@ pub fn replan(
     ctx: &CatalogContext,
 ) -> Result<StreamingPlan, SqlError> {
     match analyze(planner, sql, ctx)? {
-        Analysis::Streaming { plan, .. } => Ok(plan),
+        Analysis::Streaming { plan, .. } => Ok(*plan),
         _ => Err(SqlError::validation(
             "the statement has no streaming plan",
             None,

@@ -1,0 +1,399 @@
+//! The API's walls and its answers to bad input, over real HTTP against a
+//! real server, SQLite store and broker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use weir_api::{Client, Credentials, ErrorBody, Phase};
+use weir_control_plane::auth::{hash_secret, new_key};
+
+fn statements_url(weir: &Weir, org: &str, env: &str) -> String {
+    format!(
+        "{}/sql/v1/organizations/{org}/environments/{env}/statements",
+        weir.url()
+    )
+}
+
+/// Sends a request and returns the status, the request id header and the
+/// body parsed as the API's error shape (for errors).
+async fn call(req: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, id, resp.text().await.unwrap())
+}
+
+fn error_body(text: &str) -> ErrorBody {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not the error shape ({e}): {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_valid_key_get_401_in_the_error_shape() {
+    let weir = Weir::start().await;
+    let http = reqwest::Client::new();
+    let url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
+
+    let (status, id, text) = call(http.get(&url)).await;
+    assert_eq!(status, 401);
+    assert!(
+        id.is_some_and(|i| !i.is_empty()),
+        "every response has a request id"
+    );
+    let body = error_body(&text);
+    assert_eq!(body.errors[0].status, "401");
+
+    let (status, _, text) = call(http.get(&url).basic_auth(&weir.dev.key, Some("wrong"))).await;
+    assert_eq!(status, 401);
+    error_body(&text);
+
+    let (status, _, _) = call(http.get(&url).basic_auth("no-such-key", Some("x"))).await;
+    assert_eq!(status, 401);
+
+    let (status, _, _) = call(
+        http.post(&url)
+            .json(&json!({"name": "x", "spec": {"statement": "SHOW TABLES"}})),
+    )
+    .await;
+    assert_eq!(status, 401, "writes need a key too");
+
+    // The right key works, and its answer has a request id as well.
+    let (status, id, _) = call(
+        http.get(&url)
+            .basic_auth(&weir.dev.key, Some(&weir.dev.secret)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(id.is_some());
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_key_cannot_see_or_touch_its_statements() {
+    let weir = Weir::start().await;
+    let created = weir.submit("mine", "SHOW TABLES").await.unwrap();
+    assert_eq!(created.status.phase, Phase::Completed);
+
+    // A second tenant with its own environment and key.
+    let store = &weir.server.as_ref().unwrap().state.store;
+    store.ensure_organization("org-b", "b").await.unwrap();
+    store
+        .ensure_environment("org-b", "env-b", "default")
+        .await
+        .unwrap();
+    let (key, secret) = new_key();
+    store
+        .create_api_key("org-b", &key, &hash_secret(&secret), "tenant b")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let a_url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
+    let b = |r: reqwest::RequestBuilder| r.basic_auth(&key, Some(&secret));
+
+    for req in [
+        http.get(&a_url),
+        http.get(format!("{a_url}/mine")),
+        http.get(format!("{a_url}/mine/results")),
+        http.get(format!("{a_url}/mine/exceptions")),
+        http.delete(format!("{a_url}/mine")),
+        http.put(format!("{a_url}/mine")).json(&created),
+        http.post(&a_url)
+            .json(&json!({"name": "theirs", "spec": {"statement": "SHOW TABLES"}})),
+    ] {
+        let (status, _, text) = call(b(req)).await;
+        assert_eq!(status, 404, "{text}");
+        error_body(&text);
+    }
+    // Tenant B's own environment does not show A's statement either, and
+    // A's environment id under B's organization does not exist.
+    let b_client = Client::new(
+        weir.url(),
+        "org-b",
+        "env-b",
+        Some(Credentials {
+            key: key.clone(),
+            secret: secret.clone(),
+        }),
+    );
+    assert!(b_client
+        .list_statements(None)
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+    assert_eq!(
+        b_client
+            .get_statement("mine")
+            .await
+            .unwrap_err()
+            .status()
+            .unwrap()
+            .as_u16(),
+        404
+    );
+    let (status, _, _) = call(b(http.get(statements_url(&weir, "org-b", &weir.dev.env)))).await;
+    assert_eq!(status, 404);
+
+    // A's statement is untouched.
+    let still = weir.client.get_statement("mine").await.unwrap();
+    assert_eq!(still.metadata.uid, created.metadata.uid);
+    assert_eq!(
+        weir.client.list_statements(None).await.unwrap().data.len(),
+        1
+    );
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_that_does_not_parse_gets_400_with_line_and_column_and_is_not_kept() {
+    let weir = Weir::start().await;
+    let err = weir
+        .submit("broken", "SELECT id,\n  FROM WHERE x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().unwrap().as_u16(), 400);
+    let weir_api::ClientError::Api { body, .. } = err else {
+        panic!("not an API error")
+    };
+    let src = body.errors[0].source.as_ref().expect("a source position");
+    assert_eq!(src.line, Some(2), "{}", body.errors[0].detail);
+    assert!(src.column.is_some());
+    assert_eq!(
+        weir.client
+            .get_statement("broken")
+            .await
+            .unwrap_err()
+            .status()
+            .unwrap()
+            .as_u16(),
+        404
+    );
+    assert!(weir
+        .client
+        .list_statements(None)
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tables_and_columns_get_400_with_their_position() {
+    let weir = Weir::start().await;
+    let t = unique("orders");
+    weir.ddl(&orders_ddl(&t, "")).await;
+
+    let err = weir
+        .submit("q1", "SELECT id\nFROM   no_such_table")
+        .await
+        .unwrap_err();
+    let weir_api::ClientError::Api { status, body } = err else {
+        panic!()
+    };
+    assert_eq!(status.as_u16(), 400);
+    let e = &body.errors[0];
+    assert!(e.detail.contains("no_such_table"), "{}", e.detail);
+    let src = e.source.as_ref().unwrap();
+    assert_eq!((src.line, src.column), (Some(2), Some(8)), "{}", e.detail);
+
+    let err = weir
+        .submit("q2", &format!("SELECT id, nope FROM `{t}`"))
+        .await
+        .unwrap_err();
+    let weir_api::ClientError::Api { status, body } = err else {
+        panic!()
+    };
+    assert_eq!(status.as_u16(), 400);
+    let e = &body.errors[0];
+    assert!(e.detail.contains("nope"), "{}", e.detail);
+    let src = e.source.as_ref().unwrap();
+    assert_eq!((src.line, src.column), (Some(1), Some(12)), "{}", e.detail);
+
+    // Nothing was kept or left running.
+    let names: Vec<String> = weir
+        .client
+        .list_statements(None)
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(!names.iter().any(|n| n == "q1" || n == "q2"), "{names:?}");
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_bodies_get_4xx_in_the_error_shape() {
+    let weir = Weir::start().await;
+    let http = reqwest::Client::new();
+    let url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth(&weir.dev.key, Some(&weir.dev.secret));
+
+    let (status, _, text) = call(
+        auth(http.post(&url))
+            .header("content-type", "application/json")
+            .body("{\"name\": \"x\", \"spec\": "),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    error_body(&text);
+
+    let (status, _, text) =
+        call(auth(http.post(&url)).json(&json!({"name": "x", "spec": 7}))).await;
+    assert!((400..500).contains(&status), "{status} {text}");
+    error_body(&text);
+
+    let huge = "x".repeat(2 << 20);
+    let (status, _, text) =
+        call(auth(http.post(&url)).json(&json!({"name": "x", "spec": {"statement": huge}}))).await;
+    assert_eq!(status, 413, "{text}");
+    error_body(&text);
+
+    let (status, _, text) = call(
+        auth(http.post(&url))
+            .json(&json!({"name": "Not_A_Label", "spec": {"statement": "SHOW TABLES"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    error_body(&text);
+
+    weir.submit("twice", "SHOW TABLES").await.unwrap();
+    let err = weir.submit("twice", "SHOW TABLES").await.unwrap_err();
+    assert_eq!(err.status().unwrap().as_u16(), 409);
+
+    // The server is still there.
+    assert!(weir.client.list_statements(None).await.is_ok());
+    weir.stop().await;
+}
+
+/// Good records around two that are not JSON objects of the table.
+async fn mixed_topic(weir: &Weir, mode: &str) -> (String, Vec<i64>) {
+    let t = unique("mixed");
+    let with = match mode {
+        "" => String::new(),
+        m => format!(", 'error-handling.mode' = '{m}'"),
+    };
+    weir.ddl(&orders_ddl(&t, &with)).await;
+    let mut records: Vec<(i32, Option<String>, String)> =
+        (0..50).map(|id| (0, None, order_json(id))).collect();
+    records.insert(10, (0, None, "this is not json".to_string()));
+    records.insert(30, (0, None, r#"{"id": "not a number"}"#.to_string()));
+    produce(&t, &records).await;
+    (t, (0..50).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_record_fails_the_statement_by_default_naming_where_it_is() {
+    let weir = Weir::start().await;
+    let (t, _) = mixed_topic(&weir, "").await;
+    let sink = unique("out");
+    weir.ddl(&format!("CREATE TABLE `{sink}` (id BIGINT)"))
+        .await;
+    weir.submit(
+        "strict",
+        &format!("INSERT INTO `{sink}` SELECT id FROM `{t}`"),
+    )
+    .await
+    .unwrap();
+    let s = weir
+        .wait_phase("strict", Phase::Failed, Duration::from_secs(30))
+        .await;
+    for part in [format!("'{t}'"), "partition 0".into(), "offset 10".into()] {
+        assert!(
+            s.status.detail.contains(&part),
+            "{part} in {}",
+            s.status.detail
+        );
+    }
+    let ex = weir.client.exceptions("strict").await.unwrap();
+    assert!(
+        ex.data.iter().any(|e| e.message.contains("offset 10")),
+        "{ex:?}"
+    );
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_skips_bad_records_and_counts_them() {
+    let weir = Weir::start().await;
+    let (t, ids) = mixed_topic(&weir, "ignore").await;
+    let sink = unique("out");
+    weir.ddl(&format!("CREATE TABLE `{sink}` (id BIGINT)"))
+        .await;
+    weir.submit(
+        "lenient",
+        &format!("INSERT INTO `{sink}` SELECT id FROM `{t}`"),
+    )
+    .await
+    .unwrap();
+    let got = consume(
+        &sink,
+        ids.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    let mut got: Vec<i64> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r.value.as_deref().unwrap()).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ids);
+    let s = weir.client.get_statement("lenient").await.unwrap();
+    assert_eq!(s.status.phase, Phase::Running);
+    let m = s.status.metrics.unwrap();
+    assert_eq!(m.records_skipped, 2);
+    assert_eq!(m.records_in, 52);
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_writes_bad_records_to_the_dead_letter_table_and_counts_them() {
+    let weir = Weir::start().await;
+    let dlq = unique("dlq");
+    let t = unique("mixed");
+    weir.ddl(&orders_ddl(
+        &t,
+        &format!(", 'error-handling.mode' = 'log', 'error-handling.log.target' = '{dlq}'"),
+    ))
+    .await;
+    let mut records: Vec<(i32, Option<String>, String)> =
+        (0..20).map(|id| (1, None, order_json(id))).collect();
+    records.insert(5, (1, Some("k5".into()), "{broken".to_string()));
+    produce(&t, &records).await;
+    let sink = unique("out");
+    weir.ddl(&format!("CREATE TABLE `{sink}` (id BIGINT)"))
+        .await;
+    weir.submit(
+        "logged",
+        &format!("INSERT INTO `{sink}` SELECT id FROM `{t}`"),
+    )
+    .await
+    .unwrap();
+    consume(&sink, 20, Duration::from_secs(30), Duration::ZERO).await;
+    let dead = consume(&dlq, 1, Duration::from_secs(30), Duration::from_secs(1)).await;
+    assert_eq!(dead.len(), 1);
+    let v: Value = serde_json::from_str(dead[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(v["topic"], json!(t));
+    assert_eq!(v["partition"], json!(1));
+    assert_eq!(v["offset"], json!(5));
+    assert_eq!(v["raw_value"], json!("{broken"));
+    assert_eq!(v["raw_key"], json!("k5"));
+    assert!(v["error_message"].as_str().is_some_and(|m| !m.is_empty()));
+    let s = weir.client.get_statement("logged").await.unwrap();
+    assert_eq!(s.status.metrics.unwrap().records_skipped, 1);
+    let ex = weir.client.exceptions("logged").await.unwrap();
+    assert!(ex.data.iter().any(|e| e.message.contains(&dlq)), "{ex:?}");
+    weir.stop().await;
+}

@@ -1,0 +1,285 @@
+//! What the control-plane integration tests share: a real server on
+//! 127.0.0.1 with a real SQLite store, the test broker started by
+//! `infra/test.sh` (`WEIR_TEST_BOOTSTRAP`), and an independent rdkafka
+//! producer and consumer to feed and read topics.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use weir_api::{
+    Client, ClientError, CreateStatementRequest, Credentials, Phase, Statement, StatementSpec,
+};
+use weir_control_plane::dev::{self, DevEnv};
+use weir_control_plane::{Server, ServerConfig};
+
+/// The broker `infra/test.sh` started.
+pub fn broker() -> String {
+    std::env::var("WEIR_TEST_BOOTSTRAP").expect(
+        "WEIR_TEST_BOOTSTRAP is not set: run the suite with infra/test.sh, which starts the test broker",
+    )
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// A control plane with its worker, the `weir dev` defaults and a client.
+pub struct Weir {
+    pub server: Option<Server>,
+    pub dev: DevEnv,
+    pub dir: PathBuf,
+    pub client: Client,
+}
+
+impl Weir {
+    pub async fn start() -> Weir {
+        let dir = std::env::temp_dir().join(unique("weir-cp"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Weir::start_in(dir).await
+    }
+
+    /// Starts (or starts again) on the store in `dir`.
+    pub async fn start_in(dir: PathBuf) -> Weir {
+        let server = Server::start(ServerConfig {
+            database_url: format!("sqlite://{}", dir.join("weir.db").display()),
+            listen: "127.0.0.1:0".into(),
+            results_idle_timeout: Duration::from_secs(60),
+            topic_sync_interval: Duration::from_millis(500),
+            ..ServerConfig::default()
+        })
+        .await
+        .expect("server starts");
+        let dev = dev::bootstrap(&server.state.store, &dir, &server.url, &broker())
+            .await
+            .expect("dev defaults");
+        let client = Client::new(
+            &server.url,
+            &dev.org,
+            &dev.env,
+            Some(Credentials {
+                key: dev.key.clone(),
+                secret: dev.secret.clone(),
+            }),
+        );
+        Weir {
+            server: Some(server),
+            dev,
+            dir,
+            client,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.as_ref().unwrap().url
+    }
+
+    /// A graceful stop followed by a start on the same store.
+    pub async fn restart(self) -> Weir {
+        let dir = self.dir.clone();
+        self.server.expect("running").shutdown().await;
+        Weir::start_in(dir).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+
+    /// Submits a statement and waits until it leaves PENDING.
+    pub async fn submit(&self, name: &str, sql: &str) -> Result<Statement, ClientError> {
+        self.submit_with(name, sql, BTreeMap::new()).await
+    }
+
+    pub async fn submit_with(
+        &self,
+        name: &str,
+        sql: &str,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Statement, ClientError> {
+        self.client
+            .create_statement(&CreateStatementRequest {
+                name: Some(name.to_string()),
+                spec: StatementSpec {
+                    statement: sql.to_string(),
+                    compute_pool_id: Some(self.dev.pool.clone()),
+                    properties,
+                    ..StatementSpec::default()
+                },
+            })
+            .await?;
+        self.client
+            .wait_started(name, Duration::from_secs(30))
+            .await
+    }
+
+    /// Runs a statement that must complete at once (DDL), and panics with
+    /// its detail otherwise.
+    pub async fn ddl(&self, sql: &str) {
+        let name = unique("ddl").replace('_', "-");
+        let s = self
+            .submit(&name, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(
+            s.status.phase,
+            Phase::Completed,
+            "{sql}: {}",
+            s.status.detail
+        );
+    }
+
+    /// Polls until the statement reaches `phase` and returns it.
+    pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> Statement {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.client.get_statement(name).await.unwrap();
+            if s.status.phase == phase {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "statement {name} is {:?} ({}), not {phase:?}, after {timeout:?}",
+                s.status.phase,
+                s.status.detail
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An idempotent producer that is not Weir's.
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `(partition, key, value)` records and waits for every ack.
+pub async fn produce(topic: &str, records: &[(i32, Option<String>, String)]) {
+    let p = producer();
+    for chunk in records.chunks(1000) {
+        let futures: Vec<_> = chunk
+            .iter()
+            .map(|(partition, key, value)| {
+                let mut r = FutureRecord::to(topic).partition(*partition).payload(value);
+                if let Some(k) = key {
+                    r = r.key(k);
+                }
+                // `send_result` enqueues now; `send` would wait for each ack
+                // before the next record is even queued.
+                p.send_result(r).map_err(|(e, _)| e).expect("record queued")
+            })
+            .collect();
+        for f in futures {
+            f.await
+                .expect("producer alive")
+                .map_err(|(e, _)| e)
+                .expect("record acknowledged");
+        }
+    }
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Read {
+    pub partition: i32,
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+/// Reads every partition of `topic` from the beginning with an independent
+/// consumer until `want` records arrived, then `settle` longer to catch
+/// extras; panics if fewer than `want` arrive within `timeout`.
+pub async fn consume(topic: &str, want: usize, timeout: Duration, settle: Duration) -> Vec<Read> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || consume_blocking(&topic, want, timeout, settle))
+        .await
+        .expect("consumer thread")
+}
+
+fn consume_blocking(topic: &str, want: usize, timeout: Duration, settle: Duration) -> Vec<Read> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = vec![];
+    let deadline = Instant::now() + timeout;
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if let Some(t) = settle_until {
+            if now > t {
+                break;
+            }
+        } else if out.len() >= want {
+            settle_until = Some(now + settle);
+        } else if now > deadline {
+            panic!(
+                "topic {topic}: {} of {want} records after {timeout:?}",
+                out.len()
+            );
+        }
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            out.push(Read {
+                partition: m.partition(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+            });
+        }
+    }
+    out
+}
+
+/// About 200 bytes of JSON, like a typical event.
+pub fn order_json(id: i64) -> String {
+    let who = ["alice", "bob", "carol", "dave", "erin"][(id % 5) as usize];
+    let amount = (id * 37 % 1000) as f64 / 10.0;
+    format!(
+        r#"{{"id":{id},"who":"{who}","amount":{amount:.1},"country":"{}","note":"order {id} placed through the web shop with standard shipping","tags":["a","b"]}}"#,
+        ["NL", "DE", "FR"][(id % 3) as usize]
+    )
+}
+
+/// The `orders` value `order_json` writes for `id`.
+pub fn order_amount(id: i64) -> f64 {
+    (id * 37 % 1000) as f64 / 10.0
+}
+
+pub fn order_who(id: i64) -> &'static str {
+    ["alice", "bob", "carol", "dave", "erin"][(id % 5) as usize]
+}
+
+/// `CREATE TABLE` text for the orders table the tests use.
+pub fn orders_ddl(table: &str, extra_with: &str) -> String {
+    format!(
+        "CREATE TABLE `{table}` (id BIGINT, who STRING, amount DOUBLE, country STRING, note STRING, tags ARRAY<STRING>) \
+         DISTRIBUTED BY HASH(id) INTO 3 BUCKETS WITH ('value.format' = 'json'{extra_with})"
+    )
+}

@@ -21,5 +21,12 @@ for _ in $(seq 1 100); do
 done
 export WEIR_TEST_BOOTSTRAP="127.0.0.1:$port"
 
+# A throwaway PostgreSQL server for the store and control-plane tests.
+pg_port="${WEIR_TEST_PG_PORT:-29432}"
+pg_data="$(mktemp -d /tmp/weir-pg.XXXXXX)"
+WEIR_TEST_POSTGRES="$(bash infra/postgres/start.sh "$pg_port" "$pg_data")"
+export WEIR_TEST_POSTGRES
+trap 'kill $broker 2>/dev/null || true; bash infra/postgres/stop.sh "$pg_data"' EXIT
+
 cargo fmt --all --check
 cargo nextest run --workspace --no-fail-fast

@@ -12,6 +12,33 @@ async fn sqlite() -> (Store, std::path::PathBuf) {
     (store, dir)
 }
 
+/// A store on a fresh database of the PostgreSQL server `infra/test.sh`
+/// started.
+async fn postgres() -> Store {
+    let admin = std::env::var("WEIR_TEST_POSTGRES").expect(
+        "WEIR_TEST_POSTGRES is not set: run the suite with infra/test.sh, which starts PostgreSQL",
+    );
+    let db = format!("weir_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin.rsplit_once('/').unwrap().0;
+    Store::connect(&format!("{base}/{db}")).await.unwrap()
+}
+
+/// The same store tests run on both backends.
+async fn backend(name: &str) -> Store {
+    match name {
+        "sqlite" => sqlite().await.0,
+        _ => postgres().await,
+    }
+}
+
 async fn tenant(store: &Store, org: &str, env: &str) {
     store.ensure_organization(org, org).await.unwrap();
     store.ensure_environment(org, env, "default").await.unwrap();
@@ -30,8 +57,17 @@ async fn tenant(store: &Store, org: &str, env: &str) {
 }
 
 #[tokio::test]
-async fn one_tenant_cannot_see_another_tenants_tables_or_offsets() {
-    let (store, _dir) = sqlite().await;
+async fn one_tenant_cannot_see_another_tenants_tables_or_offsets_sqlite() {
+    tenant_isolation("sqlite").await
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_see_another_tenants_tables_or_offsets_postgres() {
+    tenant_isolation("postgres").await
+}
+
+async fn tenant_isolation(name: &str) {
+    let store = backend(name).await;
     tenant(&store, "org-a", "env").await;
     tenant(&store, "org-b", "env").await;
     store
@@ -72,8 +108,17 @@ async fn one_tenant_cannot_see_another_tenants_tables_or_offsets() {
 }
 
 #[tokio::test]
-async fn a_table_name_is_unique_per_database() {
-    let (store, _dir) = sqlite().await;
+async fn a_table_name_is_unique_per_database_sqlite() {
+    unique_names("sqlite").await
+}
+
+#[tokio::test]
+async fn a_table_name_is_unique_per_database_postgres() {
+    unique_names("postgres").await
+}
+
+async fn unique_names(name: &str) {
+    let store = backend(name).await;
     tenant(&store, "org-a", "env").await;
     store
         .create_table("org-a", "env", "c1", &TableDef::discovered("t"))

@@ -74,8 +74,17 @@ async fn requests_without_a_valid_key_get_401_in_the_error_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_organizations_key_cannot_see_or_touch_its_statements() {
-    let weir = Weir::start().await;
+async fn another_organizations_key_cannot_see_or_touch_its_statements_sqlite() {
+    tenant_walls("sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_key_cannot_see_or_touch_its_statements_postgres() {
+    tenant_walls("postgres").await
+}
+
+async fn tenant_walls(backend: &str) {
+    let weir = Weir::start_backend(backend).await;
     let created = weir.submit("mine", "SHOW TABLES").await.unwrap();
     assert_eq!(created.status.phase, Phase::Completed);
 

@@ -175,8 +175,17 @@ async fn bounded_select_completes_and_ends_its_results() {
 /// and stores the offsets of what it wrote, so nothing is lost and nothing
 /// is written twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_mid_stream_loses_nothing_and_writes_nothing_twice() {
-    let weir = Weir::start().await;
+async fn restart_mid_stream_loses_nothing_and_writes_nothing_twice_sqlite() {
+    restart_mid_stream("sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_stream_loses_nothing_and_writes_nothing_twice_postgres() {
+    restart_mid_stream("postgres").await
+}
+
+async fn restart_mid_stream(backend: &str) {
+    let weir = Weir::start_backend(backend).await;
     let src = unique("orders");
     let dst = unique("big");
     weir.ddl(&orders_ddl(&src, "")).await;
@@ -240,8 +249,17 @@ async fn restart_mid_stream_loses_nothing_and_writes_nothing_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_and_resume_through_put_continue_where_it_stopped() {
-    let weir = Weir::start().await;
+async fn stop_and_resume_through_put_continue_where_it_stopped_sqlite() {
+    stop_and_resume("sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_resume_through_put_continue_where_it_stopped_postgres() {
+    stop_and_resume("postgres").await
+}
+
+async fn stop_and_resume(backend: &str) {
+    let weir = Weir::start_backend(backend).await;
     let src = unique("orders");
     let dst = unique("big");
     weir.ddl(&orders_ddl(&src, "")).await;

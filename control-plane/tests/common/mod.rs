@@ -26,6 +26,25 @@ pub fn broker() -> String {
     )
 }
 
+/// A fresh, empty database on the PostgreSQL server `infra/test.sh`
+/// started (`WEIR_TEST_POSTGRES`), as a URL for `ServerConfig`.
+pub async fn fresh_postgres() -> String {
+    let admin = std::env::var("WEIR_TEST_POSTGRES").expect(
+        "WEIR_TEST_POSTGRES is not set: run the suite with infra/test.sh, which starts PostgreSQL",
+    );
+    let db = unique("weir");
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').expect("URL with a database").0;
+    format!("{base}/{db}")
+}
+
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -39,20 +58,40 @@ pub struct Weir {
     pub server: Option<Server>,
     pub dev: DevEnv,
     pub dir: PathBuf,
+    /// `sqlite://...` in `dir`, or a PostgreSQL database.
+    pub database_url: String,
     pub client: Client,
 }
 
 impl Weir {
+    /// Starts on a new SQLite store.
     pub async fn start() -> Weir {
         let dir = std::env::temp_dir().join(unique("weir-cp"));
         std::fs::create_dir_all(&dir).unwrap();
-        Weir::start_in(dir).await
+        let url = format!("sqlite://{}", dir.join("weir.db").display());
+        Weir::start_on(dir, url).await
     }
 
-    /// Starts (or starts again) on the store in `dir`.
-    pub async fn start_in(dir: PathBuf) -> Weir {
+    /// Starts on a new PostgreSQL database.
+    pub async fn start_postgres() -> Weir {
+        let dir = std::env::temp_dir().join(unique("weir-cp"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Weir::start_on(dir, fresh_postgres().await).await
+    }
+
+    /// Starts `sqlite` or `postgres`.
+    pub async fn start_backend(backend: &str) -> Weir {
+        match backend {
+            "sqlite" => Weir::start().await,
+            "postgres" => Weir::start_postgres().await,
+            other => panic!("no backend {other}"),
+        }
+    }
+
+    /// Starts (or starts again) on `database_url`; `dir` keeps `dev.env`.
+    pub async fn start_on(dir: PathBuf, database_url: String) -> Weir {
         let server = Server::start(ServerConfig {
-            database_url: format!("sqlite://{}", dir.join("weir.db").display()),
+            database_url: database_url.clone(),
             listen: "127.0.0.1:0".into(),
             results_idle_timeout: Duration::from_secs(60),
             topic_sync_interval: Duration::from_millis(500),
@@ -76,6 +115,7 @@ impl Weir {
             server: Some(server),
             dev,
             dir,
+            database_url,
             client,
         }
     }
@@ -86,9 +126,9 @@ impl Weir {
 
     /// A graceful stop followed by a start on the same store.
     pub async fn restart(self) -> Weir {
-        let dir = self.dir.clone();
+        let (dir, url) = (self.dir.clone(), self.database_url.clone());
         self.server.expect("running").shutdown().await;
-        Weir::start_in(dir).await
+        Weir::start_on(dir, url).await
     }
 
     pub async fn stop(mut self) {

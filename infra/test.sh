@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 bash infra/broker/install-tansu.sh
-export PATH="$HOME/.cache/weir/tools/bin:$PATH"
+export PATH="${WEIR_TOOLS:-$HOME/.cache/weir/tools}/bin:$PATH"
 
 port="${WEIR_TEST_BROKER_PORT:-29192}"
 log="$(mktemp)"

@@ -21,9 +21,9 @@ pub struct DevArgs {
     /// The local broker's port.
     #[arg(long, default_value_t = 9092)]
     broker_port: u16,
-    /// The local broker's storage: `memory` (default) or `sqlite` (kept in
-    /// the data directory; CreateTopics timed out against it in testing).
-    #[arg(long, default_value = "memory")]
+    /// The local broker's storage: `sqlite` (default; topics are kept in
+    /// `<data-dir>/broker.db` across restarts) or `memory`.
+    #[arg(long, default_value = "sqlite")]
     broker_storage: String,
     /// Seconds a SELECT may go unread before it is stopped.
     #[arg(long, default_value_t = 300)]

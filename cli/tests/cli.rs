@@ -38,10 +38,22 @@ struct Dev {
 }
 
 impl Dev {
+    /// `weir dev --bootstrap` on the test broker.
     fn start(data_dir: &Path) -> Dev {
+        Dev::start_with(data_dir, &["--bootstrap", &broker()])
+    }
+
+    /// `weir dev` with its own broker on `broker_port` (tansu from `PATH`,
+    /// where `infra/test.sh` puts it).
+    fn start_own_broker(data_dir: &Path, broker_port: u16) -> Dev {
+        Dev::start_with(data_dir, &["--broker-port", &broker_port.to_string()])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Dev {
         let mut child = Command::new(WEIR)
-            .args(["dev", "--port", "0", "--bootstrap", &broker(), "--data-dir"])
+            .args(["dev", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -150,8 +162,12 @@ fn temp_dir() -> PathBuf {
 }
 
 fn produce(topic: &str, ids: std::ops::Range<i64>) {
+    produce_to(&broker(), topic, ids)
+}
+
+fn produce_to(bootstrap: &str, topic: &str, ids: std::ops::Range<i64>) {
     let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .create()
         .unwrap();
@@ -177,8 +193,12 @@ fn produce(topic: &str, ids: std::ops::Range<i64>) {
 /// The `id`s of every record in `topic`, read until `want` arrived (and a
 /// second more).
 fn consume_ids(topic: &str, want: usize) -> Vec<i64> {
+    consume_ids_from(&broker(), topic, want)
+}
+
+fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .create()
         .unwrap();
@@ -408,5 +428,53 @@ fn a_crash_of_weir_dev_loses_no_record() {
     assert_eq!(ids, (0..5000).collect::<Vec<_>>(), "lost records");
     eprintln!("duplicates after the crash: {}", total - ids.len());
     // Ctrl-C after a restart still stops cleanly.
+    dev.interrupt();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Plain `weir dev` (its own broker, on disk in the data directory): Ctrl-C,
+/// start again, and the topics, their records, the tables and the running
+/// statement are all still there.
+#[test]
+fn weir_dev_keeps_topics_tables_and_statements_across_a_restart() {
+    let dir = temp_dir();
+    let port = free_port();
+    let dev = Dev::start_own_broker(&dir, port);
+    let bootstrap = dev.env["WEIR_BOOTSTRAP"].clone();
+    assert_eq!(bootstrap, format!("127.0.0.1:{port}"));
+    for sql in [
+        "CREATE TABLE src (id BIGINT, amount INT)",
+        "CREATE TABLE dst (id BIGINT, amount INT)",
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", sql]);
+    }
+    produce_to(&bootstrap, "src", 0..500);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--wait",
+        "--sql",
+        "INSERT INTO dst SELECT id, amount FROM src",
+    ]);
+    assert_eq!(consume_ids_from(&bootstrap, "dst", 500).len(), 500);
+    dev.interrupt();
+
+    let dev = Dev::start_own_broker(&dir, port);
+    let tables = dev.ok(&["sql", "SHOW TABLES"]);
+    assert!(tables.contains("src") && tables.contains("dst"), "{tables}");
+    dev.wait_phase("copy", "RUNNING");
+    produce_to(&bootstrap, "src", 500..800);
+    let mut ids = consume_ids_from(&bootstrap, "dst", 800);
+    ids.sort();
+    assert_eq!(ids, (0..800).collect::<Vec<_>>(), "every record once");
     dev.interrupt();
 }

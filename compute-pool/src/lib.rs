@@ -13,7 +13,7 @@
 //! Stateful operators, watermarks and checkpoints are not here yet.
 
 pub mod decode;
-mod encode;
+pub mod encode;
 mod error;
 mod kafka;
 pub mod pipeline;

@@ -302,7 +302,7 @@ pub fn order_json(id: i64) -> String {
     let who = ["alice", "bob", "carol", "dave", "erin"][(id % 5) as usize];
     let amount = (id * 37 % 1000) as f64 / 10.0;
     format!(
-        r#"{{"id":{id},"who":"{who}","amount":{amount:.1},"country":"{}","note":"order {id} placed through the web shop with standard shipping","tags":["a","b"]}}"#,
+        r#"{{"id":{id},"who":"{who}","amount":{amount:.1},"country":"{}","note":"order {id} placed through the web shop with standard shipping, gift wrapped, left at the door","tags":["a","b","gift"]}}"#,
         ["NL", "DE", "FR"][(id % 3) as usize]
     )
 }

@@ -108,13 +108,27 @@ impl SourceDecoder {
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         let physical = table.physical_schema();
-        let physical = Arc::new(arrow::datatypes::Schema::new(
-            physical
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-        ));
+        let mut read: Vec<arrow::datatypes::Field> = physical
+            .fields()
+            .iter()
+            .filter(|f| {
+                spec.read_columns
+                    .as_ref()
+                    .is_none_or(|cols| cols.iter().any(|c| c == f.name()))
+            })
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        if read.is_empty() {
+            // Decode one column so that batches still count rows.
+            read.extend(
+                physical
+                    .fields()
+                    .iter()
+                    .take(1)
+                    .map(|f| f.as_ref().clone().with_nullable(true)),
+            );
+        }
+        let physical = Arc::new(arrow::datatypes::Schema::new(read));
         Ok(SourceDecoder {
             topic: table.topic.clone(),
             raw: table.origin == TableOrigin::Discovered || table.value_format() == "raw",

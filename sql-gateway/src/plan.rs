@@ -37,6 +37,11 @@ pub struct SourceSpec {
     pub schema: SchemaRef,
     /// The same schema with the table as qualifier.
     pub df_schema: DFSchemaRef,
+    /// The physical (value) columns the statement reads, directly or through
+    /// computed columns; `None` reads all. The decoder leaves the others
+    /// NULL and does not build them, as Flink's projection push-down into
+    /// the format does.
+    pub read_columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

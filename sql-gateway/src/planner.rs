@@ -49,6 +49,29 @@ pub enum Analysis {
     Explain(String),
 }
 
+/// The physical columns behind the projected source columns `proj` and the
+/// pushed-down `filters`, following computed columns to their inputs.
+fn read_columns(spec: &SourceSpec, proj: &[usize], filters: &[Expr]) -> Vec<String> {
+    let mut names: std::collections::BTreeSet<String> = proj
+        .iter()
+        .map(|i| spec.schema.field(*i).name().clone())
+        .collect();
+    for f in filters {
+        names.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+    }
+    for (name, expr) in &spec.computed {
+        if names.contains(name) {
+            names.extend(expr.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+    }
+    spec.table
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Physical) && names.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The table an `INSERT INTO` writes, as named in the statement.
 pub struct InsertTarget<'a> {
     pub table: &'a TableDef,
@@ -577,6 +600,7 @@ impl Planner {
             computed,
             schema: src.schema.clone(),
             df_schema: Arc::new(df_schema),
+            read_columns: None,
         })
     }
 
@@ -605,7 +629,10 @@ impl Planner {
                 let src = (scan.source.as_ref() as &dyn Any)
                     .downcast_ref::<KafkaTableSource>()
                     .expect("every table source is a Kafka table");
-                let spec = self.source(src, &scan.table_name)?;
+                let mut spec = self.source(src, &scan.table_name)?;
+                if let Some(proj) = &scan.projection {
+                    spec.read_columns = Some(read_columns(&spec, proj, &scan.filters));
+                }
                 let source_schema = spec.df_schema.clone();
                 let mut node = PlanNode::Source(spec);
                 if !scan.filters.is_empty() {

@@ -1,0 +1,181 @@
+//! Planning SELECT and INSERT against a catalog: the plans' shapes, their
+//! output schemas, and the errors users get.
+
+use weir_catalog::{ClusterRecord, TableDef};
+use weir_sql_gateway::{
+    analyze, Analysis, CatalogContext, FlinkStatement, PlanNode, Planner, SinkSpec, SqlError,
+    StartupMode, StreamingPlan,
+};
+
+fn table(ddl: &str) -> TableDef {
+    match weir_sql_gateway::parse(ddl).unwrap().statement {
+        FlinkStatement::CreateTable { def, .. } => def,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn ctx() -> CatalogContext {
+    CatalogContext {
+        org: "org".into(),
+        env_id: "env".into(),
+        catalog: "default".into(),
+        database: "cluster_0".into(),
+        clusters: vec![ClusterRecord {
+            id: "c".into(),
+            name: "cluster_0".into(),
+            bootstrap: String::new(),
+        }],
+        environments: vec!["default".into()],
+        tables: vec![
+            (
+                "cluster_0".into(),
+                table(
+                    "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, \
+                     address ROW<city STRING, zip STRING>, tags ARRAY<STRING>, \
+                     big_amount AS amount * 100, \
+                     ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
+                     WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
+                ),
+            ),
+            (
+                "cluster_0".into(),
+                table("CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)"),
+            ),
+        ],
+    }
+}
+
+fn plan(sql: &str) -> StreamingPlan {
+    match analyze(&Planner::new(), sql, &ctx()).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        Analysis::Streaming { plan, .. } => *plan,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+fn error(sql: &str) -> SqlError {
+    analyze(&Planner::new(), sql, &ctx()).expect_err(sql)
+}
+
+fn sources(node: &PlanNode) -> Vec<&weir_sql_gateway::SourceSpec> {
+    match node {
+        PlanNode::Source(s) => vec![s],
+        PlanNode::Values { .. } => vec![],
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::Limit { input, .. } => sources(input),
+        PlanNode::Union { inputs } => inputs.iter().flat_map(sources).collect(),
+    }
+}
+
+fn columns(p: &StreamingPlan) -> Vec<String> {
+    p.output_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+#[test]
+fn select_star_hides_rowtime_and_naming_it_selects_it() {
+    let p = plan("SELECT * FROM orders");
+    assert_eq!(
+        columns(&p),
+        ["id", "who", "amount", "address", "tags", "big_amount", "ts"]
+    );
+    let p = plan("SELECT id, `$rowtime` FROM orders");
+    assert_eq!(columns(&p), ["id", "$rowtime"]);
+    assert!(matches!(p.sink, SinkSpec::Results));
+    assert!(!p.is_bounded());
+}
+
+#[test]
+fn the_source_decodes_only_the_columns_the_statement_reads() {
+    let p = plan("SELECT UPPER(who) AS w FROM orders WHERE amount > 10");
+    let s = sources(&p.root);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].read_columns.as_deref(),
+        Some(&["who".to_string(), "amount".to_string()][..])
+    );
+    // A computed column pulls in what it is computed from.
+    let p = plan("SELECT big_amount FROM orders");
+    assert_eq!(
+        sources(&p.root)[0].read_columns.as_deref(),
+        Some(&["amount".to_string()][..])
+    );
+}
+
+#[test]
+fn expressions_of_the_walking_skeleton_plan() {
+    let p = plan(
+        "SELECT id, CASE WHEN amount > 100 THEN 'big' ELSE 'small' END AS size, \
+         CAST(amount AS INT) AS whole, amount * 2 + 1 AS calc, \
+         address.city AS city, CHAR_LENGTH(who) AS n, tags[1] AS first_tag \
+         FROM orders \
+         WHERE who LIKE 'a%' AND id IN (1, 2, 3) AND address IS NOT NULL",
+    );
+    assert_eq!(
+        columns(&p),
+        ["id", "size", "whole", "calc", "city", "n", "first_tag"]
+    );
+}
+
+#[test]
+fn subqueries_union_all_values_and_limit() {
+    let p = plan(
+        "SELECT who FROM (SELECT who, amount FROM orders WHERE amount > 1) AS t WHERE amount < 5 \
+         UNION ALL SELECT who FROM orders",
+    );
+    assert_eq!(sources(&p.root).len(), 2);
+    let p = plan("SELECT x FROM (VALUES (1), (2)) AS t(x)");
+    assert!(p.is_bounded());
+    let p = plan("SELECT id FROM orders LIMIT 3");
+    assert!(matches!(p.root, PlanNode::Limit { fetch: 3, .. }));
+}
+
+#[test]
+fn hints_override_table_options_for_one_statement() {
+    let p = plan("SELECT id FROM orders /*+ OPTIONS('scan.startup.mode'='latest-offset') */");
+    assert!(matches!(sources(&p.root)[0].startup, StartupMode::Latest));
+    let p = plan("SELECT id FROM orders");
+    assert!(matches!(sources(&p.root)[0].startup, StartupMode::Earliest));
+}
+
+#[test]
+fn insert_maps_and_checks_columns() {
+    let p = plan("INSERT INTO sink SELECT id, who, amount * 2 FROM orders");
+    assert!(matches!(p.sink, SinkSpec::Table { .. }));
+    let e = error("INSERT INTO sink SELECT id, who FROM orders");
+    assert!(e.to_string().contains("produces 2 columns"), "{e}");
+    let e = error("INSERT INTO sink (id, nope) SELECT id, who FROM orders");
+    assert!(e.to_string().contains("nope"), "{e}");
+}
+
+#[test]
+fn unknown_names_and_unsupported_operators_are_errors_with_positions() {
+    let e = error("SELECT id\nFROM nowhere");
+    assert!(e.to_string().contains("nowhere"), "{e}");
+    assert_eq!(e.position(), Some((2, 6)), "{e}");
+    let e = error("SELECT id, idd FROM orders");
+    assert!(e.to_string().contains("idd"), "{e}");
+    assert_eq!(e.position(), Some((1, 12)), "{e}");
+    let e = error("SELECT who, COUNT(*) FROM orders GROUP BY who");
+    assert!(e.to_string().to_lowercase().contains("aggregat"), "{e}");
+}
+
+#[test]
+fn explain_names_source_and_sink() {
+    match analyze(
+        &Planner::new(),
+        "EXPLAIN INSERT INTO sink SELECT id, who, amount FROM orders WHERE id > 1",
+        &ctx(),
+    )
+    .unwrap()
+    {
+        Analysis::Explain(text) => {
+            assert!(text.contains("KafkaSink"), "{text}");
+            assert!(text.contains("KafkaSource"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,32 +1,54 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: installs what is missing,
-# starts a real Kafka-protocol broker (tansu) on 127.0.0.1, and runs every
-# test of the workspace with cargo-nextest.
+# starts two independent Kafka-protocol brokers (tansu, and noida-db) and a
+# throwaway PostgreSQL on 127.0.0.1, runs every test of the workspace with
+# cargo-nextest against tansu, then the integration tests again against
+# noida-db.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+tools="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 bash infra/broker/install-tansu.sh
-export PATH="${WEIR_TOOLS:-$HOME/.cache/weir/tools}/bin:$PATH"
+bash infra/broker/install-noida.sh
+export PATH="$tools/bin:$PATH"
+
+wait_port() {
+  for _ in $(seq 1 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1 after 15 s" >&2
+  return 1
+}
+
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
 
 port="${WEIR_TEST_BROKER_PORT:-29192}"
-log="$(mktemp)"
 tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-  --storage-engine memory://tansu/ >"$log" 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-export WEIR_TEST_BOOTSTRAP="127.0.0.1:$port"
+  --storage-engine memory://tansu/ >"$(mktemp /tmp/weir-tansu.XXXXXX.log)" 2>&1 &
+cleanup+=("kill $! 2>/dev/null")
+wait_port "$port"
+
+port2="${WEIR_TEST_BROKER2_PORT:-29392}"
+noida_data="$(mktemp -d /tmp/weir-noida.XXXXXX)"
+"$tools/noida-db/bin/noida-db" start --only kafka --kafka-port "$port2" --host 127.0.0.1 \
+  --data-dir "$noida_data" >"$noida_data.log" 2>&1 &
+cleanup+=("kill $! 2>/dev/null" "rm -rf '$noida_data'")
+wait_port "$port2"
 
 # A throwaway PostgreSQL server for the store and control-plane tests.
 pg_port="${WEIR_TEST_PG_PORT:-29432}"
 pg_data="$(mktemp -d /tmp/weir-pg.XXXXXX)"
 WEIR_TEST_POSTGRES="$(bash infra/postgres/start.sh "$pg_port" "$pg_data")"
 export WEIR_TEST_POSTGRES
-trap 'kill $broker 2>/dev/null || true; bash infra/postgres/stop.sh "$pg_data"' EXIT
+cleanup+=("bash infra/postgres/stop.sh '$pg_data'")
 
 cargo fmt --all --check
-cargo nextest run --workspace --no-fail-fast
+status=0
+echo "== every test, broker: tansu (127.0.0.1:$port)"
+WEIR_TEST_BOOTSTRAP="127.0.0.1:$port" cargo nextest run --workspace --no-fail-fast || status=1
+echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
+WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1
+exit $status

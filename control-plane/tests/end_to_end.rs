@@ -202,34 +202,48 @@ async fn restart_mid_stream(backend: &str) {
     )
     .await
     .unwrap();
-    // Keep producing while the server goes down and comes back.
+    // Keep producing while the server goes down and comes back: the feeder
+    // stops only after the restart, so the restart is always mid-stream.
+    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let feeder = {
-        let src = src.clone();
+        let (src, restarted) = (src.clone(), restarted.clone());
         tokio::spawn(async move {
-            for lo in (3_000..RECORDS).step_by(500) {
-                produce(&src, &orders(lo..lo + 500)).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut next = 3_000;
+            let mut after = 0;
+            while after < 4 {
+                produce(&src, &orders(next..next + 250)).await;
+                next += 250;
+                if restarted.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            next
         })
     };
-    // Wait until the statement has written some, but not all, rows.
+    // Wait until the statement has written some rows.
     let some = consume(&dst, 100, Duration::from_secs(60), Duration::ZERO)
         .await
         .len();
     assert!(some >= 100);
-    assert!(
-        !feeder.is_finished(),
-        "the restart must happen while records are still produced"
-    );
-    let weir = weir.restart().await;
+    // Stop, note what the sink holds, start again on the same store.
+    let (dir, url) = (weir.dir.clone(), weir.database_url.clone());
+    weir.stop().await;
+    let before_restart: std::collections::BTreeSet<i64> =
+        values_sorted(&consume(&dst, 1, Duration::from_secs(30), Duration::from_secs(2)).await)
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+    let weir = Weir::start_on(dir, url).await;
     let s = weir
         .wait_phase("copy", Phase::Running, Duration::from_secs(30))
         .await;
     assert!(s.spec.statement.contains(&src));
-    feeder.await.unwrap();
+    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let produced = feeder.await.unwrap();
 
-    let expected = expected_rows(0..RECORDS);
-    let got = consume(
+    let expected = expected_rows(0..produced);
+    let got = consume_at_most(
         &dst,
         expected.len(),
         Duration::from_secs(60),
@@ -240,9 +254,27 @@ async fn restart_mid_stream(backend: &str) {
     let mut ids: Vec<i64> = got.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     let total = ids.len();
     ids.dedup();
-    let lost = expected.len() - ids.len();
+    let have: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    let missing: Vec<i64> = expected
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .filter(|i| !have.contains(i))
+        .collect();
+    // A record the sink held when the first run stopped and lacks now was
+    // acknowledged, then lost by the broker; one never seen was not written.
+    let vanished: Vec<i64> = missing
+        .iter()
+        .copied()
+        .filter(|i| before_restart.contains(i))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} record(s) lost across the restart on broker {}: {missing:?}; of these, {} were in the sink when the first run stopped (lost by the broker after acknowledging them): {vanished:?}",
+        missing.len(),
+        broker(),
+        vanished.len()
+    );
     let duplicates = total - ids.len();
-    assert_eq!(lost, 0, "records lost across the restart");
     assert_eq!(duplicates, 0, "records written twice across the restart");
     assert_eq!(got, expected);
     weir.stop().await;

@@ -156,6 +156,9 @@ impl SourceDecoder {
         Ok(ReaderBuilder::new(self.physical.clone())
             .with_batch_size(rows.max(1))
             .with_strict_mode(false)
+            // Flink's JSON format reads a number or boolean into a STRING
+            // column as its text.
+            .with_coerce_primitive(true)
             .build_decoder()?)
     }
 

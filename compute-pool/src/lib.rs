@@ -16,11 +16,13 @@ pub mod decode;
 pub mod encode;
 mod error;
 mod kafka;
+pub mod memory;
 pub mod pipeline;
 mod results;
 mod worker;
 
 pub use error::EngineError;
+pub use memory::{run_in_memory, MemoryOutput, MemoryPoll, MemoryRecord};
 pub use pipeline::{compile, Branch, BranchSource, CompiledPlan};
 pub use results::{ResultsBuffer, ResultsPage};
 pub use worker::{

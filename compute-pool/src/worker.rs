@@ -444,6 +444,19 @@ async fn read_branch(
     }
 }
 
+/// The error that fails a statement on a record that does not decode.
+pub(crate) fn bad_record_error(topic: &str, b: &BadRecord) -> EngineError {
+    EngineError::BadRecord {
+        topic: topic.to_string(),
+        partition: b.partition,
+        offset: b.offset,
+        reason: format!(
+            "{}; set 'error-handling.mode' = 'ignore' or 'log' on the table to skip such records",
+            b.reason
+        ),
+    }
+}
+
 async fn handle_bad(
     topic: &str,
     bad: &[BadRecord],
@@ -453,13 +466,7 @@ async fn handle_bad(
     events: &dyn StatementEvents,
 ) -> Result<(), EngineError> {
     if mode == ErrorMode::Fail {
-        let b = &bad[0];
-        return Err(EngineError::BadRecord {
-            topic: topic.to_string(),
-            partition: b.partition,
-            offset: b.offset,
-            reason: format!("{}; set 'error-handling.mode' = 'ignore' or 'log' on the table to skip such records", b.reason),
-        });
+        return Err(bad_record_error(topic, &bad[0]));
     }
     metrics
         .records_skipped

@@ -1,9 +1,13 @@
-//! Flink function names that DataFusion spells differently.
+//! Flink functions that DataFusion spells or shapes differently.
 //!
-//! Every other function is looked up under its own (lower-cased) name in
+//! Names that differ are mapped in [`FLINK_FUNCTION_MAPPING`]; calls whose
+//! arguments or syntax differ are rewritten on the SQL syntax tree before
+//! planning ([`rewrite_flink_calls`]): `IF(c, a, b)`, `MOD(a, b)`,
+//! `LOCATE(needle, haystack)`, `DATE_FORMAT(ts, 'java pattern')`,
+//! `FLOOR(ts TO unit)` and `CEIL(ts TO unit)`. Every other function is looked up under its own (lower-cased) name in
 //! DataFusion's registry, which already agrees with Flink for `UPPER`,
 //! `LOWER`, `TRIM`, `CONCAT`, `CONCAT_WS`, `REPLACE`, `SUBSTRING`, `POSITION`,
-//! `LPAD`, `RPAD`, `INITCAP`, `REGEXP_REPLACE`, `ABS`, `MOD`, `POWER`, `SQRT`,
+//! `LPAD`, `RPAD`, `INITCAP`, `REGEXP_REPLACE`, `ABS`, `POWER`, `SQRT`,
 //! `ROUND`, `FLOOR`, `CEIL`, `COALESCE`, `NULLIF`, `MD5`, `SHA256`,
 //! `TO_TIMESTAMP`, `DATE_TRUNC`, `NOW` and others.
 
@@ -25,7 +29,7 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("unix_timestamp", "to_unixtime"),
     ("truncate", "trunc"),
     ("instr", "strpos"),
-    ("locate", "strpos"),
+    ("sign", "signum"),
 ];
 
 /// The DataFusion name for a Flink function name.
@@ -36,4 +40,227 @@ pub fn datafusion_name(flink: &str) -> String {
         .find(|(f, _)| *f == lower)
         .map(|(_, d)| d.to_string())
         .unwrap_or(lower)
+}
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, CeilFloorKind, DateTimeField, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Value, VisitMut,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::dialect::FlinkDialect;
+use crate::error::SqlError;
+
+/// Rewrites the Flink calls DataFusion does not take as they are (see the
+/// module documentation) anywhere in `node`.
+pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V) -> Result<(), SqlError> {
+    let flow = visit_expressions_mut(node, |e| match rewrite(e) {
+        Ok(Some(new)) => {
+            *e = new;
+            ControlFlow::Continue(())
+        }
+        Ok(None) => ControlFlow::Continue(()),
+        Err(err) => ControlFlow::Break(err),
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
+    Parser::new(&FlinkDialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::parse(format!("internal rewrite of `{sql}`: {e}"), None))
+}
+
+fn unnamed_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn unit_name(field: &DateTimeField) -> Option<&'static str> {
+    Some(match field {
+        DateTimeField::Year | DateTimeField::Years => "year",
+        DateTimeField::Quarter => "quarter",
+        DateTimeField::Month | DateTimeField::Months => "month",
+        DateTimeField::Week(_) | DateTimeField::Weeks => "week",
+        DateTimeField::Day | DateTimeField::Days => "day",
+        DateTimeField::Hour | DateTimeField::Hours => "hour",
+        DateTimeField::Minute | DateTimeField::Minutes => "minute",
+        DateTimeField::Second | DateTimeField::Seconds => "second",
+        DateTimeField::Millisecond | DateTimeField::Milliseconds => "millisecond",
+        _ => return None,
+    })
+}
+
+fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
+    match e {
+        Expr::Floor {
+            expr,
+            field: CeilFloorKind::DateTimeField(f),
+        } if !matches!(f, DateTimeField::NoDateTime) => {
+            let unit = unit_name(f).ok_or_else(|| {
+                SqlError::unsupported(format!("FLOOR(... TO {f}) is not supported"))
+            })?;
+            Ok(Some(parse_expr(&format!("date_trunc('{unit}', {expr})"))?))
+        }
+        Expr::Ceil {
+            expr,
+            field: CeilFloorKind::DateTimeField(f),
+        } if !matches!(f, DateTimeField::NoDateTime) => {
+            let unit = unit_name(f).ok_or_else(|| {
+                SqlError::unsupported(format!("CEIL(... TO {f}) is not supported"))
+            })?;
+            Ok(Some(parse_expr(&format!(
+                "CASE WHEN date_trunc('{unit}', {expr}) = ({expr}) THEN ({expr}) \
+                 ELSE date_trunc('{unit}', {expr}) + INTERVAL '1' {unit} END"
+            ))?))
+        }
+        Expr::Function(f) => {
+            let name = match f.name.0.as_slice() {
+                [ObjectNamePart::Identifier(i)] => i.value.to_lowercase(),
+                _ => return Ok(None),
+            };
+            let Some(args) = unnamed_args(&f.args) else {
+                return Ok(None);
+            };
+            match (name.as_str(), args.as_slice()) {
+                ("if", [c, a, b]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({c}) THEN ({a}) ELSE ({b}) END"
+                ))?)),
+                ("mod", [a, b]) => Ok(Some(parse_expr(&format!("(({a}) % ({b}))"))?)),
+                ("locate", [needle, haystack]) => {
+                    Ok(Some(parse_expr(&format!("strpos({haystack}, {needle})"))?))
+                }
+                ("locate", [needle, haystack, from]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN strpos(substr({haystack}, {from}), {needle}) = 0 THEN 0 \
+                     ELSE strpos(substr({haystack}, {from}), {needle}) + ({from}) - 1 END"
+                ))?)),
+                ("date_format", [ts, Expr::Value(v)]) => {
+                    let Value::SingleQuotedString(pattern) = &v.value else {
+                        return Ok(None);
+                    };
+                    let mut g = f.clone();
+                    g.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("to_char"))]);
+                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    g.args = FunctionArguments::List(
+                        datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                            duplicate_treatment: None,
+                            args: vec![
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr((*ts).clone())),
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(parse_expr(&format!(
+                                    "'{fmt}'"
+                                ))?)),
+                            ],
+                            clauses: vec![],
+                        },
+                    );
+                    Ok(Some(Expr::Function(g)))
+                }
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A Java `SimpleDateFormat` pattern (as Flink's `DATE_FORMAT` takes) as a
+/// chrono `strftime` one (as DataFusion's `to_char` takes).
+pub fn java_to_strftime(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // Quoted literal text; '' is a quote.
+            let mut j = i + 1;
+            if j < chars.len() && chars[j] == '\'' {
+                out.push('\'');
+                i += 2;
+                continue;
+            }
+            while j < chars.len() {
+                if chars[j] == '\'' {
+                    if chars.get(j + 1) == Some(&'\'') {
+                        out.push('\'');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                out.push(chars[j]);
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        let spec = match (c, n) {
+            ('y', 2) => "%y",
+            ('y', _) => "%Y",
+            ('M', 1 | 2) => "%m",
+            ('M', 3) => "%b",
+            ('M', _) => "%B",
+            ('d', _) => "%d",
+            ('D', _) => "%j",
+            ('H', _) => "%H",
+            ('h', _) => "%I",
+            ('m', _) => "%M",
+            ('s', _) => "%S",
+            ('S', 1) => "%1f",
+            ('S', 2) => "%2f",
+            ('S', 3) => "%3f",
+            ('S', 6) => "%6f",
+            ('S', _) => "%9f",
+            ('a', _) => "%p",
+            ('E', 1..=3) => "%a",
+            ('E', _) => "%A",
+            ('Z' | 'X' | 'x', _) => "%z",
+            ('%', _) => {
+                out.push_str(&"%%".repeat(n));
+                i += n;
+                continue;
+            }
+            _ => {
+                out.extend(std::iter::repeat_n(c, n));
+                i += n;
+                continue;
+            }
+        };
+        out.push_str(spec);
+        i += n;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_to_strftime;
+
+    #[test]
+    fn java_patterns_become_strftime() {
+        assert_eq!(java_to_strftime("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
+        assert_eq!(
+            java_to_strftime("yyyy-MM-dd'T'HH:mm:ss.SSS"),
+            "%Y-%m-%dT%H:%M:%S.%3f"
+        );
+        assert_eq!(java_to_strftime("dd MMM yy, EEE h a"), "%d %b %y, %a %I %p");
+        assert_eq!(java_to_strftime("'it''s' 100%"), "it's 100%%");
+    }
 }

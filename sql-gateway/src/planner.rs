@@ -26,7 +26,7 @@ use weir_catalog::{ColumnKind, SqlType, TableDef, ROWTIME_COLUMN};
 
 use crate::dialect::FlinkDialect;
 use crate::error::SqlError;
-use crate::functions::datafusion_name;
+use crate::functions::{datafusion_name, rewrite_flink_calls};
 use crate::hints::TableHints;
 use crate::metadata::CatalogContext;
 use crate::parser::{parse, FlinkStatement};
@@ -334,6 +334,7 @@ impl Planner {
     ) -> Result<LogicalPlan, SqlError> {
         let mut query = query.clone();
         hide_rowtime(&mut query);
+        rewrite_flink_calls(&mut query)?;
         let provider = Provider {
             state: &self.state,
             ctx,
@@ -546,14 +547,24 @@ impl Planner {
         let mut out = vec![];
         for c in &def.columns {
             if let ColumnKind::Computed { expr } = &c.kind {
-                let ast = Parser::new(&FlinkDialect)
+                let mut ast = Parser::new(&FlinkDialect)
                     .try_with_sql(expr)
                     .and_then(|mut p| p.parse_expr())
                     .map_err(|e| {
                         SqlError::parse(format!("computed column '{}': {e}", c.name), None)
                     })?;
+                rewrite_flink_calls(&mut ast)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
+                    // The analyzer does this for queries; a lone expression
+                    // needs it too (`price * qty` of DOUBLE and INT).
+                    .and_then(|e| {
+                        use datafusion::common::tree_node::TreeNode;
+                        e.rewrite(
+                            &mut datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(&df),
+                        )
+                        .map(|t| t.data)
+                    })
                     .map_err(|e| {
                         SqlError::validation(
                             format!("computed column '{}': {}", c.name, clean_message(&e)),

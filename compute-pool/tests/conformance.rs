@@ -1,0 +1,258 @@
+//! The SQL conformance corpus: every case in `tests/sql/*.yaml`, run
+//! in-process through the planner and the engine with in-memory sources and
+//! sinks. Each case is its own test (`cargo nextest run -p
+//! weir-compute-pool --test conformance -- <file>::<case>`).
+//!
+//! A case:
+//!
+//! ```yaml
+//! - name: filter keeps the matching rows      # unique within the file
+//!   tables:                                    # DDL, run in order
+//!     - CREATE TABLE orders (id BIGINT, amount DOUBLE)
+//!   input:                                     # replayed in this order
+//!     - {p: 0, ts: 1000, v: {id: 1, amount: 10}}   # t: table, when several
+//!     - {p: 1, ts: 2000, raw: 'not json'}         # raw bytes of the value
+//!   sql: SELECT id FROM orders WHERE amount > 50
+//!   expect: ['+I[2]']                          # Flink's changelog print form
+//!   order: any                                 # default: strict
+//!   skipped: 1                                 # records skipped by the error policy
+//! ```
+//!
+//! or `error: <text the planning or running error must contain>` in place
+//! of `expect` (a planning error is printed with `(at line L, column C)`).
+//! Consecutive records of one table form one poll. Values are
+//! printed with Arrow's display (`null` for NULL, timestamps as
+//! `2024-01-01T00:00:01`), in Flink's `+I[a, b]` row form.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde::Deserialize;
+use weir_catalog::ClusterRecord;
+use weir_compute_pool::{run_in_memory, MemoryPoll, MemoryRecord};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default)]
+    input: Vec<Input>,
+    sql: String,
+    #[serde(default)]
+    expect: Option<Vec<String>>,
+    #[serde(default)]
+    order: Order,
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    #[default]
+    Strict,
+    Any,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    /// The table; may be left out when the case has one table.
+    #[serde(default)]
+    t: Option<String>,
+    #[serde(default)]
+    p: i32,
+    #[serde(default)]
+    ts: i64,
+    #[serde(default)]
+    key: Option<String>,
+    /// A JSON value, written as YAML.
+    #[serde(default)]
+    v: Option<serde_json::Value>,
+    /// The value's bytes, as given.
+    #[serde(default)]
+    raw: Option<String>,
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/sql exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut trials = vec![];
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let cases: Vec<Case> =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut names = std::collections::HashSet::new();
+        for case in cases {
+            assert!(
+                names.insert(case.name.clone()),
+                "{}: two cases named '{}'",
+                file.display(),
+                case.name
+            );
+            assert!(
+                case.expect.is_some() != case.error.is_some(),
+                "{}: case '{}' needs exactly one of `expect` and `error`",
+                file.display(),
+                case.name
+            );
+            trials.push(Trial::test(format!("{stem}::{}", case.name), move || {
+                run_case(&case)
+            }));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn catalog(tables: &[String]) -> Result<CatalogContext, Failed> {
+    let planner = Planner::new();
+    let mut ctx = CatalogContext {
+        org: "org".into(),
+        env_id: "env".into(),
+        catalog: "default".into(),
+        database: "cluster_0".into(),
+        clusters: vec![ClusterRecord {
+            id: "c".into(),
+            name: "cluster_0".into(),
+            bootstrap: String::new(),
+        }],
+        environments: vec!["default".into()],
+        tables: vec![],
+    };
+    for ddl in tables {
+        let parsed = weir_sql_gateway::parse(ddl).map_err(|e| format!("DDL {ddl}: {e}"))?;
+        let FlinkStatement::CreateTable { mut def, .. } = parsed.statement else {
+            return Err(format!("not a CREATE TABLE: {ddl}").into());
+        };
+        planner
+            .resolve_computed(&mut def)
+            .map_err(|e| format!("DDL {ddl}: {e}"))?;
+        ctx.tables.push(("cluster_0".into(), def));
+    }
+    Ok(ctx)
+}
+
+fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {
+    let mut next_offset: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut polls: Vec<MemoryPoll> = vec![];
+    for input in &case.input {
+        let table = match (&input.t, ctx.tables.as_slice()) {
+            (Some(t), _) => t.clone(),
+            (None, [(_, only)]) => only.name.clone(),
+            (None, _) => {
+                return Err("an input record without `t` in a case of several tables".into())
+            }
+        };
+        let def = ctx
+            .tables
+            .iter()
+            .find(|(_, d)| d.name == table)
+            .ok_or_else(|| format!("input for unknown table {table}"))?;
+        let offset = next_offset.entry((table.clone(), input.p)).or_insert(0);
+        let value = match (&input.v, &input.raw) {
+            (Some(v), None) => Some(v.to_string().into_bytes()),
+            (None, Some(r)) => Some(r.clone().into_bytes()),
+            (None, None) => None,
+            _ => return Err("an input record with both `v` and `raw`".into()),
+        };
+        let record = MemoryRecord {
+            partition: input.p,
+            offset: *offset,
+            timestamp_ms: input.ts,
+            key: input.key.clone().map(String::into_bytes),
+            value,
+        };
+        *offset += 1;
+        match polls.last_mut() {
+            Some(p) if p.topic == def.1.topic => p.records.push(record),
+            _ => polls.push(MemoryPoll {
+                topic: def.1.topic.clone(),
+                records: vec![record],
+            }),
+        }
+    }
+    Ok(polls)
+}
+
+fn rows(batches: &[RecordBatch]) -> Result<Vec<String>, Failed> {
+    let options = FormatOptions::default().with_null("null");
+    let mut out = vec![];
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
+            out.push(format!("+I[{}]", cells.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
+fn run_case(case: &Case) -> Result<(), Failed> {
+    let ctx = catalog(&case.tables)?;
+    let outcome = analyze(&Planner::new(), &case.sql, &ctx)
+        .map_err(|e| match e.position() {
+            Some((line, column)) => format!("{e} (at line {line}, column {column})"),
+            None => e.to_string(),
+        })
+        .and_then(|a| match a {
+            Analysis::Streaming { plan, .. } => Ok(plan),
+            other => Err(format!("not a streaming statement: {other:?}")),
+        })
+        .and_then(|plan| {
+            let polls = polls(case, &ctx).map_err(|e| format!("{e:?}"))?;
+            run_in_memory(&plan, &polls).map_err(|e| e.to_string())
+        });
+    // Messages may span lines; the corpus matches them on one.
+    let outcome = outcome.map_err(|e| e.split_whitespace().collect::<Vec<_>>().join(" "));
+    match (&case.error, outcome) {
+        (Some(want), Err(got)) if got.contains(want.as_str()) => Ok(()),
+        (Some(want), Err(got)) => {
+            Err(format!("wanted an error containing '{want}', got: {got}").into())
+        }
+        (Some(want), Ok(out)) => Err(format!(
+            "wanted an error containing '{want}', got rows {:?}",
+            rows(&out.batches)?
+        )
+        .into()),
+        (None, Err(got)) => Err(got.into()),
+        (None, Ok(out)) => {
+            let mut got = rows(&out.batches)?;
+            let mut want = case.expect.clone().unwrap_or_default();
+            if case.order == Order::Any {
+                got.sort();
+                want.sort();
+            }
+            if got != want {
+                return Err(
+                    format!("changelog differs\n  want: {want:#?}\n  got:  {got:#?}").into(),
+                );
+            }
+            if out.skipped != case.skipped {
+                return Err(
+                    format!("skipped {} record(s), wanted {}", out.skipped, case.skipped).into(),
+                );
+            }
+            Ok(())
+        }
+    }
+}

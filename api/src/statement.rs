@@ -139,6 +139,14 @@ pub struct StatementMetrics {
     pub records_out: u64,
     /// Records that failed to decode and were skipped (`ignore` or `log`).
     pub records_skipped: u64,
+    /// Records a window operator dropped because their window had closed.
+    #[serde(default)]
+    pub records_late: u64,
+    /// Open windows and groups held in state.
+    #[serde(default)]
+    pub state_windows: u64,
+    #[serde(default)]
+    pub state_groups: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

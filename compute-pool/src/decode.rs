@@ -61,6 +61,20 @@ pub struct BadRecord {
     pub value: Option<Vec<u8>>,
 }
 
+/// The partition of each decoded row: `records` less the `bad` ones.
+pub fn row_partitions(records: &[RawRecord<'_>], bad: &[BadRecord]) -> Vec<i32> {
+    if bad.is_empty() {
+        return records.iter().map(|r| r.partition).collect();
+    }
+    let skip: std::collections::HashSet<(i32, i64)> =
+        bad.iter().map(|b| (b.partition, b.offset)).collect();
+    records
+        .iter()
+        .filter(|r| !skip.contains(&(r.partition, r.offset)))
+        .map(|r| r.partition)
+        .collect()
+}
+
 /// Decodes the records of one source table.
 pub struct SourceDecoder {
     topic: String,

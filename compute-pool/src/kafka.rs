@@ -20,7 +20,7 @@ pub async fn source_consumer(
     topic: &str,
     startup: StartupMode,
     stored: &HashMap<i32, i64>,
-) -> Result<StreamConsumer, EngineError> {
+) -> Result<(StreamConsumer, Vec<i32>), EngineError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -58,7 +58,7 @@ pub async fn source_consumer(
         )));
     }
     let mut tpl = TopicPartitionList::new();
-    for p in partitions {
+    for &p in &partitions {
         let offset = match (stored.get(&p), startup) {
             (Some(o), _) => Offset::Offset(*o),
             (None, StartupMode::Latest) => Offset::End,
@@ -82,7 +82,7 @@ pub async fn source_consumer(
         }
     }
     consumer.assign(&tpl)?;
-    Ok(consumer)
+    Ok((consumer, partitions))
 }
 
 pub fn sink_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {

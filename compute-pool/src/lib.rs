@@ -10,7 +10,8 @@
 //! control plane hands it a plan and the offsets to start from, and stores
 //! what the worker reports through [`StatementEvents`].
 //!
-//! Stateful operators, watermarks and checkpoints are not here yet.
+//! Watermarks and window aggregation are in [`window`]; other stateful
+//! operators and checkpoints are not here yet.
 
 pub mod decode;
 pub mod encode;
@@ -19,11 +20,14 @@ mod kafka;
 pub mod memory;
 pub mod pipeline;
 mod results;
+pub mod window;
 mod worker;
 
 pub use error::EngineError;
-pub use memory::{run_in_memory, MemoryOutput, MemoryPoll, MemoryRecord};
-pub use pipeline::{compile, Branch, BranchSource, CompiledPlan};
+pub use memory::{
+    run_in_memory, run_in_memory_with, MemoryOptions, MemoryOutput, MemoryPoll, MemoryRecord,
+};
+pub use pipeline::{compile, Branch, BranchSource, CompiledPlan, StatefulTop};
 pub use results::{ResultsBuffer, ResultsPage};
 pub use worker::{
     Outcome, RunningStatement, StatementEvents, StatementMetrics, StatementTask, Worker,

@@ -5,11 +5,17 @@
 //! the worker; polls are replayed in the order given, so a bounded input
 //! gives a deterministic output.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::StreamingPlan;
 
-use crate::decode::{ErrorMode, RawRecord, SourceDecoder};
+use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
 use crate::pipeline::{compile, BranchSource};
+use crate::window::{watermark_values, PartitionWatermarks};
 use crate::EngineError;
 
 /// One Kafka record as a test or benchmark supplies it.
@@ -27,6 +33,16 @@ pub struct MemoryRecord {
 pub struct MemoryPoll {
     pub topic: String,
     pub records: Vec<MemoryRecord>,
+    /// When the poll happens, in milliseconds of processing time (for idle
+    /// partitions).
+    pub at_ms: i64,
+}
+
+/// Settings of an in-memory run.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryOptions {
+    /// `'sql.tables.scan.idle-timeout'` in milliseconds; `None` or 0: off.
+    pub idle_timeout_ms: Option<i64>,
 }
 
 /// What a run produced.
@@ -37,16 +53,33 @@ pub struct MemoryOutput {
     pub batches: Vec<RecordBatch>,
     /// Records skipped by an `'error-handling.mode'` of `ignore` or `log`.
     pub skipped: u64,
+    /// Records a window operator dropped as late.
+    pub late: u64,
+    /// The statement's watermark at the end, in milliseconds.
+    pub watermark: Option<i64>,
 }
 
 /// Runs `plan` over `polls` until they are used up (or its `LIMIT` is
 /// reached). A record that does not decode under `'error-handling.mode' =
-/// 'fail'` ends the run with the same error the worker reports.
+/// 'fail'` ends the run with the same error the worker reports. After each
+/// poll the sources' watermarks (per partition of each table, minimum over
+/// partitions and sources) are passed to the window operator; the input is
+/// treated as unbounded, so windows the watermark has not passed at the end
+/// emit nothing.
 pub fn run_in_memory(
     plan: &StreamingPlan,
     polls: &[MemoryPoll],
 ) -> Result<MemoryOutput, EngineError> {
-    let compiled = compile(plan)?;
+    run_in_memory_with(plan, polls, &MemoryOptions::default())
+}
+
+/// [`run_in_memory`] with settings.
+pub fn run_in_memory_with(
+    plan: &StreamingPlan,
+    polls: &[MemoryPoll],
+    options: &MemoryOptions,
+) -> Result<MemoryOutput, EngineError> {
+    let mut compiled = compile(plan)?;
     let mut out = MemoryOutput::default();
     let mut written = 0usize;
     let mut emit = |batch: RecordBatch, out: &mut MemoryOutput| -> bool {
@@ -78,6 +111,24 @@ pub fn run_in_memory(
             BranchSource::Values(_) => Ok(None),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let props = ExecutionProps::new();
+    let mut watermarks: Vec<Option<(Arc<dyn PhysicalExpr>, PartitionWatermarks)>> = compiled
+        .branches
+        .iter()
+        .map(|b| match &b.source {
+            BranchSource::Kafka(spec) => {
+                let df = DFSchema::try_from(spec.schema.as_ref().clone())?;
+                let e = create_physical_expr(&spec.watermark, &df, &props, &Default::default())?;
+                let parts = (0..spec.table.partitions() as i32).collect();
+                let start = polls.first().map(|p| p.at_ms).unwrap_or(0);
+                Ok(Some((
+                    e,
+                    PartitionWatermarks::new(parts, options.idle_timeout_ms, start),
+                )))
+            }
+            BranchSource::Values(_) => Ok(None),
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
     for poll in polls {
         let raw: Vec<RawRecord<'_>> = poll
             .records
@@ -90,7 +141,7 @@ pub fn run_in_memory(
                 timestamp_ms: r.timestamp_ms,
             })
             .collect();
-        for (branch, decoder) in compiled.branches.iter().zip(&decoders) {
+        for (i, (branch, decoder)) in compiled.branches.iter().zip(&decoders).enumerate() {
             let (BranchSource::Kafka(spec), Some(decoder)) = (&branch.source, decoder) else {
                 continue;
             };
@@ -105,13 +156,45 @@ pub fn run_in_memory(
                 out.skipped += bad.len() as u64;
             }
             if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
+                if let Some((expr, tracker)) = &mut watermarks[i] {
+                    tracker.observe(
+                        &row_partitions(&raw, &bad),
+                        &watermark_values(expr, &b)?,
+                        poll.at_ms,
+                    );
+                }
                 if let Some(b) = branch.process(b)? {
+                    match &mut compiled.stateful {
+                        Some(top) => top.op.process(&b)?,
+                        None => {
+                            if emit(b, &mut out) {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The statement's watermark: the minimum over its sources.
+        let wm = watermarks
+            .iter()
+            .flatten()
+            .map(|(_, t)| t.current(poll.at_ms))
+            .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
+        if let (Some(wm), false) = (wm, watermarks.iter().all(Option::is_none)) {
+            out.watermark = Some(wm);
+            if let Some(top) = &mut compiled.stateful {
+                let fired = top.op.advance(wm)?;
+                for b in top.finish(fired)? {
                     if emit(b, &mut out) {
                         return Ok(out);
                     }
                 }
             }
         }
+    }
+    if let Some(top) = &compiled.stateful {
+        out.late = top.op.late;
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan};
 
+use crate::window::WindowAggregate;
 use crate::EngineError;
 
 /// One stateless step.
@@ -89,12 +90,40 @@ impl Branch {
     }
 }
 
+/// A stateful operator at the top of the plan and the stateless steps
+/// above it. The branches feed it; watermarks close its windows.
+#[derive(Debug)]
+pub struct StatefulTop {
+    pub op: WindowAggregate,
+    /// Operators from the stateful one to the root, bottom first.
+    pub tail: Vec<Operator>,
+}
+
+impl StatefulTop {
+    /// Runs emitted batches through the tail.
+    pub fn finish(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, EngineError> {
+        let mut out = vec![];
+        'batches: for mut b in batches {
+            for op in &self.tail {
+                match op.apply(b)? {
+                    Some(next) => b = next,
+                    None => continue 'batches,
+                }
+            }
+            out.push(b);
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Debug)]
 pub struct CompiledPlan {
     pub branches: Vec<Branch>,
     /// Rows to stop after (a top-level `LIMIT`).
     pub limit: Option<usize>,
     pub output_schema: SchemaRef,
+    /// The window aggregation the branches feed, if the plan has one.
+    pub stateful: Option<StatefulTop>,
 }
 
 /// Compiles a plan's expressions to physical ones and flattens it.
@@ -104,12 +133,73 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
         PlanNode::Limit { input, fetch } => (input.as_ref(), Some(*fetch)),
         other => (other, None),
     };
+    // Stateless steps from the root down to a window aggregation, if any.
+    let mut tail = vec![];
+    let mut node = root;
+    let stateful_at = loop {
+        match node {
+            PlanNode::Filter {
+                input,
+                predicate,
+                input_schema,
+            } => {
+                tail.push(Operator::Filter(create_physical_expr(
+                    predicate,
+                    input_schema,
+                    &props,
+                    &Default::default(),
+                )?));
+                node = input;
+            }
+            PlanNode::Project {
+                input,
+                exprs,
+                input_schema,
+            } => {
+                tail.push(project(exprs, input_schema, &props)?);
+                node = input;
+            }
+            PlanNode::WindowAggregate { .. } => break Some(node),
+            _ => break None,
+        }
+    };
     let mut branches = vec![];
-    flatten(root, &mut Vec::new(), &mut branches, &props)?;
+    let stateful = match stateful_at {
+        Some(PlanNode::WindowAggregate {
+            input,
+            input_schema,
+            window,
+            time,
+            keys,
+            layout,
+            aggs,
+            output_schema,
+        }) => {
+            flatten(input, &mut Vec::new(), &mut branches, &props)?;
+            tail.reverse();
+            Some(StatefulTop {
+                op: WindowAggregate::new(
+                    *window,
+                    time,
+                    keys,
+                    layout,
+                    aggs,
+                    input_schema,
+                    output_schema,
+                )?,
+                tail,
+            })
+        }
+        _ => {
+            flatten(root, &mut Vec::new(), &mut branches, &props)?;
+            None
+        }
+    };
     Ok(CompiledPlan {
         branches,
         limit,
         output_schema: plan.output_schema.clone(),
+        stateful,
     })
 }
 
@@ -163,6 +253,11 @@ fn flatten(
         PlanNode::Limit { .. } => {
             return Err(EngineError::Plan(
                 "LIMIT is only supported at the top of a query".into(),
+            ))
+        }
+        PlanNode::WindowAggregate { .. } => {
+            return Err(EngineError::Plan(
+                "a window aggregation under UNION ALL or under another aggregation is not supported yet".into(),
             ))
         }
     }

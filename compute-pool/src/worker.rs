@@ -25,10 +25,12 @@ use tokio_util::sync::CancellationToken;
 use weir_api::ResultRow;
 use weir_sql_gateway::{SinkSpec, StreamingPlan};
 
+use crate::decode::row_partitions;
 use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_records, result_rows};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
+use crate::window::{watermark_values, PartitionWatermarks};
 use crate::{EngineError, ResultsBuffer};
 
 /// What the worker tells the control plane while a statement runs.
@@ -50,6 +52,9 @@ pub struct StatementMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
     pub records_skipped: AtomicU64,
+    pub records_late: AtomicU64,
+    pub state_windows: AtomicU64,
+    pub state_groups: AtomicU64,
 }
 
 impl StatementMetrics {
@@ -58,6 +63,9 @@ impl StatementMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             records_skipped: self.records_skipped.load(Ordering::Relaxed),
+            records_late: self.records_late.load(Ordering::Relaxed),
+            state_windows: self.state_windows.load(Ordering::Relaxed),
+            state_groups: self.state_groups.load(Ordering::Relaxed),
         }
     }
 }
@@ -85,6 +93,9 @@ pub struct StatementTask {
     pub events: Arc<dyn StatementEvents>,
     pub results_idle_timeout: Duration,
     pub results_capacity: usize,
+    /// `'sql.tables.scan.idle-timeout'`: a source partition silent this long
+    /// stops holding the watermark back; `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A statement the worker is running.
@@ -133,6 +144,16 @@ struct Progress {
     batch: Option<RecordBatch>,
     topic: String,
     offsets: Vec<(i32, i64)>,
+    /// The index of the branch that sent it, and that branch's watermark.
+    branch: usize,
+    watermark: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 const POLL_MAX_RECORDS: usize = 8192;
@@ -185,11 +206,22 @@ async fn run_inner(
     results: Option<&Arc<ResultsBuffer>>,
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
+    let mut stateful = compiled.stateful;
     let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
     // Branch readers stop on `stop_reading`; the sink drains what they sent.
     let stop_reading = cancel.child_token();
     let mut readers = vec![];
-    for branch in compiled.branches {
+    // Each branch's watermark; constant rows never hold it back.
+    let mut watermarks: Vec<Option<i64>> = compiled
+        .branches
+        .iter()
+        .map(|b| match b.source {
+            BranchSource::Values(_) => Some(i64::MAX),
+            BranchSource::Kafka(_) => None,
+        })
+        .collect();
+    let idle_ms = task.idle_timeout.map(|d| d.as_millis() as i64);
+    for (index, branch) in compiled.branches.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop_reading.clone();
         let metrics = metrics.clone();
@@ -206,7 +238,15 @@ async fn run_inner(
         let events = task.events.clone();
         readers.push(tokio::spawn(async move {
             let r = read_branch(
-                branch, &bootstrap, &key, offsets, &tx, &stop, &metrics, events,
+                (index, branch),
+                &bootstrap,
+                &key,
+                offsets,
+                idle_ms,
+                &tx,
+                &stop,
+                &metrics,
+                events,
             )
             .await;
             if let Err(e) = r {
@@ -229,7 +269,29 @@ async fn run_inner(
                     break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
                 };
                 let p = msg?;
+                let mut out = vec![];
                 if let Some(batch) = p.batch {
+                    match &mut stateful {
+                        Some(top) => top.op.process(&batch)?,
+                        None => out.push(batch),
+                    }
+                }
+                if let Some(w) = p.watermark {
+                    let slot = &mut watermarks[p.branch];
+                    *slot = Some(slot.map_or(w, |old| old.max(w)));
+                }
+                if let Some(top) = &mut stateful {
+                    let all = watermarks.iter().try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
+                    if let Some(wm) = all.filter(|w| *w < i64::MAX) {
+                        let fired = top.op.advance(wm)?;
+                        out.extend(top.finish(fired)?);
+                    }
+                    metrics.records_late.store(top.op.late, Ordering::Relaxed);
+                    let (w, g) = top.op.state_size();
+                    metrics.state_windows.store(w as u64, Ordering::Relaxed);
+                    metrics.state_groups.store(g as u64, Ordering::Relaxed);
+                }
+                for batch in out {
                     let batch = match compiled.limit {
                         Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
                         _ => batch,
@@ -238,7 +300,11 @@ async fn run_inner(
                     write_batch(&task.plan.sink, producer.as_ref(), results, &batch).await?;
                     metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 }
-                if !p.offsets.is_empty() {
+                // Offsets are stored once what they cover is written. A
+                // window aggregation holds rows in memory that no checkpoint
+                // keeps yet, so its offsets are not stored: after a restart
+                // it reads its sources again from their startup position.
+                if !p.offsets.is_empty() && stateful.is_none() {
                     task.events.commit(&p.topic, &p.offsets).await.map_err(EngineError::Progress)?;
                 }
                 if compiled.limit.is_some_and(|l| written >= l) {
@@ -323,10 +389,11 @@ async fn write_batch(
 
 #[allow(clippy::too_many_arguments)]
 async fn read_branch(
-    branch: Branch,
+    (index, branch): (usize, Branch),
     bootstrap: &str,
     key: &str,
     offsets: HashMap<i32, i64>,
+    idle_ms: Option<i64>,
     tx: &mpsc::Sender<Result<Progress, EngineError>>,
     stop: &CancellationToken,
     metrics: &StatementMetrics,
@@ -343,6 +410,8 @@ async fn read_branch(
                     batch: out,
                     topic: String::new(),
                     offsets: vec![],
+                    branch: index,
+                    watermark: Some(i64::MAX),
                 }))
                 .await;
             return Ok(());
@@ -352,8 +421,19 @@ async fn read_branch(
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
     let group = format!("weir-{}", key.replace('/', "-"));
-    let consumer: StreamConsumer =
+    let (consumer, partitions): (StreamConsumer, Vec<i32>) =
         source_consumer(bootstrap, &group, &topic, spec.startup, &offsets).await?;
+    let watermark_expr = {
+        let df = datafusion::common::DFSchema::try_from(spec.schema.as_ref().clone())?;
+        datafusion::physical_expr::create_physical_expr(
+            &spec.watermark,
+            &df,
+            &datafusion::execution::context::ExecutionProps::new(),
+            &Default::default(),
+        )?
+    };
+    let mut tracker = PartitionWatermarks::new(partitions, idle_ms, now_ms());
+    let mut sent_watermark: Option<i64> = None;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
             sink_producer(bootstrap)?,
@@ -389,6 +469,21 @@ async fn read_branch(
             if stop.is_cancelled() {
                 return Ok(());
             }
+            // Time passing can make a partition idle and move the watermark.
+            let wm = tracker.current(now_ms());
+            if wm.is_some() && wm > sent_watermark {
+                sent_watermark = wm;
+                let p = Progress {
+                    batch: None,
+                    topic: topic.clone(),
+                    offsets: vec![],
+                    branch: index,
+                    watermark: wm,
+                };
+                if tx.send(Ok(p)).await.is_err() {
+                    return Ok(());
+                }
+            }
             continue;
         }
         let raw: Vec<RawRecord<'_>> = msgs
@@ -422,9 +517,20 @@ async fn read_branch(
             .await?;
         }
         let out = match batch {
-            Some(b) if b.num_rows() > 0 => branch.process(b)?,
+            Some(b) if b.num_rows() > 0 => {
+                tracker.observe(
+                    &row_partitions(&raw, &bad),
+                    &watermark_values(&watermark_expr, &b)?,
+                    now_ms(),
+                );
+                branch.process(b)?
+            }
             _ => None,
         };
+        let watermark = tracker.current(now_ms());
+        if watermark > sent_watermark {
+            sent_watermark = watermark;
+        }
         let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
         offsets.sort();
         if tx
@@ -432,6 +538,8 @@ async fn read_branch(
                 batch: out,
                 topic: topic.clone(),
                 offsets,
+                branch: index,
+                watermark,
             }))
             .await
             .is_err()

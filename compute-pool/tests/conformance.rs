@@ -12,15 +12,22 @@
 //!   input:                                     # replayed in this order
 //!     - {p: 0, ts: 1000, v: {id: 1, amount: 10}}   # t: table, when several
 //!     - {p: 1, ts: 2000, raw: 'not json'}         # raw bytes of the value
+//!     - {p: 0, at: 9000, v: {id: 3}}              # at: processing time (idleness)
 //!   sql: SELECT id FROM orders WHERE amount > 50
 //!   expect: ['+I[2]']                          # Flink's changelog print form
 //!   order: any                                 # default: strict
 //!   skipped: 1                                 # records skipped by the error policy
+//!   late: 0                                    # records dropped as late by windows
+//!   properties: {sql.tables.scan.idle-timeout: 5 s}
 //! ```
 //!
 //! or `error: <text the planning or running error must contain>` in place
 //! of `expect` (a planning error is printed with `(at line L, column C)`).
-//! Consecutive records of one table form one poll. Values are
+//! Every record is its own poll; after each, the sources' watermarks
+//! (maximum per partition of the table's partitions, minimum over them) are
+//! passed on, so output order follows the input as Flink's per-record
+//! watermarks would. Input is unbounded: windows the watermark has not
+//! passed emit nothing at the end. Values are
 //! printed with Arrow's display (`null` for NULL, timestamps as
 //! `2024-01-01T00:00:01`), in Flink's `+I[a, b]` row form.
 
@@ -32,7 +39,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use weir_catalog::ClusterRecord;
-use weir_compute_pool::{run_in_memory, MemoryPoll, MemoryRecord};
+use weir_compute_pool::{run_in_memory_with, MemoryOptions, MemoryPoll, MemoryRecord};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
 
 #[derive(Debug, Deserialize)]
@@ -50,8 +57,14 @@ struct Case {
     order: Order,
     #[serde(default)]
     skipped: u64,
+    /// Records window operators dropped as late.
+    #[serde(default)]
+    late: u64,
     #[serde(default)]
     error: Option<String>,
+    /// Statement properties (`sql.tables.scan.idle-timeout`).
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -80,6 +93,10 @@ struct Input {
     /// The value's bytes, as given.
     #[serde(default)]
     raw: Option<String>,
+    /// Processing time of the poll, in milliseconds (default: the previous
+    /// record's).
+    #[serde(default)]
+    at: Option<i64>,
 }
 
 fn main() {
@@ -150,7 +167,9 @@ fn catalog(tables: &[String]) -> Result<CatalogContext, Failed> {
 fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {
     let mut next_offset: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut polls: Vec<MemoryPoll> = vec![];
+    let mut at = 0;
     for input in &case.input {
+        at = input.at.unwrap_or(at);
         let table = match (&input.t, ctx.tables.as_slice()) {
             (Some(t), _) => t.clone(),
             (None, [(_, only)]) => only.name.clone(),
@@ -178,13 +197,11 @@ fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {
             value,
         };
         *offset += 1;
-        match polls.last_mut() {
-            Some(p) if p.topic == def.1.topic => p.records.push(record),
-            _ => polls.push(MemoryPoll {
-                topic: def.1.topic.clone(),
-                records: vec![record],
-            }),
-        }
+        polls.push(MemoryPoll {
+            topic: def.1.topic.clone(),
+            records: vec![record],
+            at_ms: at,
+        });
     }
     Ok(polls)
 }
@@ -220,7 +237,16 @@ fn run_case(case: &Case) -> Result<(), Failed> {
         })
         .and_then(|plan| {
             let polls = polls(case, &ctx).map_err(|e| format!("{e:?}"))?;
-            run_in_memory(&plan, &polls).map_err(|e| e.to_string())
+            let idle =
+                weir_sql_gateway::idle_timeout_ms(&case.properties).map_err(|e| e.to_string())?;
+            run_in_memory_with(
+                &plan,
+                &polls,
+                &MemoryOptions {
+                    idle_timeout_ms: idle,
+                },
+            )
+            .map_err(|e| e.to_string())
         });
     // Messages may span lines; the corpus matches them on one.
     let outcome = outcome.map_err(|e| e.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -246,6 +272,9 @@ fn run_case(case: &Case) -> Result<(), Failed> {
                 return Err(
                     format!("changelog differs\n  want: {want:#?}\n  got:  {got:#?}").into(),
                 );
+            }
+            if out.late != case.late {
+                return Err(format!("{} late record(s), wanted {}", out.late, case.late).into());
             }
             if out.skipped != case.skipped {
                 return Err(

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -122,6 +123,8 @@ impl Scheduler {
             }),
             results_idle_timeout: inner.config.results_idle_timeout,
             results_capacity: inner.config.results_capacity,
+            idle_timeout: weir_sql_gateway::idle_timeout_ms(&spec.properties)?
+                .map(|ms| Duration::from_millis(ms as u64)),
         };
         inner
             .store

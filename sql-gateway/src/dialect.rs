@@ -1,6 +1,14 @@
 //! Flink's lexical rules on top of `sqlparser`.
 
+use datafusion::sql::sqlparser::ast::{Expr, Ident};
 use datafusion::sql::sqlparser::dialect::Dialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+/// The first part of the identifier that stands for a `TABLE t` argument of
+/// a table-valued function (`TUMBLE(TABLE t, ...)`); see `windows.rs`.
+pub const TABLE_ARG_MARKER: &str = "__weir_table_arg__";
 
 /// Flink SQL: identifiers are quoted with backticks and are case-sensitive,
 /// strings use single quotes, and aggregates take `FILTER (WHERE ...)`.
@@ -26,5 +34,22 @@ impl Dialect for FlinkDialect {
 
     fn supports_group_by_expr(&self) -> bool {
         true
+    }
+
+    /// `TABLE name` as a function argument (Flink's window TVFs) parses to
+    /// a marked compound identifier.
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        let is_table =
+            matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE);
+        let then_name = matches!(&parser.peek_nth_token(1).token, Token::Word(_));
+        if !(is_table && then_name) {
+            return None;
+        }
+        parser.next_token();
+        Some(parser.parse_object_name(false).map(|name| {
+            let mut parts = vec![Ident::new(TABLE_ARG_MARKER)];
+            parts.extend(name.0.into_iter().filter_map(|p| p.as_ident().cloned()));
+            Expr::CompoundIdentifier(parts)
+        }))
     }
 }

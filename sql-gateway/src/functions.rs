@@ -4,7 +4,7 @@
 //! arguments or syntax differ are rewritten on the SQL syntax tree before
 //! planning ([`rewrite_flink_calls`]): `IF(c, a, b)`, `MOD(a, b)`,
 //! `LOCATE(needle, haystack)`, `DATE_FORMAT(ts, 'java pattern')`,
-//! `FLOOR(ts TO unit)` and `CEIL(ts TO unit)`. Every other function is looked up under its own (lower-cased) name in
+//! `FLOOR(ts TO unit)`, `CEIL(ts TO unit)` and `TO_TIMESTAMP_LTZ(n, 0|3)`. Every other function is looked up under its own (lower-cased) name in
 //! DataFusion's registry, which already agrees with Flink for `UPPER`,
 //! `LOWER`, `TRIM`, `CONCAT`, `CONCAT_WS`, `REPLACE`, `SUBSTRING`, `POSITION`,
 //! `LPAD`, `RPAD`, `INITCAP`, `REGEXP_REPLACE`, `ABS`, `POWER`, `SQRT`,
@@ -24,7 +24,6 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("uuid", "uuid"),
     ("regexp", "regexp_like"),
     ("ifnull", "coalesce"),
-    ("to_timestamp_ltz", "to_timestamp_millis"),
     ("from_unixtime", "from_unixtime"),
     ("unix_timestamp", "to_unixtime"),
     ("truncate", "trunc"),
@@ -140,6 +139,20 @@ fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
                 ("if", [c, a, b]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({c}) THEN ({a}) ELSE ({b}) END"
                 ))?)),
+                ("to_timestamp_ltz", [n, Expr::Value(p)]) => {
+                    let unit = match p.value.to_string().as_str() {
+                        "0" => "seconds",
+                        "3" => "millis",
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "TO_TIMESTAMP_LTZ with precision {other}; use 0 (seconds) or 3 (milliseconds)"
+                            )))
+                        }
+                    };
+                    Ok(Some(parse_expr(&format!(
+                        "arrow_cast(to_timestamp_{unit}({n}), 'Timestamp(Millisecond, Some(\"UTC\"))')"
+                    ))?))
+                }
                 ("mod", [a, b]) => Ok(Some(parse_expr(&format!("(({a}) % ({b}))"))?)),
                 ("locate", [needle, haystack]) => {
                     Ok(Some(parse_expr(&format!("strpos({haystack}, {needle})"))?))

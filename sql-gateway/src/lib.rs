@@ -18,13 +18,18 @@ mod metadata;
 mod parser;
 mod plan;
 mod planner;
+mod windows;
 
 pub use dialect::FlinkDialect;
 pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
-pub use metadata::{create_table, execute_metadata, CatalogContext, ResultSet};
+pub use metadata::{
+    create_table, duration_ms, execute_metadata, idle_timeout_ms, CatalogContext, ResultSet,
+};
 pub use parser::{parse, FlinkStatement, ShowKind};
-pub use plan::{PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
+pub use plan::{
+    GroupColumn, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind, WindowSpec,
+};
 pub use planner::{analyze, replan, Analysis, Planner};
 
 /// Statement properties that Weir itself reads.
@@ -32,4 +37,7 @@ pub mod properties {
     pub const CURRENT_CATALOG: &str = "sql.current-catalog";
     pub const CURRENT_DATABASE: &str = "sql.current-database";
     pub const LOCAL_TIME_ZONE: &str = "sql.local-time-zone";
+    /// How long a source partition may send nothing before it stops holding
+    /// the watermark back (a duration; `'0'` switches idleness off).
+    pub const IDLE_TIMEOUT: &str = "sql.tables.scan.idle-timeout";
 }

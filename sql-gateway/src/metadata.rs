@@ -230,8 +230,9 @@ fn one_column(name: &str, values: impl IntoIterator<Item = String>) -> ResultSet
     )
 }
 
-/// `'7 d'`, `'12 h'`, `'30 min'`, `'1000 ms'` or plain milliseconds.
-fn duration_ms(text: &str) -> Option<i64> {
+/// Milliseconds of a Flink duration like `'7 d'`, `'12 h'`, `'30 min'`,
+/// `'5 s'`, `'500 ms'` or plain milliseconds.
+pub fn duration_ms(text: &str) -> Option<i64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
@@ -245,6 +246,25 @@ fn duration_ms(text: &str) -> Option<i64> {
         _ => return None,
     };
     Some(n * mult)
+}
+
+/// How long an idle source partition holds the watermark back, from
+/// `'sql.tables.scan.idle-timeout'`: 5 s unless set, `None` when set to `'0'`.
+/// Flink's own default is off; a service whose tables have many partitions
+/// and bursty producers is better served by windows that close on time.
+pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i64>, SqlError> {
+    let key = crate::properties::IDLE_TIMEOUT;
+    match properties.get(key) {
+        None => Ok(Some(5_000)),
+        Some(v) => match duration_ms(v) {
+            Some(0) => Ok(None),
+            Some(ms) => Ok(Some(ms)),
+            None => Err(SqlError::validation(
+                format!("property '{key}' = '{v}' is not a duration like '5 s' or '500 ms'"),
+                None,
+            )),
+        },
+    }
 }
 
 /// Runs a metadata statement. `properties` are the statement's properties;

@@ -505,10 +505,15 @@ impl FlinkParser<'_> {
         if let Some(w) = &def.watermark {
             check(&w.column, "WATERMARK FOR")?;
             let col = def.columns.iter().find(|c| c.name == w.column).unwrap();
-            if !matches!(
-                col.data_type,
-                SqlType::Timestamp { .. } | SqlType::TimestampLtz { .. }
-            ) {
+            // A computed column's type is known once it is planned
+            // (`Planner::resolve_computed` checks it then).
+            let computed = matches!(col.kind, weir_catalog::ColumnKind::Computed { .. });
+            if !computed
+                && !matches!(
+                    col.data_type,
+                    SqlType::Timestamp { .. } | SqlType::TimestampLtz { .. }
+                )
+            {
                 return Err(SqlError::validation(
                     format!(
                         "WATERMARK FOR '{}': the column must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",

@@ -42,6 +42,96 @@ pub struct SourceSpec {
     /// NULL and does not build them, as Flink's projection push-down into
     /// the format does.
     pub read_columns: Option<Vec<String>>,
+    /// The watermark expression over `schema` (`WATERMARK FOR c AS expr`,
+    /// or `$rowtime` when the table declares none). The source tracks its
+    /// maximum per partition; the statement's watermark is the minimum.
+    pub watermark: Expr,
+}
+
+/// The shape of a window of Flink's window TVFs, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowKind {
+    Tumble,
+    Hop { slide_ms: i64 },
+    Cumulate { step_ms: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    pub size_ms: i64,
+    pub offset_ms: i64,
+}
+
+impl WindowSpec {
+    /// The start of the last window of `step` that starts at or before `t`.
+    fn aligned(&self, t: i64, step: i64) -> i64 {
+        t - (t - self.offset_ms).rem_euclid(step)
+    }
+
+    /// The start of the tumbling window holding `t`.
+    pub fn last_start(&self, t: i64) -> i64 {
+        self.aligned(t, self.size_ms)
+    }
+
+    /// Every `(start, end)` window holding `t`, earliest end first.
+    pub fn windows(&self, t: i64) -> Vec<(i64, i64)> {
+        match self.kind {
+            WindowKind::Tumble => {
+                let s = self.aligned(t, self.size_ms);
+                vec![(s, s + self.size_ms)]
+            }
+            WindowKind::Hop { slide_ms } => {
+                let last = self.aligned(t, slide_ms);
+                let mut out = vec![];
+                let mut s = last - self.size_ms + slide_ms;
+                while s <= last {
+                    out.push((s, s + self.size_ms));
+                    s += slide_ms;
+                }
+                out
+            }
+            WindowKind::Cumulate { step_ms } => {
+                let s = self.aligned(t, self.size_ms);
+                let first_end = self.aligned(t, step_ms) + step_ms;
+                let mut out = vec![];
+                let mut e = first_end;
+                while e <= s + self.size_ms {
+                    out.push((s, e));
+                    e += step_ms;
+                }
+                out
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for WindowSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            WindowKind::Tumble => write!(f, "TUMBLE(size={}ms", self.size_ms)?,
+            WindowKind::Hop { slide_ms } => {
+                write!(f, "HOP(slide={slide_ms}ms, size={}ms", self.size_ms)?
+            }
+            WindowKind::Cumulate { step_ms } => {
+                write!(f, "CUMULATE(step={step_ms}ms, size={}ms", self.size_ms)?
+            }
+        }
+        if self.offset_ms != 0 {
+            write!(f, ", offset={}ms", self.offset_ms)?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// A column of a window aggregate's output that comes from its grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupColumn {
+    WindowStart,
+    WindowEnd,
+    WindowTime,
+    /// The n-th grouping key.
+    Key(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +155,24 @@ pub enum PlanNode {
     Union {
         inputs: Vec<PlanNode>,
     },
+    /// `GROUP BY window_start, window_end, keys...` over a window TVF: keeps
+    /// one set of accumulators per open window and key, and emits each
+    /// window once, when the watermark passes its end (append-only).
+    WindowAggregate {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        window: WindowSpec,
+        /// The time attribute, over `input_schema`.
+        time: Expr,
+        /// Grouping keys besides the window, over `input_schema`.
+        keys: Vec<Expr>,
+        /// The output's grouping columns, in order.
+        layout: Vec<GroupColumn>,
+        /// Aggregate function calls over `input_schema`, in output order
+        /// after the grouping columns.
+        aggs: Vec<Expr>,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
@@ -79,7 +187,9 @@ impl PlanNode {
             PlanNode::Source(_) => false,
             PlanNode::Values { .. } => true,
             PlanNode::Limit { .. } => true,
-            PlanNode::Filter { input, .. } | PlanNode::Project { input, .. } => input.is_bounded(),
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::WindowAggregate { input, .. } => input.is_bounded(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
         }
     }
@@ -90,6 +200,7 @@ impl PlanNode {
             PlanNode::Values { .. } => vec![],
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::WindowAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.sources(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
         }
@@ -100,11 +211,12 @@ impl PlanNode {
         let _ = match self {
             PlanNode::Source(s) => writeln!(
                 out,
-                "{pad}KafkaSource: table={} topic={} format={} startup={:?} changelog=append state=none",
+                "{pad}KafkaSource: table={} topic={} format={} startup={:?} watermark={} changelog=append state=watermark per partition",
                 s.qualified_name,
                 s.table.topic,
                 s.table.value_format(),
-                s.startup
+                s.startup,
+                s.watermark
             ),
             PlanNode::Values { batch } => {
                 writeln!(out, "{pad}Values: rows={} changelog=append state=none", batch.num_rows())
@@ -121,10 +233,23 @@ impl PlanNode {
             PlanNode::Limit { fetch, .. } => {
                 writeln!(out, "{pad}Limit: fetch={fetch} changelog=append state=count")
             }
+            PlanNode::WindowAggregate {
+                window,
+                time,
+                keys,
+                aggs,
+                ..
+            } => writeln!(
+                out,
+                "{pad}WindowAggregate: window={window} time={time} keys=[{}] aggs=[{}] changelog=append state=accumulators per (window, key) until the watermark passes the window end",
+                keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
         };
         match self {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::WindowAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.explain_into(depth + 1, out),
             PlanNode::Union { inputs } => {
                 for i in inputs {

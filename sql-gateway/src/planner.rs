@@ -56,7 +56,7 @@ fn read_columns(spec: &SourceSpec, proj: &[usize], filters: &[Expr]) -> Vec<Stri
         .iter()
         .map(|i| spec.schema.field(*i).name().clone())
         .collect();
-    for f in filters {
+    for f in filters.iter().chain(std::iter::once(&spec.watermark)) {
         names.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
     }
     for (name, expr) in &spec.computed {
@@ -214,6 +214,23 @@ impl ContextProvider for Provider<'_> {
     }
 }
 
+/// What the analyzer and optimizer do for a query, for a lone expression
+/// (a computed column, a watermark): type coercion (`price * qty` of DOUBLE
+/// and INT) and simplification (`arrow_cast` to `CAST`).
+fn finish_lone_expr(e: Expr, df: &DFSchema) -> datafusion::common::Result<Expr> {
+    use datafusion::common::tree_node::TreeNode;
+    let e = e
+        .rewrite(
+            &mut datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(df),
+        )?
+        .data;
+    // No execution start time: `CURRENT_TIMESTAMP` stays per row.
+    let ctx = datafusion::logical_expr::simplify::SimplifyContext::builder()
+        .with_schema(Arc::new(df.clone()))
+        .build();
+    datafusion::optimizer::simplify_expressions::ExprSimplifier::new(ctx).simplify(e)
+}
+
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
@@ -320,7 +337,11 @@ fn hide_rowtime(query: &mut Query) {
 
 impl Planner {
     pub fn new() -> Planner {
-        let state = SessionStateBuilder::new().with_default_features().build();
+        let mut state = SessionStateBuilder::new().with_default_features().build();
+        for udf in crate::windows::marker_udfs() {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
+                .expect("registering the window markers");
+        }
         Planner { state }
     }
 
@@ -333,6 +354,7 @@ impl Planner {
         sql: &str,
     ) -> Result<LogicalPlan, SqlError> {
         let mut query = query.clone();
+        crate::windows::rewrite_window_tvfs(&mut query)?;
         hide_rowtime(&mut query);
         rewrite_flink_calls(&mut query)?;
         let provider = Provider {
@@ -527,6 +549,28 @@ impl Planner {
             col.data_type = SqlType::from_arrow(&dt).map_err(SqlError::Catalog)?;
             col.nullable = nullable;
         }
+        // The watermark must plan too (and be a timestamp) before the
+        // table is stored.
+        if let Some(w) = &def.watermark {
+            let col = def
+                .columns
+                .iter()
+                .find(|c| c.name == w.column)
+                .expect("checked by the parser");
+            if !matches!(
+                col.data_type,
+                SqlType::Timestamp { .. } | SqlType::TimestampLtz { .. }
+            ) {
+                return Err(SqlError::validation(
+                    format!(
+                        "WATERMARK FOR '{}': the column must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",
+                        w.column, col.data_type
+                    ),
+                    None,
+                ));
+            }
+            self.watermark_expr(def, &def.read_schema())?;
+        }
         Ok(())
     }
 
@@ -556,15 +600,7 @@ impl Planner {
                 rewrite_flink_calls(&mut ast)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
-                    // The analyzer does this for queries; a lone expression
-                    // needs it too (`price * qty` of DOUBLE and INT).
-                    .and_then(|e| {
-                        use datafusion::common::tree_node::TreeNode;
-                        e.rewrite(
-                            &mut datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(&df),
-                        )
-                        .map(|t| t.data)
-                    })
+                    .and_then(|e| finish_lone_expr(e, &df))
                     .map_err(|e| {
                         SqlError::validation(
                             format!("computed column '{}': {}", c.name, clean_message(&e)),
@@ -604,6 +640,7 @@ impl Planner {
         let computed = self.computed_exprs(def, &base)?;
         let df_schema = DFSchema::try_from_qualified_schema(qualifier.clone(), &src.schema)
             .map_err(|e| df_error(e, ""))?;
+        let watermark = self.watermark_expr(def, &src.schema)?;
         Ok(SourceSpec {
             table: def.clone(),
             qualified_name: src.qualified_name.clone(),
@@ -612,7 +649,52 @@ impl Planner {
             schema: src.schema.clone(),
             df_schema: Arc::new(df_schema),
             read_columns: None,
+            watermark,
         })
+    }
+
+    /// `WATERMARK FOR c AS expr` planned over the table's read schema, or
+    /// `$rowtime` (no delay) for a table that declares none.
+    fn watermark_expr(&self, def: &TableDef, schema: &SchemaRef) -> Result<Expr, SqlError> {
+        let Some(w) = &def.watermark else {
+            return Ok(Expr::Column(datafusion::common::Column::from_name(
+                ROWTIME_COLUMN,
+            )));
+        };
+        let df = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| df_error(e, ""))?;
+        let empty = CatalogContext::empty();
+        let hints = TableHints::new();
+        let provider = Provider {
+            state: &self.state,
+            ctx: &empty,
+            hints: &hints,
+        };
+        let planner = SqlToRel::new_with_options(&provider, parser_options());
+        let mut ast = Parser::new(&FlinkDialect)
+            .try_with_sql(&w.expr)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| SqlError::parse(format!("WATERMARK of {}: {e}", def.name), None))?;
+        rewrite_flink_calls(&mut ast)?;
+        let e = planner
+            .sql_to_expr(ast, &df, &mut PlannerContext::new())
+            .and_then(|e| finish_lone_expr(e, &df))
+            .map_err(|e| {
+                SqlError::validation(
+                    format!("WATERMARK of {}: {}", def.name, clean_message(&e)),
+                    None,
+                )
+            })?;
+        match e.get_type(&df) {
+            Ok(DataType::Timestamp(..)) => Ok(e),
+            Ok(other) => Err(SqlError::validation(
+                format!(
+                    "WATERMARK of {}: the expression must be a TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {other}",
+                    def.name
+                ),
+                None,
+            )),
+            Err(err) => Err(df_error(err, "")),
+        }
     }
 
     /// Translates a logical plan into streaming operators.
@@ -710,6 +792,7 @@ impl Planner {
                     fetch,
                 }
             }
+            LogicalPlan::Aggregate(agg) => self.window_aggregate(agg, sql)?,
             other => {
                 let what = match other {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
@@ -728,6 +811,124 @@ impl Planner {
                     other.display()
                 )));
             }
+        })
+    }
+
+    /// `GROUP BY window_start, window_end, ...` over a window TVF.
+    fn window_aggregate(
+        &self,
+        agg: &datafusion::logical_expr::Aggregate,
+        sql: &str,
+    ) -> Result<PlanNode, SqlError> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        let not_windowed = || {
+            SqlError::unsupported(
+                "Weir runs aggregations over window TVFs today (GROUP BY window_start, window_end, ... over TABLE(TUMBLE|HOP|CUMULATE(...))); group aggregation without a window is not supported yet",
+            )
+        };
+        if agg
+            .group_expr
+            .iter()
+            .any(|g| matches!(g, Expr::GroupingSet(_)))
+        {
+            return Err(SqlError::unsupported(
+                "GROUPING SETS, ROLLUP and CUBE are not supported yet",
+            ));
+        }
+        // Down to the projection that computes the window columns, keeping
+        // the filters met on the way.
+        let mut node = agg.input.as_ref();
+        let mut filters = vec![];
+        let proj = loop {
+            match node {
+                LogicalPlan::SubqueryAlias(a) => node = &a.input,
+                LogicalPlan::Filter(f) => {
+                    filters.push(f.predicate.clone());
+                    node = &f.input;
+                }
+                LogicalPlan::Projection(p) => break p,
+                _ => return Err(not_windowed()),
+            }
+        };
+        let defs: std::collections::HashMap<datafusion::common::Column, Expr> = proj
+            .schema
+            .columns()
+            .into_iter()
+            .zip(proj.expr.iter().map(|e| e.clone().unalias_nested().data))
+            .collect();
+        let inline = |e: &Expr| -> Result<Expr, SqlError> {
+            e.clone()
+                .transform_up(|x| match &x {
+                    Expr::Column(c) => match defs.get(c) {
+                        Some(d) => Ok(Transformed::yes(d.clone())),
+                        None => Ok(Transformed::no(x)),
+                    },
+                    _ => Ok(Transformed::no(x)),
+                })
+                .map(|t| t.data)
+                .map_err(|e| df_error(e, sql))
+        };
+        let mut window: Option<(crate::plan::WindowSpec, Expr)> = None;
+        let mut keys = vec![];
+        let mut layout = vec![];
+        for g in &agg.group_expr {
+            let e = inline(g)?;
+            match crate::windows::as_marker(&e) {
+                Some((bound, time, spec)) => {
+                    if let Some((w, t)) = &window {
+                        if *w != spec || *t != time {
+                            return Err(SqlError::unsupported(
+                                "GROUP BY over two different windows",
+                            ));
+                        }
+                    }
+                    window = Some((spec, time));
+                    layout.push(match bound {
+                        crate::windows::Bound::Start => crate::plan::GroupColumn::WindowStart,
+                        crate::windows::Bound::End => crate::plan::GroupColumn::WindowEnd,
+                        crate::windows::Bound::Time => crate::plan::GroupColumn::WindowTime,
+                    });
+                }
+                None => {
+                    layout.push(crate::plan::GroupColumn::Key(keys.len()));
+                    keys.push(e);
+                }
+            }
+        }
+        let Some((window, time)) = window else {
+            return Err(not_windowed());
+        };
+        if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
+            && layout.contains(&crate::plan::GroupColumn::WindowEnd))
+        {
+            return Err(SqlError::validation(
+                "a window aggregation must GROUP BY both window_start and window_end",
+                None,
+            ));
+        }
+        let aggs = agg
+            .aggr_expr
+            .iter()
+            .map(&inline)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut input = self.convert(&proj.input, false, sql)?;
+        let input_schema = proj.input.schema().clone();
+        for f in filters {
+            input = PlanNode::Filter {
+                input: Box::new(input),
+                predicate: inline(&f)?,
+                input_schema: input_schema.clone(),
+            };
+        }
+        Ok(PlanNode::WindowAggregate {
+            input: Box::new(input),
+            input_schema,
+            window,
+            time,
+            keys,
+            layout,
+            aggs,
+            output_schema: agg.schema.clone(),
         })
     }
 

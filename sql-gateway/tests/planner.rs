@@ -62,7 +62,8 @@ fn sources(node: &PlanNode) -> Vec<&weir_sql_gateway::SourceSpec> {
         PlanNode::Values { .. } => vec![],
         PlanNode::Filter { input, .. }
         | PlanNode::Project { input, .. }
-        | PlanNode::Limit { input, .. } => sources(input),
+        | PlanNode::Limit { input, .. }
+        | PlanNode::WindowAggregate { input, .. } => sources(input),
         PlanNode::Union { inputs } => inputs.iter().flat_map(sources).collect(),
     }
 }

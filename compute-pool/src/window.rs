@@ -1,0 +1,403 @@
+//! Window aggregation over Flink's window TVFs, and the watermarks that
+//! close windows.
+//!
+//! State is one set of DataFusion `GroupsAccumulator`s per open window,
+//! with grouping keys in Arrow's row format mapped to group indexes: a batch
+//! is split by window, each part updates its window's accumulators in one
+//! vectorized call. When the watermark reaches a window's last millisecond
+//! (`end - 1`, as in Flink) the window is emitted once, append-only, and its
+//! state dropped. A record whose earliest window has already been emitted is
+//! late: it is dropped and counted, as Flink's window operators do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
+    TimestampMillisecondArray, UInt32Array,
+};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, PhysicalExpr};
+use weir_sql_gateway::{GroupColumn, WindowSpec};
+
+use crate::EngineError;
+
+/// Tracks a source's watermark: the maximum watermark-expression value seen
+/// per partition, combined as the minimum over the partitions. With an idle
+/// timeout, a partition that has sent nothing for that long (on the caller's
+/// clock) stops holding the watermark back until it sends again.
+#[derive(Debug, Clone)]
+pub struct PartitionWatermarks {
+    partitions: Vec<i32>,
+    max: HashMap<i32, i64>,
+    last_active: HashMap<i32, i64>,
+    started_ms: i64,
+    idle_ms: Option<i64>,
+}
+
+impl PartitionWatermarks {
+    /// `partitions`: every partition the source reads; one that has sent
+    /// nothing yet holds the watermark back (until it counts as idle).
+    pub fn new(partitions: Vec<i32>, idle_ms: Option<i64>, now_ms: i64) -> PartitionWatermarks {
+        PartitionWatermarks {
+            partitions,
+            max: HashMap::new(),
+            last_active: HashMap::new(),
+            started_ms: now_ms,
+            idle_ms: idle_ms.filter(|t| *t > 0),
+        }
+    }
+
+    /// Notes watermark values (milliseconds) of rows of the given
+    /// partitions, read at `now_ms`; NULLs are skipped.
+    pub fn observe(&mut self, partitions: &[i32], values: &TimestampMillisecondArray, now_ms: i64) {
+        for (p, v) in partitions.iter().zip(values.iter()) {
+            self.last_active.insert(*p, now_ms);
+            if let Some(v) = v {
+                let e = self.max.entry(*p).or_insert(i64::MIN);
+                *e = (*e).max(v);
+            }
+        }
+    }
+
+    /// The source's watermark at `now_ms`, once every partition that is not
+    /// idle has one; `None` while one has none, or when all are idle.
+    pub fn current(&self, now_ms: i64) -> Option<i64> {
+        let active = |p: &&i32| match self.idle_ms {
+            None => true,
+            Some(t) => now_ms - self.last_active.get(*p).copied().unwrap_or(self.started_ms) < t,
+        };
+        let mut any = false;
+        let mut wm = i64::MAX;
+        for p in self.partitions.iter().filter(active) {
+            any = true;
+            wm = wm.min(*self.max.get(p)?);
+        }
+        any.then_some(wm)
+    }
+}
+
+/// Evaluates a source's watermark expression over a decoded batch, in
+/// milliseconds.
+pub fn watermark_values(
+    expr: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> Result<TimestampMillisecondArray, EngineError> {
+    let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+    let ms = cast(&v, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    Ok(ms.as_primitive::<TimestampMillisecondType>().clone())
+}
+
+struct Aggregate {
+    expr: Arc<AggregateFunctionExpr>,
+    args: Vec<Arc<dyn PhysicalExpr>>,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl Aggregate {
+    fn accumulator(&self) -> Result<Box<dyn GroupsAccumulator>, EngineError> {
+        if self.expr.groups_accumulator_supported() {
+            Ok(self.expr.create_groups_accumulator()?)
+        } else {
+            let e = self.expr.clone();
+            Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+                e.create_accumulator()
+            })))
+        }
+    }
+}
+
+struct WindowState {
+    groups: HashMap<Box<[u8]>, usize>,
+    keys: Rows,
+    accs: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+/// The window aggregation operator.
+pub struct WindowAggregate {
+    window: WindowSpec,
+    time: Arc<dyn PhysicalExpr>,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<Aggregate>,
+    layout: Vec<GroupColumn>,
+    converter: RowConverter,
+    key_types: Vec<DataType>,
+    output: SchemaRef,
+    /// Open windows by `(end, start)`: the next to close first.
+    open: BTreeMap<(i64, i64), WindowState>,
+    watermark: Option<i64>,
+    /// Records dropped because their window had been emitted.
+    pub late: u64,
+}
+
+impl std::fmt::Debug for WindowAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WindowAggregate({}, {} open)",
+            self.window,
+            self.open.len()
+        )
+    }
+}
+
+impl WindowAggregate {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        window: WindowSpec,
+        time: &datafusion::logical_expr::Expr,
+        keys: &[datafusion::logical_expr::Expr],
+        layout: &[GroupColumn],
+        aggs: &[datafusion::logical_expr::Expr],
+        input_schema: &DFSchema,
+        output_schema: &DFSchema,
+    ) -> Result<WindowAggregate, EngineError> {
+        let props = ExecutionProps::new();
+        let phys = |e: &datafusion::logical_expr::Expr| {
+            create_physical_expr(e, input_schema, &props, &Default::default())
+        };
+        let arrow_input = input_schema.as_arrow();
+        let key_types = keys
+            .iter()
+            .map(|k| {
+                datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)
+                    .map_err(EngineError::from)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx =
+            datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+        let aggs = aggs
+            .iter()
+            .map(|a| {
+                let lowered =
+                    LoweredAggregateBuilder::new(a, input_schema, arrow_input, &props, &ctx)
+                        .build()?;
+                if !lowered.order_bys.is_empty() {
+                    return Err(EngineError::Plan(
+                        "ORDER BY inside an aggregate function is not supported yet".into(),
+                    ));
+                }
+                Ok(Aggregate {
+                    args: lowered.aggregate.expressions(),
+                    expr: lowered.aggregate,
+                    filter: lowered.filter,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let output = Arc::new(Schema::new(
+            output_schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(WindowAggregate {
+            window,
+            time: phys(time)?,
+            keys: keys.iter().map(phys).collect::<Result<_, _>>()?,
+            aggs,
+            layout: layout.to_vec(),
+            converter: RowConverter::new(
+                key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
+            )?,
+            key_types,
+            output,
+            open: BTreeMap::new(),
+            watermark: None,
+            late: 0,
+        })
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    /// Windows open and groups held, for metrics.
+    pub fn state_size(&self) -> (usize, usize) {
+        (
+            self.open.len(),
+            self.open.values().map(|w| w.groups.len()).sum(),
+        )
+    }
+
+    /// Adds a batch's rows to their windows.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let times = watermark_values(&self.time, batch)?;
+        let key_cols = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Without keys every row of a window is in its one group.
+        let rows = if key_cols.is_empty() {
+            None
+        } else {
+            Some(self.converter.convert_columns(&key_cols)?)
+        };
+        let mut args = Vec::with_capacity(self.aggs.len());
+        let mut filters = Vec::with_capacity(self.aggs.len());
+        for a in &self.aggs {
+            args.push(
+                a.args
+                    .iter()
+                    .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            filters.push(match &a.filter {
+                Some(f) => Some(f.evaluate(batch)?.into_array(n)?),
+                None => None,
+            });
+        }
+        // Rows per window, in arrival order.
+        let mut per_window: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
+        for (i, t) in times.iter().enumerate() {
+            let Some(t) = t else {
+                // Flink refuses a NULL time attribute; the row cannot be
+                // placed in a window.
+                self.late += 1;
+                continue;
+            };
+            let windows = self.window.windows(t);
+            let earliest_end = windows.first().map(|w| w.1).unwrap_or(i64::MIN);
+            if self.watermark.is_some_and(|wm| earliest_end - 1 <= wm) {
+                self.late += 1;
+                continue;
+            }
+            for (s, e) in windows {
+                per_window.entry((e, s)).or_default().push(i as u32);
+            }
+        }
+        let whole =
+            per_window.len() == 1 && per_window.values().next().is_some_and(|v| v.len() == n);
+        for (w, idx) in per_window {
+            let state = match self.open.entry(w) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(WindowState {
+                    groups: HashMap::new(),
+                    keys: self.converter.empty_rows(0, 0),
+                    accs: self
+                        .aggs
+                        .iter()
+                        .map(Aggregate::accumulator)
+                        .collect::<Result<_, _>>()?,
+                }),
+            };
+            let mut group_of = Vec::with_capacity(idx.len());
+            if rows.is_none() && state.groups.is_empty() {
+                state.groups.insert(Box::from(&[][..]), 0);
+            }
+            for &i in &idx {
+                let Some(rows) = &rows else {
+                    group_of.push(0);
+                    continue;
+                };
+                let row = rows.row(i as usize);
+                let g = match state.groups.get(row.as_ref()) {
+                    Some(g) => *g,
+                    None => {
+                        let g = state.groups.len();
+                        state.groups.insert(row.as_ref().into(), g);
+                        state.keys.push(row);
+                        g
+                    }
+                };
+                group_of.push(g);
+            }
+            let total = state.groups.len();
+            let indices = UInt32Array::from(idx);
+            for (j, acc) in state.accs.iter_mut().enumerate() {
+                let pick = |a: &ArrayRef| -> Result<ArrayRef, EngineError> {
+                    if whole {
+                        Ok(a.clone())
+                    } else {
+                        Ok(take(a.as_ref(), &indices, None)?)
+                    }
+                };
+                let values = args[j].iter().map(pick).collect::<Result<Vec<_>, _>>()?;
+                let filter = match &filters[j] {
+                    Some(f) => Some(pick(f)?),
+                    None => None,
+                };
+                let filter: Option<&BooleanArray> = filter.as_ref().map(|f| f.as_boolean());
+                acc.update_batch(&values, &group_of, filter, total)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the watermark to `wm` and emits every window it closes, in
+    /// order of their end.
+    pub fn advance(&mut self, wm: i64) -> Result<Vec<RecordBatch>, EngineError> {
+        if self.watermark.is_some_and(|old| wm <= old) {
+            return Ok(vec![]);
+        }
+        self.watermark = Some(wm);
+        let mut out = vec![];
+        while let Some((&(end, start), _)) = self.open.first_key_value() {
+            if end - 1 > wm {
+                break;
+            }
+            let state = self.open.remove(&(end, start)).expect("present");
+            out.push(self.emit(start, end, state)?);
+        }
+        Ok(out)
+    }
+
+    fn emit(
+        &self,
+        start: i64,
+        end: i64,
+        mut state: WindowState,
+    ) -> Result<RecordBatch, EngineError> {
+        let n = state.groups.len();
+        let keys = if self.key_types.is_empty() {
+            vec![]
+        } else {
+            self.converter.convert_rows(state.keys.iter())?
+        };
+        let stamp = |v: i64| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(vec![v; n])) };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.output.fields().len());
+        for g in &self.layout {
+            columns.push(match g {
+                GroupColumn::WindowStart => stamp(start),
+                GroupColumn::WindowEnd => stamp(end),
+                GroupColumn::WindowTime => stamp(end - 1),
+                GroupColumn::Key(i) => keys[*i].clone(),
+            });
+        }
+        for acc in &mut state.accs {
+            columns.push(acc.evaluate(EmitTo::All)?);
+        }
+        let columns = columns
+            .into_iter()
+            .zip(self.output.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else if c.is_empty() {
+                    Ok(new_null_array(f.data_type(), 0))
+                } else {
+                    cast(&c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new_with_options(
+            self.output.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+}

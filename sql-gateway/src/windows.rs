@@ -1,0 +1,443 @@
+//! Flink's window table-valued functions: `TABLE(TUMBLE(TABLE t,
+//! DESCRIPTOR(ts), size [, offset]))`, `HOP(..., slide, size [, offset])` and
+//! `CUMULATE(..., step, size [, offset])`, positional or with named
+//! arguments (`DATA => TABLE t, TIMECOL => DESCRIPTOR(ts), SIZE => ...`).
+//!
+//! A window TVF is rewritten, before DataFusion plans the query, into a
+//! derived table: every column of `t` plus `window_start`, `window_end` and
+//! `window_time`, computed by the marker functions `weir_window_start`,
+//! `weir_window_end` and `weir_window_time`. Those carry the window's shape
+//! as literal arguments, so the planner finds the window again when it meets
+//! `GROUP BY window_start, window_end` and turns the aggregation into a
+//! [`crate::PlanNode::WindowAggregate`], which assigns rows to windows itself
+//! (a hopping or cumulating window puts one row in several windows). For a
+//! tumbling window the markers also evaluate as plain functions, so a
+//! `SELECT` over `TUMBLE` without aggregation works too.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
+use datafusion::common::{exec_err, plan_err, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::{
+    DateTimeField, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgOperator,
+    FunctionArguments, Query, SetExpr, TableFactor, TableWithJoins, Value,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::dialect::{FlinkDialect, TABLE_ARG_MARKER};
+use crate::error::SqlError;
+use crate::plan::{WindowKind, WindowSpec};
+
+pub const WINDOW_START_FN: &str = "weir_window_start";
+pub const WINDOW_END_FN: &str = "weir_window_end";
+pub const WINDOW_TIME_FN: &str = "weir_window_time";
+
+/// Which window column a marker computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bound {
+    Start,
+    End,
+    Time,
+}
+
+/// The marker functions, to register with the planner's session.
+pub fn marker_udfs() -> Vec<Arc<ScalarUDF>> {
+    [Bound::Start, Bound::End, Bound::Time]
+        .into_iter()
+        .map(|b| Arc::new(ScalarUDF::from(WindowMarker::new(b))))
+        .collect()
+}
+
+/// `(bound, time expression, window)` when `e` is a marker call.
+pub fn as_marker(e: &Expr) -> Option<(Bound, Expr, WindowSpec)> {
+    let Expr::ScalarFunction(f) = e.clone().unalias_nested().data else {
+        return None;
+    };
+    let bound = match f.func.name() {
+        WINDOW_START_FN => Bound::Start,
+        WINDOW_END_FN => Bound::End,
+        WINDOW_TIME_FN => Bound::Time,
+        _ => return None,
+    };
+    let lit = |i: usize| match f.args.get(i) {
+        Some(Expr::Literal(ScalarValue::Int64(Some(v)), _)) => Some(*v),
+        _ => None,
+    };
+    let kind = match lit(1)? {
+        0 => WindowKind::Tumble,
+        1 => WindowKind::Hop { slide_ms: lit(3)? },
+        2 => WindowKind::Cumulate { step_ms: lit(3)? },
+        _ => return None,
+    };
+    Some((
+        bound,
+        f.args[0].clone(),
+        WindowSpec {
+            kind,
+            size_ms: lit(2)?,
+            offset_ms: lit(4)?,
+        },
+    ))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WindowMarker {
+    bound: Bound,
+    signature: Signature,
+}
+
+impl WindowMarker {
+    fn new(bound: Bound) -> WindowMarker {
+        WindowMarker {
+            bound,
+            signature: Signature::any(5, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for WindowMarker {
+    fn name(&self) -> &str {
+        match self.bound {
+            Bound::Start => WINDOW_START_FN,
+            Bound::End => WINDOW_END_FN,
+            Bound::Time => WINDOW_TIME_FN,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args.first() {
+            Some(DataType::Timestamp(_, tz)) => {
+                Ok(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+            }
+            Some(other) => plan_err!(
+                "the DESCRIPTOR of a window function must name a TIMESTAMP(3) or TIMESTAMP_LTZ(3) column, not one of type {other}"
+            ),
+            None => plan_err!("a window function needs a time column"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let int = |i: usize| match &args.args[i] {
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
+            _ => exec_err!("window marker argument {i} is not a constant"),
+        };
+        if int(1)? != 0 {
+            return exec_err!(
+                "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end"
+            );
+        }
+        let spec = WindowSpec {
+            kind: WindowKind::Tumble,
+            size_ms: int(2)?,
+            offset_ms: int(4)?,
+        };
+        let ts = args.args[0].clone().into_array(args.number_rows)?;
+        let out_type = args.return_field.data_type().clone();
+        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+        let ms = ms.as_primitive::<TimestampMillisecondType>();
+        let bound = self.bound;
+        let out: arrow::array::TimestampMillisecondArray = ms.unary(|t| {
+            let start = spec.last_start(t);
+            match bound {
+                Bound::Start => start,
+                Bound::End => start + spec.size_ms,
+                Bound::Time => start + spec.size_ms - 1,
+            }
+        });
+        let out: ArrayRef = Arc::new(out);
+        Ok(ColumnarValue::Array(cast(&out, &out_type)?))
+    }
+}
+
+/// Rewrites every window TVF in `query` (see the module documentation).
+pub fn rewrite_window_tvfs(query: &mut Query) -> Result<(), SqlError> {
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            rewrite_window_tvfs(&mut cte.query)?;
+        }
+    }
+    set_expr(&mut query.body)
+}
+
+fn set_expr(s: &mut SetExpr) -> Result<(), SqlError> {
+    match s {
+        SetExpr::Select(select) => {
+            for t in &mut select.from {
+                table_with_joins(t)?;
+            }
+            Ok(())
+        }
+        SetExpr::Query(q) => rewrite_window_tvfs(q),
+        SetExpr::SetOperation { left, right, .. } => {
+            set_expr(left)?;
+            set_expr(right)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn table_with_joins(t: &mut TableWithJoins) -> Result<(), SqlError> {
+    factor(&mut t.relation)?;
+    for j in &mut t.joins {
+        factor(&mut j.relation)?;
+    }
+    Ok(())
+}
+
+fn factor(f: &mut TableFactor) -> Result<(), SqlError> {
+    match f {
+        TableFactor::Derived { subquery, .. } => rewrite_window_tvfs(subquery),
+        TableFactor::NestedJoin {
+            table_with_joins: t,
+            ..
+        } => table_with_joins(t),
+        TableFactor::TableFunction { expr, alias } => {
+            let Some(sub) = window_subquery(expr)? else {
+                return Ok(());
+            };
+            *f = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(sub),
+                alias: alias.take(),
+                sample: None,
+            };
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The derived query that stands for a window TVF call, or `None` when
+/// `expr` is another table function.
+fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
+    let SqlExpr::Function(f) = expr else {
+        return Ok(None);
+    };
+    let name = f.name.to_string().to_uppercase();
+    let (kind_code, params): (i64, &[&str]) = match name.as_str() {
+        "TUMBLE" => (0, &["DATA", "TIMECOL", "SIZE", "OFFSET"]),
+        "HOP" => (1, &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]),
+        "CUMULATE" => (2, &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"]),
+        "SESSION" => {
+            return Err(SqlError::unsupported(
+                "SESSION windows are not supported yet; TUMBLE, HOP and CUMULATE are",
+            ))
+        }
+        _ => return Ok(None),
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(SqlError::validation(
+            format!("{name} takes arguments: {}", params.join(", ")),
+            None,
+        ));
+    };
+    let mut by_name: Vec<Option<&SqlExpr>> = vec![None; params.len()];
+    for (i, a) in list.args.iter().enumerate() {
+        let (slot, e) = match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (i, e),
+            FunctionArg::Named {
+                name: n,
+                arg: FunctionArgExpr::Expr(e),
+                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Equals,
+            } => {
+                let up = n.value.to_uppercase();
+                let slot = params.iter().position(|p| *p == up).ok_or_else(|| {
+                    SqlError::validation(
+                        format!(
+                            "{name} has no parameter {up}; its parameters are {}",
+                            params.join(", ")
+                        ),
+                        None,
+                    )
+                })?;
+                (slot, e)
+            }
+            other => {
+                return Err(SqlError::validation(
+                    format!("{name}: unexpected argument {other}"),
+                    None,
+                ))
+            }
+        };
+        if slot >= params.len() {
+            return Err(SqlError::validation(
+                format!(
+                    "{name} takes at most {} arguments ({})",
+                    params.len(),
+                    params.join(", ")
+                ),
+                None,
+            ));
+        }
+        by_name[slot] = Some(e);
+    }
+    let need = |i: usize| {
+        by_name[i].ok_or_else(|| {
+            SqlError::validation(format!("{name} needs its {} argument", params[i]), None)
+        })
+    };
+    let table = match need(0)? {
+        SqlExpr::CompoundIdentifier(parts)
+            if parts.first().is_some_and(|p| p.value == TABLE_ARG_MARKER) =>
+        {
+            parts[1..]
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+        other => {
+            return Err(SqlError::validation(
+                format!("the DATA argument of {name} must be TABLE <name>, not {other}"),
+                None,
+            ))
+        }
+    };
+    let timecol = match need(1)? {
+        SqlExpr::Function(d) if d.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
+            match &d.args {
+                FunctionArguments::List(l) if l.args.len() == 1 => l.args[0].to_string(),
+                _ => {
+                    return Err(SqlError::validation(
+                        format!("{name}: DESCRIPTOR takes exactly one time column"),
+                        None,
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(SqlError::validation(
+                format!("the TIMECOL argument of {name} must be DESCRIPTOR(<column>), not {other}"),
+                None,
+            ))
+        }
+    };
+    let (size, step) = match kind_code {
+        0 => (interval_ms(need(2)?)?, 0),
+        _ => (interval_ms(need(3)?)?, interval_ms(need(2)?)?),
+    };
+    let offset = match by_name.last().copied().flatten() {
+        Some(e) => interval_ms(e)?,
+        None => 0,
+    };
+    if size <= 0 || (kind_code != 0 && step <= 0) {
+        return Err(SqlError::validation(
+            format!("{name}: window sizes must be positive"),
+            None,
+        ));
+    }
+    if kind_code != 0 && size % step != 0 {
+        return Err(SqlError::validation(
+            format!(
+                "{name}: the size ({size} ms) must be a whole multiple of the {} ({step} ms)",
+                params[2]
+            ),
+            None,
+        ));
+    }
+    let args = format!("{timecol}, {kind_code}, {size}, {step}, {offset}");
+    let sql = format!(
+        "SELECT *, {WINDOW_START_FN}({args}) AS window_start, {WINDOW_END_FN}({args}) AS window_end, \
+         {WINDOW_TIME_FN}({args}) AS window_time FROM {table}"
+    );
+    let q = Parser::new(&FlinkDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::parse(format!("{name}: {e}"), None))?;
+    Ok(Some(*q))
+}
+
+/// Milliseconds of an `INTERVAL '10' SECOND`-style literal.
+fn interval_ms(e: &SqlExpr) -> Result<i64, SqlError> {
+    let bad = || {
+        SqlError::validation(
+            format!("expected an interval like INTERVAL '10' SECOND, found {e}"),
+            None,
+        )
+    };
+    let SqlExpr::Interval(iv) = e else {
+        return Err(bad());
+    };
+    let text = match iv.value.as_ref() {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.clone(),
+            _ => return Err(bad()),
+        },
+        _ => return Err(bad()),
+    };
+    let (number, unit) = match &iv.leading_field {
+        Some(f) => (text.trim().to_string(), unit_ms(f).ok_or_else(bad)?),
+        None => {
+            let mut parts = text.split_whitespace();
+            let n = parts.next().ok_or_else(bad)?.to_string();
+            let u = parts.next().ok_or_else(bad)?.to_uppercase();
+            let u = u.trim_end_matches('S');
+            let ms = match u {
+                "MILLISECOND" => 1,
+                "SECOND" => 1_000,
+                "MINUTE" => 60_000,
+                "HOUR" => 3_600_000,
+                "DAY" => 86_400_000,
+                _ => return Err(bad()),
+            };
+            (n, ms)
+        }
+    };
+    let v: f64 = number.parse().map_err(|_| bad())?;
+    Ok((v * unit as f64).round() as i64)
+}
+
+fn unit_ms(f: &DateTimeField) -> Option<i64> {
+    Some(match f {
+        DateTimeField::Millisecond | DateTimeField::Milliseconds => 1,
+        DateTimeField::Second | DateTimeField::Seconds => 1_000,
+        DateTimeField::Minute | DateTimeField::Minutes => 60_000,
+        DateTimeField::Hour | DateTimeField::Hours => 3_600_000,
+        DateTimeField::Day | DateTimeField::Days => 86_400_000,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_arithmetic_matches_flink() {
+        let tumble = WindowSpec {
+            kind: WindowKind::Tumble,
+            size_ms: 10,
+            offset_ms: 0,
+        };
+        assert_eq!(tumble.windows(17), vec![(10, 20)]);
+        assert_eq!(tumble.windows(-3), vec![(-10, 0)]);
+        let shifted = WindowSpec {
+            offset_ms: 3,
+            ..tumble
+        };
+        assert_eq!(shifted.windows(2), vec![(-7, 3)]);
+        let hop = WindowSpec {
+            kind: WindowKind::Hop { slide_ms: 5 },
+            size_ms: 10,
+            offset_ms: 0,
+        };
+        assert_eq!(hop.windows(7), vec![(0, 10), (5, 15)]);
+        let cumulate = WindowSpec {
+            kind: WindowKind::Cumulate { step_ms: 2 },
+            size_ms: 6,
+            offset_ms: 0,
+        };
+        assert_eq!(cumulate.windows(3), vec![(0, 4), (0, 6)]);
+        assert_eq!(cumulate.windows(6), vec![(6, 8), (6, 10), (6, 12)]);
+    }
+}

@@ -107,6 +107,16 @@ impl TableDef {
         self.options.get(key).map(String::as_str)
     }
 
+    /// `'changelog.mode'`: as set, else `upsert` for a table with a
+    /// primary key and `append` for one without.
+    pub fn changelog_mode(&self) -> &str {
+        match self.option("changelog.mode") {
+            Some(m) => m,
+            None if !self.primary_key.is_empty() => "upsert",
+            None => "append",
+        }
+    }
+
     pub fn value_format(&self) -> &str {
         self.option("value.format").unwrap_or("json")
     }

@@ -29,6 +29,30 @@ pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, EngineError> {
 /// tombstone).
 pub type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// The Kafka records for changes written to `table`. Into an upsert table
+/// (the planner lets only those take updates) `+I` and `+U` write the row
+/// under its key, `-D` writes a tombstone for the key, and `-U` writes
+/// nothing: the `+U` that follows replaces the row.
+pub fn kafka_changes(
+    table: &TableDef,
+    changes: &crate::changelog::Changes,
+) -> Result<Vec<EncodedRecord>, EngineError> {
+    use crate::changelog::{DELETE, UPDATE_BEFORE};
+    let records = kafka_records(table, &changes.batch)?;
+    if changes.ops.is_none() {
+        return Ok(records);
+    }
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (key, value))| match changes.op(i) {
+            UPDATE_BEFORE => None,
+            DELETE => Some((key, None)),
+            _ => Some((key, value)),
+        })
+        .collect())
+}
+
 /// Keys and values of the Kafka records for a batch written to `table`.
 pub fn kafka_records(
     table: &TableDef,

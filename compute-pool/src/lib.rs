@@ -10,12 +10,15 @@
 //! control plane hands it a plan and the offsets to start from, and stores
 //! what the worker reports through [`StatementEvents`].
 //!
-//! Watermarks and window aggregation are in [`window`]; other stateful
-//! operators and checkpoints are not here yet.
+//! Watermarks and window aggregation are in [`window`], group aggregation
+//! (an update stream, [`changelog`]) in [`group`]; joins, Top-N and
+//! checkpoints are not here yet.
 
+pub mod changelog;
 pub mod decode;
 pub mod encode;
 mod error;
+pub mod group;
 mod kafka;
 pub mod memory;
 pub mod pipeline;
@@ -23,11 +26,12 @@ mod results;
 pub mod window;
 mod worker;
 
+pub use changelog::Changes;
 pub use error::EngineError;
 pub use memory::{
     run_in_memory, run_in_memory_with, MemoryOptions, MemoryOutput, MemoryPoll, MemoryRecord,
 };
-pub use pipeline::{compile, Branch, BranchSource, CompiledPlan, StatefulTop};
+pub use pipeline::{compile, Branch, BranchSource, CompiledPlan, Stage, Stages, StatefulOp};
 pub use results::{ResultsBuffer, ResultsPage};
 pub use worker::{
     Outcome, RunningStatement, StatementEvents, StatementMetrics, StatementTask, Worker,

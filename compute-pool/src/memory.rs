@@ -13,8 +13,9 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::StreamingPlan;
 
+use crate::changelog::Changes;
 use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
-use crate::pipeline::{compile, BranchSource};
+use crate::pipeline::{compile, BranchSource, Stages};
 use crate::window::{watermark_values, PartitionWatermarks};
 use crate::EngineError;
 
@@ -48,9 +49,8 @@ pub struct MemoryOptions {
 /// What a run produced.
 #[derive(Debug, Default)]
 pub struct MemoryOutput {
-    /// The root's output, in emission order (every row is an insert: the
-    /// operators here are append-only).
-    pub batches: Vec<RecordBatch>,
+    /// The root's output, in emission order, with row kinds.
+    pub batches: Vec<Changes>,
     /// Records skipped by an `'error-handling.mode'` of `ignore` or `log`.
     pub skipped: u64,
     /// Records a window operator dropped as late.
@@ -63,7 +63,7 @@ pub struct MemoryOutput {
 /// reached). A record that does not decode under `'error-handling.mode' =
 /// 'fail'` ends the run with the same error the worker reports. After each
 /// poll the sources' watermarks (per partition of each table, minimum over
-/// partitions and sources) are passed to the window operator; the input is
+/// partitions and sources) are passed to the window operators; the input is
 /// treated as unbounded, so windows the watermark has not passed at the end
 /// emit nothing.
 pub fn run_in_memory(
@@ -79,11 +79,13 @@ pub fn run_in_memory_with(
     polls: &[MemoryPoll],
     options: &MemoryOptions,
 ) -> Result<MemoryOutput, EngineError> {
-    let mut compiled = compile(plan)?;
+    let compiled = compile(plan)?;
+    let limit = compiled.limit;
+    let mut stages = compiled.stages;
     let mut out = MemoryOutput::default();
     let mut written = 0usize;
-    let mut emit = |batch: RecordBatch, out: &mut MemoryOutput| -> bool {
-        let batch = match compiled.limit {
+    let mut emit = |batch: Changes, out: &mut MemoryOutput| -> bool {
+        let batch = match limit {
             Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
             _ => batch,
         };
@@ -91,14 +93,16 @@ pub fn run_in_memory_with(
         if batch.num_rows() > 0 {
             out.batches.push(batch);
         }
-        compiled.limit.is_some_and(|l| written >= l)
+        limit.is_some_and(|l| written >= l)
     };
     // Constant rows first, as the worker sends them at once.
     for branch in &compiled.branches {
         if let BranchSource::Values(batch) = &branch.source {
             if let Some(b) = branch.process(batch.clone())? {
-                if emit(b, &mut out) {
-                    return Ok(out);
+                for c in feed(&mut stages, b)? {
+                    if emit(c, &mut out) {
+                        return Ok(out);
+                    }
                 }
             }
         }
@@ -164,12 +168,9 @@ pub fn run_in_memory_with(
                     );
                 }
                 if let Some(b) = branch.process(b)? {
-                    match &mut compiled.stateful {
-                        Some(top) => top.op.process(&b)?,
-                        None => {
-                            if emit(b, &mut out) {
-                                return Ok(out);
-                            }
+                    for c in feed(&mut stages, b)? {
+                        if emit(c, &mut out) {
+                            return Ok(out);
                         }
                     }
                 }
@@ -183,18 +184,22 @@ pub fn run_in_memory_with(
             .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
         if let (Some(wm), false) = (wm, watermarks.iter().all(Option::is_none)) {
             out.watermark = Some(wm);
-            if let Some(top) = &mut compiled.stateful {
-                let fired = top.op.advance(wm)?;
-                for b in top.finish(fired)? {
-                    if emit(b, &mut out) {
-                        return Ok(out);
-                    }
+            for c in stages.advance(wm)? {
+                if emit(c, &mut out) {
+                    return Ok(out);
                 }
             }
         }
     }
-    if let Some(top) = &compiled.stateful {
-        out.late = top.op.late;
-    }
+    out.late = stages.late();
     Ok(out)
+}
+
+/// A branch's output through the stateful stages, or straight to the root.
+fn feed(stages: &mut Stages, batch: RecordBatch) -> Result<Vec<Changes>, EngineError> {
+    if stages.is_empty() {
+        Ok(vec![Changes::inserts(batch)])
+    } else {
+        stages.process(batch)
+    }
 }

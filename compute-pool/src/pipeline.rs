@@ -1,9 +1,13 @@
-//! Compiling a streaming plan into branches of stateless operators.
+//! Compiling a streaming plan into branches of stateless operators and a
+//! chain of stateful stages above them.
 //!
 //! Filters and projections act on each row alone, so they commute with
-//! `UNION ALL`: the plan is flattened into one [`Branch`] per leaf (a Kafka
-//! source or constant rows), each carrying every operator on its path to the
-//! root. Branches run independently and meet at the sink.
+//! `UNION ALL`: the plan below the lowest stateful operator is flattened
+//! into one [`Branch`] per leaf (a Kafka source or constant rows), each
+//! carrying every operator on its path up. Branches run independently and
+//! meet at the first [`Stage`] (or at the sink when there is none); each
+//! stage is a stateful operator and the stateless steps above it, and
+//! passes [`Changes`] (rows with their row kinds) to the next.
 
 use std::sync::Arc;
 
@@ -15,6 +19,8 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan};
 
+use crate::changelog::Changes;
+use crate::group::GroupAggregate;
 use crate::window::WindowAggregate;
 use crate::EngineError;
 
@@ -48,17 +54,43 @@ impl Operator {
                 let out = filter_record_batch(&batch, mask)?;
                 Ok((out.num_rows() > 0).then_some(out))
             }
+            Operator::Project { .. } => self.project(batch).map(Some),
+        }
+    }
+
+    /// Applies the operator to changes: a filter keeps or drops each row
+    /// with its kind, a projection keeps the kinds.
+    pub fn apply_changes(&self, c: Changes) -> Result<Option<Changes>, EngineError> {
+        match self {
+            Operator::Filter(pred) => {
+                let mask = pred.evaluate(&c.batch)?.into_array(c.num_rows())?;
+                let mask = mask
+                    .as_boolean_opt()
+                    .ok_or_else(|| EngineError::Plan("a filter predicate is not boolean".into()))?;
+                let out = c.filter(mask)?;
+                Ok((out.num_rows() > 0).then_some(out))
+            }
+            Operator::Project { .. } => Ok(Some(Changes {
+                batch: self.project(c.batch)?,
+                ops: c.ops,
+            })),
+        }
+    }
+
+    fn project(&self, batch: RecordBatch) -> Result<RecordBatch, EngineError> {
+        match self {
+            Operator::Filter(_) => unreachable!("only called on projections"),
             Operator::Project { exprs, schema } => {
                 let n = batch.num_rows();
                 let cols = exprs
                     .iter()
                     .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Some(RecordBatch::try_new_with_options(
+                Ok(RecordBatch::try_new_with_options(
                     schema.clone(),
                     cols,
                     &RecordBatchOptions::new().with_row_count(Some(n)),
-                )?))
+                )?)
             }
         }
     }
@@ -90,30 +122,123 @@ impl Branch {
     }
 }
 
-/// A stateful operator at the top of the plan and the stateless steps
-/// above it. The branches feed it; watermarks close its windows.
+/// A stateful operator.
 #[derive(Debug)]
-pub struct StatefulTop {
-    pub op: WindowAggregate,
-    /// Operators from the stateful one to the root, bottom first.
+pub enum StatefulOp {
+    Window(WindowAggregate),
+    Group(GroupAggregate),
+}
+
+impl StatefulOp {
+    fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
+        match self {
+            StatefulOp::Window(w) => {
+                // The planner refuses a window over an update stream.
+                w.process(&c.batch)?;
+                Ok(vec![])
+            }
+            StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
+        }
+    }
+
+    fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
+        match self {
+            StatefulOp::Window(w) => Ok(w.advance(wm)?.into_iter().map(Changes::inserts).collect()),
+            StatefulOp::Group(_) => Ok(vec![]),
+        }
+    }
+}
+
+/// A stateful operator and the stateless steps above it, up to the next
+/// stage or the root.
+#[derive(Debug)]
+pub struct Stage {
+    pub op: StatefulOp,
+    /// Bottom first.
     pub tail: Vec<Operator>,
 }
 
-impl StatefulTop {
-    /// Runs emitted batches through the tail.
-    pub fn finish(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, EngineError> {
-        let mut out = vec![];
-        'batches: for mut b in batches {
-            for op in &self.tail {
-                match op.apply(b)? {
-                    Some(next) => b = next,
-                    None => continue 'batches,
+/// The stateful stages of a plan, bottom first. The branches feed the
+/// first; watermarks close windows.
+#[derive(Debug, Default)]
+pub struct Stages {
+    pub stages: Vec<Stage>,
+}
+
+impl Stages {
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Feeds a batch from the branches through every stage; returns what
+    /// reaches the root.
+    pub fn process(&mut self, batch: RecordBatch) -> Result<Vec<Changes>, EngineError> {
+        self.push_from(0, vec![Changes::inserts(batch)])
+    }
+
+    fn push_from(
+        &mut self,
+        from: usize,
+        mut cur: Vec<Changes>,
+    ) -> Result<Vec<Changes>, EngineError> {
+        for stage in &mut self.stages[from..] {
+            let mut next = vec![];
+            for c in &cur {
+                for out in stage.op.process(c)? {
+                    next.extend(run_tail(&stage.tail, out)?);
                 }
             }
-            out.push(b);
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    /// Moves the watermark to `wm`; returns what reaches the root.
+    pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
+        let mut out = vec![];
+        for i in 0..self.stages.len() {
+            let mut fired = vec![];
+            for c in self.stages[i].op.advance(wm)? {
+                fired.extend(run_tail(&self.stages[i].tail, c)?);
+            }
+            if !fired.is_empty() {
+                out.extend(self.push_from(i + 1, fired)?);
+            }
         }
         Ok(out)
     }
+
+    /// Records window operators dropped as late.
+    pub fn late(&self) -> u64 {
+        self.stages
+            .iter()
+            .map(|s| match &s.op {
+                StatefulOp::Window(w) => w.late,
+                StatefulOp::Group(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Open windows, and groups held (per window and key, and per key).
+    pub fn state_size(&self) -> (usize, usize) {
+        self.stages.iter().fold((0, 0), |(w, g), s| match &s.op {
+            StatefulOp::Window(op) => {
+                let (ow, og) = op.state_size();
+                (w + ow, g + og)
+            }
+            StatefulOp::Group(op) => (w, g + op.state_size()),
+        })
+    }
+}
+
+fn run_tail(tail: &[Operator], mut c: Changes) -> Result<Option<Changes>, EngineError> {
+    for op in tail {
+        match op.apply_changes(c)? {
+            Some(next) => c = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(c))
 }
 
 #[derive(Debug)]
@@ -122,8 +247,8 @@ pub struct CompiledPlan {
     /// Rows to stop after (a top-level `LIMIT`).
     pub limit: Option<usize>,
     pub output_schema: SchemaRef,
-    /// The window aggregation the branches feed, if the plan has one.
-    pub stateful: Option<StatefulTop>,
+    /// The stateful stages the branches feed (empty for a stateless plan).
+    pub stages: Stages,
 }
 
 /// Compiles a plan's expressions to physical ones and flattens it.
@@ -133,17 +258,19 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
         PlanNode::Limit { input, fetch } => (input.as_ref(), Some(*fetch)),
         other => (other, None),
     };
-    // Stateless steps from the root down to a window aggregation, if any.
-    let mut tail = vec![];
+    // Stateful stages from the root down, with the stateless steps above
+    // each; what is left above the lowest goes into the branches.
+    let mut stages = vec![];
+    let mut above = vec![];
     let mut node = root;
-    let stateful_at = loop {
+    loop {
         match node {
             PlanNode::Filter {
                 input,
                 predicate,
                 input_schema,
             } => {
-                tail.push(Operator::Filter(create_physical_expr(
+                above.push(Operator::Filter(create_physical_expr(
                     predicate,
                     input_schema,
                     &props,
@@ -156,50 +283,67 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
                 exprs,
                 input_schema,
             } => {
-                tail.push(project(exprs, input_schema, &props)?);
+                above.push(project(exprs, input_schema, &props)?);
                 node = input;
             }
-            PlanNode::WindowAggregate { .. } => break Some(node),
-            _ => break None,
+            PlanNode::WindowAggregate {
+                input,
+                input_schema,
+                window,
+                time,
+                keys,
+                layout,
+                aggs,
+                output_schema,
+            } => {
+                let mut tail = std::mem::take(&mut above);
+                tail.reverse();
+                stages.push(Stage {
+                    op: StatefulOp::Window(WindowAggregate::new(
+                        *window,
+                        time,
+                        keys,
+                        layout,
+                        aggs,
+                        input_schema,
+                        output_schema,
+                    )?),
+                    tail,
+                });
+                node = input;
+            }
+            PlanNode::GroupAggregate {
+                input,
+                input_schema,
+                keys,
+                aggs,
+                output_schema,
+            } => {
+                let mut tail = std::mem::take(&mut above);
+                tail.reverse();
+                stages.push(Stage {
+                    op: StatefulOp::Group(GroupAggregate::new(
+                        keys,
+                        aggs,
+                        input_schema,
+                        output_schema,
+                        !input.is_append_only(),
+                    )?),
+                    tail,
+                });
+                node = input;
+            }
+            _ => break,
         }
-    };
+    }
+    stages.reverse();
     let mut branches = vec![];
-    let stateful = match stateful_at {
-        Some(PlanNode::WindowAggregate {
-            input,
-            input_schema,
-            window,
-            time,
-            keys,
-            layout,
-            aggs,
-            output_schema,
-        }) => {
-            flatten(input, &mut Vec::new(), &mut branches, &props)?;
-            tail.reverse();
-            Some(StatefulTop {
-                op: WindowAggregate::new(
-                    *window,
-                    time,
-                    keys,
-                    layout,
-                    aggs,
-                    input_schema,
-                    output_schema,
-                )?,
-                tail,
-            })
-        }
-        _ => {
-            flatten(root, &mut Vec::new(), &mut branches, &props)?;
-            None
-        }
-    };
+    flatten(node, &mut above, &mut branches, &props)?;
     Ok(CompiledPlan {
         branches,
         limit,
         output_schema: plan.output_schema.clone(),
-        stateful,
+        stages: Stages { stages },
     })
 }
 
@@ -255,9 +399,9 @@ fn flatten(
                 "LIMIT is only supported at the top of a query".into(),
             ))
         }
-        PlanNode::WindowAggregate { .. } => {
+        PlanNode::WindowAggregate { .. } | PlanNode::GroupAggregate { .. } => {
             return Err(EngineError::Plan(
-                "a window aggregation under UNION ALL or under another aggregation is not supported yet".into(),
+                "an aggregation under UNION ALL is not supported yet".into(),
             ))
         }
     }

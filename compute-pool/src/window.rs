@@ -13,19 +13,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
-    TimestampMillisecondArray, UInt32Array,
+    ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMillisecondArray, UInt32Array,
 };
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, PhysicalExpr};
 use weir_sql_gateway::{GroupColumn, WindowSpec};
 
+use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate};
 use crate::EngineError;
 
 /// Tracks a source's watermark: the maximum watermark-expression value seen
@@ -94,22 +93,14 @@ pub fn watermark_values(
     Ok(ms.as_primitive::<TimestampMillisecondType>().clone())
 }
 
-struct Aggregate {
-    expr: Arc<AggregateFunctionExpr>,
-    args: Vec<Arc<dyn PhysicalExpr>>,
-    filter: Option<Arc<dyn PhysicalExpr>>,
-}
-
-impl Aggregate {
-    fn accumulator(&self) -> Result<Box<dyn GroupsAccumulator>, EngineError> {
-        if self.expr.groups_accumulator_supported() {
-            Ok(self.expr.create_groups_accumulator()?)
-        } else {
-            let e = self.expr.clone();
-            Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-                e.create_accumulator()
-            })))
-        }
+fn groups_accumulator(a: &Aggregate) -> Result<Box<dyn GroupsAccumulator>, EngineError> {
+    if a.expr.groups_accumulator_supported() {
+        Ok(a.expr.create_groups_accumulator()?)
+    } else {
+        let e = a.expr.clone();
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            e.create_accumulator()
+        })))
     }
 }
 
@@ -162,7 +153,6 @@ impl WindowAggregate {
         let phys = |e: &datafusion::logical_expr::Expr| {
             create_physical_expr(e, input_schema, &props, &Default::default())
         };
-        let arrow_input = input_schema.as_arrow();
         let key_types = keys
             .iter()
             .map(|k| {
@@ -170,33 +160,8 @@ impl WindowAggregate {
                     .map_err(EngineError::from)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ctx =
-            datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
-        let aggs = aggs
-            .iter()
-            .map(|a| {
-                let lowered =
-                    LoweredAggregateBuilder::new(a, input_schema, arrow_input, &props, &ctx)
-                        .build()?;
-                if !lowered.order_bys.is_empty() {
-                    return Err(EngineError::Plan(
-                        "ORDER BY inside an aggregate function is not supported yet".into(),
-                    ));
-                }
-                Ok(Aggregate {
-                    args: lowered.aggregate.expressions(),
-                    expr: lowered.aggregate,
-                    filter: lowered.filter,
-                })
-            })
-            .collect::<Result<Vec<_>, EngineError>>()?;
-        let output = Arc::new(Schema::new(
-            output_schema
-                .fields()
-                .iter()
-                .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        ));
+        let aggs = lower_aggregates(aggs, input_schema)?;
+        let output = emitted_schema(output_schema);
         Ok(WindowAggregate {
             window,
             time: phys(time)?,
@@ -291,7 +256,7 @@ impl WindowAggregate {
                     accs: self
                         .aggs
                         .iter()
-                        .map(Aggregate::accumulator)
+                        .map(groups_accumulator)
                         .collect::<Result<_, _>>()?,
                 }),
             };
@@ -381,23 +346,6 @@ impl WindowAggregate {
         for acc in &mut state.accs {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.output.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else if c.is_empty() {
-                    Ok(new_null_array(f.data_type(), 0))
-                } else {
-                    cast(&c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new_with_options(
-            self.output.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?)
+        conform(&self.output, columns, n)
     }
 }

@@ -25,9 +25,10 @@ use tokio_util::sync::CancellationToken;
 use weir_api::ResultRow;
 use weir_sql_gateway::{SinkSpec, StreamingPlan};
 
+use crate::changelog::Changes;
 use crate::decode::row_partitions;
 use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
-use crate::encode::{kafka_records, result_rows};
+use crate::encode::{kafka_changes, result_rows};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
 use crate::window::{watermark_values, PartitionWatermarks};
@@ -206,7 +207,7 @@ async fn run_inner(
     results: Option<&Arc<ResultsBuffer>>,
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
-    let mut stateful = compiled.stateful;
+    let mut stages = compiled.stages;
     let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
     // Branch readers stop on `stop_reading`; the sink drains what they sent.
     let stop_reading = cancel.child_token();
@@ -271,23 +272,23 @@ async fn run_inner(
                 let p = msg?;
                 let mut out = vec![];
                 if let Some(batch) = p.batch {
-                    match &mut stateful {
-                        Some(top) => top.op.process(&batch)?,
-                        None => out.push(batch),
+                    if stages.is_empty() {
+                        out.push(Changes::inserts(batch));
+                    } else {
+                        out.extend(stages.process(batch)?);
                     }
                 }
                 if let Some(w) = p.watermark {
                     let slot = &mut watermarks[p.branch];
                     *slot = Some(slot.map_or(w, |old| old.max(w)));
                 }
-                if let Some(top) = &mut stateful {
+                if !stages.is_empty() {
                     let all = watermarks.iter().try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
                     if let Some(wm) = all.filter(|w| *w < i64::MAX) {
-                        let fired = top.op.advance(wm)?;
-                        out.extend(top.finish(fired)?);
+                        out.extend(stages.advance(wm)?);
                     }
-                    metrics.records_late.store(top.op.late, Ordering::Relaxed);
-                    let (w, g) = top.op.state_size();
+                    metrics.records_late.store(stages.late(), Ordering::Relaxed);
+                    let (w, g) = stages.state_size();
                     metrics.state_windows.store(w as u64, Ordering::Relaxed);
                     metrics.state_groups.store(g as u64, Ordering::Relaxed);
                 }
@@ -300,11 +301,11 @@ async fn run_inner(
                     write_batch(&task.plan.sink, producer.as_ref(), results, &batch).await?;
                     metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 }
-                // Offsets are stored once what they cover is written. A
-                // window aggregation holds rows in memory that no checkpoint
-                // keeps yet, so its offsets are not stored: after a restart
-                // it reads its sources again from their startup position.
-                if !p.offsets.is_empty() && stateful.is_none() {
+                // Offsets are stored once what they cover is written. An
+                // aggregation holds state in memory that no checkpoint keeps
+                // yet, so its offsets are not stored: after a restart it
+                // reads its sources again from their startup position.
+                if !p.offsets.is_empty() && stages.is_empty() {
                     task.events.commit(&p.topic, &p.offsets).await.map_err(EngineError::Progress)?;
                 }
                 if compiled.limit.is_some_and(|l| written >= l) {
@@ -331,13 +332,18 @@ async fn write_batch(
     sink: &SinkSpec,
     producer: Option<&FutureProducer>,
     results: Option<&Arc<ResultsBuffer>>,
-    batch: &RecordBatch,
+    changes: &Changes,
 ) -> Result<(), EngineError> {
+    let batch = &changes.batch;
     match sink {
         SinkSpec::Results => {
             let rows = result_rows(batch)?
                 .into_iter()
-                .map(|row| ResultRow { op: 0, row })
+                .enumerate()
+                .map(|(i, row)| ResultRow {
+                    op: changes.op(i) as u8,
+                    row,
+                })
                 .collect();
             results
                 .expect("a SELECT has a results buffer")
@@ -346,7 +352,7 @@ async fn write_batch(
         }
         SinkSpec::Table { table, .. } => {
             let producer = producer.expect("an INSERT has a producer");
-            let records = kafka_records(table, batch)?;
+            let records = kafka_changes(table, changes)?;
             let mut pending = Vec::with_capacity(records.len());
             for (key, value) in &records {
                 let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&table.topic);

@@ -250,8 +250,11 @@ async fn create(
             let traits = StatementTraits {
                 sql_kind: sql_kind.into(),
                 is_bounded: plan.is_bounded(),
-                is_append_only: true,
-                upsert_columns: None,
+                is_append_only: plan.root.is_append_only(),
+                upsert_columns: (!plan.root.is_append_only())
+                    .then(|| plan.root.upsert_key())
+                    .flatten()
+                    .map(|k| k.into_iter().map(|i| i as u32).collect()),
                 schema: matches!(plan.sink, SinkSpec::Results)
                     .then_some(weir_api::ResultSchema { columns }),
             };

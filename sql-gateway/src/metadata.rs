@@ -517,7 +517,7 @@ pub async fn create_table(
             .to_string();
         configs.push(("retention.ms", retention.as_str()));
     }
-    if def.option("changelog.mode") == Some("upsert") {
+    if def.changelog_mode() == "upsert" {
         configs.push(("cleanup.policy", "compact"));
     }
     KafkaAdmin::new(&cluster.bootstrap)?

@@ -502,6 +502,12 @@ impl FlinkParser<'_> {
                 check(k, "DISTRIBUTED BY")?;
             }
         }
+        if def.changelog_mode() == "upsert" && def.primary_key.is_empty() {
+            return Err(SqlError::validation(
+                "'changelog.mode' = 'upsert' needs a PRIMARY KEY (...) NOT ENFORCED: an upsert table is keyed by it",
+                None,
+            ));
+        }
         if let Some(w) = &def.watermark {
             check(&w.column, "WATERMARK FOR")?;
             let col = def.columns.iter().find(|c| c.name == w.column).unwrap();

@@ -173,6 +173,17 @@ pub enum PlanNode {
         aggs: Vec<Expr>,
         output_schema: DFSchemaRef,
     },
+    /// `GROUP BY keys` without a window: accumulators per key, emitting an
+    /// update stream (`+I`, `-U`/`+U`, `-D`). Output: keys, then aggregates.
+    GroupAggregate {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        /// Grouping keys over `input_schema`.
+        keys: Vec<Expr>,
+        /// Aggregate function calls over `input_schema`.
+        aggs: Vec<Expr>,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
@@ -189,7 +200,8 @@ impl PlanNode {
             PlanNode::Limit { .. } => true,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
-            | PlanNode::WindowAggregate { input, .. } => input.is_bounded(),
+            | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. } => input.is_bounded(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
         }
     }
@@ -201,13 +213,86 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.sources(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
         }
     }
 
+    /// Whether the subtree only inserts rows (`false`: it emits updates).
+    pub fn is_append_only(&self) -> bool {
+        match self {
+            PlanNode::Source(_) | PlanNode::Values { .. } => true,
+            PlanNode::WindowAggregate { .. } => true,
+            PlanNode::GroupAggregate { .. } => false,
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Limit { input, .. } => input.is_append_only(),
+            PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
+        }
+    }
+
+    /// The output columns that key this subtree's updates (each key has at
+    /// most one current row), when it emits updates and they are known.
+    pub fn upsert_key(&self) -> Option<Vec<usize>> {
+        match self {
+            PlanNode::GroupAggregate { keys, .. } => Some((0..keys.len()).collect()),
+            PlanNode::Filter { input, .. } | PlanNode::Limit { input, .. } => input.upsert_key(),
+            PlanNode::Project {
+                input,
+                exprs,
+                input_schema,
+            } => {
+                let inner = input.upsert_key()?;
+                inner
+                    .iter()
+                    .map(|k| {
+                        let (q, f) = input_schema.qualified_field(*k);
+                        let col = datafusion::common::Column::new(q.cloned(), f.name());
+                        exprs.iter().position(|e| {
+                            matches!(e.clone().unalias_nested().data, Expr::Column(c) if c == col)
+                        })
+                    })
+                    .collect()
+            }
+            _ => None,
+        }
+    }
+
+    /// The first operator (from the root down) that makes the stream an
+    /// update stream, described for an error message.
+    pub fn update_source(&self) -> Option<String> {
+        match self {
+            PlanNode::GroupAggregate { keys, .. } => Some(if keys.is_empty() {
+                "an aggregation without GROUP BY".to_string()
+            } else {
+                format!(
+                    "GROUP BY {}",
+                    keys.iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Limit { input, .. } => input.update_source(),
+            PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
+            _ => None,
+        }
+    }
+
+    fn changelog(&self) -> &'static str {
+        if self.is_append_only() {
+            "append"
+        } else {
+            "[+I,-U,+U,-D]"
+        }
+    }
+
     fn explain_into(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
+        let mode = self.changelog();
         let _ = match self {
             PlanNode::Source(s) => writeln!(
                 out,
@@ -222,17 +307,25 @@ impl PlanNode {
                 writeln!(out, "{pad}Values: rows={} changelog=append state=none", batch.num_rows())
             }
             PlanNode::Filter { predicate, .. } => {
-                writeln!(out, "{pad}Filter: {predicate} changelog=append state=none")
+                writeln!(out, "{pad}Filter: {predicate} changelog={mode} state=none")
             }
             PlanNode::Project { exprs, .. } => writeln!(
                 out,
-                "{pad}Project: {} changelog=append state=none",
+                "{pad}Project: {} changelog={mode} state=none",
                 exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
             ),
-            PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog=append state=none"),
+            PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
-                writeln!(out, "{pad}Limit: fetch={fetch} changelog=append state=count")
+                writeln!(out, "{pad}Limit: fetch={fetch} changelog={mode} state=count")
             }
+            PlanNode::GroupAggregate { keys, aggs, input, .. } => writeln!(
+                out,
+                "{pad}GroupAggregate: keys=[{}] aggs=[{}] changelog={mode} consumes={} state=accumulators, row count and last result per key [{}]",
+                keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                input.changelog(),
+                keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
             PlanNode::WindowAggregate {
                 window,
                 time,
@@ -250,6 +343,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.explain_into(depth + 1, out),
             PlanNode::Union { inputs } => {
                 for i in inputs {
@@ -297,14 +391,16 @@ impl StreamingPlan {
             } => {
                 let _ = writeln!(
                     out,
-                    "KafkaSink: table={qualified_name} topic={} format={} key=[{}] consumes=append",
+                    "KafkaSink: table={qualified_name} topic={} format={} key=[{}] changelog.mode={} consumes={}",
                     table.topic,
                     table.value_format(),
-                    table.key_columns().join(", ")
+                    table.key_columns().join(", "),
+                    table.changelog_mode(),
+                    self.root.changelog()
                 );
             }
             SinkSpec::Results => {
-                let _ = writeln!(out, "ResultsSink: consumes=append");
+                let _ = writeln!(out, "ResultsSink: consumes={}", self.root.changelog());
             }
         }
         self.root.explain_into(1, &mut out);

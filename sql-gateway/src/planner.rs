@@ -231,6 +231,74 @@ fn finish_lone_expr(e: Expr, df: &DFSchema) -> datafusion::common::Result<Expr> 
     datafusion::optimizer::simplify_expressions::ExprSimplifier::new(ctx).simplify(e)
 }
 
+/// Refuses a plan whose changelog the target table cannot store: updates
+/// into an append-only table, or updates keyed differently from an upsert
+/// table's primary key.
+fn check_sink_changelog(
+    input: &PlanNode,
+    target: &TableDef,
+    name: &str,
+    write: &[&weir_catalog::ColumnSpec],
+    mapping: &[Option<usize>],
+    produced: &DFSchema,
+) -> Result<(), SqlError> {
+    let Some(origin) = input.update_source() else {
+        return Ok(());
+    };
+    let key = input.upsert_key();
+    let key_names = |k: &[usize]| {
+        k.iter()
+            .map(|i| {
+                mapping.iter().position(|m| *m == Some(*i)).map_or_else(
+                    || produced.field(*i).name().clone(),
+                    |w| write[w].name.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match target.changelog_mode() {
+        "upsert" => {
+            let pk: Option<Vec<usize>> = target
+                .primary_key
+                .iter()
+                .map(|k| write.iter().position(|w| &w.name == k).and_then(|w| mapping[w]))
+                .collect();
+            if target.key_columns() != target.primary_key {
+                return Err(SqlError::validation(
+                    format!(
+                        "INSERT INTO {name}: an upsert table's record key must be its primary key ({}), but it is ({}); drop DISTRIBUTED BY / 'key.fields' or make them the primary key",
+                        target.primary_key.join(", "),
+                        target.key_columns().join(", ")
+                    ),
+                    None,
+                ));
+            }
+            match (key, pk) {
+                (Some(k), Some(pk)) if k.iter().all(|c| pk.contains(c)) => Ok(()),
+                (k, _) => Err(SqlError::validation(
+                    format!(
+                        "INSERT INTO {name}: the query's updates (from {origin}) are keyed by ({}) but the table's primary key is ({}); write the grouping columns into the primary key columns",
+                        k.as_deref().map(key_names).unwrap_or_else(|| "unknown columns".into()),
+                        target.primary_key.join(", ")
+                    ),
+                    None,
+                )),
+            }
+        }
+        "retract" => Err(SqlError::unsupported(format!(
+            "INSERT INTO {name}: tables with 'changelog.mode' = 'retract' cannot be written yet; use 'upsert' with a PRIMARY KEY"
+        ))),
+        _ => Err(SqlError::validation(
+            format!(
+                "INSERT INTO {name}: {origin} produces updates (-U/+U/-D as results change), but {name} is append-only ('changelog.mode' = 'append'). Write into a table with PRIMARY KEY ({}) NOT ENFORCED, which is an upsert table, or aggregate over a window TVF (TUMBLE, HOP, CUMULATE), which emits each window once",
+                key.as_deref().map(key_names).unwrap_or_else(|| "...".into())
+            ),
+            None,
+        )),
+    }
+}
+
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
@@ -477,6 +545,14 @@ impl Planner {
             }
         }
         let input = self.convert(&logical, false, sql)?;
+        check_sink_changelog(
+            &input,
+            target,
+            qualified_name,
+            &write,
+            &mapping,
+            &input_schema,
+        )?;
         let output_schema = Arc::new(Schema::new(
             write
                 .iter()
@@ -787,12 +863,43 @@ impl Planner {
                 if skip > 0 {
                     return Err(SqlError::unsupported("OFFSET is not supported on streams"));
                 }
+                let input = self.convert(&l.input, false, sql)?;
+                if let Some(origin) = input.update_source() {
+                    return Err(SqlError::unsupported(format!(
+                        "LIMIT over an update stream (from {origin}) is not supported; drop the LIMIT or aggregate over a window TVF"
+                    )));
+                }
                 PlanNode::Limit {
-                    input: Box::new(self.convert(&l.input, false, sql)?),
+                    input: Box::new(input),
                     fetch,
                 }
             }
-            LogicalPlan::Aggregate(agg) => self.window_aggregate(agg, sql)?,
+            LogicalPlan::Aggregate(agg) => match self.window_aggregate(agg, sql)? {
+                Some(node) => node,
+                None => PlanNode::GroupAggregate {
+                    input: Box::new(self.convert(&agg.input, false, sql)?),
+                    input_schema: agg.input.schema().clone(),
+                    keys: agg.group_expr.clone(),
+                    aggs: agg.aggr_expr.clone(),
+                    output_schema: agg.schema.clone(),
+                },
+            },
+            LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(input)) => {
+                // SELECT DISTINCT: a group aggregation on every column with
+                // no aggregate (emits a row when its key first appears).
+                PlanNode::GroupAggregate {
+                    input: Box::new(self.convert(input, false, sql)?),
+                    input_schema: input.schema().clone(),
+                    keys: input
+                        .schema()
+                        .columns()
+                        .into_iter()
+                        .map(Expr::Column)
+                        .collect(),
+                    aggs: vec![],
+                    output_schema: input.schema().clone(),
+                }
+            }
             other => {
                 let what = match other {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
@@ -814,18 +921,14 @@ impl Planner {
         })
     }
 
-    /// `GROUP BY window_start, window_end, ...` over a window TVF.
+    /// `GROUP BY window_start, window_end, ...` over a window TVF; `None`
+    /// when the aggregation is not windowed.
     fn window_aggregate(
         &self,
         agg: &datafusion::logical_expr::Aggregate,
         sql: &str,
-    ) -> Result<PlanNode, SqlError> {
+    ) -> Result<Option<PlanNode>, SqlError> {
         use datafusion::common::tree_node::{Transformed, TreeNode};
-        let not_windowed = || {
-            SqlError::unsupported(
-                "Weir runs aggregations over window TVFs today (GROUP BY window_start, window_end, ... over TABLE(TUMBLE|HOP|CUMULATE(...))); group aggregation without a window is not supported yet",
-            )
-        };
         if agg
             .group_expr
             .iter()
@@ -847,7 +950,7 @@ impl Planner {
                     node = &f.input;
                 }
                 LogicalPlan::Projection(p) => break p,
-                _ => return Err(not_windowed()),
+                _ => return Ok(None),
             }
         };
         let defs: std::collections::HashMap<datafusion::common::Column, Expr> = proj
@@ -896,7 +999,7 @@ impl Planner {
             }
         }
         let Some((window, time)) = window else {
-            return Err(not_windowed());
+            return Ok(None);
         };
         if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
             && layout.contains(&crate::plan::GroupColumn::WindowEnd))
@@ -912,6 +1015,11 @@ impl Planner {
             .map(&inline)
             .collect::<Result<Vec<_>, _>>()?;
         let mut input = self.convert(&proj.input, false, sql)?;
+        if let Some(origin) = input.update_source() {
+            return Err(SqlError::unsupported(format!(
+                "a window aggregation cannot consume the update stream of {origin}; window the input before aggregating it"
+            )));
+        }
         let input_schema = proj.input.schema().clone();
         for f in filters {
             input = PlanNode::Filter {
@@ -920,7 +1028,7 @@ impl Planner {
                 input_schema: input_schema.clone(),
             };
         }
-        Ok(PlanNode::WindowAggregate {
+        Ok(Some(PlanNode::WindowAggregate {
             input: Box::new(input),
             input_schema,
             window,
@@ -929,7 +1037,7 @@ impl Planner {
             layout,
             aggs,
             output_schema: agg.schema.clone(),
-        })
+        }))
     }
 
     fn values_batch(

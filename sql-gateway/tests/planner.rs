@@ -57,15 +57,7 @@ fn error(sql: &str) -> SqlError {
 }
 
 fn sources(node: &PlanNode) -> Vec<&weir_sql_gateway::SourceSpec> {
-    match node {
-        PlanNode::Source(s) => vec![s],
-        PlanNode::Values { .. } => vec![],
-        PlanNode::Filter { input, .. }
-        | PlanNode::Project { input, .. }
-        | PlanNode::Limit { input, .. }
-        | PlanNode::WindowAggregate { input, .. } => sources(input),
-        PlanNode::Union { inputs } => inputs.iter().flat_map(sources).collect(),
-    }
+    node.sources()
 }
 
 fn columns(p: &StreamingPlan) -> Vec<String> {
@@ -160,8 +152,53 @@ fn unknown_names_and_unsupported_operators_are_errors_with_positions() {
     let e = error("SELECT id, idd FROM orders");
     assert!(e.to_string().contains("idd"), "{e}");
     assert_eq!(e.position(), Some((1, 12)), "{e}");
-    let e = error("SELECT who, COUNT(*) FROM orders GROUP BY who");
-    assert!(e.to_string().to_lowercase().contains("aggregat"), "{e}");
+    let e = error("SELECT o.id FROM orders AS o JOIN orders AS p ON o.id = p.id");
+    assert!(e.to_string().contains("joins"), "{e}");
+}
+
+#[test]
+fn updates_into_an_append_only_table_are_refused_naming_the_operator() {
+    let e = error("INSERT INTO sink SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id");
+    let msg = e.to_string();
+    assert!(msg.contains("GROUP BY"), "{msg}");
+    assert!(msg.contains("append-only"), "{msg}");
+    assert!(msg.contains("PRIMARY KEY (id)"), "{msg}");
+    let p = plan("SELECT who, COUNT(*) FROM orders GROUP BY who");
+    assert!(!p.root.is_append_only());
+    assert_eq!(p.root.upsert_key(), Some(vec![0]));
+}
+
+#[test]
+fn explain_shows_each_operators_changelog_and_state() {
+    match analyze(
+        &Planner::new(),
+        "EXPLAIN SELECT who, COUNT(*) FROM orders WHERE id > 1 GROUP BY who",
+        &ctx(),
+    )
+    .unwrap()
+    {
+        Analysis::Explain(text) => {
+            assert!(
+                text.contains("ResultsSink: consumes=[+I,-U,+U,-D]"),
+                "{text}"
+            );
+            let agg = text
+                .lines()
+                .find(|l| l.contains("GroupAggregate"))
+                .expect(&text);
+            assert!(
+                agg.contains("changelog=[+I,-U,+U,-D] consumes=append"),
+                "{agg}"
+            );
+            assert!(
+                agg.contains("state=accumulators, row count and last result per key [orders.who]"),
+                "{agg}"
+            );
+            let filter = text.lines().find(|l| l.contains("Filter")).expect(&text);
+            assert!(filter.contains("changelog=append"), "{filter}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -1,0 +1,470 @@
+//! Group aggregation without windows: `GROUP BY keys` over an append or
+//! update stream, emitting an update stream.
+//!
+//! State is one set of DataFusion `Accumulator`s per key (grouping keys in
+//! Arrow's row format), a row count, and the row last emitted. A batch is
+//! split by key; each key's rows update (`+I`, `+U`) or retract (`-U`, `-D`)
+//! its accumulators in one call per aggregate. Then each key touched emits,
+//! as Flink's group aggregation does: `+I` for a new key, `-U` old / `+U` new
+//! when the result changed, nothing when it did not, and `-D` of the last
+//! result when the key's row count drops to zero. A batch is one
+//! mini-batch: several rows for one key in a batch emit one update.
+//!
+//! Over an update stream the accumulators must retract: DataFusion's
+//! sliding accumulators do for `COUNT`, `SUM` and `AVG`; `MIN` and `MAX`
+//! keep a count per value here (DataFusion's sliding ones assume the oldest
+//! value leaves first).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, Int8Array, RecordBatch, RecordBatchOptions,
+    UInt32Array,
+};
+use arrow::compute::{cast, filter, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+
+use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
+use crate::EngineError;
+
+/// One aggregate call, lowered to physical expressions.
+pub(crate) struct Aggregate {
+    pub expr: Arc<AggregateFunctionExpr>,
+    pub args: Vec<Arc<dyn PhysicalExpr>>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+/// Lowers aggregate calls over `input_schema` to physical aggregates.
+pub(crate) fn lower_aggregates(
+    aggs: &[datafusion::logical_expr::Expr],
+    input_schema: &DFSchema,
+) -> Result<Vec<Aggregate>, EngineError> {
+    let props = ExecutionProps::new();
+    let ctx =
+        datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+    aggs.iter()
+        .map(|a| {
+            let lowered = LoweredAggregateBuilder::new(
+                a,
+                input_schema,
+                input_schema.as_arrow(),
+                &props,
+                &ctx,
+            )
+            .build()?;
+            if !lowered.order_bys.is_empty() {
+                return Err(EngineError::Plan(
+                    "ORDER BY inside an aggregate function is not supported yet".into(),
+                ));
+            }
+            Ok(Aggregate {
+                args: lowered.aggregate.expressions(),
+                expr: lowered.aggregate,
+                filter: lowered.filter,
+            })
+        })
+        .collect()
+}
+
+/// Casts `columns` to the types of `schema`'s fields (an aggregate may
+/// compute in a wider type than the plan declares).
+pub(crate) fn conform(
+    schema: &SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, EngineError> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else if c.is_empty() {
+                Ok(new_null_array(f.data_type(), 0))
+            } else {
+                cast(&c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// A nullable-field schema for the rows an operator emits.
+pub(crate) fn emitted_schema(plan_schema: &DFSchema) -> SchemaRef {
+    Arc::new(Schema::new(
+        plan_schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A key's rows in a batch: the first, those that accumulate, those that
+/// retract.
+type KeyRows = (u32, Vec<u32>, Vec<u32>);
+
+struct GroupState {
+    /// Rows accumulated less rows retracted.
+    count: i64,
+    accs: Vec<Box<dyn Accumulator>>,
+    /// The aggregate values last emitted, if any.
+    last: Option<Vec<ScalarValue>>,
+}
+
+/// The group aggregation operator.
+pub struct GroupAggregate {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<Aggregate>,
+    converter: RowConverter,
+    output: SchemaRef,
+    /// The input is an update stream: accumulators must retract.
+    retracting: bool,
+    groups: HashMap<Box<[u8]>, GroupState>,
+}
+
+impl std::fmt::Debug for GroupAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GroupAggregate({} keys held)", self.groups.len())
+    }
+}
+
+impl GroupAggregate {
+    pub fn new(
+        keys: &[datafusion::logical_expr::Expr],
+        aggs: &[datafusion::logical_expr::Expr],
+        input_schema: &DFSchema,
+        output_schema: &DFSchema,
+        retracting: bool,
+    ) -> Result<GroupAggregate, EngineError> {
+        let props = ExecutionProps::new();
+        let key_types = keys
+            .iter()
+            .map(|k| {
+                datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)
+                    .map_err(EngineError::from)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let op = GroupAggregate {
+            keys: keys
+                .iter()
+                .map(|e| create_physical_expr(e, input_schema, &props, &Default::default()))
+                .collect::<Result<_, _>>()?,
+            aggs: lower_aggregates(aggs, input_schema)?,
+            converter: RowConverter::new(key_types.into_iter().map(SortField::new).collect())?,
+            output: emitted_schema(output_schema),
+            retracting,
+            groups: HashMap::new(),
+        };
+        // Fail at start, not at the first row, when an aggregate cannot
+        // retract.
+        op.accumulators()?;
+        Ok(op)
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    /// Keys held in state.
+    pub fn state_size(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>, EngineError> {
+        self.aggs
+            .iter()
+            .map(|a| {
+                if !self.retracting {
+                    return Ok(a.expr.create_accumulator()?);
+                }
+                let name = a.expr.fun().name().to_ascii_lowercase();
+                if (name == "min" || name == "max") && !a.expr.is_distinct() {
+                    let t = a.expr.field().data_type().clone();
+                    return Ok(Box::new(RetractingMinMax::new(name == "max", t)) as _);
+                }
+                a.expr.create_sliding_accumulator().map_err(|_| {
+                    EngineError::Plan(format!(
+                        "{} over an update stream (the output of another GROUP BY) is not supported yet: it cannot retract rows",
+                        a.expr.fun().name().to_uppercase()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Applies a batch of changes and returns the changes it causes.
+    pub fn process(&mut self, input: &Changes) -> Result<Option<Changes>, EngineError> {
+        let batch = &input.batch;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let key_cols = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = if key_cols.is_empty() {
+            None
+        } else {
+            Some(self.converter.convert_columns(&key_cols)?)
+        };
+        // Rows per key in first-seen order: (first row, accumulate, retract).
+        let mut order: Vec<Box<[u8]>> = vec![];
+        let mut per_key: HashMap<Box<[u8]>, KeyRows> = HashMap::new();
+        for i in 0..n {
+            let key: Box<[u8]> = match &rows {
+                Some(r) => r.row(i).as_ref().into(),
+                None => Box::from(&[][..]),
+            };
+            let e = per_key.entry(key).or_insert_with_key(|k| {
+                order.push(k.clone());
+                (i as u32, vec![], vec![])
+            });
+            if is_accumulate(input.op(i)) {
+                e.1.push(i as u32);
+            } else {
+                e.2.push(i as u32);
+            }
+        }
+        let mut args = Vec::with_capacity(self.aggs.len());
+        let mut filters = Vec::with_capacity(self.aggs.len());
+        for a in &self.aggs {
+            args.push(
+                a.args
+                    .iter()
+                    .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            filters.push(match &a.filter {
+                Some(f) => Some(f.evaluate(batch)?.into_array(n)?),
+                None => None,
+            });
+        }
+        // The rows to emit: kind, the input row holding the key, values.
+        let mut ops: Vec<i8> = vec![];
+        let mut key_rows: Vec<u32> = vec![];
+        let mut values: Vec<Vec<ScalarValue>> = vec![vec![]; self.aggs.len()];
+        let mut emit = |op: i8, row: u32, vals: &[ScalarValue]| {
+            ops.push(op);
+            key_rows.push(row);
+            for (col, v) in values.iter_mut().zip(vals) {
+                col.push(v.clone());
+            }
+        };
+        for key in order {
+            let (first, plus, minus) = per_key.remove(&key).expect("collected");
+            if !self.groups.contains_key(&key) {
+                if plus.is_empty() {
+                    // A retraction of a key never seen (its state expired or
+                    // it was never accumulated): nothing to retract.
+                    continue;
+                }
+                let accs = self.accumulators()?;
+                self.groups.insert(
+                    key.clone(),
+                    GroupState {
+                        count: 0,
+                        accs,
+                        last: None,
+                    },
+                );
+            }
+            let state = self.groups.get_mut(&key).expect("present");
+            for (j, acc) in state.accs.iter_mut().enumerate() {
+                for (idx, accumulate) in [(&plus, true), (&minus, false)] {
+                    if idx.is_empty() {
+                        continue;
+                    }
+                    let vals = pick(&args[j], filters[j].as_ref(), idx)?;
+                    if accumulate {
+                        acc.update_batch(&vals)?;
+                    } else {
+                        acc.retract_batch(&vals)?;
+                    }
+                }
+            }
+            state.count += plus.len() as i64 - minus.len() as i64;
+            if state.count <= 0 {
+                if let Some(last) = &state.last {
+                    emit(DELETE, first, last);
+                }
+                self.groups.remove(&key);
+                continue;
+            }
+            let now = state
+                .accs
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<Result<Vec<_>, _>>()?;
+            match &state.last {
+                None => emit(INSERT, first, &now),
+                Some(last) if *last != now => {
+                    emit(UPDATE_BEFORE, first, last);
+                    emit(UPDATE_AFTER, first, &now);
+                }
+                Some(_) => continue,
+            }
+            state.last = Some(now);
+        }
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let rows_out = ops.len();
+        let indices = UInt32Array::from(key_rows);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.output.fields().len());
+        for k in &key_cols {
+            columns.push(take(k.as_ref(), &indices, None)?);
+        }
+        for (j, col) in values.into_iter().enumerate() {
+            let t = self.output.field(self.keys.len() + j).data_type().clone();
+            columns.push(if col.is_empty() {
+                new_null_array(&t, 0)
+            } else {
+                ScalarValue::iter_to_array(col)?
+            });
+        }
+        Ok(Some(Changes {
+            batch: conform(&self.output, columns, rows_out)?,
+            ops: Some(Arc::new(Int8Array::from(ops))),
+        }))
+    }
+}
+
+/// An aggregate's argument columns at `idx`, less the rows its `FILTER`
+/// drops.
+fn pick(
+    args: &[ArrayRef],
+    filter_col: Option<&ArrayRef>,
+    idx: &[u32],
+) -> Result<Vec<ArrayRef>, EngineError> {
+    let indices = UInt32Array::from(idx.to_vec());
+    let mask = match filter_col {
+        Some(f) => {
+            let m = take(f.as_ref(), &indices, None)?;
+            // A NULL filter value drops the row, as a false one does.
+            let m = m.as_boolean();
+            Some(if m.null_count() > 0 {
+                arrow::compute::prep_null_mask_filter(m)
+            } else {
+                m.clone()
+            })
+        }
+        None => None,
+    };
+    args.iter()
+        .map(|a| {
+            let t = take(a.as_ref(), &indices, None)?;
+            Ok(match &mask {
+                Some(m) => filter(&t, m)?,
+                None => t,
+            })
+        })
+        .collect()
+}
+
+/// `MIN` / `MAX` that can retract any value: a count per distinct value.
+#[derive(Debug)]
+struct RetractingMinMax {
+    max: bool,
+    data_type: DataType,
+    values: BTreeMap<Ordered, u64>,
+}
+
+/// A `ScalarValue` ordered by its own partial order (values of one column
+/// share a type, so they always compare).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ordered(ScalarValue);
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .partial_cmp(&other.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+impl RetractingMinMax {
+    fn new(max: bool, data_type: DataType) -> RetractingMinMax {
+        RetractingMinMax {
+            max,
+            data_type,
+            values: BTreeMap::new(),
+        }
+    }
+}
+
+impl Accumulator for RetractingMinMax {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
+        let col = &values[0];
+        for i in 0..col.len() {
+            if col.is_valid(i) {
+                let v = ScalarValue::try_from_array(col, i)?;
+                *self.values.entry(Ordered(v)).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
+        let col = &values[0];
+        for i in 0..col.len() {
+            if col.is_valid(i) {
+                let v = Ordered(ScalarValue::try_from_array(col, i)?);
+                if let Some(c) = self.values.get_mut(&v) {
+                    *c -= 1;
+                    if *c == 0 {
+                        self.values.remove(&v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
+        let v = if self.max {
+            self.values.last_key_value()
+        } else {
+            self.values.first_key_value()
+        };
+        match v {
+            Some((v, _)) => Ok(v.0.clone()),
+            None => ScalarValue::try_from(&self.data_type),
+        }
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.len() * 64
+    }
+
+    fn state(&mut self) -> datafusion::common::Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::common::Result<()> {
+        self.update_batch(states)
+    }
+}

@@ -1,0 +1,318 @@
+//! Stateful statements the whole way, against the real broker:
+//! - a window aggregation: event-time watermarks from three source
+//!   partitions, a tumbling window `INSERT`, the sink read back with an
+//!   independent consumer and compared with counts computed here, and a
+//!   late record dropped and counted;
+//! - a group aggregation: an update stream into an upsert table (the last
+//!   record per key is the current result) and through the results API
+//!   (the -U/+U changelog, replayed, gives the same result).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use weir_api::Phase;
+
+const CLICKS: i64 = 3_000;
+const WHO: [&str; 4] = ["ann", "ben", "cat", "dan"];
+
+/// `2024-01-01 00:00:00` plus `ms` milliseconds, as the JSON source reads it.
+fn ts(ms: i64) -> String {
+    format!(
+        "2024-01-01 {:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// The window start Weir writes for a one-second window holding `ms`.
+fn window_start(ms: i64) -> String {
+    let s = ms / 1000;
+    format!(
+        "2024-01-01T{:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Click `id` happens at `id * 7` ms, out of order within each partition
+/// by up to 300 ms (inside the watermark's one-second bound).
+fn click_ms(id: i64) -> i64 {
+    id * 7 + if id % 5 == 0 { -300 } else { 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tumbling_window_counts_reach_the_sink_once_the_watermark_passes() {
+    let weir = Weir::start().await;
+    let src = unique("clicks");
+    let dst = unique("per-second");
+    weir.ddl(&format!(
+        "CREATE TABLE `{src}` (id BIGINT, who STRING, ts TIMESTAMP(3), \
+         WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) DISTRIBUTED INTO 3 BUCKETS"
+    ))
+    .await;
+    weir.ddl(&format!(
+        "CREATE TABLE `{dst}` (window_start TIMESTAMP(3), who STRING, n BIGINT, first_id BIGINT)"
+    ))
+    .await;
+    let records: Vec<(i32, Option<String>, String)> = (300 / 7 + 1..CLICKS)
+        .map(|id| {
+            let who = WHO[(id % 4) as usize];
+            let v = format!(r#"{{"id":{id},"who":"{who}","ts":"{}"}}"#, ts(click_ms(id)));
+            ((id % 3) as i32, None, v)
+        })
+        .collect();
+    produce(&src, &records).await;
+    // One record per partition far ahead closes every window of the clicks.
+    let end = CLICKS * 7 + 5_000;
+    let closers: Vec<_> = (0..3)
+        .map(|p| {
+            let v = format!(r#"{{"id":-1,"who":"zed","ts":"{}"}}"#, ts(end));
+            (p, None, v)
+        })
+        .collect();
+    produce(&src, &closers).await;
+
+    let mut expected: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for id in 300 / 7 + 1..CLICKS {
+        let e = expected
+            .entry((window_start(click_ms(id)), WHO[(id % 4) as usize].into()))
+            .or_insert((0, i64::MAX));
+        e.0 += 1;
+        e.1 = e.1.min(id);
+    }
+
+    let s = weir
+        .submit(
+            "per-second",
+            &format!(
+                "INSERT INTO `{dst}` SELECT window_start, who, COUNT(*) AS n, MIN(id) AS first_id \
+                 FROM TABLE(TUMBLE(TABLE `{src}`, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+                 GROUP BY window_start, window_end, who"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    assert!(s.status.traits.as_ref().unwrap().is_append_only);
+
+    let got = consume(
+        &dst,
+        expected.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    let mut rows: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for r in &got {
+        let v: Value = serde_json::from_str(r.value.as_deref().expect("a value")).unwrap();
+        let key = (
+            v["window_start"]
+                .as_str()
+                .expect("window_start")
+                .to_string(),
+            v["who"].as_str().expect("who").to_string(),
+        );
+        let val = (v["n"].as_i64().unwrap(), v["first_id"].as_i64().unwrap());
+        assert!(
+            rows.insert(key.clone(), val).is_none(),
+            "{key:?} fired twice"
+        );
+    }
+    assert_eq!(rows, expected, "every window fires once with exact counts");
+
+    // A record for a window that has fired is late: dropped and counted.
+    produce(
+        &src,
+        &[(
+            0,
+            None,
+            r#"{"id":0,"who":"ann","ts":"2024-01-01 00:00:01"}"#.into(),
+        )],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = weir.client.get_statement("per-second").await.unwrap();
+        let m = s.status.metrics.expect("metrics of a running statement");
+        if m.records_late == 1 {
+            assert_eq!(m.records_in, records.len() as u64 + 4);
+            // The closers' window is still open and held in state.
+            assert_eq!((m.state_windows, m.state_groups), (1, 1));
+            break;
+        }
+        assert!(Instant::now() < deadline, "late record not counted: {m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = consume(
+        &dst,
+        expected.len(),
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(again.len(), got.len(), "a late record changes no output");
+    weir.stop().await;
+}
+
+const VOTES: i64 = 3_000;
+
+/// `(who, COUNT(*), SUM(n))` per key for votes `0..VOTES`, computed here.
+fn expected_tally() -> BTreeMap<String, (i64, i64)> {
+    let mut t: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for id in 0..VOTES {
+        let e = t.entry(WHO[(id % 4) as usize].into()).or_default();
+        e.0 += 1;
+        e.1 += id % 7;
+    }
+    t
+}
+
+async fn votes_table(weir: &Weir) -> String {
+    let src = unique("votes");
+    weir.ddl(&format!(
+        "CREATE TABLE `{src}` (who STRING, n INT) DISTRIBUTED INTO 3 BUCKETS"
+    ))
+    .await;
+    let records: Vec<(i32, Option<String>, String)> = (0..VOTES)
+        .map(|id| {
+            let v = format!(r#"{{"who":"{}","n":{}}}"#, WHO[(id % 4) as usize], id % 7);
+            ((id % 3) as i32, None, v)
+        })
+        .collect();
+    produce(&src, &records).await;
+    src
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_aggregation_upserts_the_current_result_per_key() {
+    let weir = Weir::start().await;
+    let src = votes_table(&weir).await;
+    let dst = unique("tally");
+    weir.ddl(&format!(
+        "CREATE TABLE `{dst}` (who STRING, votes BIGINT, total BIGINT, PRIMARY KEY (who) NOT ENFORCED)"
+    ))
+    .await;
+    // An append-only table cannot take the updates: refused at creation.
+    let plain = unique("plain");
+    weir.ddl(&format!(
+        "CREATE TABLE `{plain}` (who STRING, votes BIGINT, total BIGINT)"
+    ))
+    .await;
+    let refused = weir
+        .submit(
+            "into-plain",
+            &format!(
+                "INSERT INTO `{plain}` SELECT who, COUNT(*), SUM(n) FROM `{src}` GROUP BY who"
+            ),
+        )
+        .await
+        .expect_err("updates into an append-only table");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+
+    let s = weir
+        .submit(
+            "tally",
+            &format!(
+                "INSERT INTO `{dst}` SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    assert!(!s.status.traits.as_ref().unwrap().is_append_only);
+
+    let want = expected_tally();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = consume_at_most(&dst, usize::MAX, Duration::from_secs(3), Duration::ZERO).await;
+        // Records of one key share a partition, so the last one read is the
+        // current row, as a compacted topic would keep it.
+        let mut last: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for r in &got {
+            let key: Value = serde_json::from_str(r.key.as_deref().expect("a key")).unwrap();
+            let v: Value = serde_json::from_str(r.value.as_deref().expect("no deletes")).unwrap();
+            assert_eq!(key, json!({"who": v["who"]}), "keyed by the primary key");
+            last.insert(
+                v["who"].as_str().unwrap().into(),
+                (v["votes"].as_i64().unwrap(), v["total"].as_i64().unwrap()),
+            );
+        }
+        if last == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sink holds {last:?}, want {want:?}"
+        );
+    }
+    let m = weir
+        .client
+        .get_statement("tally")
+        .await
+        .unwrap()
+        .status
+        .metrics
+        .expect("metrics");
+    assert_eq!(m.state_groups, 4, "one state entry per key");
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_aggregation_results_are_a_consistent_changelog() {
+    let weir = Weir::start().await;
+    let src = votes_table(&weir).await;
+    let s = weir
+        .submit(
+            "live-tally",
+            &format!("SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    let traits = s.status.traits.unwrap();
+    assert!(!traits.is_append_only);
+    assert_eq!(traits.upsert_columns, Some(vec![0]));
+
+    let want = expected_tally();
+    let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut next: Option<String> = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while table != want {
+        assert!(
+            Instant::now() < deadline,
+            "results hold {table:?}, want {want:?}"
+        );
+        let page = weir
+            .client
+            .results("live-tally", next.as_deref())
+            .await
+            .unwrap();
+        for r in page.results.data {
+            let who = r.row[0].as_str().unwrap().to_string();
+            let row = (r.row[1].as_i64().unwrap(), r.row[2].as_i64().unwrap());
+            match r.op {
+                0 => assert!(
+                    table.insert(who, row).is_none(),
+                    "+I of a key already present"
+                ),
+                1 | 3 => assert_eq!(
+                    table.remove(&who),
+                    Some(row),
+                    "-U/-D retracts the current row"
+                ),
+                2 => assert!(table.insert(who, row).is_none(), "+U follows its -U"),
+                op => panic!("op {op}"),
+            }
+        }
+        next = Some(page.metadata.next);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    weir.stop().await;
+}

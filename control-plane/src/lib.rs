@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub topic_sync_interval: Duration,
     /// Rows a `SELECT` may buffer before it waits for a reader.
     pub results_capacity: usize,
+    /// The folder stateful statements checkpoint into; `None`: no
+    /// checkpoints (they replay their sources on restart).
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             results_idle_timeout: Duration::from_secs(300),
             topic_sync_interval: Duration::from_secs(2),
             results_capacity: 100_000,
+            checkpoint_dir: Some(".weir/checkpoints".into()),
         }
     }
 }
@@ -71,15 +75,62 @@ pub struct AppState {
 
 /// Bad or huge bodies get a 4xx, never a panic or an unbounded read.
 const MAX_BODY_BYTES: usize = 1 << 20;
+/// How much of an oversized body is read and thrown away before the 413, so
+/// that a client still sending it sees the answer rather than a connection
+/// reset (the server closing a socket with unread data sends a TCP RST).
+const DRAIN_BODY_BYTES: usize = 64 << 20;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(statements::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .fallback(error::not_found)
         .with_state(state)
+}
+
+/// Buffers a request body up to [`MAX_BODY_BYTES`]; a larger one is read to
+/// its end (up to [`DRAIN_BODY_BYTES`]) and answered with 413.
+async fn refuse_oversized_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut read = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError::bad_request("the request body could not be read").into_response();
+        };
+        read += chunk.len();
+        if read <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else {
+            buf = Vec::new();
+            if read > DRAIN_BODY_BYTES {
+                break;
+            }
+        }
+    }
+    if read > MAX_BODY_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(buf),
+    ))
+    .await
 }
 
 /// A running control plane with its worker.

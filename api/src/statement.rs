@@ -147,6 +147,14 @@ pub struct StatementMetrics {
     pub state_windows: u64,
     #[serde(default)]
     pub state_groups: u64,
+    /// Checkpoints written since the statement last started.
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// Offsets a source skipped over: the broker served a later record than
+    /// the next one expected in a partition. Transaction markers and
+    /// compaction explain small gaps; otherwise the broker lost records.
+    #[serde(default)]
+    pub source_offset_gaps: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -154,6 +154,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", db.display()),
         listen: format!("127.0.0.1:{}", a.port),
         results_idle_timeout: Duration::from_secs(a.results_idle_timeout),
+        checkpoint_dir: Some(a.data_dir.join("checkpoints")),
         ..ServerConfig::default()
     };
     let server = Server::start(config)

@@ -166,6 +166,21 @@ fn produce(topic: &str, ids: std::ops::Range<i64>) {
 }
 
 fn produce_to(bootstrap: &str, topic: &str, ids: std::ops::Range<i64>) {
+    produce_records(bootstrap, topic, ids, None)
+}
+
+/// Like [`produce`], with record `id` in partition `id % partitions`, so
+/// that every partition's watermark keeps up with the others.
+fn produce_spread(topic: &str, ids: std::ops::Range<i64>, partitions: i32) {
+    produce_records(&broker(), topic, ids, Some(partitions))
+}
+
+fn produce_records(
+    bootstrap: &str,
+    topic: &str,
+    ids: std::ops::Range<i64>,
+    partitions: Option<i32>,
+) {
     let p: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
@@ -174,9 +189,11 @@ fn produce_to(bootstrap: &str, topic: &str, ids: std::ops::Range<i64>) {
     let futures: Vec<_> = ids
         .map(|id| {
             let v = format!(r#"{{"id":{id},"amount":{}}}"#, id % 100);
-            p.send_result(FutureRecord::<(), _>::to(topic).payload(&v))
-                .map_err(|(e, _)| e)
-                .unwrap()
+            let mut r = FutureRecord::<(), _>::to(topic).payload(&v);
+            if let Some(n) = partitions {
+                r = r.partition((id % n as i64) as i32);
+            }
+            p.send_result(r).map_err(|(e, _)| e).unwrap()
         })
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -435,6 +452,192 @@ fn a_crash_of_weir_dev_loses_no_record() {
     assert_eq!(ids, (0..produced).collect::<Vec<_>>(), "lost records");
     eprintln!("duplicates after the crash: {}", total - ids.len());
     // Ctrl-C after a restart still stops cleanly.
+    dev.interrupt();
+}
+
+/// Every JSON value in `topic`, read until `done` says so (then a second
+/// more, to catch extras).
+fn consume_values_until(topic: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique("reader"))
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut values = vec![];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut settle: Option<Instant> = None;
+    loop {
+        if settle.is_none() && done(&values) {
+            settle = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if settle.is_some_and(|s| Instant::now() > s) {
+            return values;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: still waiting after 90 s with {} records: {values:?}",
+            values.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            values.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+        }
+    }
+}
+
+/// `weir dev` is killed (SIGKILL) between checkpoints of a tumbling window
+/// aggregation while records keep arriving, and started again: the
+/// statement resumes from its last checkpoint (operator state and the
+/// offsets it covers). Every window then holds exactly the rows of an
+/// uninterrupted run, computed here. Windows emitted after the last
+/// checkpoint and before the crash are emitted again (the sink is not
+/// transactional: at-least-once), so duplicates must be identical rows.
+#[test]
+fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
+    let dir = temp_dir();
+    let dev = Dev::start(&dir);
+    let src = unique("ticks");
+    let dst = unique("per_second");
+    for sql in [
+        format!(
+            "CREATE TABLE `{src}` (id BIGINT, amount INT, ts AS TO_TIMESTAMP_LTZ(id * 10, 3), \
+             WATERMARK FOR ts AS ts) DISTRIBUTED INTO 3 BUCKETS"
+        ),
+        format!("CREATE TABLE `{dst}` (window_start TIMESTAMP(3), n BIGINT, total BIGINT)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_spread(&src, 0..2000, 3);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "per-second",
+        "--wait",
+        "--property",
+        "execution.checkpointing.interval=500 ms",
+        "--sql",
+        &format!(
+            "INSERT INTO `{dst}` SELECT window_start, COUNT(*), SUM(amount) \
+             FROM TABLE(TUMBLE(TABLE `{src}`, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+             GROUP BY window_start, window_end"
+        ),
+    ]);
+    // Ids 0..2000 close windows 0..19 (each 100 ids of 10 ms).
+    consume_values_until(&dst, |v| v.len() >= 19);
+    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (src, restarted) = (src.clone(), restarted.clone());
+        std::thread::spawn(move || {
+            let (mut next, mut after) = (2000, 0);
+            while after < 3 {
+                produce_spread(&src, next..next + 300, 3);
+                next += 300;
+                if restarted.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            next
+        })
+    };
+    // Long enough for checkpoints with open windows, and for windows to
+    // fire after the last one.
+    std::thread::sleep(Duration::from_millis(1700));
+    dev.kill();
+
+    let dev = Dev::start(&dir);
+    dev.wait_phase("per-second", "RUNNING");
+    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let produced = feeder.join().unwrap();
+    // A record far ahead on every partition moves the watermark (the
+    // minimum over partitions) past every window of ids below `produced`.
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .unwrap();
+    let closer = format!(r#"{{"id":{},"amount":0}}"#, produced + 1000);
+    let acks: Vec<_> = (0..3)
+        .map(|part| {
+            p.send_result(
+                FutureRecord::<(), _>::to(&src)
+                    .partition(part)
+                    .payload(&closer),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap()
+        })
+        .collect();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for a in acks {
+                a.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        });
+    // Window w holds ids 100w..100w+99 (10 ms each).
+    let windows = produced / 100;
+    let expected: std::collections::BTreeMap<i64, (i64, i64)> = (0..windows)
+        .map(|w| (w, (100, (100 * w..100 * w + 100).map(|id| id % 100).sum())))
+        .collect();
+    let got = consume_values_until(&dst, |v| {
+        let distinct: std::collections::BTreeSet<String> =
+            v.iter().map(|x| x.to_string()).collect();
+        distinct.len() >= expected.len()
+    });
+    let mut seen: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    let mut duplicates = 0;
+    for v in &got {
+        let start = v["window_start"]
+            .as_str()
+            .expect("window_start")
+            .to_string();
+        // `1970-01-01T00:01:07`: the window index is the seconds.
+        let t = &start[start.find('T').expect("a timestamp") + 1..];
+        let w = t[0..2].parse::<i64>().unwrap() * 3600
+            + t[3..5].parse::<i64>().unwrap() * 60
+            + t[6..8].parse::<i64>().unwrap();
+        let row = (v["n"].as_i64().unwrap(), v["total"].as_i64().unwrap());
+        if let Some(before) = seen.insert(w, row) {
+            assert_eq!(
+                before, row,
+                "window {w} emitted twice with different results"
+            );
+            duplicates += 1;
+        }
+    }
+    assert_eq!(
+        seen, expected,
+        "every window exactly as an uninterrupted run"
+    );
+    eprintln!("windows re-emitted after the crash: {duplicates}");
+    let out = dev.ok(&["statement", "describe", "per-second", "--output", "json"]);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let m = &s["status"]["metrics"];
+    assert!(
+        m["checkpoints"].as_u64().unwrap() > 0,
+        "no checkpoint after the restart: {out}"
+    );
+    // Resumed from the checkpoint, not from the start of the topic: the
+    // 2,000 records read before the crash (and checkpointed while waiting)
+    // are not read again.
+    let read_again = m["records_in"].as_i64().unwrap();
+    assert!(
+        read_again <= produced + 3 - 2000,
+        "read {read_again} records after the restart of {} produced",
+        produced + 3
+    );
     dev.interrupt();
 }
 

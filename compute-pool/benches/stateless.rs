@@ -237,6 +237,7 @@ async fn through_broker(bootstrap: String) {
         results_idle_timeout: Duration::from_secs(60),
         results_capacity: 1000,
         idle_timeout: None,
+        checkpoints: None,
     });
     let deadline = Instant::now() + Duration::from_secs(600);
     while progress.committed.load(Ordering::SeqCst) < n as i64 {

@@ -18,4 +18,6 @@ pub enum EngineError {
     Progress(String),
     #[error("{0}")]
     Plan(String),
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(String),
 }

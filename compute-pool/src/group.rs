@@ -32,6 +32,7 @@ use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggrega
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 
 use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
+use crate::checkpoint::StageState;
 use crate::EngineError;
 
 /// One aggregate call, lowered to physical expressions.
@@ -343,6 +344,93 @@ impl GroupAggregate {
     }
 }
 
+impl GroupAggregate {
+    /// The state as rows: the key (Arrow row format), the row count and
+    /// each accumulator's state (`a<j>_<k>`). The last result is not kept:
+    /// it is always the accumulators' current value.
+    pub fn snapshot(&mut self) -> Result<StageState, EngineError> {
+        if self.groups.is_empty() {
+            return Ok(StageState::default());
+        }
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(self.groups.len());
+        let mut counts = Vec::with_capacity(self.groups.len());
+        let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![vec![]; self.aggs.len()];
+        for (k, g) in self.groups.iter_mut() {
+            keys.push(k);
+            counts.push(g.count);
+            for (j, acc) in g.accs.iter_mut().enumerate() {
+                let st = acc.state()?;
+                if states[j].is_empty() {
+                    states[j] = vec![Vec::with_capacity(counts.capacity()); st.len()];
+                }
+                for (col, v) in states[j].iter_mut().zip(st) {
+                    col.push(v);
+                }
+            }
+        }
+        let mut fields = vec![
+            Field::new("key", DataType::Binary, false),
+            Field::new("count", DataType::Int64, false),
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::BinaryArray::from(keys)),
+            Arc::new(arrow::array::Int64Array::from(counts)),
+        ];
+        for (j, agg) in states.into_iter().enumerate() {
+            for (k, col) in agg.into_iter().enumerate() {
+                let a = ScalarValue::iter_to_array(col)?;
+                fields.push(Field::new(format!("a{j}_{k}"), a.data_type().clone(), true));
+                columns.push(a);
+            }
+        }
+        Ok(StageState {
+            batches: vec![RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns,
+            )?],
+            meta: serde_json::Value::Null,
+        })
+    }
+
+    /// Restores the state [`GroupAggregate::snapshot`] took.
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        self.groups.clear();
+        for b in &state.batches {
+            let keys = b.column(0).as_binary::<i32>();
+            let counts = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            let schema = b.schema();
+            let per_agg: Vec<Vec<usize>> = (0..self.aggs.len())
+                .map(|j| {
+                    let prefix = format!("a{j}_");
+                    (0..b.num_columns())
+                        .filter(|c| schema.field(*c).name().starts_with(&prefix))
+                        .collect()
+                })
+                .collect();
+            for r in 0..b.num_rows() {
+                let mut accs = self.accumulators()?;
+                for (acc, cols) in accs.iter_mut().zip(&per_agg) {
+                    let st: Vec<ArrayRef> = cols.iter().map(|c| b.column(*c).slice(r, 1)).collect();
+                    acc.merge_batch(&st)?;
+                }
+                let last = accs
+                    .iter_mut()
+                    .map(|a| a.evaluate())
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.groups.insert(
+                    keys.value(r).into(),
+                    GroupState {
+                        count: counts.value(r),
+                        accs,
+                        last: Some(last),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An aggregate's argument columns at `idx`, less the rows its `FILTER`
 /// drops.
 fn pick(
@@ -460,11 +548,32 @@ impl Accumulator for RetractingMinMax {
         std::mem::size_of_val(self) + self.values.len() * 64
     }
 
+    /// Every value with its count, as two lists.
     fn state(&mut self) -> datafusion::common::Result<Vec<ScalarValue>> {
-        Ok(vec![self.evaluate()?])
+        let values: Vec<ScalarValue> = self.values.keys().map(|v| v.0.clone()).collect();
+        let counts: Vec<ScalarValue> = self
+            .values
+            .values()
+            .map(|c| ScalarValue::UInt64(Some(*c)))
+            .collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.data_type)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&counts, &DataType::UInt64)),
+        ])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::common::Result<()> {
-        self.update_batch(states)
+        let values = states[0].as_list::<i32>();
+        let counts = states[1].as_list::<i32>();
+        for r in 0..values.len() {
+            let vs = values.value(r);
+            let cs = counts.value(r);
+            let cs = cs.as_primitive::<arrow::datatypes::UInt64Type>();
+            for i in 0..vs.len() {
+                let v = ScalarValue::try_from_array(&vs, i)?;
+                *self.values.entry(Ordered(v)).or_default() += cs.value(i);
+            }
+        }
+        Ok(())
     }
 }

@@ -11,10 +11,11 @@
 //! what the worker reports through [`StatementEvents`].
 //!
 //! Watermarks and window aggregation are in [`window`], group aggregation
-//! (an update stream, [`changelog`]) in [`group`]; joins, Top-N and
-//! checkpoints are not here yet.
+//! (an update stream, [`changelog`]) in [`group`], snapshots of their state
+//! in [`checkpoint`]; joins and Top-N are not here yet.
 
 pub mod changelog;
+pub mod checkpoint;
 pub mod decode;
 pub mod encode;
 mod error;
@@ -27,6 +28,7 @@ pub mod window;
 mod worker;
 
 pub use changelog::Changes;
+pub use checkpoint::{Checkpointer, Snapshot, StageState};
 pub use error::EngineError;
 pub use memory::{
     run_in_memory, run_in_memory_with, MemoryOptions, MemoryOutput, MemoryPoll, MemoryRecord,

@@ -14,6 +14,7 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::StreamingPlan;
 
 use crate::changelog::Changes;
+use crate::checkpoint::{decode_batches, encode_batches, StageState};
 use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
 use crate::pipeline::{compile, BranchSource, Stages};
 use crate::window::{watermark_values, PartitionWatermarks};
@@ -44,6 +45,10 @@ pub struct MemoryPoll {
 pub struct MemoryOptions {
     /// `'sql.tables.scan.idle-timeout'` in milliseconds; `None` or 0: off.
     pub idle_timeout_ms: Option<i64>,
+    /// After every poll, snapshot the state, encode it as a checkpoint
+    /// does, and go on with a freshly compiled plan restored from it: the
+    /// output must not change.
+    pub restore_every_poll: bool,
 }
 
 /// What a run produced.
@@ -175,6 +180,20 @@ pub fn run_in_memory_with(
                     }
                 }
             }
+        }
+        if options.restore_every_poll && !stages.is_empty() {
+            let states = stages
+                .snapshot()?
+                .into_iter()
+                .map(|s| {
+                    Ok(StageState {
+                        batches: decode_batches(&encode_batches(&s.batches)?)?,
+                        meta: s.meta,
+                    })
+                })
+                .collect::<Result<Vec<_>, EngineError>>()?;
+            stages = compile(plan)?.stages;
+            stages.restore(&states)?;
         }
         // The statement's watermark: the minimum over its sources.
         let wm = watermarks

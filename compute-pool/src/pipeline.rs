@@ -20,6 +20,7 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan};
 
 use crate::changelog::Changes;
+use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
 use crate::window::WindowAggregate;
 use crate::EngineError;
@@ -206,6 +207,35 @@ impl Stages {
             }
         }
         Ok(out)
+    }
+
+    /// Every stage's state, bottom first.
+    pub fn snapshot(&mut self) -> Result<Vec<StageState>, EngineError> {
+        self.stages
+            .iter_mut()
+            .map(|s| match &mut s.op {
+                StatefulOp::Window(w) => w.snapshot(),
+                StatefulOp::Group(g) => g.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Restores what [`Stages::snapshot`] took from the same plan.
+    pub fn restore(&mut self, states: &[StageState]) -> Result<(), EngineError> {
+        if states.len() != self.stages.len() {
+            return Err(EngineError::Checkpoint(format!(
+                "the checkpoint has {} stateful stages, the plan {}",
+                states.len(),
+                self.stages.len()
+            )));
+        }
+        for (s, st) in self.stages.iter_mut().zip(states) {
+            match &mut s.op {
+                StatefulOp::Window(w) => w.restore(st)?,
+                StatefulOp::Group(g) => g.restore(st)?,
+            }
+        }
+        Ok(())
     }
 
     /// Records window operators dropped as late.

@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMillisecondArray, UInt32Array,
+    ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, RecordBatch,
+    TimestampMillisecondArray, UInt32Array,
 };
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
@@ -24,6 +25,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, PhysicalExpr};
 use weir_sql_gateway::{GroupColumn, WindowSpec};
 
+use crate::checkpoint::StageState;
 use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate};
 use crate::EngineError;
 
@@ -299,6 +301,104 @@ impl WindowAggregate {
                 let filter: Option<&BooleanArray> = filter.as_ref().map(|f| f.as_boolean());
                 acc.update_batch(&values, &group_of, filter, total)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The state as one batch per open window: `start`, `end`, the key
+    /// (Arrow row format) and each accumulator's state (`a<j>_<k>`), with
+    /// the watermark and late count beside them.
+    pub fn snapshot(&mut self) -> Result<StageState, EngineError> {
+        let mut batches = vec![];
+        let aggs = &self.aggs;
+        for (&(end, start), w) in self.open.iter_mut() {
+            let n = w.groups.len();
+            if n == 0 {
+                continue;
+            }
+            let mut keys: Vec<&[u8]> = vec![&[]; n];
+            if self.key_types.is_empty() {
+                // One group of every row, with no key.
+            } else {
+                for (i, r) in w.keys.iter().enumerate() {
+                    keys[i] = r.data();
+                }
+            }
+            let mut fields = vec![
+                Field::new("start", DataType::Int64, false),
+                Field::new("end", DataType::Int64, false),
+                Field::new("key", DataType::Binary, false),
+            ];
+            let mut columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(vec![start; n])),
+                Arc::new(Int64Array::from(vec![end; n])),
+                Arc::new(BinaryArray::from(keys)),
+            ];
+            let groups: Vec<usize> = (0..n).collect();
+            for (j, acc) in w.accs.iter_mut().enumerate() {
+                // `state` hands the state out; merge it back in.
+                let st = acc.state(EmitTo::All)?;
+                let mut fresh = groups_accumulator(&aggs[j])?;
+                fresh.merge_batch(&st, &groups, n)?;
+                *acc = fresh;
+                for (k, a) in st.into_iter().enumerate() {
+                    fields.push(Field::new(format!("a{j}_{k}"), a.data_type().clone(), true));
+                    columns.push(a);
+                }
+            }
+            batches.push(RecordBatch::try_new(
+                Arc::new(arrow::datatypes::Schema::new(fields)),
+                columns,
+            )?);
+        }
+        Ok(StageState {
+            batches,
+            meta: serde_json::json!({"watermark": self.watermark, "late": self.late}),
+        })
+    }
+
+    /// Restores the state [`WindowAggregate::snapshot`] took.
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        self.open.clear();
+        self.watermark = state.meta.get("watermark").and_then(|v| v.as_i64());
+        self.late = state.meta.get("late").and_then(|v| v.as_u64()).unwrap_or(0);
+        for b in &state.batches {
+            let n = b.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let start = b.column(0).as_primitive::<Int64Type>().value(0);
+            let end = b.column(1).as_primitive::<Int64Type>().value(0);
+            let keys = b.column(2).as_binary::<i32>();
+            let mut w = WindowState {
+                groups: HashMap::new(),
+                keys: self.converter.empty_rows(0, 0),
+                accs: self
+                    .aggs
+                    .iter()
+                    .map(groups_accumulator)
+                    .collect::<Result<_, _>>()?,
+            };
+            if self.key_types.is_empty() {
+                w.groups.insert(Box::from(&[][..]), 0);
+            } else {
+                let rows = self.converter.from_binary(keys.clone());
+                for (i, r) in rows.iter().enumerate() {
+                    w.groups.insert(r.as_ref().into(), i);
+                    w.keys.push(r);
+                }
+            }
+            let schema = b.schema();
+            let groups: Vec<usize> = (0..n).collect();
+            for (j, acc) in w.accs.iter_mut().enumerate() {
+                let prefix = format!("a{j}_");
+                let st: Vec<ArrayRef> = (0..b.num_columns())
+                    .filter(|c| schema.field(*c).name().starts_with(&prefix))
+                    .map(|c| b.column(c).clone())
+                    .collect();
+                acc.merge_batch(&st, &groups, n)?;
+            }
+            self.open.insert((end, start), w);
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //! graceful stop drains what was read before it reports and exits, so a
 //! stop/resume cycle writes nothing twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,7 @@ use weir_api::ResultRow;
 use weir_sql_gateway::{SinkSpec, StreamingPlan};
 
 use crate::changelog::Changes;
+use crate::checkpoint::{Checkpointer, Snapshot};
 use crate::decode::row_partitions;
 use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_changes, result_rows};
@@ -56,6 +57,10 @@ pub struct StatementMetrics {
     pub records_late: AtomicU64,
     pub state_windows: AtomicU64,
     pub state_groups: AtomicU64,
+    /// Checkpoints written by this run.
+    pub checkpoints: AtomicU64,
+    /// Offsets the sources skipped over (see the API type).
+    pub source_offset_gaps: AtomicU64,
 }
 
 impl StatementMetrics {
@@ -67,6 +72,8 @@ impl StatementMetrics {
             records_late: self.records_late.load(Ordering::Relaxed),
             state_windows: self.state_windows.load(Ordering::Relaxed),
             state_groups: self.state_groups.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            source_offset_gaps: self.source_offset_gaps.load(Ordering::Relaxed),
         }
     }
 }
@@ -97,6 +104,10 @@ pub struct StatementTask {
     /// `'sql.tables.scan.idle-timeout'`: a source partition silent this long
     /// stops holding the watermark back; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Where a stateful statement checkpoints its state and offsets, and
+    /// restores them from on start; `None`: it keeps no checkpoints and
+    /// reads its sources again from their startup position.
+    pub checkpoints: Option<Checkpointer>,
 }
 
 /// A statement the worker is running.
@@ -208,6 +219,27 @@ async fn run_inner(
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
     let mut stages = compiled.stages;
+    let checkpoints = task.checkpoints.as_ref().filter(|_| !stages.is_empty());
+    let mut start_offsets = task.start_offsets.clone();
+    let mut checkpoint_id = 0u64;
+    if let Some(cp) = checkpoints {
+        if let Some((id, snapshot)) = cp.latest().await? {
+            stages.restore(&snapshot.stages)?;
+            start_offsets = snapshot
+                .offsets
+                .iter()
+                .map(|(t, o)| (t.clone(), o.iter().map(|(p, o)| (*p, *o)).collect()))
+                .collect();
+            checkpoint_id = id;
+            tracing::info!(statement = %task.key, checkpoint = id, "restored from checkpoint");
+        }
+    }
+    // Next offset per topic and partition of everything processed so far:
+    // what a checkpoint covers.
+    let mut processed: BTreeMap<String, BTreeMap<i32, i64>> = start_offsets
+        .iter()
+        .map(|(t, o)| (t.clone(), o.iter().map(|(p, o)| (*p, *o)).collect()))
+        .collect();
     let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
     // Branch readers stop on `stop_reading`; the sink drains what they sent.
     let stop_reading = cancel.child_token();
@@ -229,8 +261,7 @@ async fn run_inner(
         let bootstrap = task.bootstrap.clone();
         let key = task.key.clone();
         let offsets = match &branch.source {
-            BranchSource::Kafka(s) => task
-                .start_offsets
+            BranchSource::Kafka(s) => start_offsets
                 .get(&s.table.topic)
                 .cloned()
                 .unwrap_or_default(),
@@ -263,6 +294,11 @@ async fn run_inner(
     };
     let mut written = 0usize;
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    let mut checkpoint_tick =
+        tokio::time::interval(checkpoints.map_or(Duration::from_secs(3600), |c| c.interval));
+    checkpoint_tick.tick().await;
+    // Whether anything was processed since the last checkpoint.
+    let mut unsaved = false;
     let outcome = loop {
         tokio::select! {
             msg = rx.recv() => {
@@ -308,10 +344,24 @@ async fn run_inner(
                 if !p.offsets.is_empty() && stages.is_empty() {
                     task.events.commit(&p.topic, &p.offsets).await.map_err(EngineError::Progress)?;
                 }
+                if !p.offsets.is_empty() && checkpoints.is_some() {
+                    processed.entry(p.topic.clone()).or_default().extend(p.offsets.iter().copied());
+                    unsaved = true;
+                }
                 if compiled.limit.is_some_and(|l| written >= l) {
                     stop_reading.cancel();
                     break Outcome::Completed;
                 }
+            }
+            _ = checkpoint_tick.tick(), if checkpoints.is_some() && unsaved => {
+                // Everything written so far is acknowledged: the state and
+                // `processed` agree.
+                unsaved = false;
+                checkpoint_id += 1;
+                let cp = checkpoints.expect("guarded");
+                let snapshot = Snapshot { offsets: processed.clone(), stages: stages.snapshot()? };
+                cp.write(checkpoint_id, &snapshot).await?;
+                metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             }
             _ = idle_check.tick(), if results.is_some() => {
                 if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
@@ -324,6 +374,17 @@ async fn run_inner(
     stop_reading.cancel();
     for r in readers {
         let _ = r.await;
+    }
+    // A stop drained every batch read: checkpoint, so that a resume
+    // carries on exactly where this run ended.
+    if let (Some(cp), Outcome::Stopped, true) = (checkpoints, &outcome, unsaved) {
+        checkpoint_id += 1;
+        let snapshot = Snapshot {
+            offsets: processed,
+            stages: stages.snapshot()?,
+        };
+        cp.write(checkpoint_id, &snapshot).await?;
+        metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcome)
 }
@@ -429,6 +490,9 @@ async fn read_branch(
     let group = format!("weir-{}", key.replace('/', "-"));
     let (consumer, partitions): (StreamConsumer, Vec<i32>) =
         source_consumer(bootstrap, &group, &topic, spec.startup, &offsets).await?;
+    // The next offset expected per partition, to notice records the broker
+    // skipped over.
+    let mut expected: HashMap<i32, i64> = offsets.clone();
     let watermark_expr = {
         let df = datafusion::common::DFSchema::try_from(spec.schema.as_ref().clone())?;
         datafusion::physical_expr::create_physical_expr(
@@ -509,6 +573,21 @@ async fn read_branch(
         for r in &raw {
             let e = next.entry(r.partition).or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
+            let want = expected.entry(r.partition).or_insert(r.offset);
+            if r.offset > *want {
+                tracing::warn!(
+                    topic = %topic,
+                    partition = r.partition,
+                    expected = *want,
+                    got = r.offset,
+                    "the broker served a later offset than the next one expected; \
+                     unless the topic is transactional or compacted, it lost records"
+                );
+                metrics
+                    .source_offset_gaps
+                    .fetch_add((r.offset - *want) as u64, Ordering::Relaxed);
+            }
+            *want = (*want).max(r.offset + 1);
         }
         let (batch, bad) = decoder.decode(&raw)?;
         if !bad.is_empty() {

@@ -21,6 +21,10 @@
 //!   properties: {sql.tables.scan.idle-timeout: 5 s}
 //! ```
 //!
+//! Every case also runs a second time with its operator state checkpointed
+//! (encoded as Arrow IPC) and restored into a freshly compiled plan after
+//! every record; the changelog must be the same.
+//!
 //! or `error: <text the planning or running error must contain>` in place
 //! of `expect` (a planning error is printed with `(at line L, column C)`).
 //! Every record is its own poll; after each, the sources' watermarks
@@ -246,14 +250,31 @@ fn run_case(case: &Case) -> Result<(), Failed> {
             let polls = polls(case, &ctx).map_err(|e| format!("{e:?}"))?;
             let idle =
                 weir_sql_gateway::idle_timeout_ms(&case.properties).map_err(|e| e.to_string())?;
-            run_in_memory_with(
-                &plan,
-                &polls,
-                &MemoryOptions {
-                    idle_timeout_ms: idle,
-                },
-            )
-            .map_err(|e| e.to_string())
+            let run = |restore_every_poll| {
+                run_in_memory_with(
+                    &plan,
+                    &polls,
+                    &MemoryOptions {
+                        idle_timeout_ms: idle,
+                        restore_every_poll,
+                    },
+                )
+                .map_err(|e| e.to_string())
+            };
+            let out = run(false)?;
+            // The same run, its state checkpointed and restored into a new
+            // plan after every record, must give the same changelog.
+            let restored = run(true)?;
+            let (a, b) = (
+                rows(&out.batches).map_err(|e| format!("{e:?}"))?,
+                rows(&restored.batches).map_err(|e| format!("{e:?}"))?,
+            );
+            if a != b || out.late != restored.late {
+                return Err(format!(
+                    "restoring from a checkpoint after every record changes the output\n  uninterrupted: {a:#?}\n  restored:      {b:#?}"
+                ));
+            }
+            Ok(out)
         });
     // Messages may span lines; the corpus matches them on one.
     let outcome = outcome.map_err(|e| e.split_whitespace().collect::<Vec<_>>().join(" "));

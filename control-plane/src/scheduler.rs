@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use weir_api::{Phase, StatementSpec};
 use weir_catalog::Store;
 use weir_compute_pool::{
-    Outcome, ResultsBuffer, StatementEvents, StatementMetrics, StatementTask, Worker,
+    Checkpointer, Outcome, ResultsBuffer, StatementEvents, StatementMetrics, StatementTask, Worker,
 };
 use weir_sql_gateway::{replan, CatalogContext, Planner, SinkSpec};
 
@@ -125,6 +125,23 @@ impl Scheduler {
             results_capacity: inner.config.results_capacity,
             idle_timeout: weir_sql_gateway::idle_timeout_ms(&spec.properties)?
                 .map(|ms| Duration::from_millis(ms as u64)),
+            checkpoints: match &inner.config.checkpoint_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        ApiError::internal(format!("checkpoint folder {}: {e}", dir.display()))
+                    })?;
+                    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                        .map_err(|e| ApiError::internal(format!("checkpoint folder: {e}")))?;
+                    Some(Checkpointer::new(
+                        Arc::new(store),
+                        &format!("{org}/{env}/{name}/{}", rec.uid),
+                        Duration::from_millis(weir_sql_gateway::checkpoint_interval_ms(
+                            &spec.properties,
+                        )? as u64),
+                    ))
+                }
+                None => None,
+            },
         };
         inner
             .store

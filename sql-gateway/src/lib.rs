@@ -24,7 +24,8 @@ pub use dialect::FlinkDialect;
 pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
-    create_table, duration_ms, execute_metadata, idle_timeout_ms, CatalogContext, ResultSet,
+    checkpoint_interval_ms, create_table, duration_ms, execute_metadata, idle_timeout_ms,
+    CatalogContext, ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
@@ -40,4 +41,6 @@ pub mod properties {
     /// How long a source partition may send nothing before it stops holding
     /// the watermark back (a duration; `'0'` switches idleness off).
     pub const IDLE_TIMEOUT: &str = "sql.tables.scan.idle-timeout";
+    /// How often a stateful statement checkpoints (a duration).
+    pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
 }

@@ -267,6 +267,24 @@ pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i
     }
 }
 
+/// How often a stateful statement checkpoints, from
+/// `'execution.checkpointing.interval'`: 10 s unless set.
+pub fn checkpoint_interval_ms(properties: &BTreeMap<String, String>) -> Result<i64, SqlError> {
+    let key = crate::properties::CHECKPOINT_INTERVAL;
+    match properties.get(key) {
+        None => Ok(10_000),
+        Some(v) => match duration_ms(v) {
+            Some(ms) if ms > 0 => Ok(ms),
+            _ => Err(SqlError::validation(
+                format!(
+                    "property '{key}' = '{v}' is not a positive duration like '10 s' or '500 ms'"
+                ),
+                None,
+            )),
+        },
+    }
+}
+
 /// Runs a metadata statement. `properties` are the statement's properties;
 /// `SET` and `USE` return the new values as rows.
 pub async fn execute_metadata(

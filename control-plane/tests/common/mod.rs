@@ -95,6 +95,7 @@ impl Weir {
             listen: "127.0.0.1:0".into(),
             results_idle_timeout: Duration::from_secs(60),
             topic_sync_interval: Duration::from_millis(500),
+            checkpoint_dir: Some(dir.join("checkpoints")),
             ..ServerConfig::default()
         })
         .await
@@ -317,6 +318,46 @@ fn consume_blocking(
         }
     }
     out
+}
+
+/// Holes in the offsets of each partition of `topic`, read from the
+/// beginning for `timeout`: `(partition, first missing, next present)`. A
+/// topic written without transactions or compaction has none; a hole is
+/// a batch the broker acknowledged and no longer serves.
+pub async fn offset_holes(topic: &str, timeout: Duration) -> Vec<(i32, i64, i64)> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker())
+            .set("group.id", unique("holes"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let md = c
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).expect("assign");
+        let mut next: std::collections::HashMap<i32, i64> = Default::default();
+        let mut holes = vec![];
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let e = next.entry(m.partition()).or_insert(0);
+                if m.offset() > *e {
+                    holes.push((m.partition(), *e, m.offset()));
+                }
+                *e = m.offset() + 1;
+            }
+        }
+        holes
+    })
+    .await
+    .expect("consumer thread")
 }
 
 /// About 200 bytes of JSON, like a typical event.

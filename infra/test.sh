@@ -35,7 +35,9 @@ port2="${WEIR_TEST_BROKER2_PORT:-29392}"
 noida_data="$(mktemp -d /tmp/weir-noida.XXXXXX)"
 "$tools/noida-db/bin/noida-db" start --only kafka --kafka-port "$port2" --host 127.0.0.1 \
   --data-dir "$noida_data" >"$noida_data.log" 2>&1 &
-cleanup+=("kill $! 2>/dev/null" "rm -rf '$noida_data'")
+# The launcher execs a native child; stop it by its data dir, or it
+# outlives this script and holds the port.
+cleanup+=("kill $! 2>/dev/null" "pkill -f -- '--data-dir $noida_data' 2>/dev/null" "rm -rf '$noida_data'")
 wait_port "$port2"
 
 # A throwaway PostgreSQL server for the store and control-plane tests.

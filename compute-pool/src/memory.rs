@@ -17,7 +17,7 @@ use crate::changelog::Changes;
 use crate::checkpoint::{decode_batches, encode_batches, StageState};
 use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
 use crate::pipeline::{compile, BranchSource, Stages};
-use crate::window::{watermark_values, PartitionWatermarks};
+use crate::window::{drop_late_rows, filters_late_rows, watermark_values, PartitionWatermarks};
 use crate::EngineError;
 
 /// One Kafka record as a test or benchmark supplies it.
@@ -138,6 +138,7 @@ pub fn run_in_memory_with(
             BranchSource::Values(_) => Ok(None),
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
+    let mut late_at_source = 0u64;
     for poll in polls {
         let raw: Vec<RawRecord<'_>> = poll
             .records
@@ -164,13 +165,16 @@ pub fn run_in_memory_with(
                 }
                 out.skipped += bad.len() as u64;
             }
-            if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
+            if let Some(mut b) = batch.filter(|b| b.num_rows() > 0) {
                 if let Some((expr, tracker)) = &mut watermarks[i] {
-                    tracker.observe(
-                        &row_partitions(&raw, &bad),
-                        &watermark_values(expr, &b)?,
-                        poll.at_ms,
-                    );
+                    let values = watermark_values(expr, &b)?;
+                    let before = tracker.current(poll.at_ms);
+                    tracker.observe(&row_partitions(&raw, &bad), &values, poll.at_ms);
+                    if filters_late_rows(&spec.table) {
+                        let (kept, dropped) = drop_late_rows(&spec.table, b, before)?;
+                        late_at_source += dropped as u64;
+                        b = kept;
+                    }
                 }
                 if let Some(b) = branch.process(b)? {
                     for c in feed(&mut stages, b)? {
@@ -210,7 +214,7 @@ pub fn run_in_memory_with(
             }
         }
     }
-    out.late = stages.late();
+    out.late = stages.late() + late_at_source;
     Ok(out)
 }
 

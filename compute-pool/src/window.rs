@@ -6,8 +6,9 @@
 //! is split by window, each part updates its window's accumulators in one
 //! vectorized call. When the watermark reaches a window's last millisecond
 //! (`end - 1`, as in Flink) the window is emitted once, append-only, and its
-//! state dropped. A record whose earliest window has already been emitted is
-//! late: it is dropped and counted, as Flink's window operators do.
+//! state dropped. A record goes into those of its windows that have not
+//! been emitted; one whose every window has been emitted is late: it is
+//! dropped and counted, as Flink's window operators do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -82,6 +83,47 @@ impl PartitionWatermarks {
         }
         any.then_some(wm)
     }
+}
+
+/// `'late-handling.mode' = 'filter'` on a table drops, at the source, the
+/// rows whose watermark value is behind the source's watermark (taken
+/// before the batch); `'pass-through'` (the default) keeps them.
+pub fn filters_late_rows(table: &weir_catalog::TableDef) -> bool {
+    table.option("late-handling.mode") == Some("filter")
+}
+
+/// Keeps the rows whose time attribute (the `WATERMARK FOR` column, else
+/// `$rowtime`) is not behind `watermark`; rows without one are kept.
+/// Returns them and how many were dropped.
+pub fn drop_late_rows(
+    table: &weir_catalog::TableDef,
+    batch: RecordBatch,
+    watermark: Option<i64>,
+) -> Result<(RecordBatch, usize), EngineError> {
+    let Some(wm) = watermark else {
+        return Ok((batch, 0));
+    };
+    let column = table
+        .watermark
+        .as_ref()
+        .map_or("$rowtime", |w| w.column.as_str());
+    let Ok(i) = batch.schema().index_of(column) else {
+        return Ok((batch, 0));
+    };
+    let ms = cast(
+        batch.column(i),
+        &DataType::Timestamp(TimeUnit::Millisecond, None),
+    )?;
+    let keep: BooleanArray = ms
+        .as_primitive::<TimestampMillisecondType>()
+        .iter()
+        .map(|v| Some(v.is_none_or(|v| v >= wm)))
+        .collect();
+    let dropped = keep.false_count();
+    if dropped == 0 {
+        return Ok((batch, 0));
+    }
+    Ok((arrow::compute::filter_record_batch(&batch, &keep)?, dropped))
 }
 
 /// Evaluates a source's watermark expression over a decoded batch, in
@@ -237,9 +279,15 @@ impl WindowAggregate {
                 self.late += 1;
                 continue;
             };
-            let windows = self.window.windows(t);
-            let earliest_end = windows.first().map(|w| w.1).unwrap_or(i64::MIN);
-            if self.watermark.is_some_and(|wm| earliest_end - 1 <= wm) {
+            // Windows that have fired are gone; the row still counts in the
+            // ones that have not (Flink's slicing operators merge a late
+            // row into the first unfired window). It is late, dropped and
+            // counted, only when its last window has fired.
+            let mut windows = self.window.windows(t);
+            if let Some(wm) = self.watermark {
+                windows.retain(|(_, end)| end - 1 > wm);
+            }
+            if windows.is_empty() {
                 self.late += 1;
                 continue;
             }

@@ -32,7 +32,7 @@ use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_changes, result_rows};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
-use crate::window::{watermark_values, PartitionWatermarks};
+use crate::window::{drop_late_rows, filters_late_rows, watermark_values, PartitionWatermarks};
 use crate::{EngineError, ResultsBuffer};
 
 /// What the worker tells the control plane while a statement runs.
@@ -59,6 +59,9 @@ pub struct StatementMetrics {
     pub state_groups: AtomicU64,
     /// Checkpoints written by this run.
     pub checkpoints: AtomicU64,
+    /// Rows `'late-handling.mode' = 'filter'` dropped at a source; part of
+    /// `records_late`.
+    pub records_late_at_source: AtomicU64,
     /// Offsets the sources skipped over (see the API type).
     pub source_offset_gaps: AtomicU64,
 }
@@ -69,7 +72,8 @@ impl StatementMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             records_skipped: self.records_skipped.load(Ordering::Relaxed),
-            records_late: self.records_late.load(Ordering::Relaxed),
+            records_late: self.records_late.load(Ordering::Relaxed)
+                + self.records_late_at_source.load(Ordering::Relaxed),
             state_windows: self.state_windows.load(Ordering::Relaxed),
             state_groups: self.state_groups.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
@@ -503,6 +507,7 @@ async fn read_branch(
         )?
     };
     let mut tracker = PartitionWatermarks::new(partitions, idle_ms, now_ms());
+    let filter_late = filters_late_rows(&spec.table);
     let mut sent_watermark: Option<i64> = None;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
@@ -603,11 +608,18 @@ async fn read_branch(
         }
         let out = match batch {
             Some(b) if b.num_rows() > 0 => {
-                tracker.observe(
-                    &row_partitions(&raw, &bad),
-                    &watermark_values(&watermark_expr, &b)?,
-                    now_ms(),
-                );
+                let values = watermark_values(&watermark_expr, &b)?;
+                let before = tracker.current(now_ms());
+                tracker.observe(&row_partitions(&raw, &bad), &values, now_ms());
+                let b = if filter_late {
+                    let (b, dropped) = drop_late_rows(&spec.table, b, before)?;
+                    metrics
+                        .records_late_at_source
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                    b
+                } else {
+                    b
+                };
                 branch.process(b)?
             }
             _ => None,

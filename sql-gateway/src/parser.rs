@@ -543,6 +543,7 @@ impl FlinkParser<'_> {
                     "specific-offsets",
                 ]),
                 "error-handling.mode" => Some(&["fail", "ignore", "log"]),
+                "late-handling.mode" => Some(&["pass-through", "filter"]),
                 _ => None,
             };
             if let Some(allowed) = allowed {

@@ -147,6 +147,10 @@ pub struct StatementMetrics {
     pub state_windows: u64,
     #[serde(default)]
     pub state_groups: u64,
+    /// Bytes of operator state held (an estimate, refreshed about once a
+    /// second).
+    #[serde(default)]
+    pub state_bytes: u64,
     /// Checkpoints written since the statement last started.
     #[serde(default)]
     pub checkpoints: u64,

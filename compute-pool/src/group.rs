@@ -183,6 +183,26 @@ impl GroupAggregate {
         self.groups.len()
     }
 
+    /// Bytes of state held: keys, accumulators, last emitted values and the
+    /// hash table's slots (an estimate from the accumulators' own
+    /// accounting; allocator overhead is not counted).
+    pub fn state_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(Box<[u8]>, GroupState)>() + 1;
+        self.groups.capacity() * slot
+            + self
+                .groups
+                .iter()
+                .map(|(k, g)| {
+                    k.len()
+                        + g.accs.iter().map(|a| a.size()).sum::<usize>()
+                        + g.accs.capacity() * std::mem::size_of::<Box<dyn Accumulator>>()
+                        + g.last
+                            .as_ref()
+                            .map_or(0, |l| l.iter().map(ScalarValue::size).sum::<usize>())
+                })
+                .sum::<usize>()
+    }
+
     fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>, EngineError> {
         self.aggs
             .iter()

@@ -259,6 +259,18 @@ impl Stages {
             StatefulOp::Group(op) => (w, g + op.state_size()),
         })
     }
+
+    /// Bytes of operator state held, summed over the stages (see the
+    /// operators' `state_bytes`).
+    pub fn state_bytes(&self) -> usize {
+        self.stages
+            .iter()
+            .map(|s| match &s.op {
+                StatefulOp::Window(op) => op.state_bytes(),
+                StatefulOp::Group(op) => op.state_bytes(),
+            })
+            .sum()
+    }
 }
 
 fn run_tail(tail: &[Operator], mut c: Changes) -> Result<Option<Changes>, EngineError> {

@@ -238,6 +238,21 @@ impl WindowAggregate {
         )
     }
 
+    /// Bytes of state held: per open window its accumulators, keys (Arrow
+    /// row format) and key index (an estimate; allocator overhead is not
+    /// counted).
+    pub fn state_bytes(&self) -> usize {
+        self.open
+            .values()
+            .map(|w| {
+                w.accs.iter().map(|a| a.size()).sum::<usize>()
+                    + w.keys.size()
+                    + w.groups.capacity() * (std::mem::size_of::<(Box<[u8]>, usize)>() + 1)
+                    + w.groups.keys().map(|k| k.len()).sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Adds a batch's rows to their windows.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
         let n = batch.num_rows();

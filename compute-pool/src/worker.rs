@@ -57,6 +57,7 @@ pub struct StatementMetrics {
     pub records_late: AtomicU64,
     pub state_windows: AtomicU64,
     pub state_groups: AtomicU64,
+    pub state_bytes: AtomicU64,
     /// Checkpoints written by this run.
     pub checkpoints: AtomicU64,
     /// Rows `'late-handling.mode' = 'filter'` dropped at a source; part of
@@ -76,6 +77,7 @@ impl StatementMetrics {
                 + self.records_late_at_source.load(Ordering::Relaxed),
             state_windows: self.state_windows.load(Ordering::Relaxed),
             state_groups: self.state_groups.load(Ordering::Relaxed),
+            state_bytes: self.state_bytes.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             source_offset_gaps: self.source_offset_gaps.load(Ordering::Relaxed),
         }
@@ -303,6 +305,7 @@ async fn run_inner(
     checkpoint_tick.tick().await;
     // Whether anything was processed since the last checkpoint.
     let mut unsaved = false;
+    let mut state_bytes_at = std::time::Instant::now() - Duration::from_secs(1);
     let outcome = loop {
         tokio::select! {
             msg = rx.recv() => {
@@ -331,6 +334,11 @@ async fn run_inner(
                     let (w, g) = stages.state_size();
                     metrics.state_windows.store(w as u64, Ordering::Relaxed);
                     metrics.state_groups.store(g as u64, Ordering::Relaxed);
+                    // Walking every key costs; once a second is enough.
+                    if state_bytes_at.elapsed() >= Duration::from_secs(1) {
+                        state_bytes_at = std::time::Instant::now();
+                        metrics.state_bytes.store(stages.state_bytes() as u64, Ordering::Relaxed);
+                    }
                 }
                 for batch in out {
                     let batch = match compiled.limit {

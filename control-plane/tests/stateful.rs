@@ -261,6 +261,7 @@ async fn group_aggregation_upserts_the_current_result_per_key() {
         .metrics
         .expect("metrics");
     assert_eq!(m.state_groups, 4, "one state entry per key");
+    assert!(m.state_bytes > 0, "state bytes reported: {m:?}");
     weir.stop().await;
 }
 

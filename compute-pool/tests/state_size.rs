@@ -1,0 +1,101 @@
+//! The state the operators report (`state_size`, `state_bytes`, behind the
+//! statement metrics of the same names) follows the keys they hold.
+
+use weir_catalog::{ClusterRecord, TableDef};
+use weir_compute_pool::compile;
+use weir_compute_pool::decode::{RawRecord, SourceDecoder};
+use weir_compute_pool::{BranchSource, CompiledPlan};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
+
+fn compiled(sql: &str) -> CompiledPlan {
+    let def: TableDef = match weir_sql_gateway::parse(
+        "CREATE TABLE t (k BIGINT, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)",
+    )
+    .unwrap()
+    .statement
+    {
+        FlinkStatement::CreateTable { mut def, .. } => {
+            def.topic = "t".into();
+            def
+        }
+        _ => unreachable!(),
+    };
+    let ctx = CatalogContext {
+        org: "org".into(),
+        env_id: "env".into(),
+        catalog: "default".into(),
+        database: "cluster_0".into(),
+        clusters: vec![ClusterRecord {
+            id: "c".into(),
+            name: "cluster_0".into(),
+            bootstrap: String::new(),
+        }],
+        environments: vec!["default".into()],
+        tables: vec![("cluster_0".into(), def)],
+    };
+    match analyze(&Planner::new(), sql, &ctx).unwrap() {
+        Analysis::Streaming { plan, .. } => compile(&plan).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// Feeds one record per key for keys `0..keys` (all in the first minute)
+/// and returns (groups held, bytes held).
+fn feed(sql: &str, keys: i64) -> (usize, usize) {
+    let mut c = compiled(sql);
+    let BranchSource::Kafka(spec) = &c.branches[0].source else {
+        unreachable!()
+    };
+    let decoder = SourceDecoder::new(spec).unwrap();
+    let values: Vec<String> = (0..keys)
+        .map(|k| {
+            format!(
+                r#"{{"k":{k},"x":1.5,"ts":"2024-01-01 00:00:{:02}"}}"#,
+                k % 60
+            )
+        })
+        .collect();
+    let raw: Vec<RawRecord<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| RawRecord {
+            key: None,
+            value: Some(v.as_bytes()),
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: 0,
+        })
+        .collect();
+    let (batch, _) = decoder.decode(&raw).unwrap();
+    let b = c.branches[0].process(batch.unwrap()).unwrap().unwrap();
+    c.stages.process(b).unwrap();
+    (c.stages.state_size().1, c.stages.state_bytes())
+}
+
+#[test]
+fn group_state_bytes_grow_with_the_keys_held() {
+    let sql = "SELECT k, COUNT(*), SUM(x) FROM t GROUP BY k";
+    let (g10, b10) = feed(sql, 10);
+    let (g1000, b1000) = feed(sql, 1000);
+    assert_eq!((g10, g1000), (10, 1000));
+    assert!(b10 > 0);
+    // Per-key state dominates: 100 times the keys, at least 50 times the
+    // bytes, and each key costs more than its 8-byte key alone.
+    assert!(
+        b1000 > 50 * b10,
+        "{b10} bytes for 10 keys, {b1000} for 1000"
+    );
+    assert!(b1000 / 1000 > 8, "{} bytes per key", b1000 / 1000);
+}
+
+#[test]
+fn window_state_bytes_grow_with_the_keys_held() {
+    let sql = "SELECT window_start, k, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY window_start, window_end, k";
+    let (g10, b10) = feed(sql, 10);
+    let (g1000, b1000) = feed(sql, 1000);
+    assert_eq!((g10, g1000), (10, 1000));
+    assert!(
+        b1000 > 20 * b10,
+        "{b10} bytes for 10 keys, {b1000} for 1000"
+    );
+}

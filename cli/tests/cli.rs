@@ -169,10 +169,40 @@ fn produce_to(bootstrap: &str, topic: &str, ids: std::ops::Range<i64>) {
     produce_records(bootstrap, topic, ids, None)
 }
 
-/// Like [`produce`], with record `id` in partition `id % partitions`, so
-/// that every partition's watermark keeps up with the others.
-fn produce_spread(topic: &str, ids: std::ops::Range<i64>, partitions: i32) {
-    produce_records(&broker(), topic, ids, Some(partitions))
+/// Keeps producing 300 records every `pause` (ids from `from` on; with
+/// `partitions`, id `i` into partition `i % partitions`, so that every
+/// partition's watermark keeps up) until three batches after the restart.
+struct Feeder {
+    restarted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<i64>,
+}
+
+impl Feeder {
+    fn start(topic: &str, from: i64, pause: Duration, partitions: Option<i32>) -> Feeder {
+        let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (topic, flag) = (topic.to_string(), restarted.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut next, mut after) = (from, 0);
+            while after < 3 {
+                produce_records(&broker(), &topic, next..next + 300, partitions);
+                next += 300;
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
+                }
+                std::thread::sleep(pause);
+            }
+            next
+        });
+        Feeder { restarted, thread }
+    }
+
+    /// Says the server is back; returns the id after the last produced
+    /// once the feeder has stopped.
+    fn finish_after_restart(self) -> i64 {
+        self.restarted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
 }
 
 fn produce_records(
@@ -422,29 +452,13 @@ fn a_crash_of_weir_dev_loses_no_record() {
     ]);
     consume_ids(&dst, 2000);
     // Records keep arriving while the process dies and after it is back.
-    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = {
-        let (src, restarted) = (src.clone(), restarted.clone());
-        std::thread::spawn(move || {
-            let (mut next, mut after) = (2000, 0);
-            while after < 3 {
-                produce(&src, next..next + 300);
-                next += 300;
-                if restarted.load(std::sync::atomic::Ordering::SeqCst) {
-                    after += 1;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            next
-        })
-    };
+    let feeder = Feeder::start(&src, 2000, Duration::from_millis(20), None);
     std::thread::sleep(Duration::from_millis(400));
     dev.kill();
 
     let dev = Dev::start(&dir);
     dev.wait_phase("copy", "RUNNING");
-    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
-    let produced = feeder.join().unwrap();
+    let produced = feeder.finish_after_restart();
     let mut ids = consume_ids(&dst, produced as usize);
     ids.sort();
     let total = ids.len();
@@ -516,7 +530,7 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
     ] {
         dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
     }
-    produce_spread(&src, 0..2000, 3);
+    produce_records(&broker(), &src, 0..2000, Some(3));
     dev.ok(&[
         "statement",
         "create",
@@ -534,22 +548,7 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
     ]);
     // Ids 0..2000 close windows 0..19 (each 100 ids of 10 ms).
     consume_values_until(&dst, |v| v.len() >= 19);
-    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = {
-        let (src, restarted) = (src.clone(), restarted.clone());
-        std::thread::spawn(move || {
-            let (mut next, mut after) = (2000, 0);
-            while after < 3 {
-                produce_spread(&src, next..next + 300, 3);
-                next += 300;
-                if restarted.load(std::sync::atomic::Ordering::SeqCst) {
-                    after += 1;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            next
-        })
-    };
+    let feeder = Feeder::start(&src, 2000, Duration::from_millis(100), Some(3));
     // Long enough for checkpoints with open windows, and for windows to
     // fire after the last one.
     std::thread::sleep(Duration::from_millis(1700));
@@ -557,8 +556,7 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
 
     let dev = Dev::start(&dir);
     dev.wait_phase("per-second", "RUNNING");
-    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
-    let produced = feeder.join().unwrap();
+    let produced = feeder.finish_after_restart();
     // A record far ahead on every partition moves the watermark (the
     // minimum over partitions) past every window of ids below `produced`.
     let p: FutureProducer = ClientConfig::new()

@@ -13,7 +13,6 @@
 
 use std::time::Instant;
 
-use weir_catalog::ClusterRecord;
 use weir_compute_pool::compile;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::BranchSource;
@@ -35,19 +34,7 @@ fn plan(sql: &str) -> weir_sql_gateway::StreamingPlan {
         }
         _ => unreachable!(),
     };
-    let ctx = CatalogContext {
-        org: "org".into(),
-        env_id: "env".into(),
-        catalog: "default".into(),
-        database: "cluster_0".into(),
-        clusters: vec![ClusterRecord {
-            id: "c".into(),
-            name: "cluster_0".into(),
-            bootstrap: String::new(),
-        }],
-        environments: vec!["default".into()],
-        tables: vec![("cluster_0".into(), def)],
-    };
+    let ctx = CatalogContext::in_memory(vec![def]);
     match analyze(&Planner::new(), sql, &ctx).expect("plans") {
         Analysis::Streaming { plan, .. } => *plan,
         _ => unreachable!(),

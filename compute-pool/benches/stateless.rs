@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use weir_catalog::{ClusterRecord, KafkaAdmin, TableDef};
+use weir_catalog::{KafkaAdmin, TableDef};
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::encode::kafka_records;
 use weir_compute_pool::{compile, BranchSource, StatementEvents, StatementTask, Worker};
@@ -52,19 +52,7 @@ fn plan(src_topic: &str, dst_topic: &str) -> StreamingPlan {
         "CREATE TABLE big (id BIGINT, who STRING, total DOUBLE) DISTRIBUTED BY HASH(id) INTO 2 BUCKETS",
         dst_topic,
     );
-    let ctx = CatalogContext {
-        org: "org".into(),
-        env_id: "env".into(),
-        catalog: "default".into(),
-        database: "cluster_0".into(),
-        clusters: vec![ClusterRecord {
-            id: "c".into(),
-            name: "cluster_0".into(),
-            bootstrap: String::new(),
-        }],
-        environments: vec!["default".into()],
-        tables: vec![("cluster_0".into(), orders), ("cluster_0".into(), big)],
-    };
+    let ctx = CatalogContext::in_memory(vec![orders, big]);
     match analyze(&Planner::new(), SQL, &ctx).expect("plans") {
         Analysis::Streaming { plan, .. } => *plan,
         _ => unreachable!(),

@@ -93,39 +93,39 @@ impl Checkpointer {
         Path::from(format!("{}/{rest}", self.prefix))
     }
 
+    /// The bytes of `rest` in the statement's folder; `None` if absent.
+    async fn read(&self, rest: &str) -> Result<Option<impl AsRef<[u8]>>, EngineError> {
+        match self.store.get(&self.path(rest)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(store_error)?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The bytes of a file a complete checkpoint must have.
+    async fn read_part(&self, rest: &str) -> Result<impl AsRef<[u8]>, EngineError> {
+        self.read(rest)
+            .await?
+            .ok_or_else(|| EngineError::Checkpoint(format!("{}: missing", self.path(rest))))
+    }
+
     /// The latest complete checkpoint, if any.
     pub async fn latest(&self) -> Result<Option<(u64, Snapshot)>, EngineError> {
-        let latest = match self.store.get(&self.path("_latest")).await {
-            Ok(r) => r.bytes().await.map_err(store_error)?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(store_error(e)),
+        let Some(latest) = self.read("_latest").await? else {
+            return Ok(None);
         };
-        let id: u64 = std::str::from_utf8(&latest)
+        let id: u64 = std::str::from_utf8(latest.as_ref())
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| EngineError::Checkpoint("_latest does not name a checkpoint".into()))?;
-        let meta = self
-            .store
-            .get(&self.path(&format!("chk-{id}.meta.json")))
-            .await
-            .map_err(store_error)?
-            .bytes()
-            .await
-            .map_err(store_error)?;
-        let meta: Meta = serde_json::from_slice(&meta)
+        let meta = self.read_part(&format!("chk-{id}.meta.json")).await?;
+        let meta: Meta = serde_json::from_slice(meta.as_ref())
             .map_err(|e| EngineError::Checkpoint(format!("chk-{id}.meta.json: {e}")))?;
         let mut stages = Vec::with_capacity(meta.stages.len());
         for (i, m) in meta.stages.into_iter().enumerate() {
-            let bytes = self
-                .store
-                .get(&self.path(&format!("chk-{id}.stage-{i}.arrow")))
-                .await
-                .map_err(store_error)?
-                .bytes()
-                .await
-                .map_err(store_error)?;
+            let bytes = self.read_part(&format!("chk-{id}.stage-{i}.arrow")).await?;
             stages.push(StageState {
-                batches: decode_batches(&bytes)?,
+                batches: decode_batches(bytes.as_ref())?,
                 meta: m,
             });
         }

@@ -17,7 +17,7 @@ use crate::changelog::Changes;
 use crate::checkpoint::{decode_batches, encode_batches, StageState};
 use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
 use crate::pipeline::{compile, BranchSource, Stages};
-use crate::window::{drop_late_rows, filters_late_rows, watermark_values, PartitionWatermarks};
+use crate::window::{admit_batch, PartitionWatermarks};
 use crate::EngineError;
 
 /// One Kafka record as a test or benchmark supplies it.
@@ -167,14 +167,16 @@ pub fn run_in_memory_with(
             }
             if let Some(mut b) = batch.filter(|b| b.num_rows() > 0) {
                 if let Some((expr, tracker)) = &mut watermarks[i] {
-                    let values = watermark_values(expr, &b)?;
-                    let before = tracker.current(poll.at_ms);
-                    tracker.observe(&row_partitions(&raw, &bad), &values, poll.at_ms);
-                    if filters_late_rows(&spec.table) {
-                        let (kept, dropped) = drop_late_rows(&spec.table, b, before)?;
-                        late_at_source += dropped as u64;
-                        b = kept;
-                    }
+                    let (kept, dropped) = admit_batch(
+                        tracker,
+                        expr,
+                        &spec.table,
+                        b,
+                        &row_partitions(&raw, &bad),
+                        poll.at_ms,
+                    )?;
+                    late_at_source += dropped as u64;
+                    b = kept;
                 }
                 if let Some(b) = branch.process(b)? {
                     for c in feed(&mut stages, b)? {

@@ -85,17 +85,33 @@ impl PartitionWatermarks {
     }
 }
 
-/// `'late-handling.mode' = 'filter'` on a table drops, at the source, the
-/// rows whose watermark value is behind the source's watermark (taken
-/// before the batch); `'pass-through'` (the default) keeps them.
-pub fn filters_late_rows(table: &weir_catalog::TableDef) -> bool {
-    table.option("late-handling.mode") == Some("filter")
+/// Takes a source's decoded batch: notes its watermark values per
+/// partition (`partitions`: each row's) and, under the table option
+/// `'late-handling.mode' = 'filter'`, drops the rows behind the watermark
+/// as it stood before the batch (`'pass-through'`, the default, keeps
+/// them). Returns the rows kept and how many were dropped.
+pub fn admit_batch(
+    tracker: &mut PartitionWatermarks,
+    watermark_expr: &Arc<dyn PhysicalExpr>,
+    table: &weir_catalog::TableDef,
+    batch: RecordBatch,
+    partitions: &[i32],
+    now_ms: i64,
+) -> Result<(RecordBatch, usize), EngineError> {
+    let values = watermark_values(watermark_expr, &batch)?;
+    let before = tracker.current(now_ms);
+    tracker.observe(partitions, &values, now_ms);
+    if table.option("late-handling.mode") == Some("filter") {
+        drop_late_rows(table, batch, before)
+    } else {
+        Ok((batch, 0))
+    }
 }
 
 /// Keeps the rows whose time attribute (the `WATERMARK FOR` column, else
 /// `$rowtime`) is not behind `watermark`; rows without one are kept.
 /// Returns them and how many were dropped.
-pub fn drop_late_rows(
+fn drop_late_rows(
     table: &weir_catalog::TableDef,
     batch: RecordBatch,
     watermark: Option<i64>,

@@ -32,7 +32,7 @@ use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_changes, result_rows};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
-use crate::window::{drop_late_rows, filters_late_rows, watermark_values, PartitionWatermarks};
+use crate::window::{admit_batch, PartitionWatermarks};
 use crate::{EngineError, ResultsBuffer};
 
 /// What the worker tells the control plane while a statement runs.
@@ -226,26 +226,22 @@ async fn run_inner(
     let compiled = compile(&task.plan)?;
     let mut stages = compiled.stages;
     let checkpoints = task.checkpoints.as_ref().filter(|_| !stages.is_empty());
-    let mut start_offsets = task.start_offsets.clone();
+    // Next offset per topic and partition of everything processed so far:
+    // where the sources start, and what a checkpoint covers.
+    let mut processed: BTreeMap<String, BTreeMap<i32, i64>> = task
+        .start_offsets
+        .iter()
+        .map(|(t, o)| (t.clone(), o.iter().map(|(p, o)| (*p, *o)).collect()))
+        .collect();
     let mut checkpoint_id = 0u64;
     if let Some(cp) = checkpoints {
         if let Some((id, snapshot)) = cp.latest().await? {
             stages.restore(&snapshot.stages)?;
-            start_offsets = snapshot
-                .offsets
-                .iter()
-                .map(|(t, o)| (t.clone(), o.iter().map(|(p, o)| (*p, *o)).collect()))
-                .collect();
+            processed = snapshot.offsets;
             checkpoint_id = id;
             tracing::info!(statement = %task.key, checkpoint = id, "restored from checkpoint");
         }
     }
-    // Next offset per topic and partition of everything processed so far:
-    // what a checkpoint covers.
-    let mut processed: BTreeMap<String, BTreeMap<i32, i64>> = start_offsets
-        .iter()
-        .map(|(t, o)| (t.clone(), o.iter().map(|(p, o)| (*p, *o)).collect()))
-        .collect();
     let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
     // Branch readers stop on `stop_reading`; the sink drains what they sent.
     let stop_reading = cancel.child_token();
@@ -267,9 +263,9 @@ async fn run_inner(
         let bootstrap = task.bootstrap.clone();
         let key = task.key.clone();
         let offsets = match &branch.source {
-            BranchSource::Kafka(s) => start_offsets
+            BranchSource::Kafka(s) => processed
                 .get(&s.table.topic)
-                .cloned()
+                .map(|o| o.iter().map(|(p, o)| (*p, *o)).collect())
                 .unwrap_or_default(),
             BranchSource::Values(_) => HashMap::new(),
         };
@@ -371,9 +367,7 @@ async fn run_inner(
                 unsaved = false;
                 checkpoint_id += 1;
                 let cp = checkpoints.expect("guarded");
-                let snapshot = Snapshot { offsets: processed.clone(), stages: stages.snapshot()? };
-                cp.write(checkpoint_id, &snapshot).await?;
-                metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+                checkpoint(cp, checkpoint_id, &processed, &mut stages, metrics).await?;
             }
             _ = idle_check.tick(), if results.is_some() => {
                 if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
@@ -390,15 +384,26 @@ async fn run_inner(
     // A stop drained every batch read: checkpoint, so that a resume
     // carries on exactly where this run ended.
     if let (Some(cp), Outcome::Stopped, true) = (checkpoints, &outcome, unsaved) {
-        checkpoint_id += 1;
-        let snapshot = Snapshot {
-            offsets: processed,
-            stages: stages.snapshot()?,
-        };
-        cp.write(checkpoint_id, &snapshot).await?;
-        metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        checkpoint(cp, checkpoint_id + 1, &processed, &mut stages, metrics).await?;
     }
     Ok(outcome)
+}
+
+/// Writes checkpoint `id` of the stages' state and the offsets it covers.
+async fn checkpoint(
+    cp: &Checkpointer,
+    id: u64,
+    offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
+    stages: &mut crate::pipeline::Stages,
+    metrics: &StatementMetrics,
+) -> Result<(), EngineError> {
+    let snapshot = Snapshot {
+        offsets: offsets.clone(),
+        stages: stages.snapshot()?,
+    };
+    cp.write(id, &snapshot).await?;
+    metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 async fn write_batch(
@@ -515,7 +520,6 @@ async fn read_branch(
         )?
     };
     let mut tracker = PartitionWatermarks::new(partitions, idle_ms, now_ms());
-    let filter_late = filters_late_rows(&spec.table);
     let mut sent_watermark: Option<i64> = None;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
@@ -616,18 +620,17 @@ async fn read_branch(
         }
         let out = match batch {
             Some(b) if b.num_rows() > 0 => {
-                let values = watermark_values(&watermark_expr, &b)?;
-                let before = tracker.current(now_ms());
-                tracker.observe(&row_partitions(&raw, &bad), &values, now_ms());
-                let b = if filter_late {
-                    let (b, dropped) = drop_late_rows(&spec.table, b, before)?;
-                    metrics
-                        .records_late_at_source
-                        .fetch_add(dropped as u64, Ordering::Relaxed);
-                    b
-                } else {
-                    b
-                };
+                let (b, dropped) = admit_batch(
+                    &mut tracker,
+                    &watermark_expr,
+                    &spec.table,
+                    b,
+                    &row_partitions(&raw, &bad),
+                    now_ms(),
+                )?;
+                metrics
+                    .records_late_at_source
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
                 branch.process(b)?
             }
             _ => None,

@@ -42,7 +42,6 @@ use std::path::{Path, PathBuf};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
-use weir_catalog::ClusterRecord;
 use weir_compute_pool::changelog::kind_name;
 use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions, MemoryPoll, MemoryRecord};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
@@ -143,19 +142,7 @@ fn main() {
 
 fn catalog(tables: &[String]) -> Result<CatalogContext, Failed> {
     let planner = Planner::new();
-    let mut ctx = CatalogContext {
-        org: "org".into(),
-        env_id: "env".into(),
-        catalog: "default".into(),
-        database: "cluster_0".into(),
-        clusters: vec![ClusterRecord {
-            id: "c".into(),
-            name: "cluster_0".into(),
-            bootstrap: String::new(),
-        }],
-        environments: vec!["default".into()],
-        tables: vec![],
-    };
+    let mut ctx = CatalogContext::in_memory(vec![]);
     for ddl in tables {
         let parsed = weir_sql_gateway::parse(ddl).map_err(|e| format!("DDL {ddl}: {e}"))?;
         let FlinkStatement::CreateTable { mut def, .. } = parsed.statement else {

@@ -1,7 +1,7 @@
 //! The state the operators report (`state_size`, `state_bytes`, behind the
 //! statement metrics of the same names) follows the keys they hold.
 
-use weir_catalog::{ClusterRecord, TableDef};
+use weir_catalog::TableDef;
 use weir_compute_pool::compile;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::{BranchSource, CompiledPlan};
@@ -20,19 +20,7 @@ fn compiled(sql: &str) -> CompiledPlan {
         }
         _ => unreachable!(),
     };
-    let ctx = CatalogContext {
-        org: "org".into(),
-        env_id: "env".into(),
-        catalog: "default".into(),
-        database: "cluster_0".into(),
-        clusters: vec![ClusterRecord {
-            id: "c".into(),
-            name: "cluster_0".into(),
-            bootstrap: String::new(),
-        }],
-        environments: vec!["default".into()],
-        tables: vec![("cluster_0".into(), def)],
-    };
+    let ctx = CatalogContext::in_memory(vec![def]);
     match analyze(&Planner::new(), sql, &ctx).unwrap() {
         Analysis::Streaming { plan, .. } => compile(&plan).unwrap(),
         _ => unreachable!(),

@@ -44,6 +44,28 @@ impl CatalogContext {
         }
     }
 
+    /// A catalog of one Kafka cluster, `cluster_0`, holding `tables`, in
+    /// environment `default` of organization `org`: for planning and running
+    /// statements in-process (tests, benchmarks) without a store.
+    pub fn in_memory(tables: Vec<TableDef>) -> CatalogContext {
+        CatalogContext {
+            org: "org".into(),
+            env_id: "env".into(),
+            catalog: "default".into(),
+            database: "cluster_0".into(),
+            clusters: vec![ClusterRecord {
+                id: "c".into(),
+                name: "cluster_0".into(),
+                bootstrap: String::new(),
+            }],
+            environments: vec!["default".into()],
+            tables: tables
+                .into_iter()
+                .map(|t| ("cluster_0".to_string(), t))
+                .collect(),
+        }
+    }
+
     /// Loads the catalog of `org`/`env`, with the current database from
     /// `sql.current-database` (by name or id; default: the first cluster).
     pub async fn load(

@@ -1,7 +1,7 @@
 //! Planning SELECT and INSERT against a catalog: the plans' shapes, their
 //! output schemas, and the errors users get.
 
-use weir_catalog::{ClusterRecord, TableDef};
+use weir_catalog::TableDef;
 use weir_sql_gateway::{
     analyze, Analysis, CatalogContext, FlinkStatement, PlanNode, Planner, SinkSpec, SqlError,
     StartupMode, StreamingPlan,
@@ -15,34 +15,16 @@ fn table(ddl: &str) -> TableDef {
 }
 
 fn ctx() -> CatalogContext {
-    CatalogContext {
-        org: "org".into(),
-        env_id: "env".into(),
-        catalog: "default".into(),
-        database: "cluster_0".into(),
-        clusters: vec![ClusterRecord {
-            id: "c".into(),
-            name: "cluster_0".into(),
-            bootstrap: String::new(),
-        }],
-        environments: vec!["default".into()],
-        tables: vec![
-            (
-                "cluster_0".into(),
-                table(
-                    "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, \
+    CatalogContext::in_memory(vec![
+        table(
+            "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, \
                      address ROW<city STRING, zip STRING>, tags ARRAY<STRING>, \
                      big_amount AS amount * 100, \
                      ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
                      WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
-                ),
-            ),
-            (
-                "cluster_0".into(),
-                table("CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)"),
-            ),
-        ],
-    }
+        ),
+        table("CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)"),
+    ])
 }
 
 fn plan(sql: &str) -> StreamingPlan {

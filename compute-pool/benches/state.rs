@@ -3,7 +3,9 @@
 //!
 //! - group aggregation keyed by a BIGINT and by a STRING,
 //! - a tumbling-window aggregation whose window stays open (every key
-//!   held), as Nexmark-style per-key windows do between firings.
+//!   held), as Nexmark-style per-key windows do between firings,
+//! - a regular self-join matching each record with itself (every record
+//!   held on both inputs; "groups" are the rows held, B/key per row).
 //!
 //! State bytes are the operators' own estimate (`state_bytes`: keys,
 //! accumulators, last emitted values, hash slots), the figure the
@@ -44,11 +46,14 @@ fn plan(sql: &str) -> weir_sql_gateway::StreamingPlan {
 fn run(name: &str, sql: &str, keys: usize) {
     let plan = plan(sql);
     let mut compiled = compile(&plan).expect("compiles");
-    let branch = &compiled.branches[0];
-    let BranchSource::Kafka(spec) = &branch.source else {
-        unreachable!()
-    };
-    let decoder = SourceDecoder::new(spec).expect("decoder");
+    let decoders: Vec<SourceDecoder> = compiled
+        .branches
+        .iter()
+        .map(|b| match &b.source {
+            BranchSource::Kafka(spec) => SourceDecoder::new(spec).expect("decoder"),
+            BranchSource::Values(_) => unreachable!(),
+        })
+        .collect();
     // Key i's records are spread over the input (i, i + keys, ...), all in
     // the first hour.
     let values: Vec<String> = (0..keys * PER_KEY)
@@ -76,14 +81,17 @@ fn run(name: &str, sql: &str, keys: usize) {
                 timestamp_ms: 0,
             })
             .collect();
-        let (batch, bad) = decoder.decode(&raw).expect("decodes");
-        assert!(bad.is_empty());
-        if let Some(b) = compiled.branches[0]
-            .process(batch.expect("rows"))
-            .expect("runs")
-        {
-            for c in compiled.stages.process(b).expect("stages run") {
-                out_rows += c.batch.num_rows();
+        for (branch, decoder) in compiled.branches.iter().zip(&decoders) {
+            let (batch, bad) = decoder.decode(&raw).expect("decodes");
+            assert!(bad.is_empty());
+            if let Some(b) = branch.process(batch.expect("rows")).expect("runs") {
+                for c in compiled
+                    .stages
+                    .process(branch.target, b)
+                    .expect("stages run")
+                {
+                    out_rows += c.batch.num_rows();
+                }
             }
         }
     }
@@ -117,6 +125,11 @@ fn main() {
     run(
         "window: BIGINT key, COUNT+SUM",
         "SELECT window_start, k, COUNT(*), SUM(x) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY window_start, window_end, k",
+        keys,
+    );
+    run(
+        "join: self-join 1:1 on (k, ts)",
+        "SELECT a.k, a.who, b.x FROM t AS a JOIN t AS b ON a.k = b.k AND a.ts = b.ts",
         keys,
     );
 }

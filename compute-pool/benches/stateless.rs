@@ -225,6 +225,7 @@ async fn through_broker(bootstrap: String) {
         results_idle_timeout: Duration::from_secs(60),
         results_capacity: 1000,
         idle_timeout: None,
+        state_ttl: None,
         checkpoints: None,
     });
     let deadline = Instant::now() + Duration::from_secs(600);

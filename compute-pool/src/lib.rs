@@ -20,6 +20,7 @@ pub mod decode;
 pub mod encode;
 mod error;
 pub mod group;
+pub mod join;
 mod kafka;
 pub mod memory;
 pub mod pipeline;
@@ -33,7 +34,9 @@ pub use error::EngineError;
 pub use memory::{
     run_in_memory, run_in_memory_with, MemoryOptions, MemoryOutput, MemoryPoll, MemoryRecord,
 };
-pub use pipeline::{compile, Branch, BranchSource, CompiledPlan, Stage, Stages, StatefulOp};
+pub use pipeline::{
+    compile, Branch, BranchSource, CompiledPlan, Stage, Stages, StatefulOp, Target,
+};
 pub use results::{ResultsBuffer, ResultsPage};
 pub use worker::{
     Outcome, RunningStatement, StatementEvents, StatementMetrics, StatementTask, Worker,

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
@@ -16,7 +15,7 @@ use weir_sql_gateway::StreamingPlan;
 use crate::changelog::Changes;
 use crate::checkpoint::{decode_batches, encode_batches, StageState};
 use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
-use crate::pipeline::{compile, BranchSource, Stages};
+use crate::pipeline::{compile, BranchSource};
 use crate::window::{admit_batch, PartitionWatermarks};
 use crate::EngineError;
 
@@ -45,6 +44,8 @@ pub struct MemoryPoll {
 pub struct MemoryOptions {
     /// `'sql.tables.scan.idle-timeout'` in milliseconds; `None` or 0: off.
     pub idle_timeout_ms: Option<i64>,
+    /// `'sql.state-ttl'` in milliseconds of processing time; `None`: off.
+    pub state_ttl_ms: Option<i64>,
     /// After every poll, snapshot the state, encode it as a checkpoint
     /// does, and go on with a freshly compiled plan restored from it: the
     /// output must not change.
@@ -87,6 +88,7 @@ pub fn run_in_memory_with(
     let compiled = compile(plan)?;
     let limit = compiled.limit;
     let mut stages = compiled.stages;
+    stages.set_state_ttl(options.state_ttl_ms);
     let mut out = MemoryOutput::default();
     let mut written = 0usize;
     let mut emit = |batch: Changes, out: &mut MemoryOutput| -> bool {
@@ -104,7 +106,7 @@ pub fn run_in_memory_with(
     for branch in &compiled.branches {
         if let BranchSource::Values(batch) = &branch.source {
             if let Some(b) = branch.process(batch.clone())? {
-                for c in feed(&mut stages, b)? {
+                for c in stages.process(branch.target, b)? {
                     if emit(c, &mut out) {
                         return Ok(out);
                     }
@@ -140,6 +142,7 @@ pub fn run_in_memory_with(
         .collect::<Result<Vec<_>, EngineError>>()?;
     let mut late_at_source = 0u64;
     for poll in polls {
+        stages.set_processing_time(poll.at_ms);
         let raw: Vec<RawRecord<'_>> = poll
             .records
             .iter()
@@ -179,7 +182,7 @@ pub fn run_in_memory_with(
                     b = kept;
                 }
                 if let Some(b) = branch.process(b)? {
-                    for c in feed(&mut stages, b)? {
+                    for c in stages.process(branch.target, b)? {
                         if emit(c, &mut out) {
                             return Ok(out);
                         }
@@ -199,6 +202,7 @@ pub fn run_in_memory_with(
                 })
                 .collect::<Result<Vec<_>, EngineError>>()?;
             stages = compile(plan)?.stages;
+            stages.set_state_ttl(options.state_ttl_ms);
             stages.restore(&states)?;
         }
         // The statement's watermark: the minimum over its sources.
@@ -218,13 +222,4 @@ pub fn run_in_memory_with(
     }
     out.late = stages.late() + late_at_source;
     Ok(out)
-}
-
-/// A branch's output through the stateful stages, or straight to the root.
-fn feed(stages: &mut Stages, batch: RecordBatch) -> Result<Vec<Changes>, EngineError> {
-    if stages.is_empty() {
-        Ok(vec![Changes::inserts(batch)])
-    } else {
-        stages.process(batch)
-    }
 }

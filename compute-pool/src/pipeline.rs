@@ -1,13 +1,13 @@
 //! Compiling a streaming plan into branches of stateless operators and a
-//! chain of stateful stages above them.
+//! tree of stateful stages above them.
 //!
 //! Filters and projections act on each row alone, so they commute with
-//! `UNION ALL`: the plan below the lowest stateful operator is flattened
-//! into one [`Branch`] per leaf (a Kafka source or constant rows), each
-//! carrying every operator on its path up. Branches run independently and
-//! meet at the first [`Stage`] (or at the sink when there is none); each
-//! stage is a stateful operator and the stateless steps above it, and
-//! passes [`Changes`] (rows with their row kinds) to the next.
+//! `UNION ALL`: the plan below each stateful operator is flattened into one
+//! [`Branch`] per leaf (a Kafka source or constant rows), each carrying
+//! every operator on its path up to its [`Target`]: the input of a
+//! [`Stage`], or the sink. Each stage is a stateful operator and the
+//! stateless steps above it, and passes [`Changes`] (rows with their row
+//! kinds) to its own target. A join is a stage with two inputs.
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan};
 use crate::changelog::Changes;
 use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
+use crate::join::Join;
 use crate::window::WindowAggregate;
 use crate::EngineError;
 
@@ -103,11 +104,21 @@ pub enum BranchSource {
     Values(RecordBatch),
 }
 
-/// A source and the operators from it to the root.
+/// Where a branch or a stage sends its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The statement's sink.
+    Root,
+    /// Stage `index`'s input: `right` only for a join's right input.
+    Stage { index: usize, right: bool },
+}
+
+/// A source and the operators from it to its target.
 #[derive(Debug)]
 pub struct Branch {
     pub source: BranchSource,
     pub operators: Vec<Operator>,
+    pub target: Target,
 }
 
 impl Branch {
@@ -128,10 +139,11 @@ impl Branch {
 pub enum StatefulOp {
     Window(WindowAggregate),
     Group(GroupAggregate),
+    Join(Box<Join>),
 }
 
 impl StatefulOp {
-    fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
+    fn process(&mut self, right: bool, c: &Changes, now: i64) -> Result<Vec<Changes>, EngineError> {
         match self {
             StatefulOp::Window(w) => {
                 // The planner refuses a window over an update stream.
@@ -139,31 +151,35 @@ impl StatefulOp {
                 Ok(vec![])
             }
             StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
+            StatefulOp::Join(j) => j.process(right, c, now),
         }
     }
 
     fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         match self {
             StatefulOp::Window(w) => Ok(w.advance(wm)?.into_iter().map(Changes::inserts).collect()),
-            StatefulOp::Group(_) => Ok(vec![]),
+            StatefulOp::Group(_) | StatefulOp::Join(_) => Ok(vec![]),
         }
     }
 }
 
-/// A stateful operator and the stateless steps above it, up to the next
-/// stage or the root.
+/// A stateful operator and the stateless steps above it, up to its target.
 #[derive(Debug)]
 pub struct Stage {
     pub op: StatefulOp,
     /// Bottom first.
     pub tail: Vec<Operator>,
+    /// Where its output goes: a stage after it, or the root.
+    pub target: Target,
 }
 
-/// The stateful stages of a plan, bottom first. The branches feed the
-/// first; watermarks close windows.
+/// The stateful stages of a plan, each after every stage that feeds it
+/// (bottom first). Branches feed them; watermarks close windows.
 #[derive(Debug, Default)]
 pub struct Stages {
     pub stages: Vec<Stage>,
+    /// Processing time (ms) of what is being processed, for state TTL.
+    now_ms: i64,
 }
 
 impl Stages {
@@ -171,39 +187,65 @@ impl Stages {
         self.stages.is_empty()
     }
 
-    /// Feeds a batch from the branches through every stage; returns what
-    /// reaches the root.
-    pub fn process(&mut self, batch: RecordBatch) -> Result<Vec<Changes>, EngineError> {
-        self.push_from(0, vec![Changes::inserts(batch)])
+    /// Sets the processing time (ms) the next changes arrive at.
+    pub fn set_processing_time(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
     }
 
-    fn push_from(
-        &mut self,
-        from: usize,
-        mut cur: Vec<Changes>,
-    ) -> Result<Vec<Changes>, EngineError> {
-        for stage in &mut self.stages[from..] {
-            let mut next = vec![];
-            for c in &cur {
-                for out in stage.op.process(c)? {
-                    next.extend(run_tail(&stage.tail, out)?);
-                }
+    /// `'sql.state-ttl'`: joins forget rows this long after their last
+    /// write (`None`: never).
+    pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
+        for s in &mut self.stages {
+            if let StatefulOp::Join(j) = &mut s.op {
+                j.set_state_ttl(ttl_ms);
             }
-            cur = next;
         }
-        Ok(cur)
     }
 
-    /// Moves the watermark to `wm`; returns what reaches the root.
+    /// Feeds a batch from a branch into its target; returns what reaches
+    /// the root.
+    pub fn process(
+        &mut self,
+        target: Target,
+        batch: RecordBatch,
+    ) -> Result<Vec<Changes>, EngineError> {
+        let mut out = vec![];
+        self.push(target, Changes::inserts(batch), &mut out)?;
+        Ok(out)
+    }
+
+    /// Sends changes into `target` and on up to the root, depth first, so
+    /// that the root sees them in the order they were produced.
+    fn push(
+        &mut self,
+        target: Target,
+        c: Changes,
+        out: &mut Vec<Changes>,
+    ) -> Result<(), EngineError> {
+        let Target::Stage { index, right } = target else {
+            out.push(c);
+            return Ok(());
+        };
+        for produced in self.stages[index].op.process(right, &c, self.now_ms)? {
+            if let Some(next) = run_tail(&self.stages[index].tail, produced)? {
+                let up = self.stages[index].target;
+                self.push(up, next, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the watermark to `wm`; returns what reaches the root. Stages
+    /// fire bottom first, so what one fires reaches the stages above before
+    /// they see the watermark.
     pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         let mut out = vec![];
         for i in 0..self.stages.len() {
-            let mut fired = vec![];
             for c in self.stages[i].op.advance(wm)? {
-                fired.extend(run_tail(&self.stages[i].tail, c)?);
-            }
-            if !fired.is_empty() {
-                out.extend(self.push_from(i + 1, fired)?);
+                if let Some(next) = run_tail(&self.stages[i].tail, c)? {
+                    let up = self.stages[i].target;
+                    self.push(up, next, &mut out)?;
+                }
             }
         }
         Ok(out)
@@ -216,6 +258,7 @@ impl Stages {
             .map(|s| match &mut s.op {
                 StatefulOp::Window(w) => w.snapshot(),
                 StatefulOp::Group(g) => g.snapshot(),
+                StatefulOp::Join(j) => j.snapshot(),
             })
             .collect()
     }
@@ -233,6 +276,7 @@ impl Stages {
             match &mut s.op {
                 StatefulOp::Window(w) => w.restore(st)?,
                 StatefulOp::Group(g) => g.restore(st)?,
+                StatefulOp::Join(j) => j.restore(st)?,
             }
         }
         Ok(())
@@ -244,12 +288,13 @@ impl Stages {
             .iter()
             .map(|s| match &s.op {
                 StatefulOp::Window(w) => w.late,
-                StatefulOp::Group(_) => 0,
+                StatefulOp::Group(_) | StatefulOp::Join(_) => 0,
             })
             .sum()
     }
 
-    /// Open windows, and groups held (per window and key, and per key).
+    /// Open windows, and groups held (per window and key, and per key; a
+    /// join counts the rows it holds).
     pub fn state_size(&self) -> (usize, usize) {
         self.stages.iter().fold((0, 0), |(w, g), s| match &s.op {
             StatefulOp::Window(op) => {
@@ -257,6 +302,7 @@ impl Stages {
                 (w + ow, g + og)
             }
             StatefulOp::Group(op) => (w, g + op.state_size()),
+            StatefulOp::Join(op) => (w, g + op.state_size()),
         })
     }
 
@@ -268,6 +314,7 @@ impl Stages {
             .map(|s| match &s.op {
                 StatefulOp::Window(op) => op.state_bytes(),
                 StatefulOp::Group(op) => op.state_bytes(),
+                StatefulOp::Join(op) => op.state_bytes(),
             })
             .sum()
     }
@@ -293,20 +340,92 @@ pub struct CompiledPlan {
     pub stages: Stages,
 }
 
+impl CompiledPlan {
+    /// The name each branch's read position is stored under: its topic, and
+    /// `topic#n` for the n-th further branch reading the same topic (a self-join
+    /// or a self-union reads a topic once per branch, each at its own pace).
+    pub fn position_keys(&self) -> Vec<String> {
+        let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+        self.branches
+            .iter()
+            .map(|b| match &b.source {
+                BranchSource::Kafka(s) => {
+                    let n = seen.entry(&s.table.topic).or_default();
+                    *n += 1;
+                    if *n == 1 {
+                        s.table.topic.clone()
+                    } else {
+                        format!("{}#{}", s.table.topic, *n - 1)
+                    }
+                }
+                BranchSource::Values(_) => String::new(),
+            })
+            .collect()
+    }
+}
+
 /// Compiles a plan's expressions to physical ones and flattens it.
 pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
-    let props = ExecutionProps::new();
     let (root, limit) = match &plan.root {
         PlanNode::Limit { input, fetch } => (input.as_ref(), Some(*fetch)),
         other => (other, None),
     };
-    // Stateful stages from the root down, with the stateless steps above
-    // each; what is left above the lowest goes into the branches.
-    let mut stages = vec![];
-    let mut above = vec![];
-    let mut node = root;
-    loop {
+    let mut c = Compiler {
+        props: ExecutionProps::new(),
+        stages: vec![],
+        branches: vec![],
+    };
+    c.node(root, &mut vec![], Target::Root)?;
+    // Stages were numbered from the root down; run them bottom first.
+    let n = c.stages.len();
+    let flip = |t: Target| match t {
+        Target::Root => Target::Root,
+        Target::Stage { index, right } => Target::Stage {
+            index: n - 1 - index,
+            right,
+        },
+    };
+    let mut stages: Vec<Stage> = c.stages.into_iter().rev().collect();
+    for s in &mut stages {
+        s.target = flip(s.target);
+    }
+    for b in &mut c.branches {
+        b.target = flip(b.target);
+    }
+    Ok(CompiledPlan {
+        branches: c.branches,
+        limit,
+        output_schema: plan.output_schema.clone(),
+        stages: Stages { stages, now_ms: 0 },
+    })
+}
+
+struct Compiler {
+    props: ExecutionProps,
+    stages: Vec<Stage>,
+    branches: Vec<Branch>,
+}
+
+impl Compiler {
+    /// Compiles `node`, whose output passes through `above` (the stateless
+    /// operators between it and `target`, nearest last) into `target`.
+    fn node(
+        &mut self,
+        node: &PlanNode,
+        above: &mut Vec<Operator>,
+        target: Target,
+    ) -> Result<(), EngineError> {
         match node {
+            PlanNode::Source(s) => self.branches.push(Branch {
+                source: BranchSource::Kafka(Box::new(s.clone())),
+                operators: above.drain(..).rev().collect(),
+                target,
+            }),
+            PlanNode::Values { batch } => self.branches.push(Branch {
+                source: BranchSource::Values(batch.clone()),
+                operators: above.drain(..).rev().collect(),
+                target,
+            }),
             PlanNode::Filter {
                 input,
                 predicate,
@@ -315,18 +434,32 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
                 above.push(Operator::Filter(create_physical_expr(
                     predicate,
                     input_schema,
-                    &props,
+                    &self.props,
                     &Default::default(),
                 )?));
-                node = input;
+                self.node(input, above, target)?;
             }
             PlanNode::Project {
                 input,
                 exprs,
                 input_schema,
             } => {
-                above.push(project(exprs, input_schema, &props)?);
-                node = input;
+                above.push(project(exprs, input_schema, &self.props)?);
+                self.node(input, above, target)?;
+            }
+            PlanNode::Union { inputs } => {
+                // Each input gets its own copy of the operators above the
+                // union; their rows meet at the target.
+                let ops_above: Vec<_> = std::mem::take(above);
+                for i in inputs {
+                    let mut copy = recompile(&ops_above);
+                    self.node(i, &mut copy, target)?;
+                }
+            }
+            PlanNode::Limit { .. } => {
+                return Err(EngineError::Plan(
+                    "LIMIT is only supported at the top of a query".into(),
+                ))
             }
             PlanNode::WindowAggregate {
                 input,
@@ -338,21 +471,17 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
                 aggs,
                 output_schema,
             } => {
-                let mut tail = std::mem::take(&mut above);
-                tail.reverse();
-                stages.push(Stage {
-                    op: StatefulOp::Window(WindowAggregate::new(
-                        *window,
-                        time,
-                        keys,
-                        layout,
-                        aggs,
-                        input_schema,
-                        output_schema,
-                    )?),
-                    tail,
-                });
-                node = input;
+                let op = StatefulOp::Window(WindowAggregate::new(
+                    *window,
+                    time,
+                    keys,
+                    layout,
+                    aggs,
+                    input_schema,
+                    output_schema,
+                )?);
+                let index = self.stage(op, above, target);
+                self.node(input, &mut vec![], index)?;
             }
             PlanNode::GroupAggregate {
                 input,
@@ -361,93 +490,62 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
                 aggs,
                 output_schema,
             } => {
-                let mut tail = std::mem::take(&mut above);
-                tail.reverse();
-                stages.push(Stage {
-                    op: StatefulOp::Group(GroupAggregate::new(
-                        keys,
-                        aggs,
-                        input_schema,
-                        output_schema,
-                        !input.is_append_only(),
-                    )?),
-                    tail,
-                });
-                node = input;
+                let op = StatefulOp::Group(GroupAggregate::new(
+                    keys,
+                    aggs,
+                    input_schema,
+                    output_schema,
+                    !input.is_append_only(),
+                )?);
+                let index = self.stage(op, above, target);
+                self.node(input, &mut vec![], index)?;
             }
-            _ => break,
+            PlanNode::Join {
+                left,
+                right,
+                left_schema,
+                right_schema,
+                kind,
+                on,
+                filter,
+                null_equal,
+                output_schema,
+            } => {
+                let op = StatefulOp::Join(Box::new(Join::new(
+                    *kind,
+                    on,
+                    filter.as_ref(),
+                    *null_equal,
+                    (left_schema, !left.is_append_only()),
+                    (right_schema, !right.is_append_only()),
+                    output_schema,
+                )?));
+                let Target::Stage { index, .. } = self.stage(op, above, target) else {
+                    unreachable!("a stage is a stage")
+                };
+                self.node(
+                    left,
+                    &mut vec![],
+                    Target::Stage {
+                        index,
+                        right: false,
+                    },
+                )?;
+                self.node(right, &mut vec![], Target::Stage { index, right: true })?;
+            }
         }
+        Ok(())
     }
-    stages.reverse();
-    let mut branches = vec![];
-    flatten(node, &mut above, &mut branches, &props)?;
-    Ok(CompiledPlan {
-        branches,
-        limit,
-        output_schema: plan.output_schema.clone(),
-        stages: Stages { stages },
-    })
-}
 
-/// `above` holds the operators between this node and the root, root last.
-fn flatten(
-    node: &PlanNode,
-    above: &mut Vec<Operator>,
-    out: &mut Vec<Branch>,
-    props: &ExecutionProps,
-) -> Result<(), EngineError> {
-    match node {
-        PlanNode::Source(s) => {
-            out.push(Branch {
-                source: BranchSource::Kafka(Box::new(s.clone())),
-                operators: above.drain(..).rev().collect(),
-            });
-        }
-        PlanNode::Values { batch } => out.push(Branch {
-            source: BranchSource::Values(batch.clone()),
-            operators: above.drain(..).rev().collect(),
-        }),
-        PlanNode::Filter {
-            input,
-            predicate,
-            input_schema,
-        } => {
-            above.push(Operator::Filter(create_physical_expr(
-                predicate,
-                input_schema,
-                props,
-                &Default::default(),
-            )?));
-            flatten(input, above, out, props)?;
-        }
-        PlanNode::Project {
-            input,
-            exprs,
-            input_schema,
-        } => {
-            above.push(project(exprs, input_schema, props)?);
-            flatten(input, above, out, props)?;
-        }
-        PlanNode::Union { inputs } => {
-            // Each input gets its own copy of the operators above the union.
-            let ops_above: Vec<_> = std::mem::take(above);
-            for i in inputs {
-                let mut copy = recompile(&ops_above);
-                flatten(i, &mut copy, out, props)?;
-            }
-        }
-        PlanNode::Limit { .. } => {
-            return Err(EngineError::Plan(
-                "LIMIT is only supported at the top of a query".into(),
-            ))
-        }
-        PlanNode::WindowAggregate { .. } | PlanNode::GroupAggregate { .. } => {
-            return Err(EngineError::Plan(
-                "an aggregation under UNION ALL is not supported yet".into(),
-            ))
+    /// Adds a stage with the operators `above` it; returns its (left) input.
+    fn stage(&mut self, op: StatefulOp, above: &mut Vec<Operator>, target: Target) -> Target {
+        let tail = above.drain(..).rev().collect();
+        self.stages.push(Stage { op, tail, target });
+        Target::Stage {
+            index: self.stages.len() - 1,
+            right: false,
         }
     }
-    Ok(())
 }
 
 fn project(

@@ -110,6 +110,9 @@ pub struct StatementTask {
     /// `'sql.tables.scan.idle-timeout'`: a source partition silent this long
     /// stops holding the watermark back; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// `'sql.state-ttl'`: joins forget a row this long after its last
+    /// write; `None`: never.
+    pub state_ttl: Option<Duration>,
     /// Where a stateful statement checkpoints its state and offsets, and
     /// restores them from on start; `None`: it keeps no checkpoints and
     /// reads its sources again from their startup position.
@@ -160,7 +163,6 @@ pub struct Worker;
 /// A batch and the source positions after it.
 struct Progress {
     batch: Option<RecordBatch>,
-    topic: String,
     offsets: Vec<(i32, i64)>,
     /// The index of the branch that sent it, and that branch's watermark.
     branch: usize,
@@ -224,7 +226,9 @@ async fn run_inner(
     results: Option<&Arc<ResultsBuffer>>,
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
+    let positions = compiled.position_keys();
     let mut stages = compiled.stages;
+    stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
     let checkpoints = task.checkpoints.as_ref().filter(|_| !stages.is_empty());
     // Next offset per topic and partition of everything processed so far:
     // where the sources start, and what a checkpoint covers.
@@ -256,19 +260,17 @@ async fn run_inner(
         })
         .collect();
     let idle_ms = task.idle_timeout.map(|d| d.as_millis() as i64);
+    let targets: Vec<_> = compiled.branches.iter().map(|b| b.target).collect();
     for (index, branch) in compiled.branches.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop_reading.clone();
         let metrics = metrics.clone();
         let bootstrap = task.bootstrap.clone();
         let key = task.key.clone();
-        let offsets = match &branch.source {
-            BranchSource::Kafka(s) => processed
-                .get(&s.table.topic)
-                .map(|o| o.iter().map(|(p, o)| (*p, *o)).collect())
-                .unwrap_or_default(),
-            BranchSource::Values(_) => HashMap::new(),
-        };
+        let offsets = processed
+            .get(&positions[index])
+            .map(|o| o.iter().map(|(p, o)| (*p, *o)).collect())
+            .unwrap_or_default();
         let events = task.events.clone();
         readers.push(tokio::spawn(async move {
             let r = read_branch(
@@ -311,11 +313,8 @@ async fn run_inner(
                 let p = msg?;
                 let mut out = vec![];
                 if let Some(batch) = p.batch {
-                    if stages.is_empty() {
-                        out.push(Changes::inserts(batch));
-                    } else {
-                        out.extend(stages.process(batch)?);
-                    }
+                    stages.set_processing_time(now_ms());
+                    out.extend(stages.process(targets[p.branch], batch)?);
                 }
                 if let Some(w) = p.watermark {
                     let slot = &mut watermarks[p.branch];
@@ -349,11 +348,12 @@ async fn run_inner(
                 // aggregation holds state in memory that no checkpoint keeps
                 // yet, so its offsets are not stored: after a restart it
                 // reads its sources again from their startup position.
+                let position = &positions[p.branch];
                 if !p.offsets.is_empty() && stages.is_empty() {
-                    task.events.commit(&p.topic, &p.offsets).await.map_err(EngineError::Progress)?;
+                    task.events.commit(position, &p.offsets).await.map_err(EngineError::Progress)?;
                 }
                 if !p.offsets.is_empty() && checkpoints.is_some() {
-                    processed.entry(p.topic.clone()).or_default().extend(p.offsets.iter().copied());
+                    processed.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
                     unsaved = true;
                 }
                 if compiled.limit.is_some_and(|l| written >= l) {
@@ -492,7 +492,6 @@ async fn read_branch(
             let _ = tx
                 .send(Ok(Progress {
                     batch: out,
-                    topic: String::new(),
                     offsets: vec![],
                     branch: index,
                     watermark: Some(i64::MAX),
@@ -562,7 +561,6 @@ async fn read_branch(
                 sent_watermark = wm;
                 let p = Progress {
                     batch: None,
-                    topic: topic.clone(),
                     offsets: vec![],
                     branch: index,
                     watermark: wm,
@@ -644,7 +642,6 @@ async fn read_branch(
         if tx
             .send(Ok(Progress {
                 batch: out,
-                topic: topic.clone(),
                 offsets,
                 branch: index,
                 watermark,

@@ -237,12 +237,15 @@ fn run_case(case: &Case) -> Result<(), Failed> {
             let polls = polls(case, &ctx).map_err(|e| format!("{e:?}"))?;
             let idle =
                 weir_sql_gateway::idle_timeout_ms(&case.properties).map_err(|e| e.to_string())?;
+            let ttl =
+                weir_sql_gateway::state_ttl_ms(&case.properties).map_err(|e| e.to_string())?;
             let run = |restore_every_poll| {
                 run_in_memory_with(
                     &plan,
                     &polls,
                     &MemoryOptions {
                         idle_timeout_ms: idle,
+                        state_ttl_ms: ttl,
                         restore_every_poll,
                     },
                 )

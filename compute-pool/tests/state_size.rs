@@ -1,10 +1,11 @@
 //! The state the operators report (`state_size`, `state_bytes`, behind the
-//! statement metrics of the same names) follows the keys they hold.
+//! statement metrics of the same names) follows the keys they hold; and how
+//! a join's inputs are wired to it.
 
 use weir_catalog::TableDef;
 use weir_compute_pool::compile;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
-use weir_compute_pool::{BranchSource, CompiledPlan};
+use weir_compute_pool::{BranchSource, CompiledPlan, StatefulOp, Target};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
 
 fn compiled(sql: &str) -> CompiledPlan {
@@ -28,13 +29,9 @@ fn compiled(sql: &str) -> CompiledPlan {
 }
 
 /// Feeds one record per key for keys `0..keys` (all in the first minute)
-/// and returns (groups held, bytes held).
+/// to every branch and returns (groups held, bytes held).
 fn feed(sql: &str, keys: i64) -> (usize, usize) {
     let mut c = compiled(sql);
-    let BranchSource::Kafka(spec) = &c.branches[0].source else {
-        unreachable!()
-    };
-    let decoder = SourceDecoder::new(spec).unwrap();
     let values: Vec<String> = (0..keys)
         .map(|k| {
             format!(
@@ -54,9 +51,14 @@ fn feed(sql: &str, keys: i64) -> (usize, usize) {
             timestamp_ms: 0,
         })
         .collect();
-    let (batch, _) = decoder.decode(&raw).unwrap();
-    let b = c.branches[0].process(batch.unwrap()).unwrap().unwrap();
-    c.stages.process(b).unwrap();
+    for branch in &c.branches {
+        let BranchSource::Kafka(spec) = &branch.source else {
+            unreachable!()
+        };
+        let (batch, _) = SourceDecoder::new(spec).unwrap().decode(&raw).unwrap();
+        let b = branch.process(batch.unwrap()).unwrap().unwrap();
+        c.stages.process(branch.target, b).unwrap();
+    }
     (c.stages.state_size().1, c.stages.state_bytes())
 }
 
@@ -86,4 +88,51 @@ fn window_state_bytes_grow_with_the_keys_held() {
         b1000 > 20 * b10,
         "{b10} bytes for 10 keys, {b1000} for 1000"
     );
+}
+
+#[test]
+fn join_state_bytes_grow_with_the_rows_held() {
+    // A self-join: each record reaches both inputs, and each input holds it.
+    let sql = "SELECT a.k, b.x FROM t AS a JOIN t AS b ON a.k = b.k";
+    let (r10, b10) = feed(sql, 10);
+    let (r1000, b1000) = feed(sql, 1000);
+    assert_eq!((r10, r1000), (20, 2000));
+    assert!(
+        b1000 > 50 * b10,
+        "{b10} bytes for 10 rows a side, {b1000} for 1000"
+    );
+    // A row holds its key and the whole input row (k, x, ts, $rowtime).
+    assert!(b1000 / 2000 > 8 + 8 + 8, "{} bytes per row", b1000 / 2000);
+}
+
+#[test]
+fn a_self_join_reads_its_topic_once_per_input_each_at_its_own_position() {
+    let c = compiled("SELECT a.k, b.x FROM t AS a JOIN t AS b ON a.k = b.k");
+    assert_eq!(c.position_keys(), vec!["t".to_string(), "t#1".to_string()]);
+    let targets: Vec<_> = c.branches.iter().map(|b| b.target).collect();
+    assert_eq!(
+        targets,
+        vec![
+            Target::Stage {
+                index: 0,
+                right: false
+            },
+            Target::Stage {
+                index: 0,
+                right: true
+            }
+        ]
+    );
+    assert_eq!(c.stages.stages[0].target, Target::Root);
+    // A group aggregation over the join: the join is below, fed first.
+    let c = compiled("SELECT a.k, COUNT(*) FROM t AS a JOIN t AS b ON a.k = b.k GROUP BY a.k");
+    assert!(matches!(c.stages.stages[0].op, StatefulOp::Join(_)));
+    assert_eq!(
+        c.stages.stages[0].target,
+        Target::Stage {
+            index: 1,
+            right: false
+        }
+    );
+    assert_eq!(c.stages.stages[1].target, Target::Root);
 }

@@ -125,6 +125,8 @@ impl Scheduler {
             results_capacity: inner.config.results_capacity,
             idle_timeout: weir_sql_gateway::idle_timeout_ms(&spec.properties)?
                 .map(|ms| Duration::from_millis(ms as u64)),
+            state_ttl: weir_sql_gateway::state_ttl_ms(&spec.properties)?
+                .map(|ms| Duration::from_millis(ms as u64)),
             checkpoints: match &inner.config.checkpoint_dir {
                 Some(dir) => {
                     std::fs::create_dir_all(dir).map_err(|e| {

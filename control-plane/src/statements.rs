@@ -188,6 +188,7 @@ async fn create(
     let analysis = analyze(&state.planner, &spec.statement, &ctx)?;
     weir_sql_gateway::idle_timeout_ms(&spec.properties)?;
     weir_sql_gateway::checkpoint_interval_ms(&spec.properties)?;
+    weir_sql_gateway::state_ttl_ms(&spec.properties)?;
     let now = now_millis();
     let mut rec = StatementRecord {
         org_id: org.clone(),

@@ -25,11 +25,12 @@ pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
     checkpoint_interval_ms, create_table, duration_ms, execute_metadata, idle_timeout_ms,
-    CatalogContext, ResultSet,
+    state_ttl_ms, CatalogContext, ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
-    GroupColumn, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind, WindowSpec,
+    GroupColumn, JoinKind, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind,
+    WindowSpec,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 
@@ -43,4 +44,8 @@ pub mod properties {
     pub const IDLE_TIMEOUT: &str = "sql.tables.scan.idle-timeout";
     /// How often a stateful statement checkpoints (a duration).
     pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
+    /// How long a join keeps a row after its last write (a duration; unset
+    /// or `'0'`: forever). Flink's `'table.exec.state.ttl'` is read too.
+    pub const STATE_TTL: &str = "sql.state-ttl";
+    pub const FLINK_STATE_TTL: &str = "table.exec.state.ttl";
 }

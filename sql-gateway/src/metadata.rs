@@ -289,6 +289,29 @@ pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i
     }
 }
 
+/// `'sql.state-ttl'` (or Flink's `'table.exec.state.ttl'`) in milliseconds:
+/// `None` (keep state forever) unless set, and when set to `'0'`.
+pub fn state_ttl_ms(properties: &BTreeMap<String, String>) -> Result<Option<i64>, SqlError> {
+    let keys = [
+        crate::properties::STATE_TTL,
+        crate::properties::FLINK_STATE_TTL,
+    ];
+    let Some((key, v)) = keys
+        .iter()
+        .find_map(|k| properties.get(*k).map(|v| (*k, v)))
+    else {
+        return Ok(None);
+    };
+    match duration_ms(v) {
+        Some(0) => Ok(None),
+        Some(ms) => Ok(Some(ms)),
+        None => Err(SqlError::validation(
+            format!("property '{key}' = '{v}' is not a duration like '1 h' or '30 min'"),
+            None,
+        )),
+    }
+}
+
 /// How often a stateful statement checkpoints, from
 /// `'execution.checkpointing.interval'`: 10 s unless set.
 pub fn checkpoint_interval_ms(properties: &BTreeMap<String, String>) -> Result<i64, SqlError> {

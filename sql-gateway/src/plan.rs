@@ -124,6 +124,36 @@ impl std::fmt::Display for WindowSpec {
     }
 }
 
+/// The kind of a regular join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    /// Whether the left input's unmatched rows are emitted, padded with NULLs.
+    pub fn left_outer(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether the right input's unmatched rows are emitted.
+    pub fn right_outer(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
+
+    pub fn sql(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "INNER JOIN",
+            JoinKind::Left => "LEFT JOIN",
+            JoinKind::Right => "RIGHT JOIN",
+            JoinKind::Full => "FULL JOIN",
+        }
+    }
+}
+
 /// A column of a window aggregate's output that comes from its grouping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupColumn {
@@ -184,6 +214,24 @@ pub enum PlanNode {
         aggs: Vec<Expr>,
         output_schema: DFSchemaRef,
     },
+    /// A regular join: every row of each input is kept in state by its
+    /// equi-join key, and each change on one side is joined with the rows
+    /// the other side holds. Output: the left input's columns, then the
+    /// right's.
+    Join {
+        left: Box<PlanNode>,
+        right: Box<PlanNode>,
+        left_schema: DFSchemaRef,
+        right_schema: DFSchemaRef,
+        kind: JoinKind,
+        /// Equi-join keys: (over `left_schema`, over `right_schema`).
+        on: Vec<(Expr, Expr)>,
+        /// The rest of the condition, over `output_schema`.
+        filter: Option<Expr>,
+        /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
+        null_equal: bool,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
@@ -203,6 +251,7 @@ impl PlanNode {
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. } => input.is_bounded(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
+            PlanNode::Join { left, right, .. } => left.is_bounded() && right.is_bounded(),
         }
     }
 
@@ -216,6 +265,11 @@ impl PlanNode {
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.sources(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
+            PlanNode::Join { left, right, .. } => {
+                let mut s = left.sources();
+                s.extend(right.sources());
+                s
+            }
         }
     }
 
@@ -229,6 +283,11 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
+            // An outer join retracts its NULL-padded rows when a match
+            // arrives; an inner join only passes its inputs' updates on.
+            PlanNode::Join {
+                kind, left, right, ..
+            } => *kind == JoinKind::Inner && left.is_append_only() && right.is_append_only(),
         }
     }
 
@@ -255,7 +314,46 @@ impl PlanNode {
                     })
                     .collect()
             }
+            PlanNode::Join {
+                left,
+                right,
+                right_schema,
+                on,
+                ..
+            } => {
+                // Each output row pairs one current left row with one current
+                // right row: both inputs' keys together key it, and the left
+                // key alone when the join keys cover the right input's key.
+                let lk = left.upsert_key()?;
+                let rk = right.upsert_key()?;
+                let width = left.output_width();
+                debug_assert_eq!(width + right.output_width(), self.output_width());
+                let covered = rk.iter().all(|k| {
+                    on.iter().any(|(_, r)| {
+                        matches!(r.clone().unalias_nested().data, Expr::Column(c) if right_schema.index_of_column(&c).ok() == Some(*k))
+                    })
+                });
+                let mut key = lk;
+                if !covered {
+                    key.extend(rk.iter().map(|k| k + width));
+                }
+                Some(key)
+            }
             _ => None,
+        }
+    }
+
+    /// The number of columns this subtree emits.
+    pub fn output_width(&self) -> usize {
+        match self {
+            PlanNode::Source(s) => s.schema.fields().len(),
+            PlanNode::Values { batch } => batch.num_columns(),
+            PlanNode::Filter { input, .. } | PlanNode::Limit { input, .. } => input.output_width(),
+            PlanNode::Project { exprs, .. } => exprs.len(),
+            PlanNode::Union { inputs } => inputs[0].output_width(),
+            PlanNode::WindowAggregate { output_schema, .. }
+            | PlanNode::GroupAggregate { output_schema, .. }
+            | PlanNode::Join { output_schema, .. } => output_schema.fields().len(),
         }
     }
 
@@ -278,6 +376,21 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
+            PlanNode::Join {
+                kind, left, right, ..
+            } if *kind == JoinKind::Inner => left.update_source().or_else(|| right.update_source()),
+            PlanNode::Join { kind, on, .. } => Some(format!(
+                "the {} on {}, which retracts its NULL-padded rows when a match arrives",
+                kind.sql(),
+                if on.is_empty() {
+                    "its condition".to_string()
+                } else {
+                    on.iter()
+                        .map(|(l, r)| format!("{l} = {r}"))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
+                }
+            )),
             _ => None,
         }
     }
@@ -338,6 +451,23 @@ impl PlanNode {
                 keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
             ),
+            PlanNode::Join {
+                kind,
+                on,
+                filter,
+                left,
+                right,
+                ..
+            } => writeln!(
+                out,
+                "{pad}Join: {} on=[{}]{} changelog={mode} consumes=[{}, {}] state=every row of both inputs by join key [{}]",
+                kind.sql(),
+                on.iter().map(|(l, r)| format!("{l} = {r}")).collect::<Vec<_>>().join(", "),
+                filter.as_ref().map(|f| format!(" filter={f}")).unwrap_or_default(),
+                left.changelog(),
+                right.changelog(),
+                on.iter().map(|(l, r)| format!("{l} | {r}")).collect::<Vec<_>>().join(", ")
+            ),
         };
         match self {
             PlanNode::Filter { input, .. }
@@ -349,6 +479,10 @@ impl PlanNode {
                 for i in inputs {
                     i.explain_into(depth + 1, out)
                 }
+            }
+            PlanNode::Join { left, right, .. } => {
+                left.explain_into(depth + 1, out);
+                right.explain_into(depth + 1, out);
             }
             _ => {}
         }

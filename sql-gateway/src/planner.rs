@@ -19,7 +19,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::sql::planner::{ContextProvider, ParserOptions, PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor,
+    ExcludeSelectItem, Ident, ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind,
+    SetExpr, Statement, TableFactor,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use weir_catalog::{ColumnKind, SqlType, TableDef, ROWTIME_COLUMN};
@@ -30,7 +31,7 @@ use crate::functions::{datafusion_name, rewrite_flink_calls};
 use crate::hints::TableHints;
 use crate::metadata::CatalogContext;
 use crate::parser::{parse, FlinkStatement};
-use crate::plan::{PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
+use crate::plan::{JoinKind, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
 
 /// What a statement turns into.
 #[derive(Debug)]
@@ -353,30 +354,86 @@ fn quoted_name(msg: &str) -> Option<String> {
 }
 
 /// `SELECT *` over a table leaves out `$rowtime`: Flink's system column is
-/// only there when named.
+/// only there when named. Over several relations (a join), `*` becomes one
+/// `q.*` per relation, so that each table's `$rowtime` can be left out by
+/// its qualifier.
 fn hide_rowtime(query: &mut Query) {
+    /// The name a relation's columns are qualified with, and whether it is
+    /// a table (which has `$rowtime`).
+    fn qualifier(t: &TableFactor) -> Option<(ObjectName, bool)> {
+        match t {
+            TableFactor::Table { name, alias, .. } => Some((
+                alias
+                    .as_ref()
+                    .map_or_else(|| name.clone(), |a| ObjectName::from(vec![a.name.clone()])),
+                true,
+            )),
+            TableFactor::Derived { alias: Some(a), .. } => {
+                Some((ObjectName::from(vec![a.name.clone()]), false))
+            }
+            _ => None,
+        }
+    }
+    fn last(n: &ObjectName) -> Option<String> {
+        n.0.last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.clone())
+    }
     fn set_expr(s: &mut SetExpr) {
         match s {
             SetExpr::Select(select) => {
-                let over_tables = !select.from.is_empty()
-                    && select.from.iter().all(|t| {
-                        matches!(t.relation, TableFactor::Table { .. })
-                            && t.joins
-                                .iter()
-                                .all(|j| matches!(j.relation, TableFactor::Table { .. }))
-                    });
                 for t in &mut select.from {
                     if let TableFactor::Derived { subquery, .. } = &mut t.relation {
                         hide_rowtime(subquery);
                     }
+                    for j in &mut t.joins {
+                        if let TableFactor::Derived { subquery, .. } = &mut j.relation {
+                            hide_rowtime(subquery);
+                        }
+                    }
                 }
-                if !over_tables {
+                let relations: Vec<&TableFactor> = select
+                    .from
+                    .iter()
+                    .flat_map(|t| {
+                        std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation))
+                    })
+                    .collect();
+                let Some(quals) = relations
+                    .iter()
+                    .map(|r| qualifier(r))
+                    .collect::<Option<Vec<_>>>()
+                else {
                     return;
+                };
+                if quals.len() > 1 {
+                    let items = std::mem::take(&mut select.projection);
+                    for item in items {
+                        match item {
+                            SelectItem::Wildcard(o) if o == Default::default() => {
+                                for (q, _) in &quals {
+                                    select.projection.push(SelectItem::QualifiedWildcard(
+                                        SelectItemQualifiedWildcardKind::ObjectName(q.clone()),
+                                        Default::default(),
+                                    ));
+                                }
+                            }
+                            other => select.projection.push(other),
+                        }
+                    }
                 }
+                let tables: Vec<String> = quals
+                    .iter()
+                    .filter(|(_, table)| *table)
+                    .filter_map(|(q, _)| last(q))
+                    .collect();
                 for item in &mut select.projection {
                     let opts = match item {
-                        SelectItem::Wildcard(o) => o,
-                        SelectItem::QualifiedWildcard(_, o) => o,
+                        SelectItem::Wildcard(o) if quals.len() == 1 && quals[0].1 => o,
+                        SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(q),
+                            o,
+                        ) if last(q).is_some_and(|q| tables.contains(&q)) => o,
                         _ => continue,
                     };
                     let rowtime = ObjectName::from(vec![Ident::with_quote('`', ROWTIME_COLUMN)]);
@@ -900,10 +957,34 @@ impl Planner {
                     output_schema: input.schema().clone(),
                 }
             }
+            LogicalPlan::Join(j) => {
+                use datafusion::common::{JoinType, NullEquality};
+                let kind = match j.join_type {
+                    JoinType::Inner => JoinKind::Inner,
+                    JoinType::Left => JoinKind::Left,
+                    JoinType::Right => JoinKind::Right,
+                    JoinType::Full => JoinKind::Full,
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "Weir does not run {other} joins yet (they come from IN, EXISTS and NOT IN subqueries); write the subquery as a JOIN"
+                        )))
+                    }
+                };
+                PlanNode::Join {
+                    left: Box::new(self.convert(&j.left, false, sql)?),
+                    right: Box::new(self.convert(&j.right, false, sql)?),
+                    left_schema: j.left.schema().clone(),
+                    right_schema: j.right.schema().clone(),
+                    kind,
+                    on: j.on.clone(),
+                    filter: j.filter.clone(),
+                    null_equal: j.null_equality == NullEquality::NullEqualsNull,
+                    output_schema: j.schema.clone(),
+                }
+            }
             other => {
                 let what = match other {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
-                    LogicalPlan::Join(_) => "joins",
                     LogicalPlan::Sort(_) => {
                         "ORDER BY (streams can only be ordered by a time attribute)"
                     }

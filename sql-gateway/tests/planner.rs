@@ -3,8 +3,8 @@
 
 use weir_catalog::TableDef;
 use weir_sql_gateway::{
-    analyze, Analysis, CatalogContext, FlinkStatement, PlanNode, Planner, SinkSpec, SqlError,
-    StartupMode, StreamingPlan,
+    analyze, Analysis, CatalogContext, FlinkStatement, JoinKind, PlanNode, Planner, SinkSpec,
+    SqlError, StartupMode, StreamingPlan,
 };
 
 fn table(ddl: &str) -> TableDef {
@@ -134,8 +134,52 @@ fn unknown_names_and_unsupported_operators_are_errors_with_positions() {
     let e = error("SELECT id, idd FROM orders");
     assert!(e.to_string().contains("idd"), "{e}");
     assert_eq!(e.position(), Some((1, 12)), "{e}");
-    let e = error("SELECT o.id FROM orders AS o JOIN orders AS p ON o.id = p.id");
-    assert!(e.to_string().contains("joins"), "{e}");
+    let e = error("SELECT id, SUM(amount) OVER (PARTITION BY who ORDER BY id) FROM orders");
+    assert!(e.to_string().contains("OVER windows"), "{e}");
+}
+
+#[test]
+fn joins_plan_with_their_changelog_and_upsert_key() {
+    let p = plan("SELECT o.id, p.who FROM orders AS o JOIN orders AS p ON o.id = p.id");
+    assert!(matches!(
+        p.root,
+        PlanNode::Project { ref input, .. } if matches!(**input, PlanNode::Join { kind: JoinKind::Inner, .. })
+    ));
+    assert!(
+        p.root.is_append_only(),
+        "an inner join of append-only inputs"
+    );
+    assert_eq!(sources(&p.root).len(), 2);
+    let p = plan("SELECT o.id, p.who FROM orders AS o LEFT JOIN orders AS p ON o.id = p.id");
+    assert!(!p.root.is_append_only(), "a left join retracts its padding");
+    // Two aggregations joined on their keys: the left key keys the output.
+    let p = plan(
+        "SELECT a.who, a.n, b.s FROM (SELECT who, COUNT(*) AS n FROM orders GROUP BY who) a \
+         JOIN (SELECT who, SUM(amount) AS s FROM orders GROUP BY who) b ON a.who = b.who",
+    );
+    assert_eq!(p.root.upsert_key(), Some(vec![0]));
+    match analyze(
+        &Planner::new(),
+        "EXPLAIN SELECT o.id, p.who FROM orders AS o FULL JOIN orders AS p ON o.id = p.id AND o.amount > p.amount",
+        &ctx(),
+    )
+    .unwrap()
+    {
+        Analysis::Explain(text) => {
+            let join = text.lines().find(|l| l.contains("Join:")).expect(&text);
+            assert!(join.contains("FULL JOIN on=[o.id = p.id]"), "{join}");
+            assert!(join.contains("filter=o.amount > p.amount"), "{join}");
+            assert!(join.contains("changelog=[+I,-U,+U,-D] consumes=[append, append]"), "{join}");
+            assert!(join.contains("state=every row of both inputs by join key [o.id | p.id]"), "{join}");
+            assert_eq!(text.matches("KafkaSource").count(), 2, "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = error("SELECT id FROM orders WHERE id IN (SELECT id FROM orders WHERE amount > 1)");
+    assert!(
+        e.to_string().contains("write the subquery as a JOIN"),
+        "{e}"
+    );
 }
 
 #[test]

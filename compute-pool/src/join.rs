@@ -1,0 +1,567 @@
+//! Regular joins (`INNER`, `LEFT`, `RIGHT`, `FULL`) over append and update
+//! streams, emitting Flink's changelog.
+//!
+//! Each input keeps every row it holds, grouped by its equi-join key (both
+//! in Arrow's row format), with a count for duplicates. An outer input also
+//! keeps, per row, how many rows of the other input it matches, so that it
+//! knows when to retract or emit its NULL-padded row. A change on one side
+//! is joined with the rows the other side holds under the same key; the
+//! non-equi part of the condition is evaluated over those candidate pairs
+//! in one batch. Then each row is applied in order, as Flink's
+//! `StreamingJoinOperator` does:
+//!
+//! - an inner join passes its input's row kind on (`+I`/`+U` add, `-U`/`-D`
+//!   retract);
+//! - an outer side emits `+I[row, NULL]` while it has no match, and `-D` it
+//!   when the first match arrives (and the reverse when the last leaves);
+//! - every other output of an outer join is `+I` or `-D`.
+//!
+//! A key with a NULL never matches (unless the keys compare with
+//! `IS NOT DISTINCT FROM`) and is not kept in state.
+//!
+//! With a state TTL (`'sql.state-ttl'`), a held row is forgotten once the
+//! TTL has passed in processing time since it was last written, as Flink's
+//! `OnCreateAndWrite` TTL does: it matches nothing after that, and nothing
+//! is emitted when it goes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BinaryArray, Int8Array, RecordBatch,
+    RecordBatchOptions, UInt32Array,
+};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use weir_sql_gateway::JoinKind;
+
+use crate::changelog::{is_accumulate, Changes, DELETE, INSERT};
+use crate::checkpoint::StageState;
+use crate::group::emitted_schema;
+use crate::EngineError;
+
+/// One row held, with its duplicates.
+#[derive(Debug)]
+struct Held {
+    row: Box<[u8]>,
+    count: u32,
+    /// Rows of the other input this row matches (outer sides only).
+    matches: u32,
+    /// Processing time (ms) after which the row is forgotten, with a TTL.
+    expires: i64,
+}
+
+/// One input of the join and the rows it holds.
+struct Side {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// `None` when the join has no equi-join key (every row shares one).
+    key_rows: Option<RowConverter>,
+    rows: RowConverter,
+    types: Vec<DataType>,
+    outer: bool,
+    /// The input can retract rows; an append-only input's rows are never
+    /// looked up again, so duplicates are held as separate entries.
+    retracting: bool,
+    state: HashMap<Box<[u8]>, Vec<Held>>,
+    /// Rows held, duplicates included.
+    held: usize,
+}
+
+impl Side {
+    fn new(
+        keys: &[Expr],
+        schema: &DFSchema,
+        outer: bool,
+        retracting: bool,
+    ) -> Result<Side, EngineError> {
+        let props = ExecutionProps::new();
+        let keys = keys
+            .iter()
+            .map(|k| create_physical_expr(k, schema, &props, &Default::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema.as_arrow()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<DataType> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let converter = |types: &[DataType]| {
+            RowConverter::new(types.iter().cloned().map(SortField::new).collect()).map_err(|e| {
+                EngineError::Plan(format!(
+                    "a join input has a column type joins cannot hold yet ({e}); cast it or leave it out of the join"
+                ))
+            })
+        };
+        Ok(Side {
+            key_rows: if keys.is_empty() {
+                None
+            } else {
+                Some(converter(&key_types)?)
+            },
+            rows: converter(&types)?,
+            keys,
+            types,
+            outer,
+            retracting,
+            state: HashMap::new(),
+            held: 0,
+        })
+    }
+
+    fn add(&mut self, key: &[u8], row: &[u8], matches: u32, expires: i64) {
+        self.held += 1;
+        let bucket = match self.state.get_mut(key) {
+            Some(b) => b,
+            None => self.state.entry(key.into()).or_default(),
+        };
+        if self.retracting {
+            if let Some(h) = bucket.iter_mut().find(|h| &*h.row == row) {
+                h.count += 1;
+                h.matches = matches;
+                h.expires = expires;
+                return;
+            }
+        }
+        bucket.push(Held {
+            row: row.into(),
+            count: 1,
+            matches,
+            expires,
+        });
+    }
+
+    fn retract(&mut self, key: &[u8], row: &[u8], expires: i64) {
+        let Some(bucket) = self.state.get_mut(key) else {
+            return;
+        };
+        let Some(p) = bucket.iter().position(|h| &*h.row == row) else {
+            return;
+        };
+        self.held -= 1;
+        bucket[p].count -= 1;
+        bucket[p].expires = expires;
+        if bucket[p].count == 0 {
+            bucket.remove(p);
+            if bucket.is_empty() {
+                self.state.remove(key);
+            }
+        }
+    }
+
+    /// Forgets the rows whose TTL passed.
+    fn expire(&mut self, now: i64) {
+        let mut gone = 0usize;
+        self.state.retain(|_, bucket| {
+            bucket.retain(|h| {
+                let keep = h.expires > now;
+                if !keep {
+                    gone += h.count as usize;
+                }
+                keep
+            });
+            !bucket.is_empty()
+        });
+        self.held -= gone;
+    }
+
+    fn bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(Box<[u8]>, Vec<Held>)>() + 1;
+        self.state.capacity() * slot
+            + self
+                .state
+                .iter()
+                .map(|(k, b)| {
+                    k.len()
+                        + b.capacity() * std::mem::size_of::<Held>()
+                        + b.iter().map(|h| h.row.len()).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+}
+
+/// The regular join operator.
+pub struct Join {
+    sides: [Side; 2],
+    null_equal: bool,
+    /// The non-equi condition, over the left columns then the right.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Both inputs' columns, nullable: the candidate pairs' schema.
+    pairs: SchemaRef,
+    output: SchemaRef,
+    /// `'sql.state-ttl'` in milliseconds.
+    ttl_ms: Option<i64>,
+    /// When the next sweep of expired rows is due.
+    next_sweep: i64,
+}
+
+impl std::fmt::Debug for Join {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Join({} left rows, {} right rows held)",
+            self.sides[0].held, self.sides[1].held
+        )
+    }
+}
+
+/// The rows a batch emits, as indices into the input batch and into the
+/// candidate rows of the other side (`None`: NULL padding).
+#[derive(Default)]
+struct Emitted {
+    ops: Vec<i8>,
+    input: Vec<Option<u32>>,
+    other: Vec<Option<u32>>,
+}
+
+impl Emitted {
+    fn push(&mut self, op: i8, input: Option<usize>, other: Option<usize>) {
+        self.ops.push(op);
+        self.input.push(input.map(|i| i as u32));
+        self.other.push(other.map(|i| i as u32));
+    }
+}
+
+impl Join {
+    pub fn new(
+        kind: JoinKind,
+        on: &[(Expr, Expr)],
+        filter: Option<&Expr>,
+        null_equal: bool,
+        (left_schema, left_retracting): (&DFSchema, bool),
+        (right_schema, right_retracting): (&DFSchema, bool),
+        output_schema: &DFSchema,
+    ) -> Result<Join, EngineError> {
+        let (lk, rk): (Vec<Expr>, Vec<Expr>) = on.iter().cloned().unzip();
+        let left = Side::new(&lk, left_schema, kind.left_outer(), left_retracting)?;
+        let right = Side::new(&rk, right_schema, kind.right_outer(), right_retracting)?;
+        let nullable = |s: &DFSchema| {
+            s.fields()
+                .iter()
+                .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+                .collect::<Vec<_>>()
+        };
+        let mut fields = nullable(left_schema);
+        fields.extend(nullable(right_schema));
+        let filter = match filter {
+            Some(f) => {
+                let mut joined = left_schema.clone();
+                joined.merge(right_schema);
+                Some(create_physical_expr(
+                    f,
+                    &joined,
+                    &ExecutionProps::new(),
+                    &Default::default(),
+                )?)
+            }
+            None => None,
+        };
+        Ok(Join {
+            sides: [left, right],
+            null_equal,
+            filter,
+            pairs: Arc::new(Schema::new(fields)),
+            output: emitted_schema(output_schema),
+            ttl_ms: None,
+            next_sweep: i64::MIN,
+        })
+    }
+
+    /// Forgets held rows `ttl_ms` after their last write (`None`: never).
+    pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
+        self.ttl_ms = ttl_ms.filter(|t| *t > 0);
+    }
+
+    /// Rows held by both inputs, duplicates included.
+    pub fn state_size(&self) -> usize {
+        self.sides.iter().map(|s| s.held).sum()
+    }
+
+    /// Bytes of state held: keys, rows, counts and hash slots.
+    pub fn state_bytes(&self) -> usize {
+        self.sides.iter().map(Side::bytes).sum()
+    }
+
+    /// Applies a batch of changes arriving on the left (`right == false`)
+    /// or right input at processing time `now` (ms); returns the joined
+    /// changes.
+    pub fn process(
+        &mut self,
+        right: bool,
+        c: &Changes,
+        now: i64,
+    ) -> Result<Vec<Changes>, EngineError> {
+        let n = c.num_rows();
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let expires = match self.ttl_ms {
+            Some(ttl) => {
+                // Expired rows never match (checked below); sweeping them
+                // out of memory every half TTL bounds what they cost.
+                if now >= self.next_sweep {
+                    for s in &mut self.sides {
+                        s.expire(now);
+                    }
+                    self.next_sweep = now.saturating_add((ttl / 2).max(1));
+                }
+                now.saturating_add(ttl)
+            }
+            None => i64::MAX,
+        };
+        let [l, r] = &mut self.sides;
+        let (input, other) = if right { (r, l) } else { (l, r) };
+        let key_cols = input
+            .keys
+            .iter()
+            .map(|k| k.evaluate(&c.batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let key_rows = match &input.key_rows {
+            Some(conv) => Some(conv.convert_columns(&key_cols)?),
+            None => None,
+        };
+        let key = |i: usize| -> &[u8] { key_rows.as_ref().map_or(&[], |k: &Rows| k.row(i).data()) };
+        let matchable: Vec<bool> = (0..n)
+            .map(|i| self.null_equal || key_cols.iter().all(|k| k.is_valid(i)))
+            .collect();
+        let input_rows = input.rows.convert_columns(c.batch.columns())?;
+
+        // The other side's rows under each input row's key.
+        let mut cand_offsets = Vec::with_capacity(n + 1);
+        cand_offsets.push(0usize);
+        let mut cand_input: Vec<u32> = vec![];
+        let mut cand_pos: Vec<u32> = vec![];
+        let other_cols = {
+            let parser = other.rows.parser();
+            let mut found = vec![];
+            for (i, ok) in matchable.iter().enumerate() {
+                if *ok {
+                    if let Some(bucket) = other.state.get(key(i)) {
+                        for (p, h) in bucket.iter().enumerate() {
+                            if h.expires <= now {
+                                continue;
+                            }
+                            found.push(parser.parse(&h.row));
+                            cand_input.push(i as u32);
+                            cand_pos.push(p as u32);
+                        }
+                    }
+                }
+                cand_offsets.push(found.len());
+            }
+            if found.is_empty() {
+                None
+            } else {
+                Some(other.rows.convert_rows(found)?)
+            }
+        };
+        let mask = match (&self.filter, &other_cols) {
+            (Some(f), Some(oc)) => {
+                let idx = UInt32Array::from(cand_input);
+                let mine = c
+                    .batch
+                    .columns()
+                    .iter()
+                    .map(|a| take(a, &idx, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut cols = if right { oc.clone() } else { mine.clone() };
+                cols.extend(if right { mine } else { oc.clone() });
+                let pairs = RecordBatch::try_new_with_options(
+                    self.pairs.clone(),
+                    cols,
+                    &RecordBatchOptions::new().with_row_count(Some(idx.len())),
+                )?;
+                let m = f.evaluate(&pairs)?.into_array(idx.len())?;
+                let m = m
+                    .as_boolean_opt()
+                    .ok_or_else(|| EngineError::Plan("a join condition is not boolean".into()))?
+                    .clone();
+                Some(m)
+            }
+            _ => None,
+        };
+        let passes = |k: usize| mask.as_ref().is_none_or(|m| m.is_valid(k) && m.value(k));
+
+        let inner = !input.outer && !other.outer;
+        let mut out = Emitted::default();
+        for i in 0..n {
+            let op = c.op(i);
+            let matched: Vec<usize> = (cand_offsets[i]..cand_offsets[i + 1])
+                .filter(|k| passes(*k))
+                .collect();
+            let mut bucket = if matched.is_empty() {
+                None
+            } else {
+                other.state.get_mut(key(i))
+            };
+            if is_accumulate(op) {
+                let mut matches = 0u32;
+                for &k in &matched {
+                    let h =
+                        &mut bucket.as_mut().expect("matched rows are held")[cand_pos[k] as usize];
+                    for _ in 0..h.count {
+                        if other.outer && h.matches == 0 {
+                            out.push(DELETE, None, Some(k));
+                        }
+                        out.push(if inner { op } else { INSERT }, Some(i), Some(k));
+                    }
+                    matches += h.count;
+                    if other.outer {
+                        h.matches += 1;
+                    }
+                }
+                if input.outer && matched.is_empty() {
+                    out.push(INSERT, Some(i), None);
+                }
+                if matchable[i] {
+                    input.add(key(i), input_rows.row(i).data(), matches, expires);
+                }
+            } else {
+                if matchable[i] {
+                    input.retract(key(i), input_rows.row(i).data(), expires);
+                }
+                if input.outer && matched.is_empty() {
+                    out.push(DELETE, Some(i), None);
+                }
+                for &k in &matched {
+                    let h =
+                        &mut bucket.as_mut().expect("matched rows are held")[cand_pos[k] as usize];
+                    for _ in 0..h.count {
+                        out.push(if input.outer { DELETE } else { op }, Some(i), Some(k));
+                        if other.outer && h.matches == 1 {
+                            out.push(INSERT, None, Some(k));
+                        }
+                    }
+                    if other.outer {
+                        h.matches = h.matches.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        if out.ops.is_empty() {
+            return Ok(vec![]);
+        }
+
+        let rows = out.ops.len();
+        let take_all = |cols: &[ArrayRef], idx: Vec<Option<u32>>| {
+            let idx = UInt32Array::from(idx);
+            cols.iter()
+                .map(|a| take(a, &idx, None))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mine = take_all(c.batch.columns(), out.input)?;
+        let theirs = match other_cols {
+            Some(oc) => take_all(&oc, out.other)?,
+            None => other
+                .types
+                .iter()
+                .map(|t| new_null_array(t, rows))
+                .collect(),
+        };
+        let (mut cols, rest) = if right {
+            (theirs, mine)
+        } else {
+            (mine, theirs)
+        };
+        cols.extend(rest);
+        let batch = RecordBatch::try_new_with_options(
+            self.output.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        let ops =
+            (out.ops.iter().any(|o| *o != INSERT)).then(|| Arc::new(Int8Array::from(out.ops)));
+        Ok(vec![Changes { batch, ops }])
+    }
+
+    /// Every held row: side (0 left, 1 right), key, row, count, matches,
+    /// expiry.
+    pub fn snapshot(&self) -> Result<StageState, EngineError> {
+        let mut sides = vec![];
+        let mut keys: Vec<&[u8]> = vec![];
+        let mut rows: Vec<&[u8]> = vec![];
+        let mut counts = vec![];
+        let mut matches = vec![];
+        let mut expires = vec![];
+        for (s, side) in self.sides.iter().enumerate() {
+            for (k, bucket) in &side.state {
+                for h in bucket {
+                    sides.push(s as i8);
+                    keys.push(k);
+                    rows.push(&h.row);
+                    counts.push(h.count);
+                    matches.push(h.matches);
+                    expires.push(h.expires);
+                }
+            }
+        }
+        if sides.is_empty() {
+            return Ok(StageState::default());
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("side", DataType::Int8, false),
+            Field::new("key", DataType::Binary, false),
+            Field::new("row", DataType::Binary, false),
+            Field::new("count", DataType::UInt32, false),
+            Field::new("matches", DataType::UInt32, false),
+            Field::new("expires", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int8Array::from(sides)),
+                Arc::new(BinaryArray::from(keys)),
+                Arc::new(BinaryArray::from(rows)),
+                Arc::new(UInt32Array::from(counts)),
+                Arc::new(UInt32Array::from(matches)),
+                Arc::new(arrow::array::Int64Array::from(expires)),
+            ],
+        )?;
+        Ok(StageState {
+            batches: vec![batch],
+            meta: serde_json::Value::Null,
+        })
+    }
+
+    /// Restores what [`Join::snapshot`] took.
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        for s in &mut self.sides {
+            s.state.clear();
+            s.held = 0;
+        }
+        for b in &state.batches {
+            if b.num_columns() != 6 {
+                return Err(EngineError::Checkpoint(
+                    "a join's checkpoint does not have the join's layout".into(),
+                ));
+            }
+            let sides = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
+            let keys = b.column(1).as_binary::<i32>();
+            let rows = b.column(2).as_binary::<i32>();
+            let counts = b.column(3).as_primitive::<arrow::datatypes::UInt32Type>();
+            let matches = b.column(4).as_primitive::<arrow::datatypes::UInt32Type>();
+            let expires = b.column(5).as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..b.num_rows() {
+                let side = &mut self.sides[usize::from(sides.value(i) == 1)];
+                side.held += counts.value(i) as usize;
+                side.state
+                    .entry(keys.value(i).into())
+                    .or_default()
+                    .push(Held {
+                        row: rows.value(i).into(),
+                        count: counts.value(i),
+                        matches: matches.value(i),
+                        expires: expires.value(i),
+                    });
+            }
+        }
+        Ok(())
+    }
+}

@@ -133,6 +133,23 @@ impl Dev {
         }
     }
 
+    /// Waits until statement `name` has taken `n` checkpoints.
+    fn wait_checkpoints(&self, name: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.json(&["statement", "describe", name]);
+            let done = s["status"]["metrics"]["checkpoints"].as_u64().unwrap_or(0);
+            if done >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {done} checkpoints, not {n}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGINT, as Ctrl-C sends, and wait for a clean exit.
     fn interrupt(mut self) {
         let pid = self.child.id().to_string();
@@ -472,6 +489,16 @@ fn a_crash_of_weir_dev_loses_no_record() {
 /// Every JSON value in `topic`, read until `done` says so (then a second
 /// more, to catch extras).
 fn consume_values_until(topic: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    consume_values_settled(topic, Duration::from_secs(1), done)
+}
+
+/// The values of `topic` from its start, read until `done` holds and then
+/// for `settle` more.
+fn consume_values_settled(
+    topic: &str,
+    settle_for: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker())
         .set("group.id", unique("reader"))
@@ -491,7 +518,7 @@ fn consume_values_until(topic: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Val
     let mut settle: Option<Instant> = None;
     loop {
         if settle.is_none() && done(&values) {
-            settle = Some(Instant::now() + Duration::from_secs(1));
+            settle = Some(Instant::now() + settle_for);
         }
         if settle.is_some_and(|s| Instant::now() > s) {
             return values;
@@ -538,7 +565,7 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
         "per-second",
         "--wait",
         "--property",
-        "execution.checkpointing.interval=500 ms",
+        "execution.checkpointing.interval=2 s",
         "--sql",
         &format!(
             "INSERT INTO `{dst}` SELECT window_start, COUNT(*), SUM(amount) \
@@ -548,10 +575,12 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
     ]);
     // Ids 0..2000 close windows 0..19 (each 100 ids of 10 ms).
     consume_values_until(&dst, |v| v.len() >= 19);
+    // A checkpoint holds window 19 open; the kill comes as soon as the
+    // feeder's first records close more windows, before the next
+    // checkpoint (2 s apart) can cover them.
+    dev.wait_checkpoints("per-second", 1);
     let feeder = Feeder::start(&src, 2000, Duration::from_millis(100), Some(3));
-    // Long enough for checkpoints with open windows, and for windows to
-    // fire after the last one.
-    std::thread::sleep(Duration::from_millis(1700));
+    consume_values_settled(&dst, Duration::ZERO, |v| v.len() >= 21);
     dev.kill();
 
     let dev = Dev::start(&dir);
@@ -636,6 +665,87 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
         "read {read_again} records after the restart of {} produced",
         produced + 3
     );
+    dev.interrupt();
+}
+
+/// `weir dev` is killed (SIGKILL) between checkpoints of a join while
+/// records keep arriving, and started again. The self-join pairs each
+/// record with itself, reading the topic once per input; after recovery
+/// every id has exactly its pair in the sink, as an uninterrupted run
+/// writes it. Pairs written after the last checkpoint are written again
+/// (at-least-once), so duplicates must be identical; and the recovered run
+/// resumes both inputs from the checkpoint instead of the topic's start.
+#[test]
+fn a_join_recovers_from_its_checkpoint_after_a_crash() {
+    let dir = temp_dir();
+    let dev = Dev::start(&dir);
+    let src = unique("events");
+    let dst = unique("pairs");
+    for sql in [
+        format!("CREATE TABLE `{src}` (id BIGINT, amount INT) DISTRIBUTED INTO 3 BUCKETS"),
+        format!("CREATE TABLE `{dst}` (id BIGINT, a INT, b INT)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_records(&broker(), &src, 0..2000, Some(3));
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "pairs",
+        "--wait",
+        "--property",
+        "execution.checkpointing.interval=2 s",
+        "--sql",
+        &format!(
+            "INSERT INTO `{dst}` SELECT x.id, x.amount, y.amount + 1 \
+             FROM `{src}` AS x JOIN `{src}` AS y ON x.id = y.id"
+        ),
+    ]);
+    consume_values_until(&dst, |v| v.len() >= 2000);
+    // A checkpoint holds the first 2,000 on both inputs; then the kill
+    // comes as soon as the feeder's first pairs are written, before the
+    // next checkpoint (2 s apart) can cover them.
+    dev.wait_checkpoints("pairs", 1);
+    let feeder = Feeder::start(&src, 2000, Duration::from_millis(100), Some(3));
+    consume_values_settled(&dst, Duration::ZERO, |v| v.len() >= 2300);
+    dev.kill();
+
+    let dev = Dev::start(&dir);
+    dev.wait_phase("pairs", "RUNNING");
+    let produced = feeder.finish_after_restart();
+    let got = consume_values_until(&dst, |v| {
+        let distinct: std::collections::BTreeSet<i64> =
+            v.iter().map(|x| x["id"].as_i64().unwrap()).collect();
+        distinct.len() as i64 >= produced
+    });
+    let mut seen: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    let mut duplicates = 0;
+    for v in &got {
+        let id = v["id"].as_i64().unwrap();
+        let row = (v["a"].as_i64().unwrap(), v["b"].as_i64().unwrap());
+        if let Some(before) = seen.insert(id, row) {
+            assert_eq!(before, row, "id {id} written twice with different rows");
+            duplicates += 1;
+        }
+    }
+    let expected: std::collections::BTreeMap<i64, (i64, i64)> = (0..produced)
+        .map(|id| (id, (id % 100, id % 100 + 1)))
+        .collect();
+    assert_eq!(seen, expected, "every pair exactly as an uninterrupted run");
+    eprintln!("pairs re-written after the crash: {duplicates}");
+    let out = dev.ok(&["statement", "describe", "pairs", "--output", "json"]);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let m = &s["status"]["metrics"];
+    // Both inputs resumed from the checkpoint: the 2,000 records read by
+    // each before the crash are not read again.
+    let read_again = m["records_in"].as_i64().unwrap();
+    assert!(
+        read_again <= 2 * (produced - 2000),
+        "read {read_again} records after the restart, of {produced} produced"
+    );
+    // Every id is held on both inputs once all are read.
+    assert_eq!(m["state_groups"].as_i64(), Some(2 * produced), "{out}");
     dev.interrupt();
 }
 

@@ -118,9 +118,14 @@ impl Side {
 
     fn add(&mut self, key: &[u8], row: &[u8], matches: u32, expires: i64) {
         self.held += 1;
+        // Most keys hold one row: a new bucket starts with room for one
+        // (a default `Vec` would reserve four).
         let bucket = match self.state.get_mut(key) {
             Some(b) => b,
-            None => self.state.entry(key.into()).or_default(),
+            None => self
+                .state
+                .entry(key.into())
+                .or_insert_with(|| Vec::with_capacity(1)),
         };
         if self.retracting {
             if let Some(h) = bucket.iter_mut().find(|h| &*h.row == row) {

@@ -535,6 +535,29 @@ fn consume_values_settled(
     }
 }
 
+/// Waits for statement `name`'s first checkpoint, feeds `src` from id
+/// 2,000 on, and SIGKILLs `weir dev` as soon as `dst` holds `written`
+/// records: before the next checkpoint (2 s apart) can cover them. Starts
+/// `weir dev` again and returns it with the number of ids produced once
+/// the feeder has gone on for a while after the restart.
+fn crash_between_checkpoints(
+    dev: Dev,
+    dir: &Path,
+    name: &str,
+    src: &str,
+    dst: &str,
+    written: usize,
+) -> (Dev, i64) {
+    dev.wait_checkpoints(name, 1);
+    let feeder = Feeder::start(src, 2000, Duration::from_millis(100), Some(3));
+    consume_values_settled(dst, Duration::ZERO, |v| v.len() >= written);
+    dev.kill();
+    let dev = Dev::start(dir);
+    dev.wait_phase(name, "RUNNING");
+    let produced = feeder.finish_after_restart();
+    (dev, produced)
+}
+
 /// `weir dev` is killed (SIGKILL) between checkpoints of a tumbling window
 /// aggregation while records keep arriving, and started again: the
 /// statement resumes from its last checkpoint (operator state and the
@@ -575,17 +598,9 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
     ]);
     // Ids 0..2000 close windows 0..19 (each 100 ids of 10 ms).
     consume_values_until(&dst, |v| v.len() >= 19);
-    // A checkpoint holds window 19 open; the kill comes as soon as the
-    // feeder's first records close more windows, before the next
-    // checkpoint (2 s apart) can cover them.
-    dev.wait_checkpoints("per-second", 1);
-    let feeder = Feeder::start(&src, 2000, Duration::from_millis(100), Some(3));
-    consume_values_settled(&dst, Duration::ZERO, |v| v.len() >= 21);
-    dev.kill();
-
-    let dev = Dev::start(&dir);
-    dev.wait_phase("per-second", "RUNNING");
-    let produced = feeder.finish_after_restart();
+    // A checkpoint holds window 19 open; the feeder's first records close
+    // windows 19 and 20.
+    let (dev, produced) = crash_between_checkpoints(dev, &dir, "per-second", &src, &dst, 21);
     // A record far ahead on every partition moves the watermark (the
     // minimum over partitions) past every window of ids below `produced`.
     let p: FutureProducer = ClientConfig::new()
@@ -703,17 +718,9 @@ fn a_join_recovers_from_its_checkpoint_after_a_crash() {
         ),
     ]);
     consume_values_until(&dst, |v| v.len() >= 2000);
-    // A checkpoint holds the first 2,000 on both inputs; then the kill
-    // comes as soon as the feeder's first pairs are written, before the
-    // next checkpoint (2 s apart) can cover them.
-    dev.wait_checkpoints("pairs", 1);
-    let feeder = Feeder::start(&src, 2000, Duration::from_millis(100), Some(3));
-    consume_values_settled(&dst, Duration::ZERO, |v| v.len() >= 2300);
-    dev.kill();
-
-    let dev = Dev::start(&dir);
-    dev.wait_phase("pairs", "RUNNING");
-    let produced = feeder.finish_after_restart();
+    // A checkpoint holds the first 2,000 on both inputs; the feeder's
+    // first 300 records are paired.
+    let (dev, produced) = crash_between_checkpoints(dev, &dir, "pairs", &src, &dst, 2300);
     let got = consume_values_until(&dst, |v| {
         let distinct: std::collections::BTreeSet<i64> =
             v.iter().map(|x| x["id"].as_i64().unwrap()).collect();

@@ -18,26 +18,19 @@ use std::time::Instant;
 use weir_compute_pool::compile;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::BranchSource;
-use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
 const BATCH: usize = 8192;
 const PER_KEY: usize = 5;
 
 fn plan(sql: &str) -> weir_sql_gateway::StreamingPlan {
-    let def = match weir_sql_gateway::parse(
-        "CREATE TABLE t (k BIGINT, who STRING, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)",
+    let planner = Planner::new();
+    let ctx = CatalogContext::from_ddl(
+        &planner,
+        &["CREATE TABLE t (k BIGINT, who STRING, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)"],
     )
-    .expect("DDL parses")
-    .statement
-    {
-        FlinkStatement::CreateTable { mut def, .. } => {
-            def.topic = "t".into();
-            def
-        }
-        _ => unreachable!(),
-    };
-    let ctx = CatalogContext::in_memory(vec![def]);
-    match analyze(&Planner::new(), sql, &ctx).expect("plans") {
+    .expect("DDL plans");
+    match analyze(&planner, sql, &ctx).expect("plans") {
         Analysis::Streaming { plan, .. } => *plan,
         _ => unreachable!(),
     }

@@ -21,39 +21,29 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use weir_catalog::{KafkaAdmin, TableDef};
+use weir_catalog::KafkaAdmin;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::encode::kafka_records;
 use weir_compute_pool::{compile, BranchSource, StatementEvents, StatementTask, Worker};
-use weir_sql_gateway::{
-    analyze, Analysis, CatalogContext, FlinkStatement, Planner, SinkSpec, StreamingPlan,
-};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner, SinkSpec, StreamingPlan};
 
 const SQL: &str =
     "INSERT INTO big SELECT id, UPPER(who) AS who, amount * 2 AS total FROM orders WHERE amount > 50";
 const BATCH: usize = 8192;
 
-fn table(ddl: &str, topic: &str) -> TableDef {
-    match weir_sql_gateway::parse(ddl).expect("DDL parses").statement {
-        FlinkStatement::CreateTable { mut def, .. } => {
-            def.topic = topic.to_string();
-            def
-        }
-        _ => unreachable!(),
-    }
-}
-
 fn plan(src_topic: &str, dst_topic: &str) -> StreamingPlan {
-    let orders = table(
-        "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, country STRING, note STRING, tags ARRAY<STRING>)",
-        src_topic,
-    );
-    let big = table(
-        "CREATE TABLE big (id BIGINT, who STRING, total DOUBLE) DISTRIBUTED BY HASH(id) INTO 2 BUCKETS",
-        dst_topic,
-    );
-    let ctx = CatalogContext::in_memory(vec![orders, big]);
-    match analyze(&Planner::new(), SQL, &ctx).expect("plans") {
+    let planner = Planner::new();
+    let mut ctx = CatalogContext::from_ddl(
+        &planner,
+        &[
+            "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, country STRING, note STRING, tags ARRAY<STRING>)",
+            "CREATE TABLE big (id BIGINT, who STRING, total DOUBLE) DISTRIBUTED BY HASH(id) INTO 2 BUCKETS",
+        ],
+    )
+    .expect("DDL plans");
+    ctx.tables[0].1.topic = src_topic.to_string();
+    ctx.tables[1].1.topic = dst_topic.to_string();
+    match analyze(&planner, SQL, &ctx).expect("plans") {
         Analysis::Streaming { plan, .. } => *plan,
         _ => unreachable!(),
     }

@@ -192,6 +192,18 @@ impl Side {
     }
 }
 
+/// The columns of a pair in output order, from the input's (`mine`, on the
+/// right when `right`) and the other side's.
+fn left_then_right(right: bool, mine: Vec<ArrayRef>, theirs: Vec<ArrayRef>) -> Vec<ArrayRef> {
+    let (mut cols, rest) = if right {
+        (theirs, mine)
+    } else {
+        (mine, theirs)
+    };
+    cols.extend(rest);
+    cols
+}
+
 /// The regular join operator.
 pub struct Join {
     sides: [Side; 2],
@@ -376,8 +388,7 @@ impl Join {
                     .iter()
                     .map(|a| take(a, &idx, None))
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut cols = if right { oc.clone() } else { mine.clone() };
-                cols.extend(if right { mine } else { oc.clone() });
+                let cols = left_then_right(right, mine, oc.clone());
                 let pairs = RecordBatch::try_new_with_options(
                     self.pairs.clone(),
                     cols,
@@ -396,11 +407,11 @@ impl Join {
 
         let inner = !input.outer && !other.outer;
         let mut out = Emitted::default();
+        let mut matched: Vec<usize> = vec![];
         for i in 0..n {
             let op = c.op(i);
-            let matched: Vec<usize> = (cand_offsets[i]..cand_offsets[i + 1])
-                .filter(|k| passes(*k))
-                .collect();
+            matched.clear();
+            matched.extend((cand_offsets[i]..cand_offsets[i + 1]).filter(|k| passes(*k)));
             let mut bucket = if matched.is_empty() {
                 None
             } else {
@@ -470,12 +481,7 @@ impl Join {
                 .map(|t| new_null_array(t, rows))
                 .collect(),
         };
-        let (mut cols, rest) = if right {
-            (theirs, mine)
-        } else {
-            (mine, theirs)
-        };
-        cols.extend(rest);
+        let cols = left_then_right(right, mine, theirs);
         let batch = RecordBatch::try_new_with_options(
             self.output.clone(),
             cols,

@@ -113,6 +113,13 @@ pub enum Target {
     Stage { index: usize, right: bool },
 }
 
+impl Target {
+    /// Input `right` (or the only input) of stage `index`.
+    fn input(index: usize, right: bool) -> Target {
+        Target::Stage { index, right }
+    }
+}
+
 /// A source and the operators from it to its target.
 #[derive(Debug)]
 pub struct Branch {
@@ -481,7 +488,7 @@ impl Compiler {
                     output_schema,
                 )?);
                 let index = self.stage(op, above, target);
-                self.node(input, &mut vec![], index)?;
+                self.node(input, &mut vec![], Target::input(index, false))?;
             }
             PlanNode::GroupAggregate {
                 input,
@@ -498,7 +505,7 @@ impl Compiler {
                     !input.is_append_only(),
                 )?);
                 let index = self.stage(op, above, target);
-                self.node(input, &mut vec![], index)?;
+                self.node(input, &mut vec![], Target::input(index, false))?;
             }
             PlanNode::Join {
                 left,
@@ -520,31 +527,19 @@ impl Compiler {
                     (right_schema, !right.is_append_only()),
                     output_schema,
                 )?));
-                let Target::Stage { index, .. } = self.stage(op, above, target) else {
-                    unreachable!("a stage is a stage")
-                };
-                self.node(
-                    left,
-                    &mut vec![],
-                    Target::Stage {
-                        index,
-                        right: false,
-                    },
-                )?;
-                self.node(right, &mut vec![], Target::Stage { index, right: true })?;
+                let index = self.stage(op, above, target);
+                self.node(left, &mut vec![], Target::input(index, false))?;
+                self.node(right, &mut vec![], Target::input(index, true))?;
             }
         }
         Ok(())
     }
 
-    /// Adds a stage with the operators `above` it; returns its (left) input.
-    fn stage(&mut self, op: StatefulOp, above: &mut Vec<Operator>, target: Target) -> Target {
+    /// Adds a stage with the operators `above` it; returns its index.
+    fn stage(&mut self, op: StatefulOp, above: &mut Vec<Operator>, target: Target) -> usize {
         let tail = above.drain(..).rev().collect();
         self.stages.push(Stage { op, tail, target });
-        Target::Stage {
-            index: self.stages.len() - 1,
-            right: false,
-        }
+        self.stages.len() - 1
     }
 }
 

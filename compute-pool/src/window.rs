@@ -170,6 +170,20 @@ struct WindowState {
     accs: Vec<Box<dyn GroupsAccumulator>>,
 }
 
+impl WindowState {
+    /// A window with no group yet.
+    fn new(converter: &RowConverter, aggs: &[Aggregate]) -> Result<WindowState, EngineError> {
+        Ok(WindowState {
+            groups: HashMap::new(),
+            keys: converter.empty_rows(0, 0),
+            accs: aggs
+                .iter()
+                .map(groups_accumulator)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// The window aggregation operator.
 pub struct WindowAggregate {
     window: WindowSpec,
@@ -331,15 +345,9 @@ impl WindowAggregate {
         for (w, idx) in per_window {
             let state = match self.open.entry(w) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(WindowState {
-                    groups: HashMap::new(),
-                    keys: self.converter.empty_rows(0, 0),
-                    accs: self
-                        .aggs
-                        .iter()
-                        .map(groups_accumulator)
-                        .collect::<Result<_, _>>()?,
-                }),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(WindowState::new(&self.converter, &self.aggs)?)
+                }
             };
             let mut group_of = Vec::with_capacity(idx.len());
             if rows.is_none() && state.groups.is_empty() {
@@ -449,15 +457,7 @@ impl WindowAggregate {
             let start = b.column(0).as_primitive::<Int64Type>().value(0);
             let end = b.column(1).as_primitive::<Int64Type>().value(0);
             let keys = b.column(2).as_binary::<i32>();
-            let mut w = WindowState {
-                groups: HashMap::new(),
-                keys: self.converter.empty_rows(0, 0),
-                accs: self
-                    .aggs
-                    .iter()
-                    .map(groups_accumulator)
-                    .collect::<Result<_, _>>()?,
-            };
+            let mut w = WindowState::new(&self.converter, &self.aggs)?;
             if self.key_types.is_empty() {
                 w.groups.insert(Box::from(&[][..]), 0);
             } else {

@@ -44,7 +44,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use weir_compute_pool::changelog::kind_name;
 use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions, MemoryPoll, MemoryRecord};
-use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,19 +141,8 @@ fn main() {
 }
 
 fn catalog(tables: &[String]) -> Result<CatalogContext, Failed> {
-    let planner = Planner::new();
-    let mut ctx = CatalogContext::in_memory(vec![]);
-    for ddl in tables {
-        let parsed = weir_sql_gateway::parse(ddl).map_err(|e| format!("DDL {ddl}: {e}"))?;
-        let FlinkStatement::CreateTable { mut def, .. } = parsed.statement else {
-            return Err(format!("not a CREATE TABLE: {ddl}").into());
-        };
-        planner
-            .resolve_computed(&mut def)
-            .map_err(|e| format!("DDL {ddl}: {e}"))?;
-        ctx.tables.push(("cluster_0".into(), def));
-    }
-    Ok(ctx)
+    let ddl: Vec<&str> = tables.iter().map(String::as_str).collect();
+    CatalogContext::from_ddl(&Planner::new(), &ddl).map_err(|e| format!("DDL {ddl:?}: {e}").into())
 }
 
 fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {

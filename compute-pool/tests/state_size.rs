@@ -2,27 +2,19 @@
 //! statement metrics of the same names) follows the keys they hold; and how
 //! a join's inputs are wired to it.
 
-use weir_catalog::TableDef;
 use weir_compute_pool::compile;
 use weir_compute_pool::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::{BranchSource, CompiledPlan, StatefulOp, Target};
-use weir_sql_gateway::{analyze, Analysis, CatalogContext, FlinkStatement, Planner};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
 fn compiled(sql: &str) -> CompiledPlan {
-    let def: TableDef = match weir_sql_gateway::parse(
-        "CREATE TABLE t (k BIGINT, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)",
+    let planner = Planner::new();
+    let ctx = CatalogContext::from_ddl(
+        &planner,
+        &["CREATE TABLE t (k BIGINT, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)"],
     )
-    .unwrap()
-    .statement
-    {
-        FlinkStatement::CreateTable { mut def, .. } => {
-            def.topic = "t".into();
-            def
-        }
-        _ => unreachable!(),
-    };
-    let ctx = CatalogContext::in_memory(vec![def]);
-    match analyze(&Planner::new(), sql, &ctx).unwrap() {
+    .unwrap();
+    match analyze(&planner, sql, &ctx).unwrap() {
         Analysis::Streaming { plan, .. } => compile(&plan).unwrap(),
         _ => unreachable!(),
     }

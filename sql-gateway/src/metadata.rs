@@ -66,6 +66,25 @@ impl CatalogContext {
         }
     }
 
+    /// [`CatalogContext::in_memory`] with the tables these `CREATE TABLE`
+    /// statements declare (each on the topic of its name), computed columns
+    /// resolved as `CREATE TABLE` does.
+    pub fn from_ddl(planner: &crate::Planner, ddl: &[&str]) -> Result<CatalogContext, SqlError> {
+        let mut tables = Vec::with_capacity(ddl.len());
+        for d in ddl {
+            let crate::FlinkStatement::CreateTable { mut def, .. } = crate::parse(d)?.statement
+            else {
+                return Err(SqlError::validation(
+                    format!("not a CREATE TABLE: {d}"),
+                    None,
+                ));
+            };
+            planner.resolve_computed(&mut def)?;
+            tables.push(def);
+        }
+        Ok(CatalogContext::in_memory(tables))
+    }
+
     /// Loads the catalog of `org`/`env`, with the current database from
     /// `sql.current-database` (by name or id; default: the first cluster).
     pub async fn load(

@@ -317,6 +317,7 @@ impl PlanNode {
             PlanNode::Join {
                 left,
                 right,
+                left_schema,
                 right_schema,
                 on,
                 ..
@@ -326,8 +327,7 @@ impl PlanNode {
                 // key alone when the join keys cover the right input's key.
                 let lk = left.upsert_key()?;
                 let rk = right.upsert_key()?;
-                let width = left.output_width();
-                debug_assert_eq!(width + right.output_width(), self.output_width());
+                let width = left_schema.fields().len();
                 let covered = rk.iter().all(|k| {
                     on.iter().any(|(_, r)| {
                         matches!(r.clone().unalias_nested().data, Expr::Column(c) if right_schema.index_of_column(&c).ok() == Some(*k))
@@ -340,20 +340,6 @@ impl PlanNode {
                 Some(key)
             }
             _ => None,
-        }
-    }
-
-    /// The number of columns this subtree emits.
-    pub fn output_width(&self) -> usize {
-        match self {
-            PlanNode::Source(s) => s.schema.fields().len(),
-            PlanNode::Values { batch } => batch.num_columns(),
-            PlanNode::Filter { input, .. } | PlanNode::Limit { input, .. } => input.output_width(),
-            PlanNode::Project { exprs, .. } => exprs.len(),
-            PlanNode::Union { inputs } => inputs[0].output_width(),
-            PlanNode::WindowAggregate { output_schema, .. }
-            | PlanNode::GroupAggregate { output_schema, .. }
-            | PlanNode::Join { output_schema, .. } => output_schema.fields().len(),
         }
     }
 

@@ -1,30 +1,24 @@
 //! Planning SELECT and INSERT against a catalog: the plans' shapes, their
 //! output schemas, and the errors users get.
 
-use weir_catalog::TableDef;
 use weir_sql_gateway::{
-    analyze, Analysis, CatalogContext, FlinkStatement, JoinKind, PlanNode, Planner, SinkSpec,
-    SqlError, StartupMode, StreamingPlan,
+    analyze, Analysis, CatalogContext, JoinKind, PlanNode, Planner, SinkSpec, SqlError,
+    StartupMode, StreamingPlan,
 };
 
-fn table(ddl: &str) -> TableDef {
-    match weir_sql_gateway::parse(ddl).unwrap().statement {
-        FlinkStatement::CreateTable { def, .. } => def,
-        other => panic!("{other:?}"),
-    }
-}
-
 fn ctx() -> CatalogContext {
-    CatalogContext::in_memory(vec![
-        table(
+    CatalogContext::from_ddl(
+        &Planner::new(),
+        &[
             "CREATE TABLE orders (id BIGINT, who STRING, amount DOUBLE, \
-                     address ROW<city STRING, zip STRING>, tags ARRAY<STRING>, \
-                     big_amount AS amount * 100, \
-                     ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
-                     WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
-        ),
-        table("CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)"),
-    ])
+             address ROW<city STRING, zip STRING>, tags ARRAY<STRING>, \
+             big_amount AS amount * 100, \
+             ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
+             WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
+            "CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)",
+        ],
+    )
+    .unwrap()
 }
 
 fn plan(sql: &str) -> StreamingPlan {

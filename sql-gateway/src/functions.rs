@@ -4,7 +4,10 @@
 //! arguments or syntax differ are rewritten on the SQL syntax tree before
 //! planning ([`rewrite_flink_calls`]): `IF(c, a, b)`, `MOD(a, b)`,
 //! `LOCATE(needle, haystack)`, `DATE_FORMAT(ts, 'java pattern')`,
-//! `FLOOR(ts TO unit)`, `CEIL(ts TO unit)` and `TO_TIMESTAMP_LTZ(n, 0|3)`. Every other function is looked up under its own (lower-cased) name in
+//! `FLOOR(ts TO unit)`, `CEIL(ts TO unit)`, `TO_TIMESTAMP_LTZ(n, 0|3)`,
+//! `REGEXP_EXTRACT(s, pattern[, group])` (onto `regexp_match`) and
+//! `SPLIT_INDEX(s, delimiter, index)` (onto `string_to_array`, 0-based).
+//! Every other function is looked up under its own (lower-cased) name in
 //! DataFusion's registry, which already agrees with Flink for `UPPER`,
 //! `LOWER`, `TRIM`, `CONCAT`, `CONCAT_WS`, `REPLACE`, `SUBSTRING`, `POSITION`,
 //! `LPAD`, `RPAD`, `INITCAP`, `REGEXP_REPLACE`, `ABS`, `POWER`, `SQRT`,
@@ -153,6 +156,18 @@ fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
                         "arrow_cast(to_timestamp_{unit}({n}), 'Timestamp(Millisecond, Some(\"UTC\"))')"
                     ))?))
                 }
+                // Group k of the pattern is group k + 1 of the pattern in
+                // parentheses, whose group 1 is the whole match (Flink's 0).
+                ("regexp_extract", [text, pattern]) => Ok(Some(parse_expr(&format!(
+                    "regexp_match({text}, concat('(', {pattern}, ')'))[1]"
+                ))?)),
+                ("regexp_extract", [text, pattern, group]) => Ok(Some(parse_expr(&format!(
+                    "regexp_match({text}, concat('(', {pattern}, ')'))[({group}) + 1]"
+                ))?)),
+                ("split_index", [text, delimiter, index]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({index}) < 0 THEN NULL \
+                     ELSE string_to_array({text}, {delimiter})[({index}) + 1] END"
+                ))?)),
                 ("mod", [a, b]) => Ok(Some(parse_expr(&format!("(({a}) % ({b}))"))?)),
                 ("locate", [needle, haystack]) => {
                     Ok(Some(parse_expr(&format!("strpos({haystack}, {needle})"))?))

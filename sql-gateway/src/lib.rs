@@ -10,6 +10,7 @@
 //! Read [`parse`], [`Planner`] and [`StreamingPlan`] first. Errors are
 //! [`SqlError`]s carrying a 1-based line and column wherever the text has one.
 
+mod aggregates;
 mod dialect;
 mod error;
 mod functions;

@@ -303,6 +303,7 @@ fn check_sink_changelog(
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
+        .with_parse_float_as_decimal(true)
         .with_collect_spans(true)
 }
 
@@ -462,11 +463,28 @@ fn hide_rowtime(query: &mut Query) {
 
 impl Planner {
     pub fn new() -> Planner {
-        let mut state = SessionStateBuilder::new().with_default_features().build();
+        // DataFusion's batch rules, less the one that turns an inner join
+        // whose other side only filters into a semi join: the same rows in
+        // a batch, but a streaming semi join's changelog differs from the
+        // join Flink runs (which keeps the join).
+        let rules = datafusion::optimizer::Optimizer::new()
+            .rules
+            .into_iter()
+            .filter(|r| r.name() != "eliminate_join")
+            .collect();
+        let mut state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_optimizer_rules(rules)
+            .build();
         for udf in crate::windows::marker_udfs() {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }
+        datafusion::execution::FunctionRegistry::register_udaf(
+            &mut state,
+            crate::aggregates::avg(),
+        )
+        .expect("registering Flink's AVG");
         Planner { state }
     }
 

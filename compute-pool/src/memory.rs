@@ -63,6 +63,10 @@ pub struct MemoryOutput {
     pub late: u64,
     /// The statement's watermark at the end, in milliseconds.
     pub watermark: Option<i64>,
+    /// Groups (or rows, for a join) held in operator state at the end.
+    pub state_groups: usize,
+    /// Bytes of operator state at the end (the operators' estimate).
+    pub state_bytes: usize,
 }
 
 /// Runs `plan` over `polls` until they are used up (or its `LIMIT` is
@@ -221,5 +225,7 @@ pub fn run_in_memory_with(
         }
     }
     out.late = stages.late() + late_at_source;
+    out.state_groups = stages.state_size().1;
+    out.state_bytes = stages.state_bytes();
     Ok(out)
 }

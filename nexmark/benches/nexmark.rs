@@ -1,1 +1,146 @@
-fn main() {}
+//! Nexmark throughput of the engine alone: every query Weir runs, over the
+//! same generated events, on one thread, with JSON decoding, watermarks and
+//! the operators' state included and the broker left out.
+//!
+//! `cargo bench -p weir-nexmark --bench nexmark` prints events/s per core
+//! (events over the CPU seconds the query took; a query reads only the
+//! topics it names, so `read` says how many of the events it decoded) and
+//! the operator state held at the end. `WEIR_BENCH_EVENTS` sets the event count (default
+//! 1,000,000, 10,000 events per second of event time, so 100 s of
+//! auctions), `WEIR_BENCH_QUERIES` a comma-separated subset (`q0,q5`).
+//!
+//! Records reach the engine as polls of one table's records from each
+//! second of events, as a consumer of three topics would see them; within
+//! the 4 s watermark delay, so no record is late.
+
+use std::time::Instant;
+
+use weir_compute_pool::{compile, run_in_memory, BranchSource, MemoryPoll, MemoryRecord};
+use weir_nexmark::queries::{QUERIES, TABLES};
+use weir_nexmark::{Generator, GeneratorConfig};
+use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
+
+const RATE: u64 = 10_000;
+
+/// User + system CPU seconds of this process so far (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, fields 14 and 15 of /proc/PID/stat: indexes 11 and
+    // 12 after the command name; 100 clock ticks per second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn polls(events: u64) -> Vec<MemoryPoll> {
+    let generator = Generator::new(GeneratorConfig {
+        events,
+        events_per_second: RATE,
+        ..Default::default()
+    });
+    let mut polls = vec![];
+    let mut offsets = [0i64; 3];
+    let mut second: Vec<Vec<MemoryRecord>> = vec![vec![], vec![], vec![]];
+    let flush = |second: &mut Vec<Vec<MemoryRecord>>, polls: &mut Vec<MemoryPoll>| {
+        for (table, records) in ["person", "auction", "bid"].iter().zip(second.iter_mut()) {
+            if let Some(first) = records.first() {
+                polls.push(MemoryPoll {
+                    topic: table.to_string(),
+                    at_ms: first.timestamp_ms,
+                    records: std::mem::take(records),
+                });
+            }
+        }
+    };
+    for (n, e) in generator.enumerate() {
+        let t = ["person", "auction", "bid"]
+            .iter()
+            .position(|t| *t == e.table())
+            .expect("a table");
+        second[t].push(MemoryRecord {
+            partition: 0,
+            offset: offsets[t],
+            timestamp_ms: e.timestamp_ms(),
+            key: None,
+            value: Some(e.to_json()),
+        });
+        offsets[t] += 1;
+        if (n as u64 + 1).is_multiple_of(RATE) {
+            flush(&mut second, &mut polls);
+        }
+    }
+    flush(&mut second, &mut polls);
+    polls
+}
+
+fn main() {
+    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let only: Option<Vec<String>> = std::env::var("WEIR_BENCH_QUERIES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let t = Instant::now();
+    let polls = polls(events);
+    let bytes: usize = polls
+        .iter()
+        .flat_map(|p| &p.records)
+        .map(|r| r.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    println!(
+        "Nexmark, engine alone: {events} events ({} MB of JSON, generated in {:.1} s), one thread",
+        bytes / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<5} {:>14} {:>8} {:>10} {:>10} {:>11} {:>9} {:>8}",
+        "query", "events/s/core", "CPU s", "read", "rows out", "state rows", "state MB", "B/row"
+    );
+    let planner = Planner::new();
+    let ctx = CatalogContext::from_ddl(&planner, &TABLES).expect("the DDL plans");
+    for q in QUERIES {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == q.name))
+        {
+            continue;
+        }
+        let Ok(Analysis::Streaming { plan, .. }) = analyze(&planner, q.sql, &ctx) else {
+            panic!("{} does not plan", q.name)
+        };
+        // Records of the topics the query reads (the events/s figure counts
+        // every event, as Flink's suite does with its one generated table).
+        let topics: Vec<String> = compile(&plan)
+            .expect("compiles")
+            .branches
+            .iter()
+            .filter_map(|b| match &b.source {
+                BranchSource::Kafka(spec) => Some(spec.table.topic.clone()),
+                BranchSource::Values(_) => None,
+            })
+            .collect();
+        let read: usize = polls
+            .iter()
+            .filter(|p| topics.contains(&p.topic))
+            .map(|p| p.records.len())
+            .sum();
+        let cpu = cpu_seconds();
+        let out = run_in_memory(&plan, &polls).expect("runs");
+        let cpu = cpu_seconds() - cpu;
+        assert_eq!(out.late, 0, "{}: no record is late", q.name);
+        let rows: usize = out.batches.iter().map(|c| c.num_rows()).sum();
+        println!(
+            "{:<5} {:>14.0} {:>8.2} {:>10} {:>10} {:>11} {:>9.1} {:>8.0}",
+            q.name,
+            events as f64 / cpu,
+            cpu,
+            read,
+            rows,
+            out.state_groups,
+            out.state_bytes as f64 / 1e6,
+            out.state_bytes as f64 / out.state_groups.max(1) as f64,
+        );
+    }
+}

@@ -12,7 +12,8 @@
 //!
 //! Watermarks and window aggregation are in [`window`], group aggregation
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
-//! in [`checkpoint`]; joins and Top-N are not here yet.
+//! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
+//! [`topn`].
 
 pub mod changelog;
 pub mod checkpoint;
@@ -25,6 +26,7 @@ mod kafka;
 pub mod memory;
 pub mod pipeline;
 mod results;
+pub mod topn;
 pub mod window;
 mod worker;
 

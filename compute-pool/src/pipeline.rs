@@ -23,6 +23,7 @@ use crate::changelog::Changes;
 use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
 use crate::join::Join;
+use crate::topn::TopN;
 use crate::window::WindowAggregate;
 use crate::EngineError;
 
@@ -147,6 +148,7 @@ pub enum StatefulOp {
     Window(WindowAggregate),
     Group(GroupAggregate),
     Join(Box<Join>),
+    TopN(Box<TopN>),
 }
 
 impl StatefulOp {
@@ -159,13 +161,14 @@ impl StatefulOp {
             }
             StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
             StatefulOp::Join(j) => j.process(right, c, now),
+            StatefulOp::TopN(t) => t.process(c),
         }
     }
 
     fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         match self {
             StatefulOp::Window(w) => Ok(w.advance(wm)?.into_iter().map(Changes::inserts).collect()),
-            StatefulOp::Group(_) | StatefulOp::Join(_) => Ok(vec![]),
+            StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => Ok(vec![]),
         }
     }
 }
@@ -266,6 +269,7 @@ impl Stages {
                 StatefulOp::Window(w) => w.snapshot(),
                 StatefulOp::Group(g) => g.snapshot(),
                 StatefulOp::Join(j) => j.snapshot(),
+                StatefulOp::TopN(t) => t.snapshot(),
             })
             .collect()
     }
@@ -284,6 +288,7 @@ impl Stages {
                 StatefulOp::Window(w) => w.restore(st)?,
                 StatefulOp::Group(g) => g.restore(st)?,
                 StatefulOp::Join(j) => j.restore(st)?,
+                StatefulOp::TopN(t) => t.restore(st)?,
             }
         }
         Ok(())
@@ -295,7 +300,7 @@ impl Stages {
             .iter()
             .map(|s| match &s.op {
                 StatefulOp::Window(w) => w.late,
-                StatefulOp::Group(_) | StatefulOp::Join(_) => 0,
+                StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => 0,
             })
             .sum()
     }
@@ -310,6 +315,7 @@ impl Stages {
             }
             StatefulOp::Group(op) => (w, g + op.state_size()),
             StatefulOp::Join(op) => (w, g + op.state_size()),
+            StatefulOp::TopN(op) => (w, g + op.state_size()),
         })
     }
 
@@ -322,6 +328,7 @@ impl Stages {
                 StatefulOp::Window(op) => op.state_bytes(),
                 StatefulOp::Group(op) => op.state_bytes(),
                 StatefulOp::Join(op) => op.state_bytes(),
+                StatefulOp::TopN(op) => op.state_bytes(),
             })
             .sum()
     }
@@ -504,6 +511,27 @@ impl Compiler {
                     output_schema,
                     !input.is_append_only(),
                 )?);
+                let index = self.stage(op, above, target);
+                self.node(input, &mut vec![], Target::input(index, false))?;
+            }
+            PlanNode::TopN {
+                input,
+                input_schema,
+                partition_by,
+                order_by,
+                limit,
+                rank,
+                output_schema,
+            } => {
+                let op = StatefulOp::TopN(Box::new(TopN::new(
+                    partition_by,
+                    order_by,
+                    *limit,
+                    *rank,
+                    input_schema,
+                    output_schema,
+                    !input.is_append_only(),
+                )?));
                 let index = self.stage(op, above, target);
                 self.node(input, &mut vec![], Target::input(index, false))?;
             }

@@ -124,6 +124,20 @@ JOIN (
 ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime",
     },
     Query {
+        name: "q9",
+        title: "winning bids (Top-1 over a join)",
+        sql: "SELECT
+    id, itemName, description, initialBid, reserve, dateTime, expires, seller, category, extra,
+    auction, bidder, price, bid_dateTime, bid_extra
+FROM (
+   SELECT A.*, B.auction, B.bidder, B.price, B.dateTime AS bid_dateTime, B.extra AS bid_extra,
+     ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.dateTime ASC) AS rownum
+   FROM auction A, bid B
+   WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
+)
+WHERE rownum <= 1",
+    },
+    Query {
         name: "q15",
         title: "bidding statistics (COUNT DISTINCT with FILTER)",
         sql: "SELECT
@@ -183,6 +197,21 @@ FROM bid
 GROUP BY auction, DATE_FORMAT(dateTime, 'yyyy-MM-dd')",
     },
     Query {
+        name: "q18",
+        title: "last bid per bidder and auction (deduplication)",
+        sql: "SELECT auction, bidder, price, channel, url, dateTime, extra
+ FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY dateTime DESC) AS rank_number
+       FROM bid)
+ WHERE rank_number <= 1",
+    },
+    Query {
+        name: "q19",
+        title: "top 10 bids per auction (Top-N with row numbers)",
+        sql: "SELECT * FROM
+(SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rank_number FROM bid)
+WHERE rank_number <= 10",
+    },
+    Query {
         name: "q20",
         title: "expand bid with auction (filtered join)",
         sql: "SELECT
@@ -225,14 +254,11 @@ pub const NOT_RUN: &[(&str, &str)] = &[
         "q6",
         "OVER (PARTITION BY seller ROWS 10 PRECEDING) over a join's update stream; Flink cannot run it either",
     ),
-    ("q9", "needs Top-N (ROW_NUMBER() OVER ... <= 1)"),
     ("q10", "writes to a partitioned filesystem sink; Weir's sinks are Kafka topics"),
     ("q11", "needs SESSION windows"),
     ("q12", "needs PROCTIME() and CREATE VIEW"),
     ("q13", "a lookup join against a bounded filesystem table"),
     ("q14", "calls a Java user-defined function (count_char)"),
-    ("q18", "needs deduplication (ROW_NUMBER() OVER ... <= 1)"),
-    ("q19", "needs Top-N (ROW_NUMBER() OVER ... <= 10)"),
 ];
 
 /// The query named `name`.

@@ -364,6 +364,93 @@ fn q8_finds_new_users_who_sell_in_the_same_window() {
     check("q8", multiset(want));
 }
 
+/// Every column of a bid, in table order.
+fn bid_columns(b: &Bid) -> String {
+    format!(
+        "{}, {}, {}, {}, {}, {}, {}",
+        b.auction, b.bidder, b.price, b.channel, b.url, b.date_time, b.extra
+    )
+}
+
+/// An auction's columns after its id, as q9 and q20 output them.
+fn auction_columns(a: &Auction) -> String {
+    format!(
+        "{}, {}, {}, {}, {}, {}, {}, {}, {}",
+        a.item_name,
+        a.description,
+        a.initial_bid,
+        a.reserve,
+        a.date_time,
+        a.expires,
+        a.seller,
+        a.category,
+        a.extra
+    )
+}
+
+fn auction_and_bid(a: &Auction, b: &Bid) -> String {
+    format!(
+        "{}, {}, {}, {}, {}, {}, {}",
+        a.id,
+        auction_columns(a),
+        b.auction,
+        b.bidder,
+        b.price,
+        b.date_time,
+        b.extra
+    )
+}
+
+#[test]
+fn q9_finds_each_auctions_winning_bid() {
+    let i = input();
+    let mut want = vec![];
+    for a in &i.auctions {
+        // Highest price, then earliest time, then first to arrive.
+        let mut best: Option<&Bid> = None;
+        for b in &i.bids {
+            if a.id == b.auction && a.date_time <= b.date_time && b.date_time <= a.expires {
+                let better = best.is_none_or(|w| (b.price, -b.date_time) > (w.price, -w.date_time));
+                if better {
+                    best = Some(b);
+                }
+            }
+        }
+        if let Some(b) = best {
+            want.push(auction_and_bid(a, b));
+        }
+    }
+    check("q9", multiset(want));
+}
+
+#[test]
+fn q18_keeps_each_bidders_last_bid_per_auction() {
+    let mut last: BTreeMap<(i64, i64), &Bid> = BTreeMap::new();
+    for b in &input().bids {
+        // Event time never goes back here, so the last to arrive is kept.
+        last.insert((b.bidder, b.auction), b);
+    }
+    let want = last.values().map(|b| bid_columns(b));
+    check("q18", multiset(want));
+}
+
+#[test]
+fn q19_ranks_the_ten_highest_bids_per_auction() {
+    let mut per_auction: BTreeMap<i64, Vec<&Bid>> = BTreeMap::new();
+    for b in &input().bids {
+        per_auction.entry(b.auction).or_default().push(b);
+    }
+    let mut want = vec![];
+    for bids in per_auction.values_mut() {
+        // Stable: equal prices keep their arrival order.
+        bids.sort_by_key(|b| std::cmp::Reverse(b.price));
+        for (rank, b) in bids.iter().take(10).enumerate() {
+            want.push(format!("{}, {}", bid_columns(b), rank + 1));
+        }
+    }
+    check("q19", multiset(want));
+}
+
 /// Counts of q15 and q16 over some bids: all, and per price rank.
 fn rank_stats<'a>(bids: impl Iterator<Item = &'a Bid> + Clone) -> String {
     let ranks: [fn(i64) -> bool; 4] = [
@@ -463,25 +550,7 @@ fn q20_expands_bids_with_their_auction() {
     let auctions: HashMap<i64, &Auction> = i.auctions.iter().map(|a| (a.id, a)).collect();
     let want = i.bids.iter().filter_map(|b| {
         let a = auctions.get(&b.auction).filter(|a| a.category == 10)?;
-        Some(format!(
-            "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
-            b.auction,
-            b.bidder,
-            b.price,
-            b.channel,
-            b.url,
-            b.date_time,
-            b.extra,
-            a.item_name,
-            a.description,
-            a.initial_bid,
-            a.reserve,
-            a.date_time,
-            a.expires,
-            a.seller,
-            a.category,
-            a.extra
-        ))
+        Some(format!("{}, {}", bid_columns(b), auction_columns(a)))
     });
     check("q20", multiset(want));
 }

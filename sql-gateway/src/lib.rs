@@ -30,8 +30,8 @@ pub use metadata::{
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
-    GroupColumn, JoinKind, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind,
-    WindowSpec,
+    GroupColumn, JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan,
+    WindowKind, WindowSpec,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::DFSchemaRef;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, SortExpr};
 use weir_catalog::TableDef;
 
 /// Where a Kafka source starts when the statement has no stored offsets.
@@ -232,11 +232,39 @@ pub enum PlanNode {
         null_equal: bool,
         output_schema: DFSchemaRef,
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the
+    /// first `limit` rows of each partition: Flink's Top-N, or its
+    /// deduplication. Output: the input's columns, then the row number
+    /// (NULL unless `rank` is [`RankOutput::RowNumbers`]: nothing above
+    /// reads it).
+    TopN {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        /// Over `input_schema`.
+        partition_by: Vec<Expr>,
+        /// Over `input_schema`; never empty.
+        order_by: Vec<SortExpr>,
+        limit: usize,
+        rank: RankOutput,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
         fetch: usize,
     },
+}
+
+/// What a Top-N emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankOutput {
+    /// Rows entering (`+I`) and leaving (`-D`) the top N.
+    Rows,
+    /// The row number is read above: `-U`/`+U` for every rank that changes.
+    RowNumbers,
+    /// `ROW_NUMBER() ... = 1` ordered by a time attribute: one row per
+    /// partition, `-U`/`+U` when it is replaced. `keep_last`: `DESC`.
+    Deduplicate { keep_last: bool },
 }
 
 impl PlanNode {
@@ -249,7 +277,8 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAggregate { input, .. }
-            | PlanNode::GroupAggregate { input, .. } => input.is_bounded(),
+            | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::TopN { input, .. } => input.is_bounded(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
             PlanNode::Join { left, right, .. } => left.is_bounded() && right.is_bounded(),
         }
@@ -263,6 +292,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::TopN { input, .. }
             | PlanNode::Limit { input, .. } => input.sources(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
             PlanNode::Join { left, right, .. } => {
@@ -278,7 +308,7 @@ impl PlanNode {
         match self {
             PlanNode::Source(_) | PlanNode::Values { .. } => true,
             PlanNode::WindowAggregate { .. } => true,
-            PlanNode::GroupAggregate { .. } => false,
+            PlanNode::GroupAggregate { .. } | PlanNode::TopN { .. } => false,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
@@ -296,6 +326,30 @@ impl PlanNode {
     pub fn upsert_key(&self) -> Option<Vec<usize>> {
         match self {
             PlanNode::GroupAggregate { keys, .. } => Some((0..keys.len()).collect()),
+            // One current row per partition and rank: the partition columns
+            // and the row number, or the partition columns alone for a top 1.
+            PlanNode::TopN {
+                partition_by,
+                input_schema,
+                limit,
+                rank,
+                output_schema,
+                ..
+            } => {
+                let mut key = partition_by
+                    .iter()
+                    .map(|p| match p.clone().unalias_nested().data {
+                        Expr::Column(c) => input_schema.index_of_column(&c).ok(),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                match rank {
+                    RankOutput::RowNumbers => key.push(output_schema.fields().len() - 1),
+                    _ if *limit == 1 => {}
+                    _ => return None,
+                }
+                Some(key)
+            }
             PlanNode::Filter { input, .. } | PlanNode::Limit { input, .. } => input.upsert_key(),
             PlanNode::Project {
                 input,
@@ -358,6 +412,36 @@ impl PlanNode {
                         .join(", ")
                 )
             }),
+            PlanNode::TopN {
+                partition_by,
+                order_by,
+                limit,
+                rank,
+                ..
+            } => Some(format!(
+                "the {} ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) <= {limit}, which {}",
+                if matches!(rank, RankOutput::Deduplicate { .. }) {
+                    "deduplication"
+                } else {
+                    "Top-N"
+                },
+                partition_by
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order_by
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match rank {
+                    RankOutput::Rows => "deletes the rows that leave the top N",
+                    RankOutput::RowNumbers => "updates the rows whose rank changes",
+                    RankOutput::Deduplicate { .. } =>
+                        "updates a key's row when another replaces it",
+                }
+            )),
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
@@ -437,6 +521,29 @@ impl PlanNode {
                 keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
             ),
+            PlanNode::TopN {
+                partition_by,
+                order_by,
+                limit,
+                rank,
+                input,
+                ..
+            } => writeln!(
+                out,
+                "{pad}{}: partition=[{}] order=[{}] n={limit} output={} changelog={mode} consumes={} state={} per partition [{}]",
+                if matches!(rank, RankOutput::Deduplicate { .. }) { "Deduplicate" } else { "TopN" },
+                partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                order_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                match rank {
+                    RankOutput::Rows => "rows",
+                    RankOutput::RowNumbers => "rows with row number",
+                    RankOutput::Deduplicate { keep_last: true } => "last row",
+                    RankOutput::Deduplicate { keep_last: false } => "first row",
+                },
+                input.changelog(),
+                if input.is_append_only() { "the top N rows" } else { "every row" },
+                partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
             PlanNode::Join {
                 kind,
                 on,
@@ -460,6 +567,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::TopN { input, .. }
             | PlanNode::Limit { input, .. } => input.explain_into(depth + 1, out),
             PlanNode::Union { inputs } => {
                 for i in inputs {

@@ -31,7 +31,9 @@ use crate::functions::{datafusion_name, rewrite_flink_calls};
 use crate::hints::TableHints;
 use crate::metadata::CatalogContext;
 use crate::parser::{parse, FlinkStatement};
-use crate::plan::{JoinKind, PlanNode, SinkSpec, SourceSpec, StartupMode, StreamingPlan};
+use crate::plan::{
+    JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan,
+};
 
 /// What a statement turns into.
 #[derive(Debug)]
@@ -300,10 +302,83 @@ fn check_sink_changelog(
     }
 }
 
+fn strip_alias(plan: &LogicalPlan) -> &LogicalPlan {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => strip_alias(&a.input),
+        other => other,
+    }
+}
+
+/// The row number's column when `plan` filters a lone `ROW_NUMBER()`
+/// window (directly or through a projection): a Top-N.
+fn rank_filter(plan: &LogicalPlan) -> Option<String> {
+    let LogicalPlan::Filter(f) = strip_alias(plan) else {
+        return None;
+    };
+    let w = match strip_alias(&f.input) {
+        LogicalPlan::Window(w) => w,
+        LogicalPlan::Projection(p) => match strip_alias(&p.input) {
+            LogicalPlan::Window(w) => w,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let [e] = w.window_expr.as_slice() else {
+        return None;
+    };
+    match e.clone().unalias_nested().data {
+        Expr::WindowFunction(wf) if wf.fun.name() == "row_number" => {
+            Some(w.schema.field(w.schema.fields().len() - 1).name().clone())
+        }
+        _ => None,
+    }
+}
+
+enum RankBound {
+    AtMost(u64),
+    /// `rn >= 1` or `rn > 0`: always true.
+    AtLeastOne,
+}
+
+/// A bound on the row number column `rn`: `rn <= n`, `rn < n`, `rn = 1`
+/// (either way round).
+fn rank_bound(e: &Expr, rn: &str) -> Option<RankBound> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    let value = |e: &Expr| match e {
+        Expr::Literal(v, _) => v.cast_to(&DataType::Int64).ok().and_then(|v| match v {
+            datafusion::common::ScalarValue::Int64(Some(n)) => Some(n),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let is_rn = |e: &Expr| matches!(e, Expr::Column(c) if c.name == rn);
+    let (op, n) = if is_rn(left) {
+        (*op, value(right)?)
+    } else if is_rn(right) {
+        (op.swap()?, value(left)?)
+    } else {
+        return None;
+    };
+    let at_most = |n: i64| Some(RankBound::AtMost(n.max(0) as u64));
+    match op {
+        Operator::LtEq => at_most(n),
+        Operator::Lt => at_most(n - 1),
+        Operator::Eq if n == 1 => at_most(1),
+        Operator::GtEq if n <= 1 => Some(RankBound::AtLeastOne),
+        Operator::Gt if n <= 0 => Some(RankBound::AtLeastOne),
+        _ => None,
+    }
+}
+
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
         .with_parse_float_as_decimal(true)
+        // Flink orders NULL before every value: ASC NULLS FIRST, DESC NULLS LAST.
+        .with_default_null_ordering(datafusion::sql::planner::NullOrdering::NullsMin)
         .with_collect_spans(true)
 }
 
@@ -851,11 +926,25 @@ impl Planner {
     /// Translates a logical plan into streaming operators.
     fn convert(&self, plan: &LogicalPlan, top: bool, sql: &str) -> Result<PlanNode, SqlError> {
         Ok(match plan {
-            LogicalPlan::Projection(p) => PlanNode::Project {
-                input: Box::new(self.convert(&p.input, false, sql)?),
-                exprs: p.expr.clone(),
-                input_schema: p.input.schema().clone(),
-            },
+            LogicalPlan::Projection(p) => {
+                let input = match rank_filter(&p.input) {
+                    // The row number is output only if the projection reads it.
+                    Some(rn) => {
+                        let used = p
+                            .expr
+                            .iter()
+                            .any(|e| e.column_refs().iter().any(|c| c.name == rn));
+                        self.top_n(&p.input, used, sql)?
+                    }
+                    None => self.convert(&p.input, false, sql)?,
+                };
+                PlanNode::Project {
+                    input: Box::new(input),
+                    exprs: p.expr.clone(),
+                    input_schema: p.input.schema().clone(),
+                }
+            }
+            LogicalPlan::Filter(_) if rank_filter(plan).is_some() => self.top_n(plan, true, sql)?,
             LogicalPlan::Filter(f) => PlanNode::Filter {
                 input: Box::new(self.convert(&f.input, false, sql)?),
                 predicate: f.predicate.clone(),
@@ -1006,18 +1095,116 @@ impl Planner {
                     LogicalPlan::Sort(_) => {
                         "ORDER BY (streams can only be ordered by a time attribute)"
                     }
-                    LogicalPlan::Window(_) => "OVER windows",
+                    LogicalPlan::Window(_) => {
+                        "OVER windows, except ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
+                    }
                     LogicalPlan::Distinct(_) => "DISTINCT",
                     LogicalPlan::Limit(_) => "LIMIT inside a subquery",
                     LogicalPlan::Unnest(_) => "UNNEST",
                     _ => "this operator",
                 };
                 return Err(SqlError::unsupported(format!(
-                    "Weir does not run {what} yet; stateless SELECT, WHERE, UNION ALL and VALUES run today (plan node: {})",
+                    "Weir does not run {what} yet (plan node: {})",
                     other.display()
                 )));
             }
         })
+    }
+
+    /// A filter on a `ROW_NUMBER()` (see [`rank_filter`]) as a Top-N;
+    /// `row_number`: something above reads the row number.
+    fn top_n(&self, plan: &LogicalPlan, row_number: bool, sql: &str) -> Result<PlanNode, SqlError> {
+        use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+        let LogicalPlan::Filter(f) = strip_alias(plan) else {
+            unreachable!("rank_filter matched a filter")
+        };
+        let (middle, w) = match strip_alias(&f.input) {
+            LogicalPlan::Window(w) => (None, w),
+            LogicalPlan::Projection(p) => match strip_alias(&p.input) {
+                LogicalPlan::Window(w) => (Some(p), w),
+                _ => unreachable!("rank_filter matched a window"),
+            },
+            _ => unreachable!("rank_filter matched a window"),
+        };
+        let Expr::WindowFunction(wf) = w.window_expr[0].clone().unalias_nested().data else {
+            unreachable!("rank_filter matched a window function")
+        };
+        let rn = w.schema.field(w.schema.fields().len() - 1).name().clone();
+        let mut limit: Option<u64> = None;
+        let mut rest = vec![];
+        for c in split_conjunction(&f.predicate) {
+            match rank_bound(c, &rn) {
+                Some(RankBound::AtMost(n)) => limit = Some(limit.map_or(n, |l| l.min(n))),
+                Some(RankBound::AtLeastOne) => {}
+                None if c.column_refs().iter().any(|col| col.name == rn) => {
+                    return Err(SqlError::unsupported(format!(
+                        "the condition {c} on ROW_NUMBER(): Weir keeps the first rows of each partition, with rn <= N, rn < N or rn = 1"
+                    )))
+                }
+                None => rest.push(c.clone()),
+            }
+        }
+        let limit = limit.ok_or_else(|| {
+            SqlError::unsupported(
+                "ROW_NUMBER() without an upper bound on it: a streaming query keeps the first rows of each partition (WHERE rn <= N)",
+            )
+        })?;
+        if limit == 0 {
+            return Err(SqlError::validation(
+                "the condition on ROW_NUMBER() keeps no row (row numbers start at 1)",
+                None,
+            ));
+        }
+        let params = &wf.params;
+        if params.order_by.is_empty() {
+            return Err(SqlError::validation(
+                "ROW_NUMBER() OVER needs ORDER BY to say which rows come first",
+                None,
+            ));
+        }
+        let input = self.convert(&w.input, false, sql)?;
+        // Flink plans ROW_NUMBER() = 1 ordered by a time attribute as a
+        // deduplication (keep-first for ASC, keep-last for DESC).
+        let by_time = match params.order_by.as_slice() {
+            [o] => matches!(
+                o.expr.get_type(w.input.schema()),
+                Ok(DataType::Timestamp(..))
+            ),
+            _ => false,
+        };
+        let rank = if row_number {
+            RankOutput::RowNumbers
+        } else if limit == 1 && by_time && input.is_append_only() {
+            RankOutput::Deduplicate {
+                keep_last: !params.order_by[0].asc,
+            }
+        } else {
+            RankOutput::Rows
+        };
+        let mut node = PlanNode::TopN {
+            input: Box::new(input),
+            input_schema: w.input.schema().clone(),
+            partition_by: params.partition_by.clone(),
+            order_by: params.order_by.clone(),
+            limit: limit as usize,
+            rank,
+            output_schema: w.schema.clone(),
+        };
+        if let Some(p) = middle {
+            node = PlanNode::Project {
+                input: Box::new(node),
+                exprs: p.expr.clone(),
+                input_schema: w.schema.clone(),
+            };
+        }
+        if let Some(predicate) = conjunction(rest) {
+            node = PlanNode::Filter {
+                input: Box::new(node),
+                predicate,
+                input_schema: f.input.schema().clone(),
+            };
+        }
+        Ok(node)
     }
 
     /// `GROUP BY window_start, window_end, ...` over a window TVF; `None`

@@ -221,6 +221,44 @@ fn explain_shows_each_operators_changelog_and_state() {
     }
 }
 
+fn explain(sql: &str) -> String {
+    match analyze(&Planner::new(), sql, &ctx()).unwrap() {
+        Analysis::Explain(text) => text,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn explain_shows_top_n_and_deduplication_with_their_state() {
+    let text = explain(
+        "EXPLAIN SELECT who, amount, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY who ORDER BY amount DESC) AS rn FROM orders) WHERE rn <= 3",
+    );
+    let top = text.lines().find(|l| l.contains("TopN:")).expect(&text);
+    assert!(top.contains("partition=[orders.who]"), "{top}");
+    assert!(top.contains("n=3 output=rows with row number"), "{top}");
+    assert!(
+        top.contains("changelog=[+I,-U,+U,-D] consumes=append state=the top N rows per partition"),
+        "{top}"
+    );
+    let p = plan("SELECT who, amount, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY who ORDER BY amount DESC) AS rn FROM orders) WHERE rn <= 3");
+    assert_eq!(
+        p.root.upsert_key(),
+        Some(vec![0, 2]),
+        "keyed by partition and rank"
+    );
+
+    let text = explain(
+        "EXPLAIN SELECT id, who FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY `$rowtime` DESC) AS rn FROM orders) WHERE rn = 1",
+    );
+    let dedup = text
+        .lines()
+        .find(|l| l.contains("Deduplicate:"))
+        .expect(&text);
+    assert!(dedup.contains("n=1 output=last row"), "{dedup}");
+    let p = plan("SELECT id, who FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY `$rowtime` DESC) AS rn FROM orders) WHERE rn = 1");
+    assert_eq!(p.root.upsert_key(), Some(vec![0]), "keyed by the partition");
+}
+
 #[test]
 fn explain_names_source_and_sink() {
     match analyze(

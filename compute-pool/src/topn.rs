@@ -1,0 +1,411 @@
+//! Top-N and deduplication: `ROW_NUMBER() OVER (PARTITION BY p ORDER BY o)`
+//! kept to the first N rows of each partition, with Flink's changelog.
+//!
+//! Each partition holds its rows sorted by the `ORDER BY` key (Arrow's row
+//! format, which compares as bytes in the requested order), rows with equal
+//! keys in arrival order. Over an append-only input a row that falls out of
+//! the top N can never come back, so only N rows are held per partition, as
+//! Flink's `AppendOnlyTopNFunction` does; an input that retracts keeps
+//! every row, as `RetractableTopNFunction` does. Each input row is applied
+//! in order and the ranks it changes are emitted:
+//!
+//! - without the row number in the output: `+I` for a row that enters the
+//!   top N and `-D` for one that leaves it (the pushed-out row before the
+//!   new one, the promoted row after the retracted one);
+//! - with the row number: per rank from the first changed one down, `-U`
+//!   of the old row and `+U` of the new one, `+I` for a rank newly filled
+//!   and `-D` for one emptied;
+//! - deduplication (N = 1, ordered by a time attribute, no row number):
+//!   `+I` for a key's first row, then `-U`/`+U` when a row replaces it, as
+//!   Flink's `RowTimeDeduplicateFunction`. Keep-last (`DESC`) lets a later
+//!   row with an equal time replace the kept one; keep-first does not.
+//!
+//! A retraction of a row not held is ignored, as in Flink.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::array::{new_null_array, ArrayRef, BinaryArray, Int8Array, RecordBatch, UInt64Array};
+use arrow::compute::{cast, SortOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use weir_sql_gateway::RankOutput;
+
+use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
+use crate::checkpoint::StageState;
+use crate::group::emitted_schema;
+use crate::EngineError;
+
+/// A held row and its sort key.
+#[derive(Debug)]
+struct Entry {
+    sort: Box<[u8]>,
+    row: Box<[u8]>,
+}
+
+/// The Top-N operator; see the module documentation.
+pub struct TopN {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<Arc<dyn PhysicalExpr>>,
+    /// `None` without `PARTITION BY` (one partition).
+    partition_rows: Option<RowConverter>,
+    sort_rows: RowConverter,
+    rows: RowConverter,
+    limit: usize,
+    output_kind: RankOutput,
+    /// The input retracts: every row is held.
+    retracting: bool,
+    output: SchemaRef,
+    state: HashMap<Box<[u8]>, Vec<Entry>>,
+    held: usize,
+    bytes: usize,
+}
+
+impl std::fmt::Debug for TopN {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TopN(limit={}, {:?}, {} partitions)",
+            self.limit,
+            self.output_kind,
+            self.state.len()
+        )
+    }
+}
+
+/// One emitted row: its bytes, its rank (1-based) and kind.
+type Emitted = (Box<[u8]>, u64, i8);
+
+impl TopN {
+    pub fn new(
+        partition_by: &[Expr],
+        order_by: &[SortExpr],
+        limit: usize,
+        output_kind: RankOutput,
+        input: &DFSchema,
+        output: &DFSchema,
+        retracting: bool,
+    ) -> Result<TopN, EngineError> {
+        let props = ExecutionProps::new();
+        let phys = |e: &Expr| create_physical_expr(e, input, &props, &Default::default());
+        let partition = partition_by
+            .iter()
+            .map(phys)
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = order_by
+            .iter()
+            .map(|s| phys(&s.expr))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unsupported = |e: arrow::error::ArrowError| {
+            EngineError::Plan(format!(
+                "a Top-N column has a type Top-N cannot hold yet ({e}); cast it or leave it out"
+            ))
+        };
+        let partition_rows = if partition.is_empty() {
+            None
+        } else {
+            let types = partition
+                .iter()
+                .map(|p| p.data_type(input.as_arrow()).map(SortField::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(RowConverter::new(types).map_err(unsupported)?)
+        };
+        let sort_fields = order
+            .iter()
+            .zip(order_by)
+            .map(|(p, s)| {
+                p.data_type(input.as_arrow()).map(|t| {
+                    SortField::new_with_options(
+                        t,
+                        SortOptions {
+                            descending: !s.asc,
+                            nulls_first: s.nulls_first,
+                        },
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let row_fields = input
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(TopN {
+            partition,
+            order,
+            partition_rows,
+            sort_rows: RowConverter::new(sort_fields).map_err(unsupported)?,
+            rows: RowConverter::new(row_fields).map_err(unsupported)?,
+            limit: limit.max(1),
+            output_kind,
+            retracting,
+            output: emitted_schema(output),
+            state: HashMap::new(),
+            held: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
+        let n = c.num_rows();
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| {
+            exprs
+                .iter()
+                .map(|e| e.evaluate(&c.batch).and_then(|v| v.into_array(n)))
+                .collect::<Result<Vec<ArrayRef>, _>>()
+        };
+        let keys = match &self.partition_rows {
+            Some(conv) => Some(conv.convert_columns(&eval(&self.partition)?)?),
+            None => None,
+        };
+        let sorts = self.sort_rows.convert_columns(&eval(&self.order)?)?;
+        let rows = self.rows.convert_columns(c.batch.columns())?;
+        let mut out: Vec<Emitted> = vec![];
+        for i in 0..n {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+            let entry = Entry {
+                sort: sorts.row(i).data().into(),
+                row: rows.row(i).data().into(),
+            };
+            if is_accumulate(c.op(i)) {
+                self.insert(key, entry, &mut out);
+            } else {
+                self.retract(key, entry, &mut out);
+            }
+        }
+        if out.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![self.changes(out)?])
+    }
+
+    fn insert(&mut self, key: &[u8], new: Entry, out: &mut Vec<Emitted>) {
+        let (limit, kind, retracting) = (self.limit, self.output_kind, self.retracting);
+        let part = match self.state.get_mut(key) {
+            Some(p) => p,
+            None => self.state.entry(key.into()).or_default(),
+        };
+        // After the rows it ties with, unless a later row replaces them.
+        let pos = match kind {
+            RankOutput::Deduplicate { keep_last: true } => {
+                part.partition_point(|e| e.sort < new.sort)
+            }
+            _ => part.partition_point(|e| e.sort <= new.sort),
+        };
+        if pos >= limit && !retracting {
+            // Below the top N of an input that never retracts: it can
+            // never enter, so it is not held.
+            return;
+        }
+        self.held += 1;
+        self.bytes += new.sort.len() + new.row.len();
+        part.insert(pos, new);
+        if pos < limit {
+            let len = part.len();
+            match kind {
+                // As Flink's AppendOnlyTopNFunction: the pushed-out row
+                // goes first.
+                RankOutput::Rows => {
+                    if len > limit {
+                        out.push((part[limit].row.clone(), 0, DELETE));
+                    }
+                    out.push((part[pos].row.clone(), 0, INSERT));
+                }
+                RankOutput::Deduplicate { .. } => {
+                    if len > 1 {
+                        out.push((part[1].row.clone(), 1, UPDATE_BEFORE));
+                        out.push((part[0].row.clone(), 1, UPDATE_AFTER));
+                    } else {
+                        out.push((part[0].row.clone(), 1, INSERT));
+                    }
+                }
+                RankOutput::RowNumbers => {
+                    // The old list is the new one without `pos`.
+                    for r in pos..len.min(limit) {
+                        let rank = r as u64 + 1;
+                        if r + 1 < len {
+                            out.push((part[r + 1].row.clone(), rank, UPDATE_BEFORE));
+                            out.push((part[r].row.clone(), rank, UPDATE_AFTER));
+                        } else {
+                            out.push((part[r].row.clone(), rank, INSERT));
+                        }
+                    }
+                }
+            }
+        }
+        if !retracting && part.len() > limit {
+            for e in part.drain(limit..) {
+                self.held -= 1;
+                self.bytes -= e.sort.len() + e.row.len();
+            }
+        }
+    }
+
+    fn retract(&mut self, key: &[u8], old: Entry, out: &mut Vec<Emitted>) {
+        let limit = self.limit;
+        let Some(part) = self.state.get_mut(key) else {
+            return;
+        };
+        let from = part.partition_point(|e| e.sort < old.sort);
+        let Some(pos) = part[from..]
+            .iter()
+            .take_while(|e| e.sort == old.sort)
+            .position(|e| e.row == old.row)
+            .map(|p| p + from)
+        else {
+            return;
+        };
+        let removed = part.remove(pos);
+        self.held -= 1;
+        self.bytes -= removed.sort.len() + removed.row.len();
+        if pos < limit {
+            let len = part.len();
+            match self.output_kind {
+                RankOutput::Rows => {
+                    out.push((removed.row.clone(), 0, DELETE));
+                    if len >= limit {
+                        out.push((part[limit - 1].row.clone(), 0, INSERT));
+                    }
+                }
+                RankOutput::Deduplicate { .. } => {
+                    if len > 0 {
+                        out.push((removed.row.clone(), 1, UPDATE_BEFORE));
+                        out.push((part[0].row.clone(), 1, UPDATE_AFTER));
+                    } else {
+                        out.push((removed.row.clone(), 1, DELETE));
+                    }
+                }
+                RankOutput::RowNumbers => {
+                    // The old list is the new one with `removed` at `pos`.
+                    for r in pos..(len + 1).min(limit) {
+                        let rank = r as u64 + 1;
+                        let was = if r == pos {
+                            removed.row.clone()
+                        } else {
+                            part[r - 1].row.clone()
+                        };
+                        out.push((was, rank, if r < len { UPDATE_BEFORE } else { DELETE }));
+                        if r < len {
+                            out.push((part[r].row.clone(), rank, UPDATE_AFTER));
+                        }
+                    }
+                }
+            }
+        }
+        if part.is_empty() {
+            self.state.remove(key);
+        }
+    }
+
+    /// Builds the output batch: the rows' columns, then the row number.
+    fn changes(&self, out: Vec<Emitted>) -> Result<Changes, EngineError> {
+        let parser = self.rows.parser();
+        let mut cols = self
+            .rows
+            .convert_rows(out.iter().map(|(r, _, _)| parser.parse(r)))?;
+        let rank_type = self
+            .output
+            .field(self.output.fields().len() - 1)
+            .data_type();
+        cols.push(match self.output_kind {
+            RankOutput::RowNumbers => cast(
+                &(Arc::new(UInt64Array::from_iter_values(
+                    out.iter().map(|(_, r, _)| *r),
+                )) as ArrayRef),
+                rank_type,
+            )?,
+            // Nothing above reads the row number.
+            _ => new_null_array(rank_type, out.len()),
+        });
+        let batch = RecordBatch::try_new(self.output.clone(), cols)?;
+        let ops: Vec<i8> = out.iter().map(|(_, _, op)| *op).collect();
+        let ops = ops
+            .iter()
+            .any(|o| *o != INSERT)
+            .then(|| Arc::new(Int8Array::from(ops)));
+        Ok(Changes { batch, ops })
+    }
+
+    /// Rows held, over all partitions.
+    pub fn state_size(&self) -> usize {
+        self.held
+    }
+
+    /// Bytes of state: partition keys, sort keys and rows, and the
+    /// entries' and hash table's own slots.
+    pub fn state_bytes(&self) -> usize {
+        let keys: usize = self.state.keys().map(|k| k.len()).sum();
+        self.bytes
+            + keys
+            + self.held * std::mem::size_of::<Entry>()
+            + self.state.capacity() * (std::mem::size_of::<(Box<[u8]>, Vec<Entry>)>() + 1)
+    }
+
+    /// Every held row, partitions in any order and rows in rank order:
+    /// partition key, sort key, row.
+    pub fn snapshot(&self) -> Result<StageState, EngineError> {
+        if self.held == 0 {
+            return Ok(StageState::default());
+        }
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(self.held);
+        let mut sorts: Vec<&[u8]> = Vec::with_capacity(self.held);
+        let mut rows: Vec<&[u8]> = Vec::with_capacity(self.held);
+        for (k, part) in &self.state {
+            for e in part {
+                keys.push(k);
+                sorts.push(&e.sort);
+                rows.push(&e.row);
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("partition", DataType::Binary, false),
+            Field::new("sort", DataType::Binary, false),
+            Field::new("row", DataType::Binary, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(BinaryArray::from(keys)),
+                Arc::new(BinaryArray::from(sorts)),
+                Arc::new(BinaryArray::from(rows)),
+            ],
+        )?;
+        Ok(StageState {
+            batches: vec![batch],
+            meta: serde_json::Value::Null,
+        })
+    }
+
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        self.state.clear();
+        self.held = 0;
+        self.bytes = 0;
+        for b in &state.batches {
+            if b.num_columns() != 3 {
+                return Err(EngineError::Checkpoint(
+                    "a Top-N checkpoint does not have the Top-N layout".into(),
+                ));
+            }
+            let (keys, sorts, rows) = (
+                b.column(0).as_binary::<i32>(),
+                b.column(1).as_binary::<i32>(),
+                b.column(2).as_binary::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                let e = Entry {
+                    sort: sorts.value(i).into(),
+                    row: rows.value(i).into(),
+                };
+                self.held += 1;
+                self.bytes += e.sort.len() + e.row.len();
+                self.state.entry(keys.value(i).into()).or_default().push(e);
+            }
+        }
+        Ok(())
+    }
+}

@@ -302,6 +302,33 @@ fn check_sink_changelog(
     }
 }
 
+/// A `$name` outside backticks is a parameter placeholder to DataFusion,
+/// which would silently be a NULL; Weir takes no parameters, and the usual
+/// cause is Flink's system column written without its backticks.
+fn refuse_placeholders(plan: &LogicalPlan, sql: &str) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found: Option<String> = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Placeholder(p) = e {
+                    found = Some(p.id.clone());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    match found {
+        None => Ok(()),
+        Some(id) => Err(SqlError::validation(
+            format!("{id} is not a column: a name that starts with $ must be quoted, as in `{id}`"),
+            None,
+        )
+        .locate_in(sql, Some(&id))),
+    }
+}
+
 fn strip_alias(plan: &LogicalPlan) -> &LogicalPlan {
     match plan {
         LogicalPlan::SubqueryAlias(a) => strip_alias(&a.input),
@@ -584,6 +611,7 @@ impl Planner {
         let plan = planner
             .sql_statement_to_plan(Statement::Query(Box::new(query)))
             .map_err(|e| df_error(e, sql))?;
+        refuse_placeholders(&plan, sql)?;
         self.state.optimize(&plan).map_err(|e| df_error(e, sql))
     }
 

@@ -27,6 +27,10 @@ use weir_compute_pool::encode::kafka_records;
 use weir_compute_pool::{compile, BranchSource, StatementEvents, StatementTask, Worker};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner, SinkSpec, StreamingPlan};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
+
 const SQL: &str =
     "INSERT INTO big SELECT id, UPPER(who) AS who, amount * 2 AS total FROM orders WHERE amount > 50";
 const BATCH: usize = 8192;
@@ -63,17 +67,6 @@ fn records_from_env(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// User + system CPU seconds of this process so far (Linux).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the
-    // command name: indexes 11 and 12. Clock ticks are 100 per second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn engine_alone() {

@@ -494,8 +494,7 @@ impl Compiler {
                     input_schema,
                     output_schema,
                 )?);
-                let index = self.stage(op, above, target);
-                self.node(input, &mut vec![], Target::input(index, false))?;
+                self.unary_stage(op, input, above, target)?;
             }
             PlanNode::GroupAggregate {
                 input,
@@ -511,8 +510,7 @@ impl Compiler {
                     output_schema,
                     !input.is_append_only(),
                 )?);
-                let index = self.stage(op, above, target);
-                self.node(input, &mut vec![], Target::input(index, false))?;
+                self.unary_stage(op, input, above, target)?;
             }
             PlanNode::TopN {
                 input,
@@ -532,8 +530,7 @@ impl Compiler {
                     output_schema,
                     !input.is_append_only(),
                 )?));
-                let index = self.stage(op, above, target);
-                self.node(input, &mut vec![], Target::input(index, false))?;
+                self.unary_stage(op, input, above, target)?;
             }
             PlanNode::Join {
                 left,
@@ -561,6 +558,18 @@ impl Compiler {
             }
         }
         Ok(())
+    }
+
+    /// Adds a stage with one input and compiles that input into it.
+    fn unary_stage(
+        &mut self,
+        op: StatefulOp,
+        input: &PlanNode,
+        above: &mut Vec<Operator>,
+        target: Target,
+    ) -> Result<(), EngineError> {
+        let index = self.stage(op, above, target);
+        self.node(input, &mut vec![], Target::input(index, false))
     }
 
     /// Adds a stage with the operators `above` it; returns its index.

@@ -168,14 +168,11 @@ impl TopN {
         let mut out: Vec<Emitted> = vec![];
         for i in 0..n {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
-            let entry = Entry {
-                sort: sorts.row(i).data().into(),
-                row: rows.row(i).data().into(),
-            };
+            let (sort, row) = (sorts.row(i), rows.row(i));
             if is_accumulate(c.op(i)) {
-                self.insert(key, entry, &mut out);
+                self.insert(key, sort.data(), row.data(), &mut out);
             } else {
-                self.retract(key, entry, &mut out);
+                self.retract(key, sort.data(), row.data(), &mut out);
             }
         }
         if out.is_empty() {
@@ -184,7 +181,7 @@ impl TopN {
         Ok(vec![self.changes(out)?])
     }
 
-    fn insert(&mut self, key: &[u8], new: Entry, out: &mut Vec<Emitted>) {
+    fn insert(&mut self, key: &[u8], sort: &[u8], row: &[u8], out: &mut Vec<Emitted>) {
         let (limit, kind, retracting) = (self.limit, self.output_kind, self.retracting);
         let part = match self.state.get_mut(key) {
             Some(p) => p,
@@ -193,18 +190,24 @@ impl TopN {
         // After the rows it ties with, unless a later row replaces them.
         let pos = match kind {
             RankOutput::Deduplicate { keep_last: true } => {
-                part.partition_point(|e| e.sort < new.sort)
+                part.partition_point(|e| *e.sort < *sort)
             }
-            _ => part.partition_point(|e| e.sort <= new.sort),
+            _ => part.partition_point(|e| *e.sort <= *sort),
         };
         if pos >= limit && !retracting {
             // Below the top N of an input that never retracts: it can
-            // never enter, so it is not held.
+            // never enter, so it is not held (nor copied).
             return;
         }
         self.held += 1;
-        self.bytes += new.sort.len() + new.row.len();
-        part.insert(pos, new);
+        self.bytes += sort.len() + row.len();
+        part.insert(
+            pos,
+            Entry {
+                sort: sort.into(),
+                row: row.into(),
+            },
+        );
         if pos < limit {
             let len = part.len();
             match kind {
@@ -246,16 +249,16 @@ impl TopN {
         }
     }
 
-    fn retract(&mut self, key: &[u8], old: Entry, out: &mut Vec<Emitted>) {
+    fn retract(&mut self, key: &[u8], sort: &[u8], row: &[u8], out: &mut Vec<Emitted>) {
         let limit = self.limit;
         let Some(part) = self.state.get_mut(key) else {
             return;
         };
-        let from = part.partition_point(|e| e.sort < old.sort);
+        let from = part.partition_point(|e| *e.sort < *sort);
         let Some(pos) = part[from..]
             .iter()
-            .take_while(|e| e.sort == old.sort)
-            .position(|e| e.row == old.row)
+            .take_while(|e| *e.sort == *sort)
+            .position(|e| *e.row == *row)
             .map(|p| p + from)
         else {
             return;

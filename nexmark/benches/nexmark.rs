@@ -20,18 +20,11 @@ use weir_nexmark::queries::{QUERIES, TABLES};
 use weir_nexmark::{Generator, GeneratorConfig};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
-const RATE: u64 = 10_000;
+#[path = "../../compute-pool/benches/support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 
-/// User + system CPU seconds of this process so far (Linux).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime, fields 14 and 15 of /proc/PID/stat: indexes 11 and
-    // 12 after the command name; 100 clock ticks per second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
+const RATE: u64 = 10_000;
 
 fn polls(events: u64) -> Vec<MemoryPoll> {
     let generator = Generator::new(GeneratorConfig {

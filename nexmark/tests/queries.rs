@@ -29,7 +29,8 @@ const BASE_MS: i64 = 1_704_153_590_000;
 const WATERMARK_DELAY_MS: i64 = 4_000;
 
 struct Input {
-    events: Vec<Event>,
+    /// The events as a consumer of the three topics polls them.
+    polls: Vec<MemoryPoll>,
     persons: Vec<Person>,
     auctions: Vec<Auction>,
     bids: Vec<Bid>,
@@ -45,6 +46,7 @@ fn input() -> &'static Input {
             base_time_ms: BASE_MS,
         })
         .collect();
+        let polls = polls(&events);
         let (mut persons, mut auctions, mut bids) = (vec![], vec![], vec![]);
         for e in &events {
             match e {
@@ -54,12 +56,38 @@ fn input() -> &'static Input {
             }
         }
         Input {
-            events,
+            polls,
             persons,
             auctions,
             bids,
         }
     })
+}
+
+/// One poll per run of events of one table, as a consumer would see them.
+fn polls(events: &[Event]) -> Vec<MemoryPoll> {
+    let mut polls: Vec<MemoryPoll> = vec![];
+    let mut offsets: HashMap<&str, i64> = HashMap::new();
+    for e in events {
+        let offset = offsets.entry(e.table()).or_default();
+        let record = MemoryRecord {
+            partition: 0,
+            offset: *offset,
+            timestamp_ms: e.timestamp_ms(),
+            key: None,
+            value: Some(e.to_json()),
+        };
+        *offset += 1;
+        match polls.last_mut() {
+            Some(p) if p.topic == e.table() => p.records.push(record),
+            _ => polls.push(MemoryPoll {
+                topic: e.table().into(),
+                records: vec![record],
+                at_ms: e.timestamp_ms(),
+            }),
+        }
+    }
+    polls
 }
 
 /// The statement's final watermark when it reads these tables' times.
@@ -81,29 +109,7 @@ fn engine(name: &str) -> BTreeMap<String, usize> {
     else {
         panic!("{name} is a streaming query")
     };
-    // One poll per run of events of one table, as a consumer would see them.
-    let mut polls: Vec<MemoryPoll> = vec![];
-    let mut offsets: HashMap<&str, i64> = HashMap::new();
-    for e in &input().events {
-        let offset = offsets.entry(e.table()).or_default();
-        let record = MemoryRecord {
-            partition: 0,
-            offset: *offset,
-            timestamp_ms: e.timestamp_ms(),
-            key: None,
-            value: Some(e.to_json()),
-        };
-        *offset += 1;
-        match polls.last_mut() {
-            Some(p) if p.topic == e.table() => p.records.push(record),
-            _ => polls.push(MemoryPoll {
-                topic: e.table().into(),
-                records: vec![record],
-                at_ms: e.timestamp_ms(),
-            }),
-        }
-    }
-    let out = run_in_memory(&plan, &polls).unwrap_or_else(|e| panic!("{name} runs: {e}"));
+    let out = run_in_memory(&plan, &input().polls).unwrap_or_else(|e| panic!("{name} runs: {e}"));
     let options = FormatOptions::default().with_null("null");
     let mut table: BTreeMap<String, usize> = BTreeMap::new();
     for c in &out.batches {
@@ -463,21 +469,12 @@ fn rank_stats<'a>(bids: impl Iterator<Item = &'a Bid> + Clone) -> String {
     for r in ranks {
         cells.push(bids.clone().filter(|b| r(b.price)).count());
     }
-    for r in ranks {
-        let s: BTreeSet<i64> = bids
-            .clone()
-            .filter(|b| r(b.price))
-            .map(|b| b.bidder)
-            .collect();
-        cells.push(s.len());
-    }
-    for r in ranks {
-        let s: BTreeSet<i64> = bids
-            .clone()
-            .filter(|b| r(b.price))
-            .map(|b| b.auction)
-            .collect();
-        cells.push(s.len());
+    let columns: [fn(&Bid) -> i64; 2] = [|b| b.bidder, |b| b.auction];
+    for column in columns {
+        for r in ranks {
+            let distinct: BTreeSet<i64> = bids.clone().filter(|b| r(b.price)).map(column).collect();
+            cells.push(distinct.len());
+        }
     }
     cells
         .iter()

@@ -31,10 +31,6 @@ struct FlinkAvg {
     signature: Signature,
 }
 
-fn integer(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 impl AggregateUDFImpl for FlinkAvg {
     fn name(&self) -> &str {
         "avg"
@@ -53,7 +49,7 @@ impl AggregateUDFImpl for FlinkAvg {
             return plan_err!("AVG takes one argument, not {}", arg_types.len());
         };
         Ok(vec![match t {
-            t if integer(t) || t.is_decimal() => t.clone(),
+            t if t.is_integer() || t.is_decimal() => t.clone(),
             DataType::Duration(_) => t.clone(),
             t if t.is_floating() || t.is_null() => DataType::Float64,
             other => return plan_err!("AVG of {other}: the argument must be numeric"),
@@ -62,20 +58,20 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match arg_types {
-            [t] if integer(t) => Ok(t.clone()),
+            [t] if t.is_integer() => Ok(t.clone()),
             _ => self.inner.return_type(arg_types),
         }
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         match args.exprs[0].data_type(args.schema)? {
-            t if integer(&t) => int_avg(&args, t),
+            t if t.is_integer() => int_avg(&args, t),
             _ => self.inner.accumulator(args),
         }
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        if integer(args.input_fields[0].data_type()) && !args.is_distinct {
+        if args.input_fields[0].data_type().is_integer() && !args.is_distinct {
             Ok(vec![
                 Arc::new(Field::new(
                     format!("{}[count]", args.name),
@@ -95,7 +91,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         match args.exprs[0].data_type(args.schema) {
-            Ok(t) if integer(&t) => false,
+            Ok(t) if t.is_integer() => false,
             _ => self.inner.groups_accumulator_supported(args),
         }
     }
@@ -109,7 +105,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         match args.exprs[0].data_type(args.schema)? {
-            t if integer(&t) => int_avg(&args, t),
+            t if t.is_integer() => int_avg(&args, t),
             _ => self.inner.create_sliding_accumulator(args),
         }
     }

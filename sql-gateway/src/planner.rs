@@ -336,27 +336,45 @@ fn strip_alias(plan: &LogicalPlan) -> &LogicalPlan {
     }
 }
 
-/// The row number's column when `plan` filters a lone `ROW_NUMBER()`
-/// window (directly or through a projection): a Top-N.
-fn rank_filter(plan: &LogicalPlan) -> Option<String> {
-    let LogicalPlan::Filter(f) = strip_alias(plan) else {
+/// A filter over a lone `ROW_NUMBER()` window (directly or through a
+/// projection): a Top-N.
+struct RankFilter<'a> {
+    filter: &'a datafusion::logical_expr::Filter,
+    /// A projection between the filter and the window.
+    middle: Option<&'a datafusion::logical_expr::Projection>,
+    window: &'a datafusion::logical_expr::Window,
+    params: datafusion::logical_expr::expr::WindowFunctionParams,
+    /// The row number's column.
+    row_number: String,
+}
+
+fn rank_filter(plan: &LogicalPlan) -> Option<RankFilter<'_>> {
+    let LogicalPlan::Filter(filter) = strip_alias(plan) else {
         return None;
     };
-    let w = match strip_alias(&f.input) {
-        LogicalPlan::Window(w) => w,
+    let (middle, window) = match strip_alias(&filter.input) {
+        LogicalPlan::Window(w) => (None, w),
         LogicalPlan::Projection(p) => match strip_alias(&p.input) {
-            LogicalPlan::Window(w) => w,
+            LogicalPlan::Window(w) => (Some(p), w),
             _ => return None,
         },
         _ => return None,
     };
-    let [e] = w.window_expr.as_slice() else {
+    let [e] = window.window_expr.as_slice() else {
         return None;
     };
     match e.clone().unalias_nested().data {
-        Expr::WindowFunction(wf) if wf.fun.name() == "row_number" => {
-            Some(w.schema.field(w.schema.fields().len() - 1).name().clone())
-        }
+        Expr::WindowFunction(wf) if wf.fun.name() == "row_number" => Some(RankFilter {
+            filter,
+            middle,
+            window,
+            params: wf.params,
+            row_number: window
+                .schema
+                .field(window.schema.fields().len() - 1)
+                .name()
+                .clone(),
+        }),
         _ => None,
     }
 }
@@ -957,12 +975,12 @@ impl Planner {
             LogicalPlan::Projection(p) => {
                 let input = match rank_filter(&p.input) {
                     // The row number is output only if the projection reads it.
-                    Some(rn) => {
-                        let used = p
+                    Some(r) => {
+                        let read = p
                             .expr
                             .iter()
-                            .any(|e| e.column_refs().iter().any(|c| c.name == rn));
-                        self.top_n(&p.input, used, sql)?
+                            .any(|e| e.column_refs().iter().any(|c| c.name == r.row_number));
+                        self.top_n(r, read, sql)?
                     }
                     None => self.convert(&p.input, false, sql)?,
                 };
@@ -972,11 +990,13 @@ impl Planner {
                     input_schema: p.input.schema().clone(),
                 }
             }
-            LogicalPlan::Filter(_) if rank_filter(plan).is_some() => self.top_n(plan, true, sql)?,
-            LogicalPlan::Filter(f) => PlanNode::Filter {
-                input: Box::new(self.convert(&f.input, false, sql)?),
-                predicate: f.predicate.clone(),
-                input_schema: f.input.schema().clone(),
+            LogicalPlan::Filter(f) => match rank_filter(plan) {
+                Some(r) => self.top_n(r, true, sql)?,
+                None => PlanNode::Filter {
+                    input: Box::new(self.convert(&f.input, false, sql)?),
+                    predicate: f.predicate.clone(),
+                    input_schema: f.input.schema().clone(),
+                },
             },
             LogicalPlan::SubqueryAlias(a) => self.convert(&a.input, top, sql)?,
             LogicalPlan::Union(u) => PlanNode::Union {
@@ -1139,25 +1159,17 @@ impl Planner {
         })
     }
 
-    /// A filter on a `ROW_NUMBER()` (see [`rank_filter`]) as a Top-N;
-    /// `row_number`: something above reads the row number.
-    fn top_n(&self, plan: &LogicalPlan, row_number: bool, sql: &str) -> Result<PlanNode, SqlError> {
+    /// A filter on a `ROW_NUMBER()` as a Top-N; `row_number`: something
+    /// above reads the row number.
+    fn top_n(&self, r: RankFilter<'_>, row_number: bool, sql: &str) -> Result<PlanNode, SqlError> {
         use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-        let LogicalPlan::Filter(f) = strip_alias(plan) else {
-            unreachable!("rank_filter matched a filter")
-        };
-        let (middle, w) = match strip_alias(&f.input) {
-            LogicalPlan::Window(w) => (None, w),
-            LogicalPlan::Projection(p) => match strip_alias(&p.input) {
-                LogicalPlan::Window(w) => (Some(p), w),
-                _ => unreachable!("rank_filter matched a window"),
-            },
-            _ => unreachable!("rank_filter matched a window"),
-        };
-        let Expr::WindowFunction(wf) = w.window_expr[0].clone().unalias_nested().data else {
-            unreachable!("rank_filter matched a window function")
-        };
-        let rn = w.schema.field(w.schema.fields().len() - 1).name().clone();
+        let RankFilter {
+            filter: f,
+            middle,
+            window: w,
+            params,
+            row_number: rn,
+        } = r;
         let mut limit: Option<u64> = None;
         let mut rest = vec![];
         for c in split_conjunction(&f.predicate) {
@@ -1183,7 +1195,6 @@ impl Planner {
                 None,
             ));
         }
-        let params = &wf.params;
         if params.order_by.is_empty() {
             return Err(SqlError::validation(
                 "ROW_NUMBER() OVER needs ORDER BY to say which rows come first",
@@ -1212,8 +1223,8 @@ impl Planner {
         let mut node = PlanNode::TopN {
             input: Box::new(input),
             input_schema: w.input.schema().clone(),
-            partition_by: params.partition_by.clone(),
-            order_by: params.order_by.clone(),
+            partition_by: params.partition_by,
+            order_by: params.order_by,
             limit: limit as usize,
             rank,
             output_schema: w.schema.clone(),

@@ -152,23 +152,21 @@ fn joins_plan_with_their_changelog_and_upsert_key() {
          JOIN (SELECT who, SUM(amount) AS s FROM orders GROUP BY who) b ON a.who = b.who",
     );
     assert_eq!(p.root.upsert_key(), Some(vec![0]));
-    match analyze(
-        &Planner::new(),
+    let text = explain(
         "EXPLAIN SELECT o.id, p.who FROM orders AS o FULL JOIN orders AS p ON o.id = p.id AND o.amount > p.amount",
-        &ctx(),
-    )
-    .unwrap()
-    {
-        Analysis::Explain(text) => {
-            let join = text.lines().find(|l| l.contains("Join:")).expect(&text);
-            assert!(join.contains("FULL JOIN on=[o.id = p.id]"), "{join}");
-            assert!(join.contains("filter=o.amount > p.amount"), "{join}");
-            assert!(join.contains("changelog=[+I,-U,+U,-D] consumes=[append, append]"), "{join}");
-            assert!(join.contains("state=every row of both inputs by join key [o.id | p.id]"), "{join}");
-            assert_eq!(text.matches("KafkaSource").count(), 2, "{text}");
-        }
-        other => panic!("{other:?}"),
-    }
+    );
+    let join = text.lines().find(|l| l.contains("Join:")).expect(&text);
+    assert!(join.contains("FULL JOIN on=[o.id = p.id]"), "{join}");
+    assert!(join.contains("filter=o.amount > p.amount"), "{join}");
+    assert!(
+        join.contains("changelog=[+I,-U,+U,-D] consumes=[append, append]"),
+        "{join}"
+    );
+    assert!(
+        join.contains("state=every row of both inputs by join key [o.id | p.id]"),
+        "{join}"
+    );
+    assert_eq!(text.matches("KafkaSource").count(), 2, "{text}");
     let e = error("SELECT id FROM orders WHERE id IN (SELECT id FROM orders WHERE amount > 1)");
     assert!(
         e.to_string().contains("write the subquery as a JOIN"),
@@ -190,35 +188,25 @@ fn updates_into_an_append_only_table_are_refused_naming_the_operator() {
 
 #[test]
 fn explain_shows_each_operators_changelog_and_state() {
-    match analyze(
-        &Planner::new(),
-        "EXPLAIN SELECT who, COUNT(*) FROM orders WHERE id > 1 GROUP BY who",
-        &ctx(),
-    )
-    .unwrap()
-    {
-        Analysis::Explain(text) => {
-            assert!(
-                text.contains("ResultsSink: consumes=[+I,-U,+U,-D]"),
-                "{text}"
-            );
-            let agg = text
-                .lines()
-                .find(|l| l.contains("GroupAggregate"))
-                .expect(&text);
-            assert!(
-                agg.contains("changelog=[+I,-U,+U,-D] consumes=append"),
-                "{agg}"
-            );
-            assert!(
-                agg.contains("state=accumulators, row count and last result per key [orders.who]"),
-                "{agg}"
-            );
-            let filter = text.lines().find(|l| l.contains("Filter")).expect(&text);
-            assert!(filter.contains("changelog=append"), "{filter}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let text = explain("EXPLAIN SELECT who, COUNT(*) FROM orders WHERE id > 1 GROUP BY who");
+    assert!(
+        text.contains("ResultsSink: consumes=[+I,-U,+U,-D]"),
+        "{text}"
+    );
+    let agg = text
+        .lines()
+        .find(|l| l.contains("GroupAggregate"))
+        .expect(&text);
+    assert!(
+        agg.contains("changelog=[+I,-U,+U,-D] consumes=append"),
+        "{agg}"
+    );
+    assert!(
+        agg.contains("state=accumulators, row count and last result per key [orders.who]"),
+        "{agg}"
+    );
+    let filter = text.lines().find(|l| l.contains("Filter")).expect(&text);
+    assert!(filter.contains("changelog=append"), "{filter}");
 }
 
 fn explain(sql: &str) -> String {

@@ -24,7 +24,7 @@ use arrow::array::{
 };
 use arrow::compute::{cast, filter, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::Accumulator;
@@ -34,6 +34,72 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
 use crate::checkpoint::StageState;
 use crate::EngineError;
+
+/// Grouping keys lowered to physical expressions, with the converter that
+/// turns their values into Arrow's row format.
+pub(crate) struct GroupKeys {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    pub converter: RowConverter,
+}
+
+impl GroupKeys {
+    pub fn new(
+        keys: &[datafusion::logical_expr::Expr],
+        input_schema: &DFSchema,
+    ) -> Result<GroupKeys, EngineError> {
+        let props = ExecutionProps::new();
+        let mut exprs = Vec::with_capacity(keys.len());
+        let mut fields = Vec::with_capacity(keys.len());
+        for k in keys {
+            let t = datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)?;
+            fields.push(SortField::new(t));
+            exprs.push(create_physical_expr(
+                k,
+                input_schema,
+                &props,
+                &Default::default(),
+            )?);
+        }
+        Ok(GroupKeys {
+            exprs,
+            converter: RowConverter::new(fields)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    /// The keys of a batch's rows in row format; `None` when there are no
+    /// keys (every row is in the one group).
+    pub fn rows(&self, batch: &RecordBatch) -> Result<Option<Rows>, EngineError> {
+        Ok(self.evaluate(batch)?.1)
+    }
+
+    /// The key columns of a batch, and its rows' keys as [`GroupKeys::rows`]
+    /// gives them.
+    pub fn evaluate(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(Vec<ArrayRef>, Option<Rows>), EngineError> {
+        let n = batch.num_rows();
+        let columns = self
+            .exprs
+            .iter()
+            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = if columns.is_empty() {
+            None
+        } else {
+            Some(self.converter.convert_columns(&columns)?)
+        };
+        Ok((columns, rows))
+    }
+}
 
 /// One aggregate call, lowered to physical expressions.
 pub(crate) struct Aggregate {
@@ -126,9 +192,8 @@ struct GroupState {
 
 /// The group aggregation operator.
 pub struct GroupAggregate {
-    keys: Vec<Arc<dyn PhysicalExpr>>,
+    keys: GroupKeys,
     aggs: Vec<Aggregate>,
-    converter: RowConverter,
     output: SchemaRef,
     /// The input is an update stream: accumulators must retract.
     retracting: bool,
@@ -149,21 +214,9 @@ impl GroupAggregate {
         output_schema: &DFSchema,
         retracting: bool,
     ) -> Result<GroupAggregate, EngineError> {
-        let props = ExecutionProps::new();
-        let key_types = keys
-            .iter()
-            .map(|k| {
-                datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)
-                    .map_err(EngineError::from)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let op = GroupAggregate {
-            keys: keys
-                .iter()
-                .map(|e| create_physical_expr(e, input_schema, &props, &Default::default()))
-                .collect::<Result<_, _>>()?,
+            keys: GroupKeys::new(keys, input_schema)?,
             aggs: lower_aggregates(aggs, input_schema)?,
-            converter: RowConverter::new(key_types.into_iter().map(SortField::new).collect())?,
             output: emitted_schema(output_schema),
             retracting,
             groups: HashMap::new(),
@@ -232,16 +285,7 @@ impl GroupAggregate {
         if n == 0 {
             return Ok(None);
         }
-        let key_cols = self
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = if key_cols.is_empty() {
-            None
-        } else {
-            Some(self.converter.convert_columns(&key_cols)?)
-        };
+        let (key_cols, rows) = self.keys.evaluate(batch)?;
         // Rows per key in first-seen order: (first row, accumulate, retract).
         let mut order: Vec<Box<[u8]>> = vec![];
         let mut per_key: HashMap<Box<[u8]>, KeyRows> = HashMap::new();

@@ -10,7 +10,8 @@
 //! control plane hands it a plan and the offsets to start from, and stores
 //! what the worker reports through [`StatementEvents`].
 //!
-//! Watermarks and window aggregation are in [`window`], group aggregation
+//! Watermarks and window aggregation are in [`window`], session windows in
+//! [`session`], group aggregation
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
 //! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
 //! [`topn`].
@@ -26,6 +27,7 @@ mod kafka;
 pub mod memory;
 pub mod pipeline;
 mod results;
+pub mod session;
 pub mod topn;
 pub mod window;
 mod worker;

@@ -17,12 +17,13 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan};
+use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan, WindowKind};
 
 use crate::changelog::Changes;
 use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
 use crate::join::Join;
+use crate::session::SessionAggregate;
 use crate::topn::TopN;
 use crate::window::WindowAggregate;
 use crate::EngineError;
@@ -146,6 +147,7 @@ impl Branch {
 #[derive(Debug)]
 pub enum StatefulOp {
     Window(WindowAggregate),
+    Session(Box<SessionAggregate>),
     Group(GroupAggregate),
     Join(Box<Join>),
     TopN(Box<TopN>),
@@ -159,6 +161,10 @@ impl StatefulOp {
                 w.process(&c.batch)?;
                 Ok(vec![])
             }
+            StatefulOp::Session(s) => {
+                s.process(&c.batch)?;
+                Ok(vec![])
+            }
             StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
             StatefulOp::Join(j) => j.process(right, c, now),
             StatefulOp::TopN(t) => t.process(c),
@@ -168,6 +174,9 @@ impl StatefulOp {
     fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         match self {
             StatefulOp::Window(w) => Ok(w.advance(wm)?.into_iter().map(Changes::inserts).collect()),
+            StatefulOp::Session(s) => {
+                Ok(s.advance(wm)?.into_iter().map(Changes::inserts).collect())
+            }
             StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => Ok(vec![]),
         }
     }
@@ -267,6 +276,7 @@ impl Stages {
             .iter_mut()
             .map(|s| match &mut s.op {
                 StatefulOp::Window(w) => w.snapshot(),
+                StatefulOp::Session(s) => s.snapshot(),
                 StatefulOp::Group(g) => g.snapshot(),
                 StatefulOp::Join(j) => j.snapshot(),
                 StatefulOp::TopN(t) => t.snapshot(),
@@ -286,6 +296,7 @@ impl Stages {
         for (s, st) in self.stages.iter_mut().zip(states) {
             match &mut s.op {
                 StatefulOp::Window(w) => w.restore(st)?,
+                StatefulOp::Session(s) => s.restore(st)?,
                 StatefulOp::Group(g) => g.restore(st)?,
                 StatefulOp::Join(j) => j.restore(st)?,
                 StatefulOp::TopN(t) => t.restore(st)?,
@@ -300,6 +311,7 @@ impl Stages {
             .iter()
             .map(|s| match &s.op {
                 StatefulOp::Window(w) => w.late,
+                StatefulOp::Session(s) => s.late,
                 StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => 0,
             })
             .sum()
@@ -310,6 +322,10 @@ impl Stages {
     pub fn state_size(&self) -> (usize, usize) {
         self.stages.iter().fold((0, 0), |(w, g), s| match &s.op {
             StatefulOp::Window(op) => {
+                let (ow, og) = op.state_size();
+                (w + ow, g + og)
+            }
+            StatefulOp::Session(op) => {
                 let (ow, og) = op.state_size();
                 (w + ow, g + og)
             }
@@ -326,6 +342,7 @@ impl Stages {
             .iter()
             .map(|s| match &s.op {
                 StatefulOp::Window(op) => op.state_bytes(),
+                StatefulOp::Session(op) => op.state_bytes(),
                 StatefulOp::Group(op) => op.state_bytes(),
                 StatefulOp::Join(op) => op.state_bytes(),
                 StatefulOp::TopN(op) => op.state_bytes(),
@@ -485,15 +502,27 @@ impl Compiler {
                 aggs,
                 output_schema,
             } => {
-                let op = StatefulOp::Window(WindowAggregate::new(
-                    *window,
-                    time,
-                    keys,
-                    layout,
-                    aggs,
-                    input_schema,
-                    output_schema,
-                )?);
+                let op = if window.kind == WindowKind::Session {
+                    StatefulOp::Session(Box::new(SessionAggregate::new(
+                        window.size_ms,
+                        time,
+                        keys,
+                        layout,
+                        aggs,
+                        input_schema,
+                        output_schema,
+                    )?))
+                } else {
+                    StatefulOp::Window(WindowAggregate::new(
+                        *window,
+                        time,
+                        keys,
+                        layout,
+                        aggs,
+                        input_schema,
+                        output_schema,
+                    )?)
+                };
                 self.unary_stage(op, input, above, target)?;
             }
             PlanNode::GroupAggregate {

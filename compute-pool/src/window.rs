@@ -19,7 +19,7 @@ use arrow::array::{
 };
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef, TimeUnit, TimestampMillisecondType};
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -27,7 +27,7 @@ use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, 
 use weir_sql_gateway::{GroupColumn, WindowSpec};
 
 use crate::checkpoint::StageState;
-use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate};
+use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
 use crate::EngineError;
 
 /// Tracks a source's watermark: the maximum watermark-expression value seen
@@ -153,7 +153,7 @@ pub fn watermark_values(
     Ok(ms.as_primitive::<TimestampMillisecondType>().clone())
 }
 
-fn groups_accumulator(a: &Aggregate) -> Result<Box<dyn GroupsAccumulator>, EngineError> {
+pub(crate) fn groups_accumulator(a: &Aggregate) -> Result<Box<dyn GroupsAccumulator>, EngineError> {
     if a.expr.groups_accumulator_supported() {
         Ok(a.expr.create_groups_accumulator()?)
     } else {
@@ -162,6 +162,50 @@ fn groups_accumulator(a: &Aggregate) -> Result<Box<dyn GroupsAccumulator>, Engin
             e.create_accumulator()
         })))
     }
+}
+
+/// Appends each accumulator's state, `groups` groups long, to a snapshot
+/// as columns `a<j>_<k>`, and puts it back (`state` hands it out).
+pub(crate) fn snapshot_states(
+    aggs: &[Aggregate],
+    accs: &mut [Box<dyn GroupsAccumulator>],
+    groups: usize,
+    fields: &mut Vec<Field>,
+    columns: &mut Vec<ArrayRef>,
+) -> Result<(), EngineError> {
+    let identity: Vec<usize> = (0..groups).collect();
+    for (j, (a, acc)) in aggs.iter().zip(accs.iter_mut()).enumerate() {
+        let st = acc.state(EmitTo::All)?;
+        let mut fresh = groups_accumulator(a)?;
+        fresh.merge_batch(&st, &identity, groups)?;
+        *acc = fresh;
+        for (k, s) in st.into_iter().enumerate() {
+            fields.push(Field::new(format!("a{j}_{k}"), s.data_type().clone(), true));
+            columns.push(s);
+        }
+    }
+    Ok(())
+}
+
+/// Merges the `a<j>_<k>` columns [`snapshot_states`] wrote into `accs`,
+/// the batch's row `i` into group `first + i`.
+pub(crate) fn restore_states(
+    accs: &mut [Box<dyn GroupsAccumulator>],
+    batch: &RecordBatch,
+    first: usize,
+) -> Result<(), EngineError> {
+    let n = batch.num_rows();
+    let groups: Vec<usize> = (first..first + n).collect();
+    let schema = batch.schema();
+    for (j, acc) in accs.iter_mut().enumerate() {
+        let prefix = format!("a{j}_");
+        let st: Vec<ArrayRef> = (0..batch.num_columns())
+            .filter(|c| schema.field(*c).name().starts_with(&prefix))
+            .map(|c| batch.column(c).clone())
+            .collect();
+        acc.merge_batch(&st, &groups, first + n)?;
+    }
+    Ok(())
 }
 
 struct WindowState {
@@ -188,11 +232,9 @@ impl WindowState {
 pub struct WindowAggregate {
     window: WindowSpec,
     time: Arc<dyn PhysicalExpr>,
-    keys: Vec<Arc<dyn PhysicalExpr>>,
+    keys: GroupKeys,
     aggs: Vec<Aggregate>,
     layout: Vec<GroupColumn>,
-    converter: RowConverter,
-    key_types: Vec<DataType>,
     output: SchemaRef,
     /// Open windows by `(end, start)`: the next to close first.
     open: BTreeMap<(i64, i64), WindowState>,
@@ -223,33 +265,19 @@ impl WindowAggregate {
         input_schema: &DFSchema,
         output_schema: &DFSchema,
     ) -> Result<WindowAggregate, EngineError> {
-        let props = ExecutionProps::new();
-        let phys = |e: &datafusion::logical_expr::Expr| {
-            create_physical_expr(e, input_schema, &props, &Default::default())
-        };
-        let key_types = keys
-            .iter()
-            .map(|k| {
-                datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)
-                    .map_err(EngineError::from)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let aggs = lower_aggregates(aggs, input_schema)?;
-        let output = emitted_schema(output_schema);
+        let time = create_physical_expr(
+            time,
+            input_schema,
+            &ExecutionProps::new(),
+            &Default::default(),
+        )?;
         Ok(WindowAggregate {
             window,
-            time: phys(time)?,
-            keys: keys.iter().map(phys).collect::<Result<_, _>>()?,
-            aggs,
+            time,
+            keys: GroupKeys::new(keys, input_schema)?,
+            aggs: lower_aggregates(aggs, input_schema)?,
             layout: layout.to_vec(),
-            converter: RowConverter::new(
-                key_types
-                    .iter()
-                    .map(|t| SortField::new(t.clone()))
-                    .collect(),
-            )?,
-            key_types,
-            output,
+            output: emitted_schema(output_schema),
             open: BTreeMap::new(),
             watermark: None,
             late: 0,
@@ -290,17 +318,8 @@ impl WindowAggregate {
             return Ok(());
         }
         let times = watermark_values(&self.time, batch)?;
-        let key_cols = self
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
-            .collect::<Result<Vec<_>, _>>()?;
         // Without keys every row of a window is in its one group.
-        let rows = if key_cols.is_empty() {
-            None
-        } else {
-            Some(self.converter.convert_columns(&key_cols)?)
-        };
+        let rows = self.keys.rows(batch)?;
         let mut args = Vec::with_capacity(self.aggs.len());
         let mut filters = Vec::with_capacity(self.aggs.len());
         for a in &self.aggs {
@@ -346,7 +365,7 @@ impl WindowAggregate {
             let state = match self.open.entry(w) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(WindowState::new(&self.converter, &self.aggs)?)
+                    v.insert(WindowState::new(&self.keys.converter, &self.aggs)?)
                 }
             };
             let mut group_of = Vec::with_capacity(idx.len());
@@ -404,7 +423,7 @@ impl WindowAggregate {
                 continue;
             }
             let mut keys: Vec<&[u8]> = vec![&[]; n];
-            if self.key_types.is_empty() {
+            if self.keys.is_empty() {
                 // One group of every row, with no key.
             } else {
                 for (i, r) in w.keys.iter().enumerate() {
@@ -421,18 +440,7 @@ impl WindowAggregate {
                 Arc::new(Int64Array::from(vec![end; n])),
                 Arc::new(BinaryArray::from(keys)),
             ];
-            let groups: Vec<usize> = (0..n).collect();
-            for (j, acc) in w.accs.iter_mut().enumerate() {
-                // `state` hands the state out; merge it back in.
-                let st = acc.state(EmitTo::All)?;
-                let mut fresh = groups_accumulator(&aggs[j])?;
-                fresh.merge_batch(&st, &groups, n)?;
-                *acc = fresh;
-                for (k, a) in st.into_iter().enumerate() {
-                    fields.push(Field::new(format!("a{j}_{k}"), a.data_type().clone(), true));
-                    columns.push(a);
-                }
-            }
+            snapshot_states(aggs, &mut w.accs, n, &mut fields, &mut columns)?;
             batches.push(RecordBatch::try_new(
                 Arc::new(arrow::datatypes::Schema::new(fields)),
                 columns,
@@ -457,26 +465,17 @@ impl WindowAggregate {
             let start = b.column(0).as_primitive::<Int64Type>().value(0);
             let end = b.column(1).as_primitive::<Int64Type>().value(0);
             let keys = b.column(2).as_binary::<i32>();
-            let mut w = WindowState::new(&self.converter, &self.aggs)?;
-            if self.key_types.is_empty() {
+            let mut w = WindowState::new(&self.keys.converter, &self.aggs)?;
+            if self.keys.is_empty() {
                 w.groups.insert(Box::from(&[][..]), 0);
             } else {
-                let rows = self.converter.from_binary(keys.clone());
+                let rows = self.keys.converter.from_binary(keys.clone());
                 for (i, r) in rows.iter().enumerate() {
                     w.groups.insert(r.as_ref().into(), i);
                     w.keys.push(r);
                 }
             }
-            let schema = b.schema();
-            let groups: Vec<usize> = (0..n).collect();
-            for (j, acc) in w.accs.iter_mut().enumerate() {
-                let prefix = format!("a{j}_");
-                let st: Vec<ArrayRef> = (0..b.num_columns())
-                    .filter(|c| schema.field(*c).name().starts_with(&prefix))
-                    .map(|c| b.column(c).clone())
-                    .collect();
-                acc.merge_batch(&st, &groups, n)?;
-            }
+            restore_states(&mut w.accs, b, 0)?;
             self.open.insert((end, start), w);
         }
         Ok(())
@@ -507,10 +506,10 @@ impl WindowAggregate {
         mut state: WindowState,
     ) -> Result<RecordBatch, EngineError> {
         let n = state.groups.len();
-        let keys = if self.key_types.is_empty() {
+        let keys = if self.keys.is_empty() {
             vec![]
         } else {
-            self.converter.convert_rows(state.keys.iter())?
+            self.keys.converter.convert_rows(state.keys.iter())?
         };
         let stamp = |v: i64| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(vec![v; n])) };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.output.fields().len());

@@ -138,6 +138,17 @@ FROM (
 WHERE rownum <= 1",
     },
     Query {
+        name: "q11",
+        title: "user sessions (session window)",
+        sql: "SELECT
+    B.bidder,
+    count(*) as bid_count,
+    SESSION_START(B.dateTime, INTERVAL '10' SECOND) as starttime,
+    SESSION_END(B.dateTime, INTERVAL '10' SECOND) as endtime
+FROM bid B
+GROUP BY B.bidder, SESSION(B.dateTime, INTERVAL '10' SECOND)",
+    },
+    Query {
         name: "q15",
         title: "bidding statistics (COUNT DISTINCT with FILTER)",
         sql: "SELECT
@@ -255,7 +266,6 @@ pub const NOT_RUN: &[(&str, &str)] = &[
         "OVER (PARTITION BY seller ROWS 10 PRECEDING) over a join's update stream; Flink cannot run it either",
     ),
     ("q10", "writes to a partitioned filesystem sink; Weir's sinks are Kafka topics"),
-    ("q11", "needs SESSION windows"),
     ("q12", "needs PROCTIME() and CREATE VIEW"),
     ("q13", "a lookup join against a bounded filesystem table"),
     ("q14", "calls a Java user-defined function (count_char)"),

@@ -371,6 +371,39 @@ fn q8_finds_new_users_who_sell_in_the_same_window() {
 }
 
 /// Every column of a bid, in table order.
+#[test]
+fn q11_counts_bids_per_user_session() {
+    let i = input();
+    let wm = watermark(&[&bid_times()]);
+    let gap = 10_000;
+    let mut times: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for b in &i.bids {
+        times.entry(b.bidder).or_default().push(b.date_time);
+    }
+    let mut want = vec![];
+    for (bidder, mut ts) in times {
+        ts.sort_unstable();
+        // A session runs until a gap longer than `gap` (a row exactly `gap`
+        // after the last still joins, as Flink's windows merge on touch).
+        let mut sessions: Vec<(i64, i64, usize)> = vec![];
+        for t in ts {
+            match sessions.last_mut() {
+                Some((_, last, n)) if t <= *last + gap => {
+                    *last = t;
+                    *n += 1;
+                }
+                _ => sessions.push((t, t, 1)),
+            }
+        }
+        for (start, last, n) in sessions {
+            if fired(last + gap, wm) {
+                want.push(format!("{bidder}, {n}, {start}, {}", last + gap));
+            }
+        }
+    }
+    check("q11", multiset(want));
+}
+
 fn bid_columns(b: &Bid) -> String {
     format!(
         "{}, {}, {}, {}, {}, {}, {}",

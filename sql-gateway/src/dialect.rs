@@ -37,7 +37,9 @@ impl Dialect for FlinkDialect {
     }
 
     /// `TABLE name` as a function argument (Flink's window TVFs) parses to
-    /// a marked compound identifier.
+    /// a marked compound identifier; `TABLE name PARTITION BY a` or
+    /// `PARTITION BY (a, b)` (a `SESSION` window's) to a tuple of it and
+    /// the partition columns.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         let is_table =
             matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE);
@@ -46,10 +48,26 @@ impl Dialect for FlinkDialect {
             return None;
         }
         parser.next_token();
-        Some(parser.parse_object_name(false).map(|name| {
-            let mut parts = vec![Ident::new(TABLE_ARG_MARKER)];
-            parts.extend(name.0.into_iter().filter_map(|p| p.as_ident().cloned()));
-            Expr::CompoundIdentifier(parts)
-        }))
+        Some(table_argument(parser))
     }
+}
+
+fn table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let name = parser.parse_object_name(false)?;
+    let mut parts = vec![Ident::new(TABLE_ARG_MARKER)];
+    parts.extend(name.0.into_iter().filter_map(|p| p.as_ident().cloned()));
+    let table = Expr::CompoundIdentifier(parts);
+    if !parser.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
+        return Ok(table);
+    }
+    let columns = if parser.consume_token(&Token::LParen) {
+        let c = parser.parse_comma_separated(|p| p.parse_identifier())?;
+        parser.expect_token(&Token::RParen)?;
+        c
+    } else {
+        vec![parser.parse_identifier()?]
+    };
+    let mut tuple = vec![table];
+    tuple.extend(columns.into_iter().map(Expr::Identifier));
+    Ok(Expr::Tuple(tuple))
 }

@@ -52,8 +52,15 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowKind {
     Tumble,
-    Hop { slide_ms: i64 },
-    Cumulate { step_ms: i64 },
+    Hop {
+        slide_ms: i64,
+    },
+    Cumulate {
+        step_ms: i64,
+    },
+    /// A session per grouping key: rows closer than `size_ms` (the gap)
+    /// share one; it ends `size_ms` after its last row.
+    Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,9 +81,12 @@ impl WindowSpec {
         self.aligned(t, self.size_ms)
     }
 
-    /// Every `(start, end)` window holding `t`, earliest end first.
+    /// Every `(start, end)` window holding `t`, earliest end first. For a
+    /// session window, the row's own window `[t, t + gap)`, before it is
+    /// merged with the sessions it touches.
     pub fn windows(&self, t: i64) -> Vec<(i64, i64)> {
         match self.kind {
+            WindowKind::Session => vec![(t, t + self.size_ms)],
             WindowKind::Tumble => {
                 let s = self.aligned(t, self.size_ms);
                 vec![(s, s + self.size_ms)]
@@ -116,6 +126,7 @@ impl std::fmt::Display for WindowSpec {
             WindowKind::Cumulate { step_ms } => {
                 write!(f, "CUMULATE(step={step_ms}ms, size={}ms", self.size_ms)?
             }
+            WindowKind::Session => write!(f, "SESSION(gap={}ms", self.size_ms)?,
         }
         if self.offset_ms != 0 {
             write!(f, ", offset={}ms", self.offset_ms)?;
@@ -517,9 +528,14 @@ impl PlanNode {
                 ..
             } => writeln!(
                 out,
-                "{pad}WindowAggregate: window={window} time={time} keys=[{}] aggs=[{}] changelog=append state=accumulators per (window, key) until the watermark passes the window end",
+                "{pad}WindowAggregate: window={window} time={time} keys=[{}] aggs=[{}] changelog=append state=accumulators per {} until the watermark passes the window end",
                 keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-                aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                if window.kind == WindowKind::Session {
+                    "(key, session), sessions merged when a row bridges them,"
+                } else {
+                    "(window, key)"
+                }
             ),
             PlanNode::TopN {
                 partition_by,

@@ -984,6 +984,7 @@ impl Planner {
                     }
                     None => self.convert(&p.input, false, sql)?,
                 };
+                crate::windows::refuse_unaggregated(&p.expr)?;
                 PlanNode::Project {
                     input: Box::new(input),
                     exprs: p.expr.clone(),
@@ -1267,9 +1268,14 @@ impl Planner {
         // the filters met on the way.
         let mut node = agg.input.as_ref();
         let mut filters = vec![];
+        // A derived table's alias renames the projection's columns.
+        let mut aliases = vec![];
         let proj = loop {
             match node {
-                LogicalPlan::SubqueryAlias(a) => node = &a.input,
+                LogicalPlan::SubqueryAlias(a) => {
+                    aliases.push(a.schema.clone());
+                    node = &a.input
+                }
                 LogicalPlan::Filter(f) => {
                     filters.push(f.predicate.clone());
                     node = &f.input;
@@ -1278,12 +1284,16 @@ impl Planner {
                 _ => return Ok(None),
             }
         };
-        let defs: std::collections::HashMap<datafusion::common::Column, Expr> = proj
-            .schema
-            .columns()
-            .into_iter()
-            .zip(proj.expr.iter().map(|e| e.clone().unalias_nested().data))
-            .collect();
+        let defs: std::collections::HashMap<datafusion::common::Column, Expr> =
+            std::iter::once(&proj.schema)
+                .chain(&aliases)
+                .flat_map(|schema| {
+                    schema
+                        .columns()
+                        .into_iter()
+                        .zip(proj.expr.iter().map(|e| e.clone().unalias_nested().data))
+                })
+                .collect();
         let inline = |e: &Expr| -> Result<Expr, SqlError> {
             e.clone()
                 .transform_up(|x| match &x {
@@ -1296,26 +1306,26 @@ impl Planner {
                 .map(|t| t.data)
                 .map_err(|e| df_error(e, sql))
         };
-        let mut window: Option<(crate::plan::WindowSpec, Expr)> = None;
+        let mut window: Option<crate::windows::Marker> = None;
         let mut keys = vec![];
         let mut layout = vec![];
         for g in &agg.group_expr {
             let e = inline(g)?;
             match crate::windows::as_marker(&e) {
-                Some((bound, time, spec)) => {
-                    if let Some((w, t)) = &window {
-                        if *w != spec || *t != time {
+                Some(m) => {
+                    if let Some(w) = &window {
+                        if w.window != m.window || w.time != m.time {
                             return Err(SqlError::unsupported(
                                 "GROUP BY over two different windows",
                             ));
                         }
                     }
-                    window = Some((spec, time));
-                    layout.push(match bound {
+                    layout.push(match m.bound {
                         crate::windows::Bound::Start => crate::plan::GroupColumn::WindowStart,
                         crate::windows::Bound::End => crate::plan::GroupColumn::WindowEnd,
                         crate::windows::Bound::Time => crate::plan::GroupColumn::WindowTime,
                     });
+                    window = Some(m);
                 }
                 None => {
                     layout.push(crate::plan::GroupColumn::Key(keys.len()));
@@ -1323,7 +1333,13 @@ impl Planner {
                 }
             }
         }
-        let Some((window, time)) = window else {
+        let Some(crate::windows::Marker {
+            window,
+            time,
+            partition_by,
+            ..
+        }) = window
+        else {
             return Ok(None);
         };
         if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
@@ -1331,6 +1347,17 @@ impl Planner {
         {
             return Err(SqlError::validation(
                 "a window aggregation must GROUP BY both window_start and window_end",
+                None,
+            ));
+        }
+        // Sessions are kept per grouping key, as Flink's session window
+        // operator keeps them, so a partition column must be one.
+        if let Some(p) = partition_by.iter().find(|p| !keys.contains(p)) {
+            return Err(SqlError::validation(
+                format!(
+                    "the SESSION window is partitioned by {p}, which the GROUP BY does not name; \
+                     group by every PARTITION BY column"
+                ),
                 None,
             ));
         }

@@ -1,7 +1,10 @@
 //! Flink's window table-valued functions: `TABLE(TUMBLE(TABLE t,
-//! DESCRIPTOR(ts), size [, offset]))`, `HOP(..., slide, size [, offset])` and
-//! `CUMULATE(..., step, size [, offset])`, positional or with named
-//! arguments (`DATA => TABLE t, TIMECOL => DESCRIPTOR(ts), SIZE => ...`).
+//! DESCRIPTOR(ts), size [, offset]))`, `HOP(..., slide, size [, offset])`,
+//! `CUMULATE(..., step, size [, offset])` and `SESSION(TABLE t [PARTITION BY
+//! k], DESCRIPTOR(ts), gap)`, positional or with named arguments (`DATA =>
+//! TABLE t, TIMECOL => DESCRIPTOR(ts), SIZE => ...`); and the older group
+//! windows, `GROUP BY TUMBLE(ts, size)` and the like, rewritten to the same
+//! markers.
 //!
 //! A window TVF is rewritten, before DataFusion plans the query, into a
 //! derived table: every column of `t` plus `window_start`, `window_end` and
@@ -23,9 +26,12 @@ use datafusion::common::{exec_err, plan_err, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
-    DateTimeField, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgOperator,
-    FunctionArguments, Query, SetExpr, TableFactor, TableWithJoins, Value,
+    visit_expressions_mut, DateTimeField, Expr as SqlExpr, FunctionArg, FunctionArgExpr,
+    FunctionArgOperator, FunctionArguments, GroupByExpr, Ident, Query, Select, SetExpr, TableAlias,
+    TableFactor, TableWithJoins, Value,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -53,8 +59,19 @@ pub fn marker_udfs() -> Vec<Arc<ScalarUDF>> {
         .collect()
 }
 
-/// `(bound, time expression, window)` when `e` is a marker call.
-pub fn as_marker(e: &Expr) -> Option<(Bound, Expr, WindowSpec)> {
+/// A marker call, taken apart.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub bound: Bound,
+    /// The time attribute.
+    pub time: Expr,
+    pub window: WindowSpec,
+    /// A session window's `PARTITION BY` columns.
+    pub partition_by: Vec<Expr>,
+}
+
+/// The marker `e` calls, if it calls one.
+pub fn as_marker(e: &Expr) -> Option<Marker> {
     let Expr::ScalarFunction(f) = e.clone().unalias_nested().data else {
         return None;
     };
@@ -72,17 +89,52 @@ pub fn as_marker(e: &Expr) -> Option<(Bound, Expr, WindowSpec)> {
         0 => WindowKind::Tumble,
         1 => WindowKind::Hop { slide_ms: lit(3)? },
         2 => WindowKind::Cumulate { step_ms: lit(3)? },
+        3 => WindowKind::Session,
         _ => return None,
     };
-    Some((
+    Some(Marker {
         bound,
-        f.args[0].clone(),
-        WindowSpec {
+        time: f.args[0].clone(),
+        window: WindowSpec {
             kind,
             size_ms: lit(2)?,
             offset_ms: lit(4)?,
         },
-    ))
+        partition_by: f.args[5..].to_vec(),
+    })
+}
+
+/// Refuses window columns used outside a window aggregation where they
+/// cannot be computed row by row: a `HOP` or `CUMULATE` puts a row in
+/// several windows, and a `SESSION`'s bounds depend on later rows.
+pub fn refuse_unaggregated(exprs: &[Expr]) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::TreeNode;
+    for e in exprs {
+        let mut kind = None;
+        let _ = e.apply(|x| {
+            if let Some(m) = as_marker(x) {
+                if m.window.kind != WindowKind::Tumble {
+                    kind = Some(m.window.kind);
+                    return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        match kind {
+            Some(WindowKind::Session) => {
+                return Err(SqlError::unsupported(
+                    "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end",
+                ))
+            }
+            Some(_) => {
+                return Err(SqlError::unsupported(
+                    "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end",
+                ))
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -95,7 +147,7 @@ impl WindowMarker {
     fn new(bound: Bound) -> WindowMarker {
         WindowMarker {
             bound,
-            signature: Signature::any(5, Volatility::Immutable),
+            signature: Signature::variadic_any(Volatility::Immutable),
         }
     }
 }
@@ -130,6 +182,11 @@ impl ScalarUDFImpl for WindowMarker {
             ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
             _ => exec_err!("window marker argument {i} is not a constant"),
         };
+        if int(1)? == 3 {
+            return exec_err!(
+                "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end"
+            );
+        }
         if int(1)? != 0 {
             return exec_err!(
                 "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end"
@@ -174,7 +231,7 @@ fn set_expr(s: &mut SetExpr) -> Result<(), SqlError> {
             for t in &mut select.from {
                 table_with_joins(t)?;
             }
-            Ok(())
+            group_window(select)
         }
         SetExpr::Query(q) => rewrite_window_tvfs(q),
         SetExpr::SetOperation { left, right, .. } => {
@@ -216,6 +273,164 @@ fn factor(f: &mut TableFactor) -> Result<(), SqlError> {
     }
 }
 
+/// Flink's older group-window syntax, `GROUP BY k, TUMBLE(ts, size)`,
+/// `HOP(ts, slide, size)` or `SESSION(ts, gap)` with `TUMBLE_START(ts,
+/// size)`, `..._END` and `..._ROWTIME` in the select list, rewritten to the
+/// markers the window TVFs use: the one table in `FROM` becomes a derived
+/// table under the same name with the window columns added, the window
+/// call in `GROUP BY` becomes its start and end, and the auxiliary calls
+/// become the columns.
+fn group_window(select: &mut Select) -> Result<(), SqlError> {
+    let GroupByExpr::Expressions(group_by, _) = &mut select.group_by else {
+        return Ok(());
+    };
+    let found = group_by.iter().enumerate().find_map(|(i, e)| match e {
+        SqlExpr::Function(f) => {
+            let name = f.name.to_string().to_uppercase();
+            matches!(name.as_str(), "TUMBLE" | "HOP" | "SESSION").then(|| (i, name, f.args.clone()))
+        }
+        _ => None,
+    });
+    let Some((at, name, args)) = found else {
+        return Ok(());
+    };
+    let args: Vec<SqlExpr> = match &args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                other => Err(SqlError::validation(
+                    format!("GROUP BY {name}(...): unexpected argument {other}"),
+                    None,
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => vec![],
+    };
+    let (kind_code, size, step) = match (name.as_str(), args.len()) {
+        ("TUMBLE", 2) => (0, interval_ms(&args[1])?, 0),
+        ("HOP", 3) => (1, interval_ms(&args[2])?, interval_ms(&args[1])?),
+        ("SESSION", 2) => (3, interval_ms(&args[1])?, 0),
+        _ => {
+            return Err(SqlError::validation(
+                format!(
+                    "GROUP BY {name} takes {}",
+                    match name.as_str() {
+                        "HOP" => "(time_attr, slide, size)",
+                        "SESSION" => "(time_attr, gap)",
+                        _ => "(time_attr, size)",
+                    }
+                ),
+                None,
+            ))
+        }
+    };
+    if size <= 0 || (kind_code == 1 && (step <= 0 || size % step != 0)) {
+        return Err(SqlError::validation(
+            format!("GROUP BY {name}: sizes must be positive, and a HOP's size a whole multiple of its slide"),
+            None,
+        ));
+    }
+    let [from] = &mut select.from[..] else {
+        return Err(SqlError::unsupported(format!(
+            "GROUP BY {name}(...) over more than one table; join in a subquery and group its result"
+        )));
+    };
+    if !from.joins.is_empty() {
+        return Err(SqlError::unsupported(format!(
+            "GROUP BY {name}(...) over a join; join in a subquery and group its result"
+        )));
+    }
+    let alias = match &from.relation {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            a.name.clone()
+        }
+        TableFactor::Table { name: n, .. } => {
+            n.0.last()
+                .and_then(|p| p.as_ident().cloned())
+                .unwrap_or_else(|| Ident::new("__weir_window_input"))
+        }
+        _ => Ident::new("__weir_window_input"),
+    };
+    let window_args = format!("{}, {kind_code}, {size}, {step}, 0", args[0]);
+    let sql = format!(
+        "SELECT *, {WINDOW_START_FN}({window_args}) AS {LEGACY_START}, \
+         {WINDOW_END_FN}({window_args}) AS {LEGACY_END}, \
+         {WINDOW_TIME_FN}({window_args}) AS {LEGACY_TIME} FROM __weir_window_input"
+    );
+    let mut inner = Parser::new(&FlinkDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::parse(format!("GROUP BY {name}: {e}"), None))?;
+    if let SetExpr::Select(s) = inner.body.as_mut() {
+        s.from[0].relation = from.relation.clone();
+    }
+    from.relation = TableFactor::Derived {
+        lateral: false,
+        subquery: inner,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: alias.clone(),
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    };
+    let column = |c: &str| SqlExpr::CompoundIdentifier(vec![alias.clone(), Ident::new(c)]);
+    group_by.splice(
+        at..=at,
+        [
+            column(LEGACY_START),
+            column(LEGACY_END),
+            column(LEGACY_TIME),
+        ],
+    );
+    // The auxiliary functions must name the GROUP BY's window.
+    let window_text = args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut bad = None;
+    let mut replace = |e: &mut SqlExpr| {
+        if let SqlExpr::Function(f) = e {
+            let fname = f.name.to_string().to_uppercase();
+            let column_name = match fname.strip_prefix(&format!("{name}_")) {
+                Some("START") => LEGACY_START,
+                Some("END") => LEGACY_END,
+                Some("ROWTIME") => LEGACY_TIME,
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            let same = match &f.args {
+                FunctionArguments::List(l) => {
+                    l.args.iter().map(|a| a.to_string()).collect::<Vec<_>>() == window_text
+                }
+                _ => false,
+            };
+            if !same {
+                bad = Some(format!(
+                    "{fname}({}) must repeat the GROUP BY's {name}({}) arguments",
+                    match &f.args {
+                        FunctionArguments::List(l) => l.to_string(),
+                        _ => String::new(),
+                    },
+                    window_text.join(", ")
+                ));
+            }
+            *e = column(column_name);
+        }
+        ControlFlow::Continue(())
+    };
+    let _ = visit_expressions_mut(&mut select.projection, &mut replace);
+    let _ = visit_expressions_mut(&mut select.having, &mut replace);
+    match bad {
+        Some(m) => Err(SqlError::validation(m, None)),
+        None => Ok(()),
+    }
+}
+
+/// The window columns a group window adds; not names a user would pick.
+const LEGACY_START: &str = "__weir_window_start";
+const LEGACY_END: &str = "__weir_window_end";
+const LEGACY_TIME: &str = "__weir_window_time";
+
 /// The derived query that stands for a window TVF call, or `None` when
 /// `expr` is another table function.
 fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
@@ -227,11 +442,7 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
         "TUMBLE" => (0, &["DATA", "TIMECOL", "SIZE", "OFFSET"]),
         "HOP" => (1, &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]),
         "CUMULATE" => (2, &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"]),
-        "SESSION" => {
-            return Err(SqlError::unsupported(
-                "SESSION windows are not supported yet; TUMBLE, HOP and CUMULATE are",
-            ))
-        }
+        "SESSION" => (3, &["DATA", "TIMECOL", "GAP"]),
         _ => return Ok(None),
     };
     let FunctionArguments::List(list) = &f.args else {
@@ -285,7 +496,11 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
             SqlError::validation(format!("{name} needs its {} argument", params[i]), None)
         })
     };
-    let table = match need(0)? {
+    let (data, partition_by) = match need(0)? {
+        SqlExpr::Tuple(parts) if !parts.is_empty() => (&parts[0], &parts[1..]),
+        other => (other, &[][..]),
+    };
+    let table = match data {
         SqlExpr::CompoundIdentifier(parts)
             if parts.first().is_some_and(|p| p.value == TABLE_ARG_MARKER) =>
         {
@@ -302,6 +517,12 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
             ))
         }
     };
+    if kind_code != 3 && !partition_by.is_empty() {
+        return Err(SqlError::validation(
+            format!("{name} takes no PARTITION BY; only SESSION windows are partitioned"),
+            None,
+        ));
+    }
     let timecol = match need(1)? {
         SqlExpr::Function(d) if d.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
             match &d.args {
@@ -322,20 +543,20 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
         }
     };
     let (size, step) = match kind_code {
-        0 => (interval_ms(need(2)?)?, 0),
+        0 | 3 => (interval_ms(need(2)?)?, 0),
         _ => (interval_ms(need(3)?)?, interval_ms(need(2)?)?),
     };
-    let offset = match by_name.last().copied().flatten() {
-        Some(e) => interval_ms(e)?,
+    let offset = match params.iter().position(|p| *p == "OFFSET") {
+        Some(i) => by_name[i].map_or(Ok(0), interval_ms)?,
         None => 0,
     };
-    if size <= 0 || (kind_code != 0 && step <= 0) {
+    if size <= 0 || (matches!(kind_code, 1 | 2) && step <= 0) {
         return Err(SqlError::validation(
             format!("{name}: window sizes must be positive"),
             None,
         ));
     }
-    if kind_code != 0 && size % step != 0 {
+    if matches!(kind_code, 1 | 2) && size % step != 0 {
         return Err(SqlError::validation(
             format!(
                 "{name}: the size ({size} ms) must be a whole multiple of the {} ({step} ms)",
@@ -344,7 +565,10 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
             None,
         ));
     }
-    let args = format!("{timecol}, {kind_code}, {size}, {step}, {offset}");
+    let mut args = format!("{timecol}, {kind_code}, {size}, {step}, {offset}");
+    for p in partition_by {
+        args.push_str(&format!(", {p}"));
+    }
     let sql = format!(
         "SELECT *, {WINDOW_START_FN}({args}) AS window_start, {WINDOW_END_FN}({args}) AS window_end, \
          {WINDOW_TIME_FN}({args}) AS window_time FROM {table}"

@@ -263,3 +263,22 @@ fn explain_names_source_and_sink() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn explain_shows_a_session_window_and_its_state() {
+    let text = explain(
+        "EXPLAIN SELECT who, SESSION_END(ts, INTERVAL '30' SECOND), COUNT(*) FROM orders \
+         GROUP BY who, SESSION(ts, INTERVAL '30' SECOND)",
+    );
+    let agg = text
+        .lines()
+        .find(|l| l.contains("WindowAggregate"))
+        .expect(&text);
+    assert!(agg.contains("window=SESSION(gap=30000ms)"), "{agg}");
+    assert!(agg.contains("keys=[orders.who]"), "{agg}");
+    assert!(
+        agg.contains("state=accumulators per (key, session), sessions merged"),
+        "{agg}"
+    );
+    assert!(agg.contains("changelog=append"), "{agg}");
+}

@@ -52,6 +52,10 @@ pub trait StatementEvents: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct StatementMetrics {
     pub records_in: AtomicU64,
+    /// Source records fully processed, their output written (and, into a
+    /// Kafka table, acknowledged); `records_in` less this is the work
+    /// queued inside the worker.
+    pub records_done: AtomicU64,
     pub records_out: AtomicU64,
     pub records_skipped: AtomicU64,
     pub records_late: AtomicU64,
@@ -167,6 +171,8 @@ struct Progress {
     /// The index of the branch that sent it, and that branch's watermark.
     branch: usize,
     watermark: Option<i64>,
+    /// Source records this covers.
+    records: u64,
 }
 
 fn now_ms() -> i64 {
@@ -344,6 +350,7 @@ async fn run_inner(
                     write_batch(&task.plan.sink, producer.as_ref(), results, &batch).await?;
                     metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 }
+                metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
                 // Offsets are stored once what they cover is written. An
                 // aggregation holds state in memory that no checkpoint keeps
                 // yet, so its offsets are not stored: after a restart it
@@ -495,6 +502,7 @@ async fn read_branch(
                     offsets: vec![],
                     branch: index,
                     watermark: Some(i64::MAX),
+                    records: batch.num_rows() as u64,
                 }))
                 .await;
             return Ok(());
@@ -564,6 +572,7 @@ async fn read_branch(
                     offsets: vec![],
                     branch: index,
                     watermark: wm,
+                    records: 0,
                 };
                 if tx.send(Ok(p)).await.is_err() {
                     return Ok(());
@@ -645,6 +654,7 @@ async fn read_branch(
                 offsets,
                 branch: index,
                 watermark,
+                records: raw.len() as u64,
             }))
             .await
             .is_err()

@@ -1,6 +1,13 @@
 //! Nexmark throughput of the engine alone: every query Weir runs, over the
 //! same generated events, on one thread, with JSON decoding, watermarks and
-//! the operators' state included and the broker left out.
+//! the operators' state included and the broker left out; then, when a
+//! broker is given (`WEIR_BENCH_BOOTSTRAP` or `WEIR_TEST_BOOTSTRAP`),
+//! through it: the events produced as JSON into three topics once, and each
+//! query run on the worker into a topic (`CREATE TABLE ... AS`; q5, whose
+//! update stream has no key, into the statement's results) from its first
+//! record read until every record is processed and its output
+//! acknowledged. `WEIR_BENCH_BROKER_EVENTS` sets that run's event count
+//! (default 200,000).
 //!
 //! `cargo bench -p weir-nexmark --bench nexmark` prints events/s per core
 //! (events over the CPU seconds the query took; a query reads only the
@@ -20,6 +27,8 @@ use weir_nexmark::queries::{QUERIES, TABLES};
 use weir_nexmark::{Generator, GeneratorConfig};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
+#[path = "../tests/support/broker.rs"]
+mod broker;
 #[path = "../../compute-pool/benches/support/cpu.rs"]
 mod cpu;
 use cpu::cpu_seconds;
@@ -67,14 +76,86 @@ fn polls(events: u64) -> Vec<MemoryPoll> {
     polls
 }
 
-fn main() {
-    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(default)
+}
+
+fn selected(only: &Option<Vec<String>>, name: &str) -> bool {
+    only.as_ref().is_none_or(|o| o.iter().any(|n| n == name))
+}
+
+fn main() {
     let only: Option<Vec<String>> = std::env::var("WEIR_BENCH_QUERIES")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    engine_alone(env_u64("WEIR_BENCH_EVENTS", 1_000_000), &only);
+    let bootstrap = std::env::var("WEIR_BENCH_BOOTSTRAP")
+        .or_else(|_| std::env::var("WEIR_TEST_BOOTSTRAP"))
+        .ok();
+    match bootstrap {
+        Some(b) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(through_broker(
+                &b,
+                env_u64("WEIR_BENCH_BROKER_EVENTS", 200_000),
+                &only,
+            )),
+        None => println!(
+            "\nThrough the broker: skipped; set WEIR_BENCH_BOOTSTRAP to a broker (`weir dev` prints one)"
+        ),
+    }
+}
+
+async fn through_broker(bootstrap: &str, events: u64, only: &Option<Vec<String>>) {
+    let generated: Vec<weir_nexmark::Event> = Generator::new(GeneratorConfig {
+        events,
+        events_per_second: RATE,
+        ..Default::default()
+    })
+    .collect();
+    let t = Instant::now();
+    let loaded = broker::load(bootstrap, &broker::unique_suffix(), &generated).await;
+    println!(
+        "\nNexmark through the broker at {bootstrap}: {events} events produced in {:.1} s (not counted); \
+         CPU is this process's (worker and its Kafka clients), the broker runs in its own",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<5} {:>14} {:>8} {:>8} {:>12} {:>10} {:>10} {:>9}  sink",
+        "query", "events/s/core", "CPU s", "wall s", "events/s", "read", "rows out", "state MB"
+    );
+    for q in QUERIES {
+        if !selected(only, q.name) {
+            continue;
+        }
+        let name = format!("nexmark_{}", q.name);
+        let (plan, sink) = match broker::try_plan_into_topic(&loaded, &name, q.sql).await {
+            Ok((plan, _)) => (plan, "topic"),
+            Err(_) => (broker::plan_select(&loaded, q.sql), "results"),
+        };
+        let cpu = cpu_seconds();
+        let run = broker::run(&loaded, &format!("bench/{}", q.name), plan).await;
+        let cpu = cpu_seconds() - cpu;
+        println!(
+            "{:<5} {:>14.0} {:>8.2} {:>8.2} {:>12.0} {:>10} {:>10} {:>9.1}  {sink}",
+            q.name,
+            events as f64 / cpu,
+            cpu,
+            run.wall.as_secs_f64(),
+            events as f64 / run.wall.as_secs_f64(),
+            run.records_in,
+            run.records_out,
+            run.state_bytes as f64 / 1e6,
+        );
+    }
+}
+
+fn engine_alone(events: u64, only: &Option<Vec<String>>) {
     let t = Instant::now();
     let polls = polls(events);
     let bytes: usize = polls
@@ -94,10 +175,7 @@ fn main() {
     let planner = Planner::new();
     let ctx = CatalogContext::from_ddl(&planner, &TABLES).expect("the DDL plans");
     for q in QUERIES {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|n| n == q.name))
-        {
+        if !selected(only, q.name) {
             continue;
         }
         let Ok(Analysis::Streaming { plan, .. }) = analyze(&planner, q.sql, &ctx) else {

@@ -17,7 +17,10 @@ use std::sync::OnceLock;
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use weir_compute_pool::{run_in_memory, MemoryPoll, MemoryRecord};
+#[path = "support/replay.rs"]
+mod replay;
+
+use weir_compute_pool::{run_in_memory, MemoryPoll};
 use weir_nexmark::queries::{query, TABLES};
 use weir_nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
@@ -46,7 +49,7 @@ fn input() -> &'static Input {
             base_time_ms: BASE_MS,
         })
         .collect();
-        let polls = polls(&events);
+        let polls = replay::polls(&events, str::to_string);
         let (mut persons, mut auctions, mut bids) = (vec![], vec![], vec![]);
         for e in &events {
             match e {
@@ -62,32 +65,6 @@ fn input() -> &'static Input {
             bids,
         }
     })
-}
-
-/// One poll per run of events of one table, as a consumer would see them.
-fn polls(events: &[Event]) -> Vec<MemoryPoll> {
-    let mut polls: Vec<MemoryPoll> = vec![];
-    let mut offsets: HashMap<&str, i64> = HashMap::new();
-    for e in events {
-        let offset = offsets.entry(e.table()).or_default();
-        let record = MemoryRecord {
-            partition: 0,
-            offset: *offset,
-            timestamp_ms: e.timestamp_ms(),
-            key: None,
-            value: Some(e.to_json()),
-        };
-        *offset += 1;
-        match polls.last_mut() {
-            Some(p) if p.topic == e.table() => p.records.push(record),
-            _ => polls.push(MemoryPoll {
-                topic: e.table().into(),
-                records: vec![record],
-                at_ms: e.timestamp_ms(),
-            }),
-        }
-    }
-    polls
 }
 
 /// The statement's final watermark when it reads these tables' times.
@@ -168,20 +145,11 @@ fn check(name: &str, want: BTreeMap<String, usize>) {
     );
     let got = engine(name);
     if got != want {
-        let missing: Vec<_> = want
-            .keys()
-            .filter(|k| !got.contains_key(*k))
-            .take(5)
-            .collect();
-        let extra: Vec<_> = got
-            .keys()
-            .filter(|k| !want.contains_key(*k))
-            .take(5)
-            .collect();
         panic!(
-            "{name}: {} rows, the reference has {}\n  missing: {missing:#?}\n  extra: {extra:#?}",
+            "{name}: {} rows, the reference has {}\n{}",
             got.values().sum::<usize>(),
-            want.values().sum::<usize>()
+            want.values().sum::<usize>(),
+            replay::differences(&want, &got)
         );
     }
 }

@@ -1502,6 +1502,24 @@ fn analyze_statement(
         } => {
             let mut def = planner.table_for_query(def, &query, hints, ctx, sql)?;
             planner.resolve_computed(&mut def)?;
+            // An updating query makes an upsert table keyed as its updates
+            // are, unless the statement says how the table is keyed.
+            if def.primary_key.is_empty() && def.option("changelog.mode").is_none() {
+                let select = planner.plan_select(&query, hints, ctx, sql)?;
+                if !select.root.is_append_only() {
+                    if let Some(key) = select.root.upsert_key() {
+                        def.primary_key = key
+                            .iter()
+                            .map(|i| select.output_schema.field(*i).name().clone())
+                            .collect();
+                        for c in def.columns.iter_mut() {
+                            if def.primary_key.contains(&c.name) {
+                                c.nullable = false;
+                            }
+                        }
+                    }
+                }
+            }
             let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, ctx.database, def.name);
             let plan = planner.plan_insert(
                 InsertTarget {

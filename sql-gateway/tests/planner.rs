@@ -282,3 +282,33 @@ fn explain_shows_a_session_window_and_its_state() {
     );
     assert!(agg.contains("changelog=append"), "{agg}");
 }
+
+fn created(sql: &str) -> weir_catalog::TableDef {
+    match analyze(&Planner::new(), sql, &ctx()).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        Analysis::Streaming {
+            create: Some(def),
+            sql_kind,
+            ..
+        } => {
+            assert_eq!(sql_kind, "CREATE_TABLE_AS");
+            def
+        }
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn create_table_as_keys_an_updating_query_by_its_upsert_key() {
+    let append = created("CREATE TABLE big AS SELECT id, who FROM orders WHERE amount > 10");
+    assert!(append.primary_key.is_empty());
+    assert_eq!(append.changelog_mode(), "append");
+    let names: Vec<_> = append.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["id", "who"]);
+
+    let totals =
+        created("CREATE TABLE totals AS SELECT who, SUM(amount) AS total FROM orders GROUP BY who");
+    assert_eq!(totals.primary_key, ["who"]);
+    assert_eq!(totals.changelog_mode(), "upsert");
+    let who = totals.columns.iter().find(|c| c.name == "who").unwrap();
+    assert!(!who.nullable, "a primary key column is NOT NULL");
+}

@@ -1,0 +1,51 @@
+//! What the Nexmark tests share: the events as a consumer polls them, and
+//! how two multisets of rows differ.
+
+use std::collections::{BTreeMap, HashMap};
+
+use weir_compute_pool::{MemoryPoll, MemoryRecord};
+use weir_nexmark::Event;
+
+/// One poll per run of events of one table, as a consumer would see them;
+/// `topic` names a table's topic.
+pub fn polls(events: &[Event], topic: impl Fn(&str) -> String) -> Vec<MemoryPoll> {
+    let mut polls: Vec<MemoryPoll> = vec![];
+    let mut offsets: HashMap<&str, i64> = HashMap::new();
+    for e in events {
+        let offset = offsets.entry(e.table()).or_default();
+        let record = MemoryRecord {
+            partition: 0,
+            offset: *offset,
+            timestamp_ms: e.timestamp_ms(),
+            key: None,
+            value: Some(e.to_json()),
+        };
+        *offset += 1;
+        let topic = topic(e.table());
+        match polls.last_mut() {
+            Some(p) if p.topic == topic => p.records.push(record),
+            _ => polls.push(MemoryPoll {
+                topic,
+                records: vec![record],
+                at_ms: e.timestamp_ms(),
+            }),
+        }
+    }
+    polls
+}
+
+/// A few rows `want` has and `got` lacks, and the other way round.
+pub fn differences(want: &BTreeMap<String, usize>, got: &BTreeMap<String, usize>) -> String {
+    let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| -> Vec<String> {
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .take(5)
+            .cloned()
+            .collect()
+    };
+    format!(
+        "  missing: {:#?}\n  extra: {:#?}",
+        only(want, got),
+        only(got, want)
+    )
+}

@@ -32,14 +32,17 @@ pub type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 /// The Kafka records for changes written to `table`. Into an upsert table
 /// (the planner lets only those take updates) `+I` and `+U` write the row
 /// under its key, `-D` writes a tombstone for the key, and `-U` writes
-/// nothing: the `+U` that follows replaces the row.
+/// nothing: the `+U` that follows replaces the row. Into a `'retract'`
+/// table every change is a record, its kind in the [`OP_HEADER`] header.
 pub fn kafka_changes(
     table: &TableDef,
     changes: &crate::changelog::Changes,
 ) -> Result<Vec<EncodedRecord>, EngineError> {
     use crate::changelog::{DELETE, UPDATE_BEFORE};
     let records = kafka_records(table, &changes.batch)?;
-    if changes.ops.is_none() {
+    // A retract table takes every change, `-U` included, with its kind in
+    // a header ([`op_header`]).
+    if changes.ops.is_none() || table.changelog_mode() == "retract" {
         return Ok(records);
     }
     Ok(records
@@ -51,6 +54,21 @@ pub fn kafka_changes(
             _ => Some((key, value)),
         })
         .collect())
+}
+
+/// The Kafka header that carries a change's kind into a `'retract'` table.
+pub const OP_HEADER: &str = "__op";
+
+/// The `__op` header value of change `i`: `+I`, `-U`, `+U` or `-D`, as
+/// Flink prints row kinds.
+pub fn op_header(changes: &crate::changelog::Changes, i: usize) -> &'static str {
+    use crate::changelog::{DELETE, UPDATE_AFTER, UPDATE_BEFORE};
+    match changes.op(i) {
+        UPDATE_BEFORE => "-U",
+        UPDATE_AFTER => "+U",
+        DELETE => "-D",
+        _ => "+I",
+    }
 }
 
 /// Keys and values of the Kafka records for a batch written to `table`.

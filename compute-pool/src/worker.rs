@@ -29,7 +29,7 @@ use crate::changelog::Changes;
 use crate::checkpoint::{Checkpointer, Snapshot};
 use crate::decode::row_partitions;
 use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
-use crate::encode::{kafka_changes, result_rows};
+use crate::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
 use crate::window::{admit_batch, PartitionWatermarks};
@@ -438,14 +438,23 @@ async fn write_batch(
         SinkSpec::Table { table, .. } => {
             let producer = producer.expect("an INSERT has a producer");
             let records = kafka_changes(table, changes)?;
+            let retract = table.changelog_mode() == "retract";
             let mut pending = Vec::with_capacity(records.len());
-            for (key, value) in &records {
+            for (i, (key, value)) in records.iter().enumerate() {
                 let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&table.topic);
                 if let Some(k) = key {
                     rec = rec.key(k.as_slice());
                 }
                 if let Some(v) = value {
                     rec = rec.payload(v.as_slice());
+                }
+                if retract {
+                    rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(
+                        rdkafka::message::Header {
+                            key: OP_HEADER,
+                            value: Some(op_header(changes, i)),
+                        },
+                    ));
                 }
                 loop {
                     match producer.send_result(rec) {

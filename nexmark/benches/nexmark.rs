@@ -3,8 +3,8 @@
 //! the operators' state included and the broker left out; then, when a
 //! broker is given (`WEIR_BENCH_BOOTSTRAP` or `WEIR_TEST_BOOTSTRAP`),
 //! through it: the events produced as JSON into three topics once, and each
-//! query run on the worker into a topic (`CREATE TABLE ... AS`; q5, whose
-//! update stream has no key, into the statement's results) from its first
+//! query run on the worker into a topic (`CREATE TABLE ... AS`, or into
+//! the statement's results should a query not go into a table) from its first
 //! record read until every record is processed and its output
 //! acknowledged. `WEIR_BENCH_BROKER_EVENTS` sets that run's event count
 //! (default 200,000).

@@ -5,7 +5,8 @@
 //! must equal, record for record, what the same plan writes when run in
 //! process over the same events (which `tests/queries.rs` checks against
 //! references computed without Weir): append-only output as a multiset of
-//! records, upsert output as the table its keys and tombstones leave.
+//! records, upsert output as the table its keys and tombstones leave,
+//! retract output as the table its `__op` headers leave.
 
 #[path = "support/broker.rs"]
 mod broker;
@@ -15,7 +16,7 @@ mod replay;
 use std::collections::{BTreeMap, HashMap};
 
 use broker::Record;
-use weir_compute_pool::encode::kafka_changes;
+use weir_compute_pool::encode::{kafka_changes, op_header};
 use weir_compute_pool::run_in_memory;
 use weir_nexmark::queries::query;
 use weir_nexmark::{Event, Generator, GeneratorConfig};
@@ -27,33 +28,49 @@ fn bootstrap() -> String {
         .expect("WEIR_TEST_BOOTSTRAP is not set: run the suite with infra/test.sh, which starts the test broker")
 }
 
-/// The table a sink topic describes: every record of an append-only
-/// table, or the last value per key of an upsert table (a tombstone
-/// deletes).
-fn table_of(records: &[Record], upsert: bool) -> BTreeMap<String, usize> {
+/// How a sink table's records make its rows.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Append,
+    /// The last value per key; a tombstone deletes.
+    Upsert,
+    /// `+I`/`+U` add a row, `-U`/`-D` (the `__op` header) remove one.
+    Retract,
+}
+
+/// The table a sink topic describes; `None` when a retraction removes a
+/// row that is not there.
+fn table_of(records: &[Record], mode: Mode) -> Option<BTreeMap<String, usize>> {
     let text = |b: &Option<Vec<u8>>| {
         b.as_deref().map_or("null".to_string(), |b| {
             String::from_utf8_lossy(b).into_owned()
         })
     };
-    let mut out = BTreeMap::new();
-    if upsert {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    if mode == Mode::Upsert {
         let mut last: HashMap<String, Option<String>> = HashMap::new();
-        for (k, v) in records {
+        for (k, v, _) in records {
             last.insert(text(k), v.as_ref().map(|_| text(v)));
         }
-        for (k, v) in last {
-            if let Some(v) = v {
-                *out.entry(format!("{k} => {v}")).or_default() += 1;
-            }
+        for (k, v) in last.into_iter().filter_map(|(k, v)| Some((k, v?))) {
+            *out.entry(format!("{k} => {v}")).or_default() += 1;
         }
-    } else {
-        for (k, v) in records {
-            *out.entry(format!("{} => {}", text(k), text(v)))
-                .or_default() += 1;
+        return Some(out);
+    }
+    for (k, v, op) in records {
+        let row = format!("{} => {}", text(k), text(v));
+        let retracts = mode == Mode::Retract && matches!(op.as_deref(), Some("-U" | "-D"));
+        if !retracts {
+            *out.entry(row).or_default() += 1;
+            continue;
+        }
+        let n = out.get_mut(&row)?;
+        *n -= 1;
+        if *n == 0 {
+            out.remove(&row);
         }
     }
-    out
+    Some(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,20 +91,28 @@ async fn nexmark_queries_through_the_broker_write_what_they_write_in_process() {
     );
     let polls = replay::polls(&events, |t| loaded.topics[t].clone());
     // A regular join (q3), a window joined back to its input (q7), a join
-    // of windows (q8), sessions (q11), and update streams into upsert
-    // tables: an aggregation over a join (q4), deduplication (q18) and a
-    // Top-N with row numbers (q19). q5's output is an update stream without
-    // a key, which only a 'retract' table, not supported yet, could take.
-    for name in ["q3", "q7", "q8", "q11", "q4", "q18", "q19"] {
+    // of windows (q8), sessions (q11); update streams into upsert tables:
+    // an aggregation over a join (q4), deduplication (q18) and a Top-N with
+    // row numbers (q19); and q5's update stream, which has no key, into a
+    // retract table.
+    for name in ["q3", "q7", "q8", "q11", "q4", "q18", "q19", "q5"] {
         let q = query(name).expect("a query");
         let (plan, table) =
             broker::plan_into_topic(&loaded, &format!("nexmark_{name}"), q.sql).await;
-        let upsert = !table.primary_key.is_empty();
-        eprintln!("{name}: planned into {} (upsert: {upsert})", table.topic);
+        let mode = match table.changelog_mode() {
+            "upsert" => Mode::Upsert,
+            "retract" => Mode::Retract,
+            _ => Mode::Append,
+        };
+        eprintln!("{name}: planned into {} ({mode:?})", table.topic);
         let local = run_in_memory(&plan, &polls).unwrap_or_else(|e| panic!("{name} runs: {e}"));
         let mut want = vec![];
         for c in &local.batches {
-            want.extend(kafka_changes(&table, c).expect("encodes"));
+            let records = kafka_changes(&table, c).expect("encodes");
+            want.extend(records.into_iter().enumerate().map(|(i, (k, v))| {
+                let op = (mode == Mode::Retract).then(|| op_header(c, i).to_string());
+                (k, v, op)
+            }));
         }
         assert!(
             !want.is_empty(),
@@ -95,18 +120,21 @@ async fn nexmark_queries_through_the_broker_write_what_they_write_in_process() {
         );
         let run = broker::run(&loaded, &format!("nexmark/{name}"), plan).await;
         let read_at = std::time::Instant::now();
-        let want_table = table_of(&want, upsert);
-        // An upsert table may take fewer updates through the broker, whose
-        // polls are larger: its final rows must agree, not its records.
+        let want_table = table_of(&want, mode)
+            .unwrap_or_else(|| panic!("{name}: in process retracts a row it did not write"));
+        // An updating table may take fewer updates through the broker,
+        // whose polls are larger: its final rows must agree, not its
+        // records.
         let got = broker::read_topic(&bootstrap, &table.topic, |got| {
-            if upsert {
-                table_of(got, true) == want_table
-            } else {
+            if mode == Mode::Append {
                 got.len() >= want.len()
+            } else {
+                table_of(got, mode).as_ref() == Some(&want_table)
             }
         });
         let read_s = read_at.elapsed().as_secs_f64();
-        let got_table = table_of(&got, upsert);
+        let got_table = table_of(&got, mode)
+            .unwrap_or_else(|| panic!("{name}: the topic retracts a row it does not hold"));
         if got_table != want_table {
             panic!(
                 "{name}: the topic holds {} records, in process wrote {}\n{}",
@@ -115,7 +143,7 @@ async fn nexmark_queries_through_the_broker_write_what_they_write_in_process() {
                 replay::differences(&want_table, &got_table)
             );
         }
-        if !upsert {
+        if mode == Mode::Append {
             assert_eq!(got.len(), want.len(), "{name}: duplicates in the topic");
         }
         eprintln!(

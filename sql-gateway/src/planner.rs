@@ -289,9 +289,8 @@ fn check_sink_changelog(
                 )),
             }
         }
-        "retract" => Err(SqlError::unsupported(format!(
-            "INSERT INTO {name}: tables with 'changelog.mode' = 'retract' cannot be written yet; use 'upsert' with a PRIMARY KEY"
-        ))),
+        // Every change is written, its kind in the `__op` header.
+        "retract" => Ok(()),
         _ => Err(SqlError::validation(
             format!(
                 "INSERT INTO {name}: {origin} produces updates (-U/+U/-D as results change), but {name} is append-only ('changelog.mode' = 'append'). Write into a table with PRIMARY KEY ({}) NOT ENFORCED, which is an upsert table, or aggregate over a window TVF (TUMBLE, HOP, CUMULATE), which emits each window once",
@@ -1012,6 +1011,13 @@ impl Planner {
                     .downcast_ref::<KafkaTableSource>()
                     .expect("every table source is a Kafka table");
                 let mut spec = self.source(src, &scan.table_name)?;
+                if spec.table.changelog_mode() == "retract" {
+                    return Err(SqlError::unsupported(format!(
+                        "reading {}: tables with 'changelog.mode' = 'retract' can be written but not read yet; \
+                         read the topic's records with their `__op` header from another consumer, or write an upsert table",
+                        scan.table_name
+                    )));
+                }
                 if let Some(proj) = &scan.projection {
                     spec.read_columns = Some(read_columns(&spec, proj, &scan.filters));
                 }
@@ -1503,19 +1509,27 @@ fn analyze_statement(
             let mut def = planner.table_for_query(def, &query, hints, ctx, sql)?;
             planner.resolve_computed(&mut def)?;
             // An updating query makes an upsert table keyed as its updates
-            // are, unless the statement says how the table is keyed.
+            // are, or a retract table when they have no key, unless the
+            // statement says how the table is keyed.
             if def.primary_key.is_empty() && def.option("changelog.mode").is_none() {
                 let select = planner.plan_select(&query, hints, ctx, sql)?;
                 if !select.root.is_append_only() {
-                    if let Some(key) = select.root.upsert_key() {
-                        def.primary_key = key
-                            .iter()
-                            .map(|i| select.output_schema.field(*i).name().clone())
-                            .collect();
-                        for c in def.columns.iter_mut() {
-                            if def.primary_key.contains(&c.name) {
-                                c.nullable = false;
+                    match select.root.upsert_key() {
+                        Some(key) => {
+                            def.primary_key = key
+                                .iter()
+                                .map(|i| select.output_schema.field(*i).name().clone())
+                                .collect();
+                            for c in def.columns.iter_mut() {
+                                if def.primary_key.contains(&c.name) {
+                                    c.nullable = false;
+                                }
                             }
+                        }
+                        // Updates without a key: every change is written.
+                        None => {
+                            def.options
+                                .insert("changelog.mode".into(), "retract".into());
                         }
                     }
                 }

@@ -311,4 +311,13 @@ fn create_table_as_keys_an_updating_query_by_its_upsert_key() {
     assert_eq!(totals.changelog_mode(), "upsert");
     let who = totals.columns.iter().find(|c| c.name == "who").unwrap();
     assert!(!who.nullable, "a primary key column is NOT NULL");
+
+    // A join of two aggregations has no upsert key: every change is kept.
+    let joined = created(
+        "CREATE TABLE joined AS SELECT a.who, a.n, b.m FROM \
+         (SELECT who, COUNT(*) AS n FROM orders GROUP BY who) a JOIN \
+         (SELECT who, MAX(amount) AS m FROM orders GROUP BY who) b ON a.n = b.m",
+    );
+    assert!(joined.primary_key.is_empty());
+    assert_eq!(joined.changelog_mode(), "retract");
 }

@@ -22,8 +22,8 @@ use weir_nexmark::queries::TABLES;
 use weir_nexmark::Event;
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner, StreamingPlan};
 
-/// A Kafka record's key and value.
-pub type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// A Kafka record's key, value and `__op` header (a retract table's).
+pub type Record = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>);
 
 /// The three tables' topics on the broker, and how many records each holds.
 pub struct Loaded {
@@ -280,7 +280,7 @@ pub fn read_topic(bootstrap: &str, topic: &str, done: impl Fn(&[Record]) -> bool
         match consumer.poll(Duration::from_millis(100)) {
             Some(m) => {
                 let m = m.expect("a record");
-                out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                out.push(record(&m));
                 if out.len() % 10_000 == 0 && done(&out) {
                     break;
                 }
@@ -294,8 +294,23 @@ pub fn read_topic(bootstrap: &str, topic: &str, done: impl Fn(&[Record]) -> bool
     while Instant::now() < settle {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.expect("a record");
-            out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+            out.push(record(&m));
         }
     }
     out
+}
+
+fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    use rdkafka::message::Headers;
+    let op = m.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == weir_compute_pool::encode::OP_HEADER)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    });
+    (
+        m.key().map(<[u8]>::to_vec),
+        m.payload().map(<[u8]>::to_vec),
+        op,
+    )
 }

@@ -43,6 +43,12 @@ pub const WINDOW_START_FN: &str = "weir_window_start";
 pub const WINDOW_END_FN: &str = "weir_window_end";
 pub const WINDOW_TIME_FN: &str = "weir_window_time";
 
+/// The window kind as a marker's second argument.
+const TUMBLE: i64 = 0;
+const HOP: i64 = 1;
+const CUMULATE: i64 = 2;
+const SESSION: i64 = 3;
+
 /// Which window column a marker computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bound {
@@ -86,10 +92,10 @@ pub fn as_marker(e: &Expr) -> Option<Marker> {
         _ => None,
     };
     let kind = match lit(1)? {
-        0 => WindowKind::Tumble,
-        1 => WindowKind::Hop { slide_ms: lit(3)? },
-        2 => WindowKind::Cumulate { step_ms: lit(3)? },
-        3 => WindowKind::Session,
+        TUMBLE => WindowKind::Tumble,
+        HOP => WindowKind::Hop { slide_ms: lit(3)? },
+        CUMULATE => WindowKind::Cumulate { step_ms: lit(3)? },
+        SESSION => WindowKind::Session,
         _ => return None,
     };
     Some(Marker {
@@ -104,34 +110,45 @@ pub fn as_marker(e: &Expr) -> Option<Marker> {
     })
 }
 
+/// Why a window of `kind` cannot be computed row by row, outside a window
+/// aggregation; `None` for a tumbling window, which can.
+fn needs_aggregation(kind: i64) -> Option<&'static str> {
+    match kind {
+        TUMBLE => None,
+        SESSION => Some(
+            "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end",
+        ),
+        _ => Some(
+            "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end",
+        ),
+    }
+}
+
 /// Refuses window columns used outside a window aggregation where they
-/// cannot be computed row by row: a `HOP` or `CUMULATE` puts a row in
-/// several windows, and a `SESSION`'s bounds depend on later rows.
+/// cannot be computed row by row (see [`needs_aggregation`]).
 pub fn refuse_unaggregated(exprs: &[Expr]) -> Result<(), SqlError> {
-    use datafusion::common::tree_node::TreeNode;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut why = None;
     for e in exprs {
-        let mut kind = None;
         let _ = e.apply(|x| {
-            if let Some(m) = as_marker(x) {
-                if m.window.kind != WindowKind::Tumble {
-                    kind = Some(m.window.kind);
-                    return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
-                }
-            }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            let kind = match as_marker(x) {
+                Some(Marker { window, .. }) => match window.kind {
+                    WindowKind::Tumble => TUMBLE,
+                    WindowKind::Hop { .. } => HOP,
+                    WindowKind::Cumulate { .. } => CUMULATE,
+                    WindowKind::Session => SESSION,
+                },
+                None => return Ok(TreeNodeRecursion::Continue),
+            };
+            why = needs_aggregation(kind);
+            Ok(if why.is_some() {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
         });
-        match kind {
-            Some(WindowKind::Session) => {
-                return Err(SqlError::unsupported(
-                    "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end",
-                ))
-            }
-            Some(_) => {
-                return Err(SqlError::unsupported(
-                    "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end",
-                ))
-            }
-            None => {}
+        if let Some(why) = why {
+            return Err(SqlError::unsupported(why));
         }
     }
     Ok(())
@@ -182,15 +199,8 @@ impl ScalarUDFImpl for WindowMarker {
             ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
             _ => exec_err!("window marker argument {i} is not a constant"),
         };
-        if int(1)? == 3 {
-            return exec_err!(
-                "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end"
-            );
-        }
-        if int(1)? != 0 {
-            return exec_err!(
-                "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end"
-            );
+        if let Some(why) = needs_aggregation(int(1)?) {
+            return exec_err!("{why}");
         }
         let spec = WindowSpec {
             kind: WindowKind::Tumble,
@@ -308,10 +318,10 @@ fn group_window(select: &mut Select) -> Result<(), SqlError> {
             .collect::<Result<_, _>>()?,
         _ => vec![],
     };
-    let (kind_code, size, step) = match (name.as_str(), args.len()) {
-        ("TUMBLE", 2) => (0, interval_ms(&args[1])?, 0),
-        ("HOP", 3) => (1, interval_ms(&args[2])?, interval_ms(&args[1])?),
-        ("SESSION", 2) => (3, interval_ms(&args[1])?, 0),
+    let (kind, size, step) = match (name.as_str(), args.len()) {
+        ("TUMBLE", 2) => (TUMBLE, interval_ms(&args[1])?, 0),
+        ("HOP", 3) => (HOP, interval_ms(&args[2])?, interval_ms(&args[1])?),
+        ("SESSION", 2) => (SESSION, interval_ms(&args[1])?, 0),
         _ => {
             return Err(SqlError::validation(
                 format!(
@@ -326,12 +336,6 @@ fn group_window(select: &mut Select) -> Result<(), SqlError> {
             ))
         }
     };
-    if size <= 0 || (kind_code == 1 && (step <= 0 || size % step != 0)) {
-        return Err(SqlError::validation(
-            format!("GROUP BY {name}: sizes must be positive, and a HOP's size a whole multiple of its slide"),
-            None,
-        ));
-    }
     let [from] = &mut select.from[..] else {
         return Err(SqlError::unsupported(format!(
             "GROUP BY {name}(...) over more than one table; join in a subquery and group its result"
@@ -353,16 +357,17 @@ fn group_window(select: &mut Select) -> Result<(), SqlError> {
         }
         _ => Ident::new("__weir_window_input"),
     };
-    let window_args = format!("{}, {kind_code}, {size}, {step}, 0", args[0]);
-    let sql = format!(
-        "SELECT *, {WINDOW_START_FN}({window_args}) AS {LEGACY_START}, \
-         {WINDOW_END_FN}({window_args}) AS {LEGACY_END}, \
-         {WINDOW_TIME_FN}({window_args}) AS {LEGACY_TIME} FROM __weir_window_input"
-    );
-    let mut inner = Parser::new(&FlinkDialect)
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_query())
-        .map_err(|e| SqlError::parse(format!("GROUP BY {name}: {e}"), None))?;
+    let mut inner = window_columns(
+        &format!("GROUP BY {name}"),
+        kind,
+        size,
+        (step, "slide"),
+        0,
+        &args[0].to_string(),
+        &[],
+        [LEGACY_START, LEGACY_END, LEGACY_TIME],
+        "__weir_window_input",
+    )?;
     if let SetExpr::Select(s) = inner.body.as_mut() {
         s.from[0].relation = from.relation.clone();
     }
@@ -426,6 +431,52 @@ fn group_window(select: &mut Select) -> Result<(), SqlError> {
     }
 }
 
+/// Checks a window's sizes, and parses the query that adds its columns to
+/// `from` under `names`: `SELECT *, <start>, <end>, <time> FROM <from>`,
+/// each a marker call over `timecol` (and, for a session, the partition
+/// columns). `what` and `step_name` name the window in errors.
+#[allow(clippy::too_many_arguments)]
+fn window_columns(
+    what: &str,
+    kind: i64,
+    size: i64,
+    (step, step_name): (i64, &str),
+    offset: i64,
+    timecol: &str,
+    partition_by: &[SqlExpr],
+    names: [&str; 3],
+    from: &str,
+) -> Result<Box<Query>, SqlError> {
+    let stepped = matches!(kind, HOP | CUMULATE);
+    if size <= 0 || (stepped && step <= 0) {
+        return Err(SqlError::validation(
+            format!("{what}: window sizes must be positive"),
+            None,
+        ));
+    }
+    if stepped && size % step != 0 {
+        return Err(SqlError::validation(
+            format!(
+                "{what}: the size ({size} ms) must be a whole multiple of the {step_name} ({step} ms)"
+            ),
+            None,
+        ));
+    }
+    let mut args = format!("{timecol}, {kind}, {size}, {step}, {offset}");
+    for p in partition_by {
+        args.push_str(&format!(", {p}"));
+    }
+    let [start, end, time] = names;
+    let sql = format!(
+        "SELECT *, {WINDOW_START_FN}({args}) AS {start}, {WINDOW_END_FN}({args}) AS {end}, \
+         {WINDOW_TIME_FN}({args}) AS {time} FROM {from}"
+    );
+    Parser::new(&FlinkDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::parse(format!("{what}: {e}"), None))
+}
+
 /// The window columns a group window adds; not names a user would pick.
 const LEGACY_START: &str = "__weir_window_start";
 const LEGACY_END: &str = "__weir_window_end";
@@ -438,11 +489,11 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
         return Ok(None);
     };
     let name = f.name.to_string().to_uppercase();
-    let (kind_code, params): (i64, &[&str]) = match name.as_str() {
-        "TUMBLE" => (0, &["DATA", "TIMECOL", "SIZE", "OFFSET"]),
-        "HOP" => (1, &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]),
-        "CUMULATE" => (2, &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"]),
-        "SESSION" => (3, &["DATA", "TIMECOL", "GAP"]),
+    let (kind, params): (i64, &[&str]) = match name.as_str() {
+        "TUMBLE" => (TUMBLE, &["DATA", "TIMECOL", "SIZE", "OFFSET"]),
+        "HOP" => (HOP, &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]),
+        "CUMULATE" => (CUMULATE, &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"]),
+        "SESSION" => (SESSION, &["DATA", "TIMECOL", "GAP"]),
         _ => return Ok(None),
     };
     let FunctionArguments::List(list) = &f.args else {
@@ -517,7 +568,7 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
             ))
         }
     };
-    if kind_code != 3 && !partition_by.is_empty() {
+    if kind != SESSION && !partition_by.is_empty() {
         return Err(SqlError::validation(
             format!("{name} takes no PARTITION BY; only SESSION windows are partitioned"),
             None,
@@ -542,41 +593,25 @@ fn window_subquery(expr: &SqlExpr) -> Result<Option<Query>, SqlError> {
             ))
         }
     };
-    let (size, step) = match kind_code {
-        0 | 3 => (interval_ms(need(2)?)?, 0),
+    let (size, step) = match kind {
+        TUMBLE | SESSION => (interval_ms(need(2)?)?, 0),
         _ => (interval_ms(need(3)?)?, interval_ms(need(2)?)?),
     };
     let offset = match params.iter().position(|p| *p == "OFFSET") {
         Some(i) => by_name[i].map_or(Ok(0), interval_ms)?,
         None => 0,
     };
-    if size <= 0 || (matches!(kind_code, 1 | 2) && step <= 0) {
-        return Err(SqlError::validation(
-            format!("{name}: window sizes must be positive"),
-            None,
-        ));
-    }
-    if matches!(kind_code, 1 | 2) && size % step != 0 {
-        return Err(SqlError::validation(
-            format!(
-                "{name}: the size ({size} ms) must be a whole multiple of the {} ({step} ms)",
-                params[2]
-            ),
-            None,
-        ));
-    }
-    let mut args = format!("{timecol}, {kind_code}, {size}, {step}, {offset}");
-    for p in partition_by {
-        args.push_str(&format!(", {p}"));
-    }
-    let sql = format!(
-        "SELECT *, {WINDOW_START_FN}({args}) AS window_start, {WINDOW_END_FN}({args}) AS window_end, \
-         {WINDOW_TIME_FN}({args}) AS window_time FROM {table}"
-    );
-    let q = Parser::new(&FlinkDialect)
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_query())
-        .map_err(|e| SqlError::parse(format!("{name}: {e}"), None))?;
+    let q = window_columns(
+        &name,
+        kind,
+        size,
+        (step, params[2]),
+        offset,
+        &timecol,
+        partition_by,
+        ["window_start", "window_end", "window_time"],
+        &table,
+    )?;
     Ok(Some(*q))
 }
 

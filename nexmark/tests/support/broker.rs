@@ -46,9 +46,10 @@ pub fn unique_suffix() -> String {
     )
 }
 
-/// Creates `person_<suffix>`, `auction_<suffix>` and `bid_<suffix>` (one
-/// partition each, as the DDL says) and produces every event into its
-/// table's topic as JSON, with the event time as the record timestamp.
+/// Creates `nexmark_person_<suffix>`, `nexmark_auction_<suffix>` and
+/// `nexmark_bid_<suffix>` (one partition each, as the DDL says) and
+/// produces every event into its table's topic as JSON, with the event
+/// time as the record timestamp.
 pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
     let admin = KafkaAdmin::new(bootstrap).expect("an admin client");
     let mut topics = HashMap::new();

@@ -35,6 +35,10 @@ pub enum Operator {
         exprs: Vec<Arc<dyn PhysicalExpr>>,
         schema: SchemaRef,
     },
+    /// Every row once per projection (each a `Project`), as Flink's
+    /// `Expand` feeds grouping sets: the copies of a batch, one after the
+    /// other, in one batch.
+    Expand(Vec<Operator>),
 }
 
 impl std::fmt::Debug for Operator {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for Operator {
         match self {
             Operator::Filter(e) => write!(f, "Filter({e})"),
             Operator::Project { exprs, .. } => write!(f, "Project({} exprs)", exprs.len()),
+            Operator::Expand(p) => write!(f, "Expand({} projections)", p.len()),
         }
     }
 }
@@ -58,7 +63,7 @@ impl Operator {
                 let out = filter_record_batch(&batch, mask)?;
                 Ok((out.num_rows() > 0).then_some(out))
             }
-            Operator::Project { .. } => self.project(batch).map(Some),
+            Operator::Project { .. } | Operator::Expand(_) => self.project(batch).map(Some),
         }
     }
 
@@ -78,12 +83,37 @@ impl Operator {
                 batch: self.project(c.batch)?,
                 ops: c.ops,
             })),
+            Operator::Expand(p) => {
+                let ops = match &c.ops {
+                    Some(o) => {
+                        let copies = vec![o.as_ref() as &dyn arrow::array::Array; p.len()];
+                        Some(Arc::new(
+                            arrow::compute::concat(&copies)?.as_primitive().clone(),
+                        ))
+                    }
+                    None => None,
+                };
+                Ok(Some(Changes {
+                    batch: self.project(c.batch)?,
+                    ops,
+                }))
+            }
         }
     }
 
     fn project(&self, batch: RecordBatch) -> Result<RecordBatch, EngineError> {
         match self {
             Operator::Filter(_) => unreachable!("only called on projections"),
+            Operator::Expand(p) => {
+                let copies = p
+                    .iter()
+                    .map(|o| o.project(batch.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(arrow::compute::concat_batches(
+                    &copies[0].schema(),
+                    &copies,
+                )?)
+            }
             Operator::Project { exprs, schema } => {
                 let n = batch.num_rows();
                 let cols = exprs
@@ -478,6 +508,19 @@ impl Compiler {
                 above.push(project(exprs, input_schema, &self.props)?);
                 self.node(input, above, target)?;
             }
+            PlanNode::Expand {
+                input,
+                projections,
+                input_schema,
+            } => {
+                above.push(Operator::Expand(
+                    projections
+                        .iter()
+                        .map(|p| project(p, input_schema, &self.props))
+                        .collect::<Result<_, _>>()?,
+                ));
+                self.node(input, above, target)?;
+            }
             PlanNode::Union { inputs } => {
                 // Each input gets its own copy of the operators above the
                 // union; their rows meet at the target.
@@ -630,13 +673,16 @@ fn project(
 /// Physical expressions are immutable and shared: a copy is a list of the
 /// same `Arc`s.
 fn recompile(ops: &[Operator]) -> Vec<Operator> {
-    ops.iter()
-        .map(|o| match o {
-            Operator::Filter(e) => Operator::Filter(e.clone()),
-            Operator::Project { exprs, schema } => Operator::Project {
-                exprs: exprs.clone(),
-                schema: schema.clone(),
-            },
-        })
-        .collect()
+    ops.iter().map(copy).collect()
+}
+
+fn copy(o: &Operator) -> Operator {
+    match o {
+        Operator::Filter(e) => Operator::Filter(e.clone()),
+        Operator::Project { exprs, schema } => Operator::Project {
+            exprs: exprs.clone(),
+            schema: schema.clone(),
+        },
+        Operator::Expand(p) => Operator::Expand(recompile(p)),
+    }
 }

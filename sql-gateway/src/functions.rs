@@ -32,6 +32,9 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("truncate", "trunc"),
     ("instr", "strpos"),
     ("sign", "signum"),
+    // A bit vector of which keys the grouping set leaves out (INT, where
+    // Flink's is BIGINT).
+    ("grouping_id", "grouping"),
 ];
 
 /// The DataFusion name for a Flink function name.

@@ -192,6 +192,15 @@ pub enum PlanNode {
         exprs: Vec<Expr>,
         input_schema: DFSchemaRef,
     },
+    /// Every input row once per projection, each over `input_schema` with
+    /// the same output columns: Flink's `Expand`, under a grouping-sets
+    /// aggregation (the input's columns, each set's keys with NULL for the
+    /// keys it leaves out, and the set's grouping id).
+    Expand {
+        input: Box<PlanNode>,
+        projections: Vec<Vec<Expr>>,
+        input_schema: DFSchemaRef,
+    },
     /// `UNION ALL`: every input's rows, in arrival order.
     Union {
         inputs: Vec<PlanNode>,
@@ -287,6 +296,7 @@ impl PlanNode {
             PlanNode::Limit { .. } => true,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. } => input.is_bounded(),
@@ -301,6 +311,7 @@ impl PlanNode {
             PlanNode::Values { .. } => vec![],
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }
@@ -322,6 +333,7 @@ impl PlanNode {
             PlanNode::GroupAggregate { .. } | PlanNode::TopN { .. } => false,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
             // An outer join retracts its NULL-padded rows when a match
@@ -455,6 +467,7 @@ impl PlanNode {
             )),
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
             PlanNode::Join {
@@ -507,6 +520,11 @@ impl PlanNode {
                 out,
                 "{pad}Project: {} changelog={mode} state=none",
                 exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            PlanNode::Expand { projections, .. } => writeln!(
+                out,
+                "{pad}Expand: every row {} times, one per grouping set changelog={mode} state=none",
+                projections.len()
             ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
@@ -581,6 +599,7 @@ impl PlanNode {
         match self {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }

@@ -9,7 +9,7 @@ use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
 use arrow::compute::{can_cast_types, cast, concat};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{DFSchema, DataFusionError, TableReference};
+use datafusion::common::{DFSchema, DataFusionError, ScalarValue, TableReference};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::logical_expr::{
@@ -184,7 +184,7 @@ impl ContextProvider for Provider<'_> {
     fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
         self.state
             .aggregate_functions()
-            .get(&name.to_lowercase())
+            .get(&datafusion_name(name))
             .cloned()
     }
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
@@ -1095,6 +1095,9 @@ impl Planner {
             }
             LogicalPlan::Aggregate(agg) => match self.window_aggregate(agg, sql)? {
                 Some(node) => node,
+                None if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) => {
+                    self.grouping_sets(agg, sql)?
+                }
                 None => PlanNode::GroupAggregate {
                     input: Box::new(self.convert(&agg.input, false, sql)?),
                     input_schema: agg.input.schema().clone(),
@@ -1253,6 +1256,95 @@ impl Planner {
         Ok(node)
     }
 
+    /// `GROUP BY GROUPING SETS | ROLLUP | CUBE`, as Flink plans it: an
+    /// `Expand` emits each row once per grouping set, with NULL for the keys
+    /// the set leaves out and the set's id, and one group aggregation keyed
+    /// by every key and the id aggregates them all.
+    fn grouping_sets(
+        &self,
+        agg: &datafusion::logical_expr::Aggregate,
+        sql: &str,
+    ) -> Result<PlanNode, SqlError> {
+        use datafusion::common::Column;
+        use datafusion::logical_expr::{lit, Aggregate, GroupingSet, Projection};
+        let [Expr::GroupingSet(gs)] = agg.group_expr.as_slice() else {
+            unreachable!("called for one grouping set expression")
+        };
+        let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
+        let sets: Vec<Vec<Expr>> = match gs {
+            GroupingSet::GroupingSets(sets) => sets.clone(),
+            GroupingSet::Rollup(e) => (0..=e.len()).rev().map(|i| e[..i].to_vec()).collect(),
+            GroupingSet::Cube(e) => (0..1u64 << e.len())
+                .map(|mask| {
+                    e.iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << (e.len() - 1 - i)) == 0)
+                        .map(|(_, x)| x.clone())
+                        .collect()
+                })
+                .collect(),
+        };
+        let input_schema = agg.input.schema();
+        let id_field = agg
+            .schema
+            .field_with_unqualified_name(Aggregate::INTERNAL_GROUPING_ID)
+            .map_err(|e| df_error(e, sql))?;
+        let n = distinct.len();
+        let mut seen: std::collections::HashMap<u64, u64> = Default::default();
+        let mut projections = vec![];
+        for set in &sets {
+            // Bit n-1-j set: key j is left out (DataFusion's layout, which
+            // GROUPING() reads); repeated sets get an ordinal above the mask.
+            let mask = distinct
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| !set.contains(k))
+                .fold(0u64, |m, (j, _)| m | 1 << (n - 1 - j));
+            let ordinal = seen.entry(mask).or_default();
+            let id = mask | *ordinal << n;
+            *ordinal += 1;
+            let mut exprs: Vec<Expr> = input_schema
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            for (j, k) in distinct.iter().enumerate() {
+                let v = if set.contains(k) {
+                    k.clone()
+                } else {
+                    let t = k.get_type(input_schema).map_err(|e| df_error(e, sql))?;
+                    lit(ScalarValue::try_from(&t).map_err(|e| df_error(e, sql))?)
+                };
+                exprs.push(v.alias(format!("__weir_grouping_key_{j}")));
+            }
+            let id = ScalarValue::UInt64(Some(id))
+                .cast_to(id_field.data_type())
+                .map_err(|e| df_error(e, sql))?;
+            exprs.push(lit(id).alias(Aggregate::INTERNAL_GROUPING_ID));
+            projections.push(exprs);
+        }
+        let expanded = Projection::try_new(projections[0].clone(), agg.input.clone())
+            .map_err(|e| df_error(e, sql))?
+            .schema;
+        let keys = (0..n)
+            .map(|j| Expr::Column(Column::from_name(format!("__weir_grouping_key_{j}"))))
+            .chain([Expr::Column(Column::from_name(
+                Aggregate::INTERNAL_GROUPING_ID,
+            ))])
+            .collect();
+        Ok(PlanNode::GroupAggregate {
+            input: Box::new(PlanNode::Expand {
+                input: Box::new(self.convert(&agg.input, false, sql)?),
+                projections,
+                input_schema: input_schema.clone(),
+            }),
+            input_schema: expanded,
+            keys,
+            aggs: agg.aggr_expr.clone(),
+            output_schema: agg.schema.clone(),
+        })
+    }
+
     /// `GROUP BY window_start, window_end, ...` over a window TVF; `None`
     /// when the aggregation is not windowed.
     fn window_aggregate(
@@ -1261,15 +1353,10 @@ impl Planner {
         sql: &str,
     ) -> Result<Option<PlanNode>, SqlError> {
         use datafusion::common::tree_node::{Transformed, TreeNode};
-        if agg
-            .group_expr
-            .iter()
-            .any(|g| matches!(g, Expr::GroupingSet(_)))
-        {
-            return Err(SqlError::unsupported(
-                "GROUPING SETS, ROLLUP and CUBE are not supported yet",
-            ));
-        }
+        let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
+        let group_exprs =
+            datafusion::logical_expr::utils::grouping_set_to_exprlist(&agg.group_expr)
+                .map_err(|e| df_error(e, sql))?;
         // Down to the projection that computes the window columns, keeping
         // the filters met on the way.
         let mut node = agg.input.as_ref();
@@ -1315,7 +1402,7 @@ impl Planner {
         let mut window: Option<crate::windows::Marker> = None;
         let mut keys = vec![];
         let mut layout = vec![];
-        for g in &agg.group_expr {
+        for g in group_exprs {
             let e = inline(g)?;
             match crate::windows::as_marker(&e) {
                 Some(m) => {
@@ -1348,6 +1435,12 @@ impl Planner {
         else {
             return Ok(None);
         };
+        if grouping_sets {
+            return Err(SqlError::unsupported(
+                "GROUPING SETS, ROLLUP and CUBE over a window TVF are not supported yet; \
+                 aggregate each grouping in its own statement, or without the window",
+            ));
+        }
         if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
             && layout.contains(&crate::plan::GroupColumn::WindowEnd))
         {

@@ -321,3 +321,22 @@ fn create_table_as_keys_an_updating_query_by_its_upsert_key() {
     assert!(joined.primary_key.is_empty());
     assert_eq!(joined.changelog_mode(), "retract");
 }
+
+#[test]
+fn explain_shows_grouping_sets_as_an_expand_under_one_aggregation() {
+    let text = explain("EXPLAIN SELECT who, id, COUNT(*) FROM orders GROUP BY ROLLUP (who, id)");
+    let expand = text.lines().find(|l| l.contains("Expand:")).expect(&text);
+    assert!(
+        expand.contains("every row 3 times, one per grouping set changelog=append"),
+        "{expand}"
+    );
+    let agg = text
+        .lines()
+        .find(|l| l.contains("GroupAggregate"))
+        .expect(&text);
+    assert!(agg.contains("__grouping_id"), "keyed by the set too: {agg}");
+    assert!(
+        text.find("GroupAggregate") < text.find("Expand:"),
+        "the aggregation is above the expand: {text}"
+    );
+}

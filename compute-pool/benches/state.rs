@@ -77,7 +77,7 @@ fn run(name: &str, sql: &str, keys: usize) {
         for (branch, decoder) in compiled.branches.iter().zip(&decoders) {
             let (batch, bad) = decoder.decode(&raw).expect("decodes");
             assert!(bad.is_empty());
-            if let Some(b) = branch.process(batch.expect("rows")).expect("runs") {
+            if let Some(b) = branch.process(batch.expect("rows"), None).expect("runs") {
                 for c in compiled
                     .stages
                     .process(branch.target, b)

@@ -104,7 +104,7 @@ fn engine_alone() {
         let (batch, bad) = decoder.decode(&raw).unwrap();
         assert!(bad.is_empty());
         let t2 = Instant::now();
-        let out = branch.process(batch.unwrap()).unwrap();
+        let out = branch.process(batch.unwrap(), None).unwrap();
         let t3 = Instant::now();
         if let Some(out) = out {
             let recs = kafka_records(sink, &out).unwrap();

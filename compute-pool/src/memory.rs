@@ -109,7 +109,7 @@ pub fn run_in_memory_with(
     // Constant rows first, as the worker sends them at once.
     for branch in &compiled.branches {
         if let BranchSource::Values(batch) = &branch.source {
-            if let Some(b) = branch.process(batch.clone())? {
+            if let Some(b) = branch.process(batch.clone(), None)? {
                 for c in stages.process(branch.target, b)? {
                     if emit(c, &mut out) {
                         return Ok(out);
@@ -173,7 +173,9 @@ pub fn run_in_memory_with(
                 out.skipped += bad.len() as u64;
             }
             if let Some(mut b) = batch.filter(|b| b.num_rows() > 0) {
+                let mut before = None;
                 if let Some((expr, tracker)) = &mut watermarks[i] {
+                    before = tracker.current(poll.at_ms);
                     let (kept, dropped) = admit_batch(
                         tracker,
                         expr,
@@ -185,7 +187,7 @@ pub fn run_in_memory_with(
                     late_at_source += dropped as u64;
                     b = kept;
                 }
-                if let Some(b) = branch.process(b)? {
+                if let Some(b) = branch.process(b, before)? {
                     for c in stages.process(branch.target, b)? {
                         if emit(c, &mut out) {
                             return Ok(out);

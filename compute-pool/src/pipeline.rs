@@ -17,7 +17,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_sql_gateway::{PlanNode, SourceSpec, StreamingPlan, WindowKind};
+use weir_sql_gateway::{with_current_watermark, PlanNode, SourceSpec, StreamingPlan, WindowKind};
 
 use crate::changelog::Changes;
 use crate::checkpoint::StageState;
@@ -161,15 +161,22 @@ pub struct Branch {
 }
 
 impl Branch {
-    /// Runs a batch through every operator.
-    pub fn process(&self, mut batch: RecordBatch) -> Result<Option<RecordBatch>, EngineError> {
-        for op in &self.operators {
-            match op.apply(batch)? {
-                Some(b) => batch = b,
-                None => return Ok(None),
+    /// Runs a batch through every operator; `watermark` is the source's
+    /// watermark before the batch (what `CURRENT_WATERMARK` returns).
+    pub fn process(
+        &self,
+        mut batch: RecordBatch,
+        watermark: Option<i64>,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        with_current_watermark(watermark, || {
+            for op in &self.operators {
+                match op.apply(batch)? {
+                    Some(b) => batch = b,
+                    None => return Ok(None),
+                }
             }
-        }
-        Ok(Some(batch))
+            Ok(Some(batch))
+        })
     }
 }
 
@@ -229,6 +236,8 @@ pub struct Stages {
     pub stages: Vec<Stage>,
     /// Processing time (ms) of what is being processed, for state TTL.
     now_ms: i64,
+    /// The statement's watermark, last passed to [`Stages::advance`].
+    watermark: Option<i64>,
 }
 
 impl Stages {
@@ -275,11 +284,18 @@ impl Stages {
             out.push(c);
             return Ok(());
         };
-        for produced in self.stages[index].op.process(right, &c, self.now_ms)? {
-            if let Some(next) = run_tail(&self.stages[index].tail, produced)? {
-                let up = self.stages[index].target;
-                self.push(up, next, out)?;
-            }
+        let stage = &mut self.stages[index];
+        let produced = with_current_watermark(self.watermark, || {
+            stage
+                .op
+                .process(right, &c, self.now_ms)?
+                .into_iter()
+                .filter_map(|p| run_tail(&stage.tail, p).transpose())
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let up = stage.target;
+        for next in produced {
+            self.push(up, next, out)?;
         }
         Ok(())
     }
@@ -289,12 +305,20 @@ impl Stages {
     /// they see the watermark.
     pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         let mut out = vec![];
+        self.watermark = Some(wm);
         for i in 0..self.stages.len() {
-            for c in self.stages[i].op.advance(wm)? {
-                if let Some(next) = run_tail(&self.stages[i].tail, c)? {
-                    let up = self.stages[i].target;
-                    self.push(up, next, &mut out)?;
-                }
+            let stage = &mut self.stages[i];
+            let fired = with_current_watermark(self.watermark, || {
+                stage
+                    .op
+                    .advance(wm)?
+                    .into_iter()
+                    .filter_map(|c| run_tail(&stage.tail, c).transpose())
+                    .collect::<Result<Vec<_>, EngineError>>()
+            })?;
+            let up = stage.target;
+            for next in fired {
+                self.push(up, next, &mut out)?;
             }
         }
         Ok(out)
@@ -457,7 +481,11 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
         branches: c.branches,
         limit,
         output_schema: plan.output_schema.clone(),
-        stages: Stages { stages, now_ms: 0 },
+        stages: Stages {
+            stages,
+            now_ms: 0,
+            watermark: None,
+        },
     })
 }
 

@@ -504,7 +504,7 @@ async fn read_branch(
             metrics
                 .records_in
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            let out = branch.process(batch.clone())?;
+            let out = branch.process(batch.clone(), None)?;
             let _ = tx
                 .send(Ok(Progress {
                     batch: out,
@@ -647,7 +647,7 @@ async fn read_branch(
                 metrics
                     .records_late_at_source
                     .fetch_add(dropped as u64, Ordering::Relaxed);
-                branch.process(b)?
+                branch.process(b, sent_watermark)?
             }
             _ => None,
         };

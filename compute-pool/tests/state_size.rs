@@ -48,7 +48,7 @@ fn feed(sql: &str, keys: i64) -> (usize, usize) {
             unreachable!()
         };
         let (batch, _) = SourceDecoder::new(spec).unwrap().decode(&raw).unwrap();
-        let b = branch.process(batch.unwrap()).unwrap().unwrap();
+        let b = branch.process(batch.unwrap(), None).unwrap().unwrap();
         c.stages.process(branch.target, b).unwrap();
     }
     (c.stages.state_size().1, c.stages.state_bytes())

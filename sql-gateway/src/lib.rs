@@ -19,6 +19,7 @@ mod metadata;
 mod parser;
 mod plan;
 mod planner;
+mod watermark;
 mod windows;
 
 pub use dialect::FlinkDialect;
@@ -34,6 +35,7 @@ pub use plan::{
     WindowKind, WindowSpec,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
+pub use watermark::with_current_watermark;
 
 /// Statement properties that Weir itself reads.
 pub mod properties {

@@ -595,7 +595,10 @@ impl Planner {
             .with_default_features()
             .with_optimizer_rules(rules)
             .build();
-        for udf in crate::windows::marker_udfs() {
+        for udf in crate::windows::marker_udfs()
+            .into_iter()
+            .chain([crate::watermark::udf()])
+        {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }

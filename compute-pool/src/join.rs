@@ -19,6 +19,15 @@
 //! A key with a NULL never matches (unless the keys compare with
 //! `IS NOT DISTINCT FROM`) and is not kept in state.
 //!
+//! An interval join (the condition bounds `l.t - r.t` between two
+//! constants, see `IntervalBounds`) runs on the same state with Flink's
+//! `TimeIntervalJoin` rules: a row is held only while a row of the other
+//! input could still match it, that is until the watermark passes its time
+//! plus the bound (the `expires` of a held row is then that watermark); an
+//! outer side's row that matched nothing emits `+I[row, NULL]` when it goes
+//! (or at once, when it arrives too late to be held). Its output is
+//! append-only; the inputs are.
+//!
 //! With a state TTL (`'sql.state-ttl'`), a held row is forgotten once the
 //! TTL has passed in processing time since it was last written, as Flink's
 //! `OnCreateAndWrite` TTL does: it matches nothing after that, and nothing
@@ -38,7 +47,7 @@ use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_sql_gateway::JoinKind;
+use weir_sql_gateway::{IntervalBounds, JoinKind};
 
 use crate::changelog::{is_accumulate, Changes, DELETE, INSERT};
 use crate::checkpoint::StageState;
@@ -204,6 +213,29 @@ fn left_then_right(right: bool, mine: Vec<ArrayRef>, theirs: Vec<ArrayRef>) -> V
     cols
 }
 
+/// An interval join's bounds and clock.
+struct Interval {
+    /// Each input's time attribute, over its own schema.
+    times: [Arc<dyn PhysicalExpr>; 2],
+    /// `lower <= l.t - r.t <= upper`, in milliseconds.
+    lower: i64,
+    upper: i64,
+    /// The watermark, `i64::MIN` before the first.
+    watermark: i64,
+}
+
+impl Interval {
+    /// The watermark at which a row at `t` on `right` (or the left) can
+    /// match nothing more: Flink's expiration time plus one.
+    fn expires(&self, right: bool, t: i64) -> i64 {
+        if right {
+            t.saturating_add(self.upper).saturating_add(1)
+        } else {
+            t.saturating_sub(self.lower).saturating_add(1)
+        }
+    }
+}
+
 /// The regular join operator.
 pub struct Join {
     sides: [Side; 2],
@@ -217,6 +249,7 @@ pub struct Join {
     ttl_ms: Option<i64>,
     /// When the next sweep of expired rows is due.
     next_sweep: i64,
+    interval: Option<Interval>,
 }
 
 impl std::fmt::Debug for Join {
@@ -288,12 +321,95 @@ impl Join {
             output: emitted_schema(output_schema),
             ttl_ms: None,
             next_sweep: i64::MIN,
+            interval: None,
         })
     }
 
+    /// Makes the join an interval join with `bounds` (time attributes over
+    /// the left and right input's schemas).
+    pub fn with_interval(
+        mut self,
+        bounds: &IntervalBounds,
+        left_schema: &DFSchema,
+        right_schema: &DFSchema,
+    ) -> Result<Join, EngineError> {
+        let props = ExecutionProps::new();
+        self.interval = Some(Interval {
+            times: [
+                create_physical_expr(&bounds.left_time, left_schema, &props, &Default::default())?,
+                create_physical_expr(
+                    &bounds.right_time,
+                    right_schema,
+                    &props,
+                    &Default::default(),
+                )?,
+            ],
+            lower: bounds.lower_ms,
+            upper: bounds.upper_ms,
+            watermark: i64::MIN,
+        });
+        self.ttl_ms = None;
+        Ok(self)
+    }
+
     /// Forgets held rows `ttl_ms` after their last write (`None`: never).
+    /// An interval join frees its rows by the watermark instead.
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
-        self.ttl_ms = ttl_ms.filter(|t| *t > 0);
+        if self.interval.is_none() {
+            self.ttl_ms = ttl_ms.filter(|t| *t > 0);
+        }
+    }
+
+    /// Moves an interval join's watermark to `wm`: frees the rows that can
+    /// match nothing more, and emits the NULL-padded rows of an outer side
+    /// that matched nothing. A regular join has nothing to do.
+    pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
+        let Some(iv) = &mut self.interval else {
+            return Ok(vec![]);
+        };
+        if wm <= iv.watermark {
+            return Ok(vec![]);
+        }
+        iv.watermark = wm;
+        let mut out = vec![];
+        for right in [false, true] {
+            let side = &mut self.sides[usize::from(right)];
+            let mut padded: Vec<Box<[u8]>> = vec![];
+            let outer = side.outer;
+            let mut gone = 0usize;
+            side.state.retain(|_, bucket| {
+                bucket.retain_mut(|h| {
+                    if h.expires > wm {
+                        return true;
+                    }
+                    gone += h.count as usize;
+                    if outer && h.matches == 0 {
+                        for _ in 0..h.count {
+                            padded.push(h.row.clone());
+                        }
+                    }
+                    false
+                });
+                !bucket.is_empty()
+            });
+            side.held -= gone;
+            if padded.is_empty() {
+                continue;
+            }
+            let parser = side.rows.parser();
+            let mine = side
+                .rows
+                .convert_rows(padded.iter().map(|r| parser.parse(r)))?;
+            let other = &self.sides[usize::from(!right)];
+            let n = padded.len();
+            let theirs = other.types.iter().map(|t| new_null_array(t, n)).collect();
+            out.push(Changes::inserts(RecordBatch::try_new_with_options(
+                self.output.clone(),
+                left_then_right(right, mine, theirs),
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?));
+        }
+        Ok(out)
     }
 
     /// Rows held by both inputs, duplicates included.
@@ -319,6 +435,9 @@ impl Join {
         if n == 0 {
             return Ok(vec![]);
         }
+        // An interval join's rows expire by the watermark, a TTL's by
+        // processing time.
+        let now = self.interval.as_ref().map_or(now, |iv| iv.watermark);
         let expires = match self.ttl_ms {
             Some(ttl) => {
                 // Expired rows never match (checked below); sweeping them
@@ -345,9 +464,40 @@ impl Join {
             None => None,
         };
         let key = |i: usize| -> &[u8] { key_rows.as_ref().map_or(&[], |k: &Rows| k.row(i).data()) };
+        // An interval join's row: the watermark it expires at, and whether
+        // it arrives in time to be held (Flink: the watermark is before its
+        // time plus the bound). A row without a time matches nothing.
+        let times = match &self.interval {
+            Some(iv) => {
+                let t = iv.times[usize::from(right)]
+                    .evaluate(&c.batch)?
+                    .into_array(n)?;
+                let t = arrow::compute::cast(
+                    &t,
+                    &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+                )?;
+                let t = arrow::compute::cast(&t, &DataType::Int64)?;
+                let t = t.as_primitive::<arrow::datatypes::Int64Type>();
+                Some(
+                    (0..n)
+                        .map(|i| {
+                            t.is_valid(i).then(|| {
+                                let e = iv.expires(right, t.value(i));
+                                (e, e - 1 > iv.watermark)
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+            None => None,
+        };
         let matchable: Vec<bool> = (0..n)
-            .map(|i| self.null_equal || key_cols.iter().all(|k| k.is_valid(i)))
+            .map(|i| {
+                (self.null_equal || key_cols.iter().all(|k| k.is_valid(i)))
+                    && times.as_ref().is_none_or(|t| t[i].is_some())
+            })
             .collect();
+        let interval = times.is_some();
         let input_rows = input.rows.convert_columns(c.batch.columns())?;
 
         // The other side's rows under each input row's key.
@@ -423,7 +573,7 @@ impl Join {
                     let h =
                         &mut bucket.as_mut().expect("matched rows are held")[cand_pos[k] as usize];
                     for _ in 0..h.count {
-                        if other.outer && h.matches == 0 {
+                        if other.outer && h.matches == 0 && !interval {
                             out.push(DELETE, None, Some(k));
                         }
                         out.push(if inner { op } else { INSERT }, Some(i), Some(k));
@@ -433,11 +583,25 @@ impl Join {
                         h.matches += 1;
                     }
                 }
-                if input.outer && matched.is_empty() {
-                    out.push(INSERT, Some(i), None);
-                }
-                if matchable[i] {
-                    input.add(key(i), input_rows.row(i).data(), matches, expires);
+                match times.as_ref().map(|t| t[i]) {
+                    // Held until the watermark passes it; padded then.
+                    Some(Some((expires, true))) if matchable[i] => {
+                        input.add(key(i), input_rows.row(i).data(), matches, expires)
+                    }
+                    // Too late to be held: padded now.
+                    Some(_) => {
+                        if input.outer && matched.is_empty() {
+                            out.push(INSERT, Some(i), None);
+                        }
+                    }
+                    None => {
+                        if input.outer && matched.is_empty() {
+                            out.push(INSERT, Some(i), None);
+                        }
+                        if matchable[i] {
+                            input.add(key(i), input_rows.row(i).data(), matches, expires);
+                        }
+                    }
                 }
             } else {
                 if matchable[i] {
@@ -514,7 +678,10 @@ impl Join {
             }
         }
         if sides.is_empty() {
-            return Ok(StageState::default());
+            return Ok(StageState {
+                batches: vec![],
+                meta: self.snapshot_meta(),
+            });
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("side", DataType::Int8, false),
@@ -537,8 +704,17 @@ impl Join {
         )?;
         Ok(StageState {
             batches: vec![batch],
-            meta: serde_json::Value::Null,
+            meta: self.snapshot_meta(),
         })
+    }
+
+    /// An interval join's watermark, which decides what a row arriving
+    /// after a restore may join.
+    fn snapshot_meta(&self) -> serde_json::Value {
+        match &self.interval {
+            Some(iv) => serde_json::json!({ "watermark": iv.watermark }),
+            None => serde_json::Value::Null,
+        }
     }
 
     /// Restores what [`Join::snapshot`] took.
@@ -546,6 +722,9 @@ impl Join {
         for s in &mut self.sides {
             s.state.clear();
             s.held = 0;
+        }
+        if let Some(iv) = &mut self.interval {
+            iv.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
         }
         for b in &state.batches {
             if b.num_columns() != 6 {

@@ -214,7 +214,8 @@ impl StatefulOp {
             StatefulOp::Session(s) => {
                 Ok(s.advance(wm)?.into_iter().map(Changes::inserts).collect())
             }
-            StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => Ok(vec![]),
+            StatefulOp::Join(j) => j.advance(wm),
+            StatefulOp::Group(_) | StatefulOp::TopN(_) => Ok(vec![]),
         }
     }
 }
@@ -641,9 +642,10 @@ impl Compiler {
                 on,
                 filter,
                 null_equal,
+                interval,
                 output_schema,
             } => {
-                let op = StatefulOp::Join(Box::new(Join::new(
+                let mut join = Join::new(
                     *kind,
                     on,
                     filter.as_ref(),
@@ -651,7 +653,11 @@ impl Compiler {
                     (left_schema, !left.is_append_only()),
                     (right_schema, !right.is_append_only()),
                     output_schema,
-                )?));
+                )?;
+                if let Some(bounds) = interval {
+                    join = join.with_interval(bounds, left_schema, right_schema)?;
+                }
+                let op = StatefulOp::Join(Box::new(join));
                 let index = self.stage(op, above, target);
                 self.node(left, &mut vec![], Target::input(index, false))?;
                 self.node(right, &mut vec![], Target::input(index, true))?;

@@ -18,6 +18,7 @@
 //!   order: any                                 # default: strict
 //!   skipped: 1                                 # records skipped by the error policy
 //!   late: 0                                    # records dropped as late by windows
+//!   held: 0                                    # rows or groups held at the end
 //!   properties: {sql.tables.scan.idle-timeout: 5 s}
 //! ```
 //!
@@ -64,6 +65,9 @@ struct Case {
     /// Records window operators dropped as late.
     #[serde(default)]
     late: u64,
+    /// Rows or groups stateful operators hold at the end, when given.
+    #[serde(default)]
+    held: Option<usize>,
     #[serde(default)]
     error: Option<String>,
     /// Statement properties (`sql.tables.scan.idle-timeout`).
@@ -282,6 +286,11 @@ fn run_case(case: &Case) -> Result<(), Failed> {
             }
             if out.late != case.late {
                 return Err(format!("{} late record(s), wanted {}", out.late, case.late).into());
+            }
+            if let Some(held) = case.held.filter(|h| *h != out.state_groups) {
+                return Err(
+                    format!("{} row(s) held at the end, wanted {held}", out.state_groups).into(),
+                );
             }
             if out.skipped != case.skipped {
                 return Err(

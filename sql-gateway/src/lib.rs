@@ -15,6 +15,7 @@ mod dialect;
 mod error;
 mod functions;
 mod hints;
+mod interval;
 mod metadata;
 mod parser;
 mod plan;
@@ -31,8 +32,8 @@ pub use metadata::{
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
-    GroupColumn, JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan,
-    WindowKind, WindowSpec,
+    GroupColumn, IntervalBounds, JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode,
+    StreamingPlan, WindowKind, WindowSpec,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 pub use watermark::with_current_watermark;

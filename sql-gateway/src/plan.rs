@@ -165,6 +165,18 @@ impl JoinKind {
     }
 }
 
+/// The time bounds of an interval join: `lower_ms <= left_time -
+/// right_time <= upper_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalBounds {
+    /// Over the left input's schema.
+    pub left_time: Expr,
+    /// Over the right input's schema.
+    pub right_time: Expr,
+    pub lower_ms: i64,
+    pub upper_ms: i64,
+}
+
 /// A column of a window aggregate's output that comes from its grouping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupColumn {
@@ -250,6 +262,11 @@ pub enum PlanNode {
         filter: Option<Expr>,
         /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
         null_equal: bool,
+        /// An interval join: the condition bounds one input's time
+        /// attribute by the other's, so a row is held only until the
+        /// watermark passes the last time a match could arrive, and an
+        /// outer side emits its NULL-padded row then (append-only output).
+        interval: Option<IntervalBounds>,
         output_schema: DFSchemaRef,
     },
     /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the
@@ -339,8 +356,16 @@ impl PlanNode {
             // An outer join retracts its NULL-padded rows when a match
             // arrives; an inner join only passes its inputs' updates on.
             PlanNode::Join {
-                kind, left, right, ..
-            } => *kind == JoinKind::Inner && left.is_append_only() && right.is_append_only(),
+                kind,
+                left,
+                right,
+                interval,
+                ..
+            } => {
+                (*kind == JoinKind::Inner || interval.is_some())
+                    && left.is_append_only()
+                    && right.is_append_only()
+            }
         }
     }
 
@@ -471,8 +496,14 @@ impl PlanNode {
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
             PlanNode::Join {
-                kind, left, right, ..
-            } if *kind == JoinKind::Inner => left.update_source().or_else(|| right.update_source()),
+                kind,
+                left,
+                right,
+                interval,
+                ..
+            } if *kind == JoinKind::Inner || interval.is_some() => {
+                left.update_source().or_else(|| right.update_source())
+            }
             PlanNode::Join { kind, on, .. } => Some(format!(
                 "the {} on {}, which retracts its NULL-padded rows when a match arrives",
                 kind.sql(),
@@ -577,6 +608,23 @@ impl PlanNode {
                 input.changelog(),
                 if input.is_append_only() { "the top N rows" } else { "every row" },
                 partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            PlanNode::Join {
+                kind,
+                on,
+                filter,
+                interval: Some(i),
+                ..
+            } => writeln!(
+                out,
+                "{pad}IntervalJoin: {} on=[{}] bounds={} <= {} - {} <= {} (ms){} changelog={mode} consumes=[append, append] state=each input's rows by join key until the watermark passes their last possible match",
+                kind.sql(),
+                on.iter().map(|(l, r)| format!("{l} = {r}")).collect::<Vec<_>>().join(", "),
+                i.lower_ms,
+                i.left_time,
+                i.right_time,
+                i.upper_ms,
+                filter.as_ref().map(|f| format!(" filter={f}")).unwrap_or_default(),
             ),
             PlanNode::Join {
                 kind,

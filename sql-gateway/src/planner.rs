@@ -1138,9 +1138,13 @@ impl Planner {
                         )))
                     }
                 };
+                let left = self.convert(&j.left, false, sql)?;
+                let right = self.convert(&j.right, false, sql)?;
+                let interval = crate::interval::interval_bounds(j, &left, &right);
                 PlanNode::Join {
-                    left: Box::new(self.convert(&j.left, false, sql)?),
-                    right: Box::new(self.convert(&j.right, false, sql)?),
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    interval,
                     left_schema: j.left.schema().clone(),
                     right_schema: j.right.schema().clone(),
                     kind,

@@ -340,3 +340,28 @@ fn explain_shows_grouping_sets_as_an_expand_under_one_aggregation() {
         "the aggregation is above the expand: {text}"
     );
 }
+
+#[test]
+fn a_join_bounding_two_time_attributes_is_an_append_only_interval_join() {
+    let sql = "SELECT a.id, b.amount FROM orders a LEFT JOIN orders b ON a.id = b.id \
+               AND a.ts BETWEEN b.ts - INTERVAL '1' MINUTE AND b.ts + INTERVAL '10' SECOND";
+    let text = explain(&format!("EXPLAIN {sql}"));
+    let join = text
+        .lines()
+        .find(|l| l.contains("IntervalJoin:"))
+        .expect(&text);
+    assert!(
+        join.contains("LEFT JOIN on=[a.id = b.id] bounds=-60000 <= a.ts - b.ts <= 10000 (ms)"),
+        "{join}"
+    );
+    assert!(join.contains("changelog=append"), "{join}");
+    assert!(plan(sql).root.is_append_only(), "padded rows are final");
+
+    // The same bounds on a column without a watermark: a regular join.
+    let text = explain(
+        "EXPLAIN SELECT a.id FROM orders a JOIN orders b ON a.id = b.id \
+         AND a.amount BETWEEN b.amount - 1 AND b.amount",
+    );
+    assert!(!text.contains("IntervalJoin"), "{text}");
+    assert!(text.contains("Join: INNER JOIN"), "{text}");
+}

@@ -1,0 +1,185 @@
+//! Recognising interval joins: a join of two append-only inputs whose
+//! condition bounds one input's time attribute by the other's, as Flink's
+//! `IntervalJoinUtil` does.
+//!
+//! `l.ts BETWEEN r.ts - INTERVAL '1' HOUR AND r.ts`, `l.ts >= r.ts AND
+//! l.ts < r.ts + INTERVAL '10' MINUTE` or `l.ts = r.ts` all become bounds
+//! `lower <= l.ts - r.ts <= upper` in milliseconds (a strict comparison
+//! moves its bound by one millisecond). Both columns must be time
+//! attributes (a table's `WATERMARK FOR` column, `$rowtime` of a table that
+//! declares none, or a window's `window_time`), passed through unchanged;
+//! otherwise the join stays a regular join, as in Flink.
+
+use arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use weir_catalog::ROWTIME_COLUMN;
+
+use crate::plan::{GroupColumn, IntervalBounds, PlanNode};
+
+/// The interval of a join of `left` and `right`, when it is one.
+pub(crate) fn interval_bounds(
+    join: &datafusion::logical_expr::Join,
+    left: &PlanNode,
+    right: &PlanNode,
+) -> Option<IntervalBounds> {
+    if !(left.is_append_only() && right.is_append_only()) {
+        return None;
+    }
+    let (ls, rs) = (join.left.schema(), join.right.schema());
+    let mut pair: Option<(Column, Column)> = None;
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    // `l.ts = r.ts` is planned as an equi-join key.
+    let mut comparisons: Vec<(Expr, Operator, Expr)> = join
+        .on
+        .iter()
+        .map(|(l, r)| (l.clone(), Operator::Eq, r.clone()))
+        .collect();
+    for c in join.filter.iter().flat_map(split_conjunction) {
+        match c {
+            Expr::Between(b) if !b.negated => {
+                comparisons.push(((*b.expr).clone(), Operator::GtEq, (*b.low).clone()));
+                comparisons.push(((*b.expr).clone(), Operator::LtEq, (*b.high).clone()));
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                comparisons.push(((**left).clone(), *op, (**right).clone()))
+            }
+            _ => {}
+        }
+    }
+    for (a, op, b) in comparisons {
+        let (Some((ca, oa)), Some((cb, ob))) = (time_term(&a), time_term(&b)) else {
+            continue;
+        };
+        // Rewrite `ca + oa op cb + ob` as `l - r op k`.
+        let (cl, cr, op, k) = if ls.has_column(&ca) && rs.has_column(&cb) {
+            (ca, cb, op, ob - oa)
+        } else if rs.has_column(&ca) && ls.has_column(&cb) {
+            (cb, ca, op.swap()?, oa - ob)
+        } else {
+            continue;
+        };
+        let is_time = |schema: &DFSchema, c: &Column| {
+            schema
+                .qualified_field_from_column(c)
+                .is_ok_and(|(_, f)| matches!(f.data_type(), DataType::Timestamp(..)))
+        };
+        if !(is_time(ls, &cl) && is_time(rs, &cr)) {
+            continue;
+        }
+        match &pair {
+            Some(p) if *p != (cl.clone(), cr.clone()) => return None,
+            _ => pair = Some((cl, cr)),
+        }
+        let tighten_lower = |l: &mut Option<i64>, v: i64| *l = Some(l.map_or(v, |x| x.max(v)));
+        let tighten_upper = |u: &mut Option<i64>, v: i64| *u = Some(u.map_or(v, |x| x.min(v)));
+        match op {
+            Operator::GtEq => tighten_lower(&mut lower, k),
+            Operator::Gt => tighten_lower(&mut lower, k + 1),
+            Operator::LtEq => tighten_upper(&mut upper, k),
+            Operator::Lt => tighten_upper(&mut upper, k - 1),
+            Operator::Eq => {
+                tighten_lower(&mut lower, k);
+                tighten_upper(&mut upper, k);
+            }
+            _ => continue,
+        }
+    }
+    let (cl, cr) = pair?;
+    let (lower_ms, upper_ms) = (lower?, upper?);
+    let li = ls.index_of_column(&cl).ok()?;
+    let ri = rs.index_of_column(&cr).ok()?;
+    if !(time_attribute(left, ls, li) && time_attribute(right, rs, ri)) {
+        return None;
+    }
+    Some(IntervalBounds {
+        left_time: Expr::Column(cl),
+        right_time: Expr::Column(cr),
+        lower_ms,
+        upper_ms,
+    })
+}
+
+/// `col`, `col + INTERVAL ...` or `col - INTERVAL ...`: the column and the
+/// offset in milliseconds.
+fn time_term(e: &Expr) -> Option<(Column, i64)> {
+    match e {
+        Expr::Column(c) => Some((c.clone(), 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (&**left, op, &**right) {
+            (Expr::Column(c), Operator::Plus, Expr::Literal(v, _)) => {
+                Some((c.clone(), interval_ms(v)?))
+            }
+            (Expr::Literal(v, _), Operator::Plus, Expr::Column(c)) => {
+                Some((c.clone(), interval_ms(v)?))
+            }
+            (Expr::Column(c), Operator::Minus, Expr::Literal(v, _)) => {
+                Some((c.clone(), -interval_ms(v)?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Milliseconds of a day-time interval (months have no fixed length).
+fn interval_ms(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => {
+            Some(i.days as i64 * 86_400_000 + i.nanoseconds / 1_000_000)
+        }
+        ScalarValue::IntervalDayTime(Some(i)) => {
+            Some(i.days as i64 * 86_400_000 + i.milliseconds as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Whether column `idx` of `node`'s output (`schema`) is a time attribute
+/// passed through unchanged.
+pub(crate) fn time_attribute(node: &PlanNode, schema: &DFSchema, idx: usize) -> bool {
+    match node {
+        PlanNode::Source(s) => {
+            let column = s
+                .table
+                .watermark
+                .as_ref()
+                .map_or(ROWTIME_COLUMN, |w| w.column.as_str());
+            schema.field(idx).name() == column
+        }
+        PlanNode::Filter {
+            input,
+            input_schema,
+            ..
+        } => time_attribute(input, input_schema, idx),
+        PlanNode::Project {
+            input,
+            exprs,
+            input_schema,
+        } => match exprs.get(idx).map(|e| e.clone().unalias_nested().data) {
+            Some(Expr::Column(c)) => input_schema
+                .index_of_column(&c)
+                .is_ok_and(|i| time_attribute(input, input_schema, i)),
+            _ => false,
+        },
+        PlanNode::WindowAggregate { layout, .. } => {
+            layout.get(idx) == Some(&GroupColumn::WindowTime)
+        }
+        PlanNode::Join {
+            left,
+            right,
+            left_schema,
+            right_schema,
+            interval: Some(_),
+            ..
+        } => {
+            let width = left_schema.fields().len();
+            if idx < width {
+                time_attribute(left, left_schema, idx)
+            } else {
+                time_attribute(right, right_schema, idx - width)
+            }
+        }
+        _ => false,
+    }
+}

@@ -11,10 +11,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::filter_record_batch;
+use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
+use datafusion::common::NullHandling;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{with_current_watermark, PlanNode, SourceSpec, StreamingPlan, WindowKind};
@@ -39,6 +41,14 @@ pub enum Operator {
     /// `Expand` feeds grouping sets: the copies of a batch, one after the
     /// other, in one batch.
     Expand(Vec<Operator>),
+    /// `UNNEST`: each row once per element of the array columns `lists`
+    /// (zipped, the shorter padded with NULLs), which become their
+    /// elements.
+    Unnest {
+        lists: Vec<usize>,
+        null_handling: NullHandling,
+        schema: SchemaRef,
+    },
 }
 
 impl std::fmt::Debug for Operator {
@@ -47,6 +57,7 @@ impl std::fmt::Debug for Operator {
             Operator::Filter(e) => write!(f, "Filter({e})"),
             Operator::Project { exprs, .. } => write!(f, "Project({} exprs)", exprs.len()),
             Operator::Expand(p) => write!(f, "Expand({} projections)", p.len()),
+            Operator::Unnest { lists, .. } => write!(f, "Unnest({lists:?})"),
         }
     }
 }
@@ -64,7 +75,72 @@ impl Operator {
                 Ok((out.num_rows() > 0).then_some(out))
             }
             Operator::Project { .. } | Operator::Expand(_) => self.project(batch).map(Some),
+            Operator::Unnest { .. } => {
+                let (out, _) = self.unnest(&batch)?;
+                Ok((out.num_rows() > 0).then_some(out))
+            }
         }
+    }
+
+    /// The rows an `Unnest` makes of `batch`, and the input row of each.
+    fn unnest(&self, batch: &RecordBatch) -> Result<(RecordBatch, UInt32Array), EngineError> {
+        let Operator::Unnest {
+            lists,
+            null_handling,
+            schema,
+        } = self
+        else {
+            unreachable!("only called on unnests")
+        };
+        // Each array's (offset, length) per row; None: NULL.
+        let spans: Vec<Vec<Option<(usize, usize)>>> = lists
+            .iter()
+            .map(|&c| list_spans(batch.column(c)))
+            .collect::<Result<_, _>>()?;
+        let n = batch.num_rows();
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        let mut elems: Vec<Vec<Option<u32>>> = vec![Vec::with_capacity(n); lists.len()];
+        for i in 0..n {
+            let longest = spans
+                .iter()
+                .map(|s| s[i].map_or(0, |(_, len)| len))
+                .max()
+                .unwrap_or(0);
+            let all_null = spans.iter().all(|s| s[i].is_none());
+            let count = match (longest, null_handling) {
+                (0, NullHandling::Drop) => 0,
+                (0, NullHandling::Preserve) => usize::from(all_null),
+                (0, NullHandling::PreserveAndExpandEmpty) => 1,
+                (k, _) => k,
+            };
+            for j in 0..count {
+                rows.push(i as u32);
+                for (e, s) in elems.iter_mut().zip(&spans) {
+                    e.push(match s[i] {
+                        Some((off, len)) if j < len => Some((off + j) as u32),
+                        _ => None,
+                    });
+                }
+            }
+        }
+        let rows = UInt32Array::from(rows);
+        let mut cols = Vec::with_capacity(batch.num_columns());
+        for (c, col) in batch.columns().iter().enumerate() {
+            cols.push(match lists.iter().position(|l| *l == c) {
+                Some(k) => take(
+                    list_values(col).as_ref(),
+                    &UInt32Array::from(std::mem::take(&mut elems[k])),
+                    None,
+                )?,
+                None => take(col.as_ref(), &rows, None)?,
+            });
+        }
+        let out = RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )?;
+        Ok((out, rows))
     }
 
     /// Applies the operator to changes: a filter keeps or drops each row
@@ -83,6 +159,19 @@ impl Operator {
                 batch: self.project(c.batch)?,
                 ops: c.ops,
             })),
+            Operator::Unnest { .. } => {
+                let (batch, rows) = self.unnest(&c.batch)?;
+                if batch.num_rows() == 0 {
+                    return Ok(None);
+                }
+                let ops = match &c.ops {
+                    Some(o) => Some(Arc::new(
+                        take(o.as_ref(), &rows, None)?.as_primitive().clone(),
+                    )),
+                    None => None,
+                };
+                Ok(Some(Changes { batch, ops }))
+            }
             Operator::Expand(p) => {
                 let ops = match &c.ops {
                     Some(o) => {
@@ -103,7 +192,9 @@ impl Operator {
 
     fn project(&self, batch: RecordBatch) -> Result<RecordBatch, EngineError> {
         match self {
-            Operator::Filter(_) => unreachable!("only called on projections"),
+            Operator::Filter(_) | Operator::Unnest { .. } => {
+                unreachable!("only called on projections")
+            }
             Operator::Expand(p) => {
                 let copies = p
                     .iter()
@@ -550,6 +641,25 @@ impl Compiler {
                 ));
                 self.node(input, above, target)?;
             }
+            PlanNode::Unnest {
+                input,
+                lists,
+                null_handling,
+                output_schema,
+            } => {
+                above.push(Operator::Unnest {
+                    lists: lists.clone(),
+                    null_handling: *null_handling,
+                    schema: Arc::new(Schema::new(
+                        output_schema
+                            .fields()
+                            .iter()
+                            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+                            .collect::<Vec<_>>(),
+                    )),
+                });
+                self.node(input, above, target)?;
+            }
             PlanNode::Union { inputs } => {
                 // Each input gets its own copy of the operators above the
                 // union; their rows meet at the target.
@@ -704,6 +814,40 @@ fn project(
     })
 }
 
+/// Each row's `(offset, length)` into an array column's values, `None`
+/// for NULL.
+fn list_spans(col: &ArrayRef) -> Result<Vec<Option<(usize, usize)>>, EngineError> {
+    fn spans<O: arrow::array::OffsetSizeTrait>(
+        l: &arrow::array::GenericListArray<O>,
+    ) -> Vec<Option<(usize, usize)>> {
+        let o = l.value_offsets();
+        (0..l.len())
+            .map(|i| {
+                l.is_valid(i)
+                    .then(|| (o[i].as_usize(), (o[i + 1] - o[i]).as_usize()))
+            })
+            .collect()
+    }
+    if let Some(l) = col.as_list_opt::<i32>() {
+        Ok(spans(l))
+    } else if let Some(l) = col.as_list_opt::<i64>() {
+        Ok(spans(l))
+    } else {
+        Err(EngineError::Plan(format!(
+            "UNNEST takes an ARRAY, not a {}",
+            col.data_type()
+        )))
+    }
+}
+
+/// The values of an array column (checked by [`list_spans`]).
+fn list_values(col: &ArrayRef) -> ArrayRef {
+    match col.as_list_opt::<i32>() {
+        Some(l) => l.values().clone(),
+        None => col.as_list::<i64>().values().clone(),
+    }
+}
+
 /// Physical expressions are immutable and shared: a copy is a list of the
 /// same `Arc`s.
 fn recompile(ops: &[Operator]) -> Vec<Operator> {
@@ -718,5 +862,14 @@ fn copy(o: &Operator) -> Operator {
             schema: schema.clone(),
         },
         Operator::Expand(p) => Operator::Expand(recompile(p)),
+        Operator::Unnest {
+            lists,
+            null_handling,
+            schema,
+        } => Operator::Unnest {
+            lists: lists.clone(),
+            null_handling: *null_handling,
+            schema: schema.clone(),
+        },
     }
 }

@@ -213,6 +213,17 @@ pub enum PlanNode {
         projections: Vec<Vec<Expr>>,
         input_schema: DFSchemaRef,
     },
+    /// `UNNEST`: each input row once per element of its arrays (zipped,
+    /// the shorter padded with NULLs), each array column replaced in place
+    /// by its element.
+    Unnest {
+        input: Box<PlanNode>,
+        /// The input columns that are arrays to unnest.
+        lists: Vec<usize>,
+        /// What a row whose arrays are all NULL or empty becomes.
+        null_handling: datafusion::common::NullHandling,
+        output_schema: DFSchemaRef,
+    },
     /// `UNION ALL`: every input's rows, in arrival order.
     Union {
         inputs: Vec<PlanNode>,
@@ -314,6 +325,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. } => input.is_bounded(),
@@ -329,6 +341,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }
@@ -351,6 +364,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
             // An outer join retracts its NULL-padded rows when a match
@@ -493,6 +507,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
             PlanNode::Join {
@@ -556,6 +571,24 @@ impl PlanNode {
                 out,
                 "{pad}Expand: every row {} times, one per grouping set changelog={mode} state=none",
                 projections.len()
+            ),
+            PlanNode::Unnest {
+                lists,
+                null_handling,
+                output_schema,
+                ..
+            } => writeln!(
+                out,
+                "{pad}Unnest: [{}] {} changelog={mode} state=none",
+                lists
+                    .iter()
+                    .map(|i| output_schema.field(*i).name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match null_handling {
+                    datafusion::common::NullHandling::Drop => "drops rows without elements",
+                    _ => "keeps rows without elements, with NULL",
+                }
             ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
@@ -648,6 +681,7 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }

@@ -620,6 +620,7 @@ impl Planner {
     ) -> Result<LogicalPlan, SqlError> {
         let mut query = query.clone();
         crate::windows::rewrite_window_tvfs(&mut query)?;
+        crate::unnest::rewrite_unnest(&mut query)?;
         hide_rowtime(&mut query);
         rewrite_flink_calls(&mut query)?;
         let provider = Provider {
@@ -632,6 +633,7 @@ impl Planner {
             .sql_statement_to_plan(Statement::Query(Box::new(query)))
             .map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
+        let plan = crate::unnest::decorrelate_all(plan)?;
         self.state.optimize(&plan).map_err(|e| df_error(e, sql))
     }
 
@@ -1125,6 +1127,23 @@ impl Planner {
                     output_schema: input.schema().clone(),
                 }
             }
+            LogicalPlan::Unnest(u) => {
+                if u.options.recursions.iter().any(|r| r.depth > 1)
+                    || !u.struct_type_columns.is_empty()
+                    || u.schema.fields().len() != u.input.schema().fields().len()
+                {
+                    return Err(SqlError::unsupported(
+                        "UNNEST of ROWs into columns, or of nested arrays at more than one level, is not supported yet",
+                    ));
+                }
+                let lists = u.list_type_columns.iter().map(|(i, _)| *i).collect();
+                PlanNode::Unnest {
+                    input: Box::new(self.convert(&u.input, false, sql)?),
+                    lists,
+                    null_handling: u.options.null_handling,
+                    output_schema: u.schema.clone(),
+                }
+            }
             LogicalPlan::Join(j) => {
                 use datafusion::common::{JoinType, NullEquality};
                 let kind = match j.join_type {
@@ -1170,7 +1189,7 @@ impl Planner {
                 };
                 return Err(SqlError::unsupported(format!(
                     "Weir does not run {what} yet (plan node: {})",
-                    other.display()
+                    other.display_indent_schema()
                 )));
             }
         })

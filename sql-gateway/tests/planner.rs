@@ -365,3 +365,18 @@ fn a_join_bounding_two_time_attributes_is_an_append_only_interval_join() {
     assert!(!text.contains("IntervalJoin"), "{text}");
     assert!(text.contains("Join: INNER JOIN"), "{text}");
 }
+
+#[test]
+fn cross_join_unnest_is_a_stateless_unnest_of_the_rows_array() {
+    let text =
+        explain("EXPLAIN SELECT o.id, x.tag FROM orders o CROSS JOIN UNNEST(o.tags) AS x(tag)");
+    let unnest = text.lines().find(|l| l.contains("Unnest:")).expect(&text);
+    assert!(
+        unnest.contains("drops rows without elements changelog=append state=none"),
+        "{unnest}"
+    );
+    assert!(!text.contains("Join"), "no join state: {text}");
+    let p = plan("SELECT o.id, x.tag FROM orders o LEFT JOIN UNNEST(o.tags) AS x(tag) ON TRUE");
+    assert_eq!(columns(&p), ["id", "tag"]);
+    assert!(p.root.is_append_only());
+}

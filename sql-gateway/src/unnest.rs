@@ -1,0 +1,217 @@
+//! `CROSS JOIN UNNEST(t.arr) AS x(v)`: Flink's lateral expansion of an
+//! array into rows.
+//!
+//! `sqlparser` parses `UNNEST(...)` in `FROM` as a table factor only for a
+//! few dialects; for Flink's it is a table-valued function call, which this
+//! rewrite turns into the `UNNEST` table factor DataFusion plans as a
+//! lateral unnest of the row's array.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    FunctionArg, FunctionArgExpr, Query, TableFactor, VisitMut, VisitorMut,
+};
+
+use crate::error::SqlError;
+
+struct Rewrite {
+    error: Option<SqlError>,
+}
+
+impl VisitorMut for Rewrite {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let is_unnest = matches!(name.0.as_slice(), [part]
+            if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("unnest")));
+        if !is_unnest {
+            return ControlFlow::Continue(());
+        }
+        let mut array_exprs = vec![];
+        for a in &args.args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => array_exprs.push(e.clone()),
+                other => {
+                    self.error = Some(SqlError::validation(
+                        format!("UNNEST takes arrays, not {other}"),
+                        None,
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        *factor = TableFactor::UNNEST {
+            alias: alias.take(),
+            array_exprs,
+            with_offset: false,
+            with_offset_alias: None,
+            with_ordinality: false,
+        };
+        ControlFlow::Continue(())
+    }
+}
+
+/// Turns every `UNNEST(...)` in a `FROM` of `query` into the table factor.
+pub fn rewrite_unnest(query: &mut Query) -> Result<(), SqlError> {
+    let mut r = Rewrite { error: None };
+    let _ = query.visit(&mut r);
+    r.error.map_or(Ok(()), Err)
+}
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{JoinType, NullHandling};
+use datafusion::logical_expr::builder::unnest_with_options;
+use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+
+/// A join of a plan with a lateral `UNNEST` of its own columns, as
+/// DataFusion plans `t CROSS JOIN UNNEST(t.arr)`: a subquery projecting the
+/// outer row's arrays over one empty row and unnesting them. Returns the
+/// same rows as one plan over the left input: project the arrays, unnest
+/// them (a row whose arrays are all NULL or empty is dropped, or kept with
+/// NULLs for `LEFT JOIN UNNEST(...) ON TRUE`), name the elements as the
+/// join does. `None` when the join is not one.
+pub(crate) fn decorrelate(
+    j: &datafusion::logical_expr::Join,
+) -> Result<Option<LogicalPlan>, SqlError> {
+    let mut right = j.right.as_ref();
+    while let LogicalPlan::SubqueryAlias(a) = right {
+        right = &a.input;
+    }
+    let LogicalPlan::Subquery(sq) = right else {
+        return Ok(None);
+    };
+    if !is_lateral_unnest(&sq.subquery) {
+        return Ok(None);
+    }
+    let unsupported = |what: &str| Err(SqlError::unsupported(what.to_string()));
+    let always = j.filter.as_ref().is_none_or(|f| {
+        matches!(
+            f,
+            Expr::Literal(datafusion::common::ScalarValue::Boolean(Some(true)), _)
+        )
+    }) && j.on.is_empty();
+    let null_handling = match j.join_type {
+        JoinType::Inner if always => NullHandling::Drop,
+        JoinType::Left if always => NullHandling::PreserveAndExpandEmpty,
+        JoinType::Inner | JoinType::Left => {
+            return unsupported(
+                "a join with UNNEST takes no condition: write CROSS JOIN UNNEST(...) (or LEFT JOIN UNNEST(...) ON TRUE) and filter in WHERE",
+            )
+        }
+        _ => {
+            return unsupported(
+                "UNNEST joins its row with CROSS JOIN or LEFT JOIN ... ON TRUE only",
+            )
+        }
+    };
+    let left_cols: Vec<Expr> = j
+        .left
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let LogicalPlan::Projection(top) = sq.subquery.as_ref() else {
+        unreachable!("a lateral unnest ends in a projection")
+    };
+    let input = rebuild(&top.input, &j.left, &left_cols, null_handling)?;
+    // The left columns, then the elements named as the join names them
+    // (qualified: a left column may have the same name).
+    let width = left_cols.len();
+    let mut out = left_cols;
+    for (i, e) in top.expr.iter().enumerate() {
+        let (q, f) = j.schema.qualified_field(width + i);
+        out.push(e.clone().unalias().alias_qualified(q.cloned(), f.name()));
+    }
+    let plan = Projection::try_new(out, std::sync::Arc::new(input)).map_err(df)?;
+    Ok(Some(LogicalPlan::Projection(plan)))
+}
+
+fn df(e: datafusion::common::DataFusionError) -> SqlError {
+    SqlError::validation(e.to_string(), None)
+}
+
+/// Projections over one `Unnest` over a projection of one empty row: what
+/// DataFusion plans for `UNNEST(outer.arr)` in `FROM`.
+fn is_lateral_unnest(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => is_lateral_unnest(&p.input),
+        LogicalPlan::Unnest(u) => match u.input.as_ref() {
+            LogicalPlan::Projection(p) => {
+                matches!(p.input.as_ref(), LogicalPlan::EmptyRelation(e) if e.produce_one_row)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The subquery of [`is_lateral_unnest`] over `left` in place of the empty
+/// row: every projection also passes `left_cols` through, first.
+fn rebuild(
+    plan: &LogicalPlan,
+    left: &std::sync::Arc<LogicalPlan>,
+    left_cols: &[Expr],
+    null_handling: NullHandling,
+) -> Result<LogicalPlan, SqlError> {
+    let plain = |e: &Expr| {
+        e.clone()
+            .transform_up(|x| match x {
+                Expr::OuterReferenceColumn(_, c) => Ok(Transformed::yes(Expr::Column(c))),
+                other => Ok(Transformed::no(other)),
+            })
+            .map(|t| t.data)
+    };
+    Ok(match plan {
+        LogicalPlan::Projection(p) => {
+            let input = match p.input.as_ref() {
+                LogicalPlan::EmptyRelation(_) => left.clone(),
+                other => std::sync::Arc::new(rebuild(other, left, left_cols, null_handling)?),
+            };
+            let mut exprs = left_cols.to_vec();
+            for e in &p.expr {
+                exprs.push(plain(e).map_err(df)?);
+            }
+            LogicalPlan::Projection(Projection::try_new(exprs, input).map_err(df)?)
+        }
+        LogicalPlan::Unnest(u) => {
+            let input = rebuild(&u.input, left, left_cols, null_handling)?;
+            let mut options = u.options.clone();
+            options.null_handling = null_handling;
+            unnest_with_options(input, u.exec_columns.clone(), options).map_err(df)?
+        }
+        _ => unreachable!("checked by is_lateral_unnest"),
+    })
+}
+
+/// Rewrites every lateral `UNNEST` join of `plan` (see [`decorrelate`]),
+/// before the optimizer prunes the columns only the subquery reads.
+pub(crate) fn decorrelate_all(plan: LogicalPlan) -> Result<LogicalPlan, SqlError> {
+    let mut error = None;
+    let out = plan
+        .transform_up(|node| match &node {
+            LogicalPlan::Join(j) => match decorrelate(j) {
+                Ok(Some(p)) => Ok(Transformed::yes(p)),
+                Ok(None) => Ok(Transformed::no(node)),
+                Err(e) => {
+                    error = Some(e);
+                    Ok(Transformed::no(node))
+                }
+            },
+            _ => Ok(Transformed::no(node)),
+        })
+        .map_err(|e| SqlError::validation(e.to_string(), None))?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out.data),
+    }
+}

@@ -306,7 +306,8 @@ impl StatefulOp {
                 Ok(s.advance(wm)?.into_iter().map(Changes::inserts).collect())
             }
             StatefulOp::Join(j) => j.advance(wm),
-            StatefulOp::Group(_) | StatefulOp::TopN(_) => Ok(vec![]),
+            StatefulOp::TopN(t) => t.advance(wm),
+            StatefulOp::Group(_) => Ok(vec![]),
         }
     }
 }
@@ -458,7 +459,8 @@ impl Stages {
             .map(|s| match &s.op {
                 StatefulOp::Window(w) => w.late,
                 StatefulOp::Session(s) => s.late,
-                StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::TopN(_) => 0,
+                StatefulOp::TopN(t) => t.late(),
+                StatefulOp::Group(_) | StatefulOp::Join(_) => 0,
             })
             .sum()
     }
@@ -730,9 +732,10 @@ impl Compiler {
                 order_by,
                 limit,
                 rank,
+                window_end,
                 output_schema,
             } => {
-                let op = StatefulOp::TopN(Box::new(TopN::new(
+                let mut top = TopN::new(
                     partition_by,
                     order_by,
                     *limit,
@@ -740,7 +743,11 @@ impl Compiler {
                     input_schema,
                     output_schema,
                     !input.is_append_only(),
-                )?));
+                )?;
+                if let Some(end) = window_end {
+                    top = top.with_window_end(end, input_schema)?;
+                }
+                let op = StatefulOp::TopN(Box::new(top));
                 self.unary_stage(op, input, above, target)?;
             }
             PlanNode::Join {

@@ -21,8 +21,15 @@
 //!   row with an equal time replace the kept one; keep-first does not.
 //!
 //! A retraction of a row not held is ignored, as in Flink.
+//!
+//! A window Top-N (the partition holds a window's start and end, over an
+//! append-only input) holds the same top N rows per partition but emits
+//! nothing as rows arrive: when the watermark passes a window's end, each
+//! of its partitions emits its rows once, in rank order, as `+I`, and is
+//! dropped, as Flink's `WindowRankOperator` does. A row whose window has
+//! already been emitted is late: dropped and counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -64,6 +71,15 @@ pub struct TopN {
     state: HashMap<Box<[u8]>, Vec<Entry>>,
     held: usize,
     bytes: usize,
+    window: Option<Windows>,
+}
+
+/// A window Top-N's windows: which partitions each window end holds.
+struct Windows {
+    end: Arc<dyn PhysicalExpr>,
+    partitions: BTreeMap<i64, Vec<Box<[u8]>>>,
+    watermark: i64,
+    late: u64,
 }
 
 impl std::fmt::Debug for TopN {
@@ -148,7 +164,69 @@ impl TopN {
             state: HashMap::new(),
             held: 0,
             bytes: 0,
+            window: None,
         })
+    }
+
+    /// Makes it a window Top-N over windows ending at `end` (a column of
+    /// `input`, a timestamp).
+    pub fn with_window_end(mut self, end: &Expr, input: &DFSchema) -> Result<TopN, EngineError> {
+        self.window = Some(Windows {
+            end: create_physical_expr(end, input, &ExecutionProps::new(), &Default::default())?,
+            partitions: BTreeMap::new(),
+            watermark: i64::MIN,
+            late: 0,
+        });
+        Ok(self)
+    }
+
+    /// Rows a window Top-N dropped because their window had been emitted.
+    pub fn late(&self) -> u64 {
+        self.window.as_ref().map_or(0, |w| w.late)
+    }
+
+    /// Emits every window whose end the watermark `wm` passed (a window
+    /// Top-N; otherwise nothing).
+    pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
+        let Some(w) = &mut self.window else {
+            return Ok(vec![]);
+        };
+        w.watermark = w.watermark.max(wm);
+        // Windows end exclusively: the last row of one is at end - 1.
+        let open = w.partitions.split_off(&wm.saturating_add(2));
+        let done = std::mem::replace(&mut w.partitions, open);
+        let mut out: Vec<Emitted> = vec![];
+        for key in done.into_values().flatten() {
+            let Some(part) = self.state.remove(&key) else {
+                continue;
+            };
+            for (r, e) in part.into_iter().enumerate() {
+                self.held -= 1;
+                self.bytes -= e.sort.len() + e.row.len();
+                out.push((e.row, r as u64 + 1, INSERT));
+            }
+        }
+        if out.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![self.changes(out)?])
+    }
+
+    /// The window end (ms) of each row of a window Top-N's batch.
+    fn window_ends(&self, c: &Changes) -> Result<Option<Vec<Option<i64>>>, EngineError> {
+        let Some(w) = &self.window else {
+            return Ok(None);
+        };
+        let ends = w.end.evaluate(&c.batch)?.into_array(c.num_rows())?;
+        let ends = cast(
+            &cast(
+                &ends,
+                &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+            )?,
+            &DataType::Int64,
+        )?;
+        let ends = ends.as_primitive::<arrow::datatypes::Int64Type>();
+        Ok(Some(ends.iter().collect()))
     }
 
     pub fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
@@ -165,10 +243,25 @@ impl TopN {
         };
         let sorts = self.sort_rows.convert_columns(&eval(&self.order)?)?;
         let rows = self.rows.convert_columns(c.batch.columns())?;
+        let ends = self.window_ends(c)?;
         let mut out: Vec<Emitted> = vec![];
         for i in 0..n {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             let (sort, row) = (sorts.row(i), rows.row(i));
+            if let (Some(ends), Some(w)) = (&ends, &mut self.window) {
+                // Held until its window is emitted; what it changes now
+                // is not emitted.
+                match ends[i] {
+                    Some(end) if end - 1 > w.watermark => {
+                        if !self.state.contains_key(key) {
+                            w.partitions.entry(end).or_default().push(key.into());
+                        }
+                        self.insert(key, sort.data(), row.data(), &mut vec![]);
+                    }
+                    _ => w.late += 1,
+                }
+                continue;
+            }
             if is_accumulate(c.op(i)) {
                 self.insert(key, sort.data(), row.data(), &mut out);
             } else {
@@ -352,8 +445,21 @@ impl TopN {
     /// Every held row, partitions in any order and rows in rank order:
     /// partition key, sort key, row.
     pub fn snapshot(&self) -> Result<StageState, EngineError> {
+        let meta = match &self.window {
+            Some(w) => serde_json::json!({
+                "watermark": w.watermark,
+                "late": w.late,
+                "windows": w.partitions.iter().map(|(end, keys)| {
+                    (end.to_string(), keys.iter().map(|k| k.to_vec()).collect::<Vec<_>>())
+                }).collect::<BTreeMap<_, _>>(),
+            }),
+            None => serde_json::Value::Null,
+        };
         if self.held == 0 {
-            return Ok(StageState::default());
+            return Ok(StageState {
+                batches: vec![],
+                meta,
+            });
         }
         let mut keys: Vec<&[u8]> = Vec::with_capacity(self.held);
         let mut sorts: Vec<&[u8]> = Vec::with_capacity(self.held);
@@ -380,7 +486,7 @@ impl TopN {
         )?;
         Ok(StageState {
             batches: vec![batch],
-            meta: serde_json::Value::Null,
+            meta,
         })
     }
 
@@ -388,6 +494,22 @@ impl TopN {
         self.state.clear();
         self.held = 0;
         self.bytes = 0;
+        if let Some(w) = &mut self.window {
+            w.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
+            w.late = state.meta["late"].as_u64().unwrap_or(0);
+            w.partitions = serde_json::from_value::<BTreeMap<String, Vec<Vec<u8>>>>(
+                state.meta["windows"].clone(),
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(end, keys)| {
+                Some((
+                    end.parse().ok()?,
+                    keys.into_iter().map(Vec::into_boxed_slice).collect(),
+                ))
+            })
+            .collect();
+        }
         for b in &state.batches {
             if b.num_columns() != 3 {
                 return Err(EngineError::Checkpoint(

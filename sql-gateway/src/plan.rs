@@ -294,6 +294,10 @@ pub enum PlanNode {
         order_by: Vec<SortExpr>,
         limit: usize,
         rank: RankOutput,
+        /// A window Top-N (the partition holds a window's start and end):
+        /// the window end column, over `input_schema`. Each window's top N
+        /// is emitted once, append-only, when the watermark passes its end.
+        window_end: Option<Expr>,
         output_schema: DFSchemaRef,
     },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
@@ -360,6 +364,11 @@ impl PlanNode {
         match self {
             PlanNode::Source(_) | PlanNode::Values { .. } => true,
             PlanNode::WindowAggregate { .. } => true,
+            PlanNode::TopN {
+                window_end: Some(_),
+                input,
+                ..
+            } => input.is_append_only(),
             PlanNode::GroupAggregate { .. } | PlanNode::TopN { .. } => false,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
@@ -474,6 +483,11 @@ impl PlanNode {
                         .join(", ")
                 )
             }),
+            PlanNode::TopN {
+                window_end: Some(_),
+                input,
+                ..
+            } => input.update_source(),
             PlanNode::TopN {
                 partition_by,
                 order_by,
@@ -618,6 +632,20 @@ impl PlanNode {
                 } else {
                     "(window, key)"
                 }
+            ),
+            PlanNode::TopN {
+                partition_by,
+                order_by,
+                limit,
+                rank,
+                window_end: Some(end),
+                ..
+            } => writeln!(
+                out,
+                "{pad}{}: partition=[{}] order=[{}] n={limit} changelog={mode} consumes=append state=the top N rows per window and partition until the watermark passes {end}",
+                if matches!(rank, RankOutput::Deduplicate { .. }) { "WindowDeduplicate" } else { "WindowTopN" },
+                partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                order_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
             ),
             PlanNode::TopN {
                 partition_by,

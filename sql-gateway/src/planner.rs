@@ -1256,7 +1256,32 @@ impl Planner {
         } else {
             RankOutput::Rows
         };
+        // A window Top-N partitions by a window's start and end.
+        let bound_of = |e: &Expr| match e.clone().unalias_nested().data {
+            Expr::Column(c) => w
+                .input
+                .schema()
+                .index_of_column(&c)
+                .ok()
+                .and_then(|i| crate::windows::window_column(&input, i)),
+            _ => None,
+        };
+        let bounds: Vec<_> = params.partition_by.iter().map(bound_of).collect();
+        let window_end = match (
+            bounds
+                .iter()
+                .position(|b| *b == Some(crate::windows::Bound::Start)),
+            bounds
+                .iter()
+                .position(|b| *b == Some(crate::windows::Bound::End)),
+        ) {
+            (Some(_), Some(end)) if input.is_append_only() => {
+                Some(params.partition_by[end].clone())
+            }
+            _ => None,
+        };
         let mut node = PlanNode::TopN {
+            window_end,
             input: Box::new(input),
             input_schema: w.input.schema().clone(),
             partition_by: params.partition_by,

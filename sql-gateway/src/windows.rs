@@ -65,6 +65,39 @@ pub fn marker_udfs() -> Vec<Arc<ScalarUDF>> {
         .collect()
 }
 
+/// Which window bound column `idx` of `node`'s output is, passed through
+/// unchanged from a window aggregation or window TVF.
+pub(crate) fn window_column(node: &crate::plan::PlanNode, idx: usize) -> Option<Bound> {
+    use crate::plan::{GroupColumn, PlanNode};
+    match node {
+        PlanNode::WindowAggregate { layout, .. } => match layout.get(idx)? {
+            GroupColumn::WindowStart => Some(Bound::Start),
+            GroupColumn::WindowEnd => Some(Bound::End),
+            GroupColumn::WindowTime => Some(Bound::Time),
+            GroupColumn::Key(_) => None,
+        },
+        PlanNode::Filter { input, .. } => window_column(input, idx),
+        PlanNode::Project {
+            input,
+            exprs,
+            input_schema,
+        } => {
+            let e = exprs.get(idx)?.clone().unalias_nested().data;
+            if let Some(m) = as_marker(&e) {
+                return Some(m.bound);
+            }
+            match e {
+                Expr::Column(c) => {
+                    let i = input_schema.index_of_column(&c).ok()?;
+                    window_column(input, i)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// A marker call, taken apart.
 #[derive(Debug, Clone)]
 pub struct Marker {

@@ -380,3 +380,24 @@ fn cross_join_unnest_is_a_stateless_unnest_of_the_rows_array() {
     assert_eq!(columns(&p), ["id", "tag"]);
     assert!(p.root.is_append_only());
 }
+
+#[test]
+fn row_number_over_a_windows_start_and_end_is_an_append_only_window_top_n() {
+    let sql = "SELECT * FROM (SELECT who, amount, window_start, window_end, \
+               ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY amount DESC) AS rn \
+               FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE))) WHERE rn <= 3";
+    let text = explain(&format!("EXPLAIN {sql}"));
+    let top = text
+        .lines()
+        .find(|l| l.contains("WindowTopN:"))
+        .expect(&text);
+    assert!(
+        top.contains("n=3 changelog=append consumes=append"),
+        "{top}"
+    );
+    assert!(
+        top.contains("state=the top N rows per window and partition until the watermark passes"),
+        "{top}"
+    );
+    assert!(plan(sql).root.is_append_only());
+}

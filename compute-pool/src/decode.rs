@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch,
-    RecordBatchOptions, StringArray, TimestampMillisecondArray,
+    new_null_array, Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array,
+    RecordBatch, RecordBatchOptions, StringArray, TimestampMillisecondArray,
 };
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -87,7 +87,15 @@ pub struct SourceDecoder {
     /// Metadata column name -> metadata key (`'timestamp'`, `'partition'`, ...).
     meta_keys: Vec<(String, String)>,
     pub mode: ErrorMode,
+    /// An upsert table: a record without a value (a tombstone) deletes its
+    /// key. Its row is decoded from the record key (the JSON of the
+    /// primary key), and every batch ends with a [`TOMBSTONE_COLUMN`].
+    upsert: bool,
 }
+
+/// The last column of an upsert table's batches: whether the row is a
+/// tombstone (read by the changelog normalizer right above the source).
+pub const TOMBSTONE_COLUMN: &str = "__weir_tombstone";
 
 impl std::fmt::Debug for SourceDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,9 +151,11 @@ impl SourceDecoder {
             );
         }
         let physical = Arc::new(arrow::datatypes::Schema::new(read));
+        let raw = table.origin == TableOrigin::Discovered || table.value_format() == "raw";
         Ok(SourceDecoder {
+            upsert: !raw && table.changelog_mode() == "upsert" && !table.primary_key.is_empty(),
             topic: table.topic.clone(),
-            raw: table.origin == TableOrigin::Discovered || table.value_format() == "raw",
+            raw,
             physical,
             base,
             output: spec.schema.clone(),
@@ -221,19 +231,27 @@ impl SourceDecoder {
             let mut good = Vec::with_capacity(records.len());
             let mut dec = self.json_decoder(records.len())?;
             for (i, r) in records.iter().enumerate() {
-                let Some(v) = r.value else {
+                let Some(v) = self.input(r) else {
                     bad.push(bad_record(
                         r,
-                        "the record has no value (a tombstone)".into(),
+                        if self.upsert {
+                            "a tombstone without a key".into()
+                        } else {
+                            "the record has no value (a tombstone)".into()
+                        },
                     ));
                     continue;
                 };
                 if let Err(reason) = Self::feed(&mut dec, v) {
-                    bad.push(bad_record(r, format!("malformed JSON: {reason}")));
+                    let what = if r.value.is_some() {
+                        "malformed JSON"
+                    } else {
+                        "a tombstone whose key is not the JSON of the primary key"
+                    };
+                    bad.push(bad_record(r, format!("{what}: {reason}")));
                     dec = self.json_decoder(records.len())?;
                     for &g in &good {
-                        let r: &RawRecord<'_> = &records[g];
-                        Self::feed(&mut dec, r.value.expect("fed before"))
+                        Self::feed(&mut dec, self.input(&records[g]).expect("fed before"))
                             .map_err(EngineError::Plan)?;
                     }
                     continue;
@@ -252,7 +270,7 @@ impl SourceDecoder {
                     for g in good {
                         let mut d = self.json_decoder(1)?;
                         let r = &records[g];
-                        let one = Self::feed(&mut d, r.value.expect("fed before"))
+                        let one = Self::feed(&mut d, self.input(r).expect("fed before"))
                             .and_then(|_| d.flush().map_err(|e| e.to_string()));
                         match one {
                             Ok(Some(b)) => {
@@ -271,8 +289,37 @@ impl SourceDecoder {
             }
         };
         bad.sort_by_key(|b| (b.partition, b.offset));
-        let batch = self.assemble(physical, &good, records)?;
+        let mut batch = self.assemble(physical, &good, records)?;
+        if self.upsert {
+            let flags: BooleanArray = good
+                .iter()
+                .map(|&i| Some(records[i].value.is_none()))
+                .collect();
+            let mut fields = batch.schema().fields().to_vec();
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                TOMBSTONE_COLUMN,
+                DataType::Boolean,
+                false,
+            )));
+            let mut cols = batch.columns().to_vec();
+            cols.push(Arc::new(flags));
+            batch = RecordBatch::try_new_with_options(
+                Arc::new(arrow::datatypes::Schema::new(fields)),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(good.len())),
+            )?;
+        }
         Ok((Some(batch), bad))
+    }
+
+    /// The bytes a record's row is decoded from: its value, or for a
+    /// tombstone of an upsert table its key.
+    fn input<'r>(&self, r: &RawRecord<'r>) -> Option<&'r [u8]> {
+        match r.value {
+            Some(v) => Some(v),
+            None if self.upsert => r.key,
+            None => None,
+        }
     }
 
     /// `key BYTES, val BYTES` (or a raw value column) straight from the record.

@@ -14,7 +14,7 @@
 //! [`session`], group aggregation
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
 //! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
-//! [`topn`].
+//! [`topn`], upsert tables read as update streams in [`normalize`].
 
 pub mod changelog;
 pub mod checkpoint;
@@ -25,6 +25,7 @@ pub mod group;
 pub mod join;
 mod kafka;
 pub mod memory;
+pub mod normalize;
 pub mod pipeline;
 mod results;
 pub mod session;

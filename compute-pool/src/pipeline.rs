@@ -25,6 +25,7 @@ use crate::changelog::Changes;
 use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
 use crate::join::Join;
+use crate::normalize::ChangelogNormalize;
 use crate::session::SessionAggregate;
 use crate::topn::TopN;
 use crate::window::WindowAggregate;
@@ -279,6 +280,7 @@ pub enum StatefulOp {
     Group(GroupAggregate),
     Join(Box<Join>),
     TopN(Box<TopN>),
+    Normalize(Box<ChangelogNormalize>),
 }
 
 impl StatefulOp {
@@ -296,6 +298,7 @@ impl StatefulOp {
             StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
             StatefulOp::Join(j) => j.process(right, c, now),
             StatefulOp::TopN(t) => t.process(c),
+            StatefulOp::Normalize(n) => n.process(c),
         }
     }
 
@@ -307,7 +310,7 @@ impl StatefulOp {
             }
             StatefulOp::Join(j) => j.advance(wm),
             StatefulOp::TopN(t) => t.advance(wm),
-            StatefulOp::Group(_) => Ok(vec![]),
+            StatefulOp::Group(_) | StatefulOp::Normalize(_) => Ok(vec![]),
         }
     }
 }
@@ -427,6 +430,7 @@ impl Stages {
                 StatefulOp::Group(g) => g.snapshot(),
                 StatefulOp::Join(j) => j.snapshot(),
                 StatefulOp::TopN(t) => t.snapshot(),
+                StatefulOp::Normalize(n) => n.snapshot(),
             })
             .collect()
     }
@@ -447,6 +451,7 @@ impl Stages {
                 StatefulOp::Group(g) => g.restore(st)?,
                 StatefulOp::Join(j) => j.restore(st)?,
                 StatefulOp::TopN(t) => t.restore(st)?,
+                StatefulOp::Normalize(n) => n.restore(st)?,
             }
         }
         Ok(())
@@ -460,7 +465,7 @@ impl Stages {
                 StatefulOp::Window(w) => w.late,
                 StatefulOp::Session(s) => s.late,
                 StatefulOp::TopN(t) => t.late(),
-                StatefulOp::Group(_) | StatefulOp::Join(_) => 0,
+                StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::Normalize(_) => 0,
             })
             .sum()
     }
@@ -480,6 +485,7 @@ impl Stages {
             StatefulOp::Group(op) => (w, g + op.state_size()),
             StatefulOp::Join(op) => (w, g + op.state_size()),
             StatefulOp::TopN(op) => (w, g + op.state_size()),
+            StatefulOp::Normalize(op) => (w, g + op.state_size()),
         })
     }
 
@@ -494,6 +500,7 @@ impl Stages {
                 StatefulOp::Group(op) => op.state_bytes(),
                 StatefulOp::Join(op) => op.state_bytes(),
                 StatefulOp::TopN(op) => op.state_bytes(),
+                StatefulOp::Normalize(op) => op.state_bytes(),
             })
             .sum()
     }
@@ -661,6 +668,17 @@ impl Compiler {
                     )),
                 });
                 self.node(input, above, target)?;
+            }
+            PlanNode::ChangelogNormalize {
+                input,
+                keys,
+                schema,
+            } => {
+                let op = StatefulOp::Normalize(Box::new(ChangelogNormalize::new(
+                    schema.as_arrow(),
+                    keys,
+                )?));
+                self.unary_stage(op, input, above, target)?;
             }
             PlanNode::Union { inputs } => {
                 // Each input gets its own copy of the operators above the

@@ -5,7 +5,9 @@
 //!   late record dropped and counted;
 //! - a group aggregation: an update stream into an upsert table (the last
 //!   record per key is the current result) and through the results API
-//!   (the -U/+U changelog, replayed, gives the same result);
+//!   (the -U/+U changelog, replayed, gives the same result), and that
+//!   upsert table read back by another statement as an update stream,
+//!   a tombstone deleting its key;
 //! - regular joins: a LEFT JOIN of two topics through the results API (the
 //!   changelog, replayed, is one row per order, padded or matched), and a
 //!   self-join joined again into an append table, stopped and resumed
@@ -269,36 +271,22 @@ async fn group_aggregation_upserts_the_current_result_per_key() {
     weir.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_aggregation_results_are_a_consistent_changelog() {
-    let weir = Weir::start().await;
-    let src = votes_table(&weir).await;
-    let s = weir
-        .submit(
-            "live-tally",
-            &format!("SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
-    let traits = s.status.traits.unwrap();
-    assert!(!traits.is_append_only);
-    assert_eq!(traits.upsert_columns, Some(vec![0]));
-
-    let want = expected_tally();
-    let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut next: Option<String> = None;
+/// Replays a statement's results into the table they describe, until it
+/// equals `want` (panics after a minute); returns the `next` token.
+async fn replay_until(
+    weir: &Weir,
+    name: &str,
+    table: &mut BTreeMap<String, (i64, i64)>,
+    mut next: Option<String>,
+    want: &BTreeMap<String, (i64, i64)>,
+) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while table != want {
         assert!(
             Instant::now() < deadline,
             "results hold {table:?}, want {want:?}"
         );
-        let page = weir
-            .client
-            .results("live-tally", next.as_deref())
-            .await
-            .unwrap();
+        let page = weir.client.results(name, next.as_deref()).await.unwrap();
         for r in page.results.data {
             let who = r.row[0].as_str().unwrap().to_string();
             let row = (r.row[1].as_i64().unwrap(), r.row[2].as_i64().unwrap());
@@ -319,6 +307,76 @@ async fn group_aggregation_results_are_a_consistent_changelog() {
         next = Some(page.metadata.next);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    next
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_table_written_by_one_statement_reads_as_an_update_stream() {
+    let weir = Weir::start().await;
+    let src = votes_table(&weir).await;
+    let dst = unique("tally");
+    weir.ddl(&format!(
+        "CREATE TABLE `{dst}` (who STRING, votes BIGINT, total BIGINT, PRIMARY KEY (who) NOT ENFORCED)"
+    ))
+    .await;
+    let s = weir
+        .submit(
+            "tally-in",
+            &format!(
+                "INSERT INTO `{dst}` SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    // A second statement reads the upsert table the first writes: its
+    // records, normalized by key, replay to the current tally.
+    let s = weir
+        .submit(
+            "tally-out",
+            &format!("SELECT who, votes, total FROM `{dst}` /*+ OPTIONS('scan.startup.mode'='earliest-offset') */"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    let traits = s.status.traits.unwrap();
+    assert!(
+        !traits.is_append_only,
+        "an upsert table is an update stream"
+    );
+    assert_eq!(
+        traits.upsert_columns,
+        Some(vec![0]),
+        "keyed by its primary key"
+    );
+    let mut want = expected_tally();
+    let mut table = BTreeMap::new();
+    let next = replay_until(&weir, "tally-out", &mut table, None, &want).await;
+    // A tombstone deletes its key.
+    produce_tombstone(&dst, 0, r#"{"who":"ann"}"#).await;
+    want.remove("ann");
+    replay_until(&weir, "tally-out", &mut table, next, &want).await;
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_aggregation_results_are_a_consistent_changelog() {
+    let weir = Weir::start().await;
+    let src = votes_table(&weir).await;
+    let s = weir
+        .submit(
+            "live-tally",
+            &format!("SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    let traits = s.status.traits.unwrap();
+    assert!(!traits.is_append_only);
+    assert_eq!(traits.upsert_columns, Some(vec![0]));
+
+    let mut table = BTreeMap::new();
+    replay_until(&weir, "live-tally", &mut table, None, &expected_tally()).await;
     weir.stop().await;
 }
 

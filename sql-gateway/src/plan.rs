@@ -224,6 +224,16 @@ pub enum PlanNode {
         null_handling: datafusion::common::NullHandling,
         output_schema: DFSchemaRef,
     },
+    /// An upsert table read as an update stream, right above its source:
+    /// the last row per primary key, turning records and tombstones into
+    /// `+I`, `-U`/`+U` and `-D` (Flink's `ChangelogNormalize`).
+    ChangelogNormalize {
+        input: Box<PlanNode>,
+        /// The primary key's columns in the source's schema.
+        keys: Vec<usize>,
+        /// The source's schema (also the output's).
+        schema: DFSchemaRef,
+    },
     /// `UNION ALL`: every input's rows, in arrival order.
     Union {
         inputs: Vec<PlanNode>,
@@ -330,6 +340,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. } => input.is_bounded(),
@@ -346,6 +357,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }
@@ -369,7 +381,9 @@ impl PlanNode {
                 input,
                 ..
             } => input.is_append_only(),
-            PlanNode::GroupAggregate { .. } | PlanNode::TopN { .. } => false,
+            PlanNode::GroupAggregate { .. }
+            | PlanNode::TopN { .. }
+            | PlanNode::ChangelogNormalize { .. } => false,
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
@@ -396,6 +410,7 @@ impl PlanNode {
     /// most one current row), when it emits updates and they are known.
     pub fn upsert_key(&self) -> Option<Vec<usize>> {
         match self {
+            PlanNode::ChangelogNormalize { keys, .. } => Some(keys.clone()),
             PlanNode::GroupAggregate { keys, .. } => Some((0..keys.len()).collect()),
             // One current row per partition and rank: the partition columns
             // and the row number, or the partition columns alone for a top 1.
@@ -518,6 +533,14 @@ impl PlanNode {
                         "updates a key's row when another replaces it",
                 }
             )),
+            PlanNode::ChangelogNormalize { input, .. } => match input.as_ref() {
+                PlanNode::Source(s) => Some(format!(
+                    "the upsert table {}, read as an update stream keyed by its primary key ({})",
+                    s.qualified_name,
+                    s.table.primary_key.join(", ")
+                )),
+                _ => Some("an upsert table, read as an update stream".to_string()),
+            },
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
@@ -604,6 +627,17 @@ impl PlanNode {
                     _ => "keeps rows without elements, with NULL",
                 }
             ),
+            PlanNode::ChangelogNormalize { keys, schema, .. } => {
+                let key = keys
+                    .iter()
+                    .map(|k| schema.field(*k).name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                writeln!(
+                    out,
+                    "{pad}ChangelogNormalize: key=[{key}] changelog={mode} consumes=upsert state=last row per key [{key}]"
+                )
+            }
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
                 writeln!(out, "{pad}Limit: fetch={fetch} changelog={mode} state=count")
@@ -710,6 +744,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. }

@@ -1023,11 +1023,37 @@ impl Planner {
                         scan.table_name
                     )));
                 }
+                let upsert = spec.table.changelog_mode() == "upsert"
+                    && !spec.table.primary_key.is_empty()
+                    && spec.table.value_format() == "json";
                 if let Some(proj) = &scan.projection {
-                    spec.read_columns = Some(read_columns(&spec, proj, &scan.filters));
+                    let mut read = read_columns(&spec, proj, &scan.filters);
+                    if upsert {
+                        // The normalizer keys the rows by the primary key.
+                        for k in &spec.table.primary_key {
+                            if !read.contains(k) {
+                                read.push(k.clone());
+                            }
+                        }
+                    }
+                    spec.read_columns = Some(read);
                 }
                 let source_schema = spec.df_schema.clone();
+                let keys = spec
+                    .table
+                    .primary_key
+                    .iter()
+                    .map(|k| spec.schema.index_of(k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| SqlError::validation(e.to_string(), None))?;
                 let mut node = PlanNode::Source(spec);
+                if upsert {
+                    node = PlanNode::ChangelogNormalize {
+                        input: Box::new(node),
+                        keys,
+                        schema: source_schema.clone(),
+                    };
+                }
                 if !scan.filters.is_empty() {
                     let predicate = scan
                         .filters

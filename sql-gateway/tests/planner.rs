@@ -401,3 +401,38 @@ fn row_number_over_a_windows_start_and_end_is_an_append_only_window_top_n() {
     );
     assert!(plan(sql).root.is_append_only());
 }
+
+#[test]
+fn an_upsert_table_reads_as_an_update_stream_keyed_by_its_primary_key() {
+    let ctx = CatalogContext::from_ddl(
+        &Planner::new(),
+        &["CREATE TABLE rates (cur STRING, rate DOUBLE, PRIMARY KEY (cur) NOT ENFORCED)"],
+    )
+    .unwrap();
+    let Analysis::Explain(text) =
+        analyze(&Planner::new(), "EXPLAIN SELECT rate FROM rates", &ctx).unwrap()
+    else {
+        panic!("an explanation")
+    };
+    let n = text
+        .lines()
+        .find(|l| l.contains("ChangelogNormalize:"))
+        .expect(&text);
+    assert!(
+        n.contains(
+            "key=[cur] changelog=[+I,-U,+U,-D] consumes=upsert state=last row per key [cur]"
+        ),
+        "{n}"
+    );
+    let Analysis::Streaming { plan, .. } =
+        analyze(&Planner::new(), "SELECT rate FROM rates", &ctx).unwrap()
+    else {
+        panic!("a plan")
+    };
+    assert!(!plan.root.is_append_only());
+    let read = plan.root.sources()[0].read_columns.clone().unwrap();
+    assert!(
+        read.contains(&"cur".to_string()),
+        "the key is decoded: {read:?}"
+    );
+}

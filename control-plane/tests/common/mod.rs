@@ -235,6 +235,20 @@ pub async fn produce(topic: &str, records: &[(i32, Option<String>, String)]) {
     }
 }
 
+/// Writes a tombstone (a record with `key` and no value) to `topic`.
+pub async fn produce_tombstone(topic: &str, partition: i32, key: &str) {
+    let p = producer();
+    p.send(
+        FutureRecord::<str, [u8]>::to(topic)
+            .partition(partition)
+            .key(key),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("tombstone acknowledged");
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Read {

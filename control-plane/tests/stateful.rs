@@ -196,15 +196,36 @@ async fn votes_table(weir: &Weir) -> String {
     src
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_aggregation_upserts_the_current_result_per_key() {
-    let weir = Weir::start().await;
-    let src = votes_table(&weir).await;
+/// The votes source, and an upsert table for their tally.
+async fn tally_tables(weir: &Weir) -> (String, String) {
+    let src = votes_table(weir).await;
     let dst = unique("tally");
     weir.ddl(&format!(
         "CREATE TABLE `{dst}` (who STRING, votes BIGINT, total BIGINT, PRIMARY KEY (who) NOT ENFORCED)"
     ))
     .await;
+    (src, dst)
+}
+
+/// Starts statement `name`, which tallies the votes of `src` into `dst`.
+async fn tally_into(weir: &Weir, name: &str, src: &str, dst: &str) -> weir_api::Statement {
+    let s = weir
+        .submit(
+            name,
+            &format!(
+                "INSERT INTO `{dst}` SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_aggregation_upserts_the_current_result_per_key() {
+    let weir = Weir::start().await;
+    let (src, dst) = tally_tables(&weir).await;
     // An append-only table cannot take the updates: refused at creation.
     let plain = unique("plain");
     weir.ddl(&format!(
@@ -222,16 +243,7 @@ async fn group_aggregation_upserts_the_current_result_per_key() {
         .expect_err("updates into an append-only table");
     assert!(refused.to_string().contains("append-only"), "{refused}");
 
-    let s = weir
-        .submit(
-            "tally",
-            &format!(
-                "INSERT INTO `{dst}` SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    let s = tally_into(&weir, "tally", &src, &dst).await;
     assert!(!s.status.traits.as_ref().unwrap().is_append_only);
 
     let want = expected_tally();
@@ -313,22 +325,8 @@ async fn replay_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upsert_table_written_by_one_statement_reads_as_an_update_stream() {
     let weir = Weir::start().await;
-    let src = votes_table(&weir).await;
-    let dst = unique("tally");
-    weir.ddl(&format!(
-        "CREATE TABLE `{dst}` (who STRING, votes BIGINT, total BIGINT, PRIMARY KEY (who) NOT ENFORCED)"
-    ))
-    .await;
-    let s = weir
-        .submit(
-            "tally-in",
-            &format!(
-                "INSERT INTO `{dst}` SELECT who, COUNT(*) AS votes, SUM(n) AS total FROM `{src}` GROUP BY who"
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    let (src, dst) = tally_tables(&weir).await;
+    tally_into(&weir, "tally-in", &src, &dst).await;
     // A second statement reads the upsert table the first writes: its
     // records, normalized by key, replay to the current tally.
     let s = weir

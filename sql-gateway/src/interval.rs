@@ -8,7 +8,9 @@
 //! moves its bound by one millisecond). Both columns must be time
 //! attributes (a table's `WATERMARK FOR` column, `$rowtime` of a table that
 //! declares none, or a window's `window_time`), passed through unchanged;
-//! otherwise the join stays a regular join, as in Flink.
+//! otherwise the join stays a regular join, as in Flink. A window join
+//! (equal window starts and ends of two windowed inputs) is one too, on
+//! the window ends.
 
 use arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, ScalarValue};
@@ -28,6 +30,9 @@ pub(crate) fn interval_bounds(
         return None;
     }
     let (ls, rs) = (join.left.schema(), join.right.schema());
+    if let Some(b) = window_join(join, left, right) {
+        return Some(b);
+    }
     let mut pair: Option<(Column, Column)> = None;
     let (mut lower, mut upper) = (None::<i64>, None::<i64>);
     // `l.ts = r.ts` is planned as an equi-join key.
@@ -98,6 +103,44 @@ pub(crate) fn interval_bounds(
         right_time: Expr::Column(cr),
         lower_ms,
         upper_ms,
+    })
+}
+
+/// A window join (`ON l.window_start = r.window_start AND l.window_end =
+/// r.window_end` over two windowed inputs), as an interval join on equal
+/// window ends: a row is held until the watermark reaches its window's
+/// end, when no row of that window can arrive any more, and an outer
+/// side's unmatched row is padded then, as Flink's window join does.
+fn window_join(
+    join: &datafusion::logical_expr::Join,
+    left: &PlanNode,
+    right: &PlanNode,
+) -> Option<IntervalBounds> {
+    use crate::windows::{window_column, Bound};
+    let (ls, rs) = (join.left.schema(), join.right.schema());
+    let bound = |schema: &DFSchema, node: &PlanNode, e: &Expr| match e {
+        Expr::Column(c) => schema
+            .index_of_column(c)
+            .ok()
+            .and_then(|i| window_column(node, i)),
+        _ => None,
+    };
+    let pairs: Vec<_> = join
+        .on
+        .iter()
+        .map(|(l, r)| (bound(ls, left, l), bound(rs, right, r), l, r))
+        .collect();
+    let starts = pairs
+        .iter()
+        .any(|(a, b, _, _)| *a == Some(Bound::Start) && *b == Some(Bound::Start));
+    let (_, _, l, r) = pairs
+        .iter()
+        .find(|(a, b, _, _)| *a == Some(Bound::End) && *b == Some(Bound::End))?;
+    starts.then(|| IntervalBounds {
+        left_time: (*l).clone(),
+        right_time: (*r).clone(),
+        lower_ms: 0,
+        upper_ms: 0,
     })
 }
 

@@ -436,3 +436,25 @@ fn an_upsert_table_reads_as_an_update_stream_keyed_by_its_primary_key() {
         "the key is decoded: {read:?}"
     );
 }
+
+#[test]
+fn a_join_on_equal_windows_frees_each_window_at_its_end() {
+    let w = "(SELECT * FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE)))";
+    let sql = format!(
+        "SELECT a.id FROM {w} a FULL JOIN {w} b ON a.id = b.id \
+         AND a.window_start = b.window_start AND a.window_end = b.window_end"
+    );
+    let text = explain(&format!("EXPLAIN {sql}"));
+    let join = text
+        .lines()
+        .find(|l| l.contains("IntervalJoin:"))
+        .expect(&text);
+    assert!(
+        join.contains("bounds=0 <= a.window_end - b.window_end <= 0"),
+        "{join}"
+    );
+    assert!(
+        plan(&sql).root.is_append_only(),
+        "padded once, at the window end"
+    );
+}

@@ -14,7 +14,8 @@
 //! [`session`], group aggregation
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
 //! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
-//! [`topn`], upsert tables read as update streams in [`normalize`].
+//! [`topn`], upsert tables read as update streams in [`normalize`], OVER aggregation
+//! in [`over`].
 
 pub mod changelog;
 pub mod checkpoint;
@@ -26,6 +27,7 @@ pub mod join;
 mod kafka;
 pub mod memory;
 pub mod normalize;
+pub mod over;
 pub mod pipeline;
 mod results;
 pub mod session;

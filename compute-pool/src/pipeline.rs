@@ -26,6 +26,7 @@ use crate::checkpoint::StageState;
 use crate::group::GroupAggregate;
 use crate::join::Join;
 use crate::normalize::ChangelogNormalize;
+use crate::over::OverAggregate;
 use crate::session::SessionAggregate;
 use crate::topn::TopN;
 use crate::window::WindowAggregate;
@@ -281,6 +282,7 @@ pub enum StatefulOp {
     Join(Box<Join>),
     TopN(Box<TopN>),
     Normalize(Box<ChangelogNormalize>),
+    Over(Box<OverAggregate>),
 }
 
 impl StatefulOp {
@@ -299,6 +301,11 @@ impl StatefulOp {
             StatefulOp::Join(j) => j.process(right, c, now),
             StatefulOp::TopN(t) => t.process(c),
             StatefulOp::Normalize(n) => n.process(c),
+            StatefulOp::Over(o) => {
+                // The planner refuses OVER over an update stream.
+                o.process(&c.batch)?;
+                Ok(vec![])
+            }
         }
     }
 
@@ -310,6 +317,7 @@ impl StatefulOp {
             }
             StatefulOp::Join(j) => j.advance(wm),
             StatefulOp::TopN(t) => t.advance(wm),
+            StatefulOp::Over(o) => Ok(o.advance(wm)?.into_iter().map(Changes::inserts).collect()),
             StatefulOp::Group(_) | StatefulOp::Normalize(_) => Ok(vec![]),
         }
     }
@@ -431,6 +439,7 @@ impl Stages {
                 StatefulOp::Join(j) => j.snapshot(),
                 StatefulOp::TopN(t) => t.snapshot(),
                 StatefulOp::Normalize(n) => n.snapshot(),
+                StatefulOp::Over(o) => o.snapshot(),
             })
             .collect()
     }
@@ -452,6 +461,7 @@ impl Stages {
                 StatefulOp::Join(j) => j.restore(st)?,
                 StatefulOp::TopN(t) => t.restore(st)?,
                 StatefulOp::Normalize(n) => n.restore(st)?,
+                StatefulOp::Over(o) => o.restore(st)?,
             }
         }
         Ok(())
@@ -465,6 +475,7 @@ impl Stages {
                 StatefulOp::Window(w) => w.late,
                 StatefulOp::Session(s) => s.late,
                 StatefulOp::TopN(t) => t.late(),
+                StatefulOp::Over(o) => o.late,
                 StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::Normalize(_) => 0,
             })
             .sum()
@@ -486,6 +497,7 @@ impl Stages {
             StatefulOp::Join(op) => (w, g + op.state_size()),
             StatefulOp::TopN(op) => (w, g + op.state_size()),
             StatefulOp::Normalize(op) => (w, g + op.state_size()),
+            StatefulOp::Over(op) => (w, g + op.state_size()),
         })
     }
 
@@ -501,6 +513,7 @@ impl Stages {
                 StatefulOp::Join(op) => op.state_bytes(),
                 StatefulOp::TopN(op) => op.state_bytes(),
                 StatefulOp::Normalize(op) => op.state_bytes(),
+                StatefulOp::Over(op) => op.state_bytes(),
             })
             .sum()
     }
@@ -668,6 +681,25 @@ impl Compiler {
                     )),
                 });
                 self.node(input, above, target)?;
+            }
+            PlanNode::OverAggregate {
+                input,
+                input_schema,
+                partition_by,
+                time,
+                frame,
+                aggs,
+                output_schema,
+            } => {
+                let op = StatefulOp::Over(Box::new(OverAggregate::new(
+                    partition_by,
+                    time,
+                    *frame,
+                    aggs,
+                    input_schema,
+                    output_schema,
+                )?));
+                self.unary_stage(op, input, above, target)?;
             }
             PlanNode::ChangelogNormalize {
                 input,

@@ -33,8 +33,8 @@ pub use metadata::{
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
-    GroupColumn, IntervalBounds, JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode,
-    StreamingPlan, WindowKind, WindowSpec,
+    GroupColumn, IntervalBounds, JoinKind, OverFrame, PlanNode, RankOutput, SinkSpec, SourceSpec,
+    StartupMode, StreamingPlan, WindowKind, WindowSpec,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 pub use watermark::with_current_watermark;

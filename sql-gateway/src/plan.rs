@@ -177,6 +177,28 @@ pub struct IntervalBounds {
     pub upper_ms: i64,
 }
 
+/// The frame of an OVER aggregation, ending at the current row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW` (`None`: unbounded).
+    Rows(Option<u64>),
+    /// `RANGE BETWEEN INTERVAL ... PRECEDING AND CURRENT ROW`, in
+    /// milliseconds (`None`: unbounded); rows with the current row's time
+    /// are its peers and in its frame.
+    Range(Option<i64>),
+}
+
+impl std::fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverFrame::Rows(None) => write!(f, "ROWS UNBOUNDED PRECEDING"),
+            OverFrame::Rows(Some(n)) => write!(f, "ROWS {n} PRECEDING"),
+            OverFrame::Range(None) => write!(f, "RANGE UNBOUNDED PRECEDING"),
+            OverFrame::Range(Some(ms)) => write!(f, "RANGE {ms}ms PRECEDING"),
+        }
+    }
+}
+
 /// A column of a window aggregate's output that comes from its grouping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupColumn {
@@ -310,6 +332,21 @@ pub enum PlanNode {
         window_end: Option<Expr>,
         output_schema: DFSchemaRef,
     },
+    /// `agg(...) OVER (PARTITION BY ... ORDER BY time frame)`: each row
+    /// with its frame's aggregates, once the watermark passes its time,
+    /// in time order (append-only). Output: the input's columns, then the
+    /// aggregates.
+    OverAggregate {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        partition_by: Vec<Expr>,
+        /// The time attribute it is ordered by, over `input_schema`.
+        time: Expr,
+        frame: OverFrame,
+        /// Aggregate function calls over `input_schema`.
+        aggs: Vec<Expr>,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
@@ -340,6 +377,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
@@ -357,6 +395,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
@@ -388,6 +427,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
             // An outer join retracts its NULL-padded rows when a match
@@ -545,6 +585,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
             PlanNode::Join {
@@ -638,6 +679,18 @@ impl PlanNode {
                     "{pad}ChangelogNormalize: key=[{key}] changelog={mode} consumes=upsert state=last row per key [{key}]"
                 )
             }
+            PlanNode::OverAggregate {
+                partition_by,
+                time,
+                frame,
+                aggs,
+                ..
+            } => writeln!(
+                out,
+                "{pad}OverAggregate: partition=[{}] order=[{time}] frame={frame} aggs=[{}] changelog={mode} state=rows until the watermark passes their time, and the frame's rows (or running accumulators) per partition",
+                partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+            ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
                 writeln!(out, "{pad}Limit: fetch={fetch} changelog={mode} state=count")
@@ -744,6 +797,7 @@ impl PlanNode {
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }

@@ -32,7 +32,7 @@ use crate::hints::TableHints;
 use crate::metadata::CatalogContext;
 use crate::parser::{parse, FlinkStatement};
 use crate::plan::{
-    JoinKind, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan,
+    JoinKind, OverFrame, PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan,
 };
 
 /// What a statement turns into.
@@ -1153,6 +1153,7 @@ impl Planner {
                     output_schema: input.schema().clone(),
                 }
             }
+            LogicalPlan::Window(w) => self.over_aggregate(w, sql)?,
             LogicalPlan::Unnest(u) => {
                 if u.options.recursions.iter().any(|r| r.depth > 1)
                     || !u.struct_type_columns.is_empty()
@@ -1204,9 +1205,6 @@ impl Planner {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
                     LogicalPlan::Sort(_) => {
                         "ORDER BY (streams can only be ordered by a time attribute)"
-                    }
-                    LogicalPlan::Window(_) => {
-                        "OVER windows, except ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
                     }
                     LogicalPlan::Distinct(_) => "DISTINCT",
                     LogicalPlan::Limit(_) => "LIMIT inside a subquery",
@@ -1331,6 +1329,122 @@ impl Planner {
             };
         }
         Ok(node)
+    }
+
+    /// `agg(...) OVER (PARTITION BY ... ORDER BY time frame)`, as Flink
+    /// runs it: every aggregate over one window, ordered by one time
+    /// attribute ascending, the frame ending at the current row.
+    fn over_aggregate(
+        &self,
+        w: &datafusion::logical_expr::Window,
+        sql: &str,
+    ) -> Result<PlanNode, SqlError> {
+        use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
+        use datafusion::logical_expr::{
+            WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition,
+        };
+        let unsupported = |why: String| Err(SqlError::unsupported(why));
+        let mut window = None;
+        let mut aggs = vec![];
+        for e in &w.window_expr {
+            let Expr::WindowFunction(f) = e.clone().unalias_nested().data else {
+                return unsupported(format!("the OVER expression {e}"));
+            };
+            let WindowFunction { fun, params } = *f;
+            let WindowFunctionDefinition::AggregateUDF(udaf) = fun else {
+                return unsupported(format!(
+                    "{fun} OVER (...) is not supported: streams run aggregate functions over a window (SUM, COUNT, MIN, MAX, AVG, ...), and ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
+                ));
+            };
+            let spec = (
+                params.partition_by.clone(),
+                params.order_by.clone(),
+                params.window_frame.clone(),
+            );
+            match &window {
+                Some(first) if *first != spec => {
+                    return unsupported(
+                        "OVER aggregates with different windows in one query; Flink requires one window (PARTITION BY, ORDER BY and frame) for all of them".into(),
+                    )
+                }
+                _ => window = Some(spec),
+            }
+            aggs.push(Expr::AggregateFunction(AggregateFunction::new_udf(
+                udaf,
+                params.args,
+                params.distinct,
+                params.filter,
+                vec![],
+                params.null_treatment,
+            )));
+        }
+        let Some((partition_by, order_by, frame)) = window else {
+            return unsupported("an OVER window without functions".into());
+        };
+        let time = match order_by.as_slice() {
+            [o] if o.asc && matches!(o.expr.get_type(w.input.schema()), Ok(DataType::Timestamp(..))) => {
+                o.expr.clone()
+            }
+            _ => {
+                return unsupported(
+                    "OVER aggregation must be ORDER BY one time attribute, ascending (the table's watermarked column or $rowtime)".into(),
+                )
+            }
+        };
+        if frame.end_bound != WindowFrameBound::CurrentRow {
+            return unsupported("an OVER frame must end at the CURRENT ROW".into());
+        }
+        let frame = match (&frame.units, &frame.start_bound) {
+            (WindowFrameUnits::Rows, WindowFrameBound::Preceding(v)) if v.is_null() => {
+                OverFrame::Rows(None)
+            }
+            (WindowFrameUnits::Rows, WindowFrameBound::Preceding(v)) => {
+                OverFrame::Rows(Some(match v {
+                    ScalarValue::UInt64(Some(n)) => *n,
+                    other => return unsupported(format!("ROWS {other} PRECEDING")),
+                }))
+            }
+            (WindowFrameUnits::Rows, WindowFrameBound::CurrentRow) => OverFrame::Rows(Some(0)),
+            (WindowFrameUnits::Range, WindowFrameBound::Preceding(v)) if v.is_null() => {
+                OverFrame::Range(None)
+            }
+            (WindowFrameUnits::Range, WindowFrameBound::Preceding(v)) => {
+                OverFrame::Range(Some(match v {
+                    ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => {
+                        i.days as i64 * 86_400_000 + i.nanoseconds / 1_000_000
+                    }
+                    ScalarValue::IntervalDayTime(Some(i)) => {
+                        i.days as i64 * 86_400_000 + i.milliseconds as i64
+                    }
+                    other => {
+                        return unsupported(format!(
+                            "RANGE {other} PRECEDING: give the range as an INTERVAL of days or less"
+                        ))
+                    }
+                }))
+            }
+            (WindowFrameUnits::Range, WindowFrameBound::CurrentRow) => OverFrame::Range(Some(0)),
+            (units, start) => {
+                return unsupported(format!(
+                    "the OVER frame {units} BETWEEN {start} AND CURRENT ROW"
+                ))
+            }
+        };
+        let input = self.convert(&w.input, false, sql)?;
+        if let Some(origin) = input.update_source() {
+            return unsupported(format!(
+                "OVER aggregation over the update stream of {origin}; Flink runs it over append-only input"
+            ));
+        }
+        Ok(PlanNode::OverAggregate {
+            input: Box::new(input),
+            input_schema: w.input.schema().clone(),
+            partition_by,
+            time,
+            frame,
+            aggs,
+            output_schema: w.schema.clone(),
+        })
     }
 
     /// `GROUP BY GROUPING SETS | ROLLUP | CUBE`, as Flink plans it: an

@@ -129,7 +129,11 @@ fn unknown_names_and_unsupported_operators_are_errors_with_positions() {
     assert!(e.to_string().contains("idd"), "{e}");
     assert_eq!(e.position(), Some((1, 12)), "{e}");
     let e = error("SELECT id, SUM(amount) OVER (PARTITION BY who ORDER BY id) FROM orders");
-    assert!(e.to_string().contains("OVER windows"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("OVER aggregation must be ORDER BY one time attribute"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -456,5 +460,26 @@ fn a_join_on_equal_windows_frees_each_window_at_its_end() {
     assert!(
         plan(&sql).root.is_append_only(),
         "padded once, at the window end"
+    );
+}
+
+#[test]
+fn an_over_aggregation_is_append_only_and_waits_for_the_watermark() {
+    let text = explain(
+        "EXPLAIN SELECT id, SUM(amount) OVER (PARTITION BY who ORDER BY ts \
+         RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) FROM orders",
+    );
+    let over = text
+        .lines()
+        .find(|l| l.contains("OverAggregate:"))
+        .expect(&text);
+    assert!(over.contains("partition=[orders.who]"), "{over}");
+    assert!(over.contains("frame=RANGE 3600000ms PRECEDING"), "{over}");
+    assert!(over.contains("changelog=append"), "{over}");
+    let e = error("SELECT LAG(amount) OVER (ORDER BY ts) FROM orders");
+    assert!(
+        e.to_string()
+            .contains("streams run aggregate functions over a window"),
+        "{e}"
     );
 }

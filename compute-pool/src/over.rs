@@ -1,0 +1,427 @@
+//! OVER aggregation: `agg(x) OVER (PARTITION BY k ORDER BY ts frame)`, as
+//! Flink's row-time over aggregate functions run it.
+//!
+//! Rows wait until the watermark passes their time, then are processed in
+//! time order (arrival order among equal times), each emitted once with
+//! its frame's aggregates (append-only):
+//!
+//! - `ROWS BETWEEN n PRECEDING AND CURRENT ROW`: the row and the `n`
+//!   before it in its partition;
+//! - `RANGE BETWEEN INTERVAL ... PRECEDING AND CURRENT ROW`: the rows of
+//!   the partition whose time is at most that far before the row's, and
+//!   its peers (rows with the same time), which share one result;
+//! - `UNBOUNDED PRECEDING`: every row of the partition so far, kept as
+//!   running accumulators rather than rows.
+//!
+//! A bounded frame keeps the rows it may still need per partition and
+//! folds fresh accumulators over them for each result. A row whose time is
+//! not after the watermark when it arrives is late: dropped and counted.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, Int8Array, RecordBatch};
+use arrow::compute::{cast, filter};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{Accumulator, Expr};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use weir_sql_gateway::OverFrame;
+
+use crate::checkpoint::StageState;
+use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
+use crate::EngineError;
+
+#[derive(Default)]
+struct Partition {
+    /// Rows a bounded frame may still need, oldest first.
+    history: VecDeque<(i64, Box<[u8]>)>,
+    /// An unbounded frame's accumulators.
+    running: Option<Vec<Box<dyn Accumulator>>>,
+}
+
+pub struct OverAggregate {
+    partition: GroupKeys,
+    time: Arc<dyn PhysicalExpr>,
+    frame: OverFrame,
+    aggs: Vec<Aggregate>,
+    rows: RowConverter,
+    input: SchemaRef,
+    output: SchemaRef,
+    /// Rows waiting for the watermark, by time: partition key and row.
+    pending: BTreeMap<i64, Vec<(Bytes, Bytes)>>,
+    partitions: HashMap<Box<[u8]>, Partition>,
+    watermark: i64,
+    pub late: u64,
+}
+
+impl std::fmt::Debug for OverAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OverAggregate({}, {} partitions)",
+            self.frame,
+            self.partitions.len()
+        )
+    }
+}
+
+/// A row in Arrow's row format, and a partition key.
+type Bytes = Box<[u8]>;
+
+/// One result: the row and its aggregate values.
+type Emitted = (Box<[u8]>, Vec<ScalarValue>);
+
+impl OverAggregate {
+    pub fn new(
+        partition_by: &[Expr],
+        time: &Expr,
+        frame: OverFrame,
+        aggs: &[Expr],
+        input: &DFSchema,
+        output: &DFSchema,
+    ) -> Result<OverAggregate, EngineError> {
+        let rows = RowConverter::new(
+            input
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )
+        .map_err(|e| {
+            EngineError::Plan(format!(
+                "an OVER aggregation's input has a column type it cannot hold yet ({e})"
+            ))
+        })?;
+        Ok(OverAggregate {
+            partition: GroupKeys::new(partition_by, input)?,
+            time: create_physical_expr(time, input, &ExecutionProps::new(), &Default::default())?,
+            frame,
+            aggs: lower_aggregates(aggs, input)?,
+            rows,
+            input: emitted_schema(input),
+            output: emitted_schema(output),
+            pending: BTreeMap::new(),
+            partitions: HashMap::new(),
+            watermark: i64::MIN,
+            late: 0,
+        })
+    }
+
+    /// Holds a batch's rows until the watermark passes their time.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let n = batch.num_rows();
+        let times = self.time.evaluate(batch)?.into_array(n)?;
+        let times = cast(
+            &cast(&times, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+            &DataType::Int64,
+        )?;
+        let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+        let keys = self.partition.rows(batch)?;
+        let rows = self.rows.convert_columns(batch.columns())?;
+        for i in 0..n {
+            if times.is_null(i) || times.value(i) <= self.watermark {
+                self.late += 1;
+                continue;
+            }
+            let key: Box<[u8]> = keys
+                .as_ref()
+                .map_or(Box::default(), |k| k.row(i).data().into());
+            self.pending
+                .entry(times.value(i))
+                .or_default()
+                .push((key, rows.row(i).data().into()));
+        }
+        Ok(())
+    }
+
+    /// Emits every held row whose time the watermark `wm` passed.
+    pub fn advance(&mut self, wm: i64) -> Result<Option<RecordBatch>, EngineError> {
+        if wm <= self.watermark {
+            return Ok(None);
+        }
+        self.watermark = wm;
+        let rest = self.pending.split_off(&wm.saturating_add(1));
+        let due = std::mem::replace(&mut self.pending, rest);
+        let mut out: Vec<Emitted> = vec![];
+        for (t, entries) in due {
+            // The partitions at this time, in arrival order, with their rows.
+            let mut order: Vec<(Bytes, Vec<Bytes>)> = vec![];
+            for (key, row) in entries {
+                match order.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, rows)) => rows.push(row),
+                    None => order.push((key, vec![row])),
+                }
+            }
+            for (key, peers) in order {
+                self.emit(t, key, peers, &mut out)?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.rows.parser();
+        let mut cols = self
+            .rows
+            .convert_rows(out.iter().map(|(r, _)| parser.parse(r)))?;
+        for j in 0..self.aggs.len() {
+            cols.push(ScalarValue::iter_to_array(
+                out.iter().map(|(_, v)| v[j].clone()),
+            )?);
+        }
+        Ok(Some(conform(&self.output, cols, out.len())?))
+    }
+
+    /// The results of one partition's rows at time `t`.
+    fn emit(
+        &mut self,
+        t: i64,
+        key: Box<[u8]>,
+        peers: Vec<Box<[u8]>>,
+        out: &mut Vec<Emitted>,
+    ) -> Result<(), EngineError> {
+        let mut part = self.partitions.remove(&key).unwrap_or_default();
+        match self.frame {
+            OverFrame::Rows(None) | OverFrame::Range(None) => {
+                let mut accs = match part.running.take() {
+                    Some(a) => a,
+                    None => self.accumulators()?,
+                };
+                if self.frame == OverFrame::Range(None) {
+                    self.fold(&mut accs, &peers)?;
+                    let v = evaluate(&mut accs)?;
+                    out.extend(peers.into_iter().map(|r| (r, v.clone())));
+                } else {
+                    for r in peers {
+                        self.fold(&mut accs, std::slice::from_ref(&r))?;
+                        out.push((r, evaluate(&mut accs)?));
+                    }
+                }
+                part.running = Some(accs);
+            }
+            OverFrame::Rows(Some(n)) => {
+                for r in peers {
+                    part.history.push_back((t, r.clone()));
+                    while part.history.len() as u64 > n + 1 {
+                        part.history.pop_front();
+                    }
+                    let frame: Vec<Box<[u8]>> =
+                        part.history.iter().map(|(_, r)| r.clone()).collect();
+                    let mut accs = self.accumulators()?;
+                    self.fold(&mut accs, &frame)?;
+                    out.push((r, evaluate(&mut accs)?));
+                }
+            }
+            OverFrame::Range(Some(ms)) => {
+                part.history.extend(peers.iter().map(|r| (t, r.clone())));
+                while part.history.front().is_some_and(|(ht, _)| *ht < t - ms) {
+                    part.history.pop_front();
+                }
+                let frame: Vec<Box<[u8]>> = part.history.iter().map(|(_, r)| r.clone()).collect();
+                let mut accs = self.accumulators()?;
+                self.fold(&mut accs, &frame)?;
+                let v = evaluate(&mut accs)?;
+                out.extend(peers.into_iter().map(|r| (r, v.clone())));
+            }
+        }
+        self.partitions.insert(key, part);
+        Ok(())
+    }
+
+    fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>, EngineError> {
+        self.aggs
+            .iter()
+            .map(|a| Ok(a.expr.create_accumulator()?))
+            .collect()
+    }
+
+    /// Feeds `rows` to the accumulators.
+    fn fold(
+        &self,
+        accs: &mut [Box<dyn Accumulator>],
+        rows: &[Box<[u8]>],
+    ) -> Result<(), EngineError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let parser = self.rows.parser();
+        let cols = self
+            .rows
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let batch = RecordBatch::try_new(self.input.clone(), cols)?;
+        let n = batch.num_rows();
+        for (a, acc) in self.aggs.iter().zip(accs.iter_mut()) {
+            let mut args = a
+                .args
+                .iter()
+                .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+            if let Some(f) = &a.filter {
+                let mask = f.evaluate(&batch)?.into_array(n)?;
+                let mask = mask.as_boolean();
+                args = args
+                    .iter()
+                    .map(|c| filter(c, mask))
+                    .collect::<Result<_, _>>()?;
+            }
+            acc.update_batch(&args)?;
+        }
+        Ok(())
+    }
+
+    /// Rows held: waiting, and kept for frames.
+    pub fn state_size(&self) -> usize {
+        self.pending.values().map(Vec::len).sum::<usize>()
+            + self
+                .partitions
+                .values()
+                .map(|p| p.history.len())
+                .sum::<usize>()
+    }
+
+    pub fn state_bytes(&self) -> usize {
+        let pending: usize = self
+            .pending
+            .values()
+            .flatten()
+            .map(|(k, r)| k.len() + r.len() + 2 * std::mem::size_of::<Box<[u8]>>())
+            .sum();
+        let parts: usize = self
+            .partitions
+            .iter()
+            .map(|(k, p)| {
+                k.len()
+                    + p.history.iter().map(|(_, r)| r.len() + 24).sum::<usize>()
+                    + p.running
+                        .as_ref()
+                        .map_or(0, |a| a.iter().map(|a| a.size()).sum())
+            })
+            .sum();
+        pending + parts
+    }
+
+    /// Waiting rows (`kind` 0), frame rows (1) and running accumulators'
+    /// states (2) in one batch.
+    pub fn snapshot(&mut self) -> Result<StageState, EngineError> {
+        // A running partition's accumulator states: one row of Arrow IPC,
+        // kind 2 (a stage's batches share one schema).
+        let mut running: Vec<(Box<[u8]>, Vec<u8>)> = vec![];
+        for (k, p) in &mut self.partitions {
+            if let Some(accs) = &mut p.running {
+                let mut fields = vec![];
+                let mut cols: Vec<ArrayRef> = vec![];
+                for a in accs.iter_mut() {
+                    for v in a.state()? {
+                        let col = v.to_array()?;
+                        fields.push(Field::new(
+                            format!("s{}", cols.len()),
+                            col.data_type().clone(),
+                            true,
+                        ));
+                        cols.push(col);
+                    }
+                }
+                let one = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+                running.push((k.clone(), crate::checkpoint::encode_batches(&[one])?));
+            }
+        }
+        let (mut kinds, mut times, mut keys, mut rows) = (vec![], vec![], vec![], vec![]);
+        for (t, entries) in &self.pending {
+            for (k, r) in entries {
+                kinds.push(0i8);
+                times.push(*t);
+                keys.push(&**k);
+                rows.push(&**r);
+            }
+        }
+        for (k, p) in &self.partitions {
+            for (t, r) in &p.history {
+                kinds.push(1);
+                times.push(*t);
+                keys.push(&**k);
+                rows.push(&**r);
+            }
+        }
+        for (k, bytes) in &running {
+            kinds.push(2);
+            times.push(0);
+            keys.push(k);
+            rows.push(bytes);
+        }
+        let batches = vec![RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("kind", DataType::Int8, false),
+                Field::new("time", DataType::Int64, false),
+                Field::new("key", DataType::Binary, false),
+                Field::new("row", DataType::Binary, false),
+            ])),
+            vec![
+                Arc::new(Int8Array::from(kinds)),
+                Arc::new(Int64Array::from(times)),
+                Arc::new(BinaryArray::from(keys)),
+                Arc::new(BinaryArray::from(rows)),
+            ],
+        )?];
+        Ok(StageState {
+            batches,
+            meta: serde_json::json!({ "watermark": self.watermark, "late": self.late }),
+        })
+    }
+
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        self.pending.clear();
+        self.partitions.clear();
+        self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
+        self.late = state.meta["late"].as_u64().unwrap_or(0);
+        for b in &state.batches {
+            if b.num_columns() != 4 {
+                return Err(EngineError::Checkpoint(
+                    "an OVER aggregation's checkpoint does not have its layout".into(),
+                ));
+            }
+            let kinds = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
+            let times = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            let (keys, rows) = (
+                b.column(2).as_binary::<i32>(),
+                b.column(3).as_binary::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                let (t, k, r) = (times.value(i), keys.value(i), rows.value(i));
+                match kinds.value(i) {
+                    0 => self
+                        .pending
+                        .entry(t)
+                        .or_default()
+                        .push((k.into(), r.into())),
+                    1 => self
+                        .partitions
+                        .entry(k.into())
+                        .or_default()
+                        .history
+                        .push_back((t, r.into())),
+                    _ => {
+                        let states = crate::checkpoint::decode_batches(r)?;
+                        let st = states.first().ok_or_else(|| {
+                            EngineError::Checkpoint("an empty accumulator state".into())
+                        })?;
+                        let mut accs = self.accumulators()?;
+                        let mut c = 0;
+                        for acc in accs.iter_mut() {
+                            let width = acc.state()?.len();
+                            acc.merge_batch(&st.columns()[c..c + width])?;
+                            c += width;
+                        }
+                        self.partitions.entry(k.into()).or_default().running = Some(accs);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn evaluate(accs: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>, EngineError> {
+    accs.iter_mut().map(|a| Ok(a.evaluate()?)).collect()
+}

@@ -14,6 +14,10 @@
 //! sliding accumulators do for `COUNT`, `SUM` and `AVG`; `MIN` and `MAX`
 //! keep a count per value here (DataFusion's sliding ones assume the oldest
 //! value leaves first).
+//!
+//! With a state TTL (`'sql.state-ttl'`), a key is forgotten once the TTL
+//! has passed in processing time since its last change, as Flink's TTL
+//! does: nothing is emitted when it goes, and a later row starts it over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -188,6 +192,8 @@ struct GroupState {
     accs: Vec<Box<dyn Accumulator>>,
     /// The aggregate values last emitted, if any.
     last: Option<Vec<ScalarValue>>,
+    /// Processing time (ms) from which the key is forgotten (a TTL).
+    expires: i64,
 }
 
 /// The group aggregation operator.
@@ -198,6 +204,10 @@ pub struct GroupAggregate {
     /// The input is an update stream: accumulators must retract.
     retracting: bool,
     groups: HashMap<Box<[u8]>, GroupState>,
+    /// `'sql.state-ttl'` in milliseconds.
+    ttl_ms: Option<i64>,
+    /// When the next sweep of expired keys is due.
+    next_sweep: i64,
 }
 
 impl std::fmt::Debug for GroupAggregate {
@@ -220,6 +230,8 @@ impl GroupAggregate {
             output: emitted_schema(output_schema),
             retracting,
             groups: HashMap::new(),
+            ttl_ms: None,
+            next_sweep: i64::MIN,
         };
         // Fail at start, not at the first row, when an aggregate cannot
         // retract.
@@ -229,6 +241,13 @@ impl GroupAggregate {
 
     pub fn output_schema(&self) -> &SchemaRef {
         &self.output
+    }
+
+    /// Forgets a key `ttl_ms` after its last change, in processing time,
+    /// as Flink's state TTL does: silently, and a later row for it starts
+    /// over with `+I` (`None`: never).
+    pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
+        self.ttl_ms = ttl_ms.filter(|t| *t > 0);
     }
 
     /// Keys held in state.
@@ -279,12 +298,25 @@ impl GroupAggregate {
     }
 
     /// Applies a batch of changes and returns the changes it causes.
-    pub fn process(&mut self, input: &Changes) -> Result<Option<Changes>, EngineError> {
+    /// Applies a batch of changes arriving at processing time `now` (ms)
+    /// and returns the changes it causes.
+    pub fn process(&mut self, input: &Changes, now: i64) -> Result<Option<Changes>, EngineError> {
         let batch = &input.batch;
         let n = batch.num_rows();
         if n == 0 {
             return Ok(None);
         }
+        let expires = match self.ttl_ms {
+            Some(ttl) => {
+                // Sweeping every half TTL bounds what expired keys cost.
+                if now >= self.next_sweep {
+                    self.groups.retain(|_, g| g.expires > now);
+                    self.next_sweep = now.saturating_add((ttl / 2).max(1));
+                }
+                now.saturating_add(ttl)
+            }
+            None => i64::MAX,
+        };
         let (key_cols, rows) = self.keys.evaluate(batch)?;
         // Rows per key in first-seen order: (first row, accumulate, retract).
         let mut order: Vec<Box<[u8]>> = vec![];
@@ -331,6 +363,9 @@ impl GroupAggregate {
         };
         for key in order {
             let (first, plus, minus) = per_key.remove(&key).expect("collected");
+            if self.groups.get(&key).is_some_and(|g| g.expires <= now) {
+                self.groups.remove(&key);
+            }
             if !self.groups.contains_key(&key) {
                 if plus.is_empty() {
                     // A retraction of a key never seen (its state expired or
@@ -344,10 +379,12 @@ impl GroupAggregate {
                         count: 0,
                         accs,
                         last: None,
+                        expires,
                     },
                 );
             }
             let state = self.groups.get_mut(&key).expect("present");
+            state.expires = expires;
             for (j, acc) in state.accs.iter_mut().enumerate() {
                 for (idx, accumulate) in [(&plus, true), (&minus, false)] {
                     if idx.is_empty() {
@@ -418,10 +455,12 @@ impl GroupAggregate {
         }
         let mut keys: Vec<&[u8]> = Vec::with_capacity(self.groups.len());
         let mut counts = Vec::with_capacity(self.groups.len());
+        let mut expiries = Vec::with_capacity(self.groups.len());
         let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![vec![]; self.aggs.len()];
         for (k, g) in self.groups.iter_mut() {
             keys.push(k);
             counts.push(g.count);
+            expiries.push(g.expires);
             for (j, acc) in g.accs.iter_mut().enumerate() {
                 let st = acc.state()?;
                 if states[j].is_empty() {
@@ -435,10 +474,12 @@ impl GroupAggregate {
         let mut fields = vec![
             Field::new("key", DataType::Binary, false),
             Field::new("count", DataType::Int64, false),
+            Field::new("expires", DataType::Int64, false),
         ];
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(arrow::array::BinaryArray::from(keys)),
             Arc::new(arrow::array::Int64Array::from(counts)),
+            Arc::new(arrow::array::Int64Array::from(expiries)),
         ];
         for (j, agg) in states.into_iter().enumerate() {
             for (k, col) in agg.into_iter().enumerate() {
@@ -462,6 +503,9 @@ impl GroupAggregate {
         for b in &state.batches {
             let keys = b.column(0).as_binary::<i32>();
             let counts = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            let expiries = b
+                .column_by_name("expires")
+                .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
             let schema = b.schema();
             let per_agg: Vec<Vec<usize>> = (0..self.aggs.len())
                 .map(|j| {
@@ -487,6 +531,7 @@ impl GroupAggregate {
                         count: counts.value(r),
                         accs,
                         last: Some(last),
+                        expires: expiries.as_ref().map_or(i64::MAX, |e| e.value(r)),
                     },
                 );
             }

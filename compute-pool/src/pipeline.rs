@@ -297,7 +297,7 @@ impl StatefulOp {
                 s.process(&c.batch)?;
                 Ok(vec![])
             }
-            StatefulOp::Group(g) => Ok(g.process(c)?.into_iter().collect()),
+            StatefulOp::Group(g) => Ok(g.process(c, now)?.into_iter().collect()),
             StatefulOp::Join(j) => j.process(right, c, now),
             StatefulOp::TopN(t) => t.process(c),
             StatefulOp::Normalize(n) => n.process(c),
@@ -354,12 +354,14 @@ impl Stages {
         self.now_ms = now_ms;
     }
 
-    /// `'sql.state-ttl'`: joins forget rows this long after their last
-    /// write (`None`: never).
+    /// `'sql.state-ttl'`: joins forget rows, and group aggregations keys,
+    /// this long after their last write (`None`: never).
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         for s in &mut self.stages {
-            if let StatefulOp::Join(j) = &mut s.op {
-                j.set_state_ttl(ttl_ms);
+            match &mut s.op {
+                StatefulOp::Join(j) => j.set_state_ttl(ttl_ms),
+                StatefulOp::Group(g) => g.set_state_ttl(ttl_ms),
+                _ => {}
             }
         }
     }

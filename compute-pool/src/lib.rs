@@ -15,7 +15,7 @@
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
 //! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
 //! [`topn`], upsert tables read as update streams in [`normalize`], OVER aggregation
-//! in [`over`].
+//! in [`over`], temporal joins in [`temporal`].
 
 pub mod changelog;
 pub mod checkpoint;
@@ -31,6 +31,7 @@ pub mod over;
 pub mod pipeline;
 mod results;
 pub mod session;
+pub mod temporal;
 pub mod topn;
 pub mod window;
 mod worker;

@@ -28,6 +28,7 @@ use crate::join::Join;
 use crate::normalize::ChangelogNormalize;
 use crate::over::OverAggregate;
 use crate::session::SessionAggregate;
+use crate::temporal::TemporalJoin;
 use crate::topn::TopN;
 use crate::window::WindowAggregate;
 use crate::EngineError;
@@ -283,6 +284,7 @@ pub enum StatefulOp {
     TopN(Box<TopN>),
     Normalize(Box<ChangelogNormalize>),
     Over(Box<OverAggregate>),
+    Temporal(Box<TemporalJoin>),
 }
 
 impl StatefulOp {
@@ -306,6 +308,10 @@ impl StatefulOp {
                 o.process(&c.batch)?;
                 Ok(vec![])
             }
+            StatefulOp::Temporal(t) => {
+                t.process(right, c)?;
+                Ok(vec![])
+            }
         }
     }
 
@@ -318,6 +324,9 @@ impl StatefulOp {
             StatefulOp::Join(j) => j.advance(wm),
             StatefulOp::TopN(t) => t.advance(wm),
             StatefulOp::Over(o) => Ok(o.advance(wm)?.into_iter().map(Changes::inserts).collect()),
+            StatefulOp::Temporal(t) => {
+                Ok(t.advance(wm)?.into_iter().map(Changes::inserts).collect())
+            }
             StatefulOp::Group(_) | StatefulOp::Normalize(_) => Ok(vec![]),
         }
     }
@@ -442,6 +451,7 @@ impl Stages {
                 StatefulOp::TopN(t) => t.snapshot(),
                 StatefulOp::Normalize(n) => n.snapshot(),
                 StatefulOp::Over(o) => o.snapshot(),
+                StatefulOp::Temporal(t) => t.snapshot(),
             })
             .collect()
     }
@@ -464,6 +474,7 @@ impl Stages {
                 StatefulOp::TopN(t) => t.restore(st)?,
                 StatefulOp::Normalize(n) => n.restore(st)?,
                 StatefulOp::Over(o) => o.restore(st)?,
+                StatefulOp::Temporal(t) => t.restore(st)?,
             }
         }
         Ok(())
@@ -478,7 +489,10 @@ impl Stages {
                 StatefulOp::Session(s) => s.late,
                 StatefulOp::TopN(t) => t.late(),
                 StatefulOp::Over(o) => o.late,
-                StatefulOp::Group(_) | StatefulOp::Join(_) | StatefulOp::Normalize(_) => 0,
+                StatefulOp::Group(_)
+                | StatefulOp::Join(_)
+                | StatefulOp::Normalize(_)
+                | StatefulOp::Temporal(_) => 0,
             })
             .sum()
     }
@@ -500,6 +514,7 @@ impl Stages {
             StatefulOp::TopN(op) => (w, g + op.state_size()),
             StatefulOp::Normalize(op) => (w, g + op.state_size()),
             StatefulOp::Over(op) => (w, g + op.state_size()),
+            StatefulOp::Temporal(op) => (w, g + op.state_size()),
         })
     }
 
@@ -516,6 +531,7 @@ impl Stages {
                 StatefulOp::TopN(op) => op.state_bytes(),
                 StatefulOp::Normalize(op) => op.state_bytes(),
                 StatefulOp::Over(op) => op.state_bytes(),
+                StatefulOp::Temporal(op) => op.state_bytes(),
             })
             .sum()
     }
@@ -683,6 +699,28 @@ impl Compiler {
                     )),
                 });
                 self.node(input, above, target)?;
+            }
+            PlanNode::TemporalJoin {
+                left,
+                right,
+                left_schema,
+                right_schema,
+                kind,
+                on,
+                left_time,
+                right_time,
+                output_schema,
+            } => {
+                let op = StatefulOp::Temporal(Box::new(TemporalJoin::new(
+                    *kind,
+                    on,
+                    (left_schema, left_time),
+                    (right_schema, right_time),
+                    output_schema,
+                )?));
+                let index = self.stage(op, above, target);
+                self.node(left, &mut vec![], Target::input(index, false))?;
+                self.node(right, &mut vec![], Target::input(index, true))?;
             }
             PlanNode::OverAggregate {
                 input,

@@ -36,6 +36,11 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `FOR SYSTEM_TIME AS OF` (temporal joins; see `temporal.rs`).
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
     /// `TABLE name` as a function argument (Flink's window TVFs) parses to
     /// a marked compound identifier; `TABLE name PARTITION BY a` or
     /// `PARTITION BY (a, b)` (a `SESSION` window's) to a tuple of it and

@@ -20,6 +20,7 @@ mod metadata;
 mod parser;
 mod plan;
 mod planner;
+mod temporal;
 mod unnest;
 mod watermark;
 mod windows;

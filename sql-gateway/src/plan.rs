@@ -312,6 +312,24 @@ pub enum PlanNode {
         interval: Option<IntervalBounds>,
         output_schema: DFSchemaRef,
     },
+    /// `JOIN versioned FOR SYSTEM_TIME AS OF l.time`: each left row, once
+    /// the watermark passes its time, joined with the version of the right
+    /// row (by the equi-join key) valid at that time; append-only. Output:
+    /// the left input's columns, then the right's.
+    TemporalJoin {
+        left: Box<PlanNode>,
+        right: Box<PlanNode>,
+        left_schema: DFSchemaRef,
+        right_schema: DFSchemaRef,
+        /// Inner or left.
+        kind: JoinKind,
+        on: Vec<(Expr, Expr)>,
+        /// The left time attribute, over `left_schema`.
+        left_time: Expr,
+        /// The versioned table's time attribute, over `right_schema`.
+        right_time: Expr,
+        output_schema: DFSchemaRef,
+    },
     /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the
     /// first `limit` rows of each partition: Flink's Top-N, or its
     /// deduplication. Output: the input's columns, then the row number
@@ -383,7 +401,9 @@ impl PlanNode {
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::TopN { input, .. } => input.is_bounded(),
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
-            PlanNode::Join { left, right, .. } => left.is_bounded() && right.is_bounded(),
+            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
+                left.is_bounded() && right.is_bounded()
+            }
         }
     }
 
@@ -402,7 +422,7 @@ impl PlanNode {
             | PlanNode::TopN { input, .. }
             | PlanNode::Limit { input, .. } => input.sources(),
             PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
-            PlanNode::Join { left, right, .. } => {
+            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
                 let mut s = left.sources();
                 s.extend(right.sources());
                 s
@@ -423,6 +443,7 @@ impl PlanNode {
             PlanNode::GroupAggregate { .. }
             | PlanNode::TopN { .. }
             | PlanNode::ChangelogNormalize { .. } => false,
+            PlanNode::TemporalJoin { left, .. } => left.is_append_only(),
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Expand { input, .. }
@@ -588,6 +609,7 @@ impl PlanNode {
             | PlanNode::OverAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
+            PlanNode::TemporalJoin { left, .. } => left.update_source(),
             PlanNode::Join {
                 kind,
                 left,
@@ -690,6 +712,18 @@ impl PlanNode {
                 "{pad}OverAggregate: partition=[{}] order=[{time}] frame={frame} aggs=[{}] changelog={mode} state=rows until the watermark passes their time, and the frame's rows (or running accumulators) per partition",
                 partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+            ),
+            PlanNode::TemporalJoin {
+                kind,
+                on,
+                left_time,
+                right_time,
+                ..
+            } => writeln!(
+                out,
+                "{pad}TemporalJoin: {} on=[{}] as_of={left_time} version={right_time} changelog={mode} consumes=[append, [+I,-U,+U,-D]] state=left rows until the watermark passes their time, and each key's versions from the last one the watermark passed",
+                kind.sql(),
+                on.iter().map(|(l, r)| format!("{l} = {r}")).collect::<Vec<_>>().join(", "),
             ),
             PlanNode::Union { .. } => writeln!(out, "{pad}UnionAll: changelog={mode} state=none"),
             PlanNode::Limit { fetch, .. } => {
@@ -808,7 +842,7 @@ impl PlanNode {
                     i.explain_into(depth + 1, out)
                 }
             }
-            PlanNode::Join { left, right, .. } => {
+            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
                 left.explain_into(depth + 1, out);
                 right.explain_into(depth + 1, out);
             }

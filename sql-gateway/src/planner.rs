@@ -597,7 +597,7 @@ impl Planner {
             .build();
         for udf in crate::windows::marker_udfs()
             .into_iter()
-            .chain([crate::watermark::udf()])
+            .chain([crate::watermark::udf(), crate::temporal::udf()])
         {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
@@ -621,6 +621,7 @@ impl Planner {
         let mut query = query.clone();
         crate::windows::rewrite_window_tvfs(&mut query)?;
         crate::unnest::rewrite_unnest(&mut query)?;
+        crate::temporal::take_versions(&mut query, ctx)?;
         hide_rowtime(&mut query);
         rewrite_flink_calls(&mut query)?;
         let provider = Provider {
@@ -1186,6 +1187,10 @@ impl Planner {
                 };
                 let left = self.convert(&j.left, false, sql)?;
                 let right = self.convert(&j.right, false, sql)?;
+                let (left, right) = match crate::temporal::temporal_join(j, left, right, kind)? {
+                    Ok(temporal) => return Ok(temporal),
+                    Err(inputs) => inputs,
+                };
                 let interval = crate::interval::interval_bounds(j, &left, &right);
                 PlanNode::Join {
                     left: Box::new(left),

@@ -483,3 +483,32 @@ fn an_over_aggregation_is_append_only_and_waits_for_the_watermark() {
         "{e}"
     );
 }
+
+#[test]
+fn for_system_time_as_of_a_versioned_table_is_a_temporal_join() {
+    let ctx = CatalogContext::from_ddl(
+        &Planner::new(),
+        &[
+            "CREATE TABLE o (id INT, cur STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)",
+            "CREATE TABLE rates (cur STRING, rate INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts, \
+             PRIMARY KEY (cur) NOT ENFORCED)",
+        ],
+    )
+    .unwrap();
+    let sql = "SELECT o.id, r.rate FROM o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r \
+               ON o.cur = r.cur";
+    let Analysis::Explain(text) =
+        analyze(&Planner::new(), &format!("EXPLAIN {sql}"), &ctx).unwrap()
+    else {
+        panic!("an explanation")
+    };
+    let join = text
+        .lines()
+        .find(|l| l.contains("TemporalJoin:"))
+        .expect(&text);
+    assert!(
+        join.contains("LEFT JOIN on=[o.cur = r.cur] as_of=o.ts version=r.ts changelog=append"),
+        "{join}"
+    );
+    assert!(text.contains("ChangelogNormalize"), "{text}");
+}

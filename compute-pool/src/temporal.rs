@@ -1,0 +1,361 @@
+//! Event-time temporal joins (`JOIN versioned FOR SYSTEM_TIME AS OF l.ts`),
+//! as Flink's `TemporalRowTimeJoinOperator` runs them.
+//!
+//! The right input is a versioned table's update stream: each `+I`/`+U`
+//! is the key's version from its row's time on. Left rows wait until the
+//! watermark passes their time; then, in time order, each is joined with
+//! the version of its key valid at its time (the latest at or before it),
+//! and emitted once (append-only). Without one, an inner join drops the
+//! row and a left join pads it with NULLs. A `-D` ends the key's versions
+//! from the watermark at which it arrives (a tombstone carries no time of
+//! its own); `-U` is ignored. Versions older than the last one the
+//! watermark passed are dropped: no later left row can need them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BinaryArray, Int64Array, Int8Array, RecordBatch,
+    RecordBatchOptions,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use weir_sql_gateway::JoinKind;
+
+use crate::changelog::{Changes, DELETE, UPDATE_BEFORE};
+use crate::checkpoint::StageState;
+use crate::group::emitted_schema;
+use crate::EngineError;
+
+type Bytes = Box<[u8]>;
+
+/// One input's key and time expressions and row format.
+struct Side {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_rows: RowConverter,
+    time: Arc<dyn PhysicalExpr>,
+    rows: RowConverter,
+    types: Vec<DataType>,
+}
+
+impl Side {
+    fn new(keys: &[Expr], time: &Expr, schema: &DFSchema) -> Result<Side, EngineError> {
+        let props = ExecutionProps::new();
+        let phys = |e: &Expr| create_physical_expr(e, schema, &props, &Default::default());
+        let keys = keys.iter().map(phys).collect::<Result<Vec<_>, _>>()?;
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema.as_arrow()).map(SortField::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<DataType> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let unsupported = |e: arrow::error::ArrowError| {
+            EngineError::Plan(format!(
+                "a temporal join input has a column type it cannot hold yet ({e})"
+            ))
+        };
+        Ok(Side {
+            key_rows: RowConverter::new(key_types).map_err(unsupported)?,
+            rows: RowConverter::new(types.iter().cloned().map(SortField::new).collect())
+                .map_err(unsupported)?,
+            time: phys(time)?,
+            keys,
+            types,
+        })
+    }
+
+    /// Each row's key (`None` when a key column is NULL), time and row.
+    #[allow(clippy::type_complexity)]
+    fn split(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(Rows, Vec<bool>, Vec<Option<i64>>, Rows), EngineError> {
+        let n = batch.num_rows();
+        let cols = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let valid = (0..n).map(|i| cols.iter().all(|c| c.is_valid(i))).collect();
+        let t = self.time.evaluate(batch)?.into_array(n)?;
+        let t = cast(
+            &cast(&t, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+            &DataType::Int64,
+        )?;
+        let times = t
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .iter()
+            .collect();
+        Ok((
+            self.key_rows.convert_columns(&cols)?,
+            valid,
+            times,
+            self.rows.convert_columns(batch.columns())?,
+        ))
+    }
+}
+
+pub struct TemporalJoin {
+    left: Side,
+    right: Side,
+    outer: bool,
+    output: SchemaRef,
+    /// Left rows waiting for the watermark: time -> (key or None, row).
+    pending: BTreeMap<i64, Vec<(Option<Bytes>, Bytes)>>,
+    /// Per key, its versions by time (`None`: deleted from then on).
+    versions: HashMap<Bytes, BTreeMap<i64, Option<Bytes>>>,
+    watermark: i64,
+}
+
+impl std::fmt::Debug for TemporalJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TemporalJoin({} keys)", self.versions.len())
+    }
+}
+
+impl TemporalJoin {
+    pub fn new(
+        kind: JoinKind,
+        on: &[(Expr, Expr)],
+        (left_schema, left_time): (&DFSchema, &Expr),
+        (right_schema, right_time): (&DFSchema, &Expr),
+        output_schema: &DFSchema,
+    ) -> Result<TemporalJoin, EngineError> {
+        let (lk, rk): (Vec<Expr>, Vec<Expr>) = on.iter().cloned().unzip();
+        Ok(TemporalJoin {
+            left: Side::new(&lk, left_time, left_schema)?,
+            right: Side::new(&rk, right_time, right_schema)?,
+            outer: kind == JoinKind::Left,
+            output: emitted_schema(output_schema),
+            pending: BTreeMap::new(),
+            versions: HashMap::new(),
+            watermark: i64::MIN,
+        })
+    }
+
+    /// Holds left rows; records right versions. Emits nothing: rows go
+    /// out when the watermark passes them.
+    pub fn process(&mut self, right: bool, c: &Changes) -> Result<(), EngineError> {
+        if !right {
+            let (keys, valid, times, rows) = self.left.split(&c.batch)?;
+            for (i, t) in times.iter().enumerate() {
+                // A row without a time can match no version.
+                let t = t.unwrap_or(i64::MIN);
+                let key = valid[i].then(|| keys.row(i).data().into());
+                self.pending
+                    .entry(t)
+                    .or_default()
+                    .push((key, rows.row(i).data().into()));
+            }
+            return Ok(());
+        }
+        let (keys, valid, times, rows) = self.right.split(&c.batch)?;
+        for i in 0..c.num_rows() {
+            if !valid[i] {
+                continue;
+            }
+            let versions = self.versions.entry(keys.row(i).data().into()).or_default();
+            match c.op(i) {
+                UPDATE_BEFORE => {}
+                DELETE => {
+                    versions.insert(self.watermark.saturating_add(1), None);
+                }
+                _ => {
+                    if let Some(t) = times[i] {
+                        versions.insert(t, Some(rows.row(i).data().into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits, in time order, the left rows whose time the watermark `wm`
+    /// passed, each with its key's version at that time.
+    pub fn advance(&mut self, wm: i64) -> Result<Option<RecordBatch>, EngineError> {
+        self.watermark = self.watermark.max(wm);
+        let rest = self.pending.split_off(&self.watermark.saturating_add(1));
+        let due = std::mem::replace(&mut self.pending, rest);
+        let mut lefts: Vec<Bytes> = vec![];
+        let mut rights: Vec<Option<Bytes>> = vec![];
+        for (t, rows) in due {
+            for (key, row) in rows {
+                let version = key
+                    .as_ref()
+                    .and_then(|k| self.versions.get(k))
+                    .and_then(|v| v.range(..=t).next_back())
+                    .and_then(|(_, r)| r.clone());
+                if version.is_some() || self.outer {
+                    lefts.push(row);
+                    rights.push(version);
+                }
+            }
+        }
+        self.prune();
+        if lefts.is_empty() {
+            return Ok(None);
+        }
+        let n = lefts.len();
+        let parser = self.left.rows.parser();
+        let mut cols = self
+            .left
+            .rows
+            .convert_rows(lefts.iter().map(|r| parser.parse(r)))?;
+        // The right columns: matched rows, then NULLs moved into place.
+        let matched: Vec<&Bytes> = rights.iter().flatten().collect();
+        let parser = self.right.rows.parser();
+        let found = self
+            .right
+            .rows
+            .convert_rows(matched.iter().map(|r| parser.parse(r)))?;
+        let mut k = 0u32;
+        let idx: arrow::array::UInt32Array = rights
+            .iter()
+            .map(|r| {
+                r.as_ref().map(|_| {
+                    k += 1;
+                    k - 1
+                })
+            })
+            .collect();
+        for (col, t) in found.iter().zip(&self.right.types) {
+            cols.push(if matched.is_empty() {
+                new_null_array(t, n)
+            } else {
+                arrow::compute::take(col.as_ref(), &idx, None)?
+            });
+        }
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.output.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?))
+    }
+
+    /// Drops the versions no left row can need any more: those before the
+    /// last version at or before the watermark.
+    fn prune(&mut self) {
+        let wm = self.watermark;
+        self.versions.retain(|_, v| {
+            if let Some((&t, _)) = v.range(..=wm).next_back() {
+                let keep = v.split_off(&t);
+                *v = keep;
+            }
+            // A key whose only version is a deletion the watermark passed
+            // holds nothing.
+            !(v.len() == 1
+                && v.iter()
+                    .next()
+                    .is_some_and(|(t, r)| r.is_none() && *t <= wm))
+        });
+    }
+
+    /// Left rows waiting and versions held.
+    pub fn state_size(&self) -> usize {
+        self.pending.values().map(Vec::len).sum::<usize>()
+            + self.versions.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    pub fn state_bytes(&self) -> usize {
+        let pending: usize = self
+            .pending
+            .values()
+            .flatten()
+            .map(|(k, r)| k.as_ref().map_or(0, |k| k.len()) + r.len() + 48)
+            .sum();
+        let versions: usize = self
+            .versions
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + v.values()
+                        .map(|r| r.as_ref().map_or(0, |r| r.len()) + 40)
+                        .sum::<usize>()
+            })
+            .sum();
+        pending + versions
+    }
+
+    /// Waiting left rows (`side` 0) and versions (1; a NULL row is a
+    /// deletion), with times and keys, in one batch.
+    pub fn snapshot(&self) -> Result<StageState, EngineError> {
+        let (mut sides, mut times, mut keys, mut rows) = (vec![], vec![], vec![], vec![]);
+        for (t, entries) in &self.pending {
+            for (k, r) in entries {
+                sides.push(0i8);
+                times.push(*t);
+                keys.push(k.as_deref());
+                rows.push(Some(&**r));
+            }
+        }
+        for (k, v) in &self.versions {
+            for (t, r) in v {
+                sides.push(1);
+                times.push(*t);
+                keys.push(Some(&**k));
+                rows.push(r.as_deref());
+            }
+        }
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("side", DataType::Int8, false),
+                Field::new("time", DataType::Int64, false),
+                Field::new("key", DataType::Binary, true),
+                Field::new("row", DataType::Binary, true),
+            ])),
+            vec![
+                Arc::new(Int8Array::from(sides)),
+                Arc::new(Int64Array::from(times)),
+                Arc::new(BinaryArray::from(keys)),
+                Arc::new(BinaryArray::from(rows)),
+            ],
+        )?;
+        Ok(StageState {
+            batches: vec![batch],
+            meta: serde_json::json!({ "watermark": self.watermark }),
+        })
+    }
+
+    pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
+        self.pending.clear();
+        self.versions.clear();
+        self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
+        for b in &state.batches {
+            if b.num_columns() != 4 {
+                return Err(EngineError::Checkpoint(
+                    "a temporal join's checkpoint does not have its layout".into(),
+                ));
+            }
+            let sides = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
+            let times = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            let (keys, rows) = (
+                b.column(2).as_binary::<i32>(),
+                b.column(3).as_binary::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                let key: Option<Bytes> = keys.is_valid(i).then(|| keys.value(i).into());
+                let row: Option<Bytes> = rows.is_valid(i).then(|| rows.value(i).into());
+                if sides.value(i) == 0 {
+                    self.pending
+                        .entry(times.value(i))
+                        .or_default()
+                        .push((key, row.unwrap_or_default()));
+                } else if let Some(k) = key {
+                    self.versions
+                        .entry(k)
+                        .or_default()
+                        .insert(times.value(i), row);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -718,9 +718,7 @@ impl Compiler {
                     (right_schema, right_time),
                     output_schema,
                 )?));
-                let index = self.stage(op, above, target);
-                self.node(left, &mut vec![], Target::input(index, false))?;
-                self.node(right, &mut vec![], Target::input(index, true))?;
+                self.binary_stage(op, (left, right), above, target)?;
             }
             PlanNode::OverAggregate {
                 input,
@@ -865,9 +863,7 @@ impl Compiler {
                     join = join.with_interval(bounds, left_schema, right_schema)?;
                 }
                 let op = StatefulOp::Join(Box::new(join));
-                let index = self.stage(op, above, target);
-                self.node(left, &mut vec![], Target::input(index, false))?;
-                self.node(right, &mut vec![], Target::input(index, true))?;
+                self.binary_stage(op, (left, right), above, target)?;
             }
         }
         Ok(())
@@ -883,6 +879,19 @@ impl Compiler {
     ) -> Result<(), EngineError> {
         let index = self.stage(op, above, target);
         self.node(input, &mut vec![], Target::input(index, false))
+    }
+
+    /// Adds a stage with two inputs and compiles them into it.
+    fn binary_stage(
+        &mut self,
+        op: StatefulOp,
+        (left, right): (&PlanNode, &PlanNode),
+        above: &mut Vec<Operator>,
+        target: Target,
+    ) -> Result<(), EngineError> {
+        let index = self.stage(op, above, target);
+        self.node(left, &mut vec![], Target::input(index, false))?;
+        self.node(right, &mut vec![], Target::input(index, true))
     }
 
     /// Adds a stage with the operators `above` it; returns its index.

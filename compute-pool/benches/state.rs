@@ -67,6 +67,7 @@ fn run(name: &str, sql: &str, keys: usize) {
             .iter()
             .enumerate()
             .map(|(j, v)| RawRecord {
+                headers: &[],
                 key: None,
                 value: Some(v.as_bytes()),
                 partition: 0,

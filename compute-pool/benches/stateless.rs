@@ -93,6 +93,7 @@ fn engine_alone() {
             .iter()
             .enumerate()
             .map(|(j, v)| RawRecord {
+                headers: &[],
                 key: None,
                 value: Some(v.as_bytes()),
                 partition: 0,

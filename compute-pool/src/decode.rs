@@ -23,6 +23,9 @@ use weir_sql_gateway::SourceSpec;
 
 use crate::EngineError;
 
+/// A record header: its key and value, borrowed.
+pub type Header<'a> = (&'a str, Option<&'a [u8]>);
+
 /// One Kafka record, borrowed from the consumer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRecord<'a> {
@@ -31,6 +34,8 @@ pub struct RawRecord<'a> {
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: i64,
+    /// The record's headers, in order.
+    pub headers: &'a [Header<'a>],
 }
 
 /// `'error-handling.mode'`.
@@ -91,11 +96,39 @@ pub struct SourceDecoder {
     /// key. Its row is decoded from the record key (the JSON of the
     /// primary key), and every batch ends with a [`TOMBSTONE_COLUMN`].
     upsert: bool,
+    /// A retract table: every batch ends with an [`OP_COLUMN`].
+    retract: bool,
 }
 
 /// The last column of an upsert table's batches: whether the row is a
 /// tombstone (read by the changelog normalizer right above the source).
 pub const TOMBSTONE_COLUMN: &str = "__weir_tombstone";
+
+/// The last column of a retract table's batches: each row's kind, read
+/// from the record header [`crate::encode::OP_HEADER`].
+pub const OP_COLUMN: &str = "__weir_op";
+
+/// A row kind from its header value: `+I`, `-U`, `+U` or `-D`.
+fn op_of(r: &RawRecord<'_>) -> Result<i8, String> {
+    let value = r
+        .headers
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == crate::encode::OP_HEADER)
+        .map(|(_, v)| *v);
+    match value {
+        None | Some(Some(b"+I")) => Ok(crate::changelog::INSERT),
+        Some(Some(b"-U")) => Ok(crate::changelog::UPDATE_BEFORE),
+        Some(Some(b"+U")) => Ok(crate::changelog::UPDATE_AFTER),
+        Some(Some(b"-D")) => Ok(crate::changelog::DELETE),
+        Some(v) => Err(format!(
+            "the {} header is {}, not one of +I, -U, +U, -D",
+            crate::encode::OP_HEADER,
+            v.map_or("empty".to_string(), |v| String::from_utf8_lossy(v)
+                .into_owned())
+        )),
+    }
+}
 
 impl std::fmt::Debug for SourceDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,6 +187,7 @@ impl SourceDecoder {
         let raw = table.origin == TableOrigin::Discovered || table.value_format() == "raw";
         Ok(SourceDecoder {
             upsert: !raw && table.changelog_mode() == "upsert" && !table.primary_key.is_empty(),
+            retract: !raw && table.changelog_mode() == "retract",
             topic: table.topic.clone(),
             raw,
             physical,
@@ -242,6 +276,12 @@ impl SourceDecoder {
                     ));
                     continue;
                 };
+                if self.retract {
+                    if let Err(reason) = op_of(r) {
+                        bad.push(bad_record(r, reason));
+                        continue;
+                    }
+                }
                 if let Err(reason) = Self::feed(&mut dec, v) {
                     let what = if r.value.is_some() {
                         "malformed JSON"
@@ -290,24 +330,19 @@ impl SourceDecoder {
         };
         bad.sort_by_key(|b| (b.partition, b.offset));
         let mut batch = self.assemble(physical, &good, records)?;
+        if self.retract {
+            let ops: arrow::array::Int8Array = good
+                .iter()
+                .map(|&i| Some(op_of(&records[i]).unwrap_or_default()))
+                .collect();
+            batch = with_column(batch, OP_COLUMN, Arc::new(ops))?;
+        }
         if self.upsert {
             let flags: BooleanArray = good
                 .iter()
                 .map(|&i| Some(records[i].value.is_none()))
                 .collect();
-            let mut fields = batch.schema().fields().to_vec();
-            fields.push(Arc::new(arrow::datatypes::Field::new(
-                TOMBSTONE_COLUMN,
-                DataType::Boolean,
-                false,
-            )));
-            let mut cols = batch.columns().to_vec();
-            cols.push(Arc::new(flags));
-            batch = RecordBatch::try_new_with_options(
-                Arc::new(arrow::datatypes::Schema::new(fields)),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(good.len())),
-            )?;
+            batch = with_column(batch, TOMBSTONE_COLUMN, Arc::new(flags))?;
         }
         Ok((Some(batch), bad))
     }
@@ -378,7 +413,7 @@ impl SourceDecoder {
                     .iter()
                     .find(|(c, _)| c == f.name())
                     .map(|(_, k)| k.as_str());
-                key.and_then(|k| metadata_column(&self.topic, k, good, records))
+                key.and_then(|k| metadata_column(&self.topic, k, good, records, f.data_type()))
                     .unwrap_or_else(|| new_null_array(f.data_type(), n))
             };
             let col = if col.data_type() == f.data_type() {
@@ -424,14 +459,88 @@ impl SourceDecoder {
     }
 }
 
+/// `batch` with one more column at the end.
+fn with_column(batch: RecordBatch, name: &str, col: ArrayRef) -> Result<RecordBatch, EngineError> {
+    let n = batch.num_rows();
+    let mut fields = batch.schema().fields().to_vec();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        name,
+        col.data_type().clone(),
+        false,
+    )));
+    let mut cols = batch.columns().to_vec();
+    cols.push(col);
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}
+
+/// `METADATA FROM 'headers'`: a `MAP<STRING, BYTES>` of each record's
+/// headers (the last value of a repeated key wins, as in Flink's map),
+/// built in the column's declared map type; `None` for another type.
+fn headers_column(
+    good: &[usize],
+    records: &[RawRecord<'_>],
+    data_type: &DataType,
+) -> Option<ArrayRef> {
+    let DataType::Map(entries, ordered) = data_type else {
+        return None;
+    };
+    let DataType::Struct(kv) = entries.data_type() else {
+        return None;
+    };
+    let mut offsets = vec![0i32];
+    let mut keys: Vec<&str> = vec![];
+    let mut values: Vec<Option<&[u8]>> = vec![];
+    for &i in good {
+        let mut seen: Vec<(&str, Option<&[u8]>)> = vec![];
+        for (k, v) in records[i].headers {
+            match seen.iter_mut().find(|(s, _)| s == k) {
+                Some(e) => e.1 = *v,
+                None => seen.push((k, *v)),
+            }
+        }
+        for (k, v) in seen {
+            keys.push(k);
+            values.push(v);
+        }
+        offsets.push(keys.len() as i32);
+    }
+    let k: ArrayRef = Arc::new(StringArray::from(keys));
+    let v: ArrayRef = Arc::new(BinaryArray::from(values));
+    let entries_array = arrow::array::StructArray::try_new(
+        kv.clone(),
+        vec![
+            cast(&k, kv[0].data_type()).ok()?,
+            cast(&v, kv[1].data_type()).ok()?,
+        ],
+        None,
+    )
+    .ok()?;
+    Some(Arc::new(
+        arrow::array::MapArray::try_new(
+            entries.clone(),
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            entries_array,
+            None,
+            *ordered,
+        )
+        .ok()?,
+    ))
+}
+
 /// The values of a metadata column, found by the column's declared key.
 fn metadata_column(
     topic: &str,
     key: &str,
     good: &[usize],
     records: &[RawRecord<'_>],
+    data_type: &DataType,
 ) -> Option<ArrayRef> {
     Some(match key {
+        "headers" => headers_column(good, records, data_type)?,
         "partition" => Arc::new(Int32Array::from_iter_values(
             good.iter().map(|&i| records[i].partition),
         )),

@@ -27,6 +27,7 @@ pub struct MemoryRecord {
     pub timestamp_ms: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Records of one topic that arrive together, as one consumer poll.
@@ -147,10 +148,22 @@ pub fn run_in_memory_with(
     let mut late_at_source = 0u64;
     for poll in polls {
         stages.set_processing_time(poll.at_ms);
+        let headers: Vec<Vec<crate::decode::Header<'_>>> = poll
+            .records
+            .iter()
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect()
+            })
+            .collect();
         let raw: Vec<RawRecord<'_>> = poll
             .records
             .iter()
-            .map(|r| RawRecord {
+            .zip(&headers)
+            .map(|(r, headers)| RawRecord {
+                headers,
                 key: r.key.as_deref(),
                 value: r.value.as_deref(),
                 partition: r.partition,

@@ -8,6 +8,10 @@
 //! `-D` of the old row for a tombstone (nothing for a key it does not hold).
 //! The decoder marks tombstones in the batch's last column
 //! ([`crate::decode::TOMBSTONE_COLUMN`]), which is dropped here.
+//!
+//! A retract table needs no state: each record's kind is in its `__op`
+//! header, which the decoder puts in the last column
+//! ([`crate::decode::OP_COLUMN`]); here it becomes the rows' kinds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ pub struct ChangelogNormalize {
     output: SchemaRef,
     state: HashMap<Box<[u8]>, Box<[u8]>>,
     bytes: usize,
+    retract: bool,
 }
 
 impl std::fmt::Debug for ChangelogNormalize {
@@ -39,7 +44,11 @@ impl std::fmt::Debug for ChangelogNormalize {
 impl ChangelogNormalize {
     /// `schema`: the source's (without the tombstone column); `keys`: the
     /// primary key's columns in it.
-    pub fn new(schema: &Schema, keys: &[usize]) -> Result<ChangelogNormalize, EngineError> {
+    pub fn new(
+        schema: &Schema,
+        keys: &[usize],
+        retract: bool,
+    ) -> Result<ChangelogNormalize, EngineError> {
         let converter = |fields: Vec<SortField>| {
             RowConverter::new(fields).map_err(|e| {
                 EngineError::Plan(format!(
@@ -69,12 +78,31 @@ impl ChangelogNormalize {
             )),
             state: HashMap::new(),
             bytes: 0,
+            retract,
         })
     }
 
     pub fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
         let batch = &c.batch;
         let width = batch.num_columns();
+        if self.retract {
+            let ops = batch
+                .column_by_name(crate::decode::OP_COLUMN)
+                .ok_or_else(|| {
+                    EngineError::Plan("a retract source's batch has no row kind column".into())
+                })?
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .clone();
+            let batch = RecordBatch::try_new_with_options(
+                self.output.clone(),
+                batch.columns()[..width - 1].to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?;
+            return Ok(vec![Changes {
+                batch,
+                ops: Some(Arc::new(ops)),
+            }]);
+        }
         let tombstones = batch
             .column_by_name(crate::decode::TOMBSTONE_COLUMN)
             .ok_or_else(|| {

@@ -742,11 +742,13 @@ impl Compiler {
             PlanNode::ChangelogNormalize {
                 input,
                 keys,
+                retract,
                 schema,
             } => {
                 let op = StatefulOp::Normalize(Box::new(ChangelogNormalize::new(
                     schema.as_arrow(),
                     keys,
+                    *retract,
                 )?));
                 self.unary_stage(op, input, above, target)?;
             }

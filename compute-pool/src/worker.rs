@@ -17,7 +17,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use futures::future::BoxFuture;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -589,9 +589,19 @@ async fn read_branch(
             }
             continue;
         }
+        let headers: Vec<Vec<crate::decode::Header<'_>>> = msgs
+            .iter()
+            .map(|m| {
+                m.headers()
+                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
         let raw: Vec<RawRecord<'_>> = msgs
             .iter()
-            .map(|m| RawRecord {
+            .zip(&headers)
+            .map(|(m, headers)| RawRecord {
+                headers,
                 key: m.key(),
                 value: m.payload(),
                 partition: m.partition(),

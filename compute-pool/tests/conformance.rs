@@ -13,6 +13,7 @@
 //!     - {p: 0, ts: 1000, v: {id: 1, amount: 10}}   # t: table, when several
 //!     - {p: 1, ts: 2000, raw: 'not json'}         # raw bytes of the value
 //!     - {p: 0, at: 9000, v: {id: 3}}              # at: processing time (idleness)
+//!     - {headers: [[__op, -D]], v: {id: 3}}       # record headers
 //!   sql: SELECT id FROM orders WHERE amount > 50
 //!   expect: ['+I[2]']                          # Flink's changelog print form
 //!   order: any                                 # default: strict
@@ -95,6 +96,9 @@ struct Input {
     ts: i64,
     #[serde(default)]
     key: Option<String>,
+    /// Record headers, in order.
+    #[serde(default)]
+    headers: Vec<(String, String)>,
     /// A JSON value, written as YAML.
     #[serde(default)]
     v: Option<serde_json::Value>,
@@ -180,6 +184,11 @@ fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {
             timestamp_ms: input.ts,
             key: input.key.clone().map(String::into_bytes),
             value,
+            headers: input
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone().into_bytes())))
+                .collect(),
         };
         *offset += 1;
         polls.push(MemoryPoll {

@@ -36,6 +36,7 @@ fn feed(sql: &str, keys: i64) -> (usize, usize) {
         .iter()
         .enumerate()
         .map(|(i, v)| RawRecord {
+            headers: &[],
             key: None,
             value: Some(v.as_bytes()),
             partition: 0,

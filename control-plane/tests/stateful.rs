@@ -7,7 +7,8 @@
 //!   record per key is the current result) and through the results API
 //!   (the -U/+U changelog, replayed, gives the same result), and that
 //!   upsert table read back by another statement as an update stream,
-//!   a tombstone deleting its key;
+//!   a tombstone deleting its key; a retract table read back by its
+//!   `__op` headers, with a headers metadata column;
 //! - regular joins: a LEFT JOIN of two topics through the results API (the
 //!   changelog, replayed, is one row per order, padded or matched), and a
 //!   self-join joined again into an append table, stopped and resumed
@@ -354,6 +355,58 @@ async fn an_upsert_table_written_by_one_statement_reads_as_an_update_stream() {
     produce_tombstone(&dst, 0, r#"{"who":"ann"}"#).await;
     want.remove("ann");
     replay_until(&weir, "tally-out", &mut table, next, &want).await;
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retract_table_reads_as_the_changelog_its_headers_describe() {
+    let weir = Weir::start().await;
+    let t = unique("changes");
+    weir.ddl(&format!(
+        "CREATE TABLE `{t}` (k INT, v INT, h MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL) \
+         DISTRIBUTED INTO 1 BUCKETS WITH ('changelog.mode' = 'retract')"
+    ))
+    .await;
+    produce_with_headers(
+        &t,
+        &[
+            (&[], r#"{"k":1,"v":10}"#),
+            (&[("__op", "-U"), ("trace", "t1")], r#"{"k":1,"v":10}"#),
+            (&[("__op", "+U")], r#"{"k":1,"v":11}"#),
+        ],
+    )
+    .await;
+    let s = weir
+        .submit(
+            "read-changes",
+            &format!("SELECT k, v, CAST(h['trace'] AS STRING) AS trace FROM `{t}`"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    assert!(!s.status.traits.unwrap().is_append_only);
+    let mut got = vec![];
+    let mut next: Option<String> = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < 3 {
+        assert!(Instant::now() < deadline, "results so far: {got:?}");
+        let page = weir
+            .client
+            .results("read-changes", next.as_deref())
+            .await
+            .unwrap();
+        got.extend(page.results.data.into_iter().map(|r| (r.op, r.row)));
+        next = Some(page.metadata.next);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, vec![json!(1), json!(10), Value::Null]),
+            (1, vec![json!(1), json!(10), json!("t1")]),
+            (2, vec![json!(1), json!(11), Value::Null]),
+        ]
+    );
     weir.stop().await;
 }
 

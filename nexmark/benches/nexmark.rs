@@ -66,6 +66,7 @@ fn polls(events: u64) -> Vec<MemoryPoll> {
             timestamp_ms: e.timestamp_ms(),
             key: None,
             value: Some(e.to_json()),
+            headers: vec![],
         });
         offsets[t] += 1;
         if (n as u64 + 1).is_multiple_of(RATE) {

@@ -253,6 +253,9 @@ pub enum PlanNode {
         input: Box<PlanNode>,
         /// The primary key's columns in the source's schema.
         keys: Vec<usize>,
+        /// A retract table instead: each record's kind is in its `__op`
+        /// header, passed on as is (no state, no key).
+        retract: bool,
         /// The source's schema (also the output's).
         schema: DFSchemaRef,
     },
@@ -471,7 +474,11 @@ impl PlanNode {
     /// most one current row), when it emits updates and they are known.
     pub fn upsert_key(&self) -> Option<Vec<usize>> {
         match self {
-            PlanNode::ChangelogNormalize { keys, .. } => Some(keys.clone()),
+            PlanNode::ChangelogNormalize {
+                keys,
+                retract: false,
+                ..
+            } => Some(keys.clone()),
             PlanNode::GroupAggregate { keys, .. } => Some((0..keys.len()).collect()),
             // One current row per partition and rank: the partition columns
             // and the row number, or the partition columns alone for a top 1.
@@ -594,6 +601,17 @@ impl PlanNode {
                         "updates a key's row when another replaces it",
                 }
             )),
+            PlanNode::ChangelogNormalize {
+                input,
+                retract: true,
+                ..
+            } => Some(format!(
+                "the retract table {}, read as the update stream its __op headers describe",
+                input
+                    .sources()
+                    .first()
+                    .map_or("", |s| s.qualified_name.as_str())
+            )),
             PlanNode::ChangelogNormalize { input, .. } => match input.as_ref() {
                 PlanNode::Source(s) => Some(format!(
                     "the upsert table {}, read as an update stream keyed by its primary key ({})",
@@ -689,6 +707,10 @@ impl PlanNode {
                     datafusion::common::NullHandling::Drop => "drops rows without elements",
                     _ => "keeps rows without elements, with NULL",
                 }
+            ),
+            PlanNode::ChangelogNormalize { retract: true, .. } => writeln!(
+                out,
+                "{pad}ReadChangelog: kinds from the __op header changelog={mode} consumes=retract state=none"
             ),
             PlanNode::ChangelogNormalize { keys, schema, .. } => {
                 let key = keys

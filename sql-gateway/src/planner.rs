@@ -1017,13 +1017,8 @@ impl Planner {
                     .downcast_ref::<KafkaTableSource>()
                     .expect("every table source is a Kafka table");
                 let mut spec = self.source(src, &scan.table_name)?;
-                if spec.table.changelog_mode() == "retract" {
-                    return Err(SqlError::unsupported(format!(
-                        "reading {}: tables with 'changelog.mode' = 'retract' can be written but not read yet; \
-                         read the topic's records with their `__op` header from another consumer, or write an upsert table",
-                        scan.table_name
-                    )));
-                }
+                let spec_retract =
+                    spec.table.changelog_mode() == "retract" && spec.table.value_format() == "json";
                 let upsert = spec.table.changelog_mode() == "upsert"
                     && !spec.table.primary_key.is_empty()
                     && spec.table.value_format() == "json";
@@ -1048,10 +1043,12 @@ impl Planner {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| SqlError::validation(e.to_string(), None))?;
                 let mut node = PlanNode::Source(spec);
-                if upsert {
+                let retract = spec_retract;
+                if upsert || retract {
                     node = PlanNode::ChangelogNormalize {
                         input: Box::new(node),
-                        keys,
+                        keys: if retract { vec![] } else { keys },
+                        retract,
                         schema: source_schema.clone(),
                     };
                 }

@@ -235,6 +235,31 @@ pub async fn produce(topic: &str, records: &[(i32, Option<String>, String)]) {
     }
 }
 
+/// Produces `value`s to partition 0 of `topic`, each with its headers, in
+/// order, waiting for each ack.
+pub async fn produce_with_headers(topic: &str, records: &[(&[(&str, &str)], &str)]) {
+    let p = producer();
+    for (headers, value) in records {
+        let mut h = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in *headers {
+            h = h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        p.send(
+            FutureRecord::<(), str>::to(topic)
+                .partition(0)
+                .payload(value)
+                .headers(h),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("record acknowledged");
+    }
+}
+
 /// Writes a tombstone (a record with `key` and no value) to `topic`.
 pub async fn produce_tombstone(topic: &str, partition: i32, key: &str) {
     let p = producer();

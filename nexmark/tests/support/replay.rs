@@ -19,6 +19,7 @@ pub fn polls(events: &[Event], topic: impl Fn(&str) -> String) -> Vec<MemoryPoll
             timestamp_ms: e.timestamp_ms(),
             key: None,
             value: Some(e.to_json()),
+            headers: vec![],
         };
         *offset += 1;
         let topic = topic(e.table());

@@ -301,7 +301,7 @@ impl StatefulOp {
             }
             StatefulOp::Group(g) => Ok(g.process(c, now)?.into_iter().collect()),
             StatefulOp::Join(j) => j.process(right, c, now),
-            StatefulOp::TopN(t) => t.process(c),
+            StatefulOp::TopN(t) => t.process(c, now),
             StatefulOp::Normalize(n) => n.process(c),
             StatefulOp::Over(o) => {
                 // The planner refuses OVER over an update stream.
@@ -363,13 +363,14 @@ impl Stages {
         self.now_ms = now_ms;
     }
 
-    /// `'sql.state-ttl'`: joins forget rows, and group aggregations keys,
-    /// this long after their last write (`None`: never).
+    /// `'sql.state-ttl'`: joins forget rows, group aggregations keys and
+    /// Top-Ns partitions this long after their last write (`None`: never).
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         for s in &mut self.stages {
             match &mut s.op {
                 StatefulOp::Join(j) => j.set_state_ttl(ttl_ms),
                 StatefulOp::Group(g) => g.set_state_ttl(ttl_ms),
+                StatefulOp::TopN(t) => t.set_state_ttl(ttl_ms),
                 _ => {}
             }
         }

@@ -72,7 +72,13 @@ pub struct TopN {
     held: usize,
     bytes: usize,
     window: Option<Windows>,
+    /// `'sql.state-ttl'` (ms), with each partition's expiry in processing
+    /// time and when the next sweep is due.
+    ttl: Option<Ttl>,
 }
+
+/// The TTL (ms), each partition's expiry and the next sweep's time.
+type Ttl = (i64, HashMap<Box<[u8]>, i64>, i64);
 
 /// A window Top-N's windows: which partitions each window end holds.
 struct Windows {
@@ -165,6 +171,7 @@ impl TopN {
             held: 0,
             bytes: 0,
             window: None,
+            ttl: None,
         })
     }
 
@@ -178,6 +185,62 @@ impl TopN {
             late: 0,
         });
         Ok(self)
+    }
+
+    /// Forgets a partition `ttl_ms` after its last change, in processing
+    /// time, as Flink's state TTL does: silently, and a later row starts it
+    /// over (`None`: never). A window Top-N frees windows by the watermark.
+    pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
+        self.ttl = ttl_ms
+            .filter(|t| *t > 0 && self.window.is_none())
+            .map(|t| (t, HashMap::new(), i64::MIN));
+    }
+
+    /// Drops partition `key`'s rows.
+    fn forget(&mut self, key: &[u8]) {
+        if let Some(part) = self.state.remove(key) {
+            for e in part {
+                self.held -= 1;
+                self.bytes -= e.sort.len() + e.row.len();
+            }
+        }
+    }
+
+    /// Applies the TTL at processing time `now` before a batch touching
+    /// `keys`: sweeps expired partitions every half TTL, forgets the
+    /// touched ones that expired, and extends the touched ones. Partitions
+    /// without an expiry (restored from a checkpoint, which does not keep
+    /// expiries, e.g. taken without a TTL) get a full TTL at the next
+    /// sweep.
+    fn expire(&mut self, now: i64, keys: &[&[u8]]) {
+        let Some((ttl, expiries, next_sweep)) = &mut self.ttl else {
+            return;
+        };
+        let ttl = *ttl;
+        let mut gone: Vec<Box<[u8]>> = vec![];
+        if now >= *next_sweep {
+            for k in self.state.keys() {
+                if !expiries.contains_key(k) {
+                    expiries.insert(k.clone(), now.saturating_add(ttl));
+                }
+            }
+            expiries.retain(|k, e| {
+                if *e <= now {
+                    gone.push(k.clone());
+                }
+                *e > now
+            });
+            *next_sweep = now.saturating_add((ttl / 2).max(1));
+        }
+        for k in keys {
+            if expiries.get(*k).is_some_and(|e| *e <= now) {
+                gone.push((*k).into());
+            }
+            expiries.insert((*k).into(), now.saturating_add(ttl));
+        }
+        for k in gone {
+            self.forget(&k);
+        }
     }
 
     /// Rows a window Top-N dropped because their window had been emitted.
@@ -229,7 +292,8 @@ impl TopN {
         Ok(Some(ends.iter().collect()))
     }
 
-    pub fn process(&mut self, c: &Changes) -> Result<Vec<Changes>, EngineError> {
+    /// Applies a batch of changes arriving at processing time `now` (ms).
+    pub fn process(&mut self, c: &Changes, now: i64) -> Result<Vec<Changes>, EngineError> {
         let n = c.num_rows();
         let eval = |exprs: &[Arc<dyn PhysicalExpr>]| {
             exprs
@@ -244,6 +308,12 @@ impl TopN {
         let sorts = self.sort_rows.convert_columns(&eval(&self.order)?)?;
         let rows = self.rows.convert_columns(c.batch.columns())?;
         let ends = self.window_ends(c)?;
+        if self.ttl.is_some() {
+            let touched: Vec<&[u8]> = (0..n)
+                .map(|i| keys.as_ref().map_or(&[][..], |k| k.row(i).data()))
+                .collect();
+            self.expire(now, &touched);
+        }
         let mut out: Vec<Emitted> = vec![];
         for i in 0..n {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
@@ -464,17 +534,25 @@ impl TopN {
         let mut keys: Vec<&[u8]> = Vec::with_capacity(self.held);
         let mut sorts: Vec<&[u8]> = Vec::with_capacity(self.held);
         let mut rows: Vec<&[u8]> = Vec::with_capacity(self.held);
+        let mut expires: Vec<i64> = Vec::with_capacity(self.held);
         for (k, part) in &self.state {
-            for e in part {
+            let e = self
+                .ttl
+                .as_ref()
+                .and_then(|(_, ex, _)| ex.get(k).copied())
+                .unwrap_or(i64::MAX);
+            for entry in part {
                 keys.push(k);
-                sorts.push(&e.sort);
-                rows.push(&e.row);
+                sorts.push(&entry.sort);
+                rows.push(&entry.row);
+                expires.push(e);
             }
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("partition", DataType::Binary, false),
             Field::new("sort", DataType::Binary, false),
             Field::new("row", DataType::Binary, false),
+            Field::new("expires", DataType::Int64, false),
         ]));
         let batch = RecordBatch::try_new(
             schema,
@@ -482,6 +560,7 @@ impl TopN {
                 Arc::new(BinaryArray::from(keys)),
                 Arc::new(BinaryArray::from(sorts)),
                 Arc::new(BinaryArray::from(rows)),
+                Arc::new(arrow::array::Int64Array::from(expires)),
             ],
         )?;
         Ok(StageState {
@@ -494,6 +573,9 @@ impl TopN {
         self.state.clear();
         self.held = 0;
         self.bytes = 0;
+        if let Some((_, ex, _)) = &mut self.ttl {
+            ex.clear();
+        }
         if let Some(w) = &mut self.window {
             w.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
             w.late = state.meta["late"].as_u64().unwrap_or(0);
@@ -511,7 +593,7 @@ impl TopN {
             .collect();
         }
         for b in &state.batches {
-            if b.num_columns() != 3 {
+            if !(3..=4).contains(&b.num_columns()) {
                 return Err(EngineError::Checkpoint(
                     "a Top-N checkpoint does not have the Top-N layout".into(),
                 ));
@@ -521,7 +603,15 @@ impl TopN {
                 b.column(1).as_binary::<i32>(),
                 b.column(2).as_binary::<i32>(),
             );
+            let expires = b
+                .column_by_name("expires")
+                .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
             for i in 0..b.num_rows() {
+                if let (Some((_, ex, _)), Some(e)) = (&mut self.ttl, &expires) {
+                    if e.value(i) < i64::MAX {
+                        ex.insert(keys.value(i).into(), e.value(i));
+                    }
+                }
                 let e = Entry {
                     sort: sorts.value(i).into(),
                     row: rows.value(i).into(),

@@ -250,6 +250,8 @@ pub struct Join {
     /// When the next sweep of expired rows is due.
     next_sweep: i64,
     interval: Option<Interval>,
+    /// A semi (`Some(false)`) or anti (`Some(true)`) join.
+    semi: Option<bool>,
 }
 
 impl std::fmt::Debug for Join {
@@ -290,7 +292,14 @@ impl Join {
         output_schema: &DFSchema,
     ) -> Result<Join, EngineError> {
         let (lk, rk): (Vec<Expr>, Vec<Expr>) = on.iter().cloned().unzip();
-        let left = Side::new(&lk, left_schema, kind.left_outer(), left_retracting)?;
+        // A semi or anti join counts each left row's matches, as an outer
+        // side does.
+        let left = Side::new(
+            &lk,
+            left_schema,
+            kind.left_outer() || kind.is_semi(),
+            left_retracting,
+        )?;
         let right = Side::new(&rk, right_schema, kind.right_outer(), right_retracting)?;
         let nullable = |s: &DFSchema| {
             s.fields()
@@ -322,6 +331,11 @@ impl Join {
             ttl_ms: None,
             next_sweep: i64::MIN,
             interval: None,
+            semi: match kind {
+                JoinKind::LeftSemi => Some(false),
+                JoinKind::LeftAnti => Some(true),
+                _ => None,
+            },
         })
     }
 
@@ -556,6 +570,7 @@ impl Join {
         let passes = |k: usize| mask.as_ref().is_none_or(|m| m.is_valid(k) && m.value(k));
 
         let inner = !input.outer && !other.outer;
+        let semi = self.semi;
         let mut out = Emitted::default();
         let mut matched: Vec<usize> = vec![];
         for i in 0..n {
@@ -567,6 +582,51 @@ impl Join {
             } else {
                 other.state.get_mut(key(i))
             };
+            if let Some(anti) = semi {
+                // Only left rows come out: one whose match count leaves or
+                // reaches zero appears or goes (the reverse for anti).
+                let add = is_accumulate(op);
+                if !right {
+                    let matches: u32 = matched
+                        .iter()
+                        .map(|&k| bucket.as_ref().expect("held")[cand_pos[k] as usize].count)
+                        .sum();
+                    if (matches > 0) != anti {
+                        out.push(if add { INSERT } else { DELETE }, Some(i), None);
+                    }
+                    if matchable[i] {
+                        if add {
+                            input.add(key(i), input_rows.row(i).data(), matches, expires);
+                        } else {
+                            input.retract(key(i), input_rows.row(i).data(), expires);
+                        }
+                    }
+                } else {
+                    for &k in &matched {
+                        let h = &mut bucket.as_mut().expect("held")[cand_pos[k] as usize];
+                        let before = h.matches > 0;
+                        h.matches = if add {
+                            h.matches + 1
+                        } else {
+                            h.matches.saturating_sub(1)
+                        };
+                        if before != (h.matches > 0) {
+                            let appears = (h.matches > 0) != anti;
+                            for _ in 0..h.count {
+                                out.push(if appears { INSERT } else { DELETE }, None, Some(k));
+                            }
+                        }
+                    }
+                    if matchable[i] {
+                        if add {
+                            input.add(key(i), input_rows.row(i).data(), 0, expires);
+                        } else {
+                            input.retract(key(i), input_rows.row(i).data(), expires);
+                        }
+                    }
+                }
+                continue;
+            }
             if is_accumulate(op) {
                 let mut matches = 0u32;
                 for &k in &matched {
@@ -636,6 +696,25 @@ impl Join {
                 .map(|a| take(a, &idx, None))
                 .collect::<Result<Vec<_>, _>>()
         };
+        if self.semi.is_some() {
+            // The left rows: the input's, or the held left rows matched.
+            let cols = if right {
+                take_all(
+                    &other_cols.expect("a change on the right emits matched rows"),
+                    out.other,
+                )?
+            } else {
+                take_all(c.batch.columns(), out.input)?
+            };
+            let batch = RecordBatch::try_new_with_options(
+                self.output.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?;
+            let ops =
+                (out.ops.iter().any(|o| *o != INSERT)).then(|| Arc::new(Int8Array::from(out.ops)));
+            return Ok(vec![Changes { batch, ops }]);
+        }
         let mine = take_all(c.batch.columns(), out.input)?;
         let theirs = match other_cols {
             Some(oc) => take_all(&oc, out.other)?,

@@ -142,9 +142,19 @@ pub enum JoinKind {
     Left,
     Right,
     Full,
+    /// `EXISTS` / `IN`: the left rows with at least one match; output is
+    /// the left input's columns.
+    LeftSemi,
+    /// `NOT EXISTS`: the left rows without a match.
+    LeftAnti,
 }
 
 impl JoinKind {
+    /// A semi or anti join: only the left input's columns come out.
+    pub fn is_semi(self) -> bool {
+        matches!(self, JoinKind::LeftSemi | JoinKind::LeftAnti)
+    }
+
     /// Whether the left input's unmatched rows are emitted, padded with NULLs.
     pub fn left_outer(self) -> bool {
         matches!(self, JoinKind::Left | JoinKind::Full)
@@ -161,6 +171,8 @@ impl JoinKind {
             JoinKind::Left => "LEFT JOIN",
             JoinKind::Right => "RIGHT JOIN",
             JoinKind::Full => "FULL JOIN",
+            JoinKind::LeftSemi => "SEMI JOIN",
+            JoinKind::LeftAnti => "ANTI JOIN",
         }
     }
 }
@@ -463,7 +475,9 @@ impl PlanNode {
                 interval,
                 ..
             } => {
-                (*kind == JoinKind::Inner || interval.is_some())
+                // A semi join of append-only inputs only ever adds rows; an
+                // anti join retracts a row when its first match arrives.
+                (matches!(kind, JoinKind::Inner | JoinKind::LeftSemi) || interval.is_some())
                     && left.is_append_only()
                     && right.is_append_only()
             }
@@ -634,9 +648,20 @@ impl PlanNode {
                 right,
                 interval,
                 ..
-            } if *kind == JoinKind::Inner || interval.is_some() => {
+            } if matches!(kind, JoinKind::Inner | JoinKind::LeftSemi) || interval.is_some() => {
                 left.update_source().or_else(|| right.update_source())
             }
+            PlanNode::Join {
+                kind: JoinKind::LeftAnti,
+                on,
+                ..
+            } => Some(format!(
+                "the NOT EXISTS (anti join) on {}, which retracts a row when its first match arrives",
+                on.iter()
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            )),
             PlanNode::Join { kind, on, .. } => Some(format!(
                 "the {} on {}, which retracts its NULL-padded rows when a match arrives",
                 kind.sql(),

@@ -1176,6 +1176,13 @@ impl Planner {
                     JoinType::Left => JoinKind::Left,
                     JoinType::Right => JoinKind::Right,
                     JoinType::Full => JoinKind::Full,
+                    JoinType::LeftSemi => JoinKind::LeftSemi,
+                    JoinType::LeftAnti if j.null_aware => {
+                        return Err(SqlError::unsupported(
+                            "NOT IN over a subquery (NULL-aware: one NULL in it keeps every row out) is not supported yet; write NOT EXISTS",
+                        ))
+                    }
+                    JoinType::LeftAnti => JoinKind::LeftAnti,
                     other => {
                         return Err(SqlError::unsupported(format!(
                             "Weir does not run {other} joins yet (they come from IN, EXISTS and NOT IN subqueries); write the subquery as a JOIN"

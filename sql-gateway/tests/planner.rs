@@ -171,11 +171,26 @@ fn joins_plan_with_their_changelog_and_upsert_key() {
         "{join}"
     );
     assert_eq!(text.matches("KafkaSource").count(), 2, "{text}");
-    let e = error("SELECT id FROM orders WHERE id IN (SELECT id FROM orders WHERE amount > 1)");
+    // IN is a semi join: append-only over append-only inputs, left columns
+    // only; NOT EXISTS an anti join, an update stream.
+    let p = plan("SELECT id FROM orders WHERE id IN (SELECT id FROM orders WHERE amount > 1)");
     assert!(
-        e.to_string().contains("write the subquery as a JOIN"),
-        "{e}"
+        matches!(
+            p.root,
+            PlanNode::Join {
+                kind: JoinKind::LeftSemi,
+                ..
+            }
+        ),
+        "{}",
+        p.explain()
     );
+    assert!(p.root.is_append_only());
+    assert_eq!(columns(&p), ["id"]);
+    let p = plan(
+        "SELECT id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM orders p WHERE p.who = o.who AND p.id <> o.id)",
+    );
+    assert!(!p.root.is_append_only(), "{}", p.explain());
 }
 
 #[test]

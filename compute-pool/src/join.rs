@@ -696,35 +696,28 @@ impl Join {
                 .map(|a| take(a, &idx, None))
                 .collect::<Result<Vec<_>, _>>()
         };
-        if self.semi.is_some() {
+        let cols = if self.semi.is_some() {
             // The left rows: the input's, or the held left rows matched.
-            let cols = if right {
+            if right {
                 take_all(
                     &other_cols.expect("a change on the right emits matched rows"),
                     out.other,
                 )?
             } else {
                 take_all(c.batch.columns(), out.input)?
+            }
+        } else {
+            let mine = take_all(c.batch.columns(), out.input)?;
+            let theirs = match other_cols {
+                Some(oc) => take_all(&oc, out.other)?,
+                None => other
+                    .types
+                    .iter()
+                    .map(|t| new_null_array(t, rows))
+                    .collect(),
             };
-            let batch = RecordBatch::try_new_with_options(
-                self.output.clone(),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(rows)),
-            )?;
-            let ops =
-                (out.ops.iter().any(|o| *o != INSERT)).then(|| Arc::new(Int8Array::from(out.ops)));
-            return Ok(vec![Changes { batch, ops }]);
-        }
-        let mine = take_all(c.batch.columns(), out.input)?;
-        let theirs = match other_cols {
-            Some(oc) => take_all(&oc, out.other)?,
-            None => other
-                .types
-                .iter()
-                .map(|t| new_null_array(t, rows))
-                .collect(),
+            left_then_right(right, mine, theirs)
         };
-        let cols = left_then_right(right, mine, theirs);
         let batch = RecordBatch::try_new_with_options(
             self.output.clone(),
             cols,

@@ -225,12 +225,19 @@ pub fn run_in_memory_with(
             stages.restore(&states)?;
         }
         // The statement's watermark: the minimum over its sources.
-        let wm = watermarks
+        // Sources whose every partition is idle hold nothing back.
+        // It never goes back.
+        let active: Vec<_> = watermarks
             .iter()
             .flatten()
+            .filter(|(_, t)| !t.all_idle(poll.at_ms))
+            .collect();
+        let wm = active
+            .iter()
             .map(|(_, t)| t.current(poll.at_ms))
-            .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
-        if let (Some(wm), false) = (wm, watermarks.iter().all(Option::is_none)) {
+            .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)))
+            .filter(|w| !active.is_empty() && Some(*w) > out.watermark);
+        if let Some(wm) = wm {
             out.watermark = Some(wm);
             for c in stages.advance(wm)? {
                 if emit(c, &mut out) {

@@ -70,6 +70,17 @@ impl PartitionWatermarks {
 
     /// The source's watermark at `now_ms`, once every partition that is not
     /// idle has one; `None` while one has none, or when all are idle.
+    /// Whether every partition counts as idle at `now_ms`: the source then
+    /// holds no watermark back, as an idle Flink source does not.
+    pub fn all_idle(&self, now_ms: i64) -> bool {
+        let Some(t) = self.idle_ms else {
+            return false;
+        };
+        self.partitions
+            .iter()
+            .all(|p| now_ms - self.last_active.get(p).copied().unwrap_or(self.started_ms) >= t)
+    }
+
     pub fn current(&self, now_ms: i64) -> Option<i64> {
         let active = |p: &&i32| match self.idle_ms {
             None => true,

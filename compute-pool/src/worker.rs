@@ -171,6 +171,9 @@ struct Progress {
     /// The index of the branch that sent it, and that branch's watermark.
     branch: usize,
     watermark: Option<i64>,
+    /// Every partition of the branch's source is idle: it holds no
+    /// watermark back until it sends again.
+    idle: bool,
     /// Source records this covers.
     records: u64,
 }
@@ -266,6 +269,9 @@ async fn run_inner(
         })
         .collect();
     let idle_ms = task.idle_timeout.map(|d| d.as_millis() as i64);
+    // Which branches are idle, and the statement watermark last passed on.
+    let mut idle = vec![false; watermarks.len()];
+    let mut advanced: Option<i64> = None;
     let targets: Vec<_> = compiled.branches.iter().map(|b| b.target).collect();
     for (index, branch) in compiled.branches.into_iter().enumerate() {
         let tx = tx.clone();
@@ -326,9 +332,17 @@ async fn run_inner(
                     let slot = &mut watermarks[p.branch];
                     *slot = Some(slot.map_or(w, |old| old.max(w)));
                 }
+                idle[p.branch] = p.idle;
                 if !stages.is_empty() {
-                    let all = watermarks.iter().try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)));
-                    if let Some(wm) = all.filter(|w| *w < i64::MAX) {
+                    // The minimum over the branches that are not idle; it
+                    // never goes back.
+                    let all = watermarks
+                        .iter()
+                        .zip(&idle)
+                        .filter(|(_, idle)| !**idle)
+                        .try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)));
+                    if let Some(wm) = all.filter(|w| *w < i64::MAX && Some(*w) > advanced) {
+                        advanced = Some(wm);
                         out.extend(stages.advance(wm)?);
                     }
                     metrics.records_late.store(stages.late(), Ordering::Relaxed);
@@ -511,6 +525,7 @@ async fn read_branch(
                     offsets: vec![],
                     branch: index,
                     watermark: Some(i64::MAX),
+                    idle: false,
                     records: batch.num_rows() as u64,
                 }))
                 .await;
@@ -537,6 +552,7 @@ async fn read_branch(
     };
     let mut tracker = PartitionWatermarks::new(partitions, idle_ms, now_ms());
     let mut sent_watermark: Option<i64> = None;
+    let mut sent_idle = false;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
             sink_producer(bootstrap)?,
@@ -572,15 +588,20 @@ async fn read_branch(
             if stop.is_cancelled() {
                 return Ok(());
             }
-            // Time passing can make a partition idle and move the watermark.
-            let wm = tracker.current(now_ms());
-            if wm.is_some() && wm > sent_watermark {
-                sent_watermark = wm;
+            // Time passing can make a partition idle and move the
+            // watermark, or make the whole source idle.
+            let now = now_ms();
+            let wm = tracker.current(now);
+            let idle = tracker.all_idle(now);
+            if (wm.is_some() && wm > sent_watermark) || idle != sent_idle {
+                sent_watermark = sent_watermark.max(wm);
+                sent_idle = idle;
                 let p = Progress {
                     batch: None,
                     offsets: vec![],
                     branch: index,
                     watermark: wm,
+                    idle,
                     records: 0,
                 };
                 if tx.send(Ok(p)).await.is_err() {
@@ -665,6 +686,8 @@ async fn read_branch(
         if watermark > sent_watermark {
             sent_watermark = watermark;
         }
+        // Records arrived: the source is active again.
+        sent_idle = false;
         let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
         offsets.sort();
         if tx
@@ -673,6 +696,7 @@ async fn read_branch(
                 offsets,
                 branch: index,
                 watermark,
+                idle: false,
                 records: raw.len() as u64,
             }))
             .await

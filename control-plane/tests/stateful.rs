@@ -8,7 +8,8 @@
 //!   (the -U/+U changelog, replayed, gives the same result), and that
 //!   upsert table read back by another statement as an update stream,
 //!   a tombstone deleting its key; a retract table read back by its
-//!   `__op` headers, with a headers metadata column;
+//!   `__op` headers, with a headers metadata column; an event-time
+//!   temporal join against such an upsert table;
 //! - regular joins: a LEFT JOIN of two topics through the results API (the
 //!   changelog, replayed, is one row per order, padded or matched), and a
 //!   self-join joined again into an append table, stopped and resumed
@@ -405,6 +406,76 @@ async fn a_retract_table_reads_as_the_changelog_its_headers_describe() {
             (0, vec![json!(1), json!(10), Value::Null]),
             (1, vec![json!(1), json!(10), json!("t1")]),
             (2, vec![json!(1), json!(11), Value::Null]),
+        ]
+    );
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporal_join_uses_the_rate_valid_at_each_orders_time() {
+    let weir = Weir::start().await;
+    let (orders, rates) = (unique("orders"), unique("rates"));
+    weir.ddl(&format!(
+        "CREATE TABLE `{orders}` (id INT, cur STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) \
+         DISTRIBUTED INTO 1 BUCKETS"
+    ))
+    .await;
+    weir.ddl(&format!(
+        "CREATE TABLE `{rates}` (cur STRING, rate INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts, \
+         PRIMARY KEY (cur) NOT ENFORCED) DISTRIBUTED INTO 1 BUCKETS"
+    ))
+    .await;
+    let rate = |r: i64, s: i64| {
+        (
+            0,
+            Some(r#"{"cur":"eur"}"#.to_string()),
+            format!(r#"{{"cur":"eur","rate":{r},"ts":"{}"}}"#, ts(s * 1000)),
+        )
+    };
+    produce(&rates, &[rate(114, 0), rate(116, 5), rate(119, 10)]).await;
+    let order = |id: i64, s: i64| {
+        (
+            0,
+            None,
+            format!(r#"{{"id":{id},"cur":"eur","ts":"{}"}}"#, ts(s * 1000)),
+        )
+    };
+    produce(&orders, &[order(1, 1), order(7, 7), order(20, 20)]).await;
+    let s = weir
+        .submit(
+            "priced",
+            &format!(
+                "SELECT o.id, r.rate FROM `{orders}` AS o \
+                 JOIN `{rates}` FOR SYSTEM_TIME AS OF o.ts AS r ON o.cur = r.cur"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Running, "{}", s.status.detail);
+    assert!(s.status.traits.unwrap().is_append_only);
+    // Orders 1 and 7 go when both topics' watermarks pass them; order 20
+    // once the rates partition has been idle long enough to stop holding
+    // the watermark back.
+    let mut got = vec![];
+    let mut next: Option<String> = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < 3 {
+        assert!(Instant::now() < deadline, "results so far: {got:?}");
+        let page = weir
+            .client
+            .results("priced", next.as_deref())
+            .await
+            .unwrap();
+        got.extend(page.results.data.into_iter().map(|r| (r.op, r.row)));
+        next = Some(page.metadata.next);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, vec![json!(1), json!(114)]),
+            (0, vec![json!(7), json!(116)]),
+            (0, vec![json!(20), json!(119)]),
         ]
     );
     weir.stop().await;

@@ -190,12 +190,12 @@ impl OverAggregate {
                     None => self.accumulators()?,
                 };
                 if self.frame == OverFrame::Range(None) {
-                    self.fold(&mut accs, &peers)?;
+                    self.fold(&mut accs, peers.iter().map(|r| &**r))?;
                     let v = evaluate(&mut accs)?;
                     out.extend(peers.into_iter().map(|r| (r, v.clone())));
                 } else {
                     for r in peers {
-                        self.fold(&mut accs, std::slice::from_ref(&r))?;
+                        self.fold(&mut accs, [&*r])?;
                         out.push((r, evaluate(&mut accs)?));
                     }
                 }
@@ -207,10 +207,8 @@ impl OverAggregate {
                     while part.history.len() as u64 > n + 1 {
                         part.history.pop_front();
                     }
-                    let frame: Vec<Box<[u8]>> =
-                        part.history.iter().map(|(_, r)| r.clone()).collect();
                     let mut accs = self.accumulators()?;
-                    self.fold(&mut accs, &frame)?;
+                    self.fold(&mut accs, part.history.iter().map(|(_, r)| &**r))?;
                     out.push((r, evaluate(&mut accs)?));
                 }
             }
@@ -219,9 +217,8 @@ impl OverAggregate {
                 while part.history.front().is_some_and(|(ht, _)| *ht < t - ms) {
                     part.history.pop_front();
                 }
-                let frame: Vec<Box<[u8]>> = part.history.iter().map(|(_, r)| r.clone()).collect();
                 let mut accs = self.accumulators()?;
-                self.fold(&mut accs, &frame)?;
+                self.fold(&mut accs, part.history.iter().map(|(_, r)| &**r))?;
                 let v = evaluate(&mut accs)?;
                 out.extend(peers.into_iter().map(|r| (r, v.clone())));
             }
@@ -238,18 +235,18 @@ impl OverAggregate {
     }
 
     /// Feeds `rows` to the accumulators.
-    fn fold(
+    fn fold<'r>(
         &self,
         accs: &mut [Box<dyn Accumulator>],
-        rows: &[Box<[u8]>],
+        rows: impl IntoIterator<Item = &'r [u8]>,
     ) -> Result<(), EngineError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let parser = self.rows.parser();
         let cols = self
             .rows
-            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+            .convert_rows(rows.into_iter().map(|r| parser.parse(r)))?;
+        if cols.first().is_none_or(|c| c.is_empty()) {
+            return Ok(());
+        }
         let batch = RecordBatch::try_new(self.input.clone(), cols)?;
         let n = batch.num_rows();
         for (a, acc) in self.aggs.iter().zip(accs.iter_mut()) {

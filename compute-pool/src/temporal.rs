@@ -11,7 +11,7 @@
 //! its own); `-U` is ignored. Versions older than the last one the
 //! watermark passed are dropped: no later left row can need them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -112,6 +112,9 @@ pub struct TemporalJoin {
     pending: BTreeMap<i64, Vec<(Option<Bytes>, Bytes)>>,
     /// Per key, its versions by time (`None`: deleted from then on).
     versions: HashMap<Bytes, BTreeMap<i64, Option<Bytes>>>,
+    /// Keys that may hold versions to prune: more than one, or a deletion.
+    /// Pruning visits only these, not every key, at each watermark.
+    prunable: HashSet<Bytes>,
     watermark: i64,
 }
 
@@ -137,6 +140,7 @@ impl TemporalJoin {
             output: emitted_schema(output_schema),
             pending: BTreeMap::new(),
             versions: HashMap::new(),
+            prunable: HashSet::new(),
             watermark: i64::MIN,
         })
     }
@@ -162,7 +166,8 @@ impl TemporalJoin {
             if !valid[i] {
                 continue;
             }
-            let versions = self.versions.entry(keys.row(i).data().into()).or_default();
+            let key = keys.row(i).data();
+            let versions = self.versions.entry(key.into()).or_default();
             match c.op(i) {
                 UPDATE_BEFORE => {}
                 DELETE => {
@@ -173,6 +178,10 @@ impl TemporalJoin {
                         versions.insert(t, Some(rows.row(i).data().into()));
                     }
                 }
+            }
+            let deleted = versions.values().any(Option::is_none);
+            if (versions.len() > 1 || deleted) && !self.prunable.contains(key) {
+                self.prunable.insert(key.into());
             }
         }
         Ok(())
@@ -241,20 +250,28 @@ impl TemporalJoin {
     }
 
     /// Drops the versions no left row can need any more: those before the
-    /// last version at or before the watermark.
+    /// last version at or before the watermark, and a key whose only
+    /// version is a deletion the watermark passed. Only keys that may hold
+    /// such versions are visited.
     fn prune(&mut self) {
         let wm = self.watermark;
-        self.versions.retain(|_, v| {
+        let versions = &mut self.versions;
+        self.prunable.retain(|k| {
+            let Some(v) = versions.get_mut(k) else {
+                return false;
+            };
             if let Some((&t, _)) = v.range(..=wm).next_back() {
-                let keep = v.split_off(&t);
-                *v = keep;
+                *v = v.split_off(&t);
             }
-            // A key whose only version is a deletion the watermark passed
-            // holds nothing.
-            !(v.len() == 1
+            if v.len() == 1
                 && v.iter()
                     .next()
-                    .is_some_and(|(t, r)| r.is_none() && *t <= wm))
+                    .is_some_and(|(t, r)| r.is_none() && *t <= wm)
+            {
+                versions.remove(k);
+                return false;
+            }
+            v.len() > 1 || v.values().any(Option::is_none)
         });
     }
 
@@ -327,6 +344,7 @@ impl TemporalJoin {
     pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
         self.pending.clear();
         self.versions.clear();
+        self.prunable.clear();
         self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
         for b in &state.batches {
             if b.num_columns() != 4 {
@@ -356,6 +374,12 @@ impl TemporalJoin {
                 }
             }
         }
+        self.prunable = self
+            .versions
+            .iter()
+            .filter(|(_, v)| v.len() > 1 || v.values().any(Option::is_none))
+            .map(|(k, _)| k.clone())
+            .collect();
         Ok(())
     }
 }

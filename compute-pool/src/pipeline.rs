@@ -400,11 +400,22 @@ impl Stages {
             out.push(c);
             return Ok(());
         };
+        let now = self.now_ms;
+        self.run_stage(index, |op| op.process(right, &c, now), out)
+    }
+
+    /// Runs stage `index`'s operator (`f`) and its tail with the
+    /// statement's watermark as `CURRENT_WATERMARK`, and pushes what comes
+    /// out on to the stage's target.
+    fn run_stage(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut StatefulOp) -> Result<Vec<Changes>, EngineError>,
+        out: &mut Vec<Changes>,
+    ) -> Result<(), EngineError> {
         let stage = &mut self.stages[index];
         let produced = with_current_watermark(self.watermark, || {
-            stage
-                .op
-                .process(right, &c, self.now_ms)?
+            f(&mut stage.op)?
                 .into_iter()
                 .filter_map(|p| run_tail(&stage.tail, p).transpose())
                 .collect::<Result<Vec<_>, _>>()
@@ -423,19 +434,7 @@ impl Stages {
         let mut out = vec![];
         self.watermark = Some(wm);
         for i in 0..self.stages.len() {
-            let stage = &mut self.stages[i];
-            let fired = with_current_watermark(self.watermark, || {
-                stage
-                    .op
-                    .advance(wm)?
-                    .into_iter()
-                    .filter_map(|c| run_tail(&stage.tail, c).transpose())
-                    .collect::<Result<Vec<_>, EngineError>>()
-            })?;
-            let up = stage.target;
-            for next in fired {
-                self.push(up, next, &mut out)?;
-            }
+            self.run_stage(i, |op| op.advance(wm), &mut out)?;
         }
         Ok(out)
     }

@@ -18,7 +18,7 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use weir_catalog::ROWTIME_COLUMN;
 
-use crate::plan::{GroupColumn, IntervalBounds, PlanNode};
+use crate::plan::{ColumnOrigin, GroupColumn, IntervalBounds, PlanNode};
 
 /// The interval of a join of `left` and `right`, when it is one.
 pub(crate) fn interval_bounds(
@@ -95,7 +95,7 @@ pub(crate) fn interval_bounds(
     let (lower_ms, upper_ms) = (lower?, upper?);
     let li = ls.index_of_column(&cl).ok()?;
     let ri = rs.index_of_column(&cr).ok()?;
-    if !(time_attribute(left, ls, li) && time_attribute(right, rs, ri)) {
+    if !(time_attribute(left, li) && time_attribute(right, ri)) {
         return None;
     }
     Some(IntervalBounds {
@@ -178,49 +178,36 @@ fn interval_ms(v: &ScalarValue) -> Option<i64> {
     }
 }
 
-/// Whether column `idx` of `node`'s output (`schema`) is a time attribute
-/// passed through unchanged.
-pub(crate) fn time_attribute(node: &PlanNode, schema: &DFSchema, idx: usize) -> bool {
-    match node {
-        PlanNode::Source(s) => {
+/// Whether column `idx` of `node`'s output is a time attribute passed
+/// through unchanged.
+pub(crate) fn time_attribute(node: &PlanNode, idx: usize) -> bool {
+    match node.column_origin(idx) {
+        Some(ColumnOrigin::Node(PlanNode::Source(s), i)) => {
             let column = s
                 .table
                 .watermark
                 .as_ref()
                 .map_or(ROWTIME_COLUMN, |w| w.column.as_str());
-            schema.field(idx).name() == column
+            s.schema.field(i).name() == column
         }
-        PlanNode::Filter {
-            input,
-            input_schema,
-            ..
-        } => time_attribute(input, input_schema, idx),
-        PlanNode::Project {
-            input,
-            exprs,
-            input_schema,
-        } => match exprs.get(idx).map(|e| e.clone().unalias_nested().data) {
-            Some(Expr::Column(c)) => input_schema
-                .index_of_column(&c)
-                .is_ok_and(|i| time_attribute(input, input_schema, i)),
-            _ => false,
-        },
-        PlanNode::WindowAggregate { layout, .. } => {
-            layout.get(idx) == Some(&GroupColumn::WindowTime)
+        Some(ColumnOrigin::Node(PlanNode::WindowAggregate { layout, .. }, i)) => {
+            layout.get(i) == Some(&GroupColumn::WindowTime)
         }
-        PlanNode::Join {
-            left,
-            right,
-            left_schema,
-            right_schema,
-            interval: Some(_),
-            ..
-        } => {
+        Some(ColumnOrigin::Node(
+            PlanNode::Join {
+                left,
+                right,
+                left_schema,
+                interval: Some(_),
+                ..
+            },
+            i,
+        )) => {
             let width = left_schema.fields().len();
-            if idx < width {
-                time_attribute(left, left_schema, idx)
+            if i < width {
+                time_attribute(left, i)
             } else {
-                time_attribute(right, right_schema, idx - width)
+                time_attribute(right, i - width)
             }
         }
         _ => false,

@@ -399,7 +399,39 @@ pub enum RankOutput {
     Deduplicate { keep_last: bool },
 }
 
+/// Where an output column of a plan comes from, followed down through the
+/// filters and projections that pass it on unchanged.
+pub(crate) enum ColumnOrigin<'a> {
+    /// Column `idx` of `node`'s output; `node` is neither a filter nor a
+    /// projection passing the column on.
+    Node(&'a PlanNode, usize),
+    /// A projection computes it with this expression.
+    Computed(&'a Expr),
+}
+
 impl PlanNode {
+    /// Where output column `idx` comes from.
+    pub(crate) fn column_origin(&self, idx: usize) -> Option<ColumnOrigin<'_>> {
+        match self {
+            PlanNode::Filter { input, .. } => input.column_origin(idx),
+            PlanNode::Project {
+                input,
+                exprs,
+                input_schema,
+            } => {
+                let mut e = exprs.get(idx)?;
+                while let Expr::Alias(a) = e {
+                    e = &a.expr;
+                }
+                match e {
+                    Expr::Column(c) => input.column_origin(input_schema.index_of_column(c).ok()?),
+                    computed => Some(ColumnOrigin::Computed(computed)),
+                }
+            }
+            _ => Some(ColumnOrigin::Node(self, idx)),
+        }
+    }
+
     /// Whether every source of this subtree ends.
     pub fn is_bounded(&self) -> bool {
         match self {

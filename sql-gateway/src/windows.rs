@@ -68,33 +68,16 @@ pub fn marker_udfs() -> Vec<Arc<ScalarUDF>> {
 /// Which window bound column `idx` of `node`'s output is, passed through
 /// unchanged from a window aggregation or window TVF.
 pub(crate) fn window_column(node: &crate::plan::PlanNode, idx: usize) -> Option<Bound> {
-    use crate::plan::{GroupColumn, PlanNode};
-    match node {
-        PlanNode::WindowAggregate { layout, .. } => match layout.get(idx)? {
+    use crate::plan::{ColumnOrigin, GroupColumn, PlanNode};
+    match node.column_origin(idx)? {
+        ColumnOrigin::Node(PlanNode::WindowAggregate { layout, .. }, i) => match layout.get(i)? {
             GroupColumn::WindowStart => Some(Bound::Start),
             GroupColumn::WindowEnd => Some(Bound::End),
             GroupColumn::WindowTime => Some(Bound::Time),
             GroupColumn::Key(_) => None,
         },
-        PlanNode::Filter { input, .. } => window_column(input, idx),
-        PlanNode::Project {
-            input,
-            exprs,
-            input_schema,
-        } => {
-            let e = exprs.get(idx)?.clone().unalias_nested().data;
-            if let Some(m) = as_marker(&e) {
-                return Some(m.bound);
-            }
-            match e {
-                Expr::Column(c) => {
-                    let i = input_schema.index_of_column(&c).ok()?;
-                    window_column(input, i)
-                }
-                _ => None,
-            }
-        }
-        _ => None,
+        ColumnOrigin::Computed(e) => as_marker(e).map(|m| m.bound),
+        ColumnOrigin::Node(..) => None,
     }
 }
 

@@ -66,7 +66,7 @@ impl GroupKeys {
         }
         Ok(GroupKeys {
             exprs,
-            converter: RowConverter::new(fields)?,
+            converter: row_converter(fields, "a grouping key")?,
         })
     }
 
@@ -169,6 +169,25 @@ pub(crate) fn conform(
         columns,
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
+}
+
+/// A converter into Arrow's row format, in which operators hold state;
+/// `what` names the operator's input in the error a user gets when a
+/// column type cannot be held.
+pub(crate) fn row_converter(
+    fields: Vec<SortField>,
+    what: &str,
+) -> Result<RowConverter, EngineError> {
+    RowConverter::new(fields).map_err(|e| {
+        EngineError::Plan(format!(
+            "{what} has a column type Weir cannot hold as state yet ({e}); cast it or leave it out"
+        ))
+    })
+}
+
+/// One plain sort field per type, in order: a whole row's layout.
+pub(crate) fn sort_fields<'a>(types: impl IntoIterator<Item = &'a DataType>) -> Vec<SortField> {
+    types.into_iter().cloned().map(SortField::new).collect()
 }
 
 /// A nullable-field schema for the rows an operator emits.

@@ -42,7 +42,7 @@ use arrow::array::{
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::Expr;
@@ -51,7 +51,7 @@ use weir_sql_gateway::{IntervalBounds, JoinKind};
 
 use crate::changelog::{is_accumulate, Changes, DELETE, INSERT};
 use crate::checkpoint::StageState;
-use crate::group::emitted_schema;
+use crate::group::{emitted_schema, row_converter, sort_fields};
 use crate::EngineError;
 
 /// One row held, with its duplicates.
@@ -102,13 +102,7 @@ impl Side {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        let converter = |types: &[DataType]| {
-            RowConverter::new(types.iter().cloned().map(SortField::new).collect()).map_err(|e| {
-                EngineError::Plan(format!(
-                    "a join input has a column type joins cannot hold yet ({e}); cast it or leave it out of the join"
-                ))
-            })
-        };
+        let converter = |types: &[DataType]| row_converter(sort_fields(types), "a join input");
         Ok(Side {
             key_rows: if keys.is_empty() {
                 None

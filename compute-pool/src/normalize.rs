@@ -22,6 +22,7 @@ use arrow::row::{RowConverter, SortField};
 
 use crate::changelog::{Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
 use crate::checkpoint::StageState;
+use crate::group::row_converter;
 use crate::EngineError;
 
 pub struct ChangelogNormalize {
@@ -49,13 +50,7 @@ impl ChangelogNormalize {
         keys: &[usize],
         retract: bool,
     ) -> Result<ChangelogNormalize, EngineError> {
-        let converter = |fields: Vec<SortField>| {
-            RowConverter::new(fields).map_err(|e| {
-                EngineError::Plan(format!(
-                    "an upsert table has a column type Weir cannot hold as state yet ({e})"
-                ))
-            })
-        };
+        let converter = |fields: Vec<SortField>| row_converter(fields, "an upsert table");
         let types: Vec<DataType> = schema
             .fields()
             .iter()

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, Int8Array, RecordBatch};
 use arrow::compute::{cast, filter};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{Accumulator, Expr};
@@ -31,7 +31,9 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::OverFrame;
 
 use crate::checkpoint::StageState;
-use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
+use crate::group::{
+    conform, emitted_schema, lower_aggregates, row_converter, sort_fields, Aggregate, GroupKeys,
+};
 use crate::EngineError;
 
 #[derive(Default)]
@@ -83,18 +85,10 @@ impl OverAggregate {
         input: &DFSchema,
         output: &DFSchema,
     ) -> Result<OverAggregate, EngineError> {
-        let rows = RowConverter::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )
-        .map_err(|e| {
-            EngineError::Plan(format!(
-                "an OVER aggregation's input has a column type it cannot hold yet ({e})"
-            ))
-        })?;
+        let rows = row_converter(
+            sort_fields(input.fields().iter().map(|f| f.data_type())),
+            "an OVER aggregation's input",
+        )?;
         Ok(OverAggregate {
             partition: GroupKeys::new(partition_by, input)?,
             time: create_physical_expr(time, input, &ExecutionProps::new(), &Default::default())?,

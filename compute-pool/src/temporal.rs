@@ -29,7 +29,7 @@ use weir_sql_gateway::JoinKind;
 
 use crate::changelog::{Changes, DELETE, UPDATE_BEFORE};
 use crate::checkpoint::StageState;
-use crate::group::emitted_schema;
+use crate::group::{emitted_schema, row_converter, sort_fields};
 use crate::EngineError;
 
 type Bytes = Box<[u8]>;
@@ -57,15 +57,9 @@ impl Side {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        let unsupported = |e: arrow::error::ArrowError| {
-            EngineError::Plan(format!(
-                "a temporal join input has a column type it cannot hold yet ({e})"
-            ))
-        };
         Ok(Side {
-            key_rows: RowConverter::new(key_types).map_err(unsupported)?,
-            rows: RowConverter::new(types.iter().cloned().map(SortField::new).collect())
-                .map_err(unsupported)?,
+            key_rows: row_converter(key_types, "a temporal join input")?,
+            rows: row_converter(sort_fields(&types), "a temporal join input")?,
             time: phys(time)?,
             keys,
             types,

@@ -45,7 +45,7 @@ use weir_sql_gateway::RankOutput;
 
 use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
 use crate::checkpoint::StageState;
-use crate::group::emitted_schema;
+use crate::group::{emitted_schema, row_converter, sort_fields};
 use crate::EngineError;
 
 /// A held row and its sort key.
@@ -123,11 +123,6 @@ impl TopN {
             .iter()
             .map(|s| phys(&s.expr))
             .collect::<Result<Vec<_>, _>>()?;
-        let unsupported = |e: arrow::error::ArrowError| {
-            EngineError::Plan(format!(
-                "a Top-N column has a type Top-N cannot hold yet ({e}); cast it or leave it out"
-            ))
-        };
         let partition_rows = if partition.is_empty() {
             None
         } else {
@@ -135,9 +130,9 @@ impl TopN {
                 .iter()
                 .map(|p| p.data_type(input.as_arrow()).map(SortField::new))
                 .collect::<Result<Vec<_>, _>>()?;
-            Some(RowConverter::new(types).map_err(unsupported)?)
+            Some(row_converter(types, "a Top-N input")?)
         };
-        let sort_fields = order
+        let sort_keys = order
             .iter()
             .zip(order_by)
             .map(|(p, s)| {
@@ -152,17 +147,13 @@ impl TopN {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let row_fields = input
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
+        let row_fields = sort_fields(input.fields().iter().map(|f| f.data_type()));
         Ok(TopN {
             partition,
             order,
             partition_rows,
-            sort_rows: RowConverter::new(sort_fields).map_err(unsupported)?,
-            rows: RowConverter::new(row_fields).map_err(unsupported)?,
+            sort_rows: row_converter(sort_keys, "a Top-N input")?,
+            rows: row_converter(row_fields, "a Top-N input")?,
             limit: limit.max(1),
             output_kind,
             retracting,

@@ -29,6 +29,76 @@ pub struct StageState {
     pub meta: serde_json::Value,
 }
 
+/// One row of a [`TaggedRows`] batch: tag, time, key, row.
+pub(crate) type TaggedRow<'b> = (i8, i64, Option<&'b [u8]>, Option<&'b [u8]>);
+
+/// Held rows as one snapshot batch, the layout of operators that hold
+/// rows by kind and time: a tag (what the row is to the operator), a time,
+/// a key and a row (key and row in Arrow's row format, either may be
+/// NULL).
+#[derive(Default)]
+pub(crate) struct TaggedRows<'a> {
+    tags: Vec<i8>,
+    times: Vec<i64>,
+    keys: Vec<Option<&'a [u8]>>,
+    rows: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> TaggedRows<'a> {
+    pub fn push(&mut self, tag: i8, time: i64, key: Option<&'a [u8]>, row: Option<&'a [u8]>) {
+        self.tags.push(tag);
+        self.times.push(time);
+        self.keys.push(key);
+        self.rows.push(row);
+    }
+
+    pub fn into_batch(self) -> Result<RecordBatch, EngineError> {
+        use arrow::array::{BinaryArray, Int64Array, Int8Array};
+        use arrow::datatypes::{DataType, Field, Schema};
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("tag", DataType::Int8, false),
+                Field::new("time", DataType::Int64, false),
+                Field::new("key", DataType::Binary, true),
+                Field::new("row", DataType::Binary, true),
+            ])),
+            vec![
+                Arc::new(Int8Array::from(self.tags)),
+                Arc::new(Int64Array::from(self.times)),
+                Arc::new(BinaryArray::from(self.keys)),
+                Arc::new(BinaryArray::from(self.rows)),
+            ],
+        )?)
+    }
+
+    /// The `(tag, time, key, row)`s of a batch [`TaggedRows::into_batch`]
+    /// made; `what` names the operator in the error for another layout.
+    pub fn read<'b>(b: &'b RecordBatch, what: &str) -> Result<Vec<TaggedRow<'b>>, EngineError> {
+        use arrow::array::{Array, AsArray};
+        if b.num_columns() != 4 {
+            return Err(EngineError::Checkpoint(format!(
+                "{what}'s checkpoint does not have its layout"
+            )));
+        }
+        let tags = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
+        let times = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        let (keys, rows) = (
+            b.column(2).as_binary::<i32>(),
+            b.column(3).as_binary::<i32>(),
+        );
+        Ok((0..b.num_rows())
+            .map(|i| {
+                (
+                    tags.value(i),
+                    times.value(i),
+                    keys.is_valid(i).then(|| keys.value(i)),
+                    rows.is_valid(i).then(|| rows.value(i)),
+                )
+            })
+            .collect())
+    }
+}
+
 /// A snapshot of a statement.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, Int8Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, filter};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::RowConverter;
@@ -30,7 +30,7 @@ use datafusion::logical_expr::{Accumulator, Expr};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::OverFrame;
 
-use crate::checkpoint::StageState;
+use crate::checkpoint::{StageState, TaggedRows};
 use crate::group::{
     conform, emitted_schema, lower_aggregates, row_converter, sort_fields, Aggregate, GroupKeys,
 };
@@ -69,6 +69,12 @@ impl std::fmt::Debug for OverAggregate {
         )
     }
 }
+
+/// Snapshot tags: a row waiting for the watermark, a row kept for
+/// frames, a partition's running accumulator states.
+const PENDING: i8 = 0;
+const FRAME: i8 = 1;
+const RUNNING: i8 = 2;
 
 /// A row in Arrow's row format, and a partition key.
 type Bytes = Box<[u8]>;
@@ -293,11 +299,11 @@ impl OverAggregate {
         pending + parts
     }
 
-    /// Waiting rows (`kind` 0), frame rows (1) and running accumulators'
-    /// states (2) in one batch.
+    /// Waiting rows, frame rows and running accumulators' states, tagged,
+    /// in one batch.
     pub fn snapshot(&mut self) -> Result<StageState, EngineError> {
-        // A running partition's accumulator states: one row of Arrow IPC,
-        // kind 2 (a stage's batches share one schema).
+        // A running partition's accumulator states: one row of Arrow IPC
+        // (a stage's batches share one schema).
         let mut running: Vec<(Box<[u8]>, Vec<u8>)> = vec![];
         for (k, p) in &mut self.partitions {
             if let Some(accs) = &mut p.running {
@@ -318,43 +324,21 @@ impl OverAggregate {
                 running.push((k.clone(), crate::checkpoint::encode_batches(&[one])?));
             }
         }
-        let (mut kinds, mut times, mut keys, mut rows) = (vec![], vec![], vec![], vec![]);
+        let mut held = TaggedRows::default();
         for (t, entries) in &self.pending {
             for (k, r) in entries {
-                kinds.push(0i8);
-                times.push(*t);
-                keys.push(&**k);
-                rows.push(&**r);
+                held.push(PENDING, *t, Some(k), Some(r));
             }
         }
         for (k, p) in &self.partitions {
             for (t, r) in &p.history {
-                kinds.push(1);
-                times.push(*t);
-                keys.push(&**k);
-                rows.push(&**r);
+                held.push(FRAME, *t, Some(k), Some(r));
             }
         }
         for (k, bytes) in &running {
-            kinds.push(2);
-            times.push(0);
-            keys.push(k);
-            rows.push(bytes);
+            held.push(RUNNING, 0, Some(k), Some(bytes));
         }
-        let batches = vec![RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("kind", DataType::Int8, false),
-                Field::new("time", DataType::Int64, false),
-                Field::new("key", DataType::Binary, false),
-                Field::new("row", DataType::Binary, false),
-            ])),
-            vec![
-                Arc::new(Int8Array::from(kinds)),
-                Arc::new(Int64Array::from(times)),
-                Arc::new(BinaryArray::from(keys)),
-                Arc::new(BinaryArray::from(rows)),
-            ],
-        )?];
+        let batches = vec![held.into_batch()?];
         Ok(StageState {
             batches,
             meta: serde_json::json!({ "watermark": self.watermark, "late": self.late }),
@@ -367,26 +351,15 @@ impl OverAggregate {
         self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
         self.late = state.meta["late"].as_u64().unwrap_or(0);
         for b in &state.batches {
-            if b.num_columns() != 4 {
-                return Err(EngineError::Checkpoint(
-                    "an OVER aggregation's checkpoint does not have its layout".into(),
-                ));
-            }
-            let kinds = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
-            let times = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-            let (keys, rows) = (
-                b.column(2).as_binary::<i32>(),
-                b.column(3).as_binary::<i32>(),
-            );
-            for i in 0..b.num_rows() {
-                let (t, k, r) = (times.value(i), keys.value(i), rows.value(i));
-                match kinds.value(i) {
-                    0 => self
+            for (tag, t, k, r) in TaggedRows::read(b, "an OVER aggregation")? {
+                let (k, r) = (k.unwrap_or_default(), r.unwrap_or_default());
+                match tag {
+                    PENDING => self
                         .pending
                         .entry(t)
                         .or_default()
                         .push((k.into(), r.into())),
-                    1 => self
+                    FRAME => self
                         .partitions
                         .entry(k.into())
                         .or_default()

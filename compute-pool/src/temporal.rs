@@ -14,12 +14,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BinaryArray, Int64Array, Int8Array, RecordBatch,
-    RecordBatchOptions,
-};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
@@ -28,11 +25,15 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::JoinKind;
 
 use crate::changelog::{Changes, DELETE, UPDATE_BEFORE};
-use crate::checkpoint::StageState;
+use crate::checkpoint::{StageState, TaggedRows};
 use crate::group::{emitted_schema, row_converter, sort_fields};
 use crate::EngineError;
 
 type Bytes = Box<[u8]>;
+
+/// Snapshot tags: a left row waiting for the watermark, a version.
+const LEFT_ROW: i8 = 0;
+const VERSION: i8 = 1;
 
 /// One input's key and time expressions and row format.
 struct Side {
@@ -295,40 +296,21 @@ impl TemporalJoin {
         pending + versions
     }
 
-    /// Waiting left rows (`side` 0) and versions (1; a NULL row is a
-    /// deletion), with times and keys, in one batch.
+    /// Waiting left rows and versions (a NULL row is a deletion), tagged,
+    /// with times and keys, in one batch.
     pub fn snapshot(&self) -> Result<StageState, EngineError> {
-        let (mut sides, mut times, mut keys, mut rows) = (vec![], vec![], vec![], vec![]);
+        let mut held = TaggedRows::default();
         for (t, entries) in &self.pending {
             for (k, r) in entries {
-                sides.push(0i8);
-                times.push(*t);
-                keys.push(k.as_deref());
-                rows.push(Some(&**r));
+                held.push(LEFT_ROW, *t, k.as_deref(), Some(r));
             }
         }
         for (k, v) in &self.versions {
             for (t, r) in v {
-                sides.push(1);
-                times.push(*t);
-                keys.push(Some(&**k));
-                rows.push(r.as_deref());
+                held.push(VERSION, *t, Some(k), r.as_deref());
             }
         }
-        let batch = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("side", DataType::Int8, false),
-                Field::new("time", DataType::Int64, false),
-                Field::new("key", DataType::Binary, true),
-                Field::new("row", DataType::Binary, true),
-            ])),
-            vec![
-                Arc::new(Int8Array::from(sides)),
-                Arc::new(Int64Array::from(times)),
-                Arc::new(BinaryArray::from(keys)),
-                Arc::new(BinaryArray::from(rows)),
-            ],
-        )?;
+        let batch = held.into_batch()?;
         Ok(StageState {
             batches: vec![batch],
             meta: serde_json::json!({ "watermark": self.watermark }),
@@ -341,30 +323,17 @@ impl TemporalJoin {
         self.prunable.clear();
         self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
         for b in &state.batches {
-            if b.num_columns() != 4 {
-                return Err(EngineError::Checkpoint(
-                    "a temporal join's checkpoint does not have its layout".into(),
-                ));
-            }
-            let sides = b.column(0).as_primitive::<arrow::datatypes::Int8Type>();
-            let times = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-            let (keys, rows) = (
-                b.column(2).as_binary::<i32>(),
-                b.column(3).as_binary::<i32>(),
-            );
-            for i in 0..b.num_rows() {
-                let key: Option<Bytes> = keys.is_valid(i).then(|| keys.value(i).into());
-                let row: Option<Bytes> = rows.is_valid(i).then(|| rows.value(i).into());
-                if sides.value(i) == 0 {
+            for (tag, t, key, row) in TaggedRows::read(b, "a temporal join")? {
+                if tag == LEFT_ROW {
                     self.pending
-                        .entry(times.value(i))
+                        .entry(t)
                         .or_default()
-                        .push((key, row.unwrap_or_default()));
+                        .push((key.map(Into::into), row.unwrap_or_default().into()));
                 } else if let Some(k) = key {
                     self.versions
-                        .entry(k)
+                        .entry(k.into())
                         .or_default()
-                        .insert(times.value(i), row);
+                        .insert(t, row.map(Into::into));
                 }
             }
         }

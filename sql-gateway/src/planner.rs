@@ -1373,7 +1373,7 @@ impl Planner {
             match &window {
                 Some(first) if *first != spec => {
                     return unsupported(
-                        "OVER aggregates with different windows in one query; Flink requires one window (PARTITION BY, ORDER BY and frame) for all of them".into(),
+                        "OVER aggregates with one PARTITION BY and ORDER BY but different frames are not supported yet; give them one frame, or compute each frame in its own subquery".into(),
                     )
                 }
                 _ => window = Some(spec),

@@ -159,7 +159,7 @@ fn joins_plan_with_their_changelog_and_upsert_key() {
     let text = explain(
         "EXPLAIN SELECT o.id, p.who FROM orders AS o FULL JOIN orders AS p ON o.id = p.id AND o.amount > p.amount",
     );
-    let join = text.lines().find(|l| l.contains("Join:")).expect(&text);
+    let join = line(&text, "Join:");
     assert!(join.contains("FULL JOIN on=[o.id = p.id]"), "{join}");
     assert!(join.contains("filter=o.amount > p.amount"), "{join}");
     assert!(
@@ -212,10 +212,7 @@ fn explain_shows_each_operators_changelog_and_state() {
         text.contains("ResultsSink: consumes=[+I,-U,+U,-D]"),
         "{text}"
     );
-    let agg = text
-        .lines()
-        .find(|l| l.contains("GroupAggregate"))
-        .expect(&text);
+    let agg = line(&text, "GroupAggregate");
     assert!(
         agg.contains("changelog=[+I,-U,+U,-D] consumes=append"),
         "{agg}"
@@ -224,8 +221,15 @@ fn explain_shows_each_operators_changelog_and_state() {
         agg.contains("state=accumulators, row count and last result per key [orders.who]"),
         "{agg}"
     );
-    let filter = text.lines().find(|l| l.contains("Filter")).expect(&text);
+    let filter = line(&text, "Filter");
     assert!(filter.contains("changelog=append"), "{filter}");
+}
+
+/// The line of an `EXPLAIN` text that holds `marker`.
+fn line<'a>(text: &'a str, marker: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker} in {text}"))
 }
 
 fn explain(sql: &str) -> String {
@@ -240,7 +244,7 @@ fn explain_shows_top_n_and_deduplication_with_their_state() {
     let text = explain(
         "EXPLAIN SELECT who, amount, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY who ORDER BY amount DESC) AS rn FROM orders) WHERE rn <= 3",
     );
-    let top = text.lines().find(|l| l.contains("TopN:")).expect(&text);
+    let top = line(&text, "TopN:");
     assert!(top.contains("partition=[orders.who]"), "{top}");
     assert!(top.contains("n=3 output=rows with row number"), "{top}");
     assert!(
@@ -257,10 +261,7 @@ fn explain_shows_top_n_and_deduplication_with_their_state() {
     let text = explain(
         "EXPLAIN SELECT id, who FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY `$rowtime` DESC) AS rn FROM orders) WHERE rn = 1",
     );
-    let dedup = text
-        .lines()
-        .find(|l| l.contains("Deduplicate:"))
-        .expect(&text);
+    let dedup = line(&text, "Deduplicate:");
     assert!(dedup.contains("n=1 output=last row"), "{dedup}");
     let p = plan("SELECT id, who FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY `$rowtime` DESC) AS rn FROM orders) WHERE rn = 1");
     assert_eq!(p.root.upsert_key(), Some(vec![0]), "keyed by the partition");
@@ -289,10 +290,7 @@ fn explain_shows_a_session_window_and_its_state() {
         "EXPLAIN SELECT who, SESSION_END(ts, INTERVAL '30' SECOND), COUNT(*) FROM orders \
          GROUP BY who, SESSION(ts, INTERVAL '30' SECOND)",
     );
-    let agg = text
-        .lines()
-        .find(|l| l.contains("WindowAggregate"))
-        .expect(&text);
+    let agg = line(&text, "WindowAggregate");
     assert!(agg.contains("window=SESSION(gap=30000ms)"), "{agg}");
     assert!(agg.contains("keys=[orders.who]"), "{agg}");
     assert!(
@@ -344,15 +342,12 @@ fn create_table_as_keys_an_updating_query_by_its_upsert_key() {
 #[test]
 fn explain_shows_grouping_sets_as_an_expand_under_one_aggregation() {
     let text = explain("EXPLAIN SELECT who, id, COUNT(*) FROM orders GROUP BY ROLLUP (who, id)");
-    let expand = text.lines().find(|l| l.contains("Expand:")).expect(&text);
+    let expand = line(&text, "Expand:");
     assert!(
         expand.contains("every row 3 times, one per grouping set changelog=append"),
         "{expand}"
     );
-    let agg = text
-        .lines()
-        .find(|l| l.contains("GroupAggregate"))
-        .expect(&text);
+    let agg = line(&text, "GroupAggregate");
     assert!(agg.contains("__grouping_id"), "keyed by the set too: {agg}");
     assert!(
         text.find("GroupAggregate") < text.find("Expand:"),
@@ -365,10 +360,7 @@ fn a_join_bounding_two_time_attributes_is_an_append_only_interval_join() {
     let sql = "SELECT a.id, b.amount FROM orders a LEFT JOIN orders b ON a.id = b.id \
                AND a.ts BETWEEN b.ts - INTERVAL '1' MINUTE AND b.ts + INTERVAL '10' SECOND";
     let text = explain(&format!("EXPLAIN {sql}"));
-    let join = text
-        .lines()
-        .find(|l| l.contains("IntervalJoin:"))
-        .expect(&text);
+    let join = line(&text, "IntervalJoin:");
     assert!(
         join.contains("LEFT JOIN on=[a.id = b.id] bounds=-60000 <= a.ts - b.ts <= 10000 (ms)"),
         "{join}"
@@ -389,7 +381,7 @@ fn a_join_bounding_two_time_attributes_is_an_append_only_interval_join() {
 fn cross_join_unnest_is_a_stateless_unnest_of_the_rows_array() {
     let text =
         explain("EXPLAIN SELECT o.id, x.tag FROM orders o CROSS JOIN UNNEST(o.tags) AS x(tag)");
-    let unnest = text.lines().find(|l| l.contains("Unnest:")).expect(&text);
+    let unnest = line(&text, "Unnest:");
     assert!(
         unnest.contains("drops rows without elements changelog=append state=none"),
         "{unnest}"
@@ -406,10 +398,7 @@ fn row_number_over_a_windows_start_and_end_is_an_append_only_window_top_n() {
                ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY amount DESC) AS rn \
                FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE))) WHERE rn <= 3";
     let text = explain(&format!("EXPLAIN {sql}"));
-    let top = text
-        .lines()
-        .find(|l| l.contains("WindowTopN:"))
-        .expect(&text);
+    let top = line(&text, "WindowTopN:");
     assert!(
         top.contains("n=3 changelog=append consumes=append"),
         "{top}"
@@ -433,10 +422,7 @@ fn an_upsert_table_reads_as_an_update_stream_keyed_by_its_primary_key() {
     else {
         panic!("an explanation")
     };
-    let n = text
-        .lines()
-        .find(|l| l.contains("ChangelogNormalize:"))
-        .expect(&text);
+    let n = line(&text, "ChangelogNormalize:");
     assert!(
         n.contains(
             "key=[cur] changelog=[+I,-U,+U,-D] consumes=upsert state=last row per key [cur]"
@@ -464,10 +450,7 @@ fn a_join_on_equal_windows_frees_each_window_at_its_end() {
          AND a.window_start = b.window_start AND a.window_end = b.window_end"
     );
     let text = explain(&format!("EXPLAIN {sql}"));
-    let join = text
-        .lines()
-        .find(|l| l.contains("IntervalJoin:"))
-        .expect(&text);
+    let join = line(&text, "IntervalJoin:");
     assert!(
         join.contains("bounds=0 <= a.window_end - b.window_end <= 0"),
         "{join}"
@@ -484,10 +467,7 @@ fn an_over_aggregation_is_append_only_and_waits_for_the_watermark() {
         "EXPLAIN SELECT id, SUM(amount) OVER (PARTITION BY who ORDER BY ts \
          RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) FROM orders",
     );
-    let over = text
-        .lines()
-        .find(|l| l.contains("OverAggregate:"))
-        .expect(&text);
+    let over = line(&text, "OverAggregate:");
     assert!(over.contains("partition=[orders.who]"), "{over}");
     assert!(over.contains("frame=RANGE 3600000ms PRECEDING"), "{over}");
     assert!(over.contains("changelog=append"), "{over}");
@@ -517,10 +497,7 @@ fn for_system_time_as_of_a_versioned_table_is_a_temporal_join() {
     else {
         panic!("an explanation")
     };
-    let join = text
-        .lines()
-        .find(|l| l.contains("TemporalJoin:"))
-        .expect(&text);
+    let join = line(&text, "TemporalJoin:");
     assert!(
         join.contains("LEFT JOIN on=[o.cur = r.cur] as_of=o.ts version=r.ts changelog=append"),
         "{join}"

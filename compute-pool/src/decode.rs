@@ -259,6 +259,12 @@ impl SourceDecoder {
             key: r.key.map(<[u8]>::to_vec),
             value: r.value.map(<[u8]>::to_vec),
         };
+        // A retract table's row kinds, read once per record.
+        let ops: Vec<Result<i8, String>> = if self.retract {
+            records.iter().map(op_of).collect()
+        } else {
+            vec![]
+        };
         let (physical, good): (RecordBatch, Vec<usize>) = if self.raw {
             self.raw_columns(records)?
         } else {
@@ -276,11 +282,9 @@ impl SourceDecoder {
                     ));
                     continue;
                 };
-                if self.retract {
-                    if let Err(reason) = op_of(r) {
-                        bad.push(bad_record(r, reason));
-                        continue;
-                    }
+                if let Some(Err(reason)) = ops.get(i) {
+                    bad.push(bad_record(r, reason.clone()));
+                    continue;
                 }
                 if let Err(reason) = Self::feed(&mut dec, v) {
                     let what = if r.value.is_some() {
@@ -333,7 +337,7 @@ impl SourceDecoder {
         if self.retract {
             let ops: arrow::array::Int8Array = good
                 .iter()
-                .map(|&i| Some(op_of(&records[i]).unwrap_or_default()))
+                .map(|&i| ops[i].as_ref().ok().copied())
                 .collect();
             batch = with_column(batch, OP_COLUMN, Arc::new(ops))?;
         }

@@ -159,6 +159,16 @@ pub struct StatementMetrics {
     /// compaction explain small gaps; otherwise the broker lost records.
     #[serde(default)]
     pub source_offset_gaps: u64,
+    /// What a Kafka sink guarantees after a crash: `exactly-once` (a Kafka
+    /// transaction per checkpoint; readers must read committed records),
+    /// `at-least-once` (records written after the last checkpoint may be
+    /// written again), or empty for a statement without a Kafka sink.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub delivery_guarantee: String,
+    /// Kafka transactions committed by an exactly-once sink since the
+    /// statement last started.
+    #[serde(default)]
+    pub transactions: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

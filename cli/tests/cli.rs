@@ -172,6 +172,39 @@ impl Dev {
     }
 }
 
+/// The guarantee the Kafka sink of statement `name` states, checked
+/// against the test broker's: `infra/test.sh` sets `WEIR_TEST_EXACTLY_ONCE`
+/// to 1 for noida-db (transactions work) and 0 for tansu (it refuses
+/// `EndTxn`). True for exactly-once.
+fn exactly_once(dev: &Dev, name: &str) -> bool {
+    let s = dev.json(&["statement", "describe", name]);
+    let stated = s["status"]["metrics"]["delivery_guarantee"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match std::env::var("WEIR_TEST_EXACTLY_ONCE").as_deref() {
+        Ok("1") => assert_eq!(stated, "exactly-once", "{s}"),
+        Ok("0") => assert_eq!(stated, "at-least-once", "{s}"),
+        _ => {}
+    }
+    if stated == "exactly-once" {
+        assert!(
+            s["status"]["metrics"]["transactions"].as_u64() > Some(0),
+            "an exactly-once sink that committed no transaction: {s}"
+        );
+    }
+    stated == "exactly-once"
+}
+
+/// A test that fails leaves no `weir dev` behind (it would hold the test's
+/// output open, and nextest would wait for it).
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn temp_dir() -> PathBuf {
     let d = std::env::temp_dir().join(unique("weir-cli"));
     std::fs::create_dir_all(&d).unwrap();
@@ -440,9 +473,10 @@ fn the_cli_drives_a_statement_through_its_whole_life() {
 
 /// `weir dev` is killed (SIGKILL) while an INSERT runs and records keep
 /// arriving, then started again on the same data directory. Claim: nothing
-/// acknowledged is lost; records written after the last stored offsets may
-/// be written again (at-least-once on a crash), so duplicates are counted,
-/// not forbidden.
+/// acknowledged is lost. On a broker with transactions the sink is
+/// exactly-once: nothing is written twice either (the transaction open at
+/// the crash is aborted). Without, records written after the last stored
+/// offsets may be written again (at-least-once), so duplicates are counted.
 #[test]
 fn a_crash_of_weir_dev_loses_no_record() {
     let dir = temp_dir();
@@ -482,6 +516,9 @@ fn a_crash_of_weir_dev_loses_no_record() {
     ids.dedup();
     assert_eq!(ids, (0..produced).collect::<Vec<_>>(), "lost records");
     eprintln!("duplicates after the crash: {}", total - ids.len());
+    if exactly_once(&dev, "copy") {
+        assert_eq!(total, ids.len(), "an exactly-once sink wrote records twice");
+    }
     // Ctrl-C after a restart still stops cleanly.
     dev.interrupt();
 }
@@ -562,9 +599,10 @@ fn crash_between_checkpoints(
 /// aggregation while records keep arriving, and started again: the
 /// statement resumes from its last checkpoint (operator state and the
 /// offsets it covers). Every window then holds exactly the rows of an
-/// uninterrupted run, computed here. Windows emitted after the last
-/// checkpoint and before the crash are emitted again (the sink is not
-/// transactional: at-least-once), so duplicates must be identical rows.
+/// uninterrupted run, computed here. With an exactly-once sink each
+/// window is in the sink once; with an at-least-once one, windows emitted
+/// after the last checkpoint and before the crash are emitted again, so
+/// duplicates must be identical rows.
 #[test]
 fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
     let dir = temp_dir();
@@ -664,6 +702,9 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
         "every window exactly as an uninterrupted run"
     );
     eprintln!("windows re-emitted after the crash: {duplicates}");
+    if exactly_once(&dev, "per-second") {
+        assert_eq!(duplicates, 0, "an exactly-once sink emitted windows twice");
+    }
     let out = dev.ok(&["statement", "describe", "per-second", "--output", "json"]);
     let s: Value = serde_json::from_str(&out).unwrap();
     let m = &s["status"]["metrics"];
@@ -687,9 +728,10 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
 /// records keep arriving, and started again. The self-join pairs each
 /// record with itself, reading the topic once per input; after recovery
 /// every id has exactly its pair in the sink, as an uninterrupted run
-/// writes it. Pairs written after the last checkpoint are written again
-/// (at-least-once), so duplicates must be identical; and the recovered run
-/// resumes both inputs from the checkpoint instead of the topic's start.
+/// writes it, once with an exactly-once sink. Pairs written after the last
+/// checkpoint are written again by an at-least-once one, so duplicates
+/// must be identical; and the recovered run resumes both inputs from the
+/// checkpoint instead of the topic's start.
 #[test]
 fn a_join_recovers_from_its_checkpoint_after_a_crash() {
     let dir = temp_dir();
@@ -741,6 +783,9 @@ fn a_join_recovers_from_its_checkpoint_after_a_crash() {
         .collect();
     assert_eq!(seen, expected, "every pair exactly as an uninterrupted run");
     eprintln!("pairs re-written after the crash: {duplicates}");
+    if exactly_once(&dev, "pairs") {
+        assert_eq!(duplicates, 0, "an exactly-once sink wrote pairs twice");
+    }
     let out = dev.ok(&["statement", "describe", "pairs", "--output", "json"]);
     let s: Value = serde_json::from_str(&out).unwrap();
     let m = &s["status"]["metrics"];

@@ -7,7 +7,10 @@
 //! barriers: the state holds exactly the records before the offsets. A
 //! checkpoint is written as `chk-<n>.stage-<i>.arrow` (Arrow IPC streams)
 //! and `chk-<n>.meta.json`, then `_latest` names it and the one before is
-//! deleted; a crash half-way through leaves the previous one in force.
+//! deleted; a crash half-way through leaves the previous one in force. An
+//! exactly-once sink publishes a checkpoint only once the Kafka transaction
+//! naming it has committed, and resumes from the one the transaction names
+//! (see [`crate::transaction`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -181,13 +184,25 @@ impl Checkpointer {
 
     /// The latest complete checkpoint, if any.
     pub async fn latest(&self) -> Result<Option<(u64, Snapshot)>, EngineError> {
+        match self.latest_id().await? {
+            0 => Ok(None),
+            id => Ok(Some((id, self.load(id).await?))),
+        }
+    }
+
+    /// The id `_latest` names; 0 for none.
+    pub async fn latest_id(&self) -> Result<u64, EngineError> {
         let Some(latest) = self.read("_latest").await? else {
-            return Ok(None);
+            return Ok(0);
         };
-        let id: u64 = std::str::from_utf8(latest.as_ref())
+        std::str::from_utf8(latest.as_ref())
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| EngineError::Checkpoint("_latest does not name a checkpoint".into()))?;
+            .ok_or_else(|| EngineError::Checkpoint("_latest does not name a checkpoint".into()))
+    }
+
+    /// Checkpoint `id`, which must be complete.
+    pub async fn load(&self, id: u64) -> Result<Snapshot, EngineError> {
         let meta = self.read_part(&format!("chk-{id}.meta.json")).await?;
         let meta: Meta = serde_json::from_slice(meta.as_ref())
             .map_err(|e| EngineError::Checkpoint(format!("chk-{id}.meta.json: {e}")))?;
@@ -199,17 +214,14 @@ impl Checkpointer {
                 meta: m,
             });
         }
-        Ok(Some((
-            id,
-            Snapshot {
-                offsets: meta.offsets,
-                stages,
-            },
-        )))
+        Ok(Snapshot {
+            offsets: meta.offsets,
+            stages,
+        })
     }
 
-    /// Writes checkpoint `id`, then makes it the latest; the one before is
-    /// deleted.
+    /// Writes checkpoint `id`. It is not in force until
+    /// [`Checkpointer::publish`] makes it the latest.
     pub async fn write(&self, id: u64, snapshot: &Snapshot) -> Result<(), EngineError> {
         for (i, stage) in snapshot.stages.iter().enumerate() {
             let buf = encode_batches(&stage.batches)?;
@@ -234,6 +246,13 @@ impl Checkpointer {
             )
             .await
             .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Makes checkpoint `id`, written by [`Checkpointer::write`], the
+    /// latest, and deletes the one before; `stages` is its number of
+    /// stages.
+    pub async fn publish(&self, id: u64, stages: usize) -> Result<(), EngineError> {
         self.store
             .put(
                 &self.path("_latest"),
@@ -243,7 +262,7 @@ impl Checkpointer {
             .map_err(store_error)?;
         if id > 0 {
             let old = id - 1;
-            for i in 0..snapshot.stages.len() {
+            for i in 0..stages {
                 let _ = self
                     .store
                     .delete(&self.path(&format!("chk-{old}.stage-{i}.arrow")))

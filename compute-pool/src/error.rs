@@ -20,4 +20,6 @@ pub enum EngineError {
     Plan(String),
     #[error("checkpoint failed: {0}")]
     Checkpoint(String),
+    #[error("the exactly-once Kafka sink failed {0}")]
+    Transaction(String),
 }

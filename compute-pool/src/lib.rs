@@ -15,7 +15,8 @@
 //! (an update stream, [`changelog`]) in [`group`], snapshots of their state
 //! in [`checkpoint`]; regular joins in [`join`], Top-N and deduplication in
 //! [`topn`], upsert tables read as update streams in [`normalize`], OVER aggregation
-//! in [`over`], temporal joins in [`temporal`].
+//! in [`over`], temporal joins in [`temporal`]. Exactly-once Kafka sinks
+//! (a transaction per checkpoint) are in `transaction`.
 
 pub mod changelog;
 pub mod checkpoint;
@@ -33,6 +34,7 @@ mod results;
 pub mod session;
 pub mod temporal;
 pub mod topn;
+mod transaction;
 pub mod window;
 mod worker;
 

@@ -8,9 +8,15 @@
 //! written after the last report may be written again (at-least-once). A
 //! graceful stop drains what was read before it reports and exits, so a
 //! stop/resume cycle writes nothing twice.
+//!
+//! Where the broker supports transactions, a Kafka sink is exactly-once
+//! instead: the statement checkpoints (even a stateless one, whose
+//! checkpoint is just its offsets), and what it wrote between two
+//! checkpoints is one Kafka transaction, committed with the checkpoint
+//! (see [`crate::transaction`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +38,7 @@ use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
 use crate::kafka::{sink_producer, source_consumer};
 use crate::pipeline::{compile, Branch, BranchSource};
+use crate::transaction::Transactions;
 use crate::window::{admit_batch, PartitionWatermarks};
 use crate::{EngineError, ResultsBuffer};
 
@@ -69,7 +76,15 @@ pub struct StatementMetrics {
     pub records_late_at_source: AtomicU64,
     /// Offsets the sources skipped over (see the API type).
     pub source_offset_gaps: AtomicU64,
+    /// The Kafka sink's guarantee: 0 none (no Kafka sink, or not started
+    /// yet), [`AT_LEAST_ONCE`] or [`EXACTLY_ONCE`].
+    pub delivery_guarantee: AtomicU8,
+    /// Kafka transactions committed.
+    pub transactions: AtomicU64,
 }
+
+pub const AT_LEAST_ONCE: u8 = 1;
+pub const EXACTLY_ONCE: u8 = 2;
 
 impl StatementMetrics {
     pub fn snapshot(&self) -> weir_api::StatementMetrics {
@@ -84,6 +99,13 @@ impl StatementMetrics {
             state_bytes: self.state_bytes.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             source_offset_gaps: self.source_offset_gaps.load(Ordering::Relaxed),
+            delivery_guarantee: match self.delivery_guarantee.load(Ordering::Relaxed) {
+                AT_LEAST_ONCE => "at-least-once",
+                EXACTLY_ONCE => "exactly-once",
+                _ => "",
+            }
+            .to_string(),
+            transactions: self.transactions.load(Ordering::Relaxed),
         }
     }
 }
@@ -238,7 +260,11 @@ async fn run_inner(
     let positions = compiled.position_keys();
     let mut stages = compiled.stages;
     stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
-    let checkpoints = task.checkpoints.as_ref().filter(|_| !stages.is_empty());
+    let txn = open_transactions(task, &positions, metrics).await?;
+    let checkpoints = task
+        .checkpoints
+        .as_ref()
+        .filter(|_| !stages.is_empty() || txn.is_some());
     // Next offset per topic and partition of everything processed so far:
     // where the sources start, and what a checkpoint covers.
     let mut processed: BTreeMap<String, BTreeMap<i32, i64>> = task
@@ -248,7 +274,14 @@ async fn run_inner(
         .collect();
     let mut checkpoint_id = 0u64;
     if let Some(cp) = checkpoints {
-        if let Some((id, snapshot)) = cp.latest().await? {
+        // An exactly-once sink resumes from the checkpoint its last
+        // committed transaction names.
+        let id = match &txn {
+            Some(t) => t.restore,
+            None => cp.latest_id().await?,
+        };
+        if id > 0 {
+            let snapshot = cp.load(id).await?;
             stages.restore(&snapshot.stages)?;
             processed = snapshot.offsets;
             checkpoint_id = id;
@@ -304,10 +337,14 @@ async fn run_inner(
     }
     drop(tx);
 
-    let producer = match &task.plan.sink {
-        SinkSpec::Table { .. } => Some(sink_producer(&task.bootstrap)?),
-        SinkSpec::Results => None,
+    let plain_producer = match (&task.plan.sink, &txn) {
+        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.bootstrap)?),
+        _ => None,
     };
+    let producer = txn
+        .as_ref()
+        .map(Transactions::producer)
+        .or(plain_producer.as_ref());
     let mut written = 0usize;
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     let mut checkpoint_tick =
@@ -316,113 +353,213 @@ async fn run_inner(
     // Whether anything was processed since the last checkpoint.
     let mut unsaved = false;
     let mut state_bytes_at = std::time::Instant::now() - Duration::from_secs(1);
-    let outcome = loop {
-        tokio::select! {
-            msg = rx.recv() => {
-                let Some(msg) = msg else {
-                    break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
-                };
-                let p = msg?;
-                let mut out = vec![];
-                if let Some(batch) = p.batch {
-                    stages.set_processing_time(now_ms());
-                    out.extend(stages.process(targets[p.branch], batch)?);
-                }
-                if let Some(w) = p.watermark {
-                    let slot = &mut watermarks[p.branch];
-                    *slot = Some(slot.map_or(w, |old| old.max(w)));
-                }
-                idle[p.branch] = p.idle;
-                if !stages.is_empty() {
-                    // The minimum over the branches that are not idle; it
-                    // never goes back.
-                    let all = watermarks
-                        .iter()
-                        .zip(&idle)
-                        .filter(|(_, idle)| !**idle)
-                        .try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)));
-                    if let Some(wm) = all.filter(|w| *w < i64::MAX && Some(*w) > advanced) {
-                        advanced = Some(wm);
-                        out.extend(stages.advance(wm)?);
-                    }
-                    metrics.records_late.store(stages.late(), Ordering::Relaxed);
-                    let (w, g) = stages.state_size();
-                    metrics.state_windows.store(w as u64, Ordering::Relaxed);
-                    metrics.state_groups.store(g as u64, Ordering::Relaxed);
-                    // Walking every key costs; once a second is enough.
-                    if state_bytes_at.elapsed() >= Duration::from_secs(1) {
-                        state_bytes_at = std::time::Instant::now();
-                        metrics.state_bytes.store(stages.state_bytes() as u64, Ordering::Relaxed);
-                    }
-                }
-                for batch in out {
-                    let batch = match compiled.limit {
-                        Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
-                        _ => batch,
+    let result = async {
+        let outcome = loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else {
+                        break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
                     };
-                    written += batch.num_rows();
-                    write_batch(&task.plan.sink, producer.as_ref(), results, &batch).await?;
-                    metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let p = msg?;
+                    let mut out = vec![];
+                    if let Some(batch) = p.batch {
+                        stages.set_processing_time(now_ms());
+                        out.extend(stages.process(targets[p.branch], batch)?);
+                    }
+                    if let Some(w) = p.watermark {
+                        let slot = &mut watermarks[p.branch];
+                        *slot = Some(slot.map_or(w, |old| old.max(w)));
+                    }
+                    idle[p.branch] = p.idle;
+                    if !stages.is_empty() {
+                        // The minimum over the branches that are not idle; it
+                        // never goes back.
+                        let all = watermarks
+                            .iter()
+                            .zip(&idle)
+                            .filter(|(_, idle)| !**idle)
+                            .try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)));
+                        if let Some(wm) = all.filter(|w| *w < i64::MAX && Some(*w) > advanced) {
+                            advanced = Some(wm);
+                            out.extend(stages.advance(wm)?);
+                        }
+                        metrics.records_late.store(stages.late(), Ordering::Relaxed);
+                        let (w, g) = stages.state_size();
+                        metrics.state_windows.store(w as u64, Ordering::Relaxed);
+                        metrics.state_groups.store(g as u64, Ordering::Relaxed);
+                        // Walking every key costs; once a second is enough.
+                        if state_bytes_at.elapsed() >= Duration::from_secs(1) {
+                            state_bytes_at = std::time::Instant::now();
+                            metrics.state_bytes.store(stages.state_bytes() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    for batch in out {
+                        let batch = match compiled.limit {
+                            Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
+                            _ => batch,
+                        };
+                        written += batch.num_rows();
+                        write_batch(&task.plan.sink, producer, results, &batch).await?;
+                        metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        // An exactly-once sink's output waits for a commit.
+                        unsaved |= txn.is_some();
+                    }
+                    metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
+                    // Offsets are stored once what they cover is written. An
+                    // aggregation holds state in memory that no checkpoint keeps
+                    // yet, so its offsets are not stored: after a restart it
+                    // reads its sources again from their startup position. An
+                    // exactly-once sink stores them once its transaction commits.
+                    let position = &positions[p.branch];
+                    if !p.offsets.is_empty() && stages.is_empty() && txn.is_none() {
+                        task.events.commit(position, &p.offsets).await.map_err(EngineError::Progress)?;
+                    }
+                    if !p.offsets.is_empty() && checkpoints.is_some() {
+                        processed.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
+                        unsaved = true;
+                    }
+                    if compiled.limit.is_some_and(|l| written >= l) {
+                        stop_reading.cancel();
+                        break Outcome::Completed;
+                    }
                 }
-                metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
-                // Offsets are stored once what they cover is written. An
-                // aggregation holds state in memory that no checkpoint keeps
-                // yet, so its offsets are not stored: after a restart it
-                // reads its sources again from their startup position.
-                let position = &positions[p.branch];
-                if !p.offsets.is_empty() && stages.is_empty() {
-                    task.events.commit(position, &p.offsets).await.map_err(EngineError::Progress)?;
+                _ = checkpoint_tick.tick(), if checkpoints.is_some() && unsaved => {
+                    // Everything written so far is acknowledged: the state and
+                    // `processed` agree.
+                    unsaved = false;
+                    checkpoint_id += 1;
+                    let cp = checkpoints.expect("guarded");
+                    checkpoint(cp, txn.as_ref(), checkpoint_id, &processed, &mut stages, metrics, task).await?;
                 }
-                if !p.offsets.is_empty() && checkpoints.is_some() {
-                    processed.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
-                    unsaved = true;
-                }
-                if compiled.limit.is_some_and(|l| written >= l) {
-                    stop_reading.cancel();
-                    break Outcome::Completed;
+                _ = idle_check.tick(), if results.is_some() => {
+                    if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
+                        stop_reading.cancel();
+                        break Outcome::ResultsAbandoned;
+                    }
                 }
             }
-            _ = checkpoint_tick.tick(), if checkpoints.is_some() && unsaved => {
-                // Everything written so far is acknowledged: the state and
-                // `processed` agree.
-                unsaved = false;
-                checkpoint_id += 1;
-                let cp = checkpoints.expect("guarded");
-                checkpoint(cp, checkpoint_id, &processed, &mut stages, metrics).await?;
-            }
-            _ = idle_check.tick(), if results.is_some() => {
-                if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
-                    stop_reading.cancel();
-                    break Outcome::ResultsAbandoned;
+        };
+        stop_reading.cancel();
+        for r in readers {
+            let _ = r.await;
+        }
+        // A stop drained every batch read: checkpoint, so that a resume
+        // carries on exactly where this run ended. An exactly-once sink also
+        // commits the output of a statement that completed.
+        let last = matches!(outcome, Outcome::Stopped)
+            || (txn.is_some() && matches!(outcome, Outcome::Completed));
+        if let (Some(cp), true, true) = (checkpoints, last, unsaved) {
+            checkpoint(cp, txn.as_ref(), checkpoint_id + 1, &processed, &mut stages, metrics, task)
+                .await?;
+        }
+        Ok(outcome)
+    }
+    .await;
+    if let (Err(_), Some(t)) = (&result, &txn) {
+        stop_reading.cancel();
+        t.abort().await;
+    }
+    result
+}
+
+/// The Kafka sink's transactions when it writes exactly-once, `None` when
+/// it writes at-least-once; records which in `metrics`.
+async fn open_transactions(
+    task: &StatementTask,
+    positions: &[String],
+    metrics: &StatementMetrics,
+) -> Result<Option<Transactions>, EngineError> {
+    let SinkSpec::Table { table, .. } = &task.plan.sink else {
+        return Ok(None);
+    };
+    metrics
+        .delivery_guarantee
+        .store(AT_LEAST_ONCE, Ordering::Relaxed);
+    let wanted = table.option(DELIVERY_GUARANTEE);
+    if wanted == Some("at-least-once") {
+        return Ok(None);
+    }
+    let topics: Vec<String> = positions
+        .iter()
+        .filter(|p| !p.is_empty() && !p.contains('#'))
+        .cloned()
+        .collect();
+    let why = match &task.checkpoints {
+        _ if topics.is_empty() => {
+            "it reads no Kafka topic, so it has no position to resume from".to_string()
+        }
+        None => "this worker keeps no checkpoints".to_string(),
+        Some(cp) => {
+            let group = consumer_group(&task.key);
+            match Transactions::open(
+                &task.bootstrap,
+                &group,
+                &group,
+                &topics,
+                cp.interval,
+                cp.latest_id(),
+            )
+            .await?
+            {
+                Ok(t) => {
+                    metrics
+                        .delivery_guarantee
+                        .store(EXACTLY_ONCE, Ordering::Relaxed);
+                    return Ok(Some(t));
                 }
+                Err(why) => format!("the broker does not support Kafka transactions ({why})"),
             }
         }
     };
-    stop_reading.cancel();
-    for r in readers {
-        let _ = r.await;
+    if wanted == Some("exactly-once") {
+        return Err(EngineError::Plan(format!(
+            "'{DELIVERY_GUARANTEE}' = 'exactly-once' on table '{}' cannot be met: {why}; \
+             remove the option to write at-least-once",
+            table.name
+        )));
     }
-    // A stop drained every batch read: checkpoint, so that a resume
-    // carries on exactly where this run ended.
-    if let (Some(cp), Outcome::Stopped, true) = (checkpoints, &outcome, unsaved) {
-        checkpoint(cp, checkpoint_id + 1, &processed, &mut stages, metrics).await?;
-    }
-    Ok(outcome)
+    tracing::info!(statement = %task.key, reason = %why, "the Kafka sink writes at-least-once");
+    Ok(None)
 }
 
-/// Writes checkpoint `id` of the stages' state and the offsets it covers.
+/// The table option choosing a Kafka sink's guarantee.
+const DELIVERY_GUARANTEE: &str = "sink.delivery-guarantee";
+
+/// The consumer group of a statement (`org/env/name/uid`): its sources'
+/// group, and its exactly-once sink's transactional id.
+fn consumer_group(key: &str) -> String {
+    format!("weir-{}", key.replace('/', "-"))
+}
+
+/// Writes checkpoint `id` of the stages' state and the offsets it covers;
+/// with an exactly-once sink, commits the transaction naming it (and then
+/// stores the offsets it committed) before making it the latest.
 async fn checkpoint(
     cp: &Checkpointer,
+    txn: Option<&Transactions>,
     id: u64,
     offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
     stages: &mut crate::pipeline::Stages,
     metrics: &StatementMetrics,
+    task: &StatementTask,
 ) -> Result<(), EngineError> {
     let snapshot = Snapshot {
         offsets: offsets.clone(),
         stages: stages.snapshot()?,
     };
     cp.write(id, &snapshot).await?;
+    if let Some(t) = txn {
+        t.commit(offsets, id).await?;
+        metrics.transactions.fetch_add(1, Ordering::Relaxed);
+        for (topic, parts) in offsets.iter().filter(|(t, _)| !t.contains('#')) {
+            let parts: Vec<(i32, i64)> = parts.iter().map(|(p, o)| (*p, *o)).collect();
+            task.events
+                .commit(topic, &parts)
+                .await
+                .map_err(EngineError::Progress)?;
+        }
+    }
+    cp.publish(id, snapshot.stages.len()).await?;
     metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -535,12 +672,13 @@ async fn read_branch(
     };
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
-    let group = format!("weir-{}", key.replace('/', "-"));
+    let group = consumer_group(key);
     let (consumer, partitions): (StreamConsumer, Vec<i32>) =
         source_consumer(bootstrap, &group, &topic, spec.startup, &offsets).await?;
     // The next offset expected per partition, to notice records the broker
     // skipped over.
     let mut expected: HashMap<i32, i64> = offsets.clone();
+    let mut gap_logged = false;
     let watermark_expr = {
         let df = datafusion::common::DFSchema::try_from(spec.schema.as_ref().clone())?;
         datafusion::physical_expr::create_physical_expr(
@@ -639,14 +777,19 @@ async fn read_branch(
             *e = (*e).max(r.offset + 1);
             let want = expected.entry(r.partition).or_insert(r.offset);
             if r.offset > *want {
-                tracing::warn!(
+                // Every transaction leaves such a gap (its commit marker):
+                // say it once per source, count them all.
+                if !gap_logged {
+                    gap_logged = true;
+                    tracing::warn!(
                     topic = %topic,
                     partition = r.partition,
                     expected = *want,
                     got = r.offset,
                     "the broker served a later offset than the next one expected; \
                      unless the topic is transactional or compacted, it lost records"
-                );
+                    );
+                }
                 metrics
                     .source_offset_gaps
                     .fetch_add((r.offset - *want) as u64, Ordering::Relaxed);

@@ -389,3 +389,131 @@ async fn stop_and_resume(backend: &str) {
     assert_eq!(values_sorted(&got), expected);
     weir.stop().await;
 }
+
+/// What the test broker allows a Kafka sink: `infra/test.sh` sets
+/// `WEIR_TEST_EXACTLY_ONCE` to 1 for noida-db (transactions work) and 0
+/// for tansu (it refuses `EndTxn`); `None` when run otherwise.
+fn broker_has_transactions() -> Option<bool> {
+    match std::env::var("WEIR_TEST_EXACTLY_ONCE").as_deref() {
+        Ok("1") => Some(true),
+        Ok("0") => Some(false),
+        _ => None,
+    }
+}
+
+/// Waits until the running statement `name` reports its metrics with a
+/// delivery guarantee and `records_out` of at least `out` (and, if
+/// exactly-once, a committed transaction).
+async fn metrics_when(weir: &Weir, name: &str, out: u64) -> weir_api::StatementMetrics {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = weir.client.get_statement(name).await.unwrap();
+        // An exactly-once sink's rows are visible once a transaction
+        // commits; the count follows the commit.
+        if let Some(m) = s.status.metrics.filter(|m| {
+            !m.delivery_guarantee.is_empty()
+                && m.records_out >= out
+                && (m.delivery_guarantee != "exactly-once" || m.transactions > 0)
+        }) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: no metrics with {out} rows out ({:?}: {})",
+            s.status.phase,
+            s.status.detail
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Kafka sink is exactly-once where the broker supports transactions
+/// and at-least-once where it does not, and says which in its metrics.
+/// `'sink.delivery-guarantee'` on the sink table asks for one: asking for
+/// exactly-once from a broker without transactions fails the statement
+/// with a message naming the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_states_and_honours_its_delivery_guarantee() {
+    let weir = Weir::start().await;
+    let src = unique("orders");
+    weir.ddl(&orders_ddl(&src, "")).await;
+    produce(&src, &orders(0..300)).await;
+    let want = expected_rows(0..300);
+    let mut stated = BTreeMap::new();
+    // Checkpoints (and an exactly-once sink's commits) every 500 ms.
+    let props: BTreeMap<String, String> = [(
+        "execution.checkpointing.interval".to_string(),
+        "500 ms".to_string(),
+    )]
+    .into();
+    for (name, option) in [
+        ("by-default", ""),
+        (
+            "at-least-once",
+            ", 'sink.delivery-guarantee' = 'at-least-once'",
+        ),
+        (
+            "exactly-once",
+            ", 'sink.delivery-guarantee' = 'exactly-once'",
+        ),
+    ] {
+        let dst = unique(name);
+        weir.ddl(&format!(
+            "CREATE TABLE `{dst}` (id BIGINT, who STRING, total DOUBLE) WITH ('value.format' = 'json'{option})"
+        ))
+        .await;
+        weir.submit_with(
+            name,
+            &format!(
+                "INSERT INTO `{dst}` SELECT id, UPPER(who) AS who, amount * 2 AS total FROM `{src}` WHERE amount > 50"
+            ),
+            props.clone(),
+        )
+        .await
+        .unwrap();
+        if name == "exactly-once" && broker_has_transactions() == Some(false) {
+            let s = weir
+                .wait_phase(name, Phase::Failed, Duration::from_secs(30))
+                .await;
+            assert!(
+                s.status
+                    .detail
+                    .contains("'sink.delivery-guarantee' = 'exactly-once'")
+                    && s.status
+                        .detail
+                        .contains("does not support Kafka transactions"),
+                "{}",
+                s.status.detail
+            );
+            continue;
+        }
+        let got = consume(
+            &dst,
+            want.len(),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(values_sorted(&got), want, "{name}: every row once");
+        let m = metrics_when(&weir, name, want.len() as u64).await;
+        stated.insert(name, (m.delivery_guarantee.clone(), m.transactions > 0));
+    }
+    let default = stated["by-default"].clone();
+    if let Some(has) = broker_has_transactions() {
+        let expect = if has { "exactly-once" } else { "at-least-once" };
+        assert_eq!(default, (expect.to_string(), has), "{stated:?}");
+    }
+    assert_eq!(
+        stated["at-least-once"],
+        ("at-least-once".to_string(), false),
+        "{stated:?}"
+    );
+    if broker_has_transactions() != Some(false) {
+        assert_eq!(
+            stated["exactly-once"],
+            ("exactly-once".to_string(), true),
+            "{stated:?}"
+        );
+    }
+    weir.stop().await;
+}

@@ -544,6 +544,7 @@ impl FlinkParser<'_> {
                 ]),
                 "error-handling.mode" => Some(&["fail", "ignore", "log"]),
                 "late-handling.mode" => Some(&["pass-through", "filter"]),
+                "sink.delivery-guarantee" => Some(&["exactly-once", "at-least-once"]),
                 _ => None,
             };
             if let Some(allowed) = allowed {

@@ -4,6 +4,12 @@
 //! the count, truncated like Java's `long` division); DataFusion's is a
 //! `DOUBLE`. [`avg`] is Flink's for integers and DataFusion's for every
 //! other type, registered under the same name.
+//!
+//! `FIRST_VALUE`, `LAST_VALUE` and `LISTAGG` follow Flink: they skip
+//! NULLs, take rows in arrival order, and over an update stream retract any
+//! value (the earliest equal one), as Flink's `*WithRetractAggFunction`s
+//! do. DataFusion's keep NULLs and cannot retract; `LISTAGG` is not in
+//! DataFusion at all.
 
 use std::sync::Arc;
 
@@ -180,6 +186,281 @@ impl Accumulator for IntAvg {
         let sums = states[1].as_primitive::<Int64Type>();
         self.count += counts.iter().flatten().sum::<i64>();
         self.sum = sums.iter().flatten().fold(self.sum, i64::wrapping_add);
+        Ok(())
+    }
+}
+
+/// Flink's `FIRST_VALUE(x)`: the first non-NULL value in arrival order.
+pub fn first_value() -> Arc<AggregateUDF> {
+    arrival(ArrivalKind::First)
+}
+
+/// Flink's `LAST_VALUE(x)`: the last non-NULL value in arrival order.
+pub fn last_value() -> Arc<AggregateUDF> {
+    arrival(ArrivalKind::Last)
+}
+
+/// Flink's `LISTAGG(s [, separator])`: the non-NULL strings in arrival
+/// order, joined by the separator (`,` by default); NULL when there are
+/// none.
+pub fn listagg() -> Arc<AggregateUDF> {
+    arrival(ArrivalKind::ListAgg)
+}
+
+fn arrival(kind: ArrivalKind) -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::new_from_impl(ArrivalAgg {
+        kind,
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+/// The aggregates whose result depends on the order rows arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ArrivalKind {
+    First,
+    Last,
+    ListAgg,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrivalAgg {
+    kind: ArrivalKind,
+    signature: Signature,
+}
+
+impl ArrivalAgg {
+    fn sql_name(&self) -> &'static str {
+        match self.kind {
+            ArrivalKind::First => "FIRST_VALUE",
+            ArrivalKind::Last => "LAST_VALUE",
+            ArrivalKind::ListAgg => "LISTAGG",
+        }
+    }
+
+    fn make(&self, args: &AccumulatorArgs, retracting: bool) -> Result<Box<dyn Accumulator>> {
+        if args.is_distinct {
+            return not_impl_err!(
+                "{}(DISTINCT ...) is not supported; deduplicate in a subquery first",
+                self.sql_name()
+            );
+        }
+        Ok(Box::new(Arrival {
+            kind: self.kind,
+            data_type: args.return_field.data_type().clone(),
+            retracting,
+            values: Vec::new(),
+            separator: None,
+        }))
+    }
+}
+
+impl AggregateUDFImpl for ArrivalAgg {
+    fn name(&self) -> &str {
+        match self.kind {
+            ArrivalKind::First => "first_value",
+            ArrivalKind::Last => "last_value",
+            ArrivalKind::ListAgg => "listagg",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let string = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            )
+        };
+        match (self.kind, arg_types) {
+            (ArrivalKind::First | ArrivalKind::Last, [t]) => Ok(vec![t.clone()]),
+            (ArrivalKind::ListAgg, [t]) if string(t) => Ok(vec![DataType::Utf8]),
+            (ArrivalKind::ListAgg, [t, s]) if string(t) && string(s) => {
+                Ok(vec![DataType::Utf8, DataType::Utf8])
+            }
+            (ArrivalKind::ListAgg, [_] | [_, _]) => {
+                plan_err!("LISTAGG joins strings: CAST the value (and the separator) to STRING")
+            }
+            (ArrivalKind::ListAgg, _) => plan_err!(
+                "LISTAGG takes a value and an optional separator, not {} arguments",
+                arg_types.len()
+            ),
+            _ => plan_err!(
+                "{} takes one argument, not {}",
+                self.sql_name(),
+                arg_types.len()
+            ),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.kind {
+            ArrivalKind::ListAgg => DataType::Utf8,
+            _ => arg_types[0].clone(),
+        })
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        self.make(&args, false)
+    }
+
+    /// Over an update stream: every value is held, so that any can be
+    /// retracted.
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        self.make(&args, true)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let item = Arc::new(Field::new_list_field(args.return_type().clone(), true));
+        Ok(vec![
+            Arc::new(Field::new(
+                format!("{}[values]", args.name),
+                DataType::List(item),
+                true,
+            )),
+            Arc::new(Field::new(
+                format!("{}[separator]", args.name),
+                DataType::Utf8,
+                true,
+            )),
+        ])
+    }
+
+    fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
+        datafusion::logical_expr::utils::AggregateOrderSensitivity::Insensitive
+    }
+}
+
+/// The values of an [`ArrivalAgg`] in arrival order. Over an append-only
+/// input `FIRST_VALUE` and `LAST_VALUE` keep one value; over an update
+/// stream every value is kept, and a retraction removes the earliest equal
+/// one, as Flink's `*WithRetractAggFunction`s do.
+#[derive(Debug)]
+struct Arrival {
+    kind: ArrivalKind,
+    data_type: DataType,
+    retracting: bool,
+    values: Vec<ScalarValue>,
+    /// `LISTAGG`'s separator, the last one seen.
+    separator: Option<String>,
+}
+
+impl Arrival {
+    fn push(&mut self, v: ScalarValue) {
+        match self.kind {
+            ArrivalKind::First if !self.retracting => {
+                if self.values.is_empty() {
+                    self.values.push(v);
+                }
+            }
+            ArrivalKind::Last if !self.retracting => {
+                self.values.clear();
+                self.values.push(v);
+            }
+            _ => self.values.push(v),
+        }
+    }
+
+    fn note_separator(&mut self, values: &[ArrayRef]) {
+        if let Some(sep) = values.get(1) {
+            let sep = sep.as_string::<i32>();
+            if let Some(s) = sep.iter().flatten().last() {
+                self.separator = Some(s.to_string());
+            }
+        }
+    }
+}
+
+impl Accumulator for Arrival {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let col = &values[0];
+        for i in 0..col.len() {
+            if col.is_valid(i) {
+                self.push(ScalarValue::try_from_array(col, i)?);
+            }
+        }
+        self.note_separator(values);
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let col = &values[0];
+        for i in 0..col.len() {
+            if col.is_valid(i) {
+                let v = ScalarValue::try_from_array(col, i)?;
+                if let Some(at) = self.values.iter().position(|x| *x == v) {
+                    self.values.remove(at);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.retracting
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let v = match self.kind {
+            ArrivalKind::First => self.values.first().cloned(),
+            ArrivalKind::Last => self.values.last().cloned(),
+            ArrivalKind::ListAgg if self.values.is_empty() => None,
+            ArrivalKind::ListAgg => {
+                let sep = self.separator.as_deref().unwrap_or(",");
+                let parts: Vec<String> = self
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        ScalarValue::Utf8(Some(s)) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                Some(ScalarValue::Utf8(Some(parts.join(sep))))
+            }
+        };
+        match v {
+            Some(v) => Ok(v),
+            None => ScalarValue::try_from(&self.data_type),
+        }
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.values.iter().map(ScalarValue::size).sum::<usize>()
+            + self.separator.as_ref().map_or(0, String::capacity)
+    }
+
+    /// The values in order as one list, and the separator.
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(
+                &self.values,
+                &self.data_type,
+            )),
+            ScalarValue::Utf8(self.separator.clone()),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        for r in 0..lists.len() {
+            if lists.is_null(r) {
+                continue;
+            }
+            let vs = lists.value(r);
+            for i in 0..vs.len() {
+                if vs.is_valid(i) {
+                    self.push(ScalarValue::try_from_array(&vs, i)?);
+                }
+            }
+        }
+        if let Some(sep) = states.get(1) {
+            if let Some(s) = sep.as_string::<i32>().iter().flatten().last() {
+                self.separator = Some(s.to_string());
+            }
+        }
         Ok(())
     }
 }

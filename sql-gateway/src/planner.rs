@@ -602,11 +602,15 @@ impl Planner {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }
-        datafusion::execution::FunctionRegistry::register_udaf(
-            &mut state,
+        for udaf in [
             crate::aggregates::avg(),
-        )
-        .expect("registering Flink's AVG");
+            crate::aggregates::first_value(),
+            crate::aggregates::last_value(),
+            crate::aggregates::listagg(),
+        ] {
+            datafusion::execution::FunctionRegistry::register_udaf(&mut state, udaf)
+                .expect("registering Flink's aggregates");
+        }
         Planner { state }
     }
 
@@ -1360,6 +1364,17 @@ impl Planner {
                 return unsupported(format!("the OVER expression {e}"));
             };
             let WindowFunction { fun, params } = *f;
+            // DataFusion always plans FIRST_VALUE and LAST_VALUE OVER as its
+            // window functions (which keep NULLs); Flink runs its aggregates.
+            let fun = match fun {
+                WindowFunctionDefinition::WindowUDF(u) if u.name() == "first_value" => {
+                    WindowFunctionDefinition::AggregateUDF(crate::aggregates::first_value())
+                }
+                WindowFunctionDefinition::WindowUDF(u) if u.name() == "last_value" => {
+                    WindowFunctionDefinition::AggregateUDF(crate::aggregates::last_value())
+                }
+                other => other,
+            };
             let WindowFunctionDefinition::AggregateUDF(udaf) = fun else {
                 return unsupported(format!(
                     "{fun} OVER (...) is not supported: streams run aggregate functions over a window (SUM, COUNT, MIN, MAX, AVG, ...), and ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"

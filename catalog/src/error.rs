@@ -25,4 +25,6 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("unsupported type: {0}")]
     UnsupportedType(String),
+    #[error("'{0}' is not a time zone: use an IANA name such as 'Europe/Amsterdam', 'UTC', or an offset such as '+08:00' or 'GMT-05:00'")]
+    InvalidTimeZone(String),
 }

@@ -25,7 +25,10 @@ pub use store::{
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,
 };
-pub use types::{RowField, SqlType, ROWTIME_COLUMN};
+pub use types::{
+    localize, localize_schema, parse_time_zone, RowField, SqlType, DEFAULT_TIME_ZONE,
+    ROWTIME_COLUMN,
+};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of the store.
 pub fn now_millis() -> i64 {

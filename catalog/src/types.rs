@@ -85,6 +85,83 @@ fn time_unit(precision: u8) -> TimeUnit {
     }
 }
 
+/// The session time zone Weir assumes when a statement sets none.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// A `'sql.local-time-zone'` value as Arrow spells zones: an IANA name
+/// (`Europe/Amsterdam`), `UTC`, or a fixed offset (`+08:00`, also written
+/// `GMT+08:00` or `UTC+8` as Flink allows).
+pub fn parse_time_zone(value: &str) -> Result<String, CatalogError> {
+    let v = value.trim();
+    let bad = || CatalogError::InvalidTimeZone(value.to_string());
+    let offset = |rest: &str| -> Result<String, CatalogError> {
+        let (sign, digits) = match rest.as_bytes().first() {
+            Some(b'+') => ('+', &rest[1..]),
+            Some(b'-') => ('-', &rest[1..]),
+            _ => return Err(bad()),
+        };
+        let (h, m) = match digits.split_once(':') {
+            Some((h, m)) => (h, m),
+            None if digits.len() <= 2 => (digits, "0"),
+            None if digits.len() == 4 => digits.split_at(2),
+            None => return Err(bad()),
+        };
+        let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if h > 18 || m > 59 {
+            return Err(bad());
+        }
+        Ok(format!("{sign}{h:02}:{m:02}"))
+    };
+    let upper = v.to_ascii_uppercase();
+    let zone = if upper == "UTC" || upper == "GMT" || upper == "Z" {
+        DEFAULT_TIME_ZONE.to_string()
+    } else if let Some(rest) = upper
+        .strip_prefix("GMT")
+        .or_else(|| upper.strip_prefix("UTC"))
+    {
+        offset(rest)?
+    } else if v.starts_with('+') || v.starts_with('-') {
+        offset(v)?
+    } else {
+        v.to_string()
+    };
+    zone.parse::<arrow::array::timezone::Tz>()
+        .map_err(|_| bad())?;
+    Ok(zone)
+}
+
+/// `t` with every `TIMESTAMP_LTZ` in it (nested ones too) carrying time
+/// zone `tz`: the same instants, shown and taken apart in that zone.
+pub fn localize(t: &DataType, tz: &str) -> DataType {
+    let field = |f: &Field| f.clone().with_data_type(localize(f.data_type(), tz));
+    match t {
+        DataType::Timestamp(u, Some(_)) => DataType::Timestamp(*u, Some(Arc::from(tz))),
+        DataType::List(f) => DataType::List(Arc::new(field(f))),
+        DataType::LargeList(f) => DataType::LargeList(Arc::new(field(f))),
+        DataType::Map(f, sorted) => DataType::Map(Arc::new(field(f)), *sorted),
+        DataType::Struct(fs) => {
+            DataType::Struct(fs.iter().map(|f| field(f)).collect::<Vec<_>>().into())
+        }
+        other => other.clone(),
+    }
+}
+
+/// [`localize`] for every field of a schema.
+pub fn localize_schema(schema: &arrow::datatypes::Schema, tz: &str) -> arrow::datatypes::Schema {
+    arrow::datatypes::Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(localize(f.data_type(), tz))
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    )
+}
+
 impl SqlType {
     /// The Arrow type that holds values of this SQL type in a `RecordBatch`.
     pub fn to_arrow(&self) -> DataType {
@@ -402,6 +479,47 @@ mod tests {
         assert_eq!(
             t.to_string(),
             "ROW<`tags` ARRAY<STRING>, `amount` DECIMAL(10, 2) NOT NULL>"
+        );
+    }
+
+    #[test]
+    fn time_zones_parse_as_flink_writes_them() {
+        assert_eq!(parse_time_zone("UTC").unwrap(), "UTC");
+        assert_eq!(parse_time_zone("Asia/Shanghai").unwrap(), "Asia/Shanghai");
+        assert_eq!(parse_time_zone("GMT+08:00").unwrap(), "+08:00");
+        assert_eq!(parse_time_zone("UTC-5").unwrap(), "-05:00");
+        assert_eq!(parse_time_zone("+0530").unwrap(), "+05:30");
+        for bad in ["Mars/Olympus", "GMT+25:00", "+8:99", ""] {
+            assert!(parse_time_zone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn localize_retags_ltz_only_nested_too() {
+        let t = SqlType::Row {
+            fields: vec![
+                RowField {
+                    name: "a".into(),
+                    data_type: SqlType::TimestampLtz { precision: 3 },
+                    nullable: true,
+                },
+                RowField {
+                    name: "b".into(),
+                    data_type: SqlType::Timestamp { precision: 3 },
+                    nullable: true,
+                },
+            ],
+        };
+        let DataType::Struct(fs) = localize(&t.to_arrow(), "+08:00") else {
+            panic!()
+        };
+        assert_eq!(
+            fs[0].data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("+08:00")))
+        );
+        assert_eq!(
+            fs[1].data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, None)
         );
     }
 

@@ -155,12 +155,21 @@ pub(crate) fn conform(
         .into_iter()
         .zip(schema.fields())
         .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else if c.is_empty() {
-                Ok(new_null_array(f.data_type(), 0))
-            } else {
-                cast(&c, f.data_type())
+            match (c.data_type(), f.data_type()) {
+                (a, b) if a == b => Ok(c),
+                _ if c.is_empty() => Ok(new_null_array(f.data_type(), 0)),
+                // Operators compute times as UTC milliseconds; a plain cast
+                // would read them as wall-clock time in the zone.
+                (DataType::Timestamp(_, None), DataType::Timestamp(u, Some(tz))) => {
+                    let utc = cast(&c, &DataType::Timestamp(*u, None))?;
+                    Ok(arrow::array::make_array(
+                        utc.into_data()
+                            .into_builder()
+                            .data_type(DataType::Timestamp(*u, Some(tz.clone())))
+                            .build()?,
+                    ))
+                }
+                _ => cast(&c, f.data_type()),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -20,7 +20,7 @@
 //!   skipped: 1                                 # records skipped by the error policy
 //!   late: 0                                    # records dropped as late by windows
 //!   held: 0                                    # rows or groups held at the end
-//!   properties: {sql.tables.scan.idle-timeout: 5 s}
+//!   properties: {sql.tables.scan.idle-timeout: 5 s, sql.local-time-zone: Asia/Shanghai}
 //! ```
 //!
 //! Every case also runs a second time with its operator state checkpointed
@@ -221,7 +221,21 @@ fn rows(batches: &[Changes]) -> Result<Vec<String>, Failed> {
 
 fn run_case(case: &Case) -> Result<(), Failed> {
     let ctx = match (catalog(&case.tables), &case.error) {
-        (Ok(ctx), _) => ctx,
+        (Ok(mut ctx), _) => {
+            match weir_sql_gateway::local_time_zone(&case.properties) {
+                Ok(tz) => ctx.time_zone = tz,
+                Err(e)
+                    if case
+                        .error
+                        .as_ref()
+                        .is_some_and(|w| e.to_string().contains(w)) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e.to_string().into()),
+            }
+            ctx
+        }
         // A case may expect its DDL to be refused.
         (Err(e), Some(want)) if format!("{e:?}").contains(want.as_str()) => return Ok(()),
         (Err(e), _) => return Err(e),

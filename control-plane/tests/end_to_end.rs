@@ -517,3 +517,51 @@ async fn the_sink_states_and_honours_its_delivery_guarantee() {
     }
     weir.stop().await;
 }
+
+/// `'sql.local-time-zone'` travels with the statement: the results API
+/// shows its `TIMESTAMP_LTZ` values in that zone and casts read the zone's
+/// wall clock; a zone that does not exist is a 400 naming the property,
+/// and no statement is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_time_zone_shapes_the_results() {
+    let weir = Weir::start().await;
+    let zone = |tz: &str| -> BTreeMap<String, String> {
+        [("sql.local-time-zone".to_string(), tz.to_string())].into()
+    };
+    weir.submit_with(
+        "in-shanghai",
+        "SELECT TO_TIMESTAMP_LTZ(x, 3) AS instant, CAST(TO_TIMESTAMP_LTZ(x, 3) AS TIMESTAMP(3)) AS wall \
+         FROM (VALUES (CAST(0 AS BIGINT))) AS v(x)",
+        zone("Asia/Shanghai"),
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("in-shanghai", Phase::Completed, Duration::from_secs(20))
+        .await;
+    let page = weir.client.results("in-shanghai", None).await.unwrap();
+    let rows: Vec<Vec<Value>> = page.results.data.into_iter().map(|r| r.row).collect();
+    assert_eq!(
+        rows,
+        vec![vec![
+            json!("1970-01-01T08:00:00+08:00"),
+            json!("1970-01-01T08:00:00")
+        ]]
+    );
+
+    let err = weir
+        .submit_with("on-mars", "SELECT 1 AS one", zone("Mars/Olympus"))
+        .await
+        .unwrap_err();
+    let weir_api::ClientError::Api { status, body } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(status.as_u16(), 400);
+    assert!(
+        body.errors[0].detail.contains("sql.local-time-zone")
+            && body.errors[0].detail.contains("Mars/Olympus"),
+        "{}",
+        body.errors[0].detail
+    );
+    assert!(weir.client.get_statement("on-mars").await.is_err());
+    weir.stop().await;
+}

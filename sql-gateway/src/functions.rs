@@ -59,9 +59,11 @@ use crate::dialect::FlinkDialect;
 use crate::error::SqlError;
 
 /// Rewrites the Flink calls DataFusion does not take as they are (see the
-/// module documentation) anywhere in `node`.
-pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V) -> Result<(), SqlError> {
-    let flow = visit_expressions_mut(node, |e| match rewrite(e) {
+/// module documentation) anywhere in `node`; `tz` is the session time zone
+/// that `TIMESTAMP_LTZ` values take (`CURRENT_TIMESTAMP`,
+/// `TO_TIMESTAMP_LTZ`) and `LOCALTIMESTAMP` is read in.
+pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V, tz: &str) -> Result<(), SqlError> {
+    let flow = visit_expressions_mut(node, |e| match rewrite(e, tz) {
         Ok(Some(new)) => {
             *e = new;
             ControlFlow::Continue(())
@@ -110,8 +112,36 @@ fn unit_name(field: &DateTimeField) -> Option<&'static str> {
     })
 }
 
-fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
+/// The Arrow type of `TIMESTAMP_LTZ(3)` in zone `tz`, as `arrow_cast` spells it.
+fn ltz(tz: &str) -> String {
+    format!("'Timestamp(Millisecond, Some(\"{tz}\"))'")
+}
+
+fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
+        // An instant in the session zone; DataFusion has no such SQL type.
+        Expr::Cast {
+            expr, data_type, ..
+        } if data_type
+            .to_string()
+            .to_uppercase()
+            .starts_with("TIMESTAMP_LTZ") =>
+        {
+            let text = data_type.to_string();
+            let precision: u32 = text
+                .split(['(', ')'])
+                .nth(1)
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(6);
+            let unit = match precision {
+                0..=3 => "Millisecond",
+                4..=6 => "Microsecond",
+                _ => "Nanosecond",
+            };
+            Ok(Some(parse_expr(&format!(
+                "arrow_cast({expr}, 'Timestamp({unit}, Some(\"{tz}\"))')"
+            ))?))
+        }
         Expr::Floor {
             expr,
             field: CeilFloorKind::DateTimeField(f),
@@ -138,6 +168,28 @@ fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
                 [ObjectNamePart::Identifier(i)] => i.value.to_lowercase(),
                 _ => return Ok(None),
             };
+            let no_args = match &f.args {
+                FunctionArguments::None => true,
+                FunctionArguments::List(l) => l.args.is_empty(),
+                FunctionArguments::Subquery(_) => false,
+            };
+            // Processing time, as an instant in the session zone, and as
+            // the wall-clock time there.
+            match name.as_str() {
+                "current_timestamp" | "now" if no_args => {
+                    return Ok(Some(parse_expr(&format!(
+                        "arrow_cast(now(), {})",
+                        ltz(tz)
+                    ))?));
+                }
+                "localtimestamp" if no_args => {
+                    return Ok(Some(parse_expr(&format!(
+                        "arrow_cast(to_local_time(arrow_cast(now(), {})), 'Timestamp(Millisecond, None)')",
+                        ltz(tz)
+                    ))?));
+                }
+                _ => {}
+            }
             let Some(args) = unnamed_args(&f.args) else {
                 return Ok(None);
             };
@@ -156,7 +208,9 @@ fn rewrite(e: &Expr) -> Result<Option<Expr>, SqlError> {
                         }
                     };
                     Ok(Some(parse_expr(&format!(
-                        "arrow_cast(to_timestamp_{unit}({n}), 'Timestamp(Millisecond, Some(\"UTC\"))')"
+                        "arrow_cast(arrow_cast(to_timestamp_{unit}({n}), {}), {})",
+                        ltz("UTC"),
+                        ltz(tz)
                     ))?))
                 }
                 // Group k of the pattern is group k + 1 of the pattern in

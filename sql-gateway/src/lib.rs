@@ -21,6 +21,7 @@ mod parser;
 mod plan;
 mod planner;
 mod temporal;
+mod timezone;
 mod unnest;
 mod watermark;
 mod windows;
@@ -30,12 +31,12 @@ pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
     checkpoint_interval_ms, create_table, duration_ms, execute_metadata, idle_timeout_ms,
-    state_ttl_ms, CatalogContext, ResultSet,
+    local_time_zone, state_ttl_ms, CatalogContext, ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
     GroupColumn, IntervalBounds, JoinKind, OverFrame, PlanNode, RankOutput, SinkSpec, SourceSpec,
-    StartupMode, StreamingPlan, WindowKind, WindowSpec,
+    StartupMode, StreamingPlan, WindowKind, WindowSpec, WindowZone,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 pub use watermark::with_current_watermark;

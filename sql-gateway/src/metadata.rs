@@ -29,6 +29,10 @@ pub struct CatalogContext {
     pub environments: Vec<String>,
     /// `(database, table)` for every table of every cluster of the environment.
     pub tables: Vec<(String, TableDef)>,
+    /// The statement's `'sql.local-time-zone'` (an Arrow time zone name):
+    /// `TIMESTAMP_LTZ` values are shown, cast and taken apart in it, and
+    /// windows over them are aligned in it.
+    pub time_zone: String,
 }
 
 impl CatalogContext {
@@ -41,6 +45,7 @@ impl CatalogContext {
             clusters: vec![],
             environments: vec![],
             tables: vec![],
+            time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
         }
     }
 
@@ -63,6 +68,7 @@ impl CatalogContext {
                 .into_iter()
                 .map(|t| ("cluster_0".to_string(), t))
                 .collect(),
+            time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
         }
     }
 
@@ -148,6 +154,7 @@ impl CatalogContext {
             clusters,
             environments,
             tables,
+            time_zone: local_time_zone(properties)?,
         })
     }
 
@@ -305,6 +312,19 @@ pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i
                 None,
             )),
         },
+    }
+}
+
+/// `'sql.local-time-zone'` as Arrow names the zone: `UTC` unless set.
+pub fn local_time_zone(properties: &BTreeMap<String, String>) -> Result<String, SqlError> {
+    match properties.get(crate::properties::LOCAL_TIME_ZONE) {
+        None => Ok(weir_catalog::DEFAULT_TIME_ZONE.into()),
+        Some(v) => weir_catalog::parse_time_zone(v).map_err(|e| {
+            SqlError::validation(
+                format!("property '{}': {e}", crate::properties::LOCAL_TIME_ZONE),
+                None,
+            )
+        }),
     }
 }
 
@@ -476,10 +496,16 @@ pub async fn execute_metadata(
                 vec![vec![json!(CURRENT_DATABASE), json!(cluster.name)]],
             ))
         }
-        FlinkStatement::Set(Some((k, v))) => Ok(ResultSet::strings(
-            &["key", "value"],
-            vec![vec![json!(k), json!(v)]],
-        )),
+        FlinkStatement::Set(Some((k, v))) => {
+            // A property Weir reads is checked when it is set, not when a
+            // statement first uses it.
+            let one: BTreeMap<String, String> = [(k.clone(), v.clone())].into();
+            local_time_zone(&one)?;
+            Ok(ResultSet::strings(
+                &["key", "value"],
+                vec![vec![json!(k), json!(v)]],
+            ))
+        }
         FlinkStatement::Set(None) => Ok(ResultSet::strings(
             &["key", "value"],
             properties

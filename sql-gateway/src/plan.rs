@@ -68,6 +68,88 @@ pub struct WindowSpec {
     pub kind: WindowKind,
     pub size_ms: i64,
     pub offset_ms: i64,
+    /// The session time zone windows over a `TIMESTAMP_LTZ` are aligned in,
+    /// as Flink aligns them (a day starts at local midnight); `None`: UTC.
+    /// Window bounds stay instants (UTC milliseconds).
+    pub zone: Option<WindowZone>,
+}
+
+/// A time zone other than UTC: a fixed offset or an IANA zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowZone {
+    /// Seconds east of UTC.
+    Offset(i32),
+    Named(chrono_tz::Tz),
+}
+
+impl WindowZone {
+    /// The zone of a time attribute of type `t`: `Some` for a
+    /// `TIMESTAMP_LTZ` in a zone other than UTC.
+    pub fn of_type(t: &arrow::datatypes::DataType) -> Option<WindowZone> {
+        match t {
+            arrow::datatypes::DataType::Timestamp(_, Some(tz)) => WindowZone::parse(tz),
+            _ => None,
+        }
+    }
+
+    /// A zone as Arrow names it (`+08:00`, `Asia/Shanghai`); `None` for UTC
+    /// or a zero offset.
+    pub fn parse(name: &str) -> Option<WindowZone> {
+        if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+            return (tz != chrono_tz::UTC && tz != chrono_tz::Etc::UTC)
+                .then_some(WindowZone::Named(tz));
+        }
+        let (sign, rest) = match name.as_bytes().first()? {
+            b'+' => (1, &name[1..]),
+            b'-' => (-1, &name[1..]),
+            _ => return None,
+        };
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        let secs = sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60);
+        (secs != 0).then_some(WindowZone::Offset(secs))
+    }
+
+    /// How far the zone's wall clock is ahead of UTC at instant `utc_ms`.
+    pub fn offset_ms(&self, utc_ms: i64) -> i64 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            WindowZone::Offset(s) => *s as i64 * 1000,
+            WindowZone::Named(tz) => {
+                let Some(t) = chrono::DateTime::from_timestamp_millis(utc_ms) else {
+                    return 0;
+                };
+                tz.offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc() as i64
+                    * 1000
+            }
+        }
+    }
+
+    /// The instant at which the zone's wall clock shows `local_ms`: the
+    /// earlier one when the clock shows it twice (a DST fall-back), and
+    /// the one after the gap when it never does (a DST spring-forward).
+    pub fn to_utc(&self, local_ms: i64) -> i64 {
+        use chrono::TimeZone;
+        match self {
+            WindowZone::Offset(s) => local_ms - *s as i64 * 1000,
+            WindowZone::Named(tz) => {
+                let Some(t) = chrono::DateTime::from_timestamp_millis(local_ms) else {
+                    return local_ms;
+                };
+                match tz.from_local_datetime(&t.naive_utc()) {
+                    chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+                        d.timestamp_millis()
+                    }
+                    // In a gap the clock jumps over: read it with the offset
+                    // in force before the jump, as Java's ZonedDateTime does.
+                    chrono::LocalResult::None => {
+                        local_ms - self.offset_ms(local_ms - self.offset_ms(local_ms) - 86_400_000)
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl WindowSpec {
@@ -78,13 +160,29 @@ impl WindowSpec {
 
     /// The start of the tumbling window holding `t`.
     pub fn last_start(&self, t: i64) -> i64 {
-        self.aligned(t, self.size_ms)
+        self.windows(t).first().map_or(t, |w| w.0)
     }
 
     /// Every `(start, end)` window holding `t`, earliest end first. For a
     /// session window, the row's own window `[t, t + gap)`, before it is
-    /// merged with the sessions it touches.
+    /// merged with the sessions it touches. In a [`WindowZone`] the windows
+    /// are aligned on its wall clock.
     pub fn windows(&self, t: i64) -> Vec<(i64, i64)> {
+        match (self.zone, self.kind) {
+            (
+                Some(zone),
+                WindowKind::Tumble | WindowKind::Hop { .. } | WindowKind::Cumulate { .. },
+            ) => self
+                .local_windows(t + zone.offset_ms(t))
+                .into_iter()
+                .map(|(s, e)| (zone.to_utc(s), zone.to_utc(e)))
+                .collect(),
+            _ => self.local_windows(t),
+        }
+    }
+
+    /// [`WindowSpec::windows`] on one clock.
+    fn local_windows(&self, t: i64) -> Vec<(i64, i64)> {
         match self.kind {
             WindowKind::Session => vec![(t, t + self.size_ms)],
             WindowKind::Tumble => {
@@ -130,6 +228,17 @@ impl std::fmt::Display for WindowSpec {
         }
         if self.offset_ms != 0 {
             write!(f, ", offset={}ms", self.offset_ms)?;
+        }
+        match self.zone {
+            Some(WindowZone::Named(tz)) => write!(f, ", aligned in {}", tz.name())?,
+            Some(WindowZone::Offset(s)) => write!(
+                f,
+                ", aligned at UTC{}{:02}:{:02}",
+                if s < 0 { '-' } else { '+' },
+                s.abs() / 3600,
+                s.abs() % 3600 / 60
+            )?,
+            None => {}
         }
         write!(f, ")")
     }

@@ -153,7 +153,10 @@ impl Provider<'_> {
                 db.unwrap_or(&self.ctx.database),
                 def.name
             ),
-            schema: def.read_schema(),
+            schema: Arc::new(weir_catalog::localize_schema(
+                &def.read_schema(),
+                &self.ctx.time_zone,
+            )),
             def,
         }))
     }
@@ -627,7 +630,7 @@ impl Planner {
         crate::unnest::rewrite_unnest(&mut query)?;
         crate::temporal::take_versions(&mut query, ctx)?;
         hide_rowtime(&mut query);
-        rewrite_flink_calls(&mut query)?;
+        rewrite_flink_calls(&mut query, &ctx.time_zone)?;
         let provider = Provider {
             state: &self.state,
             ctx,
@@ -639,7 +642,8 @@ impl Planner {
             .map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
         let plan = crate::unnest::decorrelate_all(plan)?;
-        self.state.optimize(&plan).map_err(|e| df_error(e, sql))
+        let plan = self.state.optimize(&plan).map_err(|e| df_error(e, sql))?;
+        crate::timezone::localize_casts(plan).map_err(|e| df_error(e, sql))
     }
 
     /// Plans a `SELECT` whose rows go to the results.
@@ -878,7 +882,7 @@ impl Planner {
                     .map_err(|e| {
                         SqlError::parse(format!("computed column '{}': {e}", c.name), None)
                     })?;
-                rewrite_flink_calls(&mut ast)?;
+                rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
                     .and_then(|e| finish_lone_expr(e, &df))
@@ -955,7 +959,7 @@ impl Planner {
             .try_with_sql(&w.expr)
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| SqlError::parse(format!("WATERMARK of {}: {e}", def.name), None))?;
-        rewrite_flink_calls(&mut ast)?;
+        rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
         let e = planner
             .sql_to_expr(ast, &df, &mut PlannerContext::new())
             .and_then(|e| finish_lone_expr(e, &df))
@@ -1694,6 +1698,14 @@ impl Planner {
                 input_schema: input_schema.clone(),
             };
         }
+        // Windows over a TIMESTAMP_LTZ align on the session zone's clock.
+        let window = crate::plan::WindowSpec {
+            zone: time
+                .get_type(&input_schema)
+                .ok()
+                .and_then(|t| crate::plan::WindowZone::of_type(&t)),
+            ..window
+        };
         Ok(Some(PlanNode::WindowAggregate {
             input: Box::new(input),
             input_schema,

@@ -71,7 +71,12 @@ impl ScalarUDFImpl for CurrentWatermark {
         let n = args.number_rows;
         let array = match CURRENT.with(Cell::get) {
             Some(w) if w > i64::MIN => {
-                let ms: Arc<dyn Array> = Arc::new(TimestampMillisecondArray::from_value(w, n));
+                let tz = match &out_type {
+                    DataType::Timestamp(_, tz) => tz.clone(),
+                    _ => None,
+                };
+                let ms: Arc<dyn Array> =
+                    Arc::new(TimestampMillisecondArray::from_value(w, n).with_timezone_opt(tz));
                 cast(&ms, &out_type)?
             }
             _ => new_null_array(&out_type, n),

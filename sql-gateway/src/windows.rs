@@ -121,6 +121,8 @@ pub fn as_marker(e: &Expr) -> Option<Marker> {
             kind,
             size_ms: lit(2)?,
             offset_ms: lit(4)?,
+            // The planner sets it from the time column's type.
+            zone: None,
         },
         partition_by: f.args[5..].to_vec(),
     })
@@ -218,24 +220,31 @@ impl ScalarUDFImpl for WindowMarker {
         if let Some(why) = needs_aggregation(int(1)?) {
             return exec_err!("{why}");
         }
+        let ts = args.args[0].clone().into_array(args.number_rows)?;
         let spec = WindowSpec {
             kind: WindowKind::Tumble,
             size_ms: int(2)?,
             offset_ms: int(4)?,
+            zone: crate::plan::WindowZone::of_type(ts.data_type()),
         };
-        let ts = args.args[0].clone().into_array(args.number_rows)?;
         let out_type = args.return_field.data_type().clone();
-        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+        let tz = match &out_type {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
         let ms = ms.as_primitive::<TimestampMillisecondType>();
         let bound = self.bound;
-        let out: arrow::array::TimestampMillisecondArray = ms.unary(|t| {
-            let start = spec.last_start(t);
-            match bound {
-                Bound::Start => start,
-                Bound::End => start + spec.size_ms,
-                Bound::Time => start + spec.size_ms - 1,
-            }
-        });
+        let out: arrow::array::TimestampMillisecondArray = ms
+            .unary(|t| {
+                let (start, end) = spec.windows(t)[0];
+                match bound {
+                    Bound::Start => start,
+                    Bound::End => end,
+                    Bound::Time => end - 1,
+                }
+            })
+            .with_timezone_opt(tz);
         let out: ArrayRef = Arc::new(out);
         Ok(ColumnarValue::Array(cast(&out, &out_type)?))
     }
@@ -693,6 +702,7 @@ mod tests {
             kind: WindowKind::Tumble,
             size_ms: 10,
             offset_ms: 0,
+            zone: None,
         };
         assert_eq!(tumble.windows(17), vec![(10, 20)]);
         assert_eq!(tumble.windows(-3), vec![(-10, 0)]);
@@ -705,14 +715,44 @@ mod tests {
             kind: WindowKind::Hop { slide_ms: 5 },
             size_ms: 10,
             offset_ms: 0,
+            zone: None,
         };
         assert_eq!(hop.windows(7), vec![(0, 10), (5, 15)]);
         let cumulate = WindowSpec {
             kind: WindowKind::Cumulate { step_ms: 2 },
             size_ms: 6,
             offset_ms: 0,
+            zone: None,
         };
         assert_eq!(cumulate.windows(3), vec![(0, 4), (0, 6)]);
         assert_eq!(cumulate.windows(6), vec![(6, 8), (6, 10), (6, 12)]);
+    }
+
+    #[test]
+    fn windows_in_a_zone_align_on_its_wall_clock() {
+        const H: i64 = 3_600_000;
+        let day = WindowSpec {
+            kind: WindowKind::Tumble,
+            size_ms: 24 * H,
+            offset_ms: 0,
+            zone: crate::plan::WindowZone::parse("+08:00"),
+        };
+        // 1970-01-01T20:00Z is 04:00 on 1970-01-02 at +08:00: that day
+        // began at 16:00Z the day before.
+        assert_eq!(day.windows(20 * H), vec![(16 * H, 40 * H)]);
+        assert_eq!(day.windows(15 * H), vec![(-8 * H, 16 * H)]);
+        // Amsterdam's day of the 2024 spring-forward (31 March) has 23
+        // hours: 2024-03-30T23:00Z to 2024-03-31T22:00Z.
+        let ams = WindowSpec {
+            zone: crate::plan::WindowZone::parse("Europe/Amsterdam"),
+            ..day
+        };
+        let noon = 1_711_886_400_000; // 2024-03-31T12:00Z
+        assert_eq!(
+            ams.windows(noon),
+            vec![(1_711_839_600_000, 1_711_922_400_000)]
+        );
+        assert_eq!(crate::plan::WindowZone::parse("UTC"), None);
+        assert_eq!(crate::plan::WindowZone::parse("+00:00"), None);
     }
 }

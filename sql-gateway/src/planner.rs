@@ -385,10 +385,14 @@ enum RankBound {
     AtMost(u64),
     /// `rn >= 1` or `rn > 0`: always true.
     AtLeastOne,
+    /// `rn >= n` (n > 1) or `rn > n - 1`: the start of a rank range.
+    AtLeast(u64),
+    /// `rn = n` (n > 1): a range of one rank.
+    Exactly(u64),
 }
 
-/// A bound on the row number column `rn`: `rn <= n`, `rn < n`, `rn = 1`
-/// (either way round).
+/// A bound on the row number column `rn`: `rn <= n`, `rn < n`, `rn = n`,
+/// `rn >= n`, `rn > n` (either way round; `BETWEEN` arrives as two).
 fn rank_bound(e: &Expr, rn: &str) -> Option<RankBound> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
@@ -413,9 +417,12 @@ fn rank_bound(e: &Expr, rn: &str) -> Option<RankBound> {
     match op {
         Operator::LtEq => at_most(n),
         Operator::Lt => at_most(n - 1),
-        Operator::Eq if n == 1 => at_most(1),
+        Operator::Eq if n <= 1 => at_most(n),
+        Operator::Eq => Some(RankBound::Exactly(n as u64)),
         Operator::GtEq if n <= 1 => Some(RankBound::AtLeastOne),
         Operator::Gt if n <= 0 => Some(RankBound::AtLeastOne),
+        Operator::GtEq => Some(RankBound::AtLeast(n as u64)),
+        Operator::Gt => Some(RankBound::AtLeast(n as u64 + 1)),
         _ => None,
     }
 }
@@ -1248,14 +1255,22 @@ impl Planner {
             row_number: rn,
         } = r;
         let mut limit: Option<u64> = None;
+        // The first rank of a range (`rn BETWEEN 3 AND 5`).
+        let mut first: u64 = 1;
         let mut rest = vec![];
+        let mut at_most = |n: u64| limit = Some(limit.map_or(n, |l: u64| l.min(n)));
         for c in split_conjunction(&f.predicate) {
             match rank_bound(c, &rn) {
-                Some(RankBound::AtMost(n)) => limit = Some(limit.map_or(n, |l| l.min(n))),
+                Some(RankBound::AtMost(n)) => at_most(n),
                 Some(RankBound::AtLeastOne) => {}
+                Some(RankBound::AtLeast(n)) => first = first.max(n),
+                Some(RankBound::Exactly(n)) => {
+                    first = first.max(n);
+                    at_most(n);
+                }
                 None if c.column_refs().iter().any(|col| col.name == rn) => {
                     return Err(SqlError::unsupported(format!(
-                        "the condition {c} on ROW_NUMBER(): Weir keeps the first rows of each partition, with rn <= N, rn < N or rn = 1"
+                        "the condition {c} on ROW_NUMBER(): Weir keeps a range of ranks per partition, with rn <= N, rn < N, rn = N, rn >= M or rn BETWEEN M AND N"
                     )))
                 }
                 None => rest.push(c.clone()),
@@ -1266,11 +1281,32 @@ impl Planner {
                 "ROW_NUMBER() without an upper bound on it: a streaming query keeps the first rows of each partition (WHERE rn <= N)",
             )
         })?;
-        if limit == 0 {
+        if limit == 0 || first > limit {
             return Err(SqlError::validation(
                 "the condition on ROW_NUMBER() keeps no row (row numbers start at 1)",
                 None,
             ));
+        }
+        // A range that does not start at 1: Top-N keeps the first `limit`
+        // ranks with their row numbers, and a filter above keeps ranks from
+        // `first` on; each change of a rank is a -U/+U pair of that rank,
+        // so the filter keeps the changelog whole.
+        let row_number = row_number || first > 1;
+        if first > 1 {
+            let schema = f.input.schema();
+            let column = schema
+                .columns()
+                .into_iter()
+                .find(|c| c.name == rn)
+                .ok_or_else(|| SqlError::unsupported("a rank range on a hidden row number"))?;
+            let at = ScalarValue::Int64(Some(first as i64))
+                .cast_to(
+                    &datafusion::common::ExprSchema::data_type(schema.as_ref(), &column)
+                        .map_err(|e| df_error(e, sql))?
+                        .clone(),
+                )
+                .map_err(|e| df_error(e, sql))?;
+            rest.push(Expr::Column(column).gt_eq(Expr::Literal(at, None)));
         }
         if params.order_by.is_empty() {
             return Err(SqlError::validation(

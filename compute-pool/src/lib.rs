@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod decode;
 pub mod encode;
 mod error;
+mod fastjson;
 pub mod group;
 pub mod join;
 mod kafka;

@@ -12,14 +12,19 @@ use weir_api::{Client, CreateStatementRequest, Credentials, Phase, Statement, St
 
 #[derive(clap::Args, Clone, Default)]
 pub struct Conn {
+    /// The API URL (else $WEIR_URL, else what `weir login` saved).
     #[arg(long, global = true)]
     url: Option<String>,
+    /// The API key (else $WEIR_API_KEY, else `weir login`'s).
     #[arg(long, global = true)]
     api_key: Option<String>,
+    /// The API secret (else $WEIR_API_SECRET, else `weir login`'s).
     #[arg(long, global = true)]
     api_secret: Option<String>,
+    /// The organization (else $WEIR_ORG, else `weir login`'s).
     #[arg(long, global = true)]
     org: Option<String>,
+    /// The environment, the SQL catalog (else $WEIR_ENV, else `weir login`'s).
     #[arg(long, global = true)]
     env: Option<String>,
     /// human, json or yaml.
@@ -133,12 +138,16 @@ pub fn login(a: LoginArgs) -> anyhow::Result<()> {
 pub enum StatementCmd {
     /// Submit a statement.
     Create {
+        /// The Flink SQL text.
         #[arg(long)]
         sql: String,
+        /// A lowercase DNS-style name (default: generated).
         #[arg(long)]
         name: Option<String>,
+        /// The compute pool to run on (else $WEIR_COMPUTE_POOL).
         #[arg(long)]
         compute_pool: Option<String>,
+        /// `sql.current-database`: the Kafka cluster tables resolve in.
         #[arg(long)]
         database: Option<String>,
         /// key=value, repeatable.
@@ -150,15 +159,18 @@ pub enum StatementCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List the statements of the environment.
     List {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Show one statement: spec, phase, schema, metrics.
     Describe {
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print a statement's result rows (a changelog: +I, -U, +U, -D).
     Results {
         name: String,
         /// Keep reading until the statement ends.
@@ -167,21 +179,25 @@ pub enum StatementCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The last ten errors of a statement.
     Exceptions {
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Stop a running statement (it can be resumed).
     Stop {
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Resume a stopped statement where it stopped.
     Resume {
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Delete a statement.
     Delete {
         name: String,
         #[command(flatten)]

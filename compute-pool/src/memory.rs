@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_sql_gateway::StreamingPlan;
+use weir_sql_gateway::{with_processing_time, StreamingPlan};
 
 use crate::changelog::Changes;
 use crate::checkpoint::{decode_batches, encode_batches, StageState};
@@ -148,6 +148,15 @@ pub fn run_in_memory_with(
     let mut late_at_source = 0u64;
     for poll in polls {
         stages.set_processing_time(poll.at_ms);
+        // Processing-time windows whose end has passed fire before the
+        // poll's rows are processed, as timers would have fired by then.
+        if stages.has_processing_timers() {
+            for c in stages.on_processing_time(poll.at_ms)? {
+                if emit(c, &mut out) {
+                    return Ok(out);
+                }
+            }
+        }
         let headers: Vec<Vec<crate::decode::Header<'_>>> = poll
             .records
             .iter()
@@ -178,7 +187,8 @@ pub fn run_in_memory_with(
             if spec.table.topic != poll.topic {
                 continue;
             }
-            let (batch, bad) = decoder.decode(&raw)?;
+            // PROCTIME() reads the poll's processing time.
+            let (batch, bad) = with_processing_time(poll.at_ms, || decoder.decode(&raw))?;
             if let Some(b) = bad.first() {
                 if decoder.mode == ErrorMode::Fail {
                     return Err(crate::worker::bad_record_error(&poll.topic, b));
@@ -200,7 +210,7 @@ pub fn run_in_memory_with(
                     late_at_source += dropped as u64;
                     b = kept;
                 }
-                if let Some(b) = branch.process(b, before)? {
+                if let Some(b) = with_processing_time(poll.at_ms, || branch.process(b, before))? {
                     for c in stages.process(branch.target, b)? {
                         if emit(c, &mut out) {
                             return Ok(out);

@@ -19,7 +19,9 @@ use datafusion::common::DFSchema;
 use datafusion::common::NullHandling;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_sql_gateway::{with_current_watermark, PlanNode, SourceSpec, StreamingPlan, WindowKind};
+use weir_sql_gateway::{
+    with_current_watermark, with_processing_time, PlanNode, SourceSpec, StreamingPlan, WindowKind,
+};
 
 use crate::changelog::Changes;
 use crate::checkpoint::StageState;
@@ -330,6 +332,21 @@ impl StatefulOp {
             StatefulOp::Group(_) | StatefulOp::Normalize(_) => Ok(vec![]),
         }
     }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Changes>, EngineError> {
+        match self {
+            StatefulOp::Window(w) => Ok(w
+                .on_processing_time(now)?
+                .into_iter()
+                .map(Changes::inserts)
+                .collect()),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn fires_on_processing_time(&self) -> bool {
+        matches!(self, StatefulOp::Window(w) if w.fires_on_processing_time())
+    }
 }
 
 /// A stateful operator and the stateless steps above it, up to its target.
@@ -414,11 +431,13 @@ impl Stages {
         out: &mut Vec<Changes>,
     ) -> Result<(), EngineError> {
         let stage = &mut self.stages[index];
-        let produced = with_current_watermark(self.watermark, || {
-            f(&mut stage.op)?
-                .into_iter()
-                .filter_map(|p| run_tail(&stage.tail, p).transpose())
-                .collect::<Result<Vec<_>, _>>()
+        let produced = with_processing_time(self.now_ms, || {
+            with_current_watermark(self.watermark, || {
+                f(&mut stage.op)?
+                    .into_iter()
+                    .filter_map(|p| run_tail(&stage.tail, p).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
         })?;
         let up = stage.target;
         for next in produced {
@@ -435,6 +454,23 @@ impl Stages {
         self.watermark = Some(wm);
         for i in 0..self.stages.len() {
             self.run_stage(i, |op| op.advance(wm), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether a stage fires by processing time: the worker then calls
+    /// [`Stages::on_processing_time`] as time passes, input or not.
+    pub fn has_processing_timers(&self) -> bool {
+        self.stages.iter().any(|s| s.op.fires_on_processing_time())
+    }
+
+    /// Processing time is `now`: fires what waits for it (processing-time
+    /// windows), bottom first; returns what reaches the root.
+    pub fn on_processing_time(&mut self, now: i64) -> Result<Vec<Changes>, EngineError> {
+        self.now_ms = now;
+        let mut out = vec![];
+        for i in 0..self.stages.len() {
+            self.run_stage(i, |op| op.on_processing_time(now), &mut out)?;
         }
         Ok(out)
     }

@@ -493,11 +493,35 @@ impl WindowAggregate {
     }
 
     /// Moves the watermark to `wm` and emits every window it closes, in
-    /// order of their end.
+    /// order of their end. Processing-time windows ignore it.
     pub fn advance(&mut self, wm: i64) -> Result<Vec<RecordBatch>, EngineError> {
-        if self.watermark.is_some_and(|old| wm <= old) {
+        if self.window.proctime {
             return Ok(vec![]);
         }
+        self.fire(wm)
+    }
+
+    /// Whether windows fire by processing time ([`Self::on_processing_time`]).
+    pub fn fires_on_processing_time(&self) -> bool {
+        self.window.proctime
+    }
+
+    /// Processing time is `now`: a processing-time window emits every
+    /// window whose end it has passed, as Flink's processing-time timers
+    /// fire at the window's last millisecond.
+    pub fn on_processing_time(&mut self, now: i64) -> Result<Vec<RecordBatch>, EngineError> {
+        if !self.window.proctime {
+            return Ok(vec![]);
+        }
+        self.fire(now)
+    }
+
+    /// Emits every window whose last millisecond is at or before `t`.
+    fn fire(&mut self, t: i64) -> Result<Vec<RecordBatch>, EngineError> {
+        if self.watermark.is_some_and(|old| t <= old) {
+            return Ok(vec![]);
+        }
+        let wm = t;
         self.watermark = Some(wm);
         let mut out = vec![];
         while let Some((&(end, start), _)) = self.open.first_key_value() {

@@ -353,6 +353,10 @@ async fn run_inner(
     // Whether anything was processed since the last checkpoint.
     let mut unsaved = false;
     let mut state_bytes_at = std::time::Instant::now() - Duration::from_secs(1);
+    // Processing-time windows fire as time passes, input or not.
+    let timers = stages.has_processing_timers();
+    let mut proctime_tick = tokio::time::interval(PROCESSING_TIME_TICK);
+    proctime_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = async {
         let outcome = loop {
             tokio::select! {
@@ -362,6 +366,9 @@ async fn run_inner(
                     };
                     let p = msg?;
                     let mut out = vec![];
+                    if timers {
+                        out.extend(stages.on_processing_time(now_ms())?);
+                    }
                     if let Some(batch) = p.batch {
                         stages.set_processing_time(now_ms());
                         out.extend(stages.process(targets[p.branch], batch)?);
@@ -393,17 +400,10 @@ async fn run_inner(
                             metrics.state_bytes.store(stages.state_bytes() as u64, Ordering::Relaxed);
                         }
                     }
-                    for batch in out {
-                        let batch = match compiled.limit {
-                            Some(l) if written + batch.num_rows() > l => batch.slice(0, l - written),
-                            _ => batch,
-                        };
-                        written += batch.num_rows();
-                        write_batch(&task.plan.sink, producer, results, &batch).await?;
-                        metrics.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                        // An exactly-once sink's output waits for a commit.
-                        unsaved |= txn.is_some();
-                    }
+                    // An exactly-once sink's output waits for a commit.
+                    unsaved |= txn.is_some() && !out.is_empty();
+                    let sink = (&task.plan.sink, producer, results);
+                    write_all(out, compiled.limit, &mut written, sink, metrics).await?;
                     metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
                     // Offsets are stored once what they cover is written. An
                     // aggregation holds state in memory that no checkpoint keeps
@@ -430,6 +430,16 @@ async fn run_inner(
                     checkpoint_id += 1;
                     let cp = checkpoints.expect("guarded");
                     checkpoint(cp, txn.as_ref(), checkpoint_id, &processed, &mut stages, metrics, task).await?;
+                }
+                _ = proctime_tick.tick(), if timers => {
+                    let out = stages.on_processing_time(now_ms())?;
+                    unsaved |= txn.is_some() && !out.is_empty();
+                    let sink = (&task.plan.sink, producer, results);
+                    write_all(out, compiled.limit, &mut written, sink, metrics).await?;
+                    if compiled.limit.is_some_and(|l| written >= l) {
+                        stop_reading.cancel();
+                        break Outcome::Completed;
+                    }
                 }
                 _ = idle_check.tick(), if results.is_some() => {
                     if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
@@ -561,6 +571,35 @@ async fn checkpoint(
     }
     cp.publish(id, snapshot.stages.len()).await?;
     metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// How often processing-time windows are checked for firing.
+const PROCESSING_TIME_TICK: Duration = Duration::from_millis(100);
+
+/// Writes `out` to the sink, up to `limit` rows in all (`written` so far).
+async fn write_all(
+    out: Vec<Changes>,
+    limit: Option<usize>,
+    written: &mut usize,
+    (sink, producer, results): (
+        &SinkSpec,
+        Option<&FutureProducer>,
+        Option<&Arc<ResultsBuffer>>,
+    ),
+    metrics: &StatementMetrics,
+) -> Result<(), EngineError> {
+    for batch in out {
+        let batch = match limit {
+            Some(l) if *written + batch.num_rows() > l => batch.slice(0, l - *written),
+            _ => batch,
+        };
+        *written += batch.num_rows();
+        write_batch(sink, producer, results, &batch).await?;
+        metrics
+            .records_out
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+    }
     Ok(())
 }
 

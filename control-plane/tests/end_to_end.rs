@@ -565,3 +565,54 @@ async fn the_session_time_zone_shapes_the_results() {
     assert!(weir.client.get_statement("on-mars").await.is_err());
     weir.stop().await;
 }
+
+/// A processing-time window over a real topic fires by the worker's clock:
+/// after the records stop coming, the windows they fell into still end
+/// and are emitted, and every record is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_time_windows_fire_when_the_input_has_stopped() {
+    let weir = Weir::start().await;
+    let src = unique("orders");
+    weir.ddl(&orders_ddl(&src, "")).await;
+    weir.submit(
+        "per-second",
+        &format!(
+            "SELECT who, COUNT(*) AS n, TUMBLE_END(p, INTERVAL '1' SECOND) AS window_end \
+             FROM (SELECT who, PROCTIME() AS p FROM `{src}`) \
+             GROUP BY who, TUMBLE(p, INTERVAL '1' SECOND)"
+        ),
+    )
+    .await
+    .unwrap();
+    produce(&src, &orders(0..500)).await;
+    // No record comes after these: only processing time can end their
+    // windows.
+    let mut per_who: BTreeMap<String, i64> = BTreeMap::new();
+    let mut next: Option<String> = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while per_who.values().sum::<i64>() < 500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{per_who:?}: not every record counted"
+        );
+        let page = weir
+            .client
+            .results("per-second", next.as_deref())
+            .await
+            .unwrap();
+        for r in page.results.data {
+            assert_eq!(r.op, 0, "a window emits once: {:?}", r.row);
+            *per_who
+                .entry(r.row[0].as_str().unwrap().to_string())
+                .or_default() += r.row[1].as_i64().unwrap();
+        }
+        next = Some(page.metadata.next);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let want: BTreeMap<String, i64> = (0..500).fold(BTreeMap::new(), |mut m, id| {
+        *m.entry(order_who(id).to_string()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_who, want);
+    weir.stop().await;
+}

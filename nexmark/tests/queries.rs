@@ -372,6 +372,36 @@ fn q11_counts_bids_per_user_session() {
     check("q11", multiset(want));
 }
 
+/// Processing time is each poll's time here (the time of its first
+/// event): a bid goes into the 10 s window of its poll's time, and a window
+/// fires at the first poll at or after its last millisecond, before that
+/// poll's records; a bid whose window fires at its own poll is late.
+#[test]
+fn q12_counts_bids_per_bidder_per_processing_time_window() {
+    let size = 10_000;
+    let polls = &input().polls;
+    let mut counts: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for p in polls.iter().filter(|p| p.topic == "bid") {
+        let (start, end) = tumble(p.at_ms, size);
+        if end - 1 <= p.at_ms {
+            continue;
+        }
+        for r in &p.records {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().expect("a value")).expect("JSON");
+            *counts
+                .entry((v["bidder"].as_i64().expect("a bidder"), start))
+                .or_default() += 1;
+        }
+    }
+    let last = polls.iter().map(|p| p.at_ms).max().expect("polls");
+    let want = counts
+        .into_iter()
+        .filter(|((_, start), _)| start + size - 1 <= last)
+        .map(|((bidder, start), n)| format!("{bidder}, {n}, {start}, {}", start + size));
+    check("q12", multiset(want));
+}
+
 fn bid_columns(b: &Bid) -> String {
     format!(
         "{}, {}, {}, {}, {}, {}, {}",

@@ -182,6 +182,13 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         ltz(tz)
                     ))?));
                 }
+                "proctime" if no_args => {
+                    return Ok(Some(parse_expr(&format!(
+                        "arrow_cast({}(), {})",
+                        crate::proctime::PROCTIME_FN,
+                        ltz(tz)
+                    ))?));
+                }
                 "localtimestamp" if no_args => {
                     return Ok(Some(parse_expr(&format!(
                         "arrow_cast(to_local_time(arrow_cast(now(), {})), 'Timestamp(Millisecond, None)')",

@@ -20,6 +20,7 @@ mod metadata;
 mod parser;
 mod plan;
 mod planner;
+mod proctime;
 mod temporal;
 mod timezone;
 mod unnest;
@@ -39,6 +40,7 @@ pub use plan::{
     StartupMode, StreamingPlan, WindowKind, WindowSpec, WindowZone,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
+pub use proctime::with_processing_time;
 pub use watermark::with_current_watermark;
 
 /// Statement properties that Weir itself reads.

@@ -72,6 +72,10 @@ pub struct WindowSpec {
     /// as Flink aligns them (a day starts at local midnight); `None`: UTC.
     /// Window bounds stay instants (UTC milliseconds).
     pub zone: Option<WindowZone>,
+    /// Over a processing-time attribute (`PROCTIME()`): rows go into the
+    /// window of the moment they are processed, and a window fires when
+    /// processing time passes its end, not the watermark.
+    pub proctime: bool,
 }
 
 /// A time zone other than UTC: a fixed offset or an IANA zone.
@@ -228,6 +232,9 @@ impl std::fmt::Display for WindowSpec {
         }
         if self.offset_ms != 0 {
             write!(f, ", offset={}ms", self.offset_ms)?;
+        }
+        if self.proctime {
+            write!(f, ", processing time")?;
         }
         match self.zone {
             Some(WindowZone::Named(tz)) => write!(f, ", aligned in {}", tz.name())?,

@@ -427,6 +427,35 @@ fn rank_bound(e: &Expr, rn: &str) -> Option<RankBound> {
     }
 }
 
+/// Whether a window's time attribute `time` (over `input`, whose schema is
+/// `schema`) is processing time: it calls `PROCTIME()`, or it is a column
+/// a projection or a table's computed column defines with it.
+fn reads_proctime_attribute(time: &Expr, input: &PlanNode, schema: &DFSchema) -> bool {
+    if crate::proctime::reads_proctime(time) {
+        return true;
+    }
+    let Expr::Column(c) = time else {
+        return false;
+    };
+    let Some(origin) = schema
+        .index_of_column(c)
+        .ok()
+        .and_then(|i| input.column_origin(i))
+    else {
+        return false;
+    };
+    match origin {
+        crate::plan::ColumnOrigin::Computed(e) => crate::proctime::reads_proctime(e),
+        crate::plan::ColumnOrigin::Node(PlanNode::Source(spec), i) => {
+            let name = spec.schema.field(i).name();
+            spec.computed
+                .iter()
+                .any(|(n, e)| n == name && crate::proctime::reads_proctime(e))
+        }
+        crate::plan::ColumnOrigin::Node(..) => false,
+    }
+}
+
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
@@ -605,10 +634,11 @@ impl Planner {
             .with_default_features()
             .with_optimizer_rules(rules)
             .build();
-        for udf in crate::windows::marker_udfs()
-            .into_iter()
-            .chain([crate::watermark::udf(), crate::temporal::udf()])
-        {
+        for udf in crate::windows::marker_udfs().into_iter().chain([
+            crate::watermark::udf(),
+            crate::temporal::udf(),
+            crate::proctime::udf(),
+        ]) {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }
@@ -1734,12 +1764,20 @@ impl Planner {
                 input_schema: input_schema.clone(),
             };
         }
-        // Windows over a TIMESTAMP_LTZ align on the session zone's clock.
+        // Windows over a TIMESTAMP_LTZ align on the session zone's clock;
+        // windows over PROCTIME() fire by processing time.
+        let proctime = reads_proctime_attribute(&time, &input, &input_schema);
+        if proctime && window.kind == crate::plan::WindowKind::Session {
+            return Err(SqlError::unsupported(
+                "SESSION windows over processing time (PROCTIME()) are not supported yet; use an event-time attribute",
+            ));
+        }
         let window = crate::plan::WindowSpec {
             zone: time
                 .get_type(&input_schema)
                 .ok()
                 .and_then(|t| crate::plan::WindowZone::of_type(&t)),
+            proctime,
             ..window
         };
         Ok(Some(PlanNode::WindowAggregate {

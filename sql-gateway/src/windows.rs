@@ -121,8 +121,9 @@ pub fn as_marker(e: &Expr) -> Option<Marker> {
             kind,
             size_ms: lit(2)?,
             offset_ms: lit(4)?,
-            // The planner sets it from the time column's type.
+            // The planner sets these from the time column.
             zone: None,
+            proctime: false,
         },
         partition_by: f.args[5..].to_vec(),
     })
@@ -226,6 +227,7 @@ impl ScalarUDFImpl for WindowMarker {
             size_ms: int(2)?,
             offset_ms: int(4)?,
             zone: crate::plan::WindowZone::of_type(ts.data_type()),
+            proctime: false,
         };
         let out_type = args.return_field.data_type().clone();
         let tz = match &out_type {
@@ -703,6 +705,7 @@ mod tests {
             size_ms: 10,
             offset_ms: 0,
             zone: None,
+            proctime: false,
         };
         assert_eq!(tumble.windows(17), vec![(10, 20)]);
         assert_eq!(tumble.windows(-3), vec![(-10, 0)]);
@@ -716,6 +719,7 @@ mod tests {
             size_ms: 10,
             offset_ms: 0,
             zone: None,
+            proctime: false,
         };
         assert_eq!(hop.windows(7), vec![(0, 10), (5, 15)]);
         let cumulate = WindowSpec {
@@ -723,6 +727,7 @@ mod tests {
             size_ms: 6,
             offset_ms: 0,
             zone: None,
+            proctime: false,
         };
         assert_eq!(cumulate.windows(3), vec![(0, 4), (0, 6)]);
         assert_eq!(cumulate.windows(6), vec![(6, 8), (6, 10), (6, 12)]);
@@ -736,6 +741,7 @@ mod tests {
             size_ms: 24 * H,
             offset_ms: 0,
             zone: crate::plan::WindowZone::parse("+08:00"),
+            proctime: false,
         };
         // 1970-01-01T20:00Z is 04:00 on 1970-01-02 at +08:00: that day
         // began at 16:00Z the day before.

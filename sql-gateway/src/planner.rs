@@ -1019,6 +1019,107 @@ impl Planner {
         }
     }
 
+    /// A projection that reads the columns of a `HOP` or `CUMULATE` window
+    /// TVF without aggregating: as in Flink, each row comes out once per
+    /// window it is in. The input is expanded (an `Expand` with one
+    /// projection per window a row can be in, less the windows a
+    /// `CUMULATE` row is not in), and the projection reads the window
+    /// columns from the expanded rows. `None` when it reads none.
+    #[allow(clippy::type_complexity)]
+    fn expand_windows(
+        &self,
+        p: &datafusion::logical_expr::Projection,
+        input: &PlanNode,
+        sql: &str,
+    ) -> Result<Option<(PlanNode, Vec<Expr>, datafusion::common::DFSchemaRef)>, SqlError> {
+        use crate::windows::{as_marker, nth_call, windows_per_row, Bound};
+        use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+        let mut found: Option<crate::windows::Marker> = None;
+        let mut mixed = false;
+        for e in &p.expr {
+            let _ = e.apply(|x| {
+                if let Some(m) = as_marker(x).filter(|m| windows_per_row(&m.window).is_some()) {
+                    match &found {
+                        Some(f) if f.window != m.window || f.time != m.time => mixed = true,
+                        Some(_) => {}
+                        None => found = Some(m),
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        let Some(marker) = found else {
+            return Ok(None);
+        };
+        if mixed {
+            return Err(SqlError::unsupported(
+                "two different HOP or CUMULATE windows in one SELECT; window each in its own subquery",
+            ));
+        }
+        let per_row = windows_per_row(&marker.window).expect("a HOP or CUMULATE window");
+        let names = [
+            (Bound::Start, "__weir_window_start"),
+            (Bound::End, "__weir_window_end"),
+            (Bound::Time, "__weir_window_time"),
+        ];
+        let columns: Vec<Expr> = p
+            .input
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let projections: Vec<Vec<Expr>> = (0..per_row)
+            .map(|i| {
+                let mut exprs = columns.clone();
+                for (bound, name) in names {
+                    let m = crate::windows::Marker {
+                        bound,
+                        ..marker.clone()
+                    };
+                    exprs.push(nth_call(&m, i).alias(name));
+                }
+                exprs
+            })
+            .collect();
+        let expanded =
+            datafusion::logical_expr::Projection::try_new(projections[0].clone(), p.input.clone())
+                .map_err(|e| df_error(e, sql))?
+                .schema;
+        let column = |name: &str| Expr::Column(datafusion::common::Column::from_name(name));
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| {
+                e.clone()
+                    .transform_up(|x| match as_marker(&x) {
+                        Some(m) if m.window == marker.window && m.time == marker.time => {
+                            let name = names
+                                .iter()
+                                .find(|(b, _)| *b == m.bound)
+                                .expect("a bound")
+                                .1;
+                            Ok(Transformed::yes(column(name)))
+                        }
+                        _ => Ok(Transformed::no(x)),
+                    })
+                    .map(|t| t.data)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| df_error(e, sql))?;
+        let node = PlanNode::Filter {
+            // A CUMULATE row is in fewer windows the later it comes.
+            predicate: column("__weir_window_start").is_not_null(),
+            input: Box::new(PlanNode::Expand {
+                input: Box::new(input.clone()),
+                projections,
+                input_schema: p.input.schema().clone(),
+            }),
+            input_schema: expanded.clone(),
+        };
+        Ok(Some((node, exprs, expanded)))
+    }
+
     /// Translates a logical plan into streaming operators.
     fn convert(&self, plan: &LogicalPlan, top: bool, sql: &str) -> Result<PlanNode, SqlError> {
         Ok(match plan {
@@ -1034,6 +1135,15 @@ impl Planner {
                     }
                     None => self.convert(&p.input, false, sql)?,
                 };
+                if let Some(expanded) = self.expand_windows(p, &input, sql)? {
+                    let (input, exprs, input_schema) = expanded;
+                    crate::windows::refuse_unaggregated(&exprs)?;
+                    return Ok(PlanNode::Project {
+                        input: Box::new(input),
+                        exprs,
+                        input_schema,
+                    });
+                }
                 crate::windows::refuse_unaggregated(&p.expr)?;
                 PlanNode::Project {
                     input: Box::new(input),

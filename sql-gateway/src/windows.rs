@@ -42,6 +42,10 @@ use crate::plan::{WindowKind, WindowSpec};
 pub const WINDOW_START_FN: &str = "weir_window_start";
 pub const WINDOW_END_FN: &str = "weir_window_end";
 pub const WINDOW_TIME_FN: &str = "weir_window_time";
+/// The `index`-th window of a row (earliest end first), for a `HOP` or
+/// `CUMULATE` TVF used without aggregation: each row is expanded once per
+/// window it is in ([`WindowNth`]).
+pub const WINDOW_NTH_FN: &str = "weir_window_nth";
 
 /// The window kind as a marker's second argument.
 const TUMBLE: i64 = 0;
@@ -62,7 +66,136 @@ pub fn marker_udfs() -> Vec<Arc<ScalarUDF>> {
     [Bound::Start, Bound::End, Bound::Time]
         .into_iter()
         .map(|b| Arc::new(ScalarUDF::from(WindowMarker::new(b))))
+        .chain([nth_udf()])
         .collect()
+}
+
+pub(crate) fn nth_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(WindowNth {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }))
+}
+
+/// `weir_window_nth(time, kind, size, step, offset, index, bound)`: bound
+/// `bound` (0 start, 1 end, 2 time) of the row's `index`-th window, NULL
+/// when the row is in fewer windows (a `CUMULATE` row is in fewer the
+/// later it comes in its window).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WindowNth {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for WindowNth {
+    fn name(&self) -> &str {
+        WINDOW_NTH_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args.first() {
+            Some(DataType::Timestamp(_, tz)) => {
+                Ok(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+            }
+            _ => plan_err!("a window function needs a time column"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let int = |i: usize| match &args.args[i] {
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
+            _ => exec_err!("window argument {i} is not a constant"),
+        };
+        let ts = args.args[0].clone().into_array(args.number_rows)?;
+        let kind = match int(1)? {
+            HOP => WindowKind::Hop { slide_ms: int(3)? },
+            CUMULATE => WindowKind::Cumulate { step_ms: int(3)? },
+            _ => WindowKind::Tumble,
+        };
+        let spec = WindowSpec {
+            kind,
+            size_ms: int(2)?,
+            offset_ms: int(4)?,
+            zone: crate::plan::WindowZone::of_type(ts.data_type()),
+            proctime: false,
+        };
+        let (index, bound) = (int(5)? as usize, int(6)?);
+        let out_type = args.return_field.data_type().clone();
+        let tz = match &out_type {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
+        let ms = ms.as_primitive::<TimestampMillisecondType>();
+        let out: arrow::array::TimestampMillisecondArray = ms
+            .iter()
+            .map(|t| {
+                let (start, end) = *spec.windows(t?).get(index)?;
+                Some(match bound {
+                    0 => start,
+                    1 => end,
+                    _ => end - 1,
+                })
+            })
+            .collect::<arrow::array::TimestampMillisecondArray>()
+            .with_timezone_opt(tz);
+        let out: ArrayRef = Arc::new(out);
+        Ok(ColumnarValue::Array(cast(&out, &out_type)?))
+    }
+}
+
+/// The window bound a [`WINDOW_NTH_FN`] call computes.
+pub(crate) fn as_nth(e: &Expr) -> Option<Bound> {
+    let Expr::ScalarFunction(f) = e.clone().unalias_nested().data else {
+        return None;
+    };
+    if f.func.name() != WINDOW_NTH_FN {
+        return None;
+    }
+    match f.args.get(6) {
+        Some(Expr::Literal(ScalarValue::Int64(Some(0)), _)) => Some(Bound::Start),
+        Some(Expr::Literal(ScalarValue::Int64(Some(1)), _)) => Some(Bound::End),
+        Some(Expr::Literal(ScalarValue::Int64(Some(_)), _)) => Some(Bound::Time),
+        _ => None,
+    }
+}
+
+/// How many windows a row of a `HOP` or `CUMULATE` window is in at most;
+/// `None` for other windows.
+pub(crate) fn windows_per_row(w: &WindowSpec) -> Option<i64> {
+    match w.kind {
+        WindowKind::Hop { slide_ms } => Some(w.size_ms / slide_ms),
+        WindowKind::Cumulate { step_ms } => Some(w.size_ms / step_ms),
+        _ => None,
+    }
+}
+
+/// The call of [`WINDOW_NTH_FN`] for bound `bound` of window `index` of
+/// the window marker `m` stands for.
+pub(crate) fn nth_call(m: &Marker, index: i64) -> Expr {
+    let (kind, step) = match m.window.kind {
+        WindowKind::Hop { slide_ms } => (HOP, slide_ms),
+        WindowKind::Cumulate { step_ms } => (CUMULATE, step_ms),
+        WindowKind::Tumble => (TUMBLE, m.window.size_ms),
+        WindowKind::Session => (SESSION, m.window.size_ms),
+    };
+    let bound = match m.bound {
+        Bound::Start => 0,
+        Bound::End => 1,
+        Bound::Time => 2,
+    };
+    let lit = |v: i64| Expr::Literal(ScalarValue::Int64(Some(v)), None);
+    nth_udf().call(vec![
+        m.time.clone(),
+        lit(kind),
+        lit(m.window.size_ms),
+        lit(step),
+        lit(m.window.offset_ms),
+        lit(index),
+        lit(bound),
+    ])
 }
 
 /// Which window bound column `idx` of `node`'s output is, passed through
@@ -77,6 +210,10 @@ pub(crate) fn window_column(node: &crate::plan::PlanNode, idx: usize) -> Option<
             GroupColumn::Key(_) => None,
         },
         ColumnOrigin::Computed(e) => as_marker(e).map(|m| m.bound),
+        // A HOP or CUMULATE TVF expanded without aggregation.
+        ColumnOrigin::Node(PlanNode::Expand { projections, .. }, i) => {
+            as_nth(projections.first()?.get(i)?)
+        }
         ColumnOrigin::Node(..) => None,
     }
 }
@@ -138,7 +275,7 @@ fn needs_aggregation(kind: i64) -> Option<&'static str> {
             "a SESSION window depends on the rows after it: use it with GROUP BY window_start, window_end",
         ),
         _ => Some(
-            "HOP and CUMULATE windows put a row in several windows: use them with GROUP BY window_start, window_end",
+            "HOP and CUMULATE windows put a row in several windows: Weir expands the rows of a window TVF used without aggregation, but not where its columns are used like this",
         ),
     }
 }

@@ -95,55 +95,83 @@ impl ScalarUDFImpl for WindowNth {
     }
 
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
-        match args.first() {
-            Some(DataType::Timestamp(_, tz)) => {
-                Ok(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
-            }
-            _ => plan_err!("a window function needs a time column"),
-        }
+        bound_type(args)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let int = |i: usize| match &args.args[i] {
-            ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
-            _ => exec_err!("window argument {i} is not a constant"),
+        let bound = match constant(&args, 6)? {
+            0 => Bound::Start,
+            1 => Bound::End,
+            _ => Bound::Time,
         };
-        let ts = args.args[0].clone().into_array(args.number_rows)?;
-        let kind = match int(1)? {
-            HOP => WindowKind::Hop { slide_ms: int(3)? },
-            CUMULATE => WindowKind::Cumulate { step_ms: int(3)? },
-            _ => WindowKind::Tumble,
-        };
-        let spec = WindowSpec {
-            kind,
-            size_ms: int(2)?,
-            offset_ms: int(4)?,
-            zone: crate::plan::WindowZone::of_type(ts.data_type()),
-            proctime: false,
-        };
-        let (index, bound) = (int(5)? as usize, int(6)?);
-        let out_type = args.return_field.data_type().clone();
-        let tz = match &out_type {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
-        let ms = ms.as_primitive::<TimestampMillisecondType>();
-        let out: arrow::array::TimestampMillisecondArray = ms
-            .iter()
-            .map(|t| {
-                let (start, end) = *spec.windows(t?).get(index)?;
-                Some(match bound {
-                    0 => start,
-                    1 => end,
-                    _ => end - 1,
-                })
-            })
-            .collect::<arrow::array::TimestampMillisecondArray>()
-            .with_timezone_opt(tz);
-        let out: ArrayRef = Arc::new(out);
-        Ok(ColumnarValue::Array(cast(&out, &out_type)?))
+        window_bounds(&args, constant(&args, 5)? as usize, bound)
     }
+}
+
+/// The type of a window bound: the time attribute's, at millisecond
+/// precision.
+fn bound_type(args: &[DataType]) -> DfResult<DataType> {
+    match args.first() {
+        Some(DataType::Timestamp(_, tz)) => Ok(DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
+        Some(other) => plan_err!(
+            "the DESCRIPTOR of a window function must name a TIMESTAMP(3) or TIMESTAMP_LTZ(3) column, not one of type {other}"
+        ),
+        None => plan_err!("a window function needs a time column"),
+    }
+}
+
+/// Argument `i` of a window function, a constant.
+fn constant(args: &ScalarFunctionArgs, i: usize) -> DfResult<i64> {
+    match &args.args[i] {
+        ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
+        _ => exec_err!("window argument {i} is not a constant"),
+    }
+}
+
+/// Bound `bound` of each row's window `index` (earliest end first), from
+/// the arguments `(time, kind, size, step, offset, ...)`; NULL where a row
+/// is in fewer windows.
+fn window_bounds(args: &ScalarFunctionArgs, index: usize, bound: Bound) -> DfResult<ColumnarValue> {
+    let ts = args.args[0].clone().into_array(args.number_rows)?;
+    let kind = match constant(args, 1)? {
+        HOP => WindowKind::Hop {
+            slide_ms: constant(args, 3)?,
+        },
+        CUMULATE => WindowKind::Cumulate {
+            step_ms: constant(args, 3)?,
+        },
+        _ => WindowKind::Tumble,
+    };
+    let spec = WindowSpec {
+        kind,
+        size_ms: constant(args, 2)?,
+        offset_ms: constant(args, 4)?,
+        zone: crate::plan::WindowZone::of_type(ts.data_type()),
+        proctime: false,
+    };
+    let out_type = args.return_field.data_type().clone();
+    let tz = match &out_type {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    // The instants as they are: a plain cast would read them as wall-clock
+    // time in the zone.
+    let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
+    let out: arrow::array::TimestampMillisecondArray = ms
+        .as_primitive::<TimestampMillisecondType>()
+        .iter()
+        .map(|t| {
+            let (start, end) = *spec.windows(t?).get(index)?;
+            Some(match bound {
+                Bound::Start => start,
+                Bound::End => end,
+                Bound::Time => end - 1,
+            })
+        })
+        .collect::<arrow::array::TimestampMillisecondArray>()
+        .with_timezone_opt(tz);
+    let out: ArrayRef = Arc::new(out);
+    Ok(ColumnarValue::Array(cast(&out, &out_type)?))
 }
 
 /// The window bound a [`WINDOW_NTH_FN`] call computes.
@@ -339,53 +367,14 @@ impl ScalarUDFImpl for WindowMarker {
     }
 
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
-        match args.first() {
-            Some(DataType::Timestamp(_, tz)) => {
-                Ok(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
-            }
-            Some(other) => plan_err!(
-                "the DESCRIPTOR of a window function must name a TIMESTAMP(3) or TIMESTAMP_LTZ(3) column, not one of type {other}"
-            ),
-            None => plan_err!("a window function needs a time column"),
-        }
+        bound_type(args)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let int = |i: usize| match &args.args[i] {
-            ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
-            _ => exec_err!("window marker argument {i} is not a constant"),
-        };
-        if let Some(why) = needs_aggregation(int(1)?) {
+        if let Some(why) = needs_aggregation(constant(&args, 1)?) {
             return exec_err!("{why}");
         }
-        let ts = args.args[0].clone().into_array(args.number_rows)?;
-        let spec = WindowSpec {
-            kind: WindowKind::Tumble,
-            size_ms: int(2)?,
-            offset_ms: int(4)?,
-            zone: crate::plan::WindowZone::of_type(ts.data_type()),
-            proctime: false,
-        };
-        let out_type = args.return_field.data_type().clone();
-        let tz = match &out_type {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        let ms = cast(&ts, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
-        let ms = ms.as_primitive::<TimestampMillisecondType>();
-        let bound = self.bound;
-        let out: arrow::array::TimestampMillisecondArray = ms
-            .unary(|t| {
-                let (start, end) = spec.windows(t)[0];
-                match bound {
-                    Bound::Start => start,
-                    Bound::End => end,
-                    Bound::Time => end - 1,
-                }
-            })
-            .with_timezone_opt(tz);
-        let out: ArrayRef = Arc::new(out);
-        Ok(ColumnarValue::Array(cast(&out, &out_type)?))
+        window_bounds(&args, 0, self.bound)
     }
 }
 

@@ -103,7 +103,16 @@ pub struct SourceDecoder {
     retract: bool,
     /// The fast path for `physical`, when its columns are all scalar.
     fast: Option<crate::fastjson::FastJson>,
+    /// Polls in a row the fast path gave back to arrow-json: a topic whose
+    /// records it never takes (numbers written as strings, say) is not
+    /// scanned twice for long.
+    fast_misses: std::sync::atomic::AtomicU32,
 }
+
+/// After this many polls in a row that the fast path could not take, it
+/// is tried only on one poll in [`FAST_RETRY_EVERY`].
+const FAST_MISSES_BEFORE_BACKOFF: u32 = 8;
+const FAST_RETRY_EVERY: u32 = 64;
 
 /// The last column of an upsert table's batches: whether the row is a
 /// tombstone (read by the changelog normalizer right above the source).
@@ -192,6 +201,7 @@ impl SourceDecoder {
         let raw = table.origin == TableOrigin::Discovered || table.value_format() == "raw";
         Ok(SourceDecoder {
             fast: crate::fastjson::FastJson::new(&physical),
+            fast_misses: Default::default(),
             upsert: !raw && table.changelog_mode() == "upsert" && !table.primary_key.is_empty(),
             retract: !raw && table.changelog_mode() == "retract",
             topic: table.topic.clone(),
@@ -366,7 +376,13 @@ impl SourceDecoder {
         records: &[RawRecord<'_>],
         ops: &[Result<i8, String>],
     ) -> Option<RecordBatch> {
+        use std::sync::atomic::Ordering::Relaxed;
         let fast = self.fast.as_ref()?;
+        let misses = self.fast_misses.load(Relaxed);
+        if misses >= FAST_MISSES_BEFORE_BACKOFF && !misses.is_multiple_of(FAST_RETRY_EVERY) {
+            self.fast_misses.store(misses + 1, Relaxed);
+            return None;
+        }
         if ops.iter().any(Result::is_err) {
             return None;
         }
@@ -374,7 +390,12 @@ impl SourceDecoder {
             .iter()
             .map(|r| self.input(r))
             .collect::<Option<Vec<_>>>()?;
-        fast.decode(&inputs)
+        let batch = fast.decode(&inputs);
+        match batch {
+            Some(_) => self.fast_misses.store(0, Relaxed),
+            None => self.fast_misses.store(misses.saturating_add(1), Relaxed),
+        }
+        batch
     }
 
     /// The bytes a record's row is decoded from: its value, or for a

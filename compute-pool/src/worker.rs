@@ -405,11 +405,12 @@ async fn run_inner(
                     let sink = (&task.plan.sink, producer, results);
                     write_all(out, compiled.limit, &mut written, sink, metrics).await?;
                     metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
-                    // Offsets are stored once what they cover is written. An
-                    // aggregation holds state in memory that no checkpoint keeps
-                    // yet, so its offsets are not stored: after a restart it
-                    // reads its sources again from their startup position. An
-                    // exactly-once sink stores them once its transaction commits.
+                    // A stateless statement's offsets are stored once what they
+                    // cover is written. A stateful one's go into its
+                    // checkpoints with its state (without checkpoints it reads
+                    // its sources again from their startup position after a
+                    // restart). An exactly-once sink stores them once its
+                    // transaction commits.
                     let position = &positions[p.branch];
                     if !p.offsets.is_empty() && stages.is_empty() && txn.is_none() {
                         task.events.commit(position, &p.offsets).await.map_err(EngineError::Progress)?;

@@ -456,6 +456,90 @@ fn reads_proctime_attribute(time: &Expr, input: &PlanNode, schema: &DFSchema) ->
     }
 }
 
+/// The grouping sets of `agg` (one `GroupingSet` expression) as the
+/// projections of an `Expand` over `input`: every input column, then key
+/// `m` (`values[m]`: its index among the grouping set's distinct
+/// expressions and its value over `input`) or NULL where the set leaves it
+/// out, then the set's id as DataFusion numbers it (which `GROUPING()`
+/// reads). Also the expanded schema, and the aggregation's keys in it
+/// (`__weir_grouping_key_<m>`..., the id).
+#[allow(clippy::type_complexity)]
+fn grouping_set_expand(
+    agg: &datafusion::logical_expr::Aggregate,
+    values: &[(usize, Expr)],
+    input: &Arc<LogicalPlan>,
+    sql: &str,
+) -> Result<(Vec<Vec<Expr>>, datafusion::common::DFSchemaRef, Vec<Expr>), SqlError> {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{lit, Aggregate, GroupingSet, Projection};
+    let [Expr::GroupingSet(gs)] = agg.group_expr.as_slice() else {
+        unreachable!("called for one grouping set expression")
+    };
+    let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
+    let sets: Vec<Vec<Expr>> = match gs {
+        GroupingSet::GroupingSets(sets) => sets.clone(),
+        GroupingSet::Rollup(e) => (0..=e.len()).rev().map(|i| e[..i].to_vec()).collect(),
+        GroupingSet::Cube(e) => (0..1u64 << e.len())
+            .map(|mask| {
+                e.iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << (e.len() - 1 - i)) == 0)
+                    .map(|(_, x)| x.clone())
+                    .collect()
+            })
+            .collect(),
+    };
+    let input_schema = input.schema();
+    let id_field = agg
+        .schema
+        .field_with_unqualified_name(Aggregate::INTERNAL_GROUPING_ID)
+        .map_err(|e| df_error(e, sql))?;
+    let n = distinct.len();
+    let mut seen: std::collections::HashMap<u64, u64> = Default::default();
+    let mut projections = vec![];
+    for set in &sets {
+        // Bit n-1-j set: key j is left out (DataFusion's layout, which
+        // GROUPING() reads); repeated sets get an ordinal above the mask.
+        let mask = distinct
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !set.contains(k))
+            .fold(0u64, |m, (j, _)| m | 1 << (n - 1 - j));
+        let ordinal = seen.entry(mask).or_default();
+        let id = mask | *ordinal << n;
+        *ordinal += 1;
+        let mut exprs: Vec<Expr> = input_schema
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        for (m, (j, value)) in values.iter().enumerate() {
+            let v = if set.contains(&distinct[*j]) {
+                value.clone()
+            } else {
+                let t = value.get_type(input_schema).map_err(|e| df_error(e, sql))?;
+                lit(ScalarValue::try_from(&t).map_err(|e| df_error(e, sql))?)
+            };
+            exprs.push(v.alias(format!("__weir_grouping_key_{m}")));
+        }
+        let id = ScalarValue::UInt64(Some(id))
+            .cast_to(id_field.data_type())
+            .map_err(|e| df_error(e, sql))?;
+        exprs.push(lit(id).alias(Aggregate::INTERNAL_GROUPING_ID));
+        projections.push(exprs);
+    }
+    let expanded = Projection::try_new(projections[0].clone(), input.clone())
+        .map_err(|e| df_error(e, sql))?
+        .schema;
+    let keys = (0..values.len())
+        .map(|m| Expr::Column(Column::from_name(format!("__weir_grouping_key_{m}"))))
+        .chain([Expr::Column(Column::from_name(
+            Aggregate::INTERNAL_GROUPING_ID,
+        ))])
+        .collect();
+    Ok((projections, expanded, keys))
+}
+
 fn parser_options() -> ParserOptions {
     ParserOptions::new()
         .with_enable_ident_normalization(false)
@@ -1660,73 +1744,13 @@ impl Planner {
         agg: &datafusion::logical_expr::Aggregate,
         sql: &str,
     ) -> Result<PlanNode, SqlError> {
-        use datafusion::common::Column;
-        use datafusion::logical_expr::{lit, Aggregate, GroupingSet, Projection};
         let [Expr::GroupingSet(gs)] = agg.group_expr.as_slice() else {
             unreachable!("called for one grouping set expression")
         };
         let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
-        let sets: Vec<Vec<Expr>> = match gs {
-            GroupingSet::GroupingSets(sets) => sets.clone(),
-            GroupingSet::Rollup(e) => (0..=e.len()).rev().map(|i| e[..i].to_vec()).collect(),
-            GroupingSet::Cube(e) => (0..1u64 << e.len())
-                .map(|mask| {
-                    e.iter()
-                        .enumerate()
-                        .filter(|(i, _)| mask & (1 << (e.len() - 1 - i)) == 0)
-                        .map(|(_, x)| x.clone())
-                        .collect()
-                })
-                .collect(),
-        };
+        let values: Vec<(usize, Expr)> = distinct.iter().cloned().enumerate().collect();
         let input_schema = agg.input.schema();
-        let id_field = agg
-            .schema
-            .field_with_unqualified_name(Aggregate::INTERNAL_GROUPING_ID)
-            .map_err(|e| df_error(e, sql))?;
-        let n = distinct.len();
-        let mut seen: std::collections::HashMap<u64, u64> = Default::default();
-        let mut projections = vec![];
-        for set in &sets {
-            // Bit n-1-j set: key j is left out (DataFusion's layout, which
-            // GROUPING() reads); repeated sets get an ordinal above the mask.
-            let mask = distinct
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| !set.contains(k))
-                .fold(0u64, |m, (j, _)| m | 1 << (n - 1 - j));
-            let ordinal = seen.entry(mask).or_default();
-            let id = mask | *ordinal << n;
-            *ordinal += 1;
-            let mut exprs: Vec<Expr> = input_schema
-                .columns()
-                .into_iter()
-                .map(Expr::Column)
-                .collect();
-            for (j, k) in distinct.iter().enumerate() {
-                let v = if set.contains(k) {
-                    k.clone()
-                } else {
-                    let t = k.get_type(input_schema).map_err(|e| df_error(e, sql))?;
-                    lit(ScalarValue::try_from(&t).map_err(|e| df_error(e, sql))?)
-                };
-                exprs.push(v.alias(format!("__weir_grouping_key_{j}")));
-            }
-            let id = ScalarValue::UInt64(Some(id))
-                .cast_to(id_field.data_type())
-                .map_err(|e| df_error(e, sql))?;
-            exprs.push(lit(id).alias(Aggregate::INTERNAL_GROUPING_ID));
-            projections.push(exprs);
-        }
-        let expanded = Projection::try_new(projections[0].clone(), agg.input.clone())
-            .map_err(|e| df_error(e, sql))?
-            .schema;
-        let keys = (0..n)
-            .map(|j| Expr::Column(Column::from_name(format!("__weir_grouping_key_{j}"))))
-            .chain([Expr::Column(Column::from_name(
-                Aggregate::INTERNAL_GROUPING_ID,
-            ))])
-            .collect();
+        let (projections, expanded, keys) = grouping_set_expand(agg, &values, &agg.input, sql)?;
         Ok(PlanNode::GroupAggregate {
             input: Box::new(PlanNode::Expand {
                 input: Box::new(self.convert(&agg.input, false, sql)?),
@@ -1821,19 +1845,13 @@ impl Planner {
                 }
             }
         }
-        let Some(crate::windows::Marker {
-            window,
-            time,
-            partition_by,
-            ..
-        }) = window
-        else {
+        let Some(window) = window else {
             return Ok(None);
         };
-        if grouping_sets {
+        if grouping_sets && window.window.kind == crate::plan::WindowKind::Session {
             return Err(SqlError::unsupported(
-                "GROUPING SETS, ROLLUP and CUBE over a window TVF are not supported yet; \
-                 aggregate each grouping in its own statement, or without the window",
+                "GROUPING SETS, ROLLUP and CUBE over a SESSION window are not supported; \
+                 aggregate each grouping in its own statement",
             ));
         }
         if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
@@ -1844,6 +1862,12 @@ impl Planner {
                 None,
             ));
         }
+        let crate::windows::Marker {
+            window,
+            time,
+            partition_by,
+            ..
+        } = window;
         // Sessions are kept per grouping key, as Flink's session window
         // operator keeps them, so a partition column must be one.
         if let Some(p) = partition_by.iter().find(|p| !keys.contains(p)) {
@@ -1874,6 +1898,57 @@ impl Planner {
                 input_schema: input_schema.clone(),
             };
         }
+        // GROUPING SETS over a window, as Flink plans them: every set keeps
+        // the window, an Expand emits each row once per set (NULL for the
+        // keys it leaves out, and the set's id), and one window aggregation
+        // keyed by every key and the id aggregates them all.
+        let (input, input_schema, keys, layout) = if grouping_sets {
+            let [Expr::GroupingSet(gs)] = agg.group_expr.as_slice() else {
+                unreachable!("checked above")
+            };
+            let windowed = |e: &Expr| inline(e).map(|e| crate::windows::as_marker(&e).is_some());
+            let sets_keep_window = match gs {
+                datafusion::logical_expr::GroupingSet::GroupingSets(sets) => sets
+                    .iter()
+                    .map(|set| Ok(set.iter().filter(|e| windowed(e).unwrap_or(false)).count() >= 2))
+                    .collect::<Result<Vec<bool>, SqlError>>()?
+                    .into_iter()
+                    .all(|b| b),
+                // ROLLUP and CUBE leave keys out; the window must be outside them.
+                datafusion::logical_expr::GroupingSet::Rollup(e)
+                | datafusion::logical_expr::GroupingSet::Cube(e) => {
+                    !e.iter().any(|x| windowed(x).unwrap_or(false))
+                }
+            };
+            if !sets_keep_window {
+                return Err(SqlError::validation(
+                    "every grouping set of a window aggregation must keep window_start and window_end; \
+                     write GROUP BY window_start, window_end, GROUPING SETS (...)",
+                    None,
+                ));
+            }
+            let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
+            let mut values = vec![];
+            for (j, d) in distinct.iter().enumerate() {
+                if !windowed(d)? {
+                    values.push((j, inline(d)?));
+                }
+            }
+            let (projections, expanded, mut keys) =
+                grouping_set_expand(agg, &values, &proj.input, sql)?;
+            // The aggregation's keys are the expanded columns now.
+            keys.truncate(values.len() + 1);
+            let mut layout = layout;
+            layout.push(crate::plan::GroupColumn::Key(values.len()));
+            let node = PlanNode::Expand {
+                input: Box::new(input),
+                projections,
+                input_schema: input_schema.clone(),
+            };
+            (node, expanded, keys, layout)
+        } else {
+            (input, input_schema, keys, layout)
+        };
         // Windows over a TIMESTAMP_LTZ align on the session zone's clock;
         // windows over PROCTIME() fire by processing time.
         let proctime = reads_proctime_attribute(&time, &input, &input_schema);

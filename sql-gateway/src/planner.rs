@@ -1417,9 +1417,7 @@ impl Planner {
                     JoinType::Full => JoinKind::Full,
                     JoinType::LeftSemi => JoinKind::LeftSemi,
                     JoinType::LeftAnti if j.null_aware => {
-                        return Err(SqlError::unsupported(
-                            "NOT IN over a subquery (NULL-aware: one NULL in it keeps every row out) is not supported yet; write NOT EXISTS",
-                        ))
+                        return self.convert(&LogicalPlan::Join(null_aware_anti_join(j)?), top, sql)
                     }
                     JoinType::LeftAnti => JoinKind::LeftAnti,
                     other => {
@@ -2157,4 +2155,27 @@ pub fn replan(
             None,
         )),
     }
+}
+
+/// `x NOT IN (SELECT y ...)` as Flink plans it: an anti join whose match is
+/// `(x = y) IS NOT FALSE`, so that a NULL on either side matches (one NULL
+/// in the subquery keeps every row out, and a NULL `x` stays out once the
+/// subquery has a row) while an empty subquery keeps every row. The pair
+/// DataFusion put first in `on` is the `IN` one; the rest (a correlated
+/// subquery's equalities) stay equi-join keys.
+fn null_aware_anti_join(
+    j: &datafusion::logical_expr::Join,
+) -> Result<datafusion::logical_expr::Join, SqlError> {
+    use datafusion::logical_expr::utils::conjunction;
+    let Some((l, r)) = j.on.first() else {
+        return Err(SqlError::unsupported(
+            "NOT IN over a subquery without a column to compare; write NOT EXISTS",
+        ));
+    };
+    let matches = Expr::IsNotFalse(Box::new(l.clone().eq(r.clone())));
+    let mut j = j.clone();
+    j.on.remove(0);
+    j.filter = conjunction(std::iter::once(matches).chain(j.filter.take()));
+    j.null_aware = false;
+    Ok(j)
 }

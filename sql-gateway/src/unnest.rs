@@ -9,7 +9,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    FunctionArg, FunctionArgExpr, Query, TableFactor, VisitMut, VisitorMut,
+    self as sql, FunctionArg, FunctionArgExpr, Query, TableFactor, VisitMut, VisitorMut,
 };
 
 use crate::error::SqlError;
@@ -26,6 +26,7 @@ impl VisitorMut for Rewrite {
             name,
             alias,
             args: Some(args),
+            with_ordinality,
             ..
         } = factor
         else {
@@ -49,6 +50,9 @@ impl VisitorMut for Rewrite {
                 }
             }
         }
+        if *with_ordinality {
+            array_exprs.push(ordinals(&array_exprs));
+        }
         *factor = TableFactor::UNNEST {
             alias: alias.take(),
             array_exprs,
@@ -57,6 +61,50 @@ impl VisitorMut for Rewrite {
             with_ordinality: false,
         };
         ControlFlow::Continue(())
+    }
+}
+
+/// `WITH ORDINALITY`, which DataFusion does not plan: one more array zipped
+/// with the others, `[1, 2, ..., n]` for the longest one's `n`, as an
+/// `INT` array (Flink's ordinal is an `INT`, counting from 1).
+fn ordinals(arrays: &[sql::Expr]) -> sql::Expr {
+    let call = |name: &str, args: Vec<sql::Expr>| {
+        sql::Expr::Function(sql::Function {
+            name: sql::ObjectName::from(vec![sql::Ident::new(name)]),
+            uses_odbc_syntax: false,
+            parameters: sql::FunctionArguments::None,
+            args: sql::FunctionArguments::List(sql::FunctionArgumentList {
+                duplicate_treatment: None,
+                args: args
+                    .into_iter()
+                    .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                    .collect(),
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        })
+    };
+    let lengths: Vec<sql::Expr> = arrays
+        .iter()
+        .map(|a| call("cardinality", vec![a.clone()]))
+        .collect();
+    let longest = match <[sql::Expr; 1]>::try_from(lengths) {
+        Ok([one]) => one,
+        Err(many) => call("greatest", many),
+    };
+    let one = sql::Expr::value(sql::Value::Number("1".into(), false));
+    sql::Expr::Cast {
+        kind: sql::CastKind::Cast,
+        expr: Box::new(call("generate_series", vec![one, longest])),
+        data_type: sql::DataType::Array(sql::ArrayElemTypeDef::SquareBracket(
+            Box::new(sql::DataType::Int(None)),
+            None,
+        )),
+        array: false,
+        format: None,
     }
 }
 

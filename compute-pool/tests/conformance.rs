@@ -1,7 +1,7 @@
 //! The SQL conformance corpus: every case in `tests/sql/*.yaml`, run
 //! in-process through the planner and the engine with in-memory sources and
-//! sinks. Each case is its own test (`cargo nextest run -p
-//! weir-compute-pool --test conformance -- <file>::<case>`).
+//! sinks. Each case is its own test (`cargo nextest run --workspace -E
+//! 'binary(conformance)' -- <file>::<case>`).
 //!
 //! A case:
 //!

@@ -19,7 +19,8 @@
 //! has passed in processing time since its last change, as Flink's TTL
 //! does: nothing is emitted when it goes, and a later row starts it over.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -257,7 +258,7 @@ impl GroupAggregate {
             aggs: lower_aggregates(aggs, input_schema)?,
             output: emitted_schema(output_schema),
             retracting,
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             ttl_ms: None,
             next_sweep: i64::MIN,
         };
@@ -348,7 +349,7 @@ impl GroupAggregate {
         let (key_cols, rows) = self.keys.evaluate(batch)?;
         // Rows per key in first-seen order: (first row, accumulate, retract).
         let mut order: Vec<Box<[u8]>> = vec![];
-        let mut per_key: HashMap<Box<[u8]>, KeyRows> = HashMap::new();
+        let mut per_key: HashMap<Box<[u8]>, KeyRows> = HashMap::default();
         for i in 0..n {
             let key: Box<[u8]> = match &rows {
                 Some(r) => r.row(i).as_ref().into(),

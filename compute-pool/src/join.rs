@@ -33,7 +33,7 @@
 //! `OnCreateAndWrite` TTL does: it matches nothing after that, and nothing
 //! is emitted when it goes.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -114,7 +114,7 @@ impl Side {
             types,
             outer,
             retracting,
-            state: HashMap::new(),
+            state: HashMap::default(),
             held: 0,
         })
     }

@@ -25,6 +25,7 @@ pub mod encode;
 mod error;
 mod fastjson;
 pub mod group;
+mod hash;
 pub mod join;
 mod kafka;
 pub mod memory;

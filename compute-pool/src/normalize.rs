@@ -13,7 +13,7 @@
 //! header, which the decoder puts in the last column
 //! ([`crate::decode::OP_COLUMN`]); here it becomes the rows' kinds.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BinaryArray, Int8Array, RecordBatch, RecordBatchOptions};
@@ -71,7 +71,7 @@ impl ChangelogNormalize {
                     .map(|f| f.as_ref().clone().with_nullable(true))
                     .collect::<Vec<_>>(),
             )),
-            state: HashMap::new(),
+            state: HashMap::default(),
             bytes: 0,
             retract,
         })

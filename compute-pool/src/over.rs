@@ -17,7 +17,8 @@
 //! folds fresh accumulators over them for each result. A row whose time is
 //! not after the watermark when it arrives is late: dropped and counted.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::hash::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -104,7 +105,7 @@ impl OverAggregate {
             input: emitted_schema(input),
             output: emitted_schema(output),
             pending: BTreeMap::new(),
-            partitions: HashMap::new(),
+            partitions: HashMap::default(),
             watermark: i64::MIN,
             late: 0,
         })

@@ -13,7 +13,8 @@
 //! before the watermark and touches no open session is late: dropped and
 //! counted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::hash::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -109,7 +110,7 @@ impl SessionAggregate {
             aggs,
             layout: layout.to_vec(),
             output: emitted_schema(output_schema),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             closing: BTreeSet::new(),
             slots: 0,
             watermark: None,

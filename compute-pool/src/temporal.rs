@@ -11,7 +11,8 @@
 //! its own); `-U` is ignored. Versions older than the last one the
 //! watermark passed are dropped: no later left row can need them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
@@ -134,8 +135,8 @@ impl TemporalJoin {
             outer: kind == JoinKind::Left,
             output: emitted_schema(output_schema),
             pending: BTreeMap::new(),
-            versions: HashMap::new(),
-            prunable: HashSet::new(),
+            versions: HashMap::default(),
+            prunable: HashSet::default(),
             watermark: i64::MIN,
         })
     }

@@ -29,7 +29,8 @@
 //! dropped, as Flink's `WindowRankOperator` does. A row whose window has
 //! already been emitted is late: dropped and counted.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -158,7 +159,7 @@ impl TopN {
             output_kind,
             retracting,
             output: emitted_schema(output),
-            state: HashMap::new(),
+            state: HashMap::default(),
             held: 0,
             bytes: 0,
             window: None,
@@ -184,7 +185,7 @@ impl TopN {
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         self.ttl = ttl_ms
             .filter(|t| *t > 0 && self.window.is_none())
-            .map(|t| (t, HashMap::new(), i64::MIN));
+            .map(|t| (t, HashMap::default(), i64::MIN));
     }
 
     /// Drops partition `key`'s rows.

@@ -10,7 +10,8 @@
 //! been emitted; one whose every window has been emitted is late: it is
 //! dropped and counted, as Flink's window operators do.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -49,8 +50,8 @@ impl PartitionWatermarks {
     pub fn new(partitions: Vec<i32>, idle_ms: Option<i64>, now_ms: i64) -> PartitionWatermarks {
         PartitionWatermarks {
             partitions,
-            max: HashMap::new(),
-            last_active: HashMap::new(),
+            max: HashMap::default(),
+            last_active: HashMap::default(),
             started_ms: now_ms,
             idle_ms: idle_ms.filter(|t| *t > 0),
         }
@@ -229,7 +230,7 @@ impl WindowState {
     /// A window with no group yet.
     fn new(converter: &RowConverter, aggs: &[Aggregate]) -> Result<WindowState, EngineError> {
         Ok(WindowState {
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             keys: converter.empty_rows(0, 0),
             accs: aggs
                 .iter()

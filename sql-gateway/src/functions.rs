@@ -4,7 +4,8 @@
 //! arguments or syntax differ are rewritten on the SQL syntax tree before
 //! planning ([`rewrite_flink_calls`]): `IF(c, a, b)`, `MOD(a, b)`,
 //! `LOCATE(needle, haystack)`, `DATE_FORMAT(ts, 'java pattern')`,
-//! `FLOOR(ts TO unit)`, `CEIL(ts TO unit)`, `TO_TIMESTAMP_LTZ(n, 0|3)`,
+//! `FLOOR(ts TO unit)`, `CEIL(ts TO unit)`, `GROUPING(...)` and
+//! `GROUPING_ID(...)` (cast to BIGINT), `TO_TIMESTAMP_LTZ(n, 0|3)`,
 //! `REGEXP_EXTRACT(s, pattern[, group])` (onto `regexp_match`) and
 //! `SPLIT_INDEX(s, delimiter, index)` (onto `string_to_array`, 0-based).
 //! Every other function is looked up under its own (lower-cased) name in
@@ -32,8 +33,8 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("truncate", "trunc"),
     ("instr", "strpos"),
     ("sign", "signum"),
-    // A bit vector of which keys the grouping set leaves out (INT, where
-    // Flink's is BIGINT).
+    // A bit vector of which keys the grouping set leaves out; both are cast
+    // to Flink's BIGINT (DataFusion's is INT) by [`rewrite_flink_calls`].
     ("grouping_id", "grouping"),
 ];
 
@@ -233,6 +234,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                      ELSE string_to_array({text}, {delimiter})[({index}) + 1] END"
                 ))?)),
                 ("mod", [a, b]) => Ok(Some(parse_expr(&format!("(({a}) % ({b}))"))?)),
+                // Flink's GROUPING and GROUPING_ID are BIGINT, DataFusion's INT.
+                ("grouping" | "grouping_id", [_, ..]) => {
+                    Ok(Some(parse_expr(&format!("CAST({e} AS BIGINT)"))?))
+                }
                 ("locate", [needle, haystack]) => {
                     Ok(Some(parse_expr(&format!("strpos({haystack}, {needle})"))?))
                 }

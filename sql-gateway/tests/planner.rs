@@ -504,3 +504,20 @@ fn for_system_time_as_of_a_versioned_table_is_a_temporal_join() {
     );
     assert!(text.contains("ChangelogNormalize"), "{text}");
 }
+
+#[test]
+fn grouping_and_grouping_id_are_bigint_as_in_flink() {
+    let p = plan(
+        "SELECT who, GROUPING(who) AS g, GROUPING_ID(who, id) AS gid, COUNT(*) AS n \
+         FROM orders GROUP BY ROLLUP (who, id)",
+    );
+    let schema = &p.output_schema;
+    for name in ["g", "gid", "n"] {
+        let field = schema.field_with_name(name).unwrap();
+        assert_eq!(
+            field.data_type(),
+            &arrow::datatypes::DataType::Int64,
+            "{name}: {field:?}"
+        );
+    }
+}

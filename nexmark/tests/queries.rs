@@ -623,3 +623,20 @@ fn q22_splits_urls_into_directories() {
     });
     check("q22", multiset(want));
 }
+
+#[test]
+fn q10_adds_the_day_and_minute_it_would_be_partitioned_by() {
+    let want = input().bids.iter().map(|b| {
+        format!(
+            "{}, {}, {}, {}, {}, {}, {}",
+            b.auction,
+            b.bidder,
+            b.price,
+            b.date_time,
+            b.extra,
+            day(b.date_time),
+            hour_minute(b.date_time)
+        )
+    });
+    check("q10", multiset(want));
+}

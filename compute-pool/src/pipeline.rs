@@ -310,10 +310,11 @@ impl StatefulOp {
                 o.process(&c.batch)?;
                 Ok(vec![])
             }
-            StatefulOp::Temporal(t) => {
-                t.process(right, c)?;
-                Ok(vec![])
-            }
+            StatefulOp::Temporal(t) => Ok(t
+                .process(right, c)?
+                .into_iter()
+                .map(Changes::inserts)
+                .collect()),
         }
     }
 
@@ -745,6 +746,7 @@ impl Compiler {
                 on,
                 left_time,
                 right_time,
+                proctime,
                 output_schema,
             } => {
                 let op = StatefulOp::Temporal(Box::new(TemporalJoin::new(
@@ -752,6 +754,7 @@ impl Compiler {
                     on,
                     (left_schema, left_time),
                     (right_schema, right_time),
+                    *proctime,
                     output_schema,
                 )?));
                 self.binary_stage(op, (left, right), above, target)?;

@@ -10,6 +10,11 @@
 //! from the watermark at which it arrives (a tombstone carries no time of
 //! its own); `-U` is ignored. Versions older than the last one the
 //! watermark passed are dropped: no later left row can need them.
+//!
+//! On processing time (`AS OF` a `PROCTIME()` attribute), Flink's lookup
+//! join: each key holds only its latest row (`-D` removes it), and each
+//! left row is joined with it, or padded or dropped, as it arrives. What
+//! it is joined with depends on how far the right input has been read.
 
 use crate::hash::{HashMap, HashSet};
 use std::collections::BTreeMap;
@@ -112,6 +117,9 @@ pub struct TemporalJoin {
     /// Pruning visits only these, not every key, at each watermark.
     prunable: HashSet<Bytes>,
     watermark: i64,
+    /// A processing-time join: left rows are joined as they arrive with
+    /// their key's latest row (held as its only version, at `i64::MIN`).
+    proctime: bool,
 }
 
 impl std::fmt::Debug for TemporalJoin {
@@ -126,6 +134,7 @@ impl TemporalJoin {
         on: &[(Expr, Expr)],
         (left_schema, left_time): (&DFSchema, &Expr),
         (right_schema, right_time): (&DFSchema, &Expr),
+        proctime: bool,
         output_schema: &DFSchema,
     ) -> Result<TemporalJoin, EngineError> {
         let (lk, rk): (Vec<Expr>, Vec<Expr>) = on.iter().cloned().unzip();
@@ -138,12 +147,21 @@ impl TemporalJoin {
             versions: HashMap::default(),
             prunable: HashSet::default(),
             watermark: i64::MIN,
+            proctime,
         })
     }
 
-    /// Holds left rows; records right versions. Emits nothing: rows go
-    /// out when the watermark passes them.
-    pub fn process(&mut self, right: bool, c: &Changes) -> Result<(), EngineError> {
+    /// Holds left rows and records right versions, emitting nothing: rows
+    /// go out when the watermark passes them. On processing time, joins
+    /// left rows at once and keeps each key's latest right row.
+    pub fn process(
+        &mut self,
+        right: bool,
+        c: &Changes,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        if self.proctime {
+            return self.process_now(right, c);
+        }
         if !right {
             let (keys, valid, times, rows) = self.left.split(&c.batch)?;
             for (i, t) in times.iter().enumerate() {
@@ -155,7 +173,7 @@ impl TemporalJoin {
                     .or_default()
                     .push((key, rows.row(i).data().into()));
             }
-            return Ok(());
+            return Ok(None);
         }
         let (keys, valid, times, rows) = self.right.split(&c.batch)?;
         for i in 0..c.num_rows() {
@@ -180,7 +198,53 @@ impl TemporalJoin {
                 self.prunable.insert(key.into());
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// A processing-time join's batch: a right row replaces its key's row
+    /// (`-D` removes it, `-U` changes nothing); left rows are joined now.
+    fn process_now(
+        &mut self,
+        right: bool,
+        c: &Changes,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        if right {
+            let (keys, valid, _, rows) = self.right.split(&c.batch)?;
+            for i in (0..c.num_rows()).filter(|i| valid[*i]) {
+                let key = keys.row(i).data();
+                match c.op(i) {
+                    UPDATE_BEFORE => {}
+                    DELETE => {
+                        self.versions.remove(key);
+                    }
+                    _ => {
+                        let row = Some(rows.row(i).data().into());
+                        match self.versions.get_mut(key) {
+                            Some(v) => *v = BTreeMap::from([(i64::MIN, row)]),
+                            None => {
+                                self.versions
+                                    .insert(key.into(), BTreeMap::from([(i64::MIN, row)]));
+                            }
+                        }
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let (keys, valid, _, rows) = self.left.split(&c.batch)?;
+        let mut lefts: Vec<Bytes> = vec![];
+        let mut rights: Vec<Option<Bytes>> = vec![];
+        for (i, ok) in valid.iter().enumerate() {
+            let version = ok
+                .then(|| self.versions.get(keys.row(i).data()))
+                .flatten()
+                .and_then(|v| v.values().next_back().cloned().flatten());
+            if version.is_some() || self.outer {
+                lefts.push(rows.row(i).data().into());
+                rights.push(version);
+            }
+        }
+        self.joined(lefts, rights)
     }
 
     /// Emits, in time order, the left rows whose time the watermark `wm`
@@ -205,6 +269,15 @@ impl TemporalJoin {
             }
         }
         self.prune();
+        self.joined(lefts, rights)
+    }
+
+    /// The output batch of left rows, each with its right row or NULLs.
+    fn joined(
+        &self,
+        lefts: Vec<Bytes>,
+        rights: Vec<Option<Bytes>>,
+    ) -> Result<Option<RecordBatch>, EngineError> {
         if lefts.is_empty() {
             return Ok(None);
         }

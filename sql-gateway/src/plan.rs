@@ -446,7 +446,9 @@ pub enum PlanNode {
     /// `JOIN versioned FOR SYSTEM_TIME AS OF l.time`: each left row, once
     /// the watermark passes its time, joined with the version of the right
     /// row (by the equi-join key) valid at that time; append-only. Output:
-    /// the left input's columns, then the right's.
+    /// the left input's columns, then the right's. `AS OF` a processing
+    /// time attribute, each left row is joined when it arrives with the
+    /// right row its key has then.
     TemporalJoin {
         left: Box<PlanNode>,
         right: Box<PlanNode>,
@@ -457,8 +459,12 @@ pub enum PlanNode {
         on: Vec<(Expr, Expr)>,
         /// The left time attribute, over `left_schema`.
         left_time: Expr,
-        /// The versioned table's time attribute, over `right_schema`.
+        /// The versioned table's time attribute, over `right_schema` (a
+        /// NULL literal when it has none and the join is on processing time).
         right_time: Expr,
+        /// `AS OF` a processing-time attribute: each left row is joined at
+        /// once with its key's latest row, as a lookup join.
+        proctime: bool,
         output_schema: DFSchemaRef,
     },
     /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the
@@ -907,6 +913,18 @@ impl PlanNode {
                 "{pad}OverAggregate: partition=[{}] order=[{time}] frame={frame} aggs=[{}] changelog={mode} state=rows until the watermark passes their time, and the frame's rows (or running accumulators) per partition",
                 partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 aggs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+            ),
+            PlanNode::TemporalJoin {
+                kind,
+                on,
+                left_time,
+                proctime: true,
+                ..
+            } => writeln!(
+                out,
+                "{pad}TemporalJoin: {} on=[{}] as_of={left_time} (processing time) changelog={mode} consumes=[append, [+I,-U,+U,-D]] state=each key's latest row of the right input",
+                kind.sql(),
+                on.iter().map(|(l, r)| format!("{l} = {r}")).collect::<Vec<_>>().join(", "),
             ),
             PlanNode::TemporalJoin {
                 kind,

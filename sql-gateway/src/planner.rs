@@ -430,7 +430,7 @@ fn rank_bound(e: &Expr, rn: &str) -> Option<RankBound> {
 /// Whether a window's time attribute `time` (over `input`, whose schema is
 /// `schema`) is processing time: it calls `PROCTIME()`, or it is a column
 /// a projection or a table's computed column defines with it.
-fn reads_proctime_attribute(time: &Expr, input: &PlanNode, schema: &DFSchema) -> bool {
+pub(crate) fn reads_proctime_attribute(time: &Expr, input: &PlanNode, schema: &DFSchema) -> bool {
     if crate::proctime::reads_proctime(time) {
         return true;
     }

@@ -8,13 +8,20 @@
 //! [`PlanNode::TemporalJoin`]. The right table must be versioned: an upsert
 //! table (a primary key) with a watermark, whose time attribute is the
 //! versions' time.
+//!
+//! `AS OF` a processing-time attribute (`PROCTIME()`) makes it a
+//! processing-time temporal join, which Flink runs as a lookup join: each
+//! left row is joined when it arrives with the row its key has then. The
+//! right table must be an upsert table; it needs no watermark. (Flink
+//! looks the row up in an external store; Weir holds the table's latest
+//! rows, read from its topic.)
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::BooleanArray;
 use arrow::datatypes::DataType;
-use datafusion::common::Result as DfResult;
+use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -141,15 +148,20 @@ impl Versions<'_> {
             _ => return Ok(None),
         };
         let def = self.ctx.find_table(catalog, db, table)?;
-        let Some(w) = &def.watermark else {
-            return Err(SqlError::unsupported(format!(
-                "{table} FOR SYSTEM_TIME AS OF: a temporal join needs a versioned table, with a WATERMARK on its time attribute"
-            )));
-        };
         let qualifier = alias
             .as_ref()
             .map_or_else(|| Ident::new(table), |a| a.name.clone());
-        let right = SqlExpr::CompoundIdentifier(vec![qualifier, Ident::new(&w.column)]);
+        // Without a watermark there are no versions by time: the join can
+        // only be on processing time, which `temporal_join` checks. The
+        // marker still names a right column, which keeps it in the join
+        // (a condition on the left alone would be pushed below it).
+        let column = match (&def.watermark, def.primary_key.first(), def.columns.first()) {
+            (Some(w), _, _) => &w.column,
+            (None, Some(k), _) => k,
+            (None, None, Some(c)) => &c.name,
+            (None, None, None) => return Ok(None),
+        };
+        let right = SqlExpr::CompoundIdentifier(vec![qualifier, Ident::new(column)]);
         let arg = |e: SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
         Ok(Some(SqlExpr::Function(Function {
             name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(AS_OF_FN))]),
@@ -238,6 +250,15 @@ pub(crate) fn temporal_join(
     };
     let name = spec.qualified_name.clone();
     let refuse = |why: String| Err(SqlError::unsupported(why));
+    let proctime = crate::planner::reads_proctime_attribute(&left_time, &left, j.left.schema());
+    let right_time = match (&spec.table.watermark, proctime) {
+        // Versions have no time on processing time.
+        (_, true) => Expr::Literal(ScalarValue::TimestampMillisecond(None, None), None),
+        (Some(_), false) => right_time,
+        (None, false) => return refuse(format!(
+            "{name} FOR SYSTEM_TIME AS OF {left_time}: a temporal join needs a versioned table, with a WATERMARK on its time attribute, on event time (or join AS OF a PROCTIME() attribute)"
+        )),
+    };
     if spec.table.primary_key.is_empty() || spec.table.changelog_mode() != "upsert" {
         return refuse(format!(
             "{name} FOR SYSTEM_TIME AS OF: a temporal join needs a versioned table, an upsert table with a PRIMARY KEY"
@@ -275,6 +296,7 @@ pub(crate) fn temporal_join(
         on: j.on.clone(),
         left_time,
         right_time,
+        proctime,
         output_schema: j.schema.clone(),
     }))
 }

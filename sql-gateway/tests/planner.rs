@@ -503,6 +503,28 @@ fn for_system_time_as_of_a_versioned_table_is_a_temporal_join() {
         "{join}"
     );
     assert!(text.contains("ChangelogNormalize"), "{text}");
+
+    // AS OF a processing-time attribute: a lookup of the key's latest row,
+    // which needs no watermark on either side.
+    let ctx = CatalogContext::from_ddl(
+        &Planner::new(),
+        &[
+            "CREATE TABLE o (id INT, cur STRING, p AS PROCTIME())",
+            "CREATE TABLE rates (cur STRING, rate INT, PRIMARY KEY (cur) NOT ENFORCED)",
+        ],
+    )
+    .unwrap();
+    let sql = "EXPLAIN SELECT o.id, r.rate FROM o JOIN rates FOR SYSTEM_TIME AS OF o.p AS r \
+               ON o.cur = r.cur";
+    let Analysis::Explain(text) = analyze(&Planner::new(), sql, &ctx).unwrap() else {
+        panic!("an explanation")
+    };
+    let join = line(&text, "TemporalJoin:");
+    assert!(
+        join.contains("as_of=o.p (processing time) changelog=append"),
+        "{join}"
+    );
+    assert!(join.contains("state=each key's latest row"), "{join}");
 }
 
 #[test]

@@ -27,6 +27,33 @@ pub const TABLES: [&str; 3] = [
     ) DISTRIBUTED INTO 1 BUCKETS WITH ('value.format' = 'json', 'scan.startup.mode' = 'earliest-offset')",
 ];
 
+/// `CREATE TABLE` for q13's side input: in Flink's suite a bounded file
+/// it looks up; here an upsert topic of [`side_input`]'s rows, keyed by
+/// `key`.
+pub const SIDE_INPUT_TABLE: &str = "CREATE TABLE side_input (
+        key BIGINT, `value` STRING, PRIMARY KEY (key) NOT ENFORCED
+    ) DISTRIBUTED INTO 1 BUCKETS WITH ('value.format' = 'json', 'scan.startup.mode' = 'earliest-offset')";
+
+/// How many keys the side input has: `0..SIDE_INPUT_KEYS`, as q13's
+/// `mod(auction, 10000)` reads them.
+pub const SIDE_INPUT_KEYS: i64 = 10_000;
+
+/// The value the side input holds for `key`.
+pub fn side_input_value(key: i64) -> String {
+    format!("side-{key}")
+}
+
+/// The side input's records: the JSON key (the primary key, as Weir keys
+/// an upsert table) and value of each row.
+pub fn side_input() -> impl Iterator<Item = (String, String)> {
+    (0..SIDE_INPUT_KEYS).map(|k| {
+        (
+            format!("{{\"key\":{k}}}"),
+            format!("{{\"key\":{k},\"value\":\"{}\"}}", side_input_value(k)),
+        )
+    })
+}
+
 /// A query Weir runs: its name (`q0`...) and SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Query {
@@ -168,6 +195,14 @@ FROM (SELECT *, PROCTIME() as p_time FROM bid) B
 GROUP BY B.bidder, TUMBLE(B.p_time, INTERVAL '10' SECOND)",
     },
     Query {
+        name: "q13",
+        title: "bounded side input join (processing-time lookup)",
+        sql: "SELECT B.auction, B.bidder, B.price, B.dateTime, S.value
+FROM (SELECT *, PROCTIME() as p_time FROM bid) B
+JOIN side_input FOR SYSTEM_TIME AS OF B.p_time AS S
+ON mod(B.auction, 10000) = S.key",
+    },
+    Query {
         name: "q15",
         title: "bidding statistics (COUNT DISTINCT with FILTER)",
         sql: "SELECT
@@ -284,7 +319,6 @@ pub const NOT_RUN: &[(&str, &str)] = &[
         "q6",
         "OVER (PARTITION BY seller ROWS 10 PRECEDING) over a join's update stream; Flink cannot run it either",
     ),
-    ("q13", "a lookup join against a bounded filesystem table"),
     ("q14", "calls a Java user-defined function (count_char)"),
 ];
 

@@ -20,8 +20,8 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 #[path = "support/replay.rs"]
 mod replay;
 
-use weir_compute_pool::{run_in_memory, MemoryPoll};
-use weir_nexmark::queries::{query, TABLES};
+use weir_compute_pool::{run_in_memory, MemoryPoll, MemoryRecord};
+use weir_nexmark::queries::{query, side_input, side_input_value, SIDE_INPUT_TABLE, TABLES};
 use weir_nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
@@ -49,7 +49,26 @@ fn input() -> &'static Input {
             base_time_ms: BASE_MS,
         })
         .collect();
-        let polls = replay::polls(&events, str::to_string);
+        // q13's side input is read first, as Flink's suite has it on
+        // disk before the query starts.
+        let side = MemoryPoll {
+            topic: "side_input".to_string(),
+            at_ms: BASE_MS,
+            records: side_input()
+                .enumerate()
+                .map(|(i, (key, value))| MemoryRecord {
+                    partition: 0,
+                    offset: i as i64,
+                    timestamp_ms: BASE_MS,
+                    key: Some(key.into_bytes()),
+                    value: Some(value.into_bytes()),
+                    headers: vec![],
+                })
+                .collect(),
+        };
+        let polls = std::iter::once(side)
+            .chain(replay::polls(&events, str::to_string))
+            .collect();
         let (mut persons, mut auctions, mut bids) = (vec![], vec![], vec![]);
         for e in &events {
             match e {
@@ -79,7 +98,8 @@ fn watermark(tables: &[&[i64]]) -> i64 {
 /// Runs a query and replays its changelog into a multiset of rows.
 fn engine(name: &str) -> BTreeMap<String, usize> {
     let planner = Planner::new();
-    let ctx = CatalogContext::from_ddl(&planner, &TABLES).expect("the DDL plans");
+    let ddl: Vec<&str> = TABLES.iter().copied().chain([SIDE_INPUT_TABLE]).collect();
+    let ctx = CatalogContext::from_ddl(&planner, &ddl).expect("the DDL plans");
     let q = query(name).expect("a query");
     let Analysis::Streaming { plan, .. } =
         analyze(&planner, q.sql, &ctx).unwrap_or_else(|e| panic!("{name} plans: {e}"))
@@ -639,4 +659,21 @@ fn q10_adds_the_day_and_minute_it_would_be_partitioned_by() {
         )
     });
     check("q10", multiset(want));
+}
+
+#[test]
+fn q13_joins_each_bid_with_its_side_input_row() {
+    // Every auction id modulo 10,000 is a key of the side input, which is
+    // read before the first bid.
+    let want = input().bids.iter().map(|b| {
+        format!(
+            "{}, {}, {}, {}, {}",
+            b.auction,
+            b.bidder,
+            b.price,
+            b.date_time,
+            side_input_value(b.auction % 10_000)
+        )
+    });
+    check("q13", multiset(want));
 }

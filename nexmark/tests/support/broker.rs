@@ -18,7 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use weir_catalog::{KafkaAdmin, TableDef};
 use weir_compute_pool::{StatementEvents, StatementTask, Worker};
-use weir_nexmark::queries::TABLES;
+use weir_nexmark::queries::{side_input, SIDE_INPUT_TABLE, TABLES};
 use weir_nexmark::Event;
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner, StreamingPlan};
 
@@ -49,7 +49,8 @@ pub fn unique_suffix() -> String {
 /// Creates `nexmark_person_<suffix>`, `nexmark_auction_<suffix>` and
 /// `nexmark_bid_<suffix>` (one partition each, as the DDL says) and
 /// produces every event into its table's topic as JSON, with the event
-/// time as the record timestamp.
+/// time as the record timestamp; and `nexmark_side_input_<suffix>`, with
+/// q13's side input, produced first.
 pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
     let admin = KafkaAdmin::new(bootstrap).expect("an admin client");
     let mut topics = HashMap::new();
@@ -63,6 +64,12 @@ pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
             .expect("creates a topic");
         topics.insert(table.to_string(), topic);
     }
+    let side_topic = format!("nexmark_side_input_{suffix}");
+    admin
+        .create_topic(&side_topic, 1, &[("retention.ms", "-1")])
+        .await
+        .expect("creates a topic");
+    topics.insert("side_input".to_string(), side_topic.clone());
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
@@ -71,6 +78,24 @@ pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
         .create()
         .expect("a producer");
     let mut counts: HashMap<String, u64> = HashMap::new();
+    // q13's side input first, keyed as an upsert table.
+    let mut pending = vec![];
+    for (key, value) in side_input() {
+        *counts.entry(side_topic.clone()).or_default() += 1;
+        let record = FutureRecord::to(&side_topic).key(&key).payload(&value);
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("queues a record"),
+        );
+    }
+    for f in pending {
+        f.await
+            .expect("a delivery report")
+            .map_err(|(e, _)| e)
+            .expect("the broker acknowledges the record");
+    }
     for chunk in events.chunks(20_000) {
         let mut pending = Vec::with_capacity(chunk.len());
         for e in chunk {
@@ -102,9 +127,10 @@ pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
     }
 }
 
-/// The three tables' DDL with their topics pointed at the loaded ones.
+/// The tables' DDL with their topics pointed at the loaded ones.
 fn catalog(planner: &Planner, loaded: &Loaded) -> CatalogContext {
-    let mut ctx = CatalogContext::from_ddl(planner, &TABLES).expect("the DDL plans");
+    let ddl: Vec<&str> = TABLES.iter().copied().chain([SIDE_INPUT_TABLE]).collect();
+    let mut ctx = CatalogContext::from_ddl(planner, &ddl).expect("the DDL plans");
     for (_, t) in ctx.tables.iter_mut() {
         t.topic = loaded.topics[&t.name].clone();
     }

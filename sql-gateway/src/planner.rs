@@ -611,7 +611,8 @@ fn hide_rowtime(query: &mut Query) {
                     .map_or_else(|| name.clone(), |a| ObjectName::from(vec![a.name.clone()])),
                 true,
             )),
-            TableFactor::Derived { alias: Some(a), .. } => {
+            TableFactor::Derived { alias: Some(a), .. }
+            | TableFactor::UNNEST { alias: Some(a), .. } => {
                 Some((ObjectName::from(vec![a.name.clone()]), false))
             }
             _ => None,

@@ -16,6 +16,9 @@ use crate::error::SqlError;
 
 struct Rewrite {
     error: Option<SqlError>,
+    /// Unaliased `UNNEST`s so far: each gets a relation name, so that `*`
+    /// can be expanded per relation (leaving `$rowtime` out of the tables).
+    unnamed: usize,
 }
 
 impl VisitorMut for Rewrite {
@@ -50,11 +53,29 @@ impl VisitorMut for Rewrite {
                 }
             }
         }
+        let names = alias.as_ref().map_or(0, |a| a.columns.len());
+        let columns = array_exprs.len() + usize::from(*with_ordinality);
+        if names > columns && array_exprs.len() == 1 {
+            self.error = Some(SqlError::unsupported(format!(
+                "UNNEST of one array into {names} columns (an array of ROWs spread into its fields): \
+                 name the element instead, `AS x(item)`, and read its fields as `x.item.field`"
+            )));
+            return ControlFlow::Break(());
+        }
         if *with_ordinality {
             array_exprs.push(ordinals(&array_exprs));
         }
+        let alias = alias.take().unwrap_or_else(|| {
+            self.unnamed += 1;
+            sql::TableAlias {
+                explicit: true,
+                at: None,
+                name: sql::Ident::new(format!("__weir_unnest_{}", self.unnamed)),
+                columns: vec![],
+            }
+        });
         *factor = TableFactor::UNNEST {
-            alias: alias.take(),
+            alias: Some(alias),
             array_exprs,
             with_offset: false,
             with_offset_alias: None,
@@ -110,7 +131,10 @@ fn ordinals(arrays: &[sql::Expr]) -> sql::Expr {
 
 /// Turns every `UNNEST(...)` in a `FROM` of `query` into the table factor.
 pub fn rewrite_unnest(query: &mut Query) -> Result<(), SqlError> {
-    let mut r = Rewrite { error: None };
+    let mut r = Rewrite {
+        error: None,
+        unnamed: 0,
+    };
     let _ = query.visit(&mut r);
     r.error.map_or(Ok(()), Err)
 }

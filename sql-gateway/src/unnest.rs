@@ -54,11 +54,18 @@ impl VisitorMut for Rewrite {
             }
         }
         let names = alias.as_ref().map_or(0, |a| a.columns.len());
-        let columns = array_exprs.len() + usize::from(*with_ordinality);
-        if names > columns && array_exprs.len() == 1 {
+        let ordinality = usize::from(*with_ordinality);
+        if array_exprs.len() == 1 && names == 2 + ordinality {
+            // A map into its keys and values, zipped (checked to be a map
+            // when planned).
+            let m = array_exprs.remove(0);
+            array_exprs = vec![
+                call(MAP_KEYS_FN, vec![m.clone()]),
+                call(MAP_VALUES_FN, vec![m]),
+            ];
+        } else if array_exprs.len() == 1 && names > 1 + ordinality {
             self.error = Some(SqlError::unsupported(format!(
-                "UNNEST of one array into {names} columns (an array of ROWs spread into its fields): \
-                 name the element instead, `AS x(item)`, and read its fields as `x.item.field`"
+                "UNNEST of one array into {names} columns (an array of ROWs spread into its fields): {ROW_ADVICE}"
             )));
             return ControlFlow::Break(());
         }
@@ -89,25 +96,6 @@ impl VisitorMut for Rewrite {
 /// with the others, `[1, 2, ..., n]` for the longest one's `n`, as an
 /// `INT` array (Flink's ordinal is an `INT`, counting from 1).
 fn ordinals(arrays: &[sql::Expr]) -> sql::Expr {
-    let call = |name: &str, args: Vec<sql::Expr>| {
-        sql::Expr::Function(sql::Function {
-            name: sql::ObjectName::from(vec![sql::Ident::new(name)]),
-            uses_odbc_syntax: false,
-            parameters: sql::FunctionArguments::None,
-            args: sql::FunctionArguments::List(sql::FunctionArgumentList {
-                duplicate_treatment: None,
-                args: args
-                    .into_iter()
-                    .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                    .collect(),
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        })
-    };
     let lengths: Vec<sql::Expr> = arrays
         .iter()
         .map(|a| call("cardinality", vec![a.clone()]))
@@ -126,6 +114,111 @@ fn ordinals(arrays: &[sql::Expr]) -> sql::Expr {
         )),
         array: false,
         format: None,
+    }
+}
+
+/// The call `name(args...)`.
+fn call(name: &str, args: Vec<sql::Expr>) -> sql::Expr {
+    sql::Expr::Function(sql::Function {
+        name: sql::ObjectName::from(vec![sql::Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: sql::FunctionArguments::None,
+        args: sql::FunctionArguments::List(sql::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+const ROW_ADVICE: &str =
+    "name the element instead, `AS x(item)`, and read its fields as `x.item.field`";
+
+use arrow::array::{Array, AsArray, ListArray};
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::plan_err;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use std::sync::Arc;
+
+/// `UNNEST(m) AS x(k, v)` over a map is `UNNEST(keys(m), values(m))`:
+/// these two functions give a map's keys and values as arrays.
+pub(crate) const MAP_KEYS_FN: &str = "__weir_unnest_map_keys";
+pub(crate) const MAP_VALUES_FN: &str = "__weir_unnest_map_values";
+
+pub(crate) fn map_udfs() -> [Arc<ScalarUDF>; 2] {
+    [true, false].map(|keys| {
+        Arc::new(ScalarUDF::from(MapPart {
+            keys,
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MapPart {
+    keys: bool,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for MapPart {
+    fn name(&self) -> &str {
+        if self.keys {
+            MAP_KEYS_FN
+        } else {
+            MAP_VALUES_FN
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// A list of the keys' or values' type; anything but a map is the
+    /// user's error, said here so that it reaches them when planned.
+    fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
+        match args {
+            [DataType::Map(entries, _)] => match entries.data_type() {
+                DataType::Struct(f) if f.len() == 2 => {
+                    let part = &f[usize::from(!self.keys)];
+                    Ok(DataType::List(Arc::new(Field::new_list_field(
+                        part.data_type().clone(),
+                        true,
+                    ))))
+                }
+                other => plan_err!("a map whose entries are {other}"),
+            },
+            [other] => plan_err!(
+                "UNNEST of one {other} into two columns: a MAP gives its keys and values; for an array of ROWs, {ROW_ADVICE}"
+            ),
+            _ => plan_err!("UNNEST of a map takes one map"),
+        }
+    }
+
+    /// The map's offsets over its keys or values: no copy.
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let map = array.as_map();
+        let part = if self.keys { map.keys() } else { map.values() };
+        let field = Arc::new(Field::new_list_field(part.data_type().clone(), true));
+        let list = ListArray::try_new(
+            field,
+            map.offsets().clone(),
+            part.clone(),
+            map.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(list)))
     }
 }
 

@@ -155,6 +155,12 @@ impl std::fmt::Debug for SourceDecoder {
 impl SourceDecoder {
     pub fn new(spec: &SourceSpec) -> Result<SourceDecoder, EngineError> {
         let table = &spec.table;
+        // Typed as the statement reads them (TIMESTAMP_LTZ in the session
+        // zone), which the computed columns were planned over.
+        let read_type = |f: arrow::datatypes::Field| match spec.schema.field_with_name(f.name()) {
+            Ok(s) => f.with_data_type(s.data_type().clone()),
+            Err(_) => f,
+        };
         let base = Arc::new(arrow::datatypes::Schema::new(
             table
                 .columns
@@ -162,6 +168,7 @@ impl SourceDecoder {
                 .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
                 .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.to_arrow(), true))
                 .chain(std::iter::once(weir_catalog::rowtime_field()))
+                .map(read_type)
                 .collect::<Vec<_>>(),
         ));
         let df = DFSchema::try_from(base.as_ref().clone())?;

@@ -107,6 +107,8 @@ struct KafkaTableSource {
     def: TableDef,
     qualified_name: String,
     schema: SchemaRef,
+    /// The session time zone, which computed columns are evaluated in.
+    time_zone: String,
 }
 
 impl TableSource for KafkaTableSource {
@@ -158,6 +160,7 @@ impl Provider<'_> {
                 &self.ctx.time_zone,
             )),
             def,
+            time_zone: self.ctx.time_zone.clone(),
         }))
     }
 }
@@ -947,7 +950,7 @@ impl Planner {
                 .chain(std::iter::once(weir_catalog::rowtime_field()))
                 .collect::<Vec<_>>(),
         ));
-        let exprs = self.computed_exprs(def, &base)?;
+        let exprs = self.computed_exprs(def, &base, weir_catalog::DEFAULT_TIME_ZONE)?;
         let df = DFSchema::try_from(base.as_ref().clone()).map_err(|e| df_error(e, ""))?;
         for (name, e) in exprs {
             let (_, field) = e.to_field(&df).map_err(|e| df_error(e, ""))?;
@@ -985,10 +988,12 @@ impl Planner {
         Ok(())
     }
 
+    /// The computed columns of `def` planned over `base` in time zone `tz`.
     fn computed_exprs(
         &self,
         def: &TableDef,
         base: &SchemaRef,
+        tz: &str,
     ) -> Result<Vec<(String, Expr)>, SqlError> {
         let df = DFSchema::try_from(base.as_ref().clone()).map_err(|e| df_error(e, ""))?;
         let empty = CatalogContext::empty();
@@ -1008,10 +1013,11 @@ impl Planner {
                     .map_err(|e| {
                         SqlError::parse(format!("computed column '{}': {e}", c.name), None)
                     })?;
-                rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
+                rewrite_flink_calls(&mut ast, tz)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
                     .and_then(|e| finish_lone_expr(e, &df))
+                    .and_then(|e| crate::timezone::localize_expr_casts(e, &df))
                     .map_err(|e| {
                         SqlError::validation(
                             format!("computed column '{}': {}", c.name, clean_message(&e)),
@@ -1039,16 +1045,20 @@ impl Planner {
             ),
             _ => StartupMode::Earliest,
         };
-        // Computed columns are evaluated over the non-computed columns.
-        let base = Arc::new(Schema::new(
-            def.columns
-                .iter()
-                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
-                .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
-                .chain(std::iter::once(weir_catalog::rowtime_field()))
-                .collect::<Vec<_>>(),
+        // Computed columns are evaluated over the non-computed columns, in
+        // the session time zone, as the statement reads them.
+        let base = Arc::new(weir_catalog::localize_schema(
+            &Schema::new(
+                def.columns
+                    .iter()
+                    .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+                    .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+                    .chain(std::iter::once(weir_catalog::rowtime_field()))
+                    .collect::<Vec<_>>(),
+            ),
+            &src.time_zone,
         ));
-        let computed = self.computed_exprs(def, &base)?;
+        let computed = self.computed_exprs(def, &base, &src.time_zone)?;
         let df_schema = DFSchema::try_from_qualified_schema(qualifier.clone(), &src.schema)
             .map_err(|e| df_error(e, ""))?;
         let watermark = self.watermark_expr(def, &src.schema)?;

@@ -55,27 +55,35 @@ pub fn localize_casts(plan: LogicalPlan) -> DfResult<LogicalPlan> {
             }
             _ => return Ok(Transformed::no(node)),
         };
-        node.map_expressions(|e| {
-            e.transform_up(|e| match e {
-                Expr::Cast(Cast { expr, field })
-                    if reads_wall_clock(&expr.get_type(&schema)?, field.data_type()) =>
-                {
-                    Ok(Transformed::yes(Expr::Cast(Cast {
-                        expr: Box::new(local(*expr)),
-                        field,
-                    })))
-                }
-                Expr::TryCast(TryCast { expr, field })
-                    if reads_wall_clock(&expr.get_type(&schema)?, field.data_type()) =>
-                {
-                    Ok(Transformed::yes(Expr::TryCast(TryCast {
-                        expr: Box::new(local(*expr)),
-                        field,
-                    })))
-                }
-                other => Ok(Transformed::no(other)),
-            })
-        })
+        node.map_expressions(|e| localize(e, &schema))
     })
     .map(|t| t.data)
+}
+
+/// [`localize_casts`] for one expression over `schema` (a computed
+/// column's).
+pub fn localize_expr_casts(e: Expr, schema: &DFSchema) -> DfResult<Expr> {
+    localize(e, schema).map(|t| t.data)
+}
+
+fn localize(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    e.transform_up(|e| match e {
+        Expr::Cast(Cast { expr, field })
+            if reads_wall_clock(&expr.get_type(schema)?, field.data_type()) =>
+        {
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(local(*expr)),
+                field,
+            })))
+        }
+        Expr::TryCast(TryCast { expr, field })
+            if reads_wall_clock(&expr.get_type(schema)?, field.data_type()) =>
+        {
+            Ok(Transformed::yes(Expr::TryCast(TryCast {
+                expr: Box::new(local(*expr)),
+                field,
+            })))
+        }
+        other => Ok(Transformed::no(other)),
+    })
 }

@@ -870,7 +870,15 @@ impl Planner {
                         ));
                     }
                     let c = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
-                    let e = if f.data_type() == &to { c } else { c.cast_to(&to, &input_schema).map_err(|e| df_error(e, sql))? };
+                    // A TIMESTAMP_LTZ into a TIMESTAMP, DATE or STRING column
+                    // reads the session zone's wall clock, as a CAST does.
+                    let e = if f.data_type() == &to {
+                        c
+                    } else {
+                        c.cast_to(&to, &input_schema)
+                            .and_then(|e| crate::timezone::localize_expr_casts(e, &input_schema))
+                            .map_err(|e| df_error(e, sql))?
+                    };
                     exprs.push(e.alias(&w.name));
                 }
                 None if w.nullable => exprs.push(Expr::Literal(datafusion::common::ScalarValue::try_from(&to).map_err(|e| df_error(e, sql))?, None).alias(&w.name)),

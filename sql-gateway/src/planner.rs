@@ -599,6 +599,68 @@ fn quoted_name(msg: &str) -> Option<String> {
     None
 }
 
+/// Names repeated in a select list get a number, as Flink's validator
+/// gives them (`SELECT a, a` is `a, a0`), where DataFusion refuses them:
+/// a repeated column or alias is aliased `<name><n>`, the first `n` from 0
+/// that no other item is named.
+fn uniquify_select_names(query: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, VisitMut, VisitorMut};
+    struct Names;
+    impl VisitorMut for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+            fn set_expr(s: &mut SetExpr) {
+                match s {
+                    SetExpr::Select(select) => uniquify(&mut select.projection),
+                    SetExpr::SetOperation { left, right, .. } => {
+                        set_expr(left);
+                        set_expr(right);
+                    }
+                    _ => {}
+                }
+            }
+            set_expr(&mut q.body);
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    fn name(item: &SelectItem) -> Option<String> {
+        match item {
+            SelectItem::UnnamedExpr(SqlExpr::Identifier(i)) => Some(i.value.clone()),
+            SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(p)) => {
+                p.last().map(|i| i.value.clone())
+            }
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            _ => None,
+        }
+    }
+    fn uniquify(items: &mut [SelectItem]) {
+        let names: Vec<Option<String>> = items.iter().map(name).collect();
+        let mut taken: std::collections::HashSet<String> =
+            names.iter().flatten().cloned().collect();
+        let mut seen = std::collections::HashSet::new();
+        for (item, n) in items.iter_mut().zip(names) {
+            let Some(n) = n else { continue };
+            if seen.insert(n.clone()) {
+                continue;
+            }
+            let fresh = (0..)
+                .map(|i| format!("{n}{i}"))
+                .find(|f| !taken.contains(f))
+                .expect("a free name");
+            taken.insert(fresh.clone());
+            let expr = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => unreachable!("named items are expressions"),
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::new(fresh),
+            };
+        }
+    }
+    let _ = query.visit(&mut Names);
+}
+
 /// `SELECT *` over a table leaves out `$rowtime`: Flink's system column is
 /// only there when named. Over several relations (a join), `*` becomes one
 /// `q.*` per relation, so that each table's `$rowtime` can be left out by
@@ -759,6 +821,7 @@ impl Planner {
         crate::unnest::rewrite_unnest(&mut query)?;
         crate::temporal::take_versions(&mut query, ctx)?;
         hide_rowtime(&mut query);
+        uniquify_select_names(&mut query);
         rewrite_flink_calls(&mut query, &ctx.time_zone)?;
         let provider = Provider {
             state: &self.state,

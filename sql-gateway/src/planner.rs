@@ -784,15 +784,12 @@ impl Planner {
             .with_default_features()
             .with_optimizer_rules(rules)
             .build();
-        for udf in crate::windows::marker_udfs()
-            .into_iter()
-            .chain([
-                crate::watermark::udf(),
-                crate::temporal::udf(),
-                crate::proctime::udf(),
-            ])
-            .chain(crate::unnest::map_udfs())
-        {
+        for udf in crate::windows::marker_udfs().into_iter().chain([
+            crate::watermark::udf(),
+            crate::temporal::udf(),
+            crate::proctime::udf(),
+            crate::unnest::udf(),
+        ]) {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }

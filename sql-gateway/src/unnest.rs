@@ -54,20 +54,15 @@ impl VisitorMut for Rewrite {
             }
         }
         let names = alias.as_ref().map_or(0, |a| a.columns.len());
-        let ordinality = usize::from(*with_ordinality);
-        if array_exprs.len() == 1 && names == 2 + ordinality {
-            // A map into its keys and values, zipped (checked to be a map
-            // when planned).
-            let m = array_exprs.remove(0);
-            array_exprs = vec![
-                call(MAP_KEYS_FN, vec![m.clone()]),
-                call(MAP_VALUES_FN, vec![m]),
-            ];
-        } else if array_exprs.len() == 1 && names > 1 + ordinality {
-            self.error = Some(SqlError::unsupported(format!(
-                "UNNEST of one array into {names} columns (an array of ROWs spread into its fields): {ROW_ADVICE}"
-            )));
-            return ControlFlow::Break(());
+        let columns = names.saturating_sub(usize::from(*with_ordinality));
+        if array_exprs.len() == 1 && columns > 1 {
+            // A map into its keys and values, or an array of ROWs into its
+            // fields: one list per column, zipped (checked when planned).
+            let e = array_exprs.remove(0);
+            let number = |n: usize| sql::Expr::value(sql::Value::Number(n.to_string(), false));
+            array_exprs = (0..columns)
+                .map(|i| call(PART_FN, vec![e.clone(), number(i), number(columns)]))
+                .collect();
         }
         if *with_ordinality {
             array_exprs.push(ordinals(&array_exprs));
@@ -138,86 +133,141 @@ fn call(name: &str, args: Vec<sql::Expr>) -> sql::Expr {
     })
 }
 
-const ROW_ADVICE: &str =
-    "name the element instead, `AS x(item)`, and read its fields as `x.item.field`";
-
-use arrow::array::{Array, AsArray, ListArray};
-use arrow::datatypes::{DataType, Field};
-use datafusion::common::plan_err;
+use arrow::array::{make_array, Array, AsArray, ListArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use std::sync::Arc;
 
-/// `UNNEST(m) AS x(k, v)` over a map is `UNNEST(keys(m), values(m))`:
-/// these two functions give a map's keys and values as arrays.
-pub(crate) const MAP_KEYS_FN: &str = "__weir_unnest_map_keys";
-pub(crate) const MAP_VALUES_FN: &str = "__weir_unnest_map_values";
+/// `UNNEST(e) AS x(c0, ..., cn)` over one map (its keys and values) or one
+/// array of ROWs (its fields) is `UNNEST(part(e, 0, n), ..., part(e, n, n))`:
+/// `part(e, i, n)` is the list of the entries' or elements' `i`-th field,
+/// `n` the number of columns the alias names.
+pub(crate) const PART_FN: &str = "__weir_unnest_part";
 
-pub(crate) fn map_udfs() -> [Arc<ScalarUDF>; 2] {
-    [true, false].map(|keys| {
-        Arc::new(ScalarUDF::from(MapPart {
-            keys,
-            signature: Signature::any(1, Volatility::Immutable),
-        }))
-    })
+pub(crate) fn udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Part {
+        signature: Signature::any(3, Volatility::Immutable),
+    }))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct MapPart {
-    keys: bool,
+struct Part {
     signature: Signature,
 }
 
-impl ScalarUDFImpl for MapPart {
+/// The fields each element of `t` is spread into: a map's key and value,
+/// an array of ROWs' fields.
+fn parts(t: &DataType) -> Option<&Fields> {
+    match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(f) => Some(f),
+            _ => None,
+        },
+        DataType::List(element) => match element.data_type() {
+            DataType::Struct(f) => Some(f),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn index(v: Option<&ScalarValue>) -> Option<usize> {
+    match v? {
+        ScalarValue::Int64(Some(i)) => usize::try_from(*i).ok(),
+        other => other
+            .cast_to(&DataType::Int64)
+            .ok()
+            .and_then(|v| index(Some(&v))),
+    }
+}
+
+impl ScalarUDFImpl for Part {
     fn name(&self) -> &str {
-        if self.keys {
-            MAP_KEYS_FN
-        } else {
-            MAP_VALUES_FN
-        }
+        PART_FN
     }
 
     fn signature(&self) -> &Signature {
         &self.signature
     }
 
-    /// A list of the keys' or values' type; anything but a map is the
-    /// user's error, said here so that it reaches them when planned.
-    fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
-        match args {
-            [DataType::Map(entries, _)] => match entries.data_type() {
-                DataType::Struct(f) if f.len() == 2 => {
-                    let part = &f[usize::from(!self.keys)];
-                    Ok(DataType::List(Arc::new(Field::new_list_field(
-                        part.data_type().clone(),
-                        true,
-                    ))))
-                }
-                other => plan_err!("a map whose entries are {other}"),
-            },
-            [other] => plan_err!(
-                "UNNEST of one {other} into two columns: a MAP gives its keys and values; for an array of ROWs, {ROW_ADVICE}"
-            ),
-            _ => plan_err!("UNNEST of a map takes one map"),
-        }
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        plan_err!("{PART_FN} is typed by its arguments")
     }
 
-    /// The map's offsets over its keys or values: no copy.
+    /// A list of the part's type; anything that does not spread into as
+    /// many columns as the alias names is the user's error, said here so
+    /// that it reaches them when planned.
+    fn return_field_from_args(
+        &self,
+        args: ReturnFieldArgs,
+    ) -> datafusion::common::Result<FieldRef> {
+        let t = args.arg_fields[0].data_type();
+        let (Some(i), Some(n)) = (
+            index(args.scalar_arguments.get(1).copied().flatten()),
+            index(args.scalar_arguments.get(2).copied().flatten()),
+        ) else {
+            return plan_err!("{PART_FN} takes constant positions");
+        };
+        let Some(fields) = parts(t) else {
+            return plan_err!(
+                "UNNEST of one {t} into {n} columns: only a MAP (into its key and value) or an array of ROWs (into its fields) spreads into several"
+            );
+        };
+        if fields.len() != n {
+            return plan_err!(
+                "UNNEST of {t} gives {} columns, but its alias names {n}",
+                fields.len()
+            );
+        }
+        Ok(Arc::new(Field::new(
+            self.name(),
+            DataType::List(Arc::new(Field::new_list_field(
+                fields[i].data_type().clone(),
+                true,
+            ))),
+            true,
+        )))
+    }
+
+    /// The map's or array's offsets over one child column: no copy. A NULL
+    /// element (a ROW) gives NULL fields.
     fn invoke_with_args(
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
         let array = args.args[0].to_array(args.number_rows)?;
-        let map = array.as_map();
-        let part = if self.keys { map.keys() } else { map.values() };
+        let Some(ColumnarValue::Scalar(i)) = args.args.get(1) else {
+            return exec_err!("{PART_FN} takes a constant position");
+        };
+        let Some(i) = index(Some(i)) else {
+            return exec_err!("{PART_FN} takes a constant position");
+        };
+        let (offsets, nulls, part) = match array.data_type() {
+            DataType::Map(..) => {
+                let map = array.as_map();
+                let part = if i == 0 { map.keys() } else { map.values() };
+                (map.offsets().clone(), map.nulls().cloned(), part.clone())
+            }
+            _ => {
+                let list = array.as_list::<i32>();
+                let rows = list.values().as_struct();
+                let child = rows.column(i);
+                let child = match NullBuffer::union(rows.nulls(), child.nulls()) {
+                    Some(n) if Some(&n) != child.nulls() => {
+                        make_array(child.to_data().into_builder().nulls(Some(n)).build()?)
+                    }
+                    _ => child.clone(),
+                };
+                (list.offsets().clone(), list.nulls().cloned(), child)
+            }
+        };
         let field = Arc::new(Field::new_list_field(part.data_type().clone(), true));
-        let list = ListArray::try_new(
-            field,
-            map.offsets().clone(),
-            part.clone(),
-            map.nulls().cloned(),
-        )?;
+        let list = ListArray::try_new(field, offsets, part, nulls)?;
         Ok(ColumnarValue::Array(Arc::new(list)))
     }
 }

@@ -341,12 +341,21 @@ impl StatefulOp {
                 .into_iter()
                 .map(Changes::inserts)
                 .collect()),
+            StatefulOp::Session(s) => Ok(s
+                .on_processing_time(now)?
+                .into_iter()
+                .map(Changes::inserts)
+                .collect()),
             _ => Ok(vec![]),
         }
     }
 
     fn fires_on_processing_time(&self) -> bool {
-        matches!(self, StatefulOp::Window(w) if w.fires_on_processing_time())
+        match self {
+            StatefulOp::Window(w) => w.fires_on_processing_time(),
+            StatefulOp::Session(s) => s.fires_on_processing_time(),
+            _ => false,
+        }
     }
 }
 
@@ -816,15 +825,18 @@ impl Compiler {
                 output_schema,
             } => {
                 let op = if window.kind == WindowKind::Session {
-                    StatefulOp::Session(Box::new(SessionAggregate::new(
-                        window.size_ms,
-                        time,
-                        keys,
-                        layout,
-                        aggs,
-                        input_schema,
-                        output_schema,
-                    )?))
+                    StatefulOp::Session(Box::new(
+                        SessionAggregate::new(
+                            window.size_ms,
+                            time,
+                            keys,
+                            layout,
+                            aggs,
+                            input_schema,
+                            output_schema,
+                        )?
+                        .by_processing_time(window.proctime),
+                    ))
                 } else {
                     StatefulOp::Window(WindowAggregate::new(
                         *window,

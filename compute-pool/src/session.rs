@@ -11,7 +11,9 @@
 //! are emitted. A session is emitted once, append-only, when the watermark
 //! reaches its last millisecond (`end - 1`). A row whose window closes
 //! before the watermark and touches no open session is late: dropped and
-//! counted.
+//! counted. Over a processing-time attribute (`PROCTIME()`) processing
+//! time plays the watermark's part: a session closes when the clock passes
+//! its end, input or not.
 
 use crate::hash::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +72,8 @@ pub struct SessionAggregate {
     watermark: Option<i64>,
     /// Rows dropped because their session had closed.
     pub late: u64,
+    /// Sessions close by processing time, not by the watermark.
+    proctime: bool,
 }
 
 impl std::fmt::Debug for SessionAggregate {
@@ -115,6 +119,7 @@ impl SessionAggregate {
             slots: 0,
             watermark: None,
             late: 0,
+            proctime: false,
         })
     }
 
@@ -254,9 +259,38 @@ impl SessionAggregate {
         }
     }
 
+    /// Makes sessions close by processing time (over a `PROCTIME()`
+    /// attribute) when `yes`.
+    pub fn by_processing_time(mut self, yes: bool) -> SessionAggregate {
+        self.proctime = yes;
+        self
+    }
+
     /// Moves the watermark to `wm` and emits every session it closes, in
-    /// order of their end.
+    /// order of their end. Processing-time sessions ignore it.
     pub fn advance(&mut self, wm: i64) -> Result<Vec<RecordBatch>, EngineError> {
+        if self.proctime {
+            return Ok(vec![]);
+        }
+        self.close(wm)
+    }
+
+    /// Whether sessions close by processing time ([`Self::on_processing_time`]).
+    pub fn fires_on_processing_time(&self) -> bool {
+        self.proctime
+    }
+
+    /// Processing time is `now`: a processing-time session aggregation
+    /// emits every session whose end it has passed.
+    pub fn on_processing_time(&mut self, now: i64) -> Result<Vec<RecordBatch>, EngineError> {
+        if !self.proctime {
+            return Ok(vec![]);
+        }
+        self.close(now)
+    }
+
+    /// Emits every session whose last millisecond is at or before `wm`.
+    fn close(&mut self, wm: i64) -> Result<Vec<RecordBatch>, EngineError> {
         if self.watermark.is_some_and(|old| wm <= old) {
             return Ok(vec![]);
         }

@@ -2033,11 +2033,6 @@ impl Planner {
         // Windows over a TIMESTAMP_LTZ align on the session zone's clock;
         // windows over PROCTIME() fire by processing time.
         let proctime = reads_proctime_attribute(&time, &input, &input_schema);
-        if proctime && window.kind == crate::plan::WindowKind::Session {
-            return Err(SqlError::unsupported(
-                "SESSION windows over processing time (PROCTIME()) are not supported yet; use an event-time attribute",
-            ));
-        }
         let window = crate::plan::WindowSpec {
             zone: time
                 .get_type(&input_schema)

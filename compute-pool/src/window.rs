@@ -160,9 +160,43 @@ pub fn watermark_values(
     expr: &Arc<dyn PhysicalExpr>,
     batch: &RecordBatch,
 ) -> Result<TimestampMillisecondArray, EngineError> {
+    if let Some((time, shift_ms)) = fixed_shift(expr) {
+        let v = time.evaluate(batch)?.into_array(batch.num_rows())?;
+        if let DataType::Timestamp(TimeUnit::Millisecond, _) = v.data_type() {
+            let ms = cast(&v, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+            return Ok(arrow::compute::kernels::arity::unary(
+                ms.as_primitive::<TimestampMillisecondType>(),
+                |t| t.wrapping_add(shift_ms),
+            ));
+        }
+    }
     let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
     let ms = cast(&v, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
     Ok(ms.as_primitive::<TimestampMillisecondType>().clone())
+}
+
+/// `t - INTERVAL '4' SECOND` (or `+`), an interval of whole milliseconds
+/// without months or days, as `t` and the shift: one addition per row,
+/// where Arrow's interval arithmetic goes through the calendar per row (a
+/// watermark's usual expression, about 8% of Nexmark q5's time).
+fn fixed_shift(expr: &Arc<dyn PhysicalExpr>) -> Option<(&Arc<dyn PhysicalExpr>, i64)> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
+    let b = expr.downcast_ref::<BinaryExpr>()?;
+    let sign = match b.op() {
+        Operator::Minus => -1,
+        Operator::Plus => 1,
+        _ => return None,
+    };
+    let lit = b.right().downcast_ref::<Literal>()?;
+    let ScalarValue::IntervalMonthDayNano(Some(v)) = lit.value() else {
+        return None;
+    };
+    if v.months != 0 || v.days != 0 || v.nanoseconds % 1_000_000 != 0 {
+        return None;
+    }
+    Some((b.left(), sign * (v.nanoseconds / 1_000_000)))
 }
 
 pub(crate) fn groups_accumulator(a: &Aggregate) -> Result<Box<dyn GroupsAccumulator>, EngineError> {

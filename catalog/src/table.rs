@@ -169,6 +169,19 @@ impl TableDef {
         ))
     }
 
+    /// The columns computed columns are evaluated over: every column that
+    /// is not computed, then `$rowtime`.
+    pub fn computed_input_schema(&self) -> Schema {
+        Schema::new(
+            self.columns
+                .iter()
+                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+                .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+                .chain(std::iter::once(rowtime_field()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     /// The schema a query sees: every declared column followed by `$rowtime`.
     pub fn read_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self

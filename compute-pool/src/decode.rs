@@ -156,18 +156,21 @@ impl SourceDecoder {
     pub fn new(spec: &SourceSpec) -> Result<SourceDecoder, EngineError> {
         let table = &spec.table;
         // Typed as the statement reads them (TIMESTAMP_LTZ in the session
-        // zone), which the computed columns were planned over.
-        let read_type = |f: arrow::datatypes::Field| match spec.schema.field_with_name(f.name()) {
-            Ok(s) => f.with_data_type(s.data_type().clone()),
-            Err(_) => f,
+        // zone), which the computed columns were planned over; a decoded
+        // column may be NULL whatever its declaration, `$rowtime` never.
+        let read_type = |f: &arrow::datatypes::FieldRef| {
+            let nullable = f.is_nullable() || f.name() != ROWTIME_COLUMN;
+            let f = f.as_ref().clone().with_nullable(nullable);
+            match spec.schema.field_with_name(f.name()) {
+                Ok(s) => f.with_data_type(s.data_type().clone()),
+                Err(_) => f,
+            }
         };
         let base = Arc::new(arrow::datatypes::Schema::new(
             table
-                .columns
+                .computed_input_schema()
+                .fields()
                 .iter()
-                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
-                .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.to_arrow(), true))
-                .chain(std::iter::once(weir_catalog::rowtime_field()))
                 .map(read_type)
                 .collect::<Vec<_>>(),
         ));

@@ -24,7 +24,7 @@
 use std::time::Instant;
 
 use weir_compute_pool::{compile, run_in_memory, BranchSource, MemoryPoll, MemoryRecord};
-use weir_nexmark::queries::{side_input, QUERIES, SIDE_INPUT_TABLE, TABLES};
+use weir_nexmark::queries::{QUERIES, SIDE_INPUT_TABLE, TABLES};
 use weir_nexmark::{Generator, GeneratorConfig};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
@@ -32,6 +32,8 @@ use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 mod broker;
 #[path = "../../compute-pool/benches/support/cpu.rs"]
 mod cpu;
+#[path = "../tests/support/replay.rs"]
+mod replay;
 use cpu::cpu_seconds;
 
 const RATE: u64 = 10_000;
@@ -43,22 +45,9 @@ fn polls(events: u64) -> Vec<MemoryPoll> {
         ..Default::default()
     });
     // q13's side input, read before the events.
-    let start = GeneratorConfig::default().base_time_ms;
-    let mut polls = vec![MemoryPoll {
-        topic: "side_input".to_string(),
-        at_ms: start,
-        records: side_input()
-            .enumerate()
-            .map(|(i, (key, value))| MemoryRecord {
-                partition: 0,
-                offset: i as i64,
-                timestamp_ms: start,
-                key: Some(key.into_bytes()),
-                value: Some(value.into_bytes()),
-                headers: vec![],
-            })
-            .collect(),
-    }];
+    let mut polls = vec![replay::side_input_poll(
+        GeneratorConfig::default().base_time_ms,
+    )];
     let mut offsets = [0i64; 3];
     let mut second: Vec<Vec<MemoryRecord>> = vec![vec![], vec![], vec![]];
     let flush = |second: &mut Vec<Vec<MemoryRecord>>, polls: &mut Vec<MemoryPoll>| {

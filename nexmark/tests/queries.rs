@@ -20,8 +20,8 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 #[path = "support/replay.rs"]
 mod replay;
 
-use weir_compute_pool::{run_in_memory, MemoryPoll, MemoryRecord};
-use weir_nexmark::queries::{query, side_input, side_input_value, SIDE_INPUT_TABLE, TABLES};
+use weir_compute_pool::{run_in_memory, MemoryPoll};
+use weir_nexmark::queries::{query, side_input_value, SIDE_INPUT_TABLE, TABLES};
 use weir_nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
@@ -49,23 +49,7 @@ fn input() -> &'static Input {
             base_time_ms: BASE_MS,
         })
         .collect();
-        // q13's side input is read first, as Flink's suite has it on
-        // disk before the query starts.
-        let side = MemoryPoll {
-            topic: "side_input".to_string(),
-            at_ms: BASE_MS,
-            records: side_input()
-                .enumerate()
-                .map(|(i, (key, value))| MemoryRecord {
-                    partition: 0,
-                    offset: i as i64,
-                    timestamp_ms: BASE_MS,
-                    key: Some(key.into_bytes()),
-                    value: Some(value.into_bytes()),
-                    headers: vec![],
-                })
-                .collect(),
-        };
+        let side = replay::side_input_poll(BASE_MS);
         let polls = std::iter::once(side)
             .chain(replay::polls(&events, str::to_string))
             .collect();

@@ -1010,14 +1010,7 @@ impl Planner {
     /// Gives the computed columns of a new table their types, checking that
     /// their expressions refer to columns of the table.
     pub fn resolve_computed(&self, def: &mut TableDef) -> Result<(), SqlError> {
-        let base = Arc::new(Schema::new(
-            def.columns
-                .iter()
-                .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
-                .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
-                .chain(std::iter::once(weir_catalog::rowtime_field()))
-                .collect::<Vec<_>>(),
-        ));
+        let base = Arc::new(def.computed_input_schema());
         let exprs = self.computed_exprs(def, &base, weir_catalog::DEFAULT_TIME_ZONE)?;
         let df = DFSchema::try_from(base.as_ref().clone()).map_err(|e| df_error(e, ""))?;
         for (name, e) in exprs {
@@ -1116,14 +1109,7 @@ impl Planner {
         // Computed columns are evaluated over the non-computed columns, in
         // the session time zone, as the statement reads them.
         let base = Arc::new(weir_catalog::localize_schema(
-            &Schema::new(
-                def.columns
-                    .iter()
-                    .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
-                    .map(|c| Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
-                    .chain(std::iter::once(weir_catalog::rowtime_field()))
-                    .collect::<Vec<_>>(),
-            ),
+            &def.computed_input_schema(),
             &src.time_zone,
         ));
         let computed = self.computed_exprs(def, &base, &src.time_zone)?;

@@ -79,51 +79,53 @@ pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
         .expect("a producer");
     let mut counts: HashMap<String, u64> = HashMap::new();
     // q13's side input first, keyed as an upsert table.
-    let mut pending = vec![];
-    for (key, value) in side_input() {
-        *counts.entry(side_topic.clone()).or_default() += 1;
-        let record = FutureRecord::to(&side_topic).key(&key).payload(&value);
-        pending.push(
-            producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("queues a record"),
-        );
-    }
-    for f in pending {
-        f.await
-            .expect("a delivery report")
-            .map_err(|(e, _)| e)
-            .expect("the broker acknowledges the record");
-    }
+    let side: Vec<_> = side_input().collect();
+    let records = side
+        .iter()
+        .map(|(key, value)| FutureRecord::to(&side_topic).key(key).payload(value));
+    send_all(&producer, records).await;
+    *counts.entry(side_topic.clone()).or_default() += side.len() as u64;
     for chunk in events.chunks(20_000) {
-        let mut pending = Vec::with_capacity(chunk.len());
         for e in chunk {
-            let topic = &topics[e.table()];
-            *counts.entry(topic.clone()).or_default() += 1;
-            let value = e.to_json();
-            let record = FutureRecord::<(), _>::to(topic)
-                .payload(&value)
-                .timestamp(e.timestamp_ms());
-            pending.push(
-                producer
-                    .send_result(record)
-                    .map_err(|(e, _)| e)
-                    .expect("queues a record"),
-            );
+            *counts.entry(topics[e.table()].clone()).or_default() += 1;
         }
-        for f in pending {
-            f.await
-                .expect("a delivery report")
-                .map_err(|(e, _)| e)
-                .expect("the broker acknowledges the record");
-        }
+        let values: Vec<Vec<u8>> = chunk.iter().map(|e| e.to_json()).collect();
+        let records = chunk.iter().zip(&values).map(|(e, value)| {
+            FutureRecord::<(), _>::to(&topics[e.table()])
+                .payload(value)
+                .timestamp(e.timestamp_ms())
+        });
+        send_all(&producer, records).await;
     }
     Loaded {
         bootstrap: bootstrap.to_string(),
         suffix: suffix.to_string(),
         topics,
         counts,
+    }
+}
+
+/// Queues every record, then waits until the broker acknowledges each.
+async fn send_all<'a, K, V>(
+    producer: &FutureProducer,
+    records: impl Iterator<Item = FutureRecord<'a, K, V>>,
+) where
+    K: rdkafka::message::ToBytes + ?Sized + 'a,
+    V: rdkafka::message::ToBytes + ?Sized + 'a,
+{
+    let pending: Vec<_> = records
+        .map(|r| {
+            producer
+                .send_result(r)
+                .map_err(|(e, _)| e)
+                .expect("queues a record")
+        })
+        .collect();
+    for f in pending {
+        f.await
+            .expect("a delivery report")
+            .map_err(|(e, _)| e)
+            .expect("the broker acknowledges the record");
     }
 }
 

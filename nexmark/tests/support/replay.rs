@@ -1,9 +1,12 @@
-//! What the Nexmark tests share: the events as a consumer polls them, and
-//! how two multisets of rows differ.
+//! What the Nexmark tests and bench share: the events as a consumer polls
+//! them, and how two multisets of rows differ.
+
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 
 use weir_compute_pool::{MemoryPoll, MemoryRecord};
+use weir_nexmark::queries::side_input;
 use weir_nexmark::Event;
 
 /// One poll per run of events of one table, as a consumer would see them;
@@ -33,6 +36,27 @@ pub fn polls(events: &[Event], topic: impl Fn(&str) -> String) -> Vec<MemoryPoll
         }
     }
     polls
+}
+
+/// q13's side input as one poll at processing and record time `at_ms`,
+/// read before the events as Flink's suite has it on disk before the
+/// query starts.
+pub fn side_input_poll(at_ms: i64) -> MemoryPoll {
+    MemoryPoll {
+        topic: "side_input".to_string(),
+        at_ms,
+        records: side_input()
+            .enumerate()
+            .map(|(i, (key, value))| MemoryRecord {
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: at_ms,
+                key: Some(key.into_bytes()),
+                value: Some(value.into_bytes()),
+                headers: vec![],
+            })
+            .collect(),
+    }
 }
 
 /// A few rows `want` has and `got` lacks, and the other way round.

@@ -15,6 +15,66 @@ pub const TABLE_ARG_MARKER: &str = "__weir_table_arg__";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlinkDialect;
 
+thread_local! {
+    /// Expressions the parser may still start on this thread (see
+    /// [`ParseBudget`]); `None`: no bound.
+    static PREFIX_BUDGET: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Bounds the work of parsing one text on this thread while it lives.
+///
+/// sqlparser backtracks: where a nested construct fails to parse (a
+/// `CAST(` that never closes, say) it parses the same tokens again as
+/// something else, at every level, so a 1 KB statement nesting 40 failed
+/// calls takes 2^40 steps and would hold a core for days. A parse that
+/// does not backtrack starts one expression per token or so; this guard
+/// allows [`ParseBudget::PER_TOKEN`] per token, after which the parser
+/// stops with [`ParserError::RecursionLimitExceeded`] (the one error its
+/// backtracking does not swallow) and [`ParseBudget::exhausted`] says so.
+pub struct ParseBudget {
+    /// Not `Send`: the budget belongs to this thread.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl ParseBudget {
+    /// Expressions a parse may start per token of its text.
+    pub const PER_TOKEN: u64 = 256;
+
+    /// A budget for parsing `text`.
+    pub fn new(text: &str) -> ParseBudget {
+        // Tokens are at most every other character; a few more for
+        // generated text.
+        let tokens = text.len() as u64 / 2 + 16;
+        PREFIX_BUDGET.with(|b| b.set(Some(tokens * Self::PER_TOKEN + 10_000)));
+        ParseBudget {
+            _thread: std::marker::PhantomData,
+        }
+    }
+
+    /// Whether the parse ran out of budget.
+    pub fn exhausted(&self) -> bool {
+        PREFIX_BUDGET.with(|b| b.get() == Some(0))
+    }
+}
+
+impl Drop for ParseBudget {
+    fn drop(&mut self) {
+        PREFIX_BUDGET.with(|b| b.set(None));
+    }
+}
+
+/// Takes one step of the thread's parse budget; `false` when none is left.
+fn spend_parse_step() -> bool {
+    PREFIX_BUDGET.with(|b| match b.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            b.set(Some(n - 1));
+            true
+        }
+    })
+}
+
 impl Dialect for FlinkDialect {
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
         ch == '`'
@@ -46,6 +106,9 @@ impl Dialect for FlinkDialect {
     /// `PARTITION BY (a, b)` (a `SESSION` window's) to a tuple of it and
     /// the partition columns.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        if !spend_parse_step() {
+            return Some(Err(ParserError::RecursionLimitExceeded));
+        }
         let is_table =
             matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE);
         let then_name = matches!(&parser.peek_nth_token(1).token, Token::Word(_));

@@ -65,6 +65,22 @@ impl SqlError {
         }
     }
 
+    /// Fills in `at` as the position when the error has none.
+    pub(crate) fn or_at(self, at: Option<(u64, u64)>) -> SqlError {
+        match self {
+            SqlError::User {
+                kind,
+                message,
+                position: None,
+            } => SqlError::User {
+                kind,
+                message,
+                position: at,
+            },
+            other => other,
+        }
+    }
+
     /// Fills in a position when the error has none, by locating `needle` in `sql`.
     pub fn locate_in(self, sql: &str, needle: Option<&str>) -> SqlError {
         match self {

@@ -16,6 +16,7 @@ mod error;
 mod functions;
 mod hints;
 mod interval;
+pub mod limits;
 mod metadata;
 mod parser;
 mod plan;
@@ -32,7 +33,7 @@ pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
     checkpoint_interval_ms, create_table, duration_ms, execute_metadata, idle_timeout_ms,
-    local_time_zone, state_ttl_ms, CatalogContext, ResultSet,
+    local_time_zone, memory_limit, state_ttl_ms, CatalogContext, ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
@@ -57,4 +58,11 @@ pub mod properties {
     /// or `'0'`: forever). Flink's `'table.exec.state.ttl'` is read too.
     pub const STATE_TTL: &str = "sql.state-ttl";
     pub const FLINK_STATE_TTL: &str = "table.exec.state.ttl";
+    /// The most memory the statement's state and buffers may hold (a size
+    /// like `'512 mb'`); past it the statement fails, naming what holds
+    /// the memory. The server sets the default.
+    pub const MEMORY_LIMIT: &str = "sql.memory.limit";
+    /// Past this size (80% of the limit unless set) the statement is
+    /// `DEGRADED`, saying what holds the memory, until it shrinks again.
+    pub const MEMORY_SOFT_LIMIT: &str = "sql.memory.soft-limit";
 }

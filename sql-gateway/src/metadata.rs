@@ -293,7 +293,7 @@ pub fn duration_ms(text: &str) -> Option<i64> {
         "d" | "day" | "days" => 86_400_000,
         _ => return None,
     };
-    Some(n * mult)
+    n.checked_mul(mult)
 }
 
 /// How long an idle source partition holds the watermark back, from
@@ -349,6 +349,41 @@ pub fn state_ttl_ms(properties: &BTreeMap<String, String>) -> Result<Option<i64>
             None,
         )),
     }
+}
+
+/// A statement's memory limit from `'sql.memory.limit'` (or `default`
+/// bytes) and `'sql.memory.soft-limit'` (or 80% of the limit).
+pub fn memory_limit(
+    properties: &BTreeMap<String, String>,
+    default: u64,
+) -> Result<crate::limits::MemoryLimit, SqlError> {
+    let read = |key: &str| -> Result<Option<u64>, SqlError> {
+        match properties.get(key) {
+            None => Ok(None),
+            Some(v) => match crate::limits::memory_bytes(v) {
+                Some(b) if b > 0 => Ok(Some(b)),
+                _ => Err(SqlError::validation(
+                    format!(
+                        "property '{key}' = '{v}' is not a memory size like '512 mb' or '2 gb'"
+                    ),
+                    None,
+                )),
+            },
+        }
+    };
+    let hard = read(crate::properties::MEMORY_LIMIT)?.unwrap_or(default);
+    let soft = read(crate::properties::MEMORY_SOFT_LIMIT)?.unwrap_or(hard / 10 * 8);
+    if soft > hard {
+        return Err(SqlError::validation(
+            format!(
+                "property '{}' ({soft} bytes) is above '{}' ({hard} bytes); the soft limit must not exceed the limit",
+                crate::properties::MEMORY_SOFT_LIMIT,
+                crate::properties::MEMORY_LIMIT
+            ),
+            None,
+        ));
+    }
+    Ok(crate::limits::MemoryLimit { soft, hard })
 }
 
 /// How often a stateful statement checkpoints, from

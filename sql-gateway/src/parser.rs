@@ -85,6 +85,53 @@ fn at(tok: &TokenWithSpan) -> Option<(u64, u64)> {
 
 /// Parses one Flink SQL statement.
 pub fn parse(sql: &str) -> Result<Parsed, SqlError> {
+    let budget = crate::dialect::ParseBudget::new(sql);
+    parse_statement(sql).map_err(|e| match e {
+        _ if budget.exhausted() => SqlError::parse(
+            "the statement has a syntax error inside deeply nested parentheses or calls, and \
+             pinpointing it would take the parser too long; check that every '(' is closed and \
+             every CAST has its AS type, from the innermost call out",
+            Some(too_deeply_nested(sql, 8)),
+        ),
+        SqlError::User { message, .. } if message == "recursion limit exceeded" => SqlError::parse(
+            format!(
+                "the statement nests parentheses, subqueries or calls more than \
+                     {PARSER_NESTING_LIMIT} levels deep, the most Weir parses; flatten it \
+                     (a WITH clause names a subquery once)"
+            ),
+            Some(too_deeply_nested(sql, PARSER_NESTING_LIMIT)),
+        ),
+        other => other,
+    })
+}
+
+/// sqlparser's recursion limit, the nesting it parses.
+const PARSER_NESTING_LIMIT: usize = 50;
+
+/// Where `sql` first opens more than `limit` parentheses (outside quotes);
+/// the start of the text when it never does.
+fn too_deeply_nested(sql: &str, limit: usize) -> (u64, u64) {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, c) in sql.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => {
+                depth += 1;
+                if depth > limit {
+                    return crate::error::offset_to_position(sql, i);
+                }
+            }
+            (None, ')') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (1, 1)
+}
+
+fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
     let (clean, hints) = hints::extract(sql)?;
     let dialect = FlinkDialect;
     let parser = Parser::new(&dialect)
@@ -92,6 +139,7 @@ pub fn parse(sql: &str) -> Result<Parsed, SqlError> {
         .map_err(parser_error)?;
     let mut p = FlinkParser { p: parser, gt: 0 };
     let statement = p.statement()?;
+    check_statement_depth(&statement)?;
     while p.p.consume_token(&Token::SemiColon) {}
     let next = p.p.peek_token();
     if next.token != Token::EOF {
@@ -104,6 +152,21 @@ pub fn parse(sql: &str) -> Result<Parsed, SqlError> {
         ));
     }
     Ok(Parsed { statement, hints })
+}
+
+/// Refuses a statement whose expressions nest too deep to plan (see
+/// [`crate::limits`]); a table's computed columns are checked when planned.
+fn check_statement_depth(statement: &FlinkStatement) -> Result<(), SqlError> {
+    match statement {
+        FlinkStatement::Query(q) | FlinkStatement::Insert { query: q, .. } => {
+            crate::limits::check_depth(q)
+        }
+        FlinkStatement::CreateTable {
+            as_query: Some(q), ..
+        } => crate::limits::check_depth(q),
+        FlinkStatement::Explain(inner) => check_statement_depth(inner),
+        _ => Ok(()),
+    }
 }
 
 struct FlinkParser<'a> {

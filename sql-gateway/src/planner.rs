@@ -1068,12 +1068,14 @@ impl Planner {
         let mut out = vec![];
         for c in &def.columns {
             if let ColumnKind::Computed { expr } = &c.kind {
+                let _budget = crate::dialect::ParseBudget::new(expr);
                 let mut ast = Parser::new(&FlinkDialect)
                     .try_with_sql(expr)
                     .and_then(|mut p| p.parse_expr())
                     .map_err(|e| {
                         SqlError::parse(format!("computed column '{}': {e}", c.name), None)
                     })?;
+                crate::limits::check_depth(&ast)?;
                 rewrite_flink_calls(&mut ast, tz)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
@@ -1145,10 +1147,12 @@ impl Planner {
             hints: &hints,
         };
         let planner = SqlToRel::new_with_options(&provider, parser_options());
+        let _budget = crate::dialect::ParseBudget::new(&w.expr);
         let mut ast = Parser::new(&FlinkDialect)
             .try_with_sql(&w.expr)
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| SqlError::parse(format!("WATERMARK of {}: {e}", def.name), None))?;
+        crate::limits::check_depth(&ast)?;
         rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
         let e = planner
             .sql_to_expr(ast, &df, &mut PlannerContext::new())
@@ -1210,6 +1214,17 @@ impl Planner {
             ));
         }
         let per_row = windows_per_row(&marker.window).expect("a HOP or CUMULATE window");
+        if per_row > crate::limits::MAX_EXPANDED_WINDOWS_PER_ROW {
+            return Err(SqlError::validation(
+                format!(
+                    "a HOP or CUMULATE window used without aggregation copies every row into each \
+                     of its windows, here {per_row}; Weir copies a row at most {} times. Aggregate \
+                     the windows (GROUP BY window_start, window_end), or use a longer slide",
+                    crate::limits::MAX_EXPANDED_WINDOWS_PER_ROW
+                ),
+                None,
+            ));
+        }
         let names = [
             (Bound::Start, "__weir_window_start"),
             (Bound::End, "__weir_window_end"),

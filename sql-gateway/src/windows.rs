@@ -421,7 +421,9 @@ fn factor(f: &mut TableFactor) -> Result<(), SqlError> {
             ..
         } => table_with_joins(t),
         TableFactor::TableFunction { expr, alias } => {
-            let Some(sub) = window_subquery(expr)? else {
+            let start = datafusion::sql::sqlparser::ast::Spanned::span(&*expr).start;
+            let at = (start.line > 0).then_some((start.line, start.column));
+            let Some(sub) = window_subquery(expr).map_err(|e| e.or_at(at))? else {
                 return Ok(());
             };
             *f = TableFactor::Derived {
@@ -611,6 +613,20 @@ fn window_columns(
         return Err(SqlError::validation(
             format!(
                 "{what}: the size ({size} ms) must be a whole multiple of the {step_name} ({step} ms)"
+            ),
+            None,
+        ));
+    }
+    // Every row is added to size / step windows: a 1-day HOP sliding by
+    // 1 ms would put each row in 86.4 million of them.
+    if stepped && size / step > crate::limits::MAX_WINDOWS_PER_ROW {
+        return Err(SqlError::validation(
+            format!(
+                "{what}: a size of {size} ms in {step_name}s of {step} ms puts every row in {} \
+                 windows; Weir allows at most {} per row. Use a longer {step_name} or a shorter \
+                 size (one day in one-minute {step_name}s is 1,440 windows), or a TUMBLE window",
+                size / step,
+                crate::limits::MAX_WINDOWS_PER_ROW
             ),
             None,
         ));

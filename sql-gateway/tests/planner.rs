@@ -543,3 +543,125 @@ fn grouping_and_grouping_id_are_bigint_as_in_flink() {
         );
     }
 }
+
+/// Plans on the planner's own stack, as the control plane does.
+fn on_planner_stack(sql: &str) -> Result<Analysis, SqlError> {
+    let sql = sql.to_string();
+    weir_sql_gateway::limits::on_planner_stack(move || analyze(&Planner::new(), &sql, &ctx()))
+        .expect("planning does not panic")
+}
+
+#[test]
+fn an_expression_deeper_than_the_limit_is_refused_where_it_starts() {
+    for sql in [
+        format!("SELECT {}1", "1 + ".repeat(19_999)),
+        format!(
+            "SELECT id FROM orders WHERE {}who = 'x'",
+            "who = 'x' OR ".repeat(2_000)
+        ),
+        format!("SELECT {}'a' FROM orders", "'a' || ".repeat(2_999)),
+    ] {
+        let e = on_planner_stack(&sql).expect_err("too deep");
+        assert!(e.to_string().contains("more than 1000 levels deep"), "{e}");
+        assert_eq!(e.position().map(|p| p.0), Some(1), "{e}");
+    }
+    // A computed column is held to the same limit when it is planned.
+    let deep = format!("CREATE TABLE t (a INT, b AS {}a)", "a + ".repeat(1_500));
+    let e = weir_sql_gateway::limits::on_planner_stack(move || {
+        CatalogContext::from_ddl(&Planner::new(), &[deep.as_str()]).map(|_| ())
+    })
+    .expect("planning does not panic")
+    .expect_err("too deep");
+    assert!(e.to_string().contains("more than 1000 levels deep"), "{e}");
+}
+
+#[test]
+fn an_expression_just_under_the_limit_plans() {
+    let sql = format!(
+        "SELECT {}amount AS total FROM orders",
+        "amount + ".repeat(900)
+    );
+    match on_planner_stack(&sql).unwrap() {
+        Analysis::Streaming { plan, .. } => assert_eq!(columns(&plan), ["total"]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_hop_window_with_too_many_windows_per_row_is_refused_with_advice() {
+    let e = error(
+        "SELECT window_start, COUNT(*) FROM TABLE(HOP(TABLE orders, DESCRIPTOR(ts), \
+         INTERVAL '0.001' SECOND, INTERVAL '1' DAY)) GROUP BY window_start, window_end",
+    );
+    let m = e.to_string();
+    assert!(m.contains("86400000 windows"), "{m}");
+    assert!(m.contains("at most 10000 per row"), "{m}");
+    assert!(e.position().is_some(), "{m}");
+    let e = error(
+        "SELECT window_start, COUNT(*) FROM TABLE(CUMULATE(TABLE orders, DESCRIPTOR(ts), \
+         INTERVAL '1' SECOND, INTERVAL '1' DAY)) GROUP BY window_start, window_end",
+    );
+    assert!(e.to_string().contains("86400 windows"), "{e}");
+    // One day in one-minute slides is fine.
+    plan(
+        "SELECT window_start, COUNT(*) FROM TABLE(HOP(TABLE orders, DESCRIPTOR(ts), \
+         INTERVAL '1' MINUTE, INTERVAL '1' DAY)) GROUP BY window_start, window_end",
+    );
+    // Without aggregation every window is a copy of the row.
+    let e = error(
+        "SELECT id, window_start FROM TABLE(HOP(TABLE orders, DESCRIPTOR(ts), \
+         INTERVAL '1' MINUTE, INTERVAL '1' DAY))",
+    );
+    assert!(
+        e.to_string().contains("copies a row at most 100 times"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_memory_limit_property_is_read_or_refused() {
+    use std::collections::BTreeMap;
+    let props = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let l = weir_sql_gateway::memory_limit(&props(&[]), 1000).unwrap();
+    assert_eq!((l.soft, l.hard), (800, 1000));
+    let l = weir_sql_gateway::memory_limit(&props(&[("sql.memory.limit", "10 mb")]), 1000).unwrap();
+    assert_eq!((l.soft, l.hard), (8 << 20, 10 << 20));
+    for bad in [
+        vec![("sql.memory.limit", "lots")],
+        vec![("sql.memory.limit", "0")],
+        vec![
+            ("sql.memory.limit", "1 mb"),
+            ("sql.memory.soft-limit", "2 mb"),
+        ],
+    ] {
+        assert!(
+            weir_sql_gateway::memory_limit(&props(&bad), 1000).is_err(),
+            "{bad:?}"
+        );
+    }
+    // Durations too large to count fail as bad values, not as overflow.
+    assert_eq!(weir_sql_gateway::duration_ms("99999999999999999 d"), None);
+}
+
+#[test]
+fn a_syntax_error_deep_inside_nested_calls_is_refused_without_backtracking_forever() {
+    // sqlparser retries a failed nested call as a function call at every
+    // level: 2^100 steps, unless the parse budget stops it.
+    let sql = format!("SELECT {} x FROM orders", "CAST(amount + ".repeat(100));
+    let e = on_planner_stack(&sql).expect_err("unclosed calls");
+    assert!(
+        e.to_string()
+            .contains("inside deeply nested parentheses or calls"),
+        "{e}"
+    );
+    // It points at the ninth call's parenthesis, past the depth it keeps.
+    let ninth = "SELECT ".len() + 8 * "CAST(amount + ".len() + "CAST(".len();
+    assert_eq!(e.position(), Some((1, ninth as u64)), "{e}");
+    // A shallow one still gets the parser's own message.
+    let e = error("SELECT CAST(CAST(amount + 1 FROM orders");
+    assert!(e.to_string().contains("Expected"), "{e}");
+}

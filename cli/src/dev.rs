@@ -28,6 +28,16 @@ pub struct DevArgs {
     /// Seconds a SELECT may go unread before it is stopped.
     #[arg(long, default_value_t = 300)]
     results_idle_timeout: u64,
+    /// A statement's memory limit unless its 'sql.memory.limit' property
+    /// says otherwise ('512 mb', '2 gb').
+    #[arg(long, env = "WEIR_STATEMENT_MEMORY_LIMIT", default_value = "1 gb", value_parser = memory_size)]
+    statement_memory_limit: u64,
+}
+
+fn memory_size(s: &str) -> Result<u64, String> {
+    weir_sql_gateway::limits::memory_bytes(s)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("'{s}' is not a memory size like '512 mb' or '2 gb'"))
 }
 
 #[derive(clap::Args)]
@@ -39,6 +49,10 @@ pub struct ServerArgs {
     listen: String,
     #[arg(long, env = "WEIR_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A statement's memory limit unless its 'sql.memory.limit' property
+    /// says otherwise ('512 mb', '2 gb').
+    #[arg(long, env = "WEIR_STATEMENT_MEMORY_LIMIT", default_value = "1 gb", value_parser = memory_size)]
+    statement_memory_limit: u64,
 }
 
 const TANSU_VERSION: &str = "0.6.0";
@@ -155,6 +169,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         listen: format!("127.0.0.1:{}", a.port),
         results_idle_timeout: Duration::from_secs(a.results_idle_timeout),
         checkpoint_dir: Some(a.data_dir.join("checkpoints")),
+        statement_memory_limit: a.statement_memory_limit,
         ..ServerConfig::default()
     };
     let server = Server::start(config)
@@ -184,6 +199,7 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         database_url: a.database_url,
         listen: a.listen,
         public_url: a.public_url,
+        statement_memory_limit: a.statement_memory_limit,
         ..ServerConfig::default()
     })
     .await

@@ -27,8 +27,19 @@ enum Command {
     Sql(client_cmds::SqlArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The API threads' stack: the planner and statements have threads of
+/// their own, but a plan is still dropped and printed here.
+const RUNTIME_STACK_BYTES: usize = 8 << 20;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(RUNTIME_STACK_BYTES)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")

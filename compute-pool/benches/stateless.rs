@@ -211,6 +211,10 @@ async fn through_broker(bootstrap: String) {
         idle_timeout: None,
         state_ttl: None,
         checkpoints: None,
+        memory_limit: weir_sql_gateway::limits::MemoryLimit {
+            soft: u64::MAX,
+            hard: u64::MAX,
+        },
     });
     let deadline = Instant::now() + Duration::from_secs(600);
     while progress.committed.load(Ordering::SeqCst) < n as i64 {

@@ -22,4 +22,13 @@ pub enum EngineError {
     Checkpoint(String),
     #[error("the exactly-once Kafka sink failed {0}")]
     Transaction(String),
+    /// The statement passed its memory limit (`'sql.memory.limit'`).
+    #[error("{0}")]
+    MemoryLimit(String),
+    /// A panic inside the statement: a bug in Weir, stopped at this one
+    /// statement.
+    #[error(
+        "the statement crashed ({0}); this is a bug in Weir, and only this statement was stopped"
+    )]
+    Crashed(String),
 }

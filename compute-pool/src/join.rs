@@ -246,6 +246,9 @@ pub struct Join {
     interval: Option<Interval>,
     /// A semi (`Some(false)`) or anti (`Some(true)`) join.
     semi: Option<bool>,
+    /// The statement's memory limit: the most bytes of candidate pairs one
+    /// batch may gather (`None`: no limit).
+    memory_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for Join {
@@ -325,6 +328,7 @@ impl Join {
             ttl_ms: None,
             next_sweep: i64::MIN,
             interval: None,
+            memory_limit: None,
             semi: match kind {
                 JoinKind::LeftSemi => Some(false),
                 JoinKind::LeftAnti => Some(true),
@@ -362,6 +366,11 @@ impl Join {
 
     /// Forgets held rows `ttl_ms` after their last write (`None`: never).
     /// An interval join frees its rows by the watermark instead.
+    /// See [`crate::pipeline::Stages::set_memory_limit`].
+    pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
+        self.memory_limit = bytes;
+    }
+
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         if self.interval.is_none() {
             self.ttl_ms = ttl_ms.filter(|t| *t > 0);
@@ -507,6 +516,16 @@ impl Join {
             .collect();
         let interval = times.is_some();
         let input_rows = input.rows.convert_columns(c.batch.columns())?;
+        // A side the query reads no column of has rows of no bytes (the
+        // converter of no columns makes no rows at all).
+        let no_columns = c.batch.num_columns() == 0;
+        let row_of = |i: usize| -> &[u8] {
+            if no_columns {
+                &[]
+            } else {
+                input_rows.row(i).data()
+            }
+        };
 
         // The other side's rows under each input row's key.
         let mut cand_offsets = Vec::with_capacity(n + 1);
@@ -516,12 +535,27 @@ impl Join {
         let other_cols = {
             let parser = other.rows.parser();
             let mut found = vec![];
+            // What the pairs will take: each candidate row, and the input
+            // row it is paired with.
+            let mut pair_bytes = 0usize;
             for (i, ok) in matchable.iter().enumerate() {
                 if *ok {
                     if let Some(bucket) = other.state.get(key(i)) {
                         for (p, h) in bucket.iter().enumerate() {
                             if h.expires <= now {
                                 continue;
+                            }
+                            pair_bytes += 2 * h.row.len() + row_of(i).len();
+                            if self.memory_limit.is_some_and(|l| pair_bytes > l) {
+                                return Err(EngineError::MemoryLimit(format!(
+                                    "the join matched one batch of {n} rows with so many held rows \
+                                     ({} pairs after {} of its rows) that the pairs alone would pass the \
+                                     statement's memory limit of {}; give the join a more selective \
+                                     equality condition, or raise 'sql.memory.limit'",
+                                    found.len(),
+                                    i + 1,
+                                    weir_sql_gateway::limits::human_bytes(self.memory_limit.unwrap_or(0) as u64),
+                                )));
                             }
                             found.push(parser.parse(&h.row));
                             cand_input.push(i as u32);
@@ -590,9 +624,9 @@ impl Join {
                     }
                     if matchable[i] {
                         if add {
-                            input.add(key(i), input_rows.row(i).data(), matches, expires);
+                            input.add(key(i), row_of(i), matches, expires);
                         } else {
-                            input.retract(key(i), input_rows.row(i).data(), expires);
+                            input.retract(key(i), row_of(i), expires);
                         }
                     }
                 } else {
@@ -613,9 +647,9 @@ impl Join {
                     }
                     if matchable[i] {
                         if add {
-                            input.add(key(i), input_rows.row(i).data(), 0, expires);
+                            input.add(key(i), row_of(i), 0, expires);
                         } else {
-                            input.retract(key(i), input_rows.row(i).data(), expires);
+                            input.retract(key(i), row_of(i), expires);
                         }
                     }
                 }
@@ -640,7 +674,7 @@ impl Join {
                 match times.as_ref().map(|t| t[i]) {
                     // Held until the watermark passes it; padded then.
                     Some(Some((expires, true))) if matchable[i] => {
-                        input.add(key(i), input_rows.row(i).data(), matches, expires)
+                        input.add(key(i), row_of(i), matches, expires)
                     }
                     // Too late to be held: padded now.
                     Some(_) => {
@@ -653,13 +687,13 @@ impl Join {
                             out.push(INSERT, Some(i), None);
                         }
                         if matchable[i] {
-                            input.add(key(i), input_rows.row(i).data(), matches, expires);
+                            input.add(key(i), row_of(i), matches, expires);
                         }
                     }
                 }
             } else {
                 if matchable[i] {
-                    input.retract(key(i), input_rows.row(i).data(), expires);
+                    input.retract(key(i), row_of(i), expires);
                 }
                 if input.outer && matched.is_empty() {
                     out.push(DELETE, Some(i), None);

@@ -290,6 +290,34 @@ pub enum StatefulOp {
 }
 
 impl StatefulOp {
+    /// The operator's name, as `EXPLAIN` prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StatefulOp::Window(_) => "WindowAggregate",
+            StatefulOp::Session(_) => "WindowAggregate (session)",
+            StatefulOp::Group(_) => "GroupAggregate",
+            StatefulOp::Join(_) => "Join",
+            StatefulOp::TopN(_) => "TopN",
+            StatefulOp::Normalize(_) => "ChangelogNormalize",
+            StatefulOp::Over(_) => "OverAggregate",
+            StatefulOp::Temporal(_) => "TemporalJoin",
+        }
+    }
+
+    /// Bytes of state the operator holds (an estimate; see each operator).
+    pub fn state_bytes(&self) -> usize {
+        match self {
+            StatefulOp::Window(op) => op.state_bytes(),
+            StatefulOp::Session(op) => op.state_bytes(),
+            StatefulOp::Group(op) => op.state_bytes(),
+            StatefulOp::Join(op) => op.state_bytes(),
+            StatefulOp::TopN(op) => op.state_bytes(),
+            StatefulOp::Normalize(op) => op.state_bytes(),
+            StatefulOp::Over(op) => op.state_bytes(),
+            StatefulOp::Temporal(op) => op.state_bytes(),
+        }
+    }
+
     fn process(&mut self, right: bool, c: &Changes, now: i64) -> Result<Vec<Changes>, EngineError> {
         match self {
             StatefulOp::Window(w) => {
@@ -567,19 +595,26 @@ impl Stages {
     /// Bytes of operator state held, summed over the stages (see the
     /// operators' `state_bytes`).
     pub fn state_bytes(&self) -> usize {
+        self.stages.iter().map(|s| s.op.state_bytes()).sum()
+    }
+
+    /// Each stage's operator and the bytes of state it holds, bottom first.
+    pub fn state_bytes_by_stage(&self) -> Vec<(&'static str, usize)> {
         self.stages
             .iter()
-            .map(|s| match &s.op {
-                StatefulOp::Window(op) => op.state_bytes(),
-                StatefulOp::Session(op) => op.state_bytes(),
-                StatefulOp::Group(op) => op.state_bytes(),
-                StatefulOp::Join(op) => op.state_bytes(),
-                StatefulOp::TopN(op) => op.state_bytes(),
-                StatefulOp::Normalize(op) => op.state_bytes(),
-                StatefulOp::Over(op) => op.state_bytes(),
-                StatefulOp::Temporal(op) => op.state_bytes(),
-            })
-            .sum()
+            .map(|s| (s.op.name(), s.op.state_bytes()))
+            .collect()
+    }
+
+    /// The statement's memory limit: an operator that would build more
+    /// than this in one step (a join matching a batch against everything
+    /// it holds) fails the statement instead.
+    pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
+        for s in &mut self.stages {
+            if let StatefulOp::Join(j) = &mut s.op {
+                j.set_memory_limit(bytes);
+            }
+        }
     }
 }
 

@@ -12,7 +12,9 @@ use weir_api::ResultRow;
 pub struct ResultsBuffer {
     inner: Mutex<Inner>,
     space: Notify,
+    /// Rows, and bytes (an estimate), the buffer holds before `push` waits.
     capacity: usize,
+    capacity_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -20,6 +22,8 @@ struct Inner {
     /// Rows from `first` on; rows before it were read and acknowledged by a
     /// later page request.
     rows: std::collections::VecDeque<ResultRow>,
+    /// An estimate of the memory `rows` hold (see [`row_bytes`]).
+    bytes: usize,
     first: u64,
     complete: bool,
     last_read: Instant,
@@ -34,16 +38,20 @@ pub struct ResultsPage {
 }
 
 impl ResultsBuffer {
-    pub fn new(capacity: usize) -> ResultsBuffer {
+    /// A buffer that holds up to `capacity` rows and `capacity_bytes` (it
+    /// takes a row when empty, however large).
+    pub fn new(capacity: usize, capacity_bytes: usize) -> ResultsBuffer {
         ResultsBuffer {
             inner: Mutex::new(Inner {
                 rows: Default::default(),
+                bytes: 0,
                 first: 0,
                 complete: false,
                 last_read: Instant::now(),
             }),
             space: Notify::new(),
             capacity,
+            capacity_bytes,
         }
     }
 
@@ -54,9 +62,14 @@ impl ResultsBuffer {
             let notified = self.space.notified();
             {
                 let mut g = self.inner.lock().unwrap();
-                while g.rows.len() < self.capacity {
+                while g.rows.len() < self.capacity
+                    && (g.rows.is_empty() || g.bytes < self.capacity_bytes)
+                {
                     match rows.next() {
-                        Some(r) => g.rows.push_back(r),
+                        Some(r) => {
+                            g.bytes += row_bytes(&r);
+                            g.rows.push_back(r)
+                        }
                         None => break,
                     }
                 }
@@ -76,8 +89,9 @@ impl ResultsBuffer {
     pub fn page(&self, from: u64, max: usize) -> ResultsPage {
         let mut g = self.inner.lock().unwrap();
         g.last_read = Instant::now();
-        while g.first < from && !g.rows.is_empty() {
-            g.rows.pop_front();
+        while g.first < from {
+            let Some(r) = g.rows.pop_front() else { break };
+            g.bytes -= row_bytes(&r);
             g.first += 1;
         }
         self.space.notify_waiters();
@@ -91,10 +105,30 @@ impl ResultsBuffer {
         }
     }
 
+    /// An estimate of the memory the unread rows hold.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().unwrap().bytes
+    }
+
     /// How long since a client last asked for a page.
     pub fn idle_for(&self) -> std::time::Duration {
         self.inner.lock().unwrap().last_read.elapsed()
     }
+}
+
+/// An estimate of the heap a result row holds: each value's own size, and
+/// its text or elements.
+fn row_bytes(r: &ResultRow) -> usize {
+    fn value(v: &serde_json::Value) -> usize {
+        std::mem::size_of::<serde_json::Value>()
+            + match v {
+                serde_json::Value::String(s) => s.len(),
+                serde_json::Value::Array(a) => a.iter().map(value).sum(),
+                serde_json::Value::Object(o) => o.iter().map(|(k, v)| k.len() + value(v)).sum(),
+                _ => 0,
+            }
+    }
+    std::mem::size_of::<ResultRow>() + r.row.iter().map(value).sum::<usize>()
 }
 
 #[cfg(test)]
@@ -110,13 +144,16 @@ mod tests {
 
     #[tokio::test]
     async fn pages_walk_the_rows_and_end_when_complete() {
-        let b = ResultsBuffer::new(10);
+        let b = ResultsBuffer::new(10, usize::MAX);
         b.push((0..5).map(row).collect()).await;
         let p = b.page(0, 3);
         assert_eq!(p.rows.len(), 3);
         assert_eq!(p.next, Some(3));
+        let held = b.bytes();
         let p = b.page(3, 3);
         assert_eq!(p.rows, vec![row(3), row(4)]);
+        // Reading from 3 frees rows 0 to 2.
+        assert_eq!(b.bytes(), held / 5 * 2);
         assert_eq!(p.next, Some(5));
         b.complete();
         let p = b.page(5, 3);
@@ -125,8 +162,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_buffer_full_of_bytes_waits_for_a_reader() {
+        let b = std::sync::Arc::new(ResultsBuffer::new(1000, 1));
+        let w = b.clone();
+        let writer = tokio::spawn(async move { w.push((0..3).map(row).collect()).await });
+        // One row at a time: each fills the byte budget on its own.
+        let mut token = 0;
+        let mut pages = vec![];
+        while token < 3 {
+            let p = b.page(token, 10);
+            if !p.rows.is_empty() {
+                pages.push(p.rows.len());
+            }
+            token = p.next.unwrap();
+            tokio::task::yield_now().await;
+        }
+        writer.await.unwrap();
+        assert!(pages.iter().all(|n| *n == 1), "{pages:?}");
+    }
+
+    #[tokio::test]
     async fn a_full_buffer_waits_for_a_reader() {
-        let b = std::sync::Arc::new(ResultsBuffer::new(2));
+        let b = std::sync::Arc::new(ResultsBuffer::new(2, usize::MAX));
         let w = b.clone();
         let writer = tokio::spawn(async move { w.push((0..5).map(row).collect()).await });
         let mut seen = vec![];

@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weir_api::ResultRow;
+use weir_sql_gateway::limits::{human_bytes, MemoryLimit};
 use weir_sql_gateway::{SinkSpec, StreamingPlan};
 
 use crate::changelog::Changes;
@@ -53,6 +54,57 @@ pub trait StatementEvents: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), String>>;
     /// Something went wrong that the user should see (a skipped record, ...).
     fn exception<'a>(&'a self, message: &'a str) -> BoxFuture<'a, ()>;
+    /// The statement passed its soft memory limit (`Some`, saying what
+    /// holds the memory) or fell back under it (`None`).
+    fn degraded<'a>(&'a self, detail: Option<&'a str>) -> BoxFuture<'a, ()> {
+        let _ = detail;
+        Box::pin(async {})
+    }
+}
+
+/// A statement's events, carried out on the runtime that started it: the
+/// statement runs on its own thread and runtime, and the store's
+/// connections belong to the control plane's.
+struct OnRuntime {
+    inner: Arc<dyn StatementEvents>,
+    home: tokio::runtime::Handle,
+}
+
+impl StatementEvents for OnRuntime {
+    fn commit<'a>(
+        &'a self,
+        topic: &'a str,
+        offsets: &'a [(i32, i64)],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let (inner, topic, offsets) = (self.inner.clone(), topic.to_string(), offsets.to_vec());
+        let done = self
+            .home
+            .spawn(async move { inner.commit(&topic, &offsets).await });
+        Box::pin(async move {
+            done.await
+                .unwrap_or_else(|e| Err(format!("storing the offsets failed: {e}")))
+        })
+    }
+
+    fn exception<'a>(&'a self, message: &'a str) -> BoxFuture<'a, ()> {
+        let (inner, message) = (self.inner.clone(), message.to_string());
+        let done = self
+            .home
+            .spawn(async move { inner.exception(&message).await });
+        Box::pin(async move {
+            let _ = done.await;
+        })
+    }
+
+    fn degraded<'a>(&'a self, detail: Option<&'a str>) -> BoxFuture<'a, ()> {
+        let (inner, detail) = (self.inner.clone(), detail.map(str::to_string));
+        let done = self
+            .home
+            .spawn(async move { inner.degraded(detail.as_deref()).await });
+        Box::pin(async move {
+            let _ = done.await;
+        })
+    }
 }
 
 /// Counters of one statement.
@@ -143,12 +195,15 @@ pub struct StatementTask {
     /// restores them from on start; `None`: it keeps no checkpoints and
     /// reads its sources again from their startup position.
     pub checkpoints: Option<Checkpointer>,
+    /// `'sql.memory.limit'` and its soft limit: the most the statement's
+    /// state and buffers may hold.
+    pub memory_limit: MemoryLimit,
 }
 
 /// A statement the worker is running.
 pub struct RunningStatement {
     cancel: CancellationToken,
-    handle: JoinHandle<Outcome>,
+    handle: StatementHandle,
     pub results: Option<Arc<ResultsBuffer>>,
     pub metrics: Arc<StatementMetrics>,
 }
@@ -160,13 +215,11 @@ impl RunningStatement {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.handle.finished.load(Ordering::Acquire)
     }
 
     pub async fn join(self) -> Outcome {
-        self.handle
-            .await
-            .unwrap_or_else(|e| Outcome::Failed(format!("the statement task crashed: {e}")))
+        self.handle.await
     }
 
     /// Splits into the parts a supervisor keeps.
@@ -174,7 +227,7 @@ impl RunningStatement {
         self,
     ) -> (
         CancellationToken,
-        JoinHandle<Outcome>,
+        StatementHandle,
         Option<Arc<ResultsBuffer>>,
         Arc<StatementMetrics>,
     ) {
@@ -182,9 +235,47 @@ impl RunningStatement {
     }
 }
 
-/// Runs statements on this process's tokio runtime.
+/// The outcome of a statement running on its own thread; a future that
+/// resolves when the thread ends.
+pub struct StatementHandle {
+    outcome: tokio::sync::oneshot::Receiver<Outcome>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::future::Future for StatementHandle {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        std::pin::Pin::new(&mut self.outcome).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Outcome::Failed("the statement's thread ended without an outcome".into())
+            })
+        })
+    }
+}
+
+/// Runs statements, each on a thread of its own.
+///
+/// A statement's operators run for as long as a batch takes, without
+/// yielding; on a thread of its own (with its own current-thread runtime)
+/// the operating system shares the cores between statements and the API,
+/// so one tenant's heavy batch delays the others by a time slice, not by
+/// the batch. The thread runs at a lower priority than the API's, its stack
+/// fits the deepest expression the planner accepts, and a panic in it fails
+/// that statement only.
 #[derive(Debug, Clone, Default)]
 pub struct Worker;
+
+/// The stack of a statement's thread: room for the deepest expression the
+/// planner accepts (only the pages used are committed).
+const STATEMENT_STACK_BYTES: usize = 64 << 20;
+
+/// How much lower than the API's a statement thread's priority is (a
+/// `nice` increment): under load the API answers first.
+const STATEMENT_NICENESS: i32 = 5;
 
 /// A batch and the source positions after it.
 struct Progress {
@@ -211,18 +302,107 @@ const POLL_MAX_RECORDS: usize = 8192;
 const POLL_WINDOW: Duration = Duration::from_millis(20);
 
 impl Worker {
-    pub fn start(&self, task: StatementTask) -> RunningStatement {
+    /// Starts `task` on a thread of its own. Called on a tokio runtime,
+    /// the statement's events are carried out on that runtime.
+    pub fn start(&self, mut task: StatementTask) -> RunningStatement {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(StatementMetrics::default());
-        let results = matches!(task.plan.sink, SinkSpec::Results)
-            .then(|| Arc::new(ResultsBuffer::new(task.results_capacity)));
-        let handle = tokio::spawn(run(task, cancel.clone(), metrics.clone(), results.clone()));
+        let results = matches!(task.plan.sink, SinkSpec::Results).then(|| {
+            Arc::new(ResultsBuffer::new(
+                task.results_capacity,
+                results_bytes(task.memory_limit),
+            ))
+        });
+        if let Ok(home) = tokio::runtime::Handle::try_current() {
+            task.events = Arc::new(OnRuntime {
+                inner: task.events.clone(),
+                home,
+            });
+        }
+        let (tx, outcome) = tokio::sync::oneshot::channel();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, m, r, f) = (
+            cancel.clone(),
+            metrics.clone(),
+            results.clone(),
+            finished.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("weir-statement".into())
+            .stack_size(STATEMENT_STACK_BYTES)
+            .spawn(move || {
+                lower_priority();
+                let outcome = run_isolated(task, c, m, r);
+                f.store(true, Ordering::Release);
+                let _ = tx.send(outcome);
+                release_freed_memory();
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a statement thread");
+            finished.store(true, Ordering::Release);
+        }
         RunningStatement {
             cancel,
-            handle,
+            handle: StatementHandle { outcome, finished },
             results,
             metrics,
         }
+    }
+}
+
+/// Runs a statement to its end on the current thread, on a runtime of its
+/// own; a panic fails the statement, with the panic in its exceptions.
+fn run_isolated(
+    task: StatementTask,
+    cancel: CancellationToken,
+    metrics: Arc<StatementMetrics>,
+    results: Option<Arc<ResultsBuffer>>,
+) -> Outcome {
+    let events = task.events.clone();
+    let key = task.key.clone();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::Failed(format!("cannot start the statement's runtime: {e}")),
+    };
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(run(task, cancel, metrics, results.clone()))
+    }));
+    drop(rt);
+    match ran {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let e = EngineError::Crashed(weir_sql_gateway::limits::panic_message(panic.as_ref()));
+            tracing::error!(statement = %key, error = %e, "statement crashed");
+            if let Some(r) = &results {
+                r.complete();
+            }
+            futures::executor::block_on(events.exception(&e.to_string()));
+            Outcome::Failed(e.to_string())
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority by
+/// [`STATEMENT_NICENESS`] (on Linux a thread has its own nice value).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; `who` 0 is this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, STATEMENT_NICENESS);
+    }
+}
+
+/// Gives memory a finished statement freed back to the operating system,
+/// so that a statement that grew and ended leaves the process as small as
+/// it found it (glibc keeps freed small blocks otherwise).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -260,6 +440,7 @@ async fn run_inner(
     let positions = compiled.position_keys();
     let mut stages = compiled.stages;
     stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
+    stages.set_memory_limit(Some(task.memory_limit.hard as usize));
     let txn = open_transactions(task, &positions, metrics).await?;
     let checkpoints = task
         .checkpoints
@@ -318,7 +499,7 @@ async fn run_inner(
             .unwrap_or_default();
         let events = task.events.clone();
         readers.push(tokio::spawn(async move {
-            let r = read_branch(
+            let read = read_branch(
                 (index, branch),
                 &bootstrap,
                 &key,
@@ -328,8 +509,17 @@ async fn run_inner(
                 &stop,
                 &metrics,
                 events,
-            )
-            .await;
+            );
+            // A panic in a source ends the statement like an error, not
+            // like the source's end.
+            let r = std::panic::AssertUnwindSafe(read)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| {
+                    Err(EngineError::Crashed(
+                        weir_sql_gateway::limits::panic_message(p.as_ref()),
+                    ))
+                });
             if let Err(e) = r {
                 let _ = tx.send(Err(e)).await;
             }
@@ -353,6 +543,10 @@ async fn run_inner(
     // Whether anything was processed since the last checkpoint.
     let mut unsaved = false;
     let mut state_bytes_at = std::time::Instant::now() - Duration::from_secs(1);
+    let mut memory = MemoryWatch {
+        limit: task.memory_limit,
+        degraded: false,
+    };
     // Processing-time windows fire as time passes, input or not.
     let timers = stages.has_processing_timers();
     let mut proctime_tick = tokio::time::interval(PROCESSING_TIME_TICK);
@@ -394,11 +588,11 @@ async fn run_inner(
                         let (w, g) = stages.state_size();
                         metrics.state_windows.store(w as u64, Ordering::Relaxed);
                         metrics.state_groups.store(g as u64, Ordering::Relaxed);
-                        // Walking every key costs; once a second is enough.
-                        if state_bytes_at.elapsed() >= Duration::from_secs(1) {
-                            state_bytes_at = std::time::Instant::now();
-                            metrics.state_bytes.store(stages.state_bytes() as u64, Ordering::Relaxed);
-                        }
+                    }
+                    // Walking every key costs; once a second is enough.
+                    if state_bytes_at.elapsed() >= Duration::from_secs(1) {
+                        state_bytes_at = std::time::Instant::now();
+                        memory.check(&stages, results, metrics, task.events.as_ref()).await?;
                     }
                     // An exactly-once sink's output waits for a commit.
                     unsaved |= txn.is_some() && !out.is_empty();
@@ -573,6 +767,80 @@ async fn checkpoint(
     cp.publish(id, snapshot.stages.len()).await?;
     metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// The most a `SELECT`'s unread results may hold before the statement
+/// waits for a reader: 64 MiB, or half the memory limit when that is less.
+fn results_bytes(limit: MemoryLimit) -> usize {
+    (64usize << 20).min((limit.hard / 2) as usize)
+}
+
+/// Compares what a statement holds with its memory limits.
+struct MemoryWatch {
+    limit: MemoryLimit,
+    /// Whether the statement was last reported over its soft limit.
+    degraded: bool,
+}
+
+impl MemoryWatch {
+    /// Records the state size; fails past the hard limit, and reports
+    /// crossing the soft limit (either way).
+    async fn check(
+        &mut self,
+        stages: &crate::pipeline::Stages,
+        results: Option<&Arc<ResultsBuffer>>,
+        metrics: &StatementMetrics,
+        events: &dyn StatementEvents,
+    ) -> Result<(), EngineError> {
+        let by_stage = stages.state_bytes_by_stage();
+        let state: usize = by_stage.iter().map(|(_, b)| b).sum();
+        let buffered = results.map_or(0, |r| r.bytes());
+        metrics.state_bytes.store(state as u64, Ordering::Relaxed);
+        let used = (state + buffered) as u64;
+        let held = || {
+            let mut parts: Vec<String> = by_stage
+                .iter()
+                .enumerate()
+                .map(|(i, (name, b))| {
+                    format!("stage {} {name} holds {}", i + 1, human_bytes(*b as u64))
+                })
+                .collect();
+            if results.is_some() {
+                parts.push(format!(
+                    "unread results hold {}",
+                    human_bytes(buffered as u64)
+                ));
+            }
+            parts.join(", ")
+        };
+        if used > self.limit.hard {
+            return Err(EngineError::MemoryLimit(format!(
+                "the statement holds {}, more than its memory limit of {} ('{}'): {}. Raise \
+                 '{}', set 'sql.state-ttl' so that keys not seen for a while are dropped, or \
+                 narrow the query (fewer keys, shorter windows)",
+                human_bytes(used),
+                human_bytes(self.limit.hard),
+                weir_sql_gateway::properties::MEMORY_LIMIT,
+                held(),
+                weir_sql_gateway::properties::MEMORY_LIMIT,
+            )));
+        }
+        let over = used > self.limit.soft;
+        if over != self.degraded {
+            self.degraded = over;
+            let detail = over.then(|| {
+                format!(
+                    "the statement holds {}, past its soft memory limit of {} (the limit is {}): {}",
+                    human_bytes(used),
+                    human_bytes(self.limit.soft),
+                    human_bytes(self.limit.hard),
+                    held()
+                )
+            });
+            events.degraded(detail.as_deref()).await;
+        }
+        Ok(())
+    }
 }
 
 /// How often processing-time windows are checked for firing.

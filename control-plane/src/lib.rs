@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod dev;
 mod error;
+mod planning;
 mod scheduler;
 mod statements;
 mod sync;
@@ -46,6 +47,9 @@ pub struct ServerConfig {
     /// The folder stateful statements checkpoint into; `None`: no
     /// checkpoints (they replay their sources on restart).
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// A statement's memory limit unless its `'sql.memory.limit'` says
+    /// otherwise (bytes).
+    pub statement_memory_limit: u64,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             topic_sync_interval: Duration::from_secs(2),
             results_capacity: 100_000,
             checkpoint_dir: Some(".weir/checkpoints".into()),
+            statement_memory_limit: weir_sql_gateway::limits::DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -83,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(statements::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
+        .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .fallback(error::not_found)

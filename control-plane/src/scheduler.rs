@@ -66,6 +66,24 @@ impl StatementEvents for StoreEvents {
         .boxed()
     }
 
+    fn degraded<'a>(&'a self, detail: Option<&'a str>) -> BoxFuture<'a, ()> {
+        async move {
+            let (o, e, n) = &self.key;
+            let (phase, detail) = match detail {
+                Some(d) => (Phase::Degraded, d),
+                None => (Phase::Running, ""),
+            };
+            if let Err(err) = self
+                .store
+                .update_statement_status(o, e, n, phase.as_str(), detail)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot record a statement's phase");
+            }
+        }
+        .boxed()
+    }
+
     fn exception<'a>(&'a self, message: &'a str) -> BoxFuture<'a, ()> {
         async move {
             let (o, e, n) = &self.key;
@@ -105,7 +123,17 @@ impl Scheduler {
         let spec: StatementSpec = serde_json::from_str(&rec.spec)
             .map_err(|e| ApiError::internal(format!("stored spec: {e}")))?;
         let ctx = CatalogContext::load(&inner.store, org, env, &spec.properties).await?;
-        let plan = replan(&inner.planner, &spec.statement, &ctx)?;
+        let planner = inner.planner.clone();
+        let sql = spec.statement.clone();
+        let (plan, ctx) = crate::planning::isolated(move || (replan(&planner, &sql, &ctx), ctx))
+            .await
+            .map_err(|crash| {
+                ApiError::internal(format!(
+                    "Weir failed while planning this statement ({crash}); this is a bug in Weir, \
+                     not in the SQL"
+                ))
+            })?;
+        let plan = plan?;
         let bootstrap = ctx.current_cluster()?.bootstrap.clone();
         let mut start_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
         for (topic, p, o) in inner.store.load_offsets(org, env, name).await? {
@@ -127,6 +155,10 @@ impl Scheduler {
                 .map(|ms| Duration::from_millis(ms as u64)),
             state_ttl: weir_sql_gateway::state_ttl_ms(&spec.properties)?
                 .map(|ms| Duration::from_millis(ms as u64)),
+            memory_limit: weir_sql_gateway::memory_limit(
+                &spec.properties,
+                inner.config.statement_memory_limit,
+            )?,
             checkpoints: match &inner.config.checkpoint_dir {
                 Some(dir) => {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -155,9 +187,7 @@ impl Scheduler {
         let k = key.clone();
         let m = metrics.clone();
         let supervisor = tokio::spawn(async move {
-            let outcome = handle
-                .await
-                .unwrap_or_else(|e| Outcome::Failed(format!("the statement task crashed: {e}")));
+            let outcome = handle.await;
             this.finished(&k, outcome, &m, is_select).await;
         });
         inner.running.lock().unwrap().insert(

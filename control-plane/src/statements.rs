@@ -185,10 +185,23 @@ async fn create(
         )));
     }
     let ctx = CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await?;
-    let analysis = analyze(&state.planner, &spec.statement, &ctx)?;
+    let planner = state.planner.clone();
+    let sql = spec.statement.clone();
+    let planned = crate::planning::isolated(move || {
+        let analysis = analyze(&planner, &sql, &ctx);
+        (analysis, ctx)
+    })
+    .await;
+    let (analysis, ctx) = match planned {
+        Ok((analysis, ctx)) => (analysis?, ctx),
+        Err(crash) => {
+            return failed_in_planning(&state, &org, &env_id, &name, spec, &crash).await;
+        }
+    };
     weir_sql_gateway::idle_timeout_ms(&spec.properties)?;
     weir_sql_gateway::checkpoint_interval_ms(&spec.properties)?;
     weir_sql_gateway::state_ttl_ms(&spec.properties)?;
+    weir_sql_gateway::memory_limit(&spec.properties, state.config.statement_memory_limit)?;
     let now = now_millis();
     let mut rec = StatementRecord {
         org_id: org.clone(),
@@ -287,6 +300,64 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
+        Json(resource),
+    ))
+}
+
+/// Keeps a statement whose planning crashed as `FAILED`, the crash in its
+/// exceptions: a bug in Weir, not in the SQL, and nothing else is affected.
+async fn failed_in_planning(
+    state: &AppState,
+    org: &str,
+    env_id: &str,
+    name: &str,
+    spec: StatementSpec,
+    crash: &str,
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, String); 1],
+        Json<Statement>,
+    ),
+    ApiError,
+> {
+    tracing::error!(
+        org,
+        env = env_id,
+        statement = name,
+        crash,
+        "planning crashed"
+    );
+    let detail = format!(
+        "Weir failed while planning this statement ({crash}). This is a bug in Weir, not in the \
+         SQL; the statement was not started and nothing else was affected"
+    );
+    let now = now_millis();
+    let rec = StatementRecord {
+        org_id: org.to_string(),
+        env_id: env_id.to_string(),
+        name: name.to_string(),
+        uid: uuid::Uuid::new_v4().to_string(),
+        compute_pool_id: spec.compute_pool_id.clone(),
+        spec: serde_json::to_string(&spec).expect("spec serializes"),
+        phase: Phase::Failed.as_str().into(),
+        detail: detail.clone(),
+        traits: None,
+        result: None,
+        metrics: None,
+        resource_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_statement(&rec).await?;
+    state
+        .store
+        .add_exception(org, env_id, name, &detail)
+        .await?;
+    let resource = to_resource(state, &rec).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, resource.metadata.self_.clone())],
         Json(resource),
     ))
 }

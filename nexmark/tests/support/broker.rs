@@ -241,6 +241,10 @@ pub async fn run(loaded: &Loaded, key: &str, plan: StreamingPlan) -> Run {
         idle_timeout: None,
         state_ttl: None,
         checkpoints: None,
+        memory_limit: weir_sql_gateway::limits::MemoryLimit {
+            soft: u64::MAX,
+            hard: u64::MAX,
+        },
     });
     let m = running.metrics.clone();
     let deadline = Instant::now() + Duration::from_secs(900);

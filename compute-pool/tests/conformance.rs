@@ -38,166 +38,36 @@
 //! `2024-01-01T00:00:01`), in Flink's `+I[a, b]` row form with the row's
 //! kind (`+I`, `-U`, `+U`, `-D`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod corpus;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
-use serde::Deserialize;
 use weir_compute_pool::changelog::kind_name;
-use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions, MemoryPoll, MemoryRecord};
-use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
+use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions};
+use weir_sql_gateway::{analyze, Analysis, Planner};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    #[serde(default)]
-    tables: Vec<String>,
-    #[serde(default)]
-    input: Vec<Input>,
-    sql: String,
-    #[serde(default)]
-    expect: Option<Vec<String>>,
-    #[serde(default)]
-    order: Order,
-    #[serde(default)]
-    skipped: u64,
-    /// Records window operators dropped as late.
-    #[serde(default)]
-    late: u64,
-    /// Rows or groups stateful operators hold at the end, when given.
-    #[serde(default)]
-    held: Option<usize>,
-    #[serde(default)]
-    error: Option<String>,
-    /// Statement properties (`sql.tables.scan.idle-timeout`).
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Order {
-    #[default]
-    Strict,
-    Any,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    /// The table; may be left out when the case has one table.
-    #[serde(default)]
-    t: Option<String>,
-    #[serde(default)]
-    p: i32,
-    #[serde(default)]
-    ts: i64,
-    #[serde(default)]
-    key: Option<String>,
-    /// Record headers, in order.
-    #[serde(default)]
-    headers: Vec<(String, String)>,
-    /// A JSON value, written as YAML.
-    #[serde(default)]
-    v: Option<serde_json::Value>,
-    /// The value's bytes, as given.
-    #[serde(default)]
-    raw: Option<String>,
-    /// Processing time of the poll, in milliseconds (default: the previous
-    /// record's).
-    #[serde(default)]
-    at: Option<i64>,
-}
+use corpus::{catalog, load_cases, polls, Case, Order};
 
 fn main() {
     let args = Arguments::from_args();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/sql exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
     let mut trials = vec![];
-    for file in files {
-        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&file).unwrap();
-        let cases: Vec<Case> =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let mut names = std::collections::HashSet::new();
-        for case in cases {
-            assert!(
-                names.insert(case.name.clone()),
-                "{}: two cases named '{}'",
-                file.display(),
-                case.name
-            );
-            assert!(
-                case.expect.is_some() != case.error.is_some(),
-                "{}: case '{}' needs exactly one of `expect` and `error`",
-                file.display(),
-                case.name
-            );
-            trials.push(Trial::test(format!("{stem}::{}", case.name), move || {
-                run_case(&case)
-            }));
-        }
+    let mut names = std::collections::HashSet::new();
+    for (stem, case) in load_cases() {
+        assert!(
+            names.insert((stem.clone(), case.name.clone())),
+            "{stem}.yaml: two cases named '{}'",
+            case.name
+        );
+        assert!(
+            case.expect.is_some() != case.error.is_some(),
+            "{stem}.yaml: case '{}' needs exactly one of `expect` and `error`",
+            case.name
+        );
+        trials.push(Trial::test(format!("{stem}::{}", case.name), move || {
+            run_case(&case)
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
-}
-
-fn catalog(tables: &[String]) -> Result<CatalogContext, Failed> {
-    let ddl: Vec<&str> = tables.iter().map(String::as_str).collect();
-    CatalogContext::from_ddl(&Planner::new(), &ddl).map_err(|e| format!("DDL {ddl:?}: {e}").into())
-}
-
-fn polls(case: &Case, ctx: &CatalogContext) -> Result<Vec<MemoryPoll>, Failed> {
-    let mut next_offset: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut polls: Vec<MemoryPoll> = vec![];
-    let mut at = 0;
-    for input in &case.input {
-        at = input.at.unwrap_or(at);
-        let table = match (&input.t, ctx.tables.as_slice()) {
-            (Some(t), _) => t.clone(),
-            (None, [(_, only)]) => only.name.clone(),
-            (None, _) => {
-                return Err("an input record without `t` in a case of several tables".into())
-            }
-        };
-        let def = ctx
-            .tables
-            .iter()
-            .find(|(_, d)| d.name == table)
-            .ok_or_else(|| format!("input for unknown table {table}"))?;
-        let offset = next_offset.entry((table.clone(), input.p)).or_insert(0);
-        let value = match (&input.v, &input.raw) {
-            (Some(v), None) => Some(v.to_string().into_bytes()),
-            (None, Some(r)) => Some(r.clone().into_bytes()),
-            (None, None) => None,
-            _ => return Err("an input record with both `v` and `raw`".into()),
-        };
-        let record = MemoryRecord {
-            partition: input.p,
-            offset: *offset,
-            timestamp_ms: input.ts,
-            key: input.key.clone().map(String::into_bytes),
-            value,
-            headers: input
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone().into_bytes())))
-                .collect(),
-        };
-        *offset += 1;
-        polls.push(MemoryPoll {
-            topic: def.1.topic.clone(),
-            records: vec![record],
-            at_ms: at,
-        });
-    }
-    Ok(polls)
 }
 
 fn rows(batches: &[Changes]) -> Result<Vec<String>, Failed> {
@@ -250,7 +120,7 @@ fn run_case(case: &Case) -> Result<(), Failed> {
             other => Err(format!("not a streaming statement: {other:?}")),
         })
         .and_then(|plan| {
-            let polls = polls(case, &ctx).map_err(|e| format!("{e:?}"))?;
+            let polls = polls(&case.input, &ctx).map_err(|e| format!("{e:?}"))?;
             let idle =
                 weir_sql_gateway::idle_timeout_ms(&case.properties).map_err(|e| e.to_string())?;
             let ttl =

@@ -251,6 +251,10 @@ pub struct Join {
     memory_limit: Option<usize>,
 }
 
+/// Bytes a candidate pair costs beyond its rows: its place in the
+/// candidate, input and position lists and in the emitted indices.
+const PAIR_OVERHEAD: usize = 32;
+
 impl std::fmt::Debug for Join {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -535,8 +539,8 @@ impl Join {
         let other_cols = {
             let parser = other.rows.parser();
             let mut found = vec![];
-            // What the pairs will take: each candidate row, and the input
-            // row it is paired with.
+            // What the pairs will take: each candidate row, the input row
+            // it is paired with, and the indices that track the pair.
             let mut pair_bytes = 0usize;
             for (i, ok) in matchable.iter().enumerate() {
                 if *ok {
@@ -545,7 +549,7 @@ impl Join {
                             if h.expires <= now {
                                 continue;
                             }
-                            pair_bytes += 2 * h.row.len() + row_of(i).len();
+                            pair_bytes += 2 * h.row.len() + row_of(i).len() + PAIR_OVERHEAD;
                             if self.memory_limit.is_some_and(|l| pair_bytes > l) {
                                 return Err(EngineError::MemoryLimit(format!(
                                     "the join matched one batch of {n} rows with so many held rows \

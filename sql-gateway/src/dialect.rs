@@ -38,7 +38,7 @@ pub struct ParseBudget {
 
 impl ParseBudget {
     /// Expressions a parse may start per token of its text.
-    pub const PER_TOKEN: u64 = 256;
+    pub const PER_TOKEN: u64 = 64;
 
     /// A budget for parsing `text`.
     pub fn new(text: &str) -> ParseBudget {

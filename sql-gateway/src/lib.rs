@@ -11,6 +11,7 @@
 //! [`SqlError`]s carrying a 1-based line and column wherever the text has one.
 
 mod aggregates;
+mod bounded;
 mod dialect;
 mod error;
 mod functions;

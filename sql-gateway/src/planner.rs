@@ -784,12 +784,17 @@ impl Planner {
             .with_default_features()
             .with_optimizer_rules(rules)
             .build();
-        for udf in crate::windows::marker_udfs().into_iter().chain([
-            crate::watermark::udf(),
-            crate::temporal::udf(),
-            crate::proctime::udf(),
-            crate::unnest::udf(),
-        ]) {
+        let bounded = crate::bounded::wrap(state.scalar_functions());
+        for udf in crate::windows::marker_udfs()
+            .into_iter()
+            .chain([
+                crate::watermark::udf(),
+                crate::temporal::udf(),
+                crate::proctime::udf(),
+                crate::unnest::udf(),
+            ])
+            .chain(bounded)
+        {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");
         }

@@ -665,3 +665,13 @@ fn a_syntax_error_deep_inside_nested_calls_is_refused_without_backtracking_forev
     let e = error("SELECT CAST(CAST(amount + 1 FROM orders");
     assert!(e.to_string().contains("Expected"), "{e}");
 }
+
+#[test]
+fn a_function_asked_for_a_gigabyte_string_plans_without_making_it() {
+    // Constant folding would make the 2 GB string while planning; the
+    // bounded REPEAT refuses, so the call is left for the statement to
+    // fail on (a conformance case) and planning stays quick.
+    let p = plan("SELECT REPEAT('x', 2000000000) AS s");
+    assert!(p.explain().contains("repeat"), "{}", p.explain());
+    plan("SELECT REPEAT(who, 3), LPAD(who, 10, '*'), RPAD(who, id, '-') FROM orders");
+}

@@ -26,6 +26,8 @@ struct Inner {
     bytes: usize,
     first: u64,
     complete: bool,
+    /// No more rows are taken: the statement was stopped.
+    closed: bool,
     last_read: Instant,
 }
 
@@ -47,6 +49,7 @@ impl ResultsBuffer {
                 bytes: 0,
                 first: 0,
                 complete: false,
+                closed: false,
                 last_read: Instant::now(),
             }),
             space: Notify::new(),
@@ -55,13 +58,17 @@ impl ResultsBuffer {
         }
     }
 
-    /// Appends rows, waiting while the buffer is full.
+    /// Appends rows, waiting while the buffer is full; once the buffer is
+    /// closed, drops them and returns at once.
     pub async fn push(&self, rows: Vec<ResultRow>) {
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let notified = self.space.notified();
             {
                 let mut g = self.inner.lock().unwrap();
+                if g.closed {
+                    return;
+                }
                 while g.rows.len() < self.capacity
                     && (g.rows.is_empty() || g.bytes < self.capacity_bytes)
                 {
@@ -78,6 +85,14 @@ impl ResultsBuffer {
                 notified.await;
             }
         }
+    }
+
+    /// Takes no more rows, and ends a `push` waiting for room: a stopped
+    /// statement must not wait for a reader that may never come. What
+    /// was pushed stays readable.
+    pub fn close(&self) {
+        self.inner.lock().unwrap().closed = true;
+        self.space.notify_waiters();
     }
 
     pub fn complete(&self) {
@@ -179,6 +194,20 @@ mod tests {
         }
         writer.await.unwrap();
         assert!(pages.iter().all(|n| *n == 1), "{pages:?}");
+    }
+
+    #[tokio::test]
+    async fn closing_ends_a_push_that_waits_for_room() {
+        let b = std::sync::Arc::new(ResultsBuffer::new(2, usize::MAX));
+        let w = b.clone();
+        let writer = tokio::spawn(async move { w.push((0..5).map(row).collect()).await });
+        while b.page(0, 10).rows.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!writer.is_finished());
+        b.close();
+        writer.await.unwrap();
+        assert_eq!(b.page(0, 10).rows, vec![row(0), row(1)]);
     }
 
     #[tokio::test]

@@ -212,6 +212,9 @@ impl RunningStatement {
     /// Asks the statement to stop after draining what it has read.
     pub fn stop(&self) {
         self.cancel.cancel();
+        if let Some(r) = &self.results {
+            r.close();
+        }
     }
 
     pub fn is_finished(&self) -> bool {

@@ -31,6 +31,17 @@ struct Entry {
     metrics: Arc<StatementMetrics>,
 }
 
+impl Entry {
+    /// Asks the statement to stop; a `SELECT` waiting for a reader to make
+    /// room in its results stops waiting.
+    fn stop(&self) {
+        self.cancel.cancel();
+        if let Some(r) = &self.results {
+            r.close();
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Scheduler {
     inner: Arc<Inner>,
@@ -42,6 +53,7 @@ struct Inner {
     config: Arc<ServerConfig>,
     worker: Worker,
     running: Mutex<HashMap<Key, Entry>>,
+    planning: crate::planning::PlanningGates,
 }
 
 /// Reports of one statement, written to the store.
@@ -104,6 +116,7 @@ impl Scheduler {
                 config,
                 worker: Worker,
                 running: Mutex::new(HashMap::new()),
+                planning: Default::default(),
             }),
         }
     }
@@ -125,14 +138,16 @@ impl Scheduler {
         let ctx = CatalogContext::load(&inner.store, org, env, &spec.properties).await?;
         let planner = inner.planner.clone();
         let sql = spec.statement.clone();
-        let (plan, ctx) = crate::planning::isolated(move || (replan(&planner, &sql, &ctx), ctx))
-            .await
-            .map_err(|crash| {
-                ApiError::internal(format!(
-                    "Weir failed while planning this statement ({crash}); this is a bug in Weir, \
+        let (plan, ctx) = crate::planning::isolated(&inner.planning, org, move || {
+            (replan(&planner, &sql, &ctx), ctx)
+        })
+        .await
+        .map_err(|crash| {
+            ApiError::internal(format!(
+                "Weir failed while planning this statement ({crash}); this is a bug in Weir, \
                      not in the SQL"
-                ))
-            })?;
+            ))
+        })?;
         let plan = plan?;
         let bootstrap = ctx.current_cluster()?.bootstrap.clone();
         let mut start_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
@@ -240,12 +255,17 @@ impl Scheduler {
         }
     }
 
+    /// The planning permits of each organization (see [`crate::planning`]).
+    pub(crate) fn planning(&self) -> &crate::planning::PlanningGates {
+        &self.inner.planning
+    }
+
     /// Stops a statement after it drains what it read; returns once it has.
     pub async fn stop(&self, org: &str, env: &str, name: &str) {
         let key: Key = (org.to_string(), env.to_string(), name.to_string());
         let entry = self.inner.running.lock().unwrap().remove(&key);
         if let Some(entry) = entry {
-            entry.cancel.cancel();
+            entry.stop();
             let _ = entry.supervisor.await;
         }
     }
@@ -303,7 +323,7 @@ impl Scheduler {
             .map(|(_, e)| e)
             .collect();
         for e in &entries {
-            e.cancel.cancel();
+            e.stop();
         }
         for e in entries {
             let _ = e.supervisor.await;

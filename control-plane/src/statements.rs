@@ -187,7 +187,7 @@ async fn create(
     let ctx = CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await?;
     let planner = state.planner.clone();
     let sql = spec.statement.clone();
-    let planned = crate::planning::isolated(move || {
+    let planned = crate::planning::isolated(state.scheduler.planning(), &org, move || {
         let analysis = analyze(&planner, &sql, &ctx);
         (analysis, ctx)
     })

@@ -237,7 +237,32 @@ async fn a_hostile_tenant_does_not_disturb_its_neighbours_output_pace_or_api() {
     .await
     .unwrap();
 
+    // Tenant B: statements that are slow to plan (a 500-term sum each),
+    // several at once; its organization plans one at a time.
+    let slow_plans: Vec<_> = (0..3)
+        .map(|i| {
+            let (noisy, sql) = (
+                noisy.clone(),
+                format!("SELECT {}id FROM {keys}", "id + ".repeat(499)),
+            );
+            tokio::spawn(async move { create(&noisy, &format!("deep-{i}"), &sql, &[]).await })
+        })
+        .collect();
+
     let beside = steady_run(&weir, &src, "beside").await;
+    for (i, p) in slow_plans.into_iter().enumerate() {
+        let s = p.await.unwrap().expect("a 500-term sum plans");
+        assert_ne!(s.status.phase, Phase::Failed, "{}", s.status.detail);
+        // Nobody reads its 200,000 rows: it waits for a reader, and a
+        // delete must still end it.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            noisy.delete_statement(&format!("deep-{i}")),
+        )
+        .await
+        .expect("deleting a SELECT that waits for its reader returns")
+        .unwrap();
+    }
 
     // The runaway statement failed on its own, saying why.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -202,23 +202,7 @@ async fn create(
     weir_sql_gateway::checkpoint_interval_ms(&spec.properties)?;
     weir_sql_gateway::state_ttl_ms(&spec.properties)?;
     weir_sql_gateway::memory_limit(&spec.properties, state.config.statement_memory_limit)?;
-    let now = now_millis();
-    let mut rec = StatementRecord {
-        org_id: org.clone(),
-        env_id: env_id.clone(),
-        name: name.clone(),
-        uid: uuid::Uuid::new_v4().to_string(),
-        compute_pool_id: spec.compute_pool_id.clone(),
-        spec: String::new(),
-        phase: Phase::Pending.as_str().into(),
-        detail: String::new(),
-        traits: None,
-        result: None,
-        metrics: None,
-        resource_version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut rec = new_record(&org, &env_id, &name, &spec, Phase::Pending);
     let start = match analysis {
         Analysis::Metadata(stmt) => {
             let result =
@@ -304,6 +288,33 @@ async fn create(
     ))
 }
 
+/// A new statement's record in `phase`, its spec and detail still empty.
+fn new_record(
+    org: &str,
+    env_id: &str,
+    name: &str,
+    spec: &StatementSpec,
+    phase: Phase,
+) -> StatementRecord {
+    let now = now_millis();
+    StatementRecord {
+        org_id: org.to_string(),
+        env_id: env_id.to_string(),
+        name: name.to_string(),
+        uid: uuid::Uuid::new_v4().to_string(),
+        compute_pool_id: spec.compute_pool_id.clone(),
+        spec: String::new(),
+        phase: phase.as_str().into(),
+        detail: String::new(),
+        traits: None,
+        result: None,
+        metrics: None,
+        resource_version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Keeps a statement whose planning crashed as `FAILED`, the crash in its
 /// exceptions: a bug in Weir, not in the SQL, and nothing else is affected.
 async fn failed_in_planning(
@@ -332,23 +343,9 @@ async fn failed_in_planning(
         "Weir failed while planning this statement ({crash}). This is a bug in Weir, not in the \
          SQL; the statement was not started and nothing else was affected"
     );
-    let now = now_millis();
-    let rec = StatementRecord {
-        org_id: org.to_string(),
-        env_id: env_id.to_string(),
-        name: name.to_string(),
-        uid: uuid::Uuid::new_v4().to_string(),
-        compute_pool_id: spec.compute_pool_id.clone(),
-        spec: serde_json::to_string(&spec).expect("spec serializes"),
-        phase: Phase::Failed.as_str().into(),
-        detail: detail.clone(),
-        traits: None,
-        result: None,
-        metrics: None,
-        resource_version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut rec = new_record(org, env_id, name, &spec, Phase::Failed);
+    rec.spec = serde_json::to_string(&spec).expect("spec serializes");
+    rec.detail = detail.clone();
     state.store.insert_statement(&rec).await?;
     state
         .store

@@ -53,6 +53,21 @@ fn submit(
     )
 }
 
+/// Creates a table `<prefix>_<unique>` of `id BIGINT, amount DOUBLE` (the
+/// columns `produce` writes) and returns its name.
+fn new_table(rt: &tokio::runtime::Runtime, c: &Client, prefix: &str) -> String {
+    let topic = unique(prefix);
+    submit(
+        rt,
+        c,
+        &format!("ddl-{prefix}"),
+        &format!("CREATE TABLE {topic} (id BIGINT, amount DOUBLE)"),
+        &[],
+    )
+    .unwrap();
+    topic
+}
+
 /// The process is alive and its API answers.
 fn still_answers(dev: &mut Dev, rt: &tokio::runtime::Runtime, c: &Client) {
     assert!(
@@ -133,15 +148,7 @@ fn hostile_sql_is_refused_or_planned_and_weir_dev_keeps_answering() {
 
     // A HOP with 86.4 million windows per row grew the process by 250 MB
     // a second over five records; it is refused when planned.
-    let topic = unique("ev");
-    submit(
-        &rt,
-        &c,
-        "ddl",
-        &format!("CREATE TABLE {topic} (id BIGINT, amount DOUBLE)"),
-        &[],
-    )
-    .unwrap();
+    let topic = new_table(&rt, &c, "ev");
     produce(&topic, 0..5);
     refused(
         submit(
@@ -193,15 +200,7 @@ fn a_statement_past_its_memory_limit_fails_naming_the_operator_and_gives_the_mem
     let dev = Dev::start(&temp_dir());
     let rt = runtime();
     let c = client(&dev);
-    let topic = unique("keys");
-    submit(
-        &rt,
-        &c,
-        "ddl",
-        &format!("CREATE TABLE {topic} (id BIGINT, amount DOUBLE)"),
-        &[],
-    )
-    .unwrap();
+    let topic = new_table(&rt, &c, "keys");
     // Every id is its own key of the aggregation, written to an upsert
     // table (a SELECT nobody reads would wait for its reader instead).
     for from in (0..400_000).step_by(50_000) {

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: installs what is missing,
-# starts two independent Kafka-protocol brokers (tansu, and noida-db) and a
-# throwaway PostgreSQL on 127.0.0.1, runs every test of the workspace with
-# cargo-nextest against tansu, then the integration tests again against
-# noida-db. noida-db supports Kafka transactions and tansu does not, so
-# Kafka sinks are exactly-once on the one and at-least-once on the other
-# (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
+# starts two independent Kafka-protocol brokers (Weir's own `weir broker`,
+# on disk, and noida-db) and a throwaway PostgreSQL on 127.0.0.1, runs every
+# test of the workspace with cargo-nextest against `weir broker`, then the
+# integration tests again against noida-db, so that nothing relies on one
+# broker's quirks. noida-db supports Kafka transactions and `weir broker`
+# does not, so Kafka sinks are exactly-once on the one and at-least-once on
+# the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 tools="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-bash infra/broker/install-tansu.sh
 bash infra/broker/install-noida.sh
-export PATH="$tools/bin:$PATH"
+cargo build --bin weir
 
 wait_port() {
   for _ in $(seq 1 150); do
@@ -28,9 +28,10 @@ cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
 
 port="${WEIR_TEST_BROKER_PORT:-29192}"
-tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-  --storage-engine memory://tansu/ >"$(mktemp /tmp/weir-tansu.XXXXXX.log)" 2>&1 &
-cleanup+=("kill $! 2>/dev/null")
+broker_data="$(mktemp -d /tmp/weir-broker.XXXXXX)"
+"$CARGO_TARGET_DIR/debug/weir" broker --listen "127.0.0.1:$port" --data-dir "$broker_data" \
+  >"$broker_data.log" 2>&1 &
+cleanup+=("kill $! 2>/dev/null" "rm -rf '$broker_data'")
 wait_port "$port"
 
 port2="${WEIR_TEST_BROKER2_PORT:-29392}"
@@ -51,7 +52,7 @@ cleanup+=("bash infra/postgres/stop.sh '$pg_data'")
 
 cargo fmt --all --check
 status=0
-echo "== every test, broker: tansu (127.0.0.1:$port)"
+echo "== every test, broker: weir broker (127.0.0.1:$port)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port" WEIR_TEST_EXACTLY_ONCE=0 cargo nextest run --workspace --no-fail-fast || status=1
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1

@@ -21,9 +21,9 @@ pub struct DevArgs {
     /// The local broker's port.
     #[arg(long, default_value_t = 9092)]
     broker_port: u16,
-    /// The local broker's storage: `sqlite` (default; topics are kept in
-    /// `<data-dir>/broker.db` across restarts) or `memory`.
-    #[arg(long, default_value = "sqlite")]
+    /// The local broker's storage: `disk` (default; topics are kept in
+    /// `<data-dir>/broker/` across restarts) or `memory`.
+    #[arg(long, default_value = "disk", value_parser = ["disk", "memory"])]
     broker_storage: String,
     /// Seconds a SELECT may go unread before it is stopped.
     #[arg(long, default_value_t = 300)]
@@ -55,52 +55,42 @@ pub struct ServerArgs {
     statement_memory_limit: u64,
 }
 
-const TANSU_VERSION: &str = "0.6.0";
-
-/// The tansu binary: `$WEIR_TANSU_BIN`, then `PATH`, then the cache that
-/// `infra/broker/install-tansu.sh` fills.
-fn find_tansu() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("WEIR_TANSU_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let c = dir.join("tansu");
-            if c.is_file() {
-                return Some(c);
-            }
-        }
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    let c = home.join(".cache/weir/tools/bin/tansu");
-    c.is_file().then_some(c)
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// Where topics and committed offsets are kept.
+    #[arg(long, default_value = ".weir/broker")]
+    data_dir: PathBuf,
+    /// Keep topics in memory only (lost when the broker stops).
+    #[arg(long, conflicts_with = "data_dir")]
+    memory: bool,
+    /// The address to listen on (and to advertise to clients).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Milliseconds between flushes of the logs to the disk.
+    #[arg(long, default_value_t = 1000)]
+    sync_interval_ms: u64,
+    /// Partitions of a topic a client creates by asking for it.
+    #[arg(long, default_value_t = 1)]
+    default_partitions: i32,
 }
 
-async fn install_tansu() -> anyhow::Result<PathBuf> {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .context("HOME is not set")?;
-    let root = home.join(".cache/weir/tools");
-    eprintln!("weir dev: installing the local Kafka broker (tansu {TANSU_VERSION}) into {} — first run only, about 15 minutes on 2 cores…", root.display());
-    let status = tokio::process::Command::new("cargo")
-        .args([
-            "install",
-            "tansu",
-            "--version",
-            TANSU_VERSION,
-            "--locked",
-            "--features",
-            "dynostore,libsql",
-            "--root",
-        ])
-        .arg(&root)
-        .status()
-        .await
-        .context("running cargo install tansu")?;
-    if !status.success() {
-        bail!("installing tansu failed; run `cargo install tansu --locked --features dynostore,libsql` yourself or pass --bootstrap");
+/// `weir broker`: the local Kafka-protocol broker, until Ctrl-C or SIGTERM.
+pub async fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
+    let broker = weir_broker::Broker::start(weir_broker::BrokerConfig {
+        listen: a.listen,
+        data_dir: (!a.memory).then_some(a.data_dir),
+        sync_interval: Duration::from_millis(a.sync_interval_ms.max(1)),
+        default_partitions: a.default_partitions.max(1),
+    })
+    .await?;
+    eprintln!("weir broker: listening on {}", broker.addr());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
     }
-    Ok(root.join("bin/tansu"))
+    broker.stop().await;
+    Ok(())
 }
 
 async fn wait_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -112,44 +102,42 @@ async fn wait_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
         if tokio::time::Instant::now() > deadline {
             bail!("the broker did not open {addr} within {timeout:?}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// Starts `weir broker` as a child process (its CPU and memory are its
+/// own, and a statement's figures are Weir's alone).
 async fn start_broker(
     data_dir: &Path,
     port: u16,
     storage: &str,
 ) -> anyhow::Result<tokio::process::Child> {
-    let bin = match find_tansu() {
-        Some(b) => b,
-        None => install_tansu().await?,
-    };
+    let bin = std::env::current_exe().context("finding the weir binary")?;
     let addr = format!("127.0.0.1:{port}");
-    // tansu reads the path of a sqlite:// URL relative to its working directory.
-    let dir = std::fs::canonicalize(data_dir)?;
     let log = std::fs::File::create(data_dir.join("broker.log"))?;
-    let child = tokio::process::Command::new(&bin)
-        .arg("broker")
-        .args(["--listener-url", &format!("tcp://{addr}")])
-        .args(["--advertised-listener-url", &format!("tcp://{addr}")])
-        .args([
-            "--storage-engine",
-            if storage == "sqlite" {
-                "sqlite://broker.db"
-            } else {
-                "memory://tansu/"
-            },
-        ])
-        .current_dir(&dir)
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.arg("broker").args(["--listen", &addr]);
+    if storage == "memory" {
+        cmd.arg("--memory");
+    } else {
+        cmd.arg("--data-dir").arg(data_dir.join("broker"));
+    }
+    let mut child = cmd
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    wait_port(&addr, Duration::from_secs(30))
-        .await
-        .with_context(|| format!("see {}", data_dir.join("broker.log").display()))?;
+        .with_context(|| format!("starting {} broker", bin.display()))?;
+    let log = data_dir.join("broker.log");
+    tokio::select! {
+        r = wait_port(&addr, Duration::from_secs(30)) => r.with_context(|| format!("see {}", log.display()))?,
+        s = child.wait() => bail!(
+            "the local broker exited ({}): {}",
+            s?,
+            std::fs::read_to_string(&log).unwrap_or_default().trim()
+        ),
+    }
     Ok(child)
 }
 
@@ -189,7 +177,17 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     eprintln!("weir dev: stopping statements…");
     server.shutdown().await;
     if let Some(b) = broker.as_mut() {
-        let _ = b.kill().await;
+        // SIGTERM: the broker flushes its logs and exits.
+        if let Some(pid) = b.id() {
+            // SAFETY: kill(2) on our own child's pid; no memory is shared.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(Duration::from_secs(5), b.wait())
+            .await
+            .is_err()
+        {
+            let _ = b.kill().await;
+        }
     }
     Ok(())
 }

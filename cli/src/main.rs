@@ -18,6 +18,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the control plane with its local worker (production process).
     Server(dev::ServerArgs),
+    /// Run Weir's local Kafka-protocol broker (what `weir dev` starts).
+    Broker(dev::BrokerArgs),
     /// Save the API URL and credentials for later commands.
     Login(client_cmds::LoginArgs),
     /// Manage statements.
@@ -51,6 +53,7 @@ async fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(a) => dev::run_dev(a).await,
         Command::Server(a) => dev::run_server(a).await,
+        Command::Broker(a) => dev::run_broker(a).await,
         Command::Login(a) => client_cmds::login(a),
         Command::Statement(c) => client_cmds::statement(c).await,
         Command::Sql(a) => client_cmds::sql(a).await,

@@ -533,3 +533,90 @@ fn weir_dev_keeps_topics_tables_and_statements_across_a_restart() {
     assert_eq!(ids, (0..800).collect::<Vec<_>>(), "every record once");
     dev.interrupt();
 }
+
+/// `weir broker` as a child process of the test, on `port`, keeping its
+/// topics in `dir`.
+fn start_broker(dir: &Path, port: u16) -> std::process::Child {
+    let child = std::process::Command::new(WEIR)
+        .args([
+            "broker",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weir broker starts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "weir broker did not open {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on the test's own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// A broker that stops answering (frozen) and then dies and comes back
+/// under a running INSERT: the sink waits, retries, and in the end holds
+/// every input record exactly once, and the statement keeps running.
+#[test]
+fn the_sink_neither_loses_nor_duplicates_while_its_broker_is_frozen_and_restarted() {
+    let dir = temp_dir();
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut broker = start_broker(&dir.join("broker"), port);
+    let dev = Dev::start_with(&dir.join("dev"), &["--bootstrap", &bootstrap]);
+    for sql in [
+        "CREATE TABLE src (id BIGINT, amount INT)",
+        "CREATE TABLE dst (id BIGINT, amount INT)",
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", sql]);
+    }
+    produce_to(&bootstrap, "src", 0..2000);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--wait",
+        "--sql",
+        "INSERT INTO dst SELECT id, amount FROM src",
+    ]);
+    let total = 8000;
+    let feeder = {
+        let bootstrap = bootstrap.clone();
+        std::thread::spawn(move || {
+            for start in (2000..total).step_by(300) {
+                produce_to(&bootstrap, "src", start..(start + 300).min(total));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // Slow: the broker takes the records' connections but answers nothing.
+    signal(&broker, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&broker, libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    // Gone: killed with whatever was in flight, and back on the same data.
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let mut broker = start_broker(&dir.join("broker"), port);
+    feeder.join().expect("every input record was acknowledged");
+    let mut ids = consume_ids_from(&bootstrap, "dst", total as usize);
+    ids.sort();
+    let dups = ids.windows(2).filter(|w| w[0] == w[1]).count();
+    ids.dedup();
+    assert_eq!(dups, 0, "records written twice");
+    assert_eq!(ids, (0..total).collect::<Vec<_>>(), "every record once");
+    assert_eq!(dev.phase("copy"), "RUNNING");
+    dev.interrupt();
+    broker.kill().unwrap();
+    let _ = broker.wait();
+}

@@ -15,7 +15,7 @@
 //! `init_transactions` fences an older instance of the statement (a zombie
 //! worker) and aborts its open transaction. Whether the broker supports
 //! transactions is learnt at start by committing one transaction holding
-//! only the group's offsets: tansu, for one, accepts the producer but
+//! only the group's offsets: some brokers (tansu) accept the producer but
 //! refuses `EndTxn`.
 
 use std::collections::BTreeMap;

@@ -1020,6 +1020,7 @@ async fn read_branch(
             .await
             .map_err(|e| EngineError::Plan(e.to_string()))?;
     }
+    let mut broker_down_logged = false;
     loop {
         let mut msgs = Vec::new();
         let deadline = tokio::time::Instant::now() + POLL_WINDOW;
@@ -1028,6 +1029,15 @@ async fn read_branch(
                 _ = stop.cancelled() => break,
                 m = tokio::time::timeout_at(deadline, consumer.recv()) => match m {
                     Ok(Ok(m)) => msgs.push(m),
+                    Ok(Err(e)) if transient(&e) => {
+                        // librdkafka reconnects by itself; the statement
+                        // waits for the broker rather than failing.
+                        if !broker_down_logged {
+                            broker_down_logged = true;
+                            tracing::warn!(topic = %topic, error = %e, "the broker is unreachable; waiting for it");
+                        }
+                        break;
+                    }
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => break,
                 },
@@ -1162,6 +1172,29 @@ async fn read_branch(
             return Ok(());
         }
     }
+}
+
+/// Whether a consumer error is the broker being away for a while (it
+/// reconnects by itself), not something wrong with what is read.
+fn transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::Resolve
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::BrokerNotAvailable
+                | C::KafkaStorageError
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+        )
+    )
 }
 
 /// The error that fails a statement on a record that does not decode.

@@ -304,7 +304,8 @@ async fn restart_mid_stream(backend: &str) {
     // Loss the broker is proven to have caused (it served Weir later
     // offsets than those it acknowledged, or no longer serves records it
     // acknowledged) says nothing about Weir: report it, do not fail on it.
-    // tansu's in-memory engine does this rarely; noida-db never has.
+    // tansu (the test broker before `weir broker`) did this rarely;
+    // neither `weir broker` nor noida-db has.
     if !missing.is_empty() && (source_gaps > 0 || !holes.is_empty() || !not_in_source.is_empty()) {
         eprintln!(
             "broker {} lost {} record(s): source offsets skipped by the broker {source_gaps}, \
@@ -392,7 +393,7 @@ async fn stop_and_resume(backend: &str) {
 
 /// What the test broker allows a Kafka sink: `infra/test.sh` sets
 /// `WEIR_TEST_EXACTLY_ONCE` to 1 for noida-db (transactions work) and 0
-/// for tansu (it refuses `EndTxn`); `None` when run otherwise.
+/// for `weir broker` (it has no transactions); `None` when run otherwise.
 fn broker_has_transactions() -> Option<bool> {
     match std::env::var("WEIR_TEST_EXACTLY_ONCE").as_deref() {
         Ok("1") => Some(true),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs noida-db, a second, independent Kafka-protocol server (PyPI), into
 # a Python venv under ~/.cache/weir/tools. The test suite runs the
-# integration tests against it as well as tansu, so that nothing in Weir
+# integration tests against it as well as `weir broker`, so that nothing in Weir
 # relies on one broker's quirks.
 set -euo pipefail
 root="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"

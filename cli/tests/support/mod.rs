@@ -47,8 +47,7 @@ impl Dev {
         Dev::start_with(data_dir, &["--bootstrap", &broker()])
     }
 
-    /// `weir dev` with its own broker on `broker_port` (tansu from `PATH`,
-    /// where `infra/test.sh` puts it).
+    /// `weir dev` with its own broker (`weir broker`) on `broker_port`.
     pub fn start_own_broker(data_dir: &Path, broker_port: u16) -> Dev {
         Dev::start_with(data_dir, &["--broker-port", &broker_port.to_string()])
     }
@@ -178,8 +177,8 @@ impl Dev {
 
 /// The guarantee the Kafka sink of statement `name` states, checked
 /// against the test broker's: `infra/test.sh` sets `WEIR_TEST_EXACTLY_ONCE`
-/// to 1 for noida-db (transactions work) and 0 for tansu (it refuses
-/// `EndTxn`). True for exactly-once.
+/// to 1 for noida-db (transactions work) and 0 for `weir broker` (it has
+/// none). True for exactly-once.
 pub fn exactly_once(dev: &Dev, name: &str) -> bool {
     let s = dev.json(&["statement", "describe", name]);
     let stated = s["status"]["metrics"]["delivery_guarantee"]

@@ -136,6 +136,11 @@ pub struct StatementStatus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StatementMetrics {
     pub records_in: u64,
+    /// Records read and fully processed, their output written (into a
+    /// Kafka table: acknowledged by the broker). `records_in` less this is
+    /// the work queued inside the worker.
+    #[serde(default)]
+    pub records_processed: u64,
     pub records_out: u64,
     /// Records that failed to decode and were skipped (`ignore` or `log`).
     pub records_skipped: u64,

@@ -142,6 +142,7 @@ impl StatementMetrics {
     pub fn snapshot(&self) -> weir_api::StatementMetrics {
         weir_api::StatementMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),
+            records_processed: self.records_done.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             records_skipped: self.records_skipped.load(Ordering::Relaxed),
             records_late: self.records_late.load(Ordering::Relaxed)

@@ -123,6 +123,15 @@ async fn start_broker(
     } else {
         cmd.arg("--data-dir").arg(data_dir.join("broker"));
     }
+    // SAFETY: prctl(2) between fork and exec, touching no memory of the
+    // parent: the broker gets SIGTERM (and flushes) when `weir dev` dies,
+    // however it dies, rather than holding the port for the next start.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     let mut child = cmd
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -173,7 +182,11 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         a.data_dir.join("dev.env").display(),
         a.data_dir.join("dev.env").display()
     );
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     eprintln!("weir dev: stopping statements…");
     server.shutdown().await;
     if let Some(b) = broker.as_mut() {

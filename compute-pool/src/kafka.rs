@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, FutureProducer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use weir_sql_gateway::StartupMode;
 
@@ -35,6 +40,9 @@ pub async fn source_consumer(
         )
         .set("broker.address.family", "v4")
         .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("queued.max.messages.kbytes", "65536")
+        .set("fetch.queue.backoff.ms", "5")
         .create()?;
     let t = topic.to_string();
     let b = bootstrap.to_string();
@@ -85,7 +93,89 @@ pub async fn source_consumer(
     Ok((consumer, partitions))
 }
 
-pub fn sink_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {
+/// The delivery reports of a sink producer, counted rather than awaited
+/// one future per record: a batch of records is sent, then [`Acks::wait`]
+/// waits until the broker has acknowledged all of them (or one failed).
+#[derive(Default)]
+pub struct Acks {
+    pending: AtomicUsize,
+    failed: Mutex<Option<KafkaError>>,
+    done: tokio::sync::Notify,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed
+                .lock()
+                .expect("acks lock")
+                .get_or_insert_with(|| e.clone());
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+}
+
+impl Acks {
+    /// Counts a record about to be sent; [`Acks::unsent`] if the send fails.
+    pub fn sending(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn unsent(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits until every record sent is acknowledged; the first failure.
+    pub async fn wait(&self) -> Result<(), KafkaError> {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            done.await;
+        }
+        match self.failed.lock().expect("acks lock").take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The producer of a Kafka sink.
+pub type SinkProducer = ThreadedProducer<Acks>;
+
+/// A sink producer: idempotent, acks from all replicas; with
+/// `transactional_id`, transactional (see `transaction.rs`).
+pub fn sink_producer(
+    bootstrap: &str,
+    transactional_id: Option<(&str, u64)>,
+) -> Result<SinkProducer, EngineError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    match transactional_id {
+        Some((id, timeout_ms)) => c
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", timeout_ms.to_string()),
+        None => c.set("acks", "all").set("enable.idempotence", "true"),
+    };
+    Ok(c.create_with_context(Acks::default())?)
+}
+
+/// A producer of occasional records (dead letters), each awaited.
+pub fn plain_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
@@ -94,4 +184,137 @@ pub fn sink_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
         .create()?)
+}
+
+/// A consumer's queue, to take what librdkafka has already fetched in one
+/// call rather than one message (and one clock read) at a time.
+pub struct ConsumerQueue(*mut rdkafka_sys::rd_kafka_queue_t);
+
+// SAFETY: librdkafka queues are thread-safe; the handle is only destroyed
+// on drop.
+unsafe impl Send for ConsumerQueue {}
+unsafe impl Sync for ConsumerQueue {}
+
+impl ConsumerQueue {
+    /// The queue `consumer` delivers its messages to (the one
+    /// `StreamConsumer::recv` reads).
+    pub fn of(consumer: &StreamConsumer) -> ConsumerQueue {
+        // SAFETY: a valid client handle; the queue reference it returns is
+        // released in `drop`.
+        ConsumerQueue(unsafe {
+            rdkafka_sys::rd_kafka_queue_get_consumer(consumer.client().native_ptr())
+        })
+    }
+
+    /// Up to `max` messages already fetched, without waiting.
+    pub fn drain(&self, max: usize) -> Drained {
+        let mut msgs: Vec<*mut rdkafka_sys::rd_kafka_message_t> = Vec::with_capacity(max);
+        if max > 0 && !self.0.is_null() {
+            // SAFETY: `msgs` has room for `max` pointers; librdkafka writes
+            // at most that many and returns how many.
+            let n = unsafe {
+                rdkafka_sys::rd_kafka_consume_batch_queue(self.0, 0, msgs.as_mut_ptr(), max)
+            };
+            if n > 0 {
+                // SAFETY: the first `n` were written.
+                unsafe { msgs.set_len(n as usize) };
+            }
+        }
+        Drained { msgs }
+    }
+}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the reference taken in `of`, released once.
+            unsafe { rdkafka_sys::rd_kafka_queue_destroy(self.0) };
+        }
+    }
+}
+
+/// Messages taken from a queue; destroyed when dropped.
+#[allow(clippy::len_without_is_empty)]
+pub struct Drained {
+    msgs: Vec<*mut rdkafka_sys::rd_kafka_message_t>,
+}
+
+// SAFETY: the messages are owned by this value alone.
+unsafe impl Send for Drained {}
+
+/// One drained message, borrowed from its [`Drained`].
+pub struct DrainedMessage<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<crate::decode::Header<'a>>,
+}
+
+impl Drained {
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// Each message, or the error librdkafka delivered in its place.
+    pub fn messages(&self) -> impl Iterator<Item = Result<DrainedMessage<'_>, KafkaError>> + '_ {
+        self.msgs.iter().map(|&m| {
+            // SAFETY: `m` is a live message owned by `self`; the slices
+            // borrow from it for as long as `self` lives.
+            unsafe {
+                let msg = &*m;
+                if msg.err != rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    return Err(KafkaError::MessageConsumption(msg.err.into()));
+                }
+                let slice = |p: *mut std::ffi::c_void, len: usize| {
+                    (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
+                };
+                let mut kind =
+                    rdkafka_sys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+                let ts = rdkafka_sys::rd_kafka_message_timestamp(m, &mut kind);
+                let mut headers = Vec::new();
+                let mut hdrs: *mut rdkafka_sys::rd_kafka_headers_t = std::ptr::null_mut();
+                if rdkafka_sys::rd_kafka_message_headers(m, &mut hdrs)
+                    == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                {
+                    for i in 0..rdkafka_sys::rd_kafka_header_cnt(hdrs) {
+                        let mut name: *const std::ffi::c_char = std::ptr::null();
+                        let mut value: *const std::ffi::c_void = std::ptr::null();
+                        let mut size = 0usize;
+                        if rdkafka_sys::rd_kafka_header_get_all(
+                            hdrs, i, &mut name, &mut value, &mut size,
+                        ) != rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                        {
+                            continue;
+                        }
+                        let Ok(name) = std::ffi::CStr::from_ptr(name).to_str() else {
+                            continue;
+                        };
+                        let value = (!value.is_null())
+                            .then(|| std::slice::from_raw_parts(value as *const u8, size));
+                        headers.push((name, value));
+                    }
+                }
+                Ok(DrainedMessage {
+                    key: slice(msg.key, msg.key_len),
+                    value: slice(msg.payload, msg.len),
+                    partition: msg.partition,
+                    offset: msg.offset,
+                    timestamp_ms: (ts >= 0).then_some(ts),
+                    headers,
+                })
+            }
+        })
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        for &m in &self.msgs {
+            // SAFETY: each message was handed to us by consume_batch and is
+            // destroyed once.
+            unsafe { rdkafka_sys::rd_kafka_message_destroy(m) };
+        }
+    }
 }

@@ -25,9 +25,10 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::kafka::{sink_producer, SinkProducer};
 use crate::EngineError;
 
 /// The prefix of the offset metadata naming a committed checkpoint.
@@ -39,7 +40,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The transactional sink producer of one statement.
 #[derive(Clone)]
 pub(crate) struct Transactions {
-    producer: FutureProducer,
+    producer: Arc<SinkProducer>,
     group: Arc<ConsumerGroupMetadata>,
     /// The checkpoint the consumer group names (0: none yet).
     pub restore: u64,
@@ -110,13 +111,7 @@ impl Transactions {
         // Kafka refuses a timeout above its `transaction.max.timeout.ms`
         // (15 min by default).
         let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("broker.address.family", "v4")
-            .set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", timeout_ms.to_string())
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = sink_producer(bootstrap, Some((transactional_id, timeout_ms)))?;
         let topics = topics.to_vec();
         let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
             let committed = committed_checkpoint(&consumer, &topics);
@@ -139,7 +134,7 @@ impl Transactions {
             EngineError::Transaction("to read its consumer group's metadata".into())
         })?;
         let t = Transactions {
-            producer,
+            producer: Arc::new(producer),
             group: Arc::new(group),
             restore,
         };
@@ -213,7 +208,7 @@ impl Transactions {
     }
 
     /// The producer to write the sink's records with.
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &SinkProducer {
         &self.producer
     }
 }

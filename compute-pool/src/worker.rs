@@ -25,7 +25,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weir_api::ResultRow;
@@ -37,7 +37,7 @@ use crate::checkpoint::{Checkpointer, Snapshot};
 use crate::decode::row_partitions;
 use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
-use crate::kafka::{sink_producer, source_consumer};
+use crate::kafka::{plain_producer, sink_producer, source_consumer, SinkProducer};
 use crate::pipeline::{compile, Branch, BranchSource};
 use crate::transaction::Transactions;
 use crate::window::{admit_batch, PartitionWatermarks};
@@ -532,7 +532,7 @@ async fn run_inner(
     drop(tx);
 
     let plain_producer = match (&task.plan.sink, &txn) {
-        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.bootstrap)?),
+        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.bootstrap, None)?),
         _ => None,
     };
     let producer = txn
@@ -541,6 +541,11 @@ async fn run_inner(
         .or(plain_producer.as_ref());
     let mut written = 0usize;
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    // A stateless statement's offsets not stored yet, and when they last were.
+    let mut uncommitted: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+    let mut offsets_at = std::time::Instant::now();
+    let mut offsets_tick = tokio::time::interval(OFFSETS_INTERVAL);
+    offsets_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkpoint_tick =
         tokio::time::interval(checkpoints.map_or(Duration::from_secs(3600), |c| c.interval));
     checkpoint_tick.tick().await;
@@ -611,7 +616,15 @@ async fn run_inner(
                     // transaction commits.
                     let position = &positions[p.branch];
                     if !p.offsets.is_empty() && stages.is_empty() && txn.is_none() {
-                        task.events.commit(position, &p.offsets).await.map_err(EngineError::Progress)?;
+                        // Stored at most every OFFSETS_INTERVAL: a store
+                        // write per poll would bound the statement by the
+                        // store's commit latency. What is stored is always
+                        // written and acknowledged already.
+                        uncommitted.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
+                        if offsets_at.elapsed() >= OFFSETS_INTERVAL {
+                            offsets_at = std::time::Instant::now();
+                            store_offsets(&mut uncommitted, task).await?;
+                        }
                     }
                     if !p.offsets.is_empty() && checkpoints.is_some() {
                         processed.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
@@ -640,6 +653,10 @@ async fn run_inner(
                         break Outcome::Completed;
                     }
                 }
+                _ = offsets_tick.tick(), if !uncommitted.is_empty() => {
+                    offsets_at = std::time::Instant::now();
+                    store_offsets(&mut uncommitted, task).await?;
+                }
                 _ = idle_check.tick(), if results.is_some() => {
                     if results.is_some_and(|r| r.idle_for() > task.results_idle_timeout) {
                         stop_reading.cancel();
@@ -652,6 +669,8 @@ async fn run_inner(
         for r in readers {
             let _ = r.await;
         }
+        // Everything written is acknowledged: its offsets are stored.
+        store_offsets(&mut uncommitted, task).await?;
         // A stop drained every batch read: checkpoint, so that a resume
         // carries on exactly where this run ended. An exactly-once sink also
         // commits the output of a statement that completed.
@@ -847,6 +866,24 @@ impl MemoryWatch {
     }
 }
 
+/// How often a stateless statement stores the offsets it has written.
+const OFFSETS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Stores (and forgets) the offsets in `uncommitted`.
+async fn store_offsets(
+    uncommitted: &mut BTreeMap<String, BTreeMap<i32, i64>>,
+    task: &StatementTask,
+) -> Result<(), EngineError> {
+    for (topic, parts) in std::mem::take(uncommitted) {
+        let parts: Vec<(i32, i64)> = parts.into_iter().collect();
+        task.events
+            .commit(&topic, &parts)
+            .await
+            .map_err(EngineError::Progress)?;
+    }
+    Ok(())
+}
+
 /// How often processing-time windows are checked for firing.
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(100);
 
@@ -857,7 +894,7 @@ async fn write_all(
     written: &mut usize,
     (sink, producer, results): (
         &SinkSpec,
-        Option<&FutureProducer>,
+        Option<&SinkProducer>,
         Option<&Arc<ResultsBuffer>>,
     ),
     metrics: &StatementMetrics,
@@ -878,7 +915,7 @@ async fn write_all(
 
 async fn write_batch(
     sink: &SinkSpec,
-    producer: Option<&FutureProducer>,
+    producer: Option<&SinkProducer>,
     results: Option<&Arc<ResultsBuffer>>,
     changes: &Changes,
 ) -> Result<(), EngineError> {
@@ -902,9 +939,9 @@ async fn write_batch(
             let producer = producer.expect("an INSERT has a producer");
             let records = kafka_changes(table, changes)?;
             let retract = table.changelog_mode() == "retract";
-            let mut pending = Vec::with_capacity(records.len());
+            let acks = producer.context();
             for (i, (key, value)) in records.iter().enumerate() {
-                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&table.topic);
+                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic);
                 if let Some(k) = key {
                     rec = rec.key(k.as_slice());
                 }
@@ -920,31 +957,31 @@ async fn write_batch(
                     ));
                 }
                 loop {
-                    match producer.send_result(rec) {
-                        Ok(f) => {
-                            pending.push(f);
-                            break;
-                        }
+                    acks.sending();
+                    match producer.send(rec) {
+                        Ok(()) => break,
                         Err((
                             rdkafka::error::KafkaError::MessageProduction(
                                 rdkafka::types::RDKafkaErrorCode::QueueFull,
                             ),
                             r,
                         )) => {
+                            acks.unsent();
                             rec = r;
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            // The queue drains as the broker acknowledges:
+                            // wait for that rather than spin.
+                            acks.wait().await?;
                         }
-                        Err((e, _)) => return Err(e.into()),
+                        Err((e, _)) => {
+                            acks.unsent();
+                            // What was sent before must not be left pending.
+                            let _ = acks.wait().await;
+                            return Err(e.into());
+                        }
                     }
                 }
             }
-            for f in pending {
-                match f.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => return Err(e.into()),
-                    Err(_) => return Err(EngineError::Plan("the producer was dropped".into())),
-                }
-            }
+            acks.wait().await?;
         }
     }
     Ok(())
@@ -1005,7 +1042,7 @@ async fn read_branch(
     let mut sent_idle = false;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
-            sink_producer(bootstrap)?,
+            plain_producer(bootstrap)?,
             spec.table
                 .option("error-handling.log.target")
                 .unwrap_or("error_log")
@@ -1022,29 +1059,33 @@ async fn read_branch(
             .map_err(|e| EngineError::Plan(e.to_string()))?;
     }
     let mut broker_down_logged = false;
+    let queue = crate::kafka::ConsumerQueue::of(&consumer);
     loop {
-        let mut msgs = Vec::new();
+        // The first record is awaited; whatever else librdkafka has
+        // fetched by then is taken in one call.
+        let mut first = None;
         let deadline = tokio::time::Instant::now() + POLL_WINDOW;
-        while msgs.len() < POLL_MAX_RECORDS {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                m = tokio::time::timeout_at(deadline, consumer.recv()) => match m {
-                    Ok(Ok(m)) => msgs.push(m),
-                    Ok(Err(e)) if transient(&e) => {
-                        // librdkafka reconnects by itself; the statement
-                        // waits for the broker rather than failing.
-                        if !broker_down_logged {
-                            broker_down_logged = true;
-                            tracing::warn!(topic = %topic, error = %e, "the broker is unreachable; waiting for it");
-                        }
-                        break;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            m = tokio::time::timeout_at(deadline, consumer.recv()) => match m {
+                Ok(Ok(m)) => first = Some(m),
+                Ok(Err(e)) if transient(&e) => {
+                    // librdkafka reconnects by itself; the statement waits
+                    // for the broker rather than failing.
+                    if !broker_down_logged {
+                        broker_down_logged = true;
+                        tracing::warn!(topic = %topic, error = %e, "the broker is unreachable; waiting for it");
                     }
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(_) => break,
-                },
-            }
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {}
+            },
         }
-        if msgs.is_empty() {
+        let more = match first {
+            Some(_) => queue.drain(POLL_MAX_RECORDS - 1),
+            None => queue.drain(0),
+        };
+        if first.is_none() {
             if stop.is_cancelled() {
                 return Ok(());
             }
@@ -1070,25 +1111,40 @@ async fn read_branch(
             }
             continue;
         }
-        let headers: Vec<Vec<crate::decode::Header<'_>>> = msgs
+        let mut drained = Vec::with_capacity(more.len());
+        for m in more.messages() {
+            match m {
+                Ok(m) => drained.push(m),
+                Err(e) if transient(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let first_headers: Vec<crate::decode::Header<'_>> = first
             .iter()
-            .map(|m| {
+            .flat_map(|m| {
                 m.headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default()
+                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect::<Vec<_>>())
             })
+            .flatten()
             .collect();
-        let raw: Vec<RawRecord<'_>> = msgs
+        let raw: Vec<RawRecord<'_>> = first
             .iter()
-            .zip(&headers)
-            .map(|(m, headers)| RawRecord {
-                headers,
+            .map(|m| RawRecord {
+                headers: &first_headers,
                 key: m.key(),
                 value: m.payload(),
                 partition: m.partition(),
                 offset: m.offset(),
                 timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             })
+            .chain(drained.iter().map(|m| RawRecord {
+                headers: &m.headers,
+                key: m.key,
+                value: m.value,
+                partition: m.partition,
+                offset: m.offset,
+                timestamp_ms: m.timestamp_ms.unwrap_or(0),
+            }))
             .collect();
         metrics
             .records_in

@@ -71,6 +71,9 @@ pub struct BrokerConfig {
     /// Partitions of a topic created because a client asked for a topic
     /// that does not exist (Kafka's `num.partitions`).
     pub default_partitions: i32,
+    /// Answer every produce this much later (after writing it): a slow
+    /// broker, to see how clients behave against one.
+    pub produce_delay: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -80,6 +83,7 @@ impl Default for BrokerConfig {
             data_dir: None,
             sync_interval: Duration::from_secs(1),
             default_partitions: 1,
+            produce_delay: Duration::ZERO,
         }
     }
 }

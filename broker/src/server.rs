@@ -141,7 +141,13 @@ async fn dispatch(state: &State, req: RequestKind, version: i16) -> Option<Respo
     Some(match req {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(code::NONE)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(state, r, version)),
-        RequestKind::Produce(r) => return produce(state, r).map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            let answer = produce(state, r).map(ResponseKind::Produce);
+            if !state.config.produce_delay.is_zero() {
+                tokio::time::sleep(state.config.produce_delay).await;
+            }
+            return answer;
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(state, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(state, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(state, r)),

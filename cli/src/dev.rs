@@ -72,6 +72,10 @@ pub struct BrokerArgs {
     /// Partitions of a topic a client creates by asking for it.
     #[arg(long, default_value_t = 1)]
     default_partitions: i32,
+    /// Answer every produce this many milliseconds late: a slow broker, to
+    /// see how clients (and Weir's sinks) behave against one.
+    #[arg(long, default_value_t = 0)]
+    produce_delay_ms: u64,
 }
 
 /// `weir broker`: the local Kafka-protocol broker, until Ctrl-C or SIGTERM.
@@ -81,6 +85,7 @@ pub async fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
         data_dir: (!a.memory).then_some(a.data_dir),
         sync_interval: Duration::from_millis(a.sync_interval_ms.max(1)),
         default_partitions: a.default_partitions.max(1),
+        produce_delay: Duration::from_millis(a.produce_delay_ms),
     })
     .await?;
     eprintln!("weir broker: listening on {}", broker.addr());

@@ -112,7 +112,7 @@ fn engine_alone() {
             out_records += recs.len();
             out_bytes += recs
                 .iter()
-                .map(|(k, v)| k.as_ref().map_or(0, Vec::len) + v.as_ref().map_or(0, Vec::len))
+                .map(|(k, v)| k.as_ref().map_or(0, |b| b.len()) + v.as_ref().map_or(0, |b| b.len()))
                 .sum::<usize>();
         }
         let t4 = Instant::now();

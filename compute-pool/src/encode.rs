@@ -3,12 +3,13 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::json::writer::{LineDelimited, WriterBuilder};
+use bytes::Bytes;
 use weir_catalog::TableDef;
 
 use crate::EngineError;
 
 /// One JSON object per row, as bytes, in row order.
-pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, EngineError> {
+pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Bytes>, EngineError> {
     let mut buf = Vec::with_capacity(batch.num_rows() * 64);
     {
         let mut w = WriterBuilder::new()
@@ -17,17 +18,26 @@ pub fn json_rows(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, EngineError> {
         w.write(batch)?;
         w.finish()?;
     }
-    // JSON strings escape newlines, so every '\n' ends a row.
-    Ok(buf
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect())
+    // JSON strings escape newlines, so every '\n' ends a row. The rows
+    // share the one buffer (no allocation and copy per row).
+    let buf = Bytes::from(buf);
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &buf) {
+        if end > start {
+            rows.push(buf.slice(start..end));
+        }
+        start = end + 1;
+    }
+    if start < buf.len() {
+        rows.push(buf.slice(start..));
+    }
+    Ok(rows)
 }
 
 /// One encoded Kafka record: key and value (`None` is a null key or a
 /// tombstone).
-pub type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+pub type EncodedRecord = (Option<Bytes>, Option<Bytes>);
 
 /// The Kafka records for changes written to `table`. Into an upsert table
 /// (the planner lets only those take updates) `+I` and `+U` write the row
@@ -83,7 +93,7 @@ pub fn kafka_records(
         .filter_map(|c| batch.schema().index_of(&c.name).ok())
         .collect();
     let raw_value = table.value_format() == "raw";
-    let values: Vec<Option<Vec<u8>>> = if raw_value {
+    let values: Vec<Option<Bytes>> = if raw_value {
         let col = value_cols
             .first()
             .ok_or_else(|| EngineError::Plan("a raw table needs one value column".into()))?;
@@ -99,7 +109,7 @@ pub fn kafka_records(
         .iter()
         .filter_map(|c| batch.schema().index_of(c).ok())
         .collect();
-    let keys: Vec<Option<Vec<u8>>> = if key_cols.is_empty() {
+    let keys: Vec<Option<Bytes>> = if key_cols.is_empty() {
         vec![None; n]
     } else if table.option("key.format") == Some("raw")
         || key_cols.len() == 1 && matches!(batch.column(key_cols[0]).data_type(), DataType::Binary)
@@ -114,24 +124,24 @@ pub fn kafka_records(
     Ok(keys.into_iter().zip(values).collect())
 }
 
-fn raw_bytes(col: &dyn Array) -> Vec<Option<Vec<u8>>> {
+fn raw_bytes(col: &dyn Array) -> Vec<Option<Bytes>> {
     match col.data_type() {
         DataType::Binary => col
             .as_binary::<i32>()
             .iter()
-            .map(|v| v.map(<[u8]>::to_vec))
+            .map(|v| v.map(Bytes::copy_from_slice))
             .collect(),
         DataType::Utf8 => col
             .as_string::<i32>()
             .iter()
-            .map(|v| v.map(|s| s.as_bytes().to_vec()))
+            .map(|v| v.map(|s| Bytes::copy_from_slice(s.as_bytes())))
             .collect(),
         _ => {
             let s =
                 arrow::compute::cast(col, &DataType::Utf8).expect("every type casts to a string");
             s.as_string::<i32>()
                 .iter()
-                .map(|v| v.map(|s| s.as_bytes().to_vec()))
+                .map(|v| v.map(|s| Bytes::copy_from_slice(s.as_bytes())))
                 .collect()
         }
     }

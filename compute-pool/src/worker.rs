@@ -943,10 +943,10 @@ async fn write_batch(
             for (i, (key, value)) in records.iter().enumerate() {
                 let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic);
                 if let Some(k) = key {
-                    rec = rec.key(k.as_slice());
+                    rec = rec.key(&k[..]);
                 }
                 if let Some(v) = value {
-                    rec = rec.payload(v.as_slice());
+                    rec = rec.payload(&v[..]);
                 }
                 if retract {
                     rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(

@@ -111,7 +111,7 @@ async fn nexmark_queries_through_the_broker_write_what_they_write_in_process() {
             let records = kafka_changes(&table, c).expect("encodes");
             want.extend(records.into_iter().enumerate().map(|(i, (k, v))| {
                 let op = (mode == Mode::Retract).then(|| op_header(c, i).to_string());
-                (k, v, op)
+                (k.map(|b| b.to_vec()), v.map(|b| b.to_vec()), op)
             }));
         }
         assert!(

@@ -13,6 +13,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 tools="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 bash infra/broker/install-noida.sh
+# Confluent's Python client, to check `weir broker` with a client Weir's
+# users run (not only Weir's own librdkafka).
+if [ ! -x "$tools/confluent/bin/python" ]; then
+  python3 -m venv "$tools/confluent"
+  "$tools/confluent/bin/pip" install --quiet --disable-pip-version-check confluent-kafka==2.16.1
+fi
 cargo build --bin weir
 
 wait_port() {
@@ -54,6 +60,8 @@ cargo fmt --all --check
 status=0
 echo "== every test, broker: weir broker (127.0.0.1:$port)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port" WEIR_TEST_EXACTLY_ONCE=0 cargo nextest run --workspace --no-fail-fast || status=1
+echo "== Confluent's Python client against weir broker"
+"$tools/confluent/bin/python" infra/broker/confluent_client_check.py "127.0.0.1:$port" || status=1
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1
 exit $status

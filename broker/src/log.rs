@@ -175,14 +175,8 @@ impl PartitionLog {
             .create(true)
             .open(path)
             .map_err(io)?;
-        let mut log = PartitionLog {
-            store: Store::Memory(Vec::new()),
-            index: Vec::new(),
-            next: 0,
-            end: 0,
-            producers: HashMap::new(),
-            dirty: false,
-        };
+        // Indexed as read, then given the file as its store.
+        let mut log = PartitionLog::memory();
         let size = file.metadata().map_err(io)?.len();
         let mut reader = std::io::BufReader::with_capacity(1 << 20, &mut file);
         let mut pos = 0u64;

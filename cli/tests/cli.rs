@@ -504,22 +504,7 @@ fn weir_dev_keeps_topics_tables_and_statements_across_a_restart() {
     let dev = Dev::start_own_broker(&dir, port);
     let bootstrap = dev.env["WEIR_BOOTSTRAP"].clone();
     assert_eq!(bootstrap, format!("127.0.0.1:{port}"));
-    for sql in [
-        "CREATE TABLE src (id BIGINT, amount INT)",
-        "CREATE TABLE dst (id BIGINT, amount INT)",
-    ] {
-        dev.ok(&["statement", "create", "--wait", "--sql", sql]);
-    }
-    produce_to(&bootstrap, "src", 0..500);
-    dev.ok(&[
-        "statement",
-        "create",
-        "--name",
-        "copy",
-        "--wait",
-        "--sql",
-        "INSERT INTO dst SELECT id, amount FROM src",
-    ]);
+    copy_src_to_dst(&dev, &bootstrap, 500);
     assert_eq!(consume_ids_from(&bootstrap, "dst", 500).len(), 500);
     dev.interrupt();
 
@@ -532,6 +517,27 @@ fn weir_dev_keeps_topics_tables_and_statements_across_a_restart() {
     ids.sort();
     assert_eq!(ids, (0..800).collect::<Vec<_>>(), "every record once");
     dev.interrupt();
+}
+
+/// Tables `src` and `dst`, records `0..n` in `src`, and statement `copy`
+/// running `INSERT INTO dst SELECT ... FROM src`.
+fn copy_src_to_dst(dev: &Dev, bootstrap: &str, n: i64) {
+    for sql in [
+        "CREATE TABLE src (id BIGINT, amount INT)",
+        "CREATE TABLE dst (id BIGINT, amount INT)",
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", sql]);
+    }
+    produce_to(bootstrap, "src", 0..n);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--wait",
+        "--sql",
+        "INSERT INTO dst SELECT id, amount FROM src",
+    ]);
 }
 
 /// `weir broker` as a child process of the test, on `port`, keeping its
@@ -571,22 +577,7 @@ fn the_sink_neither_loses_nor_duplicates_while_its_broker_is_frozen_and_restarte
     let bootstrap = format!("127.0.0.1:{port}");
     let mut broker = start_broker(&dir.join("broker"), port);
     let dev = Dev::start_with(&dir.join("dev"), &["--bootstrap", &bootstrap]);
-    for sql in [
-        "CREATE TABLE src (id BIGINT, amount INT)",
-        "CREATE TABLE dst (id BIGINT, amount INT)",
-    ] {
-        dev.ok(&["statement", "create", "--wait", "--sql", sql]);
-    }
-    produce_to(&bootstrap, "src", 0..2000);
-    dev.ok(&[
-        "statement",
-        "create",
-        "--name",
-        "copy",
-        "--wait",
-        "--sql",
-        "INSERT INTO dst SELECT id, amount FROM src",
-    ]);
+    copy_src_to_dst(&dev, &bootstrap, 2000);
     let total = 8000;
     let feeder = {
         let bootstrap = bootstrap.clone();

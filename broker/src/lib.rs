@@ -264,6 +264,15 @@ fn write_atomically(path: &Path, body: &[u8]) -> Result<(), BrokerError> {
     std::fs::rename(&tmp, path).map_err(|e| BrokerError::io(path, e))
 }
 
+/// A JSON file the broker wrote.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BrokerError> {
+    let raw = std::fs::read(path).map_err(|e| BrokerError::io(path, e))?;
+    serde_json::from_slice(&raw).map_err(|e| BrokerError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
 /// Loads every topic under `root`.
 fn load_topics(root: &Path) -> Result<HashMap<String, Arc<Topic>>, BrokerError> {
     let mut topics = HashMap::new();
@@ -278,11 +287,7 @@ fn load_topics(root: &Path) -> Result<HashMap<String, Arc<Topic>>, BrokerError> 
         if !legal_topic(&name) || !meta_path.is_file() {
             continue;
         }
-        let raw = std::fs::read(&meta_path).map_err(|e| BrokerError::io(&meta_path, e))?;
-        let meta: TopicFile = serde_json::from_slice(&raw).map_err(|e| BrokerError::Corrupt {
-            path: meta_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let meta: TopicFile = read_json(&meta_path)?;
         let mut partitions = Vec::new();
         for p in 0..meta.partitions {
             partitions.push(Arc::new(Mutex::new(PartitionLog::open(
@@ -321,13 +326,7 @@ impl Broker {
             None => HashMap::new(),
         };
         let offsets = match config.data_dir.as_ref().map(|d| d.join("offsets.json")) {
-            Some(p) if p.is_file() => {
-                let raw = std::fs::read(&p).map_err(|e| BrokerError::io(&p, e))?;
-                serde_json::from_slice(&raw).map_err(|e| BrokerError::Corrupt {
-                    path: p.clone(),
-                    reason: e.to_string(),
-                })?
-            }
+            Some(p) if p.is_file() => read_json(&p)?,
             _ => BTreeMap::new(),
         };
         let listener =

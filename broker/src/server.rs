@@ -273,6 +273,15 @@ fn metadata(state: &State, r: MetadataRequest, version: i16) -> MetadataResponse
     resp
 }
 
+/// Partition `index` of `topic`, if both exist.
+fn partition(
+    topic: Option<&Arc<crate::Topic>>,
+    index: i32,
+) -> Option<&Arc<std::sync::Mutex<crate::PartitionLog>>> {
+    let index = usize::try_from(index).ok()?;
+    topic?.partitions.get(index)
+}
+
 fn produce(state: &State, r: ProduceRequest) -> Option<ProduceResponse> {
     let mut resp = ProduceResponse::default();
     let mut wrote = false;
@@ -285,11 +294,7 @@ fn produce(state: &State, r: ProduceRequest) -> Option<ProduceResponse> {
             pr.index = pd.index;
             pr.base_offset = -1;
             pr.log_append_time_ms = -1;
-            let log = topic.as_ref().and_then(|t| {
-                t.partitions
-                    .get(pd.index.max(0) as usize)
-                    .filter(|_| pd.index >= 0)
-            });
+            let log = partition(topic.as_ref(), pd.index);
             match (log, pd.records) {
                 (None, _) => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 (Some(_), None) => {}
@@ -422,11 +427,7 @@ fn fetch_once(state: &State, r: &FetchRequest) -> (FetchResponse, usize) {
             pr.log_start_offset = -1;
             pr.preferred_read_replica = BrokerId(-1);
             pr.aborted_transactions = Some(vec![]);
-            let log = topic.as_ref().and_then(|t| {
-                t.partitions
-                    .get(fp.partition.max(0) as usize)
-                    .filter(|_| fp.partition >= 0)
-            });
+            let log = partition(topic.as_ref(), fp.partition);
             match log {
                 None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => {
@@ -473,11 +474,7 @@ fn list_offsets(state: &State, r: ListOffsetsRequest) -> ListOffsetsResponse {
             pr.partition_index = lp.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let log = topic.as_ref().and_then(|t| {
-                t.partitions
-                    .get(lp.partition_index.max(0) as usize)
-                    .filter(|_| lp.partition_index >= 0)
-            });
+            let log = partition(topic.as_ref(), lp.partition_index);
             match log {
                 None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => {

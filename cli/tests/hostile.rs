@@ -144,7 +144,7 @@ fn hostile_sql_is_refused_or_planned_and_weir_dev_keeps_answering() {
     let s = wait_for(&rt, &c, "long", |s| s.status.phase.is_terminal());
     assert_eq!(s.status.phase, Phase::Completed, "{}", s.status.detail);
     let rows = rt.block_on(c.results("long", None)).unwrap().results.data;
-    assert_eq!(rows[0].row, vec![serde_json::json!(900)]);
+    assert_eq!(rows[0].row, vec![serde_json::json!("900")]);
 
     // A HOP with 86.4 million windows per row grew the process by 250 MB
     // a second over five records; it is refused when planned.

@@ -147,36 +147,11 @@ fn raw_bytes(col: &dyn Array) -> Vec<Option<Bytes>> {
     }
 }
 
-/// Result rows: each row's values in column order.
+/// Result rows in the statement results API's wire format: each row's
+/// values in column order, every scalar a string as Flink casts it to
+/// `STRING` (`"101"`, `"TRUE"`, `"2.5E10"`, `"2024-01-31 12:00:00.000"`,
+/// `"x'0aff'"`), `NULL` as `null` at any depth, `ROW` and `ARRAY` as JSON
+/// arrays, `MAP` as an array of `[key, value]` pairs. See [`crate::wire`].
 pub fn result_rows(batch: &RecordBatch) -> Result<Vec<Vec<serde_json::Value>>, EngineError> {
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    // Duplicate or empty names would collide as JSON keys: encode under positional names.
-    let positional = arrow::datatypes::Schema::new(
-        batch
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}")))
-            .collect::<Vec<_>>(),
-    );
-    let batch = RecordBatch::try_new(std::sync::Arc::new(positional), batch.columns().to_vec())?;
-    json_rows(&batch)?
-        .into_iter()
-        .map(|line| {
-            let mut obj: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&line).map_err(|e| EngineError::Plan(e.to_string()))?;
-            Ok((0..names.len())
-                .map(|i| {
-                    obj.remove(&format!("c{i}"))
-                        .unwrap_or(serde_json::Value::Null)
-                })
-                .collect())
-        })
-        .collect()
+    crate::wire::rows(batch)
 }

@@ -25,6 +25,7 @@ pub async fn source_consumer(
     topic: &str,
     startup: StartupMode,
     stored: &HashMap<i32, i64>,
+    bounded: bool,
 ) -> Result<(StreamConsumer, Vec<i32>), EngineError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -43,6 +44,11 @@ pub async fn source_consumer(
         .set("max.partition.fetch.bytes", "8388608")
         .set("queued.max.messages.kbytes", "65536")
         .set("fetch.queue.backoff.ms", "5")
+        // A bounded source learns that it has read a partition to its end.
+        .set(
+            "enable.partition.eof",
+            if bounded { "true" } else { "false" },
+        )
         .create()?;
     let t = topic.to_string();
     let b = bootstrap.to_string();
@@ -91,6 +97,43 @@ pub async fn source_consumer(
     }
     consumer.assign(&tpl)?;
     Ok((consumer, partitions))
+}
+
+/// Where a bounded source stops: per partition, the end offset (the next
+/// offset to be written) at the moment it starts, for the partitions that
+/// hold something to read from where the source starts.
+pub async fn end_offsets(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+    startup: StartupMode,
+    stored: &HashMap<i32, i64>,
+) -> Result<HashMap<i32, i64>, EngineError> {
+    let b = bootstrap.to_string();
+    let t = topic.to_string();
+    let partitions = partitions.to_vec();
+    let stored = stored.clone();
+    tokio::task::spawn_blocking(move || -> Result<HashMap<i32, i64>, EngineError> {
+        let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("broker.address.family", "v4")
+            .create()?;
+        let mut ends = HashMap::new();
+        for p in partitions {
+            let (low, high) = probe.fetch_watermarks(&t, p, Duration::from_secs(10))?;
+            let from = match (stored.get(&p), startup) {
+                (Some(o), _) => *o,
+                (None, StartupMode::Latest) => high,
+                (None, _) => low,
+            };
+            if from < high {
+                ends.insert(p, high);
+            }
+        }
+        Ok(ends)
+    })
+    .await
+    .map_err(|e| EngineError::Plan(e.to_string()))?
 }
 
 /// The delivery reports of a sink producer, counted rather than awaited
@@ -264,6 +307,9 @@ impl Drained {
             // borrow from it for as long as `self` lives.
             unsafe {
                 let msg = &*m;
+                if msg.err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    return Err(KafkaError::PartitionEOF(msg.partition));
+                }
                 if msg.err != rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     return Err(KafkaError::MessageConsumption(msg.err.into()));
                 }

@@ -38,6 +38,7 @@ pub mod temporal;
 pub mod topn;
 mod transaction;
 pub mod window;
+pub mod wire;
 mod worker;
 
 pub use changelog::Changes;

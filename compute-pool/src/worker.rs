@@ -1022,8 +1022,24 @@ async fn read_branch(
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
     let group = consumer_group(key);
-    let (consumer, partitions): (StreamConsumer, Vec<i32>) =
-        source_consumer(bootstrap, &group, &topic, spec.startup, &offsets).await?;
+    let (consumer, partitions): (StreamConsumer, Vec<i32>) = source_consumer(
+        bootstrap,
+        &group,
+        &topic,
+        spec.startup,
+        &offsets,
+        spec.bounded,
+    )
+    .await?;
+    // A bounded source: the partitions still to read, and where each ends.
+    let mut bound: Option<HashMap<i32, i64>> = if spec.bounded {
+        Some(
+            crate::kafka::end_offsets(bootstrap, &topic, &partitions, spec.startup, &offsets)
+                .await?,
+        )
+    } else {
+        None
+    };
     // The next offset expected per partition, to notice records the broker
     // skipped over.
     let mut expected: HashMap<i32, i64> = offsets.clone();
@@ -1061,6 +1077,21 @@ async fn read_branch(
     let mut broker_down_logged = false;
     let queue = crate::kafka::ConsumerQueue::of(&consumer);
     loop {
+        if bound.as_ref().is_some_and(HashMap::is_empty) {
+            // Read to where it ended when the statement started: the
+            // source is done, and its end passes every window.
+            let _ = tx
+                .send(Ok(Progress {
+                    batch: None,
+                    offsets: vec![],
+                    branch: index,
+                    watermark: Some(i64::MAX),
+                    idle: false,
+                    records: 0,
+                }))
+                .await;
+            return Ok(());
+        }
         // The first record is awaited; whatever else librdkafka has
         // fetched by then is taken in one call.
         let mut first = None;
@@ -1069,6 +1100,11 @@ async fn read_branch(
             _ = stop.cancelled() => {}
             m = tokio::time::timeout_at(deadline, consumer.recv()) => match m {
                 Ok(Ok(m)) => first = Some(m),
+                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    if let Some(b) = bound.as_mut() {
+                        b.remove(&p);
+                    }
+                }
                 Ok(Err(e)) if transient(&e) => {
                     // librdkafka reconnects by itself; the statement waits
                     // for the broker rather than failing.
@@ -1115,6 +1151,11 @@ async fn read_branch(
         for m in more.messages() {
             match m {
                 Ok(m) => drained.push(m),
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                    if let Some(b) = bound.as_mut() {
+                        b.remove(&p);
+                    }
+                }
                 Err(e) if transient(&e) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -1146,6 +1187,25 @@ async fn read_branch(
                 timestamp_ms: m.timestamp_ms.unwrap_or(0),
             }))
             .collect();
+        let raw = match bound.as_mut() {
+            // A bounded source reads up to where each partition ended at
+            // start, and no further.
+            Some(b) => {
+                let ends = b.clone();
+                for r in &raw {
+                    if ends
+                        .get(&r.partition)
+                        .is_some_and(|end| r.offset + 1 >= *end)
+                    {
+                        b.remove(&r.partition);
+                    }
+                }
+                raw.into_iter()
+                    .filter(|r| ends.get(&r.partition).is_some_and(|end| r.offset < *end))
+                    .collect()
+            }
+            None => raw,
+        };
         metrics
             .records_in
             .fetch_add(raw.len() as u64, Ordering::Relaxed);

@@ -143,6 +143,13 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 "arrow_cast({expr}, 'Timestamp({unit}, Some(\"{tz}\"))')"
             ))?))
         }
+        // Flink's `BYTES` (`VARBINARY(2147483647)`); DataFusion's SQL has
+        // no such name.
+        Expr::Cast {
+            expr, data_type, ..
+        } if data_type.to_string().eq_ignore_ascii_case("BYTES") => {
+            Ok(Some(parse_expr(&format!("arrow_cast({expr}, 'Binary')"))?))
+        }
         Expr::Floor {
             expr,
             field: CeilFloorKind::DateTimeField(f),

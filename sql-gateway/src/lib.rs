@@ -33,8 +33,8 @@ pub use dialect::FlinkDialect;
 pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
-    checkpoint_interval_ms, create_table, duration_ms, execute_metadata, idle_timeout_ms,
-    local_time_zone, memory_limit, state_ttl_ms, CatalogContext, ResultSet,
+    bounded_scans, checkpoint_interval_ms, create_table, duration_ms, execute_metadata,
+    idle_timeout_ms, local_time_zone, memory_limit, state_ttl_ms, CatalogContext, ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
@@ -50,6 +50,12 @@ pub mod properties {
     pub const CURRENT_CATALOG: &str = "sql.current-catalog";
     pub const CURRENT_DATABASE: &str = "sql.current-database";
     pub const LOCAL_TIME_ZONE: &str = "sql.local-time-zone";
+    /// `'now'`: a snapshot query; its Kafka sources end at the offsets
+    /// they find at start and the statement completes.
+    pub const SNAPSHOT_MODE: &str = "sql.snapshot.mode";
+    /// `'latest-offset'`: every Kafka source ends at the offsets it finds
+    /// at start (a table's own `'scan.bounded.mode'` does the same for it).
+    pub const SCAN_BOUNDED_MODE: &str = "sql.tables.scan.bounded.mode";
     /// How long a source partition may send nothing before it stops holding
     /// the watermark back (a duration; `'0'` switches idleness off).
     pub const IDLE_TIMEOUT: &str = "sql.tables.scan.idle-timeout";

@@ -33,6 +33,10 @@ pub struct CatalogContext {
     /// `TIMESTAMP_LTZ` values are shown, cast and taken apart in it, and
     /// windows over them are aligned in it.
     pub time_zone: String,
+    /// Whether every Kafka source ends at the offsets it finds at start
+    /// (`'sql.snapshot.mode' = 'now'` or `'sql.tables.scan.bounded.mode' =
+    /// 'latest-offset'`): the statement then completes.
+    pub bounded: bool,
 }
 
 impl CatalogContext {
@@ -46,6 +50,7 @@ impl CatalogContext {
             environments: vec![],
             tables: vec![],
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
+            bounded: false,
         }
     }
 
@@ -69,6 +74,7 @@ impl CatalogContext {
                 .map(|t| ("cluster_0".to_string(), t))
                 .collect(),
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
+            bounded: false,
         }
     }
 
@@ -155,6 +161,7 @@ impl CatalogContext {
             environments,
             tables,
             time_zone: local_time_zone(properties)?,
+            bounded: bounded_scans(properties)?,
         })
     }
 
@@ -313,6 +320,38 @@ pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i
             )),
         },
     }
+}
+
+/// Whether the statement's Kafka sources end at the offsets they find when
+/// it starts: `'sql.snapshot.mode' = 'now'` (a snapshot query, as the
+/// managed service's clients ask for point-in-time results) or
+/// `'sql.tables.scan.bounded.mode' = 'latest-offset'`.
+pub fn bounded_scans(properties: &BTreeMap<String, String>) -> Result<bool, SqlError> {
+    let snapshot = crate::properties::SNAPSHOT_MODE;
+    let bounded = crate::properties::SCAN_BOUNDED_MODE;
+    let a = match properties.get(snapshot).map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "now" => true,
+        Some(v) if v == "off" || v.is_empty() => false,
+        Some(v) => {
+            return Err(SqlError::validation(
+                format!("property '{snapshot}' = '{v}' is not supported; use 'now' (a snapshot query that completes) or leave it unset"),
+                None,
+            ))
+        }
+    };
+    let b = match properties.get(bounded).map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "latest-offset" => true,
+        Some(v) if v == "unbounded" => false,
+        Some(v) => return Err(SqlError::validation(
+            format!(
+                "property '{bounded}' = '{v}' is not supported; use 'latest-offset' or 'unbounded'"
+            ),
+            None,
+        )),
+    };
+    Ok(a || b)
 }
 
 /// `'sql.local-time-zone'` as Arrow names the zone: `UTC` unless set.
@@ -474,7 +513,7 @@ pub async fn execute_metadata(
                     vec![
                         json!(c.name),
                         json!(c.data_type.to_string()),
-                        json!(c.nullable),
+                        flink_bool(c.nullable),
                         key,
                         extras,
                         wm,
@@ -485,7 +524,7 @@ pub async fn execute_metadata(
                 rows.push(vec![
                     json!(weir_catalog::ROWTIME_COLUMN),
                     json!("TIMESTAMP_LTZ(3)"),
-                    json!(false),
+                    flink_bool(false),
                     Value::Null,
                     json!("METADATA VIRTUAL, SYSTEM"),
                     if def.watermark.is_none() {
@@ -681,4 +720,10 @@ pub async fn create_table(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A `BOOLEAN` in the results wire format: `"TRUE"` or `"FALSE"`, as every
+/// scalar there is a string.
+fn flink_bool(b: bool) -> Value {
+    json!(if b { "TRUE" } else { "FALSE" })
 }

@@ -30,6 +30,9 @@ pub struct SourceSpec {
     /// `catalog.database.table`, for messages.
     pub qualified_name: String,
     pub startup: StartupMode,
+    /// Whether the source ends at the offsets it finds at start (a
+    /// snapshot query, or `'scan.bounded.mode' = 'latest-offset'`).
+    pub bounded: bool,
     /// Computed columns as planned expressions over the physical and
     /// metadata columns (in `table.read_schema()` order).
     pub computed: Vec<(String, Expr)>,
@@ -557,7 +560,7 @@ impl PlanNode {
     /// Whether every source of this subtree ends.
     pub fn is_bounded(&self) -> bool {
         match self {
-            PlanNode::Source(_) => false,
+            PlanNode::Source(s) => s.bounded,
             PlanNode::Values { .. } => true,
             PlanNode::Limit { .. } => true,
             PlanNode::Filter { input, .. }

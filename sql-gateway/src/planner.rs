@@ -109,6 +109,8 @@ struct KafkaTableSource {
     schema: SchemaRef,
     /// The session time zone, which computed columns are evaluated in.
     time_zone: String,
+    /// The statement reads only what the topic holds when it starts.
+    bounded: bool,
 }
 
 impl TableSource for KafkaTableSource {
@@ -161,6 +163,7 @@ impl Provider<'_> {
             )),
             def,
             time_zone: self.ctx.time_zone.clone(),
+            bounded: self.ctx.bounded,
         }))
     }
 }
@@ -1113,6 +1116,20 @@ impl Planner {
             ),
             _ => StartupMode::Earliest,
         };
+        let bounded = src.bounded
+            || match def.option("scan.bounded.mode") {
+                None | Some("unbounded") => false,
+                Some("latest-offset") => true,
+                Some(other) => {
+                    return Err(SqlError::validation(
+                        format!(
+                            "table {}: 'scan.bounded.mode' = '{other}' is not supported; use 'latest-offset' or 'unbounded'",
+                            src.qualified_name
+                        ),
+                        None,
+                    ))
+                }
+            };
         // Computed columns are evaluated over the non-computed columns, in
         // the session time zone, as the statement reads them.
         let base = Arc::new(weir_catalog::localize_schema(
@@ -1127,6 +1144,7 @@ impl Planner {
             table: def.clone(),
             qualified_name: src.qualified_name.clone(),
             startup,
+            bounded,
             computed,
             schema: src.schema.clone(),
             df_schema: Arc::new(df_schema),

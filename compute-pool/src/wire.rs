@@ -1,0 +1,331 @@
+//! The statement results API's value encoding, as the managed Flink SQL
+//! service writes it and its clients (Confluent's DB-API driver, dbt, the
+//! web console) read it: every scalar is the string Flink's
+//! `CAST(x AS STRING)` gives, `NULL` is JSON `null` at any depth, a `ROW`
+//! or an `ARRAY` is a JSON array, a `MAP` is an array of `[key, value]`
+//! pairs.
+//!
+//! Encoded a column at a time; results are paged to people and clients, not
+//! a hot path, but a column-wise pass keeps the per-value type dispatch out.
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, IntervalDayTimeType, IntervalMonthDayNanoType,
+    IntervalUnit, IntervalYearMonthType, TimeUnit,
+};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::Value;
+
+use crate::EngineError;
+
+/// Each row's values, in column order.
+pub fn rows(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, EngineError> {
+    let mut rows: Vec<Vec<Value>> = (0..batch.num_rows())
+        .map(|_| Vec::with_capacity(batch.num_columns()))
+        .collect();
+    for col in batch.columns() {
+        for (row, v) in rows.iter_mut().zip(column(col)?) {
+            row.push(v);
+        }
+    }
+    Ok(rows)
+}
+
+/// The values of one column, one per row.
+pub fn column(array: &ArrayRef) -> Result<Vec<Value>, EngineError> {
+    let n = array.len();
+    let nulls = |f: &mut dyn FnMut(usize) -> Value| -> Vec<Value> {
+        (0..n)
+            .map(|i| if array.is_null(i) { Value::Null } else { f(i) })
+            .collect()
+    };
+    Ok(match array.data_type() {
+        DataType::Null => vec![Value::Null; n],
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            nulls(&mut |i| Value::String(if a.value(i) { "TRUE" } else { "FALSE" }.into()))
+        }
+        DataType::Float64 => {
+            let a = array.as_primitive::<Float64Type>();
+            nulls(&mut |i| Value::String(java_double(a.value(i))))
+        }
+        DataType::Float32 => {
+            let a = array.as_primitive::<Float32Type>();
+            nulls(&mut |i| Value::String(java_float(a.value(i))))
+        }
+        DataType::Float16 => {
+            let a = arrow::compute::cast(array, &DataType::Float32)?;
+            return column(&a);
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let a = arrow::compute::cast(array, &DataType::Utf8)?;
+            let a = a.as_string::<i32>();
+            nulls(&mut |i| Value::String(a.value(i).to_string()))
+        }
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
+            let a = arrow::compute::cast(array, &DataType::Binary)?;
+            let a = a.as_binary::<i32>();
+            nulls(&mut |i| Value::String(hex_literal(a.value(i))))
+        }
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            let a = array.as_primitive::<IntervalYearMonthType>();
+            nulls(&mut |i| Value::String(year_month(a.value(i) as i64)))
+        }
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let a = array.as_primitive::<IntervalDayTimeType>();
+            nulls(&mut |i| {
+                let v = a.value(i);
+                Value::String(day_time(
+                    (v.days as i128 * 86_400_000 + v.milliseconds as i128) * 1_000_000,
+                ))
+            })
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let a = array.as_primitive::<IntervalMonthDayNanoType>();
+            nulls(&mut |i| {
+                let v = a.value(i);
+                Value::String(if v.days == 0 && v.nanoseconds == 0 && v.months != 0 {
+                    year_month(v.months as i64)
+                } else {
+                    // A month has no fixed length; Flink's day-time
+                    // intervals have no months.
+                    day_time(
+                        (v.months as i128 * 30 + v.days as i128) * 86_400_000_000_000
+                            + v.nanoseconds as i128,
+                    )
+                })
+            })
+        }
+        DataType::Duration(unit) => {
+            let per = match unit {
+                TimeUnit::Second => 1_000_000_000i128,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            let a = arrow::compute::cast(array, &DataType::Int64)?;
+            let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+            nulls(&mut |i| Value::String(day_time(a.value(i) as i128 * per)))
+        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            let a = arrow::compute::cast(
+                array,
+                &DataType::List(match array.data_type() {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        f.clone()
+                    }
+                    _ => unreachable!("matched above"),
+                }),
+            )?;
+            let a = a.as_list::<i32>();
+            let values = column(a.values())?;
+            let offsets = a.value_offsets();
+            nulls(&mut |i| {
+                let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+                Value::Array(values[s..e].to_vec())
+            })
+        }
+        DataType::Map(_, _) => {
+            let a = array.as_map();
+            let keys = column(a.keys())?;
+            let values = column(a.values())?;
+            let offsets = a.value_offsets();
+            nulls(&mut |i| {
+                let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+                Value::Array(
+                    (s..e)
+                        .map(|j| Value::Array(vec![keys[j].clone(), values[j].clone()]))
+                        .collect(),
+                )
+            })
+        }
+        DataType::Struct(_) => {
+            let a = array.as_struct();
+            let fields = a
+                .columns()
+                .iter()
+                .map(column)
+                .collect::<Result<Vec<_>, _>>()?;
+            nulls(&mut |i| Value::Array(fields.iter().map(|f| f[i].clone()).collect()))
+        }
+        DataType::Dictionary(_, v) => {
+            let a = arrow::compute::cast(array, v)?;
+            return column(&a);
+        }
+        DataType::RunEndEncoded(_, v) => {
+            let a = arrow::compute::cast(array, v.data_type())?;
+            return column(&a);
+        }
+        other => {
+            // Integers, decimals, dates, times and timestamps: Arrow's
+            // formatter, with Flink's layouts.
+            let (ts, time) = match other {
+                DataType::Timestamp(u, _) => (timestamp_format(u), None),
+                DataType::Time32(u) | DataType::Time64(u) => ("", Some(time_format(u))),
+                _ => ("", None),
+            };
+            let options = FormatOptions::new()
+                .with_display_error(true)
+                .with_date_format(Some("%Y-%m-%d"))
+                .with_timestamp_format(Some(ts))
+                .with_timestamp_tz_format(Some(ts))
+                .with_time_format(time);
+            let f = ArrayFormatter::try_new(array.as_ref(), &options)?;
+            nulls(&mut |i| Value::String(f.value(i).to_string()))
+        }
+    })
+}
+
+fn timestamp_format(u: &TimeUnit) -> &'static str {
+    match u {
+        TimeUnit::Second => "%Y-%m-%d %H:%M:%S",
+        TimeUnit::Millisecond => "%Y-%m-%d %H:%M:%S%.3f",
+        TimeUnit::Microsecond => "%Y-%m-%d %H:%M:%S%.6f",
+        TimeUnit::Nanosecond => "%Y-%m-%d %H:%M:%S%.9f",
+    }
+}
+
+fn time_format(u: &TimeUnit) -> &'static str {
+    match u {
+        TimeUnit::Second => "%H:%M:%S",
+        TimeUnit::Millisecond => "%H:%M:%S%.3f",
+        TimeUnit::Microsecond => "%H:%M:%S%.6f",
+        TimeUnit::Nanosecond => "%H:%M:%S%.9f",
+    }
+}
+
+/// `x'0aff'`: how Flink writes bytes as a string.
+fn hex_literal(b: &[u8]) -> String {
+    let mut s = String::with_capacity(3 + 2 * b.len());
+    s.push_str("x'");
+    for byte in b {
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s.push('\'');
+    s
+}
+
+/// `+1-06`: an `INTERVAL YEAR TO MONTH` of `months`.
+fn year_month(months: i64) -> String {
+    let sign = if months < 0 { '-' } else { '+' };
+    let m = months.unsigned_abs();
+    format!("{sign}{}-{:02}", m / 12, m % 12)
+}
+
+/// `+0 04:00:00.000`: an `INTERVAL DAY TO SECOND(3)` of `nanos`.
+fn day_time(nanos: i128) -> String {
+    let sign = if nanos < 0 { '-' } else { '+' };
+    let ms = nanos.unsigned_abs() / 1_000_000;
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    format!(
+        "{sign}{days} {:02}:{:02}:{:02}.{:03}",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+/// A `DOUBLE` as Java's `Double.toString` writes it, which is what Flink
+/// casts to `STRING`: `1.0`, `0.001`, `1.0E7`, `1.0E-4`, `NaN`, `Infinity`.
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    java_layout(&format!("{v:e}"))
+}
+
+/// A `FLOAT` as Java's `Float.toString` writes it.
+pub fn java_float(v: f32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    java_layout(&format!("{v:e}"))
+}
+
+/// Java's layout of the shortest digits Rust's `{:e}` found: plain between
+/// 10^-3 and 10^7, computerized scientific notation outside.
+fn java_layout(sci: &str) -> String {
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("`{:e}` writes an integer exponent");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if digits == "0" {
+        return format!("{sign}0.0");
+    }
+    if (-3..7).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            let mut int = digits.chars().take(int_len).collect::<String>();
+            while int.len() < int_len {
+                int.push('0');
+            }
+            let frac: String = digits.chars().skip(int_len).collect();
+            let frac = if frac.is_empty() {
+                "0".to_string()
+            } else {
+                frac
+            };
+            format!("{sign}{int}.{frac}")
+        } else {
+            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        format!("{sign}{first}.{rest}E{exp}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_are_written_as_java_writes_them() {
+        for (v, want) in [
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (-2.25, "-2.25"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (100.0, "100.0"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (1234567.0, "1234567.0"),
+            (12345678.0, "1.2345678E7"),
+            (1e10, "1.0E10"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(java_double(v), want, "{v}");
+        }
+        assert_eq!(java_float(0.1), "0.1");
+        assert_eq!(java_float(3.0e9), "3.0E9");
+    }
+
+    #[test]
+    fn intervals_and_bytes_are_written_as_flink_writes_them() {
+        assert_eq!(year_month(18), "+1-06");
+        assert_eq!(year_month(-1), "-0-01");
+        assert_eq!(day_time(4 * 3_600_000_000_000), "+0 04:00:00.000");
+        assert_eq!(
+            day_time(-(86_400_000 + 1500) * 1_000_000),
+            "-1 00:00:01.500"
+        );
+        assert_eq!(hex_literal(&[0x7f, 2, 3]), "x'7f0203'");
+    }
+}

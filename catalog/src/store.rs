@@ -184,6 +184,18 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// The organization's display name, if it exists.
+    pub async fn get_organization(&self, id: &str) -> Result<Option<String>, CatalogError> {
+        let row = sqlx::query("SELECT name FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("name")?),
+            None => None,
+        })
+    }
+
     pub async fn ensure_environment(
         &self,
         org: &str,

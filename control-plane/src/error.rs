@@ -120,8 +120,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+/// A route Weir does not serve, named, so that a client written for the
+/// managed service says which of its calls has no counterpart here.
+pub async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "Weir does not serve {method} {}; see the README's client compatibility table",
+            uri.path()
+        ),
+    )
 }
 
 /// Gives the API's error shape to the refusals axum makes itself (a path

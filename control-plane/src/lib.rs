@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod dev;
 mod error;
+mod org;
 mod planning;
 mod scheduler;
 mod statements;
@@ -87,6 +88,7 @@ const DRAIN_BODY_BYTES: usize = 64 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(statements::routes())
+        .merge(org::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
         .layer(PropagateRequestIdLayer::x_request_id())

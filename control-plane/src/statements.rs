@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
-            get(get_one).put(update).delete(delete),
+            get(get_one).put(update).patch(patch).delete(delete),
         )
         .route(
             "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/results",
@@ -472,46 +472,147 @@ async fn update(
 ) -> Result<Json<Statement>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
     let Json(new) = body.map_err(json_error)?;
+    let version: i64 = new.metadata.resource_version.parse().map_err(|_| {
+        ApiError::bad_request("metadata.resource_version is required: send the version you read")
+    })?;
+    let change = Change {
+        statement: Some(new.spec.statement),
+        stopped: Some(new.spec.stopped),
+        compute_pool_id: new.spec.compute_pool_id,
+        principal: new.spec.principal,
+    };
+    apply(&state, &org, &env_id, &name, Some(version), change).await
+}
+
+/// One operation of a JSON Patch (RFC 6902) body.
+#[derive(Deserialize)]
+struct PatchOp {
+    op: String,
+    path: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+/// `PATCH` with a JSON Patch body, as the managed service's clients stop
+/// and resume a statement (`[{"op": "replace", "path": "/spec/stopped",
+/// "value": true}]`) or move it to another pool or principal. Only those
+/// paths can change; the SQL cannot.
+async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+    body: Result<Json<Vec<PatchOp>>, JsonRejection>,
+) -> Result<Json<Statement>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    let Json(ops) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "the body must be a JSON Patch: an array of {{\"op\", \"path\", \"value\"}} ({})",
+                e.body_text()
+            ),
+        )
+    })?;
+    let mut change = Change::default();
+    for (i, op) in ops.iter().enumerate() {
+        if !matches!(op.op.as_str(), "replace" | "add") {
+            return Err(ApiError::bad_request(format!(
+                "patch operation {i}: op '{}' is not supported; use \"replace\"",
+                op.op
+            )));
+        }
+        let text = |what: &str| -> Result<Option<String>, ApiError> {
+            match &op.value {
+                serde_json::Value::String(s) => Ok(Some(s.clone())),
+                serde_json::Value::Null => Ok(None),
+                v => Err(ApiError::bad_request(format!(
+                    "patch operation {i}: {what} must be a string, not {v}"
+                ))),
+            }
+        };
+        match op.path.as_str() {
+            "/spec/stopped" => {
+                change.stopped = Some(op.value.as_bool().ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "patch operation {i}: /spec/stopped must be true or false, not {}",
+                        op.value
+                    ))
+                })?)
+            }
+            "/spec/compute_pool_id" => change.compute_pool_id = text("/spec/compute_pool_id")?,
+            "/spec/principal" => change.principal = text("/spec/principal")?,
+            "/spec/statement" => change.statement = text("/spec/statement")?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "patch operation {i}: path '{other}' cannot be changed; \
+                     a statement's /spec/stopped, /spec/compute_pool_id and /spec/principal can"
+                )))
+            }
+        }
+    }
+    apply(&state, &org, &env_id, &name, None, change).await
+}
+
+/// What an update or a patch asks to change; `None` leaves a field as it is.
+#[derive(Default)]
+struct Change {
+    statement: Option<String>,
+    stopped: Option<bool>,
+    compute_pool_id: Option<String>,
+    principal: Option<String>,
+}
+
+/// Applies `change` to a statement (at `expected_version` when given: a
+/// `PUT` must carry the version it read), stopping or restarting it.
+async fn apply(
+    state: &AppState,
+    org: &str,
+    env_id: &str,
+    name: &str,
+    expected_version: Option<i64>,
+    change: Change,
+) -> Result<Json<Statement>, ApiError> {
     let rec = state
         .store
-        .get_statement(&org, &env_id, &name)
+        .get_statement(org, env_id, name)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
     let mut spec: StatementSpec =
         serde_json::from_str(&rec.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    if new.spec.statement != spec.statement {
+    if change.statement.is_some_and(|s| s != spec.statement) {
         return Err(ApiError::bad_request(
             "spec.statement cannot change; create a new statement for new SQL",
         ));
     }
-    let version: i64 = new.metadata.resource_version.parse().map_err(|_| {
-        ApiError::bad_request("metadata.resource_version is required: send the version you read")
-    })?;
+    let version = expected_version.unwrap_or(rec.resource_version);
     if version != rec.resource_version {
         return Err(ApiError::conflict(format!(
             "resource_version {version} is stale (current is {}); read the statement again and retry",
             rec.resource_version
         )));
     }
+    let stopped = change.stopped.unwrap_or(spec.stopped);
     let phase = Phase::parse(&rec.phase).unwrap_or_default();
     let streaming = !matches!(phase, Phase::Completed) || rec.result.is_none();
-    let (new_phase, detail) = match (spec.stopped, new.spec.stopped) {
+    let (new_phase, detail) = match (spec.stopped, stopped) {
         (false, true) if streaming && !phase.is_terminal() => {
-            state.scheduler.stop(&org, &env_id, &name).await;
+            state.scheduler.stop(org, env_id, name).await;
             (Phase::Stopped, "stopped by request".to_string())
         }
         (true, false) if streaming => (Phase::Pending, String::new()),
         _ => (phase, rec.detail.clone()),
     };
-    spec.stopped = new.spec.stopped;
-    spec.compute_pool_id = new.spec.compute_pool_id.or(spec.compute_pool_id);
+    spec.stopped = stopped;
+    spec.compute_pool_id = change.compute_pool_id.or(spec.compute_pool_id);
+    spec.principal = change.principal.or(spec.principal);
     let spec_json = serde_json::to_string(&spec).expect("spec serializes");
     state
         .store
         .update_statement_spec(
-            &org,
-            &env_id,
-            &name,
+            org,
+            env_id,
+            name,
             SpecUpdate {
                 expected_version: version,
                 spec: &spec_json,
@@ -521,19 +622,19 @@ async fn update(
         )
         .await?;
     if new_phase == Phase::Pending {
-        if let Err(e) = state.scheduler.start(&org, &env_id, &name).await {
+        if let Err(e) = state.scheduler.start(org, env_id, name).await {
             state
                 .store
-                .update_statement_status(&org, &env_id, &name, Phase::Failed.as_str(), &e.detail)
+                .update_statement_status(org, env_id, name, Phase::Failed.as_str(), &e.detail)
                 .await?;
         }
     }
     let rec = state
         .store
-        .get_statement(&org, &env_id, &name)
+        .get_statement(org, env_id, name)
         .await?
         .ok_or_else(|| ApiError::internal("statement vanished"))?;
-    Ok(Json(to_resource(&state, &rec).await?))
+    Ok(Json(to_resource(state, &rec).await?))
 }
 
 async fn delete(

@@ -111,6 +111,18 @@ async fn tenant_walls(backend: &str) {
         http.get(format!("{a_url}/mine/exceptions")),
         http.delete(format!("{a_url}/mine")),
         http.put(format!("{a_url}/mine")).json(&created),
+        http.patch(format!("{a_url}/mine"))
+            .json(&json!([{"op": "replace", "path": "/spec/stopped", "value": true}])),
+        http.get(format!(
+            "{}/org/v2/organizations/{}",
+            weir.url(),
+            weir.dev.org
+        )),
+        http.get(format!(
+            "{}/cmk/v2/clusters?environment={}",
+            weir.url(),
+            weir.dev.env
+        )),
         http.post(&a_url)
             .json(&json!({"name": "theirs", "spec": {"statement": "SHOW TABLES"}})),
     ] {
@@ -147,6 +159,18 @@ async fn tenant_walls(backend: &str) {
     );
     let (status, _, _) = call(b(http.get(statements_url(&weir, "org-b", &weir.dev.env)))).await;
     assert_eq!(status, 404);
+
+    // B's lookups show B's organization only.
+    let (status, _, text) = call(b(http.get(format!("{}/org/v2/organizations", weir.url())))).await;
+    assert_eq!(status, 200, "{text}");
+    let orgs: Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = orgs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["org-b"]);
 
     // A's statement is untouched.
     let still = weir.client.get_statement("mine").await.unwrap();
@@ -404,5 +428,134 @@ async fn log_writes_bad_records_to_the_dead_letter_table_and_counts_them() {
     assert_eq!(s.status.metrics.unwrap().records_skipped, 1);
     let ex = weir.client.exceptions("logged").await.unwrap();
     assert!(ex.data.iter().any(|e| e.message.contains(&dlq)), "{ex:?}");
+    weir.stop().await;
+}
+
+/// The managed service's clients stop and resume a statement with a JSON
+/// Patch, and look up their organization and Kafka clusters first; each
+/// bad patch is a 400 in the error shape that names what is wrong, and a
+/// route Weir does not serve is a 404 that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_patch_and_the_lookup_routes_the_managed_services_clients_use() {
+    let weir = Weir::start().await;
+    let http = reqwest::Client::new();
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth(&weir.dev.key, Some(&weir.dev.secret));
+    let src = unique("patched");
+    weir.ddl(&orders_ddl(&src, "")).await;
+    weir.submit("watch", &format!("SELECT id FROM `{src}`"))
+        .await
+        .unwrap();
+    weir.wait_phase("watch", Phase::Running, Duration::from_secs(30))
+        .await;
+    let url = format!(
+        "{}/watch",
+        statements_url(&weir, &weir.dev.org, &weir.dev.env)
+    );
+    let patch = |body: Value| {
+        auth(http.patch(&url))
+            .header("content-type", "application/json-patch+json")
+            .body(body.to_string())
+    };
+
+    let (status, _, text) = call(patch(
+        json!([{"op": "replace", "path": "/spec/stopped", "value": true}]),
+    ))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let s: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["spec"]["stopped"], json!(true));
+    assert_eq!(s["status"]["phase"], json!("STOPPED"));
+
+    let (status, _, text) = call(patch(
+        json!([{"op": "replace", "path": "/spec/stopped", "value": false}]),
+    ))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    weir.wait_phase("watch", Phase::Running, Duration::from_secs(30))
+        .await;
+
+    for (body, says) in [
+        (
+            json!([{"op": "replace", "path": "/spec/nonsense", "value": 1}]),
+            "/spec/nonsense",
+        ),
+        (
+            json!([{"op": "replace", "path": "/spec/statement", "value": "SELECT 2"}]),
+            "spec.statement cannot change",
+        ),
+        (
+            json!([{"op": "remove", "path": "/spec/stopped"}]),
+            "'remove'",
+        ),
+        (
+            json!([{"op": "replace", "path": "/spec/stopped", "value": "yes"}]),
+            "true or false",
+        ),
+        (json!({"spec": {"stopped": true}}), "JSON Patch"),
+    ] {
+        let (status, _, text) = call(patch(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        let e = error_body(&text);
+        assert!(
+            e.errors[0].detail.contains(says),
+            "{body}: {}",
+            e.errors[0].detail
+        );
+    }
+    // None of them changed it.
+    assert_eq!(
+        weir.client
+            .get_statement("watch")
+            .await
+            .unwrap()
+            .status
+            .phase,
+        Phase::Running
+    );
+
+    // A page token the API never gave out.
+    let (status, _, text) = call(auth(http.get(format!("{url}/results?page_token=x%2Fy")))).await;
+    assert_eq!(status, 400, "{text}");
+    error_body(&text);
+
+    let (status, _, text) = call(auth(
+        http.get(format!("{}/org/v2/organizations", weir.url())),
+    ))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let orgs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(orgs["data"][0]["id"], json!(weir.dev.org));
+
+    let (status, _, text) = call(auth(http.get(format!(
+        "{}/cmk/v2/clusters?environment={}",
+        weir.url(),
+        weir.dev.env
+    ))))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let clusters: Value = serde_json::from_str(&text).unwrap();
+    let c = &clusters["data"][0];
+    assert!(
+        c["id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{clusters}"
+    );
+    assert!(c["spec"]["display_name"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    let (status, _, text) = call(auth(http.get(format!("{}/cmk/v2/clusters", weir.url())))).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(error_body(&text).errors[0].detail.contains("environment"));
+
+    let (status, _, text) = call(auth(
+        http.get(format!("{}/tableflow/v1/tableflow-topics", weir.url())),
+    ))
+    .await;
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        error_body(&text).errors[0]
+            .detail
+            .contains("GET /tableflow/v1/tableflow-topics"),
+        "{text}"
+    );
     weir.stop().await;
 }

@@ -1,0 +1,207 @@
+//! The organization and Kafka-cluster lookups that clients of the managed
+//! service make before they run SQL: `/org/v2/organizations`,
+//! `/org/v2/environments` and `/cmk/v2/clusters` (the Kafka clusters
+//! registered in an environment, which SQL sees as databases). Read-only,
+//! and scoped like every route to the caller's organization.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/org/v2/organizations", get(organizations))
+        .route("/org/v2/organizations/{id}", get(organization))
+        .route("/org/v2/environments", get(environments))
+        .route("/org/v2/environments/{id}", get(environment))
+        .route("/cmk/v2/clusters", get(clusters))
+        .route("/cmk/v2/clusters/{id}", get(cluster))
+}
+
+/// A one-page list, as the managed service's v2 APIs shape them.
+fn list(
+    state: &AppState,
+    api_version: &str,
+    kind: &str,
+    path: &str,
+    data: Vec<Value>,
+) -> Json<Value> {
+    Json(json!({
+        "api_version": api_version,
+        "kind": kind,
+        "metadata": {"first": format!("{}{path}", state.public_url), "next": Value::Null, "total_size": data.len()},
+        "data": data,
+    }))
+}
+
+async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let name = state
+        .store
+        .get_organization(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("organization '{id}'")))?;
+    Ok(json!({
+        "api_version": "org/v2",
+        "kind": "Organization",
+        "id": id,
+        "metadata": {
+            "self": format!("{}/org/v2/organizations/{id}", state.public_url),
+            "resource_name": format!("crn://weir/organization={id}"),
+        },
+        "display_name": name,
+    }))
+}
+
+/// The caller's organization: an API key belongs to exactly one.
+async fn organizations(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let org = organization_resource(&state, &principal.org_id).await?;
+    Ok(list(
+        &state,
+        "org/v2",
+        "OrganizationList",
+        "/org/v2/organizations",
+        vec![org],
+    ))
+}
+
+async fn organization(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.check_org(&id)?;
+    Ok(Json(organization_resource(&state, &id).await?))
+}
+
+fn environment_resource(state: &AppState, org: &str, id: &str, name: &str) -> Value {
+    json!({
+        "api_version": "org/v2",
+        "kind": "Environment",
+        "id": id,
+        "metadata": {
+            "self": format!("{}/org/v2/environments/{id}", state.public_url),
+            "resource_name": format!("crn://weir/organization={org}/environment={id}"),
+        },
+        "display_name": name,
+    })
+}
+
+async fn environments(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let envs = state.store.list_environments(&principal.org_id).await?;
+    let data = envs
+        .iter()
+        .map(|e| environment_resource(&state, &e.org_id, &e.id, &e.name))
+        .collect();
+    Ok(list(
+        &state,
+        "org/v2",
+        "EnvironmentList",
+        "/org/v2/environments",
+        data,
+    ))
+}
+
+async fn environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let e = state
+        .store
+        .get_environment(&principal.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
+    Ok(Json(environment_resource(
+        &state, &e.org_id, &e.id, &e.name,
+    )))
+}
+
+#[derive(Deserialize)]
+struct EnvParam {
+    environment: Option<String>,
+}
+
+/// The environment a CMK request names in `?environment=`, in the caller's
+/// organization.
+async fn env_of(state: &AppState, p: &Principal, q: &EnvParam) -> Result<String, ApiError> {
+    let env = q.environment.as_deref().ok_or_else(|| {
+        ApiError::bad_request("the 'environment' query parameter is required (an environment id)")
+    })?;
+    Ok(state
+        .store
+        .get_environment(&p.org_id, env)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{env}'")))?
+        .id)
+}
+
+fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord) -> Value {
+    json!({
+        "api_version": "cmk/v2",
+        "kind": "Cluster",
+        "id": c.id,
+        "metadata": {
+            "self": format!("{}/cmk/v2/clusters/{}?environment={env}", state.public_url, c.id),
+        },
+        "spec": {
+            "display_name": c.name,
+            "kafka_bootstrap_endpoint": c.bootstrap,
+            "availability": "SINGLE_ZONE",
+            "cloud": "SELF_HOSTED",
+            "region": "local",
+            "config": {"kind": "Basic"},
+            "environment": {"id": env},
+        },
+        "status": {"phase": "PROVISIONED"},
+    })
+}
+
+async fn clusters(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<EnvParam>,
+) -> Result<Json<Value>, ApiError> {
+    let env = env_of(&state, &principal, &q).await?;
+    let data = state
+        .store
+        .list_clusters(&principal.org_id, &env)
+        .await?
+        .iter()
+        .map(|c| cluster_resource(&state, &env, c))
+        .collect();
+    Ok(list(
+        &state,
+        "cmk/v2",
+        "ClusterList",
+        &format!("/cmk/v2/clusters?environment={env}"),
+        data,
+    ))
+}
+
+async fn cluster(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<EnvParam>,
+) -> Result<Json<Value>, ApiError> {
+    let env = env_of(&state, &principal, &q).await?;
+    let c = state
+        .store
+        .list_clusters(&principal.org_id, &env)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id || c.name == id)
+        .ok_or_else(|| ApiError::not_found(&format!("Kafka cluster '{id}'")))?;
+    Ok(Json(cluster_resource(&state, &env, &c)))
+}

@@ -15,6 +15,39 @@ pub struct ResultsBuffer {
     /// Rows, and bytes (an estimate), the buffer holds before `push` waits.
     capacity: usize,
     capacity_bytes: usize,
+    /// A bounded statement's changelog is applied here and only its final
+    /// rows are readable, as inserts, once it completes: a bounded result
+    /// is a table, not a changelog (as the managed service's clients
+    /// expect: `is_bounded` implies `is_append_only`).
+    materialized: Option<Mutex<Materialized>>,
+}
+
+/// The current rows of a changelog, in the order they first appeared.
+#[derive(Debug, Default)]
+struct Materialized {
+    index: std::collections::HashMap<String, usize>,
+    rows: Vec<(Vec<serde_json::Value>, usize)>,
+    bytes: usize,
+}
+
+impl Materialized {
+    fn apply(&mut self, r: ResultRow) {
+        let key = serde_json::to_string(&r.row).expect("JSON values serialize");
+        // +I and +U add a copy of the row; -U and -D take one away.
+        let add = matches!(r.op, 0 | 2);
+        match self.index.get(&key) {
+            Some(&i) => {
+                let n = &mut self.rows[i].1;
+                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            }
+            None if add => {
+                self.bytes += row_bytes(&r) + key.len();
+                self.index.insert(key, self.rows.len());
+                self.rows.push((r.row, 1));
+            }
+            None => {}
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -55,12 +88,30 @@ impl ResultsBuffer {
             space: Notify::new(),
             capacity,
             capacity_bytes,
+            materialized: None,
+        }
+    }
+
+    /// A buffer for a bounded statement's final result: the changelog
+    /// pushed is applied, and the rows it leaves are readable, each as an
+    /// insert, once the statement completes.
+    pub fn final_result(capacity: usize, capacity_bytes: usize) -> ResultsBuffer {
+        ResultsBuffer {
+            materialized: Some(Mutex::new(Materialized::default())),
+            ..ResultsBuffer::new(capacity, capacity_bytes)
         }
     }
 
     /// Appends rows, waiting while the buffer is full; once the buffer is
     /// closed, drops them and returns at once.
     pub async fn push(&self, rows: Vec<ResultRow>) {
+        if let Some(m) = &self.materialized {
+            let mut m = m.lock().unwrap();
+            for r in rows {
+                m.apply(r);
+            }
+            return;
+        }
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let notified = self.space.notified();
@@ -96,7 +147,24 @@ impl ResultsBuffer {
     }
 
     pub fn complete(&self) {
-        self.inner.lock().unwrap().complete = true;
+        let mut g = self.inner.lock().unwrap();
+        if g.complete {
+            return;
+        }
+        if let Some(m) = &self.materialized {
+            let m = std::mem::take(&mut *m.lock().unwrap());
+            for (row, n) in m.rows {
+                for _ in 0..n {
+                    let r = ResultRow {
+                        op: 0,
+                        row: row.clone(),
+                    };
+                    g.bytes += row_bytes(&r);
+                    g.rows.push_back(r);
+                }
+            }
+        }
+        g.complete = true;
     }
 
     /// Reads up to `max` rows from token `from`; reading from `from`
@@ -122,7 +190,11 @@ impl ResultsBuffer {
 
     /// An estimate of the memory the unread rows hold.
     pub fn bytes(&self) -> usize {
-        self.inner.lock().unwrap().bytes
+        let held = self
+            .materialized
+            .as_ref()
+            .map_or(0, |m| m.lock().unwrap().bytes);
+        self.inner.lock().unwrap().bytes + held
     }
 
     /// How long since a client last asked for a page.
@@ -225,5 +297,29 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(seen, (0..5).map(row).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_final_result_is_the_rows_its_changelog_leaves_as_inserts() {
+        let b = ResultsBuffer::final_result(10, usize::MAX);
+        let r = |op: u8, who: &str, n: &str| ResultRow {
+            op,
+            row: vec![serde_json::json!(who), serde_json::json!(n)],
+        };
+        b.push(vec![
+            r(0, "a", "1"),
+            r(0, "b", "1"),
+            r(1, "a", "1"),
+            r(2, "a", "2"),
+        ])
+        .await;
+        b.push(vec![r(0, "c", "1"), r(3, "c", "1")]).await;
+        let page = b.page(0, 10);
+        assert!(page.rows.is_empty(), "nothing is readable before the end");
+        assert_eq!(page.next, Some(0));
+        b.complete();
+        let page = b.page(0, 10);
+        assert_eq!(page.rows, vec![r(0, "b", "1"), r(0, "a", "2")]);
+        assert_eq!(page.next, None);
     }
 }

@@ -312,10 +312,14 @@ impl Worker {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(StatementMetrics::default());
         let results = matches!(task.plan.sink, SinkSpec::Results).then(|| {
-            Arc::new(ResultsBuffer::new(
-                task.results_capacity,
-                results_bytes(task.memory_limit),
-            ))
+            let (rows, bytes) = (task.results_capacity, results_bytes(task.memory_limit));
+            Arc::new(
+                if task.plan.is_bounded() && !task.plan.root.is_append_only() {
+                    ResultsBuffer::final_result(rows, bytes)
+                } else {
+                    ResultsBuffer::new(rows, bytes)
+                },
+            )
         });
         if let Ok(home) = tokio::runtime::Handle::try_current() {
             task.events = Arc::new(OnRuntime {

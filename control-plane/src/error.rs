@@ -85,10 +85,17 @@ impl From<SqlError> for ApiError {
                     SqlErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_sql"),
                     SqlErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
                 };
+                // Clients that show only the detail still see where.
+                let detail = match position {
+                    Some((line, column)) if !message.contains("line ") => {
+                        format!("{message} (line {line}, column {column})")
+                    }
+                    _ => message,
+                };
                 ApiError {
                     status,
                     code,
-                    detail: message,
+                    detail,
                     source: Some(ErrorSource {
                         pointer: Some("/spec/statement".into()),
                         line: position.map(|p| p.0),

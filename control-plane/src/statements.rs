@@ -246,11 +246,14 @@ async fn create(
                         .unwrap_or_default(),
                 })
                 .collect();
+            // A bounded SELECT's result is its final rows, inserts only.
+            let append_only = plan.root.is_append_only()
+                || (plan.is_bounded() && matches!(plan.sink, SinkSpec::Results));
             let traits = StatementTraits {
                 sql_kind: sql_kind.into(),
                 is_bounded: plan.is_bounded(),
-                is_append_only: plan.root.is_append_only(),
-                upsert_columns: (!plan.root.is_append_only())
+                is_append_only: append_only,
+                upsert_columns: (!append_only)
                     .then(|| plan.root.upsert_key())
                     .flatten()
                     .map(|k| k.into_iter().map(|i| i as u32).collect()),

@@ -7,6 +7,8 @@
 # broker's quirks. noida-db supports Kafka transactions and `weir broker`
 # does not, so Kafka sinks are exactly-once on the one and at-least-once on
 # the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
+# Real clients run too: Confluent's Python Kafka client against `weir
+# broker`, and Confluent's DB-API driver against a `weir dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -18,6 +20,12 @@ bash infra/broker/install-noida.sh
 if [ ! -x "$tools/confluent/bin/python" ]; then
   python3 -m venv "$tools/confluent"
   "$tools/confluent/bin/pip" install --quiet --disable-pip-version-check confluent-kafka==2.16.1
+fi
+# Confluent's DB-API driver, run against `weir dev` (pinned; upgrade on
+# purpose, and update the README's client table with it).
+if [ ! -x "$tools/confluent-sql-0.7.0/bin/python" ]; then
+  python3 -m venv "$tools/confluent-sql-0.7.0"
+  "$tools/confluent-sql-0.7.0/bin/pip" install --quiet --disable-pip-version-check confluent-sql==0.7.0
 fi
 cargo build --bin weir
 
@@ -62,6 +70,18 @@ echo "== every test, broker: weir broker (127.0.0.1:$port)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port" WEIR_TEST_EXACTLY_ONCE=0 cargo nextest run --workspace --no-fail-fast || status=1
 echo "== Confluent's Python client against weir broker"
 "$tools/confluent/bin/python" infra/broker/confluent_client_check.py "127.0.0.1:$port" || status=1
+echo "== Confluent's DB-API driver (confluent-sql) against weir dev"
+dev_dir="$(mktemp -d /tmp/weir-dev.XXXXXX)"
+"$CARGO_TARGET_DIR/debug/weir" dev --data-dir "$dev_dir" \
+  --port "${WEIR_TEST_DEV_PORT:-29080}" --broker-port "${WEIR_TEST_DEV_BROKER_PORT:-29093}" \
+  >"$dev_dir.log" 2>&1 &
+dev_pid=$!
+cleanup+=("kill $dev_pid 2>/dev/null" "rm -rf '$dev_dir' '$dev_dir.log'")
+for _ in $(seq 1 300); do [ -s "$dev_dir/dev.env" ] && break; sleep 0.1; done
+wait_port "${WEIR_TEST_DEV_PORT:-29080}"
+"$tools/confluent-sql-0.7.0/bin/python" infra/clients/confluent_sql_check.py "$dev_dir/dev.env" \
+  || { status=1; tail -20 "$dev_dir.log"; }
+kill "$dev_pid" 2>/dev/null || true
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1
 exit $status

@@ -152,7 +152,11 @@ pub async fn sync_topics(
         }
     }
     for t in &tables {
-        if !topics.contains(&t.topic) && store.delete_table(org, env, cluster, &t.name).await? {
+        // A view has no topic of its own.
+        if t.view.is_none()
+            && !topics.contains(&t.topic)
+            && store.delete_table(org, env, cluster, &t.name).await?
+        {
             report.removed.push(t.name.clone());
         }
     }

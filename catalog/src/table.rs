@@ -72,6 +72,12 @@ pub struct TableDef {
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     pub origin: TableOrigin,
+    /// A view's query (`CREATE VIEW name AS <query>`): the view has no
+    /// topic, and a statement that reads it reads this query in its place.
+    /// Its `columns` are the query's output, for `DESCRIBE` and
+    /// `INFORMATION_SCHEMA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
 
 /// How many partitions a table gets when neither `DISTRIBUTED ... INTO n
@@ -100,6 +106,22 @@ impl TableDef {
                 ("value.format".to_string(), "raw".to_string()),
             ]),
             origin: TableOrigin::Discovered,
+            view: None,
+        }
+    }
+
+    /// A view named `name` over `query`, whose output is `columns`.
+    pub fn view(name: &str, query: &str, columns: Vec<ColumnSpec>) -> TableDef {
+        TableDef {
+            name: name.to_string(),
+            topic: String::new(),
+            columns,
+            watermark: None,
+            primary_key: vec![],
+            distribution: None,
+            options: BTreeMap::new(),
+            origin: TableOrigin::Managed,
+            view: Some(query.to_string()),
         }
     }
 
@@ -208,6 +230,12 @@ impl TableDef {
 
     /// `SHOW CREATE TABLE` text.
     pub fn create_statement(&self, catalog: &str, database: &str) -> String {
+        if let Some(q) = &self.view {
+            return format!(
+                "CREATE VIEW `{catalog}`.`{database}`.`{}` AS\n{q}",
+                self.name
+            );
+        }
         let mut lines: Vec<String> = self
             .columns
             .iter()

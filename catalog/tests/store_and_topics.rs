@@ -146,6 +146,16 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     admin.create_topic(&topic, 2, &[]).await.unwrap();
+    // A view has no topic, and discovery leaves it alone.
+    store
+        .create_table(
+            "org-a",
+            "env",
+            "c1",
+            &TableDef::view("a_view", "SELECT 1 AS x", vec![]),
+        )
+        .await
+        .unwrap();
     let report = sync_topics(&store, &admin, "org-a", "env", "c1")
         .await
         .unwrap();
@@ -172,4 +182,13 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         .await
         .unwrap()
         .is_none());
+    assert!(
+        !report.removed.contains(&"a_view".to_string()),
+        "{report:?}"
+    );
+    assert!(store
+        .get_table("org-a", "env", "c1", "a_view")
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -44,6 +44,10 @@ pub async fn source_consumer(
         .set("max.partition.fetch.bytes", "8388608")
         .set("queued.max.messages.kbytes", "65536")
         .set("fetch.queue.backoff.ms", "5")
+        // A partition the consumer's first metadata missed (a topic whose
+        // partitions a broker creates a moment after it answers) is
+        // fetched within seconds, not librdkafka's default 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "10000")
         // A bounded source learns that it has read a partition to its end.
         .set(
             "enable.partition.eof",

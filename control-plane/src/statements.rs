@@ -377,6 +377,8 @@ fn metadata_kind(stmt: &weir_sql_gateway::FlinkStatement) -> &'static str {
         F::Reset(_) => "RESET",
         F::CreateTable { .. } => "CREATE_TABLE",
         F::DropTable { .. } => "DROP_TABLE",
+        F::CreateView { .. } => "CREATE_VIEW",
+        F::DropView { .. } => "DROP_VIEW",
         F::AlterTableSet { .. } => "ALTER_TABLE",
         _ => "OTHER",
     }

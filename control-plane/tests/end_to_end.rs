@@ -811,3 +811,116 @@ async fn a_snapshot_query_reads_what_the_topic_held_when_it_started_and_complete
     assert!(err.contains("sql.snapshot.mode"), "{err}");
     weir.stop().await;
 }
+
+/// A view is a named query: reading it reads its query (here a filter over
+/// a Kafka table), `INFORMATION_SCHEMA` lists it beside the tables with its
+/// columns, and it can be neither written nor dropped as a table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_read_their_query_and_information_schema_lists_them() {
+    let weir = Weir::start().await;
+    let src = unique("orders");
+    weir.ddl(&orders_ddl(&src, "")).await;
+    produce(&src, &orders(0..50)).await;
+    let view = unique("big");
+    weir.ddl(&format!(
+        "CREATE VIEW `{view}` AS SELECT id, UPPER(who) AS who FROM `{src}` WHERE id >= 40"
+    ))
+    .await;
+    let snapshot: BTreeMap<String, String> =
+        [("sql.snapshot.mode".to_string(), "now".to_string())].into();
+    weir.submit_with(
+        "read-view",
+        &format!("SELECT id, who FROM `{view}`"),
+        snapshot.clone(),
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("read-view", Phase::Completed, Duration::from_secs(60))
+        .await;
+    let mut got: Vec<(i64, String)> = all_results(&weir, "read-view")
+        .await
+        .into_iter()
+        .map(|(_, r)| {
+            (
+                r[0].as_str().unwrap().parse().unwrap(),
+                r[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(i64, String)> = (40..50)
+        .map(|id| (id, order_who(id).to_uppercase()))
+        .collect();
+    assert_eq!(got, want);
+
+    weir.submit_with(
+        "info-tables",
+        &format!(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.`TABLES` \
+             WHERE TABLE_NAME IN ('{src}', '{view}')"
+        ),
+        snapshot.clone(),
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("info-tables", Phase::Completed, Duration::from_secs(30))
+        .await;
+    let mut tables: Vec<Vec<Value>> = all_results(&weir, "info-tables")
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    tables.sort_by_key(|r| r[1].as_str().map(str::to_string));
+    assert_eq!(
+        tables,
+        vec![
+            vec![json!(src), json!("BASE TABLE")],
+            vec![json!(view), json!("VIEW")]
+        ]
+    );
+    weir.submit_with(
+        "info-columns",
+        &format!(
+            "SELECT COLUMN_NAME, FULL_DATA_TYPE, ORDINAL_POSITION FROM INFORMATION_SCHEMA.`COLUMNS` \
+             WHERE TABLE_NAME = '{view}' AND IS_HIDDEN = 'NO'"
+        ),
+        snapshot,
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("info-columns", Phase::Completed, Duration::from_secs(30))
+        .await;
+    let columns: Vec<Vec<Value>> = all_results(&weir, "info-columns")
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        columns,
+        vec![
+            vec![json!("id"), json!("BIGINT"), json!("1")],
+            vec![json!("who"), json!("STRING"), json!("2")]
+        ]
+    );
+
+    for (sql, says) in [
+        (format!("INSERT INTO `{view}` VALUES (1, 'x')"), "is a view"),
+        (format!("DROP TABLE `{view}`"), "DROP VIEW"),
+        (format!("DROP VIEW `{src}`"), "DROP TABLE"),
+        (
+            format!("CREATE VIEW `{view}` AS SELECT 1 AS x"),
+            "already exists",
+        ),
+    ] {
+        let err = weir.submit("bad-view", &sql).await.unwrap_err().to_string();
+        assert!(err.contains(says), "{sql}: {err}");
+    }
+    weir.ddl(&format!("DROP VIEW `{view}`")).await;
+    let s = weir
+        .submit("gone", &format!("SELECT * FROM `{view}`"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(s.contains(&view), "{s}");
+    weir.stop().await;
+}

@@ -43,6 +43,14 @@ impl SqlError {
         }
     }
 
+    pub fn conflict(message: impl Into<String>) -> SqlError {
+        SqlError::User {
+            kind: SqlErrorKind::Conflict,
+            message: message.into(),
+            position: None,
+        }
+    }
+
     pub fn unsupported(message: impl Into<String>) -> SqlError {
         SqlError::User {
             kind: SqlErrorKind::Unsupported,

@@ -16,6 +16,7 @@ mod dialect;
 mod error;
 mod functions;
 mod hints;
+mod information_schema;
 mod interval;
 pub mod limits;
 mod metadata;
@@ -26,6 +27,7 @@ mod proctime;
 mod temporal;
 mod timezone;
 mod unnest;
+mod views;
 mod watermark;
 mod windows;
 

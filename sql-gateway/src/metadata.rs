@@ -11,6 +11,7 @@ use weir_catalog::{
 };
 
 use crate::error::SqlError;
+use crate::hints::TableHints;
 use crate::parser::{FlinkStatement, ShowKind};
 use crate::planner::Planner;
 use crate::properties::{CURRENT_CATALOG, CURRENT_DATABASE};
@@ -344,12 +345,14 @@ pub fn bounded_scans(properties: &BTreeMap<String, String>) -> Result<bool, SqlE
         None => false,
         Some(v) if v == "latest-offset" => true,
         Some(v) if v == "unbounded" => false,
-        Some(v) => return Err(SqlError::validation(
-            format!(
+        Some(v) => {
+            return Err(SqlError::validation(
+                format!(
                 "property '{bounded}' = '{v}' is not supported; use 'latest-offset' or 'unbounded'"
             ),
-            None,
-        )),
+                None,
+            ))
+        }
     };
     Ok(a || b)
 }
@@ -465,6 +468,13 @@ pub async fn execute_metadata(
                     .filter(|(d, _)| d == &ctx.database)
                     .map(|(_, t)| t.name.clone()),
             ),
+            ShowKind::Views => one_column(
+                "view name",
+                ctx.tables
+                    .iter()
+                    .filter(|(d, t)| d == &ctx.database && t.view.is_some())
+                    .map(|(_, t)| t.name.clone()),
+            ),
             ShowKind::Functions => {
                 let mut names: Vec<String> = crate::functions::FLINK_FUNCTION_MAPPING
                     .iter()
@@ -520,7 +530,8 @@ pub async fn execute_metadata(
                     ]
                 })
                 .collect();
-            if *extended || def.watermark.is_none() {
+            // A view has no Kafka record, so no $rowtime.
+            if (*extended || def.watermark.is_none()) && def.view.is_none() {
                 rows.push(vec![
                     json!(weir_catalog::ROWTIME_COLUMN),
                     json!("TIMESTAMP_LTZ(3)"),
@@ -611,15 +622,104 @@ pub async fn execute_metadata(
             create_table(store, ctx, cluster, &def, *if_not_exists).await?;
             Ok(one_column("result", ["OK".to_string()]))
         }
-        FlinkStatement::DropTable { name, if_exists } => {
+        FlinkStatement::CreateView {
+            name,
+            if_not_exists,
+            or_replace,
+            query,
+        } => {
             let parts = object_parts(name);
+            let db = if parts.len() >= 2 {
+                parts[parts.len() - 2].clone()
+            } else {
+                ctx.database.clone()
+            };
+            let cluster = ctx.cluster(&db).ok_or_else(|| {
+                SqlError::validation(format!("database '{db}' does not exist"), None)
+            })?;
+            let view_name = parts.last().cloned().unwrap_or_default();
+            // Planned now: a view that does not plan is refused, and its
+            // columns are known to DESCRIBE and INFORMATION_SCHEMA.
+            let text = query.to_string();
+            let plan = planner.plan_select(query, &TableHints::new(), ctx, &text)?;
+            let columns = plan
+                .output_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    Ok(weir_catalog::ColumnSpec {
+                        name: f.name().clone(),
+                        data_type: SqlType::from_arrow(f.data_type())?,
+                        nullable: f.is_nullable(),
+                        kind: ColumnKind::Physical,
+                        comment: None,
+                    })
+                })
+                .collect::<Result<Vec<_>, CatalogError>>()?;
+            let def = TableDef::view(&view_name, &text, columns);
+            let existing = ctx
+                .tables
+                .iter()
+                .find(|(d, t)| d == &cluster.name && t.name == view_name)
+                .map(|(_, t)| t);
+            match existing {
+                Some(t) if t.view.is_none() => {
+                    return Err(SqlError::conflict(format!(
+                        "'{view_name}' is a table in `{}`.`{}`; a view needs a name of its own",
+                        ctx.catalog, cluster.name
+                    )))
+                }
+                Some(_) if *or_replace => {
+                    store
+                        .replace_table(&ctx.org, &ctx.env_id, &cluster.id, &def)
+                        .await?
+                }
+                Some(_) if *if_not_exists => {}
+                Some(_) => {
+                    return Err(SqlError::conflict(format!(
+                        "view '{view_name}' already exists in `{}`.`{}`; use CREATE OR REPLACE VIEW, or DROP VIEW first",
+                        ctx.catalog, cluster.name
+                    )))
+                }
+                None => {
+                    store
+                        .create_table(&ctx.org, &ctx.env_id, &cluster.id, &def)
+                        .await?
+                }
+            }
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        FlinkStatement::DropView { name, if_exists } => {
+            let (db, def) = match ctx.resolve_object(name) {
+                Ok(x) => x,
+                Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
+                Err(e) => return Err(e),
+            };
+            if def.view.is_none() {
+                return Err(SqlError::validation(
+                    format!("'{}' is a table, not a view; use DROP TABLE", def.name),
+                    None,
+                ));
+            }
+            let cluster = ctx.cluster(&db).expect("resolved database exists");
+            store
+                .delete_table(&ctx.org, &ctx.env_id, &cluster.id, &def.name)
+                .await?;
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        FlinkStatement::DropTable { name, if_exists } => {
             let resolved = ctx.resolve_object(name);
             let (db, def) = match resolved {
                 Ok(x) => x,
                 Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
                 Err(e) => return Err(e),
             };
-            let _ = parts;
+            if def.view.is_some() {
+                return Err(SqlError::validation(
+                    format!("'{}' is a view; use DROP VIEW", def.name),
+                    None,
+                ));
+            }
             let cluster = ctx.cluster(&db).expect("resolved database exists");
             KafkaAdmin::new(&cluster.bootstrap)?
                 .delete_topic(&def.topic)

@@ -24,6 +24,7 @@ pub enum ShowKind {
     Catalogs,
     Databases,
     Tables,
+    Views,
     Functions,
     CreateTable(ObjectName),
     CurrentCatalog,
@@ -31,6 +32,8 @@ pub enum ShowKind {
 }
 
 /// A parsed Flink SQL statement.
+// One statement per request: the size of the largest variant does not add up.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlinkStatement {
     Show(ShowKind),
@@ -52,6 +55,17 @@ pub enum FlinkStatement {
         as_query: Option<Box<Query>>,
     },
     DropTable {
+        name: ObjectName,
+        if_exists: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS] name AS query`.
+    CreateView {
+        name: ObjectName,
+        if_not_exists: bool,
+        or_replace: bool,
+        query: Box<Query>,
+    },
+    DropView {
         name: ObjectName,
         if_exists: bool,
     },
@@ -163,7 +177,8 @@ fn check_statement_depth(statement: &FlinkStatement) -> Result<(), SqlError> {
         }
         FlinkStatement::CreateTable {
             as_query: Some(q), ..
-        } => crate::limits::check_depth(q),
+        }
+        | FlinkStatement::CreateView { query: q, .. } => crate::limits::check_depth(q),
         FlinkStatement::Explain(inner) => check_statement_depth(inner),
         _ => Ok(()),
     }
@@ -315,6 +330,49 @@ impl FlinkParser<'_> {
                 self.p.next_token();
                 self.create_table()
             }
+            Some("CREATE")
+                if self.peek_word(1).as_deref() == Some("VIEW")
+                    || (self.peek_word(1).as_deref() == Some("OR")
+                        && self.peek_word(2).as_deref() == Some("REPLACE")
+                        && self.peek_word(3).as_deref() == Some("VIEW")) =>
+            {
+                self.p.next_token();
+                let or_replace = self.eat_words(&["OR", "REPLACE"]);
+                self.p.next_token();
+                let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+                let name = self.object_name()?;
+                if self.p.peek_token().token == Token::LParen {
+                    return Err(SqlError::unsupported(
+                        "a column list on CREATE VIEW is not supported; name the columns in the query (AS)",
+                    ));
+                }
+                if self.eat_word("COMMENT") {
+                    self.string()?;
+                }
+                if !self.eat_word("AS") {
+                    let t = self.p.peek_token();
+                    return Err(SqlError::parse(
+                        format!("expected AS and the view's query, found '{}'", t.token),
+                        at(&t),
+                    ));
+                }
+                let query = self.p.parse_query().map_err(parser_error)?;
+                Ok(FlinkStatement::CreateView {
+                    name,
+                    if_not_exists,
+                    or_replace,
+                    query,
+                })
+            }
+            Some("DROP") if self.peek_word(1).as_deref() == Some("VIEW") => {
+                self.p.next_token();
+                self.p.next_token();
+                let if_exists = self.eat_words(&["IF", "EXISTS"]);
+                Ok(FlinkStatement::DropView {
+                    name: self.object_name()?,
+                    if_exists,
+                })
+            }
             Some("CREATE") if self.peek_word(1).as_deref() == Some("TEMPORARY") => Err(
                 SqlError::unsupported("CREATE TEMPORARY TABLE is not supported: tables in Weir are Kafka topics; use CREATE TABLE"),
             ),
@@ -339,7 +397,7 @@ impl FlinkParser<'_> {
             _ if first.token == Token::LParen => self.sql_statement(),
             _ => Err(SqlError::parse(
                 format!(
-                    "'{}' does not start a statement Weir knows; expected SELECT, INSERT INTO, CREATE TABLE, DROP TABLE, ALTER TABLE, SHOW, DESCRIBE, USE, SET, RESET or EXPLAIN",
+                    "'{}' does not start a statement Weir knows; expected SELECT, INSERT INTO, CREATE TABLE, CREATE VIEW, DROP TABLE, DROP VIEW, ALTER TABLE, SHOW, DESCRIBE, USE, SET, RESET or EXPLAIN",
                     first.token
                 ),
                 at(&first),
@@ -355,18 +413,20 @@ impl FlinkParser<'_> {
             ShowKind::Databases
         } else if self.eat_word("TABLES") {
             ShowKind::Tables
+        } else if self.eat_word("VIEWS") {
+            ShowKind::Views
         } else if self.eat_word("FUNCTIONS") {
             ShowKind::Functions
         } else if self.eat_words(&["CURRENT", "CATALOG"]) {
             ShowKind::CurrentCatalog
         } else if self.eat_words(&["CURRENT", "DATABASE"]) {
             ShowKind::CurrentDatabase
-        } else if self.eat_words(&["CREATE", "TABLE"]) {
+        } else if self.eat_words(&["CREATE", "TABLE"]) || self.eat_words(&["CREATE", "VIEW"]) {
             ShowKind::CreateTable(self.object_name()?)
         } else {
             let t = self.p.peek_token();
             return Err(SqlError::parse(
-                format!("expected CATALOGS, DATABASES, TABLES, FUNCTIONS, CURRENT CATALOG, CURRENT DATABASE or CREATE TABLE after SHOW, found '{}'", t.token),
+                format!("expected CATALOGS, DATABASES, TABLES, VIEWS, FUNCTIONS, CURRENT CATALOG, CURRENT DATABASE, CREATE TABLE or CREATE VIEW after SHOW, found '{}'", t.token),
                 at(&t),
             ));
         };
@@ -452,6 +512,7 @@ impl FlinkParser<'_> {
             distribution: None,
             options: BTreeMap::new(),
             origin: TableOrigin::Managed,
+            view: None,
         };
         if self.p.consume_token(&Token::LParen) {
             loop {

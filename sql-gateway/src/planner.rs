@@ -142,6 +142,18 @@ impl Provider<'_> {
                 table.as_ref(),
             ),
         };
+        if db.is_some_and(|d| d.eq_ignore_ascii_case(crate::information_schema::SCHEMA)) {
+            return crate::information_schema::table(table, self.ctx)
+                .map(|batch| {
+                    Arc::new(crate::information_schema::InfoSchemaSource { batch })
+                        as Arc<dyn TableSource>
+                })
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "INFORMATION_SCHEMA has no table '{table}'; it has TABLES, COLUMNS, SCHEMATA, CATALOGS, TABLE_OPTIONS and VIEWS"
+                    ))
+                });
+        }
         let def = self
             .ctx
             .find_table(catalog, db, table)
@@ -822,6 +834,7 @@ impl Planner {
         sql: &str,
     ) -> Result<LogicalPlan, SqlError> {
         let mut query = query.clone();
+        crate::views::expand(&mut query, ctx)?;
         crate::windows::rewrite_window_tvfs(&mut query)?;
         crate::unnest::rewrite_unnest(&mut query)?;
         crate::temporal::take_versions(&mut query, ctx)?;
@@ -1358,6 +1371,46 @@ impl Planner {
                     .map(|i| self.convert(i, false, sql))
                     .collect::<Result<_, _>>()?,
             },
+            LogicalPlan::TableScan(scan)
+                if (scan.source.as_ref() as &dyn Any)
+                    .downcast_ref::<crate::information_schema::InfoSchemaSource>()
+                    .is_some() =>
+            {
+                let src = (scan.source.as_ref() as &dyn Any)
+                    .downcast_ref::<crate::information_schema::InfoSchemaSource>()
+                    .expect("checked above");
+                let full = DFSchema::try_from_qualified_schema(
+                    scan.table_name.clone(),
+                    &src.batch.schema(),
+                )
+                .map_err(|e| df_error(e, sql))?;
+                let full = Arc::new(full);
+                let mut node = PlanNode::Values {
+                    batch: src.batch.clone(),
+                };
+                if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
+                    node = PlanNode::Filter {
+                        input: Box::new(node),
+                        predicate,
+                        input_schema: full.clone(),
+                    };
+                }
+                if let Some(proj) = &scan.projection {
+                    let exprs = proj
+                        .iter()
+                        .map(|i| {
+                            let (q, f) = full.qualified_field(*i);
+                            Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))
+                        })
+                        .collect();
+                    node = PlanNode::Project {
+                        input: Box::new(node),
+                        exprs,
+                        input_schema: full,
+                    };
+                }
+                node
+            }
             LogicalPlan::TableScan(scan) => {
                 let src = (scan.source.as_ref() as &dyn Any)
                     .downcast_ref::<KafkaTableSource>()
@@ -2160,6 +2213,13 @@ fn analyze_statement(
             let (db, def) = ctx
                 .resolve_object(&table)
                 .map_err(|e| e.locate_in(sql, table.0.last().map(|p| p.to_string()).as_deref()))?;
+            if def.view.is_some() {
+                return Err(SqlError::validation(
+                    format!("'{}' is a view; INSERT INTO takes a table", def.name),
+                    None,
+                )
+                .locate_in(sql, table.0.last().map(|p| p.to_string()).as_deref()));
+            }
             let qualified = format!("`{}`.`{}`.`{}`", ctx.catalog, db, def.name);
             let def = def.clone();
             Ok(Analysis::Streaming {

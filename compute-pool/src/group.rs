@@ -237,6 +237,10 @@ pub struct GroupAggregate {
     ttl_ms: Option<i64>,
     /// When the next sweep of expired keys is due.
     next_sweep: i64,
+    /// Batch semantics at the end of the input (a snapshot query): a
+    /// global aggregate (no GROUP BY) over no rows is one row, `COUNT(*)`
+    /// 0, as in a batch query.
+    pub one_row_for_no_input: bool,
 }
 
 impl std::fmt::Debug for GroupAggregate {
@@ -261,6 +265,7 @@ impl GroupAggregate {
             groups: HashMap::default(),
             ttl_ms: None,
             next_sweep: i64::MIN,
+            one_row_for_no_input: false,
         };
         // Fail at start, not at the first row, when an aggregate cannot
         // retract.
@@ -475,6 +480,24 @@ impl GroupAggregate {
 }
 
 impl GroupAggregate {
+    /// The end of a bounded input: with [`GroupAggregate::one_row_for_no_input`],
+    /// a global aggregate that saw no rows emits its value over none.
+    pub fn end_of_input(&mut self) -> Result<Option<Changes>, EngineError> {
+        if !self.one_row_for_no_input || !self.keys.is_empty() || !self.groups.is_empty() {
+            return Ok(None);
+        }
+        self.one_row_for_no_input = false;
+        let columns = self
+            .accumulators()?
+            .iter_mut()
+            .map(|a| a.evaluate().and_then(|v| v.to_array()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Changes {
+            batch: conform(&self.output, columns, 1)?,
+            ops: Some(Arc::new(Int8Array::from(vec![INSERT]))),
+        }))
+    }
+
     /// The state as rows: the key (Arrow row format), the row count and
     /// each accumulator's state (`a<j>_<k>`). The last result is not kept:
     /// it is always the accumulators' current value.

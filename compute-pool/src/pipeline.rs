@@ -358,6 +358,8 @@ impl StatefulOp {
             StatefulOp::Temporal(t) => {
                 Ok(t.advance(wm)?.into_iter().map(Changes::inserts).collect())
             }
+            // Only the end of a bounded input moves a group aggregation.
+            StatefulOp::Group(g) if wm == i64::MAX => Ok(g.end_of_input()?.into_iter().collect()),
             StatefulOp::Group(_) | StatefulOp::Normalize(_) => Ok(vec![]),
         }
     }
@@ -420,6 +422,15 @@ impl Stages {
 
     /// `'sql.state-ttl'`: joins forget rows, group aggregations keys and
     /// Top-Ns partitions this long after their last write (`None`: never).
+    /// A snapshot query: stages take batch semantics at the end of input.
+    pub fn set_snapshot(&mut self, snapshot: bool) {
+        for s in &mut self.stages {
+            if let StatefulOp::Group(g) = &mut s.op {
+                g.one_row_for_no_input = snapshot;
+            }
+        }
+    }
+
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         for s in &mut self.stages {
             match &mut s.op {

@@ -448,6 +448,7 @@ async fn run_inner(
     let positions = compiled.position_keys();
     let mut stages = compiled.stages;
     stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
+    stages.set_snapshot(task.plan.snapshot);
     stages.set_memory_limit(Some(task.memory_limit.hard as usize));
     let txn = open_transactions(task, &positions, metrics).await?;
     let checkpoints = task
@@ -588,12 +589,18 @@ async fn run_inner(
                     if !stages.is_empty() {
                         // The minimum over the branches that are not idle; it
                         // never goes back.
-                        let all = watermarks
+                        // With every branch idle there is none; with every
+                        // branch ended (bounded) it is the end of time, and
+                        // every window fires.
+                        let mut active = watermarks
                             .iter()
                             .zip(&idle)
                             .filter(|(_, idle)| !**idle)
-                            .try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)));
-                        if let Some(wm) = all.filter(|w| *w < i64::MAX && Some(*w) > advanced) {
+                            .peekable();
+                        let all = active.peek().is_some().then(|| {
+                            active.try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)))
+                        }).flatten();
+                        if let Some(wm) = all.filter(|w| Some(*w) > advanced) {
                             advanced = Some(wm);
                             out.extend(stages.advance(wm)?);
                         }
@@ -1152,14 +1159,13 @@ async fn read_branch(
             continue;
         }
         let mut drained = Vec::with_capacity(more.len());
+        let mut ended: Vec<i32> = vec![];
         for m in more.messages() {
             match m {
                 Ok(m) => drained.push(m),
-                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
-                    if let Some(b) = bound.as_mut() {
-                        b.remove(&p);
-                    }
-                }
+                // Read to its end: after the records before it in this
+                // batch, which count.
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => ended.push(p),
                 Err(e) if transient(&e) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -1203,6 +1209,9 @@ async fn read_branch(
                     {
                         b.remove(&r.partition);
                     }
+                }
+                for p in &ended {
+                    b.remove(p);
                 }
                 raw.into_iter()
                     .filter(|r| ends.get(&r.partition).is_some_and(|end| r.offset < *end))

@@ -791,12 +791,34 @@ async fn a_snapshot_query_reads_what_the_topic_held_when_it_started_and_complete
     // An empty topic is a snapshot too: it completes with no rows.
     let empty = unique("empty");
     weir.ddl(&orders_ddl(&empty, "")).await;
-    weir.submit_with("snap-empty", &format!("SELECT * FROM `{empty}`"), snapshot)
-        .await
-        .unwrap();
+    weir.submit_with(
+        "snap-empty",
+        &format!("SELECT * FROM `{empty}`"),
+        snapshot.clone(),
+    )
+    .await
+    .unwrap();
     weir.wait_phase("snap-empty", Phase::Completed, Duration::from_secs(30))
         .await;
     assert!(all_results(&weir, "snap-empty").await.is_empty());
+    // As in a batch query, a global aggregate over no rows is one row.
+    weir.submit_with(
+        "snap-count-empty",
+        &format!("SELECT COUNT(*) AS n, SUM(amount) AS total FROM `{empty}`"),
+        snapshot.clone(),
+    )
+    .await
+    .unwrap();
+    weir.wait_phase(
+        "snap-count-empty",
+        Phase::Completed,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        all_results(&weir, "snap-count-empty").await,
+        vec![(0, vec![json!("0"), Value::Null])]
+    );
 
     // A mode Weir does not know is a 400 naming the property.
     let err = weir

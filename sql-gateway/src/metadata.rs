@@ -38,6 +38,10 @@ pub struct CatalogContext {
     /// (`'sql.snapshot.mode' = 'now'` or `'sql.tables.scan.bounded.mode' =
     /// 'latest-offset'`): the statement then completes.
     pub bounded: bool,
+    /// `'sql.snapshot.mode' = 'now'`: the statement also has batch
+    /// semantics where they differ (a global aggregate over no rows is one
+    /// row).
+    pub snapshot: bool,
 }
 
 impl CatalogContext {
@@ -52,6 +56,7 @@ impl CatalogContext {
             tables: vec![],
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
             bounded: false,
+            snapshot: false,
         }
     }
 
@@ -76,6 +81,7 @@ impl CatalogContext {
                 .collect(),
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
             bounded: false,
+            snapshot: false,
         }
     }
 
@@ -163,6 +169,9 @@ impl CatalogContext {
             tables,
             time_zone: local_time_zone(properties)?,
             bounded: bounded_scans(properties)?,
+            snapshot: properties
+                .get(crate::properties::SNAPSHOT_MODE)
+                .is_some_and(|v| v.eq_ignore_ascii_case("now")),
         })
     }
 

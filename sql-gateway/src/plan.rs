@@ -1086,6 +1086,8 @@ pub struct StreamingPlan {
     pub sink: SinkSpec,
     /// The schema of the rows the root emits.
     pub output_schema: SchemaRef,
+    /// A snapshot query: bounded, with batch semantics at its end.
+    pub snapshot: bool,
 }
 
 impl StreamingPlan {

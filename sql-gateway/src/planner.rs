@@ -870,6 +870,7 @@ impl Planner {
             output_schema: Arc::new(logical.schema().as_arrow().clone()),
             root,
             sink: SinkSpec::Results,
+            snapshot: ctx.snapshot,
         })
     }
 
@@ -997,6 +998,7 @@ impl Planner {
                 qualified_name: qualified_name.to_string(),
             },
             output_schema,
+            snapshot: ctx.snapshot,
         })
     }
 

@@ -8,7 +8,8 @@
 # does not, so Kafka sinks are exactly-once on the one and at-least-once on
 # the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
 # Real clients run too: Confluent's Python Kafka client against `weir
-# broker`, and Confluent's DB-API driver against a `weir dev`.
+# broker`, and Confluent's DB-API driver and dbt-confluent against a
+# `weir dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -26,6 +27,12 @@ fi
 if [ ! -x "$tools/confluent-sql-0.7.0/bin/python" ]; then
   python3 -m venv "$tools/confluent-sql-0.7.0"
   "$tools/confluent-sql-0.7.0/bin/pip" install --quiet --disable-pip-version-check confluent-sql==0.7.0
+fi
+# dbt with Confluent's adapter (which brings its own confluent-sql).
+if [ ! -x "$tools/dbt-confluent-0.4.1/bin/dbt" ]; then
+  python3 -m venv "$tools/dbt-confluent-0.4.1"
+  "$tools/dbt-confluent-0.4.1/bin/pip" install --quiet --disable-pip-version-check \
+    dbt-confluent==0.4.1 dbt-core==1.11.16
 fi
 cargo build --bin weir
 
@@ -81,6 +88,9 @@ for _ in $(seq 1 300); do [ -s "$dev_dir/dev.env" ] && break; sleep 0.1; done
 wait_port "${WEIR_TEST_DEV_PORT:-29080}"
 "$tools/confluent-sql-0.7.0/bin/python" infra/clients/confluent_sql_check.py "$dev_dir/dev.env" \
   || { status=1; tail -20 "$dev_dir.log"; }
+echo "== dbt-confluent against weir dev"
+"$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
+  "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }
 kill "$dev_pid" 2>/dev/null || true
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1

@@ -1,0 +1,2 @@
+{{ config(materialized='streaming_table') }}
+select id, who, amount from {{ ref('paid_orders') }}

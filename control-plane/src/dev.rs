@@ -8,7 +8,10 @@ use weir_catalog::{ClusterRecord, PoolRecord, Store};
 use crate::auth::{hash_secret, new_key};
 use crate::ApiError;
 
-pub const DEV_ORG: &str = "org-dev";
+/// A UUID, as the managed service's organization ids are (its Table API
+/// plugin refuses anything else). Data directories made before kept
+/// `org-dev`, which their saved `dev.env` names and which stays in use.
+pub const DEV_ORG: &str = "00000000-0000-4000-8000-000000000001";
 pub const DEV_ENV: &str = "env-dev";
 pub const DEV_ENV_NAME: &str = "default";
 pub const DEV_CLUSTER: &str = "lkc-dev";
@@ -44,13 +47,20 @@ pub async fn bootstrap(
     url: &str,
     bootstrap: &str,
 ) -> Result<DevEnv, ApiError> {
-    store.ensure_organization(DEV_ORG, "dev").await?;
-    store
-        .ensure_environment(DEV_ORG, DEV_ENV, DEV_ENV_NAME)
-        .await?;
+    let saved = std::fs::read_to_string(data_dir.join("dev.env")).ok();
+    let find = |k: &str| -> Option<String> {
+        saved
+            .as_deref()?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    let org = find("WEIR_ORG").unwrap_or_else(|| DEV_ORG.to_string());
+    let org = org.as_str();
+    store.ensure_organization(org, "dev").await?;
+    store.ensure_environment(org, DEV_ENV, DEV_ENV_NAME).await?;
     store
         .ensure_cluster(
-            DEV_ORG,
+            org,
             DEV_ENV,
             &ClusterRecord {
                 id: DEV_CLUSTER.into(),
@@ -61,7 +71,7 @@ pub async fn bootstrap(
         .await?;
     store
         .ensure_pool(
-            DEV_ORG,
+            org,
             DEV_ENV,
             &PoolRecord {
                 id: DEV_POOL.into(),
@@ -70,13 +80,6 @@ pub async fn bootstrap(
             },
         )
         .await?;
-    let saved = std::fs::read_to_string(data_dir.join("dev.env")).ok();
-    let find = |k: &str| -> Option<String> {
-        saved
-            .as_deref()?
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
-    };
     let (key, secret) = match (find("WEIR_API_KEY"), find("WEIR_API_SECRET")) {
         (Some(k), Some(s))
             if store
@@ -89,14 +92,14 @@ pub async fn bootstrap(
         _ => {
             let (k, s) = new_key();
             store
-                .create_api_key(DEV_ORG, &k, &hash_secret(&s), "weir dev")
+                .create_api_key(org, &k, &hash_secret(&s), "weir dev")
                 .await?;
             (k, s)
         }
     };
     let env = DevEnv {
         url: url.into(),
-        org: DEV_ORG.into(),
+        org: org.into(),
         env: DEV_ENV.into(),
         pool: DEV_POOL.into(),
         key,

@@ -559,3 +559,35 @@ async fn json_patch_and_the_lookup_routes_the_managed_services_clients_use() {
     );
     weir.stop().await;
 }
+
+/// `weir dev`'s organization id is a UUID, as the managed service's are
+/// (its Table API plugin refuses anything else), and a data directory made
+/// when it was `org-dev` keeps its organization, key and statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_dev_keeps_the_organization_its_data_directory_names() {
+    use weir_control_plane::dev::{bootstrap, DEV_ORG};
+    let dir = std::env::temp_dir().join(format!("weir-devorg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("weir.db").display());
+    let store = weir_catalog::Store::connect(&url).await.unwrap();
+    let fresh = bootstrap(&store, &dir, "http://x", "127.0.0.1:1")
+        .await
+        .unwrap();
+    assert_eq!(fresh.org, DEV_ORG);
+    assert!(uuid::Uuid::parse_str(&fresh.org).is_ok(), "{}", fresh.org);
+    let again = bootstrap(&store, &dir, "http://x", "127.0.0.1:1")
+        .await
+        .unwrap();
+    assert_eq!((again.org, again.key), (fresh.org.clone(), fresh.key));
+
+    let old = dir.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("dev.env"), "export WEIR_ORG=org-dev\n").unwrap();
+    let legacy = bootstrap(&store, &old, "http://x", "127.0.0.1:1")
+        .await
+        .unwrap();
+    assert_eq!(legacy.org, "org-dev");
+    let key = store.find_api_key(&legacy.key).await.unwrap().unwrap();
+    assert_eq!(key.org_id, "org-dev");
+    std::fs::remove_dir_all(&dir).ok();
+}

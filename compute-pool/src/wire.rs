@@ -328,4 +328,44 @@ mod tests {
         );
         assert_eq!(hex_literal(&[0x7f, 2, 3]), "x'7f0203'");
     }
+
+    /// Values as the managed service wrote them in results it served (a
+    /// `SELECT when_reported, tempf ... ORDER BY tempf DESC LIMIT 10` over
+    /// a `TIMESTAMP_LTZ(6)` and a `DOUBLE` column, captured in Confluent's
+    /// VS Code extension's test fixtures): Weir writes the same text for
+    /// the same values.
+    #[test]
+    fn values_read_as_the_managed_service_wrote_them() {
+        use arrow::array::{Float64Array, TimestampMicrosecondArray};
+        use std::sync::Arc;
+        let served = [
+            ("2025-04-25 06:53:43.584845", "61.2"),
+            ("2025-04-30 07:57:47.691022", "78.1"),
+            ("2025-04-30 08:23:31.028686", "79.0"),
+            ("2025-04-30 11:26:45.837678", "81.0"),
+        ];
+        let micros: Vec<i64> = served
+            .iter()
+            .map(|(t, _)| {
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                    .unwrap()
+                    .and_utc()
+                    .timestamp_micros()
+            })
+            .collect();
+        let temps: Vec<f64> = served.iter().map(|(_, v)| v.parse().unwrap()).collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "when_reported",
+                Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC")) as ArrayRef,
+            ),
+            ("tempf", Arc::new(Float64Array::from(temps)) as ArrayRef),
+        ])
+        .unwrap();
+        let want: Vec<Vec<Value>> = served
+            .iter()
+            .map(|(t, v)| vec![Value::String(t.to_string()), Value::String(v.to_string())])
+            .collect();
+        assert_eq!(rows(&batch).unwrap(), want);
+    }
 }

@@ -31,6 +31,10 @@ pub struct ObjectMeta {
     /// Increases on every change; a `PUT` must carry the current one.
     #[serde(default)]
     pub resource_version: String,
+    /// Labels a client tags the statement with (`user.confluent.io/...`
+    /// for the managed service's clients); listings filter on them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -55,7 +59,16 @@ pub struct CreateStatementRequest {
     /// A lowercase DNS-style label; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<CreateMetadata>,
     pub spec: StatementSpec,
+}
+
+/// The `metadata` a client may send with a new statement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CreateMetadata {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]

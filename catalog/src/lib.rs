@@ -20,7 +20,8 @@ mod types;
 pub use error::CatalogError;
 pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
 pub use store::{
-    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, SpecUpdate, StatementRecord, Store,
+    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, SpecUpdate, StatementFilter,
+    StatementRecord, Store,
 };
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,

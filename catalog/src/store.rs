@@ -58,6 +58,16 @@ pub struct ApiKeyRecord {
     pub secret_hash: String,
 }
 
+/// Which statements a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct StatementFilter {
+    pub compute_pool: Option<String>,
+    /// Every one of these labels, with these values.
+    pub labels: Vec<(String, String)>,
+    /// A part of the name.
+    pub name_contains: Option<String>,
+}
+
 /// A statement as stored. The JSON columns hold `weir_api` types.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatementRecord {
@@ -79,9 +89,11 @@ pub struct StatementRecord {
     pub resource_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `metadata.labels` as a JSON object of strings.
+    pub labels: String,
 }
 
-const STATEMENT_COLUMNS: &str = "org_id, env_id, name, uid, compute_pool_id, spec, phase, detail, traits, result, metrics, resource_version, created_at, updated_at";
+const STATEMENT_COLUMNS: &str = "org_id, env_id, name, uid, compute_pool_id, spec, phase, detail, traits, result, metrics, resource_version, created_at, updated_at, labels";
 
 fn statement_from_row(r: &AnyRow) -> Result<StatementRecord, sqlx::Error> {
     Ok(StatementRecord {
@@ -99,6 +111,7 @@ fn statement_from_row(r: &AnyRow) -> Result<StatementRecord, sqlx::Error> {
         resource_version: r.try_get("resource_version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        labels: r.try_get("labels")?,
     })
 }
 
@@ -544,7 +557,7 @@ impl Store {
 
     pub async fn insert_statement(&self, s: &StatementRecord) -> Result<(), CatalogError> {
         sqlx::query(&format!(
-            "INSERT INTO statements ({STATEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO statements ({STATEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&s.org_id)
         .bind(&s.env_id)
@@ -560,6 +573,7 @@ impl Store {
         .bind(s.resource_version)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(&s.labels)
         .execute(&self.pool)
         .await
         .map_err(|e| {
@@ -597,21 +611,50 @@ impl Store {
         &self,
         org: &str,
         env: &str,
-        compute_pool: Option<&str>,
+        filter: &StatementFilter,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StatementRecord>, CatalogError> {
-        let rows = sqlx::query(&format!(
+        // Each label is matched as its `"key":"value"` pair in the JSON
+        // text (serde_json writes it compactly, keys sorted).
+        let like = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let mut sql = format!(
             "SELECT {STATEMENT_COLUMNS} FROM statements WHERE org_id = $1 AND env_id = $2 \
-             AND ($3 = '' OR compute_pool_id = $3) AND name > $4 ORDER BY name LIMIT $5"
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(compute_pool.unwrap_or(""))
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+             AND ($3 = '' OR compute_pool_id = $3) AND name > $4 \
+             AND name LIKE $5 ESCAPE '\\'"
+        );
+        let mut binds = vec![format!(
+            "%{}%",
+            like(filter.name_contains.as_deref().unwrap_or(""))
+        )];
+        for (k, v) in &filter.labels {
+            binds.push(format!(
+                "%{}%",
+                like(&format!(
+                    "{}:{}",
+                    serde_json::to_string(k).expect("a string serializes"),
+                    serde_json::to_string(v).expect("a string serializes")
+                ))
+            ));
+            sql.push_str(&format!(
+                " AND labels LIKE ${} ESCAPE '\\'",
+                binds.len() + 4
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY name LIMIT ${}", binds.len() + 5));
+        let mut q = sqlx::query(&sql)
+            .bind(org)
+            .bind(env)
+            .bind(filter.compute_pool.as_deref().unwrap_or(""))
+            .bind(after.unwrap_or(""));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(statement_from_row)

@@ -237,6 +237,7 @@ pub async fn statement(cmd: StatementCmd) -> anyhow::Result<()> {
                 props.insert("sql.current-database".into(), d);
             }
             let req = CreateStatementRequest {
+                metadata: None,
                 name,
                 spec: StatementSpec {
                     statement: sql,
@@ -371,6 +372,7 @@ pub struct SqlArgs {
 pub async fn sql(a: SqlArgs) -> anyhow::Result<()> {
     let client = a.conn.client()?;
     let req = CreateStatementRequest {
+        metadata: None,
         name: None,
         spec: StatementSpec {
             statement: a.sql,

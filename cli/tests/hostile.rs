@@ -40,6 +40,7 @@ fn submit(
 ) -> Result<weir_api::Statement, ClientError> {
     rt.block_on(
         c.create_statement(&CreateStatementRequest {
+            metadata: None,
             name: Some(name.to_string()),
             spec: StatementSpec {
                 statement: sql.to_string(),

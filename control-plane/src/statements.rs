@@ -123,6 +123,7 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
             updated_at: iso(rec.updated_at),
             uid: rec.uid.clone(),
             resource_version: rec.resource_version.to_string(),
+            labels: serde_json::from_str(&rec.labels).unwrap_or_default(),
         },
         spec,
         status: StatementStatus {
@@ -153,6 +154,15 @@ async fn create(
         }
         None => format!("stmt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
     };
+    let labels = req.metadata.map(|m| m.labels).unwrap_or_default();
+    if let Some((k, v)) = labels
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.len() > 253 || v.len() > 1024)
+    {
+        return Err(ApiError::bad_request(format!(
+            "label '{k}' = '{v}' is not valid: a key of 1 to 253 characters and a value of at most 1024"
+        )));
+    }
     let mut spec = req.spec;
     if spec.statement.trim().is_empty() {
         return Err(ApiError::bad_request(
@@ -203,6 +213,7 @@ async fn create(
     weir_sql_gateway::state_ttl_ms(&spec.properties)?;
     weir_sql_gateway::memory_limit(&spec.properties, state.config.statement_memory_limit)?;
     let mut rec = new_record(&org, &env_id, &name, &spec, Phase::Pending);
+    rec.labels = serde_json::to_string(&labels).expect("labels serialize");
     let start = match analysis {
         Analysis::Metadata(stmt) => {
             let result =
@@ -315,6 +326,7 @@ fn new_record(
         resource_version: 1,
         created_at: now,
         updated_at: now,
+        labels: "{}".into(),
     }
 }
 
@@ -415,6 +427,10 @@ struct ListParams {
     page_token: Option<String>,
     #[serde(rename = "spec.compute_pool_id")]
     compute_pool_id: Option<String>,
+    /// `key=value[,key=value...]`: statements with all of these labels.
+    label_selector: Option<String>,
+    /// A part of the statement's name.
+    statement_name_search_query: Option<String>,
 }
 
 async fn list(
@@ -430,12 +446,42 @@ async fn list(
             "page_size must be between 1 and 1000",
         ));
     }
+    if let Some(t) = params.page_token.as_deref().filter(|t| !t.is_empty()) {
+        if !valid_name(t) {
+            return Err(ApiError::bad_request(
+                "page_token is not one this API gave out; start again without it",
+            ));
+        }
+    }
+    let mut filter = weir_catalog::StatementFilter {
+        compute_pool: params.compute_pool_id.clone(),
+        name_contains: params.statement_name_search_query.clone(),
+        ..Default::default()
+    };
+    for term in params
+        .label_selector
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match term.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.contains('=') => filter
+                .labels
+                .push((k.trim().to_string(), v.trim().to_string())),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "label_selector term '{term}' is not key=value; Weir takes key=value terms separated by commas"
+                )))
+            }
+        }
+    }
     let recs = state
         .store
         .list_statements(
             &org,
             &env_id,
-            params.compute_pool_id.as_deref(),
+            &filter,
             params.page_token.as_deref(),
             size + 1,
         )
@@ -450,14 +496,30 @@ async fn list(
         state.public_url
     );
     let next = if more {
-        let mut n = format!(
-            "{base}?page_size={size}&page_token={}",
-            data.last().map(|s| s.name.as_str()).unwrap_or("")
-        );
-        if let Some(p) = &params.compute_pool_id {
-            n.push_str(&format!("&spec.compute_pool_id={p}"));
+        // The next page keeps the filters of this one.
+        let mut query: Vec<(&str, String)> = vec![
+            ("page_size", size.to_string()),
+            (
+                "page_token",
+                data.last().map(|s| s.name.clone()).unwrap_or_default(),
+            ),
+        ];
+        for (k, v) in [
+            ("spec.compute_pool_id", &params.compute_pool_id),
+            ("label_selector", &params.label_selector),
+            (
+                "statement_name_search_query",
+                &params.statement_name_search_query,
+            ),
+        ] {
+            if let Some(v) = v {
+                query.push((k, v.clone()));
+            }
         }
-        n
+        format!(
+            "{base}?{}",
+            serde_urlencoded::to_string(&query).expect("strings encode")
+        )
     } else {
         String::new()
     };

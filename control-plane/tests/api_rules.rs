@@ -591,3 +591,70 @@ async fn weir_dev_keeps_the_organization_its_data_directory_names() {
     assert_eq!(key.org_id, "org-dev");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Statements carry the labels a client gives them, and listings filter by
+/// label and by part of the name, page after page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_are_listed_by_label_and_name_page_after_page() {
+    let weir = Weir::start().await;
+    let http = reqwest::Client::new();
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth(&weir.dev.key, Some(&weir.dev.secret));
+    let url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
+    for (name, team) in [
+        ("a-one", "red"),
+        ("b-two", "red"),
+        ("c-three", "blue"),
+        ("d-four", "red"),
+    ] {
+        let (status, _, text) = call(auth(http.post(&url)).json(&json!({
+            "name": name,
+            "metadata": {"labels": {"user.confluent.io/team": team, "user.confluent.io/dbt": "true"}},
+            "spec": {"statement": "SHOW TABLES"},
+        })))
+        .await;
+        assert_eq!(status, 201, "{text}");
+    }
+    let got = weir.client.get_statement("c-three").await.unwrap();
+    assert_eq!(got.metadata.labels["user.confluent.io/team"], "blue");
+
+    // Page by page (one per page), the filter kept in each `next`.
+    let mut names = vec![];
+    let mut next = format!("{url}?page_size=1&label_selector=user.confluent.io/team%3Dred");
+    loop {
+        let (status, _, text) = call(auth(http.get(&next))).await;
+        assert_eq!(status, 200, "{text}");
+        let page: Value = serde_json::from_str(&text).unwrap();
+        for s in page["data"].as_array().unwrap() {
+            names.push(s["name"].as_str().unwrap().to_string());
+        }
+        match page["metadata"]["next"].as_str() {
+            Some(n) if !n.is_empty() => next = n.to_string(),
+            _ => break,
+        }
+    }
+    assert_eq!(names, ["a-one", "b-two", "d-four"]);
+
+    let (_, _, text) = call(auth(http.get(format!(
+        "{url}?label_selector=user.confluent.io/team%3Dred,user.confluent.io/dbt%3Dtrue&statement_name_search_query=tw"
+    ))))
+    .await;
+    let page: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b-two"]);
+
+    for bad in [
+        "label_selector=team",
+        "page_token=..%2F..",
+        "label_selector=a%3Db%3Dc",
+    ] {
+        let (status, _, text) = call(auth(http.get(format!("{url}?{bad}")))).await;
+        assert_eq!(status, 400, "{bad}: {text}");
+        error_body(&text);
+    }
+    weir.stop().await;
+}

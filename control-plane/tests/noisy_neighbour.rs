@@ -76,6 +76,7 @@ async fn create(
     properties: &[(&str, &str)],
 ) -> Result<weir_api::Statement, weir_api::ClientError> {
     c.create_statement(&CreateStatementRequest {
+        metadata: None,
         name: Some(name.into()),
         spec: StatementSpec {
             statement: sql.into(),

@@ -173,6 +173,11 @@ def main():
 
     listed = [s.name for s in conn.list_statements(page_size=2)]
     check("list_statements pages through every statement", len(listed) >= 5, listed)
+    tagged = conn.cursor()
+    tagged.execute("SELECT 1 AS one", statement_name="labelled-check", statement_labels=["weir-check"])
+    check("a labelled statement runs", tagged.fetchall() == [(1,)])
+    by_label = [s.name for s in conn.list_statements(label="weir-check")]
+    check("list_statements finds statements by label", by_label == ["labelled-check"], by_label)
 
     # Errors map to the driver's exception classes, with the server's detail.
     cur = conn.cursor()

@@ -151,6 +151,7 @@ impl Weir {
     ) -> Result<Statement, ClientError> {
         self.client
             .create_statement(&CreateStatementRequest {
+                metadata: None,
                 name: Some(name.to_string()),
                 spec: StatementSpec {
                     statement: sql.to_string(),

@@ -90,7 +90,8 @@ impl KafkaAdmin {
         Ok(())
     }
 
-    /// The names of the cluster's topics, without internal ones (`__...`).
+    /// The names of the cluster's topics (internal ones, `__...`, included)
+    /// and their partition counts.
     pub async fn list_topics(&self) -> Result<Vec<(String, usize)>, CatalogError> {
         let bootstrap = self.bootstrap.clone();
         tokio::task::spawn_blocking(move || {
@@ -102,7 +103,7 @@ impl KafkaAdmin {
             Ok(md
                 .topics()
                 .iter()
-                .filter(|t| !t.name().starts_with("__") && t.error().is_none())
+                .filter(|t| t.error().is_none())
                 .map(|t| (t.name().to_string(), t.partitions().len()))
                 .collect())
         })
@@ -140,7 +141,9 @@ pub async fn sync_topics(
     let known_topics: HashSet<&str> = tables.iter().map(|t| t.topic.as_str()).collect();
     let mut report = SyncReport::default();
     for topic in &topics {
-        if !known_topics.contains(topic.as_str()) {
+        // Internal topics (`__consumer_offsets`, ...) are not discovered as
+        // tables; a table made in SQL may still use such a name.
+        if !known_topics.contains(topic.as_str()) && !topic.starts_with("__") {
             match store
                 .create_table(org, env, cluster, &TableDef::discovered(topic))
                 .await

@@ -146,6 +146,15 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     admin.create_topic(&topic, 2, &[]).await.unwrap();
+    // A table made in SQL under an internal-looking name keeps its topic.
+    let internal = format!("__tmp_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    admin.create_topic(&internal, 1, &[]).await.unwrap();
+    let mut def = TableDef::discovered(&internal);
+    def.origin = weir_catalog::TableOrigin::Managed;
+    store
+        .create_table("org-a", "env", "c1", &def)
+        .await
+        .unwrap();
     // A view has no topic, and discovery leaves it alone.
     store
         .create_table(
@@ -191,4 +200,11 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         .await
         .unwrap()
         .is_some());
+    assert!(!report.removed.contains(&internal), "{report:?}");
+    assert!(store
+        .get_table("org-a", "env", "c1", &internal)
+        .await
+        .unwrap()
+        .is_some());
+    admin.delete_topic(&internal).await.unwrap();
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -26,8 +26,8 @@ pub async fn source_consumer(
     startup: StartupMode,
     stored: &HashMap<i32, i64>,
     bounded: bool,
-) -> Result<(StreamConsumer, Vec<i32>), EngineError> {
-    let consumer: StreamConsumer = ClientConfig::new()
+) -> Result<(SourceConsumer, Vec<i32>), EngineError> {
+    let consumer: SourceConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -53,7 +53,7 @@ pub async fn source_consumer(
             "enable.partition.eof",
             if bounded { "true" } else { "false" },
         )
-        .create()?;
+        .create_with_context(SourceContext)?;
     let t = topic.to_string();
     let b = bootstrap.to_string();
     let partitions = tokio::task::spawn_blocking(move || -> Result<Vec<i32>, EngineError> {
@@ -102,6 +102,26 @@ pub async fn source_consumer(
     consumer.assign(&tpl)?;
     Ok((consumer, partitions))
 }
+
+/// A source's consumer.
+pub type SourceConsumer = StreamConsumer<SourceContext>;
+
+/// librdkafka's client events of a source, logged as rdkafka's default
+/// context does, except a partition's end: a bounded source asks for those
+/// (`enable.partition.eof`) as the end of its input, not an error.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
+            tracing::error!(error = %error, reason, "librdkafka error");
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
 
 /// Where a bounded source stops: per partition, the end offset (the next
 /// offset to be written) at the moment it starts, for the partitions that
@@ -245,7 +265,7 @@ unsafe impl Sync for ConsumerQueue {}
 impl ConsumerQueue {
     /// The queue `consumer` delivers its messages to (the one
     /// `StreamConsumer::recv` reads).
-    pub fn of(consumer: &StreamConsumer) -> ConsumerQueue {
+    pub fn of<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> ConsumerQueue {
         // SAFETY: a valid client handle; the queue reference it returns is
         // released in `drop`.
         ConsumerQueue(unsafe {

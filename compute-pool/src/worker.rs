@@ -23,7 +23,6 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer};
 use tokio::sync::mpsc;
@@ -1033,7 +1032,7 @@ async fn read_branch(
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
     let group = consumer_group(key);
-    let (consumer, partitions): (StreamConsumer, Vec<i32>) = source_consumer(
+    let (consumer, partitions): (crate::kafka::SourceConsumer, Vec<i32>) = source_consumer(
         bootstrap,
         &group,
         &topic,

@@ -205,7 +205,9 @@ async fn create(
     let (analysis, ctx) = match planned {
         Ok((analysis, ctx)) => (analysis?, ctx),
         Err(crash) => {
-            return failed_in_planning(&state, &org, &env_id, &name, spec, &crash).await;
+            return failed_in_planning(&state, &org, &env_id, &name, spec, &crash)
+                .await
+                .map(IntoResponse::into_response);
         }
     };
     weir_sql_gateway::idle_timeout_ms(&spec.properties)?;
@@ -214,7 +216,27 @@ async fn create(
     weir_sql_gateway::memory_limit(&spec.properties, state.config.statement_memory_limit)?;
     let mut rec = new_record(&org, &env_id, &name, &spec, Phase::Pending);
     rec.labels = serde_json::to_string(&labels).expect("labels serialize");
+    // `'sql.dry-run' = 'true'`: validated and planned, answered in full
+    // here, and neither kept nor run (a DDL changes nothing).
+    let dry_run = spec
+        .properties
+        .get("sql.dry-run")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let start = match analysis {
+        Analysis::Metadata(stmt) if dry_run => {
+            rec.phase = Phase::Completed.as_str().into();
+            rec.traits = Some(
+                serde_json::to_string(&StatementTraits {
+                    sql_kind: metadata_kind(&stmt).into(),
+                    is_bounded: true,
+                    is_append_only: true,
+                    upsert_columns: None,
+                    schema: None,
+                })
+                .expect("traits serialize"),
+            );
+            false
+        }
         Analysis::Metadata(stmt) => {
             let result =
                 execute_metadata(&state.planner, &stmt, &ctx, &state.store, &spec.properties)
@@ -241,7 +263,7 @@ async fn create(
             create,
             if_not_exists,
         } => {
-            if let Some(def) = create {
+            if let Some(def) = create.filter(|_| !dry_run) {
                 let cluster = ctx.current_cluster()?.clone();
                 weir_sql_gateway::create_table(&state.store, &ctx, &cluster, &def, if_not_exists)
                     .await?;
@@ -279,6 +301,13 @@ async fn create(
         }
     };
     rec.spec = serde_json::to_string(&spec).expect("spec serializes");
+    if dry_run {
+        if rec.phase == Phase::Pending.as_str() {
+            rec.phase = Phase::Completed.as_str().into();
+        }
+        let resource = to_resource(&state, &rec).await?;
+        return Ok((StatusCode::OK, Json(resource)).into_response());
+    }
     state.store.insert_statement(&rec).await?;
     if start {
         if let Err(e) = state.scheduler.start(&org, &env_id, &name).await {
@@ -299,7 +328,8 @@ async fn create(
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(resource),
-    ))
+    )
+        .into_response())
 }
 
 /// A new statement's record in `phase`, its spec and detail still empty.

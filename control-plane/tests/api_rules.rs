@@ -658,3 +658,67 @@ async fn statements_are_listed_by_label_and_name_page_after_page() {
     }
     weir.stop().await;
 }
+
+/// `'sql.dry-run' = 'true'` validates and plans a statement and answers in
+/// full at once; nothing is kept, run or created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_is_answered_at_once_and_changes_nothing() {
+    let weir = Weir::start().await;
+    let dry: std::collections::BTreeMap<String, String> =
+        [("sql.dry-run".to_string(), "true".to_string())].into();
+    let src = unique("dry");
+    let submit = |name: &str, sql: &str| {
+        let req = weir_api::CreateStatementRequest {
+            metadata: None,
+            name: Some(name.to_string()),
+            spec: weir_api::StatementSpec {
+                statement: sql.to_string(),
+                properties: dry.clone(),
+                ..Default::default()
+            },
+        };
+        let client = weir.client.clone();
+        async move { client.create_statement(&req).await }
+    };
+    let s = submit("dry-create", &orders_ddl(&src, "")).await.unwrap();
+    assert_eq!(s.status.phase, Phase::Completed);
+    let s = submit("dry-select", "SELECT 1 AS one, 'a' AS two")
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Completed);
+    let cols: Vec<String> = s
+        .status
+        .traits
+        .unwrap()
+        .schema
+        .unwrap()
+        .columns
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(cols, ["one", "two"]);
+    let err = submit("dry-bad", "SELECT x FROM nowhere_at_all")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nowhere_at_all"), "{err}");
+    // Nothing was kept, nor created.
+    assert!(weir
+        .client
+        .list_statements(None)
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+    let tables = weir.submit("tables", "SHOW TABLES").await.unwrap();
+    assert_eq!(tables.status.phase, Phase::Completed);
+    let rows = weir
+        .client
+        .results("tables", None)
+        .await
+        .unwrap()
+        .results
+        .data;
+    assert!(rows.iter().all(|r| r.row[0] != json!(src)), "{rows:?}");
+    weir.stop().await;
+}

@@ -179,6 +179,24 @@ def main():
     by_label = [s.name for s in conn.list_statements(label="weir-check")]
     check("list_statements finds statements by label", by_label == ["labelled-check"], by_label)
 
+    # Dry runs are validated and planned, answered at once, and not kept.
+    dry = conn.dry_run_statement(f"SELECT id, who FROM `{table}`")
+    check(
+        "a dry run answers with the result schema",
+        [c.name for c in dry.schema.columns] == ["id", "who"],
+        dry.schema,
+    )
+    conn.dry_run_statement("CREATE TABLE never_made (x INT)")
+    cur = conn.cursor()
+    cur.execute("SHOW TABLES")
+    check("a dry-run CREATE TABLE creates nothing", "never_made" not in [r[0] for r in cur.fetchall()])
+    try:
+        conn.dry_run_statement("SELECT nope FROM nowhere_at_all")
+        err = None
+    except confluent_sql.OperationalError as e:
+        err = str(e)
+    check("a dry run of bad SQL is an OperationalError", err is not None and "nowhere_at_all" in err, err)
+
     # Errors map to the driver's exception classes, with the server's detail.
     cur = conn.cursor()
     try:

@@ -15,53 +15,22 @@ import uuid
 
 import confluent_sql
 from confluent_sql import ExecutionMode
+from weir_env import Checks, connect, env_file
 
 
-def env_file(path):
-    env = {}
-    for line in open(path):
-        for part in line.split():
-            if "=" in part:
-                k, v = part.split("=", 1)
-                env[k] = v
-    return env
-
-
-checks = 0
-
-
-def check(name, cond, detail=""):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAIL {name}: {detail}")
-        sys.exit(1)
-    print(f"ok   {name}")
+check = Checks()
 
 
 def main():
     env = env_file(sys.argv[1])
-    common = dict(
-        organization_id=env["WEIR_ORG"],
-        environment_id=env["WEIR_ENV"],
-        compute_pool_id=env["WEIR_COMPUTE_POOL"],
-        endpoint=env["WEIR_URL"],
-    )
-    conn = confluent_sql.connect(
-        flink_api_key=env["WEIR_API_KEY"], flink_api_secret=env["WEIR_API_SECRET"], **common
-    )
     # The database is a Kafka cluster; find its name as a user would.
+    conn = connect(env)
     cur = conn.cursor()
     cur.execute("SHOW DATABASES")
     databases = [r[0] for r in cur.fetchall()]
     check("SHOW DATABASES lists the cluster", len(databases) >= 1, databases)
     conn.close()
-    conn = confluent_sql.connect(
-        flink_api_key=env["WEIR_API_KEY"],
-        flink_api_secret=env["WEIR_API_SECRET"],
-        database=databases[0],
-        **common,
-    )
+    conn = connect(env, databases[0])
 
     table = "orders_" + uuid.uuid4().hex[:8]
     ddl = conn.cursor(mode=ExecutionMode.SNAPSHOT_DDL)
@@ -213,7 +182,7 @@ def main():
     check("a syntax error is an OperationalError with its position", err is not None and "line 1" in err, err)
 
     conn.close()
-    print(f"confluent-sql: {checks} checks passed")
+    print(f"confluent-sql: {check.passed} checks passed")
 
 
 if __name__ == "__main__":

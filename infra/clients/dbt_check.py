@@ -17,55 +17,17 @@ import sys
 import tempfile
 import time
 
-import confluent_sql
 from confluent_sql import ExecutionMode
+from weir_env import Checks, connect, env_file, first_database
 
-checks = 0
-
-
-def check(name, cond, detail=""):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAIL {name}: {detail}")
-        sys.exit(1)
-    print(f"ok   {name}")
-
-
-def env_file(path):
-    env = {}
-    for line in open(path):
-        for part in line.split():
-            if "=" in part:
-                k, v = part.split("=", 1)
-                env[k] = v
-    return env
+check = Checks()
 
 
 def main():
     env = env_file(sys.argv[1])
     dbt = sys.argv[2]
-    conn = confluent_sql.connect(
-        flink_api_key=env["WEIR_API_KEY"],
-        flink_api_secret=env["WEIR_API_SECRET"],
-        organization_id=env["WEIR_ORG"],
-        environment_id=env["WEIR_ENV"],
-        compute_pool_id=env["WEIR_COMPUTE_POOL"],
-        endpoint=env["WEIR_URL"],
-    )
-    cur = conn.cursor()
-    cur.execute("SHOW DATABASES")
-    database = cur.fetchall()[0][0]
-    conn.close()
-    conn = confluent_sql.connect(
-        flink_api_key=env["WEIR_API_KEY"],
-        flink_api_secret=env["WEIR_API_SECRET"],
-        organization_id=env["WEIR_ORG"],
-        environment_id=env["WEIR_ENV"],
-        compute_pool_id=env["WEIR_COMPUTE_POOL"],
-        endpoint=env["WEIR_URL"],
-        database=database,
-    )
+    database = first_database(env)
+    conn = connect(env, database)
 
     def ddl(sql):
         c = conn.cursor(mode=ExecutionMode.SNAPSHOT_DDL)
@@ -140,7 +102,7 @@ def main():
     )
     shutil.rmtree(project, ignore_errors=True)
     conn.close()
-    print(f"dbt-confluent: {checks} checks passed")
+    print(f"dbt-confluent: {check.passed} checks passed")
 
 
 if __name__ == "__main__":

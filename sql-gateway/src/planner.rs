@@ -238,6 +238,37 @@ impl ContextProvider for Provider<'_> {
     }
 }
 
+/// `node` read by `scan` (its rows in `schema`), with the filters pushed
+/// into the scan and the scan's projection applied on top.
+fn filter_and_project(
+    mut node: PlanNode,
+    scan: &datafusion::logical_expr::TableScan,
+    schema: datafusion::common::DFSchemaRef,
+) -> PlanNode {
+    if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
+        node = PlanNode::Filter {
+            input: Box::new(node),
+            predicate,
+            input_schema: schema.clone(),
+        };
+    }
+    if let Some(proj) = &scan.projection {
+        let exprs = proj
+            .iter()
+            .map(|i| {
+                let (q, f) = schema.qualified_field(*i);
+                Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))
+            })
+            .collect();
+        node = PlanNode::Project {
+            input: Box::new(node),
+            exprs,
+            input_schema: schema,
+        };
+    }
+    node
+}
+
 /// What the analyzer and optimizer do for a query, for a lone expression
 /// (a computed column, a watermark): type coercion (`price * qty` of DOUBLE
 /// and INT) and simplification (`arrow_cast` to `CAST`).
@@ -1387,31 +1418,10 @@ impl Planner {
                 )
                 .map_err(|e| df_error(e, sql))?;
                 let full = Arc::new(full);
-                let mut node = PlanNode::Values {
+                let node = PlanNode::Values {
                     batch: src.batch.clone(),
                 };
-                if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
-                    node = PlanNode::Filter {
-                        input: Box::new(node),
-                        predicate,
-                        input_schema: full.clone(),
-                    };
-                }
-                if let Some(proj) = &scan.projection {
-                    let exprs = proj
-                        .iter()
-                        .map(|i| {
-                            let (q, f) = full.qualified_field(*i);
-                            Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))
-                        })
-                        .collect();
-                    node = PlanNode::Project {
-                        input: Box::new(node),
-                        exprs,
-                        input_schema: full,
-                    };
-                }
-                node
+                filter_and_project(node, scan, full)
             }
             LogicalPlan::TableScan(scan) => {
                 let src = (scan.source.as_ref() as &dyn Any)
@@ -1453,34 +1463,7 @@ impl Planner {
                         schema: source_schema.clone(),
                     };
                 }
-                if !scan.filters.is_empty() {
-                    let predicate = scan
-                        .filters
-                        .iter()
-                        .cloned()
-                        .reduce(|a, b| a.and(b))
-                        .expect("non-empty");
-                    node = PlanNode::Filter {
-                        input: Box::new(node),
-                        predicate,
-                        input_schema: source_schema.clone(),
-                    };
-                }
-                if let Some(proj) = &scan.projection {
-                    let exprs = proj
-                        .iter()
-                        .map(|i| {
-                            let (q, f) = source_schema.qualified_field(*i);
-                            Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))
-                        })
-                        .collect();
-                    node = PlanNode::Project {
-                        input: Box::new(node),
-                        exprs,
-                        input_schema: source_schema,
-                    };
-                }
-                node
+                filter_and_project(node, scan, source_schema)
             }
             LogicalPlan::Values(v) => PlanNode::Values {
                 batch: self.values_batch(v.schema.inner(), &v.values, sql)?,

@@ -137,6 +137,9 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
     })
 }
 
+/// The most labels one statement may carry.
+const MAX_LABELS: usize = 64;
+
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -155,6 +158,12 @@ async fn create(
         None => format!("stmt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
     };
     let labels = req.metadata.map(|m| m.labels).unwrap_or_default();
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(format!(
+            "a statement takes at most {MAX_LABELS} labels, not {}",
+            labels.len()
+        )));
+    }
     if let Some((k, v)) = labels
         .iter()
         .find(|(k, v)| k.is_empty() || k.len() > 253 || v.len() > 1024)

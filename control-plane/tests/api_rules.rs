@@ -647,6 +647,18 @@ async fn statements_are_listed_by_label_and_name_page_after_page() {
         .collect();
     assert_eq!(names, ["b-two"]);
 
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (status, _, text) = call(auth(http.post(&url)).json(&json!({
+        "name": "too-many-labels",
+        "metadata": {"labels": many},
+        "spec": {"statement": "SHOW TABLES"},
+    })))
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(error_body(&text).errors[0]
+        .detail
+        .contains("at most 64 labels"));
     for bad in [
         "label_selector=team",
         "page_token=..%2F..",

@@ -1086,6 +1086,7 @@ async fn read_branch(
     }
     let mut broker_down_logged = false;
     let queue = crate::kafka::ConsumerQueue::of(&consumer);
+    let started = std::time::Instant::now();
     loop {
         if bound.as_ref().is_some_and(HashMap::is_empty) {
             // Read to where it ended when the statement started: the
@@ -1115,12 +1116,12 @@ async fn read_branch(
                         b.remove(&p);
                     }
                 }
-                Ok(Err(e)) if transient(&e) => {
+                Ok(Err(e)) if transient(&e) || settling(&e, started) => {
                     // librdkafka reconnects by itself; the statement waits
                     // for the broker rather than failing.
                     if !broker_down_logged {
                         broker_down_logged = true;
-                        tracing::warn!(topic = %topic, error = %e, "the broker is unreachable; waiting for it");
+                        tracing::warn!(topic = %topic, error = %e, "the broker is unreachable, or does not know the topic yet; waiting for it");
                     }
                 }
                 Ok(Err(e)) => return Err(e.into()),
@@ -1165,7 +1166,7 @@ async fn read_branch(
                 // Read to its end: after the records before it in this
                 // batch, which count.
                 Err(rdkafka::error::KafkaError::PartitionEOF(p)) => ended.push(p),
-                Err(e) if transient(&e) => {}
+                Err(e) if transient(&e) || settling(&e, started) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1301,6 +1302,22 @@ async fn read_branch(
             return Ok(());
         }
     }
+}
+
+/// How long after a source starts a broker may still call its topic or a
+/// partition unknown: a topic created a moment ago reaches every broker's
+/// metadata a little later. Past this, the error fails the statement.
+const TOPIC_SETTLE: Duration = Duration::from_secs(30);
+
+/// Whether `e` is a new topic not yet known everywhere, early enough in
+/// the source's life to wait for it.
+fn settling(e: &rdkafka::error::KafkaError, started: std::time::Instant) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    started.elapsed() < TOPIC_SETTLE
+        && matches!(
+            e.rdkafka_error_code(),
+            Some(C::UnknownTopicOrPartition | C::UnknownPartition | C::UnknownTopic)
+        )
 }
 
 /// Whether a consumer error is the broker being away for a while (it

@@ -113,6 +113,21 @@ fn opt(v: Option<String>) -> V {
     v.map_or(V::Null, V::S)
 }
 
+/// The columns that say which table a row is about, first in every
+/// per-table view.
+const QUALIFIED: [(&str, bool); 5] = [
+    ("TABLE_CATALOG_ID", false),
+    ("TABLE_CATALOG", false),
+    ("TABLE_SCHEMA_ID", false),
+    ("TABLE_SCHEMA", false),
+    ("TABLE_NAME", false),
+];
+
+/// A per-table view's columns: [`QUALIFIED`], then `rest`.
+fn per_table(rest: &[(&'static str, bool)]) -> Builder {
+    Builder::new(&[&QUALIFIED[..], rest].concat())
+}
+
 /// `INFORMATION_SCHEMA.<name>` of `ctx`'s environment, if there is one.
 pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
     let catalog = || vec![s(&ctx.env_id), s(&ctx.catalog)];
@@ -150,12 +165,7 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
             b.finish()
         }
         "TABLES" => {
-            let mut b = Builder::new(&[
-                ("TABLE_CATALOG_ID", false),
-                ("TABLE_CATALOG", false),
-                ("TABLE_SCHEMA_ID", false),
-                ("TABLE_SCHEMA", false),
-                ("TABLE_NAME", false),
+            let mut b = per_table(&[
                 ("TABLE_TYPE", false),
                 ("IS_DISTRIBUTED", false),
                 ("DISTRIBUTION_ALGORITHM", false),
@@ -201,12 +211,7 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
             b.finish()
         }
         "COLUMNS" => {
-            let mut b = Builder::new(&[
-                ("TABLE_CATALOG_ID", false),
-                ("TABLE_CATALOG", false),
-                ("TABLE_SCHEMA_ID", false),
-                ("TABLE_SCHEMA", false),
-                ("TABLE_NAME", false),
+            let mut b = per_table(&[
                 ("COLUMN_NAME", false),
                 ("ORDINAL_POSITION", true),
                 ("IS_NULLABLE", false),
@@ -284,15 +289,7 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
             b.finish()
         }
         "TABLE_OPTIONS" => {
-            let mut b = Builder::new(&[
-                ("TABLE_CATALOG_ID", false),
-                ("TABLE_CATALOG", false),
-                ("TABLE_SCHEMA_ID", false),
-                ("TABLE_SCHEMA", false),
-                ("TABLE_NAME", false),
-                ("OPTION_KEY", false),
-                ("OPTION_VALUE", false),
-            ]);
+            let mut b = per_table(&[("OPTION_KEY", false), ("OPTION_VALUE", false)]);
             for (db, t) in &ctx.tables {
                 for (k, v) in &t.options {
                     let mut r = qualified(db, &t.name);
@@ -303,14 +300,7 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
             b.finish()
         }
         "VIEWS" => {
-            let mut b = Builder::new(&[
-                ("TABLE_CATALOG_ID", false),
-                ("TABLE_CATALOG", false),
-                ("TABLE_SCHEMA_ID", false),
-                ("TABLE_SCHEMA", false),
-                ("TABLE_NAME", false),
-                ("VIEW_DEFINITION", false),
-            ]);
+            let mut b = per_table(&[("VIEW_DEFINITION", false)]);
             for (db, t) in &ctx.tables {
                 if let Some(q) = &t.view {
                     let mut r = qualified(db, &t.name);

@@ -699,17 +699,9 @@ pub async fn execute_metadata(
             Ok(one_column("result", ["OK".to_string()]))
         }
         FlinkStatement::DropView { name, if_exists } => {
-            let (db, def) = match ctx.resolve_object(name) {
-                Ok(x) => x,
-                Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
-                Err(e) => return Err(e),
+            let Some((db, def)) = to_drop(ctx, name, *if_exists, true)? else {
+                return Ok(one_column("result", ["OK".to_string()]));
             };
-            if def.view.is_none() {
-                return Err(SqlError::validation(
-                    format!("'{}' is a table, not a view; use DROP TABLE", def.name),
-                    None,
-                ));
-            }
             let cluster = ctx.cluster(&db).expect("resolved database exists");
             store
                 .delete_table(&ctx.org, &ctx.env_id, &cluster.id, &def.name)
@@ -717,18 +709,9 @@ pub async fn execute_metadata(
             Ok(one_column("result", ["OK".to_string()]))
         }
         FlinkStatement::DropTable { name, if_exists } => {
-            let resolved = ctx.resolve_object(name);
-            let (db, def) = match resolved {
-                Ok(x) => x,
-                Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
-                Err(e) => return Err(e),
+            let Some((db, def)) = to_drop(ctx, name, *if_exists, false)? else {
+                return Ok(one_column("result", ["OK".to_string()]));
             };
-            if def.view.is_some() {
-                return Err(SqlError::validation(
-                    format!("'{}' is a view; use DROP VIEW", def.name),
-                    None,
-                ));
-            }
             let cluster = ctx.cluster(&db).expect("resolved database exists");
             KafkaAdmin::new(&cluster.bootstrap)?
                 .delete_topic(&def.topic)
@@ -768,6 +751,33 @@ pub async fn execute_metadata(
         other => Err(SqlError::unsupported(format!(
             "{other:?} is not a metadata statement"
         ))),
+    }
+}
+
+/// What `DROP TABLE` (`view` false) or `DROP VIEW` (`view` true) of `name`
+/// drops: `None` when it does not exist and `IF EXISTS` was said; an error
+/// when it is the other kind.
+fn to_drop<'a>(
+    ctx: &'a CatalogContext,
+    name: &ObjectName,
+    if_exists: bool,
+    view: bool,
+) -> Result<Option<(String, &'a TableDef)>, SqlError> {
+    let (db, def) = match ctx.resolve_object(name) {
+        Ok(x) => x,
+        Err(_) if if_exists => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match (view, def.view.is_some()) {
+        (true, false) => Err(SqlError::validation(
+            format!("'{}' is a table, not a view; use DROP TABLE", def.name),
+            None,
+        )),
+        (false, true) => Err(SqlError::validation(
+            format!("'{}' is a view; use DROP VIEW", def.name),
+            None,
+        )),
+        _ => Ok(Some((db, def))),
     }
 }
 

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use weir_compute_pool::compile;
-use weir_compute_pool::decode::{RawRecord, SourceDecoder};
+use weir_compute_pool::connector::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::BranchSource;
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 

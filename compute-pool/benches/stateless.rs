@@ -22,8 +22,8 @@ use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use weir_catalog::KafkaAdmin;
-use weir_compute_pool::decode::{RawRecord, SourceDecoder};
-use weir_compute_pool::encode::kafka_records;
+use weir_compute_pool::connector::decode::{RawRecord, SourceDecoder};
+use weir_compute_pool::connector::encode::kafka_records;
 use weir_compute_pool::{compile, BranchSource, StatementEvents, StatementTask, Worker};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner, SinkSpec, StreamingPlan};
 

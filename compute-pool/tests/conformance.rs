@@ -42,7 +42,7 @@ mod corpus;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
-use weir_compute_pool::changelog::kind_name;
+use weir_compute_pool::operators::changelog::kind_name;
 use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions};
 use weir_sql_gateway::{analyze, Analysis, Planner};
 

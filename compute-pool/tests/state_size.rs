@@ -3,7 +3,7 @@
 //! a join's inputs are wired to it.
 
 use weir_compute_pool::compile;
-use weir_compute_pool::decode::{RawRecord, SourceDecoder};
+use weir_compute_pool::connector::decode::{RawRecord, SourceDecoder};
 use weir_compute_pool::{BranchSource, CompiledPlan, StatefulOp, Target};
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 

@@ -16,7 +16,7 @@ mod replay;
 use std::collections::{BTreeMap, HashMap};
 
 use broker::Record;
-use weir_compute_pool::encode::{kafka_changes, op_header};
+use weir_compute_pool::connector::encode::{kafka_changes, op_header};
 use weir_compute_pool::run_in_memory;
 use weir_nexmark::queries::query;
 use weir_nexmark::{Event, Generator, GeneratorConfig};

@@ -337,7 +337,7 @@ fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     use rdkafka::message::Headers;
     let op = m.headers().and_then(|h| {
         h.iter()
-            .find(|h| h.key == weir_compute_pool::encode::OP_HEADER)
+            .find(|h| h.key == weir_compute_pool::connector::encode::OP_HEADER)
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     });

@@ -316,7 +316,7 @@ pub struct DrainedMessage<'a> {
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: Option<i64>,
-    pub headers: Vec<crate::decode::Header<'a>>,
+    pub headers: Vec<crate::connector::decode::Header<'a>>,
 }
 
 impl Drained {

@@ -49,9 +49,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{IntervalBounds, JoinKind};
 
-use crate::changelog::{is_accumulate, Changes, DELETE, INSERT};
-use crate::checkpoint::StageState;
-use crate::group::{emitted_schema, row_converter, sort_fields};
+use crate::operators::changelog::{is_accumulate, Changes, DELETE, INSERT};
+use crate::operators::group::{emitted_schema, row_converter, sort_fields};
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// One row held, with its duplicates.
@@ -370,7 +370,7 @@ impl Join {
 
     /// Forgets held rows `ttl_ms` after their last write (`None`: never).
     /// An interval join frees its rows by the watermark instead.
-    /// See [`crate::pipeline::Stages::set_memory_limit`].
+    /// See [`crate::runtime::pipeline::Stages::set_memory_limit`].
     pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
         self.memory_limit = bytes;
     }

@@ -44,9 +44,11 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::RankOutput;
 
-use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
-use crate::checkpoint::StageState;
-use crate::group::{emitted_schema, row_converter, sort_fields};
+use crate::operators::changelog::{
+    is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE,
+};
+use crate::operators::group::{emitted_schema, row_converter, sort_fields};
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// A held row and its sort key.

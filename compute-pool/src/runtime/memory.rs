@@ -12,11 +12,11 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{with_processing_time, StreamingPlan};
 
-use crate::changelog::Changes;
-use crate::checkpoint::{decode_batches, encode_batches, StageState};
-use crate::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
-use crate::pipeline::{compile, BranchSource};
-use crate::window::{admit_batch, PartitionWatermarks};
+use crate::connector::decode::{row_partitions, ErrorMode, RawRecord, SourceDecoder};
+use crate::operators::changelog::Changes;
+use crate::operators::window::{admit_batch, PartitionWatermarks};
+use crate::runtime::checkpoint::{decode_batches, encode_batches, StageState};
+use crate::runtime::pipeline::{compile, BranchSource};
 use crate::EngineError;
 
 /// One Kafka record as a test or benchmark supplies it.
@@ -157,7 +157,7 @@ pub fn run_in_memory_with(
                 }
             }
         }
-        let headers: Vec<Vec<crate::decode::Header<'_>>> = poll
+        let headers: Vec<Vec<crate::connector::decode::Header<'_>>> = poll
             .records
             .iter()
             .map(|r| {

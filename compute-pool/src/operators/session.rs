@@ -31,9 +31,11 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::GroupColumn;
 
-use crate::checkpoint::StageState;
-use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
-use crate::window::{groups_accumulator, restore_states, snapshot_states, watermark_values};
+use crate::operators::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
+use crate::operators::window::{
+    groups_accumulator, restore_states, snapshot_states, watermark_values,
+};
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// One open session of one key.

@@ -30,9 +30,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::JoinKind;
 
-use crate::changelog::{Changes, DELETE, UPDATE_BEFORE};
-use crate::checkpoint::{StageState, TaggedRows};
-use crate::group::{emitted_schema, row_converter, sort_fields};
+use crate::operators::changelog::{Changes, DELETE, UPDATE_BEFORE};
+use crate::operators::group::{emitted_schema, row_converter, sort_fields};
+use crate::runtime::checkpoint::{StageState, TaggedRows};
 use crate::EngineError;
 
 type Bytes = Box<[u8]>;

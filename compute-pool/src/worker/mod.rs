@@ -13,7 +13,7 @@
 //! instead: the statement checkpoints (even a stateless one, whose
 //! checkpoint is just its offsets), and what it wrote between two
 //! checkpoints is one Kafka transaction, committed with the checkpoint
-//! (see [`crate::transaction`]).
+//! (see [`crate::connector::transaction`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -31,15 +31,15 @@ use weir_api::ResultRow;
 use weir_sql_gateway::limits::{human_bytes, MemoryLimit};
 use weir_sql_gateway::{SinkSpec, StreamingPlan};
 
-use crate::changelog::Changes;
-use crate::checkpoint::{Checkpointer, Snapshot};
-use crate::decode::row_partitions;
-use crate::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
-use crate::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
-use crate::kafka::{plain_producer, sink_producer, source_consumer, SinkProducer};
-use crate::pipeline::{compile, Branch, BranchSource};
-use crate::transaction::Transactions;
-use crate::window::{admit_batch, PartitionWatermarks};
+use crate::connector::decode::row_partitions;
+use crate::connector::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
+use crate::connector::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
+use crate::connector::kafka::{plain_producer, sink_producer, source_consumer, SinkProducer};
+use crate::connector::transaction::Transactions;
+use crate::operators::changelog::Changes;
+use crate::operators::window::{admit_batch, PartitionWatermarks};
+use crate::runtime::checkpoint::{Checkpointer, Snapshot};
+use crate::runtime::pipeline::{compile, Branch, BranchSource};
 use crate::{EngineError, ResultsBuffer};
 
 /// What the worker tells the control plane while a statement runs.
@@ -777,7 +777,7 @@ async fn checkpoint(
     txn: Option<&Transactions>,
     id: u64,
     offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
-    stages: &mut crate::pipeline::Stages,
+    stages: &mut crate::runtime::pipeline::Stages,
     metrics: &StatementMetrics,
     task: &StatementTask,
 ) -> Result<(), EngineError> {
@@ -820,7 +820,7 @@ impl MemoryWatch {
     /// crossing the soft limit (either way).
     async fn check(
         &mut self,
-        stages: &crate::pipeline::Stages,
+        stages: &crate::runtime::pipeline::Stages,
         results: Option<&Arc<ResultsBuffer>>,
         metrics: &StatementMetrics,
         events: &dyn StatementEvents,
@@ -1032,20 +1032,27 @@ async fn read_branch(
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
     let group = consumer_group(key);
-    let (consumer, partitions): (crate::kafka::SourceConsumer, Vec<i32>) = source_consumer(
-        bootstrap,
-        &group,
-        &topic,
-        spec.startup,
-        &offsets,
-        spec.bounded,
-    )
-    .await?;
+    let (consumer, partitions): (crate::connector::kafka::SourceConsumer, Vec<i32>) =
+        source_consumer(
+            bootstrap,
+            &group,
+            &topic,
+            spec.startup,
+            &offsets,
+            spec.bounded,
+        )
+        .await?;
     // A bounded source: the partitions still to read, and where each ends.
     let mut bound: Option<HashMap<i32, i64>> = if spec.bounded {
         Some(
-            crate::kafka::end_offsets(bootstrap, &topic, &partitions, spec.startup, &offsets)
-                .await?,
+            crate::connector::kafka::end_offsets(
+                bootstrap,
+                &topic,
+                &partitions,
+                spec.startup,
+                &offsets,
+            )
+            .await?,
         )
     } else {
         None
@@ -1085,7 +1092,7 @@ async fn read_branch(
             .map_err(|e| EngineError::Plan(e.to_string()))?;
     }
     let mut broker_down_logged = false;
-    let queue = crate::kafka::ConsumerQueue::of(&consumer);
+    let queue = crate::connector::kafka::ConsumerQueue::of(&consumer);
     let started = std::time::Instant::now();
     loop {
         if bound.as_ref().is_some_and(HashMap::is_empty) {
@@ -1170,7 +1177,7 @@ async fn read_branch(
                 Err(e) => return Err(e.into()),
             }
         }
-        let first_headers: Vec<crate::decode::Header<'_>> = first
+        let first_headers: Vec<crate::connector::decode::Header<'_>> = first
             .iter()
             .flat_map(|m| {
                 m.headers()

@@ -3,7 +3,7 @@
 //!
 //! The fastest path, for tables whose read columns are all scalar, reads
 //! each value once straight into its columns and skips the values nobody
-//! reads ([`crate::fastjson`]). Where it cannot take a poll, every value of
+//! reads ([`crate::connector::fastjson`]). Where it cannot take a poll, every value of
 //! the poll goes into one arrow-json decoder, flushed as one batch. Only
 //! when that fails does it fall back to one record at a time, to find the
 //! bad ones and apply the table's error policy; a bad record never costs the
@@ -102,7 +102,7 @@ pub struct SourceDecoder {
     /// A retract table: every batch ends with an [`OP_COLUMN`].
     retract: bool,
     /// The fast path for `physical`, when its columns are all scalar.
-    fast: Option<crate::fastjson::FastJson>,
+    fast: Option<crate::connector::fastjson::FastJson>,
     /// Polls in a row the fast path gave back to arrow-json: a topic whose
     /// records it never takes (numbers written as strings, say) is not
     /// scanned twice for long.
@@ -119,7 +119,7 @@ const FAST_RETRY_EVERY: u32 = 64;
 pub const TOMBSTONE_COLUMN: &str = "__weir_tombstone";
 
 /// The last column of a retract table's batches: each row's kind, read
-/// from the record header [`crate::encode::OP_HEADER`].
+/// from the record header [`crate::connector::encode::OP_HEADER`].
 pub const OP_COLUMN: &str = "__weir_op";
 
 /// A row kind from its header value: `+I`, `-U`, `+U` or `-D`.
@@ -128,16 +128,16 @@ fn op_of(r: &RawRecord<'_>) -> Result<i8, String> {
         .headers
         .iter()
         .rev()
-        .find(|(k, _)| *k == crate::encode::OP_HEADER)
+        .find(|(k, _)| *k == crate::connector::encode::OP_HEADER)
         .map(|(_, v)| *v);
     match value {
-        None | Some(Some(b"+I")) => Ok(crate::changelog::INSERT),
-        Some(Some(b"-U")) => Ok(crate::changelog::UPDATE_BEFORE),
-        Some(Some(b"+U")) => Ok(crate::changelog::UPDATE_AFTER),
-        Some(Some(b"-D")) => Ok(crate::changelog::DELETE),
+        None | Some(Some(b"+I")) => Ok(crate::operators::changelog::INSERT),
+        Some(Some(b"-U")) => Ok(crate::operators::changelog::UPDATE_BEFORE),
+        Some(Some(b"+U")) => Ok(crate::operators::changelog::UPDATE_AFTER),
+        Some(Some(b"-D")) => Ok(crate::operators::changelog::DELETE),
         Some(v) => Err(format!(
             "the {} header is {}, not one of +I, -U, +U, -D",
-            crate::encode::OP_HEADER,
+            crate::connector::encode::OP_HEADER,
             v.map_or("empty".to_string(), |v| String::from_utf8_lossy(v)
                 .into_owned())
         )),
@@ -210,7 +210,7 @@ impl SourceDecoder {
         let physical = Arc::new(arrow::datatypes::Schema::new(read));
         let raw = table.origin == TableOrigin::Discovered || table.value_format() == "raw";
         Ok(SourceDecoder {
-            fast: crate::fastjson::FastJson::new(&physical),
+            fast: crate::connector::fastjson::FastJson::new(&physical),
             fast_misses: Default::default(),
             upsert: !raw && table.changelog_mode() == "upsert" && !table.primary_key.is_empty(),
             retract: !raw && table.changelog_mode() == "retract",

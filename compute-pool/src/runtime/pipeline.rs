@@ -23,16 +23,16 @@ use weir_sql_gateway::{
     with_current_watermark, with_processing_time, PlanNode, SourceSpec, StreamingPlan, WindowKind,
 };
 
-use crate::changelog::Changes;
-use crate::checkpoint::StageState;
-use crate::group::GroupAggregate;
-use crate::join::Join;
-use crate::normalize::ChangelogNormalize;
-use crate::over::OverAggregate;
-use crate::session::SessionAggregate;
-use crate::temporal::TemporalJoin;
-use crate::topn::TopN;
-use crate::window::WindowAggregate;
+use crate::operators::changelog::Changes;
+use crate::operators::group::GroupAggregate;
+use crate::operators::join::Join;
+use crate::operators::normalize::ChangelogNormalize;
+use crate::operators::over::OverAggregate;
+use crate::operators::session::SessionAggregate;
+use crate::operators::temporal::TemporalJoin;
+use crate::operators::topn::TopN;
+use crate::operators::window::WindowAggregate;
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// One stateless step.

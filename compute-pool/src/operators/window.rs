@@ -27,8 +27,8 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, PhysicalExpr};
 use weir_sql_gateway::{GroupColumn, WindowSpec};
 
-use crate::checkpoint::StageState;
-use crate::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
+use crate::operators::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// Tracks a source's watermark: the maximum watermark-expression value seen

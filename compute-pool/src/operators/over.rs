@@ -31,10 +31,10 @@ use datafusion::logical_expr::{Accumulator, Expr};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::OverFrame;
 
-use crate::checkpoint::{StageState, TaggedRows};
-use crate::group::{
+use crate::operators::group::{
     conform, emitted_schema, lower_aggregates, row_converter, sort_fields, Aggregate, GroupKeys,
 };
+use crate::runtime::checkpoint::{StageState, TaggedRows};
 use crate::EngineError;
 
 #[derive(Default)]
@@ -322,7 +322,10 @@ impl OverAggregate {
                     }
                 }
                 let one = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-                running.push((k.clone(), crate::checkpoint::encode_batches(&[one])?));
+                running.push((
+                    k.clone(),
+                    crate::runtime::checkpoint::encode_batches(&[one])?,
+                ));
             }
         }
         let mut held = TaggedRows::default();
@@ -367,7 +370,7 @@ impl OverAggregate {
                         .history
                         .push_back((t, r.into())),
                     _ => {
-                        let states = crate::checkpoint::decode_batches(r)?;
+                        let states = crate::runtime::checkpoint::decode_batches(r)?;
                         let st = states.first().ok_or_else(|| {
                             EngineError::Checkpoint("an empty accumulator state".into())
                         })?;

@@ -46,9 +46,9 @@ pub type EncodedRecord = (Option<Bytes>, Option<Bytes>);
 /// table every change is a record, its kind in the [`OP_HEADER`] header.
 pub fn kafka_changes(
     table: &TableDef,
-    changes: &crate::changelog::Changes,
+    changes: &crate::operators::changelog::Changes,
 ) -> Result<Vec<EncodedRecord>, EngineError> {
-    use crate::changelog::{DELETE, UPDATE_BEFORE};
+    use crate::operators::changelog::{DELETE, UPDATE_BEFORE};
     let records = kafka_records(table, &changes.batch)?;
     // A retract table takes every change, `-U` included, with its kind in
     // a header ([`op_header`]).
@@ -71,8 +71,8 @@ pub const OP_HEADER: &str = "__op";
 
 /// The `__op` header value of change `i`: `+I`, `-U`, `+U` or `-D`, as
 /// Flink prints row kinds.
-pub fn op_header(changes: &crate::changelog::Changes, i: usize) -> &'static str {
-    use crate::changelog::{DELETE, UPDATE_AFTER, UPDATE_BEFORE};
+pub fn op_header(changes: &crate::operators::changelog::Changes, i: usize) -> &'static str {
+    use crate::operators::changelog::{DELETE, UPDATE_AFTER, UPDATE_BEFORE};
     match changes.op(i) {
         UPDATE_BEFORE => "-U",
         UPDATE_AFTER => "+U",
@@ -151,7 +151,7 @@ fn raw_bytes(col: &dyn Array) -> Vec<Option<Bytes>> {
 /// values in column order, every scalar a string as Flink casts it to
 /// `STRING` (`"101"`, `"TRUE"`, `"2.5E10"`, `"2024-01-31 12:00:00.000"`,
 /// `"x'0aff'"`), `NULL` as `null` at any depth, `ROW` and `ARRAY` as JSON
-/// arrays, `MAP` as an array of `[key, value]` pairs. See [`crate::wire`].
+/// arrays, `MAP` as an array of `[key, value]` pairs. See [`crate::connector::wire`].
 pub fn result_rows(batch: &RecordBatch) -> Result<Vec<Vec<serde_json::Value>>, EngineError> {
-    crate::wire::rows(batch)
+    crate::connector::wire::rows(batch)
 }

@@ -7,11 +7,11 @@
 //! of the new one for a replacement (nothing when the row is unchanged), and
 //! `-D` of the old row for a tombstone (nothing for a key it does not hold).
 //! The decoder marks tombstones in the batch's last column
-//! ([`crate::decode::TOMBSTONE_COLUMN`]), which is dropped here.
+//! ([`crate::connector::decode::TOMBSTONE_COLUMN`]), which is dropped here.
 //!
 //! A retract table needs no state: each record's kind is in its `__op`
 //! header, which the decoder puts in the last column
-//! ([`crate::decode::OP_COLUMN`]); here it becomes the rows' kinds.
+//! ([`crate::connector::decode::OP_COLUMN`]); here it becomes the rows' kinds.
 
 use crate::hash::HashMap;
 use std::sync::Arc;
@@ -20,9 +20,9 @@ use arrow::array::{AsArray, BinaryArray, Int8Array, RecordBatch, RecordBatchOpti
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 
-use crate::changelog::{Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
-use crate::checkpoint::StageState;
-use crate::group::row_converter;
+use crate::operators::changelog::{Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
+use crate::operators::group::row_converter;
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 pub struct ChangelogNormalize {
@@ -82,7 +82,7 @@ impl ChangelogNormalize {
         let width = batch.num_columns();
         if self.retract {
             let ops = batch
-                .column_by_name(crate::decode::OP_COLUMN)
+                .column_by_name(crate::connector::decode::OP_COLUMN)
                 .ok_or_else(|| {
                     EngineError::Plan("a retract source's batch has no row kind column".into())
                 })?
@@ -99,7 +99,7 @@ impl ChangelogNormalize {
             }]);
         }
         let tombstones = batch
-            .column_by_name(crate::decode::TOMBSTONE_COLUMN)
+            .column_by_name(crate::connector::decode::TOMBSTONE_COLUMN)
             .ok_or_else(|| {
                 EngineError::Plan("an upsert source's batch has no tombstone column".into())
             })?

@@ -36,8 +36,10 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 
-use crate::changelog::{is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
-use crate::checkpoint::StageState;
+use crate::operators::changelog::{
+    is_accumulate, Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE,
+};
+use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
 /// Grouping keys lowered to physical expressions, with the converter that

@@ -28,7 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::{sink_producer, SinkProducer};
+use crate::connector::kafka::{sink_producer, SinkProducer};
 use crate::EngineError;
 
 /// The prefix of the offset metadata naming a committed checkpoint.

@@ -10,7 +10,7 @@
 //! deleted; a crash half-way through leaves the previous one in force. An
 //! exactly-once sink publishes a checkpoint only once the Kafka transaction
 //! naming it has committed, and resumes from the one the transaction names
-//! (see [`crate::transaction`]).
+//! (see [`crate::connector::transaction`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

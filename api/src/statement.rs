@@ -143,6 +143,10 @@ pub struct StatementStatus {
     pub latest_offsets_timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<StatementMetrics>,
+    /// The `weir worker` running the statement (its name), when the server
+    /// places statements on workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// Counters a worker reports for a running statement.

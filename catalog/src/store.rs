@@ -36,7 +36,7 @@ pub struct EnvironmentRecord {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterRecord {
     pub id: String,
     /// The SQL database name.

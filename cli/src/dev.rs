@@ -53,6 +53,52 @@ pub struct ServerArgs {
     /// says otherwise ('512 mb', '2 gb').
     #[arg(long, env = "WEIR_STATEMENT_MEMORY_LIMIT", default_value = "1 gb", value_parser = memory_size)]
     statement_memory_limit: u64,
+    /// Where stateful statements checkpoint (shared with the workers).
+    #[arg(long, env = "WEIR_CHECKPOINT_DIR", default_value = ".weir/checkpoints")]
+    checkpoint_dir: PathBuf,
+    /// Run no statement here: place each on the `weir worker` processes of
+    /// its compute pool.
+    #[arg(long)]
+    workers: bool,
+    /// The credential workers present; created (random, mode 0600) when
+    /// the file does not exist. Replacing it revokes the old one at the
+    /// next start.
+    #[arg(
+        long,
+        env = "WEIR_WORKER_CREDENTIAL_FILE",
+        default_value = ".weir/worker-credential"
+    )]
+    worker_credential_file: PathBuf,
+    /// A worker silent this long loses its tasks to another worker.
+    #[arg(long, default_value_t = 10_000)]
+    lease_timeout_ms: u64,
+    /// How often workers heartbeat.
+    #[arg(long, default_value_t = 1_000)]
+    heartbeat_interval_ms: u64,
+    /// Create `weir dev`'s organization, environment, compute pool and API
+    /// key (if absent), with this Kafka cluster, and write them to
+    /// `<dev-env-dir>/dev.env`: a first tenant until one is made through
+    /// the API.
+    #[arg(long, requires = "dev_env_dir")]
+    dev_bootstrap: Option<String>,
+    #[arg(long, requires = "dev_bootstrap")]
+    dev_env_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The compute pool this worker is a member of.
+    #[arg(long, env = "WEIR_COMPUTE_POOL")]
+    pool: String,
+    /// The control plane's URL (`weir server --workers`).
+    #[arg(long, env = "WEIR_CONTROL_PLANE")]
+    control_plane: String,
+    /// How many tasks it runs at once.
+    #[arg(long, default_value_t = 2)]
+    slots: u32,
+    /// The file holding the credential the server issued.
+    #[arg(long, env = "WEIR_WORKER_CREDENTIAL_FILE")]
+    credential_file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -211,17 +257,115 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
+    let workers = if a.workers {
+        Some(weir_control_plane::WorkersConfig {
+            credential: worker_credential(&a.worker_credential_file)?,
+            lease_timeout: Duration::from_millis(a.lease_timeout_ms),
+            heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms),
+        })
+    } else {
+        None
+    };
     let server = Server::start(ServerConfig {
         database_url: a.database_url,
         listen: a.listen,
         public_url: a.public_url,
         statement_memory_limit: a.statement_memory_limit,
+        checkpoint_dir: Some(std::path::absolute(&a.checkpoint_dir)?),
+        workers,
         ..ServerConfig::default()
     })
     .await
     .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
     eprintln!("weir server: listening on {}", server.url);
-    tokio::signal::ctrl_c().await?;
+    if let (Some(bootstrap), Some(dir)) = (&a.dev_bootstrap, &a.dev_env_dir) {
+        std::fs::create_dir_all(dir)?;
+        let env = dev::bootstrap(&server.state.store, dir, &server.url, bootstrap)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+        print!("{}", env.shell_lines());
+    }
+    if a.workers {
+        eprintln!(
+            "weir server: statements run on workers: weir worker --control-plane {} --pool <pool> --credential-file {}",
+            server.url,
+            a.worker_credential_file.display()
+        );
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     server.shutdown().await;
+    Ok(())
+}
+
+/// The workers' credential in `path`, created there when absent.
+fn worker_credential(path: &Path) -> anyhow::Result<String> {
+    if let Ok(c) = std::fs::read_to_string(path) {
+        let c = c.trim().to_string();
+        if !c.is_empty() {
+            return Ok(c);
+        }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let c = format!(
+        "wkc-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(c.as_bytes()))
+        .with_context(|| format!("writing the worker credential to {}", path.display()))?;
+    Ok(c)
+}
+
+/// `weir worker`: one member of a compute pool, until Ctrl-C or SIGTERM.
+pub async fn run_worker(a: WorkerArgs) -> anyhow::Result<()> {
+    let credential = std::fs::read_to_string(&a.credential_file)
+        .with_context(|| {
+            format!(
+                "reading the worker credential {}",
+                a.credential_file.display()
+            )
+        })?
+        .trim()
+        .to_string();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    let config = weir_compute_pool::worker::remote::RemoteConfig {
+        control_plane: a.control_plane,
+        pool: a.pool,
+        slots: a.slots,
+        credential,
+        name: format!("{host}-{}", std::process::id()),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        c.cancel();
+    });
+    eprintln!(
+        "weir worker {}: joining pool {} at {}",
+        config.name, config.pool, config.control_plane
+    );
+    weir_compute_pool::worker::remote::run(config, cancel).await?;
     Ok(())
 }

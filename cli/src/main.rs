@@ -1,4 +1,5 @@
-//! The `weir` binary: `weir dev`, `weir server`, and the client commands.
+//! The `weir` binary: `weir dev`, `weir server`, `weir worker`, `weir
+//! broker`, and the client commands.
 
 mod client_cmds;
 mod dev;
@@ -16,8 +17,11 @@ struct Cli {
 enum Command {
     /// Start everything on 127.0.0.1 with embedded defaults.
     Dev(dev::DevArgs),
-    /// Run the control plane with its local worker (production process).
+    /// Run the control plane: with its local worker, or (`--workers`)
+    /// placing statements on `weir worker` processes.
     Server(dev::ServerArgs),
+    /// Run one worker of a compute pool, taking tasks from `weir server`.
+    Worker(dev::WorkerArgs),
     /// Run Weir's local Kafka-protocol broker (what `weir dev` starts).
     Broker(dev::BrokerArgs),
     /// Save the API URL and credentials for later commands.
@@ -53,6 +57,7 @@ async fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(a) => dev::run_dev(a).await,
         Command::Server(a) => dev::run_server(a).await,
+        Command::Worker(a) => dev::run_worker(a).await,
         Command::Broker(a) => dev::run_broker(a).await,
         Command::Login(a) => client_cmds::login(a),
         Command::Statement(c) => client_cmds::statement(c).await,

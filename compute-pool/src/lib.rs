@@ -25,7 +25,7 @@ mod error;
 mod hash;
 pub mod operators;
 pub mod runtime;
-mod worker;
+pub mod worker;
 
 pub use error::EngineError;
 pub use operators::changelog::Changes;

@@ -5,7 +5,8 @@
 //! It wires the lower crates together: requests are authenticated here
 //! ([`auth`]), SQL is handed to `sql-gateway`, records are kept through
 //! `catalog`'s store, and plans run on a `compute-pool` [`weir_compute_pool::Worker`]
-//! placed by the [`scheduler`]. It does not parse SQL or run operators itself.
+//! placed by the [`scheduler`], or on `weir worker` processes that talk to
+//! it through [`workers`]. It does not parse SQL or run operators itself.
 //!
 //! Start with [`Server`] and [`router`].
 
@@ -17,6 +18,7 @@ mod planning;
 mod scheduler;
 mod statements;
 mod sync;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,7 @@ use weir_sql_gateway::Planner;
 
 pub use error::ApiError;
 pub use scheduler::Scheduler;
+pub use workers::WorkersConfig;
 
 /// Settings of a control-plane process. `weir dev` fills every field.
 #[derive(Debug, Clone)]
@@ -51,6 +54,9 @@ pub struct ServerConfig {
     /// A statement's memory limit unless its `'sql.memory.limit'` says
     /// otherwise (bytes).
     pub statement_memory_limit: u64,
+    /// Place statements on `weir worker` processes that register with this
+    /// credential; `None`: run them on this process's own worker.
+    pub workers: Option<WorkersConfig>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +70,7 @@ impl Default for ServerConfig {
             results_capacity: 100_000,
             checkpoint_dir: Some(".weir/checkpoints".into()),
             statement_memory_limit: weir_sql_gateway::limits::DEFAULT_MEMORY_LIMIT,
+            workers: None,
         }
     }
 }
@@ -90,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .merge(statements::routes())
         .merge(org::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
+        // Workers' reports carry pages of results: a limit of their own.
+        .merge(workers::routes())
         .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -164,7 +173,16 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"));
         let planner = Arc::new(Planner::new());
         let config = Arc::new(config);
-        let scheduler = Scheduler::new(store.clone(), planner.clone(), config.clone());
+        let workers = config
+            .workers
+            .clone()
+            .map(|w| Arc::new(workers::Workers::new(w, store.clone())));
+        let scheduler = Scheduler::new(
+            store.clone(),
+            planner.clone(),
+            config.clone(),
+            workers.clone(),
+        );
         let state = AppState {
             store: store.clone(),
             planner,
@@ -186,6 +204,9 @@ impl Server {
             config.topic_sync_interval,
             cancel.clone(),
         )));
+        if let Some(w) = workers {
+            tasks.push(tokio::spawn(w.run_expiry(cancel.clone())));
+        }
         scheduler.resume_all().await;
         Ok(Server {
             url,

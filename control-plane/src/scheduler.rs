@@ -1,10 +1,12 @@
-//! Placement and supervision of statements on the worker.
+//! Placement and supervision of statements.
 //!
-//! In this process there is one worker, the local one; placing a statement
-//! is starting it there. The scheduler plans the statement again from its
-//! stored SQL and properties (so a restart needs nothing but the store),
-//! starts it from its stored offsets, and turns the worker's outcome into the
-//! statement's phase.
+//! A server either runs statements on its own local worker (`weir dev`, and
+//! `weir server` without `--workers`) or places each on a compute pool's
+//! `weir worker` processes ([`crate::workers`]). Either way the scheduler
+//! plans the statement again from its stored SQL and properties (so a
+//! restart needs nothing but the store, and a bad statement fails here, not
+//! on a worker), starts it from its stored offsets, and turns the outcome
+//! into the statement's phase.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,14 +17,12 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use weir_api::{Phase, StatementSpec};
 use weir_catalog::Store;
-use weir_compute_pool::{
-    Checkpointer, Outcome, ResultsBuffer, StatementEvents, StatementMetrics, StatementTask, Worker,
-};
+use weir_compute_pool::worker::protocol::Assignment;
+use weir_compute_pool::{Outcome, ResultsBuffer, StatementEvents, StatementMetrics, Worker};
 use weir_sql_gateway::{replan, CatalogContext, Planner, SinkSpec};
 
+use crate::workers::{Key, Workers};
 use crate::{ApiError, ServerConfig};
-
-type Key = (String, String, String);
 
 struct Entry {
     cancel: CancellationToken,
@@ -54,6 +54,8 @@ struct Inner {
     worker: Worker,
     running: Mutex<HashMap<Key, Entry>>,
     planning: crate::planning::PlanningGates,
+    /// Where statements run when not on the local worker.
+    workers: Option<Arc<Workers>>,
 }
 
 /// Reports of one statement, written to the store.
@@ -108,7 +110,12 @@ impl StatementEvents for StoreEvents {
 }
 
 impl Scheduler {
-    pub fn new(store: Store, planner: Arc<Planner>, config: Arc<ServerConfig>) -> Scheduler {
+    pub fn new(
+        store: Store,
+        planner: Arc<Planner>,
+        config: Arc<ServerConfig>,
+        workers: Option<Arc<Workers>>,
+    ) -> Scheduler {
         Scheduler {
             inner: Arc::new(Inner {
                 store,
@@ -117,6 +124,7 @@ impl Scheduler {
                 worker: Worker,
                 running: Mutex::new(HashMap::new()),
                 planning: Default::default(),
+                workers,
             }),
         }
     }
@@ -149,49 +157,42 @@ impl Scheduler {
             ))
         })?;
         let plan = plan?;
-        let bootstrap = ctx.current_cluster()?.bootstrap.clone();
         let mut start_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
         for (topic, p, o) in inner.store.load_offsets(org, env, name).await? {
             start_offsets.entry(topic).or_default().insert(p, o);
         }
         let is_select = matches!(plan.sink, SinkSpec::Results);
-        let task = StatementTask {
+        let assignment = Assignment {
+            task: rec.uid.clone(),
+            epoch: 0,
             key: format!("{org}/{env}/{name}/{}", rec.uid),
-            plan,
-            bootstrap,
+            sql: spec.statement.clone(),
+            properties: spec.properties.clone(),
+            context: ctx,
             start_offsets,
-            events: Arc::new(StoreEvents {
-                store: inner.store.clone(),
-                key: key.clone(),
-            }),
-            results_idle_timeout: inner.config.results_idle_timeout,
+            checkpoint_dir: inner.config.checkpoint_dir.clone(),
+            results_idle_timeout_ms: inner.config.results_idle_timeout.as_millis() as u64,
             results_capacity: inner.config.results_capacity,
-            idle_timeout: weir_sql_gateway::idle_timeout_ms(&spec.properties)?
-                .map(|ms| Duration::from_millis(ms as u64)),
-            state_ttl: weir_sql_gateway::state_ttl_ms(&spec.properties)?
-                .map(|ms| Duration::from_millis(ms as u64)),
-            memory_limit: weir_sql_gateway::memory_limit(
-                &spec.properties,
-                inner.config.statement_memory_limit,
-            )?,
-            checkpoints: match &inner.config.checkpoint_dir {
-                Some(dir) => {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        ApiError::internal(format!("checkpoint folder {}: {e}", dir.display()))
-                    })?;
-                    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                        .map_err(|e| ApiError::internal(format!("checkpoint folder: {e}")))?;
-                    Some(Checkpointer::new(
-                        Arc::new(store),
-                        &format!("{org}/{env}/{name}/{}", rec.uid),
-                        Duration::from_millis(weir_sql_gateway::checkpoint_interval_ms(
-                            &spec.properties,
-                        )? as u64),
-                    ))
-                }
-                None => None,
-            },
+            default_memory_limit: inner.config.statement_memory_limit,
         };
+        if let Some(workers) = &inner.workers {
+            let pool = rec
+                .compute_pool_id
+                .clone()
+                .unwrap_or_else(|| crate::dev::DEV_POOL.to_string());
+            return self
+                .place(key, pool, assignment, is_select, workers.clone())
+                .await;
+        }
+        let task = assignment
+            .into_task(
+                plan,
+                Arc::new(StoreEvents {
+                    store: inner.store.clone(),
+                    key: key.clone(),
+                }),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         inner
             .store
             .update_statement_status(org, env, name, Phase::Running.as_str(), "")
@@ -206,6 +207,103 @@ impl Scheduler {
             this.finished(&k, outcome, &m, is_select).await;
         });
         inner.running.lock().unwrap().insert(
+            key,
+            Entry {
+                cancel,
+                supervisor,
+                results,
+                metrics,
+            },
+        );
+        Ok(())
+    }
+
+    /// The workers statements are placed on; `None`: the local worker.
+    pub fn workers(&self) -> Option<Arc<Workers>> {
+        self.inner.workers.clone()
+    }
+
+    /// Places a planned statement on `pool`'s workers: it is PENDING until
+    /// one with a free slot takes it, and a supervisor turns the outcome
+    /// its worker reports into its phase.
+    async fn place(
+        &self,
+        key: Key,
+        pool: String,
+        assignment: Assignment,
+        is_select: bool,
+        workers: Arc<Workers>,
+    ) -> Result<(), ApiError> {
+        let (o, e, n) = key.clone();
+        let task = assignment.task.clone();
+        let config = &self.inner.config;
+        let results = is_select.then(|| {
+            Arc::new(ResultsBuffer::new(
+                config.results_capacity,
+                (64usize << 20).min((config.statement_memory_limit / 2) as usize),
+            ))
+        });
+        let metrics = Arc::new(StatementMetrics::default());
+        self.inner
+            .store
+            .update_statement_status(
+                &o,
+                &e,
+                &n,
+                Phase::Pending.as_str(),
+                &format!("waiting for a worker of compute pool '{pool}' with a free slot"),
+            )
+            .await?;
+        let submitted = workers.submit(
+            key.clone(),
+            pool,
+            assignment,
+            metrics.clone(),
+            results.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let (this, k, m, c, r) = (
+            self.clone(),
+            key.clone(),
+            metrics.clone(),
+            cancel.clone(),
+            results.clone(),
+        );
+        let idle_timeout = config.results_idle_timeout;
+        // A stopped statement's worker drains before it reports; past this
+        // the statement counts as stopped anyway.
+        let drain = workers.config().lease_timeout * 2 + Duration::from_secs(30);
+        let supervisor = tokio::spawn(async move {
+            let mut rx = submitted.outcome;
+            let mut abandoned = false;
+            let outcome = loop {
+                tokio::select! {
+                    o = &mut rx => break o.unwrap_or(Outcome::Stopped),
+                    _ = c.cancelled() => {
+                        workers.revoke(&task);
+                        break match tokio::time::timeout(drain, &mut rx).await {
+                            Ok(o) => o.unwrap_or(Outcome::Stopped),
+                            Err(_) => {
+                                workers.forget(&task);
+                                Outcome::Stopped
+                            }
+                        };
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs(1)), if r.is_some() && !abandoned => {
+                        if r.as_ref().is_some_and(|r| r.idle_for() > idle_timeout) {
+                            abandoned = true;
+                            workers.revoke(&task);
+                        }
+                    }
+                }
+            };
+            let outcome = match outcome {
+                Outcome::Stopped if abandoned => Outcome::ResultsAbandoned,
+                o => o,
+            };
+            this.finished(&k, outcome, &m, is_select).await;
+        });
+        self.inner.running.lock().unwrap().insert(
             key,
             Entry {
                 cancel,

@@ -133,6 +133,10 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
             latest_offsets,
             latest_offsets_timestamp,
             metrics,
+            worker: state
+                .scheduler
+                .workers()
+                .and_then(|w| w.worker_of(&rec.uid)),
         },
     })
 }

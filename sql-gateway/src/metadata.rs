@@ -18,7 +18,7 @@ use crate::properties::{CURRENT_CATALOG, CURRENT_DATABASE};
 
 /// What a statement can see of the catalog: the environment it runs in, its
 /// Kafka clusters and their tables. Loaded once per statement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CatalogContext {
     pub org: String,
     pub env_id: String,

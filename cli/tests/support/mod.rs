@@ -62,24 +62,7 @@ impl Dev {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("weir dev starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut env = HashMap::new();
-        for line in lines.by_ref() {
-            let line = line.expect("weir dev output");
-            if let Some(rest) = line.strip_prefix("export ") {
-                for kv in rest.split_whitespace() {
-                    let (k, v) = kv.split_once('=').unwrap();
-                    env.insert(k.to_string(), v.to_string());
-                }
-                break;
-            }
-        }
-        assert!(
-            env.contains_key("WEIR_URL"),
-            "weir dev printed no export line"
-        );
-        // Keep draining stdout so that the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let env = read_exports(&mut child, "weir dev");
         Dev {
             child,
             data_dir: data_dir.to_path_buf(),
@@ -173,6 +156,66 @@ impl Dev {
         self.child.kill().unwrap();
         let _ = self.child.wait();
     }
+}
+
+/// The settings a `weir dev` or `weir server` child prints on its
+/// `export ...` line; stdout is drained after it so the child never blocks.
+pub fn read_exports(child: &mut Child, what: &str) -> HashMap<String, String> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut env = HashMap::new();
+    for line in lines.by_ref() {
+        let line = line.expect("child output");
+        if let Some(rest) = line.strip_prefix("export ") {
+            for kv in rest.split_whitespace() {
+                let (k, v) = kv.split_once('=').unwrap();
+                env.insert(k.to_string(), v.to_string());
+            }
+            break;
+        }
+    }
+    assert!(
+        env.contains_key("WEIR_URL"),
+        "{what} printed no export line"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    env
+}
+
+/// An upsert table's current rows: its topic read from the start until
+/// quiet for a second, each key's last value (a tombstone deletes).
+pub fn upsert_table(bootstrap: &str, topic: &str) -> HashMap<Vec<u8>, Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut rows = HashMap::new();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            let key = m.key().unwrap_or_default().to_vec();
+            match m.payload() {
+                Some(v) => {
+                    rows.insert(key, serde_json::from_slice(v).unwrap());
+                }
+                None => {
+                    rows.remove(&key);
+                }
+            }
+            quiet_since = Instant::now();
+        }
+    }
+    rows
 }
 
 /// The guarantee the Kafka sink of statement `name` states, checked

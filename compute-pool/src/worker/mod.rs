@@ -15,6 +15,9 @@
 //! checkpoints is one Kafka transaction, committed with the checkpoint
 //! (see [`crate::connector::transaction`]).
 
+pub mod protocol;
+pub mod remote;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -138,6 +141,32 @@ pub const AT_LEAST_ONCE: u8 = 1;
 pub const EXACTLY_ONCE: u8 = 2;
 
 impl StatementMetrics {
+    /// Sets the counters to `s` (a statement running elsewhere, as its
+    /// worker reported it).
+    pub fn set_from(&self, s: &weir_api::StatementMetrics) {
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&self.records_in, s.records_in);
+        set(&self.records_done, s.records_processed);
+        set(&self.records_out, s.records_out);
+        set(&self.records_skipped, s.records_skipped);
+        set(&self.records_late, s.records_late);
+        set(&self.records_late_at_source, 0);
+        set(&self.state_windows, s.state_windows);
+        set(&self.state_groups, s.state_groups);
+        set(&self.state_bytes, s.state_bytes);
+        set(&self.checkpoints, s.checkpoints);
+        set(&self.source_offset_gaps, s.source_offset_gaps);
+        set(&self.transactions, s.transactions);
+        self.delivery_guarantee.store(
+            match s.delivery_guarantee.as_str() {
+                "at-least-once" => AT_LEAST_ONCE,
+                "exactly-once" => EXACTLY_ONCE,
+                _ => 0,
+            },
+            Ordering::Relaxed,
+        );
+    }
+
     pub fn snapshot(&self) -> weir_api::StatementMetrics {
         weir_api::StatementMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),

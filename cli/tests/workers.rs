@@ -1,0 +1,317 @@
+//! `weir server --workers` with `weir worker` processes: statements run on
+//! the workers, not the server; a killed worker's task moves to another,
+//! restored from its stored offsets and checkpoint; a worker without the
+//! server's credential, or reporting under a lease it lost, is refused.
+//! Real processes, the test broker, SQLite and PostgreSQL.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+/// `weir server --workers` on `database_url`, with the dev tenant on the
+/// test broker; heartbeats every 200 ms, leases of 2 s.
+fn server(dir: &Path, database_url: &str) -> Dev {
+    let mut child = Command::new(WEIR)
+        .args(["server", "--listen", "127.0.0.1:0", "--workers"])
+        .args(["--database-url", database_url])
+        .arg("--worker-credential-file")
+        .arg(dir.join("worker-credential"))
+        .arg("--checkpoint-dir")
+        .arg(dir.join("checkpoints"))
+        .args([
+            "--lease-timeout-ms",
+            "2000",
+            "--heartbeat-interval-ms",
+            "200",
+        ])
+        .args(["--dev-bootstrap", &broker()])
+        .arg("--dev-env-dir")
+        .arg(dir)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("weir server starts");
+    let env = support::read_exports(&mut child, "weir server");
+    Dev {
+        child,
+        data_dir: dir.to_path_buf(),
+        env,
+    }
+}
+
+/// A `weir worker` of the dev pool, with the server's credential.
+fn worker(server: &Dev, credential: &Path) -> Child {
+    Command::new(WEIR)
+        .args(["worker", "--pool", "lfcp-dev", "--slots", "2"])
+        .args(["--control-plane", &server.env["WEIR_URL"]])
+        .arg("--credential-file")
+        .arg(credential)
+        .env("RUST_BACKTRACE", "0")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("weir worker starts")
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn describe(dev: &Dev, name: &str) -> Value {
+    dev.json(&["statement", "describe", name])
+}
+
+/// A fresh PostgreSQL database on the server `infra/test.sh` started.
+fn fresh_postgres() -> String {
+    let admin = std::env::var("WEIR_TEST_POSTGRES").expect(
+        "WEIR_TEST_POSTGRES is not set: run the suite with infra/test.sh, which starts PostgreSQL",
+    );
+    let db = unique("weir");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        pool.close().await;
+    });
+    format!("{}/{db}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// A copy and a keyed count run on worker A; A is killed (SIGKILL) while
+/// B is up; both statements move to B within the lease timeout and, fed
+/// more input, end with every record copied and every count right.
+fn statements_move_to_another_worker_when_theirs_is_killed(database_url: &str) {
+    let dir = temp_dir();
+    let dev = server(&dir, database_url);
+    let credential = dir.join("worker-credential");
+    let (src, dst, counts) = (unique("src"), unique("dst"), unique("counts"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, k INT)"),
+        format!("CREATE TABLE {dst} (id BIGINT, k INT)"),
+        format!("CREATE TABLE {counts} (k INT, n BIGINT, PRIMARY KEY (k) NOT ENFORCED)"),
+    ] {
+        // DDL runs in the server: no worker needed.
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_to(&broker(), &src, 0..300);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--sql",
+        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
+    ]);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "count",
+        "--sql",
+        &format!("INSERT INTO {counts} SELECT k, COUNT(*) FROM {src} GROUP BY k"),
+    ]);
+    // No worker yet: the statements wait, saying why.
+    std::thread::sleep(Duration::from_millis(500));
+    let s = describe(&dev, "copy");
+    assert_eq!(s["status"]["phase"], "PENDING", "{s}");
+    assert!(
+        s["status"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for a worker of compute pool 'lfcp-dev'"),
+        "{s}"
+    );
+
+    let a = Killed(worker(&dev, &credential));
+    dev.wait_phase("copy", "RUNNING");
+    dev.wait_phase("count", "RUNNING");
+    assert_eq!(consume_ids(&dst, 300).len(), 300);
+    dev.wait_checkpoints("count", 1);
+    let b = Killed(worker(&dev, &credential));
+    std::thread::sleep(Duration::from_millis(500));
+    drop(a); // SIGKILL: no drain, no report.
+
+    // The lease times out (2 s); the tasks restart on B.
+    let on_b = format!("-{}", b.0.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let moved = ["copy", "count"].iter().all(|n| {
+            let s = describe(&dev, n);
+            s["status"]["phase"] == "RUNNING"
+                && s["status"]["worker"]
+                    .as_str()
+                    .is_some_and(|w| w.ends_with(&on_b))
+        });
+        if moved {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the statements did not move to worker B: {} {}",
+            describe(&dev, "copy"),
+            describe(&dev, "count")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_to(&broker(), &src, 300..600);
+    let mut ids = consume_ids(&dst, 600);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        (0..600).collect::<Vec<_>>(),
+        "every record, at least once"
+    );
+    // Every k counted 600 / 7 or so: the sum of the final counts is 600,
+    // whatever was replayed (the count's state came from its checkpoint).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = support::upsert_table(&broker(), &counts);
+        let total: i64 = rows.values().map(|v| v["n"].as_i64().unwrap()).sum();
+        if total == 600 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts sum to {total}, not 600: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(b);
+}
+
+#[test]
+fn statements_move_to_another_worker_when_theirs_is_killed_sqlite() {
+    let dir = temp_dir();
+    statements_move_to_another_worker_when_theirs_is_killed(&format!(
+        "sqlite://{}",
+        dir.join("weir.db").display()
+    ));
+}
+
+#[test]
+fn statements_move_to_another_worker_when_theirs_is_killed_postgres() {
+    statements_move_to_another_worker_when_theirs_is_killed(&fresh_postgres());
+}
+
+/// A `SELECT` runs on a worker; its rows come back through the server.
+#[test]
+fn a_select_runs_on_a_worker_and_its_rows_reach_the_client() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let _w = Killed(worker(&dev, &dir.join("worker-credential")));
+    let src = unique("src");
+    dev.ok(&[
+        "statement",
+        "create",
+        "--wait",
+        "--sql",
+        &format!("CREATE TABLE {src} (id BIGINT, k INT)"),
+    ]);
+    produce_to(&broker(), &src, 0..50);
+    let out = dev.ok(&[
+        "sql",
+        &format!("SELECT id FROM {src} WHERE id >= 40 LIMIT 10"),
+    ]);
+    let mut got: Vec<i64> = out
+        .lines()
+        .filter_map(|l| l.rsplit('|').next()?.trim().parse().ok())
+        .collect();
+    got.sort();
+    assert_eq!(got, (40..50).collect::<Vec<_>>(), "{out}");
+}
+
+/// A worker whose credential is not the server's is refused and exits
+/// saying so; one that reports for a task it holds no lease on gets 409.
+#[test]
+fn workers_without_the_credential_or_the_lease_are_refused() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let wrong = dir.join("wrong-credential");
+    std::fs::write(&wrong, "wkc-not-the-one").unwrap();
+    let out = Command::new(WEIR)
+        .args(["worker", "--pool", "lfcp-dev"])
+        .args(["--control-plane", &dev.env["WEIR_URL"]])
+        .arg("--credential-file")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused this worker's credential"), "{err}");
+
+    let credential = std::fs::read_to_string(dir.join("worker-credential")).unwrap();
+    let url = dev.env["WEIR_URL"]
+        .trim_start_matches("http://")
+        .to_string();
+    let report =
+        r#"{"worker_id":"wkr-nobody","epoch":7,"kind":"offsets","topic":"t","offsets":[[0,10]]}"#;
+    let (status, body) = post(
+        &url,
+        "/internal/v1/tasks/some-task/offsets",
+        &credential,
+        report,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("does not hold task"), "{body}");
+    let (status, _) = post(
+        &url,
+        "/internal/v1/workers",
+        "wkc-wrong",
+        r#"{"pool":"lfcp-dev","slots":1,"name":"x"}"#,
+    );
+    assert_eq!(status, 401);
+    // A registered worker that reports for a task it was never leased.
+    let (status, body) = post(
+        &url,
+        "/internal/v1/workers",
+        &credential,
+        r#"{"pool":"lfcp-dev","slots":1,"name":"x"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["worker_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = format!(r#"{{"worker_id":"{id}","epoch":1,"kind":"exception","message":"x"}}"#);
+    let (status, _) = post(
+        &url,
+        "/internal/v1/tasks/some-task/exception",
+        &credential,
+        &report,
+    );
+    assert_eq!(status, 409);
+}
+
+/// A bare HTTP/1.1 POST: the status and the body.
+fn post(addr: &str, path: &str, credential: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        credential.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (status, body)
+}

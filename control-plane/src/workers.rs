@@ -1,0 +1,478 @@
+//! The compute pools' workers as the control plane sees them: who is
+//! registered, which tasks each holds a lease on, and the internal API
+//! they talk to (`/internal/v1`, see `weir_compute_pool::worker::protocol`).
+//!
+//! A statement placed on a pool waits here as a task until a worker of the
+//! pool with a free slot heartbeats; it is then leased to that worker
+//! under a new epoch. A worker silent for the lease timeout is dropped and
+//! its tasks wait for another worker, which restores them from their last
+//! checkpoint and stored offsets. Every report names the worker and the
+//! epoch; one for a lease that moved on is refused (409) and not kept.
+//!
+//! The leases live in this process's memory: a restarted server resumes
+//! every running statement as a new task, and workers that heartbeat to it
+//! are told to register again (404), stopping what they ran. Several
+//! servers sharing one store would need the leases in the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use tokio::sync::oneshot;
+use weir_api::Phase;
+use weir_catalog::Store;
+use weir_compute_pool::worker::protocol::{
+    Assignment, Heartbeat, HeartbeatReply, Register, Registered, ReportBody, TaskReport,
+};
+use weir_compute_pool::{Outcome, ResultsBuffer, StatementMetrics};
+
+use crate::{ApiError, AppState};
+
+/// `org`, `env`, statement name.
+pub(crate) type Key = (String, String, String);
+
+/// How workers reach and prove themselves to this server.
+#[derive(Debug, Clone)]
+pub struct WorkersConfig {
+    /// The credential workers present (`Authorization: Bearer ...`).
+    pub credential: String,
+    /// A worker silent this long loses its leases.
+    pub lease_timeout: Duration,
+    /// How often workers are asked to heartbeat.
+    pub heartbeat_interval: Duration,
+}
+
+/// The largest report a worker may send (a page of a `SELECT`'s rows).
+const MAX_REPORT_BYTES: usize = 64 << 20;
+
+pub struct Workers {
+    config: WorkersConfig,
+    store: Store,
+    inner: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    workers: HashMap<String, WorkerEntry>,
+    tasks: HashMap<String, TaskEntry>,
+    epochs: u64,
+}
+
+struct WorkerEntry {
+    pool: String,
+    slots: u32,
+    name: String,
+    last_seen: Instant,
+    /// Tasks to tell it to stop at its next heartbeat.
+    stop: Vec<(String, u64)>,
+}
+
+struct TaskEntry {
+    key: Key,
+    pool: String,
+    assignment: Assignment,
+    /// The worker holding the lease, if any.
+    worker: Option<String>,
+    epoch: u64,
+    metrics: Arc<StatementMetrics>,
+    results: Option<Arc<ResultsBuffer>>,
+    outcome: Option<oneshot::Sender<Outcome>>,
+    /// Asked to stop: not to be leased again.
+    revoked: bool,
+}
+
+/// A new task's handles for its supervisor.
+pub(crate) struct Submitted {
+    pub outcome: oneshot::Receiver<Outcome>,
+}
+
+impl Workers {
+    pub fn new(config: WorkersConfig, store: Store) -> Workers {
+        Workers {
+            config,
+            store,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn config(&self) -> &WorkersConfig {
+        &self.config
+    }
+
+    /// Queues a statement's task for a worker of `pool`.
+    pub(crate) fn submit(
+        &self,
+        key: Key,
+        pool: String,
+        assignment: Assignment,
+        metrics: Arc<StatementMetrics>,
+        results: Option<Arc<ResultsBuffer>>,
+    ) -> Submitted {
+        let (tx, rx) = oneshot::channel();
+        let task = assignment.task.clone();
+        self.inner.lock().unwrap().tasks.insert(
+            task,
+            TaskEntry {
+                key,
+                pool,
+                assignment,
+                worker: None,
+                epoch: 0,
+                metrics,
+                results,
+                outcome: Some(tx),
+                revoked: false,
+            },
+        );
+        Submitted { outcome: rx }
+    }
+
+    /// Asks a task to stop: its worker is told at its next heartbeat and
+    /// reports when it has drained; a task no worker holds ends at once.
+    pub(crate) fn revoke(&self, task: &str) {
+        let mut g = self.inner.lock().unwrap();
+        let Some(t) = g.tasks.get_mut(task) else {
+            return;
+        };
+        t.revoked = true;
+        match t.worker.clone() {
+            Some(w) => {
+                let stop = (task.to_string(), t.epoch);
+                if let Some(w) = g.workers.get_mut(&w) {
+                    w.stop.push(stop);
+                }
+            }
+            None => {
+                if let Some(mut t) = g.tasks.remove(task) {
+                    if let Some(tx) = t.outcome.take() {
+                        let _ = tx.send(Outcome::Stopped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets a task without an outcome (its supervisor gave up waiting).
+    pub(crate) fn forget(&self, task: &str) {
+        self.inner.lock().unwrap().tasks.remove(task);
+    }
+
+    /// The worker running `task`, by name.
+    pub fn worker_of(&self, task: &str) -> Option<String> {
+        let g = self.inner.lock().unwrap();
+        let w = g.tasks.get(task)?.worker.as_ref()?;
+        g.workers.get(w).map(|w| w.name.clone())
+    }
+
+    fn register(&self, r: Register) -> Registered {
+        let id = format!("wkr-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        self.inner.lock().unwrap().workers.insert(
+            id.clone(),
+            WorkerEntry {
+                pool: r.pool,
+                slots: r.slots.max(1),
+                name: r.name,
+                last_seen: Instant::now(),
+                stop: vec![],
+            },
+        );
+        Registered {
+            worker_id: id,
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            lease_timeout_ms: self.config.lease_timeout.as_millis() as u64,
+        }
+    }
+
+    /// A heartbeat: `None` for a worker this server does not know.
+    /// Returns the reply and the statements that just got a worker.
+    fn heartbeat(&self, id: &str, hb: Heartbeat) -> Option<(HeartbeatReply, Vec<(Key, String)>)> {
+        let mut g = self.inner.lock().unwrap();
+        let Registry {
+            workers,
+            tasks,
+            epochs,
+        } = &mut *g;
+        let w = workers.get_mut(id)?;
+        w.last_seen = Instant::now();
+        let mut reply = HeartbeatReply {
+            stop: std::mem::take(&mut w.stop),
+            start: vec![],
+        };
+        for s in &hb.tasks {
+            match tasks.get(&s.task) {
+                Some(t) if t.worker.as_deref() == Some(id) && t.epoch == s.epoch => {
+                    t.metrics.set_from(&s.metrics);
+                }
+                // A task it runs under a lease it no longer holds.
+                _ => reply.stop.push((s.task.clone(), s.epoch)),
+            }
+        }
+        let held = tasks
+            .values()
+            .filter(|t| t.worker.as_deref() == Some(id))
+            .count();
+        let mut free = (w.slots as usize).saturating_sub(held);
+        let mut placed = vec![];
+        let mut pending: Vec<&mut TaskEntry> = tasks
+            .values_mut()
+            .filter(|t| t.worker.is_none() && !t.revoked && t.pool == w.pool)
+            .collect();
+        pending.sort_by(|a, b| a.assignment.key.cmp(&b.assignment.key));
+        for t in pending {
+            if free == 0 {
+                break;
+            }
+            *epochs += 1;
+            t.epoch = *epochs;
+            t.worker = Some(id.to_string());
+            let mut a = t.assignment.clone();
+            a.epoch = t.epoch;
+            reply.start.push(a);
+            placed.push((t.key.clone(), w.name.clone()));
+            free -= 1;
+        }
+        Some((reply, placed))
+    }
+
+    /// Checks that `worker` holds `task`'s lease under `epoch`.
+    fn lease(&self, task: &str, r: &TaskReport) -> Result<LeaseView, StatusCode> {
+        let g = self.inner.lock().unwrap();
+        match g.tasks.get(task) {
+            Some(t) if t.worker.as_deref() == Some(&r.worker_id) && t.epoch == r.epoch => {
+                Ok(LeaseView {
+                    key: t.key.clone(),
+                    results: t.results.clone(),
+                })
+            }
+            _ => Err(StatusCode::CONFLICT),
+        }
+    }
+
+    /// Ends a task with the outcome its worker reported.
+    fn finish(&self, task: &str, r: &TaskReport, outcome: Outcome, m: &weir_api::StatementMetrics) {
+        let mut g = self.inner.lock().unwrap();
+        let holds = g
+            .tasks
+            .get(task)
+            .is_some_and(|t| t.worker.as_deref() == Some(&r.worker_id) && t.epoch == r.epoch);
+        if holds {
+            if let Some(mut t) = g.tasks.remove(task) {
+                t.metrics.set_from(m);
+                if let Some(tx) = t.outcome.take() {
+                    let _ = tx.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Drops workers silent for the lease timeout; their tasks wait for
+    /// another worker (or end, if they were being stopped). Returns the
+    /// statements that lost their worker.
+    fn expire(&self) -> Vec<(Key, String)> {
+        let mut g = self.inner.lock().unwrap();
+        let timeout = self.config.lease_timeout;
+        let lost: Vec<(String, String)> = g
+            .workers
+            .iter()
+            .filter(|(_, w)| w.last_seen.elapsed() > timeout)
+            .map(|(id, w)| (id.clone(), w.name.clone()))
+            .collect();
+        let mut moved = vec![];
+        for (id, name) in lost {
+            tracing::warn!(worker = %id, name = %name, "a worker stopped heartbeating; its tasks go to others");
+            g.workers.remove(&id);
+            let held: Vec<String> = g
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.worker.as_deref() == Some(id.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for task in held {
+                let revoked = g.tasks.get(&task).is_some_and(|t| t.revoked);
+                if revoked {
+                    if let Some(mut t) = g.tasks.remove(&task) {
+                        if let Some(tx) = t.outcome.take() {
+                            let _ = tx.send(Outcome::Stopped);
+                        }
+                    }
+                } else if let Some(t) = g.tasks.get_mut(&task) {
+                    t.worker = None;
+                    moved.push((t.key.clone(), name.clone()));
+                }
+            }
+        }
+        moved
+    }
+
+    /// Drops lost workers every half heartbeat interval until cancelled.
+    pub async fn run_expiry(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        let every = (self.config.heartbeat_interval / 2).max(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for ((o, e, n), worker) in self.expire() {
+                let detail = format!(
+                    "its worker '{worker}' stopped heartbeating; waiting for another worker of the pool to restore it from its last checkpoint"
+                );
+                let _ = self
+                    .store
+                    .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
+                    .await;
+            }
+        }
+    }
+}
+
+struct LeaseView {
+    key: Key,
+    results: Option<Arc<ResultsBuffer>>,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/internal/v1/workers", post(register))
+        .route("/internal/v1/workers/{id}/heartbeat", post(heartbeat))
+        .route("/internal/v1/tasks/{task}/{kind}", post(report))
+        .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
+}
+
+/// The workers of this server, after checking the caller's credential.
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Arc<Workers>, ApiError> {
+    let Some(workers) = state.scheduler.workers() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server runs statements itself and takes no workers (start it with --workers)",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let want = workers.config.credential.as_bytes();
+    // Compare in constant time: the hashes have one length.
+    let (a, b) = (
+        crate::auth::hash_secret(given),
+        crate::auth::hash_secret(&workers.config.credential),
+    );
+    let same = a
+        .bytes()
+        .zip(b.bytes())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0;
+    if !same || want.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a worker credential is required: this one is wrong or revoked",
+        ));
+    }
+    Ok(workers)
+}
+
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(r): Json<Register>,
+) -> Result<Json<Registered>, ApiError> {
+    let workers = authorized(&state, &headers)?;
+    if r.pool.is_empty() || r.slots == 0 {
+        return Err(ApiError::bad_request(
+            "a worker needs a pool and at least one slot",
+        ));
+    }
+    tracing::info!(pool = %r.pool, slots = r.slots, name = %r.name, "a worker registered");
+    Ok(Json(workers.register(r)))
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(hb): Json<Heartbeat>,
+) -> Result<Json<HeartbeatReply>, ApiError> {
+    let workers = authorized(&state, &headers)?;
+    let (reply, placed) = workers
+        .heartbeat(&id, hb)
+        .ok_or_else(|| ApiError::not_found(&format!("worker '{id}'")))?;
+    for ((o, e, n), _) in placed {
+        let _ = state
+            .store
+            .update_statement_status(&o, &e, &n, Phase::Running.as_str(), "")
+            .await;
+    }
+    Ok(Json(reply))
+}
+
+async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((task, kind)): Path<(String, String)>,
+    Json(r): Json<TaskReport>,
+) -> Result<StatusCode, ApiError> {
+    let workers = authorized(&state, &headers)?;
+    let conflict = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "lease_lost",
+            format!(
+                "worker '{}' does not hold task '{task}' under epoch {}",
+                r.worker_id, r.epoch
+            ),
+        )
+    };
+    let lease = workers.lease(&task, &r).map_err(|_| conflict())?;
+    let (o, e, n) = &lease.key;
+    let store = &state.store;
+    let expected = match &r.body {
+        ReportBody::Offsets { .. } => "offsets",
+        ReportBody::Exception { .. } => "exception",
+        ReportBody::Degraded { .. } => "degraded",
+        ReportBody::Results { .. } => "results",
+        ReportBody::Finished { .. } => "finished",
+    };
+    if kind != expected {
+        return Err(ApiError::bad_request(format!(
+            "a '{expected}' report sent to /{kind}"
+        )));
+    }
+    match &r.body {
+        ReportBody::Offsets { topic, offsets } => {
+            store.save_offsets(o, e, n, topic, offsets).await?;
+        }
+        ReportBody::Exception { message } => store.add_exception(o, e, n, message).await?,
+        ReportBody::Degraded { detail } => {
+            let (phase, detail) = match detail {
+                Some(d) => (Phase::Degraded, d.as_str()),
+                None => (Phase::Running, ""),
+            };
+            store
+                .update_statement_status(o, e, n, phase.as_str(), detail)
+                .await?;
+        }
+        ReportBody::Results { rows, complete } => {
+            let Some(buf) = lease.results else {
+                return Err(ApiError::bad_request("this task is not a SELECT"));
+            };
+            let idle = state.config.results_idle_timeout;
+            if buf.idle_for() > idle {
+                return Ok(StatusCode::GONE);
+            }
+            buf.push(rows.clone()).await;
+            if *complete {
+                buf.complete();
+            }
+        }
+        ReportBody::Finished { outcome, metrics } => {
+            workers.finish(&task, &r, outcome.clone().into(), metrics);
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -189,6 +189,22 @@ fn statements_move_to_another_worker_when_theirs_is_killed(database_url: &str) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    // Stop: the worker drains and reports; resume: a worker takes it again
+    // from where it stopped.
+    dev.ok(&["statement", "stop", "copy"]);
+    dev.wait_phase("copy", "STOPPED");
+    assert_eq!(describe(&dev, "copy")["status"]["worker"], Value::Null);
+    dev.ok(&["statement", "resume", "copy"]);
+    dev.wait_phase("copy", "RUNNING");
+    produce_to(&broker(), &src, 600..700);
+    let mut ids = consume_ids(&dst, 700);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        (0..700).collect::<Vec<_>>(),
+        "every record after a resume"
+    );
     drop(b);
 }
 

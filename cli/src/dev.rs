@@ -32,6 +32,14 @@ pub struct DevArgs {
     /// says otherwise ('512 mb', '2 gb').
     #[arg(long, env = "WEIR_STATEMENT_MEMORY_LIMIT", default_value = "1 gb", value_parser = memory_size)]
     statement_memory_limit: u64,
+    /// Run statements on `weir worker` child processes (started as the
+    /// default pool's statements need slots, stopped when idle) instead of
+    /// in this process.
+    #[arg(long)]
+    workers: bool,
+    /// Tasks one worker process runs at once.
+    #[arg(long, default_value_t = 2)]
+    worker_slots: u32,
 }
 
 fn memory_size(s: &str) -> Result<u64, String> {
@@ -75,6 +83,10 @@ pub struct ServerArgs {
     /// How often workers heartbeat.
     #[arg(long, default_value_t = 1_000)]
     heartbeat_interval_ms: u64,
+    /// Start `weir worker` child processes of this many slots each, as
+    /// many as the pools' statements need, and stop them when idle.
+    #[arg(long, requires = "workers")]
+    provision_worker_slots: Option<u32>,
     /// Create `weir dev`'s organization, environment, compute pool and API
     /// key (if absent), with this Kafka cluster, and write them to
     /// `<dev-env-dir>/dev.env`: a first tenant until one is made through
@@ -218,6 +230,17 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         results_idle_timeout: Duration::from_secs(a.results_idle_timeout),
         checkpoint_dir: Some(a.data_dir.join("checkpoints")),
         statement_memory_limit: a.statement_memory_limit,
+        workers: if a.workers {
+            let file = a.data_dir.join("worker-credential");
+            Some(weir_control_plane::WorkersConfig {
+                credential: worker_credential(&file)?,
+                lease_timeout: Duration::from_secs(10),
+                heartbeat_interval: Duration::from_millis(500),
+                processes: Some(process_workers(&file, a.worker_slots, &a.data_dir)?),
+            })
+        } else {
+            None
+        },
         ..ServerConfig::default()
     };
     let server = Server::start(config)
@@ -262,6 +285,14 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
             credential: worker_credential(&a.worker_credential_file)?,
             lease_timeout: Duration::from_millis(a.lease_timeout_ms),
             heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms),
+            processes: match a.provision_worker_slots {
+                Some(slots) => Some(process_workers(
+                    &a.worker_credential_file,
+                    slots,
+                    a.checkpoint_dir.parent().unwrap_or(Path::new(".")),
+                )?),
+                None => None,
+            },
         })
     } else {
         None
@@ -299,6 +330,22 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// The process provisioner's settings: this binary, workers' logs in
+/// `log_dir`.
+fn process_workers(
+    credential_file: &Path,
+    slots: u32,
+    log_dir: &Path,
+) -> anyhow::Result<weir_control_plane::ProcessWorkers> {
+    std::fs::create_dir_all(log_dir)?;
+    Ok(weir_control_plane::ProcessWorkers {
+        bin: std::env::current_exe().context("finding the weir binary")?,
+        credential_file: std::path::absolute(credential_file)?,
+        slots: slots.max(1),
+        log_dir: std::path::absolute(log_dir)?,
+    })
 }
 
 /// The workers' credential in `path`, created there when absent.

@@ -331,3 +331,78 @@ fn post(addr: &str, path: &str, credential: &str, body: &str) -> (u16, String) {
     let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
     (status, body)
 }
+
+/// `weir worker` processes whose parent is `pid`.
+fn worker_children(pid: u32) -> Vec<u32> {
+    let mut out = vec![];
+    for d in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = d.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        let is_worker = cmdline.split(|b| *b == 0).nth(1) == Some(&b"worker"[..]);
+        if ppid == Some(pid) && is_worker {
+            out.push(child);
+        }
+    }
+    out
+}
+
+fn wait_workers(pid: u32, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while worker_children(pid).len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "weir dev has {} worker processes, not {n}",
+            worker_children(pid).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `weir dev --workers`: no worker process until a statement needs a
+/// slot; then one `weir worker` child runs it; none once it stops.
+#[test]
+fn weir_dev_starts_worker_processes_as_statements_need_them() {
+    let dir = temp_dir();
+    let dev = Dev::start_with(&dir, &["--bootstrap", &broker(), "--workers"]);
+    let pid = dev.child.id();
+    let (src, dst) = (unique("src"), unique("dst"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, k INT)"),
+        format!("CREATE TABLE {dst} (id BIGINT, k INT)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    assert_eq!(worker_children(pid).len(), 0, "DDL needs no worker");
+    produce_to(&broker(), &src, 0..100);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--sql",
+        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
+    ]);
+    dev.wait_phase("copy", "RUNNING");
+    wait_workers(pid, 1);
+    let w = worker_children(pid)[0];
+    let s = describe(&dev, "copy");
+    assert!(
+        s["status"]["worker"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!("-{w}"))),
+        "{s}"
+    );
+    assert_eq!(consume_ids(&dst, 100).len(), 100);
+    dev.ok(&["statement", "stop", "copy"]);
+    dev.wait_phase("copy", "STOPPED");
+    wait_workers(pid, 0);
+    dev.interrupt();
+}

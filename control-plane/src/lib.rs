@@ -15,6 +15,7 @@ pub mod dev;
 mod error;
 mod org;
 mod planning;
+pub mod provisioner;
 mod scheduler;
 mod statements;
 mod sync;
@@ -31,7 +32,7 @@ use weir_sql_gateway::Planner;
 
 pub use error::ApiError;
 pub use scheduler::Scheduler;
-pub use workers::WorkersConfig;
+pub use workers::{ProcessWorkers, WorkersConfig};
 
 /// Settings of a control-plane process. `weir dev` fills every field.
 #[derive(Debug, Clone)]
@@ -154,6 +155,10 @@ pub struct Server {
     pub state: AppState,
     cancel: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Stops the process provisioner (after the statements, so that their
+    /// workers can still report while they drain).
+    provisioning: CancellationToken,
+    provisioner: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -204,8 +209,26 @@ impl Server {
             config.topic_sync_interval,
             cancel.clone(),
         )));
+        let provisioning = CancellationToken::new();
+        let mut provisioner = None;
         if let Some(w) = workers {
-            tasks.push(tokio::spawn(w.run_expiry(cancel.clone())));
+            tasks.push(tokio::spawn(w.clone().run_expiry(cancel.clone())));
+            if let Some(p) = &w.config().processes {
+                let every = w.config().heartbeat_interval;
+                let process = Arc::new(provisioner::ProcessProvisioner::new(
+                    p.bin.clone(),
+                    url.clone(),
+                    p.credential_file.clone(),
+                    p.slots,
+                    p.log_dir.clone(),
+                ));
+                provisioner = Some(tokio::spawn(provisioner::run(
+                    w,
+                    process,
+                    every,
+                    provisioning.clone(),
+                )));
+            }
         }
         scheduler.resume_all().await;
         Ok(Server {
@@ -213,12 +236,23 @@ impl Server {
             state,
             cancel,
             tasks,
+            provisioning,
+            provisioner,
         })
     }
 
     /// Stops serving, then stops every statement after it drains, so that
     /// the next start resumes exactly where this one left off.
     pub async fn shutdown(self) {
+        if self.state.scheduler.workers().is_some() {
+            // Statements on workers drain and report through the API:
+            // stop them while it still answers, then the workers.
+            self.state.scheduler.shutdown().await;
+            self.provisioning.cancel();
+            if let Some(p) = self.provisioner {
+                let _ = p.await;
+            }
+        }
         self.cancel.cancel();
         self.state.scheduler.shutdown().await;
         for t in self.tasks {

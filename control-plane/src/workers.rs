@@ -44,6 +44,20 @@ pub struct WorkersConfig {
     pub lease_timeout: Duration,
     /// How often workers are asked to heartbeat.
     pub heartbeat_interval: Duration,
+    /// Start and stop `weir worker` child processes as pools need them;
+    /// `None`: workers are started by someone else.
+    pub processes: Option<ProcessWorkers>,
+}
+
+/// How the process provisioner starts workers.
+#[derive(Debug, Clone)]
+pub struct ProcessWorkers {
+    /// The `weir` binary.
+    pub bin: std::path::PathBuf,
+    /// The file holding [`WorkersConfig::credential`].
+    pub credential_file: std::path::PathBuf,
+    pub slots: u32,
+    pub log_dir: std::path::PathBuf,
 }
 
 /// The largest report a worker may send (a page of a `SELECT`'s rows).
@@ -269,16 +283,20 @@ impl Workers {
         }
     }
 
-    /// Drops workers silent for the lease timeout; their tasks wait for
-    /// another worker (or end, if they were being stopped). Returns the
-    /// statements that lost their worker.
-    fn expire(&self) -> Vec<(Key, String)> {
+    /// Drops workers silent for the lease timeout (or, with `leaving`,
+    /// that one worker); their tasks wait for another worker (or end, if
+    /// they were being stopped). Returns the statements that lost their
+    /// worker.
+    fn expire(&self, leaving: Option<&str>) -> Vec<(Key, String)> {
         let mut g = self.inner.lock().unwrap();
         let timeout = self.config.lease_timeout;
         let lost: Vec<(String, String)> = g
             .workers
             .iter()
-            .filter(|(_, w)| w.last_seen.elapsed() > timeout)
+            .filter(|(id, w)| match leaving {
+                Some(l) => id.as_str() == l,
+                None => w.last_seen.elapsed() > timeout,
+            })
             .map(|(id, w)| (id.clone(), w.name.clone()))
             .collect();
         let mut moved = vec![];
@@ -316,16 +334,32 @@ impl Workers {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            for ((o, e, n), worker) in self.expire() {
-                let detail = format!(
-                    "its worker '{worker}' stopped heartbeating; waiting for another worker of the pool to restore it from its last checkpoint"
-                );
-                let _ = self
-                    .store
-                    .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
-                    .await;
-            }
+            let moved = self.expire(None);
+            self.mark_moved(moved, "stopped heartbeating").await;
         }
+    }
+
+    async fn mark_moved(&self, moved: Vec<(Key, String)>, why: &str) {
+        for ((o, e, n), worker) in moved {
+            let detail = format!(
+                "its worker '{worker}' {why}; waiting for another worker of the pool to restore it from its last checkpoint"
+            );
+            let _ = self
+                .store
+                .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
+                .await;
+        }
+    }
+
+    /// Tasks per pool that need a slot (leased or waiting), for the
+    /// provisioner.
+    pub fn demand(&self) -> HashMap<String, usize> {
+        let g = self.inner.lock().unwrap();
+        let mut d: HashMap<String, usize> = HashMap::new();
+        for t in g.tasks.values().filter(|t| !t.revoked) {
+            *d.entry(t.pool.clone()).or_default() += 1;
+        }
+        d
     }
 }
 
@@ -338,6 +372,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/internal/v1/workers", post(register))
         .route("/internal/v1/workers/{id}/heartbeat", post(heartbeat))
+        .route("/internal/v1/workers/{id}/leave", post(leave))
         .route("/internal/v1/tasks/{task}/{kind}", post(report))
         .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
 }
@@ -409,6 +444,19 @@ async fn heartbeat(
             .await;
     }
     Ok(Json(reply))
+}
+
+/// A worker leaving its pool after draining its tasks: they wait for
+/// other workers at once, not after the lease timeout.
+async fn leave(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let workers = authorized(&state, &headers)?;
+    let moved = workers.expire(Some(&id));
+    workers.mark_moved(moved, "left its pool").await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn report(

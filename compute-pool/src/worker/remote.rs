@@ -89,11 +89,13 @@ pub async fn run(config: RemoteConfig, cancel: CancellationToken) -> Result<(), 
     });
     let planner = Arc::new(Planner::new());
     let tasks: Arc<Mutex<HashMap<String, Local>>> = Default::default();
+    let mut last_id = None;
     while !cancel.is_cancelled() {
         let Some(reg) = register(&client, &config, &cancel).await? else {
             break;
         };
         tracing::info!(worker = %reg.worker_id, pool = %config.pool, "registered");
+        last_id = Some(reg.worker_id.clone());
         let beat = Duration::from_millis(reg.heartbeat_interval_ms.max(50));
         let lease = Duration::from_millis(reg.lease_timeout_ms);
         let mut last_ok = Instant::now();
@@ -158,14 +160,23 @@ pub async fn run(config: RemoteConfig, cancel: CancellationToken) -> Result<(), 
             }
         }
     }
+    // Leaving: the tasks drain (committing what they wrote) without
+    // reporting an outcome, and the server gives them to other workers.
+    LEAVING.store(true, Ordering::Release);
     stop_all(&tasks);
-    // Give stopping tasks a moment to drain and report.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !tasks.lock().unwrap().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if let Some(id) = last_id {
+        let _ = client.post(&format!("workers/{id}/leave"), &()).await;
+    }
     Ok(())
 }
+
+/// The worker is leaving its pool: its stopped tasks are handed back, not
+/// ended.
+static LEAVING: AtomicBool = AtomicBool::new(false);
 
 fn stop_all(tasks: &Mutex<HashMap<String, Local>>) {
     for l in tasks.lock().unwrap().values() {
@@ -345,7 +356,7 @@ fn start_task(
         a.results_idle_timeout_ms = u64::MAX / 4;
         let outcome = run_task(a, &planner, events.clone(), cancel, metrics.clone()).await;
         tracing::info!(task = %task, outcome = ?outcome, "task ended");
-        if !events.lost.load(Ordering::Acquire) {
+        if !events.lost.load(Ordering::Acquire) && !LEAVING.load(Ordering::Acquire) {
             let _ = events
                 .send(ReportBody::Finished {
                     outcome: FinishedOutcome::from(&outcome),

@@ -32,11 +32,11 @@ pub struct DevArgs {
     /// says otherwise ('512 mb', '2 gb').
     #[arg(long, env = "WEIR_STATEMENT_MEMORY_LIMIT", default_value = "1 gb", value_parser = memory_size)]
     statement_memory_limit: u64,
-    /// Run statements on `weir worker` child processes (started as the
-    /// default pool's statements need slots, stopped when idle) instead of
-    /// in this process.
+    /// Run statements in this process instead of on `weir worker` child
+    /// processes (which are started as the pools' statements need slots,
+    /// and stopped when idle).
     #[arg(long)]
-    workers: bool,
+    in_process: bool,
     /// Tasks one worker process runs at once.
     #[arg(long, default_value_t = 2)]
     worker_slots: u32,
@@ -230,7 +230,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         results_idle_timeout: Duration::from_secs(a.results_idle_timeout),
         checkpoint_dir: Some(a.data_dir.join("checkpoints")),
         statement_memory_limit: a.statement_memory_limit,
-        workers: if a.workers {
+        workers: if !a.in_process {
             let file = a.data_dir.join("worker-credential");
             Some(weir_control_plane::WorkersConfig {
                 credential: worker_credential(&file)?,

@@ -366,12 +366,12 @@ fn wait_workers(pid: u32, n: usize) {
     }
 }
 
-/// `weir dev --workers`: no worker process until a statement needs a
+/// `weir dev`: no worker process until a statement needs a
 /// slot; then one `weir worker` child runs it; none once it stops.
 #[test]
 fn weir_dev_starts_worker_processes_as_statements_need_them() {
     let dir = temp_dir();
-    let dev = Dev::start_with(&dir, &["--bootstrap", &broker(), "--workers"]);
+    let dev = Dev::start(&dir);
     let pid = dev.child.id();
     let (src, dst) = (unique("src"), unique("dst"));
     for sql in [

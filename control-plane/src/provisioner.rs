@@ -61,9 +61,12 @@ pub struct ProcessProvisioner {
     pub control_plane: String,
     pub credential_file: PathBuf,
     pub slots: u32,
-    /// Each worker's log goes to `<log_dir>/worker-<pool>-<n>.log`.
+    /// Each worker's log goes to `<log_dir>/worker-<pool>-<n>.log`, `n`
+    /// counting the workers started.
     pub log_dir: PathBuf,
     children: Mutex<HashMap<String, Vec<tokio::process::Child>>>,
+    /// Workers started so far: each log file is new.
+    started: std::sync::atomic::AtomicU64,
 }
 
 impl ProcessProvisioner {
@@ -81,10 +84,14 @@ impl ProcessProvisioner {
             slots,
             log_dir,
             children: Mutex::default(),
+            started: Default::default(),
         }
     }
 
-    fn spawn(&self, pool: &str, n: usize) -> std::io::Result<tokio::process::Child> {
+    fn spawn(&self, pool: &str) -> std::io::Result<tokio::process::Child> {
+        let n = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::fs::File::create(self.log_dir.join(format!("worker-{pool}-{n}.log")))?;
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.arg("worker")
@@ -133,7 +140,7 @@ impl Provisioner for ProcessProvisioner {
                 // again below if still needed).
                 list.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
                 while list.len() < workers {
-                    match self.spawn(pool, list.len()) {
+                    match self.spawn(pool) {
                         Ok(c) => {
                             tracing::info!(pool, pid = c.id(), "started a worker process");
                             list.push(c);

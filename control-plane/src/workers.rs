@@ -97,7 +97,15 @@ struct TaskEntry {
     outcome: Option<oneshot::Sender<Outcome>>,
     /// Asked to stop: not to be leased again.
     revoked: bool,
+    /// When the current lease was given.
+    leased_at: Instant,
+    /// Workers lost while holding it: a statement that takes down every
+    /// worker it lands on fails instead of going round the pool forever.
+    losses: u32,
 }
+
+/// Workers a task may lose before its statement fails.
+const MAX_LOSSES: u32 = 3;
 
 /// A new task's handles for its supervisor.
 pub(crate) struct Submitted {
@@ -140,6 +148,8 @@ impl Workers {
                 results,
                 outcome: Some(tx),
                 revoked: false,
+                leased_at: Instant::now(),
+                losses: 0,
             },
         );
         Submitted { outcome: rx }
@@ -225,6 +235,17 @@ impl Workers {
                 _ => reply.stop.push((s.task.clone(), s.epoch)),
             }
         }
+        // A task leased to it that it does not report (the reply that
+        // leased it was lost) waits for a worker again.
+        let grace = self.config.heartbeat_interval * 3;
+        for t in tasks.values_mut() {
+            if t.worker.as_deref() == Some(id)
+                && t.leased_at.elapsed() > grace
+                && !hb.tasks.iter().any(|s| s.task == t.assignment.task)
+            {
+                t.worker = None;
+            }
+        }
         let held = tasks
             .values()
             .filter(|t| t.worker.as_deref() == Some(id))
@@ -243,6 +264,7 @@ impl Workers {
             *epochs += 1;
             t.epoch = *epochs;
             t.worker = Some(id.to_string());
+            t.leased_at = Instant::now();
             let mut a = t.assignment.clone();
             a.epoch = t.epoch;
             reply.start.push(a);
@@ -310,16 +332,34 @@ impl Workers {
                 .map(|(k, _)| k.clone())
                 .collect();
             for task in held {
-                let revoked = g.tasks.get(&task).is_some_and(|t| t.revoked);
-                if revoked {
-                    if let Some(mut t) = g.tasks.remove(&task) {
-                        if let Some(tx) = t.outcome.take() {
-                            let _ = tx.send(Outcome::Stopped);
+                let Some(t) = g.tasks.get_mut(&task) else {
+                    continue;
+                };
+                if leaving.is_none() {
+                    t.losses += 1;
+                }
+                let end = if t.revoked {
+                    Some(Outcome::Stopped)
+                } else if t.losses >= MAX_LOSSES {
+                    Some(Outcome::Failed(format!(
+                        "the statement's worker was lost {MAX_LOSSES} times while running it (last: '{name}'); \
+                         it may be taking its workers down: see the workers' logs"
+                    )))
+                } else {
+                    None
+                };
+                match end {
+                    Some(outcome) => {
+                        if let Some(mut t) = g.tasks.remove(&task) {
+                            if let Some(tx) = t.outcome.take() {
+                                let _ = tx.send(outcome);
+                            }
                         }
                     }
-                } else if let Some(t) = g.tasks.get_mut(&task) {
-                    t.worker = None;
-                    moved.push((t.key.clone(), name.clone()));
+                    None => {
+                        t.worker = None;
+                        moved.push((t.key.clone(), name.clone()));
+                    }
                 }
             }
         }
@@ -523,4 +563,186 @@ async fn report(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_compute_pool::worker::protocol::TaskStatus;
+
+    async fn workers(lease_ms: u64) -> Workers {
+        let db = std::env::temp_dir().join(format!("weir-workers-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        Workers::new(
+            WorkersConfig {
+                credential: "c".into(),
+                lease_timeout: Duration::from_millis(lease_ms),
+                heartbeat_interval: Duration::from_millis(10),
+                processes: None,
+            },
+            store,
+        )
+    }
+
+    fn assignment(task: &str) -> Assignment {
+        Assignment {
+            task: task.into(),
+            epoch: 0,
+            key: format!("o/e/{task}/u"),
+            sql: "SELECT 1".into(),
+            properties: Default::default(),
+            context: weir_sql_gateway::CatalogContext {
+                org: "o".into(),
+                env_id: "e".into(),
+                catalog: "c".into(),
+                database: "d".into(),
+                clusters: vec![],
+                environments: vec![],
+                tables: vec![],
+                time_zone: "UTC".into(),
+                bounded: false,
+                snapshot: false,
+            },
+            start_offsets: Default::default(),
+            checkpoint_dir: None,
+            results_idle_timeout_ms: 1,
+            results_capacity: 1,
+            default_memory_limit: 1,
+        }
+    }
+
+    fn submit(w: &Workers, task: &str) -> oneshot::Receiver<Outcome> {
+        let key = ("o".into(), "e".into(), task.into());
+        w.submit(
+            key,
+            "pool".into(),
+            assignment(task),
+            Default::default(),
+            None,
+        )
+        .outcome
+    }
+
+    fn register(w: &Workers, slots: u32) -> String {
+        w.register(Register {
+            pool: "pool".into(),
+            slots,
+            name: "w".into(),
+        })
+        .worker_id
+    }
+
+    fn beat(w: &Workers, id: &str, running: &[(&str, u64)]) -> HeartbeatReply {
+        let hb = Heartbeat {
+            tasks: running
+                .iter()
+                .map(|(t, e)| TaskStatus {
+                    task: t.to_string(),
+                    epoch: *e,
+                    metrics: Default::default(),
+                })
+                .collect(),
+        };
+        w.heartbeat(id, hb).expect("a known worker").0
+    }
+
+    fn report(worker: &str, epoch: u64) -> TaskReport {
+        TaskReport {
+            worker_id: worker.into(),
+            epoch,
+            body: ReportBody::Exception {
+                message: "x".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_is_leased_to_one_worker_at_a_time_up_to_its_slots() {
+        let w = workers(60_000).await;
+        let _rx = ["t1", "t2", "t3"].map(|t| submit(&w, t));
+        let a = register(&w, 2);
+        let started = beat(&w, &a, &[]).start;
+        assert_eq!(started.len(), 2, "two slots");
+        assert!(started.iter().all(|s| s.epoch > 0));
+        let b = register(&w, 2);
+        let rest = beat(&w, &b, &[]).start;
+        assert_eq!(rest.len(), 1);
+        assert!(!started.iter().any(|s| s.task == rest[0].task));
+        // Only the holder, under its epoch, may report.
+        let t = &started[0];
+        assert!(w.lease(&t.task, &report(&a, t.epoch)).is_ok());
+        assert_eq!(
+            w.lease(&t.task, &report(&b, t.epoch)).err(),
+            Some(StatusCode::CONFLICT)
+        );
+        assert_eq!(
+            w.lease(&t.task, &report(&a, t.epoch + 100)).err(),
+            Some(StatusCode::CONFLICT)
+        );
+        assert!(w.heartbeat("wkr-unknown", Heartbeat::default()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lost_workers_task_moves_under_a_new_epoch_and_fails_after_three_losses() {
+        let w = workers(30).await;
+        let mut rx = submit(&w, "t");
+        let mut last_epoch = 0;
+        for loss in 1..=MAX_LOSSES {
+            let id = register(&w, 1);
+            let s = beat(&w, &id, &[]).start;
+            assert_eq!(s.len(), 1, "loss {loss}: the task is leased again");
+            assert!(s[0].epoch > last_epoch, "a new epoch");
+            last_epoch = s[0].epoch;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            w.expire(None);
+            assert_eq!(
+                w.lease("t", &report(&id, last_epoch)).err(),
+                Some(StatusCode::CONFLICT),
+                "a lost worker's reports are refused"
+            );
+        }
+        match rx.try_recv() {
+            Ok(Outcome::Failed(m)) => assert!(m.contains("lost 3 times"), "{m}"),
+            other => panic!("wanted a failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leased_task_its_worker_does_not_report_is_leased_again() {
+        let w = workers(60_000).await;
+        let _rx = submit(&w, "t");
+        let a = register(&w, 1);
+        assert_eq!(beat(&w, &a, &[]).start.len(), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The reply was lost: the worker reports no task, and is given it
+        // again under a new epoch.
+        let again = beat(&w, &a, &[]).start;
+        assert_eq!(again.len(), 1);
+        assert!(again[0].epoch > 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_ends_when_its_worker_is_told_and_reports() {
+        let w = workers(60_000).await;
+        let mut rx = submit(&w, "t");
+        let a = register(&w, 1);
+        let t = beat(&w, &a, &[]).start.remove(0);
+        w.revoke("t");
+        assert_eq!(
+            beat(&w, &a, &[("t", t.epoch)]).stop,
+            vec![("t".to_string(), t.epoch)]
+        );
+        w.finish(
+            "t",
+            &report(&a, t.epoch),
+            Outcome::Stopped,
+            &Default::default(),
+        );
+        assert_eq!(rx.try_recv().ok(), Some(Outcome::Stopped));
+        // Never leased again.
+        let b = register(&w, 1);
+        assert!(beat(&w, &b, &[]).start.is_empty());
+    }
 }

@@ -122,8 +122,12 @@ pub async fn run(config: RemoteConfig, cancel: CancellationToken) -> Result<(), 
             match reply {
                 Ok(r) if r.status() == StatusCode::OK => {
                     last_ok = Instant::now();
-                    let Ok(reply) = r.json::<HeartbeatReply>().await else {
-                        continue;
+                    let reply = match r.json::<HeartbeatReply>().await {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            tracing::error!(error = %e, "the control plane's heartbeat reply could not be read");
+                            continue;
+                        }
                     };
                     for (task, epoch) in reply.stop {
                         if let Some(l) = tasks.lock().unwrap().get(&task) {
@@ -377,21 +381,22 @@ async fn run_task(
     metrics: Arc<StatementMetrics>,
 ) -> Outcome {
     let (sql, ctx, p) = (a.sql.clone(), a.context.clone(), planner.clone());
+    // On the planner's large stack, as the server plans: the deepest
+    // expression it accepted must not overflow a worker's.
     let planned = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            weir_sql_gateway::replan(&p, &sql, &ctx)
-        }))
+        weir_sql_gateway::limits::on_planner_stack(|| weir_sql_gateway::replan(&p, &sql, &ctx))
     })
     .await;
-    let plan =
-        match planned {
-            Ok(Ok(Ok(plan))) => plan,
-            Ok(Ok(Err(e))) => return Outcome::Failed(e.to_string()),
-            _ => return Outcome::Failed(
-                "Weir failed while planning this statement; this is a bug in Weir, not in the SQL"
-                    .into(),
-            ),
-        };
+    let plan = match planned {
+        Ok(Ok(Ok(plan))) => plan,
+        Ok(Ok(Err(e))) => return Outcome::Failed(e.to_string()),
+        Ok(Err(crash)) => {
+            return Outcome::Failed(format!(
+                "Weir failed while planning this statement ({crash}); this is a bug in Weir, not in the SQL"
+            ))
+        }
+        Err(e) => return Outcome::Failed(format!("the planner thread failed: {e}")),
+    };
     let task = match a.into_task(plan, events.clone()) {
         Ok(t) => t,
         Err(e) => return Outcome::Failed(e.to_string()),

@@ -163,7 +163,14 @@ impl SessionAggregate {
                 continue;
             };
             let key: &[u8] = rows.as_ref().map_or(&[], |r| r.row(i).data());
-            match self.assign(key, t) {
+            let mut slot = self.assign(key, t);
+            // By processing time a row is placed when it arrives: one whose
+            // PROCTIME() was read before the clock closed its session
+            // starts one now, never late.
+            if let (None, Some(wm), true) = (slot, self.watermark, self.proctime) {
+                slot = self.assign(key, wm.saturating_add(1));
+            }
+            match slot {
                 Some(slot) => {
                     kept.push(i as u32);
                     slot_of.push(slot);

@@ -396,6 +396,14 @@ impl WindowAggregate {
             let mut windows = self.window.windows(t);
             if let Some(wm) = self.watermark {
                 windows.retain(|(_, end)| end - 1 > wm);
+                // A processing-time window takes a row by the time it
+                // reaches it, as Flink assigns by the operator's clock: a
+                // row whose PROCTIME() was read before its windows fired
+                // (it waited in a queue meanwhile) goes to the windows
+                // open now, never late.
+                if windows.is_empty() && self.window.proctime {
+                    windows = self.window.windows(wm.saturating_add(1));
+                }
             }
             if windows.is_empty() {
                 self.late += 1;

@@ -244,15 +244,24 @@ impl Scheduler {
             ))
         });
         let metrics = Arc::new(StatementMetrics::default());
+        let max_cfu = self
+            .inner
+            .store
+            .get_pool(&o, &e, &pool)
+            .await?
+            .map_or(usize::MAX, |p| p.max_cfu.max(0) as usize);
+        // PENDING first: a worker's heartbeat may lease it at once.
+        let in_use = workers.current_cfu(&pool);
+        let detail = if in_use >= max_cfu {
+            format!(
+                "compute pool '{pool}' has all of its max_cfu of {max_cfu} in use ({in_use} statements running, one CFU each); waiting for one to end, or raise max_cfu"
+            )
+        } else {
+            format!("waiting for a worker of compute pool '{pool}' with a free slot")
+        };
         self.inner
             .store
-            .update_statement_status(
-                &o,
-                &e,
-                &n,
-                Phase::Pending.as_str(),
-                &format!("waiting for a worker of compute pool '{pool}' with a free slot"),
-            )
+            .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
             .await?;
         let submitted = workers.submit(
             key.clone(),
@@ -260,6 +269,7 @@ impl Scheduler {
             assignment,
             metrics.clone(),
             results.clone(),
+            max_cfu,
         );
         let cancel = CancellationToken::new();
         let (this, k, m, c, r) = (

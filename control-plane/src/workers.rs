@@ -74,6 +74,9 @@ struct Registry {
     workers: HashMap<String, WorkerEntry>,
     tasks: HashMap<String, TaskEntry>,
     epochs: u64,
+    /// Each pool's `max_cfu`: the most tasks it runs at once (one task is
+    /// one CFU for now).
+    max_cfu: HashMap<String, usize>,
 }
 
 struct WorkerEntry {
@@ -133,10 +136,13 @@ impl Workers {
         assignment: Assignment,
         metrics: Arc<StatementMetrics>,
         results: Option<Arc<ResultsBuffer>>,
+        max_cfu: usize,
     ) -> Submitted {
         let (tx, rx) = oneshot::channel();
         let task = assignment.task.clone();
-        self.inner.lock().unwrap().tasks.insert(
+        let mut g = self.inner.lock().unwrap();
+        g.max_cfu.insert(pool.clone(), max_cfu);
+        g.tasks.insert(
             task,
             TaskEntry {
                 key,
@@ -153,6 +159,15 @@ impl Workers {
             },
         );
         Submitted { outcome: rx }
+    }
+
+    /// Tasks of `pool` holding a lease: its CFU in use.
+    pub fn current_cfu(&self, pool: &str) -> usize {
+        let g = self.inner.lock().unwrap();
+        g.tasks
+            .values()
+            .filter(|t| t.pool == pool && t.worker.is_some())
+            .count()
     }
 
     /// Asks a task to stop: its worker is told at its next heartbeat and
@@ -219,6 +234,7 @@ impl Workers {
             workers,
             tasks,
             epochs,
+            max_cfu,
         } = &mut *g;
         let w = workers.get_mut(id)?;
         w.last_seen = Instant::now();
@@ -251,6 +267,13 @@ impl Workers {
             .filter(|t| t.worker.as_deref() == Some(id))
             .count();
         let mut free = (w.slots as usize).saturating_sub(held);
+        // And no more than the pool's max_cfu across its workers.
+        let pool_in_use = tasks
+            .values()
+            .filter(|t| t.pool == w.pool && t.worker.is_some())
+            .count();
+        let pool_max = max_cfu.get(&w.pool).copied().unwrap_or(usize::MAX);
+        free = free.min(pool_max.saturating_sub(pool_in_use));
         let mut placed = vec![];
         let mut pending: Vec<&mut TaskEntry> = tasks
             .values_mut()
@@ -398,6 +421,9 @@ impl Workers {
         let mut d: HashMap<String, usize> = HashMap::new();
         for t in g.tasks.values().filter(|t| !t.revoked) {
             *d.entry(t.pool.clone()).or_default() += 1;
+        }
+        for (pool, n) in d.iter_mut() {
+            *n = (*n).min(g.max_cfu.get(pool).copied().unwrap_or(usize::MAX));
         }
         d
     }
@@ -621,6 +647,7 @@ mod tests {
             assignment(task),
             Default::default(),
             None,
+            100,
         )
         .outcome
     }
@@ -744,5 +771,36 @@ mod tests {
         // Never leased again.
         let b = register(&w, 1);
         assert!(beat(&w, &b, &[]).start.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pool_runs_no_more_tasks_than_its_max_cfu() {
+        let w = workers(60_000).await;
+        let key = |t: &str| ("o".to_string(), "e".to_string(), t.to_string());
+        let _subs: Vec<Submitted> = ["t1", "t2", "t3"]
+            .iter()
+            .map(|t| {
+                w.submit(
+                    key(t),
+                    "pool".into(),
+                    assignment(t),
+                    Default::default(),
+                    None,
+                    2,
+                )
+            })
+            .collect();
+        let a = register(&w, 4);
+        let started = beat(&w, &a, &[]).start;
+        assert_eq!(started.len(), 2, "max_cfu 2, though 4 slots are free");
+        assert_eq!(w.current_cfu("pool"), 2);
+        assert_eq!(
+            w.demand()["pool"],
+            2,
+            "the provisioner sizes for max_cfu, not the queue"
+        );
+        let running: Vec<(&str, u64)> =
+            started.iter().map(|s| (s.task.as_str(), s.epoch)).collect();
+        assert!(beat(&w, &a, &running).start.is_empty(), "still at max_cfu");
     }
 }

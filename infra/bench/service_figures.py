@@ -26,9 +26,28 @@ def call(method, u, body=None):
     try:
         with urllib.request.urlopen(req) as r: return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e: return e.code, json.loads(e.read() or b"null")
+def rss_of(pid):
+    try:
+        for l in open(f"/proc/{pid}/status"):
+            if l.startswith("VmRSS:"): return int(l.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+def workers():
+    """`weir worker` children of `weir dev`: where statements run."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit(): continue
+        try:
+            ppid = int(open(f"/proc/{d}/stat").read().rsplit(") ", 1)[1].split()[1])
+            argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == p.pid and argv[1:2] == [b"worker"]: out.append(int(d))
+    return out
 def rss():
-    for l in open(f"/proc/{p.pid}/status"):
-        if l.startswith("VmRSS:"): return int(l.split()[1]) * 1024
+    """`weir dev` and its workers, not its broker."""
+    return rss_of(p.pid) + sum(rss_of(w) for w in workers())
 topic = f"m{int(time.time())}"
 call("POST", url, {"name": "ddl", "spec": {"statement": f"CREATE TABLE {topic} (id BIGINT, amount DOUBLE)"}})
 time.sleep(1)

@@ -9,10 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use support::*;
 
@@ -221,20 +219,7 @@ fn consume_values_settled(
     settle_for: Duration,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .set("group.id", unique("reader"))
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
+    let c = reader_from_start(&broker(), topic);
     let mut values = vec![];
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut settle: Option<Instant> = None;

@@ -181,9 +181,8 @@ pub fn read_exports(child: &mut Child, what: &str) -> HashMap<String, String> {
     env
 }
 
-/// An upsert table's current rows: its topic read from the start until
-/// quiet for a second, each key's last value (a tombstone deletes).
-pub fn upsert_table(bootstrap: &str, topic: &str) -> HashMap<Vec<u8>, Value> {
+/// A consumer of every partition of `topic`, from its start.
+pub fn reader_from_start(bootstrap: &str, topic: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
@@ -198,6 +197,13 @@ pub fn upsert_table(bootstrap: &str, topic: &str) -> HashMap<Vec<u8>, Value> {
             .unwrap();
     }
     c.assign(&tpl).unwrap();
+    c
+}
+
+/// An upsert table's current rows: its topic read from the start until
+/// quiet for a second, each key's last value (a tombstone deletes).
+pub fn upsert_table(bootstrap: &str, topic: &str) -> HashMap<Vec<u8>, Value> {
+    let c = reader_from_start(bootstrap, topic);
     let mut rows = HashMap::new();
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(1) {
@@ -340,20 +346,7 @@ pub fn consume_ids(topic: &str, want: usize) -> Vec<i64> {
 }
 
 pub fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("reader"))
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
+    let c = reader_from_start(bootstrap, topic);
     let mut ids = vec![];
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut settle: Option<Instant> = None;

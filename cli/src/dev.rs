@@ -37,8 +37,9 @@ pub struct DevArgs {
     /// and stopped when idle).
     #[arg(long)]
     in_process: bool,
-    /// Tasks one worker process runs at once.
-    #[arg(long, default_value_t = 2)]
+    /// Tasks one worker process runs at once (each statement is a thread
+    /// of its own in it; a worker process costs ~20 MiB before any).
+    #[arg(long, default_value_t = 8)]
     worker_slots: u32,
 }
 

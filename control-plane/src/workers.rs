@@ -42,7 +42,9 @@ pub struct WorkersConfig {
     pub credential: String,
     /// A worker silent this long loses its leases.
     pub lease_timeout: Duration,
-    /// How often workers are asked to heartbeat.
+    /// How often workers heartbeat: the server holds a heartbeat it has
+    /// nothing to answer for up to this long, and the worker sends the
+    /// next one on the answer.
     pub heartbeat_interval: Duration,
     /// Start and stop `weir worker` child processes as pools need them;
     /// `None`: workers are started by someone else.
@@ -67,6 +69,9 @@ pub struct Workers {
     config: WorkersConfig,
     store: Store,
     inner: Mutex<Registry>,
+    /// Something a waiting heartbeat may have to answer: a task queued,
+    /// stopped, freed or put back.
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -105,6 +110,10 @@ struct TaskEntry {
     /// Workers lost while holding it: a statement that takes down every
     /// worker it lands on fails instead of going round the pool forever.
     losses: u32,
+    /// Put back after its worker was lost, and not leased again until its
+    /// `PENDING` status is written (which must not land after the next
+    /// worker's `RUNNING`).
+    held_back: bool,
 }
 
 /// Workers a task may lose before its statement fails.
@@ -121,6 +130,7 @@ impl Workers {
             config,
             store,
             inner: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -156,8 +166,11 @@ impl Workers {
                 revoked: false,
                 leased_at: Instant::now(),
                 losses: 0,
+                held_back: false,
             },
         );
+        drop(g);
+        self.changed.notify_waiters();
         Submitted { outcome: rx }
     }
 
@@ -173,6 +186,11 @@ impl Workers {
     /// Asks a task to stop: its worker is told at its next heartbeat and
     /// reports when it has drained; a task no worker holds ends at once.
     pub(crate) fn revoke(&self, task: &str) {
+        self.revoke_locked(task);
+        self.changed.notify_waiters();
+    }
+
+    fn revoke_locked(&self, task: &str) {
         let mut g = self.inner.lock().unwrap();
         let Some(t) = g.tasks.get_mut(task) else {
             return;
@@ -277,7 +295,7 @@ impl Workers {
         let mut placed = vec![];
         let mut pending: Vec<&mut TaskEntry> = tasks
             .values_mut()
-            .filter(|t| t.worker.is_none() && !t.revoked && t.pool == w.pool)
+            .filter(|t| t.worker.is_none() && !t.revoked && !t.held_back && t.pool == w.pool)
             .collect();
         pending.sort_by(|a, b| a.assignment.key.cmp(&b.assignment.key));
         for t in pending {
@@ -325,6 +343,9 @@ impl Workers {
                     let _ = tx.send(outcome);
                 }
             }
+            drop(g);
+            // A slot and a CFU of the pool are free.
+            self.changed.notify_waiters();
         }
     }
 
@@ -381,6 +402,7 @@ impl Workers {
                     }
                     None => {
                         t.worker = None;
+                        t.held_back = true;
                         moved.push((t.key.clone(), name.clone()));
                     }
                 }
@@ -402,16 +424,26 @@ impl Workers {
         }
     }
 
+    /// Writes `PENDING` for tasks put back, then lets them be leased.
     async fn mark_moved(&self, moved: Vec<(Key, String)>, why: &str) {
-        for ((o, e, n), worker) in moved {
+        if moved.is_empty() {
+            return;
+        }
+        for ((o, e, n), worker) in &moved {
             let detail = format!(
                 "its worker '{worker}' {why}; waiting for another worker of the pool to restore it from its last checkpoint"
             );
             let _ = self
                 .store
-                .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
+                .update_statement_status(o, e, n, Phase::Pending.as_str(), &detail)
                 .await;
         }
+        for t in self.inner.lock().unwrap().tasks.values_mut() {
+            if moved.iter().any(|(k, _)| *k == t.key) {
+                t.held_back = false;
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     /// Tasks per pool that need a slot (leased or waiting), for the
@@ -500,9 +532,20 @@ async fn heartbeat(
     Json(hb): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
     let workers = authorized(&state, &headers)?;
-    let (reply, placed) = workers
-        .heartbeat(&id, hb)
-        .ok_or_else(|| ApiError::not_found(&format!("worker '{id}'")))?;
+    // With nothing to tell the worker, hold its heartbeat (up to one
+    // interval) until there is: a new statement starts in milliseconds,
+    // not at the next heartbeat.
+    let changed = workers.changed.notified();
+    tokio::pin!(changed);
+    changed.as_mut().enable();
+    let unknown = || ApiError::not_found(&format!("worker '{id}'"));
+    let (mut reply, mut placed) = workers.heartbeat(&id, hb.clone()).ok_or_else(unknown)?;
+    if reply.start.is_empty() && reply.stop.is_empty() {
+        let interval = workers.config.heartbeat_interval;
+        if tokio::time::timeout(interval, changed).await.is_ok() {
+            (reply, placed) = workers.heartbeat(&id, hb).ok_or_else(unknown)?;
+        }
+    }
     for ((o, e, n), _) in placed {
         let _ = state
             .store
@@ -723,7 +766,10 @@ mod tests {
             assert!(s[0].epoch > last_epoch, "a new epoch");
             last_epoch = s[0].epoch;
             tokio::time::sleep(Duration::from_millis(60)).await;
-            w.expire(None);
+            let moved = w.expire(None);
+            // Put back until the last loss, which fails it.
+            assert_eq!(moved.len(), usize::from(loss < MAX_LOSSES));
+            w.mark_moved(moved, "was lost").await;
             assert_eq!(
                 w.lease("t", &report(&id, last_epoch)).err(),
                 Some(StatusCode::CONFLICT),

@@ -99,11 +99,15 @@ pub async fn run(config: RemoteConfig, cancel: CancellationToken) -> Result<(), 
         let beat = Duration::from_millis(reg.heartbeat_interval_ms.max(50));
         let lease = Duration::from_millis(reg.lease_timeout_ms);
         let mut last_ok = Instant::now();
+        // The server holds a heartbeat it has nothing to answer for up to
+        // an interval: the next goes at once, except after a failure.
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(beat) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
+            pause = beat;
             let hb = Heartbeat {
                 tasks: tasks
                     .lock()
@@ -116,12 +120,17 @@ pub async fn run(config: RemoteConfig, cancel: CancellationToken) -> Result<(), 
                     })
                     .collect(),
             };
-            let reply = client
-                .post(&format!("workers/{}/heartbeat", reg.worker_id), &hb)
-                .await;
+            let path = format!("workers/{}/heartbeat", reg.worker_id);
+            let reply = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = client.post(&path, &hb) => r,
+            };
             match reply {
                 Ok(r) if r.status() == StatusCode::OK => {
                     last_ok = Instant::now();
+                    // The server answers at once only with work, else
+                    // after holding it an interval: no pause either way.
+                    pause = Duration::ZERO;
                     let reply = match r.json::<HeartbeatReply>().await {
                         Ok(reply) => reply,
                         Err(e) => {

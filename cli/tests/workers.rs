@@ -59,6 +59,18 @@ fn worker(server: &Dev, credential: &Path) -> Child {
         .expect("weir worker starts")
 }
 
+/// Statement `copy`: `INSERT INTO dst SELECT id, k FROM src`, not waited for.
+fn start_copy(dev: &Dev, src: &str, dst: &str) {
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--sql",
+        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
+    ]);
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -106,14 +118,7 @@ fn statements_move_to_another_worker_when_theirs_is_killed(database_url: &str) {
         dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
     }
     produce_to(&broker(), &src, 0..300);
-    dev.ok(&[
-        "statement",
-        "create",
-        "--name",
-        "copy",
-        "--sql",
-        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
-    ]);
+    start_copy(&dev, &src, &dst);
     dev.ok(&[
         "statement",
         "create",
@@ -382,14 +387,7 @@ fn weir_dev_starts_worker_processes_as_statements_need_them() {
     }
     assert_eq!(worker_children(pid).len(), 0, "DDL needs no worker");
     produce_to(&broker(), &src, 0..100);
-    dev.ok(&[
-        "statement",
-        "create",
-        "--name",
-        "copy",
-        "--sql",
-        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
-    ]);
+    start_copy(&dev, &src, &dst);
     dev.wait_phase("copy", "RUNNING");
     wait_workers(pid, 1);
     let w = worker_children(pid)[0];

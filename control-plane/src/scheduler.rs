@@ -206,7 +206,7 @@ impl Scheduler {
             let outcome = handle.await;
             this.finished(&k, outcome, &m, is_select).await;
         });
-        inner.running.lock().unwrap().insert(
+        self.keep(
             key,
             Entry {
                 cancel,
@@ -216,6 +216,11 @@ impl Scheduler {
             },
         );
         Ok(())
+    }
+
+    /// Keeps a started statement's handles until it ends.
+    fn keep(&self, key: Key, entry: Entry) {
+        self.inner.running.lock().unwrap().insert(key, entry);
     }
 
     /// The workers statements are placed on; `None`: the local worker.
@@ -313,7 +318,7 @@ impl Scheduler {
             };
             this.finished(&k, outcome, &m, is_select).await;
         });
-        self.inner.running.lock().unwrap().insert(
+        self.keep(
             key,
             Entry {
                 cancel,

@@ -17,8 +17,13 @@ use support::*;
 /// `weir server --workers` on `database_url`, with the dev tenant on the
 /// test broker; heartbeats every 200 ms, leases of 2 s.
 fn server(dir: &Path, database_url: &str) -> Dev {
+    server_on(dir, database_url, "127.0.0.1:0")
+}
+
+/// [`server`] listening on `listen`.
+fn server_on(dir: &Path, database_url: &str, listen: &str) -> Dev {
     let mut child = Command::new(WEIR)
-        .args(["server", "--listen", "127.0.0.1:0", "--workers"])
+        .args(["server", "--listen", listen, "--workers"])
         .args(["--database-url", database_url])
         .arg("--worker-credential-file")
         .arg(dir.join("worker-credential"))
@@ -403,4 +408,54 @@ fn weir_dev_starts_worker_processes_as_statements_need_them() {
     dev.wait_phase("copy", "STOPPED");
     wait_workers(pid, 0);
     dev.interrupt();
+}
+
+/// The server crashes (SIGKILL) under a running statement and comes back
+/// on its address: the worker, cut off, stops its task after the lease
+/// timeout and registers again; the server resumes the statement on it
+/// from its stored offsets, and no record is lost.
+#[test]
+fn a_running_statement_survives_a_crash_of_the_server() {
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("weir.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let dev = server_on(&dir, &db, &listen);
+    let _w = Killed(worker(&dev, &dir.join("worker-credential")));
+    let (src, dst) = (unique("src"), unique("dst"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, k INT)"),
+        format!("CREATE TABLE {dst} (id BIGINT, k INT)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_to(&broker(), &src, 0..200);
+    start_copy(&dev, &src, &dst);
+    dev.wait_phase("copy", "RUNNING");
+    assert_eq!(consume_ids(&dst, 200).len(), 200);
+    dev.kill();
+
+    let dev = server_on(&dir, &db, &listen);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while describe(&dev, "copy")["status"]["worker"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never took the statement again: {}",
+            describe(&dev, "copy")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_to(&broker(), &src, 200..400);
+    let mut ids = consume_ids(&dst, 400);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        (0..400).collect::<Vec<_>>(),
+        "every record, at least once"
+    );
 }

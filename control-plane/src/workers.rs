@@ -269,13 +269,17 @@ impl Workers {
                 _ => reply.stop.push((s.task.clone(), s.epoch)),
             }
         }
-        // A task leased to it that it does not report (the reply that
-        // leased it was lost) waits for a worker again.
+        // A task leased to it that it does not report under that lease
+        // (the reply that leased it was lost, or an older run of it was
+        // still draining there) waits for a worker again.
         let grace = self.config.heartbeat_interval * 3;
         for t in tasks.values_mut() {
             if t.worker.as_deref() == Some(id)
                 && t.leased_at.elapsed() > grace
-                && !hb.tasks.iter().any(|s| s.task == t.assignment.task)
+                && !hb
+                    .tasks
+                    .iter()
+                    .any(|s| s.task == t.assignment.task && s.epoch == t.epoch)
             {
                 t.worker = None;
             }

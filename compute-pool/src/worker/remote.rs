@@ -343,7 +343,11 @@ fn start_task(
     let metrics = Arc::new(StatementMetrics::default());
     {
         let mut t = tasks.lock().unwrap();
-        if t.contains_key(&task) {
+        if let Some(old) = t.get(&task) {
+            // An earlier run is still draining (same consumer group and
+            // transactional id): not both at once. The server leases it
+            // again once that run has ended.
+            tracing::info!(task = %task, running = old.epoch, offered = a.epoch, "task still draining here");
             return;
         }
         t.insert(

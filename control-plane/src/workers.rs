@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -514,12 +514,30 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Arc<Workers>, Api
     Ok(workers)
 }
 
+/// A worker's JSON body, read only once its credential has been checked
+/// (a caller without one cannot make the server buffer anything), up to
+/// [`MAX_REPORT_BYTES`].
+async fn read_body<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_REPORT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a worker's report is at most {MAX_REPORT_BYTES} bytes"),
+            )
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("a malformed worker message: {e}")))
+}
+
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(r): Json<Register>,
+    req: Request,
 ) -> Result<Json<Registered>, ApiError> {
     let workers = authorized(&state, &headers)?;
+    let r: Register = read_body(req).await?;
     if r.pool.is_empty() || r.slots == 0 {
         return Err(ApiError::bad_request(
             "a worker needs a pool and at least one slot",
@@ -533,9 +551,10 @@ async fn heartbeat(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(hb): Json<Heartbeat>,
+    req: Request,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
     let workers = authorized(&state, &headers)?;
+    let hb: Heartbeat = read_body(req).await?;
     // With nothing to tell the worker, hold its heartbeat (up to one
     // interval) until there is: a new statement starts in milliseconds,
     // not at the next heartbeat.
@@ -576,9 +595,10 @@ async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((task, kind)): Path<(String, String)>,
-    Json(r): Json<TaskReport>,
+    req: Request,
 ) -> Result<StatusCode, ApiError> {
     let workers = authorized(&state, &headers)?;
+    let r: TaskReport = read_body(req).await?;
     let conflict = || {
         ApiError::new(
             StatusCode::CONFLICT,

@@ -612,13 +612,7 @@ async fn report(
     let lease = workers.lease(&task, &r).map_err(|_| conflict())?;
     let (o, e, n) = &lease.key;
     let store = &state.store;
-    let expected = match &r.body {
-        ReportBody::Offsets { .. } => "offsets",
-        ReportBody::Exception { .. } => "exception",
-        ReportBody::Degraded { .. } => "degraded",
-        ReportBody::Results { .. } => "results",
-        ReportBody::Finished { .. } => "finished",
-    };
+    let expected = r.body.kind();
     if kind != expected {
         return Err(ApiError::bad_request(format!(
             "a '{expected}' report sent to /{kind}"
@@ -652,7 +646,7 @@ async fn report(
             }
         }
         ReportBody::Finished { outcome, metrics } => {
-            workers.finish(&task, &r, outcome.clone().into(), metrics);
+            workers.finish(&task, &r, outcome.clone(), metrics);
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -191,8 +191,9 @@ impl StatementMetrics {
     }
 }
 
-/// How a statement ended.
-#[derive(Debug, Clone, PartialEq)]
+/// How a statement ended (also as a worker reports it to the server).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
 pub enum Outcome {
     /// Every source ended (a bounded statement) or the LIMIT was reached.
     Completed,

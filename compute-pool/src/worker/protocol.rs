@@ -121,38 +121,20 @@ pub enum ReportBody {
         complete: bool,
     },
     Finished {
-        outcome: FinishedOutcome,
+        outcome: crate::Outcome,
         metrics: StatementMetrics,
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
-pub enum FinishedOutcome {
-    Completed,
-    Stopped,
-    ResultsAbandoned,
-    Failed(String),
-}
-
-impl From<&crate::Outcome> for FinishedOutcome {
-    fn from(o: &crate::Outcome) -> Self {
-        match o {
-            crate::Outcome::Completed => FinishedOutcome::Completed,
-            crate::Outcome::Stopped => FinishedOutcome::Stopped,
-            crate::Outcome::ResultsAbandoned => FinishedOutcome::ResultsAbandoned,
-            crate::Outcome::Failed(m) => FinishedOutcome::Failed(m.clone()),
-        }
-    }
-}
-
-impl From<FinishedOutcome> for crate::Outcome {
-    fn from(o: FinishedOutcome) -> Self {
-        match o {
-            FinishedOutcome::Completed => crate::Outcome::Completed,
-            FinishedOutcome::Stopped => crate::Outcome::Stopped,
-            FinishedOutcome::ResultsAbandoned => crate::Outcome::ResultsAbandoned,
-            FinishedOutcome::Failed(m) => crate::Outcome::Failed(m),
+impl ReportBody {
+    /// The last segment of the route a report goes to.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReportBody::Offsets { .. } => "offsets",
+            ReportBody::Exception { .. } => "exception",
+            ReportBody::Degraded { .. } => "degraded",
+            ReportBody::Results { .. } => "results",
+            ReportBody::Finished { .. } => "finished",
         }
     }
 }

@@ -22,8 +22,7 @@ use tokio_util::sync::CancellationToken;
 use weir_sql_gateway::Planner;
 
 use super::protocol::{
-    Assignment, FinishedOutcome, Heartbeat, HeartbeatReply, Register, Registered, ReportBody,
-    TaskReport, TaskStatus,
+    Assignment, Heartbeat, HeartbeatReply, Register, Registered, ReportBody, TaskReport, TaskStatus,
 };
 use crate::{Outcome, StatementEvents, StatementMetrics, Worker};
 
@@ -252,13 +251,7 @@ struct HttpEvents {
 
 impl HttpEvents {
     async fn send(&self, body: ReportBody) -> Result<StatusCode, String> {
-        let kind = match &body {
-            ReportBody::Offsets { .. } => "offsets",
-            ReportBody::Exception { .. } => "exception",
-            ReportBody::Degraded { .. } => "degraded",
-            ReportBody::Results { .. } => "results",
-            ReportBody::Finished { .. } => "finished",
-        };
+        let kind = body.kind();
         let report = TaskReport {
             worker_id: self.worker_id.clone(),
             epoch: self.epoch,
@@ -376,7 +369,7 @@ fn start_task(
         if !events.lost.load(Ordering::Acquire) && !LEAVING.load(Ordering::Acquire) {
             let _ = events
                 .send(ReportBody::Finished {
-                    outcome: FinishedOutcome::from(&outcome),
+                    outcome: outcome.clone(),
                     metrics: metrics.snapshot(),
                 })
                 .await;

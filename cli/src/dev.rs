@@ -79,10 +79,11 @@ pub struct ServerArgs {
     )]
     worker_credential_file: PathBuf,
     /// A worker silent this long loses its tasks to another worker.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]
     lease_timeout_ms: u64,
-    /// How often workers heartbeat.
-    #[arg(long, default_value_t = 1_000)]
+    /// How often workers heartbeat (at least 50 ms: the server holds an
+    /// idle heartbeat this long, and a shorter hold would spin).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..))]
     heartbeat_interval_ms: u64,
     /// Start `weir worker` child processes of this many slots each, as
     /// many as the pools' statements need, and stop them when idle.

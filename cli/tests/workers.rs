@@ -7,104 +7,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cluster::*;
 use support::*;
-
-/// `weir server --workers` on `database_url`, with the dev tenant on the
-/// test broker; heartbeats every 200 ms, leases of 2 s.
-fn server(dir: &Path, database_url: &str) -> Dev {
-    server_on(dir, database_url, "127.0.0.1:0")
-}
-
-/// [`server`] listening on `listen`.
-fn server_on(dir: &Path, database_url: &str, listen: &str) -> Dev {
-    let mut child = Command::new(WEIR)
-        .args(["server", "--listen", listen, "--workers"])
-        .args(["--database-url", database_url])
-        .arg("--worker-credential-file")
-        .arg(dir.join("worker-credential"))
-        .arg("--checkpoint-dir")
-        .arg(dir.join("checkpoints"))
-        .args([
-            "--lease-timeout-ms",
-            "2000",
-            "--heartbeat-interval-ms",
-            "200",
-        ])
-        .args(["--dev-bootstrap", &broker()])
-        .arg("--dev-env-dir")
-        .arg(dir)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weir server starts");
-    let env = support::read_exports(&mut child, "weir server");
-    Dev {
-        child,
-        data_dir: dir.to_path_buf(),
-        env,
-    }
-}
-
-/// A `weir worker` of the dev pool, with the server's credential.
-fn worker(server: &Dev, credential: &Path) -> Child {
-    Command::new(WEIR)
-        .args(["worker", "--pool", "lfcp-dev", "--slots", "2"])
-        .args(["--control-plane", &server.env["WEIR_URL"]])
-        .arg("--credential-file")
-        .arg(credential)
-        .env("RUST_BACKTRACE", "0")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weir worker starts")
-}
-
-/// Statement `copy`: `INSERT INTO dst SELECT id, k FROM src`, not waited for.
-fn start_copy(dev: &Dev, src: &str, dst: &str) {
-    dev.ok(&[
-        "statement",
-        "create",
-        "--name",
-        "copy",
-        "--sql",
-        &format!("INSERT INTO {dst} SELECT id, k FROM {src}"),
-    ]);
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn describe(dev: &Dev, name: &str) -> Value {
-    dev.json(&["statement", "describe", name])
-}
-
-/// A fresh PostgreSQL database on the server `infra/test.sh` started.
-fn fresh_postgres() -> String {
-    let admin = std::env::var("WEIR_TEST_POSTGRES").expect(
-        "WEIR_TEST_POSTGRES is not set: run the suite with infra/test.sh, which starts PostgreSQL",
-    );
-    let db = unique("weir");
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&pool)
-            .await
-            .expect("create database");
-        pool.close().await;
-    });
-    format!("{}/{db}", admin.rsplit_once('/').unwrap().0)
-}
 
 /// A copy and a keyed count run on worker A; A is killed (SIGKILL) while
 /// B is up; both statements move to B within the lease timeout and, fed

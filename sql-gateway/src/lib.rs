@@ -24,6 +24,7 @@ mod parser;
 mod plan;
 mod planner;
 mod proctime;
+pub mod stages;
 mod temporal;
 mod timezone;
 mod unnest;
@@ -74,4 +75,12 @@ pub mod properties {
     /// Past this size (80% of the limit unless set) the statement is
     /// `DEGRADED`, saying what holds the memory, until it shrinks again.
     pub const MEMORY_SOFT_LIMIT: &str = "sql.memory.soft-limit";
+    /// Tasks per stage (1 to 256). Set, a statement with one keyed
+    /// stateful operator runs as a source stage and a keyed stage behind a
+    /// repartition topic, and can be rescaled by changing this; unset, it
+    /// runs as one task.
+    pub const PARALLELISM: &str = "sql.parallelism";
+    /// The partitions of the statement's repartition topic: the most tasks
+    /// its keyed stage can ever have (fixed when it first starts).
+    pub const MAX_PARALLELISM: &str = "sql.max-parallelism";
 }

@@ -42,6 +42,12 @@ pub struct CatalogContext {
     /// semantics where they differ (a global aggregate over no rows is one
     /// row).
     pub snapshot: bool,
+    /// `'sql.parallelism'` and `'sql.max-parallelism'` (see
+    /// [`crate::stages`]), for `EXPLAIN`.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    #[serde(default)]
+    pub max_parallelism: Option<u32>,
 }
 
 impl CatalogContext {
@@ -57,6 +63,8 @@ impl CatalogContext {
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
             bounded: false,
             snapshot: false,
+            parallelism: None,
+            max_parallelism: None,
         }
     }
 
@@ -82,6 +90,8 @@ impl CatalogContext {
             time_zone: weir_catalog::DEFAULT_TIME_ZONE.into(),
             bounded: false,
             snapshot: false,
+            parallelism: None,
+            max_parallelism: None,
         }
     }
 
@@ -172,6 +182,8 @@ impl CatalogContext {
             snapshot: properties
                 .get(crate::properties::SNAPSHOT_MODE)
                 .is_some_and(|v| v.eq_ignore_ascii_case("now")),
+            parallelism: crate::stages::parallelism(properties)?,
+            max_parallelism: crate::stages::max_parallelism(properties)?,
         })
     }
 

@@ -557,6 +557,62 @@ impl PlanNode {
         }
     }
 
+    /// The node's inputs, left first.
+    pub fn inputs(&self) -> Vec<&PlanNode> {
+        match self {
+            PlanNode::Source(_) | PlanNode::Values { .. } => vec![],
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Expand { input, .. }
+            | PlanNode::Unnest { input, .. }
+            | PlanNode::OverAggregate { input, .. }
+            | PlanNode::ChangelogNormalize { input, .. }
+            | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::TopN { input, .. }
+            | PlanNode::Limit { input, .. } => vec![input],
+            PlanNode::Union { inputs } => inputs.iter().collect(),
+            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
+                vec![left, right]
+            }
+        }
+    }
+
+    /// Whether the node keeps state (the runtime makes it a stage).
+    pub fn is_stateful(&self) -> bool {
+        matches!(
+            self,
+            PlanNode::OverAggregate { .. }
+                | PlanNode::ChangelogNormalize { .. }
+                | PlanNode::WindowAggregate { .. }
+                | PlanNode::GroupAggregate { .. }
+                | PlanNode::TopN { .. }
+                | PlanNode::Join { .. }
+                | PlanNode::TemporalJoin { .. }
+        )
+    }
+
+    /// The operator's name, as `EXPLAIN` prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PlanNode::Source(_) => "KafkaSource",
+            PlanNode::Values { .. } => "Values",
+            PlanNode::Filter { .. } => "Filter",
+            PlanNode::Project { .. } => "Project",
+            PlanNode::Expand { .. } => "Expand",
+            PlanNode::Unnest { .. } => "Unnest",
+            PlanNode::OverAggregate { .. } => "OverAggregate",
+            PlanNode::ChangelogNormalize { .. } => "ChangelogNormalize",
+            PlanNode::WindowAggregate { .. } => "WindowAggregate",
+            PlanNode::GroupAggregate { .. } => "GroupAggregate",
+            PlanNode::TopN { .. } => "TopN",
+            PlanNode::Join { .. } => "Join",
+            PlanNode::TemporalJoin { .. } => "TemporalJoin",
+            PlanNode::Union { .. } => "Union",
+            PlanNode::Limit { .. } => "Limit",
+        }
+    }
+
     /// Whether every source of this subtree ends.
     pub fn is_bounded(&self) -> bool {
         match self {

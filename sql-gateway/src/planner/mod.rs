@@ -854,7 +854,11 @@ fn analyze_statement(
         }
         FlinkStatement::Explain(inner) => {
             match analyze_statement(planner, *inner, hints, ctx, sql)? {
-                Analysis::Streaming { plan, .. } => Ok(Analysis::Explain(plan.explain())),
+                Analysis::Streaming { plan, .. } => Ok(Analysis::Explain(format!(
+                    "{}{}",
+                    plan.explain(),
+                    crate::stages::explain_stages(&plan, ctx)
+                ))),
                 Analysis::Metadata(s) => Ok(Analysis::Explain(format!("{s:?}"))),
                 Analysis::Explain(t) => Ok(Analysis::Explain(t)),
             }

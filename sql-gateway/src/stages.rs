@@ -1,0 +1,263 @@
+//! How a statement splits into parallel stages.
+//!
+//! A statement without a stateful operator is one stage: its tasks split
+//! the source partitions among themselves. A statement whose one stateful
+//! operator is keyed (a `GROUP BY`, an equi-join, a keyed window, a Top-N
+//! or dedup with `PARTITION BY`, a keyed `OVER`) is two: a source stage
+//! that runs everything below the operator and writes each row into an
+//! internal repartition topic, hashed by the operator's key, and a keyed
+//! stage whose tasks each own a set of that topic's partitions, with the
+//! operator's state kept per partition. Every other plan (a global
+//! aggregate, an `ORDER BY ... LIMIT`, stateful operators stacked on each
+//! other, a `SELECT` whose rows are gathered in one place) runs as one task.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::{Column, DFSchemaRef};
+use datafusion::logical_expr::Expr;
+
+use crate::plan::{PlanNode, SinkSpec, StreamingPlan};
+use crate::SqlError;
+
+/// The most tasks a stage may have.
+pub const MAX_PARALLELISM: u32 = 256;
+/// The most partitions a repartition topic may have.
+pub const MAX_REPARTITION_PARTITIONS: u32 = 1024;
+/// A repartition topic's partitions when `'sql.max-parallelism'` is unset,
+/// unless a source has more.
+pub const DEFAULT_REPARTITION_PARTITIONS: u32 = 32;
+
+/// The key rows are re-partitioned by on one input of the keyed operator.
+#[derive(Debug, Clone)]
+pub struct ExchangeKey {
+    /// Over `schema`, the operator's input on this side.
+    pub exprs: Vec<Expr>,
+    pub schema: DFSchemaRef,
+}
+
+/// How a statement runs in parallel.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// No stateful operator: one stage of tasks splitting the sources'
+    /// partitions.
+    Stateless,
+    /// A source stage and, behind a repartition topic, a keyed stage.
+    Keyed {
+        /// The operator, as `EXPLAIN` names it.
+        operator: &'static str,
+        left: ExchangeKey,
+        /// A join's right input.
+        right: Option<ExchangeKey>,
+    },
+    /// One task, for the reason given.
+    Single(String),
+}
+
+impl Shape {
+    /// The shape of `plan`.
+    pub fn of(plan: &StreamingPlan) -> Shape {
+        if matches!(plan.sink, SinkSpec::Results) {
+            return Shape::Single(
+                "a SELECT's rows are gathered in one task; INSERT INTO a table to run in parallel"
+                    .into(),
+            );
+        }
+        let root = match &plan.root {
+            PlanNode::Limit { .. } => {
+                return Shape::Single("a LIMIT needs every row in one task".into())
+            }
+            r => r,
+        };
+        let mut stateful = vec![];
+        let mut sources = 0;
+        collect(root, &mut stateful, &mut sources);
+        if sources == 0 {
+            return Shape::Single("it reads no Kafka topic".into());
+        }
+        match stateful.as_slice() {
+            [] => Shape::Stateless,
+            [one] => keyed(one),
+            [top, ..] => Shape::Single(format!(
+                "its stateful operators are stacked ({} over {}); only a single keyed operator is split into tasks yet",
+                top.name(),
+                stateful[1..]
+                    .iter()
+                    .map(|n| n.name())
+                    .collect::<Vec<_>>()
+                    .join(" over ")
+            )),
+        }
+    }
+
+    /// Whether the statement can run as more than one task.
+    pub fn is_parallel(&self) -> bool {
+        !matches!(self, Shape::Single(_))
+    }
+}
+
+/// The stateful nodes of a plan, top first, and the number of sources.
+fn collect<'a>(node: &'a PlanNode, out: &mut Vec<&'a PlanNode>, sources: &mut usize) {
+    if node.is_stateful() {
+        out.push(node);
+    }
+    if matches!(node, PlanNode::Source(_)) {
+        *sources += 1;
+    }
+    for i in node.inputs() {
+        collect(i, out, sources);
+    }
+}
+
+fn keyed(node: &PlanNode) -> Shape {
+    let single = |why: &str| Shape::Single(format!("its {} {why}", node.name()));
+    let key = |exprs: &[Expr], schema: &DFSchemaRef| ExchangeKey {
+        exprs: exprs.to_vec(),
+        schema: schema.clone(),
+    };
+    match node {
+        PlanNode::GroupAggregate {
+            keys, input_schema, ..
+        }
+        | PlanNode::WindowAggregate {
+            keys, input_schema, ..
+        } => {
+            if keys.is_empty() {
+                return single("has no grouping key, so every row meets in one task");
+            }
+            Shape::Keyed {
+                operator: node.name(),
+                left: key(keys, input_schema),
+                right: None,
+            }
+        }
+        PlanNode::TopN {
+            partition_by,
+            input_schema,
+            ..
+        }
+        | PlanNode::OverAggregate {
+            partition_by,
+            input_schema,
+            ..
+        } => {
+            if partition_by.is_empty() {
+                return single("has no PARTITION BY, so every row meets in one task");
+            }
+            Shape::Keyed {
+                operator: node.name(),
+                left: key(partition_by, input_schema),
+                right: None,
+            }
+        }
+        PlanNode::ChangelogNormalize {
+            keys,
+            retract,
+            schema,
+            ..
+        } => {
+            if *retract || keys.is_empty() {
+                return single("has no primary key to split by");
+            }
+            let exprs: Vec<Expr> = keys
+                .iter()
+                .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
+                .collect();
+            Shape::Keyed {
+                operator: node.name(),
+                left: key(&exprs, schema),
+                right: None,
+            }
+        }
+        PlanNode::Join {
+            on,
+            left_schema,
+            right_schema,
+            ..
+        }
+        | PlanNode::TemporalJoin {
+            on,
+            left_schema,
+            right_schema,
+            ..
+        } => {
+            if on.is_empty() {
+                return single("has no equality condition, so every row meets in one task");
+            }
+            let (l, r): (Vec<Expr>, Vec<Expr>) = on.iter().cloned().unzip();
+            Shape::Keyed {
+                operator: node.name(),
+                left: key(&l, left_schema),
+                right: Some(key(&r, right_schema)),
+            }
+        }
+        other => Shape::Single(format!("its {} is not keyed", other.name())),
+    }
+}
+
+/// `'sql.parallelism'`: the tasks per stage the statement asks for, if set.
+pub fn parallelism(properties: &BTreeMap<String, String>) -> Result<Option<u32>, SqlError> {
+    bounded_count(properties, crate::properties::PARALLELISM, MAX_PARALLELISM)
+}
+
+/// `'sql.max-parallelism'`: the partitions of the statement's repartition
+/// topic, if set.
+pub fn max_parallelism(properties: &BTreeMap<String, String>) -> Result<Option<u32>, SqlError> {
+    bounded_count(
+        properties,
+        crate::properties::MAX_PARALLELISM,
+        MAX_REPARTITION_PARTITIONS,
+    )
+}
+
+fn bounded_count(
+    properties: &BTreeMap<String, String>,
+    key: &str,
+    max: u32,
+) -> Result<Option<u32>, SqlError> {
+    let Some(v) = properties.get(key) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(SqlError::validation(
+            format!("property '{key}' = '{v}' is not a whole number from 1 to {max}"),
+            None,
+        )),
+    }
+}
+
+/// The `EXPLAIN` lines saying how the statement runs: its stages, the
+/// repartition key and partitions, and each stage's parallelism.
+pub fn explain_stages(plan: &StreamingPlan, ctx: &crate::CatalogContext) -> String {
+    let p = ctx.parallelism;
+    let partitions = ctx.max_parallelism.map_or_else(
+        || format!("max({DEFAULT_REPARTITION_PARTITIONS}, the largest source's partitions)"),
+        |n| n.to_string(),
+    );
+    let keys = |k: &ExchangeKey| {
+        k.exprs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (Shape::of(plan), p) {
+        (Shape::Stateless, p) => format!(
+            "Stages: 1\n  Stage 1 (source, sink): parallelism={}, each task reads its share of the source partitions\n",
+            p.unwrap_or(1)
+        ),
+        (Shape::Keyed { operator, left, right }, Some(p)) => {
+            let key = match &right {
+                Some(r) => format!("left [{}], right [{}]", keys(&left), keys(r)),
+                None => format!("[{}]", keys(&left)),
+            };
+            format!(
+                "Stages: 2\n  Stage 1 (source): parallelism={p}, each task reads its share of the source partitions\n  \
+                 Exchange: repartition topic hashed by {key} into {partitions} partitions\n  \
+                 Stage 2 ({operator}, sink): parallelism={p}, state kept per repartition partition\n"
+            )
+        }
+        (Shape::Keyed { .. }, None) => "Stages: 1 (parallelism=1; set 'sql.parallelism' to split it into a source stage and a keyed stage behind a repartition topic)\n".into(),
+        (Shape::Single(why), _) => format!("Stages: 1 (parallelism=1: {why})\n"),
+    }
+}

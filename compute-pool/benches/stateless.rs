@@ -215,6 +215,7 @@ async fn through_broker(bootstrap: String) {
             soft: u64::MAX,
             hard: u64::MAX,
         },
+        role: Default::default(),
     });
     let deadline = Instant::now() + Duration::from_secs(600);
     while progress.committed.load(Ordering::SeqCst) < n as i64 {

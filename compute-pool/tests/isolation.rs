@@ -69,6 +69,7 @@ fn task(topic: &str, events: Arc<Events>) -> StatementTask {
             soft: 1 << 30,
             hard: 1 << 30,
         },
+        role: Default::default(),
     }
 }
 

@@ -26,6 +26,7 @@ pub async fn source_consumer(
     startup: StartupMode,
     stored: &HashMap<i32, i64>,
     bounded: bool,
+    reads: impl Fn(i32) -> bool,
 ) -> Result<(SourceConsumer, Vec<i32>), EngineError> {
     let consumer: SourceConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -74,6 +75,11 @@ pub async fn source_consumer(
         return Err(EngineError::Plan(format!(
             "topic '{topic}' does not exist or has no partitions"
         )));
+    }
+    // A task of a parallel statement reads its share of the partitions.
+    let partitions: Vec<i32> = partitions.into_iter().filter(|p| reads(*p)).collect();
+    if partitions.is_empty() {
+        return Ok((consumer, partitions));
     }
     let mut tpl = TopicPartitionList::new();
     for &p in &partitions {

@@ -162,6 +162,16 @@ impl Checkpointer {
         }
     }
 
+    /// The checkpoints of a part of the statement (one repartition
+    /// partition's state), in a folder of its own under the statement's.
+    pub fn child(&self, name: &str) -> Checkpointer {
+        Checkpointer {
+            store: self.store.clone(),
+            prefix: Path::from(format!("{}/{name}", self.prefix)),
+            interval: self.interval,
+        }
+    }
+
     fn path(&self, rest: &str) -> Path {
         Path::from(format!("{}/{rest}", self.prefix))
     }

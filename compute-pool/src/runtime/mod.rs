@@ -5,6 +5,7 @@
 //! (`results`).
 
 pub mod checkpoint;
+pub mod exchange;
 pub mod memory;
 pub mod pipeline;
 pub(crate) mod results;

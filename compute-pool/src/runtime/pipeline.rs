@@ -454,6 +454,18 @@ impl Stages {
         Ok(out)
     }
 
+    /// Feeds changes (rows with their kinds, read from a repartition
+    /// topic) into `target`; returns what reaches the root.
+    pub fn process_changes(
+        &mut self,
+        target: Target,
+        changes: Changes,
+    ) -> Result<Vec<Changes>, EngineError> {
+        let mut out = vec![];
+        self.push(target, changes, &mut out)?;
+        Ok(out)
+    }
+
     /// Sends changes into `target` and on up to the root, depth first, so
     /// that the root sees them in the order they were produced.
     fn push(

@@ -17,6 +17,7 @@
 
 pub mod protocol;
 pub mod remote;
+mod stages;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -42,7 +43,7 @@ use crate::connector::transaction::Transactions;
 use crate::operators::changelog::Changes;
 use crate::operators::window::{admit_batch, PartitionWatermarks};
 use crate::runtime::checkpoint::{Checkpointer, Snapshot};
-use crate::runtime::pipeline::{compile, Branch, BranchSource};
+use crate::runtime::pipeline::{compile, Branch, BranchSource, Target};
 use crate::{EngineError, ResultsBuffer};
 
 /// What the worker tells the control plane while a statement runs.
@@ -228,6 +229,8 @@ pub struct StatementTask {
     /// `'sql.memory.limit'` and its soft limit: the most the statement's
     /// state and buffers may hold.
     pub memory_limit: MemoryLimit,
+    /// The whole statement, or which task of which of its stages.
+    pub role: crate::runtime::exchange::TaskRole,
 }
 
 /// A statement the worker is running.
@@ -449,7 +452,13 @@ async fn run(
     metrics: Arc<StatementMetrics>,
     results: Option<Arc<ResultsBuffer>>,
 ) -> Outcome {
-    match run_inner(&task, &cancel, &metrics, results.as_ref()).await {
+    let ran = match &task.role {
+        crate::runtime::exchange::TaskRole::Keyed { .. } => {
+            stages::run_keyed(&task, &cancel, &metrics).await
+        }
+        _ => run_inner(&task, &cancel, &metrics, results.as_ref()).await,
+    };
+    match ran {
         Ok(o) => {
             if let Some(r) = &results {
                 r.complete();
@@ -475,7 +484,13 @@ async fn run_inner(
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
     let positions = compiled.position_keys();
-    let mut stages = compiled.stages;
+    // A source task of a parallel statement writes what reaches its keyed
+    // operator into the repartition topic instead of running it.
+    let mut exchange = stages::ExchangeWriter::of(task)?;
+    let mut stages = match exchange {
+        Some(_) => Default::default(),
+        None => compiled.stages,
+    };
     stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
     stages.set_snapshot(task.plan.snapshot);
     stages.set_memory_limit(Some(task.memory_limit.hard as usize));
@@ -526,7 +541,16 @@ async fn run_inner(
     let mut advanced: Option<i64> = None;
     let targets: Vec<_> = compiled.branches.iter().map(|b| b.target).collect();
     for (index, branch) in compiled.branches.into_iter().enumerate() {
+        // Constant rows come from the first task of a stage only.
+        let first = match task.role {
+            crate::runtime::exchange::TaskRole::Source { index, .. } => index == 0,
+            _ => true,
+        };
+        if matches!(branch.source, BranchSource::Values(_)) && !first {
+            continue;
+        }
         let tx = tx.clone();
+        let role = task.role.clone();
         let stop = stop_reading.clone();
         let metrics = metrics.clone();
         let bootstrap = task.bootstrap.clone();
@@ -539,6 +563,7 @@ async fn run_inner(
         readers.push(tokio::spawn(async move {
             let read = read_branch(
                 (index, branch),
+                &role,
                 &bootstrap,
                 &key,
                 offsets,
@@ -594,6 +619,8 @@ async fn run_inner(
     let timers = stages.has_processing_timers();
     let mut proctime_tick = tokio::time::interval(PROCESSING_TIME_TICK);
     proctime_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut exchange_tick = tokio::time::interval(Duration::from_millis(200));
+    exchange_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = async {
         let outcome = loop {
             tokio::select! {
@@ -607,15 +634,20 @@ async fn run_inner(
                         out.extend(stages.on_processing_time(now_ms())?);
                     }
                     if let Some(batch) = p.batch {
-                        stages.set_processing_time(now_ms());
-                        out.extend(stages.process(targets[p.branch], batch)?);
+                        match (&mut exchange, targets[p.branch]) {
+                            (Some(x), Target::Stage { right, .. }) => x.rows(right, batch).await?,
+                            _ => {
+                                stages.set_processing_time(now_ms());
+                                out.extend(stages.process(targets[p.branch], batch)?);
+                            }
+                        }
                     }
                     if let Some(w) = p.watermark {
                         let slot = &mut watermarks[p.branch];
                         *slot = Some(slot.map_or(w, |old| old.max(w)));
                     }
                     idle[p.branch] = p.idle;
-                    if !stages.is_empty() {
+                    if !stages.is_empty() || exchange.is_some() {
                         // The minimum over the branches that are not idle; it
                         // never goes back.
                         // With every branch idle there is none; with every
@@ -629,7 +661,13 @@ async fn run_inner(
                         let all = active.peek().is_some().then(|| {
                             active.try_fold(i64::MAX, |acc, (w, _)| w.map(|w| acc.min(w)))
                         }).flatten();
-                        if let Some(wm) = all.filter(|w| Some(*w) > advanced) {
+                        if let Some(x) = &mut exchange {
+                            match all {
+                                Some(wm) => x.watermark(wm).await?,
+                                None if idle.iter().all(|i| *i) => x.idle().await?,
+                                None => {}
+                            }
+                        } else if let Some(wm) = all.filter(|w| Some(*w) > advanced) {
                             advanced = Some(wm);
                             out.extend(stages.advance(wm)?);
                         }
@@ -641,7 +679,7 @@ async fn run_inner(
                     // Walking every key costs; once a second is enough.
                     if state_bytes_at.elapsed() >= Duration::from_secs(1) {
                         state_bytes_at = std::time::Instant::now();
-                        memory.check(&stages, results, metrics, task.events.as_ref()).await?;
+                        memory.check(stages.state_bytes_by_stage(), results, metrics, task.events.as_ref()).await?;
                     }
                     // An exactly-once sink's output waits for a commit.
                     unsaved |= txn.is_some() && !out.is_empty();
@@ -683,6 +721,11 @@ async fn run_inner(
                     let cp = checkpoints.expect("guarded");
                     checkpoint(cp, txn.as_ref(), checkpoint_id, &processed, &mut stages, metrics, task).await?;
                 }
+                _ = exchange_tick.tick(), if exchange.is_some() => {
+                    if let Some(x) = &mut exchange {
+                        x.flush(true).await?;
+                    }
+                }
                 _ = proctime_tick.tick(), if timers => {
                     let out = stages.on_processing_time(now_ms())?;
                     unsaved |= txn.is_some() && !out.is_empty();
@@ -711,6 +754,10 @@ async fn run_inner(
         }
         // Everything written is acknowledged: its offsets are stored.
         store_offsets(&mut uncommitted, task).await?;
+        // The keyed stage learns that this task's input ended.
+        if let (Some(x), Outcome::Completed) = (&mut exchange, &outcome) {
+            x.end().await?;
+        }
         // A stop drained every batch read: checkpoint, so that a resume
         // carries on exactly where this run ended. An exactly-once sink also
         // commits the output of a statement that completed.
@@ -753,6 +800,9 @@ async fn open_transactions(
         .cloned()
         .collect();
     let why = match &task.checkpoints {
+        _ if task.role != crate::runtime::exchange::TaskRole::Whole => {
+            "a statement with 'sql.parallelism' writes at-least-once for now".to_string()
+        }
         _ if topics.is_empty() => {
             "it reads no Kafka topic, so it has no position to resume from".to_string()
         }
@@ -850,12 +900,11 @@ impl MemoryWatch {
     /// crossing the soft limit (either way).
     async fn check(
         &mut self,
-        stages: &crate::runtime::pipeline::Stages,
+        by_stage: Vec<(&'static str, usize)>,
         results: Option<&Arc<ResultsBuffer>>,
         metrics: &StatementMetrics,
         events: &dyn StatementEvents,
     ) -> Result<(), EngineError> {
-        let by_stage = stages.state_bytes_by_stage();
         let state: usize = by_stage.iter().map(|(_, b)| b).sum();
         let buffered = results.map_or(0, |r| r.bytes());
         metrics.state_bytes.store(state as u64, Ordering::Relaxed);
@@ -1030,6 +1079,7 @@ async fn write_batch(
 #[allow(clippy::too_many_arguments)]
 async fn read_branch(
     (index, branch): (usize, Branch),
+    role: &crate::runtime::exchange::TaskRole,
     bootstrap: &str,
     key: &str,
     offsets: HashMap<i32, i64>,
@@ -1070,8 +1120,25 @@ async fn read_branch(
             spec.startup,
             &offsets,
             spec.bounded,
+            |p| role.reads(p),
         )
         .await?;
+    if partitions.is_empty() && !spec.bounded {
+        // More tasks than partitions: this one has none, and holds no
+        // watermark back.
+        let p = Progress {
+            batch: None,
+            offsets: vec![],
+            branch: index,
+            watermark: None,
+            idle: true,
+            records: 0,
+        };
+        if tx.send(Ok(p)).await.is_ok() {
+            stop.cancelled().await;
+        }
+        return Ok(());
+    }
     // A bounded source: the partitions still to read, and where each ends.
     let mut bound: Option<HashMap<i32, i64>> = if spec.bounded {
         Some(

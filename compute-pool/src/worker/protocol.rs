@@ -68,7 +68,8 @@ pub struct HeartbeatReply {
 /// without reading the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assignment {
-    /// The statement's uid: one task per statement for now.
+    /// The task's id: the statement's uid, and for a task of a parallel
+    /// statement its stage and index after it (`<uid>.s2-t0`).
     pub task: String,
     /// The lease's number: a task that moves to another worker gets a new
     /// epoch, and reports under an old one are refused.
@@ -88,6 +89,9 @@ pub struct Assignment {
     pub results_capacity: usize,
     /// The server's default `'sql.memory.limit'` (bytes).
     pub default_memory_limit: u64,
+    /// The whole statement, or which task of which of its stages.
+    #[serde(default)]
+    pub role: crate::runtime::exchange::TaskRole,
 }
 
 /// What a running task reports, under its lease.
@@ -194,6 +198,7 @@ impl Assignment {
             memory_limit: weir_sql_gateway::memory_limit(p, self.default_memory_limit)
                 .map_err(sql)?,
             checkpoints,
+            role: self.role,
         })
     }
 }

@@ -245,6 +245,7 @@ pub async fn run(loaded: &Loaded, key: &str, plan: StreamingPlan) -> Run {
             soft: u64::MAX,
             hard: u64::MAX,
         },
+        role: Default::default(),
     });
     let m = running.metrics.clone();
     let deadline = Instant::now() + Duration::from_secs(900);

@@ -1,0 +1,490 @@
+//! The two halves of a parallel statement (see
+//! [`crate::runtime::exchange`]): the writer a source task sends its rows
+//! and watermarks into the repartition topic with, and the loop of a keyed
+//! task, which reads its partitions of that topic and runs the keyed
+//! operator with one state per partition.
+//!
+//! Delivery across the exchange is at-least-once: a source task stores its
+//! source offsets once the broker has acknowledged the repartition records
+//! they led to, and a keyed task checkpoints each partition's state with
+//! the repartition offset it covers. A worker lost in between makes the
+//! records after the last stored position be read, and counted, again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use weir_sql_gateway::stages::Shape;
+
+use super::{now_ms, write_all, MemoryWatch, Outcome, StatementMetrics, StatementTask};
+use crate::connector::kafka::{sink_producer, SinkProducer};
+use crate::operators::changelog::Changes;
+use crate::runtime::checkpoint::{Checkpointer, Snapshot};
+use crate::runtime::exchange::{
+    decode_changes, encode_changes, header, read_header, ExchangeSpec, Partitioner, RecordKind,
+    TaskRole, HEADER,
+};
+use crate::runtime::pipeline::{compile, Stages, Target};
+use crate::EngineError;
+
+/// How often a source task repeats its watermark into every partition even
+/// when it has not moved (a keyed task that restarted hears it again).
+const WATERMARK_REPEAT: Duration = Duration::from_secs(1);
+/// The least time between two watermarks a source task sends.
+const WATERMARK_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends a source task's rows and watermarks into the repartition topic.
+pub(super) struct ExchangeWriter {
+    spec: ExchangeSpec,
+    writer: u32,
+    producer: SinkProducer,
+    /// The left (or only) input's partitioner, and a join's right one.
+    left: Partitioner,
+    right: Option<Partitioner>,
+    /// The watermark last sent, when, and one waiting to be sent.
+    sent: Option<i64>,
+    sent_at: Instant,
+    pending: Option<i64>,
+    idle_sent: bool,
+}
+
+impl ExchangeWriter {
+    /// The writer of a source task, `None` for one that writes its sink.
+    pub(super) fn of(task: &StatementTask) -> Result<Option<ExchangeWriter>, EngineError> {
+        let TaskRole::Source {
+            index,
+            exchange: Some(spec),
+            ..
+        } = &task.role
+        else {
+            return Ok(None);
+        };
+        let Shape::Keyed { left, right, .. } = Shape::of(&task.plan) else {
+            return Err(EngineError::Plan(
+                "this statement was started with a repartition topic, but its plan has no keyed operator now"
+                    .into(),
+            ));
+        };
+        Ok(Some(ExchangeWriter {
+            spec: spec.clone(),
+            writer: *index,
+            producer: sink_producer(&task.bootstrap, None)?,
+            left: Partitioner::new(&left, spec.partitions)?,
+            right: right
+                .as_ref()
+                .map(|r| Partitioner::new(r, spec.partitions))
+                .transpose()?,
+            sent: None,
+            sent_at: Instant::now() - WATERMARK_REPEAT,
+            pending: None,
+            idle_sent: false,
+        }))
+    }
+
+    fn send(&self, partition: u32, kind: RecordKind, right: bool, value: &[u8]) -> SendResult {
+        let h = header(kind, right, self.writer);
+        let rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.spec.topic)
+            .partition(partition as i32)
+            .payload(value)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: HEADER,
+                value: Some(&h[..]),
+            }));
+        let acks = self.producer.context();
+        acks.sending();
+        match self.producer.send(rec) {
+            Ok(()) => SendResult::Sent,
+            Err((e, _)) => {
+                acks.unsent();
+                match e {
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ) => SendResult::Full,
+                    e => SendResult::Failed(e),
+                }
+            }
+        }
+    }
+
+    /// Sends one record, waiting for room in the producer's queue.
+    async fn send_one(
+        &self,
+        partition: u32,
+        kind: RecordKind,
+        right: bool,
+        value: &[u8],
+    ) -> Result<(), EngineError> {
+        loop {
+            match self.send(partition, kind, right, value) {
+                SendResult::Sent => return Ok(()),
+                SendResult::Full => self.producer.context().wait().await?,
+                SendResult::Failed(e) => {
+                    let _ = self.producer.context().wait().await;
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Writes a batch of the operator's input (`right`: a join's right
+    /// input), each row into the partition of its key, and waits until the
+    /// broker has them.
+    pub(super) async fn rows(
+        &mut self,
+        right: bool,
+        batch: RecordBatch,
+    ) -> Result<(), EngineError> {
+        let c = Changes::inserts(batch);
+        let parts = match (&mut self.right, right) {
+            (Some(r), true) => r.split(&c)?,
+            _ => self.left.split(&c)?,
+        };
+        for (k, part) in parts {
+            let value = encode_changes(&part)?;
+            self.send_one(k, RecordKind::Rows, right, &value).await?;
+        }
+        // Rows the task read again after a move would be sent twice if the
+        // task acknowledged its offsets before the broker had them.
+        self.producer.context().wait().await?;
+        self.idle_sent = false;
+        Ok(())
+    }
+
+    /// The task's watermark moved to `wm`: sent to every partition, at
+    /// most every [`WATERMARK_EVERY`].
+    pub(super) async fn watermark(&mut self, wm: i64) -> Result<(), EngineError> {
+        self.pending = Some(self.pending.map_or(wm, |p| p.max(wm)));
+        self.flush(false).await
+    }
+
+    /// Sends a waiting watermark when it is due, or the last one again
+    /// after [`WATERMARK_REPEAT`] (`tick`: called by the task's timer).
+    pub(super) async fn flush(&mut self, tick: bool) -> Result<(), EngineError> {
+        let due = self.sent_at.elapsed() >= WATERMARK_EVERY;
+        let wm = match self.pending {
+            Some(w) if due && Some(w) > self.sent => w,
+            _ if tick && self.sent_at.elapsed() >= WATERMARK_REPEAT => match self.sent {
+                Some(w) => w,
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        self.pending = None;
+        self.sent = Some(wm);
+        self.sent_at = Instant::now();
+        self.everywhere(RecordKind::Watermark, &wm.to_le_bytes())
+            .await
+    }
+
+    /// Every source of the task is idle: it holds no partition's watermark
+    /// back until it sends rows again.
+    pub(super) async fn idle(&mut self) -> Result<(), EngineError> {
+        if self.idle_sent {
+            return Ok(());
+        }
+        self.idle_sent = true;
+        self.everywhere(RecordKind::Idle, &[]).await
+    }
+
+    /// The task's input ended: the end of time as its watermark, then an
+    /// end marker, in every partition.
+    pub(super) async fn end(&mut self) -> Result<(), EngineError> {
+        self.everywhere(RecordKind::Watermark, &i64::MAX.to_le_bytes())
+            .await?;
+        self.everywhere(RecordKind::End, &[]).await
+    }
+
+    async fn everywhere(&self, kind: RecordKind, value: &[u8]) -> Result<(), EngineError> {
+        for k in 0..self.spec.partitions {
+            // Both sides of a join hear it; the side is only read for rows.
+            self.send_one(k, kind, false, value).await?;
+        }
+        self.producer.context().wait().await?;
+        Ok(())
+    }
+}
+
+enum SendResult {
+    Sent,
+    Full,
+    Failed(rdkafka::error::KafkaError),
+}
+
+/// What a keyed task knows of one source task, in one partition.
+#[derive(Debug, Clone, Copy, Default)]
+struct Upstream {
+    watermark: Option<i64>,
+    idle: bool,
+    ended: bool,
+}
+
+/// One repartition partition a keyed task owns: its operator state, and
+/// where it is in the topic.
+struct Part {
+    stages: Stages,
+    upstream: Vec<Upstream>,
+    /// The watermark last passed to the operator.
+    advanced: Option<i64>,
+    /// The next offset to read.
+    next: i64,
+    /// Anything processed since its last checkpoint.
+    dirty: bool,
+    checkpoints: Option<Checkpointer>,
+    checkpoint_id: u64,
+}
+
+impl Part {
+    /// The partition's watermark: the minimum over the source tasks that
+    /// are not idle, once every one of them has sent one.
+    fn watermark(&self) -> Option<i64> {
+        let mut active = self.upstream.iter().filter(|u| !u.idle).peekable();
+        active.peek()?;
+        active.try_fold(i64::MAX, |acc, u| u.watermark.map(|w| acc.min(w)))
+    }
+
+    fn ended(&self) -> bool {
+        self.upstream.iter().all(|u| u.ended)
+    }
+}
+
+/// Runs a keyed task until it is stopped, its input ends or it fails.
+pub(super) async fn run_keyed(
+    task: &StatementTask,
+    cancel: &CancellationToken,
+    metrics: &Arc<StatementMetrics>,
+) -> Result<Outcome, EngineError> {
+    let TaskRole::Keyed {
+        exchange, upstream, ..
+    } = &task.role
+    else {
+        unreachable!("only called for keyed tasks")
+    };
+    let owned = task.role.owned();
+    let weir_sql_gateway::SinkSpec::Table { .. } = &task.plan.sink else {
+        return Err(EngineError::Plan(
+            "a keyed stage writes into a table, not a SELECT's results".into(),
+        ));
+    };
+    let mut parts: BTreeMap<u32, Part> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for &k in &owned {
+        let compiled = compile(&task.plan)?;
+        let mut stages = compiled.stages;
+        if stages.stages.len() != 1 {
+            return Err(EngineError::Plan(format!(
+                "a keyed stage runs one stateful operator, this plan has {}",
+                stages.stages.len()
+            )));
+        }
+        stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
+        stages.set_memory_limit(Some(task.memory_limit.hard as usize));
+        let checkpoints = task
+            .checkpoints
+            .as_ref()
+            .map(|c| c.child(&format!("partition-{k}")));
+        let mut next = 0;
+        let mut checkpoint_id = 0;
+        if let Some(cp) = &checkpoints {
+            if let Some((id, snapshot)) = cp.latest().await? {
+                stages.restore(&snapshot.stages)?;
+                next = snapshot
+                    .offsets
+                    .get(&exchange.topic)
+                    .and_then(|o| o.get(&(k as i32)))
+                    .copied()
+                    .unwrap_or(0);
+                checkpoint_id = id;
+            }
+        }
+        assignment.add_partition_offset(&exchange.topic, k as i32, Offset::Offset(next))?;
+        parts.insert(
+            k,
+            Part {
+                stages,
+                upstream: vec![Upstream::default(); *upstream as usize],
+                advanced: None,
+                next,
+                dirty: false,
+                checkpoints,
+                checkpoint_id,
+            },
+        );
+    }
+    tracing::info!(statement = %task.key, partitions = ?owned, "keyed task starts");
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &task.bootstrap)
+        .set(
+            "group.id",
+            format!("weir-{}-keyed", task.key.replace('/', "-")),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("broker.address.family", "v4")
+        .set("fetch.wait.max.ms", "50")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    if assignment.count() > 0 {
+        consumer.assign(&assignment)?;
+    }
+    let producer = sink_producer(&task.bootstrap, None)?;
+    metrics
+        .delivery_guarantee
+        .store(super::AT_LEAST_ONCE, Ordering::Relaxed);
+    let mut written = 0usize;
+    let interval = task
+        .checkpoints
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |c| c.interval);
+    let mut checkpoint_tick = tokio::time::interval(interval);
+    checkpoint_tick.tick().await;
+    let timers = parts.values().any(|p| p.stages.has_processing_timers());
+    let mut proctime_tick = tokio::time::interval(super::PROCESSING_TIME_TICK);
+    proctime_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut memory = MemoryWatch {
+        limit: task.memory_limit,
+        degraded: false,
+    };
+    let mut watched_at = Instant::now();
+    let sink = &task.plan.sink;
+    let outcome = loop {
+        if !parts.is_empty() && parts.values().all(Part::ended) {
+            break Outcome::Completed;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break Outcome::Stopped,
+            m = consumer.recv(), if !parts.is_empty() => {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) if super::transient(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let k = m.partition() as u32;
+                let Some(part) = parts.get_mut(&k) else { continue };
+                part.next = m.offset() + 1;
+                part.dirty = true;
+                let h = m
+                    .headers()
+                    .and_then(|hs| hs.iter().find(|h| h.key == HEADER).and_then(|h| h.value))
+                    .ok_or_else(|| EngineError::Plan(format!(
+                        "record {} of repartition partition {k} has no '{HEADER}' header",
+                        m.offset()
+                    )))?;
+                let (kind, right, writer) = read_header(h)?;
+                let mut out = vec![];
+                let slot = part.upstream.get_mut(writer as usize);
+                match kind {
+                    RecordKind::Rows => {
+                        let c = decode_changes(m.payload().unwrap_or_default())?;
+                        if let Some(u) = slot {
+                            u.idle = false;
+                        }
+                        part.stages.set_processing_time(now_ms());
+                        out.extend(part.stages.process_changes(Target::Stage { index: 0, right }, c)?);
+                    }
+                    RecordKind::Watermark => {
+                        let bytes: [u8; 8] = m
+                            .payload()
+                            .and_then(|p| p.try_into().ok())
+                            .ok_or_else(|| EngineError::Plan("a malformed watermark record in a repartition topic".into()))?;
+                        if let Some(u) = slot {
+                            let w = i64::from_le_bytes(bytes);
+                            u.watermark = Some(u.watermark.map_or(w, |o| o.max(w)));
+                            u.idle = false;
+                        }
+                    }
+                    RecordKind::Idle => {
+                        if let Some(u) = slot {
+                            u.idle = true;
+                        }
+                    }
+                    RecordKind::End => {
+                        if let Some(u) = slot {
+                            u.ended = true;
+                        }
+                    }
+                }
+                if let Some(wm) = part.watermark().filter(|w| Some(*w) > part.advanced) {
+                    part.advanced = Some(wm);
+                    out.extend(part.stages.advance(wm)?);
+                }
+                write_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                if watched_at.elapsed() >= Duration::from_secs(1) {
+                    watched_at = Instant::now();
+                    observe(&parts, metrics);
+                    let by_stage: Vec<(&'static str, usize)> = parts
+                        .values()
+                        .flat_map(|p| p.stages.state_bytes_by_stage())
+                        .collect();
+                    memory.check(by_stage, None, metrics, task.events.as_ref()).await?;
+                }
+            }
+            _ = checkpoint_tick.tick() => {
+                checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
+            }
+            _ = proctime_tick.tick(), if timers => {
+                let now = now_ms();
+                let mut out = vec![];
+                for p in parts.values_mut() {
+                    let fired = p.stages.on_processing_time(now)?;
+                    p.dirty |= !fired.is_empty();
+                    out.extend(fired);
+                }
+                write_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+            }
+        }
+    };
+    // Everything processed is written and acknowledged: checkpoint it, so
+    // that whichever task owns a partition next resumes where this one
+    // stopped.
+    checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
+    observe(&parts, metrics);
+    Ok(outcome)
+}
+
+/// Records the partitions' state sizes and late rows in `metrics`.
+fn observe(parts: &BTreeMap<u32, Part>, metrics: &StatementMetrics) {
+    let (mut w, mut g, mut late, mut bytes) = (0, 0, 0, 0);
+    for p in parts.values() {
+        let (pw, pg) = p.stages.state_size();
+        w += pw;
+        g += pg;
+        late += p.stages.late();
+        bytes += p.stages.state_bytes();
+    }
+    metrics.state_windows.store(w as u64, Ordering::Relaxed);
+    metrics.state_groups.store(g as u64, Ordering::Relaxed);
+    metrics.records_late.store(late, Ordering::Relaxed);
+    metrics.state_bytes.store(bytes as u64, Ordering::Relaxed);
+}
+
+/// Checkpoints every partition that processed something since its last.
+async fn checkpoint_parts(
+    parts: &mut BTreeMap<u32, Part>,
+    topic: &str,
+    metrics: &StatementMetrics,
+) -> Result<(), EngineError> {
+    for (k, p) in parts.iter_mut() {
+        let Some(cp) = &p.checkpoints else { continue };
+        if !p.dirty {
+            continue;
+        }
+        let snapshot = Snapshot {
+            offsets: BTreeMap::from([(topic.to_string(), BTreeMap::from([(*k as i32, p.next)]))]),
+            stages: p.stages.snapshot()?,
+        };
+        p.checkpoint_id += 1;
+        cp.write(p.checkpoint_id, &snapshot).await?;
+        cp.publish(p.checkpoint_id, snapshot.stages.len()).await?;
+        p.dirty = false;
+        metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}

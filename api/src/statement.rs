@@ -147,6 +147,29 @@ pub struct StatementStatus {
     /// places statements on workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// A statement with `'sql.parallelism'`: its stages, each with its
+    /// tasks and the worker running each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStatus>,
+}
+
+/// One stage of a parallel statement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StageStatus {
+    /// `source` (reads the source partitions), or the keyed operator it
+    /// runs (`GroupAggregate`, `Join`, ...).
+    pub name: String,
+    pub parallelism: u32,
+    pub tasks: Vec<TaskPlacement>,
+}
+
+/// A task of a stage and where it runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskPlacement {
+    pub task: String,
+    /// The worker holding its lease; `None` while it waits for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// Counters a worker reports for a running statement.
@@ -191,6 +214,31 @@ pub struct StatementMetrics {
     /// statement last started.
     #[serde(default)]
     pub transactions: u64,
+}
+
+impl StatementMetrics {
+    /// The counters of a statement whose tasks reported `parts`: summed,
+    /// with the guarantee of the first task that has one.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a StatementMetrics>) -> StatementMetrics {
+        let mut t = StatementMetrics::default();
+        for m in parts {
+            t.records_in += m.records_in;
+            t.records_processed += m.records_processed;
+            t.records_out += m.records_out;
+            t.records_skipped += m.records_skipped;
+            t.records_late += m.records_late;
+            t.state_windows += m.state_windows;
+            t.state_groups += m.state_groups;
+            t.state_bytes += m.state_bytes;
+            t.checkpoints += m.checkpoints;
+            t.source_offset_gaps += m.source_offset_gaps;
+            t.transactions += m.transactions;
+            if t.delivery_guarantee.is_empty() {
+                t.delivery_guarantee = m.delivery_guarantee.clone();
+            }
+        }
+        t
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

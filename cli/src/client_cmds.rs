@@ -197,6 +197,17 @@ pub enum StatementCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a statement's `'sql.parallelism'` (tasks per stage): it
+    /// checkpoints, stops its tasks and starts the new number, each
+    /// restoring the state of the repartition partitions it now owns.
+    Rescale {
+        name: String,
+        /// Tasks per stage, from 1 to 256 (and within the pool's max_cfu).
+        #[arg(long)]
+        parallelism: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Delete a statement.
     Delete {
         name: String,
@@ -275,6 +286,25 @@ pub async fn statement(cmd: StatementCmd) -> anyhow::Result<()> {
                 if !s.status.detail.is_empty() {
                     println!("detail: {}", s.status.detail);
                 }
+                for st in &s.status.stages {
+                    let tasks: Vec<String> = st
+                        .tasks
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{} on {}",
+                                t.task,
+                                t.worker.as_deref().unwrap_or("(waiting)")
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "stage {} (parallelism {}): {}",
+                        st.name,
+                        st.parallelism,
+                        tasks.join(", ")
+                    );
+                }
             })
         }
         StatementCmd::Results { name, follow, conn } => {
@@ -291,6 +321,19 @@ pub async fn statement(cmd: StatementCmd) -> anyhow::Result<()> {
         }
         StatementCmd::Stop { name, conn } => set_stopped(&conn, &name, true).await,
         StatementCmd::Resume { name, conn } => set_stopped(&conn, &name, false).await,
+        StatementCmd::Rescale {
+            name,
+            parallelism,
+            conn,
+        } => {
+            let client = conn.client()?;
+            let mut s = client.get_statement(&name).await?;
+            s.spec
+                .properties
+                .insert("sql.parallelism".into(), parallelism.to_string());
+            let s = client.update_statement(&s).await?;
+            conn.print(&s, || println!("{}", line(&s)))
+        }
         StatementCmd::Delete { name, conn } => {
             conn.client()?.delete_statement(&name).await?;
             println!("Deleted {name}");

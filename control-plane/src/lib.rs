@@ -14,6 +14,7 @@ pub mod auth;
 pub mod dev;
 mod error;
 mod org;
+pub mod parallel;
 mod planning;
 pub mod provisioner;
 mod scheduler;

@@ -28,7 +28,12 @@ struct Entry {
     cancel: CancellationToken,
     supervisor: tokio::task::JoinHandle<()>,
     results: Option<Arc<ResultsBuffer>>,
-    metrics: Arc<StatementMetrics>,
+    /// Each task's counters.
+    metrics: Vec<Arc<StatementMetrics>>,
+    /// The statement's tasks (one, unless it has `'sql.parallelism'`), and
+    /// the keyed operator of a parallel one.
+    tasks: Vec<Assignment>,
+    operator: Option<&'static str>,
 }
 
 impl Entry {
@@ -146,6 +151,7 @@ impl Scheduler {
         let ctx = CatalogContext::load(&inner.store, org, env, &spec.properties).await?;
         let planner = inner.planner.clone();
         let sql = spec.statement.clone();
+        let ctx_for_tasks = ctx.clone();
         let (plan, ctx) = crate::planning::isolated(&inner.planning, org, move || {
             (replan(&planner, &sql, &ctx), ctx)
         })
@@ -162,6 +168,7 @@ impl Scheduler {
             start_offsets.entry(topic).or_default().insert(p, o);
         }
         let is_select = matches!(plan.sink, SinkSpec::Results);
+        let uid = rec.uid.clone();
         let assignment = Assignment {
             task: rec.uid.clone(),
             epoch: 0,
@@ -174,36 +181,66 @@ impl Scheduler {
             results_idle_timeout_ms: inner.config.results_idle_timeout.as_millis() as u64,
             results_capacity: inner.config.results_capacity,
             default_memory_limit: inner.config.statement_memory_limit,
+            role: Default::default(),
         };
+        let operator = match weir_sql_gateway::stages::Shape::of(&plan) {
+            weir_sql_gateway::stages::Shape::Keyed { operator, .. } => Some(operator),
+            _ => None,
+        };
+        let tasks = crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid).await?;
         if let Some(workers) = &inner.workers {
             let pool = rec
                 .compute_pool_id
                 .clone()
                 .unwrap_or_else(|| crate::dev::DEV_POOL.to_string());
             return self
-                .place(key, pool, assignment, is_select, workers.clone())
+                .place(key, pool, (tasks, operator), is_select, workers.clone())
                 .await;
         }
-        let task = assignment
-            .into_task(
-                plan,
-                Arc::new(StoreEvents {
-                    store: inner.store.clone(),
-                    key: key.clone(),
-                }),
-            )
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let events: Arc<dyn StatementEvents> = Arc::new(StoreEvents {
+            store: inner.store.clone(),
+            key: key.clone(),
+        });
+        let mut runnable = Vec::with_capacity(tasks.len());
+        for a in &tasks {
+            runnable.push(
+                a.clone()
+                    .into_task(plan.clone(), events.clone())
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            );
+        }
         inner
             .store
             .update_statement_status(org, env, name, Phase::Running.as_str(), "")
             .await?;
-        let running = inner.worker.start(task);
-        let (cancel, handle, results, metrics) = running.into_parts();
+        let cancel = CancellationToken::new();
+        let mut handles = vec![];
+        let mut metrics = vec![];
+        let mut results = None;
+        for task in runnable {
+            let running = inner.worker.start(task);
+            let (c, handle, r, m) = running.into_parts();
+            let parent = cancel.clone();
+            tokio::spawn(async move {
+                parent.cancelled().await;
+                c.cancel();
+            });
+            handles.push(handle);
+            metrics.push(m);
+            results = results.or(r);
+        }
         let this = self.clone();
         let k = key.clone();
         let m = metrics.clone();
+        let (c, r) = (cancel.clone(), results.clone());
         let supervisor = tokio::spawn(async move {
-            let outcome = handle.await;
+            let outcome = first_failure(handles, || {
+                c.cancel();
+                if let Some(r) = &r {
+                    r.close();
+                }
+            })
+            .await;
             this.finished(&k, outcome, &m, is_select).await;
         });
         self.keep(
@@ -213,6 +250,8 @@ impl Scheduler {
                 supervisor,
                 results,
                 metrics,
+                tasks,
+                operator,
             },
         );
         Ok(())
@@ -235,12 +274,12 @@ impl Scheduler {
         &self,
         key: Key,
         pool: String,
-        assignment: Assignment,
+        (tasks, operator): (Vec<Assignment>, Option<&'static str>),
         is_select: bool,
         workers: Arc<Workers>,
     ) -> Result<(), ApiError> {
         let (o, e, n) = key.clone();
-        let task = assignment.task.clone();
+        let ids: Vec<String> = tasks.iter().map(|a| a.task.clone()).collect();
         let config = &self.inner.config;
         let results = is_select.then(|| {
             Arc::new(ResultsBuffer::new(
@@ -248,7 +287,7 @@ impl Scheduler {
                 (64usize << 20).min((config.statement_memory_limit / 2) as usize),
             ))
         });
-        let metrics = Arc::new(StatementMetrics::default());
+        let metrics: Vec<Arc<StatementMetrics>> = tasks.iter().map(|_| Arc::default()).collect();
         let max_cfu = self
             .inner
             .store
@@ -257,9 +296,10 @@ impl Scheduler {
             .map_or(usize::MAX, |p| p.max_cfu.max(0) as usize);
         // PENDING first: a worker's heartbeat may lease it at once.
         let in_use = workers.current_cfu(&pool);
-        let detail = if in_use >= max_cfu {
+        let detail = if in_use + tasks.len() > max_cfu {
             format!(
-                "compute pool '{pool}' has all of its max_cfu of {max_cfu} in use ({in_use} statements running, one CFU each); waiting for one to end, or raise max_cfu"
+                "compute pool '{pool}' has {in_use} of its max_cfu of {max_cfu} in use (one CFU per task) and this statement needs {}; waiting for statements to end, or raise max_cfu",
+                tasks.len()
             )
         } else {
             format!("waiting for a worker of compute pool '{pool}' with a free slot")
@@ -268,14 +308,18 @@ impl Scheduler {
             .store
             .update_statement_status(&o, &e, &n, Phase::Pending.as_str(), &detail)
             .await?;
-        let submitted = workers.submit(
-            key.clone(),
-            pool,
-            assignment,
-            metrics.clone(),
-            results.clone(),
-            max_cfu,
-        );
+        let mut outcomes = vec![];
+        for (a, m) in tasks.iter().zip(&metrics) {
+            let submitted = workers.submit(
+                key.clone(),
+                pool.clone(),
+                a.clone(),
+                m.clone(),
+                results.clone(),
+                max_cfu,
+            );
+            outcomes.push(submitted.outcome);
+        }
         let cancel = CancellationToken::new();
         let (this, k, m, c, r) = (
             self.clone(),
@@ -289,17 +333,43 @@ impl Scheduler {
         // the statement counts as stopped anyway.
         let drain = workers.config().lease_timeout * 2 + Duration::from_secs(30);
         let supervisor = tokio::spawn(async move {
-            let mut rx = submitted.outcome;
+            let revoke_all = || {
+                for t in &ids {
+                    workers.revoke(t);
+                }
+            };
+            let mut pending: futures::stream::FuturesUnordered<_> = outcomes
+                .into_iter()
+                .map(|rx| async move { rx.await.unwrap_or(Outcome::Stopped) })
+                .collect();
+            let mut done = vec![];
             let mut abandoned = false;
+            let mut failing = false;
             let outcome = loop {
                 tokio::select! {
-                    o = &mut rx => break o.unwrap_or(Outcome::Stopped),
+                    o = futures::StreamExt::next(&mut pending) => match o {
+                        None => break combine(done),
+                        Some(o) => {
+                            // The first task to fail stops the others.
+                            if matches!(o, Outcome::Failed(_)) && !failing {
+                                failing = true;
+                                revoke_all();
+                            }
+                            done.push(o);
+                        }
+                    },
                     _ = c.cancelled() => {
-                        workers.revoke(&task);
-                        break match tokio::time::timeout(drain, &mut rx).await {
-                            Ok(o) => o.unwrap_or(Outcome::Stopped),
+                        revoke_all();
+                        let rest = futures::StreamExt::collect::<Vec<_>>(&mut pending);
+                        break match tokio::time::timeout(drain, rest).await {
+                            Ok(rest) => {
+                                done.extend(rest);
+                                combine(done)
+                            }
                             Err(_) => {
-                                workers.forget(&task);
+                                for t in &ids {
+                                    workers.forget(t);
+                                }
                                 Outcome::Stopped
                             }
                         };
@@ -307,7 +377,7 @@ impl Scheduler {
                     _ = tokio::time::sleep(Duration::from_secs(1)), if r.is_some() && !abandoned => {
                         if r.as_ref().is_some_and(|r| r.idle_for() > idle_timeout) {
                             abandoned = true;
-                            workers.revoke(&task);
+                            revoke_all();
                         }
                     }
                 }
@@ -325,6 +395,8 @@ impl Scheduler {
                 supervisor,
                 results,
                 metrics,
+                tasks,
+                operator,
             },
         );
         Ok(())
@@ -334,12 +406,12 @@ impl Scheduler {
         &self,
         key: &Key,
         outcome: Outcome,
-        metrics: &StatementMetrics,
+        metrics: &[Arc<StatementMetrics>],
         is_select: bool,
     ) {
         let (o, e, n) = key;
         let store = &self.inner.store;
-        let metrics_json = serde_json::to_string(&metrics.snapshot()).expect("metrics serialize");
+        let metrics_json = serde_json::to_string(&sum(metrics)).expect("metrics serialize");
         let _ = store.set_statement_metrics(o, e, n, &metrics_json).await;
         let update = match &outcome {
             Outcome::Completed => Some((Phase::Completed, String::new())),
@@ -400,7 +472,21 @@ impl Scheduler {
             .lock()
             .unwrap()
             .get(&key)
-            .map(|e| e.metrics.snapshot())
+            .map(|e| sum(&e.metrics))
+    }
+
+    /// A parallel statement's stages and where each task runs; empty for
+    /// a statement that is one task.
+    pub fn stages(&self, org: &str, env: &str, name: &str) -> Vec<weir_api::StageStatus> {
+        let key: Key = (org.to_string(), env.to_string(), name.to_string());
+        let g = self.inner.running.lock().unwrap();
+        let Some(e) = g.get(&key) else {
+            return vec![];
+        };
+        let workers = self.inner.workers.clone();
+        crate::parallel::stages_status(&e.tasks, e.operator, |t| {
+            workers.as_ref().and_then(|w| w.worker_of(t))
+        })
     }
 
     /// Starts every statement that was running when the process stopped.
@@ -442,4 +528,40 @@ impl Scheduler {
             let _ = e.supervisor.await;
         }
     }
+}
+
+/// The counters of a statement: its tasks' summed.
+fn sum(metrics: &[Arc<StatementMetrics>]) -> weir_api::StatementMetrics {
+    let parts: Vec<_> = metrics.iter().map(|m| m.snapshot()).collect();
+    weir_api::StatementMetrics::sum(&parts)
+}
+
+/// A statement's outcome from its tasks': the first failure, else stopped
+/// if any task was, else completed.
+fn combine(outcomes: Vec<Outcome>) -> Outcome {
+    if let Some(f) = outcomes.iter().find(|o| matches!(o, Outcome::Failed(_))) {
+        return f.clone();
+    }
+    for o in [Outcome::ResultsAbandoned, Outcome::Stopped] {
+        if outcomes.contains(&o) {
+            return o;
+        }
+    }
+    Outcome::Completed
+}
+
+/// Awaits local tasks; the first to fail makes `stop_rest` stop the others.
+async fn first_failure(
+    handles: Vec<weir_compute_pool::worker::StatementHandle>,
+    stop_rest: impl Fn(),
+) -> Outcome {
+    let mut pending: futures::stream::FuturesUnordered<_> = handles.into_iter().collect();
+    let mut all = vec![];
+    while let Some(o) = futures::StreamExt::next(&mut pending).await {
+        if matches!(o, Outcome::Failed(_)) {
+            stop_rest();
+        }
+        all.push(o);
+    }
+    combine(all)
 }

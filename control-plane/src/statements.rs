@@ -137,6 +137,7 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
                 .scheduler
                 .workers()
                 .and_then(|w| w.worker_of(&rec.uid)),
+            stages: state.scheduler.stages(&rec.org_id, &rec.env_id, &rec.name),
         },
     })
 }
@@ -307,6 +308,15 @@ async fn create(
                     .then_some(weir_api::ResultSchema { columns }),
             };
             rec.traits = Some(serde_json::to_string(&traits).expect("traits serialize"));
+            check_slots(
+                &state,
+                &org,
+                &env_id,
+                spec.compute_pool_id.as_deref(),
+                &plan,
+                &ctx,
+            )
+            .await?;
             if spec.stopped {
                 rec.phase = Phase::Stopped.as_str().into();
             }
@@ -343,6 +353,34 @@ async fn create(
         Json(resource),
     )
         .into_response())
+}
+
+/// Refuses a statement whose tasks could never all run at once on its
+/// pool (one CFU per task).
+async fn check_slots(
+    state: &AppState,
+    org: &str,
+    env_id: &str,
+    pool: Option<&str>,
+    plan: &weir_sql_gateway::StreamingPlan,
+    ctx: &CatalogContext,
+) -> Result<(), ApiError> {
+    let needed = crate::parallel::tasks_needed(plan, ctx.parallelism);
+    let Some(pool) = pool else { return Ok(()) };
+    let Some(rec) = state.store.get_pool(org, env_id, pool).await? else {
+        return Ok(());
+    };
+    let max = rec.max_cfu.max(0) as usize;
+    if needed > max {
+        let p = ctx.parallelism.unwrap_or(1);
+        return Err(ApiError::bad_request(format!(
+            "'{}' = '{p}' needs {needed} tasks ({}), more than compute pool '{pool}' has: its max_cfu is {max}, one CFU per task. Lower '{}' or raise the pool's max_cfu",
+            weir_sql_gateway::properties::PARALLELISM,
+            if needed == 2 * p as usize { format!("{p} reading the sources and {p} running the keyed operator") } else { format!("{p} reading the sources") },
+            weir_sql_gateway::properties::PARALLELISM,
+        )));
+    }
+    Ok(())
 }
 
 /// A new statement's record in `phase`, its spec and detail still empty.
@@ -585,7 +623,9 @@ async fn update(
     let version: i64 = new.metadata.resource_version.parse().map_err(|_| {
         ApiError::bad_request("metadata.resource_version is required: send the version you read")
     })?;
+    let key = weir_sql_gateway::properties::PARALLELISM;
     let change = Change {
+        parallelism: Some(new.spec.properties.get(key).cloned()),
         statement: Some(new.spec.statement),
         stopped: Some(new.spec.stopped),
         compute_pool_id: new.spec.compute_pool_id,
@@ -653,10 +693,17 @@ async fn patch(
             "/spec/compute_pool_id" => change.compute_pool_id = text("/spec/compute_pool_id")?,
             "/spec/principal" => change.principal = text("/spec/principal")?,
             "/spec/statement" => change.statement = text("/spec/statement")?,
+            "/spec/properties/sql.parallelism" => {
+                change.parallelism = Some(match &op.value {
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => text("/spec/properties/sql.parallelism")?,
+                })
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
                     "patch operation {i}: path '{other}' cannot be changed; \
-                     a statement's /spec/stopped, /spec/compute_pool_id and /spec/principal can"
+                     a statement's /spec/stopped, /spec/compute_pool_id, /spec/principal and \
+                     /spec/properties/sql.parallelism can"
                 )))
             }
         }
@@ -667,6 +714,8 @@ async fn patch(
 /// What an update or a patch asks to change; `None` leaves a field as it is.
 #[derive(Default)]
 struct Change {
+    /// A new `'sql.parallelism'` (`Some(None)`: unset it): a rescale.
+    parallelism: Option<Option<String>>,
     statement: Option<String>,
     stopped: Option<bool>,
     compute_pool_id: Option<String>,
@@ -702,6 +751,23 @@ async fn apply(
             rec.resource_version
         )));
     }
+    let key = weir_sql_gateway::properties::PARALLELISM;
+    let rescale = change
+        .parallelism
+        .filter(|p| p.as_ref() != spec.properties.get(key));
+    if let Some(p) = &rescale {
+        let mut props = spec.properties.clone();
+        match p {
+            Some(v) => props.insert(key.to_string(), v.clone()),
+            None => props.remove(key),
+        };
+        check_rescale(state, org, env_id, &rec, &spec, &props).await?;
+        if !spec.stopped && !Phase::parse(&rec.phase).unwrap_or_default().is_terminal() {
+            // The tasks drain and checkpoint; they start again below.
+            state.scheduler.stop(org, env_id, name).await;
+        }
+        spec.properties = props;
+    }
     let stopped = change.stopped.unwrap_or(spec.stopped);
     let phase = Phase::parse(&rec.phase).unwrap_or_default();
     let streaming = !matches!(phase, Phase::Completed) || rec.result.is_none();
@@ -711,6 +777,9 @@ async fn apply(
             (Phase::Stopped, "stopped by request".to_string())
         }
         (true, false) if streaming => (Phase::Pending, String::new()),
+        (false, false) if rescale.is_some() && !phase.is_terminal() => {
+            (Phase::Pending, "rescaling".to_string())
+        }
         _ => (phase, rec.detail.clone()),
     };
     spec.stopped = stopped;
@@ -747,6 +816,50 @@ async fn apply(
     Ok(Json(to_resource(state, &rec).await?))
 }
 
+/// Refuses a change of `'sql.parallelism'` (to `props`) that the statement
+/// cannot make: a value out of range or beyond its pool, or one that would
+/// split state kept by a single task (or merge state kept per partition).
+async fn check_rescale(
+    state: &AppState,
+    org: &str,
+    env_id: &str,
+    rec: &StatementRecord,
+    spec: &StatementSpec,
+    props: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let key = weir_sql_gateway::properties::PARALLELISM;
+    let ctx = CatalogContext::load(&state.store, org, env_id, props).await?;
+    let planner = state.planner.clone();
+    let sql = spec.statement.clone();
+    let (plan, ctx) = crate::planning::isolated(state.scheduler.planning(), org, move || {
+        (weir_sql_gateway::replan(&planner, &sql, &ctx), ctx)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let plan = plan?;
+    let before = spec.properties.contains_key(key);
+    if matches!(
+        weir_sql_gateway::stages::Shape::of(&plan),
+        weir_sql_gateway::stages::Shape::Keyed { .. }
+    ) && before != ctx.parallelism.is_some()
+    {
+        return Err(ApiError::bad_request(if before {
+            format!("'{key}' cannot be removed: the statement keeps its state per repartition partition; set it to 1 instead")
+        } else {
+            format!("statement '{}' was started without '{key}', so one task holds all of its state, which cannot be split; create the statement again with '{key}' to run it in parallel", rec.name)
+        }));
+    }
+    check_slots(
+        state,
+        org,
+        env_id,
+        spec.compute_pool_id.as_deref(),
+        &plan,
+        &ctx,
+    )
+    .await
+}
+
 async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -766,6 +879,20 @@ async fn delete(
         .update_statement_status(&org, &env_id, &name, Phase::Deleting.as_str(), "")
         .await?;
     state.scheduler.stop(&org, &env_id, &name).await;
+    if let Some(rec) = state.store.get_statement(&org, &env_id, &name).await? {
+        let spec: Option<StatementSpec> = serde_json::from_str(&rec.spec).ok();
+        let parallel = spec.as_ref().is_some_and(|s| {
+            s.properties
+                .contains_key(weir_sql_gateway::properties::PARALLELISM)
+        });
+        if let (true, Some(spec)) = (parallel, spec) {
+            if let Ok(ctx) =
+                CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await
+            {
+                crate::parallel::delete_exchange(&ctx, &rec.uid).await;
+            }
+        }
+    }
     state.store.delete_statement(&org, &env_id, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }

@@ -301,7 +301,9 @@ impl Workers {
             .values_mut()
             .filter(|t| t.worker.is_none() && !t.revoked && !t.held_back && t.pool == w.pool)
             .collect();
-        pending.sort_by(|a, b| a.assignment.key.cmp(&b.assignment.key));
+        pending.sort_by(|a, b| {
+            (&a.assignment.key, &a.assignment.task).cmp(&(&b.assignment.key, &b.assignment.task))
+        });
         for t in pending {
             if free == 0 {
                 break;
@@ -691,12 +693,15 @@ mod tests {
                 time_zone: "UTC".into(),
                 bounded: false,
                 snapshot: false,
+                parallelism: None,
+                max_parallelism: None,
             },
             start_offsets: Default::default(),
             checkpoint_dir: None,
             results_idle_timeout_ms: 1,
             results_capacity: 1,
             default_memory_limit: 1,
+            role: Default::default(),
         }
     }
 

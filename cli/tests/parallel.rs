@@ -1,0 +1,328 @@
+//! Statements with `'sql.parallelism'` on `weir server --workers` and two
+//! `weir worker` processes: a keyed aggregation and a join over 8-partition
+//! topics run as a source stage and a keyed stage behind a repartition
+//! topic, spread over both workers, and produce exactly the rows of the
+//! same statement run as one task; a rescale 1 → 2 → 1 under load and the
+//! loss of a worker leave the result as an undisturbed run's; a
+//! parallelism out of range or beyond the pool is a 400. Real processes,
+//! the test broker, SQLite and PostgreSQL.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::cluster::*;
+use support::*;
+
+/// An upsert table's rows, by key, as JSON text.
+fn table(topic: &str) -> BTreeMap<Vec<u8>, String> {
+    support::upsert_table(&broker(), topic)
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+}
+
+/// Waits until `a` and `b` hold the same rows, `rows` of them.
+fn wait_equal(a: &str, b: &str, rows: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ta, tb) = (table(a), table(b));
+        if ta.len() == rows && ta == tb {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{a} ({} rows) and {b} ({} rows) differ: {:?}",
+            ta.len(),
+            tb.len(),
+            ta.iter()
+                .filter(|(k, v)| tb.get(*k) != Some(*v))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn create(dev: &Dev, name: &str, sql: &str, props: &[&str]) {
+    let mut args = vec!["statement", "create", "--name", name, "--sql", sql];
+    for p in props {
+        args.extend(["--property", p]);
+    }
+    dev.ok(&args);
+}
+
+/// The workers running a statement's tasks, and its stages' parallelism.
+fn placement(dev: &Dev, name: &str) -> (BTreeSet<String>, Vec<u64>) {
+    let s = describe(dev, name);
+    let stages = s["status"]["stages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let workers = stages
+        .iter()
+        .flat_map(|st| st["tasks"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["worker"].as_str().map(str::to_string))
+        .collect();
+    let p = stages
+        .iter()
+        .map(|st| st["parallelism"].as_u64().unwrap())
+        .collect();
+    (workers, p)
+}
+
+fn keyed_aggregation_and_join_at_p2_equal_p1(database_url: &str) {
+    let dir = temp_dir();
+    let dev = server(&dir, database_url);
+    let credential = dir.join("worker-credential");
+    let _a = Killed(worker_with_slots(&dev, &credential, 3));
+    let _b = Killed(worker_with_slots(&dev, &credential, 3));
+    let (src, other) = (unique("src"), unique("other"));
+    let (agg1, agg2, j1, j2) = (unique("agg1"), unique("agg2"), unique("j1"), unique("j2"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {other} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {agg1} (amount INT, n BIGINT, s BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+        format!("CREATE TABLE {agg2} (amount INT, n BIGINT, s BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+        format!("CREATE TABLE {j1} (id BIGINT, a INT, b INT, PRIMARY KEY (id) NOT ENFORCED)"),
+        format!("CREATE TABLE {j2} (id BIGINT, a INT, b INT, PRIMARY KEY (id) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_records(&broker(), &src, 0..3000, Some(8));
+    produce_records(&broker(), &other, 1500..4000, Some(8));
+    let agg = |dst: &str| {
+        format!("INSERT INTO {dst} SELECT amount, COUNT(*), SUM(id) FROM {src} GROUP BY amount")
+    };
+    create(&dev, "agg-p1", &agg(&agg1), &[]);
+    create(&dev, "agg-p2", &agg(&agg2), &["sql.parallelism=2"]);
+    wait_equal(&agg1, &agg2, 100);
+    let (workers, p) = placement(&dev, "agg-p2");
+    assert_eq!(p, vec![2, 2], "{}", describe(&dev, "agg-p2"));
+    assert_eq!(
+        workers.len(),
+        2,
+        "the tasks run on both workers: {workers:?}"
+    );
+    // More input reaches both the same way.
+    produce_records(&broker(), &src, 3000..4000, Some(8));
+    wait_equal(&agg1, &agg2, 100);
+    let n: i64 = support::upsert_table(&broker(), &agg2)
+        .values()
+        .map(|v| v["n"].as_i64().unwrap())
+        .sum();
+    assert_eq!(n, 4000);
+    dev.ok(&["statement", "delete", "agg-p1"]);
+    dev.ok(&["statement", "delete", "agg-p2"]);
+
+    let join = |dst: &str| {
+        format!(
+            "INSERT INTO {dst} SELECT s.id, s.amount, o.amount * 2 FROM {src} s JOIN {other} o ON s.id = o.id"
+        )
+    };
+    create(&dev, "join-p1", &join(&j1), &[]);
+    create(&dev, "join-p2", &join(&j2), &["sql.parallelism=2"]);
+    // ids 1500..4000 meet.
+    wait_equal(&j1, &j2, 2500);
+    assert_eq!(placement(&dev, "join-p2").1, vec![2, 2]);
+}
+
+#[test]
+fn a_keyed_aggregation_and_a_join_at_parallelism_2_equal_one_task_sqlite() {
+    let dir = temp_dir();
+    keyed_aggregation_and_join_at_p2_equal_p1(&format!(
+        "sqlite://{}",
+        dir.join("weir.db").display()
+    ));
+}
+
+#[test]
+fn a_keyed_aggregation_and_a_join_at_parallelism_2_equal_one_task_postgres() {
+    keyed_aggregation_and_join_at_p2_equal_p1(&fresh_postgres());
+}
+
+/// Waits until `n` of `dst` sums to `total`.
+fn wait_total(dst: &str, total: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = support::upsert_table(&broker(), dst);
+        let sum: i64 = rows.values().map(|v| v["n"].as_i64().unwrap()).sum();
+        if sum == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counts sum to {sum}, not {total}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A running keyed count rescaled 1 → 2 → 1 while input keeps arriving
+/// counts every record once: each rescale drains and checkpoints the
+/// tasks, and the new ones restore the partitions they own.
+#[test]
+fn a_stateful_statement_rescaled_under_load_loses_and_doubles_nothing() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let credential = dir.join("worker-credential");
+    let _a = Killed(worker_with_slots(&dev, &credential, 2));
+    let _b = Killed(worker_with_slots(&dev, &credential, 2));
+    let (src, counts) = (unique("src"), unique("counts"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {counts} (amount INT, n BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    create(
+        &dev,
+        "count",
+        &format!("INSERT INTO {counts} SELECT amount, COUNT(*) FROM {src} GROUP BY amount"),
+        &["sql.parallelism=1", "execution.checkpointing.interval=1 s"],
+    );
+    dev.wait_phase("count", "RUNNING");
+    let feeder = Feeder::start(&src, 0, Duration::from_millis(100), Some(8));
+    std::thread::sleep(Duration::from_secs(2));
+    let timed = |p: &str| {
+        let t = Instant::now();
+        dev.ok(&["statement", "rescale", "count", "--parallelism", p]);
+        dev.wait_phase("count", "RUNNING");
+        t.elapsed()
+    };
+    let up = timed("2");
+    assert_eq!(placement(&dev, "count").1, vec![2, 2]);
+    std::thread::sleep(Duration::from_secs(2));
+    let down = timed("1");
+    assert_eq!(placement(&dev, "count").1, vec![1, 1]);
+    eprintln!("rescale 1 -> 2 took {up:?}, 2 -> 1 took {down:?}");
+    let total = feeder.finish_after_restart();
+    wait_total(&counts, total);
+}
+
+/// A worker running tasks of a parallel `MAX`/`MIN` aggregation is
+/// killed: its tasks move to the other worker and the result equals a run
+/// that was never disturbed (records read twice across the repartition
+/// topic, at-least-once, change neither a maximum nor a minimum).
+#[test]
+fn a_parallel_statement_survives_the_loss_of_a_worker() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let credential = dir.join("worker-credential");
+    let a = Killed(worker_with_slots(&dev, &credential, 4));
+    let (src, d1, d2) = (unique("src"), unique("d1"), unique("d2"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {d1} (amount INT, low BIGINT, top BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+        format!("CREATE TABLE {d2} (amount INT, low BIGINT, top BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    let sql = |dst: &str| {
+        format!("INSERT INTO {dst} SELECT amount, MIN(id), MAX(id) FROM {src} GROUP BY amount")
+    };
+    create(
+        &dev,
+        "minmax",
+        &sql(&d2),
+        &["sql.parallelism=2", "execution.checkpointing.interval=1 s"],
+    );
+    produce_records(&broker(), &src, 0..2000, Some(8));
+    dev.wait_phase("minmax", "RUNNING");
+    dev.wait_checkpoints("minmax", 1);
+    // Room for the moved tasks and the reference statement.
+    let b = Killed(worker_with_slots(&dev, &credential, 5));
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = format!("-{}", a.0.id());
+    drop(a); // SIGKILL
+    let on_b = format!("-{}", b.0.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (workers, _) = placement(&dev, "minmax");
+        if workers.len() == 1 && workers.iter().all(|w| w.ends_with(&on_b)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tasks did not move off {killed}: {}",
+            describe(&dev, "minmax")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_records(&broker(), &src, 2000..3000, Some(8));
+    // The same statement as one task, never disturbed.
+    create(&dev, "reference", &sql(&d1), &[]);
+    wait_equal(&d1, &d2, 100);
+    let s = describe(&dev, "minmax");
+    assert_eq!(s["status"]["phase"], "RUNNING", "{s}");
+}
+
+/// `'sql.parallelism'` below 1, above 256, or needing more tasks than the
+/// pool's max_cfu is a 400 at create and at rescale; a statement started
+/// as one task cannot be split later.
+#[test]
+fn a_parallelism_out_of_range_or_beyond_the_pool_is_refused() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let src = unique("src");
+    let counts = unique("counts");
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {counts} (amount INT, n BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    let sql = format!("INSERT INTO {counts} SELECT amount, COUNT(*) FROM {src} GROUP BY amount");
+    let refused = |props: &[&str], needle: &str| {
+        let mut args = vec!["statement", "create", "--sql", sql.as_str()];
+        for p in props {
+            args.extend(["--property", p]);
+        }
+        let out = dev.weir(&args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{props:?} was accepted");
+        assert!(err.contains("400") || err.contains(needle), "{err}");
+        assert!(err.contains(needle), "{props:?}: {err}");
+    };
+    refused(&["sql.parallelism=0"], "whole number from 1 to 256");
+    refused(&["sql.parallelism=257"], "whole number from 1 to 256");
+    refused(&["sql.parallelism=two"], "whole number from 1 to 256");
+    // 6 source tasks and 6 keyed tasks: 12 CFU, the dev pool has 10.
+    refused(&["sql.parallelism=6"], "max_cfu is 10");
+    // EXPLAIN says how it would run.
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "explain",
+        "--wait",
+        "--property",
+        "sql.parallelism=2",
+        "--sql",
+        &format!("EXPLAIN {sql}"),
+    ]);
+    let text = dev.ok(&["statement", "results", "explain"]);
+    assert!(text.contains("Stages: 2"), "{text}");
+    assert!(text.contains("repartition topic hashed by"), "{text}");
+    // A statement started as one task is not split later.
+    create(&dev, "one", &sql, &[]);
+    let out = dev.weir(&["statement", "rescale", "one", "--parallelism", "2"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be split"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    create(&dev, "two", &sql, &["sql.parallelism=1"]);
+    let out = dev.weir(&["statement", "rescale", "two", "--parallelism", "6"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_cfu is 10"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = describe(&dev, "two");
+    assert_eq!(s["spec"]["properties"]["sql.parallelism"], "1");
+}

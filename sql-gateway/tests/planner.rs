@@ -16,6 +16,8 @@ fn ctx() -> CatalogContext {
              ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
              WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
             "CREATE TABLE sink (id BIGINT, who STRING, total DOUBLE)",
+            "CREATE TABLE totals (id BIGINT, who STRING, total DOUBLE, \
+             PRIMARY KEY (id) NOT ENFORCED)",
         ],
     )
     .unwrap()
@@ -674,4 +676,102 @@ fn a_function_asked_for_a_gigabyte_string_plans_without_making_it() {
     let p = plan("SELECT REPEAT('x', 2000000000) AS s");
     assert!(p.explain().contains("repeat"), "{}", p.explain());
     plan("SELECT REPEAT(who, 3), LPAD(who, 10, '*'), RPAD(who, id, '-') FROM orders");
+}
+
+#[test]
+fn a_statement_splits_into_stages_by_its_stateful_operators() {
+    use weir_sql_gateway::stages::Shape;
+    let shape = |sql: &str| Shape::of(&plan(sql));
+    // No state: one stage of tasks sharing the partitions.
+    assert!(matches!(
+        shape("INSERT INTO sink SELECT id, who, amount FROM orders WHERE amount > 1"),
+        Shape::Stateless
+    ));
+    // One keyed operator: re-keyed by its key.
+    match shape("INSERT INTO totals SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id") {
+        Shape::Keyed {
+            operator,
+            left,
+            right: None,
+        } => {
+            assert_eq!(operator, "GroupAggregate");
+            assert_eq!(left.exprs.len(), 1);
+            assert!(left.exprs[0].to_string().contains("id"), "{:?}", left.exprs);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A join: each side by its half of the condition.
+    match shape(
+        "INSERT INTO sink SELECT a.id, a.who, b.amount FROM orders a JOIN orders b ON a.who = b.who",
+    ) {
+        Shape::Keyed {
+            operator: "Join",
+            left,
+            right: Some(right),
+        } => {
+            assert!(left.exprs[0].to_string().contains("who"));
+            assert!(right.exprs[0].to_string().contains("who"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Every row in one place: one task, saying why.
+    for (sql, why) in [
+        ("SELECT id FROM orders", "SELECT's rows are gathered"),
+        (
+            "INSERT INTO totals SELECT 1, MAX(who), SUM(amount) FROM orders",
+            "no grouping key",
+        ),
+        (
+            "INSERT INTO totals SELECT id, MAX(who), SUM(t) FROM (SELECT id, who, SUM(amount) AS t FROM orders GROUP BY id, who) GROUP BY id",
+            "stacked",
+        ),
+    ] {
+        match shape(sql) {
+            Shape::Single(reason) => assert!(reason.contains(why), "{sql}: {reason}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn explain_shows_the_stages_the_repartition_key_and_the_parallelism() {
+    let sql = "EXPLAIN INSERT INTO totals SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id";
+    let mut c = ctx();
+    c.parallelism = Some(3);
+    c.max_parallelism = Some(12);
+    let Analysis::Explain(text) = analyze(&Planner::new(), sql, &c).unwrap() else {
+        panic!("not an explain")
+    };
+    assert!(text.contains("Stages: 2"), "{text}");
+    assert!(text.contains("Stage 1 (source): parallelism=3"), "{text}");
+    assert!(text.contains("into 12 partitions"), "{text}");
+    assert!(
+        text.contains("Stage 2 (GroupAggregate, sink): parallelism=3"),
+        "{text}"
+    );
+    let Analysis::Explain(text) = analyze(&Planner::new(), sql, &ctx()).unwrap() else {
+        panic!("not an explain")
+    };
+    assert!(text.contains("set 'sql.parallelism'"), "{text}");
+}
+
+#[test]
+fn parallelism_properties_are_checked() {
+    use std::collections::BTreeMap;
+    use weir_sql_gateway::stages::{max_parallelism, parallelism};
+    let props = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+    assert_eq!(parallelism(&BTreeMap::new()).unwrap(), None);
+    assert_eq!(
+        parallelism(&props("sql.parallelism", "4")).unwrap(),
+        Some(4)
+    );
+    for bad in ["0", "-1", "257", "two", ""] {
+        let e = parallelism(&props("sql.parallelism", bad)).unwrap_err();
+        assert!(e.to_string().contains("from 1 to 256"), "{bad}: {e}");
+    }
+    assert_eq!(
+        max_parallelism(&props("sql.max-parallelism", "64")).unwrap(),
+        Some(64)
+    );
+    assert!(max_parallelism(&props("sql.max-parallelism", "5000")).is_err());
 }

@@ -988,6 +988,26 @@ async fn write_all(
     ),
     metrics: &StatementMetrics,
 ) -> Result<(), EngineError> {
+    send_all(out, limit, written, (sink, producer, results), metrics).await?;
+    if let Some(p) = producer {
+        p.context().wait().await?;
+    }
+    Ok(())
+}
+
+/// [`write_all`] without waiting for the broker to acknowledge what was
+/// sent (a keyed task waits once, before it checkpoints).
+async fn send_all(
+    out: Vec<Changes>,
+    limit: Option<usize>,
+    written: &mut usize,
+    (sink, producer, results): (
+        &SinkSpec,
+        Option<&SinkProducer>,
+        Option<&Arc<ResultsBuffer>>,
+    ),
+    metrics: &StatementMetrics,
+) -> Result<(), EngineError> {
     for batch in out {
         let batch = match limit {
             Some(l) if *written + batch.num_rows() > l => batch.slice(0, l - *written),
@@ -1070,7 +1090,6 @@ async fn write_batch(
                     }
                 }
             }
-            acks.wait().await?;
         }
     }
     Ok(())

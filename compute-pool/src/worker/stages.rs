@@ -15,6 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+
 use arrow::array::RecordBatch;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,7 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use weir_sql_gateway::stages::Shape;
 
-use super::{now_ms, write_all, MemoryWatch, Outcome, StatementMetrics, StatementTask};
+use super::{now_ms, send_all, MemoryWatch, Outcome, StatementMetrics, StatementTask};
 use crate::connector::kafka::{sink_producer, SinkProducer};
 use crate::operators::changelog::Changes;
 use crate::runtime::checkpoint::{Checkpointer, Snapshot};
@@ -361,61 +363,22 @@ pub(super) async fn run_keyed(
         tokio::select! {
             _ = cancel.cancelled() => break Outcome::Stopped,
             m = consumer.recv(), if !parts.is_empty() => {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) if super::transient(&e) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                let k = m.partition() as u32;
-                let Some(part) = parts.get_mut(&k) else { continue };
-                part.next = m.offset() + 1;
-                part.dirty = true;
-                let h = m
-                    .headers()
-                    .and_then(|hs| hs.iter().find(|h| h.key == HEADER).and_then(|h| h.value))
-                    .ok_or_else(|| EngineError::Plan(format!(
-                        "record {} of repartition partition {k} has no '{HEADER}' header",
-                        m.offset()
-                    )))?;
-                let (kind, right, writer) = read_header(h)?;
                 let mut out = vec![];
-                let slot = part.upstream.get_mut(writer as usize);
-                match kind {
-                    RecordKind::Rows => {
-                        let c = decode_changes(m.payload().unwrap_or_default())?;
-                        if let Some(u) = slot {
-                            u.idle = false;
-                        }
-                        part.stages.set_processing_time(now_ms());
-                        out.extend(part.stages.process_changes(Target::Stage { index: 0, right }, c)?);
+                let mut next = Some(m);
+                // What has arrived already is taken in the same turn.
+                let mut taken = 0;
+                while let Some(m) = next.take() {
+                    match m {
+                        Ok(m) => on_record(&mut parts, &m, &mut out)?,
+                        Err(e) if super::transient(&e) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    RecordKind::Watermark => {
-                        let bytes: [u8; 8] = m
-                            .payload()
-                            .and_then(|p| p.try_into().ok())
-                            .ok_or_else(|| EngineError::Plan("a malformed watermark record in a repartition topic".into()))?;
-                        if let Some(u) = slot {
-                            let w = i64::from_le_bytes(bytes);
-                            u.watermark = Some(u.watermark.map_or(w, |o| o.max(w)));
-                            u.idle = false;
-                        }
-                    }
-                    RecordKind::Idle => {
-                        if let Some(u) = slot {
-                            u.idle = true;
-                        }
-                    }
-                    RecordKind::End => {
-                        if let Some(u) = slot {
-                            u.ended = true;
-                        }
+                    taken += 1;
+                    if taken < DRAIN_RECORDS {
+                        next = consumer.recv().now_or_never();
                     }
                 }
-                if let Some(wm) = part.watermark().filter(|w| Some(*w) > part.advanced) {
-                    part.advanced = Some(wm);
-                    out.extend(part.stages.advance(wm)?);
-                }
-                write_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                send_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
                 if watched_at.elapsed() >= Duration::from_secs(1) {
                     watched_at = Instant::now();
                     observe(&parts, metrics);
@@ -427,6 +390,8 @@ pub(super) async fn run_keyed(
                 }
             }
             _ = checkpoint_tick.tick() => {
+                // A checkpoint covers only output the broker has.
+                producer.context().wait().await?;
                 checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
             }
             _ = proctime_tick.tick(), if timers => {
@@ -437,16 +402,84 @@ pub(super) async fn run_keyed(
                     p.dirty |= !fired.is_empty();
                     out.extend(fired);
                 }
-                write_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                send_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
             }
         }
     };
+    producer.context().wait().await?;
     // Everything processed is written and acknowledged: checkpoint it, so
     // that whichever task owns a partition next resumes where this one
     // stopped.
     checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
     observe(&parts, metrics);
     Ok(outcome)
+}
+
+/// The most records a keyed task takes in one turn.
+const DRAIN_RECORDS: usize = 256;
+
+/// Applies one record of the repartition topic to its partition; what the
+/// operator emits goes into `out`.
+fn on_record(
+    parts: &mut BTreeMap<u32, Part>,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    out: &mut Vec<Changes>,
+) -> Result<(), EngineError> {
+    let k = m.partition() as u32;
+    let Some(part) = parts.get_mut(&k) else {
+        return Ok(());
+    };
+    part.next = m.offset() + 1;
+    part.dirty = true;
+    let h = m
+        .headers()
+        .and_then(|hs| hs.iter().find(|h| h.key == HEADER).and_then(|h| h.value))
+        .ok_or_else(|| {
+            EngineError::Plan(format!(
+                "record {} of repartition partition {k} has no '{HEADER}' header",
+                m.offset()
+            ))
+        })?;
+    let (kind, right, writer) = read_header(h)?;
+    let slot = part.upstream.get_mut(writer as usize);
+    match kind {
+        RecordKind::Rows => {
+            let c = decode_changes(m.payload().unwrap_or_default())?;
+            if let Some(u) = slot {
+                u.idle = false;
+            }
+            part.stages.set_processing_time(now_ms());
+            out.extend(
+                part.stages
+                    .process_changes(Target::Stage { index: 0, right }, c)?,
+            );
+        }
+        RecordKind::Watermark => {
+            let bytes: [u8; 8] = m.payload().and_then(|p| p.try_into().ok()).ok_or_else(|| {
+                EngineError::Plan("a malformed watermark record in a repartition topic".into())
+            })?;
+            if let Some(u) = slot {
+                let w = i64::from_le_bytes(bytes);
+                u.watermark = Some(u.watermark.map_or(w, |o| o.max(w)));
+                u.idle = false;
+            }
+        }
+        RecordKind::Idle => {
+            if let Some(u) = slot {
+                u.idle = true;
+            }
+        }
+        RecordKind::End => {
+            if let Some(u) = slot {
+                u.ended = true;
+            }
+        }
+    }
+    if let Some(wm) = part.watermark().filter(|w| Some(*w) > part.advanced) {
+        part.advanced = Some(wm);
+        out.extend(part.stages.advance(wm)?);
+    }
+    Ok(())
 }
 
 /// Records the partitions' state sizes and late rows in `metrics`.

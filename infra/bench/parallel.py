@@ -41,13 +41,8 @@ def main():
     queries = {q: QUERIES[q] for q in a.queries.split(",")}
     weir_bin, data_bin = vf.build()
     sql = json.loads(subprocess.run([data_bin, "sql"], capture_output=True, text=True, check=True).stdout)
-    data_dir = os.path.join(os.path.expanduser("~/.cache/weir/bench"), f"nexmark-{a.events}")
-    counts_file = os.path.join(data_dir, "counts.json")
-    if not os.path.exists(counts_file):
-        out = subprocess.run([data_bin, "files", "--events", str(a.events), "--dir", data_dir],
-                             capture_output=True, text=True, check=True).stdout
-        open(counts_file, "w").write(out)
-    bids = json.load(open(counts_file))["bid"]
+    data_dir, counts = vf.nexmark_files(data_bin, a.events)
+    bids = counts["bid"]
     w = vf.Weir(weir_bin, None)
     results = []
     try:

@@ -101,6 +101,18 @@ def build():
     return os.path.join(TARGET, "release", "weir"), os.path.join(TARGET, "release", "nexmark-data")
 
 
+def nexmark_files(data_bin, events):
+    """The folder of `events` Nexmark events as JSON-lines files (made once,
+    kept under ~/.cache/weir/bench), and the count of records per table."""
+    data_dir = os.path.join(os.path.expanduser("~/.cache/weir/bench"), f"nexmark-{events}")
+    counts_file = os.path.join(data_dir, "counts.json")
+    if not os.path.exists(counts_file):
+        out = subprocess.run([data_bin, "files", "--events", str(events), "--dir", data_dir],
+                             capture_output=True, text=True, check=True).stdout
+        open(counts_file, "w").write(out)
+    return data_dir, json.load(open(counts_file))
+
+
 def flink_python():
     venv = os.path.join(TOOLS, "flink")
     py = os.path.join(venv, "bin", "python")
@@ -249,13 +261,7 @@ def main():
     sql = json.loads(subprocess.run([data_bin, "sql"], capture_output=True, text=True, check=True).stdout)
     all_queries = dict(sql["queries"], tumble=KEYED_TUMBLE)
     queries = {q: all_queries[q] for q in a.queries.split(",")}
-    data_dir = os.path.join(os.path.expanduser("~/.cache/weir/bench"), f"nexmark-{a.events}")
-    counts_file = os.path.join(data_dir, "counts.json")
-    if not os.path.exists(counts_file):
-        out = subprocess.run([data_bin, "files", "--events", str(a.events), "--dir", data_dir],
-                             capture_output=True, text=True, check=True).stdout
-        open(counts_file, "w").write(out)
-    counts = json.load(open(counts_file))
+    data_dir, counts = nexmark_files(data_bin, a.events)
     weir = run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, a.bootstrap)
     flink = {} if a.no_flink else run_flink(data_dir, sql, counts, queries)
     broker = a.bootstrap or "weir dev's own broker"

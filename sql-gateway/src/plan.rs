@@ -617,44 +617,15 @@ impl PlanNode {
     pub fn is_bounded(&self) -> bool {
         match self {
             PlanNode::Source(s) => s.bounded,
-            PlanNode::Values { .. } => true,
-            PlanNode::Limit { .. } => true,
-            PlanNode::Filter { input, .. }
-            | PlanNode::Project { input, .. }
-            | PlanNode::Expand { input, .. }
-            | PlanNode::Unnest { input, .. }
-            | PlanNode::OverAggregate { input, .. }
-            | PlanNode::ChangelogNormalize { input, .. }
-            | PlanNode::WindowAggregate { input, .. }
-            | PlanNode::GroupAggregate { input, .. }
-            | PlanNode::TopN { input, .. } => input.is_bounded(),
-            PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_bounded),
-            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
-                left.is_bounded() && right.is_bounded()
-            }
+            PlanNode::Values { .. } | PlanNode::Limit { .. } => true,
+            other => other.inputs().iter().all(|i| i.is_bounded()),
         }
     }
 
     pub fn sources(&self) -> Vec<&SourceSpec> {
         match self {
             PlanNode::Source(s) => vec![s],
-            PlanNode::Values { .. } => vec![],
-            PlanNode::Filter { input, .. }
-            | PlanNode::Project { input, .. }
-            | PlanNode::Expand { input, .. }
-            | PlanNode::Unnest { input, .. }
-            | PlanNode::OverAggregate { input, .. }
-            | PlanNode::ChangelogNormalize { input, .. }
-            | PlanNode::WindowAggregate { input, .. }
-            | PlanNode::GroupAggregate { input, .. }
-            | PlanNode::TopN { input, .. }
-            | PlanNode::Limit { input, .. } => input.sources(),
-            PlanNode::Union { inputs } => inputs.iter().flat_map(|i| i.sources()).collect(),
-            PlanNode::Join { left, right, .. } | PlanNode::TemporalJoin { left, right, .. } => {
-                let mut s = left.sources();
-                s.extend(right.sources());
-                s
-            }
+            other => other.inputs().iter().flat_map(|i| i.sources()).collect(),
         }
     }
 

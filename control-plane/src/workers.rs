@@ -284,22 +284,44 @@ impl Workers {
                 t.worker = None;
             }
         }
-        let held = tasks
+        let (pool, slots, name) = (w.pool.clone(), w.slots, w.name.clone());
+        let held_by = |worker: &str| {
+            tasks
+                .values()
+                .filter(|t| t.worker.as_deref() == Some(worker))
+                .count()
+        };
+        let held = held_by(id);
+        let mut free = (slots as usize).saturating_sub(held);
+        // Spread: while other workers of the pool have room too, a worker
+        // takes no more than its even share of the pool's tasks (running
+        // and waiting), so that a parallel statement's tasks land on
+        // several workers.
+        let waiting = tasks
             .values()
-            .filter(|t| t.worker.as_deref() == Some(id))
+            .filter(|t| t.worker.is_none() && !t.revoked && !t.held_back && t.pool == pool)
             .count();
-        let mut free = (w.slots as usize).saturating_sub(held);
-        // And no more than the pool's max_cfu across its workers.
+        let with_room = workers
+            .iter()
+            .filter(|(wid, x)| x.pool == pool && held_by(wid) < x.slots as usize)
+            .count()
+            .max(1);
         let pool_in_use = tasks
             .values()
-            .filter(|t| t.pool == w.pool && t.worker.is_some())
+            .filter(|t| t.pool == pool && t.worker.is_some())
             .count();
-        let pool_max = max_cfu.get(&w.pool).copied().unwrap_or(usize::MAX);
+        free = free.min(
+            (waiting + pool_in_use)
+                .div_ceil(with_room)
+                .saturating_sub(held),
+        );
+        // And no more than the pool's max_cfu across its workers.
+        let pool_max = max_cfu.get(&pool).copied().unwrap_or(usize::MAX);
         free = free.min(pool_max.saturating_sub(pool_in_use));
         let mut placed = vec![];
         let mut pending: Vec<&mut TaskEntry> = tasks
             .values_mut()
-            .filter(|t| t.worker.is_none() && !t.revoked && !t.held_back && t.pool == w.pool)
+            .filter(|t| t.worker.is_none() && !t.revoked && !t.held_back && t.pool == pool)
             .collect();
         pending.sort_by(|a, b| {
             (&a.assignment.key, &a.assignment.task).cmp(&(&b.assignment.key, &b.assignment.task))
@@ -315,7 +337,7 @@ impl Workers {
             let mut a = t.assignment.clone();
             a.epoch = t.epoch;
             reply.start.push(a);
-            placed.push((t.key.clone(), w.name.clone()));
+            placed.push((t.key.clone(), name.clone()));
             free -= 1;
         }
         Some((reply, placed))
@@ -840,6 +862,34 @@ mod tests {
         // Never leased again.
         let b = register(&w, 1);
         assert!(beat(&w, &b, &[]).start.is_empty());
+    }
+
+    #[tokio::test]
+    async fn waiting_tasks_are_spread_over_the_workers_with_room() {
+        let w = workers(60_000).await;
+        let _rx: Vec<_> = ["t1", "t2", "t3", "t4"]
+            .iter()
+            .map(|t| submit(&w, t))
+            .collect();
+        let (a, b) = (register(&w, 4), register(&w, 4));
+        let first = beat(&w, &a, &[]).start;
+        assert_eq!(first.len(), 2, "an even share of four over two workers");
+        let second = beat(&w, &b, &[]).start;
+        assert_eq!(second.len(), 2, "the rest");
+        let running = |v: &[Assignment]| -> Vec<(String, u64)> {
+            v.iter().map(|s| (s.task.clone(), s.epoch)).collect()
+        };
+        let (on_a, on_b) = (running(&first), running(&second));
+        fn refs(v: &[(String, u64)]) -> Vec<(&str, u64)> {
+            v.iter().map(|(t, e)| (t.as_str(), *e)).collect()
+        }
+        // More waits: shared again among those with room.
+        let _more: Vec<_> = ["t5", "t6", "t7"].iter().map(|t| submit(&w, t)).collect();
+        let c = register(&w, 1);
+        assert_eq!(beat(&w, &c, &[]).start.len(), 1, "its one slot");
+        // c is full now: a and b share the pool's seven tasks.
+        assert_eq!(beat(&w, &a, &refs(&on_a)).start.len(), 2, "its share");
+        assert!(beat(&w, &b, &refs(&on_b)).start.is_empty(), "none left");
     }
 
     #[tokio::test]

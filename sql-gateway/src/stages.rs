@@ -88,11 +88,6 @@ impl Shape {
             )),
         }
     }
-
-    /// Whether the statement can run as more than one task.
-    pub fn is_parallel(&self) -> bool {
-        !matches!(self, Shape::Single(_))
-    }
 }
 
 /// The stateful nodes of a plan, top first, and the number of sources.

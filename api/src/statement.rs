@@ -167,7 +167,8 @@ pub struct StageStatus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TaskPlacement {
     pub task: String,
-    /// The worker holding its lease; `None` while it waits for one.
+    /// The worker holding its lease (`local` when the server runs its
+    /// statements itself); `None` while it waits for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
 }

@@ -483,9 +483,12 @@ impl Scheduler {
         let Some(e) = g.get(&key) else {
             return vec![];
         };
+        // Without worker processes every task runs in this process, the
+        // local worker.
         let workers = self.inner.workers.clone();
-        crate::parallel::stages_status(&e.tasks, e.operator, |t| {
-            workers.as_ref().and_then(|w| w.worker_of(t))
+        crate::parallel::stages_status(&e.tasks, e.operator, |t| match &workers {
+            Some(w) => w.worker_of(t),
+            None => Some("local".into()),
         })
     }
 

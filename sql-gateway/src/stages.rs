@@ -109,22 +109,28 @@ fn keyed(node: &PlanNode) -> Shape {
         exprs: exprs.to_vec(),
         schema: schema.clone(),
     };
+    // An operator with one input, keyed by `exprs` unless there are none.
+    let one_input = |exprs: &[Expr], schema: &DFSchemaRef, without: &str| {
+        if exprs.is_empty() {
+            return single(without);
+        }
+        Shape::Keyed {
+            operator: node.name(),
+            left: key(exprs, schema),
+            right: None,
+        }
+    };
     match node {
         PlanNode::GroupAggregate {
             keys, input_schema, ..
         }
         | PlanNode::WindowAggregate {
             keys, input_schema, ..
-        } => {
-            if keys.is_empty() {
-                return single("has no grouping key, so every row meets in one task");
-            }
-            Shape::Keyed {
-                operator: node.name(),
-                left: key(keys, input_schema),
-                right: None,
-            }
-        }
+        } => one_input(
+            keys,
+            input_schema,
+            "has no grouping key, so every row meets in one task",
+        ),
         PlanNode::TopN {
             partition_by,
             input_schema,
@@ -134,34 +140,25 @@ fn keyed(node: &PlanNode) -> Shape {
             partition_by,
             input_schema,
             ..
-        } => {
-            if partition_by.is_empty() {
-                return single("has no PARTITION BY, so every row meets in one task");
-            }
-            Shape::Keyed {
-                operator: node.name(),
-                left: key(partition_by, input_schema),
-                right: None,
-            }
-        }
+        } => one_input(
+            partition_by,
+            input_schema,
+            "has no PARTITION BY, so every row meets in one task",
+        ),
         PlanNode::ChangelogNormalize {
             keys,
             retract,
             schema,
             ..
         } => {
-            if *retract || keys.is_empty() {
-                return single("has no primary key to split by");
-            }
-            let exprs: Vec<Expr> = keys
-                .iter()
-                .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
-                .collect();
-            Shape::Keyed {
-                operator: node.name(),
-                left: key(&exprs, schema),
-                right: None,
-            }
+            let exprs: Vec<Expr> = match retract {
+                true => vec![],
+                false => keys
+                    .iter()
+                    .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
+                    .collect(),
+            };
+            one_input(&exprs, schema, "has no primary key to split by")
         }
         PlanNode::Join {
             on,

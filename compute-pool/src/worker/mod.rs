@@ -976,20 +976,24 @@ async fn store_offsets(
 /// How often processing-time windows are checked for firing.
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(100);
 
+/// Where a task's output goes: the sink, its Kafka producer (a table) or
+/// its results buffer (a `SELECT`).
+type Sink<'a> = (
+    &'a SinkSpec,
+    Option<&'a SinkProducer>,
+    Option<&'a Arc<ResultsBuffer>>,
+);
+
 /// Writes `out` to the sink, up to `limit` rows in all (`written` so far).
 async fn write_all(
     out: Vec<Changes>,
     limit: Option<usize>,
     written: &mut usize,
-    (sink, producer, results): (
-        &SinkSpec,
-        Option<&SinkProducer>,
-        Option<&Arc<ResultsBuffer>>,
-    ),
+    sink: Sink<'_>,
     metrics: &StatementMetrics,
 ) -> Result<(), EngineError> {
-    send_all(out, limit, written, (sink, producer, results), metrics).await?;
-    if let Some(p) = producer {
+    send_all(out, limit, written, sink, metrics).await?;
+    if let Some(p) = sink.1 {
         p.context().wait().await?;
     }
     Ok(())
@@ -1001,11 +1005,7 @@ async fn send_all(
     out: Vec<Changes>,
     limit: Option<usize>,
     written: &mut usize,
-    (sink, producer, results): (
-        &SinkSpec,
-        Option<&SinkProducer>,
-        Option<&Arc<ResultsBuffer>>,
-    ),
+    (sink, producer, results): Sink<'_>,
     metrics: &StatementMetrics,
 ) -> Result<(), EngineError> {
     for batch in out {

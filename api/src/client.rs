@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{
-    CreateStatementRequest, ErrorBody, Statement, StatementExceptionList, StatementList,
-    StatementResult,
+    ComputePool, ComputePoolList, ComputePoolRequest, CreateStatementRequest, ErrorBody, Statement,
+    StatementExceptionList, StatementList, StatementResult, UsageList,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,11 @@ impl Client {
             credentials,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The environment this client is bound to.
+    pub fn env(&self) -> &str {
+        &self.env
     }
 
     fn statements_url(&self) -> String {
@@ -165,6 +170,60 @@ impl Client {
     pub async fn exceptions(&self, name: &str) -> Result<StatementExceptionList, ClientError> {
         let url = format!("{}/{name}/exceptions", self.statements_url());
         self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    fn pools_url(&self, id: Option<&str>) -> String {
+        match id {
+            Some(id) => format!(
+                "{}/fcpm/v2/compute-pools/{id}?environment={}",
+                self.base, self.env
+            ),
+            None => format!(
+                "{}/fcpm/v2/compute-pools?environment={}",
+                self.base, self.env
+            ),
+        }
+    }
+
+    pub async fn list_pools(&self) -> Result<ComputePoolList, ClientError> {
+        self.call::<(), _>(Method::GET, &self.pools_url(None), None)
+            .await
+    }
+
+    pub async fn get_pool(&self, id: &str) -> Result<ComputePool, ClientError> {
+        self.call::<(), _>(Method::GET, &self.pools_url(Some(id)), None)
+            .await
+    }
+
+    pub async fn create_pool(&self, req: &ComputePoolRequest) -> Result<ComputePool, ClientError> {
+        self.call(Method::POST, &self.pools_url(None), Some(req))
+            .await
+    }
+
+    /// Changes the fields `req.spec` sets.
+    pub async fn update_pool(
+        &self,
+        id: &str,
+        req: &ComputePoolRequest,
+    ) -> Result<ComputePool, ClientError> {
+        self.call(Method::PATCH, &self.pools_url(Some(id)), Some(req))
+            .await
+    }
+
+    pub async fn delete_pool(&self, id: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call::<(), _>(Method::DELETE, &self.pools_url(Some(id)), None)
+            .await?;
+        Ok(())
+    }
+
+    /// The organization's usage; `query` holds the usage API's parameters
+    /// (`start`, `end`, `granularity`, `environment`, `compute_pool`,
+    /// `statement`, `group_by`).
+    pub async fn usage(&self, query: &[(&str, &str)]) -> Result<UsageList, ClientError> {
+        let url = reqwest::Url::parse_with_params(&format!("{}/weir/v1/usage", self.base), query)
+            .map_err(|e| ClientError::Decode(format!("bad API URL {}: {e}", self.base)))?;
+        self.call::<(), _>(Method::GET, url.as_str(), None).await
     }
 
     /// Polls until the statement leaves `PENDING` (or `timeout` passes).

@@ -8,10 +8,12 @@
 
 mod client;
 mod error;
+mod pool;
 mod statement;
 
 pub use client::{Client, ClientError, Credentials};
 pub use error::{ErrorBody, ErrorItem, ErrorSource};
+pub use pool::*;
 pub use statement::*;
 
 /// The `api_version` of the statement resources.

@@ -346,33 +346,3 @@ pub struct StatementExceptionList {
     pub kind: String,
     pub data: Vec<StatementException>,
 }
-
-/// A compute pool: a named, elastic budget of compute.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ComputePool {
-    pub api_version: String,
-    pub kind: String,
-    pub id: String,
-    pub spec: ComputePoolSpec,
-    pub status: ComputePoolStatus,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ComputePoolSpec {
-    pub display_name: String,
-    pub max_cfu: u32,
-    pub environment: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ComputePoolStatus {
-    pub phase: String,
-    pub current_cfu: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ComputePoolList {
-    pub api_version: String,
-    pub kind: String,
-    pub data: Vec<ComputePool>,
-}

@@ -21,7 +21,7 @@ pub use error::CatalogError;
 pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
 pub use store::{
     ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, SpecUpdate, StatementFilter,
-    StatementRecord, Store,
+    StatementRecord, Store, UsageFilter, UsageRecord,
 };
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,

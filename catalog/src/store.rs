@@ -49,6 +49,46 @@ pub struct PoolRecord {
     pub id: String,
     pub display_name: String,
     pub max_cfu: i64,
+    /// The autoscaler's settings as JSON; `{}`: the defaults.
+    pub autoscaler: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl PoolRecord {
+    /// A new pool with the autoscaler's defaults.
+    pub fn new(id: &str, display_name: &str, max_cfu: i64) -> PoolRecord {
+        PoolRecord {
+            id: id.into(),
+            display_name: display_name.into(),
+            max_cfu,
+            autoscaler: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+/// The CFUs one statement held in one minute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub env_id: String,
+    pub pool_id: String,
+    pub statement_name: String,
+    pub statement_uid: String,
+    /// Milliseconds since the epoch of the minute's start.
+    pub minute: i64,
+    pub cfu: i64,
+}
+
+/// Which usage rows to read: one organization's, in `[start, end)`.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub env_id: Option<String>,
+    pub pool_id: Option<String>,
+    pub statement_name: Option<String>,
+    pub start: i64,
+    pub end: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,7 +383,7 @@ impl Store {
         pool: &PoolRecord,
     ) -> Result<(), CatalogError> {
         sqlx::query(
-            "INSERT INTO compute_pools (org_id, env_id, id, display_name, max_cfu, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO compute_pools (org_id, env_id, id, display_name, max_cfu, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (org_id, env_id, id) DO NOTHING",
         )
         .bind(org)
@@ -357,6 +397,101 @@ impl Store {
         Ok(())
     }
 
+    /// Creates a pool; its id must be new in the environment.
+    pub async fn create_pool(
+        &self,
+        org: &str,
+        env: &str,
+        pool: &PoolRecord,
+    ) -> Result<(), CatalogError> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO compute_pools (org_id, env_id, id, display_name, max_cfu, autoscaler, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (org_id, env_id, id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(&pool.id)
+        .bind(&pool.display_name)
+        .bind(pool.max_cfu)
+        .bind(&pool.autoscaler)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::AlreadyExists {
+                what: "compute pool",
+                name: pool.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a pool's display name, `max_cfu` and autoscaler settings.
+    pub async fn update_pool(
+        &self,
+        org: &str,
+        env: &str,
+        pool: &PoolRecord,
+    ) -> Result<(), CatalogError> {
+        let done = sqlx::query(
+            "UPDATE compute_pools SET display_name = $1, max_cfu = $2, autoscaler = $3, updated_at = $4 \
+             WHERE org_id = $5 AND env_id = $6 AND id = $7",
+        )
+        .bind(&pool.display_name)
+        .bind(pool.max_cfu)
+        .bind(&pool.autoscaler)
+        .bind(now_millis())
+        .bind(org)
+        .bind(env)
+        .bind(&pool.id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound {
+                what: "compute pool",
+                name: pool.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes a pool unless a statement that has not ended runs on it:
+    /// then `Err(names)` lists those statements (at most 20).
+    pub async fn delete_pool(
+        &self,
+        org: &str,
+        env: &str,
+        id: &str,
+    ) -> Result<Result<bool, Vec<String>>, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT name FROM statements WHERE org_id = $1 AND env_id = $2 AND compute_pool_id = $3 \
+             AND phase IN ('PENDING', 'RUNNING', 'DEGRADED', 'STOPPING') ORDER BY name LIMIT 20",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !rows.is_empty() {
+            let names = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("name"))
+                .collect::<Result<_, _>>()?;
+            return Ok(Err(names));
+        }
+        let done =
+            sqlx::query("DELETE FROM compute_pools WHERE org_id = $1 AND env_id = $2 AND id = $3")
+                .bind(org)
+                .bind(env)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Ok(done.rows_affected() > 0))
+    }
+
     pub async fn get_pool(
         &self,
         org: &str,
@@ -364,7 +499,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<PoolRecord>, CatalogError> {
         let row = sqlx::query(
-            "SELECT id, display_name, max_cfu FROM compute_pools WHERE org_id = $1 AND env_id = $2 AND id = $3",
+            "SELECT id, display_name, max_cfu, autoscaler, created_at, updated_at FROM compute_pools WHERE org_id = $1 AND env_id = $2 AND id = $3",
         )
         .bind(org)
         .bind(env)
@@ -378,7 +513,7 @@ impl Store {
 
     pub async fn list_pools(&self, org: &str, env: &str) -> Result<Vec<PoolRecord>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, display_name, max_cfu FROM compute_pools WHERE org_id = $1 AND env_id = $2 ORDER BY id",
+            "SELECT id, display_name, max_cfu, autoscaler, created_at, updated_at FROM compute_pools WHERE org_id = $1 AND env_id = $2 ORDER BY id",
         )
         .bind(org)
         .bind(env)
@@ -386,6 +521,124 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| pool_from_row(r).map_err(Into::into))
+            .collect()
+    }
+
+    // ---- metering ----------------------------------------------------------
+
+    /// Records that a statement held `cfu` CFUs during a minute. Recording
+    /// the same minute again keeps the larger figure, so that retries and
+    /// restarts never bill a minute twice.
+    pub async fn record_usage(&self, org: &str, u: &UsageRecord) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO usage_minutes (org_id, env_id, pool_id, statement_name, statement_uid, minute, cfu) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (org_id, env_id, statement_uid, minute) \
+             DO UPDATE SET cfu = CASE WHEN excluded.cfu > usage_minutes.cfu THEN excluded.cfu ELSE usage_minutes.cfu END",
+        )
+        .bind(org)
+        .bind(&u.env_id)
+        .bind(&u.pool_id)
+        .bind(&u.statement_name)
+        .bind(&u.statement_uid)
+        .bind(u.minute)
+        .bind(u.cfu)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An organization's CFU-minutes in the filter's range, summed per
+    /// bucket of `bucket_ms` (aligned to the epoch), environment and pool,
+    /// and per statement when `by_statement`; oldest first.
+    pub async fn usage_totals(
+        &self,
+        org: &str,
+        f: &UsageFilter,
+        bucket_ms: i64,
+        by_statement: bool,
+    ) -> Result<Vec<UsageRecord>, CatalogError> {
+        let (column, group) = if by_statement {
+            ("statement_name", ", statement_name")
+        } else {
+            ("''", "")
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT (minute / $7) * $7 AS bucket, env_id, pool_id, {column} AS statement, CAST(SUM(cfu) AS BIGINT) AS cfu \
+             FROM usage_minutes WHERE org_id = $1 AND minute >= $2 AND minute < $3 \
+             AND ($4 = '' OR env_id = $4) AND ($5 = '' OR pool_id = $5) AND ($6 = '' OR statement_name = $6) \
+             GROUP BY (minute / $7) * $7, env_id, pool_id{group} ORDER BY bucket, env_id, pool_id{group}"
+        ))
+        .bind(org)
+        .bind(f.start)
+        .bind(f.end)
+        .bind(f.env_id.as_deref().unwrap_or(""))
+        .bind(f.pool_id.as_deref().unwrap_or(""))
+        .bind(f.statement_name.as_deref().unwrap_or(""))
+        .bind(bucket_ms.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRecord {
+                    env_id: r.try_get("env_id")?,
+                    pool_id: r.try_get("pool_id")?,
+                    statement_name: r.try_get("statement")?,
+                    statement_uid: String::new(),
+                    minute: r.try_get("bucket")?,
+                    cfu: r.try_get("cfu")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- scaling events ----------------------------------------------------
+
+    /// Appends an autoscaler decision (JSON) to a statement's events.
+    pub async fn add_scaling_event(
+        &self,
+        org: &str,
+        env: &str,
+        name: &str,
+        uid: &str,
+        event: &str,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO scaling_events (org_id, env_id, statement_name, statement_uid, at, event) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(name)
+        .bind(uid)
+        .bind(now_millis())
+        .bind(event)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A statement's scaling events (JSON), newest first, at most `limit`.
+    pub async fn scaling_events(
+        &self,
+        org: &str,
+        env: &str,
+        name: &str,
+        uid: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT event FROM scaling_events WHERE org_id = $1 AND env_id = $2 AND statement_name = $3 \
+             AND statement_uid = $4 ORDER BY at DESC LIMIT $5",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(name)
+        .bind(uid)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("event").map_err(Into::into))
             .collect()
     }
 
@@ -945,6 +1198,9 @@ fn pool_from_row(r: &AnyRow) -> Result<PoolRecord, sqlx::Error> {
         id: r.try_get("id")?,
         display_name: r.try_get("display_name")?,
         max_cfu: r.try_get("max_cfu")?,
+        autoscaler: r.try_get("autoscaler")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 

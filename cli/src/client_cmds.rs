@@ -68,7 +68,7 @@ fn pick(flag: &Option<String>, env: &str, file: &Option<String>) -> Option<Strin
 }
 
 impl Conn {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let s = saved();
         let url = pick(&self.url, "WEIR_URL", &s.url).context(
             "no API URL: pass --url, set WEIR_URL (source .weir/dev.env) or run `weir login`",
@@ -93,7 +93,11 @@ impl Conn {
             .or(saved().compute_pool)
     }
 
-    fn print<T: Serialize>(&self, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
+    pub(crate) fn print<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(),
+    ) -> anyhow::Result<()> {
         match self.output.as_str() {
             "json" => println!("{}", serde_json::to_string_pretty(value)?),
             "yaml" => print!("{}", serde_yaml::to_string(value)?),

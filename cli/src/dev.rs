@@ -41,6 +41,17 @@ pub struct DevArgs {
     /// of its own in it; a worker process costs ~20 MiB before any).
     #[arg(long, default_value_t = 8)]
     worker_slots: u32,
+    /// The price of one CFU-hour: enables the costs view
+    /// (`/billing/v1/costs`).
+    #[arg(long, env = "WEIR_PRICE_PER_CFU_HOUR", value_parser = price)]
+    price_per_cfu_hour: Option<f64>,
+}
+
+fn price(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("'{s}' is not a price: give a number such as 0.21"))
 }
 
 fn memory_size(s: &str) -> Result<u64, String> {
@@ -97,6 +108,10 @@ pub struct ServerArgs {
     dev_bootstrap: Option<String>,
     #[arg(long, requires = "dev_bootstrap")]
     dev_env_dir: Option<PathBuf>,
+    /// The price of one CFU-hour: enables the costs view
+    /// (`/billing/v1/costs`).
+    #[arg(long, env = "WEIR_PRICE_PER_CFU_HOUR", value_parser = price)]
+    price_per_cfu_hour: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -243,6 +258,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         } else {
             None
         },
+        price_per_cfu_hour: a.price_per_cfu_hour,
         ..ServerConfig::default()
     };
     let server = Server::start(config)
@@ -306,6 +322,7 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         statement_memory_limit: a.statement_memory_limit,
         checkpoint_dir: Some(std::path::absolute(&a.checkpoint_dir)?),
         workers,
+        price_per_cfu_hour: a.price_per_cfu_hour,
         ..ServerConfig::default()
     })
     .await

@@ -3,6 +3,7 @@
 
 mod client_cmds;
 mod dev;
+mod pool_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,11 @@ enum Command {
     Statement(client_cmds::StatementCmd),
     /// Submit SQL and print its rows until it ends or Ctrl-C.
     Sql(client_cmds::SqlArgs),
+    /// Manage compute pools.
+    #[command(subcommand)]
+    ComputePool(pool_cmds::PoolCmd),
+    /// CFU usage of the organization over a time range.
+    Usage(pool_cmds::UsageArgs),
 }
 
 /// The API threads' stack: the planner and statements have threads of
@@ -62,5 +68,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Login(a) => client_cmds::login(a),
         Command::Statement(c) => client_cmds::statement(c).await,
         Command::Sql(a) => client_cmds::sql(a).await,
+        Command::ComputePool(c) => pool_cmds::compute_pool(c).await,
+        Command::Usage(a) => pool_cmds::usage(a).await,
     }
 }

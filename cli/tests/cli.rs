@@ -154,6 +154,87 @@ fn the_cli_drives_a_statement_through_its_whole_life() {
     dev.interrupt();
 }
 
+#[test]
+fn the_cli_manages_compute_pools_and_reads_usage() {
+    let dir = temp_dir();
+    let dev = Dev::start(&dir);
+    let created = dev.json(&["compute-pool", "create", "reports", "--max-cfu", "3"]);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["spec"]["max_cfu"], 3, "{created}");
+    let list = dev.ok(&["compute-pool", "list"]);
+    assert!(list.contains(&id) && list.contains("reports"), "{list}");
+    assert!(list.contains(&dev.env["WEIR_COMPUTE_POOL"]), "{list}");
+
+    let changed = dev.json(&[
+        "compute-pool",
+        "update",
+        &id,
+        "--max-cfu",
+        "6",
+        "--stabilization-seconds",
+        "30",
+    ]);
+    assert_eq!(changed["spec"]["max_cfu"], 6, "{changed}");
+    assert_eq!(
+        changed["spec"]["autoscaler"]["stabilization_seconds"], 30.0,
+        "{changed}"
+    );
+    let described = dev.json(&["compute-pool", "describe", &id]);
+    assert_eq!(described["spec"]["display_name"], "reports");
+    assert_eq!(described["spec"]["max_cfu"], 6);
+
+    // Bad input: a clear message and a non-zero exit.
+    for (args, needle) in [
+        (
+            vec!["compute-pool", "update", id.as_str()],
+            "nothing to change",
+        ),
+        (
+            vec!["compute-pool", "create", "zero", "--max-cfu", "0"],
+            "max_cfu",
+        ),
+        (
+            vec![
+                "compute-pool",
+                "update",
+                id.as_str(),
+                "--target-utilization",
+                "2",
+            ],
+            "target_utilization",
+        ),
+        (vec!["compute-pool", "describe", "lfcp-nope"], "lfcp-nope"),
+        (
+            vec!["usage", "--start", "2026-01-02", "--end", "2026-01-01"],
+            "must be after",
+        ),
+    ] {
+        let out = dev.weir(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today + chrono::Duration::days(1);
+    let usage = dev.ok(&[
+        "usage",
+        "--start",
+        &today.to_string(),
+        "--end",
+        &tomorrow.to_string(),
+    ]);
+    assert!(usage.contains("total:"), "{usage}");
+
+    let out = dev.ok(&["compute-pool", "delete", &id]);
+    assert!(out.contains(&id), "{out}");
+    assert!(!dev
+        .weir(&["compute-pool", "describe", &id])
+        .status
+        .success());
+    dev.interrupt();
+}
+
 /// `weir dev` is killed (SIGKILL) while an INSERT runs and records keep
 /// arriving, then started again on the same data directory. Claim: nothing
 /// acknowledged is lost. On a broker with transactions the sink is

@@ -17,6 +17,8 @@ pub const DEV_ENV_NAME: &str = "default";
 pub const DEV_CLUSTER: &str = "lkc-dev";
 pub const DEV_DATABASE: &str = "cluster_0";
 pub const DEV_POOL: &str = "lfcp-dev";
+/// The default pool's `max_cfu` (it can be raised through the API).
+pub const DEV_POOL_MAX_CFU: i64 = 10;
 
 /// What a shell needs to talk to `weir dev`.
 #[derive(Debug, Clone)]
@@ -73,11 +75,7 @@ pub async fn bootstrap(
         .ensure_pool(
             org,
             DEV_ENV,
-            &PoolRecord {
-                id: DEV_POOL.into(),
-                display_name: "default".into(),
-                max_cfu: 10,
-            },
+            &PoolRecord::new(DEV_POOL, "default", DEV_POOL_MAX_CFU),
         )
         .await?;
     let (key, secret) = match (find("WEIR_API_KEY"), find("WEIR_API_SECRET")) {

@@ -16,10 +16,12 @@ mod error;
 mod org;
 pub mod parallel;
 mod planning;
+mod pools;
 pub mod provisioner;
 mod scheduler;
 mod statements;
 mod sync;
+mod usage;
 pub mod workers;
 
 use std::sync::Arc;
@@ -59,6 +61,11 @@ pub struct ServerConfig {
     /// Place statements on `weir worker` processes that register with this
     /// credential; `None`: run them on this process's own worker.
     pub workers: Option<WorkersConfig>,
+    /// The price of one CFU-hour, for `/billing/v1/costs`; `None`: no
+    /// costs view.
+    pub price_per_cfu_hour: Option<f64>,
+    /// How often the CFUs running statements hold are sampled for metering.
+    pub meter_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +80,8 @@ impl Default for ServerConfig {
             checkpoint_dir: Some(".weir/checkpoints".into()),
             statement_memory_limit: weir_sql_gateway::limits::DEFAULT_MEMORY_LIMIT,
             workers: None,
+            price_per_cfu_hour: None,
+            meter_interval: Duration::from_secs(1),
         }
     }
 }
@@ -98,6 +107,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(statements::routes())
         .merge(org::routes())
+        .merge(pools::routes())
+        .merge(usage::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         // Workers' reports carry pages of results: a limit of their own.
         .merge(workers::routes())
@@ -208,6 +219,12 @@ impl Server {
         tasks.push(tokio::spawn(sync::run(
             store.clone(),
             config.topic_sync_interval,
+            cancel.clone(),
+        )));
+        tasks.push(tokio::spawn(usage::run_meter(
+            scheduler.clone(),
+            store.clone(),
+            config.meter_interval,
             cancel.clone(),
         )));
         let provisioning = CancellationToken::new();

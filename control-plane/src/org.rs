@@ -128,13 +128,17 @@ async fn environment(
 }
 
 #[derive(Deserialize)]
-struct EnvParam {
-    environment: Option<String>,
+pub(crate) struct EnvParam {
+    pub environment: Option<String>,
 }
 
 /// The environment a CMK request names in `?environment=`, in the caller's
 /// organization.
-async fn env_of(state: &AppState, p: &Principal, q: &EnvParam) -> Result<String, ApiError> {
+pub(crate) async fn env_of(
+    state: &AppState,
+    p: &Principal,
+    q: &EnvParam,
+) -> Result<String, ApiError> {
     let env = q.environment.as_deref().ok_or_else(|| {
         ApiError::bad_request("the 'environment' query parameter is required (an environment id)")
     })?;

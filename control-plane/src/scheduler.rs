@@ -34,6 +34,20 @@ struct Entry {
     /// the keyed operator of a parallel one.
     tasks: Vec<Assignment>,
     operator: Option<&'static str>,
+    /// The compute pool it runs on, and its uid (usage is metered by it).
+    pool: String,
+    uid: String,
+}
+
+/// The task slots one statement holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub org: String,
+    pub env: String,
+    pub name: String,
+    pub uid: String,
+    pub pool: String,
+    pub cfu: usize,
 }
 
 impl Entry {
@@ -188,13 +202,19 @@ impl Scheduler {
             _ => None,
         };
         let tasks = crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid).await?;
+        let pool = rec
+            .compute_pool_id
+            .clone()
+            .unwrap_or_else(|| crate::dev::DEV_POOL.to_string());
         if let Some(workers) = &inner.workers {
-            let pool = rec
-                .compute_pool_id
-                .clone()
-                .unwrap_or_else(|| crate::dev::DEV_POOL.to_string());
             return self
-                .place(key, pool, (tasks, operator), is_select, workers.clone())
+                .place(
+                    key,
+                    (pool, uid),
+                    (tasks, operator),
+                    is_select,
+                    workers.clone(),
+                )
                 .await;
         }
         let events: Arc<dyn StatementEvents> = Arc::new(StoreEvents {
@@ -252,6 +272,8 @@ impl Scheduler {
                 metrics,
                 tasks,
                 operator,
+                pool,
+                uid,
             },
         );
         Ok(())
@@ -273,7 +295,7 @@ impl Scheduler {
     async fn place(
         &self,
         key: Key,
-        pool: String,
+        (pool, uid): (String, String),
         (tasks, operator): (Vec<Assignment>, Option<&'static str>),
         is_select: bool,
         workers: Arc<Workers>,
@@ -397,6 +419,8 @@ impl Scheduler {
                 metrics,
                 tasks,
                 operator,
+                pool,
+                uid,
             },
         );
         Ok(())
@@ -490,6 +514,43 @@ impl Scheduler {
             Some(w) => w.worker_of(t),
             None => Some("local".into()),
         })
+    }
+
+    /// The task slots each running statement holds: on worker processes,
+    /// the tasks a worker has leased; on this process's own worker, every
+    /// task of a statement that has not ended.
+    pub fn allocations(&self) -> Vec<Allocation> {
+        let g = self.inner.running.lock().unwrap();
+        g.iter()
+            .filter(|(_, e)| !e.supervisor.is_finished() && !e.cancel.is_cancelled())
+            .map(|((org, env, name), e)| Allocation {
+                org: org.clone(),
+                env: env.clone(),
+                name: name.clone(),
+                uid: e.uid.clone(),
+                pool: e.pool.clone(),
+                cfu: match &self.inner.workers {
+                    Some(w) => e.tasks.iter().filter(|t| w.is_leased(&t.task)).count(),
+                    None => e.tasks.len(),
+                },
+            })
+            .collect()
+    }
+
+    /// The task slots a pool's statements hold now: its `current_cfu`.
+    pub fn pool_cfu(&self, org: &str, env: &str, pool: &str) -> usize {
+        self.allocations()
+            .iter()
+            .filter(|a| a.org == org && a.env == env && a.pool == pool)
+            .map(|a| a.cfu)
+            .sum()
+    }
+
+    /// A pool's `max_cfu` changed: workers lease up to the new figure.
+    pub fn pool_changed(&self, pool: &str, max_cfu: usize) {
+        if let Some(w) = &self.inner.workers {
+            w.set_max_cfu(pool, max_cfu);
+        }
     }
 
     /// Starts every statement that was running when the process stopped.

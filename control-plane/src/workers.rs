@@ -183,6 +183,23 @@ impl Workers {
             .count()
     }
 
+    /// Whether a worker holds `task`'s lease.
+    pub fn is_leased(&self, task: &str) -> bool {
+        let g = self.inner.lock().unwrap();
+        g.tasks.get(task).is_some_and(|t| t.worker.is_some())
+    }
+
+    /// A pool's `max_cfu` changed: leases are given up to the new figure
+    /// (tasks already running keep theirs when it shrinks).
+    pub fn set_max_cfu(&self, pool: &str, max_cfu: usize) {
+        let mut g = self.inner.lock().unwrap();
+        if let Some(m) = g.max_cfu.get_mut(pool) {
+            *m = max_cfu;
+        }
+        drop(g);
+        self.changed.notify_waiters();
+    }
+
     /// Asks a task to stop: its worker is told at its next heartbeat and
     /// reports when it has drained; a task no worker holds ends at once.
     pub(crate) fn revoke(&self, task: &str) {

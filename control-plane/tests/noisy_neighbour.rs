@@ -48,11 +48,7 @@ async fn second_tenant(weir: &Weir) -> Client {
         .ensure_pool(
             "org-noisy",
             "env-noisy",
-            &PoolRecord {
-                id: "lfcp-noisy".into(),
-                display_name: "noisy".into(),
-                max_cfu: 10,
-            },
+            &PoolRecord::new("lfcp-noisy", "noisy", 10),
         )
         .await
         .unwrap();

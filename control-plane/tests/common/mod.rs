@@ -90,16 +90,32 @@ impl Weir {
 
     /// Starts (or starts again) on `database_url`; `dir` keeps `dev.env`.
     pub async fn start_on(dir: PathBuf, database_url: String) -> Weir {
-        let server = Server::start(ServerConfig {
+        Weir::start_configured(dir, database_url, |_| {}).await
+    }
+
+    /// Starts on a new SQLite store with settings of the test's own.
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Weir {
+        let dir = std::env::temp_dir().join(unique("weir-cp"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("weir.db").display());
+        Weir::start_configured(dir, url, configure).await
+    }
+
+    async fn start_configured(
+        dir: PathBuf,
+        database_url: String,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Weir {
+        let mut config = ServerConfig {
             database_url: database_url.clone(),
             listen: "127.0.0.1:0".into(),
             results_idle_timeout: Duration::from_secs(60),
             topic_sync_interval: Duration::from_millis(500),
             checkpoint_dir: Some(dir.join("checkpoints")),
             ..ServerConfig::default()
-        })
-        .await
-        .expect("server starts");
+        };
+        configure(&mut config);
+        let server = Server::start(config).await.expect("server starts");
         let dev = dev::bootstrap(&server.state.store, &dir, &server.url, &broker())
             .await
             .expect("dev defaults");

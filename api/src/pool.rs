@@ -105,6 +105,9 @@ pub struct AutoscalerSettings {
     pub window_seconds: f64,
     /// How often statements are evaluated, in seconds. Default 10.
     pub interval_seconds: f64,
+    /// How long a rescale pauses a statement, in seconds: the input that
+    /// arrives meanwhile is planned for. Default 5.
+    pub rescale_pause_seconds: f64,
 }
 
 impl Default for AutoscalerSettings {
@@ -117,6 +120,7 @@ impl Default for AutoscalerSettings {
             rescale_grace_seconds: 30.0,
             window_seconds: 60.0,
             interval_seconds: 10.0,
+            rescale_pause_seconds: 5.0,
         }
     }
 }
@@ -143,6 +147,12 @@ impl AutoscalerSettings {
             ),
             ("window_seconds", self.window_seconds, false, 3_600.0),
             ("interval_seconds", self.interval_seconds, false, 3_600.0),
+            (
+                "rescale_pause_seconds",
+                self.rescale_pause_seconds,
+                true,
+                3_600.0,
+            ),
         ];
         for (name, v, zero, most) in checks {
             let low_ok = if zero { v >= 0.0 } else { v > 0.0 };
@@ -180,4 +190,48 @@ pub struct UsageList {
     pub end: String,
     pub total_cfu_minutes: i64,
     pub data: Vec<UsageBucket>,
+}
+
+/// Where a statement stands with the autoscaler.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScalingState {
+    /// Its parallelism meets its input.
+    #[default]
+    Ok,
+    /// It needs more tasks: a rescale up is being applied.
+    PendingScaleUp,
+    /// It has more tasks than it needs: they are removed once the lower
+    /// figure has held for the stabilization period.
+    PendingScaleDown,
+    /// It needs more tasks than its pool's `max_cfu` leaves it; it keeps
+    /// running at what it has.
+    PoolExhausted,
+}
+
+/// One decision of the autoscaler for one stage, with what it saw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScalingDecision {
+    /// When it was made (RFC 3339); empty before it is recorded.
+    #[serde(default)]
+    pub at: String,
+    pub stage: String,
+    /// Tasks before and after.
+    pub from: u32,
+    pub to: u32,
+    /// What the metrics alone ask for (before stabilization and limits).
+    pub recommended: u32,
+    pub state: ScalingState,
+    /// In words a user reads.
+    pub reason: String,
+    /// Records per second arriving at the stage.
+    pub input_rate: f64,
+    /// Records behind; `None`: unknown.
+    pub lag: Option<f64>,
+    /// How fast the lag grows (negative: shrinks), records per second.
+    pub lag_trend: Option<f64>,
+    /// Records the busiest task processes per second of busy time.
+    pub true_rate: Option<f64>,
+    /// Records per second the stage must process to keep up and catch up.
+    pub required_rate: Option<f64>,
 }

@@ -11,6 +11,7 @@
 //! Start with [`Server`] and [`router`].
 
 pub mod auth;
+pub mod autoscaler;
 pub mod dev;
 mod error;
 mod org;

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{
-    ComputePool, ComputePoolList, ComputePoolRequest, CreateStatementRequest, ErrorBody, Statement,
-    StatementExceptionList, StatementList, StatementResult, UsageList,
+    ComputePool, ComputePoolList, ComputePoolRequest, CreateStatementRequest, ErrorBody,
+    ScalingEventList, Statement, StatementExceptionList, StatementList, StatementResult, UsageList,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +224,12 @@ impl Client {
         let url = reqwest::Url::parse_with_params(&format!("{}/weir/v1/usage", self.base), query)
             .map_err(|e| ClientError::Decode(format!("bad API URL {}: {e}", self.base)))?;
         self.call::<(), _>(Method::GET, url.as_str(), None).await
+    }
+
+    /// The autoscaler's decisions for a statement, newest first.
+    pub async fn scaling_events(&self, name: &str) -> Result<ScalingEventList, ClientError> {
+        let url = format!("{}/{name}/scaling-events", self.statements_url());
+        self.call::<(), _>(Method::GET, &url, None).await
     }
 
     /// Polls until the statement leaves `PENDING` (or `timeout` passes).

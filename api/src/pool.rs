@@ -235,3 +235,36 @@ pub struct ScalingDecision {
     /// Records per second the stage must process to keep up and catch up.
     pub required_rate: Option<f64>,
 }
+
+/// Where a statement stands with the autoscaler.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScalingStatus {
+    pub state: ScalingState,
+    /// `AUTO` (the autoscaler sizes it), `PINNED` (`'sql.parallelism'` is a
+    /// number) or `FIXED` (it runs as one task; `detail` says why).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// Tasks per stage (`source`, and the keyed operator's stage).
+    #[serde(default)]
+    pub parallelism: std::collections::BTreeMap<String, u32>,
+    /// Records in its input not read yet (over the partitions where that
+    /// is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_records: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<ScalingDecision>,
+    /// Whether it runs in stages. A stateless statement starts as one task
+    /// (exactly-once where the broker has transactions) and, once split,
+    /// stays in stages (at-least-once).
+    #[serde(default)]
+    pub split: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScalingEventList {
+    pub api_version: String,
+    pub kind: String,
+    /// Newest first.
+    pub data: Vec<ScalingDecision>,
+}

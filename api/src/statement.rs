@@ -151,6 +151,9 @@ pub struct StatementStatus {
     /// tasks and the worker running each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageStatus>,
+    /// Where it stands with the autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<crate::ScalingStatus>,
 }
 
 /// One stage of a parallel statement.
@@ -215,6 +218,27 @@ pub struct StatementMetrics {
     /// statement last started.
     #[serde(default)]
     pub transactions: u64,
+    /// Milliseconds its tasks spent working on input (reading, decoding,
+    /// operators, writing), not waiting for it.
+    #[serde(default)]
+    pub busy_ms: u64,
+    /// Records its tasks took from their input topics: the sources', or a
+    /// keyed stage's repartition topic (whose records carry many rows, and
+    /// watermarks).
+    #[serde(default)]
+    pub input_consumed: u64,
+    /// Records in its input partitions not read yet ("messages behind"),
+    /// over the partitions where that is known.
+    #[serde(default)]
+    pub pending_records: u64,
+    /// The sum of its input partitions' end offsets: how it grows is the
+    /// input rate.
+    #[serde(default)]
+    pub input_end_offsets: u64,
+    /// Input partitions whose lag is unknown (no position yet, or no end
+    /// offset from the broker yet).
+    #[serde(default)]
+    pub input_unknown_partitions: u64,
 }
 
 impl StatementMetrics {
@@ -234,6 +258,11 @@ impl StatementMetrics {
             t.checkpoints += m.checkpoints;
             t.source_offset_gaps += m.source_offset_gaps;
             t.transactions += m.transactions;
+            t.busy_ms += m.busy_ms;
+            t.input_consumed += m.input_consumed;
+            t.pending_records += m.pending_records;
+            t.input_end_offsets += m.input_end_offsets;
+            t.input_unknown_partitions += m.input_unknown_partitions;
             if t.delivery_guarantee.is_empty() {
                 t.delivery_guarantee = m.delivery_guarantee.clone();
             }

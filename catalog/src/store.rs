@@ -592,7 +592,7 @@ impl Store {
             .collect()
     }
 
-    // ---- scaling events ----------------------------------------------------
+    // ---- scaling ---------------------------------------------------------
 
     /// Appends an autoscaler decision (JSON) to a statement's events.
     pub async fn add_scaling_event(
@@ -604,7 +604,7 @@ impl Store {
         event: &str,
     ) -> Result<(), CatalogError> {
         sqlx::query(
-            "INSERT INTO scaling_events (org_id, env_id, statement_name, statement_uid, at, event) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO scaling_events (org_id, env_id, statement, statement_uid, at, event) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(org)
         .bind(env)
@@ -623,23 +623,63 @@ impl Store {
         org: &str,
         env: &str,
         name: &str,
-        uid: &str,
         limit: i64,
     ) -> Result<Vec<String>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT event FROM scaling_events WHERE org_id = $1 AND env_id = $2 AND statement_name = $3 \
-             AND statement_uid = $4 ORDER BY at DESC LIMIT $5",
+            "SELECT event FROM scaling_events WHERE org_id = $1 AND env_id = $2 AND statement = $3 \
+             ORDER BY at DESC LIMIT $4",
         )
         .bind(org)
         .bind(env)
         .bind(name)
-        .bind(uid)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| r.try_get("event").map_err(Into::into))
             .collect()
+    }
+
+    /// Where a statement stands with the autoscaler (JSON), if anywhere.
+    pub async fn scaling_status(
+        &self,
+        org: &str,
+        env: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT status FROM statement_scaling WHERE org_id = $1 AND env_id = $2 AND statement = $3 AND statement_uid = $4",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(name)
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("status")).transpose()?)
+    }
+
+    pub async fn set_scaling_status(
+        &self,
+        org: &str,
+        env: &str,
+        name: &str,
+        uid: &str,
+        status: &str,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO statement_scaling (org_id, env_id, statement, statement_uid, status) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (org_id, env_id, statement) DO UPDATE SET statement_uid = excluded.statement_uid, status = excluded.status",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(name)
+        .bind(uid)
+        .bind(status)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     // ---- API keys ----------------------------------------------------------
@@ -1031,7 +1071,12 @@ impl Store {
         name: &str,
     ) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["statement_offsets", "statement_exceptions"] {
+        for table in [
+            "statement_offsets",
+            "statement_exceptions",
+            "scaling_events",
+            "statement_scaling",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE org_id = $1 AND env_id = $2 AND statement = $3"
             ))

@@ -212,6 +212,13 @@ pub enum StatementCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The autoscaler's decisions for a statement, newest first, each
+    /// with what it saw and why.
+    ScalingEvents {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Delete a statement.
     Delete {
         name: String,
@@ -290,6 +297,25 @@ pub async fn statement(cmd: StatementCmd) -> anyhow::Result<()> {
                 if !s.status.detail.is_empty() {
                     println!("detail: {}", s.status.detail);
                 }
+                if let Some(sc) = &s.status.scaling {
+                    let stages: Vec<String> = sc
+                        .parallelism
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    println!(
+                        "scaling: {} {:?} ({}){}",
+                        sc.mode,
+                        sc.state,
+                        stages.join(", "),
+                        sc.pending_records
+                            .map(|p| format!(", {p} records behind"))
+                            .unwrap_or_default()
+                    );
+                    if let Some(d) = &sc.last_decision {
+                        println!("last decision: {}", d.reason);
+                    }
+                }
                 for st in &s.status.stages {
                     let tasks: Vec<String> = st
                         .tasks
@@ -337,6 +363,22 @@ pub async fn statement(cmd: StatementCmd) -> anyhow::Result<()> {
                 .insert("sql.parallelism".into(), parallelism.to_string());
             let s = client.update_statement(&s).await?;
             conn.print(&s, || println!("{}", line(&s)))
+        }
+        StatementCmd::ScalingEvents { name, conn } => {
+            let e = conn.client()?.scaling_events(&name).await?;
+            conn.print(&e, || {
+                for d in &e.data {
+                    println!(
+                        "{}  {:<16} {} → {}  {:<18} {}",
+                        d.at,
+                        d.stage,
+                        d.from,
+                        d.to,
+                        format!("{:?}", d.state),
+                        d.reason
+                    );
+                }
+            })
         }
         StatementCmd::Delete { name, conn } => {
             conn.client()?.delete_statement(&name).await?;

@@ -99,7 +99,7 @@ pub fn decide(
     if usable.len() < 2 {
         d.reason = if settled > now - s.window_seconds && settled > now {
             format!(
-                "waiting {} s for metrics after the last rescale",
+                "waiting {} for metrics after the last rescale",
                 fmt_secs(settled - now)
             )
         } else {

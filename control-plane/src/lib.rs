@@ -17,8 +17,9 @@ mod error;
 mod org;
 pub mod parallel;
 mod planning;
-mod pools;
+pub(crate) mod pools;
 pub mod provisioner;
+pub mod scaling;
 mod scheduler;
 mod statements;
 mod sync;
@@ -226,6 +227,10 @@ impl Server {
             scheduler.clone(),
             store.clone(),
             config.meter_interval,
+            cancel.clone(),
+        )));
+        tasks.push(tokio::spawn(scaling::run(
+            scheduler.clone(),
             cancel.clone(),
         )));
         let provisioning = CancellationToken::new();

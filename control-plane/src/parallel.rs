@@ -27,17 +27,30 @@ pub fn tasks_needed(plan: &StreamingPlan, p: Option<u32>) -> usize {
     }
 }
 
+/// Tasks per stage, as the autoscaler sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageCounts {
+    pub source: u32,
+    pub keyed: u32,
+}
+
 /// A statement's tasks: `whole` alone, or its stages' tasks, each a copy
-/// of `whole` with its role.
+/// of `whole` with its role. `counts` (the autoscaler's) overrides
+/// `'sql.parallelism'`.
 pub async fn tasks(
     whole: Assignment,
     plan: &StreamingPlan,
     ctx: &CatalogContext,
     uid: &str,
+    counts: Option<StageCounts>,
 ) -> Result<Vec<Assignment>, ApiError> {
-    let Some(p) = ctx.parallelism else {
+    let Some(counts) = counts.or(ctx.parallelism.map(|p| StageCounts {
+        source: p,
+        keyed: p,
+    })) else {
         return Ok(vec![whole]);
     };
+    let p = counts.source.max(1);
     let task = |role: TaskRole| {
         let mut a = whole.clone();
         a.task = format!("{uid}.{}", role.suffix());
@@ -57,7 +70,7 @@ pub async fn tasks(
             .collect()),
         Shape::Keyed { .. } => {
             let exchange = ensure_exchange(plan, ctx, uid).await?;
-            let keyed = p.min(exchange.partitions);
+            let keyed = counts.keyed.max(1).min(exchange.partitions);
             let mut out: Vec<Assignment> = (0..p)
                 .map(|index| {
                     task(TaskRole::Source {
@@ -144,6 +157,64 @@ pub async fn delete_exchange(ctx: &CatalogContext, uid: &str) {
         }
         _ => {}
     }
+}
+
+/// The stage a task of role `role` belongs to, by name: `source`, the
+/// keyed operator, or `statement` for a statement that is one task.
+pub fn stage_of(role: &TaskRole, operator: Option<&str>) -> String {
+    match role {
+        TaskRole::Whole if operator.is_none() => crate::scaling::SOURCE_STAGE.to_string(),
+        TaskRole::Whole => crate::scaling::WHOLE_STAGE.to_string(),
+        TaskRole::Source { .. } => crate::scaling::SOURCE_STAGE.to_string(),
+        TaskRole::Keyed { .. } => operator.unwrap_or("keyed").to_string(),
+    }
+}
+
+/// Tasks per stage name.
+pub fn stage_counts(
+    tasks: &[Assignment],
+    operator: Option<&str>,
+) -> std::collections::BTreeMap<String, u32> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in tasks {
+        *out.entry(stage_of(&a.role, operator)).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Each stage's input partitions: the most of any source topic for the
+/// source stage (0 when Kafka cannot say), the repartition topic's for the
+/// keyed one.
+pub async fn stage_partitions(
+    plan: &StreamingPlan,
+    ctx: &CatalogContext,
+    tasks: &[Assignment],
+    operator: Option<&str>,
+) -> Vec<(String, u32)> {
+    let mut sources = 0u32;
+    if let Ok(cluster) = ctx.current_cluster() {
+        if let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.bootstrap) {
+            if let Ok(topics) = admin.list_topics().await {
+                sources = plan
+                    .root
+                    .sources()
+                    .iter()
+                    .filter_map(|s| topics.iter().find(|(t, _)| *t == s.table.topic))
+                    .map(|(_, n)| *n as u32)
+                    .max()
+                    .unwrap_or(0);
+            }
+        }
+    }
+    let mut out = vec![(crate::scaling::SOURCE_STAGE.to_string(), sources)];
+    if let Some(TaskRole::Keyed { exchange, .. }) = tasks
+        .iter()
+        .map(|a| &a.role)
+        .find(|r| matches!(r, TaskRole::Keyed { .. }))
+    {
+        out.push((operator.unwrap_or("keyed").to_string(), exchange.partitions));
+    }
+    out
 }
 
 /// The stages of a statement whose tasks are `tasks`, and where each runs

@@ -37,6 +37,8 @@ struct Entry {
     /// The compute pool it runs on, and its uid (usage is metered by it).
     pool: String,
     uid: String,
+    /// An autoscaled statement's input partitions per stage name.
+    autoscaled: Option<Vec<(String, u32)>>,
 }
 
 /// The task slots one statement holds now.
@@ -197,11 +199,44 @@ impl Scheduler {
             default_memory_limit: inner.config.statement_memory_limit,
             role: Default::default(),
         };
-        let operator = match weir_sql_gateway::stages::Shape::of(&plan) {
-            weir_sql_gateway::stages::Shape::Keyed { operator, .. } => Some(operator),
+        let shape = weir_sql_gateway::stages::Shape::of(&plan);
+        let operator = match &shape {
+            weir_sql_gateway::stages::Shape::Keyed { operator, .. } => Some(*operator),
             _ => None,
         };
-        let tasks = crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid).await?;
+        let setting = weir_sql_gateway::stages::parallelism_setting(&spec.properties)
+            .unwrap_or(weir_sql_gateway::stages::ParallelismSetting::Unset);
+        let (mode, why) = crate::scaling::mode(&shape, setting);
+        let mut scaling: weir_api::ScalingStatus = inner
+            .store
+            .scaling_status(org, env, name, &uid)
+            .await?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        scaling.mode = mode.to_string();
+        scaling.detail = why;
+        let counts = (mode == crate::scaling::AUTO)
+            .then(|| crate::scaling::counts(&scaling, &shape, operator))
+            .flatten();
+        let tasks = crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid, counts).await?;
+        scaling.parallelism = crate::parallel::stage_counts(&tasks, operator);
+        scaling.split = tasks.iter().any(|t| t.role != Default::default());
+        let autoscaled = match mode {
+            crate::scaling::AUTO => Some(
+                crate::parallel::stage_partitions(&plan, &ctx_for_tasks, &tasks, operator).await,
+            ),
+            _ => None,
+        };
+        inner
+            .store
+            .set_scaling_status(
+                org,
+                env,
+                name,
+                &uid,
+                &serde_json::to_string(&scaling).expect("serializes"),
+            )
+            .await?;
         let pool = rec
             .compute_pool_id
             .clone()
@@ -210,7 +245,7 @@ impl Scheduler {
             return self
                 .place(
                     key,
-                    (pool, uid),
+                    (pool, uid, autoscaled),
                     (tasks, operator),
                     is_select,
                     workers.clone(),
@@ -274,6 +309,7 @@ impl Scheduler {
                 operator,
                 pool,
                 uid,
+                autoscaled,
             },
         );
         Ok(())
@@ -295,7 +331,7 @@ impl Scheduler {
     async fn place(
         &self,
         key: Key,
-        (pool, uid): (String, String),
+        (pool, uid, autoscaled): (String, String, Option<Vec<(String, u32)>>),
         (tasks, operator): (Vec<Assignment>, Option<&'static str>),
         is_select: bool,
         workers: Arc<Workers>,
@@ -421,6 +457,7 @@ impl Scheduler {
                 operator,
                 pool,
                 uid,
+                autoscaled,
             },
         );
         Ok(())
@@ -535,6 +572,87 @@ impl Scheduler {
                 },
             })
             .collect()
+    }
+
+    /// The running statements the autoscaler sizes, with each stage's
+    /// tasks' metrics.
+    pub(crate) fn observe_autoscaled(&self) -> Vec<crate::scaling::Observed> {
+        let g = self.inner.running.lock().unwrap();
+        g.iter()
+            .filter(|(_, e)| !e.supervisor.is_finished() && !e.cancel.is_cancelled())
+            .filter_map(|(key, e)| {
+                let parts = e.autoscaled.as_ref()?;
+                let mut stages: Vec<crate::scaling::ObservedStage> = parts
+                    .iter()
+                    .map(|(name, partitions)| crate::scaling::ObservedStage {
+                        name: name.clone(),
+                        tasks: 0,
+                        partitions: *partitions,
+                        metrics: vec![],
+                    })
+                    .collect();
+                for (a, m) in e.tasks.iter().zip(&e.metrics) {
+                    let name = crate::parallel::stage_of(&a.role, e.operator);
+                    if let Some(st) = stages.iter_mut().find(|s| s.name == name) {
+                        st.tasks += 1;
+                        st.metrics.push(m.snapshot());
+                    }
+                }
+                Some(crate::scaling::Observed {
+                    key: key.clone(),
+                    uid: e.uid.clone(),
+                    pool: e.pool.clone(),
+                    stages,
+                    split: e.tasks.iter().any(|t| t.role != Default::default()),
+                })
+            })
+            .collect()
+    }
+
+    /// Restarts a statement with `counts` tasks per stage (the autoscaler's
+    /// decision, already in its scaling status): its tasks checkpoint and
+    /// stop, and the new ones restore the state of what they now own. A
+    /// statement stopped or deleted meanwhile is left alone.
+    pub(crate) async fn rescale(
+        &self,
+        key: &Key,
+        what: &str,
+        counts: crate::parallel::StageCounts,
+    ) -> Result<(), ApiError> {
+        let (o, e, n) = key;
+        tracing::info!(statement = %n, source = counts.source, keyed = counts.keyed, "autoscaler rescales");
+        self.stop(o, e, n).await;
+        let Some(rec) = self.inner.store.get_statement(o, e, n).await? else {
+            return Ok(());
+        };
+        let spec: StatementSpec = serde_json::from_str(&rec.spec)
+            .map_err(|e| ApiError::internal(format!("stored spec: {e}")))?;
+        let phase = Phase::parse(&rec.phase).unwrap_or_default();
+        if spec.stopped || phase.is_terminal() || phase == Phase::Deleting {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .update_statement_status(
+                o,
+                e,
+                n,
+                Phase::Pending.as_str(),
+                &format!("rescaling: {what}"),
+            )
+            .await?;
+        if let Err(err) = self.start(o, e, n).await {
+            self.inner
+                .store
+                .update_statement_status(o, e, n, Phase::Failed.as_str(), &err.detail)
+                .await?;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     /// The task slots a pool's statements hold now: its `current_cfu`.

@@ -39,6 +39,39 @@ pub fn routes() -> Router<AppState> {
             "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/exceptions",
             get(exceptions),
         )
+        .route(
+            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/scaling-events",
+            get(scaling_events),
+        )
+}
+
+/// The autoscaler's decisions for a statement, newest first (the last 100).
+async fn scaling_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, env, name)): Path<(String, String, String)>,
+) -> Result<Json<weir_api::ScalingEventList>, ApiError> {
+    let env_id = tenant(&state, &principal, &org, &env).await?;
+    if state
+        .store
+        .get_statement(&org, &env_id, &name)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(&format!("statement '{name}'")));
+    }
+    let data = state
+        .store
+        .scaling_events(&org, &env_id, &name, 100)
+        .await?
+        .iter()
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
+    Ok(Json(weir_api::ScalingEventList {
+        api_version: SQL_API_VERSION.into(),
+        kind: "ScalingEventList".into(),
+        data,
+    }))
 }
 
 fn json_error(e: JsonRejection) -> ApiError {
@@ -103,14 +136,13 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
         .offsets_updated_at(&rec.org_id, &rec.env_id, &rec.name)
         .await?
         .map(iso);
-    let metrics = state
-        .scheduler
-        .metrics(&rec.org_id, &rec.env_id, &rec.name)
-        .or_else(|| {
-            rec.metrics
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-        });
+    let metrics = state.scheduler.metrics(&rec.org_id, &rec.env_id, &rec.name);
+    let metrics_pending = metrics.as_ref().map(|m| m.pending_records);
+    let metrics = metrics.or_else(|| {
+        rec.metrics
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok())
+    });
     Ok(Statement {
         api_version: SQL_API_VERSION.into(),
         kind: "Statement".into(),
@@ -138,8 +170,30 @@ async fn to_resource(state: &AppState, rec: &StatementRecord) -> Result<Statemen
                 .workers()
                 .and_then(|w| w.worker_of(&rec.uid)),
             stages: state.scheduler.stages(&rec.org_id, &rec.env_id, &rec.name),
+            scaling: scaling_of(state, rec, metrics_pending).await?,
         },
     })
+}
+
+/// A statement's scaling status, its pending records live while it runs.
+async fn scaling_of(
+    state: &AppState,
+    rec: &StatementRecord,
+    pending: Option<u64>,
+) -> Result<Option<weir_api::ScalingStatus>, ApiError> {
+    let Some(json) = state
+        .store
+        .scaling_status(&rec.org_id, &rec.env_id, &rec.name, &rec.uid)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut s: weir_api::ScalingStatus =
+        serde_json::from_str(&json).map_err(|e| ApiError::internal(e.to_string()))?;
+    if pending.is_some() {
+        s.pending_records = pending;
+    }
+    Ok(Some(s))
 }
 
 /// The most labels one statement may carry.

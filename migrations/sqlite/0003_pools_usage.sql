@@ -18,13 +18,24 @@ CREATE TABLE usage_minutes (
 );
 CREATE INDEX usage_minutes_by_time ON usage_minutes (org_id, minute);
 
--- The autoscaler's decisions, newest last, per statement.
+-- The autoscaler's decisions, per statement.
 CREATE TABLE scaling_events (
     org_id TEXT NOT NULL,
     env_id TEXT NOT NULL,
-    statement_name TEXT NOT NULL,
+    statement TEXT NOT NULL,
     statement_uid TEXT NOT NULL,
     at BIGINT NOT NULL,
     event TEXT NOT NULL
 );
-CREATE INDEX scaling_events_by_statement ON scaling_events (org_id, env_id, statement_name, at);
+CREATE INDEX scaling_events_by_statement ON scaling_events (org_id, env_id, statement, at);
+
+-- Where each statement stands with the autoscaler (JSON): its tasks per
+-- stage, which its next start uses, and its scaling state.
+CREATE TABLE statement_scaling (
+    org_id TEXT NOT NULL,
+    env_id TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    statement_uid TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (org_id, env_id, statement)
+);

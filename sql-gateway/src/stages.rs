@@ -186,9 +186,54 @@ fn keyed(node: &PlanNode) -> Shape {
     }
 }
 
-/// `'sql.parallelism'`: the tasks per stage the statement asks for, if set.
+/// What `'sql.parallelism'` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParallelismSetting {
+    /// Not set: the autoscaler sizes a stateless statement; a keyed one
+    /// runs as one task (exactly-once where the broker has transactions).
+    Unset,
+    /// `'auto'`: the autoscaler sizes every stage, a keyed statement in
+    /// two stages from the start.
+    Auto,
+    /// A number: tasks per stage, pinned.
+    Fixed(u32),
+}
+
+/// `'sql.parallelism'`: a number of tasks per stage, `auto`, or unset.
+pub fn parallelism_setting(
+    properties: &BTreeMap<String, String>,
+) -> Result<ParallelismSetting, SqlError> {
+    let key = crate::properties::PARALLELISM;
+    if properties
+        .get(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("auto"))
+    {
+        return Ok(ParallelismSetting::Auto);
+    }
+    Ok(
+        match bounded_count(properties, key, MAX_PARALLELISM).map_err(|_| {
+            SqlError::validation(
+                format!(
+                    "property '{key}' = '{}' is not 'auto' or a whole number from 1 to {MAX_PARALLELISM}",
+                    properties.get(key).map(String::as_str).unwrap_or_default()
+                ),
+                None,
+            )
+        })? {
+            Some(n) => ParallelismSetting::Fixed(n),
+            None => ParallelismSetting::Unset,
+        },
+    )
+}
+
+/// `'sql.parallelism'` as the tasks per stage a statement starts with when
+/// it runs in stages: the number, 1 for `'auto'`; `None` when unset.
 pub fn parallelism(properties: &BTreeMap<String, String>) -> Result<Option<u32>, SqlError> {
-    bounded_count(properties, crate::properties::PARALLELISM, MAX_PARALLELISM)
+    Ok(match parallelism_setting(properties)? {
+        ParallelismSetting::Unset => None,
+        ParallelismSetting::Auto => Some(1),
+        ParallelismSetting::Fixed(n) => Some(n),
+    })
 }
 
 /// `'sql.max-parallelism'`: the partitions of the statement's repartition

@@ -259,6 +259,31 @@ pub fn plain_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {
         .create()?)
 }
 
+/// The first and end offsets of a partition as `consumer` last heard them
+/// in a fetch response (no broker call; under `read_committed` the end is
+/// the last stable offset); `None` before it has fetched from it.
+pub fn cached_offsets<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: a valid client handle and a NUL-terminated topic name; the
+    // call writes the two offsets and keeps no pointer.
+    let err = unsafe {
+        rdkafka_sys::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some((low, high))
+}
+
 /// A consumer's queue, to take what librdkafka has already fetched in one
 /// call rather than one message (and one clock read) at a time.
 pub struct ConsumerQueue(*mut rdkafka_sys::rd_kafka_queue_t);

@@ -136,6 +136,15 @@ pub struct StatementMetrics {
     pub delivery_guarantee: AtomicU8,
     /// Kafka transactions committed.
     pub transactions: AtomicU64,
+    /// Time spent working on input, not waiting for it (ns).
+    pub busy_ns: AtomicU64,
+    /// Records taken from the input topics.
+    pub input_consumed: AtomicU64,
+    /// What [`InputLag`] last saw of the input partitions, summed over the
+    /// task's readers.
+    pub pending_records: AtomicU64,
+    pub input_end_offsets: AtomicU64,
+    pub input_unknown_partitions: AtomicU64,
 }
 
 pub const AT_LEAST_ONCE: u8 = 1;
@@ -158,6 +167,11 @@ impl StatementMetrics {
         set(&self.checkpoints, s.checkpoints);
         set(&self.source_offset_gaps, s.source_offset_gaps);
         set(&self.transactions, s.transactions);
+        set(&self.busy_ns, s.busy_ms.saturating_mul(1_000_000));
+        set(&self.input_consumed, s.input_consumed);
+        set(&self.pending_records, s.pending_records);
+        set(&self.input_end_offsets, s.input_end_offsets);
+        set(&self.input_unknown_partitions, s.input_unknown_partitions);
         self.delivery_guarantee.store(
             match s.delivery_guarantee.as_str() {
                 "at-least-once" => AT_LEAST_ONCE,
@@ -188,7 +202,80 @@ impl StatementMetrics {
             }
             .to_string(),
             transactions: self.transactions.load(Ordering::Relaxed),
+            busy_ms: self.busy_ns.load(Ordering::Relaxed) / 1_000_000,
+            input_consumed: self.input_consumed.load(Ordering::Relaxed),
+            pending_records: self.pending_records.load(Ordering::Relaxed),
+            input_end_offsets: self.input_end_offsets.load(Ordering::Relaxed),
+            input_unknown_partitions: self.input_unknown_partitions.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts `since.elapsed()` as busy time.
+    pub fn busy_since(&self, since: std::time::Instant) {
+        self.busy_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// One reader's view of its input partitions' lag, folded into the task's
+/// metrics (readers add their figures; each replaces what it added last).
+#[derive(Default)]
+pub(crate) struct InputLag {
+    added: (u64, u64, u64),
+    at: Option<std::time::Instant>,
+}
+
+impl InputLag {
+    /// At most once a second: for each partition, its end offset (as
+    /// librdkafka last heard it from a fetch; no broker call) less the
+    /// next offset to read. A partition without either is unknown, unless
+    /// it is empty.
+    pub(crate) fn observe<X: rdkafka::consumer::ConsumerContext>(
+        &mut self,
+        consumer: &rdkafka::consumer::StreamConsumer<X>,
+        topic: &str,
+        next: impl Iterator<Item = (i32, Option<i64>)>,
+        metrics: &StatementMetrics,
+    ) {
+        if self
+            .at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.at = Some(std::time::Instant::now());
+        let (mut pending, mut ends, mut unknown) = (0u64, 0u64, 0u64);
+        for (p, next) in next {
+            match (
+                crate::connector::kafka::cached_offsets(consumer, topic, p),
+                next,
+            ) {
+                (Some((_, high)), Some(next)) if next >= 0 => {
+                    pending += (high - next).max(0) as u64;
+                    ends += high as u64;
+                }
+                // Nothing read from it yet: an empty partition has no lag;
+                // otherwise where it starts is not known yet.
+                (Some((low, high)), _) => {
+                    ends += high as u64;
+                    if low.max(0) < high {
+                        unknown += 1;
+                    }
+                }
+                (None, _) => unknown += 1,
+            }
+        }
+        self.set((pending, ends, unknown), metrics);
+    }
+
+    fn set(&mut self, now: (u64, u64, u64), m: &StatementMetrics) {
+        let swap = |a: &AtomicU64, old: u64, new: u64| {
+            a.fetch_add(new.wrapping_sub(old), Ordering::Relaxed);
+        };
+        swap(&m.pending_records, self.added.0, now.0);
+        swap(&m.input_end_offsets, self.added.1, now.1);
+        swap(&m.input_unknown_partitions, self.added.2, now.2);
+        self.added = now;
     }
 }
 
@@ -629,6 +716,7 @@ async fn run_inner(
                         break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
                     };
                     let p = msg?;
+                    let work = std::time::Instant::now();
                     let mut out = vec![];
                     if timers {
                         out.extend(stages.on_processing_time(now_ms())?);
@@ -686,6 +774,7 @@ async fn run_inner(
                     let sink = (&task.plan.sink, producer, results);
                     write_all(out, compiled.limit, &mut written, sink, metrics).await?;
                     metrics.records_done.fetch_add(p.records, Ordering::Relaxed);
+                    metrics.busy_since(work);
                     // A stateless statement's offsets are stored once what they
                     // cover is written. A stateful one's go into its
                     // checkpoints with its state (without checkpoints it reads
@@ -1186,6 +1275,8 @@ async fn read_branch(
             &Default::default(),
         )?
     };
+    let owned = partitions.clone();
+    let mut lag = InputLag::default();
     let mut tracker = PartitionWatermarks::new(partitions, idle_ms, now_ms());
     let mut sent_watermark: Option<i64> = None;
     let mut sent_idle = false;
@@ -1225,6 +1316,14 @@ async fn read_branch(
                 }))
                 .await;
             return Ok(());
+        }
+        if bound.is_none() {
+            lag.observe(
+                &consumer,
+                &topic,
+                owned.iter().map(|p| (*p, expected.get(p).copied())),
+                metrics,
+            );
         }
         // The first record is awaited; whatever else librdkafka has
         // fetched by then is taken in one call.
@@ -1281,6 +1380,7 @@ async fn read_branch(
             }
             continue;
         }
+        let work = std::time::Instant::now();
         let mut drained = Vec::with_capacity(more.len());
         let mut ended: Vec<i32> = vec![];
         for m in more.messages() {
@@ -1345,6 +1445,9 @@ async fn read_branch(
         metrics
             .records_in
             .fetch_add(raw.len() as u64, Ordering::Relaxed);
+        metrics
+            .input_consumed
+            .fetch_add(raw.len() as u64, Ordering::Relaxed);
         let mut next: HashMap<i32, i64> = HashMap::new();
         for r in &raw {
             let e = next.entry(r.partition).or_insert(r.offset + 1);
@@ -1407,6 +1510,7 @@ async fn read_branch(
         sent_idle = false;
         let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
         offsets.sort();
+        metrics.busy_since(work);
         if tx
             .send(Ok(Progress {
                 batch: out,

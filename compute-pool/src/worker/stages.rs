@@ -355,6 +355,7 @@ pub(super) async fn run_keyed(
         degraded: false,
     };
     let mut watched_at = Instant::now();
+    let mut lag = super::InputLag::default();
     let sink = &task.plan.sink;
     let outcome = loop {
         if !parts.is_empty() && parts.values().all(Part::ended) {
@@ -363,6 +364,7 @@ pub(super) async fn run_keyed(
         tokio::select! {
             _ = cancel.cancelled() => break Outcome::Stopped,
             m = consumer.recv(), if !parts.is_empty() => {
+                let work = Instant::now();
                 let mut out = vec![];
                 let mut next = Some(m);
                 // What has arrived already is taken in the same turn.
@@ -379,6 +381,14 @@ pub(super) async fn run_keyed(
                     }
                 }
                 send_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                metrics.input_consumed.fetch_add(taken as u64, Ordering::Relaxed);
+                metrics.busy_since(work);
+                lag.observe(
+                    &consumer,
+                    &exchange.topic,
+                    parts.iter().map(|(k, p)| (*k as i32, Some(p.next))),
+                    metrics,
+                );
                 if watched_at.elapsed() >= Duration::from_secs(1) {
                     watched_at = Instant::now();
                     observe(&parts, metrics);

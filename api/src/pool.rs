@@ -234,6 +234,10 @@ pub struct ScalingDecision {
     pub true_rate: Option<f64>,
     /// Records per second the stage must process to keep up and catch up.
     pub required_rate: Option<f64>,
+    /// Records per second its `from` tasks can process (the busiest task's
+    /// rate, times the tasks' worth its partitions give).
+    #[serde(default)]
+    pub capacity: Option<f64>,
 }
 
 /// Where a statement stands with the autoscaler.

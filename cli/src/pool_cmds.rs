@@ -22,6 +22,15 @@ pub struct AutoscalerArgs {
     /// (default 0.5).
     #[arg(long)]
     max_scale_down: Option<f64>,
+    /// Seconds of metrics ignored after a rescale (default 30).
+    #[arg(long)]
+    rescale_grace_seconds: Option<f64>,
+    /// Seconds of metrics a decision looks at (default 60).
+    #[arg(long)]
+    window_seconds: Option<f64>,
+    /// Seconds between decisions (default 10).
+    #[arg(long)]
+    interval_seconds: Option<f64>,
 }
 
 impl AutoscalerArgs {
@@ -33,6 +42,9 @@ impl AutoscalerArgs {
             (self.catch_up_seconds, &mut s.catch_up_seconds),
             (self.stabilization_seconds, &mut s.stabilization_seconds),
             (self.max_scale_down, &mut s.max_scale_down),
+            (self.rescale_grace_seconds, &mut s.rescale_grace_seconds),
+            (self.window_seconds, &mut s.window_seconds),
+            (self.interval_seconds, &mut s.interval_seconds),
         ] {
             if let Some(v) = v {
                 *field = v;

@@ -54,7 +54,28 @@ pub struct History {
     pub last_rescale: Option<f64>,
     /// Earlier recommendations `(at, parallelism)`, oldest first.
     pub recommendations: Vec<(f64, u32)>,
+    /// Its last scale-up, to tell whether it helped.
+    pub last_scale_up: Option<ScaleUp>,
 }
+
+/// A scale-up and what the stage could do before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleUp {
+    pub from: u32,
+    pub to: u32,
+    /// Records per second the `from` tasks could process.
+    pub capacity: f64,
+    /// Records per second arriving then.
+    pub input_rate: f64,
+}
+
+/// A scale-up counts as effective when it brought at least this share of
+/// the capacity it promised (tasks that are bound by a cost per batch or
+/// by the machine's cores gain little from more of them).
+const EFFECTIVE_SHARE: f64 = 0.25;
+/// After an ineffective scale-up, the stage scales up again only once its
+/// input has grown by this factor.
+const REGROWTH: f64 = 1.5;
 
 /// Lag shrinking faster than this share of the input rate (or 1 record/s)
 /// counts as being drained.
@@ -82,6 +103,7 @@ pub fn decide(
         lag_trend: None,
         true_rate: None,
         required_rate: None,
+        capacity: None,
     };
     if let Some(p) = stage.pinned {
         d.to = p.max(1);
@@ -127,6 +149,7 @@ pub fn decide(
         + input_rate * s.rescale_pause_seconds / s.catch_up_seconds;
     d.required_rate = Some(required);
     let lag_words = describe_lag(lag, lag_trend);
+    d.capacity = true_rate.map(|r| r * effective(current, stage.partitions));
     let (recommended, capped_by_partitions) = if required <= 0.0 {
         (1, false)
     } else if let Some(rate) = true_rate {
@@ -146,6 +169,25 @@ pub fn decide(
     };
 
     if recommended > current {
+        if let (Some(up), Some(now_capacity)) = (history.last_scale_up, d.capacity) {
+            let promised = up.capacity * effective(up.to, stage.partitions)
+                / effective(up.from, stage.partitions);
+            let gained = now_capacity - up.capacity;
+            if up.to == current
+                && gained < EFFECTIVE_SHARE * (promised - up.capacity)
+                && input_rate < REGROWTH * up.input_rate
+            {
+                d.reason = format!(
+                    "{need_words}; would need {recommended}, but the last scale-up ({} → {}) raised capacity from {}/s to {}/s of the {}/s it promised: keeping {current} until the input grows",
+                    up.from,
+                    up.to,
+                    count(up.capacity),
+                    count(now_capacity),
+                    count(promised)
+                );
+                return d;
+            }
+        }
         let allowed = current.saturating_add(stage.free_slots);
         if recommended > allowed {
             d.to = allowed.max(current);
@@ -379,7 +421,7 @@ mod tests {
     fn settled() -> History {
         History {
             last_rescale: Some(0.0),
-            recommendations: vec![],
+            ..Default::default()
         }
     }
 
@@ -421,6 +463,7 @@ mod tests {
         let h = History {
             last_rescale: Some(0.0),
             recommendations: (0..20).map(|i| (880.0 + 5.0 * i as f64, 1)).collect(),
+            ..Default::default()
         };
         let d = decide(1000.0, &stage(4, 12), &w, &h, &s);
         // At most half per step.
@@ -438,6 +481,7 @@ mod tests {
         let h = History {
             last_rescale: Some(980.0 - s.rescale_grace_seconds),
             recommendations: vec![(985.0, 1), (990.0, 1)],
+            ..Default::default()
         };
         let d = decide(1000.0, &stage(4, 12), &w, &h, &s);
         assert_eq!(d.to, 4, "{}", d.reason);
@@ -452,6 +496,7 @@ mod tests {
         let h = History {
             last_rescale: Some(0.0),
             recommendations: vec![(900.0, 1), (950.0, 3), (990.0, 1)],
+            ..Default::default()
         };
         let d = decide(1000.0, &stage(6, 12), &w, &h, &s);
         assert_eq!(d.to, 3, "{}", d.reason);
@@ -465,6 +510,7 @@ mod tests {
         let h = History {
             last_rescale: Some(0.0),
             recommendations: (0..30).map(|i| (850.0 + 5.0 * i as f64, 1)).collect(),
+            ..Default::default()
         };
         let d = decide(1000.0, &stage(4, 12), &w, &h, &s);
         assert_eq!(d.to, 4, "{}", d.reason);
@@ -492,11 +538,47 @@ mod tests {
         let w = steady(100.0, 50_000.0, Some((1e6, 10_000.0)), Some(10_000.0));
         let h = History {
             last_rescale: Some(95.0),
-            recommendations: vec![],
+            ..Default::default()
         };
         let d = decide(100.0, &stage(2, 12), &w, &h, &s);
         assert_eq!(d.to, 2);
         assert!(d.reason.contains("after the last rescale"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_scale_up_that_brought_no_capacity_is_not_repeated_until_the_input_grows() {
+        // 1 → 2 promised twice the 1.4 k/s; each task now does 700/s
+        // busy: 1.4 k/s in all, nothing gained.
+        let h = History {
+            last_rescale: Some(0.0),
+            last_scale_up: Some(ScaleUp {
+                from: 1,
+                to: 2,
+                capacity: 1_400.0,
+                input_rate: 300.0,
+            }),
+            ..Default::default()
+        };
+        let s = AutoscalerSettings {
+            target_utilization: 0.2,
+            ..settings()
+        };
+        let w = steady(500.0, 300.0, Some((0.0, 0.0)), Some(700.0));
+        let d = decide(500.0, &stage(2, 12), &w, &h, &s);
+        assert_eq!(d.to, 2, "{}", d.reason);
+        assert!(
+            d.reason.contains("the last scale-up (1 → 2)"),
+            "{}",
+            d.reason
+        );
+        // Four times the input: worth trying again.
+        let w = steady(500.0, 1_200.0, Some((0.0, 0.0)), Some(700.0));
+        let d = decide(500.0, &stage(2, 12), &w, &h, &s);
+        assert!(d.to > 2, "{}", d.reason);
+        // A scale-up that helped does not hold the next one back.
+        let w = steady(500.0, 440.0, Some((100_000.0, 0.0)), Some(1_300.0));
+        let d = decide(500.0, &stage(2, 12), &w, &h, &s);
+        assert!(d.to > 2, "{}", d.reason);
     }
 
     #[test]
@@ -566,6 +648,7 @@ mod tests {
                     let h = History {
                         last_rescale: last,
                         recommendations: recs,
+                        last_scale_up: None,
                     };
                     (stage, window, h, s)
                 },

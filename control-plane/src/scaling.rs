@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use weir_api::{AutoscalerSettings, ScalingDecision, ScalingState, ScalingStatus};
 use weir_sql_gateway::stages::{ParallelismSetting, Shape};
 
-use crate::autoscaler::{decide, History, Sample, Stage};
+use crate::autoscaler::{decide, History, Sample, ScaleUp, Stage};
 use crate::parallel::StageCounts;
 use crate::workers::Key;
 use crate::Scheduler;
@@ -103,6 +103,7 @@ struct Track {
     /// `(at, per stage: per task metrics)`, oldest first.
     snapshots: VecDeque<(f64, BTreeMap<String, Vec<weir_api::StatementMetrics>>)>,
     recommendations: HashMap<String, Vec<(f64, u32)>>,
+    scale_ups: HashMap<String, ScaleUp>,
     last_decided: f64,
     /// The status last written, to write only changes.
     written: Option<ScalingStatus>,
@@ -147,6 +148,7 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                 last_rescale: now,
                 snapshots: VecDeque::new(),
                 recommendations: HashMap::new(),
+                scale_ups: HashMap::new(),
                 last_decided: now,
                 written: None,
             });
@@ -156,6 +158,7 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                     last_rescale: now,
                     snapshots: VecDeque::new(),
                     recommendations: HashMap::new(),
+                    scale_ups: HashMap::new(),
                     last_decided: now,
                     written: None,
                 };
@@ -186,6 +189,7 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                 let history = History {
                     last_rescale: Some(t.last_rescale),
                     recommendations: t.recommendations.get(&st.name).cloned().unwrap_or_default(),
+                    last_scale_up: t.scale_ups.get(&st.name).copied(),
                 };
                 let stage = Stage {
                     name: st.name.clone(),
@@ -195,6 +199,23 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                     pinned: None,
                 };
                 let d = decide(now, &stage, &window, &history, &s);
+                match (d.to.cmp(&d.from), d.capacity) {
+                    (std::cmp::Ordering::Greater, Some(capacity)) => {
+                        t.scale_ups.insert(
+                            st.name.clone(),
+                            ScaleUp {
+                                from: d.from,
+                                to: d.to,
+                                capacity,
+                                input_rate: d.input_rate,
+                            },
+                        );
+                    }
+                    (std::cmp::Ordering::Less, _) => {
+                        t.scale_ups.remove(&st.name);
+                    }
+                    _ => {}
+                }
                 free = free.saturating_sub(d.to.saturating_sub(st.tasks));
                 let recs = t.recommendations.entry(st.name.clone()).or_default();
                 recs.push((now, d.recommended));

@@ -16,8 +16,43 @@ pub fn server(dir: &Path, database_url: &str) -> Dev {
 
 /// [`server`] listening on `listen`.
 pub fn server_on(dir: &Path, database_url: &str, listen: &str) -> Dev {
+    server_with(dir, database_url, listen, &[])
+}
+
+/// [`server`] that starts its own `weir worker` processes of `slots` slots
+/// as the pools' tasks need them, and stops them when idle.
+pub fn provisioning_server(dir: &Path, database_url: &str, slots: u32) -> Dev {
+    server_with(
+        dir,
+        database_url,
+        "127.0.0.1:0",
+        &["--provision-worker-slots", &slots.to_string()],
+    )
+}
+
+/// The `weir` processes whose parent is `pid` (a provisioner's workers).
+pub fn child_processes(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...: comm may hold spaces, so split
+            // after its closing parenthesis.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            head.contains("(weir") && ppid == Some(pid.to_string().as_str())
+        })
+        .count()
+}
+
+fn server_with(dir: &Path, database_url: &str, listen: &str, extra: &[&str]) -> Dev {
     let mut child = Command::new(WEIR)
         .args(["server", "--listen", listen, "--workers"])
+        .args(extra)
         .args(["--database-url", database_url])
         .arg("--worker-credential-file")
         .arg(dir.join("worker-credential"))

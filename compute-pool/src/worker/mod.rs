@@ -136,8 +136,11 @@ pub struct StatementMetrics {
     pub delivery_guarantee: AtomicU8,
     /// Kafka transactions committed.
     pub transactions: AtomicU64,
-    /// Time spent working on input, not waiting for it (ns).
+    /// Time spent working on input, not waiting for it (ns): by the task's
+    /// main loop, and by its source readers (which run beside it, so the
+    /// busier of the two bounds the task).
     pub busy_ns: AtomicU64,
+    pub read_busy_ns: AtomicU64,
     /// Records taken from the input topics.
     pub input_consumed: AtomicU64,
     /// What [`InputLag`] last saw of the input partitions, summed over the
@@ -168,6 +171,7 @@ impl StatementMetrics {
         set(&self.source_offset_gaps, s.source_offset_gaps);
         set(&self.transactions, s.transactions);
         set(&self.busy_ns, s.busy_ms.saturating_mul(1_000_000));
+        set(&self.read_busy_ns, 0);
         set(&self.input_consumed, s.input_consumed);
         set(&self.pending_records, s.pending_records);
         set(&self.input_end_offsets, s.input_end_offsets);
@@ -202,7 +206,11 @@ impl StatementMetrics {
             }
             .to_string(),
             transactions: self.transactions.load(Ordering::Relaxed),
-            busy_ms: self.busy_ns.load(Ordering::Relaxed) / 1_000_000,
+            busy_ms: self
+                .busy_ns
+                .load(Ordering::Relaxed)
+                .max(self.read_busy_ns.load(Ordering::Relaxed))
+                / 1_000_000,
             input_consumed: self.input_consumed.load(Ordering::Relaxed),
             pending_records: self.pending_records.load(Ordering::Relaxed),
             input_end_offsets: self.input_end_offsets.load(Ordering::Relaxed),
@@ -210,9 +218,15 @@ impl StatementMetrics {
         }
     }
 
-    /// Counts `since.elapsed()` as busy time.
+    /// Counts `since.elapsed()` as the main loop's busy time.
     pub fn busy_since(&self, since: std::time::Instant) {
         self.busy_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `since.elapsed()` as a source reader's busy time.
+    pub fn read_busy_since(&self, since: std::time::Instant) {
+        self.read_busy_ns
             .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
@@ -1510,7 +1524,7 @@ async fn read_branch(
         sent_idle = false;
         let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
         offsets.sort();
-        metrics.busy_since(work);
+        metrics.read_busy_since(work);
         if tx
             .send(Ok(Progress {
                 batch: out,

@@ -396,7 +396,7 @@ async fn metrics(
         );
     }
     type Gauge = (&'static str, &'static str, &'static str);
-    let statement_metrics: [Gauge; 4] = [
+    let statement_metrics: [Gauge; 5] = [
         (
             "weir_statement_current_cfu",
             "gauge",
@@ -417,6 +417,11 @@ async fn metrics(
             "gauge",
             "Bytes of operator state the statement holds.",
         ),
+        (
+            "weir_statement_pending_records",
+            "gauge",
+            "Records in the statement's input not read yet (where known).",
+        ),
     ];
     for (name, kind, help) in statement_metrics {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -426,6 +431,7 @@ async fn metrics(
                 "weir_statement_current_cfu" => a.cfu as u64,
                 "weir_statement_records_in_total" => m.map_or(0, |m| m.records_in),
                 "weir_statement_records_out_total" => m.map_or(0, |m| m.records_out),
+                "weir_statement_pending_records" => m.map_or(0, |m| m.pending_records),
                 _ => m.map_or(0, |m| m.state_bytes),
             };
             let _ = writeln!(
@@ -436,6 +442,34 @@ async fn metrics(
                 label(&a.name)
             );
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP weir_statement_scaling_state 1 for the autoscaler's state of the statement.\n\
+         # TYPE weir_statement_scaling_state gauge"
+    );
+    for a in &allocations {
+        let Some(json) = state
+            .store
+            .scaling_status(&a.org, &a.env, &a.name, &a.uid)
+            .await?
+        else {
+            continue;
+        };
+        let Ok(sc) = serde_json::from_str::<weir_api::ScalingStatus>(&json) else {
+            continue;
+        };
+        let name = serde_json::to_value(sc.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "weir_statement_scaling_state{{environment=\"{}\",compute_pool=\"{}\",statement=\"{}\",state=\"{name}\"}} 1",
+            label(&a.env),
+            label(&a.pool),
+            label(&a.name)
+        );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -366,6 +366,13 @@ async fn metrics_show_the_pools_cfu_and_each_statements() {
         )),
         1.0
     );
+    assert_eq!(
+        value(&format!(
+            "weir_statement_scaling_state{{environment=\"{env}\",compute_pool=\"{pool}\",statement=\"metered\",state=\"OK\"}}"
+        )),
+        1.0
+    );
+    assert!(text.contains("weir_statement_pending_records{"), "{text}");
     // Unauthenticated scrapes are refused.
     let (status, _) = call(http.get(format!("{}/metrics", weir.url()))).await;
     assert_eq!(status, 401);

@@ -346,7 +346,12 @@ fn samples(
             continue;
         };
         let dt = t1 - t0;
-        if dt <= 0.0 || a.len() != b.len() {
+        // A pair is comparable only when the same partitions were known in
+        // both: one that becomes known adds its whole end offset at once.
+        let unknown_in = |m: &[weir_api::StatementMetrics]| {
+            m.iter().map(|x| x.input_unknown_partitions).sum::<u64>()
+        };
+        if dt <= 0.0 || a.len() != b.len() || unknown_in(a) != unknown_in(b) {
             continue;
         }
         let ends =

@@ -106,15 +106,23 @@ async fn a_stateless_statement_grows_under_load_and_shrinks_when_idle() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let s = weir
-        .wait_phase("elastic-copy", Phase::Running, Duration::from_secs(30))
-        .await;
-    assert_eq!(
-        s.status.stages.first().map(|st| st.parallelism),
-        Some(4),
-        "{:?}",
-        s.status.stages
-    );
+    // The decision is in the status before its tasks run: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = weir.client.get_statement("elastic-copy").await.unwrap();
+        let running = s.status.phase == Phase::Running
+            && s.status.stages.first().map(|st| st.parallelism) == Some(4);
+        if running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "4 source tasks not running after 30 s: {:?} {:?}",
+            s.status.phase,
+            s.status.stages
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let events = weir.client.scaling_events("elastic-copy").await.unwrap();
     let up = events
         .data

@@ -122,14 +122,7 @@ async fn ensure_exchange(
             partitions: *n as u32,
         });
     }
-    let largest_source = plan
-        .root
-        .sources()
-        .iter()
-        .filter_map(|s| topics.iter().find(|(t, _)| *t == s.table.topic))
-        .map(|(_, n)| *n as u32)
-        .max()
-        .unwrap_or(0);
+    let largest_source = largest_source(plan, &topics);
     let partitions = ctx
         .max_parallelism
         .unwrap_or_else(|| DEFAULT_REPARTITION_PARTITIONS.max(largest_source));
@@ -138,6 +131,18 @@ async fn ensure_exchange(
         .await
         .map_err(unreachable)?;
     Ok(ExchangeSpec { topic, partitions })
+}
+
+/// The most partitions of any of the plan's source topics among `topics`
+/// (name, partitions); 0 when none is there.
+fn largest_source(plan: &StreamingPlan, topics: &[(String, usize)]) -> u32 {
+    plan.root
+        .sources()
+        .iter()
+        .filter_map(|s| topics.iter().find(|(t, _)| *t == s.table.topic))
+        .map(|(_, n)| *n as u32)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Deletes statement `uid`'s repartition topic, if it has one.
@@ -195,14 +200,7 @@ pub async fn stage_partitions(
     if let Ok(cluster) = ctx.current_cluster() {
         if let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.bootstrap) {
             if let Ok(topics) = admin.list_topics().await {
-                sources = plan
-                    .root
-                    .sources()
-                    .iter()
-                    .filter_map(|s| topics.iter().find(|(t, _)| *t == s.table.topic))
-                    .map(|(_, n)| *n as u32)
-                    .max()
-                    .unwrap_or(0);
+                sources = largest_source(plan, &topics);
             }
         }
     }

@@ -109,6 +109,20 @@ struct Track {
     written: Option<ScalingStatus>,
 }
 
+impl Track {
+    fn new(uid: &str, now: f64) -> Track {
+        Track {
+            uid: uid.to_string(),
+            last_rescale: now,
+            snapshots: VecDeque::new(),
+            recommendations: HashMap::new(),
+            scale_ups: HashMap::new(),
+            last_decided: now,
+            written: None,
+        }
+    }
+}
+
 /// How often metrics are sampled.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -143,25 +157,12 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                 );
             }
             let (_, s, max_cfu) = settings[&pool_key];
-            let t = tracks.entry(o.key.clone()).or_insert_with(|| Track {
-                uid: o.uid.clone(),
-                last_rescale: now,
-                snapshots: VecDeque::new(),
-                recommendations: HashMap::new(),
-                scale_ups: HashMap::new(),
-                last_decided: now,
-                written: None,
-            });
+            let t = tracks
+                .entry(o.key.clone())
+                .or_insert_with(|| Track::new(&o.uid, now));
             if t.uid != o.uid {
-                *t = Track {
-                    uid: o.uid.clone(),
-                    last_rescale: now,
-                    snapshots: VecDeque::new(),
-                    recommendations: HashMap::new(),
-                    scale_ups: HashMap::new(),
-                    last_decided: now,
-                    written: None,
-                };
+                // The same name, a new statement.
+                *t = Track::new(&o.uid, now);
             }
             t.snapshots.push_back((
                 now,

@@ -52,14 +52,7 @@ async fn scaling_events(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<weir_api::ScalingEventList>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    if state
-        .store
-        .get_statement(&org, &env_id, &name)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(&format!("statement '{name}'")));
-    }
+    require_statement(&state, &org, &env_id, &name).await?;
     let data = state
         .store
         .scaling_events(&org, &env_id, &name, 100)
@@ -76,6 +69,19 @@ async fn scaling_events(
 
 fn json_error(e: JsonRejection) -> ApiError {
     ApiError::new(e.status(), "invalid_body", e.body_text())
+}
+
+/// The 404 for a statement that does not exist.
+async fn require_statement(
+    state: &AppState,
+    org: &str,
+    env_id: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    match state.store.get_statement(org, env_id, name).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(&format!("statement '{name}'"))),
+    }
 }
 
 /// Checks the caller's organization and that the environment exists in it.
@@ -1022,14 +1028,7 @@ async fn exceptions(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<StatementExceptionList>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    if state
-        .store
-        .get_statement(&org, &env_id, &name)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(&format!("statement '{name}'")));
-    }
+    require_statement(&state, &org, &env_id, &name).await?;
     let data = state
         .store
         .list_exceptions(&org, &env_id, &name, 10)

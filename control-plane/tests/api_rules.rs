@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use weir_api::{Client, Credentials, ErrorBody, Phase};
-use weir_control_plane::auth::{hash_secret, new_key};
 
 fn statements_url(weir: &Weir, org: &str, env: &str) -> String {
     format!(
@@ -89,17 +88,7 @@ async fn tenant_walls(backend: &str) {
     assert_eq!(created.status.phase, Phase::Completed);
 
     // A second tenant with its own environment and key.
-    let store = &weir.server.as_ref().unwrap().state.store;
-    store.ensure_organization("org-b", "b").await.unwrap();
-    store
-        .ensure_environment("org-b", "env-b", "default")
-        .await
-        .unwrap();
-    let (key, secret) = new_key();
-    store
-        .create_api_key("org-b", &key, &hash_secret(&secret), "tenant b")
-        .await
-        .unwrap();
+    let (key, secret) = weir.second_tenant().await;
     let http = reqwest::Client::new();
     let a_url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
     let b = |r: reqwest::RequestBuilder| r.basic_auth(&key, Some(&secret));

@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use weir_api::{ComputePoolRequest, ComputePoolSpec, Phase};
-use weir_control_plane::auth::{hash_secret, new_key};
 
 async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.expect("server answers");
@@ -255,17 +254,7 @@ async fn a_pool_running_a_statement_counts_it_and_cannot_be_deleted() {
 async fn another_tenant_cannot_see_or_touch_pools_usage_or_metrics() {
     let weir = Weir::start().await;
     run_forever(&weir, "tenant-a-statement").await;
-    let store = &weir.server.as_ref().unwrap().state.store;
-    store.ensure_organization("org-b", "b").await.unwrap();
-    store
-        .ensure_environment("org-b", "env-b", "default")
-        .await
-        .unwrap();
-    let (key, secret) = new_key();
-    store
-        .create_api_key("org-b", &key, &hash_secret(&secret), "tenant b")
-        .await
-        .unwrap();
+    let (key, secret) = weir.second_tenant().await;
     let http = reqwest::Client::new();
     let url = pools_url(&weir);
     let (env, pool) = (&weir.dev.env, &weir.dev.pool);

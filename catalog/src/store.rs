@@ -13,6 +13,9 @@ use sqlx::{AnyPool, Row};
 
 use crate::{now_millis, CatalogError, TableDef, TableOrigin};
 
+mod registry;
+pub use registry::Registered;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 

@@ -19,6 +19,7 @@ pub mod parallel;
 mod planning;
 pub(crate) mod pools;
 pub mod provisioner;
+pub mod registry;
 pub mod scaling;
 mod scheduler;
 mod statements;
@@ -115,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         // Workers' reports carry pages of results: a limit of their own.
         .merge(workers::routes())
         .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
+        // The schema registry answers in Confluent's error shape.
+        .merge(registry::routes())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .fallback(error::not_found)

@@ -86,6 +86,36 @@ struct StoreEvents {
 }
 
 impl StatementEvents for StoreEvents {
+    fn schema<'a>(
+        &'a self,
+        id: u32,
+    ) -> BoxFuture<'a, Result<Option<weir_catalog::registry::RegisteredSchema>, String>> {
+        async move {
+            let (o, e, _) = &self.key;
+            self.store
+                .registry_schema(o, e, id as i64)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn register_schema<'a>(
+        &'a self,
+        subject: &'a str,
+        schema_type: weir_catalog::registry::SchemaType,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        async move {
+            let (o, e, _) = &self.key;
+            crate::registry::register_schema(&self.store, o, e, subject, schema_type, schema, &[])
+                .await
+                .map(|id| id as u32)
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
     fn commit<'a>(
         &'a self,
         topic: &'a str,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use weir_catalog::{sync_topics, KafkaAdmin, Store};
+use weir_catalog::{sync_schemas, sync_topics, KafkaAdmin, Store};
 
 pub async fn run(store: Store, every: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(every);
@@ -34,6 +34,21 @@ pub async fn run(store: Store, every: Duration, cancel: CancellationToken) {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(org, env, cluster = cluster.name, error = %e, "topic sync failed")
+                }
+            }
+            // Subjects of the environment's schema registry type the
+            // discovered tables.
+            match sync_schemas(&store, &org, &env, &cluster.id).await {
+                Ok((changed, problems)) => {
+                    if !changed.is_empty() {
+                        tracing::info!(org, env, cluster = cluster.name, tables = ?changed, "tables typed from the schema registry");
+                    }
+                    for p in problems {
+                        tracing::debug!(org, env, problem = p, "a subject has no table mapping");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(org, env, cluster = cluster.name, error = %e, "schema sync failed")
                 }
             }
         }

@@ -26,7 +26,8 @@ use tokio::sync::oneshot;
 use weir_api::Phase;
 use weir_catalog::Store;
 use weir_compute_pool::worker::protocol::{
-    Assignment, Heartbeat, HeartbeatReply, Register, Registered, ReportBody, TaskReport,
+    Assignment, Heartbeat, HeartbeatReply, Register, Registered, ReportBody, SchemaAnswer,
+    TaskReport,
 };
 use weir_compute_pool::{Outcome, ResultsBuffer, StatementMetrics};
 
@@ -637,7 +638,8 @@ async fn report(
     headers: HeaderMap,
     Path((task, kind)): Path<(String, String)>,
     req: Request,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let workers = authorized(&state, &headers)?;
     let r: TaskReport = read_body(req).await?;
     let conflict = || {
@@ -679,7 +681,7 @@ async fn report(
             };
             let idle = state.config.results_idle_timeout;
             if buf.idle_for() > idle {
-                return Ok(StatusCode::GONE);
+                return Ok(StatusCode::GONE.into_response());
             }
             buf.push(rows.clone()).await;
             if *complete {
@@ -689,8 +691,36 @@ async fn report(
         ReportBody::Finished { outcome, metrics } => {
             workers.finish(&task, &r, outcome.clone(), metrics);
         }
+        ReportBody::Schema { id } => {
+            let schema = store.registry_schema(o, e, *id as i64).await?;
+            return Ok(axum::Json(SchemaAnswer {
+                schema,
+                id: None,
+                error: None,
+            })
+            .into_response());
+        }
+        ReportBody::RegisterSchema {
+            subject,
+            schema_type,
+            schema,
+        } => {
+            let r =
+                crate::registry::register_schema(store, o, e, subject, *schema_type, schema, &[])
+                    .await;
+            let (id, error) = match r {
+                Ok(id) => (Some(id as u32), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            return Ok(axum::Json(SchemaAnswer {
+                schema: None,
+                id,
+                error,
+            })
+            .into_response());
+        }
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

@@ -69,6 +69,17 @@ pub struct BadRecord {
     pub value: Option<Vec<u8>>,
 }
 
+/// A record that did not decode, with why.
+fn bad_record(r: &RawRecord<'_>, reason: String) -> BadRecord {
+    BadRecord {
+        partition: r.partition,
+        offset: r.offset,
+        reason,
+        key: r.key.map(<[u8]>::to_vec),
+        value: r.value.map(<[u8]>::to_vec),
+    }
+}
+
 /// The partition of each decoded row: `records` less the `bad` ones.
 pub fn row_partitions(records: &[RawRecord<'_>], bad: &[BadRecord]) -> Vec<i32> {
     if bad.is_empty() {
@@ -107,6 +118,19 @@ pub struct SourceDecoder {
     /// records it never takes (numbers written as strings, say) is not
     /// scanned twice for long.
     fast_misses: std::sync::atomic::AtomicU32,
+    /// A table in the schema registry's wire format.
+    registry: Option<Registry>,
+    /// Columns filled with the record key as is (`'key.format' = 'raw'`).
+    raw_key: Vec<String>,
+}
+
+/// What a decoder of the schema registry's wire format knows.
+struct Registry {
+    format: String,
+    /// The schema the table was typed from: the reader schema.
+    reader_id: Option<u32>,
+    known: std::sync::Mutex<crate::connector::registry::KnownSchemas>,
+    avro: std::sync::Mutex<Option<crate::connector::registry::AvroDecoder>>,
 }
 
 /// After this many polls in a row that the fast path could not take, it
@@ -208,7 +232,30 @@ impl SourceDecoder {
             );
         }
         let physical = Arc::new(arrow::datatypes::Schema::new(read));
-        let raw = table.origin == TableOrigin::Discovered || table.value_format() == "raw";
+        let raw = table.value_format() == "raw"
+            || (table.origin == TableOrigin::Discovered && table.option("value.format").is_none());
+        let registry =
+            crate::connector::registry::is_registry_format(table.value_format()).then(|| {
+                Registry {
+                    format: table.value_format().to_string(),
+                    reader_id: table
+                        .option(crate::connector::registry::SCHEMA_ID_OPTION)
+                        .and_then(|s| s.parse().ok()),
+                    known: Default::default(),
+                    avro: Default::default(),
+                }
+            });
+        let raw_key: Vec<String> = if table.option("key.format").is_none_or(|f| f == "raw") && !raw
+        {
+            table
+                .key_columns()
+                .into_iter()
+                .filter(|k| physical.field_with_name(k).is_ok())
+                .take(1)
+                .collect()
+        } else {
+            vec![]
+        };
         Ok(SourceDecoder {
             fast: crate::connector::fastjson::FastJson::new(&physical),
             fast_misses: Default::default(),
@@ -229,7 +276,195 @@ impl SourceDecoder {
                 })
                 .collect(),
             mode: ErrorMode::of(&table.options),
+            registry,
+            raw_key,
         })
+    }
+
+    /// The schema ids these records (and the table's reader schema) name
+    /// that the decoder has not learnt yet: the caller fetches them from the
+    /// registry and hands them to [`SourceDecoder::learn_schema`].
+    pub fn missing_schemas(&self, records: &[RawRecord<'_>]) -> Vec<u32> {
+        let Some(reg) = &self.registry else {
+            return vec![];
+        };
+        let known = reg.known.lock().expect("not poisoned");
+        let mut out: Vec<u32> = reg
+            .reader_id
+            .filter(|id| !known.knows(*id))
+            .into_iter()
+            .collect();
+        for r in records {
+            if let Some(Ok((id, _))) = r.value.map(crate::connector::registry::frame) {
+                if !known.knows(id) && !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// A schema fetched from the registry (`None`: it has no such id).
+    pub fn learn_schema(&self, id: u32, schema: Option<weir_catalog::registry::RegisteredSchema>) {
+        if let Some(reg) = &self.registry {
+            reg.known.lock().expect("not poisoned").learn(id, schema);
+        }
+    }
+
+    /// Registry-framed records: the good ones' bodies decoded into the
+    /// physical columns, the bad ones with why.
+    fn registry_columns(
+        &self,
+        reg: &Registry,
+        records: &[RawRecord<'_>],
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        use crate::connector::registry::{frame, AvroDecoder, AVRO};
+        use weir_catalog::registry::SchemaType;
+        let want = match reg.format.as_str() {
+            AVRO => SchemaType::Avro,
+            crate::connector::registry::JSON => SchemaType::Json,
+            _ => SchemaType::Protobuf,
+        };
+        let known = reg.known.lock().expect("not poisoned");
+        let mut framed: Vec<(usize, u32, &[u8])> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            let Some(v) = r.value else {
+                bad.push(bad_record(
+                    r,
+                    "the record has no value (a tombstone)".into(),
+                ));
+                continue;
+            };
+            let (id, body) = match frame(v) {
+                Ok(x) => x,
+                Err(reason) => {
+                    bad.push(bad_record(r, reason));
+                    continue;
+                }
+            };
+            match known.get(id) {
+                None => bad.push(bad_record(
+                    r,
+                    format!("unknown schema id {id}: the schema registry has no such schema"),
+                )),
+                Some(s) if s.schema_type != want => bad.push(bad_record(
+                    r,
+                    format!(
+                        "schema id {id} is a {} schema; the table reads '{}'",
+                        s.schema_type.as_str(),
+                        reg.format
+                    ),
+                )),
+                Some(_) if want == SchemaType::Avro => framed.push((i, id, v)),
+                Some(_) => framed.push((i, id, body)),
+            }
+        }
+        if want == SchemaType::Protobuf {
+            return Err(EngineError::Plan(
+                "reading 'proto-registry' is not supported yet".into(),
+            ));
+        }
+        if want == SchemaType::Json {
+            drop(known);
+            let stripped: Vec<RawRecord<'_>> = framed
+                .iter()
+                .map(|&(i, _, body)| RawRecord {
+                    value: Some(body),
+                    ..records[i]
+                })
+                .collect();
+            let (batch, good) = self.json_columns(&stripped, &[], bad)?;
+            let good = good.into_iter().map(|g| framed[g].0).collect();
+            return Ok((batch, good));
+        }
+        let reader = match reg.reader_id.and_then(|id| known.get(id)) {
+            Some(s) => crate::connector::registry::reader_schema(&s.schema, &self.physical)
+                .map_err(EngineError::Plan)?,
+            None => {
+                return Err(EngineError::Plan(format!(
+                "the schema the table '{}' was typed from (id {:?}) is not in the schema registry",
+                self.topic, reg.reader_id
+            )))
+            }
+        };
+        let mut avro = reg.avro.lock().expect("not poisoned");
+        let dec = avro.get_or_insert_with(|| AvroDecoder::new(reader));
+        for &(_, id, _) in &framed {
+            if !dec.has_writer(id) {
+                dec.add_writer(id, &known.get(id).expect("checked above").schema);
+            }
+        }
+        let frames: Vec<&[u8]> = framed.iter().map(|f| f.2).collect();
+        let (batches, failed) = dec.decode(&frames)?;
+        let mut good = Vec::with_capacity(framed.len());
+        let mut failed = failed.into_iter().peekable();
+        for (j, &(i, _, _)) in framed.iter().enumerate() {
+            if failed.peek().is_some_and(|(f, _)| *f == j) {
+                let (_, reason) = failed.next().expect("peeked");
+                bad.push(bad_record(&records[i], reason));
+            } else {
+                good.push(i);
+            }
+        }
+        // The reader schema's columns, then the physical ones by name.
+        let n = good.len();
+        let decoded = match batches.first() {
+            Some(b) => Some(concat_batches(&b.schema(), &batches)?),
+            None => None,
+        };
+        let cols = self
+            .physical
+            .fields()
+            .iter()
+            .map(
+                |f| match decoded.as_ref().and_then(|d| d.column_by_name(f.name())) {
+                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                    Some(c) => Ok(cast(c, f.data_type())?),
+                    None => Ok(new_null_array(f.data_type(), n)),
+                },
+            )
+            .collect::<Result<Vec<ArrayRef>, EngineError>>()?;
+        Ok((
+            RecordBatch::try_new_with_options(
+                self.physical.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?,
+            good,
+        ))
+    }
+
+    /// The raw key columns filled from the records' keys.
+    fn with_raw_keys(
+        &self,
+        physical: RecordBatch,
+        good: &[usize],
+        records: &[RawRecord<'_>],
+    ) -> Result<RecordBatch, EngineError> {
+        if self.raw_key.is_empty() {
+            return Ok(physical);
+        }
+        let mut cols = physical.columns().to_vec();
+        for k in &self.raw_key {
+            let i = self.physical.index_of(k)?;
+            let bin: ArrayRef = Arc::new(
+                good.iter()
+                    .map(|&g| records[g].key)
+                    .collect::<BinaryArray>(),
+            );
+            let ty = self.physical.field(i).data_type();
+            cols[i] = if ty == &DataType::Binary {
+                bin
+            } else {
+                cast(&bin, ty)?
+            };
+        }
+        Ok(RecordBatch::try_new_with_options(
+            physical.schema(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(physical.num_rows())),
+        )?)
     }
 
     pub fn output_schema(&self) -> &SchemaRef {
@@ -278,13 +513,6 @@ impl SourceDecoder {
         if records.is_empty() {
             return Ok((None, bad));
         }
-        let bad_record = |r: &RawRecord<'_>, reason: String| BadRecord {
-            partition: r.partition,
-            offset: r.offset,
-            reason,
-            key: r.key.map(<[u8]>::to_vec),
-            value: r.value.map(<[u8]>::to_vec),
-        };
         // A retract table's row kinds, read once per record.
         let ops: Vec<Result<i8, String>> = if self.retract {
             records.iter().map(op_of).collect()
@@ -295,71 +523,12 @@ impl SourceDecoder {
             self.raw_columns(records)?
         } else if let Some(batch) = self.fast_decode(records, &ops) {
             (batch, (0..records.len()).collect())
+        } else if let Some(reg) = &self.registry {
+            self.registry_columns(reg, records, &mut bad)?
         } else {
-            let mut good = Vec::with_capacity(records.len());
-            let mut dec = self.json_decoder(records.len())?;
-            for (i, r) in records.iter().enumerate() {
-                let Some(v) = self.input(r) else {
-                    bad.push(bad_record(
-                        r,
-                        if self.upsert {
-                            "a tombstone without a key".into()
-                        } else {
-                            "the record has no value (a tombstone)".into()
-                        },
-                    ));
-                    continue;
-                };
-                if let Some(Err(reason)) = ops.get(i) {
-                    bad.push(bad_record(r, reason.clone()));
-                    continue;
-                }
-                if let Err(reason) = Self::feed(&mut dec, v) {
-                    let what = if r.value.is_some() {
-                        "malformed JSON"
-                    } else {
-                        "a tombstone whose key is not the JSON of the primary key"
-                    };
-                    bad.push(bad_record(r, format!("{what}: {reason}")));
-                    dec = self.json_decoder(records.len())?;
-                    for &g in &good {
-                        Self::feed(&mut dec, self.input(&records[g]).expect("fed before"))
-                            .map_err(EngineError::Plan)?;
-                    }
-                    continue;
-                }
-                good.push(i);
-            }
-            match dec.flush() {
-                Ok(b) => (
-                    b.unwrap_or_else(|| RecordBatch::new_empty(self.physical.clone())),
-                    good,
-                ),
-                Err(_) => {
-                    // A value of the wrong type somewhere: find it one record at a time.
-                    let mut batches = vec![];
-                    let mut still_good = vec![];
-                    for g in good {
-                        let mut d = self.json_decoder(1)?;
-                        let r = &records[g];
-                        let one = Self::feed(&mut d, self.input(r).expect("fed before"))
-                            .and_then(|_| d.flush().map_err(|e| e.to_string()));
-                        match one {
-                            Ok(Some(b)) => {
-                                batches.push(b);
-                                still_good.push(g);
-                            }
-                            Ok(None) => bad.push(bad_record(r, "empty record value".into())),
-                            Err(reason) => bad.push(bad_record(
-                                r,
-                                format!("value does not match the table's columns: {reason}"),
-                            )),
-                        }
-                    }
-                    (concat_batches(&self.physical, &batches)?, still_good)
-                }
-            }
+            self.json_columns(records, &ops, &mut bad)?
         };
+        let physical = self.with_raw_keys(physical, &good, records)?;
         bad.sort_by_key(|b| (b.partition, b.offset));
         let mut batch = self.assemble(physical, &good, records)?;
         if self.retract {
@@ -377,6 +546,79 @@ impl SourceDecoder {
             batch = with_column(batch, TOMBSTONE_COLUMN, Arc::new(flags))?;
         }
         Ok((Some(batch), bad))
+    }
+
+    /// Records whose values are JSON, through one arrow-json decoder; the
+    /// bad ones found one at a time.
+    fn json_columns(
+        &self,
+        records: &[RawRecord<'_>],
+        ops: &[Result<i8, String>],
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        let mut good = Vec::with_capacity(records.len());
+        let mut dec = self.json_decoder(records.len())?;
+        for (i, r) in records.iter().enumerate() {
+            let Some(v) = self.input(r) else {
+                bad.push(bad_record(
+                    r,
+                    if self.upsert {
+                        "a tombstone without a key".into()
+                    } else {
+                        "the record has no value (a tombstone)".into()
+                    },
+                ));
+                continue;
+            };
+            if let Some(Err(reason)) = ops.get(i) {
+                bad.push(bad_record(r, reason.clone()));
+                continue;
+            }
+            if let Err(reason) = Self::feed(&mut dec, v) {
+                let what = if r.value.is_some() {
+                    "malformed JSON"
+                } else {
+                    "a tombstone whose key is not the JSON of the primary key"
+                };
+                bad.push(bad_record(r, format!("{what}: {reason}")));
+                dec = self.json_decoder(records.len())?;
+                for &g in &good {
+                    Self::feed(&mut dec, self.input(&records[g]).expect("fed before"))
+                        .map_err(EngineError::Plan)?;
+                }
+                continue;
+            }
+            good.push(i);
+        }
+        Ok(match dec.flush() {
+            Ok(b) => (
+                b.unwrap_or_else(|| RecordBatch::new_empty(self.physical.clone())),
+                good,
+            ),
+            Err(_) => {
+                // A value of the wrong type somewhere: find it one record at a time.
+                let mut batches = vec![];
+                let mut still_good = vec![];
+                for g in good {
+                    let mut d = self.json_decoder(1)?;
+                    let r = &records[g];
+                    let one = Self::feed(&mut d, self.input(r).expect("fed before"))
+                        .and_then(|_| d.flush().map_err(|e| e.to_string()));
+                    match one {
+                        Ok(Some(b)) => {
+                            batches.push(b);
+                            still_good.push(g);
+                        }
+                        Ok(None) => bad.push(bad_record(r, "empty record value".into())),
+                        Err(reason) => bad.push(bad_record(
+                            r,
+                            format!("value does not match the table's columns: {reason}"),
+                        )),
+                    }
+                }
+                (concat_batches(&self.physical, &batches)?, still_good)
+            }
+        })
     }
 
     /// Every record through the fast path, when each has an input and a

@@ -93,17 +93,23 @@ pub fn kafka_records(
         .filter_map(|c| batch.schema().index_of(&c.name).ok())
         .collect();
     let raw_value = table.value_format() == "raw";
-    let values: Vec<Option<Bytes>> = if raw_value {
-        let col = value_cols
-            .first()
-            .ok_or_else(|| EngineError::Plan("a raw table needs one value column".into()))?;
-        raw_bytes(batch.column(*col).as_ref())
-    } else {
-        json_rows(&batch.project(&value_cols)?)?
-            .into_iter()
-            .map(Some)
-            .collect()
-    };
+    let values: Vec<Option<Bytes>> =
+        if crate::connector::registry::is_registry_format(table.value_format()) {
+            crate::connector::registry::encode_values(table, &batch.project(&value_cols)?)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        } else if raw_value {
+            let col = value_cols
+                .first()
+                .ok_or_else(|| EngineError::Plan("a raw table needs one value column".into()))?;
+            raw_bytes(batch.column(*col).as_ref())
+        } else {
+            json_rows(&batch.project(&value_cols)?)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        };
     let key_cols: Vec<usize> = table
         .key_columns()
         .iter()

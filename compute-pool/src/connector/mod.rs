@@ -8,5 +8,6 @@ pub mod decode;
 pub mod encode;
 pub(crate) mod fastjson;
 pub(crate) mod kafka;
+pub mod registry;
 pub(crate) mod transaction;
 pub mod wire;

@@ -63,7 +63,25 @@ pub trait StatementEvents: Send + Sync + 'static {
         let _ = detail;
         Box::pin(async {})
     }
+    /// Schema `id` of the statement's schema registry; `Ok(None)` when the
+    /// registry has no such schema.
+    fn schema<'a>(&'a self, id: u32) -> BoxFuture<'a, Result<Option<RegisteredSchema>, String>> {
+        let _ = id;
+        Box::pin(async { Ok(None) })
+    }
+    /// Registers `schema` under `subject` (or finds it there): its id.
+    fn register_schema<'a>(
+        &'a self,
+        subject: &'a str,
+        schema_type: SchemaType,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        let _ = (subject, schema_type, schema);
+        Box::pin(async { Err("this statement has no schema registry".to_string()) })
+    }
 }
+
+use weir_catalog::registry::{RegisteredSchema, SchemaType};
 
 /// A statement's events, carried out on the runtime that started it: the
 /// statement runs on its own thread and runtime, and the store's
@@ -74,6 +92,26 @@ struct OnRuntime {
 }
 
 impl StatementEvents for OnRuntime {
+    fn schema<'a>(&'a self, id: u32) -> BoxFuture<'a, Result<Option<RegisteredSchema>, String>> {
+        let inner = self.inner.clone();
+        let done = self.home.spawn(async move { inner.schema(id).await });
+        Box::pin(async move { done.await.unwrap_or_else(|e| Err(e.to_string())) })
+    }
+
+    fn register_schema<'a>(
+        &'a self,
+        subject: &'a str,
+        schema_type: SchemaType,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        let (inner, subject, schema) =
+            (self.inner.clone(), subject.to_string(), schema.to_string());
+        let done = self
+            .home
+            .spawn(async move { inner.register_schema(&subject, schema_type, &schema).await });
+        Box::pin(async move { done.await.unwrap_or_else(|e| Err(e.to_string())) })
+    }
+
     fn commit<'a>(
         &'a self,
         topic: &'a str,
@@ -553,11 +591,15 @@ async fn run(
     metrics: Arc<StatementMetrics>,
     results: Option<Arc<ResultsBuffer>>,
 ) -> Outcome {
-    let ran = match &task.role {
-        crate::runtime::exchange::TaskRole::Keyed { .. } => {
-            stages::run_keyed(&task, &cancel, &metrics).await
-        }
-        _ => run_inner(&task, &cancel, &metrics, results.as_ref()).await,
+    let mut task = task;
+    let ran = match register_sink_schema(&mut task).await {
+        Err(e) => Err(e),
+        Ok(()) => match &task.role {
+            crate::runtime::exchange::TaskRole::Keyed { .. } => {
+                stages::run_keyed(&task, &cancel, &metrics).await
+            }
+            _ => run_inner(&task, &cancel, &metrics, results.as_ref()).await,
+        },
     };
     match ran {
         Ok(o) => {
@@ -575,6 +617,39 @@ async fn run(
             Outcome::Failed(e.to_string())
         }
     }
+}
+
+/// A sink in a schema registry format registers its schema (or finds it
+/// registered) under `<topic>-value` before the first record, and writes
+/// with that schema's id.
+async fn register_sink_schema(task: &mut StatementTask) -> Result<(), EngineError> {
+    use crate::connector::registry::{sink_schema, SCHEMA_ID_OPTION, WRITER_SCHEMA_OPTION};
+    let SinkSpec::Table { table, .. } = &mut task.plan.sink else {
+        return Ok(());
+    };
+    if !crate::connector::registry::is_registry_format(table.value_format()) {
+        return Ok(());
+    }
+    let (ty, schema) = sink_schema(table)?;
+    let subject = table
+        .option("value.subject")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-value", table.topic));
+    let id = task
+        .events
+        .register_schema(&subject, ty, &schema)
+        .await
+        .map_err(|e| {
+            EngineError::Plan(format!(
+                "table '{}': its schema cannot be registered under subject '{subject}': {e}",
+                table.name
+            ))
+        })?;
+    table
+        .options
+        .insert(SCHEMA_ID_OPTION.into(), id.to_string());
+    table.options.insert(WRITER_SCHEMA_OPTION.into(), schema);
+    Ok(())
 }
 
 async fn run_inner(
@@ -1486,6 +1561,12 @@ async fn read_branch(
                     .fetch_add((r.offset - *want) as u64, Ordering::Relaxed);
             }
             *want = (*want).max(r.offset + 1);
+        }
+        for id in decoder.missing_schemas(&raw) {
+            let schema = events.schema(id).await.map_err(|e| {
+                EngineError::Plan(format!("the schema registry cannot be read: {e}"))
+            })?;
+            decoder.learn_schema(id, schema);
         }
         let (batch, bad) = decoder.decode(&raw)?;
         if !bad.is_empty() {

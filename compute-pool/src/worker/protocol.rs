@@ -128,6 +128,31 @@ pub enum ReportBody {
         outcome: crate::Outcome,
         metrics: StatementMetrics,
     },
+    /// Asks for schema `id` of the statement's schema registry; answered
+    /// with a [`SchemaAnswer`].
+    Schema {
+        id: u32,
+    },
+    /// Registers the sink's schema; answered with a [`SchemaAnswer`].
+    RegisterSchema {
+        subject: String,
+        schema_type: weir_catalog::registry::SchemaType,
+        schema: String,
+    },
+}
+
+/// The control plane's answer to a schema report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchemaAnswer {
+    /// The schema asked for (`None`: the registry has no such id).
+    #[serde(default)]
+    pub schema: Option<weir_catalog::registry::RegisteredSchema>,
+    /// The id registered.
+    #[serde(default)]
+    pub id: Option<u32>,
+    /// Why the registration was refused.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 impl ReportBody {
@@ -139,6 +164,8 @@ impl ReportBody {
             ReportBody::Degraded { .. } => "degraded",
             ReportBody::Results { .. } => "results",
             ReportBody::Finished { .. } => "finished",
+            ReportBody::Schema { .. } => "schema",
+            ReportBody::RegisterSchema { .. } => "register-schema",
         }
     }
 }

@@ -284,7 +284,75 @@ impl HttpEvents {
     }
 }
 
+impl HttpEvents {
+    /// A report the control plane answers with a [`SchemaAnswer`].
+    async fn ask(&self, body: ReportBody) -> Result<crate::worker::protocol::SchemaAnswer, String> {
+        let kind = body.kind();
+        let report = TaskReport {
+            worker_id: self.worker_id.clone(),
+            epoch: self.epoch,
+            body,
+        };
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..8 {
+            match self
+                .client
+                .post(&format!("tasks/{}/{kind}", self.task), &report)
+                .await
+            {
+                Ok(r) if r.status() == StatusCode::CONFLICT => {
+                    self.lost.store(true, Ordering::Release);
+                    return Err(format!(
+                        "this worker no longer holds task {}'s lease",
+                        self.task
+                    ));
+                }
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map_err(|e| e.to_string());
+                }
+                Ok(r) if r.status().is_client_error() => {
+                    return Err(format!("the control plane refused: {}", r.status()));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "asking the control plane failed; retrying"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+        Err("the control plane cannot be reached".into())
+    }
+}
+
 impl StatementEvents for HttpEvents {
+    fn schema<'a>(
+        &'a self,
+        id: u32,
+    ) -> BoxFuture<'a, Result<Option<weir_catalog::registry::RegisteredSchema>, String>> {
+        Box::pin(async move { Ok(self.ask(ReportBody::Schema { id }).await?.schema) })
+    }
+
+    fn register_schema<'a>(
+        &'a self,
+        subject: &'a str,
+        schema_type: weir_catalog::registry::SchemaType,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        Box::pin(async move {
+            let a = self
+                .ask(ReportBody::RegisterSchema {
+                    subject: subject.to_string(),
+                    schema_type,
+                    schema: schema.to_string(),
+                })
+                .await?;
+            match (a.id, a.error) {
+                (Some(id), _) => Ok(id),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err("the control plane registered nothing".into()),
+            }
+        })
+    }
+
     fn commit<'a>(
         &'a self,
         topic: &'a str,

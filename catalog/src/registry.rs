@@ -1,0 +1,1258 @@
+//! The schema registry's model: schema types, what makes a schema valid,
+//! whether a new version is compatible with the ones before it, and what
+//! columns a schema gives a table (Avro and JSON Schema to Flink SQL types,
+//! and table columns back to an Avro schema).
+//!
+//! Avro schemas are parsed and compared by the Apache Avro project's own
+//! crate (`apache-avro`: parsing with references, and its schema-resolution
+//! checker for compatibility). JSON Schema has no kept Rust checker for
+//! compatibility, so its rules are here, the subset Confluent documents for
+//! the common shapes: types (integer may widen to number), properties added
+//! or removed against the content model, `required`, `enum`, arrays.
+//! The store side is in `registry_store.rs`; the REST API in the control
+//! plane.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::table::{ColumnKind, ColumnSpec};
+use crate::types::{RowField, SqlType};
+
+/// `schemaType`: absent means AVRO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SchemaType {
+    #[default]
+    Avro,
+    Protobuf,
+    Json,
+}
+
+impl SchemaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Protobuf => "PROTOBUF",
+            SchemaType::Json => "JSON",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SchemaType> {
+        match s.to_ascii_uppercase().as_str() {
+            "AVRO" => Some(SchemaType::Avro),
+            "PROTOBUF" => Some(SchemaType::Protobuf),
+            "JSON" => Some(SchemaType::Json),
+            _ => None,
+        }
+    }
+
+    /// The table format that reads and writes this type in Confluent's
+    /// wire format.
+    pub fn format(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "avro-registry",
+            SchemaType::Protobuf => "proto-registry",
+            SchemaType::Json => "json-registry",
+        }
+    }
+}
+
+/// A schema that another one imports by `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaReference {
+    pub name: String,
+    pub subject: String,
+    pub version: i64,
+}
+
+/// A schema as the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredSchema {
+    pub id: i64,
+    pub schema_type: SchemaType,
+    pub schema: String,
+    pub references: Vec<SchemaReference>,
+}
+
+/// A subject's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectVersion {
+    pub subject: String,
+    pub version: i64,
+    pub deleted: bool,
+    pub schema: RegisteredSchema,
+}
+
+/// Compatibility levels, per subject or global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compatibility {
+    None,
+    #[default]
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+}
+
+impl Compatibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compatibility::None => "NONE",
+            Compatibility::Backward => "BACKWARD",
+            Compatibility::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Compatibility::Forward => "FORWARD",
+            Compatibility::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Compatibility::Full => "FULL",
+            Compatibility::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Compatibility> {
+        serde_json::from_value(Value::String(s.to_ascii_uppercase())).ok()
+    }
+
+    fn transitive(self) -> bool {
+        matches!(
+            self,
+            Compatibility::BackwardTransitive
+                | Compatibility::ForwardTransitive
+                | Compatibility::FullTransitive
+        )
+    }
+
+    fn backward(self) -> bool {
+        matches!(
+            self,
+            Compatibility::Backward
+                | Compatibility::BackwardTransitive
+                | Compatibility::Full
+                | Compatibility::FullTransitive
+        )
+    }
+
+    fn forward(self) -> bool {
+        matches!(
+            self,
+            Compatibility::Forward
+                | Compatibility::ForwardTransitive
+                | Compatibility::Full
+                | Compatibility::FullTransitive
+        )
+    }
+}
+
+/// A schema checked for validity: what compatibility checks and the type
+/// mapping work on.
+#[derive(Debug, Clone)]
+pub enum ParsedSchema {
+    Avro {
+        schema: apache_avro::Schema,
+        /// The schema's JSON, and the referenced schemas' JSON.
+        json: Value,
+        refs: Vec<Value>,
+    },
+    Json(Value),
+    Protobuf(String),
+}
+
+/// Parses `text` as a schema of `ty`, with the texts of the schemas it
+/// references; the error says what is wrong (the registry's 42201).
+pub fn parse(ty: SchemaType, text: &str, refs: &[String]) -> Result<ParsedSchema, String> {
+    match ty {
+        SchemaType::Avro => {
+            let json: Value =
+                serde_json::from_str(text).map_err(|e| format!("Invalid schema: not JSON: {e}"))?;
+            let refs_json = refs
+                .iter()
+                .map(|r| {
+                    serde_json::from_str(r).map_err(|e| format!("a reference is not JSON: {e}"))
+                })
+                .collect::<Result<Vec<Value>, String>>()?;
+            let schema = if refs.is_empty() {
+                apache_avro::Schema::parse_str(text)
+            } else {
+                apache_avro::Schema::parse_str_with_list(text, refs).map(|(s, _)| s)
+            }
+            .map_err(|e| format!("Invalid schema: {e}"))?;
+            Ok(ParsedSchema::Avro {
+                schema,
+                json,
+                refs: refs_json,
+            })
+        }
+        SchemaType::Json => {
+            let json: Value =
+                serde_json::from_str(text).map_err(|e| format!("Invalid schema: not JSON: {e}"))?;
+            check_json_schema(&json, "$")?;
+            Ok(ParsedSchema::Json(json))
+        }
+        SchemaType::Protobuf => {
+            if !text.contains("message") {
+                return Err(
+                    "Invalid schema: a Protobuf schema declares at least one message".into(),
+                );
+            }
+            Ok(ParsedSchema::Protobuf(text.to_string()))
+        }
+    }
+}
+
+/// The text two registrations of the same schema share: JSON re-serialized
+/// (whitespace and key order do not make a new schema), other text as is.
+pub fn normalized(ty: SchemaType, text: &str) -> String {
+    match ty {
+        SchemaType::Avro | SchemaType::Json => serde_json::from_str::<Value>(text)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| text.to_string()),
+        SchemaType::Protobuf => text.trim().to_string(),
+    }
+}
+
+const JSON_TYPES: [&str; 7] = [
+    "object", "array", "string", "number", "integer", "boolean", "null",
+];
+
+fn check_json_schema(v: &Value, at: &str) -> Result<(), String> {
+    match v {
+        Value::Bool(_) => Ok(()),
+        Value::Object(o) => {
+            if let Some(t) = o.get("type") {
+                let names: Vec<&Value> = match t {
+                    Value::Array(a) => a.iter().collect(),
+                    t => vec![t],
+                };
+                for n in names {
+                    match n.as_str() {
+                        Some(s) if JSON_TYPES.contains(&s) => {}
+                        _ => {
+                            return Err(format!(
+                                "Invalid schema: {at}: 'type' {n} is not one of {}",
+                                JSON_TYPES.join(", ")
+                            ))
+                        }
+                    }
+                }
+            }
+            if let Some(p) = o.get("properties") {
+                let Value::Object(props) = p else {
+                    return Err(format!(
+                        "Invalid schema: {at}: 'properties' is not an object"
+                    ));
+                };
+                for (k, s) in props {
+                    check_json_schema(s, &format!("{at}.{k}"))?;
+                }
+            }
+            if let Some(r) = o.get("required") {
+                if !r.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                    return Err(format!(
+                        "Invalid schema: {at}: 'required' is not an array of names"
+                    ));
+                }
+            }
+            if let Some(i) = o.get("items") {
+                check_json_schema(i, &format!("{at}[]"))?;
+            }
+            for k in ["oneOf", "anyOf", "allOf"] {
+                if let Some(list) = o.get(k) {
+                    let Value::Array(list) = list else {
+                        return Err(format!("Invalid schema: {at}: '{k}' is not an array"));
+                    };
+                    for s in list {
+                        check_json_schema(s, at)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "Invalid schema: {at}: a JSON Schema is an object or a boolean"
+        )),
+    }
+}
+
+/// Why `new` cannot follow `previous` (oldest first) under `level`; empty
+/// when it can.
+pub fn incompatibilities(
+    level: Compatibility,
+    new: &ParsedSchema,
+    previous: &[ParsedSchema],
+) -> Vec<String> {
+    if level == Compatibility::None || previous.is_empty() {
+        return vec![];
+    }
+    let against: &[ParsedSchema] = if level.transitive() {
+        previous
+    } else {
+        &previous[previous.len() - 1..]
+    };
+    let mut out = vec![];
+    for old in against.iter().rev() {
+        if level.backward() {
+            // The new schema reads what the old one wrote.
+            out.extend(
+                can_read(old, new)
+                    .into_iter()
+                    .map(|m| format!("backward: {m}")),
+            );
+        }
+        if level.forward() {
+            out.extend(
+                can_read(new, old)
+                    .into_iter()
+                    .map(|m| format!("forward: {m}")),
+            );
+        }
+    }
+    out
+}
+
+/// Why a reader with schema `reader` cannot read data written with `writer`.
+fn can_read(writer: &ParsedSchema, reader: &ParsedSchema) -> Vec<String> {
+    match (writer, reader) {
+        (ParsedSchema::Avro { schema: w, .. }, ParsedSchema::Avro { schema: r, .. }) => {
+            match apache_avro::schema_compatibility::SchemaCompatibility::can_read(w, r) {
+                Ok(apache_avro::schema_compatibility::Compatibility::Full) => vec![],
+                Ok(_) => vec![
+                    "the reader cannot read every value of the writer (an enum symbol or union branch is missing and has no default)".into(),
+                ],
+                Err(e) => vec![e.to_string()],
+            }
+        }
+        (ParsedSchema::Json(w), ParsedSchema::Json(r)) => {
+            let mut out = vec![];
+            json_can_read(w, r, "$", &mut out);
+            out
+        }
+        (ParsedSchema::Protobuf(w), ParsedSchema::Protobuf(r)) => proto_can_read(w, r),
+        _ => vec!["the schema type changed".into()],
+    }
+}
+
+fn json_types(v: &Value) -> Vec<String> {
+    match v.get("type") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect(),
+        _ => {
+            // `oneOf: [{type: null}, {...}]`, as some generators write
+            // nullable fields.
+            let mut out = vec![];
+            if let Some(Value::Array(list)) = v.get("oneOf").or_else(|| v.get("anyOf")) {
+                for s in list {
+                    out.extend(json_types(s));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The non-null branch of a `oneOf`/`anyOf` nullable, or `v` itself.
+fn json_inner(v: &Value) -> &Value {
+    if let Some(Value::Array(list)) = v.get("oneOf").or_else(|| v.get("anyOf")) {
+        let non_null: Vec<&Value> = list
+            .iter()
+            .filter(|s| s.get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        if non_null.len() == 1 {
+            return non_null[0];
+        }
+    }
+    v
+}
+
+fn json_can_read(w: &Value, r: &Value, at: &str, out: &mut Vec<String>) {
+    let (wt, rt) = (json_types(w), json_types(r));
+    if !rt.is_empty() {
+        for t in &wt {
+            let ok = rt.contains(t) || (t == "integer" && rt.iter().any(|x| x == "number"));
+            if !ok {
+                out.push(format!(
+                    "{at}: the type '{t}' the writer allows is not allowed by the reader ({})",
+                    rt.join(", ")
+                ));
+            }
+        }
+        if wt.is_empty() {
+            out.push(format!(
+                "{at}: the writer allows any type, the reader only {}",
+                rt.join(", ")
+            ));
+        }
+    }
+    let (w, r) = (json_inner(w), json_inner(r));
+    if let (Some(Value::Array(we)), Some(Value::Array(re))) = (w.get("enum"), r.get("enum")) {
+        for v in we {
+            if !re.contains(v) {
+                out.push(format!(
+                    "{at}: the enum value {v} is missing from the reader"
+                ));
+            }
+        }
+    }
+    let props = |v: &Value| v.get("properties").and_then(Value::as_object).cloned();
+    let required = |v: &Value| -> Vec<String> {
+        v.get("required")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let open = |v: &Value| v.get("additionalProperties") != Some(&Value::Bool(false));
+    if let (Some(wp), Some(rp)) = (props(w), props(r)) {
+        let rreq = required(r);
+        for (k, rs) in &rp {
+            match wp.get(k) {
+                Some(ws) => json_can_read(ws, rs, &format!("{at}.{k}"), out),
+                None if rreq.contains(k) => out.push(format!(
+                    "{at}: the reader requires the property '{k}', which the writer does not have"
+                )),
+                None => {}
+            }
+        }
+        if !open(r) {
+            for k in wp.keys() {
+                if !rp.contains_key(k) {
+                    out.push(format!(
+                        "{at}: the writer's property '{k}' is not allowed by the reader (additionalProperties is false)"
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(wi), Some(ri)) = (w.get("items"), r.get("items")) {
+        json_can_read(wi, ri, &format!("{at}[]"), out);
+    }
+}
+
+/// Protobuf: the fields each message numbers, by name; a reader reads a
+/// writer when no field number changed its type (fields may be added and
+/// removed).
+fn proto_can_read(w: &str, r: &str) -> Vec<String> {
+    let fields = |s: &str| -> BTreeMap<(String, String), String> {
+        let mut out = BTreeMap::new();
+        let mut message = String::new();
+        for line in s.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("message ") {
+                message = rest.trim_end_matches('{').trim().to_string();
+                continue;
+            }
+            let Some((lhs, rhs)) = line.split_once('=') else {
+                continue;
+            };
+            let num = rhs.trim().trim_end_matches(';').trim();
+            let words: Vec<&str> = lhs.split_whitespace().collect();
+            if words.len() >= 2 && num.chars().all(|c| c.is_ascii_digit()) {
+                let ty = words[..words.len() - 1].join(" ");
+                out.insert((message.clone(), num.to_string()), ty);
+            }
+        }
+        out
+    };
+    let (wf, rf) = (fields(w), fields(r));
+    let mut out = vec![];
+    for (k, wt) in &wf {
+        if let Some(rt) = rf.get(k) {
+            if rt != wt {
+                out.push(format!(
+                    "message {}: field number {} changed type from '{wt}' to '{rt}'",
+                    k.0, k.1
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A field a schema declares that Flink SQL cannot type.
+fn unsupported(field: &str, what: impl std::fmt::Display) -> String {
+    format!("field '{field}': {what} has no Flink SQL type")
+}
+
+/// The value (or key) columns a schema gives a table: a record's (object's)
+/// fields, or one column `name` for any other schema.
+pub fn columns_of(schema: &ParsedSchema, name: &str) -> Result<Vec<ColumnSpec>, String> {
+    let fields: Vec<(String, SqlType, bool)> = match schema {
+        ParsedSchema::Avro { json, refs, .. } => {
+            let mut names = HashMap::new();
+            for r in refs {
+                collect_avro_names(r, None, &mut names);
+            }
+            collect_avro_names(json, None, &mut names);
+            let record = is_avro_record(json, &names);
+            let path = if record { "" } else { name };
+            let (t, nullable) = avro_type(json, path, None, &names)?;
+            match (t, record) {
+                (SqlType::Row { fields }, true) => fields
+                    .into_iter()
+                    .map(|f| (f.name, f.data_type, f.nullable))
+                    .collect(),
+                (t, _) => vec![(name.to_string(), t, nullable)],
+            }
+        }
+        ParsedSchema::Json(v) => {
+            let (t, nullable) = json_type(v, name)?;
+            match t {
+                SqlType::Row { fields } if json_inner(v).get("properties").is_some() => fields
+                    .into_iter()
+                    .map(|f| (f.name, f.data_type, f.nullable))
+                    .collect(),
+                t => vec![(name.to_string(), t, nullable)],
+            }
+        }
+        ParsedSchema::Protobuf(_) => {
+            return Err("Protobuf subjects are not mapped to columns yet".into())
+        }
+    };
+    Ok(fields
+        .into_iter()
+        .map(|(name, data_type, nullable)| ColumnSpec {
+            name,
+            data_type,
+            nullable,
+            kind: ColumnKind::Physical,
+            comment: None,
+        })
+        .collect())
+}
+
+fn full_name(name: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Every named type (record, enum, fixed) a schema defines, by full name
+/// and by short name.
+fn collect_avro_names(v: &Value, ns: Option<&str>, out: &mut HashMap<String, Value>) {
+    match v {
+        Value::Array(branches) => branches.iter().for_each(|b| collect_avro_names(b, ns, out)),
+        Value::Object(o) => {
+            let ns = o.get("namespace").and_then(Value::as_str).or(ns);
+            if let (Some(t), Some(n)) = (
+                o.get("type").and_then(Value::as_str),
+                o.get("name").and_then(Value::as_str),
+            ) {
+                if matches!(t, "record" | "enum" | "fixed" | "error") {
+                    let mut def = v.clone();
+                    if let (Some(ns), Value::Object(d)) = (ns, &mut def) {
+                        d.entry("namespace")
+                            .or_insert(Value::String(ns.to_string()));
+                    }
+                    out.insert(full_name(n, ns), def.clone());
+                    out.entry(n.rsplit('.').next().unwrap_or(n).to_string())
+                        .or_insert(def);
+                }
+            }
+            if let Some(Value::Array(fields)) = o.get("fields") {
+                for f in fields {
+                    if let Some(t) = f.get("type") {
+                        collect_avro_names(t, ns, out);
+                    }
+                }
+            }
+            for k in ["items", "values"] {
+                if let Some(t) = o.get(k) {
+                    collect_avro_names(t, ns, out);
+                }
+            }
+            if let Some(t @ (Value::Object(_) | Value::Array(_))) = o.get("type") {
+                collect_avro_names(t, ns, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_avro_record(v: &Value, names: &HashMap<String, Value>) -> bool {
+    match v {
+        Value::String(s) => names
+            .get(s)
+            .is_some_and(|d| d.get("type").and_then(Value::as_str) == Some("record")),
+        Value::Object(o) => match o.get("type") {
+            Some(Value::String(t)) if t == "record" || t == "error" => true,
+            Some(t @ Value::String(_)) if o.get("logicalType").is_none() => {
+                is_avro_record(t, names)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// An Avro schema's Flink SQL type, and whether it is nullable (a union
+/// with `null`).
+fn avro_type(
+    v: &Value,
+    field: &str,
+    ns: Option<&str>,
+    names: &HashMap<String, Value>,
+) -> Result<(SqlType, bool), String> {
+    match v {
+        Value::String(s) => Ok((
+            match s.as_str() {
+                "null" => return Err(unsupported(field, "the Avro type null on its own")),
+                "boolean" => SqlType::Boolean,
+                "int" => SqlType::Int,
+                "long" => SqlType::BigInt,
+                "float" => SqlType::Float,
+                "double" => SqlType::Double,
+                "bytes" => SqlType::Bytes,
+                "string" => SqlType::String,
+                other => {
+                    let def = names
+                        .get(&full_name(other, ns))
+                        .or_else(|| names.get(other))
+                        .ok_or_else(|| {
+                            unsupported(field, format!("the unknown Avro type '{other}'"))
+                        })?;
+                    return avro_type(def, field, ns, names).map(|(t, _)| (t, false));
+                }
+            },
+            false,
+        )),
+        Value::Array(branches) => {
+            let non_null: Vec<&Value> = branches
+                .iter()
+                .filter(|b| b.as_str() != Some("null"))
+                .collect();
+            let nullable = non_null.len() < branches.len();
+            match non_null.as_slice() {
+                [one] => avro_type(one, field, ns, names).map(|(t, _)| (t, nullable)),
+                _ => Err(unsupported(
+                    field,
+                    format!(
+                        "a union of {} non-null types (only a union of one type with null maps to a nullable column)",
+                        non_null.len()
+                    ),
+                )),
+            }
+        }
+        Value::Object(o) => {
+            let ns = o.get("namespace").and_then(Value::as_str).or(ns);
+            let t = o
+                .get("type")
+                .ok_or_else(|| unsupported(field, "a schema without 'type'"))?;
+            let logical = o.get("logicalType").and_then(Value::as_str);
+            let int = |k: &str| o.get(k).and_then(Value::as_u64);
+            match (logical, t.as_str()) {
+                (Some("decimal"), Some("bytes" | "fixed")) => {
+                    let precision = int("precision").unwrap_or(10);
+                    if precision > 38 {
+                        return Err(unsupported(
+                            field,
+                            format!("a decimal of precision {precision} (at most 38)"),
+                        ));
+                    }
+                    return Ok((
+                        SqlType::Decimal {
+                            precision: precision as u8,
+                            scale: int("scale").unwrap_or(0) as i8,
+                        },
+                        false,
+                    ));
+                }
+                (Some("date"), Some("int")) => return Ok((SqlType::Date, false)),
+                (Some("time-millis"), Some("int")) => {
+                    return Ok((SqlType::Time { precision: 3 }, false))
+                }
+                (Some("time-micros"), Some("long")) => {
+                    return Ok((SqlType::Time { precision: 6 }, false))
+                }
+                (Some("timestamp-millis"), Some("long")) => {
+                    return Ok((SqlType::TimestampLtz { precision: 3 }, false))
+                }
+                (Some("timestamp-micros"), Some("long")) => {
+                    return Ok((SqlType::TimestampLtz { precision: 6 }, false))
+                }
+                (Some("local-timestamp-millis"), Some("long")) => {
+                    return Ok((SqlType::Timestamp { precision: 3 }, false))
+                }
+                (Some("local-timestamp-micros"), Some("long")) => {
+                    return Ok((SqlType::Timestamp { precision: 6 }, false))
+                }
+                (Some("uuid"), Some("string")) => return Ok((SqlType::String, false)),
+                _ => {}
+            }
+            match t {
+                Value::String(s) => match s.as_str() {
+                    "record" | "error" => {
+                        let fields = o
+                            .get("fields")
+                            .and_then(Value::as_array)
+                            .ok_or_else(|| unsupported(field, "a record without fields"))?;
+                        let mut out = Vec::with_capacity(fields.len());
+                        for f in fields {
+                            let n = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                            let ft = f.get("type").ok_or_else(|| unsupported(n, "no type"))?;
+                            let path = if field.is_empty() {
+                                n.to_string()
+                            } else {
+                                format!("{field}.{n}")
+                            };
+                            let (data_type, nullable) = avro_type(ft, &path, ns, names)?;
+                            out.push(RowField {
+                                name: n.to_string(),
+                                data_type,
+                                nullable,
+                            });
+                        }
+                        Ok((SqlType::Row { fields: out }, false))
+                    }
+                    "enum" => Ok((SqlType::String, false)),
+                    "fixed" => Ok((
+                        SqlType::Binary {
+                            length: int("size").unwrap_or(0) as u32,
+                        },
+                        false,
+                    )),
+                    "array" => {
+                        let items = o
+                            .get("items")
+                            .ok_or_else(|| unsupported(field, "an array without items"))?;
+                        let (element, element_nullable) = avro_type(items, field, ns, names)?;
+                        Ok((
+                            SqlType::Array {
+                                element: Box::new(element),
+                                element_nullable,
+                            },
+                            false,
+                        ))
+                    }
+                    "map" => {
+                        let values = o
+                            .get("values")
+                            .ok_or_else(|| unsupported(field, "a map without values"))?;
+                        let (value, value_nullable) = avro_type(values, field, ns, names)?;
+                        Ok((
+                            SqlType::Map {
+                                key: Box::new(SqlType::String),
+                                value: Box::new(value),
+                                value_nullable,
+                            },
+                            false,
+                        ))
+                    }
+                    _ => avro_type(t, field, ns, names),
+                },
+                t => avro_type(t, field, ns, names),
+            }
+        }
+        other => Err(unsupported(field, format!("the Avro schema {other}"))),
+    }
+}
+
+/// A JSON Schema's Flink SQL type, and whether it is nullable.
+fn json_type(v: &Value, field: &str) -> Result<(SqlType, bool), String> {
+    let types = json_types(v);
+    let nullable = types.iter().any(|t| t == "null") || types.is_empty();
+    let inner = json_inner(v);
+    let non_null: Vec<&String> = types.iter().filter(|t| *t != "null").collect();
+    let t = match non_null.as_slice() {
+        [] if inner.get("properties").is_some() => "object",
+        [] => return Err(unsupported(field, "a JSON Schema without a type")),
+        [t] => t.as_str(),
+        // `integer` and `number` together: the wider one.
+        [a, b]
+            if [a.as_str(), b.as_str()]
+                .iter()
+                .all(|t| *t == "integer" || *t == "number") =>
+        {
+            "number"
+        }
+        many => {
+            return Err(unsupported(
+                field,
+                format!(
+                    "a value of several JSON types ({})",
+                    many.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+    };
+    let sql = match t {
+        "boolean" => SqlType::Boolean,
+        "integer" => SqlType::BigInt,
+        "number" => SqlType::Double,
+        "string" => match inner.get("format").and_then(Value::as_str) {
+            Some("date-time") => SqlType::TimestampLtz { precision: 3 },
+            Some("date") => SqlType::Date,
+            Some("time") => SqlType::Time { precision: 3 },
+            _ => SqlType::String,
+        },
+        "array" => {
+            let items = inner
+                .get("items")
+                .ok_or_else(|| unsupported(field, "an array without 'items'"))?;
+            let (element, element_nullable) = json_type(items, field)?;
+            SqlType::Array {
+                element: Box::new(element),
+                element_nullable,
+            }
+        }
+        "object" => match inner.get("properties").and_then(Value::as_object) {
+            Some(props) => {
+                let required: Vec<&str> = inner
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let mut fields = Vec::with_capacity(props.len());
+                for (k, s) in props {
+                    let (data_type, nullable) = json_type(s, &format!("{field}.{k}"))?;
+                    fields.push(RowField {
+                        name: k.clone(),
+                        data_type,
+                        nullable: nullable || !required.contains(&k.as_str()),
+                    });
+                }
+                SqlType::Row { fields }
+            }
+            None => match inner.get("additionalProperties") {
+                Some(s @ Value::Object(_)) => {
+                    let (value, value_nullable) = json_type(s, field)?;
+                    SqlType::Map {
+                        key: Box::new(SqlType::String),
+                        value: Box::new(value),
+                        value_nullable,
+                    }
+                }
+                _ => return Err(unsupported(field, "an object without properties")),
+            },
+        },
+        other => return Err(unsupported(field, format!("the JSON type '{other}'"))),
+    };
+    Ok((sql, nullable))
+}
+
+/// The Avro schema Weir registers for columns it writes: a record named
+/// `record` in namespace `org.apache.flink.avro.generated` (the names
+/// Flink's own `avro-confluent` format uses), nullable columns as unions
+/// with `null` first and a `null` default.
+pub fn avro_schema_of(columns: &[(String, SqlType, bool)]) -> Result<Value, String> {
+    let mut counter = 0usize;
+    let fields = columns
+        .iter()
+        .map(|(n, t, nullable)| {
+            let mut f =
+                serde_json::json!({"name": n, "type": avro_of(t, *nullable, n, &mut counter)?});
+            if *nullable {
+                f["default"] = Value::Null;
+            }
+            Ok(f)
+        })
+        .collect::<Result<Vec<Value>, String>>()?;
+    Ok(serde_json::json!({
+        "type": "record",
+        "name": "record",
+        "namespace": "org.apache.flink.avro.generated",
+        "fields": fields,
+    }))
+}
+
+fn avro_of(t: &SqlType, nullable: bool, field: &str, counter: &mut usize) -> Result<Value, String> {
+    use serde_json::json;
+    let v = match t {
+        SqlType::Boolean => json!("boolean"),
+        SqlType::TinyInt | SqlType::SmallInt | SqlType::Int => json!("int"),
+        SqlType::BigInt => json!("long"),
+        SqlType::Float => json!("float"),
+        SqlType::Double => json!("double"),
+        SqlType::Decimal { precision, scale } => {
+            json!({"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale})
+        }
+        SqlType::Char { .. } | SqlType::Varchar { .. } | SqlType::String => json!("string"),
+        SqlType::Binary { .. } | SqlType::Varbinary { .. } | SqlType::Bytes => json!("bytes"),
+        SqlType::Date => json!({"type": "int", "logicalType": "date"}),
+        SqlType::Time { precision } if *precision <= 3 => {
+            json!({"type": "int", "logicalType": "time-millis"})
+        }
+        SqlType::Time { .. } => json!({"type": "long", "logicalType": "time-micros"}),
+        SqlType::Timestamp { precision } if *precision <= 3 => {
+            json!({"type": "long", "logicalType": "local-timestamp-millis"})
+        }
+        SqlType::Timestamp { .. } => {
+            json!({"type": "long", "logicalType": "local-timestamp-micros"})
+        }
+        SqlType::TimestampLtz { precision } if *precision <= 3 => {
+            json!({"type": "long", "logicalType": "timestamp-millis"})
+        }
+        SqlType::TimestampLtz { .. } => json!({"type": "long", "logicalType": "timestamp-micros"}),
+        SqlType::Array {
+            element,
+            element_nullable,
+        } => {
+            json!({"type": "array", "items": avro_of(element, *element_nullable, field, counter)?})
+        }
+        SqlType::Map {
+            key,
+            value,
+            value_nullable,
+        } => {
+            if !matches!(
+                **key,
+                SqlType::String | SqlType::Varchar { .. } | SqlType::Char { .. }
+            ) {
+                return Err(format!(
+                    "column '{field}': an Avro map's keys are strings; {key:?} keys cannot be written"
+                ));
+            }
+            json!({"type": "map", "values": avro_of(value, *value_nullable, field, counter)?})
+        }
+        SqlType::Row { fields } => {
+            *counter += 1;
+            let name = format!("record_{field}_{counter}")
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+            let fs = fields
+                .iter()
+                .map(|f| {
+                    let mut v = json!({"name": f.name, "type": avro_of(&f.data_type, f.nullable, &f.name, counter)?});
+                    if f.nullable {
+                        v["default"] = Value::Null;
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<Value>, String>>()?;
+            json!({"type": "record", "name": name, "fields": fs})
+        }
+        SqlType::IntervalDayTime | SqlType::IntervalYearMonth => {
+            return Err(format!(
+                "column '{field}': INTERVAL columns cannot be written as Avro"
+            ))
+        }
+    };
+    Ok(if nullable { json!(["null", v]) } else { v })
+}
+
+/// A discovered table as the registry describes it: its value columns from
+/// the latest version of `<topic>-value` (or the subject its
+/// `'value.subject'` option names), after a raw `key BYTES` column; the
+/// plain `key BYTES, val BYTES` table when there is no such subject, or
+/// when its schema has no Flink SQL mapping (the reason is returned).
+pub fn registry_table(
+    table: &crate::TableDef,
+    latest: &HashMap<&str, &SubjectVersion>,
+    refs_of: &dyn Fn(&RegisteredSchema) -> Vec<String>,
+) -> (crate::TableDef, Option<String>) {
+    let mut plain = crate::TableDef::discovered(&table.topic);
+    plain.name = table.name.clone();
+    let subject = table
+        .option("value.subject")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-value", table.topic));
+    if let Some(s) = table.option("value.subject") {
+        plain.options.insert("value.subject".into(), s.to_string());
+    }
+    let Some(v) = latest.get(subject.as_str()) else {
+        return (plain, None);
+    };
+    let columns = parse(v.schema.schema_type, &v.schema.schema, &refs_of(&v.schema))
+        .and_then(|p| columns_of(&p, "val"));
+    let mut value = match columns {
+        Ok(c) => c,
+        Err(e) => return (plain, Some(format!("subject '{subject}': {e}"))),
+    };
+    let mut def = plain;
+    // The raw key column keeps its name unless a value field has it.
+    let key_name = if value.iter().any(|c| c.name == "key") {
+        "__key"
+    } else {
+        "key"
+    };
+    def.columns.truncate(1);
+    def.columns[0].name = key_name.to_string();
+    def.columns.append(&mut value);
+    def.options
+        .insert("key.fields".into(), key_name.to_string());
+    def.options
+        .insert("value.format".into(), v.schema.schema_type.format().into());
+    def.options
+        .insert("value.schema-id".into(), v.schema.id.to_string());
+    def.options.insert("value.subject".into(), subject);
+    (def, None)
+}
+
+/// Brings the discovered tables of one cluster in line with the registry's
+/// subjects; returns the names of the tables it changed, and the subjects
+/// it could not map (with why).
+pub async fn sync_schemas(
+    store: &crate::Store,
+    org: &str,
+    env: &str,
+    cluster: &str,
+) -> Result<(Vec<String>, Vec<String>), crate::CatalogError> {
+    let latest = store.registry_latest(org, env).await?;
+    let all = if latest.iter().any(|v| !v.schema.references.is_empty()) {
+        store.registry_all(org, env).await?
+    } else {
+        vec![]
+    };
+    let refs_of = |s: &RegisteredSchema| -> Vec<String> {
+        s.references
+            .iter()
+            .filter_map(|r| {
+                all.iter()
+                    .rev()
+                    .find(|v| v.subject == r.subject && (r.version == -1 || v.version == r.version))
+                    .map(|v| v.schema.schema.clone())
+            })
+            .collect()
+    };
+    let by_subject: HashMap<&str, &SubjectVersion> =
+        latest.iter().map(|v| (v.subject.as_str(), v)).collect();
+    let mut changed = vec![];
+    let mut problems = vec![];
+    for t in store.list_tables(org, env, cluster).await? {
+        if t.origin != crate::TableOrigin::Discovered || t.view.is_some() {
+            continue;
+        }
+        let (want, problem) = registry_table(&t, &by_subject, &refs_of);
+        problems.extend(problem);
+        if want != t {
+            store.replace_table(org, env, cluster, &want).await?;
+            changed.push(t.name.clone());
+        }
+    }
+    Ok((changed, problems))
+}
+
+/// The JSON Schema Weir registers for columns it writes as
+/// `json-registry`: an object with a property per column, nullable ones as
+/// a union with `null`.
+pub fn json_schema_of(columns: &[(String, SqlType, bool)]) -> Value {
+    let props: serde_json::Map<String, Value> = columns
+        .iter()
+        .map(|(n, t, nullable)| (n.clone(), json_schema_type(t, *nullable)))
+        .collect();
+    let required: Vec<&String> = columns.iter().filter(|c| !c.2).map(|c| &c.0).collect();
+    serde_json::json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "record",
+        "type": "object",
+        "properties": props,
+        "required": required,
+    })
+}
+
+fn json_schema_type(t: &SqlType, nullable: bool) -> Value {
+    use serde_json::json;
+    let (ty, extra): (&str, Value) = match t {
+        SqlType::Boolean => ("boolean", json!({})),
+        SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt => {
+            ("integer", json!({}))
+        }
+        SqlType::Float | SqlType::Double | SqlType::Decimal { .. } => ("number", json!({})),
+        SqlType::Date => ("string", json!({"format": "date"})),
+        SqlType::TimestampLtz { .. } | SqlType::Timestamp { .. } => {
+            ("string", json!({"format": "date-time"}))
+        }
+        SqlType::Array {
+            element,
+            element_nullable,
+        } => (
+            "array",
+            json!({"items": json_schema_type(element, *element_nullable)}),
+        ),
+        SqlType::Map {
+            value,
+            value_nullable,
+            ..
+        } => (
+            "object",
+            json!({"additionalProperties": json_schema_type(value, *value_nullable)}),
+        ),
+        SqlType::Row { fields } => {
+            let props: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|f| (f.name.clone(), json_schema_type(&f.data_type, f.nullable)))
+                .collect();
+            ("object", json!({"properties": props}))
+        }
+        _ => ("string", json!({})),
+    };
+    let mut v = extra;
+    v["type"] = if nullable {
+        json!([ty, "null"])
+    } else {
+        json!(ty)
+    };
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn avro(s: &str) -> ParsedSchema {
+        parse(SchemaType::Avro, s, &[]).unwrap()
+    }
+
+    const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"}]}"#;
+
+    #[test]
+    fn adding_an_optional_field_and_widening_is_backward_compatible() {
+        let v2 = avro(
+            r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#,
+        );
+        assert!(incompatibilities(Compatibility::Backward, &v2, &[avro(V1)]).is_empty());
+        // Forward fails: a v1 reader cannot read a long id.
+        assert!(!incompatibilities(Compatibility::Forward, &v2, &[avro(V1)]).is_empty());
+    }
+
+    #[test]
+    fn adding_a_required_field_is_not_backward_compatible() {
+        let v2 = avro(
+            r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#,
+        );
+        let why = incompatibilities(Compatibility::Backward, &v2, &[avro(V1)]);
+        assert!(!why.is_empty());
+        assert!(why[0].contains("age"), "{why:?}");
+        assert!(incompatibilities(Compatibility::None, &v2, &[avro(V1)]).is_empty());
+    }
+
+    #[test]
+    fn transitive_checks_every_version() {
+        let v1 = avro(V1);
+        let v2 = avro(r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"}]}"#);
+        // v3 adds `name` back as an int: fine against v2, not against v1.
+        let v3 = avro(
+            r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"},{"name":"name","type":"int","default":0}]}"#,
+        );
+        let prev = [v1, v2];
+        assert!(incompatibilities(Compatibility::Backward, &v3, &prev).is_empty());
+        assert!(!incompatibilities(Compatibility::BackwardTransitive, &v3, &prev).is_empty());
+    }
+
+    #[test]
+    fn invalid_avro_is_refused_with_the_reason() {
+        let e = parse(SchemaType::Avro, r#"{"type":"record","name":"x"}"#, &[]).unwrap_err();
+        assert!(e.starts_with("Invalid schema"), "{e}");
+        assert!(parse(SchemaType::Avro, "{", &[]).is_err());
+        assert!(parse(SchemaType::Json, r#"{"type":"strng"}"#, &[]).is_err());
+    }
+
+    #[test]
+    fn avro_types_map_to_flink_sql_types() {
+        let s = avro(
+            r#"{"type":"record","name":"R","namespace":"n","fields":[
+              {"name":"b","type":"boolean"},{"name":"i","type":"int"},{"name":"l","type":["null","long"]},
+              {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"]}},
+              {"name":"e2","type":"E"},
+              {"name":"a","type":{"type":"array","items":"string"}},
+              {"name":"m","type":{"type":"map","values":["null","double"]}},
+              {"name":"f","type":{"type":"fixed","name":"F","size":4}},
+              {"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+              {"name":"dt","type":{"type":"int","logicalType":"date"}},
+              {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
+              {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+              {"name":"lts","type":{"type":"long","logicalType":"local-timestamp-micros"}},
+              {"name":"u","type":{"type":"string","logicalType":"uuid"}},
+              {"name":"r","type":{"type":"record","name":"In","fields":[{"name":"x","type":"float"}]}}]}"#,
+        );
+        let cols = columns_of(&s, "val").unwrap();
+        let t: Vec<(String, String, bool)> = cols
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.to_string(), c.nullable))
+            .collect();
+        let want = [
+            ("b", "BOOLEAN", false),
+            ("i", "INT", false),
+            ("l", "BIGINT", true),
+            ("e", "STRING", false),
+            ("e2", "STRING", false),
+            ("a", "ARRAY<STRING NOT NULL>", false),
+            ("m", "MAP<STRING, DOUBLE>", false),
+            ("f", "BINARY(4)", false),
+            ("d", "DECIMAL(9, 2)", false),
+            ("dt", "DATE", false),
+            ("tm", "TIME(3)", false),
+            ("ts", "TIMESTAMP_LTZ(3)", false),
+            ("lts", "TIMESTAMP(6)", false),
+            ("u", "STRING", false),
+            ("r", "ROW<`x` FLOAT NOT NULL>", false),
+        ];
+        for (got, want) in t.iter().zip(want) {
+            assert_eq!((got.0.as_str(), got.1.as_str(), got.2), want);
+        }
+        let bad =
+            avro(r#"{"type":"record","name":"R","fields":[{"name":"u","type":["int","string"]}]}"#);
+        let e = columns_of(&bad, "val").unwrap_err();
+        assert!(e.contains("'u'") && e.contains("union"), "{e}");
+    }
+
+    #[test]
+    fn json_schema_maps_and_checks() {
+        let v1 = parse(
+            SchemaType::Json,
+            r#"{"type":"object","properties":{"id":{"type":"integer"},"at":{"type":"string","format":"date-time"},"n":{"oneOf":[{"type":"null"},{"type":"number"}]}},"required":["id"]}"#,
+            &[],
+        )
+        .unwrap();
+        let cols = columns_of(&v1, "val").unwrap();
+        let t: Vec<(String, String, bool)> = cols
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.to_string(), c.nullable))
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                ("at".into(), "TIMESTAMP_LTZ(3)".into(), true),
+                ("id".into(), "BIGINT".into(), false),
+                ("n".into(), "DOUBLE".into(), true),
+            ]
+        );
+        let v2 = parse(
+            SchemaType::Json,
+            r#"{"type":"object","properties":{"id":{"type":"integer"},"x":{"type":"string"}},"required":["id","x"]}"#,
+            &[],
+        )
+        .unwrap();
+        let why = incompatibilities(Compatibility::Backward, &v2, &[v1]);
+        assert!(why.iter().any(|m| m.contains("'x'")), "{why:?}");
+    }
+
+    #[test]
+    fn written_columns_give_a_valid_avro_schema_that_maps_back() {
+        let cols = vec![
+            ("id".to_string(), SqlType::BigInt, false),
+            ("name".to_string(), SqlType::String, true),
+            (
+                "at".to_string(),
+                SqlType::TimestampLtz { precision: 3 },
+                true,
+            ),
+            (
+                "tags".to_string(),
+                SqlType::Array {
+                    element: Box::new(SqlType::String),
+                    element_nullable: true,
+                },
+                true,
+            ),
+        ];
+        let schema = avro_schema_of(&cols).unwrap();
+        let parsed = avro(&schema.to_string());
+        let back = columns_of(&parsed, "val").unwrap();
+        let back: Vec<(String, SqlType, bool)> = back
+            .into_iter()
+            .map(|c| (c.name, c.data_type, c.nullable))
+            .collect();
+        assert_eq!(back, cols);
+    }
+}

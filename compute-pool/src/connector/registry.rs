@@ -1,0 +1,360 @@
+//! Confluent's wire format: a magic byte 0, a 4-byte big-endian schema id,
+//! then the body. `avro-registry` bodies are decoded by the Arrow project's
+//! `arrow-avro` straight into batches, each writer schema resolved to the
+//! table's reader schema (so records written with an older or newer
+//! compatible version read correctly); `json-registry` bodies are JSON and
+//! go through the JSON decoder. Writer schemas are fetched by id from the
+//! statement's schema registry once and cached.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_avro::reader::{Decoder, ReaderBuilder};
+use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
+use bytes::Bytes;
+use serde_json::Value;
+use weir_catalog::registry::{RegisteredSchema, SchemaType};
+use weir_catalog::TableDef;
+
+use crate::EngineError;
+
+pub const AVRO: &str = "avro-registry";
+pub const JSON: &str = "json-registry";
+pub const PROTO: &str = "proto-registry";
+
+/// Whether a `'value.format'` is one of the registry formats.
+pub fn is_registry_format(f: &str) -> bool {
+    matches!(f, AVRO | JSON | PROTO)
+}
+
+/// The schema id of a framed record and its body.
+pub fn frame(value: &[u8]) -> Result<(u32, &[u8]), String> {
+    match value {
+        [0, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        [m, ..] if value.len() >= 5 => Err(format!(
+            "wrong magic byte {m} (the schema registry wire format starts with 0)"
+        )),
+        _ => Err(format!(
+            "a record of {} bytes is too short for the schema registry wire format (magic byte and schema id)",
+            value.len()
+        )),
+    }
+}
+
+/// The schemas a decoder has learnt, by id: `None` for an id the registry
+/// does not have.
+#[derive(Debug, Default)]
+pub struct KnownSchemas {
+    by_id: HashMap<u32, Option<RegisteredSchema>>,
+}
+
+impl KnownSchemas {
+    pub fn knows(&self, id: u32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    pub fn get(&self, id: u32) -> Option<&RegisteredSchema> {
+        self.by_id.get(&id).and_then(Option::as_ref)
+    }
+
+    pub fn learn(&mut self, id: u32, schema: Option<RegisteredSchema>) {
+        self.by_id.insert(id, schema);
+    }
+}
+
+/// The reader schema of a table: the registered schema the table was typed
+/// from, with only the fields a statement reads (the others are skipped,
+/// not built), and `uuid` read as the string it is.
+pub fn reader_schema(schema: &str, read: &SchemaRef) -> Result<String, String> {
+    let mut v: Value =
+        serde_json::from_str(schema).map_err(|e| format!("the table's schema is not JSON: {e}"))?;
+    if let Some(Value::Array(fields)) = v.get_mut("fields") {
+        fields.retain(|f| {
+            f.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| read.field_with_name(n).is_ok())
+        });
+    }
+    strip_uuid(&mut v);
+    Ok(v.to_string())
+}
+
+fn strip_uuid(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("logicalType").and_then(Value::as_str) == Some("uuid") {
+                o.remove("logicalType");
+            }
+            o.values_mut().for_each(strip_uuid);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_uuid),
+        _ => {}
+    }
+}
+
+/// An Avro decoder of framed records into the reader schema, rebuilt when
+/// a new writer schema is learnt.
+pub struct AvroDecoder {
+    reader: String,
+    writers: HashMap<u32, String>,
+    decoder: Option<Decoder>,
+}
+
+impl std::fmt::Debug for AvroDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroDecoder")
+            .field("writers", &self.writers.len())
+            .finish()
+    }
+}
+
+/// The indexes of the records that did not decode, with why.
+pub type Failed = Vec<(usize, String)>;
+
+/// At most this many rows per decoded batch.
+const BATCH_ROWS: usize = 1 << 16;
+
+impl AvroDecoder {
+    pub fn new(reader: String) -> AvroDecoder {
+        AvroDecoder {
+            reader,
+            writers: HashMap::new(),
+            decoder: None,
+        }
+    }
+
+    pub fn add_writer(&mut self, id: u32, schema: &str) {
+        let mut v: Value = match serde_json::from_str(schema) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        strip_uuid(&mut v);
+        if self.writers.insert(id, v.to_string()).is_none() {
+            self.decoder = None;
+        }
+    }
+
+    pub fn has_writer(&self, id: u32) -> bool {
+        self.writers.contains_key(&id)
+    }
+
+    fn decoder(&mut self) -> Result<&mut Decoder, String> {
+        if self.decoder.is_none() {
+            let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+            for (id, s) in &self.writers {
+                store
+                    .set(Fingerprint::Id(*id), AvroSchema::new(s.clone()))
+                    .map_err(|e| e.to_string())?;
+            }
+            let d = ReaderBuilder::new()
+                .with_reader_schema(AvroSchema::new(self.reader.clone()))
+                .with_writer_schema_store(store)
+                .with_batch_size(BATCH_ROWS)
+                .build_decoder()
+                .map_err(|e| format!("the schema cannot be read: {e}"))?;
+            self.decoder = Some(d);
+        }
+        Ok(self.decoder.as_mut().expect("built above"))
+    }
+
+    /// Feeds one framed record; on error the decoder is dropped (its
+    /// partial row cannot be taken back) and the caller feeds the good
+    /// records again.
+    fn feed(&mut self, frame: &[u8], out: &mut Vec<RecordBatch>) -> Result<(), String> {
+        let d = self.decoder()?;
+        let mut buf = frame;
+        let mut stalls = 0;
+        while !buf.is_empty() {
+            if d.batch_is_full() {
+                if let Some(b) = d.flush().map_err(|e| e.to_string())? {
+                    out.push(b);
+                }
+            }
+            let n = d.decode(buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                stalls += 1;
+                if stalls > 2 {
+                    return Err("the Avro body is truncated".into());
+                }
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Decodes framed records (each with a known writer schema) into one
+    /// batch in the reader schema; the indexes of the records that failed,
+    /// with why.
+    pub fn decode(&mut self, frames: &[&[u8]]) -> Result<(Vec<RecordBatch>, Failed), EngineError> {
+        let mut bad = vec![];
+        let mut good: Vec<usize> = vec![];
+        let mut out = vec![];
+        for (i, f) in frames.iter().enumerate() {
+            match self.feed(f, &mut out) {
+                Ok(()) => good.push(i),
+                Err(reason) => {
+                    bad.push((
+                        i,
+                        format!("the Avro body does not match its schema: {reason}"),
+                    ));
+                    self.decoder = None;
+                    out.clear();
+                    for &g in &good {
+                        self.feed(frames[g], &mut out).map_err(|e| {
+                            EngineError::Plan(format!("a record decoded once failed again: {e}"))
+                        })?;
+                    }
+                }
+            }
+        }
+        if let Some(d) = self.decoder.as_mut() {
+            if let Some(b) = d.flush().map_err(|e| EngineError::Plan(e.to_string()))? {
+                out.push(b);
+            }
+        }
+        let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+        if rows != good.len() {
+            self.decoder = None;
+            return Err(EngineError::Plan(format!(
+                "the Avro decoder produced {rows} rows for {} records",
+                good.len()
+            )));
+        }
+        Ok((out, bad))
+    }
+}
+
+/// The options a sink table gets once its schema is registered: the
+/// schema's id and text, which [`encode_values`] writes with.
+pub const SCHEMA_ID_OPTION: &str = "value.schema-id";
+pub const WRITER_SCHEMA_OPTION: &str = "value.writer-schema";
+
+/// The schema Weir registers for a sink table's value columns.
+pub fn sink_schema(table: &TableDef) -> Result<(SchemaType, String), EngineError> {
+    let cols: Vec<(String, weir_catalog::SqlType, bool)> = table
+        .value_columns()
+        .iter()
+        .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
+        .collect();
+    match table.value_format() {
+        AVRO => {
+            let s = weir_catalog::registry::avro_schema_of(&cols)
+                .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
+            Ok((SchemaType::Avro, s.to_string()))
+        }
+        JSON => Ok((
+            SchemaType::Json,
+            weir_catalog::registry::json_schema_of(&cols).to_string(),
+        )),
+        other => Err(EngineError::Plan(format!(
+            "table '{}': writing the '{other}' format is not supported yet",
+            table.name
+        ))),
+    }
+}
+
+thread_local! {
+    /// arrow-avro encoders by writer schema and id: a sink builds one once.
+    static ENCODERS: std::cell::RefCell<HashMap<(u32, String), arrow_avro::writer::Encoder>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// Arrow types the Avro encoder takes for each of Flink SQL's: the batch's
+/// columns are cast to these first.
+fn avro_arrow_type(t: &arrow::datatypes::DataType) -> arrow::datatypes::DataType {
+    use arrow::datatypes::DataType as D;
+    match t {
+        D::Int8 | D::Int16 => D::Int32,
+        D::FixedSizeBinary(_) | D::LargeBinary | D::BinaryView => D::Binary,
+        D::LargeUtf8 | D::Utf8View => D::Utf8,
+        D::Timestamp(u, Some(_)) => D::Timestamp(*u, Some("+00:00".into())),
+        D::Time32(arrow::datatypes::TimeUnit::Second) => {
+            D::Time32(arrow::datatypes::TimeUnit::Millisecond)
+        }
+        other => other.clone(),
+    }
+}
+
+/// The values of a batch (its value columns, in the table's order) in the
+/// registry wire format of the sink's registered schema.
+pub fn encode_values(table: &TableDef, value: &RecordBatch) -> Result<Vec<Bytes>, EngineError> {
+    let id: u32 = table
+        .option(SCHEMA_ID_OPTION)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            EngineError::Plan(format!("table '{}' has no registered schema", table.name))
+        })?;
+    match table.value_format() {
+        JSON => {
+            let rows = crate::connector::encode::json_rows(value)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let mut b = Vec::with_capacity(r.len() + 5);
+                    b.push(0);
+                    b.extend_from_slice(&id.to_be_bytes());
+                    b.extend_from_slice(&r);
+                    Bytes::from(b)
+                })
+                .collect())
+        }
+        _ => {
+            let schema = table
+                .option(WRITER_SCHEMA_OPTION)
+                .ok_or_else(|| {
+                    EngineError::Plan(format!("table '{}' has no writer schema", table.name))
+                })?
+                .to_string();
+            let fields: Vec<arrow::datatypes::Field> = value
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(avro_arrow_type(f.data_type()))
+                })
+                .collect();
+            let cols = value
+                .columns()
+                .iter()
+                .zip(&fields)
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut md = std::collections::HashMap::new();
+            md.insert(
+                arrow_avro::schema::SCHEMA_METADATA_KEY.to_string(),
+                schema.clone(),
+            );
+            let arrow_schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, md));
+            let batch = RecordBatch::try_new_with_options(
+                arrow_schema.clone(),
+                cols,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(value.num_rows())),
+            )?;
+            ENCODERS.with(|e| {
+                let mut e = e.borrow_mut();
+                let key = (id, schema);
+                if !e.contains_key(&key) {
+                    let enc = arrow_avro::writer::WriterBuilder::new(arrow_schema.as_ref().clone())
+                        .with_fingerprint_strategy(arrow_avro::schema::FingerprintStrategy::Id(id))
+                        .build_encoder::<arrow_avro::writer::format::AvroSoeFormat>()
+                        .map_err(|e| {
+                            EngineError::Plan(format!(
+                                "table '{}': the Avro writer: {e}",
+                                table.name
+                            ))
+                        })?;
+                    e.insert(key.clone(), enc);
+                }
+                let enc = e.get_mut(&key).expect("inserted above");
+                enc.encode(&batch).map_err(|e| {
+                    EngineError::Plan(format!("table '{}': Avro encoding: {e}", table.name))
+                })?;
+                Ok(enc.flush().iter().collect())
+            })
+        }
+    }
+}

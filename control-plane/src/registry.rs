@@ -1,0 +1,875 @@
+//! The built-in schema registry: Confluent's Schema Registry REST API,
+//! served per environment at `/schema-registry/{environment}` (the URL a
+//! Confluent client is given), authenticated by API key like the rest of the
+//! API and stored in Weir's database. Subjects, versions, schemas by id,
+//! references, AVRO / PROTOBUF / JSON, compatibility levels with real
+//! checking, soft and hard deletes, and the error codes Confluent's clients
+//! expect (40401 subject, 40402 version, 40403 schema not found, 409
+//! incompatible, 42201 invalid schema, ...).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use weir_catalog::registry::{
+    incompatibilities, normalized, parse, Compatibility, ParsedSchema, RegisteredSchema,
+    SchemaReference, SchemaType, SubjectVersion,
+};
+
+use crate::auth::Principal;
+use crate::AppState;
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+pub fn routes() -> Router<AppState> {
+    let base = "/schema-registry/{env}";
+    Router::new()
+        .route(&format!("{base}/subjects"), get(subjects))
+        .route(
+            &format!("{base}/subjects/{{subject}}"),
+            post(lookup).delete(delete_subject),
+        )
+        .route(
+            &format!("{base}/subjects/{{subject}}/versions"),
+            get(versions).post(register),
+        )
+        .route(
+            &format!("{base}/subjects/{{subject}}/versions/{{version}}"),
+            get(version).delete(delete_version),
+        )
+        .route(
+            &format!("{base}/subjects/{{subject}}/versions/{{version}}/schema"),
+            get(version_schema),
+        )
+        .route(
+            &format!("{base}/subjects/{{subject}}/versions/{{version}}/referencedby"),
+            get(referenced_by),
+        )
+        .route(&format!("{base}/schemas/ids/{{id}}"), get(schema_by_id))
+        .route(
+            &format!("{base}/schemas/ids/{{id}}/schema"),
+            get(raw_schema_by_id),
+        )
+        .route(
+            &format!("{base}/schemas/ids/{{id}}/versions"),
+            get(schema_versions),
+        )
+        .route(&format!("{base}/schemas/types"), get(types))
+        .route(
+            &format!("{base}/compatibility/subjects/{{subject}}/versions/{{version}}"),
+            post(compatibility_one),
+        )
+        .route(
+            &format!("{base}/compatibility/subjects/{{subject}}/versions"),
+            post(compatibility_all),
+        )
+        .route(
+            &format!("{base}/config"),
+            get(global_config).put(set_global_config),
+        )
+        .route(
+            &format!("{base}/config/{{subject}}"),
+            get(subject_config)
+                .put(set_subject_config)
+                .delete(delete_subject_config),
+        )
+        .route(&format!("{base}/mode"), get(mode))
+        .route(&format!("{base}/mode/{{subject}}"), get(mode))
+}
+
+/// An error in the registry's own shape: `{"error_code", "message"}`.
+#[derive(Debug)]
+pub struct RegistryError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl RegistryError {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> RegistryError {
+        RegistryError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn subject_not_found(subject: &str) -> RegistryError {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40401,
+            format!("Subject '{subject}' not found."),
+        )
+    }
+    fn version_not_found(subject: &str, version: &str) -> RegistryError {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            format!("Version {version} not found for subject '{subject}'."),
+        )
+    }
+    fn schema_not_found(what: impl std::fmt::Display) -> RegistryError {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("Schema {what} not found"),
+        )
+    }
+    fn invalid_schema(message: impl Into<String>) -> RegistryError {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
+    }
+    fn bad_request(message: impl Into<String>) -> RegistryError {
+        Self::new(StatusCode::BAD_REQUEST, 400, message)
+    }
+}
+
+impl From<weir_catalog::CatalogError> for RegistryError {
+    fn from(e: weir_catalog::CatalogError) -> RegistryError {
+        tracing::error!(error = %e, "schema registry: store failed");
+        RegistryError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50001,
+            format!("Error in the backend data store: {e}"),
+        )
+    }
+}
+
+impl From<crate::ApiError> for RegistryError {
+    fn from(e: crate::ApiError) -> RegistryError {
+        RegistryError::new(e.status, e.status.as_u16() as u32, e.detail)
+    }
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (error code {})", self.message, self.code)
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        reply(
+            self.status,
+            json!({"error_code": self.code, "message": self.message}),
+        )
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(body: Value) -> Result<Response, RegistryError> {
+    Ok(reply(StatusCode::OK, body))
+}
+
+type Reply = Result<Response, RegistryError>;
+
+/// The caller's organization and the environment of the path, checked to
+/// be the caller's (another organization's environment is a 404, as if it
+/// did not exist).
+async fn scope(
+    state: &AppState,
+    p: &Principal,
+    env: &str,
+) -> Result<(String, String), RegistryError> {
+    let e = state
+        .store
+        .get_environment(&p.org_id, env)
+        .await?
+        .ok_or_else(|| {
+            RegistryError::new(
+                StatusCode::NOT_FOUND,
+                404,
+                format!("environment '{env}' not found"),
+            )
+        })?;
+    Ok((p.org_id.clone(), e.id))
+}
+
+#[derive(Deserialize, Default)]
+struct ListParams {
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    permanent: bool,
+    #[serde(default)]
+    verbose: bool,
+    #[serde(default, rename = "defaultToGlobal")]
+    default_to_global: bool,
+    #[serde(default, rename = "subjectPrefix")]
+    subject_prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SchemaBody {
+    schema: String,
+    #[serde(default, rename = "schemaType")]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<SchemaReference>,
+}
+
+fn body_of<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        RegistryError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
+            format!("Invalid request body: {e}"),
+        )
+    })
+}
+
+fn schema_json(s: &RegisteredSchema) -> Value {
+    let mut v = json!({"schema": s.schema});
+    if s.schema_type != SchemaType::Avro {
+        v["schemaType"] = json!(s.schema_type.as_str());
+    }
+    if !s.references.is_empty() {
+        v["references"] = json!(s.references);
+    }
+    v
+}
+
+fn version_json(v: &SubjectVersion) -> Value {
+    let mut out = schema_json(&v.schema);
+    out["subject"] = json!(v.subject);
+    out["version"] = json!(v.version);
+    out["id"] = json!(v.schema.id);
+    out
+}
+
+/// The texts of a schema's references, each resolved to its subject's
+/// version (42201 when one is missing).
+async fn reference_texts(
+    store: &weir_catalog::Store,
+    org: &str,
+    env: &str,
+    refs: &[SchemaReference],
+) -> Result<Vec<String>, RegistryError> {
+    let mut out = vec![];
+    for r in refs {
+        let versions = store.registry_versions(org, env, &r.subject, false).await?;
+        let v = if r.version == -1 {
+            versions.last()
+        } else {
+            versions.iter().find(|v| v.version == r.version)
+        };
+        let v = v.ok_or_else(|| {
+            RegistryError::invalid_schema(format!(
+                "Invalid schema: the reference '{}' names subject '{}' version {}, which does not exist",
+                r.name, r.subject, r.version
+            ))
+        })?;
+        out.push(v.schema.schema.clone());
+    }
+    Ok(out)
+}
+
+async fn parsed(
+    store: &weir_catalog::Store,
+    org: &str,
+    env: &str,
+    s: &RegisteredSchema,
+) -> Result<ParsedSchema, RegistryError> {
+    let refs = reference_texts(store, org, env, &s.references).await?;
+    parse(s.schema_type, &s.schema, &refs).map_err(RegistryError::invalid_schema)
+}
+
+async fn level_of(
+    store: &weir_catalog::Store,
+    org: &str,
+    env: &str,
+    subject: &str,
+) -> Result<Compatibility, RegistryError> {
+    if let Some(l) = store.registry_compatibility(org, env, subject).await? {
+        return Ok(l);
+    }
+    Ok(store
+        .registry_compatibility(org, env, "")
+        .await?
+        .unwrap_or_default())
+}
+
+fn schema_type_of(b: &SchemaBody) -> Result<SchemaType, RegistryError> {
+    match &b.schema_type {
+        None => Ok(SchemaType::Avro),
+        Some(t) => SchemaType::parse(t).ok_or_else(|| {
+            RegistryError::invalid_schema(format!(
+                "Invalid schema type '{t}': use AVRO, PROTOBUF or JSON"
+            ))
+        }),
+    }
+}
+
+async fn subjects(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let mut list = state.store.registry_subjects(&org, &env, q.deleted).await?;
+    if let Some(prefix) = &q.subject_prefix {
+        list.retain(|s| s.starts_with(prefix.as_str()));
+    }
+    ok(json!(list))
+}
+
+/// A subject's versions, or 40401 when it has none (live, or any when
+/// `deleted`).
+async fn subject_versions(
+    state: &AppState,
+    org: &str,
+    env: &str,
+    subject: &str,
+    deleted: bool,
+) -> Result<Vec<SubjectVersion>, RegistryError> {
+    let v = state
+        .store
+        .registry_versions(org, env, subject, deleted)
+        .await?;
+    if v.is_empty() {
+        return Err(RegistryError::subject_not_found(subject));
+    }
+    Ok(v)
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let v = subject_versions(&state, &org, &env, &subject, q.deleted).await?;
+    ok(json!(v.iter().map(|v| v.version).collect::<Vec<_>>()))
+}
+
+/// `latest`, `-1` or a positive version number.
+fn find_version<'a>(
+    versions: &'a [SubjectVersion],
+    subject: &str,
+    version: &str,
+) -> Result<&'a SubjectVersion, RegistryError> {
+    if version == "latest" || version == "-1" {
+        return versions
+            .last()
+            .ok_or_else(|| RegistryError::version_not_found(subject, version));
+    }
+    let n: i64 = version.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        RegistryError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42202,
+            format!("The specified version '{version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""),
+        )
+    })?;
+    versions
+        .iter()
+        .find(|v| v.version == n)
+        .ok_or_else(|| RegistryError::version_not_found(subject, version))
+}
+
+async fn version(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject, version)): Path<(String, String, String)>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let v = subject_versions(&state, &org, &env, &subject, q.deleted).await?;
+    ok(version_json(find_version(&v, &subject, &version)?))
+}
+
+async fn version_schema(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject, version)): Path<(String, String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let v = subject_versions(&state, &org, &env, &subject, false).await?;
+    let v = find_version(&v, &subject, &version)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        v.schema.schema.clone(),
+    )
+        .into_response())
+}
+
+async fn referenced_by(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject, version)): Path<(String, String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let v = subject_versions(&state, &org, &env, &subject, false).await?;
+    let target = find_version(&v, &subject, &version)?;
+    let mut ids = vec![];
+    for s in state.store.registry_all(&org, &env).await? {
+        if s.schema
+            .references
+            .iter()
+            .any(|r| r.subject == subject && (r.version == target.version || r.version == -1))
+        {
+            ids.push(s.schema.id);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ok(json!(ids))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let b: SchemaBody = body_of(&body)?;
+    let ty = schema_type_of(&b)?;
+    let id = register_schema(
+        &state.store,
+        &org,
+        &env,
+        &subject,
+        ty,
+        &b.schema,
+        &b.references,
+    )
+    .await?;
+    ok(json!({"id": id}))
+}
+
+/// Registers a schema under a subject after checking it against the
+/// subject's compatibility level: its id (the existing one when the subject
+/// has the schema already). The REST API and statements' sinks both
+/// register through here.
+pub(crate) async fn register_schema(
+    store: &weir_catalog::Store,
+    org: &str,
+    env: &str,
+    subject: &str,
+    ty: SchemaType,
+    text: &str,
+    references: &[SchemaReference],
+) -> Result<i64, RegistryError> {
+    let refs = reference_texts(store, org, env, references).await?;
+    let new = parse(ty, text, &refs).map_err(RegistryError::invalid_schema)?;
+    let norm = normalized(ty, text);
+    let live = store.registry_versions(org, env, subject, false).await?;
+    // The same schema again is its existing version, whatever the level.
+    if let Some(v) = live.iter().find(|v| {
+        v.schema.schema_type == ty
+            && normalized(ty, &v.schema.schema) == norm
+            && v.schema.references == references
+    }) {
+        return Ok(v.schema.id);
+    }
+    let level = level_of(store, org, env, subject).await?;
+    let mut previous = Vec::with_capacity(live.len());
+    for v in &live {
+        previous.push(parsed(store, org, env, &v.schema).await?);
+    }
+    let why = incompatibilities(level, &new, &previous);
+    if !why.is_empty() {
+        return Err(RegistryError::new(
+            StatusCode::CONFLICT,
+            409,
+            format!(
+                "Schema being registered is incompatible with an earlier schema for subject \"{subject}\" ({}): {}",
+                level.as_str(),
+                why.join("; ")
+            ),
+        ));
+    }
+    let r = store
+        .registry_register(org, env, subject, ty, text, &norm, references)
+        .await?;
+    tracing::info!(
+        org,
+        env,
+        subject,
+        id = r.id,
+        version = r.version,
+        "schema registered"
+    );
+    Ok(r.id)
+}
+
+async fn lookup(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    body: Bytes,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let b: SchemaBody = body_of(&body)?;
+    let ty = schema_type_of(&b)?;
+    let v = subject_versions(&state, &org, &env, &subject, q.deleted).await?;
+    let norm = normalized(ty, &b.schema);
+    let found = v.iter().find(|v| {
+        v.schema.schema_type == ty
+            && normalized(ty, &v.schema.schema) == norm
+            && v.schema.references == b.references
+    });
+    match found {
+        Some(v) => ok(version_json(v)),
+        None => Err(RegistryError::schema_not_found("")),
+    }
+}
+
+async fn delete_subject(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let all = subject_versions(&state, &org, &env, &subject, true).await?;
+    let live = all.iter().any(|v| !v.deleted);
+    if q.permanent {
+        if live {
+            return Err(RegistryError::new(
+                StatusCode::NOT_FOUND,
+                40405,
+                format!(
+                    "Subject '{subject}' was not deleted first before being permanently deleted"
+                ),
+            ));
+        }
+        let gone = state
+            .store
+            .registry_hard_delete(&org, &env, &subject, None)
+            .await?;
+        return ok(json!(gone));
+    }
+    if !live {
+        return Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            40404,
+            format!(
+                "Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
+            ),
+        ));
+    }
+    let marked = state
+        .store
+        .registry_soft_delete(&org, &env, &subject, None)
+        .await?;
+    ok(json!(marked))
+}
+
+async fn delete_version(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject, version)): Path<(String, String, String)>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let all = subject_versions(&state, &org, &env, &subject, true).await?;
+    let v = if version == "latest" || version == "-1" {
+        let live: Vec<SubjectVersion> = all.iter().filter(|v| !v.deleted).cloned().collect();
+        find_version(&live, &subject, &version)?.clone()
+    } else {
+        find_version(&all, &subject, &version)?.clone()
+    };
+    if q.permanent {
+        if !v.deleted {
+            return Err(RegistryError::new(
+                StatusCode::NOT_FOUND,
+                40407,
+                format!(
+                    "Subject '{subject}' Version {} was not deleted first before being permanently deleted",
+                    v.version
+                ),
+            ));
+        }
+        state
+            .store
+            .registry_hard_delete(&org, &env, &subject, Some(v.version))
+            .await?;
+        return ok(json!(v.version));
+    }
+    if v.deleted {
+        return Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            40406,
+            format!(
+                "Subject '{subject}' Version {} was soft deleted.Set permanent=true to delete permanently",
+                v.version
+            ),
+        ));
+    }
+    state
+        .store
+        .registry_soft_delete(&org, &env, &subject, Some(v.version))
+        .await?;
+    ok(json!(v.version))
+}
+
+fn schema_id(id: &str) -> Result<i64, RegistryError> {
+    id.parse().map_err(|_| RegistryError::schema_not_found(id))
+}
+
+async fn schema_by_id(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, id)): Path<(String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let id = schema_id(&id)?;
+    let s = state
+        .store
+        .registry_schema(&org, &env, id)
+        .await?
+        .ok_or_else(|| RegistryError::schema_not_found(id))?;
+    ok(schema_json(&s))
+}
+
+async fn raw_schema_by_id(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, id)): Path<(String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let id = schema_id(&id)?;
+    let s = state
+        .store
+        .registry_schema(&org, &env, id)
+        .await?
+        .ok_or_else(|| RegistryError::schema_not_found(id))?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        s.schema,
+    )
+        .into_response())
+}
+
+async fn schema_versions(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, id)): Path<(String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let id = schema_id(&id)?;
+    if state.store.registry_schema(&org, &env, id).await?.is_none() {
+        return Err(RegistryError::schema_not_found(id));
+    }
+    let v = state.store.registry_schema_versions(&org, &env, id).await?;
+    ok(json!(v
+        .iter()
+        .map(|(s, v)| json!({"subject": s, "version": v}))
+        .collect::<Vec<_>>()))
+}
+
+async fn types(State(state): State<AppState>, p: Principal, Path(env): Path<String>) -> Reply {
+    scope(&state, &p, &env).await?;
+    ok(json!(["JSON", "PROTOBUF", "AVRO"]))
+}
+
+async fn compatibility(
+    state: &AppState,
+    p: &Principal,
+    env: &str,
+    subject: &str,
+    version: Option<&str>,
+    verbose: bool,
+    body: &Bytes,
+) -> Reply {
+    let (org, env) = scope(state, p, env).await?;
+    let b: SchemaBody = body_of(body)?;
+    let ty = schema_type_of(&b)?;
+    let refs = reference_texts(&state.store, &org, &env, &b.references).await?;
+    let new = parse(ty, &b.schema, &refs).map_err(RegistryError::invalid_schema)?;
+    let live = state
+        .store
+        .registry_versions(&org, &env, subject, false)
+        .await?;
+    let against: Vec<&SubjectVersion> = match version {
+        Some(v) => {
+            if live.is_empty() {
+                return Err(RegistryError::subject_not_found(subject));
+            }
+            vec![find_version(&live, subject, v)?]
+        }
+        None => live.iter().collect(),
+    };
+    let level = level_of(&state.store, &org, &env, subject).await?;
+    let mut previous = vec![];
+    for v in against {
+        previous.push(parsed(&state.store, &org, &env, &v.schema).await?);
+    }
+    // A check against one version is that version alone, whatever the
+    // transitivity; against all, every one.
+    let why = if version.is_some() {
+        incompatibilities(level, &new, &previous)
+    } else {
+        let mut out = vec![];
+        for i in 0..previous.len() {
+            out.extend(incompatibilities(level, &new, &previous[i..=i]));
+        }
+        out
+    };
+    let mut out = json!({"is_compatible": why.is_empty()});
+    if verbose {
+        out["messages"] = json!(why);
+    }
+    ok(out)
+}
+
+async fn compatibility_one(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject, version)): Path<(String, String, String)>,
+    Query(q): Query<ListParams>,
+    body: Bytes,
+) -> Reply {
+    compatibility(&state, &p, &env, &subject, Some(&version), q.verbose, &body).await
+}
+
+async fn compatibility_all(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    body: Bytes,
+) -> Reply {
+    compatibility(&state, &p, &env, &subject, None, q.verbose, &body).await
+}
+
+#[derive(Deserialize)]
+struct ConfigBody {
+    compatibility: Option<String>,
+    #[serde(rename = "compatibilityLevel")]
+    compatibility_level: Option<String>,
+}
+
+fn level_from(body: &Bytes) -> Result<Compatibility, RegistryError> {
+    let b: ConfigBody = body_of(body)?;
+    let name = b
+        .compatibility
+        .or(b.compatibility_level)
+        .ok_or_else(|| RegistryError::bad_request("the body names no 'compatibility'"))?;
+    Compatibility::parse(&name).ok_or_else(|| {
+        RegistryError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!("Invalid compatibility level '{name}': use NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE"),
+        )
+    })
+}
+
+async fn global_config(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let l = state
+        .store
+        .registry_compatibility(&org, &env, "")
+        .await?
+        .unwrap_or_default();
+    ok(json!({"compatibilityLevel": l.as_str()}))
+}
+
+async fn set_global_config(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let l = level_from(&body)?;
+    state
+        .store
+        .set_registry_compatibility(&org, &env, "", l)
+        .await?;
+    ok(json!({"compatibility": l.as_str()}))
+}
+
+async fn subject_config(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    match state
+        .store
+        .registry_compatibility(&org, &env, &subject)
+        .await?
+    {
+        Some(l) => ok(json!({"compatibilityLevel": l.as_str()})),
+        None if q.default_to_global => {
+            let l = level_of(&state.store, &org, &env, "").await?;
+            ok(json!({"compatibilityLevel": l.as_str()}))
+        }
+        None => Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            40408,
+            format!("Subject '{subject}' does not have subject-level compatibility configured"),
+        )),
+    }
+}
+
+async fn set_subject_config(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let l = level_from(&body)?;
+    state
+        .store
+        .set_registry_compatibility(&org, &env, &subject, l)
+        .await?;
+    ok(json!({"compatibility": l.as_str()}))
+}
+
+async fn delete_subject_config(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((env, subject)): Path<(String, String)>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let Some(l) = state
+        .store
+        .registry_compatibility(&org, &env, &subject)
+        .await?
+    else {
+        return Err(RegistryError::subject_not_found(&subject));
+    };
+    state
+        .store
+        .delete_registry_compatibility(&org, &env, &subject)
+        .await?;
+    ok(json!({"compatibilityLevel": l.as_str()}))
+}
+
+async fn mode(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Reply {
+    let env = params
+        .iter()
+        .find(|(k, _)| k == "env")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    scope(&state, &p, &env).await?;
+    ok(json!({"mode": "READWRITE"}))
+}

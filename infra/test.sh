@@ -8,8 +8,8 @@
 # does not, so Kafka sinks are exactly-once on the one and at-least-once on
 # the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
 # Real clients run too: Confluent's Python Kafka client against `weir
-# broker`, and Confluent's DB-API driver and dbt-confluent against a
-# `weir dev`.
+# broker`, and Confluent's DB-API driver, its schema-registry client and
+# serializers, and dbt-confluent against a `weir dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -33,6 +33,13 @@ if [ ! -x "$tools/dbt-confluent-0.4.1/bin/dbt" ]; then
   python3 -m venv "$tools/dbt-confluent-0.4.1"
   "$tools/dbt-confluent-0.4.1/bin/pip" install --quiet --disable-pip-version-check \
     dbt-confluent==0.4.1 dbt-core==1.11.16
+fi
+# Confluent's client with its schema-registry serializers (Avro, JSON
+# Schema, Protobuf), against `weir dev`'s built-in registry.
+if [ ! -x "$tools/confluent-sr-2.16.1/bin/python" ]; then
+  python3 -m venv "$tools/confluent-sr-2.16.1"
+  "$tools/confluent-sr-2.16.1/bin/pip" install --quiet --disable-pip-version-check \
+    "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1"
 fi
 cargo build --bin weir
 
@@ -88,6 +95,9 @@ for _ in $(seq 1 300); do [ -s "$dev_dir/dev.env" ] && break; sleep 0.1; done
 wait_port "${WEIR_TEST_DEV_PORT:-29080}"
 "$tools/confluent-sql-0.7.0/bin/python" infra/clients/confluent_sql_check.py "$dev_dir/dev.env" \
   || { status=1; tail -20 "$dev_dir.log"; }
+echo "== Confluent's schema-registry client and serializers against weir dev"
+"$tools/confluent-sr-2.16.1/bin/python" infra/clients/schema_registry_check.py "$dev_dir/dev.env" \
+  "$CARGO_TARGET_DIR/debug/weir" || { status=1; tail -20 "$dev_dir.log"; }
 echo "== dbt-confluent against weir dev"
 "$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
   "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }

@@ -59,6 +59,9 @@ impl SchemaType {
     }
 }
 
+/// The table formats that read and write the registry's wire format.
+pub const FORMATS: [&str; 3] = ["avro-registry", "json-registry", "proto-registry"];
+
 /// A schema that another one imports by `name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaReference {
@@ -1093,6 +1096,149 @@ fn json_schema_type(t: &SqlType, nullable: bool) -> Value {
         json!(ty)
     };
     v
+}
+
+/// The schema Weir registers for a table's value columns in its
+/// `'value.format'` (`avro-registry` or `json-registry`), and the subject
+/// it goes under (`'value.subject'`, else `<topic>-value`).
+pub fn schema_for_table(table: &crate::TableDef) -> Result<(SchemaType, String, String), String> {
+    let cols: Vec<(String, SqlType, bool)> = table
+        .value_columns()
+        .iter()
+        .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
+        .collect();
+    let subject = table
+        .option("value.subject")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-value", table.topic));
+    match table.value_format() {
+        "avro-registry" => Ok((
+            SchemaType::Avro,
+            avro_schema_of(&cols)?.to_string(),
+            subject,
+        )),
+        "json-registry" => Ok((SchemaType::Json, json_schema_of(&cols).to_string(), subject)),
+        other => Err(format!(
+            "the '{other}' format has no schema Weir registers for a table"
+        )),
+    }
+}
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// Not a valid schema (the registry's 42201).
+    #[error("{0}")]
+    Invalid(String),
+    /// Not compatible with the subject's earlier versions (409).
+    #[error("{0}")]
+    Incompatible(String),
+    #[error(transparent)]
+    Store(#[from] crate::CatalogError),
+}
+
+/// The texts of a schema's references, each resolved to its subject's
+/// version (42201 when one is missing).
+pub async fn reference_texts(
+    store: &crate::Store,
+    org: &str,
+    env: &str,
+    refs: &[SchemaReference],
+) -> Result<Vec<String>, RegisterError> {
+    let mut out = vec![];
+    for r in refs {
+        let versions = store.registry_versions(org, env, &r.subject, false).await?;
+        let v = if r.version == -1 {
+            versions.last()
+        } else {
+            versions.iter().find(|v| v.version == r.version)
+        };
+        let v = v.ok_or_else(|| {
+            RegisterError::Invalid(format!(
+                "Invalid schema: the reference '{}' names subject '{}' version {}, which does not exist",
+                r.name, r.subject, r.version
+            ))
+        })?;
+        out.push(v.schema.schema.clone());
+    }
+    Ok(out)
+}
+
+pub async fn parsed(
+    store: &crate::Store,
+    org: &str,
+    env: &str,
+    s: &RegisteredSchema,
+) -> Result<ParsedSchema, RegisterError> {
+    let refs = reference_texts(store, org, env, &s.references).await?;
+    parse(s.schema_type, &s.schema, &refs).map_err(RegisterError::Invalid)
+}
+
+pub async fn level_of(
+    store: &crate::Store,
+    org: &str,
+    env: &str,
+    subject: &str,
+) -> Result<Compatibility, RegisterError> {
+    if let Some(l) = store.registry_compatibility(org, env, subject).await? {
+        return Ok(l);
+    }
+    Ok(store
+        .registry_compatibility(org, env, "")
+        .await?
+        .unwrap_or_default())
+}
+
+/// Registers a schema under a subject after checking it against the
+/// subject's compatibility level: its id (the existing one when the subject
+/// has the schema already). The REST API, `CREATE TABLE` and statements'
+/// sinks all register through here.
+pub async fn register_schema(
+    store: &crate::Store,
+    org: &str,
+    env: &str,
+    subject: &str,
+    ty: SchemaType,
+    text: &str,
+    references: &[SchemaReference],
+) -> Result<i64, RegisterError> {
+    let refs = reference_texts(store, org, env, references).await?;
+    let new = parse(ty, text, &refs).map_err(RegisterError::Invalid)?;
+    let norm = normalized(ty, text);
+    let live = store.registry_versions(org, env, subject, false).await?;
+    // The same schema again is its existing version, whatever the level.
+    if let Some(v) = live.iter().find(|v| {
+        v.schema.schema_type == ty
+            && normalized(ty, &v.schema.schema) == norm
+            && v.schema.references == references
+    }) {
+        return Ok(v.schema.id);
+    }
+    let level = level_of(store, org, env, subject).await?;
+    let mut previous = Vec::with_capacity(live.len());
+    for v in &live {
+        previous.push(parsed(store, org, env, &v.schema).await?);
+    }
+    let why = incompatibilities(level, &new, &previous);
+    if !why.is_empty() {
+        return Err(RegisterError::Incompatible(format!(
+                "Schema being registered is incompatible with an earlier schema for subject \"{subject}\" ({}): {}",
+                level.as_str(),
+                why.join("; ")
+        )));
+    }
+    let r = store
+        .registry_register(org, env, subject, ty, text, &norm, references)
+        .await?;
+    tracing::info!(
+        org,
+        env,
+        subject,
+        id = r.id,
+        version = r.version,
+        "schema registered"
+    );
+    Ok(r.id)
 }
 
 #[cfg(test)]

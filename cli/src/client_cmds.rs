@@ -476,7 +476,21 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<()> {
         if s.status.phase == Phase::Failed {
             bail!("statement {name} failed: {}", s.status.detail);
         }
-        print_results(&client, &name, true, &a.conn).await
+        print_results(&client, &name, true, &a.conn).await?;
+        // The results end when the statement does: a statement that
+        // failed part-way (a bad record, say) is an error, not an empty
+        // success.
+        for _ in 0..50 {
+            let s = client.get_statement(&name).await?;
+            match s.status.phase {
+                Phase::Failed => bail!("statement {name} failed: {}", s.status.detail),
+                Phase::Running | Phase::Pending | Phase::Failing | Phase::Degraded => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     };
     tokio::select! {
         r = run => r,

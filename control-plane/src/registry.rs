@@ -16,8 +16,8 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_catalog::registry::{
-    incompatibilities, normalized, parse, Compatibility, ParsedSchema, RegisteredSchema,
-    SchemaReference, SchemaType, SubjectVersion,
+    incompatibilities, level_of, normalized, parse, parsed, reference_texts, register_schema,
+    Compatibility, RegisterError, RegisteredSchema, SchemaReference, SchemaType, SubjectVersion,
 };
 
 use crate::auth::Principal;
@@ -137,6 +137,16 @@ impl From<weir_catalog::CatalogError> for RegistryError {
     }
 }
 
+impl From<RegisterError> for RegistryError {
+    fn from(e: RegisterError) -> RegistryError {
+        match e {
+            RegisterError::Invalid(m) => RegistryError::invalid_schema(m),
+            RegisterError::Incompatible(m) => RegistryError::new(StatusCode::CONFLICT, 409, m),
+            RegisterError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::ApiError> for RegistryError {
     fn from(e: crate::ApiError) -> RegistryError {
         RegistryError::new(e.status, e.status.as_u16() as u32, e.detail)
@@ -195,15 +205,25 @@ async fn scope(
     Ok((p.org_id.clone(), e.id))
 }
 
+/// A query flag as clients send it: `true`, `True` (Python's `str(True)`),
+/// `1`; anything else is false.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(matches!(
+        s.to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes"
+    ))
+}
+
 #[derive(Deserialize, Default)]
 struct ListParams {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     deleted: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     permanent: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     verbose: bool,
-    #[serde(default, rename = "defaultToGlobal")]
+    #[serde(default, rename = "defaultToGlobal", deserialize_with = "flag")]
     default_to_global: bool,
     #[serde(default, rename = "subjectPrefix")]
     subject_prefix: Option<String>,
@@ -245,58 +265,6 @@ fn version_json(v: &SubjectVersion) -> Value {
     out["version"] = json!(v.version);
     out["id"] = json!(v.schema.id);
     out
-}
-
-/// The texts of a schema's references, each resolved to its subject's
-/// version (42201 when one is missing).
-async fn reference_texts(
-    store: &weir_catalog::Store,
-    org: &str,
-    env: &str,
-    refs: &[SchemaReference],
-) -> Result<Vec<String>, RegistryError> {
-    let mut out = vec![];
-    for r in refs {
-        let versions = store.registry_versions(org, env, &r.subject, false).await?;
-        let v = if r.version == -1 {
-            versions.last()
-        } else {
-            versions.iter().find(|v| v.version == r.version)
-        };
-        let v = v.ok_or_else(|| {
-            RegistryError::invalid_schema(format!(
-                "Invalid schema: the reference '{}' names subject '{}' version {}, which does not exist",
-                r.name, r.subject, r.version
-            ))
-        })?;
-        out.push(v.schema.schema.clone());
-    }
-    Ok(out)
-}
-
-async fn parsed(
-    store: &weir_catalog::Store,
-    org: &str,
-    env: &str,
-    s: &RegisteredSchema,
-) -> Result<ParsedSchema, RegistryError> {
-    let refs = reference_texts(store, org, env, &s.references).await?;
-    parse(s.schema_type, &s.schema, &refs).map_err(RegistryError::invalid_schema)
-}
-
-async fn level_of(
-    store: &weir_catalog::Store,
-    org: &str,
-    env: &str,
-    subject: &str,
-) -> Result<Compatibility, RegistryError> {
-    if let Some(l) = store.registry_compatibility(org, env, subject).await? {
-        return Ok(l);
-    }
-    Ok(store
-        .registry_compatibility(org, env, "")
-        .await?
-        .unwrap_or_default())
 }
 
 fn schema_type_of(b: &SchemaBody) -> Result<SchemaType, RegistryError> {
@@ -448,62 +416,6 @@ async fn register(
     )
     .await?;
     ok(json!({"id": id}))
-}
-
-/// Registers a schema under a subject after checking it against the
-/// subject's compatibility level: its id (the existing one when the subject
-/// has the schema already). The REST API and statements' sinks both
-/// register through here.
-pub(crate) async fn register_schema(
-    store: &weir_catalog::Store,
-    org: &str,
-    env: &str,
-    subject: &str,
-    ty: SchemaType,
-    text: &str,
-    references: &[SchemaReference],
-) -> Result<i64, RegistryError> {
-    let refs = reference_texts(store, org, env, references).await?;
-    let new = parse(ty, text, &refs).map_err(RegistryError::invalid_schema)?;
-    let norm = normalized(ty, text);
-    let live = store.registry_versions(org, env, subject, false).await?;
-    // The same schema again is its existing version, whatever the level.
-    if let Some(v) = live.iter().find(|v| {
-        v.schema.schema_type == ty
-            && normalized(ty, &v.schema.schema) == norm
-            && v.schema.references == references
-    }) {
-        return Ok(v.schema.id);
-    }
-    let level = level_of(store, org, env, subject).await?;
-    let mut previous = Vec::with_capacity(live.len());
-    for v in &live {
-        previous.push(parsed(store, org, env, &v.schema).await?);
-    }
-    let why = incompatibilities(level, &new, &previous);
-    if !why.is_empty() {
-        return Err(RegistryError::new(
-            StatusCode::CONFLICT,
-            409,
-            format!(
-                "Schema being registered is incompatible with an earlier schema for subject \"{subject}\" ({}): {}",
-                level.as_str(),
-                why.join("; ")
-            ),
-        ));
-    }
-    let r = store
-        .registry_register(org, env, subject, ty, text, &norm, references)
-        .await?;
-    tracing::info!(
-        org,
-        env,
-        subject,
-        id = r.id,
-        version = r.version,
-        "schema registered"
-    );
-    Ok(r.id)
 }
 
 async fn lookup(

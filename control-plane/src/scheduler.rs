@@ -108,10 +108,18 @@ impl StatementEvents for StoreEvents {
     ) -> BoxFuture<'a, Result<u32, String>> {
         async move {
             let (o, e, _) = &self.key;
-            crate::registry::register_schema(&self.store, o, e, subject, schema_type, schema, &[])
-                .await
-                .map(|id| id as u32)
-                .map_err(|e| e.to_string())
+            weir_catalog::registry::register_schema(
+                &self.store,
+                o,
+                e,
+                subject,
+                schema_type,
+                schema,
+                &[],
+            )
+            .await
+            .map(|id| id as u32)
+            .map_err(|e| e.to_string())
         }
         .boxed()
     }

@@ -705,9 +705,16 @@ async fn report(
             schema_type,
             schema,
         } => {
-            let r =
-                crate::registry::register_schema(store, o, e, subject, *schema_type, schema, &[])
-                    .await;
+            let r = weir_catalog::registry::register_schema(
+                store,
+                o,
+                e,
+                subject,
+                *schema_type,
+                schema,
+                &[],
+            )
+            .await;
             let (id, error) = match r {
                 Ok(id) => (Some(id as u32), None),
                 Err(e) => (None, Some(e.to_string())),

@@ -815,6 +815,25 @@ pub async fn create_table(
             position: None,
         });
     }
+    // A table in a registry format registers its value schema first: an
+    // incompatible one refuses the table, before any topic is made.
+    if weir_catalog::registry::FORMATS.contains(&def.value_format()) {
+        let (ty, schema, subject) = weir_catalog::registry::schema_for_table(def)
+            .map_err(|e| SqlError::validation(format!("table '{}': {e}", def.name), None))?;
+        weir_catalog::registry::register_schema(store, &ctx.org, &ctx.env_id, &subject, ty, &schema, &[])
+            .await
+            .map_err(|e| match e {
+                weir_catalog::registry::RegisterError::Store(e) => e.into(),
+                e => SqlError::User {
+                    kind: crate::SqlErrorKind::Conflict,
+                    message: format!(
+                        "table '{}': its value schema cannot be registered under subject '{subject}': {e}",
+                        def.name
+                    ),
+                    position: None,
+                },
+            })?;
+    }
     let mut configs = vec![];
     let retention;
     if let Some(r) = def.option("kafka.retention.time") {

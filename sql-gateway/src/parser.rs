@@ -655,9 +655,13 @@ impl FlinkParser<'_> {
         }
         for (k, v) in &def.options {
             let allowed: Option<&[&str]> = match k.as_str() {
-                "value.format" | "key.format" => {
-                    Some(&["json", "raw", "json-registry", "avro-registry"])
-                }
+                "value.format" | "key.format" => Some(&[
+                    "json",
+                    "raw",
+                    "json-registry",
+                    "avro-registry",
+                    "proto-registry",
+                ]),
                 "changelog.mode" => Some(&["append", "upsert", "retract"]),
                 "scan.startup.mode" => Some(&[
                     "earliest-offset",

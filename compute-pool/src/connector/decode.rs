@@ -129,6 +129,8 @@ struct Registry {
     format: String,
     /// The schema the table was typed from: the reader schema.
     reader_id: Option<u32>,
+    /// A table made in SQL: its columns' own schema reads.
+    reader_text: Option<String>,
     known: std::sync::Mutex<crate::connector::registry::KnownSchemas>,
     avro: std::sync::Mutex<Option<crate::connector::registry::AvroDecoder>>,
 }
@@ -241,6 +243,9 @@ impl SourceDecoder {
                     reader_id: table
                         .option(crate::connector::registry::SCHEMA_ID_OPTION)
                         .and_then(|s| s.parse().ok()),
+                    reader_text: weir_catalog::registry::schema_for_table(table)
+                        .ok()
+                        .map(|(_, s, _)| s),
                     known: Default::default(),
                     avro: Default::default(),
                 }
@@ -378,8 +383,12 @@ impl SourceDecoder {
             let good = good.into_iter().map(|g| framed[g].0).collect();
             return Ok((batch, good));
         }
-        let reader = match reg.reader_id.and_then(|id| known.get(id)) {
-            Some(s) => crate::connector::registry::reader_schema(&s.schema, &self.physical)
+        let reader_text = match reg.reader_id {
+            Some(id) => known.get(id).map(|s| s.schema.as_str()),
+            None => reg.reader_text.as_deref(),
+        };
+        let reader = match reader_text {
+            Some(s) => crate::connector::registry::reader_schema(s, &self.physical)
                 .map_err(EngineError::Plan)?,
             None => {
                 return Err(EngineError::Plan(format!(
@@ -395,7 +404,7 @@ impl SourceDecoder {
                 dec.add_writer(id, &known.get(id).expect("checked above").schema);
             }
         }
-        let frames: Vec<&[u8]> = framed.iter().map(|f| f.2).collect();
+        let frames: Vec<(u32, &[u8])> = framed.iter().map(|f| (f.1, f.2)).collect();
         let (batches, failed) = dec.decode(&frames)?;
         let mut good = Vec::with_capacity(framed.len());
         let mut failed = failed.into_iter().peekable();
@@ -407,32 +416,77 @@ impl SourceDecoder {
                 good.push(i);
             }
         }
-        // The reader schema's columns, then the physical ones by name.
-        let n = good.len();
-        let decoded = match batches.first() {
-            Some(b) => Some(concat_batches(&b.schema(), &batches)?),
-            None => None,
-        };
-        let cols = self
-            .physical
-            .fields()
-            .iter()
-            .map(
-                |f| match decoded.as_ref().and_then(|d| d.column_by_name(f.name())) {
-                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-                    Some(c) => Ok(cast(c, f.data_type())?),
-                    None => Ok(new_null_array(f.data_type(), n)),
-                },
-            )
-            .collect::<Result<Vec<ArrayRef>, EngineError>>()?;
-        Ok((
-            RecordBatch::try_new_with_options(
+        // Each batch's columns cast by name to the physical ones (a column
+        // the writer lacks and the reader has no default for is NULL). A
+        // value that does not fit its column (a long beyond an INT read by a
+        // statement started before the field widened) makes its record bad
+        // rather than NULL.
+        let mut parts = Vec::with_capacity(batches.len());
+        let mut kept = Vec::with_capacity(good.len());
+        let mut at = 0usize;
+        for b in &batches {
+            let rows = b.num_rows();
+            let mut unfit: Vec<Option<String>> = vec![None; rows];
+            let mut cols = Vec::with_capacity(self.physical.fields().len());
+            for f in self.physical.fields() {
+                let col = match b.column_by_name(f.name()) {
+                    Some(c) if c.data_type() == f.data_type() => c.clone(),
+                    Some(c) => {
+                        let out = cast(c, f.data_type())?;
+                        if out.null_count() > c.null_count() {
+                            for (r, why) in unfit.iter_mut().enumerate() {
+                                if c.is_valid(r) && out.is_null(r) && why.is_none() {
+                                    *why = Some(format!(
+                                        "the value of '{}' does not fit the column's type {}",
+                                        f.name(),
+                                        f.data_type()
+                                    ));
+                                }
+                            }
+                        }
+                        out
+                    }
+                    None => new_null_array(f.data_type(), rows),
+                };
+                cols.push(col);
+            }
+            let part = RecordBatch::try_new_with_options(
                 self.physical.clone(),
                 cols,
-                &RecordBatchOptions::new().with_row_count(Some(n)),
-            )?,
-            good,
-        ))
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?;
+            if unfit.iter().all(Option::is_none) {
+                kept.extend_from_slice(&good[at..at + rows]);
+                parts.push(part);
+            } else {
+                let keep: BooleanArray = unfit.iter().map(|w| Some(w.is_none())).collect();
+                for (r, why) in unfit.into_iter().enumerate() {
+                    match why {
+                        Some(why) => bad.push(bad_record(&records[good[at + r]], why)),
+                        None => kept.push(good[at + r]),
+                    }
+                }
+                parts.push(arrow::compute::filter_record_batch(&part, &keep)?);
+            }
+            at += rows;
+        }
+        let good = kept;
+        let n = good.len();
+        let physical = if parts.is_empty() {
+            RecordBatch::try_new_with_options(
+                self.physical.clone(),
+                self.physical
+                    .fields()
+                    .iter()
+                    .map(|f| new_null_array(f.data_type(), 0))
+                    .collect(),
+                &RecordBatchOptions::new().with_row_count(Some(0)),
+            )?
+        } else {
+            concat_batches(&self.physical, &parts)?
+        };
+        debug_assert_eq!(physical.num_rows(), n);
+        Ok((physical, good))
     }
 
     /// The raw key columns filled from the records' keys.

@@ -15,7 +15,7 @@ use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use bytes::Bytes;
 use serde_json::Value;
-use weir_catalog::registry::{RegisteredSchema, SchemaType};
+use weir_catalog::registry::RegisteredSchema;
 use weir_catalog::TableDef;
 
 use crate::EngineError;
@@ -94,12 +94,16 @@ fn strip_uuid(v: &mut Value) {
     }
 }
 
-/// An Avro decoder of framed records into the reader schema, rebuilt when
-/// a new writer schema is learnt.
+/// Avro decoders of framed records, one per writer schema: each resolves
+/// its writer schema to the table's reader schema (Avro's schema
+/// resolution: defaults for fields the writer lacks, promotions), or, for a
+/// writer the reader cannot resolve (a newer version that widened a field
+/// the running statement reads narrower), decodes in the writer's own types
+/// for the caller to cast by column name.
 pub struct AvroDecoder {
     reader: String,
     writers: HashMap<u32, String>,
-    decoder: Option<Decoder>,
+    decoders: HashMap<u32, Decoder>,
 }
 
 impl std::fmt::Debug for AvroDecoder {
@@ -121,7 +125,7 @@ impl AvroDecoder {
         AvroDecoder {
             reader,
             writers: HashMap::new(),
-            decoder: None,
+            decoders: HashMap::new(),
         }
     }
 
@@ -131,39 +135,50 @@ impl AvroDecoder {
             Err(_) => return,
         };
         strip_uuid(&mut v);
-        if self.writers.insert(id, v.to_string()).is_none() {
-            self.decoder = None;
-        }
+        self.writers.insert(id, v.to_string());
+        self.decoders.remove(&id);
     }
 
     pub fn has_writer(&self, id: u32) -> bool {
         self.writers.contains_key(&id)
     }
 
-    fn decoder(&mut self) -> Result<&mut Decoder, String> {
-        if self.decoder.is_none() {
-            let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
-            for (id, s) in &self.writers {
+    fn decoder(&mut self, id: u32) -> Result<&mut Decoder, String> {
+        if !self.decoders.contains_key(&id) {
+            let writer = self
+                .writers
+                .get(&id)
+                .ok_or_else(|| format!("no writer schema for id {id}"))?;
+            let store = || -> Result<SchemaStore, String> {
+                let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
                 store
-                    .set(Fingerprint::Id(*id), AvroSchema::new(s.clone()))
+                    .set(Fingerprint::Id(id), AvroSchema::new(writer.clone()))
                     .map_err(|e| e.to_string())?;
-            }
-            let d = ReaderBuilder::new()
+                Ok(store)
+            };
+            let resolved = ReaderBuilder::new()
                 .with_reader_schema(AvroSchema::new(self.reader.clone()))
-                .with_writer_schema_store(store)
+                .with_writer_schema_store(store()?)
                 .with_batch_size(BATCH_ROWS)
-                .build_decoder()
-                .map_err(|e| format!("the schema cannot be read: {e}"))?;
-            self.decoder = Some(d);
+                .build_decoder();
+            let d = match resolved {
+                Ok(d) => d,
+                Err(_) => ReaderBuilder::new()
+                    .with_writer_schema_store(store()?)
+                    .with_batch_size(BATCH_ROWS)
+                    .build_decoder()
+                    .map_err(|e| format!("schema id {id} cannot be read: {e}"))?,
+            };
+            self.decoders.insert(id, d);
         }
-        Ok(self.decoder.as_mut().expect("built above"))
+        Ok(self.decoders.get_mut(&id).expect("built above"))
     }
 
     /// Feeds one framed record; on error the decoder is dropped (its
     /// partial row cannot be taken back) and the caller feeds the good
     /// records again.
-    fn feed(&mut self, frame: &[u8], out: &mut Vec<RecordBatch>) -> Result<(), String> {
-        let d = self.decoder()?;
+    fn feed(&mut self, id: u32, frame: &[u8], out: &mut Vec<RecordBatch>) -> Result<(), String> {
+        let d = self.decoder(id)?;
         let mut buf = frame;
         let mut stalls = 0;
         while !buf.is_empty() {
@@ -184,43 +199,60 @@ impl AvroDecoder {
         Ok(())
     }
 
-    /// Decodes framed records (each with a known writer schema) into one
-    /// batch in the reader schema; the indexes of the records that failed,
-    /// with why.
-    pub fn decode(&mut self, frames: &[&[u8]]) -> Result<(Vec<RecordBatch>, Failed), EngineError> {
+    /// Decodes framed records, each with a known writer schema, in order:
+    /// a batch per run of records of one writer schema (in the reader
+    /// schema, or the writer's own types where it cannot be resolved), and
+    /// the indexes of the records that failed, with why.
+    pub fn decode(
+        &mut self,
+        frames: &[(u32, &[u8])],
+    ) -> Result<(Vec<RecordBatch>, Failed), EngineError> {
         let mut bad = vec![];
-        let mut good: Vec<usize> = vec![];
         let mut out = vec![];
-        for (i, f) in frames.iter().enumerate() {
-            match self.feed(f, &mut out) {
-                Ok(()) => good.push(i),
-                Err(reason) => {
-                    bad.push((
-                        i,
-                        format!("the Avro body does not match its schema: {reason}"),
-                    ));
-                    self.decoder = None;
-                    out.clear();
-                    for &g in &good {
-                        self.feed(frames[g], &mut out).map_err(|e| {
-                            EngineError::Plan(format!("a record decoded once failed again: {e}"))
-                        })?;
+        let mut start = 0;
+        while start < frames.len() {
+            let id = frames[start].0;
+            let end = frames[start..]
+                .iter()
+                .position(|f| f.0 != id)
+                .map_or(frames.len(), |n| start + n);
+            let mut run = vec![];
+            let mut good: Vec<usize> = vec![];
+            for i in start..end {
+                match self.feed(id, frames[i].1, &mut run) {
+                    Ok(()) => good.push(i),
+                    Err(reason) => {
+                        bad.push((
+                            i,
+                            format!("the Avro body does not match its schema (id {id}): {reason}"),
+                        ));
+                        self.decoders.remove(&id);
+                        run.clear();
+                        for &g in &good {
+                            self.feed(id, frames[g].1, &mut run).map_err(|e| {
+                                EngineError::Plan(format!(
+                                    "a record decoded once failed again: {e}"
+                                ))
+                            })?;
+                        }
                     }
                 }
             }
-        }
-        if let Some(d) = self.decoder.as_mut() {
-            if let Some(b) = d.flush().map_err(|e| EngineError::Plan(e.to_string()))? {
-                out.push(b);
+            if let Some(d) = self.decoders.get_mut(&id) {
+                if let Some(b) = d.flush().map_err(|e| EngineError::Plan(e.to_string()))? {
+                    run.push(b);
+                }
             }
-        }
-        let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
-        if rows != good.len() {
-            self.decoder = None;
-            return Err(EngineError::Plan(format!(
-                "the Avro decoder produced {rows} rows for {} records",
-                good.len()
-            )));
+            let rows: usize = run.iter().map(RecordBatch::num_rows).sum();
+            if rows != good.len() {
+                self.decoders.remove(&id);
+                return Err(EngineError::Plan(format!(
+                    "the Avro decoder produced {rows} rows for {} records",
+                    good.len()
+                )));
+            }
+            out.extend(run);
+            start = end;
         }
         Ok((out, bad))
     }
@@ -230,30 +262,6 @@ impl AvroDecoder {
 /// schema's id and text, which [`encode_values`] writes with.
 pub const SCHEMA_ID_OPTION: &str = "value.schema-id";
 pub const WRITER_SCHEMA_OPTION: &str = "value.writer-schema";
-
-/// The schema Weir registers for a sink table's value columns.
-pub fn sink_schema(table: &TableDef) -> Result<(SchemaType, String), EngineError> {
-    let cols: Vec<(String, weir_catalog::SqlType, bool)> = table
-        .value_columns()
-        .iter()
-        .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
-        .collect();
-    match table.value_format() {
-        AVRO => {
-            let s = weir_catalog::registry::avro_schema_of(&cols)
-                .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
-            Ok((SchemaType::Avro, s.to_string()))
-        }
-        JSON => Ok((
-            SchemaType::Json,
-            weir_catalog::registry::json_schema_of(&cols).to_string(),
-        )),
-        other => Err(EngineError::Plan(format!(
-            "table '{}': writing the '{other}' format is not supported yet",
-            table.name
-        ))),
-    }
-}
 
 thread_local! {
     /// arrow-avro encoders by writer schema and id: a sink builds one once.

@@ -623,18 +623,15 @@ async fn run(
 /// registered) under `<topic>-value` before the first record, and writes
 /// with that schema's id.
 async fn register_sink_schema(task: &mut StatementTask) -> Result<(), EngineError> {
-    use crate::connector::registry::{sink_schema, SCHEMA_ID_OPTION, WRITER_SCHEMA_OPTION};
+    use crate::connector::registry::{SCHEMA_ID_OPTION, WRITER_SCHEMA_OPTION};
     let SinkSpec::Table { table, .. } = &mut task.plan.sink else {
         return Ok(());
     };
     if !crate::connector::registry::is_registry_format(table.value_format()) {
         return Ok(());
     }
-    let (ty, schema) = sink_schema(table)?;
-    let subject = table
-        .option("value.subject")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-value", table.topic));
+    let (ty, schema, subject) = weir_catalog::registry::schema_for_table(table)
+        .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
     let id = task
         .events
         .register_schema(&subject, ty, &schema)

@@ -1,0 +1,344 @@
+"""Confluent's own Python client and serializers (confluent-kafka with its
+SchemaRegistryClient, AvroSerializer/AvroDeserializer and
+JSONSerializer/JSONDeserializer) against `weir dev`'s built-in schema
+registry and Weir's tables: registration, lookups, compatibility answers and
+error codes; records Confluent produced read by Weir as typed tables with
+every type of the mapping; records Weir wrote read back by Confluent's
+deserializers; one running statement reading a subject across a
+compatible evolution. Stops at the first check that fails, saying what.
+
+    python schema_registry_check.py path/to/dev.env path/to/weir
+"""
+import datetime
+import decimal
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+env = {}
+for part in open(sys.argv[1]).read().split():
+    if "=" in part:
+        k, v = part.split("=", 1)
+        env[k] = v
+weir = sys.argv[2]
+run = uuid.uuid4().hex[:6]
+passed = 0
+
+
+def check(name, cond, detail=""):
+    global passed
+    if not cond:
+        print(f"FAIL {name}: {detail}")
+        sys.exit(1)
+    passed += 1
+    print(f"ok   {name}")
+
+
+def error_code(f):
+    try:
+        f()
+    except SchemaRegistryError as e:
+        return e.error_code
+    return None
+
+
+def sql(statement, timeout=60):
+    """A bounded statement's rows through the `weir` CLI, as JSON rows."""
+    out = subprocess.run([weir, "sql", "--output", "json", statement], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"weir sql failed: {out.stderr.strip()} {out.stdout.strip()}")
+    return [json.loads(line)["row"] for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def wait_for(what, f, timeout=30):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = f()
+            if last:
+                return last
+        except RuntimeError as e:
+            last = e
+        time.sleep(0.5)
+    check(what, False, f"still {last!r} after {timeout} s")
+
+
+def bounded(table):
+    return f"SELECT * FROM `{table}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */"
+
+
+url = f"{env['WEIR_URL']}/schema-registry/{env['WEIR_ENV']}"
+auth = f"{env['WEIR_API_KEY']}:{env['WEIR_API_SECRET']}"
+sr = SchemaRegistryClient({"url": url, "basic.auth.user.info": auth})
+producer = Producer({"bootstrap.servers": env["WEIR_BOOTSTRAP"]})
+
+# ---- the registry API, as Confluent's client sees it -------------------------
+subject = f"api_{run}-value"
+v1 = json.dumps({"type": "record", "name": "User", "fields": [
+    {"name": "id", "type": "int"}, {"name": "name", "type": "string"}]})
+id1 = sr.register_schema(subject, Schema(v1, "AVRO"))
+check("registering a schema returns an id", isinstance(id1, int) and id1 > 0, id1)
+check("registering it again returns the same id", sr.register_schema(subject, Schema(v1, "AVRO")) == id1)
+latest = sr.get_latest_version(subject)
+check("the latest version is version 1 with that id", (latest.version, latest.schema_id) == (1, id1),
+      (latest.version, latest.schema_id))
+check("the schema by id is the one registered",
+      json.loads(sr.get_schema(id1).schema_str) == json.loads(v1))
+check("lookup finds the subject's version",
+      sr.lookup_schema(subject, Schema(v1, "AVRO")).version == 1)
+check("the subject is listed", subject in sr.get_subjects())
+check("an unknown subject is 40401", error_code(lambda: sr.get_latest_version(f"nope_{run}")) == 40401)
+check("an unknown version is 40402", error_code(lambda: sr.get_version(subject, 99)) == 40402)
+check("an unknown schema id is 40403", error_code(lambda: sr.get_schema(987654321)) == 40403)
+check("an invalid schema is 42201", error_code(
+    lambda: sr.register_schema(subject, Schema('{"type": "record", "name": "x"}', "AVRO"))) == 42201)
+v2_ok = json.dumps({"type": "record", "name": "User", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+    {"name": "email", "type": ["null", "string"], "default": None}]})
+v2_bad = json.dumps({"type": "record", "name": "User", "fields": [
+    {"name": "id", "type": "int"}, {"name": "name", "type": "string"}, {"name": "age", "type": "int"}]})
+check("a compatible evolution tests compatible", sr.test_compatibility(subject, Schema(v2_ok, "AVRO")) is True)
+check("a new required field tests incompatible",
+      sr.test_compatibility(subject, Schema(v2_bad, "AVRO")) is False)
+check("registering the incompatible schema is 409",
+      error_code(lambda: sr.register_schema(subject, Schema(v2_bad, "AVRO"))) == 409)
+sr.set_compatibility(subject, "NONE")
+check("the subject's level reads back", sr.get_compatibility(subject) == "NONE")
+id_bad = sr.register_schema(subject, Schema(v2_bad, "AVRO"))
+check("under NONE the same schema registers", id_bad != id1)
+check("it is version 2", sr.get_versions(subject) == [1, 2], sr.get_versions(subject))
+check("soft-deleting version 2 answers 2", sr.delete_version(subject, 2) == 2)
+check("a soft-deleted version is gone from the list", sr.get_versions(subject) == [1])
+check("deleting the subject for good before soft-deleting it is 40405",
+      error_code(lambda: sr.delete_subject(subject, permanent=True)) == 40405)
+check("soft-deleting the subject lists its live versions", sr.delete_subject(subject) == [1])
+check("a soft-deleted subject is not listed", subject not in sr.get_subjects())
+check("deleting it for good answers every version",
+      sorted(sr.delete_subject(subject, permanent=True)) == [1, 2])
+
+# ---- Confluent's Avro serializer writes, Weir reads --------------------------
+topic = f"types_{run}"
+types_schema = {
+    "type": "record", "name": "Everything", "namespace": "check", "fields": [
+        {"name": "b", "type": "boolean"},
+        {"name": "i", "type": "int"},
+        {"name": "l", "type": ["null", "long"], "default": None},
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"},
+        {"name": "s", "type": "string"},
+        {"name": "by", "type": "bytes"},
+        {"name": "e", "type": {"type": "enum", "name": "Suit", "symbols": ["HEARTS", "SPADES"]}},
+        {"name": "a", "type": {"type": "array", "items": "string"}},
+        {"name": "m", "type": {"type": "map", "values": "long"}},
+        {"name": "fx", "type": {"type": "fixed", "name": "Four", "size": 4}},
+        {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+        {"name": "dt", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "tm", "type": {"type": "int", "logicalType": "time-millis"}},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "tsu", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "lts", "type": {"type": "long", "logicalType": "local-timestamp-millis"}},
+        {"name": "u", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "r", "type": {"type": "record", "name": "Inner", "fields": [
+            {"name": "x", "type": "int"}, {"name": "y", "type": ["null", "string"], "default": None}]}},
+    ]}
+ser = AvroSerializer(sr, json.dumps(types_schema))
+utc = datetime.timezone.utc
+records = [
+    {"b": True, "i": 7, "l": 9000000000, "f": 1.5, "d": 2.25, "s": "héllo", "by": b"\x00\xff",
+     "e": "SPADES", "a": ["x", "y"], "m": {"k": 5}, "fx": b"abcd", "dec": decimal.Decimal("123.45"),
+     "dt": datetime.date(2024, 2, 29), "tm": datetime.time(13, 14, 15, 123000),
+     "ts": datetime.datetime(2024, 1, 31, 12, 0, 0, 250000, tzinfo=utc),
+     "tsu": datetime.datetime(2024, 1, 31, 12, 0, 0, 123456, tzinfo=utc),
+     "lts": datetime.datetime(2024, 1, 31, 8, 30, 0),
+     "u": uuid.UUID("12345678-1234-5678-1234-567812345678"), "r": {"x": 1, "y": "in"}},
+    {"b": False, "i": -1, "l": None, "f": 0.0, "d": -0.5, "s": "", "by": b"",
+     "e": "HEARTS", "a": [], "m": {}, "fx": b"\x01\x02\x03\x04", "dec": decimal.Decimal("-0.01"),
+     "dt": datetime.date(1970, 1, 1), "tm": datetime.time(0, 0, 0),
+     "ts": datetime.datetime(1970, 1, 1, tzinfo=utc), "tsu": datetime.datetime(1970, 1, 1, tzinfo=utc),
+     "lts": datetime.datetime(1999, 12, 31, 23, 59, 59),
+     "u": uuid.UUID("00000000-0000-0000-0000-000000000000"), "r": {"x": 2, "y": None}},
+]
+for r in records:
+    producer.produce(topic, key=b"k", value=ser(r, SerializationContext(topic, MessageField.VALUE)))
+check("Confluent's producer wrote Avro records", producer.flush(30) == 0)
+describe = wait_for("the topic becomes a table typed from its value subject",
+                    lambda: [r for r in sql(f"DESCRIBE `{topic}`") if r[0] == "dec"])
+columns = {r[0]: r[1] for r in sql(f"DESCRIBE `{topic}`")}
+want_types = {
+    "key": "BYTES", "b": "BOOLEAN", "i": "INT", "l": "BIGINT", "f": "FLOAT", "d": "DOUBLE",
+    "s": "STRING", "by": "BYTES", "e": "STRING", "a": "ARRAY<STRING NOT NULL>",
+    "m": "MAP<STRING, BIGINT NOT NULL>", "fx": "BINARY(4)", "dec": "DECIMAL(9, 2)", "dt": "DATE",
+    "tm": "TIME(3)", "ts": "TIMESTAMP_LTZ(3)", "tsu": "TIMESTAMP_LTZ(6)", "lts": "TIMESTAMP(3)",
+    "u": "STRING", "r": "ROW<`x` INT NOT NULL, `y` STRING>",
+}
+for c, t in want_types.items():
+    check(f"column {c} is {t}", columns.get(c) == t, columns.get(c))
+extended = sql(f"SHOW CREATE TABLE `{topic}`")[0][0]
+check("the table names its format and schema id",
+      "'value.format' = 'avro-registry'" in extended and "'value.schema-id'" in extended, extended)
+rows = sql(bounded(topic))
+check("Weir reads every record Confluent wrote", len(rows) == 2, rows)
+names = list(want_types)
+got = [dict(zip(names, r)) for r in rows]
+want = [
+    {"key": "x'6b'", "b": "TRUE", "i": "7", "l": "9000000000", "f": "1.5", "d": "2.25", "s": "héllo",
+     "by": "x'00ff'", "e": "SPADES", "a": ["x", "y"], "m": [["k", "5"]], "fx": "x'61626364'",
+     "dec": "123.45", "dt": "2024-02-29", "tm": "13:14:15.123", "ts": "2024-01-31 12:00:00.250",
+     "tsu": "2024-01-31 12:00:00.123456", "lts": "2024-01-31 08:30:00.000",
+     "u": "12345678-1234-5678-1234-567812345678", "r": ["1", "in"]},
+    {"key": "x'6b'", "b": "FALSE", "i": "-1", "l": None, "f": "0.0", "d": "-0.5", "s": "", "by": "x''",
+     "e": "HEARTS", "a": [], "m": [], "fx": "x'01020304'", "dec": "-0.01", "dt": "1970-01-01",
+     "tm": "00:00:00.000", "ts": "1970-01-01 00:00:00.000", "tsu": "1970-01-01 00:00:00.000000",
+     "lts": "1999-12-31 23:59:59.000", "u": "00000000-0000-0000-0000-000000000000", "r": ["2", None]},
+]
+for g, w in zip(got, want):
+    for c in names:
+        check(f"value of {c} (row {w['i']}) reads as Flink prints it", g[c] == w[c], f"got {g[c]!r}, want {w[c]!r}")
+
+# ---- Weir writes Avro, Confluent's deserializer reads ------------------------
+out = f"written_{run}"
+sql(f"""CREATE TABLE `{out}` (id BIGINT NOT NULL, name STRING, price DECIMAL(10, 2), at TIMESTAMP_LTZ(3),
+        tags ARRAY<STRING>, inner_row ROW<x INT, y STRING>, m MAP<STRING, BIGINT>, day DATE)
+        WITH ('value.format' = 'avro-registry')""")
+check("CREATE TABLE registers the value subject", f"{out}-value" in sr.get_subjects(), sr.get_subjects())
+sql(f"""INSERT INTO `{out}` SELECT CAST(i AS BIGINT), s, CAST(dec AS DECIMAL(10, 2)), ts, a,
+        r, m, dt
+        FROM `{topic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */""", timeout=90)
+consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"g-{run}",
+                     "auto.offset.reset": "earliest"})
+consumer.subscribe([out])
+deser = AvroDeserializer(sr)
+read = []
+deadline = time.time() + 60
+while len(read) < 2 and time.time() < deadline:
+    m = consumer.poll(0.5)
+    if m is not None and m.error() is None:
+        read.append(deser(m.value(), SerializationContext(out, MessageField.VALUE)))
+consumer.close()
+check("Confluent's deserializer reads every record Weir wrote", len(read) == 2, read)
+read.sort(key=lambda r: r["id"])
+check("Weir's Avro records read back equal", read == [
+    {"id": -1, "name": "", "price": decimal.Decimal("-0.01"), "at": datetime.datetime(1970, 1, 1, tzinfo=utc),
+     "tags": [], "inner_row": {"x": 2, "y": None}, "m": {}, "day": datetime.date(1970, 1, 1)},
+    {"id": 7, "name": "héllo", "price": decimal.Decimal("123.45"),
+     "at": datetime.datetime(2024, 1, 31, 12, 0, 0, 250000, tzinfo=utc), "tags": ["x", "y"],
+     "inner_row": {"x": 1, "y": "in"}, "m": {"k": 5}, "day": datetime.date(2024, 2, 29)},
+], read)
+
+# ---- JSON Schema both ways ---------------------------------------------------
+jtopic = f"json_{run}"
+jschema = json.dumps({"$schema": "http://json-schema.org/draft-07/schema#", "title": "Order",
+                      "type": "object", "properties": {
+                          "id": {"type": "integer"}, "item": {"type": "string"},
+                          "qty": {"oneOf": [{"type": "null"}, {"type": "number"}]},
+                          "at": {"type": "string", "format": "date-time"}},
+                      "required": ["id", "item"]})
+jser = JSONSerializer(jschema, sr)
+for i in range(3):
+    producer.produce(jtopic, value=jser({"id": i, "item": f"i{i}", "qty": i * 1.5 if i else None,
+                                         "at": f"2024-05-0{i + 1}T10:00:00Z"},
+                                        SerializationContext(jtopic, MessageField.VALUE)))
+check("Confluent's JSON serializer wrote records", producer.flush(30) == 0)
+wait_for("the JSON Schema subject types its table",
+         lambda: [r for r in sql(f"DESCRIBE `{jtopic}`") if r[0] == "qty"])
+jcols = {r[0]: r[1] for r in sql(f"DESCRIBE `{jtopic}`")}
+check("JSON Schema types map", (jcols.get("id"), jcols.get("item"), jcols.get("qty"), jcols.get("at")) ==
+      ("BIGINT", "STRING", "DOUBLE", "TIMESTAMP_LTZ(3)"), jcols)
+jrows = sql(f"SELECT id, item, qty, at FROM `{jtopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("Weir reads Confluent's JSON Schema records", jrows == [
+    ["0", "i0", None, "2024-05-01 10:00:00.000"], ["1", "i1", "1.5", "2024-05-02 10:00:00.000"],
+    ["2", "i2", "3.0", "2024-05-03 10:00:00.000"]], jrows)
+jout = f"json_out_{run}"
+sql(f"CREATE TABLE `{jout}` (id BIGINT NOT NULL, item STRING) WITH ('value.format' = 'json-registry')")
+sql(f"INSERT INTO `{jout}` SELECT id, UPPER(item) FROM `{jtopic}` "
+    "/*+ OPTIONS('scan.bounded.mode'='latest-offset') */", timeout=90)
+consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gj-{run}",
+                     "auto.offset.reset": "earliest"})
+consumer.subscribe([jout])
+jdeser = JSONDeserializer(None, schema_registry_client=sr)
+jread = []
+deadline = time.time() + 60
+while len(jread) < 3 and time.time() < deadline:
+    m = consumer.poll(0.5)
+    if m is not None and m.error() is None:
+        jread.append(jdeser(m.value(), SerializationContext(jout, MessageField.VALUE)))
+consumer.close()
+check("Confluent's JSON deserializer reads what Weir wrote (validated against the registered schema)",
+      sorted(jread, key=lambda r: r["id"]) == [{"id": i, "item": f"I{i}"} for i in range(3)], jread)
+
+# ---- one running statement across a schema evolution -------------------------
+etopic = f"evolve_{run}"
+ev1 = {"type": "record", "name": "Ev", "fields": [
+    {"name": "id", "type": "int"}, {"name": "name", "type": "string"},
+    {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}}]}
+ev2 = {"type": "record", "name": "Ev", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+    {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B", "C"], "default": "A"}},
+    {"name": "email", "type": ["null", "string"], "default": None}]}
+s1 = AvroSerializer(sr, json.dumps(ev1))
+for i in range(3):
+    producer.produce(etopic, value=s1({"id": i, "name": f"v1-{i}", "kind": "B"},
+                                      SerializationContext(etopic, MessageField.VALUE)))
+producer.flush(30)
+wait_for("the evolving topic is typed", lambda: [r for r in sql(f"DESCRIBE `{etopic}`") if r[0] == "kind"])
+eout = f"evolve_out_{run}"
+sql(f"CREATE TABLE `{eout}` (id BIGINT, name STRING, kind STRING) WITH ('value.format' = 'avro-registry')")
+name = f"evolve-{run}"
+created = subprocess.run([weir, "statement", "create", "--name", name, "--wait", "--sql",
+                          f"INSERT INTO `{eout}` SELECT id, name, kind FROM `{etopic}`"],
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+check("the running statement starts", created.returncode == 0, created.stderr + created.stdout)
+wait_for("the running statement copies the v1 records",
+         lambda: len(sql(bounded(eout))) >= 3, timeout=60)
+s2 = AvroSerializer(sr, json.dumps(ev2))
+for i in range(3, 6):
+    producer.produce(etopic, value=s2({"id": i, "name": f"v2-{i}",
+                                       "kind": "C", "email": "e@x"},
+                                      SerializationContext(etopic, MessageField.VALUE)))
+producer.flush(30)
+check("the evolved schema is version 2 of the subject", sr.get_versions(f"{etopic}-value") == [1, 2])
+rows = wait_for("the same statement reads the v2 records without a restart",
+                lambda: (lambda r: r if len(r) >= 6 else None)(sql(bounded(eout))), timeout=60)
+rows = sorted(rows, key=lambda r: r[1])
+check("v1 and v2 records both arrive, with the new enum symbol", rows == [
+    ["0", "v1-0", "B"], ["1", "v1-1", "B"], ["2", "v1-2", "B"], ["3", "v2-3", "C"], ["4", "v2-4", "C"],
+    ["5", "v2-5", "C"]], rows)
+ev3 = {"type": "record", "name": "Ev", "fields": [{"name": "id", "type": "string"}]}
+check("an incompatible v3 is refused with 409",
+      error_code(lambda: sr.register_schema(f"{etopic}-value", Schema(json.dumps(ev3), "AVRO"))) == 409)
+subprocess.run([weir, "statement", "delete", name], env={**os.environ, **env}, capture_output=True, timeout=60)
+
+# ---- bad records follow the table's error policy -----------------------------
+btopic = f"bad_{run}"
+bser = AvroSerializer(sr, v1)
+producer.produce(btopic, value=bser({"id": 1, "name": "good"}, SerializationContext(btopic, MessageField.VALUE)))
+producer.produce(btopic, value=b"\x01\x00\x00\x00\x01junk")
+producer.produce(btopic, value=b"\x00\x7f\x00\x00\x01\x02")
+producer.produce(btopic, value=bser({"id": 2, "name": "also good"}, SerializationContext(btopic, MessageField.VALUE)))
+producer.flush(30)
+wait_for("the topic with bad records is typed", lambda: [r for r in sql(f"DESCRIBE `{btopic}`") if r[0] == "name"])
+try:
+    sql(bounded(btopic))
+    failed = None
+except RuntimeError as e:
+    failed = str(e)
+check("by default a bad record fails the statement, saying why",
+      failed is not None and "magic byte" in failed, failed)
+rows = sql(f"SELECT id, name FROM `{btopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset', "
+           "'error-handling.mode'='ignore') */")
+check("with 'ignore' the good records are read and the bad skipped",
+      rows == [["1", "good"], ["2", "also good"]], rows)
+
+print(f"{passed} checks passed")

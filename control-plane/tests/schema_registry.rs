@@ -1,0 +1,467 @@
+//! The built-in schema registry (`/schema-registry/{environment}`) against a
+//! real server and store (SQLite and PostgreSQL): Confluent's REST shapes
+//! and error codes, compatibility levels, references, deletes, the walls
+//! between tenants, and the catalog sync typing a topic's table from its
+//! value subject. Confluent's own client checks the same API from outside
+//! (`infra/clients/schema_registry_check.py`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Sr<'a> {
+    weir: &'a Weir,
+    http: reqwest::Client,
+    key: String,
+    secret: String,
+    env: String,
+}
+
+impl Sr<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}/schema-registry/{}{path}", self.weir.url(), self.env)
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = r
+            .basic_auth(&self.key, Some(&self.secret))
+            .send()
+            .await
+            .expect("server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", "application/vnd.schemaregistry.v1+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.put(self.url(path)).json(&body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.delete(self.url(path))).await
+    }
+}
+
+fn sr(weir: &Weir) -> Sr<'_> {
+    Sr {
+        weir,
+        http: reqwest::Client::new(),
+        key: weir.dev.key.clone(),
+        secret: weir.dev.secret.clone(),
+        env: weir.dev.env.clone(),
+    }
+}
+
+fn code(v: &Value) -> i64 {
+    v["error_code"].as_i64().unwrap_or_default()
+}
+
+const USER_V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"}]}"#;
+const USER_V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#;
+const USER_BAD: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
+
+#[tokio::test]
+async fn subjects_versions_and_compatibility_sqlite() {
+    registry_api("sqlite").await;
+}
+
+#[tokio::test]
+async fn subjects_versions_and_compatibility_postgres() {
+    registry_api("postgres").await;
+}
+
+async fn registry_api(backend: &str) {
+    let weir = Weir::start_backend(backend).await;
+    let sr = sr(&weir);
+    let s = "users-value";
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{s}/versions"),
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id1 = v["id"].as_i64().unwrap();
+    // The same schema, written differently, is the same id and version.
+    let spaced =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(USER_V1).unwrap()).unwrap();
+    let (_, v) = sr
+        .post(
+            &format!("/subjects/{s}/versions"),
+            json!({"schema": spaced}),
+        )
+        .await;
+    assert_eq!(v["id"].as_i64(), Some(id1));
+    // Under another subject the same schema keeps its id.
+    let (_, v) = sr
+        .post("/subjects/other-value/versions", json!({"schema": USER_V1}))
+        .await;
+    assert_eq!(v["id"].as_i64(), Some(id1));
+    let (_, v) = sr.get(&format!("/schemas/ids/{id1}/versions")).await;
+    assert_eq!(
+        v,
+        json!([{"subject": "other-value", "version": 1}, {"subject": s, "version": 1}])
+    );
+
+    // BACKWARD by default: a widened id and an optional field pass, a new
+    // required field does not.
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{s}/versions"),
+            json!({"schema": USER_BAD}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (409, 409), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("age"), "{v}");
+    let (_, v) = sr
+        .post(
+            &format!("/compatibility/subjects/{s}/versions/latest?verbose=true"),
+            json!({"schema": USER_BAD}),
+        )
+        .await;
+    assert_eq!(v["is_compatible"], json!(false));
+    assert!(!v["messages"].as_array().unwrap().is_empty(), "{v}");
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{s}/versions"),
+            json!({"schema": USER_V2}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id2 = v["id"].as_i64().unwrap();
+    assert_ne!(id1, id2);
+    let (_, v) = sr.get(&format!("/subjects/{s}/versions")).await;
+    assert_eq!(v, json!([1, 2]));
+    let (_, v) = sr.get(&format!("/subjects/{s}/versions/latest")).await;
+    assert_eq!(
+        (
+            v["version"].as_i64(),
+            v["id"].as_i64(),
+            v["subject"].as_str()
+        ),
+        (Some(2), Some(id2), Some(s))
+    );
+    assert!(
+        v.get("schemaType").is_none(),
+        "AVRO is left out, as Confluent does: {v}"
+    );
+    let (_, v) = sr.get(&format!("/subjects/{s}/versions/1/schema")).await;
+    assert_eq!(v, serde_json::from_str::<Value>(USER_V1).unwrap());
+    // FORWARD_TRANSITIVE on the subject: v1 readers cannot read a long id.
+    let (_, v) = sr
+        .put(
+            &format!("/config/{s}"),
+            json!({"compatibility": "FORWARD_TRANSITIVE"}),
+        )
+        .await;
+    assert_eq!(v, json!({"compatibility": "FORWARD_TRANSITIVE"}));
+    let (_, v) = sr
+        .post(
+            &format!("/compatibility/subjects/{s}/versions"),
+            json!({"schema": USER_V2}),
+        )
+        .await;
+    assert_eq!(v["is_compatible"], json!(false), "{v}");
+    let (st, v) = sr
+        .put(
+            &format!("/config/{s}"),
+            json!({"compatibility": "SOMETIMES"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (422, 42203), "{v}");
+    let (_, v) = sr.get("/config").await;
+    assert_eq!(v, json!({"compatibilityLevel": "BACKWARD"}));
+    let (st, v) = sr.get("/config/nobody-value").await;
+    assert_eq!((st, code(&v)), (404, 40408), "{v}");
+    let (_, v) = sr.get("/config/nobody-value?defaultToGlobal=true").await;
+    assert_eq!(v, json!({"compatibilityLevel": "BACKWARD"}));
+
+    // Error codes.
+    let (st, v) = sr.get("/subjects/missing-value/versions").await;
+    assert_eq!((st, code(&v)), (404, 40401), "{v}");
+    let (st, v) = sr.get(&format!("/subjects/{s}/versions/7")).await;
+    assert_eq!((st, code(&v)), (404, 40402), "{v}");
+    let (st, v) = sr.get(&format!("/subjects/{s}/versions/zero")).await;
+    assert_eq!((st, code(&v)), (422, 42202), "{v}");
+    let (st, v) = sr.get("/schemas/ids/999999").await;
+    assert_eq!((st, code(&v)), (404, 40403), "{v}");
+    let (st, v) = sr
+        .post(
+            "/subjects/x-value/versions",
+            json!({"schema": "{\"type\": \"recrod\"}"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (422, 42201), "{v}");
+    let (st, v) = sr
+        .post(
+            "/subjects/x-value/versions",
+            json!({"schema": "{}", "schemaType": "XML"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (422, 42201), "{v}");
+
+    // References: a record that uses another subject's named type.
+    let (st, _) = sr
+        .post(
+            "/subjects/address/versions",
+            json!({"schema": r#"{"type":"record","name":"Address","namespace":"x","fields":[{"name":"city","type":"string"}]}"#}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let with_ref = json!({
+        "schema": r#"{"type":"record","name":"Customer","namespace":"x","fields":[{"name":"home","type":"x.Address"}]}"#,
+        "references": [{"name": "x.Address", "subject": "address", "version": 1}],
+    });
+    let (st, v) = sr
+        .post("/subjects/customers-value/versions", with_ref)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let cid = v["id"].as_i64().unwrap();
+    let (_, v) = sr.get(&format!("/schemas/ids/{cid}")).await;
+    assert_eq!(v["references"][0]["subject"], json!("address"));
+    let (_, v) = sr.get("/subjects/address/versions/1/referencedby").await;
+    assert_eq!(v, json!([cid]));
+    let (st, v) = sr
+        .post(
+            "/subjects/broken-value/versions",
+            json!({
+                "schema": r#"{"type":"record","name":"B","fields":[{"name":"a","type":"x.Address"}]}"#,
+                "references": [{"name": "x.Address", "subject": "address", "version": 9}],
+            }),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (422, 42201), "{v}");
+
+    // JSON Schema and lookups.
+    let js = r#"{"type":"object","properties":{"n":{"type":"integer"}}}"#;
+    let (st, v) = sr
+        .post(
+            "/subjects/j-value/versions",
+            json!({"schema": js, "schemaType": "JSON"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = sr
+        .post(
+            "/subjects/j-value",
+            json!({"schema": js, "schemaType": "JSON"}),
+        )
+        .await;
+    assert_eq!(
+        (v["version"].as_i64(), v["schemaType"].as_str()),
+        (Some(1), Some("JSON"))
+    );
+    let (st, v) = sr
+        .post("/subjects/j-value", json!({"schema": USER_V1}))
+        .await;
+    assert_eq!((st, code(&v)), (404, 40403), "{v}");
+
+    // Soft, then hard deletes.
+    let (st, v) = sr.delete(&format!("/subjects/{s}?permanent=true")).await;
+    assert_eq!((st, code(&v)), (404, 40405), "{v}");
+    let (_, v) = sr.delete(&format!("/subjects/{s}/versions/1")).await;
+    assert_eq!(v, json!(1));
+    let (st, v) = sr.delete(&format!("/subjects/{s}/versions/1")).await;
+    assert_eq!((st, code(&v)), (404, 40406), "{v}");
+    let (_, v) = sr.get(&format!("/subjects/{s}/versions")).await;
+    assert_eq!(v, json!([2]));
+    let (_, v) = sr
+        .get(&format!("/subjects/{s}/versions?deleted=true"))
+        .await;
+    assert_eq!(v, json!([1, 2]));
+    let (st, v) = sr
+        .delete(&format!("/subjects/{s}/versions/2?permanent=true"))
+        .await;
+    assert_eq!((st, code(&v)), (404, 40407), "{v}");
+    let (_, v) = sr.delete(&format!("/subjects/{s}")).await;
+    assert_eq!(v, json!([2]));
+    let (st, v) = sr.delete(&format!("/subjects/{s}")).await;
+    assert_eq!((st, code(&v)), (404, 40404), "{v}");
+    let (_, v) = sr.get("/subjects").await;
+    assert!(!v.as_array().unwrap().contains(&json!(s)), "{v}");
+    let (_, v) = sr.get("/subjects?deleted=true").await;
+    assert!(v.as_array().unwrap().contains(&json!(s)), "{v}");
+    let (_, v) = sr.delete(&format!("/subjects/{s}?permanent=true")).await;
+    assert_eq!(v, json!([1, 2]));
+    let (_, v) = sr.get("/subjects?deleted=true").await;
+    assert!(!v.as_array().unwrap().contains(&json!(s)), "{v}");
+    // v2's schema is used by no version any more; v1's still by other-value.
+    let (st, _) = sr.get(&format!("/schemas/ids/{id2}")).await;
+    assert_eq!(st, 404);
+    let (st, _) = sr.get(&format!("/schemas/ids/{id1}")).await;
+    assert_eq!(st, 200);
+    weir.stop().await;
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_see_or_touch_anothers_registry() {
+    let weir = Weir::start().await;
+    let a = sr(&weir);
+    let (_, v) = a
+        .post(
+            "/subjects/secret-value/versions",
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    let id = v["id"].as_i64().unwrap();
+    let (key, secret) = weir.second_tenant().await;
+    // Tenant B with A's environment in the path: a 404, as if absent.
+    let b_on_a = Sr {
+        weir: &weir,
+        http: reqwest::Client::new(),
+        key: key.clone(),
+        secret: secret.clone(),
+        env: weir.dev.env.clone(),
+    };
+    for (status, body) in [
+        b_on_a.get("/subjects").await,
+        b_on_a.get("/subjects/secret-value/versions/latest").await,
+        b_on_a.get(&format!("/schemas/ids/{id}")).await,
+        b_on_a
+            .post(
+                "/subjects/secret-value/versions",
+                json!({"schema": USER_V2}),
+            )
+            .await,
+        b_on_a.delete("/subjects/secret-value").await,
+        b_on_a
+            .put("/config", json!({"compatibility": "NONE"}))
+            .await,
+    ] {
+        assert_eq!(status, 404, "{body}");
+    }
+    // In its own environment B sees none of A's subjects or schemas.
+    let b = Sr {
+        env: "env-b".into(),
+        ..b_on_a
+    };
+    let (st, v) = b.get("/subjects").await;
+    assert_eq!((st, v), (200, json!([])));
+    let (st, v) = b.get(&format!("/schemas/ids/{id}")).await;
+    assert_eq!((st, code(&v)), (404, 40403), "{v}");
+    // Without a key, nothing.
+    let resp = reqwest::get(a.url("/subjects")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // A's subject is untouched.
+    let (_, v) = a.get("/subjects/secret-value/versions").await;
+    assert_eq!(v, json!([1]));
+    weir.stop().await;
+}
+
+#[tokio::test]
+async fn a_value_subject_types_its_topics_table_within_seconds() {
+    let weir = Weir::start().await;
+    let topic = unique("typed");
+    produce(&topic, &[(0, None, "not avro".into())]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let sr = sr(&weir);
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{topic}-value/versions"),
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let store = &weir.server.as_ref().unwrap().state.store;
+    let cluster = store
+        .list_clusters(&weir.dev.org, &weir.dev.env)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let mut typed = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(t) = store
+            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
+            .await
+            .unwrap()
+        {
+            if t.option("value.format") == Some("avro-registry") {
+                typed = Some(t);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = typed.expect("the table is typed from its value subject within 20 s");
+    let cols: Vec<(String, String)> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.data_type.to_string()))
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            ("key".to_string(), "BYTES".to_string()),
+            ("id".to_string(), "INT".to_string()),
+            ("name".to_string(), "STRING".to_string()),
+        ]
+    );
+    assert_eq!(t.option("value.schema-id"), Some(id.to_string().as_str()));
+    // A new version shows up too.
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{topic}-value/versions"),
+            json!({"schema": USER_V2}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id2 = v["id"].as_i64().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = store
+            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
+            .await
+            .unwrap()
+            .unwrap();
+        if t.option("value.schema-id") == Some(id2.as_str()) {
+            assert!(t.columns.iter().any(|c| c.name == "email" && c.nullable));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "version 2 did not reach the table"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Deleting the subject turns the table back into raw bytes.
+    sr.delete(&format!("/subjects/{topic}-value")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = store
+            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
+            .await
+            .unwrap()
+            .unwrap();
+        if t.option("value.format") == Some("raw") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the table stayed typed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    weir.stop().await;
+}

@@ -16,6 +16,7 @@
 
 mod error;
 mod kafka;
+pub mod proto;
 pub mod registry;
 mod store;
 mod table;

@@ -12,7 +12,7 @@
 //! The store side is in `registry_store.rs`; the REST API in the control
 //! plane.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -160,17 +160,24 @@ pub enum ParsedSchema {
         refs: Vec<Value>,
     },
     Json(Value),
-    Protobuf(String),
+    Protobuf(crate::proto::ProtoSchema),
 }
 
 /// Parses `text` as a schema of `ty`, with the texts of the schemas it
 /// references; the error says what is wrong (the registry's 42201).
-pub fn parse(ty: SchemaType, text: &str, refs: &[String]) -> Result<ParsedSchema, String> {
+/// `refs` are the referenced schemas as (name, text): Avro takes their named
+/// types, Protobuf imports them by name.
+pub fn parse(
+    ty: SchemaType,
+    text: &str,
+    refs: &[(String, String)],
+) -> Result<ParsedSchema, String> {
     match ty {
         SchemaType::Avro => {
             let json: Value =
                 serde_json::from_str(text).map_err(|e| format!("Invalid schema: not JSON: {e}"))?;
-            let refs_json = refs
+            let texts: Vec<&str> = refs.iter().map(|(_, t)| t.as_str()).collect();
+            let refs_json = texts
                 .iter()
                 .map(|r| {
                     serde_json::from_str(r).map_err(|e| format!("a reference is not JSON: {e}"))
@@ -179,7 +186,7 @@ pub fn parse(ty: SchemaType, text: &str, refs: &[String]) -> Result<ParsedSchema
             let schema = if refs.is_empty() {
                 apache_avro::Schema::parse_str(text)
             } else {
-                apache_avro::Schema::parse_str_with_list(text, refs).map(|(s, _)| s)
+                apache_avro::Schema::parse_str_with_list(text, &texts).map(|(s, _)| s)
             }
             .map_err(|e| format!("Invalid schema: {e}"))?;
             Ok(ParsedSchema::Avro {
@@ -194,14 +201,7 @@ pub fn parse(ty: SchemaType, text: &str, refs: &[String]) -> Result<ParsedSchema
             check_json_schema(&json, "$")?;
             Ok(ParsedSchema::Json(json))
         }
-        SchemaType::Protobuf => {
-            if !text.contains("message") {
-                return Err(
-                    "Invalid schema: a Protobuf schema declares at least one message".into(),
-                );
-            }
-            Ok(ParsedSchema::Protobuf(text.to_string()))
-        }
+        SchemaType::Protobuf => Ok(ParsedSchema::Protobuf(crate::proto::compile(text, refs)?)),
     }
 }
 
@@ -332,7 +332,9 @@ fn can_read(writer: &ParsedSchema, reader: &ParsedSchema) -> Vec<String> {
             json_can_read(w, r, "$", &mut out);
             out
         }
-        (ParsedSchema::Protobuf(w), ParsedSchema::Protobuf(r)) => proto_can_read(w, r),
+        (ParsedSchema::Protobuf(w), ParsedSchema::Protobuf(r)) => {
+            crate::proto::incompatibilities(w, r)
+        }
         _ => vec!["the schema type changed".into()],
     }
 }
@@ -439,46 +441,6 @@ fn json_can_read(w: &Value, r: &Value, at: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Protobuf: the fields each message numbers, by name; a reader reads a
-/// writer when no field number changed its type (fields may be added and
-/// removed).
-fn proto_can_read(w: &str, r: &str) -> Vec<String> {
-    let fields = |s: &str| -> BTreeMap<(String, String), String> {
-        let mut out = BTreeMap::new();
-        let mut message = String::new();
-        for line in s.lines() {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("message ") {
-                message = rest.trim_end_matches('{').trim().to_string();
-                continue;
-            }
-            let Some((lhs, rhs)) = line.split_once('=') else {
-                continue;
-            };
-            let num = rhs.trim().trim_end_matches(';').trim();
-            let words: Vec<&str> = lhs.split_whitespace().collect();
-            if words.len() >= 2 && num.chars().all(|c| c.is_ascii_digit()) {
-                let ty = words[..words.len() - 1].join(" ");
-                out.insert((message.clone(), num.to_string()), ty);
-            }
-        }
-        out
-    };
-    let (wf, rf) = (fields(w), fields(r));
-    let mut out = vec![];
-    for (k, wt) in &wf {
-        if let Some(rt) = rf.get(k) {
-            if rt != wt {
-                out.push(format!(
-                    "message {}: field number {} changed type from '{wt}' to '{rt}'",
-                    k.0, k.1
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// A field a schema declares that Flink SQL cannot type.
 fn unsupported(field: &str, what: impl std::fmt::Display) -> String {
     format!("field '{field}': {what} has no Flink SQL type")
@@ -515,8 +477,15 @@ pub fn columns_of(schema: &ParsedSchema, name: &str) -> Result<Vec<ColumnSpec>, 
                 t => vec![(name.to_string(), t, nullable)],
             }
         }
-        ParsedSchema::Protobuf(_) => {
-            return Err("Protobuf subjects are not mapped to columns yet".into())
+        ParsedSchema::Protobuf(p) => {
+            let m = p.message(&[0]).expect("compile checks for a first message");
+            match crate::proto::message_type(&m, "", 0)? {
+                SqlType::Row { fields } => fields
+                    .into_iter()
+                    .map(|f| (f.name, f.data_type, f.nullable))
+                    .collect(),
+                t => vec![(name.to_string(), t, false)],
+            }
         }
     };
     Ok(fields
@@ -951,7 +920,7 @@ fn avro_of(t: &SqlType, nullable: bool, field: &str, counter: &mut usize) -> Res
 pub fn registry_table(
     table: &crate::TableDef,
     latest: &HashMap<&str, &SubjectVersion>,
-    refs_of: &dyn Fn(&RegisteredSchema) -> Vec<String>,
+    refs_of: &dyn Fn(&RegisteredSchema) -> Vec<(String, String)>,
 ) -> (crate::TableDef, Option<String>) {
     let mut plain = crate::TableDef::discovered(&table.topic);
     plain.name = table.name.clone();
@@ -1006,14 +975,14 @@ pub async fn sync_schemas(
     } else {
         vec![]
     };
-    let refs_of = |s: &RegisteredSchema| -> Vec<String> {
+    let refs_of = |s: &RegisteredSchema| -> Vec<(String, String)> {
         s.references
             .iter()
             .filter_map(|r| {
                 all.iter()
                     .rev()
                     .find(|v| v.subject == r.subject && (r.version == -1 || v.version == r.version))
-                    .map(|v| v.schema.schema.clone())
+                    .map(|v| (r.name.clone(), v.schema.schema.clone()))
             })
             .collect()
     };
@@ -1144,7 +1113,7 @@ pub async fn reference_texts(
     org: &str,
     env: &str,
     refs: &[SchemaReference],
-) -> Result<Vec<String>, RegisterError> {
+) -> Result<Vec<(String, String)>, RegisterError> {
     let mut out = vec![];
     for r in refs {
         let versions = store.registry_versions(org, env, &r.subject, false).await?;
@@ -1159,7 +1128,7 @@ pub async fn reference_texts(
                 r.name, r.subject, r.version
             ))
         })?;
-        out.push(v.schema.schema.clone());
+        out.push((r.name.clone(), v.schema.schema.clone()));
     }
     Ok(out)
 }

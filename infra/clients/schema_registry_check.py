@@ -188,6 +188,10 @@ for c, t in want_types.items():
 extended = sql(f"SHOW CREATE TABLE `{topic}`")[0][0]
 check("the table names its format and schema id",
       "'value.format' = 'avro-registry'" in extended and "'value.schema-id'" in extended, extended)
+ext = {r[0]: r[4] for r in sql(f"DESCRIBE EXTENDED `{topic}`")}
+check("DESCRIBE EXTENDED shows each column's format and schema id",
+      ext.get("key") == "KEY raw" and ext.get("b") == f"VALUE avro-registry, schema id {sr.get_latest_version(topic + '-value').schema_id}",
+      ext)
 rows = sql(bounded(topic))
 check("Weir reads every record Confluent wrote", len(rows) == 2, rows)
 names = list(want_types)
@@ -277,6 +281,86 @@ while len(jread) < 3 and time.time() < deadline:
 consumer.close()
 check("Confluent's JSON deserializer reads what Weir wrote (validated against the registered schema)",
       sorted(jread, key=lambda r: r["id"]) == [{"id": i, "item": f"I{i}"} for i in range(3)], jread)
+
+# ---- Protobuf: Confluent's serializer writes, Weir reads ---------------------
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
+from google.protobuf import timestamp_pb2, wrappers_pb2  # noqa: E402,F401 (their files join the pool)
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer  # noqa: E402
+
+F = descriptor_pb2.FieldDescriptorProto
+fdp = descriptor_pb2.FileDescriptorProto(
+    name=f"check/order_{run}.proto", package=f"check{run}", syntax="proto3",
+    dependency=["google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto"])
+order = fdp.message_type.add(name="Order")
+pkg = f".check{run}.Order"
+
+
+def field(msg, name, number, typ, label=F.LABEL_OPTIONAL, type_name=None, **kw):
+    f = msg.field.add(name=name, number=number, type=typ, label=label, json_name=name, **kw)
+    if type_name:
+        f.type_name = type_name
+    return f
+
+
+field(order, "id", 1, F.TYPE_INT64)
+field(order, "item", 2, F.TYPE_STRING)
+field(order, "price", 3, F.TYPE_DOUBLE)
+field(order, "paid", 4, F.TYPE_BOOL)
+field(order, "blob", 5, F.TYPE_BYTES)
+status = order.enum_type.add(name="Status")
+status.value.add(name="NEW", number=0)
+status.value.add(name="SHIPPED", number=1)
+field(order, "status", 6, F.TYPE_ENUM, type_name=f"{pkg}.Status")
+field(order, "tags", 7, F.TYPE_STRING, label=F.LABEL_REPEATED)
+entry = order.nested_type.add(name="CountsEntry")
+entry.options.map_entry = True
+field(entry, "key", 1, F.TYPE_STRING)
+field(entry, "value", 2, F.TYPE_INT32)
+field(order, "counts", 8, F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=f"{pkg}.CountsEntry")
+line = order.nested_type.add(name="Line")
+field(line, "qty", 1, F.TYPE_INT32)
+field(line, "sku", 2, F.TYPE_STRING)
+field(order, "line", 9, F.TYPE_MESSAGE, type_name=f"{pkg}.Line")
+field(order, "at", 10, F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp")
+field(order, "note", 11, F.TYPE_MESSAGE, type_name=".google.protobuf.StringValue")
+order.oneof_decl.add(name="_maybe")
+field(order, "maybe", 12, F.TYPE_INT32, oneof_index=0, proto3_optional=True)
+field(order, "small", 13, F.TYPE_UINT32)
+field(order, "neg", 14, F.TYPE_SINT64)
+pool = descriptor_pool.Default()
+pool.Add(fdp)
+Order = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"check{run}.Order"))
+ptopic = f"proto_{run}"
+pser = ProtobufSerializer(Order, sr, {"use.deprecated.format": False})
+full = Order(id=9000000000, item="widget", price=9.5, paid=True, blob=b"\x01\xfe", status=1,
+             tags=["a", "b"], counts={"x": 3}, line=Order.Line(qty=2, sku="s-1"), maybe=0, small=4000000000,
+             neg=-5)
+full.at.FromDatetime(datetime.datetime(2024, 3, 1, 9, 30, 0, 123456))
+full.note.value = "fragile"
+empty = Order()
+for m in (full, empty):
+    producer.produce(ptopic, value=pser(m, SerializationContext(ptopic, MessageField.VALUE)))
+check("Confluent's Protobuf serializer wrote records", producer.flush(30) == 0)
+wait_for("the Protobuf subject types its table",
+         lambda: [r for r in sql(f"DESCRIBE `{ptopic}`") if r[0] == "neg"])
+pcols = {r[0]: (r[1], r[2]) for r in sql(f"DESCRIBE `{ptopic}`")}
+want_proto = {
+    "id": ("BIGINT", "FALSE"), "item": ("STRING", "FALSE"), "price": ("DOUBLE", "FALSE"),
+    "paid": ("BOOLEAN", "FALSE"), "blob": ("BYTES", "FALSE"), "status": ("STRING", "FALSE"),
+    "tags": ("ARRAY<STRING NOT NULL>", "FALSE"), "counts": ("MAP<STRING, INT NOT NULL>", "FALSE"),
+    "line": ("ROW<`qty` INT NOT NULL, `sku` STRING NOT NULL>", "TRUE"),
+    "at": ("TIMESTAMP_LTZ(9)", "TRUE"), "note": ("STRING", "TRUE"), "maybe": ("INT", "TRUE"),
+    "small": ("BIGINT", "FALSE"), "neg": ("BIGINT", "FALSE"),
+}
+for c, t in want_proto.items():
+    check(f"Protobuf field {c} is {t[0]} (nullable {t[1]})", pcols.get(c) == t, pcols.get(c))
+prow = sql(f"SELECT {', '.join(want_proto)} FROM `{ptopic}` "
+           "/*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("Weir reads the Protobuf records as Flink prints them", prow == [
+    ["9000000000", "widget", "9.5", "TRUE", "x'01fe'", "SHIPPED", ["a", "b"], [["x", "3"]], ["2", "s-1"],
+     "2024-03-01 09:30:00.123456000", "fragile", "0", "4000000000", "-5"],
+    ["0", "", "0.0", "FALSE", "x''", "NEW", [], [], None, None, None, None, "0", "0"],
+], prow)
 
 # ---- one running statement across a schema evolution -------------------------
 etopic = f"evolve_{run}"

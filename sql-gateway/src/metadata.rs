@@ -528,6 +528,22 @@ pub async fn execute_metadata(
                         Value::Null
                     };
                     let extras = match &c.kind {
+                        // EXTENDED says where a column is stored and in
+                        // which format (with its registry schema's id).
+                        ColumnKind::Physical if *extended && def.view.is_none() => {
+                            let in_key = def.origin == TableOrigin::Discovered
+                                && def.key_columns().contains(&c.name);
+                            json!(if in_key {
+                                format!("KEY {}", def.option("key.format").unwrap_or("raw"))
+                            } else {
+                                match def.option("value.schema-id") {
+                                    Some(id) => {
+                                        format!("VALUE {}, schema id {id}", def.value_format())
+                                    }
+                                    None => format!("VALUE {}", def.value_format()),
+                                }
+                            })
+                        }
                         ColumnKind::Physical => Value::Null,
                         ColumnKind::Computed { expr } => json!(format!("AS {expr}")),
                         ColumnKind::Metadata { key, virtual_ } => json!(format!(

@@ -133,6 +133,10 @@ struct Registry {
     reader_text: Option<String>,
     known: std::sync::Mutex<crate::connector::registry::KnownSchemas>,
     avro: std::sync::Mutex<Option<crate::connector::registry::AvroDecoder>>,
+    /// Protobuf schemas compiled, by id (or why one does not compile).
+    protos: std::sync::Mutex<
+        std::collections::HashMap<u32, Result<weir_catalog::proto::ProtoSchema, String>>,
+    >,
 }
 
 /// After this many polls in a row that the fast path could not take, it
@@ -248,6 +252,7 @@ impl SourceDecoder {
                         .map(|(_, s, _)| s),
                     known: Default::default(),
                     avro: Default::default(),
+                    protos: Default::default(),
                 }
             });
         let raw_key: Vec<String> = if table.option("key.format").is_none_or(|f| f == "raw") && !raw
@@ -366,9 +371,38 @@ impl SourceDecoder {
             }
         }
         if want == SchemaType::Protobuf {
-            return Err(EngineError::Plan(
-                "reading 'proto-registry' is not supported yet".into(),
-            ));
+            let mut protos = reg.protos.lock().expect("not poisoned");
+            let mut values = Vec::with_capacity(framed.len());
+            let mut decoded = Vec::with_capacity(framed.len());
+            for &(i, id, body) in &framed {
+                let schema = protos.entry(id).or_insert_with(|| {
+                    let s = known.get(id).expect("checked above");
+                    weir_catalog::proto::compile(&s.schema, &[])
+                });
+                let one = match schema {
+                    Err(e) => Err(format!("schema id {id} does not compile: {e}")),
+                    Ok(schema) => crate::connector::registry::proto_indexes(body).and_then(
+                        |(indexes, msg)| {
+                            let desc = schema.message(&indexes).ok_or_else(|| {
+                                format!("schema id {id} has no message at indexes {indexes:?}")
+                            })?;
+                            prost_reflect::DynamicMessage::decode(desc, msg).map_err(|e| {
+                                format!("the Protobuf body does not match its schema: {e}")
+                            })
+                        },
+                    ),
+                };
+                match one {
+                    Ok(m) => {
+                        values.push(crate::connector::registry::proto_json(&m));
+                        decoded.push(i);
+                    }
+                    Err(reason) => bad.push(bad_record(&records[i], reason)),
+                }
+            }
+            drop(protos);
+            drop(known);
+            return self.serialized_columns(&values, decoded, records, bad);
         }
         if want == SchemaType::Json {
             drop(known);
@@ -487,6 +521,41 @@ impl SourceDecoder {
         };
         debug_assert_eq!(physical.num_rows(), n);
         Ok((physical, good))
+    }
+
+    /// Rows already decoded into JSON values, through one arrow-json
+    /// decoder; when that fails, one at a time to find the bad ones.
+    fn serialized_columns(
+        &self,
+        values: &[serde_json::Value],
+        rows: Vec<usize>,
+        records: &[RawRecord<'_>],
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        let mut dec = self.json_decoder(values.len())?;
+        if dec.serialize(values).is_ok() {
+            if let Ok(b) = dec.flush() {
+                let b = b.unwrap_or_else(|| RecordBatch::new_empty(self.physical.clone()));
+                return Ok((b, rows));
+            }
+        }
+        let mut batches = vec![];
+        let mut good = vec![];
+        for (v, i) in values.iter().zip(rows) {
+            let mut d = self.json_decoder(1)?;
+            match d.serialize(std::slice::from_ref(v)).and_then(|_| d.flush()) {
+                Ok(Some(b)) => {
+                    batches.push(b);
+                    good.push(i);
+                }
+                Ok(None) => bad.push(bad_record(&records[i], "an empty message".into())),
+                Err(e) => bad.push(bad_record(
+                    &records[i],
+                    format!("the message does not match the table's columns: {e}"),
+                )),
+            }
+        }
+        Ok((concat_batches(&self.physical, &batches)?, good))
     }
 
     /// The raw key columns filled from the records' keys.

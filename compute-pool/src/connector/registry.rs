@@ -14,6 +14,7 @@ use arrow::datatypes::SchemaRef;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use bytes::Bytes;
+use prost_reflect::ReflectMessage;
 use serde_json::Value;
 use weir_catalog::registry::RegisteredSchema;
 use weir_catalog::TableDef;
@@ -363,6 +364,127 @@ pub fn encode_values(table: &TableDef, value: &RecordBatch) -> Result<Vec<Bytes>
                 })?;
                 Ok(enc.flush().iter().collect())
             })
+        }
+    }
+}
+
+/// A Protobuf body's message indexes (which message of the schema the
+/// record is) and the message bytes after them. The indexes are a
+/// zigzag-varint count then that many zigzag varints; a count of 0 is the
+/// common shorthand for `[0]`, the schema's first message.
+pub fn proto_indexes(body: &[u8]) -> Result<(Vec<i32>, &[u8]), String> {
+    fn varint(buf: &mut &[u8]) -> Result<i64, String> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf
+                .split_first()
+                .ok_or("the Protobuf message indexes are truncated")?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
+            }
+        }
+        Err("a Protobuf message index is not a varint".into())
+    }
+    let mut buf = body;
+    let n = varint(&mut buf)?;
+    if n == 0 {
+        return Ok((vec![0], buf));
+    }
+    if !(0..=64).contains(&n) {
+        return Err(format!("{n} Protobuf message indexes is not a valid count"));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        out.push(i32::try_from(varint(&mut buf)?).map_err(|e| e.to_string())?);
+    }
+    Ok((out, buf))
+}
+
+/// A decoded Protobuf message as the JSON the table's arrow-json decoder
+/// reads: field names as declared, 64-bit integers as numbers, `bytes` as
+/// hex, enums by name, `Timestamp` as RFC 3339, wrappers as their value,
+/// fields with presence that are unset as `null`.
+pub fn proto_json(m: &prost_reflect::DynamicMessage) -> Value {
+    let mut out = serde_json::Map::new();
+    for f in m.descriptor().fields() {
+        let v = if f.supports_presence() && !m.has_field(&f) {
+            Value::Null
+        } else {
+            proto_value(&m.get_field(&f), &f.kind())
+        };
+        out.insert(f.name().to_string(), v);
+    }
+    Value::Object(out)
+}
+
+fn proto_value(v: &prost_reflect::Value, kind: &prost_reflect::Kind) -> Value {
+    use prost_reflect::{Kind, MapKey, Value as P};
+    let float = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
+    match v {
+        P::Bool(b) => Value::Bool(*b),
+        P::I32(n) => Value::from(*n),
+        P::I64(n) => Value::from(*n),
+        P::U32(n) => Value::from(*n),
+        P::U64(n) => Value::from(*n),
+        P::F32(n) => float(f64::from(*n)),
+        P::F64(n) => float(*n),
+        P::String(s) => Value::String(s.clone()),
+        P::Bytes(b) => Value::String(hex::encode(b)),
+        P::EnumNumber(n) => match kind {
+            Kind::Enum(e) => e.get_value(*n).map_or_else(
+                || Value::String(n.to_string()),
+                |ev| Value::String(ev.name().to_string()),
+            ),
+            _ => Value::from(*n),
+        },
+        P::Message(m) => {
+            let d = m.descriptor();
+            match d.full_name() {
+                "google.protobuf.Timestamp" => {
+                    let get = |name: &str| m.get_field_by_name(name).map(|v| v.into_owned());
+                    let secs = match get("seconds") {
+                        Some(P::I64(s)) => s,
+                        _ => 0,
+                    };
+                    let nanos = match get("nanos") {
+                        Some(P::I32(n)) => n,
+                        _ => 0,
+                    };
+                    chrono::DateTime::from_timestamp(secs, nanos.max(0) as u32)
+                        .map_or(Value::Null, |t| {
+                            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+                        })
+                }
+                name if name.starts_with("google.protobuf.") && name.ends_with("Value") => {
+                    match d.get_field_by_name("value") {
+                        Some(f) => proto_value(&m.get_field(&f), &f.kind()),
+                        None => proto_json(m),
+                    }
+                }
+                _ => proto_json(m),
+            }
+        }
+        P::List(items) => Value::Array(items.iter().map(|i| proto_value(i, kind)).collect()),
+        P::Map(entries) => {
+            let value_kind = match kind {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                k => k.clone(),
+            };
+            let mut obj = serde_json::Map::new();
+            for (k, v) in entries {
+                let key = match k {
+                    MapKey::Bool(b) => b.to_string(),
+                    MapKey::I32(n) => n.to_string(),
+                    MapKey::I64(n) => n.to_string(),
+                    MapKey::U32(n) => n.to_string(),
+                    MapKey::U64(n) => n.to_string(),
+                    MapKey::String(s) => s.clone(),
+                };
+                obj.insert(key, proto_value(v, &value_kind));
+            }
+            Value::Object(obj)
         }
     }
 }

@@ -35,9 +35,22 @@ pub struct DevEnv {
 impl DevEnv {
     pub fn shell_lines(&self) -> String {
         format!(
-            "export WEIR_URL={} WEIR_ORG={} WEIR_ENV={} WEIR_COMPUTE_POOL={} WEIR_API_KEY={} WEIR_API_SECRET={} WEIR_BOOTSTRAP={}\n",
-            self.url, self.org, self.env, self.pool, self.key, self.secret, self.bootstrap
+            "export WEIR_URL={} WEIR_ORG={} WEIR_ENV={} WEIR_COMPUTE_POOL={} WEIR_API_KEY={} WEIR_API_SECRET={} WEIR_BOOTSTRAP={} WEIR_SCHEMA_REGISTRY_URL={}\n",
+            self.url,
+            self.org,
+            self.env,
+            self.pool,
+            self.key,
+            self.secret,
+            self.bootstrap,
+            self.schema_registry_url()
         )
+    }
+
+    /// The environment's built-in schema registry, for Confluent clients
+    /// (with the same key and secret).
+    pub fn schema_registry_url(&self) -> String {
+        format!("{}/schema-registry/{}", self.url, self.env)
     }
 }
 

@@ -362,6 +362,15 @@ check("Weir reads the Protobuf records as Flink prints them", prow == [
     ["0", "", "0.0", "FALSE", "x''", "NEW", [], [], None, None, None, None, "0", "0"],
 ], prow)
 
+# Scalar columns only take the direct path from the message into Arrow.
+flat = sql(f"SELECT id, item, price, paid, blob, status, at, maybe, small, neg FROM `{ptopic}` "
+           "/*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("scalar Protobuf columns read the same on the direct path", flat == [
+    ["9000000000", "widget", "9.5", "TRUE", "x'01fe'", "SHIPPED", "2024-03-01 09:30:00.123456000", "0",
+     "4000000000", "-5"],
+    ["0", "", "0.0", "FALSE", "x''", "NEW", None, None, "0", "0"],
+], flat)
+
 # ---- one running statement across a schema evolution -------------------------
 etopic = f"evolve_{run}"
 ev1 = {"type": "record", "name": "Ev", "fields": [

@@ -372,7 +372,7 @@ impl SourceDecoder {
         }
         if want == SchemaType::Protobuf {
             let mut protos = reg.protos.lock().expect("not poisoned");
-            let mut values = Vec::with_capacity(framed.len());
+            let mut messages = Vec::with_capacity(framed.len());
             let mut decoded = Vec::with_capacity(framed.len());
             for &(i, id, body) in &framed {
                 let schema = protos.entry(id).or_insert_with(|| {
@@ -394,7 +394,7 @@ impl SourceDecoder {
                 };
                 match one {
                     Ok(m) => {
-                        values.push(crate::connector::registry::proto_json(&m));
+                        messages.push(m);
                         decoded.push(i);
                     }
                     Err(reason) => bad.push(bad_record(&records[i], reason)),
@@ -402,6 +402,15 @@ impl SourceDecoder {
             }
             drop(protos);
             drop(known);
+            if let Some(batch) =
+                crate::connector::registry::proto_columns(&self.physical, &messages, &self.raw_key)
+            {
+                return Ok((batch, decoded));
+            }
+            let values: Vec<serde_json::Value> = messages
+                .iter()
+                .map(crate::connector::registry::proto_json)
+                .collect();
             return self.serialized_columns(&values, decoded, records, bad);
         }
         if want == SchemaType::Json {

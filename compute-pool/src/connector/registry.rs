@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
@@ -487,4 +487,139 @@ fn proto_value(v: &prost_reflect::Value, kind: &prost_reflect::Kind) -> Value {
             Value::Object(obj)
         }
     }
+}
+
+/// Decoded Protobuf messages straight into Arrow columns, when every
+/// column is a top-level scalar field (or a `Timestamp`, a wrapper, an
+/// enum) of one message type: the common shape, without the JSON detour.
+/// `None` when some column needs the general path.
+pub fn proto_columns(
+    schema: &arrow::datatypes::SchemaRef,
+    msgs: &[prost_reflect::DynamicMessage],
+    not_in_value: &[String],
+) -> Option<RecordBatch> {
+    use arrow::array::{
+        BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+        StringBuilder, TimestampNanosecondBuilder,
+    };
+    use arrow::datatypes::{DataType as D, TimeUnit};
+    use prost_reflect::{Kind, Value as P};
+    let desc = msgs.first()?.descriptor();
+    if msgs.iter().any(|m| m.descriptor() != desc) {
+        return None;
+    }
+    /// A field's scalar value, through `Timestamp` and wrappers.
+    fn scalar<'a>(
+        m: &'a prost_reflect::DynamicMessage,
+        f: &prost_reflect::FieldDescriptor,
+    ) -> Option<std::borrow::Cow<'a, P>> {
+        if f.supports_presence() && !m.has_field(f) {
+            return None;
+        }
+        Some(m.get_field(f))
+    }
+    let n = msgs.len();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        if not_in_value.contains(field.name()) {
+            cols.push(arrow::array::new_null_array(field.data_type(), n));
+            continue;
+        }
+        let f = desc.get_field_by_name(field.name())?;
+        if f.is_list() || f.is_map() {
+            return None;
+        }
+        let col: ArrayRef = match (field.data_type(), f.kind()) {
+            (
+                D::Int64,
+                Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint32 | Kind::Fixed32,
+            ) => {
+                let mut b = Int64Builder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| match v.as_ref() {
+                        P::I64(x) => Some(*x),
+                        P::U32(x) => Some(i64::from(*x)),
+                        _ => None,
+                    }));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Int32, Kind::Int32 | Kind::Sint32 | Kind::Sfixed32) => {
+                let mut b = Int32Builder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| v.as_i32()));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Float64, Kind::Double) => {
+                let mut b = Float64Builder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| v.as_f64()));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Float32, Kind::Float) => {
+                let mut b = Float32Builder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| v.as_f32()));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Boolean, Kind::Bool) => {
+                let mut b = BooleanBuilder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| v.as_bool()));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Utf8, Kind::String) => {
+                let mut b = StringBuilder::with_capacity(n, n * 16);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).as_deref().and_then(P::as_str));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Utf8, Kind::Enum(e)) => {
+                let mut b = StringBuilder::with_capacity(n, n * 8);
+                for m in msgs {
+                    let name = scalar(m, &f).and_then(|v| v.as_enum_number()).map(|x| {
+                        e.get_value(x)
+                            .map_or_else(|| x.to_string(), |v| v.name().to_string())
+                    });
+                    b.append_option(name);
+                }
+                Arc::new(b.finish())
+            }
+            (D::Binary, Kind::Bytes) => {
+                let mut b = BinaryBuilder::with_capacity(n, n * 16);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).as_deref().and_then(P::as_bytes));
+                }
+                Arc::new(b.finish())
+            }
+            (D::Timestamp(TimeUnit::Nanosecond, Some(_)), Kind::Message(t))
+                if t.full_name() == "google.protobuf.Timestamp" =>
+            {
+                let (secs, nanos) = (t.get_field(1)?, t.get_field(2)?);
+                let mut b = TimestampNanosecondBuilder::with_capacity(n);
+                for m in msgs {
+                    b.append_option(scalar(m, &f).and_then(|v| {
+                        let ts = v.as_message()?;
+                        let s = ts.get_field(&secs).as_i64()?;
+                        let ns = ts.get_field(&nanos).as_i32()?;
+                        s.checked_mul(1_000_000_000)?.checked_add(i64::from(ns))
+                    }));
+                }
+                Arc::new(b.finish().with_timezone("UTC"))
+            }
+            _ => return None,
+        };
+        cols.push(col);
+    }
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .ok()
 }

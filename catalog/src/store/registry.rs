@@ -182,7 +182,13 @@ impl Store {
         let refs = serde_json::to_string(refs).expect("references serialize");
         // A concurrent registration may take the version number: try again.
         for _ in 0..5 {
-            let mut tx = self.pool.begin().await?;
+            // A write transaction from the start: a read lock upgraded to a
+            // write one fails on SQLite when another writer commits between.
+            let mut tx = if self.is_sqlite() {
+                self.pool.begin_with("BEGIN IMMEDIATE").await?
+            } else {
+                self.pool.begin().await?
+            };
             let same = sqlx::query(
                 "SELECT v.version, s.id FROM registry_versions v JOIN registry_schemas s ON s.id = v.schema_id \
                  WHERE v.org_id = $1 AND v.env_id = $2 AND v.subject = $3 AND v.deleted = 0 \
@@ -278,33 +284,15 @@ impl Store {
         subject: &str,
         version: Option<i64>,
     ) -> Result<Vec<i64>, CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT version FROM registry_versions WHERE org_id = $1 AND env_id = $2 AND subject = $3 \
-             AND deleted = 0 AND ($4 < 0 OR version = $4) ORDER BY version",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(subject)
-        .bind(version.unwrap_or(-1))
-        .fetch_all(&mut *tx)
-        .await?;
-        let versions: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get("version"))
-            .collect::<Result<_, _>>()?;
-        sqlx::query(
+        self.registry_versions_change(
             "UPDATE registry_versions SET deleted = 1 WHERE org_id = $1 AND env_id = $2 AND subject = $3 \
-             AND deleted = 0 AND ($4 < 0 OR version = $4)",
+             AND deleted = 0 AND ($4 < 0 OR version = $4) RETURNING version",
+            org,
+            env,
+            subject,
+            version,
         )
-        .bind(org)
-        .bind(env)
-        .bind(subject)
-        .bind(version.unwrap_or(-1))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(versions)
+        .await
     }
 
     /// Removes soft-deleted versions for good (one, or all of the
@@ -317,40 +305,51 @@ impl Store {
         subject: &str,
         version: Option<i64>,
     ) -> Result<Vec<i64>, CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT version FROM registry_versions WHERE org_id = $1 AND env_id = $2 AND subject = $3 \
-             AND deleted = 1 AND ($4 < 0 OR version = $4) ORDER BY version",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(subject)
-        .bind(version.unwrap_or(-1))
-        .fetch_all(&mut *tx)
-        .await?;
-        let versions: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get("version"))
-            .collect::<Result<_, _>>()?;
-        sqlx::query(
-            "DELETE FROM registry_versions WHERE org_id = $1 AND env_id = $2 AND subject = $3 \
-             AND deleted = 1 AND ($4 < 0 OR version = $4)",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(subject)
-        .bind(version.unwrap_or(-1))
-        .execute(&mut *tx)
-        .await?;
+        let gone = self
+            .registry_versions_change(
+                "DELETE FROM registry_versions WHERE org_id = $1 AND env_id = $2 AND subject = $3 \
+                 AND deleted = 1 AND ($4 < 0 OR version = $4) RETURNING version",
+                org,
+                env,
+                subject,
+                version,
+            )
+            .await?;
         sqlx::query(
             "DELETE FROM registry_schemas WHERE org_id = $1 AND env_id = $2 \
              AND NOT EXISTS (SELECT 1 FROM registry_versions v WHERE v.schema_id = registry_schemas.id)",
         )
         .bind(org)
         .bind(env)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// One statement that changes a subject's versions (one, or all) and
+    /// returns the versions it changed, sorted: a single write, so it never
+    /// upgrades a read lock (SQLite refuses that while another writer
+    /// commits).
+    async fn registry_versions_change(
+        &self,
+        sql: &'static str,
+        org: &str,
+        env: &str,
+        subject: &str,
+        version: Option<i64>,
+    ) -> Result<Vec<i64>, CatalogError> {
+        let rows = sqlx::query(sql)
+            .bind(org)
+            .bind(env)
+            .bind(subject)
+            .bind(version.unwrap_or(-1))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut versions: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("version"))
+            .collect::<Result<_, _>>()?;
+        versions.sort_unstable();
         Ok(versions)
     }
 

@@ -255,7 +255,12 @@ impl SourceDecoder {
                     protos: Default::default(),
                 }
             });
-        let raw_key: Vec<String> = if table.option("key.format").is_none_or(|f| f == "raw") && !raw
+        // A discovered table's key columns are not in its value: the raw
+        // ones come from the record key as is. (A table made in SQL keeps
+        // every column in the value.)
+        let raw_key: Vec<String> = if table.origin == TableOrigin::Discovered
+            && table.option("key.format").is_none_or(|f| f == "raw")
+            && !raw
         {
             table
                 .key_columns()

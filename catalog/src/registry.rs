@@ -912,52 +912,119 @@ fn avro_of(t: &SqlType, nullable: bool, field: &str, counter: &mut usize) -> Res
     Ok(if nullable { json!(["null", v]) } else { v })
 }
 
-/// A discovered table as the registry describes it: its value columns from
-/// the latest version of `<topic>-value` (or the subject its
-/// `'value.subject'` option names), after a raw `key BYTES` column; the
-/// plain `key BYTES, val BYTES` table when there is no such subject, or
-/// when its schema has no Flink SQL mapping (the reason is returned).
+/// A discovered table as the registry describes it: its key columns from
+/// the latest version of `<topic>-key` (or `'key.subject'`), else a raw
+/// `key BYTES` column; its value columns from `<topic>-value` (or
+/// `'value.subject'`), else a raw `val BYTES` column. The plain `key BYTES,
+/// val BYTES` table when neither subject exists. A subject whose schema has
+/// no Flink SQL mapping leaves its part raw; why is returned.
 pub fn registry_table(
     table: &crate::TableDef,
     latest: &HashMap<&str, &SubjectVersion>,
     refs_of: &dyn Fn(&RegisteredSchema) -> Vec<(String, String)>,
-) -> (crate::TableDef, Option<String>) {
-    let mut plain = crate::TableDef::discovered(&table.topic);
-    plain.name = table.name.clone();
-    let subject = table
-        .option("value.subject")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-value", table.topic));
-    if let Some(s) = table.option("value.subject") {
-        plain.options.insert("value.subject".into(), s.to_string());
-    }
-    let Some(v) = latest.get(subject.as_str()) else {
-        return (plain, None);
-    };
-    let columns = parse(v.schema.schema_type, &v.schema.schema, &refs_of(&v.schema))
-        .and_then(|p| columns_of(&p, "val"));
-    let mut value = match columns {
-        Ok(c) => c,
-        Err(e) => return (plain, Some(format!("subject '{subject}': {e}"))),
-    };
-    let mut def = plain;
-    // The raw key column keeps its name unless a value field has it.
-    let key_name = if value.iter().any(|c| c.name == "key") {
-        "__key"
+) -> (crate::TableDef, Vec<String>) {
+    let mut def = crate::TableDef::discovered(&table.topic);
+    def.name = table.name.clone();
+    let mut problems = vec![];
+    let mut part =
+        |which: &str, column: &str| -> Option<(Vec<ColumnSpec>, &SubjectVersion, String)> {
+            let subject = table
+                .option(&format!("{which}.subject"))
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}-{which}", table.topic));
+            let v = latest.get(subject.as_str())?;
+            match parse(v.schema.schema_type, &v.schema.schema, &refs_of(&v.schema))
+                .and_then(|p| columns_of(&p, column))
+            {
+                Ok(c) => Some((c, v, subject)),
+                Err(e) => {
+                    problems.push(format!("subject '{subject}': {e}"));
+                    None
+                }
+            }
+        };
+    let value = part("value", "val");
+    // Keys are typed alongside a typed value (a key subject alone leaves
+    // the table raw).
+    let mut key = if value.is_some() {
+        part("key", "key")
     } else {
-        "key"
+        None
     };
-    def.columns.truncate(1);
-    def.columns[0].name = key_name.to_string();
-    def.columns.append(&mut value);
-    def.options
-        .insert("key.fields".into(), key_name.to_string());
-    def.options
-        .insert("value.format".into(), v.schema.schema_type.format().into());
-    def.options
-        .insert("value.schema-id".into(), v.schema.id.to_string());
-    def.options.insert("value.subject".into(), subject);
-    (def, None)
+    // A JSON key that is not an object has no columns to decode it into.
+    if let Some((_, v, subject)) = &key {
+        let object = v.schema.schema_type != SchemaType::Json
+            || serde_json::from_str::<Value>(&v.schema.schema)
+                .ok()
+                .is_some_and(|j| json_inner(&j).get("properties").is_some());
+        if !object {
+            problems.push(format!(
+                "subject '{subject}': a JSON Schema key that is not an object stays raw bytes"
+            ));
+            key = None;
+        }
+    }
+    for which in ["key", "value"] {
+        if let Some(s) = table.option(&format!("{which}.subject")) {
+            def.options
+                .insert(format!("{which}.subject"), s.to_string());
+        }
+    }
+    // Key and value columns share one namespace: a key whose fields a
+    // value field shadows stays raw.
+    if let (Some((k, _, subject)), Some((v, _, _))) = (&key, &value) {
+        if let Some(c) = k.iter().find(|c| v.iter().any(|w| w.name == c.name)) {
+            problems.push(format!(
+                "subject '{subject}': the key field '{}' has the name of a value field; the key stays raw bytes",
+                c.name
+            ));
+            key = None;
+        }
+    }
+    if key.is_none() && value.is_none() {
+        return (def, problems);
+    }
+    let (key_cols, value_cols) = (
+        key.as_ref().map(|k| k.0.clone()),
+        value.as_ref().map(|v| v.0.clone()),
+    );
+    let raw = |name: &str| ColumnSpec {
+        name: name.to_string(),
+        data_type: SqlType::Bytes,
+        nullable: true,
+        kind: ColumnKind::Physical,
+        comment: None,
+    };
+    let key_cols = key_cols.unwrap_or_else(|| {
+        // The raw key column keeps its name unless a value field has it.
+        let taken = value_cols
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|c| c.name == "key"));
+        vec![raw(if taken { "__key" } else { "key" })]
+    });
+    let value_cols = value_cols.unwrap_or_else(|| vec![raw("val")]);
+    def.options.insert(
+        "key.fields".into(),
+        key_cols
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+    );
+    def.columns = key_cols.into_iter().chain(value_cols).collect();
+    for (which, found) in [("key", &key), ("value", &value)] {
+        if let Some((_, v, subject)) = found {
+            def.options.insert(
+                format!("{which}.format"),
+                v.schema.schema_type.format().into(),
+            );
+            def.options
+                .insert(format!("{which}.schema-id"), v.schema.id.to_string());
+            def.options
+                .insert(format!("{which}.subject"), subject.clone());
+        }
+    }
+    (def, problems)
 }
 
 /// Brings the discovered tables of one cluster in line with the registry's

@@ -165,10 +165,15 @@ impl TableDef {
     /// Columns stored in the record value (all physical columns but the key
     /// columns of a discovered table).
     pub fn value_columns(&self) -> Vec<&ColumnSpec> {
+        let key = if self.origin == TableOrigin::Discovered {
+            self.key_columns()
+        } else {
+            vec![]
+        };
         self.columns
             .iter()
             .filter(|c| c.kind == ColumnKind::Physical)
-            .filter(|c| !(self.origin == TableOrigin::Discovered && c.name == "key"))
+            .filter(|c| !key.contains(&c.name))
             .collect()
     }
 

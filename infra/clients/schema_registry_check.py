@@ -241,6 +241,31 @@ check("Weir's Avro records read back equal", read == [
      "inner_row": {"x": 1, "y": "in"}, "m": {"k": 5}, "day": datetime.date(2024, 2, 29)},
 ], read)
 
+# ---- key subjects type key columns -------------------------------------------
+ktopic = f"keyed_{run}"
+kser = AvroSerializer(sr, json.dumps({"type": "record", "name": "K", "fields": [
+    {"name": "region", "type": "string"}, {"name": "shard", "type": "int"}]}))
+vser = AvroSerializer(sr, v1)
+for i in range(2):
+    producer.produce(ktopic, key=kser({"region": "eu", "shard": i}, SerializationContext(ktopic, MessageField.KEY)),
+                     value=vser({"id": i, "name": f"k{i}"}, SerializationContext(ktopic, MessageField.VALUE)))
+stopic = f"skeyed_{run}"
+sser = AvroSerializer(sr, '"string"')
+producer.produce(stopic, key=sser("user-1", SerializationContext(stopic, MessageField.KEY)),
+                 value=vser({"id": 1, "name": "s"}, SerializationContext(stopic, MessageField.VALUE)))
+check("records with Avro keys were written", producer.flush(30) == 0)
+kcols = wait_for("a record key subject types the key columns",
+                 lambda: [r[:2] for r in sql(f"DESCRIBE `{ktopic}`")
+                          if any(x[0] == "region" for x in sql(f"DESCRIBE `{ktopic}`"))])
+check("key columns come first, then the value's", kcols[:4] == [
+    ["region", "STRING"], ["shard", "INT"], ["id", "INT"], ["name", "STRING"]], kcols)
+krows = sql(f"SELECT region, shard, id, name FROM `{ktopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("Weir reads Avro keys and values", sorted(krows) == [["eu", "0", "0", "k0"], ["eu", "1", "1", "k1"]], krows)
+wait_for("a primitive key subject types the key column",
+         lambda: [r for r in sql(f"DESCRIBE `{stopic}`") if r[0] == "key" and r[1] == "STRING"])
+srows = sql(f"SELECT key, name FROM `{stopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("Weir reads a plain Avro string key", srows == [["user-1", "s"]], srows)
+
 # ---- JSON Schema both ways ---------------------------------------------------
 jtopic = f"json_{run}"
 jschema = json.dumps({"$schema": "http://json-schema.org/draft-07/schema#", "title": "Order",

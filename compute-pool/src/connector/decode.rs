@@ -122,6 +122,9 @@ pub struct SourceDecoder {
     registry: Option<Registry>,
     /// Columns filled with the record key as is (`'key.format' = 'raw'`).
     raw_key: Vec<String>,
+    /// Key columns in a registry format: decoded from the record keys by
+    /// this decoder of the key columns alone.
+    key_part: Option<Box<SourceDecoder>>,
 }
 
 /// What a decoder of the schema registry's wire format knows.
@@ -137,6 +140,9 @@ struct Registry {
     protos: std::sync::Mutex<
         std::collections::HashMap<u32, Result<weir_catalog::proto::ProtoSchema, String>>,
     >,
+    /// The column an Avro schema that is not a record (a plain `string`
+    /// key, say) reads into: the part's one column.
+    wrap: Option<String>,
 }
 
 /// After this many polls in a row that the fast path could not take, it
@@ -253,6 +259,7 @@ impl SourceDecoder {
                     known: Default::default(),
                     avro: Default::default(),
                     protos: Default::default(),
+                    wrap: (physical.fields().len() == 1).then(|| physical.field(0).name().clone()),
                 }
             });
         // A discovered table's key columns are not in its value: the raw
@@ -271,8 +278,14 @@ impl SourceDecoder {
         } else {
             vec![]
         };
+        let key_part = Self::key_part(table, &physical);
         Ok(SourceDecoder {
-            fast: crate::connector::fastjson::FastJson::new(&physical),
+            // The fast path reads plain JSON values, not framed ones.
+            fast: if registry.is_none() {
+                crate::connector::fastjson::FastJson::new(&physical)
+            } else {
+                None
+            },
             fast_misses: Default::default(),
             upsert: !raw && table.changelog_mode() == "upsert" && !table.primary_key.is_empty(),
             retract: !raw && table.changelog_mode() == "retract",
@@ -293,7 +306,116 @@ impl SourceDecoder {
             mode: ErrorMode::of(&table.options),
             registry,
             raw_key,
+            key_part,
         })
+    }
+
+    /// The decoder of a table's key columns in a registry format, for the
+    /// ones the statement reads (`None`: it reads none, or they are raw).
+    fn key_part(
+        table: &weir_catalog::TableDef,
+        physical: &SchemaRef,
+    ) -> Option<Box<SourceDecoder>> {
+        let format = table.option("key.format")?;
+        if !crate::connector::registry::is_registry_format(format) {
+            return None;
+        }
+        let keys = table.key_columns();
+        let fields: Vec<arrow::datatypes::Field> = physical
+            .fields()
+            .iter()
+            .filter(|f| keys.contains(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        if fields.is_empty() {
+            return None;
+        }
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let wrap = (schema.fields().len() == 1).then(|| schema.field(0).name().clone());
+        Some(Box::new(SourceDecoder {
+            topic: table.topic.clone(),
+            raw: false,
+            physical: schema.clone(),
+            base: schema.clone(),
+            output: schema,
+            computed: vec![],
+            meta_keys: vec![],
+            mode: ErrorMode::of(&table.options),
+            upsert: false,
+            retract: false,
+            fast: None,
+            fast_misses: Default::default(),
+            registry: Some(Registry {
+                format: format.to_string(),
+                reader_id: table.option("key.schema-id").and_then(|s| s.parse().ok()),
+                reader_text: None,
+                known: Default::default(),
+                avro: Default::default(),
+                protos: Default::default(),
+                wrap,
+            }),
+            raw_key: vec![],
+            key_part: None,
+        }))
+    }
+
+    /// Decodes the registry-format keys of the good records into the key
+    /// columns of `physical`; a record whose key does not decode is bad.
+    fn with_registry_keys(
+        &self,
+        kp: &SourceDecoder,
+        physical: RecordBatch,
+        good: Vec<usize>,
+        records: &[RawRecord<'_>],
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        let reg = kp
+            .registry
+            .as_ref()
+            .expect("a key part reads a registry format");
+        let keyed: Vec<RawRecord<'_>> = good
+            .iter()
+            .map(|&g| RawRecord {
+                value: records[g].key,
+                ..records[g]
+            })
+            .collect();
+        let before = bad.len();
+        let (keys, kept) = kp.registry_columns(reg, &keyed, bad)?;
+        for b in &mut bad[before..] {
+            b.reason = format!("the key: {}", b.reason)
+                .replace("has no value (a tombstone)", "has no key");
+            let original = records
+                .iter()
+                .find(|r| r.partition == b.partition && r.offset == b.offset);
+            b.value = original.and_then(|r| r.value.map(<[u8]>::to_vec));
+        }
+        let physical = if kept.len() == good.len() {
+            physical
+        } else {
+            let idx = arrow::array::UInt32Array::from_iter_values(kept.iter().map(|&j| j as u32));
+            arrow::compute::take_record_batch(&physical, &idx)?
+        };
+        let good = kept.iter().map(|&j| good[j]).collect();
+        let mut cols = physical.columns().to_vec();
+        for (i, f) in self.physical.fields().iter().enumerate() {
+            if let Some(c) = keys.column_by_name(f.name()) {
+                cols[i] = if c.data_type() == f.data_type() {
+                    c.clone()
+                } else {
+                    cast(c, f.data_type())?
+                };
+            }
+        }
+        let n = physical.num_rows();
+        Ok((
+            RecordBatch::try_new_with_options(
+                physical.schema(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?,
+            good,
+        ))
     }
 
     /// The schema ids these records (and the table's reader schema) name
@@ -302,6 +424,16 @@ impl SourceDecoder {
     pub fn missing_schemas(&self, records: &[RawRecord<'_>]) -> Vec<u32> {
         let Some(reg) = &self.registry else {
             return vec![];
+        };
+        let mut from_keys = match &self.key_part {
+            Some(kp) => {
+                let keyed: Vec<RawRecord<'_>> = records
+                    .iter()
+                    .map(|r| RawRecord { value: r.key, ..*r })
+                    .collect();
+                kp.missing_schemas(&keyed)
+            }
+            None => vec![],
         };
         let known = reg.known.lock().expect("not poisoned");
         let mut out: Vec<u32> = reg
@@ -316,11 +448,16 @@ impl SourceDecoder {
                 }
             }
         }
+        from_keys.retain(|id| !out.contains(id));
+        out.append(&mut from_keys);
         out
     }
 
     /// A schema fetched from the registry (`None`: it has no such id).
     pub fn learn_schema(&self, id: u32, schema: Option<weir_catalog::registry::RegisteredSchema>) {
+        if let Some(kp) = &self.key_part {
+            kp.learn_schema(id, schema.clone());
+        }
         if let Some(reg) = &self.registry {
             reg.known.lock().expect("not poisoned").learn(id, schema);
         }
@@ -407,9 +544,11 @@ impl SourceDecoder {
             }
             drop(protos);
             drop(known);
-            if let Some(batch) =
-                crate::connector::registry::proto_columns(&self.physical, &messages, &self.raw_key)
-            {
+            if let Some(batch) = crate::connector::registry::proto_columns(
+                &self.physical,
+                &messages,
+                &self.not_in_value(),
+            ) {
                 return Ok((batch, decoded));
             }
             let values: Vec<serde_json::Value> = messages
@@ -436,8 +575,10 @@ impl SourceDecoder {
             None => reg.reader_text.as_deref(),
         };
         let reader = match reader_text {
-            Some(s) => crate::connector::registry::reader_schema(s, &self.physical)
-                .map_err(EngineError::Plan)?,
+            Some(s) => {
+                crate::connector::registry::reader_schema(s, &self.physical, reg.wrap.as_deref())
+                    .map_err(EngineError::Plan)?
+            }
             None => {
                 return Err(EngineError::Plan(format!(
                 "the schema the table '{}' was typed from (id {:?}) is not in the schema registry",
@@ -446,7 +587,7 @@ impl SourceDecoder {
             }
         };
         let mut avro = reg.avro.lock().expect("not poisoned");
-        let dec = avro.get_or_insert_with(|| AvroDecoder::new(reader));
+        let dec = avro.get_or_insert_with(|| AvroDecoder::new(reader, reg.wrap.clone()));
         for &(_, id, _) in &framed {
             if !dec.has_writer(id) {
                 dec.add_writer(id, &known.get(id).expect("checked above").schema);
@@ -572,6 +713,15 @@ impl SourceDecoder {
         Ok((concat_batches(&self.physical, &batches)?, good))
     }
 
+    /// The columns that come from the record key, not its value.
+    fn not_in_value(&self) -> Vec<String> {
+        let mut out = self.raw_key.clone();
+        if let Some(kp) = &self.key_part {
+            out.extend(kp.physical.fields().iter().map(|f| f.name().clone()));
+        }
+        out
+    }
+
     /// The raw key columns filled from the records' keys.
     fn with_raw_keys(
         &self,
@@ -666,6 +816,10 @@ impl SourceDecoder {
             self.json_columns(records, &ops, &mut bad)?
         };
         let physical = self.with_raw_keys(physical, &good, records)?;
+        let (physical, good) = match &self.key_part {
+            Some(kp) => self.with_registry_keys(kp, physical, good, records, &mut bad)?,
+            None => (physical, good),
+        };
         bad.sort_by_key(|b| (b.partition, b.offset));
         let mut batch = self.assemble(physical, &good, records)?;
         if self.retract {

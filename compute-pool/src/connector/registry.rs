@@ -65,12 +65,32 @@ impl KnownSchemas {
     }
 }
 
+/// A schema that is not a record (a key that is a plain `string`, say) as
+/// a record of one field named `field`: its binary encoding is the same,
+/// and the decoder produces a batch with that one column.
+fn wrap_primitive(v: Value, field: Option<&str>) -> Value {
+    let record = v
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "record" || t == "error");
+    match field {
+        Some(f) if !record => serde_json::json!({
+            "type": "record",
+            "name": "__weir_wrapped",
+            "fields": [{"name": f, "type": v}],
+        }),
+        _ => v,
+    }
+}
+
 /// The reader schema of a table: the registered schema the table was typed
 /// from, with only the fields a statement reads (the others are skipped,
-/// not built), and `uuid` read as the string it is.
-pub fn reader_schema(schema: &str, read: &SchemaRef) -> Result<String, String> {
-    let mut v: Value =
+/// not built), and `uuid` read as the string it is. A schema that is not a
+/// record reads into the column `wrap`.
+pub fn reader_schema(schema: &str, read: &SchemaRef, wrap: Option<&str>) -> Result<String, String> {
+    let v: Value =
         serde_json::from_str(schema).map_err(|e| format!("the table's schema is not JSON: {e}"))?;
+    let mut v = wrap_primitive(v, wrap);
     if let Some(Value::Array(fields)) = v.get_mut("fields") {
         fields.retain(|f| {
             f.get("name")
@@ -103,6 +123,8 @@ fn strip_uuid(v: &mut Value) {
 /// for the caller to cast by column name.
 pub struct AvroDecoder {
     reader: String,
+    /// The column a writer schema that is not a record reads into.
+    wrap: Option<String>,
     writers: HashMap<u32, String>,
     decoders: HashMap<u32, Decoder>,
 }
@@ -122,9 +144,10 @@ pub type Failed = Vec<(usize, String)>;
 const BATCH_ROWS: usize = 1 << 16;
 
 impl AvroDecoder {
-    pub fn new(reader: String) -> AvroDecoder {
+    pub fn new(reader: String, wrap: Option<String>) -> AvroDecoder {
         AvroDecoder {
             reader,
+            wrap,
             writers: HashMap::new(),
             decoders: HashMap::new(),
         }
@@ -136,6 +159,7 @@ impl AvroDecoder {
             Err(_) => return,
         };
         strip_uuid(&mut v);
+        let v = wrap_primitive(v, self.wrap.as_deref());
         self.writers.insert(id, v.to_string());
         self.decoders.remove(&id);
     }

@@ -250,7 +250,10 @@ struct HttpEvents {
 }
 
 impl HttpEvents {
-    async fn send(&self, body: ReportBody) -> Result<StatusCode, String> {
+    /// Posts a report until the control plane answers something other than
+    /// a server error (backing off between tries); a 409 means the lease is
+    /// lost.
+    async fn deliver(&self, body: ReportBody) -> Result<reqwest::Response, String> {
         let kind = body.kind();
         let report = TaskReport {
             worker_id: self.worker_id.clone(),
@@ -272,7 +275,7 @@ impl HttpEvents {
                     ));
                 }
                 Ok(r) if r.status().is_server_error() => {}
-                Ok(r) => return Ok(r.status()),
+                Ok(r) => return Ok(r),
                 Err(e) => {
                     tracing::warn!(error = %e, "reporting to the control plane failed; retrying")
                 }
@@ -282,44 +285,18 @@ impl HttpEvents {
         }
         Err("the control plane cannot be reached to report progress".into())
     }
-}
 
-impl HttpEvents {
+    async fn send(&self, body: ReportBody) -> Result<StatusCode, String> {
+        Ok(self.deliver(body).await?.status())
+    }
+
     /// A report the control plane answers with a [`SchemaAnswer`].
     async fn ask(&self, body: ReportBody) -> Result<crate::worker::protocol::SchemaAnswer, String> {
-        let kind = body.kind();
-        let report = TaskReport {
-            worker_id: self.worker_id.clone(),
-            epoch: self.epoch,
-            body,
-        };
-        let mut wait = Duration::from_millis(100);
-        for _ in 0..8 {
-            match self
-                .client
-                .post(&format!("tasks/{}/{kind}", self.task), &report)
-                .await
-            {
-                Ok(r) if r.status() == StatusCode::CONFLICT => {
-                    self.lost.store(true, Ordering::Release);
-                    return Err(format!(
-                        "this worker no longer holds task {}'s lease",
-                        self.task
-                    ));
-                }
-                Ok(r) if r.status().is_success() => {
-                    return r.json().await.map_err(|e| e.to_string());
-                }
-                Ok(r) if r.status().is_client_error() => {
-                    return Err(format!("the control plane refused: {}", r.status()));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "asking the control plane failed; retrying"),
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
+        let r = self.deliver(body).await?;
+        if !r.status().is_success() {
+            return Err(format!("the control plane refused: {}", r.status()));
         }
-        Err("the control plane cannot be reached".into())
+        r.json().await.map_err(|e| e.to_string())
     }
 }
 

@@ -1071,6 +1071,156 @@ pub async fn sync_schemas(
     Ok((changed, problems))
 }
 
+/// The `.proto` schema Weir registers for columns it writes as
+/// `proto-registry`: one message `Row` with a field per column, numbered
+/// in column order; nullable scalars are `optional` (so a NULL is absent,
+/// not a zero), `ROW` columns nested messages, `ARRAY` repeated fields,
+/// `MAP` map fields, timestamps `google.protobuf.Timestamp`.
+pub fn proto_schema_of(columns: &[(String, SqlType, bool)]) -> Result<String, String> {
+    let mut nested = vec![];
+    let mut uses_timestamp = false;
+    let body = proto_message("Row", columns, &mut nested, &mut uses_timestamp, 1)?;
+    let mut out = String::from("syntax = \"proto3\";\npackage weir.generated;\n");
+    if uses_timestamp {
+        out.push_str("import \"google/protobuf/timestamp.proto\";\n");
+    }
+    out.push('\n');
+    out.push_str(&body);
+    Ok(out)
+}
+
+fn proto_message(
+    name: &str,
+    columns: &[(String, SqlType, bool)],
+    nested: &mut Vec<String>,
+    ts: &mut bool,
+    depth: usize,
+) -> Result<String, String> {
+    let indent = "  ".repeat(depth - 1);
+    let mut fields = vec![];
+    let mut inner = vec![];
+    for (i, (col, t, nullable)) in columns.iter().enumerate() {
+        let number = i + 1;
+        let (decl, msg) = proto_field(col, t, *nullable, ts, depth)?;
+        if let Some(m) = msg {
+            inner.push(m);
+        }
+        fields.push(format!("{indent}  {decl} = {number};"));
+    }
+    let _ = nested;
+    Ok(format!(
+        "{indent}message {name} {{\n{}{}\n{indent}}}\n",
+        inner.join(""),
+        fields.join("\n")
+    ))
+}
+
+/// A scalar's Protobuf type name.
+fn proto_scalar(t: &SqlType, ts: &mut bool) -> Option<&'static str> {
+    Some(match t {
+        SqlType::Boolean => "bool",
+        SqlType::TinyInt | SqlType::SmallInt | SqlType::Int => "int32",
+        SqlType::BigInt => "int64",
+        SqlType::Float => "float",
+        SqlType::Double => "double",
+        SqlType::Char { .. }
+        | SqlType::Varchar { .. }
+        | SqlType::String
+        | SqlType::Decimal { .. } => "string",
+        SqlType::Binary { .. } | SqlType::Varbinary { .. } | SqlType::Bytes => "bytes",
+        SqlType::Date | SqlType::Time { .. } => "int32",
+        SqlType::Timestamp { .. } | SqlType::TimestampLtz { .. } => {
+            *ts = true;
+            "google.protobuf.Timestamp"
+        }
+        _ => return None,
+    })
+}
+
+fn proto_field(
+    col: &str,
+    t: &SqlType,
+    nullable: bool,
+    ts: &mut bool,
+    depth: usize,
+) -> Result<(String, Option<String>), String> {
+    if let Some(s) = proto_scalar(t, ts) {
+        let message = s.starts_with("google.");
+        let opt = if nullable && !message {
+            "optional "
+        } else {
+            ""
+        };
+        return Ok((format!("{opt}{s} {col}"), None));
+    }
+    match t {
+        SqlType::Array { element, .. } => {
+            if let Some(s) = proto_scalar(element, ts) {
+                return Ok((format!("repeated {s} {col}"), None));
+            }
+            if let SqlType::Row { fields } = element.as_ref() {
+                let name = format!("{}Item", message_name(col));
+                let cols: Vec<_> = fields
+                    .iter()
+                    .map(|f| (f.name.clone(), f.data_type.clone(), f.nullable))
+                    .collect();
+                let m = proto_message(&name, &cols, &mut vec![], ts, depth + 1)?;
+                return Ok((format!("repeated {name} {col}"), Some(m)));
+            }
+            Err(format!(
+                "column '{col}': an array of {element} cannot be written as Protobuf"
+            ))
+        }
+        SqlType::Map { key, value, .. } => {
+            let k = match key.as_ref() {
+                SqlType::Char { .. } | SqlType::Varchar { .. } | SqlType::String => "string",
+                SqlType::Int | SqlType::SmallInt | SqlType::TinyInt => "int32",
+                SqlType::BigInt => "int64",
+                SqlType::Boolean => "bool",
+                other => {
+                    return Err(format!(
+                        "column '{col}': a map with {other} keys cannot be written as Protobuf"
+                    ))
+                }
+            };
+            let v = proto_scalar(value, ts).ok_or_else(|| {
+                format!("column '{col}': a map of {value} values cannot be written as Protobuf")
+            })?;
+            Ok((format!("map<{k}, {v}> {col}"), None))
+        }
+        SqlType::Row { fields } => {
+            let name = message_name(col);
+            let cols: Vec<_> = fields
+                .iter()
+                .map(|f| (f.name.clone(), f.data_type.clone(), f.nullable))
+                .collect();
+            let m = proto_message(&name, &cols, &mut vec![], ts, depth + 1)?;
+            Ok((format!("{name} {col}"), Some(m)))
+        }
+        other => Err(format!(
+            "column '{col}': {other} cannot be written as Protobuf"
+        )),
+    }
+}
+
+/// A message name for a column: `line_items` gives `LineItems`.
+fn message_name(col: &str) -> String {
+    let mut out = String::new();
+    let mut up = true;
+    for c in col.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(if up { c.to_ascii_uppercase() } else { c });
+            up = false;
+        } else {
+            up = true;
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'M');
+    }
+    out
+}
+
 /// The JSON Schema Weir registers for columns it writes as
 /// `json-registry`: an object with a property per column, nullable ones as
 /// a union with `null`.
@@ -1154,6 +1304,7 @@ pub fn schema_for_table(table: &crate::TableDef) -> Result<(SchemaType, String, 
             subject,
         )),
         "json-registry" => Ok((SchemaType::Json, json_schema_of(&cols).to_string(), subject)),
+        "proto-registry" => Ok((SchemaType::Protobuf, proto_schema_of(&cols)?, subject)),
         other => Err(format!(
             "the '{other}' format has no schema Weir registers for a table"
         )),
@@ -1407,6 +1558,48 @@ mod tests {
         .unwrap();
         let why = incompatibilities(Compatibility::Backward, &v2, &[v1]);
         assert!(why.iter().any(|m| m.contains("'x'")), "{why:?}");
+    }
+
+    #[test]
+    fn written_columns_give_a_proto_schema_that_compiles_and_maps_back() {
+        let cols = vec![
+            ("id".to_string(), SqlType::BigInt, false),
+            ("name".to_string(), SqlType::String, true),
+            (
+                "at".to_string(),
+                SqlType::TimestampLtz { precision: 9 },
+                true,
+            ),
+            (
+                "tags".to_string(),
+                SqlType::Array {
+                    element: Box::new(SqlType::String),
+                    element_nullable: false,
+                },
+                false,
+            ),
+            (
+                "line_item".to_string(),
+                SqlType::Row {
+                    fields: vec![RowField {
+                        name: "qty".into(),
+                        data_type: SqlType::Int,
+                        nullable: true,
+                    }],
+                },
+                true,
+            ),
+        ];
+        let text = proto_schema_of(&cols).unwrap();
+        let parsed = parse(SchemaType::Protobuf, &text, &[]).unwrap();
+        let back: Vec<(String, SqlType, bool)> = columns_of(&parsed, "val")
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.data_type, c.nullable))
+            .collect();
+        assert_eq!(back, cols, "{text}");
+        let e = proto_schema_of(&[("i".into(), SqlType::IntervalDayTime, false)]).unwrap_err();
+        assert!(e.contains("'i'"), "{e}");
     }
 
     #[test]

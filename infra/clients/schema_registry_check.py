@@ -396,6 +396,58 @@ check("scalar Protobuf columns read the same on the direct path", flat == [
     ["0", "", "0.0", "FALSE", "x''", "NEW", None, None, "0", "0"],
 ], flat)
 
+# ---- Weir writes Protobuf, Confluent's deserializer reads ---------------------
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer  # noqa: E402
+
+pout = f"proto_out_{run}"
+sql(f"""CREATE TABLE `{pout}` (id BIGINT NOT NULL, item STRING, price DOUBLE, at TIMESTAMP_LTZ(9),
+        tags ARRAY<STRING>, line ROW<qty INT, sku STRING>) WITH ('value.format' = 'proto-registry')""")
+registered = sr.get_latest_version(f"{pout}-value").schema
+check("CREATE TABLE registers a Protobuf schema", registered.schema_type == "PROTOBUF"
+      and "message Row" in registered.schema_str, registered.schema_str)
+sql(f"INSERT INTO `{pout}` SELECT id, item, price, at, tags, line FROM `{ptopic}` "
+    "/*+ OPTIONS('scan.bounded.mode'='latest-offset') */", timeout=90)
+# The message Weir registered, as a class Confluent's deserializer parses with.
+rfdp = descriptor_pb2.FileDescriptorProto(
+    name=f"check/row_{run}.proto", package=f"row{run}", syntax="proto3",
+    dependency=["google/protobuf/timestamp.proto"])
+row = rfdp.message_type.add(name="Row")
+rline = row.nested_type.add(name="Line")
+rline.oneof_decl.add(name="_qty")
+field(rline, "qty", 1, F.TYPE_INT32, oneof_index=0, proto3_optional=True)
+rline.oneof_decl.add(name="_sku")
+field(rline, "sku", 2, F.TYPE_STRING, oneof_index=1, proto3_optional=True)
+field(row, "id", 1, F.TYPE_INT64)
+row.oneof_decl.add(name="_item")
+field(row, "item", 2, F.TYPE_STRING, oneof_index=0, proto3_optional=True)
+row.oneof_decl.add(name="_price")
+field(row, "price", 3, F.TYPE_DOUBLE, oneof_index=1, proto3_optional=True)
+field(row, "at", 4, F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp")
+field(row, "tags", 5, F.TYPE_STRING, label=F.LABEL_REPEATED)
+field(row, "line", 6, F.TYPE_MESSAGE, type_name=f".row{run}.Row.Line")
+pool.Add(rfdp)
+Row = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"row{run}.Row"))
+pdeser = ProtobufDeserializer(Row, {"use.deprecated.format": False})
+consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gp-{run}",
+                     "auto.offset.reset": "earliest"})
+consumer.subscribe([pout])
+pread = []
+deadline = time.time() + 60
+while len(pread) < 2 and time.time() < deadline:
+    m = consumer.poll(0.5)
+    if m is not None and m.error() is None:
+        pread.append(pdeser(m.value(), SerializationContext(pout, MessageField.VALUE)))
+consumer.close()
+check("Confluent's Protobuf deserializer reads every record Weir wrote", len(pread) == 2, pread)
+pread.sort(key=lambda r: r.id)
+first, second = pread
+check("Weir's Protobuf records read back equal",
+      (second.id, second.item, second.price, second.at.ToDatetime(), list(second.tags), second.line.qty,
+       second.line.sku) == (9000000000, "widget", 9.5, datetime.datetime(2024, 3, 1, 9, 30, 0, 123456),
+                            ["a", "b"], 2, "s-1")
+      and (first.id, first.item, first.price, list(first.tags), first.HasField("line"), first.HasField("at"))
+      == (0, "", 0.0, [], False, False), pread)
+
 # ---- one running statement across a schema evolution -------------------------
 etopic = f"evolve_{run}"
 ev1 = {"type": "record", "name": "Ev", "fields": [

@@ -320,6 +320,12 @@ pub fn encode_values(table: &TableDef, value: &RecordBatch) -> Result<Vec<Bytes>
             EngineError::Plan(format!("table '{}' has no registered schema", table.name))
         })?;
     match table.value_format() {
+        PROTO => {
+            let schema = table.option(WRITER_SCHEMA_OPTION).ok_or_else(|| {
+                EngineError::Plan(format!("table '{}' has no writer schema", table.name))
+            })?;
+            encode_proto(table, value, id, schema)
+        }
         JSON => {
             let rows = crate::connector::encode::json_rows(value)?;
             Ok(rows
@@ -646,4 +652,216 @@ pub fn proto_columns(
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
     )
     .ok()
+}
+
+thread_local! {
+    /// Compiled sink schemas by id.
+    static PROTO_SINKS: std::cell::RefCell<HashMap<u32, weir_catalog::proto::ProtoSchema>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// The values of a batch as Protobuf messages of the sink's registered
+/// schema (its first message), in the wire format (message index `[0]`).
+/// NULL columns are left absent.
+fn encode_proto(
+    table: &TableDef,
+    value: &RecordBatch,
+    id: u32,
+    schema: &str,
+) -> Result<Vec<Bytes>, EngineError> {
+    let plan = |e: String| EngineError::Plan(format!("table '{}': {e}", table.name));
+    let desc = PROTO_SINKS.with(|c| {
+        let mut c = c.borrow_mut();
+        let compiled = match c.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(weir_catalog::proto::compile(schema, &[]).map_err(plan)?)
+            }
+        };
+        compiled
+            .message(&[0])
+            .ok_or_else(|| plan("the registered schema has no message".into()))
+    })?;
+    let fields: Vec<Option<prost_reflect::FieldDescriptor>> = value
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| desc.get_field_by_name(f.name()))
+        .collect();
+    let mut out = Vec::with_capacity(value.num_rows());
+    for row in 0..value.num_rows() {
+        let mut m = prost_reflect::DynamicMessage::new(desc.clone());
+        for (i, fd) in fields.iter().enumerate() {
+            let (Some(fd), col) = (fd, value.column(i)) else {
+                continue;
+            };
+            if col.is_null(row) {
+                continue;
+            }
+            let sv = datafusion::common::ScalarValue::try_from_array(col, row)?;
+            if let Some(v) = proto_of(&sv, fd).map_err(plan)? {
+                m.set_field(fd, v);
+            }
+        }
+        let mut buf = Vec::with_capacity(64);
+        buf.push(0);
+        buf.extend_from_slice(&id.to_be_bytes());
+        buf.push(0);
+        prost_reflect::prost::Message::encode(&m, &mut buf)
+            .map_err(|e| plan(format!("Protobuf encoding: {e}")))?;
+        out.push(Bytes::from(buf));
+    }
+    Ok(out)
+}
+
+/// One cell as the value of field `fd` (`None`: NULL, left absent).
+fn proto_of(
+    sv: &datafusion::common::ScalarValue,
+    fd: &prost_reflect::FieldDescriptor,
+) -> Result<Option<prost_reflect::Value>, String> {
+    use datafusion::common::ScalarValue as S;
+    use prost_reflect::{MapKey, Value as P};
+    if sv.is_null() {
+        return Ok(None);
+    }
+    if fd.is_map() {
+        let S::Map(arr) = sv else {
+            return Err(format!("field '{}': a map, not {sv:?}", fd.name()));
+        };
+        let prost_reflect::Kind::Message(entry) = fd.kind() else {
+            unreachable!("a map field's kind is its entry message")
+        };
+        let (kf, vf) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+        let entries = arr.value(0);
+        let mut map = std::collections::HashMap::new();
+        for i in 0..arrow::array::Array::len(&entries) {
+            let k = S::try_from_array(entries.column(0), i).map_err(|e| e.to_string())?;
+            let v = S::try_from_array(entries.column(1), i).map_err(|e| e.to_string())?;
+            let key = match proto_scalar_of(&k, &kf)? {
+                Some(P::String(s)) => MapKey::String(s),
+                Some(P::I32(n)) => MapKey::I32(n),
+                Some(P::I64(n)) => MapKey::I64(n),
+                Some(P::Bool(b)) => MapKey::Bool(b),
+                _ => continue,
+            };
+            if let Some(v) = proto_scalar_of(&v, &vf)? {
+                map.insert(key, v);
+            }
+        }
+        return Ok(Some(P::Map(map)));
+    }
+    if fd.is_list() {
+        let list = match sv {
+            S::List(a) => a.value(0),
+            S::LargeList(a) => a.value(0),
+            S::FixedSizeList(a) => a.value(0),
+            _ => return Err(format!("field '{}': a list, not {sv:?}", fd.name())),
+        };
+        let mut items = Vec::with_capacity(list.len());
+        for i in 0..list.len() {
+            let item = S::try_from_array(&list, i).map_err(|e| e.to_string())?;
+            if let Some(v) = proto_scalar_of(&item, fd)? {
+                items.push(v);
+            }
+        }
+        return Ok(Some(P::List(items)));
+    }
+    proto_scalar_of(sv, fd)
+}
+
+/// One non-repeated value of field `fd`'s kind.
+fn proto_scalar_of(
+    sv: &datafusion::common::ScalarValue,
+    fd: &prost_reflect::FieldDescriptor,
+) -> Result<Option<prost_reflect::Value>, String> {
+    use datafusion::common::ScalarValue as S;
+    use prost_reflect::{Kind, Value as P};
+    if sv.is_null() {
+        return Ok(None);
+    }
+    let int = |s: &S| -> Option<i64> {
+        Some(match s {
+            S::Int8(Some(v)) => i64::from(*v),
+            S::Int16(Some(v)) => i64::from(*v),
+            S::Int32(Some(v)) => i64::from(*v),
+            S::Int64(Some(v)) => *v,
+            S::Date32(Some(v)) => i64::from(*v),
+            S::Time32Millisecond(Some(v)) => i64::from(*v),
+            S::Time64Microsecond(Some(v)) => *v / 1000,
+            S::Time64Nanosecond(Some(v)) => *v / 1_000_000,
+            _ => return None,
+        })
+    };
+    let bad = || {
+        format!(
+            "field '{}': {sv:?} cannot be written as {:?}",
+            fd.name(),
+            fd.kind()
+        )
+    };
+    Ok(Some(match fd.kind() {
+        Kind::Bool => match sv {
+            S::Boolean(Some(b)) => P::Bool(*b),
+            _ => return Err(bad()),
+        },
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => P::I32(
+            int(sv)
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(bad)?,
+        ),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => P::I64(int(sv).ok_or_else(bad)?),
+        Kind::Float => match sv {
+            S::Float32(Some(v)) => P::F32(*v),
+            S::Float64(Some(v)) => P::F32(*v as f32),
+            _ => return Err(bad()),
+        },
+        Kind::Double => match sv {
+            S::Float64(Some(v)) => P::F64(*v),
+            S::Float32(Some(v)) => P::F64(f64::from(*v)),
+            _ => return Err(bad()),
+        },
+        Kind::String => match sv {
+            S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => P::String(s.clone()),
+            other => P::String(other.to_string()),
+        },
+        Kind::Bytes => match sv {
+            S::Binary(Some(b)) | S::LargeBinary(Some(b)) | S::BinaryView(Some(b)) => {
+                P::Bytes(Bytes::from(b.clone()))
+            }
+            S::FixedSizeBinary(_, Some(b)) => P::Bytes(Bytes::from(b.clone())),
+            _ => return Err(bad()),
+        },
+        Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+            let nanos = match sv {
+                S::TimestampSecond(Some(v), _) => i128::from(*v) * 1_000_000_000,
+                S::TimestampMillisecond(Some(v), _) => i128::from(*v) * 1_000_000,
+                S::TimestampMicrosecond(Some(v), _) => i128::from(*v) * 1_000,
+                S::TimestampNanosecond(Some(v), _) => i128::from(*v),
+                _ => return Err(bad()),
+            };
+            let mut t = prost_reflect::DynamicMessage::new(m);
+            t.set_field_by_name("seconds", P::I64(nanos.div_euclid(1_000_000_000) as i64));
+            t.set_field_by_name("nanos", P::I32(nanos.rem_euclid(1_000_000_000) as i32));
+            P::Message(t)
+        }
+        Kind::Message(m) => {
+            let S::Struct(arr) = sv else {
+                return Err(bad());
+            };
+            let mut msg = prost_reflect::DynamicMessage::new(m.clone());
+            for (i, f) in arr.fields().iter().enumerate() {
+                let Some(inner) = m.get_field_by_name(f.name()) else {
+                    continue;
+                };
+                let cell = S::try_from_array(arr.column(i), 0).map_err(|e| e.to_string())?;
+                if let Some(v) = proto_of(&cell, &inner)? {
+                    msg.set_field(&inner, v);
+                }
+            }
+            P::Message(msg)
+        }
+        Kind::Enum(_) | Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
+            return Err(bad())
+        }
+    }))
 }

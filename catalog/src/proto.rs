@@ -219,12 +219,16 @@ fn wrapped(m: &MessageDescriptor) -> Option<SqlType> {
 /// scalars without `optional` always have a value (NOT NULL); messages,
 /// `optional` fields and the fields of a `oneof` may be absent.
 pub fn field_type(f: &FieldDescriptor, path: &str) -> Result<(SqlType, bool), String> {
+    field_type_at(f, path, 0)
+}
+
+fn field_type_at(f: &FieldDescriptor, path: &str, depth: usize) -> Result<(SqlType, bool), String> {
     if f.is_map() {
         let Kind::Message(entry) = f.kind() else {
             unreachable!("a map field's kind is its entry message")
         };
-        let (k, _) = field_type(&entry.map_entry_key_field(), path)?;
-        let (v, v_null) = field_type(&entry.map_entry_value_field(), path)?;
+        let (k, _) = field_type_at(&entry.map_entry_key_field(), path, depth)?;
+        let (v, v_null) = field_type_at(&entry.map_entry_value_field(), path, depth)?;
         return Ok((
             SqlType::Map {
                 key: Box::new(k),
@@ -234,7 +238,7 @@ pub fn field_type(f: &FieldDescriptor, path: &str) -> Result<(SqlType, bool), St
             false,
         ));
     }
-    let (t, nullable) = scalar_type(f, path)?;
+    let (t, nullable) = scalar_type(f, path, depth)?;
     if f.is_list() || f.cardinality() == Cardinality::Repeated {
         return Ok((
             SqlType::Array {
@@ -247,7 +251,7 @@ pub fn field_type(f: &FieldDescriptor, path: &str) -> Result<(SqlType, bool), St
     Ok((t, nullable || f.supports_presence()))
 }
 
-fn scalar_type(f: &FieldDescriptor, path: &str) -> Result<(SqlType, bool), String> {
+fn scalar_type(f: &FieldDescriptor, path: &str, depth: usize) -> Result<(SqlType, bool), String> {
     Ok((
         match f.kind() {
             Kind::Double => SqlType::Double,
@@ -271,7 +275,7 @@ fn scalar_type(f: &FieldDescriptor, path: &str) -> Result<(SqlType, bool), Strin
                 if let Some(t) = wrapped(&m) {
                     return Ok((t, true));
                 }
-                (message_type(&m, path, 0)?, true).0
+                message_type(&m, path, depth + 1)?
             }
         },
         false,
@@ -312,7 +316,7 @@ pub fn message_type(m: &MessageDescriptor, path: &str, depth: usize) -> Result<S
                     (t, true)
                 }
             }
-            _ => field_type(&f, &p)?,
+            _ => field_type_at(&f, &p, depth + 1)?,
         };
         fields.push(RowField {
             name: f.name().to_string(),

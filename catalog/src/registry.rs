@@ -573,6 +573,25 @@ fn avro_type(
     ns: Option<&str>,
     names: &HashMap<String, Value>,
 ) -> Result<(SqlType, bool), String> {
+    avro_type_at(v, field, ns, names, 0)
+}
+
+/// How deep a type may nest (a record that contains itself never ends).
+const MAX_DEPTH: usize = 32;
+
+fn avro_type_at(
+    v: &Value,
+    field: &str,
+    ns: Option<&str>,
+    names: &HashMap<String, Value>,
+    depth: usize,
+) -> Result<(SqlType, bool), String> {
+    if depth > MAX_DEPTH {
+        return Err(unsupported(
+            field,
+            format!("a type nested more than {MAX_DEPTH} deep (a recursive record)"),
+        ));
+    }
     match v {
         Value::String(s) => Ok((
             match s.as_str() {
@@ -591,7 +610,7 @@ fn avro_type(
                         .ok_or_else(|| {
                             unsupported(field, format!("the unknown Avro type '{other}'"))
                         })?;
-                    return avro_type(def, field, ns, names).map(|(t, _)| (t, false));
+                    return avro_type_at(def, field, ns, names, depth + 1).map(|(t, _)| (t, false));
                 }
             },
             false,
@@ -603,7 +622,7 @@ fn avro_type(
                 .collect();
             let nullable = non_null.len() < branches.len();
             match non_null.as_slice() {
-                [one] => avro_type(one, field, ns, names).map(|(t, _)| (t, nullable)),
+                [one] => avro_type_at(one, field, ns, names, depth + 1).map(|(t, _)| (t, nullable)),
                 _ => Err(unsupported(
                     field,
                     format!(
@@ -675,7 +694,8 @@ fn avro_type(
                             } else {
                                 format!("{field}.{n}")
                             };
-                            let (data_type, nullable) = avro_type(ft, &path, ns, names)?;
+                            let (data_type, nullable) =
+                                avro_type_at(ft, &path, ns, names, depth + 1)?;
                             out.push(RowField {
                                 name: n.to_string(),
                                 data_type,
@@ -695,7 +715,8 @@ fn avro_type(
                         let items = o
                             .get("items")
                             .ok_or_else(|| unsupported(field, "an array without items"))?;
-                        let (element, element_nullable) = avro_type(items, field, ns, names)?;
+                        let (element, element_nullable) =
+                            avro_type_at(items, field, ns, names, depth + 1)?;
                         Ok((
                             SqlType::Array {
                                 element: Box::new(element),
@@ -708,7 +729,8 @@ fn avro_type(
                         let values = o
                             .get("values")
                             .ok_or_else(|| unsupported(field, "a map without values"))?;
-                        let (value, value_nullable) = avro_type(values, field, ns, names)?;
+                        let (value, value_nullable) =
+                            avro_type_at(values, field, ns, names, depth + 1)?;
                         Ok((
                             SqlType::Map {
                                 key: Box::new(SqlType::String),
@@ -718,9 +740,9 @@ fn avro_type(
                             false,
                         ))
                     }
-                    _ => avro_type(t, field, ns, names),
+                    _ => avro_type_at(t, field, ns, names, depth + 1),
                 },
-                t => avro_type(t, field, ns, names),
+                t => avro_type_at(t, field, ns, names, depth + 1),
             }
         }
         other => Err(unsupported(field, format!("the Avro schema {other}"))),
@@ -1527,6 +1549,23 @@ mod tests {
             avro(r#"{"type":"record","name":"R","fields":[{"name":"u","type":["int","string"]}]}"#);
         let e = columns_of(&bad, "val").unwrap_err();
         assert!(e.contains("'u'") && e.contains("union"), "{e}");
+    }
+
+    #[test]
+    fn a_record_that_contains_itself_is_refused_not_followed_forever() {
+        let s = avro(
+            r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"],"default":null}]}"#,
+        );
+        let e = columns_of(&s, "val").unwrap_err();
+        assert!(e.contains("recursive"), "{e}");
+        let p = parse(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\"; message Node { int32 v = 1; repeated Node children = 2; map<string, Node> named = 3; }",
+            &[],
+        )
+        .unwrap();
+        let e = columns_of(&p, "val").unwrap_err();
+        assert!(e.contains("nests itself"), "{e}");
     }
 
     #[test]

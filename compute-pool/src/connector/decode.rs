@@ -588,11 +588,32 @@ impl SourceDecoder {
         };
         let mut avro = reg.avro.lock().expect("not poisoned");
         let dec = avro.get_or_insert_with(|| AvroDecoder::new(reader, reg.wrap.clone()));
+        // A writer schema Flink SQL cannot type (a record that contains
+        // itself, say) is never handed to the decoder: its records are bad.
+        let mut unreadable: std::collections::HashMap<u32, String> = Default::default();
         for &(_, id, _) in &framed {
-            if !dec.has_writer(id) {
-                dec.add_writer(id, &known.get(id).expect("checked above").schema);
+            if !dec.has_writer(id) && !unreadable.contains_key(&id) {
+                let text = &known.get(id).expect("checked above").schema;
+                match weir_catalog::registry::parse(SchemaType::Avro, text, &[])
+                    .and_then(|p| weir_catalog::registry::columns_of(&p, "value"))
+                {
+                    Ok(_) => dec.add_writer(id, text),
+                    Err(e) => {
+                        unreadable.insert(id, format!("schema id {id} cannot be read: {e}"));
+                    }
+                }
             }
         }
+        let framed: Vec<(usize, u32, &[u8])> = framed
+            .into_iter()
+            .filter(|&(i, id, _)| match unreadable.get(&id) {
+                Some(why) => {
+                    bad.push(bad_record(&records[i], why.clone()));
+                    false
+                }
+                None => true,
+            })
+            .collect();
         let frames: Vec<(u32, &[u8])> = framed.iter().map(|f| (f.1, f.2)).collect();
         let (batches, failed) = dec.decode(&frames)?;
         let mut good = Vec::with_capacity(framed.len());

@@ -530,8 +530,22 @@ async fn delete_version(
     ok(json!(v.version))
 }
 
-fn schema_id(id: &str) -> Result<i64, RegistryError> {
-    id.parse().map_err(|_| RegistryError::schema_not_found(id))
+/// Schema `id` of the caller's environment `env`, or 40403.
+async fn schema_in(
+    state: &AppState,
+    p: &Principal,
+    env: &str,
+    id: &str,
+) -> Result<RegisteredSchema, RegistryError> {
+    let (org, env) = scope(state, p, env).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| RegistryError::schema_not_found(id))?;
+    state
+        .store
+        .registry_schema(&org, &env, id)
+        .await?
+        .ok_or_else(|| RegistryError::schema_not_found(id))
 }
 
 async fn schema_by_id(
@@ -539,14 +553,7 @@ async fn schema_by_id(
     p: Principal,
     Path((env, id)): Path<(String, String)>,
 ) -> Reply {
-    let (org, env) = scope(&state, &p, &env).await?;
-    let id = schema_id(&id)?;
-    let s = state
-        .store
-        .registry_schema(&org, &env, id)
-        .await?
-        .ok_or_else(|| RegistryError::schema_not_found(id))?;
-    ok(schema_json(&s))
+    ok(schema_json(&schema_in(&state, &p, &env, &id).await?))
 }
 
 async fn raw_schema_by_id(
@@ -554,13 +561,7 @@ async fn raw_schema_by_id(
     p: Principal,
     Path((env, id)): Path<(String, String)>,
 ) -> Reply {
-    let (org, env) = scope(&state, &p, &env).await?;
-    let id = schema_id(&id)?;
-    let s = state
-        .store
-        .registry_schema(&org, &env, id)
-        .await?
-        .ok_or_else(|| RegistryError::schema_not_found(id))?;
+    let s = schema_in(&state, &p, &env, &id).await?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
@@ -574,12 +575,12 @@ async fn schema_versions(
     p: Principal,
     Path((env, id)): Path<(String, String)>,
 ) -> Reply {
+    let s = schema_in(&state, &p, &env, &id).await?;
     let (org, env) = scope(&state, &p, &env).await?;
-    let id = schema_id(&id)?;
-    if state.store.registry_schema(&org, &env, id).await?.is_none() {
-        return Err(RegistryError::schema_not_found(id));
-    }
-    let v = state.store.registry_schema_versions(&org, &env, id).await?;
+    let v = state
+        .store
+        .registry_schema_versions(&org, &env, s.id)
+        .await?;
     ok(json!(v
         .iter()
         .map(|(s, v)| json!({"subject": s, "version": v}))

@@ -21,6 +21,8 @@ pub enum CatalogError {
         topic: String,
         reason: String,
     },
+    #[error("the schema registry at {url} failed: {reason}")]
+    Registry { url: String, reason: String },
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
     #[error("unsupported type: {0}")]

@@ -10,7 +10,9 @@
 //! run statements (that is `compute-pool`).
 //!
 //! It also owns the schema registry's model ([`registry`]: schema types,
-//! validity, compatibility, and schemas to columns) and records.
+//! validity, compatibility, and schemas to columns), its records, and the
+//! client of an environment's external Confluent-compatible registry
+//! ([`registry::SchemaRegistry`] is either).
 //!
 //! Read [`TableDef`] and [`Store`] first.
 
@@ -18,6 +20,7 @@ mod error;
 mod kafka;
 pub mod proto;
 pub mod registry;
+mod registry_client;
 mod store;
 mod table;
 mod types;

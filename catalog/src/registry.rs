@@ -59,6 +59,8 @@ impl SchemaType {
     }
 }
 
+pub use crate::registry_client::{ExternalRegistry, RegistryConfig, SchemaRegistry};
+
 /// The table formats that read and write the registry's wire format.
 pub const FORMATS: [&str; 3] = ["avro-registry", "json-registry", "proto-registry"];
 
@@ -1058,12 +1060,7 @@ pub async fn sync_schemas(
     env: &str,
     cluster: &str,
 ) -> Result<(Vec<String>, Vec<String>), crate::CatalogError> {
-    let latest = store.registry_latest(org, env).await?;
-    let all = if latest.iter().any(|v| !v.schema.references.is_empty()) {
-        store.registry_all(org, env).await?
-    } else {
-        vec![]
-    };
+    let (latest, all) = SchemaRegistry::of(store, org, env).await?.latest().await?;
     let refs_of = |s: &RegisteredSchema| -> Vec<(String, String)> {
         s.references
             .iter()
@@ -1307,20 +1304,81 @@ fn json_schema_type(t: &SqlType, nullable: bool) -> Value {
 }
 
 /// The schema Weir registers for a table's value columns in its
-/// `'value.format'` (`avro-registry` or `json-registry`), and the subject
-/// it goes under (`'value.subject'`, else `<topic>-value`).
+/// `'value.format'` (`avro-registry`, `json-registry` or `proto-registry`),
+/// and the subject it goes under (`'value.subject'`, else `<topic>-value`).
 pub fn schema_for_table(table: &crate::TableDef) -> Result<(SchemaType, String, String), String> {
-    let cols: Vec<(String, SqlType, bool)> = table
-        .value_columns()
-        .iter()
-        .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
-        .collect();
-    let subject = table
-        .option("value.subject")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-value", table.topic));
-    match table.value_format() {
-        "avro-registry" => Ok((
+    schema_for_part(table, Part::Value)
+}
+
+/// A Kafka record's two halves, each with a format and a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Key,
+    Value,
+}
+
+impl Part {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Key => "key",
+            Part::Value => "value",
+        }
+    }
+
+    /// The table's `'key.format'` / `'value.format'`.
+    pub fn format(self, table: &crate::TableDef) -> &str {
+        match self {
+            Part::Key => table.option("key.format").unwrap_or("raw"),
+            Part::Value => table.value_format(),
+        }
+    }
+
+    /// The subject the part's schema is under: `'key.subject'` /
+    /// `'value.subject'`, else `<topic>-key` / `<topic>-value`.
+    pub fn subject(self, table: &crate::TableDef) -> String {
+        table
+            .option(&format!("{}.subject", self.as_str()))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{}", table.topic, self.as_str()))
+    }
+}
+
+/// The schema Weir registers for a table's key columns (`Part::Key`, in
+/// `'key.format'`: a record of the `'key.fields'`) or value columns, and
+/// the subject it goes under.
+pub fn schema_for_part(
+    table: &crate::TableDef,
+    part: Part,
+) -> Result<(SchemaType, String, String), String> {
+    let cols: Vec<(String, SqlType, bool)> = match part {
+        Part::Value => table
+            .value_columns()
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
+            .collect(),
+        Part::Key => table
+            .key_columns()
+            .iter()
+            .map(|k| {
+                table
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == k)
+                    .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable))
+                    .ok_or_else(|| format!("the key field '{k}' is not a column"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if cols.is_empty() {
+        return Err(format!(
+            "a '{}.format' needs {} columns",
+            part.as_str(),
+            part.as_str()
+        ));
+    }
+    let subject = part.subject(table);
+    match part.format(table) {
+        "avro-registry" | "avro" => Ok((
             SchemaType::Avro,
             avro_schema_of(&cols)?.to_string(),
             subject,
@@ -1328,7 +1386,8 @@ pub fn schema_for_table(table: &crate::TableDef) -> Result<(SchemaType, String, 
         "json-registry" => Ok((SchemaType::Json, json_schema_of(&cols).to_string(), subject)),
         "proto-registry" => Ok((SchemaType::Protobuf, proto_schema_of(&cols)?, subject)),
         other => Err(format!(
-            "the '{other}' format has no schema Weir registers for a table"
+            "the '{other}' format has no schema Weir registers for a table's {}",
+            part.as_str()
         )),
     }
 }

@@ -454,6 +454,10 @@ async fn print_results(
 #[derive(clap::Args)]
 pub struct SqlArgs {
     sql: String,
+    /// A statement property, key=value (repeatable), e.g.
+    /// `sql.local-time-zone=UTC`.
+    #[arg(long = "property", value_parser = parse_kv)]
+    properties: Vec<(String, String)>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -466,6 +470,7 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<()> {
         spec: StatementSpec {
             statement: a.sql,
             compute_pool_id: a.conn.pool(),
+            properties: a.properties.into_iter().collect(),
             ..Default::default()
         },
     };

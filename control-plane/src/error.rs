@@ -49,6 +49,13 @@ impl ApiError {
     }
 }
 
+/// A request body that is not the JSON the route takes.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> ApiError {
+        ApiError::new(e.status(), "invalid_body", e.body_text())
+    }
+}
+
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> ApiError {
         match &e {
@@ -62,6 +69,11 @@ impl From<CatalogError> for ApiError {
             CatalogError::Kafka(_) | CatalogError::Topic { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "kafka_unavailable", e.to_string())
             }
+            CatalogError::Registry { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "schema_registry_unavailable",
+                e.to_string(),
+            ),
             _ => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::internal("the metadata store failed; see the server log")

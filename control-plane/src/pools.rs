@@ -29,10 +29,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn json_error(e: JsonRejection) -> ApiError {
-    ApiError::new(e.status(), "invalid_body", e.body_text())
-}
-
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -142,7 +138,7 @@ async fn create(
     Query(q): Query<EnvParam>,
     body: Result<Json<ComputePoolRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ComputePool>), ApiError> {
-    let Json(req) = body.map_err(json_error)?;
+    let Json(req) = body?;
     let env = env_from(&state, &principal, &q, Some(&req.spec)).await?;
     let spec = req.spec;
     let display_name = check_display_name(spec.display_name.as_deref().ok_or_else(|| {
@@ -204,7 +200,7 @@ async fn update(
     Query(q): Query<EnvParam>,
     body: Result<Json<ComputePoolRequest>, JsonRejection>,
 ) -> Result<Json<ComputePool>, ApiError> {
-    let Json(req) = body.map_err(json_error)?;
+    let Json(req) = body?;
     let env = env_from(&state, &principal, &q, Some(&req.spec)).await?;
     let org = &principal.org_id;
     let mut rec = find(&state, org, &env, &id).await?;

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_catalog::registry::{
     incompatibilities, level_of, normalized, parse, parsed, reference_texts, register_schema,
-    Compatibility, RegisterError, RegisteredSchema, SchemaReference, SchemaType, SubjectVersion,
+    Compatibility, ExternalRegistry, RegisterError, RegisteredSchema, RegistryConfig,
+    SchemaReference, SchemaType, SubjectVersion,
 };
 
 use crate::auth::Principal;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
             &format!("{base}/subjects/{{subject}}/versions/{{version}}/referencedby"),
             get(referenced_by),
         )
+        .route(&format!("{base}/schemas"), get(schemas))
         .route(&format!("{base}/schemas/ids/{{id}}"), get(schema_by_id))
         .route(
             &format!("{base}/schemas/ids/{{id}}/schema"),
@@ -79,6 +81,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{base}/mode"), get(mode))
         .route(&format!("{base}/mode/{{subject}}"), get(mode))
+        .route(
+            "/weir/v1/environments/{env}/schema-registry",
+            get(settings).put(set_settings).delete(reset_settings),
+        )
 }
 
 /// An error in the registry's own shape: `{"error_code", "message"}`.
@@ -202,6 +208,18 @@ async fn scope(
                 format!("environment '{env}' not found"),
             )
         })?;
+    // One registry per environment: with an external one, this one is not
+    // the environment's (its subjects would type no table).
+    if let Some(c) = state.store.environment_registry(&p.org_id, &e.id).await? {
+        return Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            404,
+            format!(
+                "environment '{}' uses the external schema registry at {}; register and read its schemas there (DELETE /weir/v1/environments/{}/schema-registry returns it to this built-in one)",
+                e.id, c.url, e.id
+            ),
+        ));
+    }
     Ok((p.org_id.clone(), e.id))
 }
 
@@ -570,6 +588,53 @@ async fn raw_schema_by_id(
         .into_response())
 }
 
+#[derive(Deserialize, Default)]
+struct SchemasParams {
+    #[serde(default, rename = "subjectPrefix")]
+    subject_prefix: Option<String>,
+    #[serde(default, rename = "latestOnly", deserialize_with = "flag")]
+    latest_only: bool,
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /schemas`: every live subject version (or only each subject's
+/// latest) with its schema, as Confluent Platform 7 serves it.
+async fn schemas(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+    Query(q): Query<SchemasParams>,
+) -> Reply {
+    let (org, env) = scope(&state, &p, &env).await?;
+    let mut list = if q.latest_only {
+        state.store.registry_latest(&org, &env).await?
+    } else {
+        state.store.registry_all(&org, &env).await?
+    };
+    if let Some(prefix) = &q.subject_prefix {
+        list.retain(|v| v.subject.starts_with(prefix.as_str()));
+    }
+    let limit = match q.limit {
+        Some(l) if l >= 0 => l as usize,
+        _ => usize::MAX,
+    };
+    ok(json!(list
+        .iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .map(|v| {
+            let mut j = schema_json(&v.schema);
+            j["subject"] = json!(v.subject);
+            j["version"] = json!(v.version);
+            j["id"] = json!(v.schema.id);
+            j
+        })
+        .collect::<Vec<_>>()))
+}
+
 async fn schema_versions(
     State(state): State<AppState>,
     p: Principal,
@@ -785,4 +850,115 @@ async fn mode(
         .unwrap_or_default();
     scope(&state, &p, &env).await?;
     ok(json!({"mode": "READWRITE"}))
+}
+
+/// What `PUT /weir/v1/environments/{env}/schema-registry` takes.
+#[derive(Deserialize)]
+struct SettingsBody {
+    url: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The caller's environment for the settings routes (404 otherwise).
+async fn settings_env(
+    state: &AppState,
+    p: &Principal,
+    env: &str,
+) -> Result<String, crate::ApiError> {
+    Ok(state
+        .store
+        .get_environment(&p.org_id, env)
+        .await?
+        .ok_or_else(|| crate::ApiError::not_found(&format!("environment '{env}'")))?
+        .id)
+}
+
+fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Value {
+    match c {
+        None => json!({
+            "kind": "SchemaRegistry",
+            "environment": env,
+            "built_in": true,
+            "url": format!("{}/schema-registry/{env}", state.public_url),
+        }),
+        Some(c) => json!({
+            "kind": "SchemaRegistry",
+            "environment": env,
+            "built_in": false,
+            "url": c.url,
+            "username": c.username,
+            // The password is never shown again.
+            "password_set": c.password.is_some(),
+        }),
+    }
+}
+
+/// The environment's schema registry: the built-in one, or the external
+/// one it syncs from.
+async fn settings(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+) -> Result<axum::Json<Value>, crate::ApiError> {
+    let env = settings_env(&state, &p, &env).await?;
+    let c = state.store.environment_registry(&p.org_id, &env).await?;
+    Ok(axum::Json(settings_json(&state, &env, c.as_ref())))
+}
+
+/// Points the environment at an external Confluent-compatible registry,
+/// after checking that it answers and takes the credentials.
+async fn set_settings(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+    body: Result<axum::Json<SettingsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::Json<Value>, crate::ApiError> {
+    let env = settings_env(&state, &p, &env).await?;
+    let axum::Json(b) = body?;
+    let config = RegistryConfig {
+        url: b.url.trim_end_matches('/').to_string(),
+        username: b.username.filter(|u| !u.is_empty()),
+        password: b.password,
+    };
+    let own = format!("{}/schema-registry/{env}", state.public_url);
+    if config.url == own {
+        return Err(crate::ApiError::bad_request(format!(
+            "{own} is this environment's built-in registry; DELETE this setting to use it"
+        )));
+    }
+    let client =
+        ExternalRegistry::new(&config).map_err(|e| crate::ApiError::bad_request(e.to_string()))?;
+    let subjects = client
+        .check()
+        .await
+        .map_err(|e| crate::ApiError::bad_request(e.to_string()))?;
+    state
+        .store
+        .set_environment_registry(&p.org_id, &env, Some(&config))
+        .await?;
+    tracing::info!(
+        org = p.org_id,
+        env,
+        url = config.url,
+        subjects,
+        "environment uses an external schema registry"
+    );
+    Ok(axum::Json(settings_json(&state, &env, Some(&config))))
+}
+
+/// Returns the environment to its built-in registry.
+async fn reset_settings(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(env): Path<String>,
+) -> Result<axum::Json<Value>, crate::ApiError> {
+    let env = settings_env(&state, &p, &env).await?;
+    state
+        .store
+        .set_environment_registry(&p.org_id, &env, None)
+        .await?;
+    Ok(axum::Json(settings_json(&state, &env, None)))
 }

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use weir_api::{Phase, StatementSpec};
+use weir_catalog::registry::SchemaRegistry;
 use weir_catalog::Store;
 use weir_compute_pool::worker::protocol::Assignment;
 use weir_compute_pool::{Outcome, ResultsBuffer, StatementEvents, StatementMetrics, Worker};
@@ -92,8 +93,10 @@ impl StatementEvents for StoreEvents {
     ) -> BoxFuture<'a, Result<Option<weir_catalog::registry::RegisteredSchema>, String>> {
         async move {
             let (o, e, _) = &self.key;
-            self.store
-                .registry_schema(o, e, id as i64)
+            SchemaRegistry::of(&self.store, o, e)
+                .await
+                .map_err(|e| e.to_string())?
+                .schema(id as i64)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -108,18 +111,13 @@ impl StatementEvents for StoreEvents {
     ) -> BoxFuture<'a, Result<u32, String>> {
         async move {
             let (o, e, _) = &self.key;
-            weir_catalog::registry::register_schema(
-                &self.store,
-                o,
-                e,
-                subject,
-                schema_type,
-                schema,
-                &[],
-            )
-            .await
-            .map(|id| id as u32)
-            .map_err(|e| e.to_string())
+            SchemaRegistry::of(&self.store, o, e)
+                .await
+                .map_err(|e| e.to_string())?
+                .register(subject, schema_type, schema, &[])
+                .await
+                .map(|id| id as u32)
+                .map_err(|e| e.to_string())
         }
         .boxed()
     }

@@ -67,10 +67,6 @@ async fn scaling_events(
     }))
 }
 
-fn json_error(e: JsonRejection) -> ApiError {
-    ApiError::new(e.status(), "invalid_body", e.body_text())
-}
-
 /// The 404 for a statement that does not exist.
 async fn require_statement(
     state: &AppState,
@@ -212,7 +208,7 @@ async fn create(
     body: Result<Json<CreateStatementRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    let Json(req) = body.map_err(json_error)?;
+    let Json(req) = body?;
     let name = match req.name {
         Some(n) if valid_name(&n) => n,
         Some(n) => {
@@ -679,7 +675,7 @@ async fn update(
     body: Result<Json<Statement>, JsonRejection>,
 ) -> Result<Json<Statement>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    let Json(new) = body.map_err(json_error)?;
+    let Json(new) = body?;
     let version: i64 = new.metadata.resource_version.parse().map_err(|_| {
         ApiError::bad_request("metadata.resource_version is required: send the version you read")
     })?;

@@ -24,6 +24,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use tokio::sync::oneshot;
 use weir_api::Phase;
+use weir_catalog::registry::SchemaRegistry;
 use weir_catalog::Store;
 use weir_compute_pool::worker::protocol::{
     Assignment, Heartbeat, HeartbeatReply, Register, Registered, ReportBody, SchemaAnswer,
@@ -692,11 +693,20 @@ async fn report(
             workers.finish(&task, &r, outcome.clone(), metrics);
         }
         ReportBody::Schema { id } => {
-            let schema = store.registry_schema(o, e, *id as i64).await?;
+            let r = match SchemaRegistry::of(store, o, e).await {
+                Ok(r) => r.schema(*id as i64).await,
+                Err(e) => Err(e),
+            };
+            let (schema, error) = match r {
+                Ok(s) => (s, None),
+                // The registry's failure is the statement's to report,
+                // not a failed report.
+                Err(e) => (None, Some(e.to_string())),
+            };
             return Ok(axum::Json(SchemaAnswer {
                 schema,
                 id: None,
-                error: None,
+                error,
             })
             .into_response());
         }
@@ -705,16 +715,10 @@ async fn report(
             schema_type,
             schema,
         } => {
-            let r = weir_catalog::registry::register_schema(
-                store,
-                o,
-                e,
-                subject,
-                *schema_type,
-                schema,
-                &[],
-            )
-            .await;
+            let r = match SchemaRegistry::of(store, o, e).await {
+                Ok(r) => r.register(subject, *schema_type, schema, &[]).await,
+                Err(e) => Err(e.into()),
+            };
             let (id, error) = match r {
                 Ok(id) => (Some(id as u32), None),
                 Err(e) => (None, Some(e.to_string())),
@@ -771,6 +775,7 @@ mod tests {
                 snapshot: false,
                 parallelism: None,
                 max_parallelism: None,
+                drop_subjects: false,
             },
             start_offsets: Default::default(),
             checkpoint_dir: None,

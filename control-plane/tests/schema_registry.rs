@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
+use weir_api::Phase;
 
 struct Sr<'a> {
     weir: &'a Weir,
@@ -464,4 +465,214 @@ async fn a_value_subject_types_its_topics_table_within_seconds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     weir.stop().await;
+}
+
+/// Polls the store of `weir` until its table `topic` satisfies `ok`.
+async fn wait_table(
+    weir: &Weir,
+    topic: &str,
+    what: &str,
+    ok: impl Fn(&weir_catalog::TableDef) -> bool,
+) -> weir_catalog::TableDef {
+    let store = &weir.server.as_ref().unwrap().state.store;
+    let cluster = store
+        .list_clusters(&weir.dev.org, &weir.dev.env)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(t) = store
+            .get_table(&weir.dev.org, &weir.dev.env, &cluster, topic)
+            .await
+            .unwrap()
+        {
+            if ok(&t) {
+                return t;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "table {topic}: {what}, not within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An environment pointed at an external Confluent-compatible registry
+/// (here another Weir's, a separate server and store, reached over HTTP
+/// with basic auth) takes its tables' types from it, registers its sinks'
+/// schemas in it and decodes records by the ids it hands out; its built-in
+/// registry steps aside until the setting is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_syncs_from_reads_and_writes_an_external_registry() {
+    let external = Weir::start().await;
+    let weir = Weir::start().await;
+    let ext = sr(&external);
+    let http = reqwest::Client::new();
+    let settings = format!(
+        "{}/weir/v1/environments/{}/schema-registry",
+        weir.url(),
+        weir.dev.env
+    );
+    let put = |body: Value| {
+        http.put(&settings)
+            .basic_auth(&weir.dev.key, Some(&weir.dev.secret))
+            .json(&body)
+            .send()
+    };
+    let ext_url = format!("{}/schema-registry/{}", external.url(), external.dev.env);
+    // Wrong credentials and an unreachable URL are refused with why.
+    let r = put(json!({"url": ext_url, "username": external.dev.key, "password": "wrong"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("refused the credentials"), "{text}");
+    let r = put(json!({"url": "http://127.0.0.1:9/nothing"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // The right ones are kept; the password is never shown.
+    let r =
+        put(json!({"url": ext_url, "username": external.dev.key, "password": external.dev.secret}))
+            .await
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["built_in"], json!(false));
+    assert_eq!(v["password_set"], json!(true));
+    assert!(!v.to_string().contains(&external.dev.secret));
+    // The environment's built-in registry now points elsewhere.
+    let (st, v) = sr(&weir).get("/subjects").await;
+    assert_eq!(st, 404, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(&ext_url), "{v}");
+
+    // A subject of the external registry types the topic's table.
+    let topic = unique("ext_typed");
+    produce(&topic, &[(0, None, "not avro".into())]).await;
+    let (st, v) = ext
+        .post(
+            &format!("/subjects/{topic}-value/versions"),
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_i64().unwrap().to_string();
+    let t = wait_table(&weir, &topic, "typed from the external subject", |t| {
+        t.option("value.schema-id") == Some(id.as_str())
+    })
+    .await;
+    assert_eq!(t.option("value.format"), Some("avro-registry"));
+    assert!(t.columns.iter().any(|c| c.name == "name"));
+
+    // A sink created here registers its schema there, and what it writes
+    // is read back here by the ids the external registry gave.
+    let sink = unique("ext_sink");
+    weir.ddl(&format!(
+        "CREATE TABLE `{sink}` (id INT, name STRING) WITH ('value.format' = 'avro-registry')"
+    ))
+    .await;
+    let (st, v) = ext.get(&format!("/subjects/{sink}-value/versions")).await;
+    assert_eq!((st, v.clone()), (200, json!([1])), "{v}");
+    weir.submit(
+        "write",
+        &format!("INSERT INTO `{sink}` VALUES (1, 'ann'), (2, 'bob')"),
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("write", Phase::Completed, Duration::from_secs(60))
+        .await;
+    weir.submit("read-back", &format!("SELECT id, name FROM `{sink}`"))
+        .await
+        .unwrap();
+    let mut rows = vec![];
+    let mut next: Option<String> = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rows.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "read back {rows:?}");
+        let page = weir
+            .client
+            .results("read-back", next.as_deref())
+            .await
+            .unwrap();
+        rows.extend(page.results.data.into_iter().map(|r| r.row));
+        next = Some(page.metadata.next);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rows.sort_by(|a, b| a[0].as_str().cmp(&b[0].as_str()));
+    assert_eq!(
+        rows,
+        vec![
+            vec![json!("1"), json!("ann")],
+            vec![json!("2"), json!("bob")]
+        ]
+    );
+    // An incompatible sink schema is refused by the external registry.
+    let r = weir
+        .submit(
+            "incompatible",
+            &format!("CREATE TABLE `{topic}_x` (id STRING, name STRING) WITH ('value.format' = 'avro-registry', 'value.subject' = '{topic}-value')"),
+        )
+        .await;
+    let detail = match r {
+        Ok(s) => s.status.detail,
+        Err(e) => e.to_string(),
+    };
+    assert!(detail.contains("incompatible"), "{detail}");
+
+    // DROP TABLE leaves the subject there, unless the statement asks.
+    weir.client.delete_statement("read-back").await.unwrap();
+    let other = unique("ext_other");
+    weir.ddl(&format!(
+        "CREATE TABLE `{other}` (id INT) WITH ('value.format' = 'avro-registry')"
+    ))
+    .await;
+    weir.ddl(&format!("DROP TABLE `{other}`")).await;
+    let (st, _) = ext.get(&format!("/subjects/{other}-value/versions")).await;
+    assert_eq!(st, 200, "DROP TABLE leaves the subject");
+    let props = [(
+        "sql.drop-table.delete-subjects".to_string(),
+        "true".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let s = weir
+        .submit_with("drop-sink", &format!("DROP TABLE `{sink}`"), props)
+        .await
+        .unwrap();
+    assert_eq!(s.status.phase, Phase::Completed, "{}", s.status.detail);
+    let (st, v) = ext.get(&format!("/subjects/{sink}-value/versions")).await;
+    assert_eq!((st, code(&v)), (404, 40401), "the subject is deleted: {v}");
+
+    // Removing the setting returns the environment to its built-in one.
+    let r = http
+        .delete(&settings)
+        .basic_auth(&weir.dev.key, Some(&weir.dev.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (st, v) = sr(&weir).get("/subjects").await;
+    assert_eq!(st, 200, "{v}");
+    // Another organization cannot read or change this environment's setting.
+    let (key_b, secret_b) = weir.second_tenant().await;
+    let r = http
+        .get(&settings)
+        .basic_auth(&key_b, Some(&secret_b))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http
+        .put(&settings)
+        .basic_auth(&key_b, Some(&secret_b))
+        .json(&json!({"url": ext_url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    weir.stop().await;
+    external.stop().await;
 }

@@ -490,6 +490,73 @@ check("an incompatible v3 is refused with 409",
       error_code(lambda: sr.register_schema(f"{etopic}-value", Schema(json.dumps(ev3), "AVRO"))) == 409)
 subprocess.run([weir, "statement", "delete", name], env={**os.environ, **env}, capture_output=True, timeout=60)
 
+# ---- Weir writes registry keys, Confluent's deserializer reads them ----------
+kout = f"keyed_out_{run}"
+sql(f"""CREATE TABLE `{kout}` (region STRING NOT NULL, shard INT NOT NULL, n BIGINT)
+        WITH ('key.format' = 'avro-registry', 'key.fields' = 'region;shard',
+              'value.format' = 'avro-registry')""")
+check("CREATE TABLE registers the key subject too", f"{kout}-key" in sr.get_subjects(), sr.get_subjects())
+sql(f"INSERT INTO `{kout}` VALUES ('eu', 1, 10), ('us', 2, 20)")
+consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gk-{run}",
+                     "auto.offset.reset": "earliest"})
+consumer.subscribe([kout])
+kread = []
+deadline = time.time() + 60
+while len(kread) < 2 and time.time() < deadline:
+    m = consumer.poll(0.5)
+    if m is not None and m.error() is None:
+        kread.append((deser(m.key(), SerializationContext(kout, MessageField.KEY)),
+                      deser(m.value(), SerializationContext(kout, MessageField.VALUE))))
+consumer.close()
+kread.sort(key=lambda kv: kv[0]["shard"])
+check("Confluent's deserializer reads the Avro keys Weir wrote", [k for k, _ in kread] == [
+    {"region": "eu", "shard": 1}, {"region": "us", "shard": 2}], kread)
+rows = sorted(sql(bounded(kout)))
+check("Weir reads its own registry keys back", rows == [["eu", "1", "10"], ["us", "2", "20"]], rows)
+# DROP TABLE leaves the subjects unless asked.
+sql(f"DROP TABLE `{kout}`")
+check("DROP TABLE leaves the subjects", f"{kout}-value" in sr.get_subjects(), sr.get_subjects())
+gone = f"gone_{run}"
+sql(f"CREATE TABLE `{gone}` (id BIGINT) WITH ('value.format' = 'avro-registry')")
+dropped = subprocess.run([weir, "sql", "--property", "sql.drop-table.delete-subjects=true",
+                          f"DROP TABLE `{gone}`"], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=60)
+check("DROP TABLE with 'sql.drop-table.delete-subjects' runs", dropped.returncode == 0,
+      dropped.stderr + dropped.stdout)
+check("... and deletes the subject", f"{gone}-value" not in sr.get_subjects(), sr.get_subjects())
+
+# ---- plain Avro (no registry) both ways, with fastavro -----------------------
+import io  # noqa: E402
+import fastavro  # noqa: E402
+plain = f"plain_avro_{run}"
+sql(f"CREATE TABLE `{plain}` (id BIGINT NOT NULL, name STRING, tags ARRAY<STRING>) WITH ('value.format' = 'avro')")
+plain_schema = fastavro.parse_schema({"type": "record", "name": "Row", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"]},
+    {"name": "tags", "type": ["null", {"type": "array", "items": ["null", "string"]}]}]})
+for rec in [{"id": 1, "name": "one", "tags": ["a"]}, {"id": 2, "name": None, "tags": None}]:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, plain_schema, rec)
+    producer.produce(plain, value=buf.getvalue())
+producer.flush(30)
+rows = sorted(sql(bounded(plain)))
+check("plain Avro written by fastavro reads as rows", rows == [["1", "one", ["a"]], ["2", None, None]], rows)
+pout = f"plain_avro_out_{run}"
+sql(f"CREATE TABLE `{pout}` (id BIGINT NOT NULL, name STRING, tags ARRAY<STRING>) WITH ('value.format' = 'avro')")
+sql(f"INSERT INTO `{pout}` SELECT id + 10, name, tags FROM `{plain}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gp-{run}",
+                     "auto.offset.reset": "earliest"})
+consumer.subscribe([pout])
+pread = []
+deadline = time.time() + 60
+while len(pread) < 2 and time.time() < deadline:
+    m = consumer.poll(0.5)
+    if m is not None and m.error() is None:
+        pread.append(fastavro.schemaless_reader(io.BytesIO(m.value()), plain_schema))
+consumer.close()
+pread.sort(key=lambda r: r["id"])
+check("plain Avro written by Weir reads back in fastavro", pread == [
+    {"id": 11, "name": "one", "tags": ["a"]}, {"id": 12, "name": None, "tags": None}], pread)
+
 # ---- bad records follow the table's error policy -----------------------------
 btopic = f"bad_{run}"
 bser = AvroSerializer(sr, v1)

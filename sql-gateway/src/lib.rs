@@ -83,4 +83,8 @@ pub mod properties {
     /// The partitions of the statement's repartition topic: the most tasks
     /// its keyed stage can ever have (fixed when it first starts).
     pub const MAX_PARALLELISM: &str = "sql.max-parallelism";
+    /// `'true'`: `DROP TABLE` soft-deletes the table's key and value
+    /// subjects in the schema registry too (by default they stay, for the
+    /// other clients of the topic's data).
+    pub const DROP_DELETES_SUBJECTS: &str = "sql.drop-table.delete-subjects";
 }

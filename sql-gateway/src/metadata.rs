@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::ObjectName;
 use serde_json::{json, Value};
 use weir_api::{ColumnDescriptor, ResultSchema};
+use weir_catalog::registry::{Part, SchemaRegistry};
 use weir_catalog::{
     CatalogError, ClusterRecord, ColumnKind, KafkaAdmin, SqlType, Store, TableDef, TableOrigin,
 };
@@ -48,6 +49,9 @@ pub struct CatalogContext {
     pub parallelism: Option<u32>,
     #[serde(default)]
     pub max_parallelism: Option<u32>,
+    /// `DROP TABLE` soft-deletes the table's key and value subjects too
+    /// ([`crate::properties::DROP_DELETES_SUBJECTS`]).
+    pub drop_subjects: bool,
 }
 
 impl CatalogContext {
@@ -65,6 +69,7 @@ impl CatalogContext {
             snapshot: false,
             parallelism: None,
             max_parallelism: None,
+            drop_subjects: false,
         }
     }
 
@@ -92,6 +97,7 @@ impl CatalogContext {
             snapshot: false,
             parallelism: None,
             max_parallelism: None,
+            drop_subjects: false,
         }
     }
 
@@ -184,6 +190,7 @@ impl CatalogContext {
                 .is_some_and(|v| v.eq_ignore_ascii_case("now")),
             parallelism: crate::stages::parallelism(properties)?,
             max_parallelism: crate::stages::max_parallelism(properties)?,
+            drop_subjects: drop_subjects(properties)?,
         })
     }
 
@@ -348,6 +355,20 @@ pub fn idle_timeout_ms(properties: &BTreeMap<String, String>) -> Result<Option<i
 /// it starts: `'sql.snapshot.mode' = 'now'` (a snapshot query, as the
 /// managed service's clients ask for point-in-time results) or
 /// `'sql.tables.scan.bounded.mode' = 'latest-offset'`.
+/// [`crate::properties::DROP_DELETES_SUBJECTS`]: `'true'` or `'false'`.
+pub fn drop_subjects(properties: &BTreeMap<String, String>) -> Result<bool, SqlError> {
+    let key = crate::properties::DROP_DELETES_SUBJECTS;
+    match properties.get(key).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(SqlError::validation(
+            format!("'{key}' = '{v}' is not valid; use 'true' or 'false'"),
+            None,
+        )),
+    }
+}
+
 pub fn bounded_scans(properties: &BTreeMap<String, String>) -> Result<bool, SqlError> {
     let snapshot = crate::properties::SNAPSHOT_MODE;
     let bounded = crate::properties::SCAN_BOUNDED_MODE;
@@ -747,6 +768,17 @@ pub async fn execute_metadata(
             store
                 .delete_table(&ctx.org, &ctx.env_id, &cluster.id, &def.name)
                 .await?;
+            // The subjects stay for other clients unless the statement
+            // asks for them to go (soft-deleted, as the registry's own
+            // DELETE does).
+            if ctx.drop_subjects {
+                let registry = SchemaRegistry::of(store, &ctx.org, &ctx.env_id).await?;
+                for part in [Part::Key, Part::Value] {
+                    if weir_catalog::registry::FORMATS.contains(&part.format(def)) {
+                        registry.delete_subject(&part.subject(def)).await?;
+                    }
+                }
+            }
             Ok(one_column("result", ["OK".to_string()]))
         }
         FlinkStatement::AlterTableSet { name, options } => {
@@ -831,20 +863,31 @@ pub async fn create_table(
             position: None,
         });
     }
-    // A table in a registry format registers its value schema first: an
-    // incompatible one refuses the table, before any topic is made.
-    if weir_catalog::registry::FORMATS.contains(&def.value_format()) {
-        let (ty, schema, subject) = weir_catalog::registry::schema_for_table(def)
+    // A table in a registry format registers its key and value schemas
+    // first: an incompatible one refuses the table, before any topic is
+    // made.
+    let mut registry = None;
+    for part in [Part::Key, Part::Value] {
+        if !weir_catalog::registry::FORMATS.contains(&part.format(def)) {
+            continue;
+        }
+        let (ty, schema, subject) = weir_catalog::registry::schema_for_part(def, part)
             .map_err(|e| SqlError::validation(format!("table '{}': {e}", def.name), None))?;
-        weir_catalog::registry::register_schema(store, &ctx.org, &ctx.env_id, &subject, ty, &schema, &[])
+        if registry.is_none() {
+            registry = Some(SchemaRegistry::of(store, &ctx.org, &ctx.env_id).await?);
+        }
+        let registry = registry.as_ref().expect("set above");
+        registry
+            .register(&subject, ty, &schema, &[])
             .await
             .map_err(|e| match e {
                 weir_catalog::registry::RegisterError::Store(e) => e.into(),
                 e => SqlError::User {
                     kind: crate::SqlErrorKind::Conflict,
                     message: format!(
-                        "table '{}': its value schema cannot be registered under subject '{subject}': {e}",
-                        def.name
+                        "table '{}': its {} schema cannot be registered under subject '{subject}': {e}",
+                        def.name,
+                        part.as_str()
                     ),
                     position: None,
                 },

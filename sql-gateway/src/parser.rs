@@ -658,6 +658,7 @@ impl FlinkParser<'_> {
                 "value.format" | "key.format" => Some(&[
                     "json",
                     "raw",
+                    "avro",
                     "json-registry",
                     "avro-registry",
                     "proto-registry",

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{is_unique_violation, Store};
 use crate::registry::{
-    Compatibility, RegisteredSchema, SchemaReference, SchemaType, SubjectVersion,
+    Compatibility, RegisteredSchema, RegistryConfig, SchemaReference, SchemaType, SubjectVersion,
 };
 use crate::{now_millis, CatalogError};
 
@@ -416,5 +416,50 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// The environment's external schema registry (`None`: the built-in
+    /// one). `Ok(None)` too when the environment does not exist.
+    pub async fn environment_registry(
+        &self,
+        org: &str,
+        env: &str,
+    ) -> Result<Option<RegistryConfig>, CatalogError> {
+        let row =
+            sqlx::query("SELECT schema_registry FROM environments WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(env)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(r) = row else { return Ok(None) };
+        let Some(text) = r.try_get::<Option<String>, _>("schema_registry")? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| CatalogError::Corrupt(format!("schema registry settings: {e}")))
+    }
+
+    /// Points the environment at an external registry (`None`: back to the
+    /// built-in one); false when the environment does not exist.
+    pub async fn set_environment_registry(
+        &self,
+        org: &str,
+        env: &str,
+        config: Option<&RegistryConfig>,
+    ) -> Result<bool, CatalogError> {
+        let text = config
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| CatalogError::Corrupt(format!("schema registry settings: {e}")))?;
+        let r = sqlx::query(
+            "UPDATE environments SET schema_registry = $3 WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(text)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 }

@@ -21,7 +21,8 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use weir_catalog::{ColumnKind, TableOrigin, ROWTIME_COLUMN};
+use weir_catalog::registry::Part;
+use weir_catalog::{ColumnKind, TableDef, TableOrigin, ROWTIME_COLUMN};
 use weir_sql_gateway::SourceSpec;
 
 use crate::EngineError;
@@ -130,6 +131,8 @@ pub struct SourceDecoder {
 /// What a decoder of the schema registry's wire format knows.
 struct Registry {
     format: String,
+    /// Plain Avro: bodies without the wire format's magic byte and id.
+    plain: bool,
     /// The schema the table was typed from: the reader schema.
     reader_id: Option<u32>,
     /// A table made in SQL: its columns' own schema reads.
@@ -143,6 +146,43 @@ struct Registry {
     /// The column an Avro schema that is not a record (a plain `string`
     /// key, say) reads into: the part's one column.
     wrap: Option<String>,
+}
+
+impl Registry {
+    /// How a table's key or value part in a schema format is read.
+    fn new(table: &TableDef, part: Part, reader_id: Option<u32>, wrap: Option<String>) -> Registry {
+        use crate::connector::registry::{PLAIN_AVRO, PLAIN_AVRO_ID};
+        let format = part.format(table).to_string();
+        let reader_text = weir_catalog::registry::schema_for_part(table, part)
+            .ok()
+            .map(|(_, s, _)| s);
+        let plain = format == PLAIN_AVRO;
+        let mut known = crate::connector::registry::KnownSchemas::default();
+        if plain {
+            // Plain Avro's one writer schema is the table's own.
+            known.learn(
+                PLAIN_AVRO_ID,
+                reader_text
+                    .clone()
+                    .map(|schema| weir_catalog::registry::RegisteredSchema {
+                        id: PLAIN_AVRO_ID as i64,
+                        schema_type: weir_catalog::registry::SchemaType::Avro,
+                        schema,
+                        references: vec![],
+                    }),
+            );
+        }
+        Registry {
+            format,
+            plain,
+            reader_id: if plain { None } else { reader_id },
+            reader_text,
+            known: std::sync::Mutex::new(known),
+            avro: Default::default(),
+            protos: Default::default(),
+            wrap,
+        }
+    }
 }
 
 /// After this many polls in a row that the fast path could not take, it
@@ -247,20 +287,15 @@ impl SourceDecoder {
         let raw = table.value_format() == "raw"
             || (table.origin == TableOrigin::Discovered && table.option("value.format").is_none());
         let registry =
-            crate::connector::registry::is_registry_format(table.value_format()).then(|| {
-                Registry {
-                    format: table.value_format().to_string(),
-                    reader_id: table
+            crate::connector::registry::is_schema_format(table.value_format()).then(|| {
+                Registry::new(
+                    table,
+                    Part::Value,
+                    table
                         .option(crate::connector::registry::SCHEMA_ID_OPTION)
                         .and_then(|s| s.parse().ok()),
-                    reader_text: weir_catalog::registry::schema_for_table(table)
-                        .ok()
-                        .map(|(_, s, _)| s),
-                    known: Default::default(),
-                    avro: Default::default(),
-                    protos: Default::default(),
-                    wrap: (physical.fields().len() == 1).then(|| physical.field(0).name().clone()),
-                }
+                    (physical.fields().len() == 1).then(|| physical.field(0).name().clone()),
+                )
             });
         // A discovered table's key columns are not in its value: the raw
         // ones come from the record key as is. (A table made in SQL keeps
@@ -317,7 +352,7 @@ impl SourceDecoder {
         physical: &SchemaRef,
     ) -> Option<Box<SourceDecoder>> {
         let format = table.option("key.format")?;
-        if !crate::connector::registry::is_registry_format(format) {
+        if !crate::connector::registry::is_schema_format(format) {
             return None;
         }
         let keys = table.key_columns();
@@ -345,15 +380,12 @@ impl SourceDecoder {
             retract: false,
             fast: None,
             fast_misses: Default::default(),
-            registry: Some(Registry {
-                format: format.to_string(),
-                reader_id: table.option("key.schema-id").and_then(|s| s.parse().ok()),
-                reader_text: None,
-                known: Default::default(),
-                avro: Default::default(),
-                protos: Default::default(),
+            registry: Some(Registry::new(
+                table,
+                Part::Key,
+                table.option("key.schema-id").and_then(|s| s.parse().ok()),
                 wrap,
-            }),
+            )),
             raw_key: vec![],
             key_part: None,
         }))
@@ -435,6 +467,9 @@ impl SourceDecoder {
             }
             None => vec![],
         };
+        if reg.plain {
+            return from_keys;
+        }
         let known = reg.known.lock().expect("not poisoned");
         let mut out: Vec<u32> = reg
             .reader_id
@@ -474,11 +509,30 @@ impl SourceDecoder {
         use crate::connector::registry::{frame, AvroDecoder, AVRO};
         use weir_catalog::registry::SchemaType;
         let want = match reg.format.as_str() {
-            AVRO => SchemaType::Avro,
+            AVRO | crate::connector::registry::PLAIN_AVRO => SchemaType::Avro,
             crate::connector::registry::JSON => SchemaType::Json,
             _ => SchemaType::Protobuf,
         };
         let known = reg.known.lock().expect("not poisoned");
+        // Plain Avro bodies get the frame of the table's schema (id 0), so
+        // that one decoder path reads both.
+        let plain: Vec<Vec<u8>> = if reg.plain {
+            let prefix = crate::connector::registry::PLAIN_AVRO_ID.to_be_bytes();
+            records
+                .iter()
+                .map(|r| {
+                    r.value.map_or_else(Vec::new, |v| {
+                        let mut b = Vec::with_capacity(v.len() + 5);
+                        b.push(0);
+                        b.extend_from_slice(&prefix);
+                        b.extend_from_slice(v);
+                        b
+                    })
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         let mut framed: Vec<(usize, u32, &[u8])> = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             let Some(v) = r.value else {
@@ -488,6 +542,7 @@ impl SourceDecoder {
                 ));
                 continue;
             };
+            let v = if reg.plain { plain[i].as_slice() } else { v };
             let (id, body) = match frame(v) {
                 Ok(x) => x,
                 Err(reason) => {

@@ -4,6 +4,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::json::writer::{LineDelimited, WriterBuilder};
 use bytes::Bytes;
+use weir_catalog::registry::Part;
 use weir_catalog::TableDef;
 
 use crate::EngineError;
@@ -94,11 +95,15 @@ pub fn kafka_records(
         .collect();
     let raw_value = table.value_format() == "raw";
     let values: Vec<Option<Bytes>> =
-        if crate::connector::registry::is_registry_format(table.value_format()) {
-            crate::connector::registry::encode_values(table, &batch.project(&value_cols)?)?
-                .into_iter()
-                .map(Some)
-                .collect()
+        if crate::connector::registry::is_schema_format(table.value_format()) {
+            crate::connector::registry::encode_part(
+                table,
+                Part::Value,
+                &batch.project(&value_cols)?,
+            )?
+            .into_iter()
+            .map(Some)
+            .collect()
         } else if raw_value {
             let col = value_cols
                 .first()
@@ -117,6 +122,11 @@ pub fn kafka_records(
         .collect();
     let keys: Vec<Option<Bytes>> = if key_cols.is_empty() {
         vec![None; n]
+    } else if crate::connector::registry::is_schema_format(Part::Key.format(table)) {
+        crate::connector::registry::encode_part(table, Part::Key, &batch.project(&key_cols)?)?
+            .into_iter()
+            .map(Some)
+            .collect()
     } else if table.option("key.format") == Some("raw")
         || key_cols.len() == 1 && matches!(batch.column(key_cols[0]).data_type(), DataType::Binary)
     {

@@ -16,7 +16,7 @@ use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaSt
 use bytes::Bytes;
 use prost_reflect::ReflectMessage;
 use serde_json::Value;
-use weir_catalog::registry::RegisteredSchema;
+use weir_catalog::registry::{Part, RegisteredSchema};
 use weir_catalog::TableDef;
 
 use crate::EngineError;
@@ -25,10 +25,24 @@ pub const AVRO: &str = "avro-registry";
 pub const JSON: &str = "json-registry";
 pub const PROTO: &str = "proto-registry";
 
+/// Plain Avro: a record's bytes are the Avro binary body alone (no magic
+/// byte, no schema id), written and read with the schema of the table's
+/// columns, as Flink's `'avro'` format does.
+pub const PLAIN_AVRO: &str = "avro";
+
 /// Whether a `'value.format'` is one of the registry formats.
 pub fn is_registry_format(f: &str) -> bool {
     matches!(f, AVRO | JSON | PROTO)
 }
+
+/// Whether a format is decoded and encoded through a schema: the registry
+/// formats and plain Avro.
+pub fn is_schema_format(f: &str) -> bool {
+    is_registry_format(f) || f == PLAIN_AVRO
+}
+
+/// The id plain Avro's one schema (the table's) is known by.
+pub const PLAIN_AVRO_ID: u32 = 0;
 
 /// The schema id of a framed record and its body.
 pub fn frame(value: &[u8]) -> Result<(u32, &[u8]), String> {
@@ -283,14 +297,22 @@ impl AvroDecoder {
     }
 }
 
-/// The options a sink table gets once its schema is registered: the
-/// schema's id and text, which [`encode_values`] writes with.
+/// The options a sink table gets once its value schema is registered: the
+/// schema's id and text, which [`encode_part`] writes with (`key.` ones for
+/// a key in a registry format).
 pub const SCHEMA_ID_OPTION: &str = "value.schema-id";
-pub const WRITER_SCHEMA_OPTION: &str = "value.writer-schema";
+
+/// The options of a part's registered schema: its id and text.
+pub fn schema_options(part: Part) -> (String, String) {
+    (
+        format!("{}.schema-id", part.as_str()),
+        format!("{}.writer-schema", part.as_str()),
+    )
+}
 
 thread_local! {
     /// arrow-avro encoders by writer schema and id: a sink builds one once.
-    static ENCODERS: std::cell::RefCell<HashMap<(u32, String), arrow_avro::writer::Encoder>> =
+    static ENCODERS: std::cell::RefCell<HashMap<(Option<u32>, String), arrow_avro::writer::Encoder>> =
         std::cell::RefCell::new(HashMap::new());
 }
 
@@ -310,20 +332,41 @@ fn avro_arrow_type(t: &arrow::datatypes::DataType) -> arrow::datatypes::DataType
     }
 }
 
-/// The values of a batch (its value columns, in the table's order) in the
-/// registry wire format of the sink's registered schema.
-pub fn encode_values(table: &TableDef, value: &RecordBatch) -> Result<Vec<Bytes>, EngineError> {
+/// The keys or values of a batch (the part's columns, in the table's
+/// order) in the registry wire format of the sink's registered schema.
+pub fn encode_part(
+    table: &TableDef,
+    part: Part,
+    value: &RecordBatch,
+) -> Result<Vec<Bytes>, EngineError> {
+    if part.format(table) == PLAIN_AVRO {
+        let (_, schema, _) = weir_catalog::registry::schema_for_part(table, part)
+            .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
+        return encode_avro(table, value, None, schema);
+    }
+    let (id_option, schema_option) = schema_options(part);
     let id: u32 = table
-        .option(SCHEMA_ID_OPTION)
+        .option(&id_option)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| {
-            EngineError::Plan(format!("table '{}' has no registered schema", table.name))
+            EngineError::Plan(format!(
+                "table '{}' has no registered {} schema",
+                table.name,
+                part.as_str()
+            ))
         })?;
-    match table.value_format() {
+    let writer_schema = || {
+        table.option(&schema_option).ok_or_else(|| {
+            EngineError::Plan(format!(
+                "table '{}' has no {} writer schema",
+                table.name,
+                part.as_str()
+            ))
+        })
+    };
+    match part.format(table) {
         PROTO => {
-            let schema = table.option(WRITER_SCHEMA_OPTION).ok_or_else(|| {
-                EngineError::Plan(format!("table '{}' has no writer schema", table.name))
-            })?;
+            let schema = writer_schema()?;
             encode_proto(table, value, id, schema)
         }
         JSON => {
@@ -339,63 +382,67 @@ pub fn encode_values(table: &TableDef, value: &RecordBatch) -> Result<Vec<Bytes>
                 })
                 .collect())
         }
-        _ => {
-            let schema = table
-                .option(WRITER_SCHEMA_OPTION)
-                .ok_or_else(|| {
-                    EngineError::Plan(format!("table '{}' has no writer schema", table.name))
-                })?
-                .to_string();
-            let fields: Vec<arrow::datatypes::Field> = value
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .clone()
-                        .with_data_type(avro_arrow_type(f.data_type()))
-                })
-                .collect();
-            let cols = value
-                .columns()
-                .iter()
-                .zip(&fields)
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut md = std::collections::HashMap::new();
-            md.insert(
-                arrow_avro::schema::SCHEMA_METADATA_KEY.to_string(),
-                schema.clone(),
-            );
-            let arrow_schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, md));
-            let batch = RecordBatch::try_new_with_options(
-                arrow_schema.clone(),
-                cols,
-                &arrow::array::RecordBatchOptions::new().with_row_count(Some(value.num_rows())),
-            )?;
-            ENCODERS.with(|e| {
-                let mut e = e.borrow_mut();
-                let key = (id, schema);
-                if !e.contains_key(&key) {
-                    let enc = arrow_avro::writer::WriterBuilder::new(arrow_schema.as_ref().clone())
-                        .with_fingerprint_strategy(arrow_avro::schema::FingerprintStrategy::Id(id))
-                        .build_encoder::<arrow_avro::writer::format::AvroSoeFormat>()
-                        .map_err(|e| {
-                            EngineError::Plan(format!(
-                                "table '{}': the Avro writer: {e}",
-                                table.name
-                            ))
-                        })?;
-                    e.insert(key.clone(), enc);
-                }
-                let enc = e.get_mut(&key).expect("inserted above");
-                enc.encode(&batch).map_err(|e| {
-                    EngineError::Plan(format!("table '{}': Avro encoding: {e}", table.name))
-                })?;
-                Ok(enc.flush().iter().collect())
-            })
-        }
+        _ => encode_avro(table, value, Some(id), writer_schema()?.to_string()),
     }
+}
+
+/// Avro bodies of a batch's rows with `schema`: framed with schema id `id`
+/// (Confluent's wire format), or bare when `None` (plain Avro).
+fn encode_avro(
+    table: &TableDef,
+    value: &RecordBatch,
+    id: Option<u32>,
+    schema: String,
+) -> Result<Vec<Bytes>, EngineError> {
+    let fields: Vec<arrow::datatypes::Field> = value
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(avro_arrow_type(f.data_type()))
+        })
+        .collect();
+    let cols = value
+        .columns()
+        .iter()
+        .zip(&fields)
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut md = std::collections::HashMap::new();
+    md.insert(
+        arrow_avro::schema::SCHEMA_METADATA_KEY.to_string(),
+        schema.clone(),
+    );
+    let arrow_schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, md));
+    let batch = RecordBatch::try_new_with_options(
+        arrow_schema.clone(),
+        cols,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(value.num_rows())),
+    )?;
+    ENCODERS.with(|e| {
+        let mut e = e.borrow_mut();
+        let key = (id, schema);
+        if !e.contains_key(&key) {
+            let builder = arrow_avro::writer::WriterBuilder::new(arrow_schema.as_ref().clone());
+            let enc = match id {
+                Some(id) => builder
+                    .with_fingerprint_strategy(arrow_avro::schema::FingerprintStrategy::Id(id))
+                    .build_encoder::<arrow_avro::writer::format::AvroSoeFormat>(),
+                None => builder.build_encoder::<arrow_avro::writer::format::AvroBinaryFormat>(),
+            }
+            .map_err(|e| {
+                EngineError::Plan(format!("table '{}': the Avro writer: {e}", table.name))
+            })?;
+            e.insert(key.clone(), enc);
+        }
+        let enc = e.get_mut(&key).expect("inserted above");
+        enc.encode(&batch).map_err(|e| {
+            EngineError::Plan(format!("table '{}': Avro encoding: {e}", table.name))
+        })?;
+        Ok(enc.flush().iter().collect())
+    })
 }
 
 /// A Protobuf body's message indexes (which message of the schema the

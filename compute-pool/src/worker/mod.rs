@@ -619,33 +619,36 @@ async fn run(
     }
 }
 
-/// A sink in a schema registry format registers its schema (or finds it
-/// registered) under `<topic>-value` before the first record, and writes
-/// with that schema's id.
+/// A sink in a schema registry format registers its value schema (or finds
+/// it registered) under `<topic>-value` before the first record, and its key
+/// schema under `<topic>-key` when `'key.format'` is one too, and writes
+/// with those schemas' ids.
 async fn register_sink_schema(task: &mut StatementTask) -> Result<(), EngineError> {
-    use crate::connector::registry::{SCHEMA_ID_OPTION, WRITER_SCHEMA_OPTION};
+    use weir_catalog::registry::Part;
     let SinkSpec::Table { table, .. } = &mut task.plan.sink else {
         return Ok(());
     };
-    if !crate::connector::registry::is_registry_format(table.value_format()) {
-        return Ok(());
+    for part in [Part::Key, Part::Value] {
+        if !crate::connector::registry::is_registry_format(part.format(table)) {
+            continue;
+        }
+        let (ty, schema, subject) = weir_catalog::registry::schema_for_part(table, part)
+            .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
+        let id = task
+            .events
+            .register_schema(&subject, ty, &schema)
+            .await
+            .map_err(|e| {
+                EngineError::Plan(format!(
+                    "table '{}': its {} schema cannot be registered under subject '{subject}': {e}",
+                    table.name,
+                    part.as_str()
+                ))
+            })?;
+        let (id_option, schema_option) = crate::connector::registry::schema_options(part);
+        table.options.insert(id_option, id.to_string());
+        table.options.insert(schema_option, schema);
     }
-    let (ty, schema, subject) = weir_catalog::registry::schema_for_table(table)
-        .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
-    let id = task
-        .events
-        .register_schema(&subject, ty, &schema)
-        .await
-        .map_err(|e| {
-            EngineError::Plan(format!(
-                "table '{}': its schema cannot be registered under subject '{subject}': {e}",
-                table.name
-            ))
-        })?;
-    table
-        .options
-        .insert(SCHEMA_ID_OPTION.into(), id.to_string());
-    table.options.insert(WRITER_SCHEMA_OPTION.into(), schema);
     Ok(())
 }
 

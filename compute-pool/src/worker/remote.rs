@@ -305,7 +305,13 @@ impl StatementEvents for HttpEvents {
         &'a self,
         id: u32,
     ) -> BoxFuture<'a, Result<Option<weir_catalog::registry::RegisteredSchema>, String>> {
-        Box::pin(async move { Ok(self.ask(ReportBody::Schema { id }).await?.schema) })
+        Box::pin(async move {
+            let a = self.ask(ReportBody::Schema { id }).await?;
+            match (a.schema, a.error) {
+                (_, Some(e)) => Err(e),
+                (s, None) => Ok(s),
+            }
+        })
     }
 
     fn register_schema<'a>(

@@ -498,9 +498,58 @@ impl SourceDecoder {
         }
     }
 
-    /// Registry-framed records: the good ones' bodies decoded into the
-    /// physical columns, the bad ones with why.
+    /// Records in a schema format: the good ones decoded into the physical
+    /// columns, the bad ones with why. Into an upsert table a tombstone is
+    /// a row whose value columns are NULL and whose key columns come from
+    /// the record key (its key part, or the JSON of the primary key); the
+    /// normalizer turns it into a delete.
     fn registry_columns(
+        &self,
+        reg: &Registry,
+        records: &[RawRecord<'_>],
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(RecordBatch, Vec<usize>), EngineError> {
+        if !self.upsert || records.iter().all(|r| r.value.is_some()) {
+            return self.registry_values(reg, records, bad);
+        }
+        let (live, tombs): (Vec<usize>, Vec<usize>) =
+            (0..records.len()).partition(|&i| records[i].value.is_some());
+        let pick = |idx: &[usize]| idx.iter().map(|&i| records[i]).collect::<Vec<_>>();
+        let (values, good_values) = self.registry_values(reg, &pick(&live), bad)?;
+        let (keys, good_tombs) = if self.key_part.is_some() {
+            let cols = self
+                .physical
+                .fields()
+                .iter()
+                .map(|f| arrow::array::new_null_array(f.data_type(), tombs.len()))
+                .collect();
+            let b = RecordBatch::try_new_with_options(
+                self.physical.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(tombs.len())),
+            )?;
+            (b, (0..tombs.len()).collect::<Vec<_>>())
+        } else {
+            self.json_columns(&pick(&tombs), &[], bad)?
+        };
+        let mut rows: Vec<(usize, (usize, usize))> = good_values
+            .iter()
+            .enumerate()
+            .map(|(j, &g)| (live[g], (0, j)))
+            .chain(
+                good_tombs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &g)| (tombs[g], (1, j))),
+            )
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        let at: Vec<(usize, usize)> = rows.iter().map(|r| r.1).collect();
+        let batch = arrow::compute::interleave_record_batch(&[&values, &keys], &at)?;
+        Ok((batch, rows.into_iter().map(|r| r.0).collect()))
+    }
+
+    fn registry_values(
         &self,
         reg: &Registry,
         records: &[RawRecord<'_>],

@@ -508,11 +508,13 @@ impl Planner {
                     .downcast_ref::<KafkaTableSource>()
                     .expect("every table source is a Kafka table");
                 let mut spec = self.source(src, &scan.table_name)?;
-                let spec_retract =
-                    spec.table.changelog_mode() == "retract" && spec.table.value_format() == "json";
+                // Any decoded format carries a changelog (a raw value is
+                // bytes, with no row to key or retract).
+                let decoded = spec.table.value_format() != "raw";
+                let spec_retract = spec.table.changelog_mode() == "retract" && decoded;
                 let upsert = spec.table.changelog_mode() == "upsert"
                     && !spec.table.primary_key.is_empty()
-                    && spec.table.value_format() == "json";
+                    && decoded;
                 if let Some(proj) = &scan.projection {
                     let mut read = read_columns(&spec, proj, &scan.filters);
                     if upsert {

@@ -467,6 +467,48 @@ async fn a_value_subject_types_its_topics_table_within_seconds() {
     weir.stop().await;
 }
 
+/// A topic whose schemas are under a record-name-strategy subject is typed
+/// once `ALTER TABLE ... SET ('value.subject' = ...)` names it, and stays
+/// the sync's: a new version of that subject retypes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_option_names_a_record_name_strategy_subject() {
+    let weir = Weir::start().await;
+    let sr = sr(&weir);
+    let topic = unique("rns");
+    produce(&topic, &[(0, None, "x".into())]).await;
+    wait_table(&weir, &topic, "discovered", |_| true).await;
+    let subject = format!("com.acme.{topic}");
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{subject}/versions"),
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    weir.ddl(&format!(
+        "ALTER TABLE `{topic}` SET ('value.subject' = '{subject}')"
+    ))
+    .await;
+    let t = wait_table(&weir, &topic, "typed from the named subject", |t| {
+        t.option("value.format") == Some("avro-registry")
+    })
+    .await;
+    assert_eq!(t.option("value.subject"), Some(subject.as_str()));
+    assert!(t.columns.iter().any(|c| c.name == "name"));
+    let (st, v) = sr
+        .post(
+            &format!("/subjects/{subject}/versions"),
+            json!({"schema": USER_V2}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    wait_table(&weir, &topic, "retyped by version 2", |t| {
+        t.columns.iter().any(|c| c.name == "email")
+    })
+    .await;
+    weir.stop().await;
+}
+
 /// Polls the store of `weir` until its table `topic` satisfies `ok`.
 async fn wait_table(
     weir: &Weir,

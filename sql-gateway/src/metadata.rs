@@ -800,7 +800,13 @@ pub async fn execute_metadata(
             );
             crate::parser::parse(&probe)?;
             def.options.extend(options.clone());
-            if def.origin == TableOrigin::Discovered {
+            // Naming the subjects a discovered table is typed from (a
+            // record-name strategy) keeps it the catalog sync's: it retypes
+            // the table from them. Any other option makes it SQL's own.
+            let subjects_only = options
+                .keys()
+                .all(|k| k == "value.subject" || k == "key.subject");
+            if def.origin == TableOrigin::Discovered && !subjects_only {
                 def.origin = TableOrigin::Managed;
             }
             store

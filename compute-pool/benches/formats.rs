@@ -241,6 +241,33 @@ fn main() {
     );
     measure("avro-registry", &avro, &avro_values(n, &schema));
 
+    let jr = source(&format!(
+        "CREATE TABLE bids ({COLUMNS}, dateTime TIMESTAMP(3), extra STRING) WITH ('value.format' = 'json-registry')"
+    ));
+    jr.learn_schema(
+        2,
+        Some(RegisteredSchema {
+            id: 2,
+            schema_type: SchemaType::Json,
+            schema: weir_catalog::registry::json_schema_of(&bid_columns()).to_string(),
+            references: vec![],
+        }),
+    );
+    let framed: Vec<Vec<u8>> = json_values(n)
+        .into_iter()
+        .map(|v| [&[0u8, 0, 0, 0, 2][..], &v].concat())
+        .collect();
+    measure("json-registry", &jr, &framed);
+
+    let plain = source(&format!(
+        "CREATE TABLE bids ({COLUMNS}, dateTime TIMESTAMP(3), extra STRING) WITH ('value.format' = 'avro')"
+    ));
+    let bare: Vec<Vec<u8>> = avro_values(n, &schema)
+        .into_iter()
+        .map(|v| v[5..].to_vec())
+        .collect();
+    measure("avro (plain)", &plain, &bare);
+
     let proto = source(&format!(
         "CREATE TABLE bids ({COLUMNS}, dateTime TIMESTAMP_LTZ(9), extra STRING) WITH ('value.format' = 'proto-registry')"
     ));
@@ -259,7 +286,14 @@ fn main() {
 /// The schema Weir registers for the bids table, as a producer would
 /// have registered it.
 fn avro_writer_schema() -> String {
-    let cols = vec![
+    weir_catalog::registry::avro_schema_of(&bid_columns())
+        .unwrap()
+        .to_string()
+}
+
+/// The bids table's columns.
+fn bid_columns() -> Vec<(String, weir_catalog::SqlType, bool)> {
+    vec![
         ("auction".to_string(), weir_catalog::SqlType::BigInt, true),
         ("bidder".to_string(), weir_catalog::SqlType::BigInt, true),
         ("price".to_string(), weir_catalog::SqlType::BigInt, true),
@@ -271,8 +305,5 @@ fn avro_writer_schema() -> String {
             true,
         ),
         ("extra".to_string(), weir_catalog::SqlType::String, true),
-    ];
-    weir_catalog::registry::avro_schema_of(&cols)
-        .unwrap()
-        .to_string()
+    ]
 }

@@ -688,7 +688,17 @@ fn generate_tables(rng: &mut Rng, seed: &Seed) -> Vec<String> {
             &["0", "-1", "x", "99999999999999999999"],
         ),
         ("key.format", &["json", "raw", "avro", ""]),
-        ("value.format", &["json", "raw", "avro-registry"]),
+        (
+            "value.format",
+            &[
+                "json",
+                "raw",
+                "avro-registry",
+                "avro",
+                "json-registry",
+                "proto-registry",
+            ],
+        ),
         ("error-handling.mode", &["fail", "ignore", "log", "x"]),
         ("late-handling.mode", &["filter", "pass-through", "?"]),
         ("kafka.partitions", &["1", "0", "-3", "100000", "x"]),

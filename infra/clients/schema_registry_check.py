@@ -307,6 +307,29 @@ consumer.close()
 check("Confluent's JSON deserializer reads what Weir wrote (validated against the registered schema)",
       sorted(jread, key=lambda r: r["id"]) == [{"id": i, "item": f"I{i}"} for i in range(3)], jread)
 
+# A record that is JSON but breaks its schema (a required field missing, a
+# string where an integer belongs) is a bad record, as Confluent's own
+# deserializer would refuse it; a valid one beside it is read.
+vtopic = f"json_invalid_{run}"
+jid = sr.register_schema(f"{vtopic}-value", Schema(jschema, "JSON"))
+frame = b"\x00" + jid.to_bytes(4, "big")
+producer.produce(vtopic, value=frame + json.dumps({"id": 1, "item": "ok"}).encode())
+producer.produce(vtopic, value=frame + json.dumps({"id": 2}).encode())
+producer.produce(vtopic, value=frame + json.dumps({"id": "three", "item": "x"}).encode())
+producer.flush(30)
+wait_for("the JSON topic with invalid records is typed",
+         lambda: [r for r in sql(f"DESCRIBE `{vtopic}`") if r[0] == "qty"])
+try:
+    sql(f"SELECT id, item FROM `{vtopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+    failed = None
+except RuntimeError as e:
+    failed = str(e)
+check("a JSON record that breaks its schema fails the statement, saying so",
+      failed is not None and "does not match its JSON Schema" in failed, failed)
+rows = sql(f"SELECT id, item FROM `{vtopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset', "
+           "'error-handling.mode'='ignore') */")
+check("with 'ignore' only the valid JSON record is read", rows == [["1", "ok"]], rows)
+
 # ---- Protobuf: Confluent's serializer writes, Weir reads ---------------------
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 from google.protobuf import timestamp_pb2, wrappers_pb2  # noqa: E402,F401 (their files join the pool)

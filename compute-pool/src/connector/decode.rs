@@ -139,6 +139,10 @@ struct Registry {
     reader_text: Option<String>,
     known: std::sync::Mutex<crate::connector::registry::KnownSchemas>,
     avro: std::sync::Mutex<Option<crate::connector::registry::AvroDecoder>>,
+    /// JSON Schemas compiled for validation, by id (`None`: one that does
+    /// not compile, whose records are decoded unvalidated).
+    json_validators:
+        std::sync::Mutex<std::collections::HashMap<u32, Option<jsonschema::Validator>>>,
     /// Protobuf schemas compiled, by id (or why one does not compile).
     protos: std::sync::Mutex<
         std::collections::HashMap<u32, Result<weir_catalog::proto::ProtoSchema, String>>,
@@ -179,10 +183,26 @@ impl Registry {
             reader_text,
             known: std::sync::Mutex::new(known),
             avro: Default::default(),
+            json_validators: Default::default(),
             protos: Default::default(),
             wrap,
         }
     }
+}
+
+/// A JSON Schema compiled for validating records. Structure and values
+/// are checked, not `format`s (as Python's `jsonschema`, which Confluent's
+/// Python deserializer uses, does by default: Flink SQL writes timestamps
+/// as `2024-01-31 12:00:00.000`, which is not RFC 3339). A schema that
+/// makes the validator panic is one that does not compile.
+fn json_validator(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jsonschema::options()
+            .should_validate_formats(false)
+            .build(schema)
+            .map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err("the JSON Schema validator failed on it".into()))
 }
 
 /// After this many polls in a row that the fast path could not take, it
@@ -662,6 +682,50 @@ impl SourceDecoder {
             return self.serialized_columns(&values, decoded, records, bad);
         }
         if want == SchemaType::Json {
+            // Each body is checked against its writer's JSON Schema (as
+            // Confluent's deserializer does) before it is decoded.
+            let mut validators = reg.json_validators.lock().expect("not poisoned");
+            let framed: Vec<(usize, u32, &[u8])> = framed
+                .into_iter()
+                .filter(|&(i, id, body)| {
+                    let v = validators.entry(id).or_insert_with(|| {
+                        let text = &known.get(id).expect("checked above").schema;
+                        let compiled = serde_json::from_str(text)
+                            .map_err(|e| e.to_string())
+                            .and_then(|s| json_validator(&s));
+                        match compiled {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                tracing::warn!(topic = self.topic, id, error = e, "a JSON Schema does not compile for validation; its records are decoded unvalidated");
+                                None
+                            }
+                        }
+                    });
+                    let Some(v) = v else { return true };
+                    let why = match serde_json::from_slice::<serde_json::Value>(body) {
+                        Err(e) => Some(format!("malformed JSON: {e}")),
+                        Ok(doc) if v.is_valid(&doc) => None,
+                        Ok(doc) => Some(match v.validate(&doc) {
+                            Err(e) if e.instance_path().as_str().is_empty() => {
+                                format!("the record does not match its JSON Schema (id {id}): {e}")
+                            }
+                            Err(e) => format!(
+                                "the record does not match its JSON Schema (id {id}) at {}: {e}",
+                                e.instance_path()
+                            ),
+                            Ok(()) => "the record does not match its JSON Schema".into(),
+                        }),
+                    };
+                    match why {
+                        None => true,
+                        Some(reason) => {
+                            bad.push(bad_record(&records[i], reason));
+                            false
+                        }
+                    }
+                })
+                .collect();
+            drop(validators);
             drop(known);
             let stripped: Vec<RawRecord<'_>> = framed
                 .iter()

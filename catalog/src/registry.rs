@@ -79,6 +79,11 @@ pub struct RegisteredSchema {
     pub schema_type: SchemaType,
     pub schema: String,
     pub references: Vec<SchemaReference>,
+    /// The texts of the schemas `references` names, transitively, as
+    /// (import name, text): filled for a worker, which cannot look them up
+    /// itself ([`SchemaRegistry::resolved`]); empty as stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_texts: Vec<(String, String)>,
 }
 
 /// A subject's version.
@@ -200,6 +205,17 @@ pub fn parse(
         SchemaType::Json => {
             let json: Value =
                 serde_json::from_str(text).map_err(|e| format!("Invalid schema: not JSON: {e}"))?;
+            let refs = refs
+                .iter()
+                .map(|(name, t)| {
+                    serde_json::from_str(t)
+                        .map(|v| (name.clone(), v))
+                        .map_err(|e| {
+                            format!("Invalid schema: the reference '{name}' is not JSON: {e}")
+                        })
+                })
+                .collect::<Result<Vec<(String, Value)>, String>>()?;
+            let json = inline_json_refs(&json, &json, &refs, 0)?;
             check_json_schema(&json, "$")?;
             Ok(ParsedSchema::Json(json))
         }
@@ -339,6 +355,105 @@ fn can_read(writer: &ParsedSchema, reader: &ParsedSchema) -> Vec<String> {
         }
         _ => vec!["the schema type changed".into()],
     }
+}
+
+/// How deep `$ref`s may nest (a schema that refers to itself is refused,
+/// as a Flink SQL type cannot contain itself).
+const MAX_JSON_REF_DEPTH: usize = 32;
+
+/// `v` with every `$ref` replaced by what it points at: `#/...` in the same
+/// document, `<name>` or `<name>#/...` in a referenced schema (a registry
+/// reference by its name). Sibling keywords of a `$ref` are kept beside
+/// the target's.
+fn inline_json_refs(
+    v: &Value,
+    root: &Value,
+    refs: &[(String, Value)],
+    depth: usize,
+) -> Result<Value, String> {
+    let mut budget = MAX_JSON_INLINED_NODES;
+    inline_json_refs_in(v, root, refs, depth, &mut budget)
+}
+
+/// At most this many JSON values once the `$ref`s are inlined (definitions
+/// that each use the next twice would otherwise double at every level).
+const MAX_JSON_INLINED_NODES: usize = 200_000;
+
+fn inline_json_refs_in(
+    v: &Value,
+    root: &Value,
+    refs: &[(String, Value)],
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Value, String> {
+    *budget = budget.checked_sub(1).ok_or_else(|| {
+        format!(
+            "Invalid schema: inlining its $refs makes more than {MAX_JSON_INLINED_NODES} values"
+        )
+    })?;
+    if depth > MAX_JSON_REF_DEPTH {
+        return Err(format!(
+            "Invalid schema: $ref nests deeper than {MAX_JSON_REF_DEPTH} levels (a schema that contains itself has no Flink SQL type)"
+        ));
+    }
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref") {
+                let (doc, pointer) = match r.split_once('#') {
+                    Some(("", p)) => (root, p),
+                    Some((name, p)) => (reference_doc(refs, name, r)?, p),
+                    None => (reference_doc(refs, r, r)?, ""),
+                };
+                let target = doc
+                    .pointer(pointer)
+                    .ok_or_else(|| format!("Invalid schema: $ref '{r}' points at nothing"))?;
+                let mut out = inline_json_refs_in(target, doc, refs, depth + 1, budget)?;
+                if let Value::Object(t) = &mut out {
+                    for (k, x) in o {
+                        if k != "$ref" && !t.contains_key(k) {
+                            t.insert(
+                                k.clone(),
+                                inline_json_refs_in(x, root, refs, depth, budget)?,
+                            );
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+            let mut out = serde_json::Map::with_capacity(o.len());
+            for (k, x) in o {
+                // Definitions are reached through the $refs that use them.
+                if k == "definitions" || k == "$defs" {
+                    out.insert(k.clone(), x.clone());
+                    continue;
+                }
+                out.insert(
+                    k.clone(),
+                    inline_json_refs_in(x, root, refs, depth, budget)?,
+                );
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(a) => a
+            .iter()
+            .map(|x| inline_json_refs_in(x, root, refs, depth, budget))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        other => Ok(other.clone()),
+    }
+}
+
+fn reference_doc<'a>(
+    refs: &'a [(String, Value)],
+    name: &str,
+    r: &str,
+) -> Result<&'a Value, String> {
+    refs.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            format!("Invalid schema: $ref '{r}' names '{name}', which is not one of the schema's references")
+        })
 }
 
 fn json_types(v: &Value) -> Vec<String> {
@@ -1625,6 +1740,52 @@ mod tests {
         .unwrap();
         let e = columns_of(&p, "val").unwrap_err();
         assert!(e.contains("nests itself"), "{e}");
+    }
+
+    #[test]
+    fn json_schema_refs_are_followed_and_a_self_reference_is_refused() {
+        let s = r##"{"type":"object","definitions":{"Money":{"type":"object","properties":{"cents":{"type":"integer"},"currency":{"type":"string"}},"required":["cents"]}},
+            "properties":{"id":{"type":"integer"},"total":{"$ref":"#/definitions/Money"},"tax":{"oneOf":[{"type":"null"},{"$ref":"#/definitions/Money"}]},"paid":{"$ref":"addr.json#/definitions/When"}},"required":["id","total"]}"##;
+        let refs = vec![(
+            "addr.json".to_string(),
+            r#"{"definitions":{"When":{"type":"string","format":"date-time"}}}"#.to_string(),
+        )];
+        let p = parse(SchemaType::Json, s, &refs).unwrap();
+        let cols = columns_of(&p, "val").unwrap();
+        let ty = |n: &str| {
+            let c = cols.iter().find(|c| c.name == n).unwrap();
+            (c.data_type.to_string(), c.nullable)
+        };
+        assert_eq!(
+            ty("total").0,
+            "ROW<`cents` BIGINT NOT NULL, `currency` STRING>"
+        );
+        assert!(!ty("total").1);
+        assert!(ty("tax").1);
+        assert_eq!(ty("paid").0, "TIMESTAMP_LTZ(3)");
+        // A reference that is not given, and a schema that contains itself.
+        assert!(parse(SchemaType::Json, s, &[])
+            .unwrap_err()
+            .contains("addr.json"));
+        // Definitions that each use the next twice stop at a size limit.
+        let mut defs = serde_json::Map::new();
+        for i in 0..30 {
+            defs.insert(
+                format!("D{i}"),
+                serde_json::json!({"type": "object", "properties": {
+                    "a": {"$ref": format!("#/definitions/D{}", i + 1)},
+                    "b": {"$ref": format!("#/definitions/D{}", i + 1)}}}),
+            );
+        }
+        defs.insert("D30".into(), serde_json::json!({"type": "integer"}));
+        let wide = serde_json::json!({"definitions": defs, "$ref": "#/definitions/D0"}).to_string();
+        assert!(parse(SchemaType::Json, &wide, &[])
+            .unwrap_err()
+            .contains("more than"));
+        let own = r##"{"type":"object","properties":{"next":{"$ref":"#"}}}"##;
+        assert!(parse(SchemaType::Json, own, &[])
+            .unwrap_err()
+            .contains("contains itself"));
     }
 
     #[test]

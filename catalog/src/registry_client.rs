@@ -69,6 +69,61 @@ impl SchemaRegistry {
         }
     }
 
+    /// The schema with id `id` and the texts of the schemas it references,
+    /// transitively (what a worker needs to compile a Protobuf schema that
+    /// imports others).
+    pub async fn resolved(&self, id: i64) -> Result<Option<RegisteredSchema>, CatalogError> {
+        let Some(mut s) = self.schema(id).await? else {
+            return Ok(None);
+        };
+        let mut todo = s.references.clone();
+        let mut seen = HashSet::new();
+        while let Some(r) = todo.pop() {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            if seen.len() > MAX_REFERENCE_FETCHES {
+                return Err(CatalogError::Registry {
+                    url: "the schema registry".into(),
+                    reason: format!(
+                        "schema {id} references more than {MAX_REFERENCE_FETCHES} schemas"
+                    ),
+                });
+            }
+            if let Some(v) = self.version(&r.subject, r.version).await? {
+                todo.extend(v.schema.references.iter().cloned());
+                s.reference_texts.push((r.name.clone(), v.schema.schema));
+            }
+        }
+        Ok(Some(s))
+    }
+
+    /// A subject's live version (`-1`: the latest).
+    pub async fn version(
+        &self,
+        subject: &str,
+        version: i64,
+    ) -> Result<Option<SubjectVersion>, CatalogError> {
+        match self {
+            SchemaRegistry::BuiltIn { store, org, env } => {
+                let versions = store.registry_versions(org, env, subject, false).await?;
+                Ok(if version == -1 {
+                    versions.into_iter().last()
+                } else {
+                    versions.into_iter().find(|v| v.version == version)
+                })
+            }
+            SchemaRegistry::External(r) => {
+                let v = if version == -1 {
+                    "latest".to_string()
+                } else {
+                    version.to_string()
+                };
+                r.version(subject, &v).await
+            }
+        }
+    }
+
     /// Registers `text` under `subject` (its existing id when the subject
     /// has it already), checked against the subject's compatibility level.
     pub async fn register(
@@ -168,6 +223,7 @@ impl WireSchema {
                 schema_type: ty,
                 schema: self.schema,
                 references: self.references,
+                reference_texts: vec![],
             },
         ))
     }

@@ -237,6 +237,7 @@ fn main() {
             schema_type: SchemaType::Avro,
             schema: schema.clone(),
             references: vec![],
+            reference_texts: vec![],
         }),
     );
     measure("avro-registry", &avro, &avro_values(n, &schema));
@@ -251,6 +252,7 @@ fn main() {
             schema_type: SchemaType::Json,
             schema: weir_catalog::registry::json_schema_of(&bid_columns()).to_string(),
             references: vec![],
+            reference_texts: vec![],
         }),
     );
     let framed: Vec<Vec<u8>> = json_values(n)
@@ -278,6 +280,7 @@ fn main() {
             schema_type: SchemaType::Protobuf,
             schema: PROTO.into(),
             references: vec![],
+            reference_texts: vec![],
         }),
     );
     measure("proto-registry", &proto, &proto_values(n));

@@ -96,7 +96,7 @@ impl StatementEvents for StoreEvents {
             SchemaRegistry::of(&self.store, o, e)
                 .await
                 .map_err(|e| e.to_string())?
-                .schema(id as i64)
+                .resolved(id as i64)
                 .await
                 .map_err(|e| e.to_string())
         }

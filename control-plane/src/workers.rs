@@ -694,7 +694,7 @@ async fn report(
         }
         ReportBody::Schema { id } => {
             let r = match SchemaRegistry::of(store, o, e).await {
-                Ok(r) => r.schema(*id as i64).await,
+                Ok(r) => r.resolved(*id as i64).await,
                 Err(e) => Err(e),
             };
             let (schema, error) = match r {

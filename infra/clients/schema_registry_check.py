@@ -419,6 +419,36 @@ check("scalar Protobuf columns read the same on the direct path", flat == [
     ["0", "", "0.0", "FALSE", "x''", "NEW", None, None, "0", "0"],
 ], flat)
 
+# A message that imports another user file: Confluent's serializer registers
+# the imported file as a subject of its own and references it.
+mfdp = descriptor_pb2.FileDescriptorProto(name=f"check/money_{run}.proto", package=f"money{run}",
+                                          syntax="proto3")
+money = mfdp.message_type.add(name="Money")
+field(money, "cents", 1, F.TYPE_INT64)
+field(money, "currency", 2, F.TYPE_STRING)
+pool.Add(mfdp)
+ifdp = descriptor_pb2.FileDescriptorProto(name=f"check/invoice_{run}.proto", package=f"invoice{run}",
+                                          syntax="proto3", dependency=[mfdp.name])
+invoice = ifdp.message_type.add(name="Invoice")
+field(invoice, "id", 1, F.TYPE_INT64)
+field(invoice, "total", 2, F.TYPE_MESSAGE, type_name=f".money{run}.Money")
+pool.Add(ifdp)
+Invoice = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"invoice{run}.Invoice"))
+itopic = f"invoice_{run}"
+iser = ProtobufSerializer(Invoice, sr, {"use.deprecated.format": False})
+inv = Invoice(id=1)
+inv.total.cents = 1250
+inv.total.currency = "EUR"
+producer.produce(itopic, value=iser(inv, SerializationContext(itopic, MessageField.VALUE)))
+producer.flush(30)
+check("the imported file is a subject of its own, referenced",
+      mfdp.name in sr.get_subjects()
+      and sr.get_latest_version(f"{itopic}-value").schema.references, sr.get_subjects())
+wait_for("a Protobuf schema with a reference types its table",
+         lambda: [r for r in sql(f"DESCRIBE `{itopic}`") if r[0] == "total"])
+irows = sql(f"SELECT id, total FROM `{itopic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
+check("Weir reads records whose schema imports another subject's", irows == [["1", ["1250", "EUR"]]], irows)
+
 # ---- Weir writes Protobuf, Confluent's deserializer reads ---------------------
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer  # noqa: E402
 

@@ -26,6 +26,7 @@ fn version_of(r: &sqlx::any::AnyRow) -> Result<SubjectVersion, CatalogError> {
             schema: r.try_get("schema_text")?,
             references: serde_json::from_str(&refs)
                 .map_err(|e| CatalogError::Corrupt(format!("schema references: {e}")))?,
+            reference_texts: vec![],
         },
     })
 }
@@ -141,6 +142,7 @@ impl Store {
             schema: r.try_get("schema_text")?,
             references: serde_json::from_str(&refs)
                 .map_err(|e| CatalogError::Corrupt(format!("schema references: {e}")))?,
+            reference_texts: vec![],
         }))
     }
 

@@ -173,6 +173,7 @@ impl Registry {
                         schema_type: weir_catalog::registry::SchemaType::Avro,
                         schema,
                         references: vec![],
+                        reference_texts: vec![],
                     }),
             );
         }
@@ -643,7 +644,7 @@ impl SourceDecoder {
             for &(i, id, body) in &framed {
                 let schema = protos.entry(id).or_insert_with(|| {
                     let s = known.get(id).expect("checked above");
-                    weir_catalog::proto::compile(&s.schema, &[])
+                    weir_catalog::proto::compile(&s.schema, &s.reference_texts)
                 });
                 let one = match schema {
                     Err(e) => Err(format!("schema id {id} does not compile: {e}")),

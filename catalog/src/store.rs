@@ -13,7 +13,10 @@ use sqlx::{AnyPool, Row};
 
 use crate::{now_millis, CatalogError, TableDef, TableOrigin};
 
+mod iam;
 mod registry;
+
+pub use iam::{ApiKeyInfo, AuditRecord, RoleBindingRecord, ServiceAccountRecord};
 pub use registry::Registered;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -99,6 +102,10 @@ pub struct ApiKeyRecord {
     pub id: String,
     pub org_id: String,
     pub secret_hash: String,
+    /// The principal the key proves: `u-...` or `sa-...`.
+    pub owner_id: String,
+    /// The resource the key is limited to; `None`: its owner's reach.
+    pub scope: Option<String>,
 }
 
 /// Which statements a listing returns.
@@ -694,6 +701,8 @@ impl Store {
 
     // ---- API keys ----------------------------------------------------------
 
+    /// A key of the organization's owner (`u-owner-<org>`, an
+    /// OrganizationAdmin): what `weir dev` and a new organization start with.
     pub async fn create_api_key(
         &self,
         org: &str,
@@ -701,13 +710,19 @@ impl Store {
         secret_hash: &str,
         description: &str,
     ) -> Result<(), CatalogError> {
+        // The organization's owner: the user who administers it.
+        let owner = format!("u-owner-{org}");
+        self.create_owned_api_key(org, id, secret_hash, &owner, None, description)
+            .await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, org_id, secret_hash, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO role_bindings (org_id, id, principal, role_name, crn_pattern, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (org_id, id) DO NOTHING",
         )
-        .bind(id)
         .bind(org)
-        .bind(secret_hash)
-        .bind(description)
+        .bind(format!("rb-owner-{org}"))
+        .bind(format!("User:{owner}"))
+        .bind("OrganizationAdmin")
+        .bind(format!("crn://weir/organization={org}"))
         .bind(now_millis())
         .execute(&self.pool)
         .await?;
@@ -716,15 +731,21 @@ impl Store {
 
     /// Finds a key by its id; the caller checks the secret.
     pub async fn find_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
-        let row = sqlx::query("SELECT id, org_id, secret_hash FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, org_id, secret_hash, owner_id, scope FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
             Some(r) => Some(ApiKeyRecord {
                 id: r.try_get("id")?,
                 org_id: r.try_get("org_id")?,
                 secret_hash: r.try_get("secret_hash")?,
+                owner_id: r
+                    .try_get::<Option<String>, _>("owner_id")?
+                    .unwrap_or_default(),
+                scope: r.try_get("scope")?,
             }),
             None => None,
         })

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use weir_catalog::{ClusterRecord, PoolRecord, Store};
 
-use crate::auth::{hash_secret, new_key};
+use crate::auth::{hash_secret, new_key, secret_matches};
 use crate::ApiError;
 
 /// A UUID, as the managed service's organization ids are (its Table API
@@ -96,7 +96,7 @@ pub async fn bootstrap(
             if store
                 .find_api_key(&k)
                 .await?
-                .is_some_and(|r| r.secret_hash == hash_secret(&s)) =>
+                .is_some_and(|r| secret_matches(&s, &r.secret_hash)) =>
         {
             (k, s)
         }

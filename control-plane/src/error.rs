@@ -44,6 +44,10 @@ impl ApiError {
             "send an API key and secret as HTTP Basic credentials (weir dev prints them; `source .weir/dev.env`)",
         )
     }
+    /// The caller is known but its roles do not allow the call.
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
     pub fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
@@ -135,7 +139,10 @@ impl IntoResponse for ApiError {
                 source: self.source,
             }],
         };
-        (self.status, Json(body)).into_response()
+        let detail = crate::audit::ErrorDetail(body.errors[0].detail.clone());
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.extensions_mut().insert(detail);
+        resp
     }
 }
 

@@ -10,10 +10,14 @@
 //!
 //! Start with [`Server`] and [`router`].
 
+mod access;
+mod audit;
 pub mod auth;
+pub mod authz;
 pub mod autoscaler;
 pub mod dev;
 mod error;
+mod iam;
 mod org;
 pub mod parallel;
 mod planning;
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     pub price_per_cfu_hour: Option<f64>,
     /// How often the CFUs running statements hold are sampled for metering.
     pub meter_interval: Duration,
+    /// How often running statements' principals are checked for the roles
+    /// their statements need (a statement whose principal lost one fails).
+    pub access_check_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +92,7 @@ impl Default for ServerConfig {
             workers: None,
             price_per_cfu_hour: None,
             meter_interval: Duration::from_secs(1),
+            access_check_interval: Duration::from_secs(5),
         }
     }
 }
@@ -118,6 +126,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
         // The schema registry answers in Confluent's error shape.
         .merge(registry::routes())
+        .merge(iam::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .fallback(error::not_found)
@@ -234,6 +247,12 @@ impl Server {
         )));
         tasks.push(tokio::spawn(scaling::run(
             scheduler.clone(),
+            cancel.clone(),
+        )));
+        tasks.push(tokio::spawn(access::watch(
+            store.clone(),
+            scheduler.clone(),
+            config.access_check_interval,
             cancel.clone(),
         )));
         let provisioning = CancellationToken::new();

@@ -1,8 +1,9 @@
 //! The organization and Kafka-cluster lookups that clients of the managed
 //! service make before they run SQL: `/org/v2/organizations`,
-//! `/org/v2/environments` and `/cmk/v2/clusters` (the Kafka clusters
-//! registered in an environment, which SQL sees as databases). Read-only,
-//! and scoped like every route to the caller's organization.
+//! `/org/v2/environments` (which can also be created, renamed and, when
+//! empty, deleted) and `/cmk/v2/clusters` (the Kafka clusters registered in
+//! an environment, which SQL sees as databases). Scoped like every route to
+//! the caller's organization, and to what its roles let it see.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -11,14 +12,23 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
+use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/org/v2/organizations", get(organizations))
         .route("/org/v2/organizations/{id}", get(organization))
-        .route("/org/v2/environments", get(environments))
-        .route("/org/v2/environments/{id}", get(environment))
+        .route(
+            "/org/v2/environments",
+            get(environments).post(create_environment),
+        )
+        .route(
+            "/org/v2/environments/{id}",
+            get(environment)
+                .patch(update_environment)
+                .delete(delete_environment),
+        )
         .route("/cmk/v2/clusters", get(clusters))
         .route("/cmk/v2/clusters/{id}", get(cluster))
 }
@@ -62,6 +72,9 @@ async fn organizations(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
+    principal
+        .access
+        .require(Permission::View, &Crn::organization(&principal.org_id))?;
     let org = organization_resource(&state, &principal.org_id).await?;
     Ok(list(
         &state,
@@ -78,6 +91,9 @@ async fn organization(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.check_org(&id)?;
+    principal
+        .access
+        .require(Permission::View, &Crn::organization(&id))?;
     Ok(Json(organization_resource(&state, &id).await?))
 }
 
@@ -101,6 +117,11 @@ async fn environments(
     let envs = state.store.list_environments(&principal.org_id).await?;
     let data = envs
         .iter()
+        .filter(|e| {
+            principal
+                .access
+                .allows(Permission::View, &Crn::environment(&e.org_id, &e.id))
+        })
         .map(|e| environment_resource(&state, &e.org_id, &e.id, &e.name))
         .collect();
     Ok(list(
@@ -122,6 +143,9 @@ async fn environment(
         .get_environment(&principal.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
+    principal
+        .access
+        .require(Permission::View, &Crn::environment(&e.org_id, &e.id))?;
     Ok(Json(environment_resource(
         &state, &e.org_id, &e.id, &e.name,
     )))
@@ -142,12 +166,15 @@ pub(crate) async fn env_of(
     let env = q.environment.as_deref().ok_or_else(|| {
         ApiError::bad_request("the 'environment' query parameter is required (an environment id)")
     })?;
-    Ok(state
+    let id = state
         .store
         .get_environment(&p.org_id, env)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("environment '{env}'")))?
-        .id)
+        .id;
+    p.access
+        .require(Permission::View, &Crn::environment(&p.org_id, &id))?;
+    Ok(id)
 }
 
 fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord) -> Value {
@@ -182,6 +209,12 @@ async fn clusters(
         .list_clusters(&principal.org_id, &env)
         .await?
         .iter()
+        .filter(|c| {
+            principal.access.allows(
+                Permission::View,
+                &Crn::cluster(&principal.org_id, &env, &c.id),
+            )
+        })
         .map(|c| cluster_resource(&state, &env, c))
         .collect();
     Ok(list(
@@ -207,5 +240,103 @@ async fn cluster(
         .into_iter()
         .find(|c| c.id == id || c.name == id)
         .ok_or_else(|| ApiError::not_found(&format!("Kafka cluster '{id}'")))?;
+    principal.access.require(
+        Permission::View,
+        &Crn::cluster(&principal.org_id, &env, &c.id),
+    )?;
     Ok(Json(cluster_resource(&state, &env, &c)))
+}
+
+#[derive(Deserialize)]
+struct EnvironmentBody {
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+fn display_name(b: &EnvironmentBody) -> Result<String, ApiError> {
+    let n = b.display_name.as_deref().unwrap_or_default().trim();
+    if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "display_name is required: 1 to 64 characters, without control characters",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// A new, empty environment (its Kafka clusters and pools are added to it
+/// afterwards).
+async fn create_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Result<Json<EnvironmentBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let name = display_name(&b)?;
+    let org = &principal.org_id;
+    let id = format!("env-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    principal
+        .access
+        .require(Permission::Manage, &Crn::environment(org, &id))?;
+    if state
+        .store
+        .list_environments(org)
+        .await?
+        .iter()
+        .any(|e| e.name == name)
+    {
+        return Err(ApiError::conflict(format!(
+            "an environment named '{name}' already exists"
+        )));
+    }
+    state.store.ensure_environment(org, &id, &name).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(environment_resource(&state, org, &id, &name)),
+    ))
+}
+
+async fn update_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<EnvironmentBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    let name = display_name(&b)?;
+    let org = &principal.org_id;
+    let e = state
+        .store
+        .get_environment(org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::environment(org, &e.id))?;
+    state.store.rename_environment(org, &e.id, &name).await?;
+    Ok(Json(environment_resource(&state, org, &e.id, &name)))
+}
+
+/// Deletes an environment that holds nothing; one that still has Kafka
+/// clusters, pools or statements is refused, saying which.
+async fn delete_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let org = &principal.org_id;
+    let e = state
+        .store
+        .get_environment(org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::environment(org, &e.id))?;
+    match state.store.delete_environment(org, &e.id).await? {
+        Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::not_found(&format!("environment '{id}'"))),
+        Err(held) => Err(ApiError::conflict(format!(
+            "environment '{id}' still holds {held}; delete them first"
+        ))),
+    }
 }

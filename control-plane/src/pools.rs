@@ -17,6 +17,7 @@ use weir_api::{
 use weir_catalog::PoolRecord;
 
 use crate::auth::Principal;
+use crate::authz::{Crn, Permission};
 use crate::org::{env_of, EnvParam};
 use crate::{ApiError, AppState};
 
@@ -127,6 +128,11 @@ async fn list(
         kind: "ComputePoolList".into(),
         data: pools
             .iter()
+            .filter(|p| {
+                principal
+                    .access
+                    .allows(Permission::View, &Crn::pool(&principal.org_id, &env, &p.id))
+            })
             .map(|p| resource(&state, &principal.org_id, &env, p))
             .collect(),
     }))
@@ -154,6 +160,10 @@ async fn create(
         &display_name,
         max_cfu,
     );
+    principal.access.require(
+        Permission::Manage,
+        &Crn::pool(&principal.org_id, &env, &rec.id),
+    )?;
     if let Some(s) = &spec.autoscaler {
         rec.autoscaler = check_settings(s)?;
     }
@@ -188,6 +198,9 @@ async fn get_one(
 ) -> Result<Json<ComputePool>, ApiError> {
     let env = env_of(&state, &principal, &q).await?;
     let rec = find(&state, &principal.org_id, &env, &id).await?;
+    principal
+        .access
+        .require(Permission::View, &Crn::pool(&principal.org_id, &env, &id))?;
     Ok(Json(resource(&state, &principal.org_id, &env, &rec)))
 }
 
@@ -204,6 +217,9 @@ async fn update(
     let env = env_from(&state, &principal, &q, Some(&req.spec)).await?;
     let org = &principal.org_id;
     let mut rec = find(&state, org, &env, &id).await?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::pool(org, &env, &id))?;
     if let Some(n) = &req.spec.display_name {
         rec.display_name = check_display_name(n)?;
     }
@@ -226,6 +242,10 @@ async fn delete(
     Query(q): Query<EnvParam>,
 ) -> Result<StatusCode, ApiError> {
     let env = env_of(&state, &principal, &q).await?;
+    find(&state, &principal.org_id, &env, &id).await?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::pool(&principal.org_id, &env, &id))?;
     match state
         .store
         .delete_pool(&principal.org_id, &env, &id)

@@ -22,6 +22,7 @@ use weir_catalog::registry::{
 };
 
 use crate::auth::Principal;
+use crate::authz::{Crn, Permission};
 use crate::AppState;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -220,7 +221,15 @@ async fn scope(
             ),
         ));
     }
+    p.access
+        .require(Permission::View, &Crn::registry(&p.org_id, &e.id))?;
     Ok((p.org_id.clone(), e.id))
+}
+
+/// `Ok` when the caller's roles allow `need` on `crn`; the registry's
+/// error shape otherwise.
+fn allowed(p: &Principal, need: Permission, crn: &Crn) -> Result<(), RegistryError> {
+    Ok(p.access.require(need, crn)?)
 }
 
 /// A query flag as clients send it: `true`, `True` (Python's `str(True)`),
@@ -421,6 +430,7 @@ async fn register(
     body: Bytes,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Write, &Crn::subject(&org, &env, &subject))?;
     let b: SchemaBody = body_of(&body)?;
     let ty = schema_type_of(&b)?;
     let id = register_schema(
@@ -466,6 +476,7 @@ async fn delete_subject(
     Query(q): Query<ListParams>,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Manage, &Crn::subject(&org, &env, &subject))?;
     let all = subject_versions(&state, &org, &env, &subject, true).await?;
     let live = all.iter().any(|v| !v.deleted);
     if q.permanent {
@@ -507,6 +518,7 @@ async fn delete_version(
     Query(q): Query<ListParams>,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Manage, &Crn::subject(&org, &env, &subject))?;
     let all = subject_versions(&state, &org, &env, &subject, true).await?;
     let v = if version == "latest" || version == "-1" {
         let live: Vec<SubjectVersion> = all.iter().filter(|v| !v.deleted).cloned().collect();
@@ -770,6 +782,7 @@ async fn set_global_config(
     body: Bytes,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Manage, &Crn::registry(&org, &env))?;
     let l = level_from(&body)?;
     state
         .store
@@ -810,6 +823,7 @@ async fn set_subject_config(
     body: Bytes,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Manage, &Crn::subject(&org, &env, &subject))?;
     let l = level_from(&body)?;
     state
         .store
@@ -824,6 +838,7 @@ async fn delete_subject_config(
     Path((env, subject)): Path<(String, String)>,
 ) -> Reply {
     let (org, env) = scope(&state, &p, &env).await?;
+    allowed(&p, Permission::Manage, &Crn::subject(&org, &env, &subject))?;
     let Some(l) = state
         .store
         .registry_compatibility(&org, &env, &subject)
@@ -904,6 +919,8 @@ async fn settings(
     Path(env): Path<String>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
     let env = settings_env(&state, &p, &env).await?;
+    p.access
+        .require(Permission::View, &Crn::environment(&p.org_id, &env))?;
     let c = state.store.environment_registry(&p.org_id, &env).await?;
     Ok(axum::Json(settings_json(&state, &env, c.as_ref())))
 }
@@ -917,6 +934,8 @@ async fn set_settings(
     body: Result<axum::Json<SettingsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
     let env = settings_env(&state, &p, &env).await?;
+    p.access
+        .require(Permission::Manage, &Crn::environment(&p.org_id, &env))?;
     let axum::Json(b) = body?;
     let config = RegistryConfig {
         url: b.url.trim_end_matches('/').to_string(),
@@ -956,6 +975,8 @@ async fn reset_settings(
     Path(env): Path<String>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
     let env = settings_env(&state, &p, &env).await?;
+    p.access
+        .require(Permission::Manage, &Crn::environment(&p.org_id, &env))?;
     state
         .store
         .set_environment_registry(&p.org_id, &env, None)

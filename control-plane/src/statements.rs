@@ -19,6 +19,7 @@ use weir_catalog::{now_millis, SpecUpdate, StatementRecord};
 use weir_sql_gateway::{analyze, execute_metadata, Analysis, CatalogContext, ResultSet, SinkSpec};
 
 use crate::auth::Principal;
+use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -52,7 +53,7 @@ async fn scaling_events(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<weir_api::ScalingEventList>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    require_statement(&state, &org, &env_id, &name).await?;
+    require_statement(&state, &principal, &org, &env_id, &name, Permission::View).await?;
     let data = state
         .store
         .scaling_events(&org, &env_id, &name, 100)
@@ -67,17 +68,23 @@ async fn scaling_events(
     }))
 }
 
-/// The 404 for a statement that does not exist.
+/// The statement, if the caller may `need` it (404 when it does not
+/// exist, 403 when the caller's roles do not allow it).
 async fn require_statement(
     state: &AppState,
+    p: &Principal,
     org: &str,
     env_id: &str,
     name: &str,
-) -> Result<(), ApiError> {
-    match state.store.get_statement(org, env_id, name).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found(&format!("statement '{name}'"))),
-    }
+    need: Permission,
+) -> Result<StatementRecord, ApiError> {
+    let rec = state
+        .store
+        .get_statement(org, env_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    may(p, &rec, need)?;
+    Ok(rec)
 }
 
 /// Checks the caller's organization and that the environment exists in it.
@@ -88,7 +95,53 @@ async fn tenant(state: &AppState, p: &Principal, org: &str, env: &str) -> Result
         .get_environment(org, env)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("environment '{env}'")))?;
+    p.access
+        .require(Permission::View, &Crn::environment(org, &e.id))?;
     Ok(e.id)
+}
+
+/// The principal a statement runs as (`spec.principal`).
+fn owner_of(rec: &StatementRecord) -> Option<String> {
+    serde_json::from_str::<StatementSpec>(&rec.spec)
+        .ok()
+        .and_then(|s| s.principal)
+}
+
+/// Whether the caller may `need` the statement: `View` it, or `Manage` it
+/// (any statement with a role that manages statements, its own with one
+/// that manages its own).
+fn may(p: &Principal, rec: &StatementRecord, need: Permission) -> Result<(), ApiError> {
+    let crn = Crn::statement(&rec.org_id, &rec.env_id, &rec.name);
+    if need == Permission::Manage
+        && owner_of(rec).as_deref() == Some(p.principal_id.as_str())
+        && p.access.allows(Permission::ManageOwn, &crn)
+    {
+        return Ok(());
+    }
+    p.access.require(need, &crn)
+}
+
+/// The caller may have statements run as `principal`: itself, or a service
+/// account of the organization it may manage.
+async fn may_run_as(state: &AppState, p: &Principal, principal: &str) -> Result<(), ApiError> {
+    if principal == p.principal_id {
+        return Ok(());
+    }
+    if !principal.starts_with("sa-")
+        || state
+            .store
+            .get_service_account(&p.org_id, principal)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "spec.principal '{principal}' is not a service account of this organization (a statement runs as its caller or as a service account)"
+        )));
+    }
+    p.access.require(
+        Permission::Manage,
+        &Crn::service_account(&p.org_id, principal),
+    )
 }
 
 fn valid_name(name: &str) -> bool {
@@ -245,6 +298,9 @@ async fn create(
                 "compute pool '{pool}' does not exist in environment '{env}'"
             )));
         }
+        principal
+            .access
+            .require(Permission::Run, &Crn::pool(&org, &env_id, pool))?;
     } else {
         spec.compute_pool_id = state
             .store
@@ -253,7 +309,18 @@ async fn create(
             .first()
             .map(|p| p.id.clone());
     }
-    spec.principal.get_or_insert(principal.key_id.clone());
+    // A statement runs as its principal: the caller, or a service account
+    // the caller may run as.
+    let runs_as = spec
+        .principal
+        .get_or_insert(principal.principal_id.clone())
+        .clone();
+    may_run_as(&state, &principal, &runs_as).await?;
+    if let Some(pool) = &spec.compute_pool_id {
+        principal
+            .access
+            .require(Permission::Run, &Crn::pool(&org, &env_id, pool))?;
+    }
     if state
         .store
         .get_statement(&org, &env_id, &name)
@@ -280,6 +347,15 @@ async fn create(
                 .map(IntoResponse::into_response);
         }
     };
+    // Every table the statement reads, writes or changes, for its
+    // principal: refused now, naming the role and the table, if missing.
+    let needs = crate::access::needs(&ctx, &analysis);
+    let runs_as_access = if runs_as == principal.principal_id {
+        principal.access.clone()
+    } else {
+        crate::access::access_of(&state.store, &org, &runs_as).await?
+    };
+    crate::access::check(&runs_as_access, &needs)?;
     weir_sql_gateway::idle_timeout_ms(&spec.properties)?;
     weir_sql_gateway::checkpoint_interval_ms(&spec.properties)?;
     weir_sql_gateway::state_ttl_ms(&spec.properties)?;
@@ -389,6 +465,7 @@ async fn create(
     }
     state.store.insert_statement(&rec).await?;
     if start {
+        crate::access::record(&state.store, &org, &env_id, &name, &runs_as, &needs).await?;
         if let Err(e) = state.scheduler.start(&org, &env_id, &name).await {
             state
                 .store
@@ -550,11 +627,7 @@ async fn get_one(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<Statement>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    let rec = state
-        .store
-        .get_statement(&org, &env_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    let rec = require_statement(&state, &principal, &org, &env_id, &name, Permission::View).await?;
     Ok(Json(to_resource(&state, &rec).await?))
 }
 
@@ -626,7 +699,10 @@ async fn list(
     let more = recs.len() as i64 > size;
     let mut data = vec![];
     for r in recs.iter().take(size as usize) {
-        data.push(to_resource(&state, r).await?);
+        // Only the statements the caller may see.
+        if may(&principal, r, Permission::View).is_ok() {
+            data.push(to_resource(&state, r).await?);
+        }
     }
     let base = format!(
         "{}/sql/v1/organizations/{org}/environments/{env}/statements",
@@ -687,7 +763,16 @@ async fn update(
         compute_pool_id: new.spec.compute_pool_id,
         principal: new.spec.principal,
     };
-    apply(&state, &org, &env_id, &name, Some(version), change).await
+    apply(
+        &state,
+        &principal,
+        &org,
+        &env_id,
+        &name,
+        Some(version),
+        change,
+    )
+    .await
 }
 
 /// One operation of a JSON Patch (RFC 6902) body.
@@ -764,7 +849,7 @@ async fn patch(
             }
         }
     }
-    apply(&state, &org, &env_id, &name, None, change).await
+    apply(&state, &principal, &org, &env_id, &name, None, change).await
 }
 
 /// What an update or a patch asks to change; `None` leaves a field as it is.
@@ -782,17 +867,40 @@ struct Change {
 /// `PUT` must carry the version it read), stopping or restarting it.
 async fn apply(
     state: &AppState,
+    caller: &Principal,
     org: &str,
     env_id: &str,
     name: &str,
     expected_version: Option<i64>,
     change: Change,
 ) -> Result<Json<Statement>, ApiError> {
-    let rec = state
-        .store
-        .get_statement(org, env_id, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    let rec = require_statement(state, caller, org, env_id, name, Permission::Manage).await?;
+    // Another pool takes running statements on it; another principal must
+    // be one the caller may run as, with every role the statement needs.
+    if let Some(pool) = change
+        .compute_pool_id
+        .as_ref()
+        .filter(|p| Some(*p) != rec.compute_pool_id.as_ref())
+    {
+        caller
+            .access
+            .require(Permission::Run, &Crn::pool(org, env_id, pool))?;
+    }
+    if let Some(new) = change
+        .principal
+        .as_ref()
+        .filter(|p| Some(p.as_str()) != owner_of(&rec).as_deref())
+    {
+        may_run_as(state, caller, new).await?;
+        if let Some((_, needs)) = state.store.statement_access(org, env_id, name).await? {
+            let access = crate::access::access_of(&state.store, org, new).await?;
+            crate::access::check(&access, &crate::access::decode(&needs))?;
+            state
+                .store
+                .set_statement_access(org, env_id, name, new, &needs)
+                .await?;
+        }
+    }
     let mut spec: StatementSpec =
         serde_json::from_str(&rec.spec).map_err(|e| ApiError::internal(e.to_string()))?;
     if change.statement.is_some_and(|s| s != spec.statement) {
@@ -922,14 +1030,7 @@ async fn delete(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    if state
-        .store
-        .get_statement(&org, &env_id, &name)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(&format!("statement '{name}'")));
-    }
+    require_statement(&state, &principal, &org, &env_id, &name, Permission::Manage).await?;
     state
         .store
         .update_statement_status(&org, &env_id, &name, Phase::Deleting.as_str(), "")
@@ -967,11 +1068,7 @@ async fn results(
     Query(params): Query<ResultParams>,
 ) -> Result<Json<StatementResult>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    let rec = state
-        .store
-        .get_statement(&org, &env_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("statement '{name}'")))?;
+    let rec = require_statement(&state, &principal, &org, &env_id, &name, Permission::View).await?;
     let from: u64 = match params.page_token.as_deref() {
         None | Some("") => 0,
         Some(t) => t
@@ -1024,7 +1121,7 @@ async fn exceptions(
     Path((org, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<StatementExceptionList>, ApiError> {
     let env_id = tenant(&state, &principal, &org, &env).await?;
-    require_statement(&state, &org, &env_id, &name).await?;
+    require_statement(&state, &principal, &org, &env_id, &name, Permission::View).await?;
     let data = state
         .store
         .list_exceptions(&org, &env_id, &name, 10)

@@ -21,6 +21,7 @@ use weir_api::{UsageBucket, UsageList};
 use weir_catalog::{now_millis, Store, UsageFilter, UsageRecord};
 
 use crate::auth::Principal;
+use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState, Scheduler};
 
 pub fn routes() -> Router<AppState> {
@@ -153,6 +154,9 @@ async fn usage(
     principal: Principal,
     Query(q): Query<UsageQuery>,
 ) -> Result<Json<UsageList>, ApiError> {
+    principal
+        .access
+        .require(Permission::View, &Crn::billing(&principal.org_id))?;
     let granularity = q.granularity.as_deref().unwrap_or("HOURLY").to_uppercase();
     let (bucket, longest_days) = match granularity.as_str() {
         "MINUTE" => (MINUTE_MS, 1),
@@ -236,6 +240,9 @@ async fn costs(
     principal: Principal,
     Query(q): Query<CostsQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    principal
+        .access
+        .require(Permission::View, &Crn::billing(&principal.org_id))?;
     let Some(price) = state.config.price_per_cfu_hour else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -319,6 +326,9 @@ async fn metrics(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<impl IntoResponse, ApiError> {
+    principal
+        .access
+        .require(Permission::View, &Crn::billing(&principal.org_id))?;
     let org = &principal.org_id;
     let allocations: Vec<_> = state
         .scheduler

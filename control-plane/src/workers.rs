@@ -539,8 +539,8 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Arc<Workers>, Api
     let want = workers.config.credential.as_bytes();
     // Compare in constant time: the hashes have one length.
     let (a, b) = (
-        crate::auth::hash_secret(given),
-        crate::auth::hash_secret(&workers.config.credential),
+        crate::auth::digest(given),
+        crate::auth::digest(&workers.config.credential),
     );
     let same = a
         .bytes()

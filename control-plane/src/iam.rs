@@ -1,0 +1,678 @@
+//! Identity and access, shaped like the managed service's public APIs:
+//! service accounts (`/iam/v2/service-accounts`), API keys
+//! (`/iam/v2/api-keys`: owner, scope, the secret shown once and kept only
+//! as an Argon2 hash), role bindings (`/iam/v2/role-bindings`), and the
+//! audit log of mutating and denied calls (`/weir/v1/audit-log`). Every
+//! route is scoped to the caller's organization and checks its roles.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use weir_catalog::{ApiKeyInfo, RoleBindingRecord, ServiceAccountRecord};
+
+use crate::auth::{hash_secret, new_key, Principal};
+use crate::authz::{parse_pattern, Crn, Permission, Role};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/iam/v2/service-accounts",
+            get(list_service_accounts).post(create_service_account),
+        )
+        .route(
+            "/iam/v2/service-accounts/{id}",
+            get(get_service_account)
+                .patch(update_service_account)
+                .delete(delete_service_account),
+        )
+        .route("/iam/v2/api-keys", get(list_keys).post(create_key))
+        .route(
+            "/iam/v2/api-keys/{id}",
+            get(get_key).patch(update_key).delete(delete_key),
+        )
+        .route(
+            "/iam/v2/role-bindings",
+            get(list_bindings).post(create_binding),
+        )
+        .route(
+            "/iam/v2/role-bindings/{id}",
+            get(get_binding).delete(delete_binding),
+        )
+        .route("/weir/v1/audit-log", get(audit_log))
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn list(state: &AppState, kind: &str, path: &str, data: Vec<Value>) -> Json<Value> {
+    Json(json!({
+        "api_version": "iam/v2",
+        "kind": kind,
+        "metadata": {"first": format!("{}{path}", state.public_url), "next": Value::Null, "total_size": data.len()},
+        "data": data,
+    }))
+}
+
+/// A display name or description: printable, bounded.
+fn text_field(what: &str, v: &str, max: usize, required: bool) -> Result<String, ApiError> {
+    let v = v.trim();
+    if required && v.is_empty() {
+        return Err(ApiError::bad_request(format!("{what} is required")));
+    }
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be at most {max} characters, without control characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+// ---- service accounts ------------------------------------------------------
+
+fn service_account_json(state: &AppState, org: &str, s: &ServiceAccountRecord) -> Value {
+    json!({
+        "api_version": "iam/v2",
+        "kind": "ServiceAccount",
+        "id": s.id,
+        "metadata": {
+            "self": format!("{}/iam/v2/service-accounts/{}", state.public_url, s.id),
+            "resource_name": Crn::service_account(org, &s.id).as_str(),
+            "created_at": iso(s.created_at),
+        },
+        "display_name": s.display_name,
+        "description": s.description,
+    })
+}
+
+#[derive(Deserialize)]
+struct ServiceAccountBody {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+async fn list_service_accounts(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let org = &p.org_id;
+    let data = state
+        .store
+        .list_service_accounts(org)
+        .await?
+        .iter()
+        .filter(|s| {
+            p.access
+                .allows(Permission::View, &Crn::service_account(org, &s.id))
+        })
+        .map(|s| service_account_json(&state, org, s))
+        .collect();
+    Ok(list(
+        &state,
+        "ServiceAccountList",
+        "/iam/v2/service-accounts",
+        data,
+    ))
+}
+
+async fn create_service_account(
+    State(state): State<AppState>,
+    p: Principal,
+    body: Result<Json<ServiceAccountBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let org = &p.org_id;
+    let id = format!("sa-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    p.access
+        .require(Permission::Manage, &Crn::service_account(org, &id))?;
+    let rec = ServiceAccountRecord {
+        id,
+        display_name: text_field(
+            "display_name",
+            b.display_name.as_deref().unwrap_or_default(),
+            64,
+            true,
+        )?,
+        description: text_field(
+            "description",
+            b.description.as_deref().unwrap_or_default(),
+            256,
+            false,
+        )?,
+        created_at: weir_catalog::now_millis(),
+    };
+    state.store.create_service_account(org, &rec).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(service_account_json(&state, org, &rec)),
+    ))
+}
+
+async fn find_service_account(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    need: Permission,
+) -> Result<ServiceAccountRecord, ApiError> {
+    let s = state
+        .store
+        .get_service_account(&p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("service account '{id}'")))?;
+    p.access
+        .require(need, &Crn::service_account(&p.org_id, id))?;
+    Ok(s)
+}
+
+async fn get_service_account(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find_service_account(&state, &p, &id, Permission::View).await?;
+    Ok(Json(service_account_json(&state, &p.org_id, &s)))
+}
+
+async fn update_service_account(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<ServiceAccountBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    find_service_account(&state, &p, &id, Permission::Manage).await?;
+    if b.display_name.is_some() {
+        return Err(ApiError::bad_request(
+            "display_name cannot change; only description can",
+        ));
+    }
+    let description = text_field(
+        "description",
+        b.description.as_deref().unwrap_or_default(),
+        256,
+        false,
+    )?;
+    state
+        .store
+        .update_service_account(&p.org_id, &id, &description)
+        .await?;
+    let s = find_service_account(&state, &p, &id, Permission::View).await?;
+    Ok(Json(service_account_json(&state, &p.org_id, &s)))
+}
+
+async fn delete_service_account(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    find_service_account(&state, &p, &id, Permission::Manage).await?;
+    state.store.delete_service_account(&p.org_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- API keys ----------------------------------------------------------------
+
+fn owner_kind(id: &str) -> &'static str {
+    if id.starts_with("sa-") {
+        "ServiceAccount"
+    } else {
+        "User"
+    }
+}
+
+fn key_json(state: &AppState, org: &str, k: &ApiKeyInfo, secret: Option<&str>) -> Value {
+    let mut spec = json!({
+        "display_name": k.description,
+        "description": k.description,
+        "owner": {"id": k.owner_id, "kind": owner_kind(&k.owner_id)},
+        "resource": match &k.scope {
+            Some(s) => json!({"id": s, "kind": "Environment"}),
+            None => json!({"id": Crn::organization(org).as_str(), "kind": "Organization"}),
+        },
+    });
+    if let Some(s) = secret {
+        // Shown once, in the answer that makes the key.
+        spec["secret"] = json!(s);
+    }
+    json!({
+        "api_version": "iam/v2",
+        "kind": "ApiKey",
+        "id": k.id,
+        "metadata": {
+            "self": format!("{}/iam/v2/api-keys/{}", state.public_url, k.id),
+            "resource_name": Crn::api_key(org, &k.id).as_str(),
+            "created_at": iso(k.created_at),
+        },
+        "spec": spec,
+    })
+}
+
+/// Whether the caller may see (or with `Manage`, change) a key: its own,
+/// or one whose owner it may manage.
+fn may_touch_key(p: &Principal, k: &ApiKeyInfo, need: Permission) -> bool {
+    k.owner_id == p.principal_id
+        || p.access.allows(need, &Crn::api_key(&p.org_id, &k.id))
+        || (k.owner_id.starts_with("sa-")
+            && p.access.allows(
+                Permission::Manage,
+                &Crn::service_account(&p.org_id, &k.owner_id),
+            ))
+}
+
+#[derive(Deserialize, Default)]
+struct KeyQuery {
+    #[serde(default, rename = "spec.owner")]
+    owner: Option<String>,
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<KeyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = &p.org_id;
+    let data = state
+        .store
+        .list_api_keys(org, q.owner.as_deref())
+        .await?
+        .iter()
+        .filter(|k| may_touch_key(&p, k, Permission::View))
+        .map(|k| key_json(&state, org, k, None))
+        .collect();
+    Ok(list(&state, "ApiKeyList", "/iam/v2/api-keys", data))
+}
+
+#[derive(Deserialize)]
+struct Ref {
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+struct KeySpec {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    owner: Option<Ref>,
+    #[serde(default)]
+    resource: Option<Ref>,
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    #[serde(default)]
+    spec: KeySpec,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    p: Principal,
+    body: Result<Json<KeyBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let org = p.org_id.clone();
+    let owner = b
+        .spec
+        .owner
+        .map(|o| o.id)
+        .unwrap_or_else(|| p.principal_id.clone());
+    if owner != p.principal_id {
+        if !owner.starts_with("sa-")
+            || state
+                .store
+                .get_service_account(&org, &owner)
+                .await?
+                .is_none()
+        {
+            return Err(ApiError::bad_request(format!(
+                "spec.owner.id '{owner}' is not a service account of this organization (a key is owned by its caller or by a service account)"
+            )));
+        }
+        p.access
+            .require(Permission::Manage, &Crn::service_account(&org, &owner))?;
+    }
+    // A key may be limited to one environment (or to the organization).
+    let scope = match b.spec.resource.map(|r| r.id) {
+        None => None,
+        Some(r) if r == org || r == Crn::organization(&org).as_str() => None,
+        Some(r) => {
+            let env = state
+                .store
+                .get_environment(&org, r.trim_start_matches(&format!("{}/environment=", Crn::organization(&org))))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "spec.resource.id '{r}' is neither this organization nor one of its environments"
+                    ))
+                })?;
+            Some(Crn::environment(&org, &env.id).as_str().to_string())
+        }
+    };
+    let description = text_field(
+        "spec.description",
+        b.spec
+            .description
+            .or(b.spec.display_name)
+            .as_deref()
+            .unwrap_or_default(),
+        256,
+        false,
+    )?;
+    let (id, secret) = new_key();
+    let hash = hash_secret(&secret);
+    state
+        .store
+        .create_owned_api_key(&org, &id, &hash, &owner, scope.as_deref(), &description)
+        .await?;
+    let info = state
+        .store
+        .get_api_key(&org, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a key just made is gone"))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(key_json(&state, &org, &info, Some(&secret))),
+    ))
+}
+
+async fn find_key(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    need: Permission,
+) -> Result<ApiKeyInfo, ApiError> {
+    let k = state
+        .store
+        .get_api_key(&p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("API key '{id}'")))?;
+    if !may_touch_key(p, &k, need) {
+        p.access.require(need, &Crn::api_key(&p.org_id, id))?;
+    }
+    Ok(k)
+}
+
+async fn get_key(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let k = find_key(&state, &p, &id, Permission::View).await?;
+    Ok(Json(key_json(&state, &p.org_id, &k, None)))
+}
+
+async fn update_key(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<KeyBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    find_key(&state, &p, &id, Permission::Manage).await?;
+    if b.spec.owner.is_some() || b.spec.resource.is_some() {
+        return Err(ApiError::bad_request(
+            "a key's owner and resource cannot change; make a new key",
+        ));
+    }
+    let description = text_field(
+        "spec.description",
+        b.spec
+            .description
+            .or(b.spec.display_name)
+            .as_deref()
+            .unwrap_or_default(),
+        256,
+        false,
+    )?;
+    state
+        .store
+        .update_api_key(&p.org_id, &id, &description)
+        .await?;
+    let k = find_key(&state, &p, &id, Permission::View).await?;
+    Ok(Json(key_json(&state, &p.org_id, &k, None)))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    find_key(&state, &p, &id, Permission::Manage).await?;
+    state.store.delete_api_key(&p.org_id, &id).await?;
+    crate::auth::forget_key(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- role bindings -------------------------------------------------------------
+
+fn binding_json(state: &AppState, org: &str, b: &RoleBindingRecord) -> Value {
+    json!({
+        "api_version": "iam/v2",
+        "kind": "RoleBinding",
+        "id": b.id,
+        "metadata": {
+            "self": format!("{}/iam/v2/role-bindings/{}", state.public_url, b.id),
+            "resource_name": Crn::role_binding(org, &b.id).as_str(),
+            "created_at": iso(b.created_at),
+        },
+        "principal": b.principal,
+        "role_name": b.role_name,
+        "crn_pattern": b.crn_pattern,
+    })
+}
+
+/// Whether the caller may see a binding: its own, or one on a resource it
+/// may manage.
+fn may_see_binding(p: &Principal, b: &RoleBindingRecord) -> bool {
+    b.principal == format!("User:{}", p.principal_id)
+        || parse_pattern(&b.crn_pattern).is_some_and(|c| {
+            p.access.allows(Permission::View, &c) && p.access.allows(Permission::Manage, &c)
+        })
+        || p.access
+            .allows(Permission::View, &Crn::role_binding(&p.org_id, &b.id))
+}
+
+#[derive(Deserialize, Default)]
+struct BindingQuery {
+    #[serde(default)]
+    principal: Option<String>,
+    #[serde(default)]
+    crn_pattern: Option<String>,
+    #[serde(default)]
+    role_name: Option<String>,
+}
+
+async fn list_bindings(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<BindingQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = &p.org_id;
+    let data = state
+        .store
+        .list_role_bindings(org, q.principal.as_deref())
+        .await?
+        .iter()
+        .filter(|b| q.role_name.as_ref().is_none_or(|r| &b.role_name == r))
+        .filter(|b| q.crn_pattern.as_ref().is_none_or(|c| &b.crn_pattern == c))
+        .filter(|b| may_see_binding(&p, b))
+        .map(|b| binding_json(&state, org, b))
+        .collect();
+    Ok(list(
+        &state,
+        "RoleBindingList",
+        "/iam/v2/role-bindings",
+        data,
+    ))
+}
+
+#[derive(Deserialize)]
+struct BindingBody {
+    principal: String,
+    role_name: String,
+    crn_pattern: String,
+}
+
+async fn create_binding(
+    State(state): State<AppState>,
+    p: Principal,
+    body: Result<Json<BindingBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let org = &p.org_id;
+    let role = Role::parse(&b.role_name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role_name '{}' is not a role; use one of: {}",
+            b.role_name,
+            crate::authz::ROLES
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let pattern = parse_pattern(&b.crn_pattern).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "crn_pattern '{}' is not a resource name like crn://weir/organization={org}/environment=<id>",
+            b.crn_pattern
+        ))
+    })?;
+    if pattern.org() != Some(org.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "crn_pattern '{}' is not in this organization ({org})",
+            b.crn_pattern
+        )));
+    }
+    let principal_id = b.principal.strip_prefix("User:").ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "principal '{}' is not 'User:<id>' (a user u-... or a service account sa-...)",
+            b.principal
+        ))
+    })?;
+    if principal_id.starts_with("sa-")
+        && state
+            .store
+            .get_service_account(org, principal_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "principal '{}' names no service account of this organization",
+            b.principal
+        )));
+    }
+    // Granting takes managing what is granted: no one hands out more than
+    // it holds, and only an organization admin makes another.
+    p.access.require(Permission::Manage, &pattern)?;
+    if role == Role::OrganizationAdmin {
+        p.access
+            .require(Permission::Manage, &Crn::organization(org))?;
+    }
+    let rec = RoleBindingRecord {
+        id: format!("rb-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+        principal: b.principal.clone(),
+        role_name: role.as_str().into(),
+        crn_pattern: pattern.as_str().into(),
+        created_at: weir_catalog::now_millis(),
+    };
+    state.store.create_role_binding(org, &rec).await?;
+    Ok((StatusCode::CREATED, Json(binding_json(&state, org, &rec))))
+}
+
+async fn find_binding(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<RoleBindingRecord, ApiError> {
+    let b = state
+        .store
+        .get_role_binding(&p.org_id, id)
+        .await?
+        .filter(|b| may_see_binding(p, b))
+        .ok_or_else(|| ApiError::not_found(&format!("role binding '{id}'")))?;
+    Ok(b)
+}
+
+async fn get_binding(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let b = find_binding(&state, &p, &id).await?;
+    Ok(Json(binding_json(&state, &p.org_id, &b)))
+}
+
+async fn delete_binding(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let b = find_binding(&state, &p, &id).await?;
+    let pattern = parse_pattern(&b.crn_pattern).unwrap_or_else(|| Crn::organization(&p.org_id));
+    p.access.require(Permission::Manage, &pattern)?;
+    if b.role_name == Role::OrganizationAdmin.as_str() {
+        p.access
+            .require(Permission::Manage, &Crn::organization(&p.org_id))?;
+    }
+    state.store.delete_role_binding(&p.org_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- audit log -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    /// Milliseconds since the epoch; default: the last 24 hours.
+    #[serde(default)]
+    since: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    p.access
+        .require(Permission::Manage, &Crn::organization(&p.org_id))?;
+    let since = q
+        .since
+        .unwrap_or_else(|| weir_catalog::now_millis() - 24 * 3600 * 1000);
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let data: Vec<Value> = state
+        .store
+        .list_audit(&p.org_id, since, limit)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "time": iso(r.at),
+                "principal": r.principal,
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "result": r.result,
+                "request_id": r.request_id,
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "api_version": "weir/v1",
+        "kind": "AuditLog",
+        "metadata": {"total_size": data.len()},
+        "data": data,
+    })))
+}

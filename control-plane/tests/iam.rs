@@ -1,0 +1,425 @@
+//! Identity and access beyond the permission matrix: a statement runs as
+//! its principal and fails when that principal loses a role it needs; a
+//! key limited to an environment reaches nothing else; the audit log keeps
+//! who did what and what was denied; no secret ever reaches a log line, the
+//! audit log or an error; and another organization sees none of it.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use weir_api::Phase;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(weir: &Weir) -> Api {
+        Api {
+            base: weir.url().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        key: &(String, String),
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "GET" => self.http.get(&url),
+            "POST" => self.http.post(&url),
+            "PUT" => self.http.put(&url),
+            "DELETE" => self.http.delete(&url),
+            m => panic!("{m}"),
+        }
+        .basic_auth(&key.0, Some(&key.1));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let st = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            st,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A service account with these bindings, and a key of its own.
+    async fn principal(
+        &self,
+        admin: &(String, String),
+        name: &str,
+        bindings: &[(&str, String)],
+    ) -> (String, (String, String)) {
+        let (st, sa) = self
+            .call(
+                admin,
+                "POST",
+                "/iam/v2/service-accounts",
+                Some(json!({"display_name": name})),
+            )
+            .await;
+        assert_eq!(st, 201, "{sa}");
+        let sa = sa["id"].as_str().unwrap().to_string();
+        for (role, pattern) in bindings {
+            let (st, v) = self
+                .call(admin, "POST", "/iam/v2/role-bindings",
+                      Some(json!({"principal": format!("User:{sa}"), "role_name": role, "crn_pattern": pattern})))
+                .await;
+            assert_eq!(st, 201, "{v}");
+        }
+        let (st, k) = self
+            .call(
+                admin,
+                "POST",
+                "/iam/v2/api-keys",
+                Some(json!({"spec": {"owner": {"id": sa}}})),
+            )
+            .await;
+        assert_eq!(st, 202, "{k}");
+        let key = (
+            k["id"].as_str().unwrap().to_string(),
+            k["spec"]["secret"].as_str().unwrap().to_string(),
+        );
+        (sa, key)
+    }
+}
+
+fn admin(weir: &Weir) -> (String, String) {
+    (weir.dev.key.clone(), weir.dev.secret.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_removed() {
+    let weir = Weir::start_with(|c| c.access_check_interval = Duration::from_millis(200)).await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    let org = weir.dev.org.clone();
+    let env = weir.dev.env.clone();
+    let store = &weir.server.as_ref().unwrap().state.store;
+    let cluster = store.list_clusters(&org, &env).await.unwrap()[0].id.clone();
+    let src = unique("iam_src");
+    let dst = unique("iam_dst");
+    weir.ddl(&format!("CREATE TABLE `{src}` (id INT)")).await;
+    weir.ddl(&format!("CREATE TABLE `{dst}` (id INT)")).await;
+    let env_crn = format!("crn://weir/organization={org}/environment={env}");
+    let topic = |t: &str| format!("{env_crn}/kafka={cluster}/topic={t}");
+    let (_, dev) = api
+        .principal(
+            &admin,
+            "writer",
+            &[
+                ("FlinkDeveloper", env_crn.clone()),
+                ("DeveloperRead", topic(&src)),
+                ("DeveloperWrite", topic(&dst)),
+            ],
+        )
+        .await;
+    let statements = format!("/sql/v1/organizations/{org}/environments/{env}/statements");
+    // Writing a table it has no role for is refused at once, naming both.
+    let (st, v) = api
+        .call(
+            &dev,
+            "POST",
+            &statements,
+            Some(json!({"name": "sneaky", "spec": {
+            "statement": format!("INSERT INTO `{src}` SELECT * FROM `{dst}`")}})),
+        )
+        .await;
+    assert_eq!(st, 403, "{v}");
+    let detail = v["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("DeveloperRead") && detail.contains(&dst),
+        "{detail}"
+    );
+    // What it may do runs, as it.
+    let (st, v) = api
+        .call(
+            &dev,
+            "POST",
+            &statements,
+            Some(json!({"name": "copy", "spec": {
+            "statement": format!("INSERT INTO `{dst}` SELECT * FROM `{src}`")}})),
+        )
+        .await;
+    assert!(st < 300, "{v}");
+    let s = weir
+        .wait_phase("copy", Phase::Running, Duration::from_secs(30))
+        .await;
+    assert!(
+        s.spec.principal.as_deref().unwrap().starts_with("sa-"),
+        "{:?}",
+        s.spec.principal
+    );
+    // The read binding goes: the statement fails, saying why.
+    let (_, list) = api
+        .call(
+            &admin,
+            "GET",
+            "/iam/v2/role-bindings?role_name=DeveloperRead",
+            None,
+        )
+        .await;
+    let read = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["crn_pattern"].as_str() == Some(topic(&src).as_str()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = api
+        .call(
+            &admin,
+            "DELETE",
+            &format!("/iam/v2/role-bindings/{read}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let s = weir
+        .wait_phase("copy", Phase::Failed, Duration::from_secs(20))
+        .await;
+    assert!(
+        s.status.detail.contains("lost access") && s.status.detail.contains("DeveloperRead"),
+        "{}",
+        s.status.detail
+    );
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_limited_to_an_environment_reaches_nothing_outside_it() {
+    let weir = Weir::start().await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    let store = &weir.server.as_ref().unwrap().state.store;
+    store
+        .ensure_environment(&weir.dev.org, "env-other", "other")
+        .await
+        .unwrap();
+    let (st, k) = api
+        .call(
+            &admin,
+            "POST",
+            "/iam/v2/api-keys",
+            Some(json!({"spec": {"resource": {"id": weir.dev.env}}})),
+        )
+        .await;
+    assert_eq!(st, 202, "{k}");
+    assert_eq!(k["spec"]["resource"]["kind"], "Environment");
+    let scoped = (
+        k["id"].as_str().unwrap().to_string(),
+        k["spec"]["secret"].as_str().unwrap().to_string(),
+    );
+    let (st, _) = api
+        .call(
+            &scoped,
+            "GET",
+            &format!("/org/v2/environments/{}", weir.dev.env),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = api
+        .call(&scoped, "GET", "/org/v2/environments/env-other", None)
+        .await;
+    assert_eq!(st, 403, "{v}");
+    assert!(v.to_string().contains("limited to"), "{v}");
+    let (st, _) = api
+        .call(
+            &scoped,
+            "POST",
+            "/iam/v2/service-accounts",
+            Some(json!({"display_name": "x"})),
+        )
+        .await;
+    assert_eq!(st, 403);
+    // The listing shows only what the key reaches.
+    let (_, envs) = api.call(&scoped, "GET", "/org/v2/environments", None).await;
+    let ids: Vec<&str> = envs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [weir.dev.env.as_str()]);
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_log() {
+    // Every log line of this process, to look for secrets in.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let sink = lines.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .init();
+    let weir = Weir::start().await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    // A key made, used, refused and deleted.
+    let (sa, key) = api.principal(&admin, "auditee", &[]).await;
+    let (st, _) = api
+        .call(
+            &key,
+            "POST",
+            "/iam/v2/service-accounts",
+            Some(json!({"display_name": "nope"})),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let wrong = (key.0.clone(), format!("{}x", key.1));
+    let (st, _) = api.call(&wrong, "GET", "/org/v2/environments", None).await;
+    assert_eq!(st, 401);
+    // A registry password given to the API.
+    let password = format!("pw-{}", unique("secret"));
+    let (st, _) = api
+        .call(
+            &admin,
+            "PUT",
+            &format!("/weir/v1/environments/{}/schema-registry", weir.dev.env),
+            Some(json!({"url": "http://127.0.0.1:9/sr", "username": "u", "password": password})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (st, _) = api
+        .call(
+            &admin,
+            "DELETE",
+            &format!("/iam/v2/api-keys/{}", key.0),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    // The secret is stored only as an Argon2 hash.
+    let stored = weir
+        .server
+        .as_ref()
+        .unwrap()
+        .state
+        .store
+        .find_api_key(&weir.dev.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.secret_hash.starts_with("$argon2id$"),
+        "{}",
+        stored.secret_hash
+    );
+    // The audit log has the creation (allowed) and the refusal (denied).
+    let (st, log) = api.call(&admin, "GET", "/weir/v1/audit-log", None).await;
+    assert_eq!(st, 200, "{log}");
+    let records = log["data"].as_array().unwrap();
+    let denied = records
+        .iter()
+        .find(|r| r["result"] == "denied" && r["principal"] == format!("User:{sa}"))
+        .unwrap_or_else(|| panic!("a denied record for {sa}: {log}"));
+    assert_eq!(denied["path"], "/iam/v2/service-accounts");
+    assert_eq!(denied["status"], 403);
+    assert!(!denied["request_id"].as_str().unwrap().is_empty());
+    assert!(records
+        .iter()
+        .any(|r| r["result"] == "allowed" && r["method"] == "DELETE"));
+    // A non-admin may not read it.
+    let (_, other) = api.principal(&admin, "reader", &[]).await;
+    let (st, _) = api.call(&other, "GET", "/weir/v1/audit-log", None).await;
+    assert_eq!(st, 403);
+    let admin_secret = weir.dev.secret.clone();
+    weir.stop().await;
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("weir::audit"), "audit lines are logged");
+    for secret in [&key.1, &admin_secret, &password, &other.1] {
+        assert!(!text.contains(secret.as_str()), "a secret is in the log");
+        assert!(
+            !log.to_string().contains(secret.as_str()),
+            "a secret is in the audit log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organization_sees_no_service_account_key_or_binding() {
+    let weir = Weir::start().await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    let (sa, key) = api
+        .principal(
+            &admin,
+            "mine",
+            &[(
+                "ReadOnly",
+                format!("crn://weir/organization={}", weir.dev.org),
+            )],
+        )
+        .await;
+    let (_, bindings) = api
+        .call(
+            &admin,
+            "GET",
+            &format!("/iam/v2/role-bindings?principal=User:{sa}"),
+            None,
+        )
+        .await;
+    let binding = bindings["data"][0]["id"].as_str().unwrap().to_string();
+    let b = weir.second_tenant().await;
+    for (method, path) in [
+        ("GET", format!("/iam/v2/service-accounts/{sa}")),
+        ("DELETE", format!("/iam/v2/service-accounts/{sa}")),
+        ("GET", format!("/iam/v2/api-keys/{}", key.0)),
+        ("DELETE", format!("/iam/v2/api-keys/{}", key.0)),
+        ("GET", format!("/iam/v2/role-bindings/{binding}")),
+        ("DELETE", format!("/iam/v2/role-bindings/{binding}")),
+    ] {
+        let (st, v) = api.call(&b, method, &path, None).await;
+        assert_eq!(st, 404, "{method} {path}: {v}");
+    }
+    for path in [
+        "/iam/v2/service-accounts",
+        "/iam/v2/api-keys",
+        "/iam/v2/role-bindings",
+    ] {
+        let (_, v) = api.call(&b, "GET", path, None).await;
+        let text = v.to_string();
+        assert!(
+            !text.contains(&sa) && !text.contains(&key.0),
+            "{path}: {text}"
+        );
+    }
+    // A binding naming another organization's resources is refused.
+    let (st, v) = api
+        .call(&b, "POST", "/iam/v2/role-bindings", Some(json!({"principal": format!("User:{sa}"),
+              "role_name": "OrganizationAdmin", "crn_pattern": format!("crn://weir/organization={}", weir.dev.org)})))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    // And org A's key keeps working.
+    let (st, _) = api.call(&key, "GET", "/org/v2/environments", None).await;
+    assert_eq!(st, 200);
+    weir.stop().await;
+}

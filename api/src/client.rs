@@ -118,6 +118,20 @@ impl Client {
         serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {text}")))
     }
 
+    /// Any route of the API, as JSON: `path` is absolute from the API's
+    /// root (`/iam/v2/service-accounts`); `Value::Null` for an empty answer.
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Decode(format!("method {method}: {e}")))?;
+        self.call(method, &format!("{}{path}", self.base), body)
+            .await
+    }
+
     pub async fn create_statement(
         &self,
         req: &CreateStatementRequest,

@@ -3,6 +3,7 @@
 
 mod client_cmds;
 mod dev;
+mod iam_cmds;
 mod pool_cmds;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,12 @@ enum Command {
     ComputePool(pool_cmds::PoolCmd),
     /// CFU usage of the organization over a time range.
     Usage(pool_cmds::UsageArgs),
+    /// Manage environments.
+    #[command(subcommand)]
+    Environment(iam_cmds::EnvironmentCmd),
+    /// Service accounts, API keys, role bindings and the audit log.
+    #[command(subcommand)]
+    Iam(iam_cmds::IamCmd),
 }
 
 /// The API threads' stack: the planner and statements have threads of
@@ -70,5 +77,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Sql(a) => client_cmds::sql(a).await,
         Command::ComputePool(c) => pool_cmds::compute_pool(c).await,
         Command::Usage(a) => pool_cmds::usage(a).await,
+        Command::Environment(c) => iam_cmds::environment(c).await,
+        Command::Iam(c) => iam_cmds::iam(c).await,
     }
 }

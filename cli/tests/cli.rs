@@ -235,6 +235,75 @@ fn the_cli_manages_compute_pools_and_reads_usage() {
     dev.interrupt();
 }
 
+/// The identity commands: a service account with a read-only role and a
+/// key of its own sees the environment's statements and may not make a
+/// pool; the refusal names the missing role. An environment is made and
+/// deleted; the audit log shows the refusal.
+#[test]
+fn the_cli_manages_service_accounts_keys_and_role_bindings() {
+    let dir = temp_dir();
+    let dev = Dev::start(&dir);
+    let org = dev.env["WEIR_ORG"].clone();
+    let env = dev.env["WEIR_ENV"].clone();
+    let sa = dev.json(&["iam", "service-account", "create", "reporting"]);
+    let sa = sa["id"].as_str().unwrap().to_string();
+    assert!(dev.ok(&["iam", "service-account", "list"]).contains(&sa));
+    let crn = format!("crn://weir/organization={org}/environment={env}");
+    dev.ok(&[
+        "iam",
+        "role-binding",
+        "create",
+        "--principal",
+        &format!("User:{sa}"),
+        "--role",
+        "ReadOnly",
+        "--resource",
+        &crn,
+    ]);
+    let bindings = dev.ok(&[
+        "iam",
+        "role-binding",
+        "list",
+        "--principal",
+        &format!("User:{sa}"),
+    ]);
+    assert!(
+        bindings.contains("ReadOnly") && bindings.contains(&crn),
+        "{bindings}"
+    );
+    let key = dev.json(&["iam", "api-key", "create", "--service-account", &sa]);
+    let (id, secret) = (
+        key["id"].as_str().unwrap().to_string(),
+        key["spec"]["secret"].as_str().unwrap().to_string(),
+    );
+    // Listing keys never shows a secret.
+    assert!(!dev.ok(&["iam", "api-key", "list"]).contains(&secret));
+    let as_sa = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--api-key", &id, "--api-secret", &secret]);
+        dev.weir(&a)
+    };
+    assert!(as_sa(&["statement", "list"]).status.success());
+    let denied = as_sa(&["compute-pool", "create", "mine", "--max-cfu", "1"]);
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(err.contains("403") && err.contains("FlinkAdmin"), "{err}");
+    let audit = dev.ok(&["iam", "audit-log"]);
+    assert!(
+        audit.contains(&format!("User:{sa}")) && audit.contains("denied"),
+        "{audit}"
+    );
+    // Environments.
+    let made = dev.json(&["environment", "create", "staging"]);
+    let env_id = made["id"].as_str().unwrap().to_string();
+    assert!(dev.ok(&["environment", "list"]).contains("staging"));
+    dev.ok(&["environment", "delete", &env_id]);
+    assert!(!dev.ok(&["environment", "list"]).contains("staging"));
+    dev.ok(&["iam", "api-key", "delete", &id]);
+    assert!(!as_sa(&["statement", "list"]).status.success());
+    dev.interrupt();
+}
+
 /// `weir dev` is killed (SIGKILL) while an INSERT runs and records keep
 /// arriving, then started again on the same data directory. Claim: nothing
 /// acknowledged is lost. On a broker with transactions the sink is

@@ -14,86 +14,59 @@ use common::*;
 use serde_json::{json, Value};
 use weir_api::Phase;
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// A call with a key kept as (id, secret).
+async fn call(
+    api: &Api,
+    key: &(String, String),
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    api.call((&key.0, &key.1), method, path, body).await
 }
 
-impl Api {
-    fn new(weir: &Weir) -> Api {
-        Api {
-            base: weir.url().to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        key: &(String, String),
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut r = match method {
-            "GET" => self.http.get(&url),
-            "POST" => self.http.post(&url),
-            "PUT" => self.http.put(&url),
-            "DELETE" => self.http.delete(&url),
-            m => panic!("{m}"),
-        }
-        .basic_auth(&key.0, Some(&key.1));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let st = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            st,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+/// A service account with these bindings, and a key of its own.
+async fn principal(
+    api: &Api,
+    admin: &(String, String),
+    name: &str,
+    bindings: &[(&str, String)],
+) -> (String, (String, String)) {
+    let (st, sa) = call(
+        api,
+        admin,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name": name})),
+    )
+    .await;
+    assert_eq!(st, 201, "{sa}");
+    let sa = sa["id"].as_str().unwrap().to_string();
+    for (role, pattern) in bindings {
+        let (st, v) = call(
+            api,
+            admin,
+            "POST",
+            "/iam/v2/role-bindings",
+            Some(json!({"principal": format!("User:{sa}"), "role_name": role, "crn_pattern": pattern})),
         )
+        .await;
+        assert_eq!(st, 201, "{v}");
     }
-
-    /// A service account with these bindings, and a key of its own.
-    async fn principal(
-        &self,
-        admin: &(String, String),
-        name: &str,
-        bindings: &[(&str, String)],
-    ) -> (String, (String, String)) {
-        let (st, sa) = self
-            .call(
-                admin,
-                "POST",
-                "/iam/v2/service-accounts",
-                Some(json!({"display_name": name})),
-            )
-            .await;
-        assert_eq!(st, 201, "{sa}");
-        let sa = sa["id"].as_str().unwrap().to_string();
-        for (role, pattern) in bindings {
-            let (st, v) = self
-                .call(admin, "POST", "/iam/v2/role-bindings",
-                      Some(json!({"principal": format!("User:{sa}"), "role_name": role, "crn_pattern": pattern})))
-                .await;
-            assert_eq!(st, 201, "{v}");
-        }
-        let (st, k) = self
-            .call(
-                admin,
-                "POST",
-                "/iam/v2/api-keys",
-                Some(json!({"spec": {"owner": {"id": sa}}})),
-            )
-            .await;
-        assert_eq!(st, 202, "{k}");
-        let key = (
-            k["id"].as_str().unwrap().to_string(),
-            k["spec"]["secret"].as_str().unwrap().to_string(),
-        );
-        (sa, key)
-    }
+    let (st, k) = call(
+        api,
+        admin,
+        "POST",
+        "/iam/v2/api-keys",
+        Some(json!({"spec": {"owner": {"id": sa}}})),
+    )
+    .await;
+    assert_eq!(st, 202, "{k}");
+    let key = (
+        k["id"].as_str().unwrap().to_string(),
+        k["spec"]["secret"].as_str().unwrap().to_string(),
+    );
+    (sa, key)
 }
 
 fn admin(weir: &Weir) -> (String, String) {
@@ -115,28 +88,28 @@ async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_rem
     weir.ddl(&format!("CREATE TABLE `{dst}` (id INT)")).await;
     let env_crn = format!("crn://weir/organization={org}/environment={env}");
     let topic = |t: &str| format!("{env_crn}/kafka={cluster}/topic={t}");
-    let (_, dev) = api
-        .principal(
-            &admin,
-            "writer",
-            &[
-                ("FlinkDeveloper", env_crn.clone()),
-                ("DeveloperRead", topic(&src)),
-                ("DeveloperWrite", topic(&dst)),
-            ],
-        )
-        .await;
+    let (_, dev) = principal(
+        &api,
+        &admin,
+        "writer",
+        &[
+            ("FlinkDeveloper", env_crn.clone()),
+            ("DeveloperRead", topic(&src)),
+            ("DeveloperWrite", topic(&dst)),
+        ],
+    )
+    .await;
     let statements = format!("/sql/v1/organizations/{org}/environments/{env}/statements");
     // Writing a table it has no role for is refused at once, naming both.
-    let (st, v) = api
-        .call(
-            &dev,
-            "POST",
-            &statements,
-            Some(json!({"name": "sneaky", "spec": {
+    let (st, v) = call(
+        &api,
+        &dev,
+        "POST",
+        &statements,
+        Some(json!({"name": "sneaky", "spec": {
             "statement": format!("INSERT INTO `{src}` SELECT * FROM `{dst}`")}})),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(st, 403, "{v}");
     let detail = v["errors"][0]["detail"].as_str().unwrap();
     assert!(
@@ -144,15 +117,15 @@ async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_rem
         "{detail}"
     );
     // What it may do runs, as it.
-    let (st, v) = api
-        .call(
-            &dev,
-            "POST",
-            &statements,
-            Some(json!({"name": "copy", "spec": {
+    let (st, v) = call(
+        &api,
+        &dev,
+        "POST",
+        &statements,
+        Some(json!({"name": "copy", "spec": {
             "statement": format!("INSERT INTO `{dst}` SELECT * FROM `{src}`")}})),
-        )
-        .await;
+    )
+    .await;
     assert!(st < 300, "{v}");
     let s = weir
         .wait_phase("copy", Phase::Running, Duration::from_secs(30))
@@ -163,14 +136,14 @@ async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_rem
         s.spec.principal
     );
     // The read binding goes: the statement fails, saying why.
-    let (_, list) = api
-        .call(
-            &admin,
-            "GET",
-            "/iam/v2/role-bindings?role_name=DeveloperRead",
-            None,
-        )
-        .await;
+    let (_, list) = call(
+        &api,
+        &admin,
+        "GET",
+        "/iam/v2/role-bindings?role_name=DeveloperRead",
+        None,
+    )
+    .await;
     let read = list["data"]
         .as_array()
         .unwrap()
@@ -180,14 +153,14 @@ async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_rem
         .as_str()
         .unwrap()
         .to_string();
-    let (st, _) = api
-        .call(
-            &admin,
-            "DELETE",
-            &format!("/iam/v2/role-bindings/{read}"),
-            None,
-        )
-        .await;
+    let (st, _) = call(
+        &api,
+        &admin,
+        "DELETE",
+        &format!("/iam/v2/role-bindings/{read}"),
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
     let s = weir
         .wait_phase("copy", Phase::Failed, Duration::from_secs(20))
@@ -210,45 +183,43 @@ async fn a_key_limited_to_an_environment_reaches_nothing_outside_it() {
         .ensure_environment(&weir.dev.org, "env-other", "other")
         .await
         .unwrap();
-    let (st, k) = api
-        .call(
-            &admin,
-            "POST",
-            "/iam/v2/api-keys",
-            Some(json!({"spec": {"resource": {"id": weir.dev.env}}})),
-        )
-        .await;
+    let (st, k) = call(
+        &api,
+        &admin,
+        "POST",
+        "/iam/v2/api-keys",
+        Some(json!({"spec": {"resource": {"id": weir.dev.env}}})),
+    )
+    .await;
     assert_eq!(st, 202, "{k}");
     assert_eq!(k["spec"]["resource"]["kind"], "Environment");
     let scoped = (
         k["id"].as_str().unwrap().to_string(),
         k["spec"]["secret"].as_str().unwrap().to_string(),
     );
-    let (st, _) = api
-        .call(
-            &scoped,
-            "GET",
-            &format!("/org/v2/environments/{}", weir.dev.env),
-            None,
-        )
-        .await;
+    let (st, _) = call(
+        &api,
+        &scoped,
+        "GET",
+        &format!("/org/v2/environments/{}", weir.dev.env),
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
-    let (st, v) = api
-        .call(&scoped, "GET", "/org/v2/environments/env-other", None)
-        .await;
+    let (st, v) = call(&api, &scoped, "GET", "/org/v2/environments/env-other", None).await;
     assert_eq!(st, 403, "{v}");
     assert!(v.to_string().contains("limited to"), "{v}");
-    let (st, _) = api
-        .call(
-            &scoped,
-            "POST",
-            "/iam/v2/service-accounts",
-            Some(json!({"display_name": "x"})),
-        )
-        .await;
+    let (st, _) = call(
+        &api,
+        &scoped,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name": "x"})),
+    )
+    .await;
     assert_eq!(st, 403);
     // The listing shows only what the key reaches.
-    let (_, envs) = api.call(&scoped, "GET", "/org/v2/environments", None).await;
+    let (_, envs) = call(&api, &scoped, "GET", "/org/v2/environments", None).await;
     let ids: Vec<&str> = envs["data"]
         .as_array()
         .unwrap()
@@ -284,38 +255,38 @@ async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_l
     let api = Api::new(&weir);
     let admin = admin(&weir);
     // A key made, used, refused and deleted.
-    let (sa, key) = api.principal(&admin, "auditee", &[]).await;
-    let (st, _) = api
-        .call(
-            &key,
-            "POST",
-            "/iam/v2/service-accounts",
-            Some(json!({"display_name": "nope"})),
-        )
-        .await;
+    let (sa, key) = principal(&api, &admin, "auditee", &[]).await;
+    let (st, _) = call(
+        &api,
+        &key,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name": "nope"})),
+    )
+    .await;
     assert_eq!(st, 403);
     let wrong = (key.0.clone(), format!("{}x", key.1));
-    let (st, _) = api.call(&wrong, "GET", "/org/v2/environments", None).await;
+    let (st, _) = call(&api, &wrong, "GET", "/org/v2/environments", None).await;
     assert_eq!(st, 401);
     // A registry password given to the API.
     let password = format!("pw-{}", unique("secret"));
-    let (st, _) = api
-        .call(
-            &admin,
-            "PUT",
-            &format!("/weir/v1/environments/{}/schema-registry", weir.dev.env),
-            Some(json!({"url": "http://127.0.0.1:9/sr", "username": "u", "password": password})),
-        )
-        .await;
+    let (st, _) = call(
+        &api,
+        &admin,
+        "PUT",
+        &format!("/weir/v1/environments/{}/schema-registry", weir.dev.env),
+        Some(json!({"url": "http://127.0.0.1:9/sr", "username": "u", "password": password})),
+    )
+    .await;
     assert_eq!(st, 400);
-    let (st, _) = api
-        .call(
-            &admin,
-            "DELETE",
-            &format!("/iam/v2/api-keys/{}", key.0),
-            None,
-        )
-        .await;
+    let (st, _) = call(
+        &api,
+        &admin,
+        "DELETE",
+        &format!("/iam/v2/api-keys/{}", key.0),
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
     // The secret is stored only as an Argon2 hash.
     let stored = weir
@@ -334,7 +305,7 @@ async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_l
         stored.secret_hash
     );
     // The audit log has the creation (allowed) and the refusal (denied).
-    let (st, log) = api.call(&admin, "GET", "/weir/v1/audit-log", None).await;
+    let (st, log) = call(&api, &admin, "GET", "/weir/v1/audit-log", None).await;
     assert_eq!(st, 200, "{log}");
     let records = log["data"].as_array().unwrap();
     let denied = records
@@ -348,8 +319,8 @@ async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_l
         .iter()
         .any(|r| r["result"] == "allowed" && r["method"] == "DELETE"));
     // A non-admin may not read it.
-    let (_, other) = api.principal(&admin, "reader", &[]).await;
-    let (st, _) = api.call(&other, "GET", "/weir/v1/audit-log", None).await;
+    let (_, other) = principal(&api, &admin, "reader", &[]).await;
+    let (st, _) = call(&api, &other, "GET", "/weir/v1/audit-log", None).await;
     assert_eq!(st, 403);
     let admin_secret = weir.dev.secret.clone();
     weir.stop().await;
@@ -369,24 +340,24 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
     let weir = Weir::start().await;
     let api = Api::new(&weir);
     let admin = admin(&weir);
-    let (sa, key) = api
-        .principal(
-            &admin,
-            "mine",
-            &[(
-                "ReadOnly",
-                format!("crn://weir/organization={}", weir.dev.org),
-            )],
-        )
-        .await;
-    let (_, bindings) = api
-        .call(
-            &admin,
-            "GET",
-            &format!("/iam/v2/role-bindings?principal=User:{sa}"),
-            None,
-        )
-        .await;
+    let (sa, key) = principal(
+        &api,
+        &admin,
+        "mine",
+        &[(
+            "ReadOnly",
+            format!("crn://weir/organization={}", weir.dev.org),
+        )],
+    )
+    .await;
+    let (_, bindings) = call(
+        &api,
+        &admin,
+        "GET",
+        &format!("/iam/v2/role-bindings?principal=User:{sa}"),
+        None,
+    )
+    .await;
     let binding = bindings["data"][0]["id"].as_str().unwrap().to_string();
     let b = weir.second_tenant().await;
     for (method, path) in [
@@ -397,7 +368,7 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
         ("GET", format!("/iam/v2/role-bindings/{binding}")),
         ("DELETE", format!("/iam/v2/role-bindings/{binding}")),
     ] {
-        let (st, v) = api.call(&b, method, &path, None).await;
+        let (st, v) = call(&api, &b, method, &path, None).await;
         assert_eq!(st, 404, "{method} {path}: {v}");
     }
     for path in [
@@ -405,7 +376,7 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
         "/iam/v2/api-keys",
         "/iam/v2/role-bindings",
     ] {
-        let (_, v) = api.call(&b, "GET", path, None).await;
+        let (_, v) = call(&api, &b, "GET", path, None).await;
         let text = v.to_string();
         assert!(
             !text.contains(&sa) && !text.contains(&key.0),
@@ -413,13 +384,12 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
         );
     }
     // A binding naming another organization's resources is refused.
-    let (st, v) = api
-        .call(&b, "POST", "/iam/v2/role-bindings", Some(json!({"principal": format!("User:{sa}"),
+    let (st, v) = call(&api, &b, "POST", "/iam/v2/role-bindings", Some(json!({"principal": format!("User:{sa}"),
               "role_name": "OrganizationAdmin", "crn_pattern": format!("crn://weir/organization={}", weir.dev.org)})))
         .await;
     assert_eq!(st, 400, "{v}");
     // And org A's key keeps working.
-    let (st, _) = api.call(&key, "GET", "/org/v2/environments", None).await;
+    let (st, _) = call(&api, &key, "GET", "/org/v2/environments", None).await;
     assert_eq!(st, 200);
     weir.stop().await;
 }

@@ -14,41 +14,6 @@ use weir_catalog::{ClusterRecord, PoolRecord};
 
 const TABLE: &str = include_str!("permissions.table");
 
-struct Http {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Http {
-    async fn call(
-        &self,
-        (key, secret): (&str, &str),
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut r = match method {
-            "GET" => self.http.get(&url),
-            "POST" => self.http.post(&url),
-            "PATCH" => self.http.patch(&url),
-            "DELETE" => self.http.delete(&url),
-            m => panic!("no method {m}"),
-        }
-        .basic_auth(key, Some(secret));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("the server answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
-
 /// A principal of the table: its bindings as (role, pattern).
 fn bindings_of(column: &str, org: &str, env: &str, cluster: &str) -> Vec<(&'static str, String)> {
     let org_crn = format!("crn://weir/organization={org}");
@@ -97,10 +62,7 @@ async fn matrix(backend: &str) {
     let store = &weir.server.as_ref().unwrap().state.store;
     let org = weir.dev.org.clone();
     let admin = (weir.dev.key.as_str(), weir.dev.secret.as_str());
-    let api = Http {
-        base: weir.url().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api::new(&weir);
     // A second environment, on the same broker.
     let cluster_in = store.list_clusters(&org, &weir.dev.env).await.unwrap()[0]
         .id

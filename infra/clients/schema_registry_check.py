@@ -79,6 +79,21 @@ def bounded(table):
     return f"SELECT * FROM `{table}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */"
 
 
+def consume(topic, want, decode, timeout=60):
+    """Up to `want` records of `topic` from the start, each as decode(msg)."""
+    consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"g-{topic}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < want and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(decode(m))
+    consumer.close()
+    return got
+
+
 url = f"{env['WEIR_URL']}/schema-registry/{env['WEIR_ENV']}"
 auth = f"{env['WEIR_API_KEY']}:{env['WEIR_API_SECRET']}"
 sr = SchemaRegistryClient({"url": url, "basic.auth.user.info": auth})
@@ -220,17 +235,8 @@ check("CREATE TABLE registers the value subject", f"{out}-value" in sr.get_subje
 sql(f"""INSERT INTO `{out}` SELECT CAST(i AS BIGINT), s, CAST(dec AS DECIMAL(10, 2)), ts, a,
         r, m, dt
         FROM `{topic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */""", timeout=90)
-consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"g-{run}",
-                     "auto.offset.reset": "earliest"})
-consumer.subscribe([out])
 deser = AvroDeserializer(sr)
-read = []
-deadline = time.time() + 60
-while len(read) < 2 and time.time() < deadline:
-    m = consumer.poll(0.5)
-    if m is not None and m.error() is None:
-        read.append(deser(m.value(), SerializationContext(out, MessageField.VALUE)))
-consumer.close()
+read = consume(out, 2, lambda m: deser(m.value(), SerializationContext(out, MessageField.VALUE)))
 check("Confluent's deserializer reads every record Weir wrote", len(read) == 2, read)
 read.sort(key=lambda r: r["id"])
 check("Weir's Avro records read back equal", read == [
@@ -293,17 +299,8 @@ jout = f"json_out_{run}"
 sql(f"CREATE TABLE `{jout}` (id BIGINT NOT NULL, item STRING) WITH ('value.format' = 'json-registry')")
 sql(f"INSERT INTO `{jout}` SELECT id, UPPER(item) FROM `{jtopic}` "
     "/*+ OPTIONS('scan.bounded.mode'='latest-offset') */", timeout=90)
-consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gj-{run}",
-                     "auto.offset.reset": "earliest"})
-consumer.subscribe([jout])
 jdeser = JSONDeserializer(None, schema_registry_client=sr)
-jread = []
-deadline = time.time() + 60
-while len(jread) < 3 and time.time() < deadline:
-    m = consumer.poll(0.5)
-    if m is not None and m.error() is None:
-        jread.append(jdeser(m.value(), SerializationContext(jout, MessageField.VALUE)))
-consumer.close()
+jread = consume(jout, 3, lambda m: jdeser(m.value(), SerializationContext(jout, MessageField.VALUE)))
 check("Confluent's JSON deserializer reads what Weir wrote (validated against the registered schema)",
       sorted(jread, key=lambda r: r["id"]) == [{"id": i, "item": f"I{i}"} for i in range(3)], jread)
 
@@ -481,16 +478,7 @@ field(row, "line", 6, F.TYPE_MESSAGE, type_name=f".row{run}.Row.Line")
 pool.Add(rfdp)
 Row = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"row{run}.Row"))
 pdeser = ProtobufDeserializer(Row, {"use.deprecated.format": False})
-consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gp-{run}",
-                     "auto.offset.reset": "earliest"})
-consumer.subscribe([pout])
-pread = []
-deadline = time.time() + 60
-while len(pread) < 2 and time.time() < deadline:
-    m = consumer.poll(0.5)
-    if m is not None and m.error() is None:
-        pread.append(pdeser(m.value(), SerializationContext(pout, MessageField.VALUE)))
-consumer.close()
+pread = consume(pout, 2, lambda m: pdeser(m.value(), SerializationContext(pout, MessageField.VALUE)))
 check("Confluent's Protobuf deserializer reads every record Weir wrote", len(pread) == 2, pread)
 pread.sort(key=lambda r: r.id)
 first, second = pread
@@ -550,17 +538,7 @@ sql(f"""CREATE TABLE `{kout}` (region STRING NOT NULL, shard INT NOT NULL, n BIG
               'value.format' = 'avro-registry')""")
 check("CREATE TABLE registers the key subject too", f"{kout}-key" in sr.get_subjects(), sr.get_subjects())
 sql(f"INSERT INTO `{kout}` VALUES ('eu', 1, 10), ('us', 2, 20)")
-consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gk-{run}",
-                     "auto.offset.reset": "earliest"})
-consumer.subscribe([kout])
-kread = []
-deadline = time.time() + 60
-while len(kread) < 2 and time.time() < deadline:
-    m = consumer.poll(0.5)
-    if m is not None and m.error() is None:
-        kread.append((deser(m.key(), SerializationContext(kout, MessageField.KEY)),
-                      deser(m.value(), SerializationContext(kout, MessageField.VALUE))))
-consumer.close()
+kread = consume(kout, 2, lambda m: (deser(m.key(), SerializationContext(kout, MessageField.KEY)), deser(m.value(), SerializationContext(kout, MessageField.VALUE))))
 kread.sort(key=lambda kv: kv[0]["shard"])
 check("Confluent's deserializer reads the Avro keys Weir wrote", [k for k, _ in kread] == [
     {"region": "eu", "shard": 1}, {"region": "us", "shard": 2}], kread)
@@ -627,16 +605,7 @@ check("plain Avro written by fastavro reads as rows", rows == [["1", "one", ["a"
 pout = f"plain_avro_out_{run}"
 sql(f"CREATE TABLE `{pout}` (id BIGINT NOT NULL, name STRING, tags ARRAY<STRING>) WITH ('value.format' = 'avro')")
 sql(f"INSERT INTO `{pout}` SELECT id + 10, name, tags FROM `{plain}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */")
-consumer = Consumer({"bootstrap.servers": env["WEIR_BOOTSTRAP"], "group.id": f"gp-{run}",
-                     "auto.offset.reset": "earliest"})
-consumer.subscribe([pout])
-pread = []
-deadline = time.time() + 60
-while len(pread) < 2 and time.time() < deadline:
-    m = consumer.poll(0.5)
-    if m is not None and m.error() is None:
-        pread.append(fastavro.schemaless_reader(io.BytesIO(m.value()), plain_schema))
-consumer.close()
+pread = consume(pout, 2, lambda m: fastavro.schemaless_reader(io.BytesIO(m.value()), plain_schema))
 pread.sort(key=lambda r: r["id"])
 check("plain Avro written by Weir reads back in fastavro", pread == [
     {"id": 11, "name": "one", "tags": ["a"]}, {"id": 12, "name": None, "tags": None}], pread)

@@ -460,3 +460,44 @@ pub fn orders_ddl(table: &str, extra_with: &str) -> String {
          DISTRIBUTED BY HASH(id) INTO 3 BUCKETS WITH ('value.format' = 'json'{extra_with})"
     )
 }
+
+/// Any route of a server, as JSON, with the given key: the status and the
+/// answer (a string when it is not JSON).
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(weir: &Weir) -> Api {
+        Api {
+            base: weir.url().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        (key, secret): (&str, &str),
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut r = self
+            .http
+            .request(method, &url)
+            .basic_auth(key, Some(secret));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+}

@@ -1,0 +1,336 @@
+//! `weir environment ...` and `weir iam ...`: environments, service
+//! accounts, API keys, role bindings and the audit log, through the same
+//! REST API as every other client.
+
+use serde_json::{json, Value};
+
+use crate::client_cmds::Conn;
+
+#[derive(clap::Subcommand)]
+pub enum EnvironmentCmd {
+    /// Create an environment.
+    Create {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the environments the caller may see.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an empty environment.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum IamCmd {
+    /// Service accounts: principals for statements and automation.
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccountCmd),
+    /// API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCmd),
+    /// Role bindings: a role for a principal on a resource pattern.
+    #[command(subcommand)]
+    RoleBinding(RoleBindingCmd),
+    /// Mutating and denied calls (organization admins).
+    AuditLog {
+        /// Since this many minutes ago (default 60).
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum ServiceAccountCmd {
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum ApiKeyCmd {
+    /// Make a key; its secret is printed once.
+    Create {
+        /// Owned by this service account (default: the caller).
+        #[arg(long)]
+        service_account: Option<String>,
+        /// Limited to this environment (default: the owner's reach).
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum RoleBindingCmd {
+    Create {
+        /// `User:<id>` (a user u-... or a service account sa-...).
+        #[arg(long)]
+        principal: String,
+        /// OrganizationAdmin, EnvironmentAdmin, FlinkAdmin, FlinkDeveloper,
+        /// DeveloperRead, DeveloperWrite, DeveloperManage, ResourceOwner or
+        /// ReadOnly.
+        #[arg(long)]
+        role: String,
+        /// A resource name pattern, e.g.
+        /// crn://weir/organization=o/environment=e/kafka=c/topic=orders-*
+        #[arg(long)]
+        resource: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[arg(long)]
+        principal: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Prints a list's `data` as lines of the given fields (or the whole answer
+/// as JSON/YAML).
+fn print_list(conn: &Conn, v: &Value, fields: &[&str]) -> anyhow::Result<()> {
+    conn.print(v, || {
+        for item in v["data"].as_array().into_iter().flatten() {
+            let cells: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    let mut x = item;
+                    for part in f.split('.') {
+                        x = &x[part];
+                    }
+                    match x {
+                        Value::String(s) => s.clone(),
+                        Value::Null => "-".into(),
+                        other => other.to_string(),
+                    }
+                })
+                .collect();
+            println!("{}", cells.join("  "));
+        }
+    })
+}
+
+fn print_one(conn: &Conn, v: &Value, line: String) -> anyhow::Result<()> {
+    conn.print(v, || println!("{line}"))
+}
+
+pub async fn environment(cmd: EnvironmentCmd) -> anyhow::Result<()> {
+    match cmd {
+        EnvironmentCmd::Create { name, conn } => {
+            let v = conn
+                .client()?
+                .json(
+                    "POST",
+                    "/org/v2/environments",
+                    Some(&json!({"display_name": name})),
+                )
+                .await?;
+            print_one(
+                &conn,
+                &v,
+                format!("{}  {}", v["id"].as_str().unwrap_or_default(), name),
+            )
+        }
+        EnvironmentCmd::List { conn } => {
+            let v = conn
+                .client()?
+                .json("GET", "/org/v2/environments", None)
+                .await?;
+            print_list(&conn, &v, &["id", "display_name"])
+        }
+        EnvironmentCmd::Delete { id, conn } => {
+            conn.client()?
+                .json("DELETE", &format!("/org/v2/environments/{id}"), None)
+                .await?;
+            println!("deleted {id}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn iam(cmd: IamCmd) -> anyhow::Result<()> {
+    match cmd {
+        IamCmd::ServiceAccount(c) => match c {
+            ServiceAccountCmd::Create {
+                name,
+                description,
+                conn,
+            } => {
+                let v = conn
+                    .client()?
+                    .json(
+                        "POST",
+                        "/iam/v2/service-accounts",
+                        Some(&json!({"display_name": name, "description": description})),
+                    )
+                    .await?;
+                print_one(
+                    &conn,
+                    &v,
+                    format!("{}  {}", v["id"].as_str().unwrap_or_default(), name),
+                )
+            }
+            ServiceAccountCmd::List { conn } => {
+                let v = conn
+                    .client()?
+                    .json("GET", "/iam/v2/service-accounts", None)
+                    .await?;
+                print_list(&conn, &v, &["id", "display_name", "description"])
+            }
+            ServiceAccountCmd::Delete { id, conn } => {
+                conn.client()?
+                    .json("DELETE", &format!("/iam/v2/service-accounts/{id}"), None)
+                    .await?;
+                println!("deleted {id}");
+                Ok(())
+            }
+        },
+        IamCmd::ApiKey(c) => match c {
+            ApiKeyCmd::Create {
+                service_account,
+                environment,
+                description,
+                conn,
+            } => {
+                let mut spec = json!({"description": description});
+                if let Some(sa) = service_account {
+                    spec["owner"] = json!({"id": sa});
+                }
+                if let Some(env) = environment {
+                    spec["resource"] = json!({"id": env});
+                }
+                let v = conn
+                    .client()?
+                    .json("POST", "/iam/v2/api-keys", Some(&json!({"spec": spec})))
+                    .await?;
+                print_one(
+                    &conn,
+                    &v,
+                    format!(
+                        "key     {}\nsecret  {}\n(the secret is shown once; keep it now)",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["spec"]["secret"].as_str().unwrap_or_default()
+                    ),
+                )
+            }
+            ApiKeyCmd::List { conn } => {
+                let v = conn.client()?.json("GET", "/iam/v2/api-keys", None).await?;
+                print_list(
+                    &conn,
+                    &v,
+                    &[
+                        "id",
+                        "spec.owner.id",
+                        "spec.resource.id",
+                        "spec.description",
+                    ],
+                )
+            }
+            ApiKeyCmd::Delete { id, conn } => {
+                conn.client()?
+                    .json("DELETE", &format!("/iam/v2/api-keys/{id}"), None)
+                    .await?;
+                println!("deleted {id}");
+                Ok(())
+            }
+        },
+        IamCmd::RoleBinding(c) => match c {
+            RoleBindingCmd::Create {
+                principal,
+                role,
+                resource,
+                conn,
+            } => {
+                let v = conn
+                    .client()?
+                    .json(
+                        "POST",
+                        "/iam/v2/role-bindings",
+                        Some(&json!({"principal": principal, "role_name": role, "crn_pattern": resource})),
+                    )
+                    .await?;
+                print_one(
+                    &conn,
+                    &v,
+                    format!(
+                        "{}  {principal}  {role}  {resource}",
+                        v["id"].as_str().unwrap_or_default()
+                    ),
+                )
+            }
+            RoleBindingCmd::List { principal, conn } => {
+                let path = match principal {
+                    Some(p) => format!("/iam/v2/role-bindings?principal={}", p.replace(':', "%3A")),
+                    None => "/iam/v2/role-bindings".into(),
+                };
+                let v = conn.client()?.json("GET", &path, None).await?;
+                print_list(&conn, &v, &["id", "principal", "role_name", "crn_pattern"])
+            }
+            RoleBindingCmd::Delete { id, conn } => {
+                conn.client()?
+                    .json("DELETE", &format!("/iam/v2/role-bindings/{id}"), None)
+                    .await?;
+                println!("deleted {id}");
+                Ok(())
+            }
+        },
+        IamCmd::AuditLog { minutes, conn } => {
+            let since = chrono_free_now_ms() - minutes * 60_000;
+            let v = conn
+                .client()?
+                .json("GET", &format!("/weir/v1/audit-log?since={since}"), None)
+                .await?;
+            print_list(
+                &conn,
+                &v,
+                &["time", "principal", "method", "path", "status", "result"],
+            )
+        }
+    }
+}
+
+fn chrono_free_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -184,6 +184,9 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(slot) = parts.extensions.get::<crate::audit::Caller>() {
             slot.set(&principal);
         }
+        state
+            .limiter
+            .take(&state.config.limits, &principal.user())?;
         Ok(principal)
     }
 }

@@ -134,6 +134,12 @@ async fn create_service_account(
     let id = format!("sa-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     p.access
         .require(Permission::Manage, &Crn::service_account(org, &id))?;
+    let limits = &state.config.limits;
+    limits.quota(
+        "service accounts in an organization",
+        state.store.list_service_accounts(org).await?.len(),
+        limits.service_accounts_per_organization,
+    )?;
     let rec = ServiceAccountRecord {
         id,
         display_name: text_field(
@@ -367,6 +373,12 @@ async fn create_key(
             .unwrap_or_default(),
         256,
         false,
+    )?;
+    let limits = &state.config.limits;
+    limits.quota(
+        "API keys in an organization",
+        state.store.list_api_keys(&org, None).await?.len(),
+        limits.api_keys_per_organization,
     )?;
     let (id, secret) = new_key();
     let hash = hash_secret(&secret);

@@ -18,6 +18,7 @@ pub mod autoscaler;
 pub mod dev;
 mod error;
 mod iam;
+pub mod limits;
 mod org;
 pub mod parallel;
 mod planning;
@@ -76,6 +77,9 @@ pub struct ServerConfig {
     /// How often running statements' principals are checked for the roles
     /// their statements need (a statement whose principal lost one fails).
     pub access_check_interval: Duration,
+    /// Request rates per principal and quotas per environment and
+    /// organization.
+    pub limits: limits::Limits,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             price_per_cfu_hour: None,
             meter_interval: Duration::from_secs(1),
             access_check_interval: Duration::from_secs(5),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub config: Arc<ServerConfig>,
     pub public_url: Arc<str>,
+    /// Request rates per principal.
+    pub limiter: Arc<limits::RateLimiter>,
 }
 
 /// Bad or huge bodies get a 4xx, never a panic or an unbounded read.
@@ -224,6 +231,7 @@ impl Server {
             scheduler: scheduler.clone(),
             config: config.clone(),
             public_url: Arc::from(url.as_str()),
+            limiter: Arc::default(),
         };
         let cancel = CancellationToken::new();
         let mut tasks = vec![];

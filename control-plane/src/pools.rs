@@ -164,6 +164,12 @@ async fn create(
         Permission::Manage,
         &Crn::pool(&principal.org_id, &env, &rec.id),
     )?;
+    let limits = &state.config.limits;
+    limits.quota(
+        "compute pools in an environment",
+        state.store.list_pools(&principal.org_id, &env).await?.len(),
+        limits.pools_per_environment,
+    )?;
     if let Some(s) = &spec.autoscaler {
         rec.autoscaler = check_settings(s)?;
     }

@@ -331,6 +331,12 @@ async fn create(
             "statement '{name}' already exists; choose another name or delete it first"
         )));
     }
+    let limits = &state.config.limits;
+    limits.quota(
+        "statements in an environment",
+        state.store.count_statements(&org, &env_id).await? as usize,
+        limits.statements_per_environment,
+    )?;
     let ctx = CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await?;
     let planner = state.planner.clone();
     let sql = spec.statement.clone();

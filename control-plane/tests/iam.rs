@@ -173,6 +173,73 @@ async fn a_statement_runs_as_its_principal_and_fails_when_a_role_it_needs_is_rem
     weir.stop().await;
 }
 
+/// Quotas and the request rate: each refusal is a 429 naming its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_and_rate_limits_refuse_with_a_429_that_names_the_limit() {
+    let weir = Weir::start_with(|c| {
+        c.limits = weir_control_plane::limits::Limits {
+            requests_per_second: 2.0,
+            request_burst: 40.0,
+            pools_per_environment: 2,
+            service_accounts_per_organization: 1,
+            ..Default::default()
+        }
+    })
+    .await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    // `weir dev`'s pool is one of the two.
+    let pool = |n: &str| json!({"spec": {"display_name": n, "max_cfu": 1, "environment": {"id": weir.dev.env}}});
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/fcpm/v2/compute-pools",
+        Some(pool("second")),
+    )
+    .await;
+    assert!(st < 300, "{v}");
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/fcpm/v2/compute-pools",
+        Some(pool("third")),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    assert!(v.to_string().contains("quota of 2 compute pools"), "{v}");
+    let sa = json!({"display_name": "one"});
+    let (st, _) = call(&api, &admin, "POST", "/iam/v2/service-accounts", Some(sa)).await;
+    assert_eq!(st, 201);
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name": "two"})),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    assert!(v.to_string().contains("service accounts"), "{v}");
+    // Past the burst, requests are refused until the bucket refills.
+    let mut limited = None;
+    for _ in 0..60 {
+        let (st, v) = call(&api, &admin, "GET", "/org/v2/environments", None).await;
+        if st == 429 {
+            limited = Some(v);
+            break;
+        }
+    }
+    let v = limited.expect("the burst of 40 runs out within 60 quick requests");
+    assert!(
+        v.to_string()
+            .contains("rate limit of 2 requests per second"),
+        "{v}"
+    );
+    weir.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_limited_to_an_environment_reaches_nothing_outside_it() {
     let weir = Weir::start().await;

@@ -415,6 +415,17 @@ impl Store {
             .join(", ")))
     }
 
+    /// How many statements an environment holds.
+    pub async fn count_statements(&self, org: &str, env: &str) -> Result<i64, CatalogError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM statements WHERE org_id = $1 AND env_id = $2")
+                .bind(org)
+                .bind(env)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// Records what a statement's principal needs while it runs.
     pub async fn set_statement_access(
         &self,

@@ -46,6 +46,9 @@ pub fn routes() -> Router<AppState> {
         .route("/weir/v1/audit-log", get(audit_log))
 }
 
+/// The longest principal or resource name a binding takes.
+const MAX_NAME_BYTES: usize = 1024;
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -542,6 +545,11 @@ async fn create_binding(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body?;
     let org = &p.org_id;
+    if b.crn_pattern.len() > MAX_NAME_BYTES || b.principal.len() > MAX_NAME_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "principal and crn_pattern are at most {MAX_NAME_BYTES} bytes"
+        )));
+    }
     let role = Role::parse(&b.role_name).ok_or_else(|| {
         ApiError::bad_request(format!(
             "role_name '{}' is not a role; use one of: {}",

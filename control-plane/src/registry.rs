@@ -937,6 +937,14 @@ async fn set_settings(
     p.access
         .require(Permission::Manage, &Crn::environment(&p.org_id, &env))?;
     let axum::Json(b) = body?;
+    if b.url.len() > 2048
+        || b.username.as_ref().is_some_and(|u| u.len() > 1024)
+        || b.password.as_ref().is_some_and(|p| p.len() > 1024)
+    {
+        return Err(crate::ApiError::bad_request(
+            "url is at most 2048 bytes, username and password at most 1024",
+        ));
+    }
     let config = RegistryConfig {
         url: b.url.trim_end_matches('/').to_string(),
         username: b.username.filter(|u| !u.is_empty()),

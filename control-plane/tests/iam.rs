@@ -455,6 +455,17 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
               "role_name": "OrganizationAdmin", "crn_pattern": format!("crn://weir/organization={}", weir.dev.org)})))
         .await;
     assert_eq!(st, 400, "{v}");
+    // Huge and malformed bindings are refused with a 400, not stored.
+    for body in [
+        json!({"principal": "User:u-x", "role_name": "ReadOnly", "crn_pattern": format!("crn://weir/organization={}/environment={}", weir.dev.org, "e".repeat(1 << 19))}),
+        json!({"principal": "User:u-x", "role_name": "NoSuchRole", "crn_pattern": format!("crn://weir/organization={}", weir.dev.org)}),
+        json!({"principal": "u-x", "role_name": "ReadOnly", "crn_pattern": format!("crn://weir/organization={}", weir.dev.org)}),
+        json!({"principal": "User:u-x", "role_name": "ReadOnly", "crn_pattern": "crn://weir/organization=/x=="}),
+        json!({"principal": 7}),
+    ] {
+        let (st, v) = call(&api, &admin, "POST", "/iam/v2/role-bindings", Some(body)).await;
+        assert!(st == 400 || st == 422, "{st}: {v}");
+    }
     // And org A's key keeps working.
     let (st, _) = call(&api, &key, "GET", "/org/v2/environments", None).await;
     assert_eq!(st, 200);

@@ -877,18 +877,22 @@ struct SettingsBody {
     password: Option<String>,
 }
 
-/// The caller's environment for the settings routes (404 otherwise).
+/// The caller's environment for the settings routes (404 otherwise), if
+/// its roles allow `need` on it.
 async fn settings_env(
     state: &AppState,
     p: &Principal,
     env: &str,
+    need: Permission,
 ) -> Result<String, crate::ApiError> {
-    Ok(state
+    let id = state
         .store
         .get_environment(&p.org_id, env)
         .await?
         .ok_or_else(|| crate::ApiError::not_found(&format!("environment '{env}'")))?
-        .id)
+        .id;
+    p.access.require(need, &Crn::environment(&p.org_id, &id))?;
+    Ok(id)
 }
 
 fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Value {
@@ -918,9 +922,7 @@ async fn settings(
     p: Principal,
     Path(env): Path<String>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
-    let env = settings_env(&state, &p, &env).await?;
-    p.access
-        .require(Permission::View, &Crn::environment(&p.org_id, &env))?;
+    let env = settings_env(&state, &p, &env, Permission::View).await?;
     let c = state.store.environment_registry(&p.org_id, &env).await?;
     Ok(axum::Json(settings_json(&state, &env, c.as_ref())))
 }
@@ -933,9 +935,7 @@ async fn set_settings(
     Path(env): Path<String>,
     body: Result<axum::Json<SettingsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
-    let env = settings_env(&state, &p, &env).await?;
-    p.access
-        .require(Permission::Manage, &Crn::environment(&p.org_id, &env))?;
+    let env = settings_env(&state, &p, &env, Permission::Manage).await?;
     let axum::Json(b) = body?;
     if b.url.len() > 2048
         || b.username.as_ref().is_some_and(|u| u.len() > 1024)
@@ -982,9 +982,7 @@ async fn reset_settings(
     p: Principal,
     Path(env): Path<String>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
-    let env = settings_env(&state, &p, &env).await?;
-    p.access
-        .require(Permission::Manage, &Crn::environment(&p.org_id, &env))?;
+    let env = settings_env(&state, &p, &env, Permission::Manage).await?;
     state
         .store
         .set_environment_registry(&p.org_id, &env, None)

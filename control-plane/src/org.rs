@@ -295,6 +295,24 @@ async fn create_environment(
     ))
 }
 
+/// The caller's environment `id`, if its roles let it manage it.
+async fn environment_to_manage(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<weir_catalog::EnvironmentRecord, ApiError> {
+    let org = &principal.org_id;
+    let e = state
+        .store
+        .get_environment(org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::environment(org, &e.id))?;
+    Ok(e)
+}
+
 async fn update_environment(
     State(state): State<AppState>,
     principal: Principal,
@@ -304,14 +322,7 @@ async fn update_environment(
     let Json(b) = body?;
     let name = display_name(&b)?;
     let org = &principal.org_id;
-    let e = state
-        .store
-        .get_environment(org, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
-    principal
-        .access
-        .require(Permission::Manage, &Crn::environment(org, &e.id))?;
+    let e = environment_to_manage(&state, &principal, &id).await?;
     state.store.rename_environment(org, &e.id, &name).await?;
     Ok(Json(environment_resource(&state, org, &e.id, &name)))
 }
@@ -324,14 +335,7 @@ async fn delete_environment(
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let org = &principal.org_id;
-    let e = state
-        .store
-        .get_environment(org, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("environment '{id}'")))?;
-    principal
-        .access
-        .require(Permission::Manage, &Crn::environment(org, &e.id))?;
+    let e = environment_to_manage(&state, &principal, &id).await?;
     match state.store.delete_environment(org, &e.id).await? {
         Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::not_found(&format!("environment '{id}'"))),

@@ -374,7 +374,6 @@ async fn a_value_subject_types_its_topics_table_within_seconds() {
     let weir = Weir::start().await;
     let topic = unique("typed");
     produce(&topic, &[(0, None, "not avro".into())]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let sr = sr(&weir);
     let (st, v) = sr
         .post(
@@ -384,28 +383,10 @@ async fn a_value_subject_types_its_topics_table_within_seconds() {
         .await;
     assert_eq!(st, 200, "{v}");
     let id = v["id"].as_i64().unwrap();
-    let store = &weir.server.as_ref().unwrap().state.store;
-    let cluster = store
-        .list_clusters(&weir.dev.org, &weir.dev.env)
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
-    let mut typed = None;
-    while std::time::Instant::now() < deadline {
-        if let Some(t) = store
-            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
-            .await
-            .unwrap()
-        {
-            if t.option("value.format") == Some("avro-registry") {
-                typed = Some(t);
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let t = typed.expect("the table is typed from its value subject within 20 s");
+    let t = wait_table(&weir, &topic, "typed from its value subject", |t| {
+        t.option("value.format") == Some("avro-registry")
+    })
+    .await;
     let cols: Vec<(String, String)> = t
         .columns
         .iter()
@@ -429,41 +410,17 @@ async fn a_value_subject_types_its_topics_table_within_seconds() {
         .await;
     assert_eq!(st, 200, "{v}");
     let id2 = v["id"].as_i64().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = store
-            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
-            .await
-            .unwrap()
-            .unwrap();
-        if t.option("value.schema-id") == Some(id2.as_str()) {
-            assert!(t.columns.iter().any(|c| c.name == "email" && c.nullable));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "version 2 did not reach the table"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let t = wait_table(&weir, &topic, "retyped by version 2", |t| {
+        t.option("value.schema-id") == Some(id2.as_str())
+    })
+    .await;
+    assert!(t.columns.iter().any(|c| c.name == "email" && c.nullable));
     // Deleting the subject turns the table back into raw bytes.
     sr.delete(&format!("/subjects/{topic}-value")).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = store
-            .get_table(&weir.dev.org, &weir.dev.env, &cluster, &topic)
-            .await
-            .unwrap()
-            .unwrap();
-        if t.option("value.format") == Some("raw") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the table stayed typed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_table(&weir, &topic, "raw again", |t| {
+        t.option("value.format") == Some("raw")
+    })
+    .await;
     weir.stop().await;
 }
 

@@ -586,23 +586,28 @@ impl SourceDecoder {
         let known = reg.known.lock().expect("not poisoned");
         // Plain Avro bodies get the frame of the table's schema (id 0), so
         // that one decoder path reads both.
-        let plain: Vec<Vec<u8>> = if reg.plain {
+        // (one buffer for the poll, each body's range in it).
+        let mut plain_buf: Vec<u8> = vec![];
+        let mut plain_at: Vec<(usize, usize)> = vec![];
+        if reg.plain {
             let prefix = crate::connector::registry::PLAIN_AVRO_ID.to_be_bytes();
-            records
-                .iter()
-                .map(|r| {
-                    r.value.map_or_else(Vec::new, |v| {
-                        let mut b = Vec::with_capacity(v.len() + 5);
-                        b.push(0);
-                        b.extend_from_slice(&prefix);
-                        b.extend_from_slice(v);
-                        b
-                    })
-                })
-                .collect()
-        } else {
-            vec![]
-        };
+            plain_buf.reserve(
+                records
+                    .iter()
+                    .map(|r| r.value.map_or(0, |v| v.len() + 5))
+                    .sum(),
+            );
+            plain_at.reserve(records.len());
+            for r in records {
+                let start = plain_buf.len();
+                if let Some(v) = r.value {
+                    plain_buf.push(0);
+                    plain_buf.extend_from_slice(&prefix);
+                    plain_buf.extend_from_slice(v);
+                }
+                plain_at.push((start, plain_buf.len()));
+            }
+        }
         let mut framed: Vec<(usize, u32, &[u8])> = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             let Some(v) = r.value else {
@@ -612,7 +617,11 @@ impl SourceDecoder {
                 ));
                 continue;
             };
-            let v = if reg.plain { plain[i].as_slice() } else { v };
+            let v = if reg.plain {
+                &plain_buf[plain_at[i].0..plain_at[i].1]
+            } else {
+                v
+            };
             let (id, body) = match frame(v) {
                 Ok(x) => x,
                 Err(reason) => {

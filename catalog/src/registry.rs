@@ -666,6 +666,123 @@ fn collect_avro_names(v: &Value, ns: Option<&str>, out: &mut HashMap<String, Val
     }
 }
 
+/// An Avro schema that names types defined in the schemas it references
+/// (`references`, as the registry resolves them), made self-contained: the
+/// first use of each such name is replaced by its definition, so a decoder
+/// that knows only one schema text can read it. A schema without references
+/// comes back as it is.
+pub fn inline_avro_references(
+    text: &str,
+    references: &[(String, String)],
+) -> Result<String, String> {
+    if references.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut names = HashMap::new();
+    for (name, r) in references {
+        let v: Value = serde_json::from_str(r)
+            .map_err(|e| format!("the referenced schema '{name}' is not JSON: {e}"))?;
+        collect_avro_names(&v, None, &mut names);
+    }
+    let mut v: Value =
+        serde_json::from_str(text).map_err(|e| format!("the schema is not JSON: {e}"))?;
+    let mut defined = std::collections::HashSet::new();
+    inline_names(&mut v, None, &names, &mut defined, 0)?;
+    Ok(v.to_string())
+}
+
+fn named_full_name(def: &Value, ns: Option<&str>) -> Option<String> {
+    let o = def.as_object()?;
+    let t = o.get("type")?.as_str()?;
+    if !matches!(t, "record" | "enum" | "fixed" | "error") {
+        return None;
+    }
+    let n = o.get("name")?.as_str()?;
+    Some(full_name(
+        n,
+        o.get("namespace").and_then(Value::as_str).or(ns),
+    ))
+}
+
+fn inline_names(
+    v: &mut Value,
+    ns: Option<&str>,
+    names: &HashMap<String, Value>,
+    defined: &mut std::collections::HashSet<String>,
+    depth: usize,
+) -> Result<(), String> {
+    // Each inlined definition is one level; a schema deeper than this is
+    // refused later anyway.
+    if depth > 4 * MAX_DEPTH {
+        return Err(format!("types nest more than {} deep", 4 * MAX_DEPTH));
+    }
+    match v {
+        Value::String(s) => {
+            let primitive = matches!(
+                s.as_str(),
+                "null" | "boolean" | "int" | "long" | "float" | "double" | "bytes" | "string"
+            );
+            if primitive || defined.contains(&full_name(s, ns)) || defined.contains(s.as_str()) {
+                return Ok(());
+            }
+            let Some(def) = names
+                .get(&full_name(s, ns))
+                .or_else(|| names.get(s.as_str()))
+            else {
+                // Unknown here: parsing the schema names it.
+                return Ok(());
+            };
+            if named_full_name(def, None).is_some_and(|n| defined.contains(&n)) {
+                return Ok(());
+            }
+            *v = def.clone();
+            inline_names(v, ns, names, defined, depth + 1)
+        }
+        Value::Array(branches) => branches
+            .iter_mut()
+            .try_for_each(|b| inline_names(b, ns, names, defined, depth + 1)),
+        Value::Object(o) => {
+            let own_ns = o.get("namespace").and_then(Value::as_str).or(ns);
+            let mut child_ns = own_ns.map(str::to_string);
+            if let Some(full) = named_full_name(&Value::Object(o.clone()), ns) {
+                if let Some((prefix, _)) = full.rsplit_once('.') {
+                    child_ns = Some(prefix.to_string());
+                }
+                defined.insert(full);
+            }
+            let child_ns = child_ns.as_deref();
+            if let Some(Value::Array(fields)) = o.get_mut("fields") {
+                for f in fields {
+                    if let Some(t) = f.get_mut("type") {
+                        inline_names(t, child_ns, names, defined, depth + 1)?;
+                    }
+                }
+            }
+            for k in ["items", "values"] {
+                if let Some(t) = o.get_mut(k) {
+                    inline_names(t, child_ns, names, defined, depth + 1)?;
+                }
+            }
+            match o.get_mut("type") {
+                Some(t @ (Value::Object(_) | Value::Array(_))) => {
+                    inline_names(t, child_ns, names, defined, depth + 1)?
+                }
+                Some(t @ Value::String(_))
+                    if !matches!(
+                        t.as_str(),
+                        Some("record" | "enum" | "fixed" | "error" | "array" | "map")
+                    ) =>
+                {
+                    inline_names(t, child_ns, names, defined, depth + 1)?
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn is_avro_record(v: &Value, names: &HashMap<String, Value>) -> bool {
     match v {
         Value::String(s) => names
@@ -1666,6 +1783,34 @@ mod tests {
         let prev = [v1, v2];
         assert!(incompatibilities(Compatibility::Backward, &v3, &prev).is_empty());
         assert!(!incompatibilities(Compatibility::BackwardTransitive, &v3, &prev).is_empty());
+    }
+
+    #[test]
+    fn avro_references_are_inlined_at_their_first_use() {
+        let address = r#"{"type":"record","name":"Address","namespace":"com.acme",
+            "fields":[{"name":"city","type":"string"},
+                      {"name":"kind","type":{"type":"enum","name":"Kind","symbols":["HOME","WORK"]}}]}"#;
+        let user = r#"{"type":"record","name":"User","namespace":"com.acme","fields":[
+            {"name":"id","type":"long"},
+            {"name":"home","type":"Address"},
+            {"name":"work","type":["null","com.acme.Address"],"default":null},
+            {"name":"kinds","type":{"type":"array","items":"com.acme.Kind"}}]}"#;
+        let refs = vec![("com.acme.Address".to_string(), address.to_string())];
+        // Without its reference the schema does not stand alone...
+        assert!(parse(SchemaType::Avro, user, &[]).is_err());
+        let inlined = inline_avro_references(user, &refs).unwrap();
+        // ...with the definitions inlined it does, and types the same columns.
+        let alone = parse(SchemaType::Avro, &inlined, &[]).unwrap();
+        let with_refs = parse(SchemaType::Avro, user, &refs).unwrap();
+        assert_eq!(
+            columns_of(&alone, "value").unwrap(),
+            columns_of(&with_refs, "value").unwrap()
+        );
+        // The definition appears once; later uses stay names.
+        assert_eq!(inlined.matches("\"city\"").count(), 1, "{inlined}");
+        assert_eq!(inlined.matches("\"symbols\"").count(), 1, "{inlined}");
+        // No references: the text as it was.
+        assert_eq!(inline_avro_references(address, &[]).unwrap(), address);
     }
 
     #[test]

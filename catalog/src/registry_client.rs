@@ -26,6 +26,10 @@ pub struct RegistryConfig {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// PEM certificates to trust for an `https` URL besides the machine's
+    /// own trust store (a registry behind a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 /// How long one request to an external registry may take.
@@ -229,6 +233,22 @@ impl WireSchema {
     }
 }
 
+/// An error with its causes ("error sending request" alone does not say
+/// that the certificate was refused, or the connection).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl ExternalRegistry {
     pub fn new(config: &RegistryConfig) -> Result<ExternalRegistry, CatalogError> {
         let bad = |reason: String| CatalogError::Registry {
@@ -237,21 +257,35 @@ impl ExternalRegistry {
         };
         let base = Url::parse(&config.url).map_err(|e| bad(format!("not a URL: {e}")))?;
         match base.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(
-                    "https registries are not supported yet (Weir's HTTP client is built without TLS); use an http:// URL or a TLS-terminating proxy on the same host".into(),
-                ))
-            }
-            s => return Err(bad(format!("scheme '{s}' is not http"))),
+            "http" | "https" => {}
+            s => return Err(bad(format!("scheme '{s}' is not http or https"))),
         }
         if base.cannot_be_a_base() || base.query().is_some() {
             return Err(bad("use a base URL without a query".into()));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .tls_built_in_root_certs(true);
+        if let Some(pem) = config
+            .ca_certificate
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            if base.scheme() != "https" {
+                return Err(bad("ca_certificate applies to https URLs only".into()));
+            }
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| bad(format!("ca_certificate is not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad(
+                    "ca_certificate holds no '-----BEGIN CERTIFICATE-----' block".into(),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(|e| bad(e.to_string()))?;
         Ok(ExternalRegistry {
             base,
             username: config.username.clone().filter(|u| !u.is_empty()),
@@ -298,7 +332,7 @@ impl ExternalRegistry {
         let resp = r
             .send()
             .await
-            .map_err(|e| self.error(format!("{} {}: {e}", "request to", url.path())))?;
+            .map_err(|e| self.error(format!("request to {}: {}", url.path(), causes(&e))))?;
         let status = resp.status();
         let text = resp
             .text()

@@ -875,6 +875,9 @@ struct SettingsBody {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// PEM certificates to trust for an https URL (a private CA).
+    #[serde(default)]
+    ca_certificate: Option<String>,
 }
 
 /// The caller's environment for the settings routes (404 otherwise), if
@@ -911,6 +914,7 @@ fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Val
             "username": c.username,
             // The password is never shown again.
             "password_set": c.password.is_some(),
+            "ca_certificate": c.ca_certificate,
         }),
     }
 }
@@ -940,15 +944,17 @@ async fn set_settings(
     if b.url.len() > 2048
         || b.username.as_ref().is_some_and(|u| u.len() > 1024)
         || b.password.as_ref().is_some_and(|p| p.len() > 1024)
+        || b.ca_certificate.as_ref().is_some_and(|c| c.len() > 65536)
     {
         return Err(crate::ApiError::bad_request(
-            "url is at most 2048 bytes, username and password at most 1024",
+            "url is at most 2048 bytes, username and password at most 1024, ca_certificate at most 65536",
         ));
     }
     let config = RegistryConfig {
         url: b.url.trim_end_matches('/').to_string(),
         username: b.username.filter(|u| !u.is_empty()),
         password: b.password,
+        ca_certificate: b.ca_certificate.filter(|c| !c.trim().is_empty()),
     };
     let own = format!("{}/schema-registry/{env}", state.public_url);
     if config.url == own {

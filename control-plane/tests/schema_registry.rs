@@ -675,3 +675,119 @@ async fn an_environment_syncs_from_reads_and_writes_an_external_registry() {
     weir.stop().await;
     external.stop().await;
 }
+
+/// A TLS endpoint on a free local port that forwards to `backend`, with the
+/// test certificate of `tests/fixtures/tls` (127.0.0.1, signed by `ca.pem`).
+async fn tls_proxy(backend: std::net::SocketAddr) -> std::net::SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(format!("{dir}/server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/server.key")).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_external_registry_over_https_is_trusted_through_its_ca_certificate() {
+    let external = Weir::start().await;
+    let weir = Weir::start().await;
+    let backend: std::net::SocketAddr = external
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = tls_proxy(backend).await;
+    let ext_url = format!("https://{proxy}/schema-registry/{}", external.dev.env);
+    let ca = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tls/ca.pem"
+    ))
+    .unwrap();
+    let http = reqwest::Client::new();
+    let settings = format!(
+        "{}/weir/v1/environments/{}/schema-registry",
+        weir.url(),
+        weir.dev.env
+    );
+    let put = |body: Value| {
+        http.put(&settings)
+            .basic_auth(&weir.dev.key, Some(&weir.dev.secret))
+            .json(&body)
+            .send()
+    };
+    let creds = |extra: Value| {
+        let mut body = json!({
+            "url": ext_url,
+            "username": external.dev.key,
+            "password": external.dev.secret,
+        });
+        if let Value::Object(m) = extra {
+            body.as_object_mut().unwrap().extend(m);
+        }
+        body
+    };
+    // A certificate from an unknown CA is refused, and the answer says so.
+    let r = put(creds(json!({}))).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    // Something that is not a certificate is refused before any request.
+    let r = put(creds(json!({"ca_certificate": "not a certificate"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("ca_certificate"), "{text}");
+    // A CA certificate for a plain http URL is a mistake worth naming.
+    let plain = format!("{}/schema-registry/{}", external.url(), external.dev.env);
+    let r = put(json!({"url": plain, "ca_certificate": ca}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // With the registry's CA the environment syncs over https.
+    let r = put(creds(json!({"ca_certificate": ca}))).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["url"], json!(ext_url));
+    assert_eq!(v["ca_certificate"], json!(ca));
+    let topic = unique("tls_typed");
+    produce(&topic, &[(0, None, "not avro".into())]).await;
+    let (st, v) = sr(&external)
+        .post(
+            &format!("/subjects/{topic}-value/versions"),
+            json!({"schema": USER_V1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_i64().unwrap().to_string();
+    let t = wait_table(&weir, &topic, "typed over https", |t| {
+        t.option("value.schema-id") == Some(id.as_str())
+    })
+    .await;
+    assert_eq!(t.option("value.format"), Some("avro-registry"));
+}

@@ -748,13 +748,21 @@ impl SourceDecoder {
             let good = good.into_iter().map(|g| framed[g].0).collect();
             return Ok((batch, good));
         }
+        // Schemas that use types of other subjects are made self-contained
+        // for the decoder.
+        let standalone = |s: &weir_catalog::registry::RegisteredSchema| {
+            weir_catalog::registry::inline_avro_references(&s.schema, &s.reference_texts)
+        };
         let reader_text = match reg.reader_id {
-            Some(id) => known.get(id).map(|s| s.schema.as_str()),
-            None => reg.reader_text.as_deref(),
+            Some(id) => known
+                .get(id)
+                .map(|s| standalone(s).map_err(EngineError::Plan))
+                .transpose()?,
+            None => reg.reader_text.clone(),
         };
         let reader = match reader_text {
             Some(s) => {
-                crate::connector::registry::reader_schema(s, &self.physical, reg.wrap.as_deref())
+                crate::connector::registry::reader_schema(&s, &self.physical, reg.wrap.as_deref())
                     .map_err(EngineError::Plan)?
             }
             None => {
@@ -771,11 +779,13 @@ impl SourceDecoder {
         let mut unreadable: std::collections::HashMap<u32, String> = Default::default();
         for &(_, id, _) in &framed {
             if !dec.has_writer(id) && !unreadable.contains_key(&id) {
-                let text = &known.get(id).expect("checked above").schema;
-                match weir_catalog::registry::parse(SchemaType::Avro, text, &[])
-                    .and_then(|p| weir_catalog::registry::columns_of(&p, "value"))
-                {
-                    Ok(_) => dec.add_writer(id, text),
+                let text = standalone(known.get(id).expect("checked above"));
+                match text.as_deref().map_err(Clone::clone).and_then(|text| {
+                    weir_catalog::registry::parse(SchemaType::Avro, text, &[])
+                        .and_then(|p| weir_catalog::registry::columns_of(&p, "value"))
+                        .map(|_| text)
+                }) {
+                    Ok(text) => dec.add_writer(id, text),
                     Err(e) => {
                         unreadable.insert(id, format!("schema id {id} cannot be read: {e}"));
                     }

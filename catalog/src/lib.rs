@@ -29,9 +29,9 @@ pub use error::CatalogError;
 pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
 pub use registry::sync_schemas;
 pub use store::{
-    ApiKeyInfo, ApiKeyRecord, AuditRecord, ClusterRecord, EnvironmentRecord, PoolRecord,
-    Registered, RoleBindingRecord, ServiceAccountRecord, SpecUpdate, StatementFilter,
-    StatementRecord, Store, UsageFilter, UsageRecord,
+    ApiKeyInfo, ApiKeyRecord, AuditRecord, ClusterRecord, EnvironmentRecord, IdentityPoolRecord,
+    IdentityProviderRecord, PoolRecord, Registered, RoleBindingRecord, ServiceAccountRecord,
+    SpecUpdate, StatementFilter, StatementRecord, Store, UsageFilter, UsageRecord,
 };
 pub use table::{
     rowtime_field, ColumnKind, ColumnSpec, Distribution, TableDef, TableOrigin, WatermarkSpec,

@@ -14,9 +14,11 @@ use sqlx::{AnyPool, Row};
 use crate::{now_millis, CatalogError, TableDef, TableOrigin};
 
 mod iam;
+mod identity;
 mod registry;
 
 pub use iam::{ApiKeyInfo, AuditRecord, RoleBindingRecord, ServiceAccountRecord};
+pub use identity::{IdentityPoolRecord, IdentityProviderRecord};
 pub use registry::Registered;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

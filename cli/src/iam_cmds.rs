@@ -1,5 +1,6 @@
 //! `weir environment ...` and `weir iam ...`: environments, service
-//! accounts, API keys, role bindings and the audit log, through the same
+//! accounts, API keys, role bindings, identity providers and pools, and the
+//! audit log, through the same
 //! REST API as every other client.
 
 use serde_json::{json, Value};
@@ -38,6 +39,13 @@ pub enum IamCmd {
     /// Role bindings: a role for a principal on a resource pattern.
     #[command(subcommand)]
     RoleBinding(RoleBindingCmd),
+    /// OAuth identity providers: issuers whose tokens Weir accepts.
+    #[command(subcommand)]
+    IdentityProvider(IdentityProviderCmd),
+    /// Identity pools: which of a provider's tokens become the principal
+    /// `User:pool-...`.
+    #[command(subcommand)]
+    IdentityPool(IdentityPoolCmd),
     /// Mutating and denied calls (organization admins).
     AuditLog {
         /// Since this many minutes ago (default 60).
@@ -97,7 +105,8 @@ pub enum ApiKeyCmd {
 #[derive(clap::Subcommand)]
 pub enum RoleBindingCmd {
     Create {
-        /// `User:<id>` (a user u-... or a service account sa-...).
+        /// `User:<id>` (a user u-..., a service account sa-... or an
+        /// identity pool pool-...).
         #[arg(long)]
         principal: String,
         /// OrganizationAdmin, EnvironmentAdmin, FlinkAdmin, FlinkDeveloper,
@@ -120,6 +129,71 @@ pub enum RoleBindingCmd {
     },
     Delete {
         id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum IdentityProviderCmd {
+    /// Register an issuer; its JWKS URL is read once to check it.
+    Create {
+        name: String,
+        /// The `iss` of its tokens.
+        #[arg(long)]
+        issuer: String,
+        /// Where it publishes its signing keys.
+        #[arg(long)]
+        jwks_uri: String,
+        /// The `aud` its tokens for Weir carry.
+        #[arg(long)]
+        audience: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a provider with its pools and their role bindings.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum IdentityPoolCmd {
+    Create {
+        name: String,
+        /// The identity provider (op-...).
+        #[arg(long)]
+        provider: String,
+        /// Which tokens it admits, e.g. `"flink" in claims.groups` (`true`:
+        /// all of the provider's).
+        #[arg(long)]
+        filter: String,
+        /// The claim that names who calls, for the audit log.
+        #[arg(long, default_value = "claims.sub")]
+        identity_claim: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[arg(long)]
+        provider: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Delete {
+        id: String,
+        #[arg(long)]
+        provider: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -308,6 +382,102 @@ pub async fn iam(cmd: IamCmd) -> anyhow::Result<()> {
             RoleBindingCmd::Delete { id, conn } => {
                 conn.client()?
                     .json("DELETE", &format!("/iam/v2/role-bindings/{id}"), None)
+                    .await?;
+                println!("deleted {id}");
+                Ok(())
+            }
+        },
+        IamCmd::IdentityProvider(c) => {
+            match c {
+                IdentityProviderCmd::Create {
+                    name,
+                    issuer,
+                    jwks_uri,
+                    audience,
+                    description,
+                    conn,
+                } => {
+                    let v = conn
+                    .client()?
+                    .json(
+                        "POST",
+                        "/iam/v2/identity-providers",
+                        Some(&json!({"display_name": name, "issuer": issuer, "jwks_uri": jwks_uri,
+                                     "audience": audience, "description": description})),
+                    )
+                    .await?;
+                    print_one(
+                        &conn,
+                        &v,
+                        format!("{}  {name}  {issuer}", v["id"].as_str().unwrap_or_default()),
+                    )
+                }
+                IdentityProviderCmd::List { conn } => {
+                    let v = conn
+                        .client()?
+                        .json("GET", "/iam/v2/identity-providers", None)
+                        .await?;
+                    print_list(&conn, &v, &["id", "display_name", "issuer", "audience"])
+                }
+                IdentityProviderCmd::Delete { id, conn } => {
+                    conn.client()?
+                        .json("DELETE", &format!("/iam/v2/identity-providers/{id}"), None)
+                        .await?;
+                    println!("deleted {id}");
+                    Ok(())
+                }
+            }
+        }
+        IamCmd::IdentityPool(c) => match c {
+            IdentityPoolCmd::Create {
+                name,
+                provider,
+                filter,
+                identity_claim,
+                description,
+                conn,
+            } => {
+                let v = conn
+                    .client()?
+                    .json(
+                        "POST",
+                        &format!("/iam/v2/identity-providers/{provider}/identity-pools"),
+                        Some(&json!({"display_name": name, "filter": filter,
+                                     "identity_claim": identity_claim, "description": description})),
+                    )
+                    .await?;
+                print_one(
+                    &conn,
+                    &v,
+                    format!(
+                        "{}  {name}  (bind roles to {})",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["principal"].as_str().unwrap_or_default()
+                    ),
+                )
+            }
+            IdentityPoolCmd::List { provider, conn } => {
+                let v = conn
+                    .client()?
+                    .json(
+                        "GET",
+                        &format!("/iam/v2/identity-providers/{provider}/identity-pools"),
+                        None,
+                    )
+                    .await?;
+                print_list(
+                    &conn,
+                    &v,
+                    &["id", "display_name", "identity_claim", "filter"],
+                )
+            }
+            IdentityPoolCmd::Delete { id, provider, conn } => {
+                conn.client()?
+                    .json(
+                        "DELETE",
+                        &format!("/iam/v2/identity-providers/{provider}/identity-pools/{id}"),
+                        None,
+                    )
                     .await?;
                 println!("deleted {id}");
                 Ok(())

@@ -301,7 +301,76 @@ fn the_cli_manages_service_accounts_keys_and_role_bindings() {
     assert!(!dev.ok(&["environment", "list"]).contains("staging"));
     dev.ok(&["iam", "api-key", "delete", &id]);
     assert!(!as_sa(&["statement", "list"]).status.success());
+    // OAuth: an identity provider (its JWKS served here) and a pool.
+    let jwks = serve_jwks();
+    let idp = dev.json(&[
+        "iam",
+        "identity-provider",
+        "create",
+        "corp",
+        "--issuer",
+        "https://idp.cli.test",
+        "--jwks-uri",
+        &jwks,
+        "--audience",
+        "weir",
+    ]);
+    let op = idp["id"].as_str().unwrap().to_string();
+    assert!(dev.ok(&["iam", "identity-provider", "list"]).contains(&op));
+    let bad = dev.weir(&[
+        "iam",
+        "identity-pool",
+        "create",
+        "etl",
+        "--provider",
+        &op,
+        "--filter",
+        "claims.sub = 'etl'",
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("column 12"), "{err}");
+    let pool = dev.json(&[
+        "iam",
+        "identity-pool",
+        "create",
+        "etl",
+        "--provider",
+        &op,
+        "--filter",
+        "claims.sub == 'etl'",
+    ]);
+    let pool_id = pool["id"].as_str().unwrap().to_string();
+    assert_eq!(pool["principal"], format!("User:{pool_id}"));
+    let pools = dev.ok(&["iam", "identity-pool", "list", "--provider", &op]);
+    assert!(
+        pools.contains(&pool_id) && pools.contains("claims.sub == 'etl'"),
+        "{pools}"
+    );
+    dev.ok(&["iam", "identity-provider", "delete", &op]);
+    assert!(!dev.ok(&["iam", "identity-provider", "list"]).contains(&op));
     dev.interrupt();
+}
+
+/// Serves `fixtures/jwks.json` to every request on a local port, in a
+/// thread: an identity provider's keys for the CLI to register.
+fn serve_jwks() -> String {
+    use std::io::{Read, Write};
+    let doc = include_str!("fixtures/jwks.json");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                doc.len()
+            );
+        }
+    });
+    format!("http://{addr}/jwks")
 }
 
 /// `weir dev` is killed (SIGKILL) while an INSERT runs and records keep

@@ -21,7 +21,7 @@ pub struct Caller(Arc<Mutex<Option<(String, String)>>>);
 
 impl Caller {
     pub fn set(&self, p: &Principal) {
-        *self.0.lock().expect("not poisoned") = Some((p.org_id.clone(), p.user()));
+        *self.0.lock().expect("not poisoned") = Some((p.org_id.clone(), p.audit_name()));
     }
 
     fn get(&self) -> Option<(String, String)> {

@@ -1,4 +1,5 @@
-//! Who is calling: HTTP Basic `key:secret` with an API key. A key's secret
+//! Who is calling: HTTP Basic `key:secret` with an API key, or an OAuth
+//! bearer token ([`crate::oauth`]). A key's secret
 //! is kept only as an Argon2id hash (keys made before that, as SHA-256);
 //! checking one costs tens of milliseconds, so a secret once checked is
 //! remembered in memory (as a SHA-256, beside the stored hash it matched)
@@ -30,6 +31,9 @@ pub struct Principal {
     pub principal_id: String,
     /// What the owner's role bindings allow, within the key's scope.
     pub access: Access,
+    /// Who a bearer token names (its pool's identity claim, such as
+    /// `sub`), for the audit log; `None` for an API key.
+    pub subject: Option<String>,
 }
 
 impl Principal {
@@ -45,6 +49,15 @@ impl Principal {
     /// `User:<id>`, as role bindings name principals.
     pub fn user(&self) -> String {
         format!("User:{}", self.principal_id)
+    }
+
+    /// Who made a call, for the audit log: the principal, and for a token
+    /// the identity it names.
+    pub fn audit_name(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("User:{} ({s})", self.principal_id),
+            None => self.user(),
+        }
     }
 }
 
@@ -146,6 +159,19 @@ impl FromRequestParts<AppState> for Principal {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
+        if let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        {
+            let hint = [
+                crate::oauth::POOL_HEADER,
+                crate::oauth::CONFLUENT_POOL_HEADER,
+            ]
+            .iter()
+            .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()));
+            let principal = crate::oauth::principal(state, token, hint).await?;
+            return admit(parts, state, principal);
+        }
         let encoded = header
             .strip_prefix("Basic ")
             .ok_or_else(ApiError::unauthorized)?;
@@ -180,13 +206,20 @@ impl FromRequestParts<AppState> for Principal {
             key_id: rec.id,
             org_id: rec.org_id,
             principal_id: rec.owner_id,
+            subject: None,
         };
-        if let Some(slot) = parts.extensions.get::<crate::audit::Caller>() {
-            slot.set(&principal);
-        }
-        state
-            .limiter
-            .take(&state.config.limits, &principal.user())?;
-        Ok(principal)
+        admit(parts, state, principal)
     }
+}
+
+/// A proven caller, left for the audit record and counted against its
+/// request rate.
+fn admit(parts: &Parts, state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
+    if let Some(slot) = parts.extensions.get::<crate::audit::Caller>() {
+        slot.set(&principal);
+    }
+    state
+        .limiter
+        .take(&state.config.limits, &principal.user())?;
+    Ok(principal)
 }

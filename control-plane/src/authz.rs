@@ -75,7 +75,7 @@ impl Role {
             // Identity and access is the organization's.
             Role::EnvironmentAdmin => !matches!(
                 kind,
-                Organization | ServiceAccount | ApiKey | RoleBinding | Billing
+                Organization | ServiceAccount | ApiKey | RoleBinding | IdentityProvider | Billing
             ),
             Role::FlinkAdmin => match kind {
                 Environment | Cluster | Topic | Subject => p == View,
@@ -192,6 +192,8 @@ pub enum Kind {
     ServiceAccount,
     ApiKey,
     RoleBinding,
+    /// An OAuth identity provider, or one of its identity pools.
+    IdentityProvider,
     /// Usage and costs: organization admins and read-only viewers.
     Billing,
 }
@@ -241,6 +243,12 @@ impl Crn {
     pub fn api_key(org: &str, id: &str) -> Crn {
         Crn::organization(org).child("api-key", id)
     }
+    pub fn identity_provider(org: &str, id: &str) -> Crn {
+        Crn::organization(org).child("identity-provider", id)
+    }
+    pub fn identity_pool(org: &str, provider: &str, id: &str) -> Crn {
+        Crn::identity_provider(org, provider).child("identity-pool", id)
+    }
     pub fn role_binding(org: &str, id: &str) -> Crn {
         Crn::organization(org).child("role-binding", id)
     }
@@ -272,6 +280,7 @@ impl Crn {
             Some("service-account") => Kind::ServiceAccount,
             Some("api-key") => Kind::ApiKey,
             Some("role-binding") => Kind::RoleBinding,
+            Some("identity-provider" | "identity-pool") => Kind::IdentityProvider,
             Some("billing") => Kind::Billing,
             _ => Kind::Organization,
         }

@@ -49,13 +49,13 @@ pub fn routes() -> Router<AppState> {
 /// The longest principal or resource name a binding takes.
 const MAX_NAME_BYTES: usize = 1024;
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
 }
 
-fn list(state: &AppState, kind: &str, path: &str, data: Vec<Value>) -> Json<Value> {
+pub(crate) fn list(state: &AppState, kind: &str, path: &str, data: Vec<Value>) -> Json<Value> {
     Json(json!({
         "api_version": "iam/v2",
         "kind": kind,
@@ -65,7 +65,12 @@ fn list(state: &AppState, kind: &str, path: &str, data: Vec<Value>) -> Json<Valu
 }
 
 /// A display name or description: printable, bounded.
-fn text_field(what: &str, v: &str, max: usize, required: bool) -> Result<String, ApiError> {
+pub(crate) fn text_field(
+    what: &str,
+    v: &str,
+    max: usize,
+    required: bool,
+) -> Result<String, ApiError> {
     let v = v.trim();
     if required && v.is_empty() {
         return Err(ApiError::bad_request(format!("{what} is required")));
@@ -575,10 +580,22 @@ async fn create_binding(
     }
     let principal_id = b.principal.strip_prefix("User:").ok_or_else(|| {
         ApiError::bad_request(format!(
-            "principal '{}' is not 'User:<id>' (a user u-... or a service account sa-...)",
+            "principal '{}' is not 'User:<id>' (a user u-..., a service account sa-... or an identity pool pool-...)",
             b.principal
         ))
     })?;
+    if principal_id.starts_with("pool-")
+        && state
+            .store
+            .get_identity_pool(org, principal_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "principal '{}' names no identity pool of this organization",
+            b.principal
+        )));
+    }
     if principal_id.starts_with("sa-")
         && state
             .store

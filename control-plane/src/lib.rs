@@ -18,7 +18,9 @@ pub mod autoscaler;
 pub mod dev;
 mod error;
 mod iam;
+mod identity;
 pub mod limits;
+pub mod oauth;
 mod org;
 pub mod parallel;
 mod planning;
@@ -80,6 +82,9 @@ pub struct ServerConfig {
     /// Request rates per principal and quotas per environment and
     /// organization.
     pub limits: limits::Limits,
+    /// How long an identity provider's JWKS is used before it is fetched
+    /// again (a token with an unknown key id fetches it sooner).
+    pub jwks_cache_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +103,7 @@ impl Default for ServerConfig {
             meter_interval: Duration::from_secs(1),
             access_check_interval: Duration::from_secs(5),
             limits: limits::Limits::default(),
+            jwks_cache_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Request rates per principal.
     pub limiter: Arc<limits::RateLimiter>,
+    /// Identity providers' signing keys, for bearer tokens.
+    pub tokens: Arc<oauth::Jwks>,
 }
 
 /// Bad or huge bodies get a 4xx, never a panic or an unbounded read.
@@ -134,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         // The schema registry answers in Confluent's error shape.
         .merge(registry::routes())
         .merge(iam::routes())
+        .merge(identity::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
@@ -232,6 +241,7 @@ impl Server {
             config: config.clone(),
             public_url: Arc::from(url.as_str()),
             limiter: Arc::default(),
+            tokens: Arc::default(),
         };
         let cancel = CancellationToken::new();
         let mut tasks = vec![];

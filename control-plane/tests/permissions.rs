@@ -45,6 +45,34 @@ struct Scope {
     pool: String,
     /// A statement the admin made there, that every row may read.
     statement: String,
+    /// An identity provider the admin registered (the organization's).
+    idp: String,
+    /// A JWKS document a new identity provider may point at.
+    jwks_uri: String,
+}
+
+/// Serves a JWKS document (the public half of a test key) on a local port.
+async fn jwks_server() -> String {
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oauth/rsa1.pem"
+    ))
+    .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).unwrap();
+    let doc = json!({"keys": [jwk]});
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/jwks")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,16 +143,34 @@ async fn matrix(backend: &str) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let jwks_uri = jwks_server().await;
+    let (st, idp) = api
+        .call(
+            admin,
+            "POST",
+            "/iam/v2/identity-providers",
+            Some(
+                json!({"display_name": "matrix", "issuer": "https://matrix.test",
+                        "audience": "weir", "jwks_uri": jwks_uri}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{idp}");
+    let idp = idp["id"].as_str().unwrap().to_string();
     let scopes = [
         Scope {
             env: weir.dev.env.clone(),
             pool: weir.dev.pool.clone(),
             statement: "admin-in".into(),
+            idp: idp.clone(),
+            jwks_uri: jwks_uri.clone(),
         },
         Scope {
             env: "env-out".into(),
             pool: "lfcp-out".into(),
             statement: "admin-out".into(),
+            idp,
+            jwks_uri,
         },
     ];
     for (s, client) in scopes.iter().zip([&weir.client, &out_client]) {
@@ -335,6 +381,24 @@ fn request(
             ),
         ),
         "audit.get" => ("GET", "/weir/v1/audit-log".into(), None),
+        "idp.create" => (
+            "POST",
+            "/iam/v2/identity-providers".into(),
+            Some(
+                json!({"display_name": format!("idp-{n}"), "issuer": format!("https://idp-{n}.test"),
+                        "audience": "weir", "jwks_uri": scope.jwks_uri}),
+            ),
+        ),
+        "idp.get" => (
+            "GET",
+            format!("/iam/v2/identity-providers/{}", scope.idp),
+            None,
+        ),
+        "idpool.create" => (
+            "POST",
+            format!("/iam/v2/identity-providers/{}/identity-pools", scope.idp),
+            Some(json!({"display_name": format!("pool-{n}"), "filter": "true"})),
+        ),
         "metrics.get" => ("GET", "/metrics".into(), None),
         other => panic!("permissions.table names no endpoint {other}"),
     }

@@ -2,12 +2,12 @@ use serde::{Deserialize, Serialize};
 
 /// Every error response of the API has this shape:
 /// `{"errors": [{"status", "code", "title", "detail", "source"}]}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub errors: Vec<ErrorItem>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorItem {
     /// The HTTP status, as a string (`"400"`).
     pub status: String,
@@ -23,7 +23,7 @@ pub struct ErrorItem {
 
 /// Where in the request the error is: a JSON pointer and, for SQL, the
 /// 1-based line and column.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,

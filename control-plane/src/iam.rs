@@ -8,8 +8,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_catalog::{ApiKeyInfo, RoleBindingRecord, ServiceAccountRecord};
@@ -17,33 +16,22 @@ use weir_catalog::{ApiKeyInfo, RoleBindingRecord, ServiceAccountRecord};
 use crate::auth::{hash_secret, new_key, Principal};
 use crate::authz::{parse_pattern, Crn, Permission, Role};
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/iam/v2/service-accounts",
-            get(list_service_accounts).post(create_service_account),
-        )
-        .route(
-            "/iam/v2/service-accounts/{id}",
-            get(get_service_account)
-                .patch(update_service_account)
-                .delete(delete_service_account),
-        )
-        .route("/iam/v2/api-keys", get(list_keys).post(create_key))
-        .route(
-            "/iam/v2/api-keys/{id}",
-            get(get_key).patch(update_key).delete(delete_key),
-        )
-        .route(
-            "/iam/v2/role-bindings",
-            get(list_bindings).post(create_binding),
-        )
-        .route(
-            "/iam/v2/role-bindings/{id}",
-            get(get_binding).delete(delete_binding),
-        )
-        .route("/weir/v1/audit-log", get(audit_log))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_service_accounts, create_service_account))
+        .routes(routes!(
+            get_service_account,
+            update_service_account,
+            delete_service_account
+        ))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, update_key, delete_key))
+        .routes(routes!(list_bindings, create_binding))
+        .routes(routes!(get_binding, delete_binding))
+        .routes(routes!(audit_log))
 }
 
 /// The longest principal or resource name a binding takes.
@@ -108,6 +96,12 @@ struct ServiceAccountBody {
     description: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/service-accounts",
+    tag = "IAM",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list_service_accounts(
     State(state): State<AppState>,
     p: Principal,
@@ -132,6 +126,13 @@ async fn list_service_accounts(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/service-accounts",
+    tag = "IAM",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_service_account(
     State(state): State<AppState>,
     p: Principal,
@@ -187,6 +188,13 @@ async fn find_service_account(
     Ok(s)
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/service-accounts/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_service_account(
     State(state): State<AppState>,
     p: Principal,
@@ -196,6 +204,14 @@ async fn get_service_account(
     Ok(Json(service_account_json(&state, &p.org_id, &s)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/service-accounts/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update_service_account(
     State(state): State<AppState>,
     p: Principal,
@@ -223,6 +239,13 @@ async fn update_service_account(
     Ok(Json(service_account_json(&state, &p.org_id, &s)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/service-accounts/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_service_account(
     State(state): State<AppState>,
     p: Principal,
@@ -288,6 +311,12 @@ struct KeyQuery {
     owner: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/api-keys",
+    tag = "IAM",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list_keys(
     State(state): State<AppState>,
     p: Principal,
@@ -328,6 +357,13 @@ struct KeyBody {
     spec: KeySpec,
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/api-keys",
+    tag = "IAM",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_key(
     State(state): State<AppState>,
     p: Principal,
@@ -422,6 +458,13 @@ async fn find_key(
     Ok(k)
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/api-keys/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_key(
     State(state): State<AppState>,
     p: Principal,
@@ -431,6 +474,14 @@ async fn get_key(
     Ok(Json(key_json(&state, &p.org_id, &k, None)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/api-keys/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update_key(
     State(state): State<AppState>,
     p: Principal,
@@ -462,6 +513,13 @@ async fn update_key(
     Ok(Json(key_json(&state, &p.org_id, &k, None)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/api-keys/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_key(
     State(state): State<AppState>,
     p: Principal,
@@ -512,6 +570,12 @@ struct BindingQuery {
     role_name: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/role-bindings",
+    tag = "IAM",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list_bindings(
     State(state): State<AppState>,
     p: Principal,
@@ -543,6 +607,13 @@ struct BindingBody {
     crn_pattern: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/role-bindings",
+    tag = "IAM",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_binding(
     State(state): State<AppState>,
     p: Principal,
@@ -640,6 +711,13 @@ async fn find_binding(
     Ok(b)
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/role-bindings/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_binding(
     State(state): State<AppState>,
     p: Principal,
@@ -649,6 +727,13 @@ async fn get_binding(
     Ok(Json(binding_json(&state, &p.org_id, &b)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/role-bindings/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_binding(
     State(state): State<AppState>,
     p: Principal,
@@ -676,6 +761,12 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/weir/v1/audit-log",
+    tag = "IAM",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn audit_log(
     State(state): State<AppState>,
     p: Principal,

@@ -9,8 +9,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_catalog::{IdentityPoolRecord, IdentityProviderRecord};
@@ -20,27 +19,15 @@ use crate::authz::{Crn, Permission};
 use crate::iam::{iso, list, text_field};
 use crate::oauth::filter;
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/iam/v2/identity-providers",
-            get(list_providers).post(create_provider),
-        )
-        .route(
-            "/iam/v2/identity-providers/{id}",
-            get(get_provider)
-                .patch(update_provider)
-                .delete(delete_provider),
-        )
-        .route(
-            "/iam/v2/identity-providers/{provider}/identity-pools",
-            get(list_pools).post(create_pool),
-        )
-        .route(
-            "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
-            get(get_pool).patch(update_pool).delete(delete_pool),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_providers, create_provider))
+        .routes(routes!(get_provider, update_provider, delete_provider))
+        .routes(routes!(list_pools, create_pool))
+        .routes(routes!(get_pool, update_pool, delete_pool))
 }
 
 /// Quotas: providers per organization, pools per provider.
@@ -135,6 +122,12 @@ async fn check_jwks(state: &AppState, uri: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("jwks_uri: {e}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/identity-providers",
+    tag = "IAM",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list_providers(
     State(state): State<AppState>,
     p: Principal,
@@ -159,6 +152,13 @@ async fn list_providers(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/identity-providers",
+    tag = "IAM",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_provider(
     State(state): State<AppState>,
     p: Principal,
@@ -217,6 +217,13 @@ async fn find_provider(
     Ok(rec)
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/identity-providers/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_provider(
     State(state): State<AppState>,
     p: Principal,
@@ -226,6 +233,14 @@ async fn get_provider(
     Ok(Json(provider_json(&state, &p.org_id, &rec)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/identity-providers/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update_provider(
     State(state): State<AppState>,
     p: Principal,
@@ -257,6 +272,13 @@ async fn update_provider(
     Ok(Json(provider_json(&state, &p.org_id, &rec)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/identity-providers/{id}",
+    tag = "IAM",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_provider(
     State(state): State<AppState>,
     p: Principal,
@@ -301,6 +323,13 @@ fn claim_field(v: &str) -> Result<String, ApiError> {
     Ok(v.trim().to_string())
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/identity-providers/{provider}/identity-pools",
+    tag = "IAM",
+    params(("provider" = String, Path, description = "The identity provider id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list_pools(
     State(state): State<AppState>,
     p: Principal,
@@ -323,6 +352,14 @@ async fn list_pools(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/iam/v2/identity-providers/{provider}/identity-pools",
+    tag = "IAM",
+    params(("provider" = String, Path, description = "The identity provider id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_pool(
     State(state): State<AppState>,
     p: Principal,
@@ -383,6 +420,13 @@ async fn find_pool(
     Ok(rec)
 }
 
+#[utoipa::path(
+    get,
+    path = "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
+    tag = "IAM",
+    params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_pool(
     State(state): State<AppState>,
     p: Principal,
@@ -392,6 +436,14 @@ async fn get_pool(
     Ok(Json(pool_json(&state, &p.org_id, &rec)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
+    tag = "IAM",
+    params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update_pool(
     State(state): State<AppState>,
     p: Principal,
@@ -416,6 +468,13 @@ async fn update_pool(
     Ok(Json(pool_json(&state, &p.org_id, &rec)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
+    tag = "IAM",
+    params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_pool(
     State(state): State<AppState>,
     p: Principal,

@@ -21,6 +21,7 @@ mod iam;
 mod identity;
 pub mod limits;
 pub mod oauth;
+mod openapi;
 mod org;
 pub mod parallel;
 mod planning;
@@ -129,15 +130,18 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// reset (the server closing a socket with unread data sends a TCP RST).
 const DRAIN_BODY_BYTES: usize = 64 << 20;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route of the API, with the document of the public ones.
+fn api_router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::router::OpenApiRouter;
+    OpenApiRouter::new()
         .merge(statements::routes())
         .merge(org::routes())
         .merge(pools::routes())
         .merge(usage::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         // Workers' reports carry pages of results: a limit of their own.
-        .merge(workers::routes())
+        // They are internal: not in the document.
+        .merge(OpenApiRouter::from(workers::routes()))
         .layer(axum::middleware::from_fn(error::every_error_in_one_shape))
         // The schema registry answers in Confluent's error shape.
         .merge(registry::routes())
@@ -149,6 +153,40 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The OpenAPI document of the API, as `/openapi.json` serves it.
+pub fn openapi_document() -> serde_json::Value {
+    // The routes only: no request reaches this state.
+    let mut routes = utoipa_axum::router::OpenApiRouter::<AppState>::new()
+        .merge(statements::routes())
+        .merge(org::routes())
+        .merge(pools::routes())
+        .merge(usage::routes())
+        .merge(registry::routes())
+        .merge(iam::routes())
+        .merge(identity::routes());
+    openapi::document(routes.to_openapi())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = api_router(&state).split_for_parts();
+    let doc: Arc<str> = serde_json::to_string_pretty(&openapi::document(api))
+        .expect("a document serializes")
+        .into();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -6,31 +6,24 @@
 //! the caller's organization, and to what its roles let it see.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/org/v2/organizations", get(organizations))
-        .route("/org/v2/organizations/{id}", get(organization))
-        .route(
-            "/org/v2/environments",
-            get(environments).post(create_environment),
-        )
-        .route(
-            "/org/v2/environments/{id}",
-            get(environment)
-                .patch(update_environment)
-                .delete(delete_environment),
-        )
-        .route("/cmk/v2/clusters", get(clusters))
-        .route("/cmk/v2/clusters/{id}", get(cluster))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(organizations))
+        .routes(routes!(organization))
+        .routes(routes!(environments, create_environment))
+        .routes(routes!(environment, update_environment, delete_environment))
+        .routes(routes!(clusters))
+        .routes(routes!(cluster))
 }
 
 /// A one-page list, as the managed service's v2 APIs shape them.
@@ -68,6 +61,12 @@ async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiE
 }
 
 /// The caller's organization: an API key belongs to exactly one.
+#[utoipa::path(
+    get,
+    path = "/org/v2/organizations",
+    tag = "Organization",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn organizations(
     State(state): State<AppState>,
     principal: Principal,
@@ -85,6 +84,13 @@ async fn organizations(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/org/v2/organizations/{id}",
+    tag = "Organization",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn organization(
     State(state): State<AppState>,
     principal: Principal,
@@ -110,6 +116,12 @@ fn environment_resource(state: &AppState, org: &str, id: &str, name: &str) -> Va
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/org/v2/environments",
+    tag = "Organization",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn environments(
     State(state): State<AppState>,
     principal: Principal,
@@ -133,6 +145,13 @@ async fn environments(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/org/v2/environments/{id}",
+    tag = "Organization",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn environment(
     State(state): State<AppState>,
     principal: Principal,
@@ -198,6 +217,12 @@ fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/cmk/v2/clusters",
+    tag = "Organization",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn clusters(
     State(state): State<AppState>,
     principal: Principal,
@@ -226,6 +251,13 @@ async fn clusters(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cmk/v2/clusters/{id}",
+    tag = "Organization",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn cluster(
     State(state): State<AppState>,
     principal: Principal,
@@ -265,6 +297,13 @@ fn display_name(b: &EnvironmentBody) -> Result<String, ApiError> {
 
 /// A new, empty environment (its Kafka clusters and pools are added to it
 /// afterwards).
+#[utoipa::path(
+    post,
+    path = "/org/v2/environments",
+    tag = "Organization",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create_environment(
     State(state): State<AppState>,
     principal: Principal,
@@ -313,6 +352,14 @@ async fn environment_to_manage(
     Ok(e)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/org/v2/environments/{id}",
+    tag = "Organization",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update_environment(
     State(state): State<AppState>,
     principal: Principal,
@@ -329,6 +376,13 @@ async fn update_environment(
 
 /// Deletes an environment that holds nothing; one that still has Kafka
 /// clusters, pools or statements is refused, saying which.
+#[utoipa::path(
+    delete,
+    path = "/org/v2/environments/{id}",
+    tag = "Organization",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete_environment(
     State(state): State<AppState>,
     principal: Principal,

@@ -8,8 +8,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use weir_api::{
     AutoscalerSettings, ComputePool, ComputePoolList, ComputePoolRequest, ComputePoolSpec,
     ComputePoolStatus, EnvironmentRef, PoolMeta, FCPM_API_VERSION, MAX_POOL_CFU,
@@ -20,14 +19,13 @@ use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
 use crate::org::{env_of, EnvParam};
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/fcpm/v2/compute-pools", get(list).post(create))
-        .route(
-            "/fcpm/v2/compute-pools/{id}",
-            get(get_one).patch(update).delete(delete),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
 }
 
 fn iso(ms: i64) -> String {
@@ -116,6 +114,12 @@ fn check_settings(s: &AutoscalerSettings) -> Result<String, ApiError> {
     serde_json::to_string(s).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/fcpm/v2/compute-pools",
+    tag = "Compute pools",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,6 +142,13 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/fcpm/v2/compute-pools",
+    tag = "Compute pools",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -196,6 +207,13 @@ async fn find(state: &AppState, org: &str, env: &str, id: &str) -> Result<PoolRe
         .ok_or_else(|| ApiError::not_found(&format!("compute pool '{id}'")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/fcpm/v2/compute-pools/{id}",
+    tag = "Compute pools",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -212,6 +230,14 @@ async fn get_one(
 
 /// Changes the display name, `max_cfu` or autoscaler settings; fields left
 /// out keep their value.
+#[utoipa::path(
+    patch,
+    path = "/fcpm/v2/compute-pools/{id}",
+    tag = "Compute pools",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -241,6 +267,13 @@ async fn update(
     Ok(Json(resource(&state, org, &env, &rec)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/fcpm/v2/compute-pools/{id}",
+    tag = "Compute pools",
+    params(("id" = String, Path, description = "The resource id")),
+    responses((status = 204, description = "Done; no body"))
+)]
 async fn delete(
     State(state): State<AppState>,
     principal: Principal,

@@ -11,8 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_catalog::registry::{
@@ -24,68 +22,35 @@ use weir_catalog::registry::{
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-pub fn routes() -> Router<AppState> {
-    let base = "/schema-registry/{env}";
-    Router::new()
-        .route(&format!("{base}/subjects"), get(subjects))
-        .route(
-            &format!("{base}/subjects/{{subject}}"),
-            post(lookup).delete(delete_subject),
-        )
-        .route(
-            &format!("{base}/subjects/{{subject}}/versions"),
-            get(versions).post(register),
-        )
-        .route(
-            &format!("{base}/subjects/{{subject}}/versions/{{version}}"),
-            get(version).delete(delete_version),
-        )
-        .route(
-            &format!("{base}/subjects/{{subject}}/versions/{{version}}/schema"),
-            get(version_schema),
-        )
-        .route(
-            &format!("{base}/subjects/{{subject}}/versions/{{version}}/referencedby"),
-            get(referenced_by),
-        )
-        .route(&format!("{base}/schemas"), get(schemas))
-        .route(&format!("{base}/schemas/ids/{{id}}"), get(schema_by_id))
-        .route(
-            &format!("{base}/schemas/ids/{{id}}/schema"),
-            get(raw_schema_by_id),
-        )
-        .route(
-            &format!("{base}/schemas/ids/{{id}}/versions"),
-            get(schema_versions),
-        )
-        .route(&format!("{base}/schemas/types"), get(types))
-        .route(
-            &format!("{base}/compatibility/subjects/{{subject}}/versions/{{version}}"),
-            post(compatibility_one),
-        )
-        .route(
-            &format!("{base}/compatibility/subjects/{{subject}}/versions"),
-            post(compatibility_all),
-        )
-        .route(
-            &format!("{base}/config"),
-            get(global_config).put(set_global_config),
-        )
-        .route(
-            &format!("{base}/config/{{subject}}"),
-            get(subject_config)
-                .put(set_subject_config)
-                .delete(delete_subject_config),
-        )
-        .route(&format!("{base}/mode"), get(mode))
-        .route(&format!("{base}/mode/{{subject}}"), get(mode))
-        .route(
-            "/weir/v1/environments/{env}/schema-registry",
-            get(settings).put(set_settings).delete(reset_settings),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(subjects))
+        .routes(routes!(lookup, delete_subject))
+        .routes(routes!(versions, register))
+        .routes(routes!(version, delete_version))
+        .routes(routes!(version_schema))
+        .routes(routes!(referenced_by))
+        .routes(routes!(schemas))
+        .routes(routes!(schema_by_id))
+        .routes(routes!(raw_schema_by_id))
+        .routes(routes!(schema_versions))
+        .routes(routes!(types))
+        .routes(routes!(compatibility_one))
+        .routes(routes!(compatibility_all))
+        .routes(routes!(global_config, set_global_config))
+        .routes(routes!(
+            subject_config,
+            set_subject_config,
+            delete_subject_config
+        ))
+        .routes(routes!(mode))
+        .routes(routes!(subject_mode))
+        .routes(routes!(settings, set_settings, reset_settings))
 }
 
 /// An error in the registry's own shape: `{"error_code", "message"}`.
@@ -305,6 +270,13 @@ fn schema_type_of(b: &SchemaBody) -> Result<SchemaType, RegistryError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/subjects",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn subjects(
     State(state): State<AppState>,
     p: Principal,
@@ -338,6 +310,13 @@ async fn subject_versions(
     Ok(v)
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/subjects/{subject}/versions",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn versions(
     State(state): State<AppState>,
     p: Principal,
@@ -373,6 +352,13 @@ fn find_version<'a>(
         .ok_or_else(|| RegistryError::version_not_found(subject, version))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/subjects/{subject}/versions/{version}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn version(
     State(state): State<AppState>,
     p: Principal,
@@ -384,6 +370,13 @@ async fn version(
     ok(version_json(find_version(&v, &subject, &version)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/subjects/{subject}/versions/{version}/schema",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn version_schema(
     State(state): State<AppState>,
     p: Principal,
@@ -400,6 +393,13 @@ async fn version_schema(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/subjects/{subject}/versions/{version}/referencedby",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn referenced_by(
     State(state): State<AppState>,
     p: Principal,
@@ -423,6 +423,14 @@ async fn referenced_by(
     ok(json!(ids))
 }
 
+#[utoipa::path(
+    post,
+    path = "/schema-registry/{env}/subjects/{subject}/versions",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn register(
     State(state): State<AppState>,
     p: Principal,
@@ -446,6 +454,14 @@ async fn register(
     ok(json!({"id": id}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/schema-registry/{env}/subjects/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn lookup(
     State(state): State<AppState>,
     p: Principal,
@@ -469,6 +485,13 @@ async fn lookup(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/schema-registry/{env}/subjects/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn delete_subject(
     State(state): State<AppState>,
     p: Principal,
@@ -511,6 +534,13 @@ async fn delete_subject(
     ok(json!(marked))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/schema-registry/{env}/subjects/{subject}/versions/{version}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn delete_version(
     State(state): State<AppState>,
     p: Principal,
@@ -578,6 +608,13 @@ async fn schema_in(
         .ok_or_else(|| RegistryError::schema_not_found(id))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/schemas/ids/{id}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn schema_by_id(
     State(state): State<AppState>,
     p: Principal,
@@ -586,6 +623,13 @@ async fn schema_by_id(
     ok(schema_json(&schema_in(&state, &p, &env, &id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/schemas/ids/{id}/schema",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn raw_schema_by_id(
     State(state): State<AppState>,
     p: Principal,
@@ -614,6 +658,13 @@ struct SchemasParams {
 
 /// `GET /schemas`: every live subject version (or only each subject's
 /// latest) with its schema, as Confluent Platform 7 serves it.
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/schemas",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn schemas(
     State(state): State<AppState>,
     p: Principal,
@@ -647,6 +698,13 @@ async fn schemas(
         .collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/schemas/ids/{id}/versions",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn schema_versions(
     State(state): State<AppState>,
     p: Principal,
@@ -664,6 +722,13 @@ async fn schema_versions(
         .collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/schemas/types",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn types(State(state): State<AppState>, p: Principal, Path(env): Path<String>) -> Reply {
     scope(&state, &p, &env).await?;
     ok(json!(["JSON", "PROTOBUF", "AVRO"]))
@@ -719,6 +784,14 @@ async fn compatibility(
     ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/schema-registry/{env}/compatibility/subjects/{subject}/versions/{version}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn compatibility_one(
     State(state): State<AppState>,
     p: Principal,
@@ -729,6 +802,14 @@ async fn compatibility_one(
     compatibility(&state, &p, &env, &subject, Some(&version), q.verbose, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/schema-registry/{env}/compatibility/subjects/{subject}/versions",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn compatibility_all(
     State(state): State<AppState>,
     p: Principal,
@@ -761,6 +842,13 @@ fn level_from(body: &Bytes) -> Result<Compatibility, RegistryError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/config",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn global_config(
     State(state): State<AppState>,
     p: Principal,
@@ -775,6 +863,14 @@ async fn global_config(
     ok(json!({"compatibilityLevel": l.as_str()}))
 }
 
+#[utoipa::path(
+    put,
+    path = "/schema-registry/{env}/config",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn set_global_config(
     State(state): State<AppState>,
     p: Principal,
@@ -791,6 +887,13 @@ async fn set_global_config(
     ok(json!({"compatibility": l.as_str()}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/config/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn subject_config(
     State(state): State<AppState>,
     p: Principal,
@@ -816,6 +919,14 @@ async fn subject_config(
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/schema-registry/{env}/config/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn set_subject_config(
     State(state): State<AppState>,
     p: Principal,
@@ -832,6 +943,13 @@ async fn set_subject_config(
     ok(json!({"compatibility": l.as_str()}))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/schema-registry/{env}/config/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn delete_subject_config(
     State(state): State<AppState>,
     p: Principal,
@@ -853,6 +971,13 @@ async fn delete_subject_config(
     ok(json!({"compatibilityLevel": l.as_str()}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/mode",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn mode(
     State(state): State<AppState>,
     p: Principal,
@@ -865,6 +990,22 @@ async fn mode(
         .unwrap_or_default();
     scope(&state, &p, &env).await?;
     ok(json!({"mode": "READWRITE"}))
+}
+
+/// A subject's mode: always READWRITE, as the registry's.
+#[utoipa::path(
+    get,
+    path = "/schema-registry/{env}/mode/{subject}",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
+async fn subject_mode(
+    state: State<AppState>,
+    p: Principal,
+    params: Path<Vec<(String, String)>>,
+) -> Reply {
+    mode(state, p, params).await
 }
 
 /// What `PUT /weir/v1/environments/{env}/schema-registry` takes.
@@ -921,6 +1062,13 @@ fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Val
 
 /// The environment's schema registry: the built-in one, or the external
 /// one it syncs from.
+#[utoipa::path(
+    get,
+    path = "/weir/v1/environments/{env}/schema-registry",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn settings(
     State(state): State<AppState>,
     p: Principal,
@@ -933,6 +1081,14 @@ async fn settings(
 
 /// Points the environment at an external Confluent-compatible registry,
 /// after checking that it answers and takes the credentials.
+#[utoipa::path(
+    put,
+    path = "/weir/v1/environments/{env}/schema-registry",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn set_settings(
     State(state): State<AppState>,
     p: Principal,
@@ -983,6 +1139,13 @@ async fn set_settings(
 }
 
 /// Returns the environment to its built-in registry.
+#[utoipa::path(
+    delete,
+    path = "/weir/v1/environments/{env}/schema-registry",
+    tag = "Schema registry",
+    params(("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+)]
 async fn reset_settings(
     State(state): State<AppState>,
     p: Principal,

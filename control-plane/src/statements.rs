@@ -6,8 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use weir_api::{
@@ -21,32 +20,26 @@ use weir_sql_gateway::{analyze, execute_metadata, Analysis, CatalogContext, Resu
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/sql/v1/organizations/{org}/environments/{env}/statements",
-            get(list).post(create),
-        )
-        .route(
-            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
-            get(get_one).put(update).patch(patch).delete(delete),
-        )
-        .route(
-            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/results",
-            get(results),
-        )
-        .route(
-            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/exceptions",
-            get(exceptions),
-        )
-        .route(
-            "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/scaling-events",
-            get(scaling_events),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, patch, delete))
+        .routes(routes!(results))
+        .routes(routes!(exceptions))
+        .routes(routes!(scaling_events))
 }
 
 /// The autoscaler's decisions for a statement, newest first (the last 100).
+#[utoipa::path(
+    get,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/scaling-events",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn scaling_events(
     State(state): State<AppState>,
     principal: Principal,
@@ -254,6 +247,14 @@ async fn scaling_of(
 /// The most labels one statement may carry.
 const MAX_LABELS: usize = 64;
 
+#[utoipa::path(
+    post,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"), (status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -627,6 +628,13 @@ fn traits_json(kind: &str, bounded: bool, result: &ResultSet) -> String {
     .expect("traits serialize")
 }
 
+#[utoipa::path(
+    get,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -649,6 +657,13 @@ struct ListParams {
     statement_name_search_query: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -750,6 +765,14 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -794,6 +817,14 @@ struct PatchOp {
 /// and resume a statement (`[{"op": "replace", "path": "/spec/stopped",
 /// "value": true}]`) or move it to another pool or principal. Only those
 /// paths can change; the SQL cannot.
+#[utoipa::path(
+    patch,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -1030,6 +1061,13 @@ async fn check_rescale(
     .await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -1067,6 +1105,13 @@ struct ResultParams {
 
 const RESULT_PAGE_ROWS: usize = 1000;
 
+#[utoipa::path(
+    get,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/results",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn results(
     State(state): State<AppState>,
     principal: Principal,
@@ -1121,6 +1166,13 @@ async fn results(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/exceptions",
+    tag = "Statements",
+    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn exceptions(
     State(state): State<AppState>,
     principal: Principal,

@@ -12,8 +12,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -23,12 +22,14 @@ use weir_catalog::{now_millis, Store, UsageFilter, UsageRecord};
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
 use crate::{ApiError, AppState, Scheduler};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/weir/v1/usage", get(usage))
-        .route("/billing/v1/costs", get(costs))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(usage))
+        .routes(routes!(costs))
+        .routes(routes!(metrics))
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -149,6 +150,12 @@ fn range(
     Ok((s, e))
 }
 
+#[utoipa::path(
+    get,
+    path = "/weir/v1/usage",
+    tag = "Usage",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn usage(
     State(state): State<AppState>,
     principal: Principal,
@@ -235,6 +242,12 @@ struct CostsQuery {
 
 /// Daily cost line items per compute pool, as the managed service's
 /// billing API shapes them: product `FLINK`, line type `FLINK_NUM_CFUS`.
+#[utoipa::path(
+    get,
+    path = "/billing/v1/costs",
+    tag = "Usage",
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
 async fn costs(
     State(state): State<AppState>,
     principal: Principal,
@@ -322,6 +335,12 @@ fn label(v: &str) -> String {
 
 /// The caller's organization's pools and statements in the Prometheus text
 /// format (scrape it with the API key as basic-auth credentials).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Usage",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain"))
+)]
 async fn metrics(
     State(state): State<AppState>,
     principal: Principal,

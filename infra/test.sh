@@ -9,7 +9,8 @@
 # the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
 # Real clients run too: Confluent's Python Kafka client against `weir
 # broker`, and Confluent's DB-API driver, its schema-registry client and
-# serializers, and dbt-confluent against a `weir dev`.
+# serializers, and dbt-confluent against a `weir dev`; Schemathesis fuzzes the
+# API of that `weir dev` from its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -40,6 +41,11 @@ if [ ! -x "$tools/confluent-sr-2.16.1/bin/python" ]; then
   python3 -m venv "$tools/confluent-sr-2.16.1"
   "$tools/confluent-sr-2.16.1/bin/pip" install --quiet --disable-pip-version-check \
     "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1"
+fi
+# Schemathesis, to fuzz the API from its OpenAPI document (pinned).
+if [ ! -x "$tools/schemathesis-4.32.5/bin/schemathesis" ]; then
+  python3 -m venv "$tools/schemathesis-4.32.5"
+  "$tools/schemathesis-4.32.5/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 cargo build --bin weir
 
@@ -101,6 +107,9 @@ echo "== Confluent's schema-registry client and serializers against weir dev"
 echo "== dbt-confluent against weir dev"
 "$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
   "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }
+echo "== Schemathesis fuzzing /openapi.json against weir dev"
+SCHEMATHESIS="$tools/schemathesis-4.32.5/bin/schemathesis" bash infra/schemathesis/run.sh "$dev_dir/dev.env" \
+  || { status=1; tail -20 "$dev_dir.log"; }
 kill "$dev_pid" 2>/dev/null || true
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
 WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1

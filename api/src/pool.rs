@@ -9,7 +9,7 @@ pub const FCPM_API_VERSION: &str = "fcpm/v2";
 pub const MAX_POOL_CFU: i64 = 1024;
 
 /// A compute pool: the task slots (CFUs) an environment's statements run on.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ComputePool {
     pub api_version: String,
     pub kind: String,
@@ -19,7 +19,7 @@ pub struct ComputePool {
     pub status: ComputePoolStatus,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PoolMeta {
     #[serde(rename = "self", default)]
     pub self_: String,
@@ -31,7 +31,7 @@ pub struct PoolMeta {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ComputePoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
@@ -49,7 +49,7 @@ pub struct ComputePoolSpec {
     pub autoscaler: Option<AutoscalerSettings>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EnvironmentRef {
     pub id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -58,7 +58,7 @@ pub struct EnvironmentRef {
     pub resource_name: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ComputePoolStatus {
     /// `PROVISIONED` (Weir's pools are ready when created).
     pub phase: String,
@@ -67,12 +67,12 @@ pub struct ComputePoolStatus {
 }
 
 /// The body of a create or update: `{"spec": {...}}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ComputePoolRequest {
     pub spec: ComputePoolSpec,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ComputePoolList {
     pub api_version: String,
     pub kind: String,
@@ -81,7 +81,7 @@ pub struct ComputePoolList {
 
 /// How the autoscaler sizes a pool's statements. Every field has a default
 /// (documented on it); a pool stores only what was set.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoscalerSettings {
     /// The share of a task's busy capacity the autoscaler plans to use,
@@ -168,7 +168,7 @@ impl AutoscalerSettings {
 }
 
 /// One bucket of usage: CFU-minutes used in `[start, end)`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageBucket {
     pub start: String,
     pub end: String,
@@ -181,7 +181,7 @@ pub struct UsageBucket {
     pub cfu_hours: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageList {
     pub api_version: String,
     pub kind: String,
@@ -193,7 +193,7 @@ pub struct UsageList {
 }
 
 /// Where a statement stands with the autoscaler.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScalingState {
     /// Its parallelism meets its input.
@@ -210,7 +210,7 @@ pub enum ScalingState {
 }
 
 /// One decision of the autoscaler for one stage, with what it saw.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ScalingDecision {
     /// When it was made (RFC 3339); empty before it is recorded.
     #[serde(default)]
@@ -241,7 +241,7 @@ pub struct ScalingDecision {
 }
 
 /// Where a statement stands with the autoscaler.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ScalingStatus {
     pub state: ScalingState,
     /// `AUTO` (the autoscaler sizes it), `PINNED` (`'sql.parallelism'` is a
@@ -265,7 +265,7 @@ pub struct ScalingStatus {
     pub split: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ScalingEventList {
     pub api_version: String,
     pub kind: String,

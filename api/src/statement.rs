@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A statement: a piece of Flink SQL that Weir keeps running (or ran).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Statement {
     pub api_version: String,
     pub kind: String,
@@ -18,7 +18,7 @@ pub struct Statement {
     pub status: StatementStatus,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ObjectMeta {
     #[serde(rename = "self", default)]
     pub self_: String,
@@ -37,7 +37,7 @@ pub struct ObjectMeta {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementSpec {
     /// The SQL text. Immutable once created.
     pub statement: String,
@@ -54,7 +54,7 @@ pub struct StatementSpec {
 }
 
 /// The body of `POST .../statements`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CreateStatementRequest {
     /// A lowercase DNS-style label; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,13 +65,15 @@ pub struct CreateStatementRequest {
 }
 
 /// The `metadata` a client may send with a new statement.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CreateMetadata {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
     #[default]
@@ -129,7 +131,7 @@ impl std::fmt::Display for Phase {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementStatus {
     pub phase: Phase,
     #[serde(default)]
@@ -157,7 +159,7 @@ pub struct StatementStatus {
 }
 
 /// One stage of a parallel statement.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StageStatus {
     /// `source` (reads the source partitions), or the keyed operator it
     /// runs (`GroupAggregate`, `Join`, ...).
@@ -167,7 +169,7 @@ pub struct StageStatus {
 }
 
 /// A task of a stage and where it runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TaskPlacement {
     pub task: String,
     /// The worker holding its lease (`local` when the server runs its
@@ -177,7 +179,7 @@ pub struct TaskPlacement {
 }
 
 /// Counters a worker reports for a running statement.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementMetrics {
     pub records_in: u64,
     /// Records read and fully processed, their output written (into a
@@ -271,7 +273,7 @@ impl StatementMetrics {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementTraits {
     /// `SELECT`, `INSERT_INTO`, `CREATE_TABLE`, `SHOW_TABLES`, ...
     pub sql_kind: String,
@@ -283,12 +285,12 @@ pub struct StatementTraits {
     pub schema: Option<ResultSchema>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ResultSchema {
     pub columns: Vec<ColumnDescriptor>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ColumnDescriptor {
     pub name: String,
     #[serde(rename = "type")]
@@ -296,7 +298,7 @@ pub struct ColumnDescriptor {
 }
 
 /// A Flink SQL type as the API describes it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DataTypeDescriptor {
     /// `INTEGER`, `VARCHAR`, `ROW`, `ARRAY`, `TIMESTAMP_WITH_LOCAL_TIME_ZONE`, ...
     #[serde(rename = "type")]
@@ -309,22 +311,26 @@ pub struct DataTypeDescriptor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub fields: Option<Vec<RowFieldDescriptor>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub element_type: Option<Box<DataTypeDescriptor>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub key_type: Option<Box<DataTypeDescriptor>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub value_type: Option<Box<DataTypeDescriptor>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RowFieldDescriptor {
     pub name: String,
     pub field_type: DataTypeDescriptor,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ListMeta {
     #[serde(rename = "self", default)]
     pub self_: String,
@@ -333,7 +339,7 @@ pub struct ListMeta {
     pub next: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementList {
     pub api_version: String,
     pub kind: String,
@@ -342,7 +348,7 @@ pub struct StatementList {
 }
 
 /// One page of a statement's changelog.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementResult {
     pub api_version: String,
     pub kind: String,
@@ -350,26 +356,26 @@ pub struct StatementResult {
     pub results: ResultData,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ResultData {
     pub data: Vec<ResultRow>,
 }
 
 /// A changelog row: `op` 0 = +I, 1 = -U, 2 = +U, 3 = -D.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ResultRow {
     pub op: u8,
     pub row: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementException {
     pub name: String,
     pub message: String,
     pub timestamp: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StatementExceptionList {
     pub api_version: String,
     pub kind: String,

@@ -88,7 +88,7 @@ fn service_account_json(state: &AppState, org: &str, s: &ServiceAccountRecord) -
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ServiceAccountBody {
     #[serde(default)]
     display_name: Option<String>,
@@ -130,7 +130,7 @@ async fn list_service_accounts(
     post,
     path = "/iam/v2/service-accounts",
     tag = "IAM",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = ServiceAccountBody, content_type = "application/json"),
     responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_service_account(
@@ -209,7 +209,7 @@ async fn get_service_account(
     path = "/iam/v2/service-accounts/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = ServiceAccountBody, content_type = "application/json"),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn update_service_account(
@@ -334,12 +334,12 @@ async fn list_keys(
     Ok(list(&state, "ApiKeyList", "/iam/v2/api-keys", data))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Ref {
     id: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct KeySpec {
     #[serde(default)]
     display_name: Option<String>,
@@ -351,7 +351,7 @@ struct KeySpec {
     resource: Option<Ref>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct KeyBody {
     #[serde(default)]
     spec: KeySpec,
@@ -361,7 +361,7 @@ struct KeyBody {
     post,
     path = "/iam/v2/api-keys",
     tag = "IAM",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = KeyBody, content_type = "application/json"),
     responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_key(
@@ -479,7 +479,7 @@ async fn get_key(
     path = "/iam/v2/api-keys/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = KeyBody, content_type = "application/json"),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn update_key(
@@ -600,7 +600,7 @@ async fn list_bindings(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct BindingBody {
     principal: String,
     role_name: String,
@@ -611,7 +611,7 @@ struct BindingBody {
     post,
     path = "/iam/v2/role-bindings",
     tag = "IAM",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = BindingBody, content_type = "application/json"),
     responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_binding(

@@ -84,7 +84,7 @@ fn pool_json(state: &AppState, org: &str, p: &IdentityPoolRecord) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProviderBody {
     #[serde(default)]
@@ -156,7 +156,7 @@ async fn list_providers(
     post,
     path = "/iam/v2/identity-providers",
     tag = "IAM",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = ProviderBody, content_type = "application/json"),
     responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_provider(
@@ -238,7 +238,7 @@ async fn get_provider(
     path = "/iam/v2/identity-providers/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = ProviderBody, content_type = "application/json"),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn update_provider(
@@ -291,7 +291,7 @@ async fn delete_provider(
 
 // ---- identity pools ----------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PoolBody {
     #[serde(default)]
@@ -357,7 +357,7 @@ async fn list_pools(
     path = "/iam/v2/identity-providers/{provider}/identity-pools",
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = PoolBody, content_type = "application/json"),
     responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_pool(
@@ -441,7 +441,7 @@ async fn get_pool(
     path = "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = PoolBody, content_type = "application/json"),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn update_pool(

@@ -42,6 +42,9 @@ pub fn document(api: utoipa::openapi::OpenApi) -> Value {
         ("ErrorBody", weir_api::ErrorBody::schema()),
         ("ErrorItem", weir_api::ErrorItem::schema()),
         ("ErrorSource", weir_api::ErrorSource::schema()),
+        // Reached only through a recursive type, which utoipa does not
+        // follow into the components.
+        ("RowFieldDescriptor", weir_api::RowFieldDescriptor::schema()),
     ] {
         schemas[name] = serde_json::to_value(schema).expect("a schema serializes");
     }

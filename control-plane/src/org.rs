@@ -170,7 +170,8 @@ async fn environment(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EnvParam {
     pub environment: Option<String>,
 }
@@ -220,6 +221,7 @@ fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord
 #[utoipa::path(
     get,
     path = "/cmk/v2/clusters",
+    params(EnvParam),
     tag = "Organization",
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
@@ -255,7 +257,7 @@ async fn clusters(
     get,
     path = "/cmk/v2/clusters/{id}",
     tag = "Organization",
-    params(("id" = String, Path, description = "The resource id")),
+    params(EnvParam, ("id" = String, Path, description = "The resource id")),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn cluster(
@@ -279,7 +281,7 @@ async fn cluster(
     Ok(Json(cluster_resource(&state, &env, &c)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EnvironmentBody {
     #[serde(default)]
     display_name: Option<String>,
@@ -301,7 +303,7 @@ fn display_name(b: &EnvironmentBody) -> Result<String, ApiError> {
     post,
     path = "/org/v2/environments",
     tag = "Organization",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = EnvironmentBody, content_type = "application/json"),
     responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn create_environment(
@@ -357,7 +359,7 @@ async fn environment_to_manage(
     path = "/org/v2/environments/{id}",
     tag = "Organization",
     params(("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = EnvironmentBody, content_type = "application/json"),
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn update_environment(

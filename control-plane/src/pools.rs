@@ -117,8 +117,9 @@ fn check_settings(s: &AutoscalerSettings) -> Result<String, ApiError> {
 #[utoipa::path(
     get,
     path = "/fcpm/v2/compute-pools",
+    params(EnvParam),
     tag = "Compute pools",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ComputePoolList, content_type = "application/json"))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -145,9 +146,10 @@ async fn list(
 #[utoipa::path(
     post,
     path = "/fcpm/v2/compute-pools",
+    params(EnvParam),
     tag = "Compute pools",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    request_body(content = weir_api::ComputePoolRequest, content_type = "application/json"),
+    responses((status = 202, description = "Success", body = weir_api::ComputePool, content_type = "application/json"))
 )]
 async fn create(
     State(state): State<AppState>,
@@ -211,8 +213,8 @@ async fn find(state: &AppState, org: &str, env: &str, id: &str) -> Result<PoolRe
     get,
     path = "/fcpm/v2/compute-pools/{id}",
     tag = "Compute pools",
-    params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    params(EnvParam, ("id" = String, Path, description = "The resource id")),
+    responses((status = 200, description = "Success", body = weir_api::ComputePool, content_type = "application/json"))
 )]
 async fn get_one(
     State(state): State<AppState>,
@@ -234,9 +236,9 @@ async fn get_one(
     patch,
     path = "/fcpm/v2/compute-pools/{id}",
     tag = "Compute pools",
-    params(("id" = String, Path, description = "The resource id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    params(EnvParam, ("id" = String, Path, description = "The resource id")),
+    request_body(content = weir_api::ComputePoolRequest, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = weir_api::ComputePool, content_type = "application/json"))
 )]
 async fn update(
     State(state): State<AppState>,
@@ -271,7 +273,7 @@ async fn update(
     delete,
     path = "/fcpm/v2/compute-pools/{id}",
     tag = "Compute pools",
-    params(("id" = String, Path, description = "The resource id")),
+    params(EnvParam, ("id" = String, Path, description = "The resource id")),
     responses((status = 204, description = "Done; no body"))
 )]
 async fn delete(

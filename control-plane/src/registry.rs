@@ -1009,7 +1009,7 @@ async fn subject_mode(
 }
 
 /// What `PUT /weir/v1/environments/{env}/schema-registry` takes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SettingsBody {
     url: String,
     #[serde(default)]
@@ -1067,7 +1067,7 @@ fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Val
     path = "/weir/v1/environments/{env}/schema-registry",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn settings(
     State(state): State<AppState>,
@@ -1086,8 +1086,8 @@ async fn settings(
     path = "/weir/v1/environments/{env}/schema-registry",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    request_body(content = SettingsBody, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn set_settings(
     State(state): State<AppState>,
@@ -1144,7 +1144,7 @@ async fn set_settings(
     path = "/weir/v1/environments/{env}/schema-registry",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]
 async fn reset_settings(
     State(state): State<AppState>,

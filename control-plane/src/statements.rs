@@ -38,7 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/scaling-events",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ScalingEventList, content_type = "application/json"))
 )]
 async fn scaling_events(
     State(state): State<AppState>,
@@ -252,8 +252,8 @@ const MAX_LABELS: usize = 64;
     path = "/sql/v1/organizations/{org}/environments/{env}/statements",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"), (status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    request_body(content = weir_api::CreateStatementRequest, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = weir_api::Statement, content_type = "application/json"), (status = 201, description = "Success", body = weir_api::Statement, content_type = "application/json"))
 )]
 async fn create(
     State(state): State<AppState>,
@@ -633,7 +633,7 @@ fn traits_json(kind: &str, bounded: bool, result: &ResultSet) -> String {
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::Statement, content_type = "application/json"))
 )]
 async fn get_one(
     State(state): State<AppState>,
@@ -645,7 +645,8 @@ async fn get_one(
     Ok(Json(to_resource(&state, &rec).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     page_size: Option<i64>,
     page_token: Option<String>,
@@ -661,8 +662,8 @@ struct ListParams {
     get,
     path = "/sql/v1/organizations/{org}/environments/{env}/statements",
     tag = "Statements",
-    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    params(ListParams, ("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id")),
+    responses((status = 200, description = "Success", body = weir_api::StatementList, content_type = "application/json"))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -770,8 +771,8 @@ async fn list(
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    request_body(content = weir_api::Statement, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = weir_api::Statement, content_type = "application/json"))
 )]
 async fn update(
     State(state): State<AppState>,
@@ -805,7 +806,7 @@ async fn update(
 }
 
 /// One operation of a JSON Patch (RFC 6902) body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PatchOp {
     op: String,
     path: String,
@@ -822,8 +823,8 @@ struct PatchOp {
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    request_body(content = Vec<PatchOp>, content_type = "application/json-patch+json"),
+    responses((status = 200, description = "Success", body = weir_api::Statement, content_type = "application/json"))
 )]
 async fn patch(
     State(state): State<AppState>,
@@ -1098,7 +1099,8 @@ async fn delete(
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ResultParams {
     page_token: Option<String>,
 }
@@ -1109,8 +1111,8 @@ const RESULT_PAGE_ROWS: usize = 1000;
     get,
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/results",
     tag = "Statements",
-    params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    params(ResultParams, ("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
+    responses((status = 200, description = "Success", body = weir_api::StatementResult, content_type = "application/json"))
 )]
 async fn results(
     State(state): State<AppState>,
@@ -1171,7 +1173,7 @@ async fn results(
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}/exceptions",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::StatementExceptionList, content_type = "application/json"))
 )]
 async fn exceptions(
     State(state): State<AppState>,

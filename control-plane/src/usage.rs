@@ -83,7 +83,8 @@ pub async fn run_meter(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UsageQuery {
     start: Option<String>,
     end: Option<String>,
@@ -153,8 +154,9 @@ fn range(
 #[utoipa::path(
     get,
     path = "/weir/v1/usage",
+    params(UsageQuery),
     tag = "Usage",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::UsageList, content_type = "application/json"))
 )]
 async fn usage(
     State(state): State<AppState>,
@@ -234,7 +236,8 @@ async fn usage(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CostsQuery {
     start_date: Option<String>,
     end_date: Option<String>,
@@ -245,6 +248,7 @@ struct CostsQuery {
 #[utoipa::path(
     get,
     path = "/billing/v1/costs",
+    params(CostsQuery),
     tag = "Usage",
     responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
 )]

@@ -77,6 +77,16 @@ fn every_operation_declares_its_parameters_and_errors() {
         }
     }
     assert!(operations >= 70, "{operations} operations");
+    // Every reference resolves.
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for r in text.split("\"#/components/schemas/").skip(1) {
+        let name = &r[..r.find('"').unwrap()];
+        assert!(
+            schemas.contains_key(name),
+            "{name} is referenced but not defined"
+        );
+    }
     // The internal routes of workers are not part of the public contract.
     assert!(!paths.keys().any(|p| p.starts_with("/internal/")));
 }

@@ -5,6 +5,7 @@ mod client_cmds;
 mod dev;
 mod iam_cmds;
 mod pool_cmds;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
@@ -59,13 +60,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "warn,weir=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = telemetry::init()?;
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(a) => dev::run_dev(a).await,

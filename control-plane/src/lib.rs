@@ -151,8 +151,38 @@ fn api_router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
             state.clone(),
             audit::record,
         ))
+        // Each request is a span (exported when OTLP is configured) that
+        // carries the request id set just outside it.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    |resp: &axum::http::Response<_>, _: Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", resp.status().as_u16());
+                    },
+                )
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span of one API request: method, route path and request id; never
+/// headers or the query, which may carry credentials.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        http.request.method = %req.method(),
+        url.path = req.uri().path(),
+        request_id,
+        http.response.status_code = tracing::field::Empty,
+    )
 }
 
 /// The OpenAPI document of the API, as `/openapi.json` serves it.

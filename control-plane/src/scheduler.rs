@@ -324,16 +324,20 @@ impl Scheduler {
         let k = key.clone();
         let m = metrics.clone();
         let (c, r) = (cancel.clone(), results.clone());
-        let supervisor = tokio::spawn(async move {
-            let outcome = first_failure(handles, || {
-                c.cancel();
-                if let Some(r) = &r {
-                    r.close();
-                }
-            })
-            .await;
-            this.finished(&k, outcome, &m, is_select).await;
-        });
+        let span = statement_span(&key, &pool);
+        let supervisor = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = first_failure(handles, || {
+                    c.cancel();
+                    if let Some(r) = &r {
+                        r.close();
+                    }
+                })
+                .await;
+                this.finished(&k, outcome, &m, is_select).await;
+            },
+            span,
+        ));
         self.keep(
             key,
             Entry {
@@ -426,62 +430,66 @@ impl Scheduler {
         // A stopped statement's worker drains before it reports; past this
         // the statement counts as stopped anyway.
         let drain = workers.config().lease_timeout * 2 + Duration::from_secs(30);
-        let supervisor = tokio::spawn(async move {
-            let revoke_all = || {
-                for t in &ids {
-                    workers.revoke(t);
-                }
-            };
-            let mut pending: futures::stream::FuturesUnordered<_> = outcomes
-                .into_iter()
-                .map(|rx| async move { rx.await.unwrap_or(Outcome::Stopped) })
-                .collect();
-            let mut done = vec![];
-            let mut abandoned = false;
-            let mut failing = false;
-            let outcome = loop {
-                tokio::select! {
-                    o = futures::StreamExt::next(&mut pending) => match o {
-                        None => break combine(done),
-                        Some(o) => {
-                            // The first task to fail stops the others.
-                            if matches!(o, Outcome::Failed(_)) && !failing {
-                                failing = true;
+        let span = statement_span(&key, &pool);
+        let supervisor = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let revoke_all = || {
+                    for t in &ids {
+                        workers.revoke(t);
+                    }
+                };
+                let mut pending: futures::stream::FuturesUnordered<_> = outcomes
+                    .into_iter()
+                    .map(|rx| async move { rx.await.unwrap_or(Outcome::Stopped) })
+                    .collect();
+                let mut done = vec![];
+                let mut abandoned = false;
+                let mut failing = false;
+                let outcome = loop {
+                    tokio::select! {
+                        o = futures::StreamExt::next(&mut pending) => match o {
+                            None => break combine(done),
+                            Some(o) => {
+                                // The first task to fail stops the others.
+                                if matches!(o, Outcome::Failed(_)) && !failing {
+                                    failing = true;
+                                    revoke_all();
+                                }
+                                done.push(o);
+                            }
+                        },
+                        _ = c.cancelled() => {
+                            revoke_all();
+                            let rest = futures::StreamExt::collect::<Vec<_>>(&mut pending);
+                            break match tokio::time::timeout(drain, rest).await {
+                                Ok(rest) => {
+                                    done.extend(rest);
+                                    combine(done)
+                                }
+                                Err(_) => {
+                                    for t in &ids {
+                                        workers.forget(t);
+                                    }
+                                    Outcome::Stopped
+                                }
+                            };
+                        }
+                        _ = tokio::time::sleep(Duration::from_secs(1)), if r.is_some() && !abandoned => {
+                            if r.as_ref().is_some_and(|r| r.idle_for() > idle_timeout) {
+                                abandoned = true;
                                 revoke_all();
                             }
-                            done.push(o);
-                        }
-                    },
-                    _ = c.cancelled() => {
-                        revoke_all();
-                        let rest = futures::StreamExt::collect::<Vec<_>>(&mut pending);
-                        break match tokio::time::timeout(drain, rest).await {
-                            Ok(rest) => {
-                                done.extend(rest);
-                                combine(done)
-                            }
-                            Err(_) => {
-                                for t in &ids {
-                                    workers.forget(t);
-                                }
-                                Outcome::Stopped
-                            }
-                        };
-                    }
-                    _ = tokio::time::sleep(Duration::from_secs(1)), if r.is_some() && !abandoned => {
-                        if r.as_ref().is_some_and(|r| r.idle_for() > idle_timeout) {
-                            abandoned = true;
-                            revoke_all();
                         }
                     }
-                }
-            };
-            let outcome = match outcome {
-                Outcome::Stopped if abandoned => Outcome::ResultsAbandoned,
-                o => o,
-            };
-            this.finished(&k, outcome, &m, is_select).await;
-        });
+                };
+                let outcome = match outcome {
+                    Outcome::Stopped if abandoned => Outcome::ResultsAbandoned,
+                    o => o,
+                };
+                this.finished(&k, outcome, &m, is_select).await;
+            },
+            span,
+        ));
         self.keep(
             key,
             Entry {
@@ -782,4 +790,11 @@ async fn first_failure(
         all.push(o);
     }
     combine(all)
+}
+
+/// The span a statement's supervisor runs in, from placement to its end:
+/// its lifecycle in a trace.
+fn statement_span(key: &Key, pool: &str) -> tracing::Span {
+    let (org, env, name) = key;
+    tracing::info_span!("statement", org = %org, env = %env, statement = %name, pool = %pool)
 }

@@ -55,10 +55,16 @@ impl Dev {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Dev {
+        Dev::start_with_env(data_dir, extra, &[])
+    }
+
+    /// `weir dev` with these arguments and environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Dev {
         let mut child = Command::new(WEIR)
             .args(["dev", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .envs(vars.iter().copied())
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -369,5 +375,46 @@ pub fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
             let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
             ids.push(v["id"].as_i64().unwrap());
         }
+    }
+}
+
+/// A stand-in OpenTelemetry collector: takes OTLP/HTTP requests on a
+/// local port and keeps their bodies (protobuf `ExportTraceServiceRequest`s).
+pub struct Collector {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Collector {
+    pub fn start() -> Collector {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    keep.lock().unwrap().push(body);
+                }
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Collector { url, bodies }
     }
 }

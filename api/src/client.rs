@@ -38,10 +38,35 @@ impl ClientError {
 }
 
 /// An API key and secret, sent as HTTP Basic credentials.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Credentials {
     pub key: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Credentials")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// An OAuth bearer token from the organization's identity provider, and
+/// the identity pool to act as when several admit it.
+#[derive(Clone)]
+pub struct BearerToken {
+    pub token: String,
+    pub identity_pool: Option<String>,
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerToken")
+            .field("identity_pool", &self.identity_pool)
+            .finish()
+    }
 }
 
 /// A client bound to one organization and environment.
@@ -51,6 +76,7 @@ pub struct Client {
     org: String,
     env: String,
     credentials: Option<Credentials>,
+    bearer: Option<BearerToken>,
     http: reqwest::Client,
 }
 
@@ -61,8 +87,15 @@ impl Client {
             org: org.to_string(),
             env: env.to_string(),
             credentials,
+            bearer: None,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Authenticates with a bearer token instead of an API key.
+    pub fn with_bearer_token(mut self, token: BearerToken) -> Client {
+        self.bearer = Some(token);
+        self
     }
 
     /// The environment this client is bound to.
@@ -93,7 +126,12 @@ impl Client {
         body: Option<&B>,
     ) -> Result<T, ClientError> {
         let mut req = self.http.request(method, url);
-        if let Some(c) = &self.credentials {
+        if let Some(b) = &self.bearer {
+            req = req.bearer_auth(&b.token);
+            if let Some(pool) = &b.identity_pool {
+                req = req.header("Weir-Identity-Pool-Id", pool);
+            }
+        } else if let Some(c) = &self.credentials {
             req = req.basic_auth(&c.key, Some(&c.secret));
         }
         if let Some(b) = body {

@@ -52,3 +52,19 @@ impl std::fmt::Display for ErrorBody {
         Ok(())
     }
 }
+
+/// An error with its causes, as one line: "error sending request" alone
+/// does not say that a certificate or a connection was refused.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}

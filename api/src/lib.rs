@@ -11,8 +11,8 @@ mod error;
 mod pool;
 mod statement;
 
-pub use client::{Client, ClientError, Credentials};
-pub use error::{ErrorBody, ErrorItem, ErrorSource};
+pub use client::{BearerToken, Client, ClientError, Credentials};
+pub use error::{with_causes, ErrorBody, ErrorItem, ErrorSource};
 pub use pool::*;
 pub use statement::*;
 

@@ -25,6 +25,8 @@ pub enum CatalogError {
     Registry { url: String, reason: String },
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("this server keeps no credentials: start it with a secret key (weir server --secret-key-file PATH; weir dev keeps one in its data directory)")]
+    NoSecretKey,
     #[error("unsupported type: {0}")]
     UnsupportedType(String),
     #[error("'{0}' is not a time zone: use an IANA name such as 'Europe/Amsterdam', 'UTC', or an offset such as '+08:00' or 'GMT-05:00'")]

@@ -21,6 +21,7 @@ mod kafka;
 pub mod proto;
 pub mod registry;
 mod registry_client;
+pub mod secrets;
 mod store;
 mod table;
 mod types;

@@ -233,22 +233,6 @@ impl WireSchema {
     }
 }
 
-/// An error with its causes ("error sending request" alone does not say
-/// that the certificate was refused, or the connection).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let s = cause.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 impl ExternalRegistry {
     pub fn new(config: &RegistryConfig) -> Result<ExternalRegistry, CatalogError> {
         let bad = |reason: String| CatalogError::Registry {
@@ -329,10 +313,13 @@ impl ExternalRegistry {
                 .header("content-type", "application/vnd.schemaregistry.v1+json")
                 .body(b.to_string());
         }
-        let resp = r
-            .send()
-            .await
-            .map_err(|e| self.error(format!("request to {}: {}", url.path(), causes(&e))))?;
+        let resp = r.send().await.map_err(|e| {
+            self.error(format!(
+                "request to {}: {}",
+                url.path(),
+                weir_api::with_causes(&e)
+            ))
+        })?;
         let status = resp.status();
         let text = resp
             .text()

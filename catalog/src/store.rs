@@ -29,6 +29,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals the credentials the store keeps; `None`: it keeps none.
+    secrets: Option<std::sync::Arc<crate::secrets::SecretKey>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,7 +225,37 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            secrets: None,
+        })
+    }
+
+    /// The store, sealing the credentials it keeps with `key`.
+    pub fn with_secret_key(mut self, key: crate::secrets::SecretKey) -> Store {
+        self.secrets = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// A credential as it is stored: sealed.
+    pub(crate) fn seal_secret(&self, plain: &str) -> Result<String, CatalogError> {
+        self.secrets
+            .as_ref()
+            .map(|k| k.seal(plain))
+            .ok_or(CatalogError::NoSecretKey)
+    }
+
+    /// A stored credential, opened (one stored before sealing existed is
+    /// plain and comes back as it is).
+    pub(crate) fn open_secret(&self, stored: &str) -> Result<String, CatalogError> {
+        if !crate::secrets::is_sealed(stored) {
+            return Ok(stored.to_string());
+        }
+        self.secrets
+            .as_ref()
+            .ok_or(CatalogError::NoSecretKey)?
+            .open(stored)
     }
 
     pub fn is_sqlite(&self) -> bool {

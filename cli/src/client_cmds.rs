@@ -27,6 +27,14 @@ pub struct Conn {
     /// The environment, the SQL catalog (else $WEIR_ENV, else `weir login`'s).
     #[arg(long, global = true)]
     env: Option<String>,
+    /// An OAuth bearer token from the organization's identity provider,
+    /// used instead of an API key (else $WEIR_TOKEN).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// The identity pool to act as, when several admit the token (else
+    /// $WEIR_IDENTITY_POOL).
+    #[arg(long, global = true)]
+    identity_pool: Option<String>,
     /// human, json or yaml.
     #[arg(long, global = true, default_value = "human")]
     output: String,
@@ -83,7 +91,18 @@ impl Conn {
             (Some(key), Some(secret)) => Some(Credentials { key, secret }),
             _ => None,
         };
-        Ok(Client::new(&url, &org, &env, creds))
+        let client = Client::new(&url, &org, &env, creds);
+        let env_var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+        Ok(match self.token.clone().or_else(|| env_var("WEIR_TOKEN")) {
+            Some(token) => client.with_bearer_token(weir_api::BearerToken {
+                token,
+                identity_pool: self
+                    .identity_pool
+                    .clone()
+                    .or_else(|| env_var("WEIR_IDENTITY_POOL")),
+            }),
+            None => client,
+        })
     }
 
     fn pool(&self) -> Option<String> {

@@ -89,6 +89,11 @@ pub struct ServerArgs {
         default_value = ".weir/worker-credential"
     )]
     worker_credential_file: PathBuf,
+    /// The key that seals the credentials the server stores (an external
+    /// schema registry's password); created (random, mode 0600) when the
+    /// file does not exist. Every server on one database needs the same.
+    #[arg(long, env = "WEIR_SECRET_KEY_FILE", default_value = ".weir/secret.key")]
+    secret_key_file: PathBuf,
     /// A worker silent this long loses its tasks to another worker.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]
     lease_timeout_ms: u64,
@@ -259,6 +264,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
             None
         },
         price_per_cfu_hour: a.price_per_cfu_hour,
+        secret_key_file: Some(a.data_dir.join("secret.key")),
         ..ServerConfig::default()
     };
     let server = Server::start(config)
@@ -323,6 +329,7 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         checkpoint_dir: Some(std::path::absolute(&a.checkpoint_dir)?),
         workers,
         price_per_cfu_hour: a.price_per_cfu_hour,
+        secret_key_file: Some(std::path::absolute(&a.secret_key_file)?),
         ..ServerConfig::default()
     })
     .await

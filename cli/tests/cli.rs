@@ -347,9 +347,68 @@ fn the_cli_manages_service_accounts_keys_and_role_bindings() {
         pools.contains(&pool_id) && pools.contains("claims.sub == 'etl'"),
         "{pools}"
     );
+    // The CLI signs in with a token of that provider: the pool's roles.
+    dev.ok(&[
+        "iam",
+        "role-binding",
+        "create",
+        "--principal",
+        &format!("User:{pool_id}"),
+        "--role",
+        "FlinkDeveloper",
+        "--resource",
+        &crn,
+    ]);
+    let token = sign_token("etl");
+    let as_pool = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--token", &token]);
+        dev.weir(&a)
+    };
+    let listed = as_pool(&["statement", "list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let denied = as_pool(&["compute-pool", "create", "by-token", "--max-cfu", "1"]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
+    let other = sign_token("someone-else");
+    let refused = dev.weir(&["statement", "list", "--token", &other]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("401") && err.contains("no identity pool"),
+        "{err}"
+    );
     dev.ok(&["iam", "identity-provider", "delete", &op]);
     assert!(!dev.ok(&["iam", "identity-provider", "list"]).contains(&op));
     dev.interrupt();
+}
+
+/// A token for `sub` from the test identity provider of `fixtures/jwks.json`
+/// (signed with its key, kept with the control plane's test fixtures).
+fn sign_token(sub: &str) -> String {
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../control-plane/tests/fixtures/oauth/rsa1.pem"
+    ))
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({"iss": "https://idp.cli.test", "aud": "weir", "sub": sub,
+                                     "exp": now + 600});
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Serves `fixtures/jwks.json` to every request on a local port, in a

@@ -73,6 +73,9 @@ impl From<CatalogError> for ApiError {
             CatalogError::Kafka(_) | CatalogError::Topic { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "kafka_unavailable", e.to_string())
             }
+            CatalogError::NoSecretKey => {
+                ApiError::new(StatusCode::CONFLICT, "no_secret_key", e.to_string())
+            }
             CatalogError::Registry { .. } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "schema_registry_unavailable",

@@ -86,6 +86,9 @@ pub struct ServerConfig {
     /// How long an identity provider's JWKS is used before it is fetched
     /// again (a token with an unknown key id fetches it sooner).
     pub jwks_cache_ttl: Duration,
+    /// The key that seals stored credentials (made when missing); `None`:
+    /// the server stores none, and setting one is refused.
+    pub secret_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             access_check_interval: Duration::from_secs(5),
             limits: limits::Limits::default(),
             jwks_cache_ttl: Duration::from_secs(300),
+            secret_key_file: None,
         }
     }
 }
@@ -279,7 +283,12 @@ impl Server {
     /// Connects the store, resumes the statements that were running, starts
     /// topic discovery and serves the API.
     pub async fn start(config: ServerConfig) -> Result<Server, ApiError> {
-        let store = Store::connect(&config.database_url).await?;
+        let mut store = Store::connect(&config.database_url).await?;
+        if let Some(path) = &config.secret_key_file {
+            let key = weir_catalog::secrets::SecretKey::load_or_create(path)
+                .map_err(ApiError::internal)?;
+            store = store.with_secret_key(key);
+        }
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| ApiError::internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -299,25 +297,7 @@ async fn a_key_limited_to_an_environment_reaches_nothing_outside_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_log() {
-    // Every log line of this process, to look for secrets in.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-    impl Write for Lines {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let lines = Lines::default();
-    let sink = lines.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .init();
+    let lines = LogLines::install();
     let weir = Weir::start().await;
     let api = Api::new(&weir);
     let admin = admin(&weir);
@@ -391,7 +371,7 @@ async fn the_audit_log_keeps_mutating_and_denied_calls_and_no_secret_reaches_a_l
     assert_eq!(st, 403);
     let admin_secret = weir.dev.secret.clone();
     weir.stop().await;
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     assert!(text.contains("weir::audit"), "audit lines are logged");
     for secret in [&key.1, &admin_secret, &password, &other.1] {
         assert!(!text.contains(secret.as_str()), "a secret is in the log");

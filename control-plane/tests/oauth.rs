@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -147,24 +146,7 @@ async fn bearer_tokens_postgres() {
 }
 
 async fn tokens(backend: &str) {
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-    impl Write for Lines {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let lines = Lines::default();
-    let sink = lines.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .init();
+    let lines = LogLines::install();
 
     let weir = Weir::start_backend(backend).await;
     let api = Api::new(&weir);
@@ -521,7 +503,7 @@ async fn tokens(backend: &str) {
 
     // ---- no token reaches a log line or the audit log -----------------------
     weir.stop().await;
-    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).to_string();
+    let text = lines.text();
     assert!(text.contains("weir::audit"), "audit lines are logged");
     for t in [&good, &es, &rotated, &forged] {
         let sig = t.rsplit('.').next().unwrap();

@@ -543,6 +543,21 @@ async fn an_environment_syncs_from_reads_and_writes_an_external_registry() {
     assert_eq!(v["built_in"], json!(false));
     assert_eq!(v["password_set"], json!(true));
     assert!(!v.to_string().contains(&external.dev.secret));
+    // At rest the password is sealed with the server's key; the sync below
+    // opens it to authenticate.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&weir.database_url).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT schema_registry FROM environments WHERE id = $1")
+            .bind(&weir.dev.env)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(
+        stored.contains("sealed:v1:") && !stored.contains(&external.dev.secret),
+        "{stored}"
+    );
+    db.close().await;
     // The environment's built-in registry now points elsewhere.
     let (st, v) = sr(&weir).get("/subjects").await;
     assert_eq!(st, 404, "{v}");

@@ -437,9 +437,12 @@ impl Store {
         let Some(text) = r.try_get::<Option<String>, _>("schema_registry")? else {
             return Ok(None);
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| CatalogError::Corrupt(format!("schema registry settings: {e}")))
+        let mut config: RegistryConfig = serde_json::from_str(&text)
+            .map_err(|e| CatalogError::Corrupt(format!("schema registry settings: {e}")))?;
+        if let Some(p) = &config.password {
+            config.password = Some(self.open_secret(p)?);
+        }
+        Ok(Some(config))
     }
 
     /// Points the environment at an external registry (`None`: back to the
@@ -450,7 +453,19 @@ impl Store {
         env: &str,
         config: Option<&RegistryConfig>,
     ) -> Result<bool, CatalogError> {
+        // The password is sealed before it reaches the database.
+        let config = match config {
+            Some(c) => {
+                let mut c = c.clone();
+                if let Some(p) = &c.password {
+                    c.password = Some(self.seal_secret(p)?);
+                }
+                Some(c)
+            }
+            None => None,
+        };
         let text = config
+            .as_ref()
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| CatalogError::Corrupt(format!("schema registry settings: {e}")))?;

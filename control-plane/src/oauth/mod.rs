@@ -96,7 +96,7 @@ impl Jwks {
             .get(url)
             .send()
             .await
-            .map_err(|e| format!("{uri} did not answer: {}", causes(&e)))?;
+            .map_err(|e| format!("{uri} did not answer: {}", weir_api::with_causes(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{uri} answered {}", resp.status()));
         }
@@ -104,7 +104,7 @@ impl Jwks {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| format!("reading {uri}: {}", causes(&e)))?
+            .map_err(|e| format!("reading {uri}: {}", weir_api::with_causes(&e)))?
         {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_JWKS_BYTES {
@@ -160,20 +160,6 @@ impl Jwks {
             },
         }
     }
-}
-
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let s = cause.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn refused(why: impl std::fmt::Display) -> ApiError {

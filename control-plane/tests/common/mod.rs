@@ -113,6 +113,7 @@ impl Weir {
             results_idle_timeout: Duration::from_secs(60),
             topic_sync_interval: Duration::from_millis(500),
             checkpoint_dir: Some(dir.join("checkpoints")),
+            secret_key_file: Some(dir.join("secret.key")),
             ..ServerConfig::default()
         };
         configure(&mut config);
@@ -499,5 +500,38 @@ impl Api {
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
         )
+    }
+}
+
+/// Every log line of this test process (debug and up), to look for
+/// secrets in. Install once per process (nextest runs each test in its
+/// own).
+#[derive(Clone, Default)]
+pub struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    pub fn install() -> LogLines {
+        let lines = LogLines::default();
+        let sink = lines.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .init();
+        lines
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

@@ -93,13 +93,22 @@ impl KafkaAdmin {
     /// The names of the cluster's topics (internal ones, `__...`, included)
     /// and their partition counts.
     pub async fn list_topics(&self) -> Result<Vec<(String, usize)>, CatalogError> {
+        self.topics_within(ADMIN_TIMEOUT).await
+    }
+
+    /// The cluster's topics with their partition counts, if it answers
+    /// within `timeout`.
+    pub async fn topics_within(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(String, usize)>, CatalogError> {
         let bootstrap = self.bootstrap.clone();
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .set("broker.address.family", "v4")
                 .create()?;
-            let md = consumer.fetch_metadata(None, ADMIN_TIMEOUT)?;
+            let md = consumer.fetch_metadata(None, timeout)?;
             Ok(md
                 .topics()
                 .iter()

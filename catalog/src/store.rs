@@ -375,13 +375,15 @@ impl Store {
         Ok(())
     }
 
+    /// An environment's clusters, the first registered first: it is the
+    /// default database of the environment's statements.
     pub async fn list_clusters(
         &self,
         org: &str,
         env: &str,
     ) -> Result<Vec<ClusterRecord>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, name, bootstrap FROM kafka_clusters WHERE org_id = $1 AND env_id = $2 ORDER BY name",
+            "SELECT id, name, bootstrap FROM kafka_clusters WHERE org_id = $1 AND env_id = $2 ORDER BY created_at, name",
         )
         .bind(org)
         .bind(env)
@@ -396,6 +398,35 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Forgets a Kafka cluster of an environment with the tables its topics
+    /// gave (the topics themselves stay in Kafka); false when there is no
+    /// such cluster.
+    pub async fn delete_cluster(
+        &self,
+        org: &str,
+        env: &str,
+        id: &str,
+    ) -> Result<bool, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM catalog_tables WHERE org_id = $1 AND env_id = $2 AND cluster_id = $3",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let r =
+            sqlx::query("DELETE FROM kafka_clusters WHERE org_id = $1 AND env_id = $2 AND id = $3")
+                .bind(org)
+                .bind(env)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Every (org, env, cluster) known, for the topic-sync loop.

@@ -29,6 +29,30 @@ pub enum EnvironmentCmd {
 }
 
 #[derive(clap::Subcommand)]
+pub enum KafkaClusterCmd {
+    /// Register a cluster; it must answer first.
+    Create {
+        /// The SQL database its topics' tables are in.
+        name: String,
+        /// host:port[,host:port...] of its brokers.
+        #[arg(long)]
+        bootstrap: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Forget a cluster and its tables (its topics stay in Kafka).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Subcommand)]
 pub enum IamCmd {
     /// Service accounts: principals for statements and automation.
     #[command(subcommand)]
@@ -254,6 +278,61 @@ pub async fn environment(cmd: EnvironmentCmd) -> anyhow::Result<()> {
         EnvironmentCmd::Delete { id, conn } => {
             conn.client()?
                 .json("DELETE", &format!("/org/v2/environments/{id}"), None)
+                .await?;
+            println!("deleted {id}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn kafka_cluster(cmd: KafkaClusterCmd) -> anyhow::Result<()> {
+    match cmd {
+        KafkaClusterCmd::Create {
+            name,
+            bootstrap,
+            conn,
+        } => {
+            let client = conn.client()?;
+            let v = client
+                .json(
+                    "POST",
+                    "/cmk/v2/clusters",
+                    Some(&json!({"spec": {"display_name": name, "kafka_bootstrap_endpoint": bootstrap,
+                                          "environment": {"id": client.env()}}})),
+                )
+                .await?;
+            print_one(
+                &conn,
+                &v,
+                format!(
+                    "{}  {name}  {bootstrap}",
+                    v["id"].as_str().unwrap_or_default()
+                ),
+            )
+        }
+        KafkaClusterCmd::List { conn } => {
+            let client = conn.client()?;
+            let v = client
+                .json(
+                    "GET",
+                    &format!("/cmk/v2/clusters?environment={}", client.env()),
+                    None,
+                )
+                .await?;
+            print_list(
+                &conn,
+                &v,
+                &["id", "spec.display_name", "spec.kafka_bootstrap_endpoint"],
+            )
+        }
+        KafkaClusterCmd::Delete { id, conn } => {
+            let client = conn.client()?;
+            client
+                .json(
+                    "DELETE",
+                    &format!("/cmk/v2/clusters/{id}?environment={}", client.env()),
+                    None,
+                )
                 .await?;
             println!("deleted {id}");
             Ok(())

@@ -42,6 +42,10 @@ enum Command {
     /// Manage environments.
     #[command(subcommand)]
     Environment(iam_cmds::EnvironmentCmd),
+    /// Kafka clusters of the environment: each one's topics are the tables
+    /// of a database named after it.
+    #[command(subcommand)]
+    KafkaCluster(iam_cmds::KafkaClusterCmd),
     /// Service accounts, API keys, role bindings and the audit log.
     #[command(subcommand)]
     Iam(iam_cmds::IamCmd),
@@ -73,6 +77,7 @@ async fn run() -> anyhow::Result<()> {
         Command::ComputePool(c) => pool_cmds::compute_pool(c).await,
         Command::Usage(a) => pool_cmds::usage(a).await,
         Command::Environment(c) => iam_cmds::environment(c).await,
+        Command::KafkaCluster(c) => iam_cmds::kafka_cluster(c).await,
         Command::Iam(c) => iam_cmds::iam(c).await,
     }
 }

@@ -293,6 +293,12 @@ fn the_cli_manages_service_accounts_keys_and_role_bindings() {
         audit.contains(&format!("User:{sa}")) && audit.contains("denied"),
         "{audit}"
     );
+    // Kafka clusters: the test broker once more, as database `again`.
+    let cluster = dev.json(&["kafka-cluster", "create", "again", "--bootstrap", &broker()]);
+    let cluster_id = cluster["id"].as_str().unwrap().to_string();
+    assert!(dev.ok(&["kafka-cluster", "list"]).contains("again"));
+    dev.ok(&["kafka-cluster", "delete", &cluster_id]);
+    assert!(!dev.ok(&["kafka-cluster", "list"]).contains("again"));
     // Environments.
     let made = dev.json(&["environment", "create", "staging"]);
     let env_id = made["id"].as_str().unwrap().to_string();

@@ -6,6 +6,7 @@
 //! the caller's organization, and to what its roles let it see.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,8 +23,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(organization))
         .routes(routes!(environments, create_environment))
         .routes(routes!(environment, update_environment, delete_environment))
-        .routes(routes!(clusters))
-        .routes(routes!(cluster))
+        .routes(routes!(clusters, create_cluster))
+        .routes(routes!(cluster, delete_cluster))
 }
 
 /// A one-page list, as the managed service's v2 APIs shape them.
@@ -399,4 +400,184 @@ async fn delete_environment(
             "environment '{id}' still holds {held}; delete them first"
         ))),
     }
+}
+
+/// Clusters one environment may register.
+const MAX_CLUSTERS: usize = 20;
+/// How long a cluster being registered has to answer.
+const CLUSTER_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ClusterEnvRef {
+    id: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ClusterSpecBody {
+    /// The SQL database name its topics' tables are in.
+    display_name: String,
+    /// `host:port[,host:port...]` of its brokers.
+    kafka_bootstrap_endpoint: String,
+    #[serde(default)]
+    environment: Option<ClusterEnvRef>,
+    /// Not supported yet: SASL credentials.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    credentials: Option<Value>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ClusterBody {
+    spec: ClusterSpecBody,
+}
+
+/// Registers a Kafka cluster in an environment: its topics become tables
+/// of a database named `display_name` within seconds. It must answer a
+/// metadata request first.
+#[utoipa::path(
+    post,
+    path = "/cmk/v2/clusters",
+    params(EnvParam),
+    tag = "Organization",
+    request_body(content = ClusterBody, content_type = "application/json"),
+    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+)]
+async fn create_cluster(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<EnvParam>,
+    body: Result<Json<ClusterBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let q = EnvParam {
+        environment: b
+            .spec
+            .environment
+            .as_ref()
+            .map(|e| e.id.clone())
+            .or(q.environment),
+    };
+    let env = env_of(&state, &principal, &q).await?;
+    let org = principal.org_id.clone();
+    let id = format!("lkc-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    principal
+        .access
+        .require(Permission::Manage, &Crn::cluster(&org, &env, &id))?;
+    if b.spec.credentials.is_some() {
+        return Err(ApiError::bad_request(
+            "credentials are not supported yet: register a cluster whose brokers accept plaintext connections from Weir",
+        ));
+    }
+    let name = b.spec.display_name.trim().to_string();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ApiError::bad_request(
+            "display_name is the cluster's SQL database name: 1 to 64 letters, digits, '_' or '-'",
+        ));
+    }
+    let bootstrap = b.spec.kafka_bootstrap_endpoint.trim().to_string();
+    if bootstrap.is_empty()
+        || bootstrap.len() > 1024
+        || bootstrap
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        || !bootstrap.split(',').all(|hp| {
+            hp.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        })
+    {
+        return Err(ApiError::bad_request(
+            "kafka_bootstrap_endpoint is host:port[,host:port...]",
+        ));
+    }
+    let existing = state.store.list_clusters(&org, &env).await?;
+    state.config.limits.quota(
+        "Kafka clusters in an environment",
+        existing.len(),
+        MAX_CLUSTERS,
+    )?;
+    if existing.iter().any(|c| c.name == name) {
+        return Err(ApiError::conflict(format!(
+            "environment '{env}' already has a Kafka cluster named '{name}'"
+        )));
+    }
+    let admin = weir_catalog::KafkaAdmin::new(&bootstrap)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let topics = admin
+        .topics_within(CLUSTER_CHECK_TIMEOUT)
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "the Kafka cluster at {bootstrap} did not answer within {} s: {e}",
+                CLUSTER_CHECK_TIMEOUT.as_secs()
+            ))
+        })?;
+    let rec = weir_catalog::ClusterRecord {
+        id,
+        name,
+        bootstrap,
+    };
+    state.store.ensure_cluster(&org, &env, &rec).await?;
+    tracing::info!(
+        org,
+        env,
+        cluster = rec.id,
+        topics = topics.len(),
+        "a Kafka cluster is registered"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(cluster_resource(&state, &env, &rec)),
+    ))
+}
+
+/// Forgets a Kafka cluster and the tables of its topics (the topics stay
+/// in Kafka). Refused while statements run in the environment.
+#[utoipa::path(
+    delete,
+    path = "/cmk/v2/clusters/{id}",
+    params(EnvParam, ("id" = String, Path, description = "The resource id")),
+    tag = "Organization",
+    responses((status = 204, description = "Done; no body"))
+)]
+async fn delete_cluster(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<EnvParam>,
+) -> Result<StatusCode, ApiError> {
+    let env = env_of(&state, &principal, &q).await?;
+    let org = principal.org_id.clone();
+    let c = state
+        .store
+        .list_clusters(&org, &env)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id || c.name == id)
+        .ok_or_else(|| ApiError::not_found(&format!("Kafka cluster '{id}'")))?;
+    principal
+        .access
+        .require(Permission::Manage, &Crn::cluster(&org, &env, &c.id))?;
+    let running: Vec<String> = state
+        .store
+        .list_statements(&org, &env, &Default::default(), None, 10_000)
+        .await?
+        .into_iter()
+        .filter(|s| weir_api::Phase::parse(&s.phase).is_none_or(|p| !p.is_terminal()))
+        .map(|s| s.name)
+        .take(5)
+        .collect();
+    if !running.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "statements still run in environment '{env}' ({}); stop them before removing Kafka cluster '{}'",
+            running.join(", "),
+            c.name
+        )));
+    }
+    state.store.delete_cluster(&org, &env, &c.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -381,6 +381,14 @@ fn request(
             ),
         ),
         "audit.get" => ("GET", "/weir/v1/audit-log".into(), None),
+        "cluster.create" => (
+            "POST",
+            "/cmk/v2/clusters".into(),
+            Some(
+                json!({"spec": {"display_name": format!("c-{n}"), "kafka_bootstrap_endpoint": broker(),
+                                 "environment": {"id": env}}}),
+            ),
+        ),
         "idp.create" => (
             "POST",
             "/iam/v2/identity-providers".into(),

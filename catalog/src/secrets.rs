@@ -49,6 +49,9 @@ impl SecretKey {
             Ok(bytes) => SecretKey::from_bytes(&bytes)
                 .map_err(|e| format!("the secret key file {}: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(what)?;
+                }
                 let mut bytes = [0u8; KEY_LEN];
                 SystemRandom::new()
                     .fill(&mut bytes)
@@ -128,9 +131,9 @@ mod tests {
     #[test]
     fn sealed_texts_open_with_their_key_only() {
         let dir = std::env::temp_dir().join(format!("weir-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("secret.key");
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        // The folder is made too, as for `weir server`'s default path.
+        let path = dir.join("nested").join("secret.key");
         let key = SecretKey::load_or_create(&path).unwrap();
         #[cfg(unix)]
         {

@@ -56,6 +56,8 @@ fn server_with(dir: &Path, database_url: &str, listen: &str, extra: &[&str]) -> 
         .args(["--database-url", database_url])
         .arg("--worker-credential-file")
         .arg(dir.join("worker-credential"))
+        .arg("--secret-key-file")
+        .arg(dir.join("secret.key"))
         .arg("--checkpoint-dir")
         .arg(dir.join("checkpoints"))
         .args([

@@ -5,6 +5,10 @@
 //! the web workspace and the Terraform provider all speak, so that no shape is
 //! defined twice. It does not know how a statement runs or where anything is
 //! stored. Start with [`Statement`], [`StatementResult`] and [`Client`].
+//!
+//! The types derive `utoipa::ToSchema`: the server's OpenAPI document
+//! (`api/openapi.json`, served at `/openapi.json`) describes them from these
+//! definitions, so the client and the document cannot disagree.
 
 mod client;
 mod error;

@@ -254,111 +254,48 @@ async fn tokens(backend: &str) {
     assert_eq!(st, 403, "{v}");
 
     // ---- refused ------------------------------------------------------------
-    let refused = |why: &'static str| {
-        move |(st, v): (u16, Value)| {
+    // A GET of the statements with `token`, which must be refused (401,
+    // invalid_token); the answer's text, to check the reason.
+    let refused = |why: &'static str, token: String| {
+        let (api, statements) = (&api, &statements);
+        async move {
+            let (st, v) = bearer(api, &token, None, "GET", statements, None).await;
             assert_eq!(st, 401, "{why}: {v}");
             assert_eq!(v["errors"][0]["code"], json!("invalid_token"), "{why}: {v}");
             message(&v)
         }
     };
+    let rs1 = |claims: &Value| sign("rsa1", "k1", Algorithm::RS256, claims);
     let c = claims("alice");
-    let text = refused("expired")(
-        bearer(
-            &api,
-            &sign(
-                "rsa1",
-                "k1",
-                Algorithm::RS256,
-                &with(c.clone(), "exp", json!(now() - 3600)),
-            ),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused("expired", rs1(&with(c.clone(), "exp", json!(now() - 3600)))).await;
     assert!(text.contains("expired"), "{text}");
-    let text = refused("not yet valid")(
-        bearer(
-            &api,
-            &sign(
-                "rsa1",
-                "k1",
-                Algorithm::RS256,
-                &with(c.clone(), "nbf", json!(now() + 3600)),
-            ),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused(
+        "not yet valid",
+        rs1(&with(c.clone(), "nbf", json!(now() + 3600))),
+    )
+    .await;
     assert!(text.contains("not valid yet"), "{text}");
-    let text = refused("wrong issuer")(
-        bearer(
-            &api,
-            &sign(
-                "rsa1",
-                "k1",
-                Algorithm::RS256,
-                &with(c.clone(), "iss", json!("https://evil.test")),
-            ),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused(
+        "wrong issuer",
+        rs1(&with(c.clone(), "iss", json!("https://evil.test"))),
+    )
+    .await;
     assert!(
         text.contains("no identity provider has the issuer"),
         "{text}"
     );
-    let text = refused("wrong audience")(
-        bearer(
-            &api,
-            &sign(
-                "rsa1",
-                "k1",
-                Algorithm::RS256,
-                &with(c.clone(), "aud", json!("another-api")),
-            ),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused(
+        "wrong audience",
+        rs1(&with(c.clone(), "aud", json!("another-api"))),
+    )
+    .await;
     assert!(text.contains("audience"), "{text}");
     let mut no_exp = c.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
-    let text = refused("no exp")(
-        bearer(
-            &api,
-            &sign("rsa1", "k1", Algorithm::RS256, &no_exp),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused("no exp", rs1(&no_exp)).await;
     assert!(text.contains("'exp'"), "{text}");
     // Signed by a key the provider does not publish, under a kid it does.
-    let text = refused("wrong key")(
-        bearer(
-            &api,
-            &sign("rsa2", "k1", Algorithm::RS256, &c),
-            None,
-            "GET",
-            &statements,
-            None,
-        )
-        .await,
-    );
+    let text = refused("wrong key", sign("rsa2", "k1", Algorithm::RS256, &c)).await;
     assert!(text.contains("signature"), "{text}");
     // alg none: no signature at all.
     let none = format!(
@@ -366,28 +303,27 @@ async fn tokens(backend: &str) {
         b64(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
         b64(&c)
     );
-    refused("alg none")(bearer(&api, &none, None, "GET", &statements, None).await);
+    refused("alg none", none.clone()).await;
     // HMAC with the provider's public key as the "secret".
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some("k1".into());
     let public = serde_json::to_vec(&jwk("rsa1", "k1", Algorithm::RS256)).unwrap();
     let hs = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(&public).unwrap()).unwrap();
-    let text = refused("HS256")(bearer(&api, &hs, None, "GET", &statements, None).await);
+    let text = refused("HS256", hs.clone()).await;
     assert!(text.contains("not accepted"), "{text}");
     // Tampered: the claims changed under the same signature, or the
     // signature changed.
     let parts: Vec<&str> = good.split('.').collect();
     let forged = format!("{}.{}.{}", parts[0], b64(&claims("mallory")), parts[2]);
-    let text =
-        refused("tampered claims")(bearer(&api, &forged, None, "GET", &statements, None).await);
+    let text = refused("tampered claims", forged.clone()).await;
     assert!(text.contains("signature"), "{text}");
     let mut sig = parts[2].to_string();
     let flipped = if sig.ends_with('A') { 'B' } else { 'A' };
     sig.pop();
     sig.push(flipped);
     let tampered = format!("{}.{}.{sig}", parts[0], parts[1]);
-    refused("tampered signature")(bearer(&api, &tampered, None, "GET", &statements, None).await);
-    refused("not a JWT")(bearer(&api, "not-a-token", None, "GET", &statements, None).await);
+    refused("tampered signature", tampered.clone()).await;
+    refused("not a JWT", "not-a-token".to_string()).await;
     // A token the pool's filter does not admit.
     let outsider = sign(
         "rsa1",
@@ -395,7 +331,7 @@ async fn tokens(backend: &str) {
         Algorithm::RS256,
         &with(c.clone(), "groups", json!(["sales"])),
     );
-    let text = refused("filter")(bearer(&api, &outsider, None, "GET", &statements, None).await);
+    let text = refused("filter", outsider.clone()).await;
     assert!(text.contains("no identity pool"), "{text}");
 
     // ---- two pools admit a token: the header picks one ----------------------
@@ -408,7 +344,7 @@ async fn tokens(backend: &str) {
         )
         .await;
     assert_eq!(st, 201, "{second}");
-    let text = refused("two pools")(bearer(&api, &good, None, "GET", &statements, None).await);
+    let text = refused("two pools", good.clone()).await;
     assert!(text.contains("several identity pools"), "{text}");
     let (st, v) = bearer(&api, &good, Some(&pool_id), "GET", &statements, None).await;
     assert_eq!(st, 200, "the header picks the pool: {v}");
@@ -435,7 +371,7 @@ async fn tokens(backend: &str) {
     assert_eq!(st, 200, "a key published after the server started: {v}");
     assert!(idp.fetches.load(Ordering::SeqCst) > fetched);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let text = refused("a retired key")(bearer(&api, &good, None, "GET", &statements, None).await);
+    let text = refused("a retired key", good.clone()).await;
     assert!(text.contains("no key 'k1'"), "{text}");
 
     // ---- API keys keep working; the audit log names the pool and subject ----
@@ -488,8 +424,7 @@ async fn tokens(backend: &str) {
         .call(admin, "DELETE", &format!("{pools}/{pool_id}"), None)
         .await;
     assert_eq!(st, 204);
-    let text =
-        refused("a deleted pool")(bearer(&api, &rotated, None, "GET", &statements, None).await);
+    let text = refused("a deleted pool", rotated.clone()).await;
     assert!(text.contains("no identity pool"), "{text}");
     let (st, _) = api
         .call(

@@ -60,7 +60,7 @@ impl BrokerError {
 }
 
 /// How to run a broker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerConfig {
     /// `host:port` to listen on; port 0 picks a free one.
     pub listen: String,
@@ -74,6 +74,27 @@ pub struct BrokerConfig {
     /// Answer every produce this much later (after writing it): a slow
     /// broker, to see how clients behave against one.
     pub produce_delay: Duration,
+    /// SASL/PLAIN users (name → password). Empty: no authentication, as
+    /// a development broker on localhost; otherwise a connection must
+    /// authenticate (SaslHandshake v1 + SaslAuthenticate) before anything
+    /// but `ApiVersions`.
+    pub sasl_plain_users: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords stay out of logs: only the user names are shown.
+        let mut users: Vec<_> = self.sasl_plain_users.keys().collect();
+        users.sort();
+        f.debug_struct("BrokerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("sync_interval", &self.sync_interval)
+            .field("default_partitions", &self.default_partitions)
+            .field("produce_delay", &self.produce_delay)
+            .field("sasl_plain_users", &users)
+            .finish()
+    }
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +105,7 @@ impl Default for BrokerConfig {
             sync_interval: Duration::from_secs(1),
             default_partitions: 1,
             produce_delay: Duration::ZERO,
+            sasl_plain_users: HashMap::new(),
         }
     }
 }

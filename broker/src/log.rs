@@ -36,6 +36,9 @@ pub mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const INVALID_RECORD: i16 = 87;
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 }
 
 /// The fixed part of a v2 record batch, up to and including its record count.

@@ -37,7 +37,20 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
+
+/// What a connection has said about who it is.
+#[derive(Default)]
+struct Session {
+    /// The mechanism agreed in `SaslHandshake`.
+    mechanism: Option<String>,
+    /// The user it authenticated as; `None` before (or without SASL).
+    user: Option<String>,
+    /// Close after answering (a failed authentication, as Kafka does).
+    close: bool,
+}
 
 fn supported(key: ApiKey, version: i16) -> bool {
     SUPPORTED
@@ -75,6 +88,7 @@ async fn connection(
     sock.set_nodelay(true).map_err(|e| e.to_string())?;
     let (rd, mut wr) = sock.into_split();
     let mut rd = BufReader::with_capacity(256 << 10, rd);
+    let mut session = Session::default();
     loop {
         let size = tokio::select! {
             s = rd.read_i32() => s.map_err(|e| e.to_string())?,
@@ -85,11 +99,14 @@ async fn connection(
         }
         let mut buf = vec![0u8; size as usize];
         rd.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        if let Some(out) = request(&state, Bytes::from(buf)).await? {
+        if let Some(out) = request(&state, &mut session, Bytes::from(buf)).await? {
             wr.write_all(&(out.len() as i32).to_be_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
             wr.write_all(&out).await.map_err(|e| e.to_string())?;
+        }
+        if session.close {
+            return Err("SASL authentication failed".into());
         }
     }
 }
@@ -97,13 +114,28 @@ async fn connection(
 /// Decodes one request and encodes its answer; `Ok(None)` when the
 /// request gets none (a produce with `acks=0`), `Err` to close the
 /// connection on a request that cannot be understood.
-async fn request(state: &State, mut buf: Bytes) -> Result<Option<BytesMut>, String> {
+async fn request(
+    state: &State,
+    session: &mut Session,
+    mut buf: Bytes,
+) -> Result<Option<BytesMut>, String> {
     let key = i16::from_be_bytes([buf[0], buf[1]]);
     let version = i16::from_be_bytes([buf[2], buf[3]]);
     let api = ApiKey::try_from(key).map_err(|_| format!("unknown API key {key}"))?;
+    let sasl = !state.config.sasl_plain_users.is_empty();
+    if sasl
+        && session.user.is_none()
+        && !matches!(
+            api,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        // Kafka closes a connection that skips authentication.
+        return Err(format!("{api:?} before SASL authentication"));
+    }
     let header = RequestHeader::decode(&mut buf, api.request_header_version(version))
         .map_err(|e| format!("bad request header: {e}"))?;
-    let response = if !supported(api, version) {
+    if !supported(api, version) {
         if api != ApiKey::ApiVersions {
             return Err(format!("{api:?} v{version} is not supported"));
         }
@@ -118,13 +150,20 @@ async fn request(state: &State, mut buf: Bytes) -> Result<Option<BytesMut>, Stri
             .encode(&mut out, 0)
             .map_err(|e| e.to_string())?;
         return Ok(Some(out));
-    } else {
-        let req = RequestKind::decode(api, &mut buf, version)
-            .map_err(|e| format!("bad {api:?} v{version} request: {e}"))?;
-        match dispatch(state, req, version).await {
+    }
+    let req = RequestKind::decode(api, &mut buf, version)
+        .map_err(|e| format!("bad {api:?} v{version} request: {e}"))?;
+    let response = match req {
+        RequestKind::SaslHandshake(r) => {
+            ResponseKind::SaslHandshake(sasl_handshake(state, session, r))
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            ResponseKind::SaslAuthenticate(sasl_authenticate(state, session, r))
+        }
+        other => match dispatch(state, other, version).await {
             Some(r) => r,
             None => return Ok(None),
-        }
+        },
     };
     let mut out = BytesMut::new();
     ResponseHeader::default()
@@ -135,6 +174,69 @@ async fn request(state: &State, mut buf: Bytes) -> Result<Option<BytesMut>, Stri
         .encode(&mut out, version)
         .map_err(|e| format!("encoding {api:?} v{version}: {e}"))?;
     Ok(Some(out))
+}
+
+/// `SaslHandshake` v1: agrees on PLAIN, the one mechanism served.
+fn sasl_handshake(
+    state: &State,
+    session: &mut Session,
+    r: SaslHandshakeRequest,
+) -> SaslHandshakeResponse {
+    let mut resp = SaslHandshakeResponse::default();
+    if state.config.sasl_plain_users.is_empty() {
+        resp.error_code = code::ILLEGAL_SASL_STATE;
+        return resp;
+    }
+    resp.mechanisms = vec![s("PLAIN")];
+    if r.mechanism.as_str() == "PLAIN" {
+        session.mechanism = Some("PLAIN".into());
+    } else {
+        resp.error_code = code::UNSUPPORTED_SASL_MECHANISM;
+    }
+    resp
+}
+
+/// `SaslAuthenticate` with a PLAIN token (`authzid NUL user NUL password`,
+/// RFC 4616). A refusal is answered, then the connection closed.
+fn sasl_authenticate(
+    state: &State,
+    session: &mut Session,
+    r: SaslAuthenticateRequest,
+) -> SaslAuthenticateResponse {
+    let mut resp = SaslAuthenticateResponse::default();
+    if session.mechanism.is_none() || session.user.is_some() {
+        resp.error_code = code::ILLEGAL_SASL_STATE;
+        resp.error_message = Some(s("SaslAuthenticate without a SaslHandshake first"));
+        session.close = true;
+        return resp;
+    }
+    let mut parts = r.auth_bytes.split(|b| *b == 0);
+    let (_authzid, user, password) = (parts.next(), parts.next(), parts.next());
+    let known = match (user, password, parts.next()) {
+        (Some(u), Some(p), None) => std::str::from_utf8(u).ok().filter(|u| {
+            state
+                .config
+                .sasl_plain_users
+                .get(*u)
+                .is_some_and(|want| constant_time_eq(want.as_bytes(), p))
+        }),
+        _ => None,
+    };
+    match known {
+        Some(u) => session.user = Some(u.to_string()),
+        None => {
+            resp.error_code = code::SASL_AUTHENTICATION_FAILED;
+            // Kafka's words: which of the two was wrong is not said.
+            resp.error_message = Some(s("Authentication failed: Invalid username or password"));
+            session.close = true;
+        }
+    }
+    resp
+}
+
+/// Compares secrets in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn dispatch(state: &State, req: RequestKind, version: i16) -> Option<ResponseKind> {

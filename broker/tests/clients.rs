@@ -160,3 +160,108 @@ async fn a_consumer_group_shares_partitions_and_its_offsets_survive_a_restart() 
     );
     broker.stop().await;
 }
+
+fn sasl_client(bootstrap: &str, user: &str, password: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sasl_users_only_a_client_that_authenticates_is_served() {
+    let broker = Broker::start(BrokerConfig {
+        listen: "127.0.0.1:0".into(),
+        sasl_plain_users: [("alice".to_string(), "s3cret-pw".to_string())].into(),
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = broker.addr().to_string();
+
+    // The right password: a record goes in and comes back out.
+    let p: FutureProducer = sasl_client(&addr, "alice", "s3cret-pw")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    p.send(
+        FutureRecord::to("secured").key("k").payload("hello"),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("an authenticated producer is served");
+    let c: BaseConsumer = sasl_client(&addr, "alice", "s3cret-pw")
+        .set("group.id", "g")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&["secured"]).unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                return Some(m.unwrap().payload().unwrap().to_vec());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.as_deref(), Some(&b"hello"[..]));
+
+    // A wrong password, an unknown user and no SASL at all are refused:
+    // nothing is produced.
+    for (what, config) in [
+        ("a wrong password", sasl_client(&addr, "alice", "wrong")),
+        (
+            "an unknown user",
+            sasl_client(&addr, "mallory", "s3cret-pw"),
+        ),
+        ("no SASL", {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", &addr);
+            c
+        }),
+    ] {
+        let p: FutureProducer = config
+            .clone()
+            .set("message.timeout.ms", "3000")
+            .create()
+            .unwrap();
+        let sent = p
+            .send(
+                FutureRecord::to("secured").key("k").payload("intruder"),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(sent.is_err(), "{what} was served: {sent:?}");
+    }
+    let c: BaseConsumer = sasl_client(&addr, "alice", "s3cret-pw")
+        .set("group.id", "g2")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&["secured"]).unwrap();
+    let all = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                all.push(m.unwrap().payload().unwrap().to_vec());
+            }
+        }
+        all
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        all,
+        vec![b"hello".to_vec()],
+        "only the authenticated record"
+    );
+    broker.stop().await;
+}

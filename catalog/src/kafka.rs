@@ -11,16 +11,82 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::{CatalogError, Store, TableDef};
 
+/// How to reach one Kafka cluster: its bootstrap servers and, when it
+/// asks for them, SASL credentials. Every Kafka client Weir makes for a
+/// cluster starts from [`KafkaConnection::client_config`].
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KafkaConnection {
+    pub bootstrap: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<SaslCredentials>,
+}
+
+impl std::fmt::Debug for KafkaConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConnection")
+            .field("bootstrap", &self.bootstrap)
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
+/// SASL/PLAIN credentials of a Kafka cluster (over a plaintext
+/// connection: this build's librdkafka has no TLS).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SaslCredentials {
+    /// `PLAIN`, the one mechanism served.
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log line.
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SASL mechanisms a cluster registration may name.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN"];
+
+impl KafkaConnection {
+    /// A cluster that needs no credentials.
+    pub fn plain(bootstrap: impl Into<String>) -> KafkaConnection {
+        KafkaConnection {
+            bootstrap: bootstrap.into(),
+            sasl: None,
+        }
+    }
+
+    /// A client configuration with the servers and credentials set; the
+    /// caller adds what its client needs.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        if let Some(s) = &self.sasl {
+            c.set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", &s.mechanism)
+                .set("sasl.username", &s.username)
+                .set("sasl.password", &s.password);
+        }
+        c
+    }
+}
+
 /// Creates, deletes and lists topics of one Kafka cluster.
 pub struct KafkaAdmin {
-    bootstrap: String,
+    kafka: KafkaConnection,
     admin: AdminClient<DefaultClientContext>,
 }
 
 impl std::fmt::Debug for KafkaAdmin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaAdmin")
-            .field("bootstrap", &self.bootstrap)
+            .field("bootstrap", &self.kafka.bootstrap)
             .finish()
     }
 }
@@ -28,19 +94,19 @@ impl std::fmt::Debug for KafkaAdmin {
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl KafkaAdmin {
-    pub fn new(bootstrap: &str) -> Result<KafkaAdmin, CatalogError> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+    pub fn new(kafka: &KafkaConnection) -> Result<KafkaAdmin, CatalogError> {
+        let admin = kafka
+            .client_config()
             .set("broker.address.family", "v4")
             .create()?;
         Ok(KafkaAdmin {
-            bootstrap: bootstrap.to_string(),
+            kafka: kafka.clone(),
             admin,
         })
     }
 
     pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
+        &self.kafka.bootstrap
     }
 
     /// Creates a topic; an existing topic is not an error.
@@ -102,10 +168,10 @@ impl KafkaAdmin {
         &self,
         timeout: Duration,
     ) -> Result<Vec<(String, usize)>, CatalogError> {
-        let bootstrap = self.bootstrap.clone();
+        let kafka = self.kafka.clone();
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
+            let consumer: BaseConsumer = kafka
+                .client_config()
                 .set("broker.address.family", "v4")
                 .create()?;
             let md = consumer.fetch_metadata(None, timeout)?;

@@ -27,7 +27,9 @@ mod table;
 mod types;
 
 pub use error::CatalogError;
-pub use kafka::{sync_topics, KafkaAdmin, SyncReport};
+pub use kafka::{
+    sync_topics, KafkaAdmin, KafkaConnection, SaslCredentials, SyncReport, SASL_MECHANISMS,
+};
 pub use registry::sync_schemas;
 pub use store::{
     ApiKeyInfo, ApiKeyRecord, AuditRecord, ClusterRecord, EnvironmentRecord, IdentityPoolRecord,

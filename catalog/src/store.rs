@@ -52,6 +52,19 @@ pub struct ClusterRecord {
     /// The SQL database name.
     pub name: String,
     pub bootstrap: String,
+    /// Credentials, when the cluster asks for them (sealed in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<crate::SaslCredentials>,
+}
+
+impl ClusterRecord {
+    /// How Weir's clients reach it.
+    pub fn connection(&self) -> crate::KafkaConnection {
+        crate::KafkaConnection {
+            bootstrap: self.bootstrap.clone(),
+            sasl: self.sasl.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -360,9 +373,19 @@ impl Store {
         env: &str,
         cluster: &ClusterRecord,
     ) -> Result<(), CatalogError> {
+        let (mechanism, username, password) = match &cluster.sasl {
+            Some(c) => (
+                Some(c.mechanism.clone()),
+                Some(c.username.clone()),
+                Some(self.seal_secret(&c.password)?),
+            ),
+            None => (None, None, None),
+        };
         sqlx::query(
-            "INSERT INTO kafka_clusters (org_id, env_id, id, name, bootstrap, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (org_id, env_id, id) DO UPDATE SET bootstrap = excluded.bootstrap",
+            "INSERT INTO kafka_clusters (org_id, env_id, id, name, bootstrap, created_at, sasl_mechanism, sasl_username, sasl_password) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (org_id, env_id, id) DO UPDATE SET bootstrap = excluded.bootstrap, \
+             sasl_mechanism = excluded.sasl_mechanism, sasl_username = excluded.sasl_username, sasl_password = excluded.sasl_password",
         )
         .bind(org)
         .bind(env)
@@ -370,6 +393,9 @@ impl Store {
         .bind(&cluster.name)
         .bind(&cluster.bootstrap)
         .bind(now_millis())
+        .bind(mechanism)
+        .bind(username)
+        .bind(password)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -383,21 +409,13 @@ impl Store {
         env: &str,
     ) -> Result<Vec<ClusterRecord>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, name, bootstrap FROM kafka_clusters WHERE org_id = $1 AND env_id = $2 ORDER BY created_at, name",
+            "SELECT id, name, bootstrap, sasl_mechanism, sasl_username, sasl_password FROM kafka_clusters WHERE org_id = $1 AND env_id = $2 ORDER BY created_at, name",
         )
         .bind(org)
         .bind(env)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClusterRecord {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    bootstrap: r.try_get("bootstrap")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| self.cluster_row(r)).collect()
     }
 
     /// Forgets a Kafka cluster of an environment with the tables its topics
@@ -429,9 +447,32 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    fn cluster_row(&self, r: &AnyRow) -> Result<ClusterRecord, CatalogError> {
+        let mechanism: Option<String> = r.try_get("sasl_mechanism")?;
+        let sasl = match mechanism {
+            Some(mechanism) => Some(crate::SaslCredentials {
+                mechanism,
+                username: r
+                    .try_get::<Option<String>, _>("sasl_username")?
+                    .unwrap_or_default(),
+                password: self.open_secret(
+                    &r.try_get::<Option<String>, _>("sasl_password")?
+                        .unwrap_or_default(),
+                )?,
+            }),
+            None => None,
+        };
+        Ok(ClusterRecord {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            bootstrap: r.try_get("bootstrap")?,
+            sasl,
+        })
+    }
+
     /// Every (org, env, cluster) known, for the topic-sync loop.
     pub async fn all_clusters(&self) -> Result<Vec<(String, String, ClusterRecord)>, CatalogError> {
-        let rows = sqlx::query("SELECT org_id, env_id, id, name, bootstrap FROM kafka_clusters")
+        let rows = sqlx::query("SELECT org_id, env_id, id, name, bootstrap, sasl_mechanism, sasl_username, sasl_password FROM kafka_clusters")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -439,11 +480,7 @@ impl Store {
                 Ok((
                     r.try_get("org_id")?,
                     r.try_get("env_id")?,
-                    ClusterRecord {
-                        id: r.try_get("id")?,
-                        name: r.try_get("name")?,
-                        bootstrap: r.try_get("bootstrap")?,
-                    },
+                    self.cluster_row(r)?,
                 ))
             })
             .collect()

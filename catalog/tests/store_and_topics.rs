@@ -50,6 +50,7 @@ async fn tenant(store: &Store, org: &str, env: &str) {
                 id: "c1".into(),
                 name: "cluster_0".into(),
                 bootstrap: "127.0.0.1:1".into(),
+                sasl: None,
             },
         )
         .await
@@ -140,7 +141,7 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         .expect("WEIR_TEST_BOOTSTRAP: run the tests with infra/test.sh, which starts a broker");
     let (store, _dir) = sqlite().await;
     tenant(&store, "org-a", "env").await;
-    let admin = KafkaAdmin::new(&bootstrap).unwrap();
+    let admin = KafkaAdmin::new(&weir_catalog::KafkaConnection::plain(&bootstrap)).unwrap();
     let topic = format!(
         "outside-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -156,6 +156,38 @@ pub struct BrokerArgs {
     /// see how clients (and Weir's sinks) behave against one.
     #[arg(long, default_value_t = 0)]
     produce_delay_ms: u64,
+    /// Require SASL/PLAIN: a file of `user:password` lines (blank lines and
+    /// lines starting with `#` are skipped). Without it the broker has no
+    /// authentication.
+    #[arg(long)]
+    sasl_users_file: Option<PathBuf>,
+}
+
+/// Reads `user:password` lines.
+fn read_sasl_users(path: &Path) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the SASL users file {}", path.display()))?;
+    let mut users = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((u, p)) if !u.is_empty() && !p.is_empty() => {
+                users.insert(u.to_string(), p.to_string());
+            }
+            _ => bail!(
+                "{} line {}: expected `user:password`",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    if users.is_empty() {
+        bail!("{} names no user", path.display());
+    }
+    Ok(users)
 }
 
 /// `weir broker`: the local Kafka-protocol broker, until Ctrl-C or SIGTERM.
@@ -166,6 +198,10 @@ pub async fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
         sync_interval: Duration::from_millis(a.sync_interval_ms.max(1)),
         default_partitions: a.default_partitions.max(1),
         produce_delay: Duration::from_millis(a.produce_delay_ms),
+        sasl_plain_users: match &a.sasl_users_file {
+            Some(p) => read_sasl_users(p)?,
+            None => Default::default(),
+        },
     })
     .await?;
     eprintln!("weir broker: listening on {}", broker.addr());

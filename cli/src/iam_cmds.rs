@@ -37,6 +37,13 @@ pub enum KafkaClusterCmd {
         /// host:port[,host:port...] of its brokers.
         #[arg(long)]
         bootstrap: String,
+        /// SASL/PLAIN user name, when its brokers ask for one.
+        #[arg(long, requires = "sasl_password")]
+        sasl_username: Option<String>,
+        /// Its password (from the environment, so that it stays out of
+        /// the shell's history and `ps`).
+        #[arg(long, env = "WEIR_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+        sasl_password: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -290,6 +297,8 @@ pub async fn kafka_cluster(cmd: KafkaClusterCmd) -> anyhow::Result<()> {
         KafkaClusterCmd::Create {
             name,
             bootstrap,
+            sasl_username,
+            sasl_password,
             conn,
         } => {
             let client = conn.client()?;
@@ -297,8 +306,15 @@ pub async fn kafka_cluster(cmd: KafkaClusterCmd) -> anyhow::Result<()> {
                 .json(
                     "POST",
                     "/cmk/v2/clusters",
-                    Some(&json!({"spec": {"display_name": name, "kafka_bootstrap_endpoint": bootstrap,
-                                          "environment": {"id": client.env()}}})),
+                    Some(&{
+                        let mut spec = json!({"display_name": name, "kafka_bootstrap_endpoint": bootstrap,
+                                              "environment": {"id": client.env()}});
+                        if let (Some(u), Some(p)) = (&sasl_username, &sasl_password) {
+                            spec["credentials"] =
+                                json!({"mechanism": "PLAIN", "username": u, "password": p});
+                        }
+                        json!({ "spec": spec })
+                    }),
                 )
                 .await?;
             print_one(

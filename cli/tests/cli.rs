@@ -299,6 +299,62 @@ fn the_cli_manages_service_accounts_keys_and_role_bindings() {
     assert!(dev.ok(&["kafka-cluster", "list"]).contains("again"));
     dev.ok(&["kafka-cluster", "delete", &cluster_id]);
     assert!(!dev.ok(&["kafka-cluster", "list"]).contains("again"));
+    // A broker that asks for SASL/PLAIN (`weir broker --sasl-users-file`):
+    // registered with a user name and a password from the environment.
+    let users = dev.data_dir.join("sasl-users");
+    std::fs::write(&users, "# user:password\napp:cli-sasl-pw-31\n").unwrap();
+    let port = free_port();
+    let mut secured = Command::new(WEIR)
+        .args([
+            "broker",
+            "--memory",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--sasl-users-file")
+        .arg(&users)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let register = |password: &str| {
+        Command::new(WEIR)
+            .args([
+                "kafka-cluster",
+                "create",
+                "secured",
+                "--bootstrap",
+                &bootstrap,
+            ])
+            .args(["--sasl-username", "app", "--output", "json"])
+            .envs(&dev.env)
+            .env("WEIR_CONFIG_DIR", dev.data_dir.join("config"))
+            .env("WEIR_KAFKA_SASL_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&bootstrap).is_err() {
+        assert!(std::time::Instant::now() < deadline, "weir broker listens");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wrong = register("not-it");
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("did not answer"), "{err}");
+    let right = register("cli-sasl-pw-31");
+    let out = String::from_utf8_lossy(&right.stdout);
+    assert!(
+        right.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    assert!(
+        out.contains("\"username\": \"app\"") && !out.contains("cli-sasl-pw-31"),
+        "{out}"
+    );
+    let _ = secured.kill();
+    let _ = secured.wait();
     // Environments.
     let made = dev.json(&["environment", "create", "staging"]);
     let env_id = made["id"].as_str().unwrap().to_string();

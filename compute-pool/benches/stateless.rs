@@ -167,7 +167,7 @@ async fn through_broker(bootstrap: String) {
     let n = records_from_env(200_000);
     let suffix = &uuid_like();
     let (src, dst) = (format!("bench_src_{suffix}"), format!("bench_dst_{suffix}"));
-    let admin = KafkaAdmin::new(&bootstrap).unwrap();
+    let admin = KafkaAdmin::new(&weir_catalog::KafkaConnection::plain(&bootstrap)).unwrap();
     admin.create_topic(&src, 1, &[]).await.unwrap();
     admin.create_topic(&dst, 2, &[]).await.unwrap();
     let producer: FutureProducer = ClientConfig::new()
@@ -203,7 +203,7 @@ async fn through_broker(bootstrap: String) {
     let running = Worker.start(StatementTask {
         key: format!("bench/{suffix}"),
         plan: plan(&src, &dst),
-        bootstrap: bootstrap.clone(),
+        kafka: weir_catalog::KafkaConnection::plain(&bootstrap),
         start_offsets: HashMap::new(),
         events: progress.clone(),
         results_idle_timeout: Duration::from_secs(60),

@@ -57,7 +57,7 @@ fn task(topic: &str, events: Arc<Events>) -> StatementTask {
     StatementTask {
         key: format!("test/isolation/{topic}/{}", events.panics),
         plan: plan(topic),
-        bootstrap: broker(),
+        kafka: weir_catalog::KafkaConnection::plain(broker()),
         start_offsets: HashMap::new(),
         events,
         results_idle_timeout: Duration::from_secs(60),
@@ -87,7 +87,7 @@ fn a_panic_in_one_statement_fails_it_alone() {
         .build()
         .unwrap();
     rt.block_on(async {
-        weir_catalog::KafkaAdmin::new(&broker())
+        weir_catalog::KafkaAdmin::new(&weir_catalog::KafkaConnection::plain(broker()))
             .unwrap()
             .create_topic(&topic, 1, &[])
             .await

@@ -17,11 +17,7 @@ use crate::ApiError;
 use weir_catalog::Store;
 
 /// The database of a `` `catalog`.`database`.`table` `` name.
-fn database_of(qualified: &str) -> Option<&str> {
-    let inner = qualified.strip_prefix('`')?.strip_suffix('`')?;
-    let parts: Vec<&str> = inner.split("`.`").collect();
-    (parts.len() == 3).then(|| parts[1])
-}
+use weir_sql_gateway::database_of;
 
 fn topic_crn(ctx: &CatalogContext, database: &str, topic: &str) -> Crn {
     let cluster = ctx
@@ -56,11 +52,15 @@ pub fn needs(ctx: &CatalogContext, analysis: &Analysis) -> Vec<(Permission, Crn)
             }
         }
         Analysis::Metadata(stmt) => match stmt {
-            FlinkStatement::CreateTable { def, .. } => {
-                out.push((
-                    Permission::Manage,
-                    topic_crn(ctx, &ctx.database, &def.topic),
-                ));
+            FlinkStatement::CreateTable { def, name, .. } => {
+                // `CREATE TABLE db.t` makes it on db's cluster.
+                let text = name.to_string();
+                let parts: Vec<&str> = text.split('.').map(|p| p.trim_matches('`')).collect();
+                let db = match parts.as_slice() {
+                    [.., db, _] => db,
+                    _ => ctx.database.as_str(),
+                };
+                out.push((Permission::Manage, topic_crn(ctx, db, &def.topic)));
             }
             FlinkStatement::CreateView { name, .. } => {
                 let text = name.to_string();

@@ -81,6 +81,7 @@ pub async fn bootstrap(
                 id: DEV_CLUSTER.into(),
                 name: DEV_DATABASE.into(),
                 bootstrap: bootstrap.into(),
+                sasl: None,
             },
         )
         .await?;

@@ -214,6 +214,11 @@ fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord
             "region": "local",
             "config": {"kind": "Basic"},
             "environment": {"id": env},
+            // The password is never shown again.
+            "credentials": c.sasl.as_ref().map(|s| json!({
+                "mechanism": s.mechanism,
+                "username": s.username,
+            })),
         },
         "status": {"phase": "PROVISIONED"},
     })
@@ -420,10 +425,50 @@ struct ClusterSpecBody {
     kafka_bootstrap_endpoint: String,
     #[serde(default)]
     environment: Option<ClusterEnvRef>,
-    /// Not supported yet: SASL credentials.
+    /// SASL credentials, when its brokers ask for them (kept sealed;
+    /// never shown again).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    credentials: Option<Value>,
+    credentials: Option<ClusterCredentials>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ClusterCredentials {
+    /// `PLAIN` (the default; the one mechanism this build's Kafka client
+    /// can use without TLS).
+    #[serde(default)]
+    mechanism: Option<String>,
+    username: String,
+    password: String,
+}
+
+/// The longest SASL user name or password accepted.
+const MAX_CREDENTIAL_BYTES: usize = 1024;
+
+impl ClusterCredentials {
+    fn check(self) -> Result<weir_catalog::SaslCredentials, ApiError> {
+        let mechanism = self
+            .mechanism
+            .unwrap_or_else(|| "PLAIN".into())
+            .to_ascii_uppercase();
+        if !weir_catalog::SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "credentials.mechanism '{mechanism}' is not supported; use one of {}",
+                weir_catalog::SASL_MECHANISMS.join(", ")
+            )));
+        }
+        for (what, v) in [("username", &self.username), ("password", &self.password)] {
+            if v.is_empty() || v.len() > MAX_CREDENTIAL_BYTES || v.contains('\0') {
+                return Err(ApiError::bad_request(format!(
+                    "credentials.{what} is 1 to {MAX_CREDENTIAL_BYTES} bytes, without NUL"
+                )));
+            }
+        }
+        Ok(weir_catalog::SaslCredentials {
+            mechanism,
+            username: self.username,
+            password: self.password,
+        })
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -463,11 +508,11 @@ async fn create_cluster(
     principal
         .access
         .require(Permission::Manage, &Crn::cluster(&org, &env, &id))?;
-    if b.spec.credentials.is_some() {
-        return Err(ApiError::bad_request(
-            "credentials are not supported yet: register a cluster whose brokers accept plaintext connections from Weir",
-        ));
-    }
+    let sasl = b
+        .spec
+        .credentials
+        .map(ClusterCredentials::check)
+        .transpose()?;
     let name = b.spec.display_name.trim().to_string();
     if name.is_empty()
         || name.len() > 64
@@ -505,8 +550,12 @@ async fn create_cluster(
             "environment '{env}' already has a Kafka cluster named '{name}'"
         )));
     }
-    let admin = weir_catalog::KafkaAdmin::new(&bootstrap)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let kafka = weir_catalog::KafkaConnection {
+        bootstrap: bootstrap.clone(),
+        sasl,
+    };
+    let admin =
+        weir_catalog::KafkaAdmin::new(&kafka).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let topics = admin
         .topics_within(CLUSTER_CHECK_TIMEOUT)
         .await
@@ -520,6 +569,7 @@ async fn create_cluster(
         id,
         name,
         bootstrap,
+        sasl: kafka.sasl,
     };
     state.store.ensure_cluster(&org, &env, &rec).await?;
     tracing::info!(

@@ -101,7 +101,7 @@ async fn ensure_exchange(
     uid: &str,
 ) -> Result<ExchangeSpec, ApiError> {
     let cluster = ctx
-        .current_cluster()
+        .plan_cluster(plan)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let topic = exchange_topic(uid);
     let unreachable = |e: weir_catalog::CatalogError| {
@@ -114,7 +114,7 @@ async fn ensure_exchange(
             ),
         )
     };
-    let admin = weir_catalog::KafkaAdmin::new(&cluster.bootstrap).map_err(unreachable)?;
+    let admin = weir_catalog::KafkaAdmin::new(&cluster.connection()).map_err(unreachable)?;
     let topics = admin.list_topics().await.map_err(unreachable)?;
     if let Some((_, n)) = topics.iter().find(|(t, _)| *t == topic) {
         return Ok(ExchangeSpec {
@@ -147,20 +147,21 @@ fn largest_source(plan: &StreamingPlan, topics: &[(String, usize)]) -> u32 {
 
 /// Deletes statement `uid`'s repartition topic, if it has one.
 pub async fn delete_exchange(ctx: &CatalogContext, uid: &str) {
-    let Ok(cluster) = ctx.current_cluster() else {
-        return;
-    };
+    // It is on the cluster of the statement's tables; the name is the
+    // statement's own, so it is looked for on each.
     let topic = exchange_topic(uid);
-    let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.bootstrap) else {
-        return;
-    };
-    match admin.list_topics().await {
-        Ok(t) if t.iter().any(|(name, _)| *name == topic) => {
-            if let Err(e) = admin.delete_topic(&topic).await {
-                tracing::warn!(topic = %topic, error = %e, "cannot delete a statement's repartition topic");
+    for cluster in &ctx.clusters {
+        let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.connection()) else {
+            continue;
+        };
+        match admin.list_topics().await {
+            Ok(t) if t.iter().any(|(name, _)| *name == topic) => {
+                if let Err(e) = admin.delete_topic(&topic).await {
+                    tracing::warn!(topic = %topic, error = %e, "cannot delete a statement's repartition topic");
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -197,8 +198,8 @@ pub async fn stage_partitions(
     operator: Option<&str>,
 ) -> Vec<(String, u32)> {
     let mut sources = 0u32;
-    if let Ok(cluster) = ctx.current_cluster() {
-        if let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.bootstrap) {
+    if let Ok(cluster) = ctx.plan_cluster(plan) {
+        if let Ok(admin) = weir_catalog::KafkaAdmin::new(&cluster.connection()) {
             if let Ok(topics) = admin.list_topics().await {
                 sources = largest_source(plan, &topics);
             }

@@ -416,6 +416,8 @@ async fn create(
             create,
             if_not_exists,
         } => {
+            // Refused now (a 400), not when a worker starts it.
+            ctx.plan_cluster(&plan)?;
             if let Some(def) = create.filter(|_| !dry_run) {
                 let cluster = ctx.current_cluster()?.clone();
                 weir_sql_gateway::create_table(&state.store, &ctx, &cluster, &def, if_not_exists)

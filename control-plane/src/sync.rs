@@ -20,7 +20,7 @@ pub async fn run(store: Store, every: Duration, cancel: CancellationToken) {
             }
         };
         for (org, env, cluster) in clusters {
-            let admin = match KafkaAdmin::new(&cluster.bootstrap) {
+            let admin = match KafkaAdmin::new(&cluster.connection()) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "topic sync: bad cluster");

@@ -40,6 +40,7 @@ async fn second_tenant(weir: &Weir) -> Client {
                 id: "lkc-noisy".into(),
                 name: "cluster_0".into(),
                 bootstrap: broker(),
+                sasl: None,
             },
         )
         .await

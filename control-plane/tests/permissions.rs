@@ -107,6 +107,7 @@ async fn matrix(backend: &str) {
                 id: "lkc-out".into(),
                 name: "out".into(),
                 bootstrap: broker(),
+                sasl: None,
             },
         )
         .await

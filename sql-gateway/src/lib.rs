@@ -36,8 +36,9 @@ pub use dialect::FlinkDialect;
 pub use error::{SqlError, SqlErrorKind};
 pub use functions::FLINK_FUNCTION_MAPPING;
 pub use metadata::{
-    bounded_scans, checkpoint_interval_ms, create_table, duration_ms, execute_metadata,
-    idle_timeout_ms, local_time_zone, memory_limit, state_ttl_ms, CatalogContext, ResultSet,
+    bounded_scans, checkpoint_interval_ms, create_table, database_of, duration_ms,
+    execute_metadata, idle_timeout_ms, local_time_zone, memory_limit, state_ttl_ms, CatalogContext,
+    ResultSet,
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{

@@ -86,6 +86,7 @@ impl CatalogContext {
                 id: "c".into(),
                 name: "cluster_0".into(),
                 bootstrap: String::new(),
+                sasl: None,
             }],
             environments: vec!["default".into()],
             tables: tables
@@ -207,6 +208,48 @@ impl CatalogContext {
                 None,
             )
         })
+    }
+
+    /// The one Kafka cluster a streaming plan reads and writes: the
+    /// cluster of its tables (the current database's when it names none).
+    /// Tables of two clusters in one statement are refused: its tasks
+    /// have one connection.
+    pub fn plan_cluster(
+        &self,
+        plan: &crate::plan::StreamingPlan,
+    ) -> Result<&ClusterRecord, SqlError> {
+        let mut names: Vec<&str> = plan
+            .root
+            .sources()
+            .iter()
+            .map(|s| s.qualified_name.as_str())
+            .collect();
+        if let crate::plan::SinkSpec::Table { qualified_name, .. } = &plan.sink {
+            names.push(qualified_name);
+        }
+        let mut found: Option<&ClusterRecord> = None;
+        for name in names {
+            let db = database_of(name).unwrap_or(&self.database);
+            let Some(c) = self.cluster(db) else {
+                continue;
+            };
+            match found {
+                Some(f) if f.id != c.id => {
+                    return Err(SqlError::validation(
+                        format!(
+                            "a statement reads and writes one Kafka cluster; `{}` and `{}` are different clusters",
+                            f.name, c.name
+                        ),
+                        None,
+                    ))
+                }
+                _ => found = Some(c),
+            }
+        }
+        match found {
+            Some(c) => Ok(c),
+            None => self.current_cluster(),
+        }
     }
 
     /// Finds a table by its possibly qualified name.
@@ -762,7 +805,7 @@ pub async fn execute_metadata(
                 return Ok(one_column("result", ["OK".to_string()]));
             };
             let cluster = ctx.cluster(&db).expect("resolved database exists");
-            KafkaAdmin::new(&cluster.bootstrap)?
+            KafkaAdmin::new(&cluster.connection())?
                 .delete_topic(&def.topic)
                 .await?;
             store
@@ -917,7 +960,7 @@ pub async fn create_table(
     if def.changelog_mode() == "upsert" {
         configs.push(("cleanup.policy", "compact"));
     }
-    KafkaAdmin::new(&cluster.bootstrap)?
+    KafkaAdmin::new(&cluster.connection())?
         .create_topic(&def.topic, def.partitions(), &configs)
         .await?;
     match store
@@ -941,4 +984,11 @@ pub async fn create_table(
 /// scalar there is a string.
 fn flink_bool(b: bool) -> Value {
     json!(if b { "TRUE" } else { "FALSE" })
+}
+
+/// The database of a `` `catalog`.`database`.`table` `` name.
+pub fn database_of(qualified: &str) -> Option<&str> {
+    let inner = qualified.strip_prefix('`')?.strip_suffix('`')?;
+    let parts: Vec<&str> = inner.split("`.`").collect();
+    (parts.len() == 3).then(|| parts[1])
 }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -12,6 +11,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, FutureProducer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use weir_catalog::KafkaConnection;
 use weir_sql_gateway::StartupMode;
 
 use crate::EngineError;
@@ -20,7 +20,7 @@ use crate::EngineError;
 /// offsets where there are some and from `startup` elsewhere. It never
 /// commits to Kafka: the control plane stores the offsets.
 pub async fn source_consumer(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     group: &str,
     topic: &str,
     startup: StartupMode,
@@ -28,8 +28,8 @@ pub async fn source_consumer(
     bounded: bool,
     reads: impl Fn(i32) -> bool,
 ) -> Result<(SourceConsumer, Vec<i32>), EngineError> {
-    let consumer: SourceConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: SourceConsumer = kafka
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -56,10 +56,10 @@ pub async fn source_consumer(
         )
         .create_with_context(SourceContext)?;
     let t = topic.to_string();
-    let b = bootstrap.to_string();
+    let b = kafka.clone();
     let partitions = tokio::task::spawn_blocking(move || -> Result<Vec<i32>, EngineError> {
-        let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
+        let probe: rdkafka::consumer::BaseConsumer = b
+            .client_config()
             .set("broker.address.family", "v4")
             .create()?;
         let md = probe.fetch_metadata(Some(&t), Duration::from_secs(10))?;
@@ -133,19 +133,19 @@ impl ConsumerContext for SourceContext {}
 /// offset to be written) at the moment it starts, for the partitions that
 /// hold something to read from where the source starts.
 pub async fn end_offsets(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     topic: &str,
     partitions: &[i32],
     startup: StartupMode,
     stored: &HashMap<i32, i64>,
 ) -> Result<HashMap<i32, i64>, EngineError> {
-    let b = bootstrap.to_string();
+    let b = kafka.clone();
     let t = topic.to_string();
     let partitions = partitions.to_vec();
     let stored = stored.clone();
     tokio::task::spawn_blocking(move || -> Result<HashMap<i32, i64>, EngineError> {
-        let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
+        let probe: rdkafka::consumer::BaseConsumer = b
+            .client_config()
             .set("broker.address.family", "v4")
             .create()?;
         let mut ends = HashMap::new();
@@ -230,12 +230,11 @@ pub type SinkProducer = ThreadedProducer<Acks>;
 /// A sink producer: idempotent, acks from all replicas; with
 /// `transactional_id`, transactional (see `transaction.rs`).
 pub fn sink_producer(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     transactional_id: Option<(&str, u64)>,
 ) -> Result<SinkProducer, EngineError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
+    let mut c = kafka.client_config();
+    c.set("broker.address.family", "v4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000");
     match transactional_id {
@@ -248,9 +247,9 @@ pub fn sink_producer(
 }
 
 /// A producer of occasional records (dead letters), each awaited.
-pub fn plain_producer(bootstrap: &str) -> Result<FutureProducer, EngineError> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+pub fn plain_producer(kafka: &KafkaConnection) -> Result<FutureProducer, EngineError> {
+    Ok(kafka
+        .client_config()
         .set("broker.address.family", "v4")
         .set("acks", "all")
         .set("enable.idempotence", "true")

@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
@@ -95,15 +94,15 @@ impl Transactions {
     /// one transaction naming that checkpoint to learn that the broker
     /// supports transactions: `Ok(Err(why))` when it does not.
     pub async fn open(
-        bootstrap: &str,
+        kafka: &weir_catalog::KafkaConnection,
         group: &str,
         transactional_id: &str,
         topics: &[String],
         interval: Duration,
         latest: impl std::future::Future<Output = Result<u64, EngineError>>,
     ) -> Result<Result<Transactions, Unsupported>, EngineError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: BaseConsumer = kafka
+            .client_config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("broker.address.family", "v4")
@@ -111,7 +110,7 @@ impl Transactions {
         // Kafka refuses a timeout above its `transaction.max.timeout.ms`
         // (15 min by default).
         let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
-        let producer = sink_producer(bootstrap, Some((transactional_id, timeout_ms)))?;
+        let producer = sink_producer(kafka, Some((transactional_id, timeout_ms)))?;
         let topics = topics.to_vec();
         let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
             let committed = committed_checkpoint(&consumer, &topics);

@@ -349,7 +349,8 @@ pub struct StatementTask {
     /// `org/env/name`, for logs and the consumer group.
     pub key: String,
     pub plan: StreamingPlan,
-    pub bootstrap: String,
+    /// The cluster the statement reads and writes.
+    pub kafka: weir_catalog::KafkaConnection,
     /// Stored offsets: topic -> partition -> next offset.
     pub start_offsets: HashMap<String, HashMap<i32, i64>>,
     pub events: Arc<dyn StatementEvents>,
@@ -729,7 +730,7 @@ async fn run_inner(
         let role = task.role.clone();
         let stop = stop_reading.clone();
         let metrics = metrics.clone();
-        let bootstrap = task.bootstrap.clone();
+        let kafka = task.kafka.clone();
         let key = task.key.clone();
         let offsets = processed
             .get(&positions[index])
@@ -740,7 +741,7 @@ async fn run_inner(
             let read = read_branch(
                 (index, branch),
                 &role,
-                &bootstrap,
+                &kafka,
                 &key,
                 offsets,
                 idle_ms,
@@ -767,7 +768,7 @@ async fn run_inner(
     drop(tx);
 
     let plain_producer = match (&task.plan.sink, &txn) {
-        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.bootstrap, None)?),
+        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.kafka, None)?),
         _ => None,
     };
     let producer = txn
@@ -988,7 +989,7 @@ async fn open_transactions(
         Some(cp) => {
             let group = consumer_group(&task.key);
             match Transactions::open(
-                &task.bootstrap,
+                &task.kafka,
                 &group,
                 &group,
                 &topics,
@@ -1277,7 +1278,7 @@ async fn write_batch(
 async fn read_branch(
     (index, branch): (usize, Branch),
     role: &crate::runtime::exchange::TaskRole,
-    bootstrap: &str,
+    kafka: &weir_catalog::KafkaConnection,
     key: &str,
     offsets: HashMap<i32, i64>,
     idle_ms: Option<i64>,
@@ -1311,7 +1312,7 @@ async fn read_branch(
     let group = consumer_group(key);
     let (consumer, partitions): (crate::connector::kafka::SourceConsumer, Vec<i32>) =
         source_consumer(
-            bootstrap,
+            kafka,
             &group,
             &topic,
             spec.startup,
@@ -1340,7 +1341,7 @@ async fn read_branch(
     let mut bound: Option<HashMap<i32, i64>> = if spec.bounded {
         Some(
             crate::connector::kafka::end_offsets(
-                bootstrap,
+                kafka,
                 &topic,
                 &partitions,
                 spec.startup,
@@ -1371,7 +1372,7 @@ async fn read_branch(
     let mut sent_idle = false;
     let dlq = match decoder.mode {
         ErrorMode::Log => Some((
-            plain_producer(bootstrap)?,
+            plain_producer(kafka)?,
             spec.table
                 .option("error-handling.log.target")
                 .unwrap_or("error_log")
@@ -1380,8 +1381,8 @@ async fn read_branch(
         _ => None,
     };
     if let Some((_, target)) = &dlq {
-        let admin = weir_catalog::KafkaAdmin::new(bootstrap)
-            .map_err(|e| EngineError::Plan(e.to_string()))?;
+        let admin =
+            weir_catalog::KafkaAdmin::new(kafka).map_err(|e| EngineError::Plan(e.to_string()))?;
         admin
             .create_topic(target, 1, &[])
             .await

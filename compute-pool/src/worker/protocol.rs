@@ -205,12 +205,7 @@ impl Assignment {
         };
         Ok(crate::StatementTask {
             key: self.key,
-            bootstrap: self
-                .context
-                .current_cluster()
-                .map_err(sql)?
-                .bootstrap
-                .clone(),
+            kafka: self.context.plan_cluster(&plan).map_err(sql)?.connection(),
             plan,
             start_offsets: self.start_offsets,
             events,

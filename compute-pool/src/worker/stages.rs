@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 
 use arrow::array::RecordBatch;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -78,7 +77,7 @@ impl ExchangeWriter {
         Ok(Some(ExchangeWriter {
             spec: spec.clone(),
             writer: *index,
-            producer: sink_producer(&task.bootstrap, None)?,
+            producer: sink_producer(&task.kafka, None)?,
             left: Partitioner::new(&left, spec.partitions)?,
             right: right
                 .as_ref()
@@ -321,8 +320,9 @@ pub(super) async fn run_keyed(
         );
     }
     tracing::info!(statement = %task.key, partitions = ?owned, "keyed task starts");
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &task.bootstrap)
+    let consumer: StreamConsumer = task
+        .kafka
+        .client_config()
         .set(
             "group.id",
             format!("weir-{}-keyed", task.key.replace('/', "-")),
@@ -336,7 +336,7 @@ pub(super) async fn run_keyed(
     if assignment.count() > 0 {
         consumer.assign(&assignment)?;
     }
-    let producer = sink_producer(&task.bootstrap, None)?;
+    let producer = sink_producer(&task.kafka, None)?;
     metrics
         .delivery_guarantee
         .store(super::AT_LEAST_ONCE, Ordering::Relaxed);

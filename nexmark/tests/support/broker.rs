@@ -52,7 +52,8 @@ pub fn unique_suffix() -> String {
 /// time as the record timestamp; and `nexmark_side_input_<suffix>`, with
 /// q13's side input, produced first.
 pub async fn load(bootstrap: &str, suffix: &str, events: &[Event]) -> Loaded {
-    let admin = KafkaAdmin::new(bootstrap).expect("an admin client");
+    let admin =
+        KafkaAdmin::new(&weir_catalog::KafkaConnection::plain(bootstrap)).expect("an admin client");
     let mut topics = HashMap::new();
     for table in ["person", "auction", "bid"] {
         let topic = format!("nexmark_{table}_{suffix}");
@@ -162,7 +163,8 @@ pub async fn try_plan_into_topic(
     if let weir_sql_gateway::SinkSpec::Table { table: t, .. } = &mut plan.sink {
         t.topic = table.topic.clone();
     }
-    let admin = KafkaAdmin::new(&loaded.bootstrap).map_err(|e| e.to_string())?;
+    let admin = KafkaAdmin::new(&weir_catalog::KafkaConnection::plain(&loaded.bootstrap))
+        .map_err(|e| e.to_string())?;
     admin
         .create_topic(&table.topic, table.partitions(), &[])
         .await
@@ -232,7 +234,7 @@ pub async fn run(loaded: &Loaded, key: &str, plan: StreamingPlan) -> Run {
     let running = Worker.start(StatementTask {
         key: key.to_string(),
         plan,
-        bootstrap: loaded.bootstrap.clone(),
+        kafka: weir_catalog::KafkaConnection::plain(&loaded.bootstrap),
         start_offsets: HashMap::new(),
         events: Arc::new(Quiet),
         results_idle_timeout: Duration::from_secs(3600),

@@ -29,6 +29,109 @@ pub enum EnvironmentCmd {
 }
 
 #[derive(clap::Subcommand)]
+pub enum LimitsCmd {
+    /// The environment's and the organization's quotas: the value in
+    /// force, how many exist, and the server's ceiling.
+    Show {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Lower quotas (an organization admin's call): a number, at most the
+    /// server's, or `default` for the server's own.
+    Set {
+        /// Statements in the environment.
+        #[arg(long)]
+        statements: Option<String>,
+        /// Compute pools in the environment.
+        #[arg(long)]
+        compute_pools: Option<String>,
+        /// API keys in the organization.
+        #[arg(long)]
+        api_keys: Option<String>,
+        /// Service accounts in the organization.
+        #[arg(long)]
+        service_accounts: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `N` → N, `default` → null (the server's).
+fn limit_value(flag: &str, v: &str) -> anyhow::Result<Value> {
+    if v.eq_ignore_ascii_case("default") {
+        return Ok(Value::Null);
+    }
+    v.parse::<u64>()
+        .map(Value::from)
+        .map_err(|_| anyhow::anyhow!("--{flag} is a number or `default`, not '{v}'"))
+}
+
+pub async fn limits(cmd: LimitsCmd) -> anyhow::Result<()> {
+    let (conn, env_patch, org_patch) = match cmd {
+        LimitsCmd::Show { conn } => (conn, None, None),
+        LimitsCmd::Set {
+            statements,
+            compute_pools,
+            api_keys,
+            service_accounts,
+            conn,
+        } => {
+            let patch = |fields: [(&str, &Option<String>); 2]| -> anyhow::Result<Option<Value>> {
+                let mut m = serde_json::Map::new();
+                for (name, v) in fields {
+                    if let Some(v) = v {
+                        m.insert(name.to_string(), limit_value(&name.replace('_', "-"), v)?);
+                    }
+                }
+                Ok((!m.is_empty()).then_some(Value::Object(m)))
+            };
+            let env = patch([
+                ("statements", &statements),
+                ("compute_pools", &compute_pools),
+            ])?;
+            let org = patch([
+                ("api_keys", &api_keys),
+                ("service_accounts", &service_accounts),
+            ])?;
+            if env.is_none() && org.is_none() {
+                anyhow::bail!("name a quota to set, e.g. --statements 100");
+            }
+            (conn, env, org)
+        }
+    };
+    let client = conn.client()?;
+    let env_path = format!("/weir/v1/environments/{}/limits", client.env());
+    let org_path = "/weir/v1/organization/limits";
+    let env = match env_patch {
+        Some(p) => client.json("PATCH", &env_path, Some(&p)).await?,
+        None => client.json("GET", &env_path, None).await?,
+    };
+    let org = match org_patch {
+        Some(p) => client.json("PATCH", org_path, Some(&p)).await?,
+        None => client.json("GET", org_path, None).await?,
+    };
+    let both = json!({"environment": env, "organization": org});
+    conn.print(&both, || {
+        println!("QUOTA               LIMIT    USED  SERVER  SET BY");
+        for v in [&env, &org] {
+            for (name, q) in v["limits"].as_object().into_iter().flatten() {
+                println!(
+                    "{name:<18} {:>6} {:>7} {:>7}  {}",
+                    q["limit"],
+                    q["used"],
+                    q["server_limit"],
+                    if q["set_by_organization"] == json!(true) {
+                        "organization"
+                    } else {
+                        "server"
+                    }
+                );
+            }
+        }
+    })
+}
+
+#[derive(clap::Subcommand)]
 pub enum KafkaClusterCmd {
     /// Register a cluster; it must answer first.
     Create {

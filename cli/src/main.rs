@@ -49,6 +49,9 @@ enum Command {
     /// Service accounts, API keys, role bindings and the audit log.
     #[command(subcommand)]
     Iam(iam_cmds::IamCmd),
+    /// Quotas of the environment and the organization.
+    #[command(subcommand)]
+    Limits(iam_cmds::LimitsCmd),
 }
 
 /// The API threads' stack: the planner and statements have threads of
@@ -78,6 +81,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Usage(a) => pool_cmds::usage(a).await,
         Command::Environment(c) => iam_cmds::environment(c).await,
         Command::KafkaCluster(c) => iam_cmds::kafka_cluster(c).await,
+        Command::Limits(c) => iam_cmds::limits(c).await,
         Command::Iam(c) => iam_cmds::iam(c).await,
     }
 }

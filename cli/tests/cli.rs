@@ -355,6 +355,27 @@ fn the_cli_manages_service_accounts_keys_and_role_bindings() {
     );
     let _ = secured.kill();
     let _ = secured.wait();
+    // Quotas: lowered, shown, and back to the server's.
+    let set = dev.json(&[
+        "limits",
+        "set",
+        "--statements",
+        "7",
+        "--api-keys",
+        "default",
+    ]);
+    assert_eq!(
+        set["environment"]["limits"]["statements"]["limit"], 7,
+        "{set}"
+    );
+    assert!(dev.ok(&["limits", "show"]).contains("organization"));
+    let bad = dev.weir(&["limits", "set", "--compute-pools", "many"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("a number or `default`"));
+    let back = dev.json(&["limits", "set", "--statements", "default"]);
+    assert_eq!(
+        back["environment"]["limits"]["statements"]["set_by_organization"],
+        false
+    );
     // Environments.
     let made = dev.json(&["environment", "create", "staging"]);
     let env_id = made["id"].as_str().unwrap().to_string();

@@ -15,6 +15,7 @@ use weir_catalog::{ApiKeyInfo, RoleBindingRecord, ServiceAccountRecord};
 
 use crate::auth::{hash_secret, new_key, Principal};
 use crate::authz::{parse_pattern, Crn, Permission, Role};
+use crate::limits::Quota;
 use crate::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -143,12 +144,11 @@ async fn create_service_account(
     let id = format!("sa-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     p.access
         .require(Permission::Manage, &Crn::service_account(org, &id))?;
-    let limits = &state.config.limits;
-    limits.quota(
-        "service accounts in an organization",
-        state.store.list_service_accounts(org).await?.len(),
-        limits.service_accounts_per_organization,
-    )?;
+    state
+        .config
+        .limits
+        .admit(&state.store, Quota::ServiceAccounts, org, "")
+        .await?;
     let rec = ServiceAccountRecord {
         id,
         display_name: text_field(
@@ -418,12 +418,11 @@ async fn create_key(
         256,
         false,
     )?;
-    let limits = &state.config.limits;
-    limits.quota(
-        "API keys in an organization",
-        state.store.list_api_keys(&org, None).await?.len(),
-        limits.api_keys_per_organization,
-    )?;
+    state
+        .config
+        .limits
+        .admit(&state.store, Quota::ApiKeys, &org, "")
+        .await?;
     let (id, secret) = new_key();
     let hash = hash_secret(&secret);
     state

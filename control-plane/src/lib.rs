@@ -142,6 +142,7 @@ fn api_router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
         .merge(org::routes())
         .merge(pools::routes())
         .merge(usage::routes())
+        .merge(limits::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         // Workers' reports carry pages of results: a limit of their own.
         // They are internal: not in the document.
@@ -199,7 +200,8 @@ pub fn openapi_document() -> serde_json::Value {
         .merge(usage::routes())
         .merge(registry::routes())
         .merge(iam::routes())
-        .merge(identity::routes());
+        .merge(identity::routes())
+        .merge(limits::routes());
     openapi::document(routes.to_openapi())
 }
 

@@ -17,6 +17,7 @@ use weir_catalog::PoolRecord;
 
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
+use crate::limits::Quota;
 use crate::org::{env_of, EnvParam};
 use crate::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
@@ -177,12 +178,11 @@ async fn create(
         Permission::Manage,
         &Crn::pool(&principal.org_id, &env, &rec.id),
     )?;
-    let limits = &state.config.limits;
-    limits.quota(
-        "compute pools in an environment",
-        state.store.list_pools(&principal.org_id, &env).await?.len(),
-        limits.pools_per_environment,
-    )?;
+    state
+        .config
+        .limits
+        .admit(&state.store, Quota::ComputePools, &principal.org_id, &env)
+        .await?;
     if let Some(s) = &spec.autoscaler {
         rec.autoscaler = check_settings(s)?;
     }

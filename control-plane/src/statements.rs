@@ -19,6 +19,7 @@ use weir_sql_gateway::{analyze, execute_metadata, Analysis, CatalogContext, Resu
 
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
+use crate::limits::Quota;
 use crate::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -332,12 +333,11 @@ async fn create(
             "statement '{name}' already exists; choose another name or delete it first"
         )));
     }
-    let limits = &state.config.limits;
-    limits.quota(
-        "statements in an environment",
-        state.store.count_statements(&org, &env_id).await? as usize,
-        limits.statements_per_environment,
-    )?;
+    state
+        .config
+        .limits
+        .admit(&state.store, Quota::Statements, &org, &env_id)
+        .await?;
     let ctx = CatalogContext::load(&state.store, &org, &env_id, &spec.properties).await?;
     let planner = state.planner.clone();
     let sql = spec.statement.clone();

@@ -239,6 +239,192 @@ async fn quotas_and_rate_limits_refuse_with_a_429_that_names_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_admin_lowers_its_own_quotas_and_nobody_else_raises_them() {
+    let weir = Weir::start_with(|c| {
+        c.limits = weir_control_plane::limits::Limits {
+            pools_per_environment: 5,
+            api_keys_per_organization: 50,
+            ..Default::default()
+        }
+    })
+    .await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    let (org, env) = (weir.dev.org.clone(), weir.dev.env.clone());
+    let path = format!("/weir/v1/environments/{env}/limits");
+    let (st, v) = call(&api, &admin, "GET", &path, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["limits"]["compute_pools"],
+        json!({"limit": 5, "used": 1, "server_limit": 5, "set_by_organization": false})
+    );
+    let pool = |env: &str, n: &str| json!({"spec": {"display_name": n, "max_cfu": 1, "environment": {"id": env}}});
+
+    // Lowered to what exists: the next pool is refused, saying who set it.
+    let (st, v) = call(
+        &api,
+        &admin,
+        "PATCH",
+        &path,
+        Some(json!({"compute_pools": 1})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["limits"]["compute_pools"]["limit"], json!(1));
+    assert_eq!(
+        v["limits"]["compute_pools"]["set_by_organization"],
+        json!(true)
+    );
+    assert_eq!(
+        v["limits"]["statements"]["set_by_organization"],
+        json!(false),
+        "{v}"
+    );
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/fcpm/v2/compute-pools",
+        Some(pool(&env, "two")),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    let text = v.to_string();
+    assert!(
+        text.contains("quota of 1 compute pools")
+            && text.contains("an organization admin set it")
+            && text.contains(&path),
+        "{v}"
+    );
+    // Another environment keeps the server's quota.
+    let (st, staging) = call(
+        &api,
+        &admin,
+        "POST",
+        "/org/v2/environments",
+        Some(json!({"display_name": "staging"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{staging}");
+    let staging = staging["id"].as_str().unwrap().to_string();
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/fcpm/v2/compute-pools",
+        Some(pool(&staging, "there")),
+    )
+    .await;
+    assert!(st < 300, "{v}");
+
+    // Never above the server's, and only known names.
+    for (body, status, says) in [
+        (json!({"compute_pools": 6}), 400, "at most 5"),
+        (json!({"pools": 1}), 422, "unknown field `pools`"),
+        (json!({"statements": -1}), 422, "statements"),
+    ] {
+        let (st, v) = call(&api, &admin, "PATCH", &path, Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {v}");
+        assert!(v.to_string().contains(says), "{body}: {v}");
+    }
+
+    // An environment admin reads its quotas but cannot raise them.
+    let (_, env_admin) = principal(
+        &api,
+        &admin,
+        "env-admin",
+        &[(
+            "EnvironmentAdmin",
+            format!("crn://weir/organization={org}/environment={env}"),
+        )],
+    )
+    .await;
+    let (st, _) = call(&api, &env_admin, "GET", &path, None).await;
+    assert_eq!(st, 200);
+    let (st, v) = call(
+        &api,
+        &env_admin,
+        "PATCH",
+        &path,
+        Some(json!({"compute_pools": 5})),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = call(
+        &api,
+        &env_admin,
+        "PATCH",
+        "/weir/v1/organization/limits",
+        Some(json!({"api_keys": 50})),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+
+    // `null` returns to the server's quota.
+    let (st, v) = call(
+        &api,
+        &admin,
+        "PATCH",
+        &path,
+        Some(json!({"compute_pools": null})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["limits"]["compute_pools"]["limit"], json!(5));
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/fcpm/v2/compute-pools",
+        Some(pool(&env, "two")),
+    )
+    .await;
+    assert!(st < 300, "{v}");
+
+    // The organization's quotas: API keys at what exists.
+    let (st, v) = call(&api, &admin, "GET", "/weir/v1/organization/limits", None).await;
+    assert_eq!(st, 200, "{v}");
+    let used = v["limits"]["api_keys"]["used"].as_u64().unwrap();
+    let (st, v) = call(
+        &api,
+        &admin,
+        "PATCH",
+        "/weir/v1/organization/limits",
+        Some(json!({"api_keys": used})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/iam/v2/api-keys",
+        Some(json!({"spec": {}})),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    assert!(
+        v.to_string().contains("/weir/v1/organization/limits"),
+        "{v}"
+    );
+
+    // Another organization neither sees nor sets them.
+    let other = weir.second_tenant().await;
+    for (method, body) in [("GET", None), ("PATCH", Some(json!({"compute_pools": 5})))] {
+        let (st, v) = call(&api, &other, method, &path, body).await;
+        assert_eq!(st, 404, "{method}: {v}");
+    }
+    let (st, v) = call(&api, &other, "GET", "/weir/v1/organization/limits", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["limits"]["api_keys"]["set_by_organization"],
+        json!(false),
+        "{v}"
+    );
+    weir.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_limited_to_an_environment_reaches_nothing_outside_it() {
     let weir = Weir::start().await;
     let api = Api::new(&weir);

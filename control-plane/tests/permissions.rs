@@ -382,6 +382,18 @@ fn request(
             ),
         ),
         "audit.get" => ("GET", "/weir/v1/audit-log".into(), None),
+        "limits.get" => ("GET", format!("/weir/v1/environments/{env}/limits"), None),
+        "limits.set" => (
+            "PATCH",
+            format!("/weir/v1/environments/{env}/limits"),
+            Some(json!({"statements": 1000})),
+        ),
+        "orglimits.get" => ("GET", "/weir/v1/organization/limits".into(), None),
+        "orglimits.set" => (
+            "PATCH",
+            "/weir/v1/organization/limits".into(),
+            Some(json!({"service_accounts": 1000})),
+        ),
         "cluster.create" => (
             "POST",
             "/cmk/v2/clusters".into(),

@@ -1,6 +1,6 @@
 //! Identity and access records: service accounts, API keys with their owner
-//! and scope, role bindings and the audit log, each scoped to an
-//! organization. Deciding what a binding allows is the control plane's.
+//! and scope, role bindings, the audit log and the quotas a tenant set for
+//! itself, each scoped to an organization. Deciding what a binding allows is the control plane's.
 
 use sqlx::Row;
 
@@ -386,6 +386,13 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 1 {
+            // Its quotas go with it (a new environment of the same id
+            // starts from the server's).
+            sqlx::query("DELETE FROM tenant_limits WHERE org_id = $1 AND env_id = $2")
+                .bind(org)
+                .bind(env)
+                .execute(&self.pool)
+                .await?;
             return Ok(Ok(true));
         }
         if self.get_environment(org, env).await?.is_none() {
@@ -498,4 +505,60 @@ fn binding(r: &sqlx::any::AnyRow) -> Result<RoleBindingRecord, CatalogError> {
         crn_pattern: r.try_get("crn_pattern")?,
         created_at: r.try_get("created_at")?,
     })
+}
+
+impl Store {
+    /// The quotas an organization set for itself: for `env`, or for the
+    /// organization with `env` `None`. Name → value.
+    pub async fn tenant_limits(
+        &self,
+        org: &str,
+        env: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, i64>, CatalogError> {
+        let rows =
+            sqlx::query("SELECT name, value FROM tenant_limits WHERE org_id = $1 AND env_id = $2")
+                .bind(org)
+                .bind(env.unwrap_or(""))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    /// Sets (or with `None`, removes) one quota of `org` or its `env`.
+    pub async fn set_tenant_limit(
+        &self,
+        org: &str,
+        env: Option<&str>,
+        name: &str,
+        value: Option<i64>,
+    ) -> Result<(), CatalogError> {
+        let env = env.unwrap_or("");
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO tenant_limits (org_id, env_id, name, value) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (org_id, env_id, name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(org)
+                .bind(env)
+                .bind(name)
+                .bind(v)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM tenant_limits WHERE org_id = $1 AND env_id = $2 AND name = $3",
+                )
+                .bind(org)
+                .bind(env)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
 }

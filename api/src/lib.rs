@@ -13,11 +13,13 @@
 mod client;
 mod error;
 mod pool;
+mod resources;
 mod statement;
 
 pub use client::{BearerToken, Client, ClientError, Credentials};
 pub use error::{with_causes, ErrorBody, ErrorItem, ErrorSource};
 pub use pool::*;
+pub use resources::*;
 pub use statement::*;
 
 /// The `api_version` of the statement resources.

@@ -45,10 +45,25 @@ pub(crate) fn iso(ms: i64) -> String {
 }
 
 pub(crate) fn list(state: &AppState, kind: &str, path: &str, data: Vec<Value>) -> Json<Value> {
+    list_of(state, "iam/v2", kind, path, data)
+}
+
+/// A one-page list, as the managed service's v2 APIs shape them.
+pub(crate) fn list_of(
+    state: &AppState,
+    api_version: &str,
+    kind: &str,
+    path: &str,
+    data: Vec<Value>,
+) -> Json<Value> {
     Json(json!({
-        "api_version": "iam/v2",
+        "api_version": api_version,
         "kind": kind,
-        "metadata": {"first": format!("{}{path}", state.public_url), "next": Value::Null, "total_size": data.len()},
+        "metadata": weir_api::ListPage {
+            first: Some(format!("{}{path}", state.public_url)),
+            next: None,
+            total_size: data.len(),
+        },
         "data": data,
     }))
 }
@@ -75,17 +90,17 @@ pub(crate) fn text_field(
 // ---- service accounts ------------------------------------------------------
 
 fn service_account_json(state: &AppState, org: &str, s: &ServiceAccountRecord) -> Value {
-    json!({
-        "api_version": "iam/v2",
-        "kind": "ServiceAccount",
-        "id": s.id,
-        "metadata": {
-            "self": format!("{}/iam/v2/service-accounts/{}", state.public_url, s.id),
-            "resource_name": Crn::service_account(org, &s.id).as_str(),
-            "created_at": iso(s.created_at),
-        },
-        "display_name": s.display_name,
-        "description": s.description,
+    crate::answer(weir_api::ServiceAccount {
+        api_version: "iam/v2".into(),
+        kind: "ServiceAccount".into(),
+        id: s.id.clone(),
+        metadata: crate::meta(
+            format!("{}/iam/v2/service-accounts/{}", state.public_url, s.id),
+            Crn::service_account(org, &s.id).as_str(),
+            Some(s.created_at),
+        ),
+        display_name: s.display_name.clone(),
+        description: s.description.clone(),
     })
 }
 
@@ -101,7 +116,7 @@ struct ServiceAccountBody {
     get,
     path = "/iam/v2/service-accounts",
     tag = "IAM",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::ServiceAccount>, content_type = "application/json"))
 )]
 async fn list_service_accounts(
     State(state): State<AppState>,
@@ -132,7 +147,7 @@ async fn list_service_accounts(
     path = "/iam/v2/service-accounts",
     tag = "IAM",
     request_body(content = ServiceAccountBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::ServiceAccount, content_type = "application/json"))
 )]
 async fn create_service_account(
     State(state): State<AppState>,
@@ -193,7 +208,7 @@ async fn find_service_account(
     path = "/iam/v2/service-accounts/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ServiceAccount, content_type = "application/json"))
 )]
 async fn get_service_account(
     State(state): State<AppState>,
@@ -210,7 +225,7 @@ async fn get_service_account(
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
     request_body(content = ServiceAccountBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ServiceAccount, content_type = "application/json"))
 )]
 async fn update_service_account(
     State(state): State<AppState>,
@@ -267,29 +282,30 @@ fn owner_kind(id: &str) -> &'static str {
 }
 
 fn key_json(state: &AppState, org: &str, k: &ApiKeyInfo, secret: Option<&str>) -> Value {
-    let mut spec = json!({
-        "display_name": k.description,
-        "description": k.description,
-        "owner": {"id": k.owner_id, "kind": owner_kind(&k.owner_id)},
-        "resource": match &k.scope {
-            Some(s) => json!({"id": s, "kind": "Environment"}),
-            None => json!({"id": Crn::organization(org).as_str(), "kind": "Organization"}),
+    let typed = |id: &str, kind: &str| weir_api::TypedRef {
+        id: id.to_string(),
+        kind: kind.to_string(),
+    };
+    crate::answer(weir_api::ApiKey {
+        api_version: "iam/v2".into(),
+        kind: "ApiKey".into(),
+        id: k.id.clone(),
+        metadata: crate::meta(
+            format!("{}/iam/v2/api-keys/{}", state.public_url, k.id),
+            Crn::api_key(org, &k.id).as_str(),
+            Some(k.created_at),
+        ),
+        spec: weir_api::ApiKeySpec {
+            display_name: k.description.clone(),
+            description: k.description.clone(),
+            owner: typed(&k.owner_id, owner_kind(&k.owner_id)),
+            resource: match &k.scope {
+                Some(s) => typed(s, "Environment"),
+                None => typed(Crn::organization(org).as_str(), "Organization"),
+            },
+            // Shown once, in the answer that makes the key.
+            secret: secret.map(str::to_string),
         },
-    });
-    if let Some(s) = secret {
-        // Shown once, in the answer that makes the key.
-        spec["secret"] = json!(s);
-    }
-    json!({
-        "api_version": "iam/v2",
-        "kind": "ApiKey",
-        "id": k.id,
-        "metadata": {
-            "self": format!("{}/iam/v2/api-keys/{}", state.public_url, k.id),
-            "resource_name": Crn::api_key(org, &k.id).as_str(),
-            "created_at": iso(k.created_at),
-        },
-        "spec": spec,
     })
 }
 
@@ -315,7 +331,7 @@ struct KeyQuery {
     get,
     path = "/iam/v2/api-keys",
     tag = "IAM",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::ApiKey>, content_type = "application/json"))
 )]
 async fn list_keys(
     State(state): State<AppState>,
@@ -362,7 +378,7 @@ struct KeyBody {
     path = "/iam/v2/api-keys",
     tag = "IAM",
     request_body(content = KeyBody, content_type = "application/json"),
-    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 202, description = "Success", body = weir_api::ApiKey, content_type = "application/json"))
 )]
 async fn create_key(
     State(state): State<AppState>,
@@ -462,7 +478,7 @@ async fn find_key(
     path = "/iam/v2/api-keys/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ApiKey, content_type = "application/json"))
 )]
 async fn get_key(
     State(state): State<AppState>,
@@ -479,7 +495,7 @@ async fn get_key(
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
     request_body(content = KeyBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ApiKey, content_type = "application/json"))
 )]
 async fn update_key(
     State(state): State<AppState>,
@@ -533,18 +549,18 @@ async fn delete_key(
 // ---- role bindings -------------------------------------------------------------
 
 fn binding_json(state: &AppState, org: &str, b: &RoleBindingRecord) -> Value {
-    json!({
-        "api_version": "iam/v2",
-        "kind": "RoleBinding",
-        "id": b.id,
-        "metadata": {
-            "self": format!("{}/iam/v2/role-bindings/{}", state.public_url, b.id),
-            "resource_name": Crn::role_binding(org, &b.id).as_str(),
-            "created_at": iso(b.created_at),
-        },
-        "principal": b.principal,
-        "role_name": b.role_name,
-        "crn_pattern": b.crn_pattern,
+    crate::answer(weir_api::RoleBinding {
+        api_version: "iam/v2".into(),
+        kind: "RoleBinding".into(),
+        id: b.id.clone(),
+        metadata: crate::meta(
+            format!("{}/iam/v2/role-bindings/{}", state.public_url, b.id),
+            Crn::role_binding(org, &b.id).as_str(),
+            Some(b.created_at),
+        ),
+        principal: b.principal.clone(),
+        role_name: b.role_name.clone(),
+        crn_pattern: b.crn_pattern.clone(),
     })
 }
 
@@ -573,7 +589,7 @@ struct BindingQuery {
     get,
     path = "/iam/v2/role-bindings",
     tag = "IAM",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::RoleBinding>, content_type = "application/json"))
 )]
 async fn list_bindings(
     State(state): State<AppState>,
@@ -611,7 +627,7 @@ struct BindingBody {
     path = "/iam/v2/role-bindings",
     tag = "IAM",
     request_body(content = BindingBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::RoleBinding, content_type = "application/json"))
 )]
 async fn create_binding(
     State(state): State<AppState>,
@@ -715,7 +731,7 @@ async fn find_binding(
     path = "/iam/v2/role-bindings/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::RoleBinding, content_type = "application/json"))
 )]
 async fn get_binding(
     State(state): State<AppState>,
@@ -764,7 +780,7 @@ struct AuditQuery {
     get,
     path = "/weir/v1/audit-log",
     tag = "IAM",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::AuditEntry>, content_type = "application/json"))
 )]
 async fn audit_log(
     State(state): State<AppState>,
@@ -777,29 +793,31 @@ async fn audit_log(
         .since
         .unwrap_or_else(|| weir_catalog::now_millis() - 24 * 3600 * 1000);
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let data: Vec<Value> = state
+    let data: Vec<weir_api::AuditEntry> = state
         .store
         .list_audit(&p.org_id, since, limit)
         .await?
         .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "time": iso(r.at),
-                "principal": r.principal,
-                "method": r.method,
-                "path": r.path,
-                "status": r.status,
-                "result": r.result,
-                "request_id": r.request_id,
-                "detail": r.detail,
-            })
+        .map(|r| weir_api::AuditEntry {
+            id: r.id,
+            time: iso(r.at),
+            principal: r.principal,
+            method: r.method,
+            path: r.path,
+            status: r.status,
+            result: r.result,
+            request_id: r.request_id,
+            detail: r.detail,
         })
         .collect();
-    Ok(Json(json!({
-        "api_version": "weir/v1",
-        "kind": "AuditLog",
-        "metadata": {"total_size": data.len()},
-        "data": data,
+    Ok(Json(crate::answer(weir_api::ResourceList {
+        api_version: "weir/v1".into(),
+        kind: "AuditLog".into(),
+        metadata: weir_api::ListPage {
+            first: None,
+            next: None,
+            total_size: data.len(),
+        },
+        data,
     })))
 }

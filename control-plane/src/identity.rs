@@ -11,12 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use weir_catalog::{IdentityPoolRecord, IdentityProviderRecord};
 
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
-use crate::iam::{iso, list, text_field};
+use crate::iam::{list, text_field};
 use crate::oauth::filter;
 use crate::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
@@ -44,43 +44,45 @@ fn new_id(prefix: &str) -> String {
 }
 
 fn provider_json(state: &AppState, org: &str, p: &IdentityProviderRecord) -> Value {
-    json!({
-        "api_version": "iam/v2",
-        "kind": "IdentityProvider",
-        "id": p.id,
-        "metadata": {
-            "self": format!("{}/iam/v2/identity-providers/{}", state.public_url, p.id),
-            "resource_name": Crn::identity_provider(org, &p.id).as_str(),
-            "created_at": iso(p.created_at),
-        },
-        "display_name": p.display_name,
-        "description": p.description,
-        "state": "ENABLED",
-        "issuer": p.issuer,
-        "jwks_uri": p.jwks_uri,
-        "audience": p.audience,
+    crate::answer(weir_api::IdentityProvider {
+        api_version: "iam/v2".into(),
+        kind: "IdentityProvider".into(),
+        id: p.id.clone(),
+        metadata: crate::meta(
+            format!("{}/iam/v2/identity-providers/{}", state.public_url, p.id),
+            Crn::identity_provider(org, &p.id).as_str(),
+            Some(p.created_at),
+        ),
+        display_name: p.display_name.clone(),
+        description: p.description.clone(),
+        state: "ENABLED".into(),
+        issuer: p.issuer.clone(),
+        jwks_uri: p.jwks_uri.clone(),
+        audience: p.audience.clone(),
     })
 }
 
 fn pool_json(state: &AppState, org: &str, p: &IdentityPoolRecord) -> Value {
-    json!({
-        "api_version": "iam/v2",
-        "kind": "IdentityPool",
-        "id": p.id,
-        "metadata": {
-            "self": format!(
+    crate::answer(weir_api::IdentityPool {
+        api_version: "iam/v2".into(),
+        kind: "IdentityPool".into(),
+        id: p.id.clone(),
+        metadata: crate::meta(
+            format!(
                 "{}/iam/v2/identity-providers/{}/identity-pools/{}",
                 state.public_url, p.provider_id, p.id
             ),
-            "resource_name": Crn::identity_pool(org, &p.provider_id, &p.id).as_str(),
-            "created_at": iso(p.created_at),
+            Crn::identity_pool(org, &p.provider_id, &p.id).as_str(),
+            Some(p.created_at),
+        ),
+        display_name: p.display_name.clone(),
+        description: p.description.clone(),
+        identity_claim: p.identity_claim.clone(),
+        filter: p.filter.clone(),
+        principal: format!("User:{}", p.id),
+        identity_provider: weir_api::IdRef {
+            id: p.provider_id.clone(),
         },
-        "display_name": p.display_name,
-        "description": p.description,
-        "identity_claim": p.identity_claim,
-        "filter": p.filter,
-        "principal": format!("User:{}", p.id),
-        "identity_provider": {"id": p.provider_id},
     })
 }
 
@@ -126,7 +128,7 @@ async fn check_jwks(state: &AppState, uri: &str) -> Result<(), ApiError> {
     get,
     path = "/iam/v2/identity-providers",
     tag = "IAM",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::IdentityProvider>, content_type = "application/json"))
 )]
 async fn list_providers(
     State(state): State<AppState>,
@@ -157,7 +159,7 @@ async fn list_providers(
     path = "/iam/v2/identity-providers",
     tag = "IAM",
     request_body(content = ProviderBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::IdentityProvider, content_type = "application/json"))
 )]
 async fn create_provider(
     State(state): State<AppState>,
@@ -222,7 +224,7 @@ async fn find_provider(
     path = "/iam/v2/identity-providers/{id}",
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::IdentityProvider, content_type = "application/json"))
 )]
 async fn get_provider(
     State(state): State<AppState>,
@@ -239,7 +241,7 @@ async fn get_provider(
     tag = "IAM",
     params(("id" = String, Path, description = "The resource id")),
     request_body(content = ProviderBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::IdentityProvider, content_type = "application/json"))
 )]
 async fn update_provider(
     State(state): State<AppState>,
@@ -328,7 +330,7 @@ fn claim_field(v: &str) -> Result<String, ApiError> {
     path = "/iam/v2/identity-providers/{provider}/identity-pools",
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::IdentityPool>, content_type = "application/json"))
 )]
 async fn list_pools(
     State(state): State<AppState>,
@@ -358,7 +360,7 @@ async fn list_pools(
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id")),
     request_body(content = PoolBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::IdentityPool, content_type = "application/json"))
 )]
 async fn create_pool(
     State(state): State<AppState>,
@@ -425,7 +427,7 @@ async fn find_pool(
     path = "/iam/v2/identity-providers/{provider}/identity-pools/{id}",
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::IdentityPool, content_type = "application/json"))
 )]
 async fn get_pool(
     State(state): State<AppState>,
@@ -442,7 +444,7 @@ async fn get_pool(
     tag = "IAM",
     params(("provider" = String, Path, description = "The identity provider id"), ("id" = String, Path, description = "The resource id")),
     request_body(content = PoolBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::IdentityPool, content_type = "application/json"))
 )]
 async fn update_pool(
     State(state): State<AppState>,

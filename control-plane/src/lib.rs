@@ -404,3 +404,18 @@ impl Server {
         self.state.store.close().await;
     }
 }
+
+/// A typed answer of `weir_api` as JSON: the document describes the type,
+/// and the answer is made from it.
+pub(crate) fn answer<T: serde::Serialize>(t: T) -> serde_json::Value {
+    serde_json::to_value(t).expect("API types serialize")
+}
+
+/// The metadata of a resource.
+pub(crate) fn meta(url: String, crn: &str, created_at: Option<i64>) -> weir_api::ResourceMeta {
+    weir_api::ResourceMeta {
+        self_: url,
+        resource_name: crn.to_string(),
+        created_at: created_at.map(iam::iso),
+    }
+}

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::authz::{Crn, Permission};
@@ -35,12 +35,7 @@ fn list(
     path: &str,
     data: Vec<Value>,
 ) -> Json<Value> {
-    Json(json!({
-        "api_version": api_version,
-        "kind": kind,
-        "metadata": {"first": format!("{}{path}", state.public_url), "next": Value::Null, "total_size": data.len()},
-        "data": data,
-    }))
+    crate::iam::list_of(state, api_version, kind, path, data)
 }
 
 async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
@@ -49,15 +44,16 @@ async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiE
         .get_organization(id)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("organization '{id}'")))?;
-    Ok(json!({
-        "api_version": "org/v2",
-        "kind": "Organization",
-        "id": id,
-        "metadata": {
-            "self": format!("{}/org/v2/organizations/{id}", state.public_url),
-            "resource_name": format!("crn://weir/organization={id}"),
-        },
-        "display_name": name,
+    Ok(crate::answer(weir_api::Organization {
+        api_version: "org/v2".into(),
+        kind: "Organization".into(),
+        id: id.to_string(),
+        metadata: crate::meta(
+            format!("{}/org/v2/organizations/{id}", state.public_url),
+            Crn::organization(id).as_str(),
+            None,
+        ),
+        display_name: name,
     }))
 }
 
@@ -66,7 +62,7 @@ async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiE
     get,
     path = "/org/v2/organizations",
     tag = "Organization",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::Organization>, content_type = "application/json"))
 )]
 async fn organizations(
     State(state): State<AppState>,
@@ -90,7 +86,7 @@ async fn organizations(
     path = "/org/v2/organizations/{id}",
     tag = "Organization",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::Organization, content_type = "application/json"))
 )]
 async fn organization(
     State(state): State<AppState>,
@@ -105,15 +101,16 @@ async fn organization(
 }
 
 fn environment_resource(state: &AppState, org: &str, id: &str, name: &str) -> Value {
-    json!({
-        "api_version": "org/v2",
-        "kind": "Environment",
-        "id": id,
-        "metadata": {
-            "self": format!("{}/org/v2/environments/{id}", state.public_url),
-            "resource_name": format!("crn://weir/organization={org}/environment={id}"),
-        },
-        "display_name": name,
+    crate::answer(weir_api::Environment {
+        api_version: "org/v2".into(),
+        kind: "Environment".into(),
+        id: id.to_string(),
+        metadata: crate::meta(
+            format!("{}/org/v2/environments/{id}", state.public_url),
+            Crn::environment(org, id).as_str(),
+            None,
+        ),
+        display_name: name.to_string(),
     })
 }
 
@@ -121,7 +118,7 @@ fn environment_resource(state: &AppState, org: &str, id: &str, name: &str) -> Va
     get,
     path = "/org/v2/environments",
     tag = "Organization",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::Environment>, content_type = "application/json"))
 )]
 async fn environments(
     State(state): State<AppState>,
@@ -151,7 +148,7 @@ async fn environments(
     path = "/org/v2/environments/{id}",
     tag = "Organization",
     params(("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::Environment, content_type = "application/json"))
 )]
 async fn environment(
     State(state): State<AppState>,
@@ -199,28 +196,39 @@ pub(crate) async fn env_of(
 }
 
 fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord) -> Value {
-    json!({
-        "api_version": "cmk/v2",
-        "kind": "Cluster",
-        "id": c.id,
-        "metadata": {
-            "self": format!("{}/cmk/v2/clusters/{}?environment={env}", state.public_url, c.id),
-        },
-        "spec": {
-            "display_name": c.name,
-            "kafka_bootstrap_endpoint": c.bootstrap,
-            "availability": "SINGLE_ZONE",
-            "cloud": "SELF_HOSTED",
-            "region": "local",
-            "config": {"kind": "Basic"},
-            "environment": {"id": env},
+    crate::answer(weir_api::KafkaCluster {
+        api_version: "cmk/v2".into(),
+        kind: "Cluster".into(),
+        id: c.id.clone(),
+        metadata: crate::meta(
+            format!(
+                "{}/cmk/v2/clusters/{}?environment={env}",
+                state.public_url, c.id
+            ),
+            "",
+            None,
+        ),
+        spec: weir_api::KafkaClusterSpec {
+            display_name: c.name.clone(),
+            kafka_bootstrap_endpoint: c.bootstrap.clone(),
+            availability: "SINGLE_ZONE".into(),
+            cloud: "SELF_HOSTED".into(),
+            region: "local".into(),
+            config: weir_api::KindOnly {
+                kind: "Basic".into(),
+            },
+            environment: weir_api::IdRef {
+                id: env.to_string(),
+            },
             // The password is never shown again.
-            "credentials": c.sasl.as_ref().map(|s| json!({
-                "mechanism": s.mechanism,
-                "username": s.username,
-            })),
+            credentials: c.sasl.as_ref().map(|s| weir_api::SaslUser {
+                mechanism: s.mechanism.clone(),
+                username: s.username.clone(),
+            }),
         },
-        "status": {"phase": "PROVISIONED"},
+        status: weir_api::KafkaClusterStatus {
+            phase: "PROVISIONED".into(),
+        },
     })
 }
 
@@ -229,7 +237,7 @@ fn cluster_resource(state: &AppState, env: &str, c: &weir_catalog::ClusterRecord
     path = "/cmk/v2/clusters",
     params(EnvParam),
     tag = "Organization",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::KafkaCluster>, content_type = "application/json"))
 )]
 async fn clusters(
     State(state): State<AppState>,
@@ -264,7 +272,7 @@ async fn clusters(
     path = "/cmk/v2/clusters/{id}",
     tag = "Organization",
     params(EnvParam, ("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::KafkaCluster, content_type = "application/json"))
 )]
 async fn cluster(
     State(state): State<AppState>,
@@ -310,7 +318,7 @@ fn display_name(b: &EnvironmentBody) -> Result<String, ApiError> {
     path = "/org/v2/environments",
     tag = "Organization",
     request_body(content = EnvironmentBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::Environment, content_type = "application/json"))
 )]
 async fn create_environment(
     State(state): State<AppState>,
@@ -366,7 +374,7 @@ async fn environment_to_manage(
     tag = "Organization",
     params(("id" = String, Path, description = "The resource id")),
     request_body(content = EnvironmentBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::Environment, content_type = "application/json"))
 )]
 async fn update_environment(
     State(state): State<AppState>,
@@ -485,7 +493,7 @@ struct ClusterBody {
     params(EnvParam),
     tag = "Organization",
     request_body(content = ClusterBody, content_type = "application/json"),
-    responses((status = 201, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 201, description = "Success", body = weir_api::KafkaCluster, content_type = "application/json"))
 )]
 async fn create_cluster(
     State(state): State<AppState>,

@@ -240,23 +240,44 @@ fn body_of<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RegistryE
     })
 }
 
+fn schema_type_name(s: &RegisteredSchema) -> Option<String> {
+    (s.schema_type != SchemaType::Avro).then(|| s.schema_type.as_str().to_string())
+}
+
+fn references(s: &RegisteredSchema) -> Option<Vec<weir_api::RegistryReference>> {
+    (!s.references.is_empty()).then(|| {
+        s.references
+            .iter()
+            .map(|r| weir_api::RegistryReference {
+                name: r.name.clone(),
+                subject: r.subject.clone(),
+                version: r.version,
+            })
+            .collect()
+    })
+}
+
 fn schema_json(s: &RegisteredSchema) -> Value {
-    let mut v = json!({"schema": s.schema});
-    if s.schema_type != SchemaType::Avro {
-        v["schemaType"] = json!(s.schema_type.as_str());
+    crate::answer(weir_api::RegistrySchema {
+        schema: s.schema.clone(),
+        schema_type: schema_type_name(s),
+        references: references(s),
+    })
+}
+
+fn version_of(v: &SubjectVersion) -> weir_api::RegistrySchemaVersion {
+    weir_api::RegistrySchemaVersion {
+        subject: v.subject.clone(),
+        version: v.version,
+        id: v.schema.id,
+        schema: v.schema.schema.clone(),
+        schema_type: schema_type_name(&v.schema),
+        references: references(&v.schema),
     }
-    if !s.references.is_empty() {
-        v["references"] = json!(s.references);
-    }
-    v
 }
 
 fn version_json(v: &SubjectVersion) -> Value {
-    let mut out = schema_json(&v.schema);
-    out["subject"] = json!(v.subject);
-    out["version"] = json!(v.version);
-    out["id"] = json!(v.schema.id);
-    out
+    crate::answer(version_of(v))
 }
 
 fn schema_type_of(b: &SchemaBody) -> Result<SchemaType, RegistryError> {
@@ -275,7 +296,7 @@ fn schema_type_of(b: &SchemaBody) -> Result<SchemaType, RegistryError> {
     path = "/schema-registry/{env}/subjects",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn subjects(
     State(state): State<AppState>,
@@ -315,7 +336,7 @@ async fn subject_versions(
     path = "/schema-registry/{env}/subjects/{subject}/versions",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<i64>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn versions(
     State(state): State<AppState>,
@@ -357,7 +378,7 @@ fn find_version<'a>(
     path = "/schema-registry/{env}/subjects/{subject}/versions/{version}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegistrySchemaVersion, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn version(
     State(state): State<AppState>,
@@ -398,7 +419,7 @@ async fn version_schema(
     path = "/schema-registry/{env}/subjects/{subject}/versions/{version}/referencedby",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<i64>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn referenced_by(
     State(state): State<AppState>,
@@ -429,7 +450,7 @@ async fn referenced_by(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegisteredId, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn register(
     State(state): State<AppState>,
@@ -460,7 +481,7 @@ async fn register(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegistrySchemaVersion, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn lookup(
     State(state): State<AppState>,
@@ -490,7 +511,7 @@ async fn lookup(
     path = "/schema-registry/{env}/subjects/{subject}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<i64>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn delete_subject(
     State(state): State<AppState>,
@@ -539,7 +560,7 @@ async fn delete_subject(
     path = "/schema-registry/{env}/subjects/{subject}/versions/{version}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = i64, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn delete_version(
     State(state): State<AppState>,
@@ -613,7 +634,7 @@ async fn schema_in(
     path = "/schema-registry/{env}/schemas/ids/{id}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegistrySchema, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn schema_by_id(
     State(state): State<AppState>,
@@ -663,7 +684,7 @@ struct SchemasParams {
     path = "/schema-registry/{env}/schemas",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<weir_api::RegistrySchemaVersion>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn schemas(
     State(state): State<AppState>,
@@ -688,13 +709,7 @@ async fn schemas(
         .iter()
         .skip(q.offset.unwrap_or(0))
         .take(limit)
-        .map(|v| {
-            let mut j = schema_json(&v.schema);
-            j["subject"] = json!(v.subject);
-            j["version"] = json!(v.version);
-            j["id"] = json!(v.schema.id);
-            j
-        })
+        .map(version_of)
         .collect::<Vec<_>>()))
 }
 
@@ -703,7 +718,7 @@ async fn schemas(
     path = "/schema-registry/{env}/schemas/ids/{id}/versions",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("id" = String, Path, description = "The resource id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<weir_api::SubjectVersionRef>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn schema_versions(
     State(state): State<AppState>,
@@ -727,7 +742,7 @@ async fn schema_versions(
     path = "/schema-registry/{env}/schemas/types",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn types(State(state): State<AppState>, p: Principal, Path(env): Path<String>) -> Reply {
     scope(&state, &p, &env).await?;
@@ -790,7 +805,7 @@ async fn compatibility(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name"), ("version" = String, Path, description = "A version number, or latest")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityResult, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn compatibility_one(
     State(state): State<AppState>,
@@ -808,7 +823,7 @@ async fn compatibility_one(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityResult, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn compatibility_all(
     State(state): State<AppState>,
@@ -847,7 +862,7 @@ fn level_from(body: &Bytes) -> Result<Compatibility, RegistryError> {
     path = "/schema-registry/{env}/config",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn global_config(
     State(state): State<AppState>,
@@ -869,7 +884,7 @@ async fn global_config(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityUpdate, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn set_global_config(
     State(state): State<AppState>,
@@ -892,7 +907,7 @@ async fn set_global_config(
     path = "/schema-registry/{env}/config/{subject}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn subject_config(
     State(state): State<AppState>,
@@ -925,7 +940,7 @@ async fn subject_config(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
     request_body(content = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityUpdate, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn set_subject_config(
     State(state): State<AppState>,
@@ -948,7 +963,7 @@ async fn set_subject_config(
     path = "/schema-registry/{env}/config/{subject}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn delete_subject_config(
     State(state): State<AppState>,
@@ -976,7 +991,7 @@ async fn delete_subject_config(
     path = "/schema-registry/{env}/mode",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegistryMode, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn mode(
     State(state): State<AppState>,
@@ -998,7 +1013,7 @@ async fn mode(
     path = "/schema-registry/{env}/mode/{subject}",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id"), ("subject" = String, Path, description = "The subject name")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"))
+    responses((status = 200, description = "Success", body = weir_api::RegistryMode, content_type = "application/vnd.schemaregistry.v1+json"))
 )]
 async fn subject_mode(
     state: State<AppState>,
@@ -1041,21 +1056,24 @@ async fn settings_env(
 
 fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Value {
     match c {
-        None => json!({
-            "kind": "SchemaRegistry",
-            "environment": env,
-            "built_in": true,
-            "url": format!("{}/schema-registry/{env}", state.public_url),
+        None => crate::answer(weir_api::SchemaRegistrySetting {
+            kind: "SchemaRegistry".into(),
+            environment: env.to_string(),
+            built_in: true,
+            url: format!("{}/schema-registry/{env}", state.public_url),
+            username: None,
+            password_set: None,
+            ca_certificate: None,
         }),
-        Some(c) => json!({
-            "kind": "SchemaRegistry",
-            "environment": env,
-            "built_in": false,
-            "url": c.url,
-            "username": c.username,
+        Some(c) => crate::answer(weir_api::SchemaRegistrySetting {
+            kind: "SchemaRegistry".into(),
+            environment: env.to_string(),
+            built_in: false,
+            url: c.url.clone(),
+            username: c.username.clone(),
             // The password is never shown again.
-            "password_set": c.password.is_some(),
-            "ca_certificate": c.ca_certificate,
+            password_set: Some(c.password.is_some()),
+            ca_certificate: c.ca_certificate.clone(),
         }),
     }
 }
@@ -1067,7 +1085,7 @@ fn settings_json(state: &AppState, env: &str, c: Option<&RegistryConfig>) -> Val
     path = "/weir/v1/environments/{env}/schema-registry",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::SchemaRegistrySetting, content_type = "application/json"))
 )]
 async fn settings(
     State(state): State<AppState>,
@@ -1087,7 +1105,7 @@ async fn settings(
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
     request_body(content = SettingsBody, content_type = "application/json"),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::SchemaRegistrySetting, content_type = "application/json"))
 )]
 async fn set_settings(
     State(state): State<AppState>,
@@ -1144,7 +1162,7 @@ async fn set_settings(
     path = "/weir/v1/environments/{env}/schema-registry",
     tag = "Schema registry",
     params(("env" = String, Path, description = "The environment id")),
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::SchemaRegistrySetting, content_type = "application/json"))
 )]
 async fn reset_settings(
     State(state): State<AppState>,

@@ -1069,7 +1069,7 @@ async fn check_rescale(
     path = "/sql/v1/organizations/{org}/environments/{env}/statements/{name}",
     tag = "Statements",
     params(("org" = String, Path, description = "The organization id"), ("env" = String, Path, description = "The environment id"), ("name" = String, Path, description = "The statement name")),
-    responses((status = 202, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 202, description = "Success", body = weir_api::Empty, content_type = "application/json"))
 )]
 async fn delete(
     State(state): State<AppState>,
@@ -1098,7 +1098,10 @@ async fn delete(
         }
     }
     state.store.delete_statement(&org, &env_id, &name).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(crate::answer(weir_api::Empty {})),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use weir_api::{UsageBucket, UsageList};
 use weir_catalog::{now_millis, Store, UsageFilter, UsageRecord};
@@ -250,7 +250,7 @@ struct CostsQuery {
     path = "/billing/v1/costs",
     params(CostsQuery),
     tag = "Usage",
-    responses((status = 200, description = "Success", body = serde_json::Value, content_type = "application/json"))
+    responses((status = 200, description = "Success", body = weir_api::ResourceList<weir_api::Cost>, content_type = "application/json"))
 )]
 async fn costs(
     State(state): State<AppState>,
@@ -299,34 +299,40 @@ async fn costs(
         let hours = r.cfu as f64 / 60.0;
         let amount = (hours * price * 100.0).round() / 100.0;
         let day = |ms: i64| iso(ms)[..10].to_string();
-        data.push(json!({
-            "api_version": "billing/v1",
-            "kind": "Cost",
-            "id": format!("{}-{}-{}", r.env_id, r.pool_id, day(r.minute)),
-            "start_date": day(r.minute),
-            "end_date": day(r.minute + 1440 * MINUTE_MS),
-            "granularity": "DAILY",
-            "product": "FLINK",
-            "line_type": "FLINK_NUM_CFUS",
-            "network_access_type": "INTERNET",
-            "unit": "CFU-hour",
-            "quantity": hours,
-            "price": price,
-            "original_amount": amount,
-            "discount_amount": 0.0,
-            "amount": amount,
-            "resource": {
-                "id": r.pool_id,
-                "display_name": names[&k],
-                "environment": {"id": r.env_id},
+        data.push(weir_api::Cost {
+            api_version: "billing/v1".into(),
+            kind: "Cost".into(),
+            id: format!("{}-{}-{}", r.env_id, r.pool_id, day(r.minute)),
+            start_date: day(r.minute),
+            end_date: day(r.minute + 1440 * MINUTE_MS),
+            granularity: "DAILY".into(),
+            product: "FLINK".into(),
+            line_type: "FLINK_NUM_CFUS".into(),
+            network_access_type: "INTERNET".into(),
+            unit: "CFU-hour".into(),
+            quantity: hours,
+            price,
+            original_amount: amount,
+            discount_amount: 0.0,
+            amount,
+            resource: weir_api::CostResource {
+                id: r.pool_id.clone(),
+                display_name: names[&k].clone(),
+                environment: weir_api::IdRef {
+                    id: r.env_id.clone(),
+                },
             },
-        }));
+        });
     }
-    Ok(Json(json!({
-        "api_version": "billing/v1",
-        "kind": "CostList",
-        "metadata": {"total_size": data.len()},
-        "data": data,
+    Ok(Json(crate::answer(weir_api::ResourceList {
+        api_version: "billing/v1".into(),
+        kind: "CostList".into(),
+        metadata: weir_api::ListPage {
+            first: None,
+            next: None,
+            total_size: data.len(),
+        },
+        data,
     })))
 }
 

@@ -242,6 +242,7 @@ impl SqlType {
             | DataType::BinaryView
             | DataType::FixedSizeBinary(_) => SqlType::Bytes,
             DataType::Date32 | DataType::Date64 => SqlType::Date,
+            DataType::Time32(TimeUnit::Second) => SqlType::Time { precision: 0 },
             DataType::Time32(_) => SqlType::Time { precision: 3 },
             DataType::Time64(u) => SqlType::Time {
                 precision: unit_precision(u),

@@ -67,7 +67,157 @@ fn main() {
             run_case(&case)
         }));
     }
+    trials.extend(flink_functions());
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// One expression of `tests/flink/functions.sql` with what Apache Flink
+/// 2.3 answered for it (`infra/flink/functions.py` writes them).
+#[derive(serde::Deserialize, Clone)]
+struct FlinkAnswer {
+    family: String,
+    expr: String,
+    #[serde(default)]
+    line: usize,
+    /// `CAST(expr AS STRING)`; `None`: NULL.
+    #[serde(default)]
+    value: Option<String>,
+    /// `TYPEOF(expr)`.
+    #[serde(default)]
+    r#type: Option<String>,
+    /// Flink refused the expression.
+    #[serde(default)]
+    error: Option<String>,
+    /// Weir differs on purpose: not compared.
+    #[serde(default)]
+    differs: Option<String>,
+    /// Weir does not match Flink yet: checked to still differ.
+    #[serde(default)]
+    gap: Option<String>,
+}
+
+/// The function corpus: each expression as its own test,
+/// `flink_functions::<family>::L<line>`.
+fn flink_functions() -> Vec<Trial> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink/functions.flink.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let answers: Vec<FlinkAnswer> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The marks and line numbers are read from the corpus itself, so that
+    // marking a case needs no new run of Flink.
+    let corpus = std::fs::read_to_string(path.with_file_name("functions.sql")).unwrap();
+    let mut marks = std::collections::HashMap::new();
+    for (n, line) in corpus.lines().enumerate() {
+        if line.starts_with("--") || line.starts_with("# ") || line.trim().is_empty() {
+            continue;
+        }
+        let (expr, mark) = match line.split_once("-- ") {
+            Some((e, m)) => (e.trim(), Some(m.trim())),
+            None => (line.trim(), None),
+        };
+        marks.insert(expr.to_string(), (n + 1, mark.map(str::to_string)));
+    }
+    let exprs: std::collections::HashSet<&str> = answers.iter().map(|a| a.expr.as_str()).collect();
+    for e in marks.keys() {
+        assert!(
+            exprs.contains(e.as_str()),
+            "`{e}` of functions.sql has no answer from Flink: run python3 infra/flink/functions.py"
+        );
+    }
+    answers
+        .into_iter()
+        .map(|mut a| {
+            let (line, mark) = marks.get(&a.expr).cloned().unwrap_or_default();
+            a.line = line;
+            match mark.as_deref().and_then(|m| m.split_once(':')) {
+                Some(("differs", why)) => a.differs = Some(why.trim().to_string()),
+                Some(("gap", why)) => a.gap = Some(why.trim().to_string()),
+                _ => {}
+            }
+            let name = format!(
+                "flink_functions::{}::L{}",
+                a.family.replace(' ', "_"),
+                a.line
+            );
+            Trial::test(name, move || {
+                let got = weir_answer(&a.expr);
+                if a.differs.is_some() {
+                    return Ok(());
+                }
+                let mismatch = compare(&a, &got);
+                match (&a.gap, mismatch) {
+                    (None, None) => Ok(()),
+                    (None, Some(why)) => Err(format!("`{}`: {why}", a.expr).into()),
+                    (Some(_), Some(_)) => Ok(()),
+                    (Some(gap), None) => Err(format!(
+                        "`{}` now matches Flink: remove its `-- gap: {gap}` mark",
+                        a.expr
+                    )
+                    .into()),
+                }
+            })
+        })
+        .collect()
+}
+
+/// Weir's text and type of `SELECT expr`, or its error.
+fn weir_answer(expr: &str) -> Result<(Option<String>, String), String> {
+    let ctx = catalog(&[]).map_err(|e| format!("{e:?}"))?;
+    let plan = match analyze(&Planner::new(), &format!("SELECT {expr} AS v"), &ctx)
+        .map_err(|e| e.to_string())?
+    {
+        Analysis::Streaming { plan, .. } => plan,
+        other => return Err(format!("not a query: {other:?}")),
+    };
+    let ty = weir_catalog::SqlType::from_arrow(plan.output_schema.field(0).data_type())
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string())?;
+    let out =
+        run_in_memory_with(&plan, &[], &MemoryOptions::default()).map_err(|e| e.to_string())?;
+    let mut values = vec![];
+    for c in &out.batches {
+        let col = c.batch.column(0);
+        values.extend(weir_compute_pool::connector::wire::column(col).map_err(|e| e.to_string())?);
+    }
+    match values.as_slice() {
+        [serde_json::Value::Null] => Ok((None, ty)),
+        [serde_json::Value::String(s)] => Ok((Some(s.clone()), ty)),
+        [other] => Ok((Some(other.to_string()), ty)),
+        many => Err(format!("{} rows", many.len())),
+    }
+}
+
+/// Flink's type without nullability, with the string and byte types Weir
+/// names one way (a literal is `CHAR(n)` in Flink, `STRING` in Weir).
+fn flink_type(t: &str) -> String {
+    let t = t.trim_end_matches(" NOT NULL");
+    if (t.starts_with("CHAR(") || t.starts_with("VARCHAR(")) && t.ends_with(')') {
+        return "STRING".into();
+    }
+    if (t.starts_with("BINARY(") || t.starts_with("VARBINARY(")) && t.ends_with(')') {
+        return "BYTES".into();
+    }
+    t.to_string()
+}
+
+/// Why Weir's answer is not Flink's, if it is not.
+fn compare(a: &FlinkAnswer, got: &Result<(Option<String>, String), String>) -> Option<String> {
+    match (&a.error, got) {
+        (Some(_), Err(_)) => None,
+        (Some(e), Ok((v, _))) => Some(format!("Flink refuses it ({e}); Weir answers {v:?}")),
+        (None, Err(e)) => Some(format!("Weir refuses it: {e}; Flink answers {:?}", a.value)),
+        (None, Ok((v, t))) => {
+            let want_t = flink_type(a.r#type.as_deref().unwrap_or_default());
+            if *v != a.value {
+                Some(format!("value {v:?}, Flink's {:?}", a.value))
+            } else if *t != want_t {
+                Some(format!("type {t}, Flink's {want_t}"))
+            } else {
+                None
+            }
+        }
+    }
 }
 
 fn rows(batches: &[Changes]) -> Result<Vec<String>, Failed> {

@@ -28,11 +28,12 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("uuid", "uuid"),
     ("regexp", "regexp_like"),
     ("ifnull", "coalesce"),
-    ("from_unixtime", "from_unixtime"),
     ("unix_timestamp", "to_unixtime"),
     ("truncate", "trunc"),
     ("instr", "strpos"),
     ("sign", "signum"),
+    ("startswith", "starts_with"),
+    ("endswith", "ends_with"),
     // A bit vector of which keys the grouping set leaves out; both are cast
     // to Flink's BIGINT (DataFusion's is INT) by [`rewrite_flink_calls`].
     ("grouping_id", "grouping"),
@@ -51,8 +52,9 @@ pub fn datafusion_name(flink: &str) -> String {
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CeilFloorKind, DateTimeField, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Value, VisitMut,
+    visit_expressions_mut, CastKind, CeilFloorKind, DataType as SqlDataType, DateTimeField, Expr,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    TimezoneInfo, Value, VisitMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -150,6 +152,84 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
         } if data_type.to_string().eq_ignore_ascii_case("BYTES") => {
             Ok(Some(parse_expr(&format!("arrow_cast({expr}, 'Binary')"))?))
         }
+        // A `TIMESTAMP '…'` literal has the precision of its digits, and a
+        // `TIME '…'` literal likewise, as in Flink (DataFusion's are
+        // nanoseconds).
+        Expr::TypedString(ts)
+            if matches!(
+                ts.data_type,
+                SqlDataType::Timestamp(None, TimezoneInfo::None)
+                    | SqlDataType::Time(None, TimezoneInfo::None)
+            ) =>
+        {
+            let Some(text) = ts.value.value.clone().into_string() else {
+                return Ok(None);
+            };
+            let digits = text
+                .split_once('.')
+                .map(|(_, f)| f.trim().chars().take_while(char::is_ascii_digit).count())
+                .unwrap_or(0);
+            let unit = match digits {
+                0 => "Second",
+                1..=3 => "Millisecond",
+                4..=6 => "Microsecond",
+                _ => "Nanosecond",
+            };
+            let quoted = text.replace('\'', "''");
+            let target = match ts.data_type {
+                SqlDataType::Time(..) => match unit {
+                    "Second" | "Millisecond" => format!("Time32({unit})"),
+                    _ => format!("Time64({unit})"),
+                },
+                _ => format!("Timestamp({unit}, None)"),
+            };
+            let kind = if matches!(ts.data_type, SqlDataType::Time(..)) {
+                "TIME"
+            } else {
+                "TIMESTAMP"
+            };
+            Ok(Some(parse_expr(&format!(
+                "arrow_cast(CAST('{quoted}' AS {kind}), '{target}')"
+            ))?))
+        }
+        // Flink's TIMESTAMP is TIMESTAMP(6).
+        Expr::Cast {
+            expr,
+            data_type: SqlDataType::Timestamp(None, TimezoneInfo::None),
+            ..
+        } => Ok(Some(parse_expr(&format!(
+            "arrow_cast(CAST({expr} AS TIMESTAMP), 'Timestamp(Microsecond, None)')"
+        ))?)),
+        // Flink's text of a value, where it is not Arrow's (booleans,
+        // floating point, timestamps).
+        Expr::Cast {
+            expr,
+            data_type: SqlDataType::String(_) | SqlDataType::Varchar(_) | SqlDataType::Text,
+            kind: CastKind::Cast,
+            ..
+        } => Ok(Some(parse_expr(&format!(
+            "{}({expr})",
+            crate::flink_text::TO_STRING_FN
+        ))?)),
+        // Flink's EXTRACT is a BIGINT; its DOW counts from Sunday = 1.
+        Expr::Extract { field, expr, .. } => {
+            let part = match field {
+                DateTimeField::Dow | DateTimeField::DayOfWeek => {
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST(date_part('dow', {expr}) + 1 AS BIGINT)"
+                    ))?))
+                }
+                DateTimeField::Doy | DateTimeField::DayOfYear => "doy",
+                DateTimeField::Epoch => "epoch",
+                f => match unit_name(f) {
+                    Some(u) => u,
+                    None => return Ok(None),
+                },
+            };
+            Ok(Some(parse_expr(&format!(
+                "CAST(date_part('{part}', {expr}) AS BIGINT)"
+            ))?))
+        }
         Expr::Floor {
             expr,
             field: CeilFloorKind::DateTimeField(f),
@@ -208,7 +288,196 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             let Some(args) = unnamed_args(&f.args) else {
                 return Ok(None);
             };
+            let list = |xs: &[&Expr]| {
+                xs.iter()
+                    .map(|x| format!("({x})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let any_null = |xs: &[&Expr]| {
+                xs.iter()
+                    .map(|x| format!("({x}) IS NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            };
+            // Date parts, as Flink's BIGINT.
+            let part = match name.as_str() {
+                "year" => Some("year"),
+                "quarter" => Some("quarter"),
+                "month" => Some("month"),
+                "week" => Some("week"),
+                "dayofyear" => Some("doy"),
+                "dayofmonth" => Some("day"),
+                "hour" => Some("hour"),
+                "minute" => Some("minute"),
+                "second" => Some("second"),
+                _ => None,
+            };
+            if let (Some(part), [x]) = (part, args.as_slice()) {
+                return Ok(Some(parse_expr(&format!(
+                    "CAST(date_part('{part}', {x}) AS BIGINT)"
+                ))?));
+            }
             match (name.as_str(), args.as_slice()) {
+                ("dayofweek", [x]) => Ok(Some(parse_expr(&format!(
+                    "CAST(date_part('dow', {x}) + 1 AS BIGINT)"
+                ))?)),
+                ("timestampadd", [Expr::Identifier(unit), n, ts]) => {
+                    let unit = unit.value.to_lowercase();
+                    let (count, unit) = match unit.as_str() {
+                        "quarter" => ("3", "month"),
+                        u @ ("second" | "minute" | "hour" | "day" | "week" | "month" | "year") => {
+                            ("1", u)
+                        }
+                        u => {
+                            return Err(SqlError::validation(
+                                format!("TIMESTAMPADD does not take the unit {u}"),
+                                None,
+                            ))
+                        }
+                    };
+                    Ok(Some(parse_expr(&format!(
+                        "({ts}) + CAST(concat(CAST(({n}) * {count} AS STRING), ' {unit}') AS INTERVAL)"
+                    ))?))
+                }
+                ("timestampdiff", [Expr::Identifier(unit), a, b]) => {
+                    let u = unit.value.to_lowercase();
+                    let seconds = match u.as_str() {
+                        "second" => Some(1),
+                        "minute" => Some(60),
+                        "hour" => Some(3600),
+                        "day" => Some(86400),
+                        "week" => Some(604800),
+                        _ => None,
+                    };
+                    let ts =
+                        |x: &Expr| format!("arrow_cast(({x}), 'Timestamp(Millisecond, None)')");
+                    if let Some(sec) = seconds {
+                        return Ok(Some(parse_expr(&format!(
+                            "CAST(trunc((date_part('epoch', {b}) - date_part('epoch', {a})) / {sec}) AS INT)",
+                            a = ts(a),
+                            b = ts(b)
+                        ))?));
+                    }
+                    let per = match u.as_str() {
+                        "month" => 1,
+                        "quarter" => 3,
+                        "year" => 12,
+                        other => {
+                            return Err(SqlError::validation(
+                                format!("TIMESTAMPDIFF does not take the unit {other}"),
+                                None,
+                            ))
+                        }
+                    };
+                    // Whole months, as Calcite counts them: the last day of
+                    // a month is a whole month after any later day.
+                    let (a, b) = (ts(a), ts(b));
+                    let months = format!(
+                        "((date_part('year', {b}) * 12 + date_part('month', {b})) - (date_part('year', {a}) * 12 + date_part('month', {a})))"
+                    );
+                    let within = |x: &str| {
+                        format!("(date_part('epoch', {x}) - date_part('epoch', date_trunc('month', {x})))")
+                    };
+                    let month_end = |x: &str| {
+                        format!("(date_part('month', {x} + INTERVAL '1' DAY) <> date_part('month', {x}))")
+                    };
+                    Ok(Some(parse_expr(&format!(
+                        "CAST(trunc((CASE                            WHEN {months} > 0 AND {wb} < {wa} AND NOT {eb} THEN {months} - 1                            WHEN {months} < 0 AND {wb} > {wa} AND NOT {ea} THEN {months} + 1                            ELSE {months} END) / {per}) AS INT)",
+                        wa = within(&a),
+                        wb = within(&b),
+                        ea = month_end(&a),
+                        eb = month_end(&b),
+                    ))?))
+                }
+                // Flink replaces every match, and takes the replacement as
+                // it is written (no group references).
+                ("regexp_replace", [text, pattern, replacement]) => {
+                    Ok(Some(parse_expr(&format!(
+                        "regexp_replace({text}, {pattern}, replace({replacement}, '$', '$$'), 'g')"
+                    ))?))
+                }
+                // A NULL argument makes them NULL, as in Flink.
+                ("greatest" | "least" | "concat", [_, _, ..]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN {} THEN NULL ELSE {name}({}) END",
+                    any_null(&args),
+                    list(&args)
+                ))?)),
+                // Flink's hashes are lower-case hex text.
+                ("sha224" | "sha256" | "sha384" | "sha512", [x]) => Ok(Some(parse_expr(
+                    &format!("encode(digest({x}, '{name}'), 'hex')"),
+                )?)),
+                ("sha2", [x, Expr::Value(bits)]) => {
+                    let bits = bits.value.to_string();
+                    if !["224", "256", "384", "512"].contains(&bits.as_str()) {
+                        return Err(SqlError::validation(
+                            format!("SHA2 takes 224, 256, 384 or 512 bits, not {bits}"),
+                            None,
+                        ));
+                    }
+                    Ok(Some(parse_expr(&format!(
+                        "encode(digest({x}, 'sha{bits}'), 'hex')"
+                    ))?))
+                }
+                ("element", [a]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN cardinality({a}) = 1 THEN ({a})[1] ELSE NULL END"
+                ))?)),
+                ("elt", [n, rest @ ..]) if !rest.is_empty() => {
+                    let arms: String = rest
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| format!(" WHEN {} THEN ({x})", i + 1))
+                        .collect();
+                    Ok(Some(parse_expr(&format!("CASE ({n}){arms} END"))?))
+                }
+                ("regexp_substr", [text, pattern]) => Ok(Some(parse_expr(&format!(
+                    "regexp_match({text}, concat('(', {pattern}, ')'))[1]"
+                ))?)),
+                // A negative length is the empty string (NULL stays NULL).
+                ("left", [s, n]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE left({s}, {n}) END"
+                ))?)),
+                // Flink's TO_TIMESTAMP is a TIMESTAMP(3); its format, Java's.
+                ("to_timestamp", [s]) => Ok(Some(parse_expr(&format!(
+                    "arrow_cast(to_timestamp({s}), 'Timestamp(Millisecond, None)')"
+                ))?)),
+                ("to_timestamp", [s, Expr::Value(v)]) => {
+                    let Value::SingleQuotedString(pattern) = &v.value else {
+                        return Ok(None);
+                    };
+                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    Ok(Some(parse_expr(&format!(
+                        "arrow_cast(to_timestamp({s}, '{fmt}'), 'Timestamp(Millisecond, None)')"
+                    ))?))
+                }
+                ("to_date", [s, Expr::Value(v)]) => {
+                    let Value::SingleQuotedString(pattern) = &v.value else {
+                        return Ok(None);
+                    };
+                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    Ok(Some(parse_expr(&format!("to_date({s}, '{fmt}')"))?))
+                }
+                // Seconds since the epoch as text in the session zone.
+                ("from_unixtime", [n, rest @ ..]) if rest.len() <= 1 => {
+                    let fmt = match rest {
+                        [] => "%Y-%m-%d %H:%M:%S".to_string(),
+                        [Expr::Value(v)] => match &v.value {
+                            Value::SingleQuotedString(p) => java_to_strftime(p),
+                            _ => return Ok(None),
+                        },
+                        _ => return Ok(None),
+                    };
+                    let fmt = fmt.replace('\'', "''");
+                    Ok(Some(parse_expr(&format!(
+                        "to_char(to_local_time(arrow_cast(arrow_cast(to_timestamp_seconds({n}), {}), {})), '{fmt}')",
+                        ltz("UTC"),
+                        ltz(tz)
+                    ))?))
+                }
+                // Flink's LOG(x) is the natural logarithm; LOG(b, x) base b.
+                ("log", [x]) => Ok(Some(parse_expr(&format!("ln({x})"))?)),
+                ("log2", [x]) => Ok(Some(parse_expr(&format!("log(2, {x})"))?)),
+                ("e", []) => Ok(Some(parse_expr("exp(1.0)")?)),
                 ("if", [c, a, b]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({c}) THEN ({a}) ELSE ({b}) END"
                 ))?)),

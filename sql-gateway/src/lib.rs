@@ -14,6 +14,8 @@ mod aggregates;
 mod bounded;
 mod dialect;
 mod error;
+pub mod flink_text;
+mod flink_udfs;
 mod functions;
 mod hints;
 mod information_schema;

@@ -179,24 +179,6 @@ pub fn column(array: &ArrayRef) -> Result<Vec<Value>, EngineError> {
     })
 }
 
-fn timestamp_format(u: &TimeUnit) -> &'static str {
-    match u {
-        TimeUnit::Second => "%Y-%m-%d %H:%M:%S",
-        TimeUnit::Millisecond => "%Y-%m-%d %H:%M:%S%.3f",
-        TimeUnit::Microsecond => "%Y-%m-%d %H:%M:%S%.6f",
-        TimeUnit::Nanosecond => "%Y-%m-%d %H:%M:%S%.9f",
-    }
-}
-
-fn time_format(u: &TimeUnit) -> &'static str {
-    match u {
-        TimeUnit::Second => "%H:%M:%S",
-        TimeUnit::Millisecond => "%H:%M:%S%.3f",
-        TimeUnit::Microsecond => "%H:%M:%S%.6f",
-        TimeUnit::Nanosecond => "%H:%M:%S%.9f",
-    }
-}
-
 /// `x'0aff'`: how Flink writes bytes as a string.
 fn hex_literal(b: &[u8]) -> String {
     let mut s = String::with_capacity(3 + 2 * b.len());
@@ -229,65 +211,8 @@ fn day_time(nanos: i128) -> String {
     )
 }
 
-/// A `DOUBLE` as Java's `Double.toString` writes it, which is what Flink
-/// casts to `STRING`: `1.0`, `0.001`, `1.0E7`, `1.0E-4`, `NaN`, `Infinity`.
-pub fn java_double(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    java_layout(&format!("{v:e}"))
-}
-
-/// A `FLOAT` as Java's `Float.toString` writes it.
-pub fn java_float(v: f32) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    java_layout(&format!("{v:e}"))
-}
-
-/// Java's layout of the shortest digits Rust's `{:e}` found: plain between
-/// 10^-3 and 10^7, computerized scientific notation outside.
-fn java_layout(sci: &str) -> String {
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
-    let exp: i32 = exp.parse().expect("`{:e}` writes an integer exponent");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if digits == "0" {
-        return format!("{sign}0.0");
-    }
-    if (-3..7).contains(&exp) {
-        if exp >= 0 {
-            let int_len = exp as usize + 1;
-            let mut int = digits.chars().take(int_len).collect::<String>();
-            while int.len() < int_len {
-                int.push('0');
-            }
-            let frac: String = digits.chars().skip(int_len).collect();
-            let frac = if frac.is_empty() {
-                "0".to_string()
-            } else {
-                frac
-            };
-            format!("{sign}{int}.{frac}")
-        } else {
-            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let rest = if rest.is_empty() { "0" } else { rest };
-        format!("{sign}{first}.{rest}E{exp}")
-    }
-}
+pub use weir_sql_gateway::flink_text::{java_double, java_float};
+use weir_sql_gateway::flink_text::{time_format, timestamp_format};
 
 #[cfg(test)]
 mod tests {

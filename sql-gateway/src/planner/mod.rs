@@ -243,6 +243,8 @@ impl Planner {
                 crate::proctime::udf(),
                 crate::unnest::udf(),
             ])
+            .chain(crate::flink_udfs::udfs())
+            .chain([crate::flink_text::udf()])
             .chain(bounded)
         {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)

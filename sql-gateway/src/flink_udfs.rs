@@ -1,0 +1,465 @@
+//! Flink's scalar functions that DataFusion has no counterpart of, as
+//! scalar functions over Arrow arrays: hashing (`SHA1`), number and text
+//! encodings (`HEX`, `BIN`, `TO_BASE64`, `FROM_BASE64`), character-class
+//! tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`) and the JSON functions
+//! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `JSON_STRING`)
+//! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`),
+//! each with Flink's NULL handling: a NULL argument gives NULL, and a value
+//! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
+//! failing the statement. Functions whose only difference from DataFusion's
+//! is their shape are rewritten in [`crate::functions`] instead.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use arrow::datatypes::DataType;
+use base64::Engine;
+use datafusion::common::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+type Body = fn(&[ArrayRef]) -> DfResult<ArrayRef>;
+
+/// One function: its name, argument count, result type and body.
+#[derive(Debug)]
+struct Simple {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    body: Body,
+}
+
+impl PartialEq for Simple {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Simple {}
+impl std::hash::Hash for Simple {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Simple {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.body)(&arrays)?;
+        if scalar {
+            let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
+            return Ok(ColumnarValue::Scalar(v));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Simple {
+        name,
+        signature: if arity == 0 {
+            Signature::nullary(Volatility::Immutable)
+        } else {
+            Signature::any(arity, Volatility::Immutable)
+        },
+        returns,
+        body,
+    }))
+}
+
+/// Every function of this module, to register with the planner.
+pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
+    vec![
+        udf("sha1", 1, DataType::Utf8, sha1),
+        udf("hex", 1, DataType::Utf8, hex),
+        udf("bin", 1, DataType::Utf8, bin),
+        udf("to_base64", 1, DataType::Utf8, to_base64),
+        udf("from_base64", 1, DataType::Utf8, from_base64),
+        udf("is_alpha", 1, DataType::Boolean, is_alpha),
+        udf("is_digit", 1, DataType::Boolean, is_digit),
+        udf("is_decimal", 1, DataType::Boolean, is_decimal),
+        udf("json_value", 2, DataType::Utf8, json_value),
+        udf("json_query", 2, DataType::Utf8, json_query),
+        udf("json_exists", 2, DataType::Boolean, json_exists),
+        udf("json_string", 1, DataType::Utf8, json_string),
+        udf("url_encode", 1, DataType::Utf8, url_encode),
+        udf("url_decode", 1, DataType::Utf8, url_decode),
+        Arc::new(ScalarUDF::from(Simple {
+            name: "parse_url",
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                    datafusion::logical_expr::TypeSignature::Any(3),
+                ],
+                Volatility::Immutable,
+            ),
+            returns: DataType::Utf8,
+            body: parse_url,
+        })),
+    ]
+}
+
+/// `a` as text (numbers, booleans and dates by Arrow's cast).
+fn strings(a: &ArrayRef) -> DfResult<StringArray> {
+    let s = arrow::compute::cast(a, &DataType::Utf8)?;
+    Ok(s.as_string::<i32>().clone())
+}
+
+/// Each value's bytes: a string's UTF-8, a binary's own.
+fn bytes_of(a: &ArrayRef) -> DfResult<Vec<Option<Vec<u8>>>> {
+    Ok(match a.data_type() {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let b = arrow::compute::cast(a, &DataType::Binary)?;
+            let b = b.as_binary::<i32>();
+            (0..b.len())
+                .map(|i| (!b.is_null(i)).then(|| b.value(i).to_vec()))
+                .collect()
+        }
+        _ => {
+            let s = strings(a)?;
+            (0..s.len())
+                .map(|i| (!s.is_null(i)).then(|| s.value(i).as_bytes().to_vec()))
+                .collect()
+        }
+    })
+}
+
+fn map_bytes(a: &ArrayRef, f: impl Fn(&[u8]) -> Option<String>) -> DfResult<ArrayRef> {
+    let out: StringArray = bytes_of(a)?
+        .into_iter()
+        .map(|v| v.and_then(|b| f(&b)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn map_str_bool(a: &ArrayRef, f: impl Fn(&str) -> bool) -> DfResult<ArrayRef> {
+    let s = strings(a)?;
+    let out: BooleanArray = (0..s.len())
+        .map(|i| (!s.is_null(i)).then(|| f(s.value(i))))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn sha1(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_bytes(&a[0], |b| {
+        let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b);
+        Some(d.as_ref().iter().map(|x| format!("{x:02x}")).collect())
+    })
+}
+
+fn is_integer(t: &DataType) -> bool {
+    t.is_integer()
+}
+
+/// Flink's `HEX`: a number's two's-complement digits, a string's bytes.
+fn hex(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    if is_integer(a[0].data_type()) {
+        let n = arrow::compute::cast(&a[0], &DataType::Int64)?;
+        let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+        let out: StringArray = n.iter().map(|v| v.map(|v| format!("{v:X}"))).collect();
+        return Ok(Arc::new(out));
+    }
+    map_bytes(&a[0], |b| Some(hex_upper(b)))
+}
+
+/// Flink's `BIN`: a BIGINT's two's-complement binary digits.
+fn bin(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let n = arrow::compute::cast(&a[0], &DataType::Int64)?;
+    let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+    let out: StringArray = n.iter().map(|v| v.map(|v| format!("{v:b}"))).collect();
+    Ok(Arc::new(out))
+}
+
+fn to_base64(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_bytes(&a[0], |b| {
+        Some(base64::engine::general_purpose::STANDARD.encode(b))
+    })
+}
+
+/// Flink's `FROM_BASE64` (its text; NULL when it is not base64 or not
+/// UTF-8).
+fn from_base64(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_bytes(&a[0], |b| {
+        let raw = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+        String::from_utf8(raw).ok()
+    })
+}
+
+fn is_alpha(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_str_bool(&a[0], |s| {
+        !s.is_empty() && s.chars().all(char::is_alphabetic)
+    })
+}
+
+fn is_digit(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_str_bool(&a[0], |s| {
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
+    })
+}
+
+fn is_decimal(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_str_bool(&a[0], |s| {
+        let t = s.trim();
+        !t.is_empty() && t.parse::<f64>().is_ok_and(f64::is_finite)
+    })
+}
+
+// ---- URLs -----------------------------------------------------------------
+
+/// Java's `URLEncoder` (as Flink's `URL_ENCODE`): letters, digits and
+/// `.-*_` stay, a space is `+`, every other byte of the UTF-8 is `%XX`.
+fn url_encode(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_bytes(&a[0], |b| {
+        let mut out = String::with_capacity(b.len());
+        for &c in b {
+            match c {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                    out.push(c as char)
+                }
+                b' ' => out.push('+'),
+                c => out.push_str(&format!("%{c:02X}")),
+            }
+        }
+        Some(out)
+    })
+}
+
+/// Java's `URLDecoder`: `+` is a space, `%XX` a byte; NULL when malformed.
+fn url_decode(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    map_bytes(&a[0], |b| {
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).ok()
+    })
+}
+
+/// `PARSE_URL(url, part[, key])`: `HOST`, `PATH`, `QUERY` (or one query
+/// parameter's value), `REF`, `PROTOCOL`, `FILE`, `AUTHORITY`, `USERINFO`.
+fn parse_url(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let urls = strings(&a[0])?;
+    let parts = strings(&a[1])?;
+    let keys = a.get(2).map(strings).transpose()?;
+    let out: StringArray = (0..urls.len())
+        .map(|i| {
+            if urls.is_null(i) || parts.is_null(i) {
+                return None;
+            }
+            let u = url::Url::parse(urls.value(i)).ok()?;
+            let key = match &keys {
+                Some(k) if k.is_null(i) => return None,
+                Some(k) => Some(k.value(i)),
+                None => None,
+            };
+            let part = parts.value(i).to_ascii_uppercase();
+            match (part.as_str(), key) {
+                ("QUERY", Some(k)) => u
+                    .query_pairs()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.into_owned()),
+                ("QUERY", None) => u.query().map(str::to_string),
+                ("HOST", _) => u.host_str().map(str::to_string),
+                ("PATH", _) => Some(u.path().to_string()),
+                ("REF", _) => u.fragment().map(str::to_string),
+                ("PROTOCOL", _) => Some(u.scheme().to_string()),
+                ("FILE", _) => Some(match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                }),
+                ("AUTHORITY", _) => {
+                    let host = u.host_str()?;
+                    Some(match u.port() {
+                        Some(p) => format!("{host}:{p}"),
+                        None => host.to_string(),
+                    })
+                }
+                ("USERINFO", _) => {
+                    let user = u.username();
+                    (!user.is_empty()).then(|| match u.password() {
+                        Some(p) => format!("{user}:{p}"),
+                        None => user.to_string(),
+                    })
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+// ---- JSON ---------------------------------------------------------------
+
+/// One step of a JSON path: a member or an array element.
+enum Step {
+    Member(String),
+    Index(usize),
+}
+
+/// The lax JSON path subset users write: `$`, `.name`, `['name']`,
+/// `["name"]`, `[n]`. `None` for anything else.
+fn parse_path(path: &str) -> Option<Vec<Step>> {
+    let p = path.trim();
+    let p = p.strip_prefix("lax").map(str::trim_start).unwrap_or(p);
+    let mut rest = p.strip_prefix('$')?;
+    let mut steps = vec![];
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let name = &r[..end];
+            if name.is_empty() {
+                return None;
+            }
+            steps.push(Step::Member(name.to_string()));
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = r[..end].trim();
+            if let Some(q) = inner
+                .strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+            {
+                steps.push(Step::Member(q.to_string()));
+            } else {
+                steps.push(Step::Index(inner.parse().ok()?));
+            }
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(steps)
+}
+
+fn select<'a>(v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
+    steps.iter().try_fold(v, |v, s| match s {
+        Step::Member(m) => v.as_object()?.get(m),
+        Step::Index(i) => v.as_array()?.get(*i),
+    })
+}
+
+/// Applies `f` to each (document, path) pair that parses; NULL otherwise.
+fn with_json<T>(
+    a: &[ArrayRef],
+    f: impl Fn(&serde_json::Value, &[Step]) -> Option<T>,
+) -> DfResult<Vec<Option<T>>> {
+    let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
+    Ok((0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) || paths.is_null(i) {
+                return None;
+            }
+            let doc: serde_json::Value = serde_json::from_str(docs.value(i)).ok()?;
+            let steps = parse_path(paths.value(i))?;
+            f(&doc, &steps)
+        })
+        .collect())
+}
+
+/// `JSON_VALUE`: the scalar at the path as text; NULL for a missing one, an
+/// object or an array.
+fn json_value(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let out: StringArray = with_json(a, |doc, steps| match select(doc, steps)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })?
+    .into_iter()
+    .collect();
+    Ok(Arc::new(out))
+}
+
+/// `JSON_QUERY`: the object or array at the path as JSON text; NULL for a
+/// scalar or a missing one (Flink's `WITHOUT WRAPPER`, `NULL ON EMPTY`).
+fn json_query(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let out: StringArray = with_json(a, |doc, steps| match select(doc, steps)? {
+        v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => Some(v.to_string()),
+        _ => None,
+    })?
+    .into_iter()
+    .collect();
+    Ok(Arc::new(out))
+}
+
+fn json_exists(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
+    let out: BooleanArray = (0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) || paths.is_null(i) {
+                return None;
+            }
+            let doc: serde_json::Value = serde_json::from_str(docs.value(i)).ok()?;
+            Some(parse_path(paths.value(i)).is_some_and(|s| select(&doc, &s).is_some()))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `JSON_STRING`: a value as JSON text (a string quoted, a number or
+/// boolean as it is).
+fn json_string(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let t = a[0].data_type().clone();
+    let s = strings(&a[0])?;
+    let out: StringArray = (0..s.len())
+        .map(|i| {
+            (!s.is_null(i)).then(|| {
+                let v = s.value(i);
+                match &t {
+                    DataType::Boolean => v.to_string(),
+                    t if t.is_numeric() => v.to_string(),
+                    _ => serde_json::Value::String(v.to_string()).to_string(),
+                }
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_select_members_and_elements() {
+        let doc: serde_json::Value =
+            serde_json::from_str(r#"{"a": {"b": [10, {"c": "x"}]}, "d e": 1}"#).unwrap();
+        let at = |p: &str| parse_path(p).and_then(|s| select(&doc, &s).cloned());
+        assert_eq!(at("$.a.b[0]"), Some(serde_json::json!(10)));
+        assert_eq!(at("$.a.b[1].c"), Some(serde_json::json!("x")));
+        assert_eq!(at("$['d e']"), Some(serde_json::json!(1)));
+        assert_eq!(at("lax $.a.b[5]"), None);
+        assert_eq!(at("a.b"), None, "a path starts with $");
+    }
+}

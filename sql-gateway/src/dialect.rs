@@ -101,6 +101,54 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `x IS [NOT] JSON [VALUE | OBJECT | ARRAY | SCALAR]` parses to
+    /// `weir_is_json(x, 'KIND')`, negated for `NOT`.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        let is_word =
+            |t: &Token, k: &str| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case(k));
+        if !is_word(&parser.peek_token().token, "IS") {
+            return None;
+        }
+        let not = is_word(&parser.peek_nth_token(1).token, "NOT");
+        let at = if not { 2 } else { 1 };
+        if !is_word(&parser.peek_nth_token(at).token, "JSON") {
+            return None;
+        }
+        for _ in 0..=at {
+            parser.next_token();
+        }
+        let mut kind = "VALUE";
+        for k in ["VALUE", "OBJECT", "ARRAY", "SCALAR"] {
+            if is_word(&parser.peek_token().token, k) {
+                parser.next_token();
+                kind = k;
+                break;
+            }
+        }
+        let test = call(
+            crate::flink_udfs::IS_JSON_FN,
+            vec![
+                expr.clone(),
+                Expr::Value(
+                    datafusion::sql::sqlparser::ast::Value::SingleQuotedString(kind.into()).into(),
+                ),
+            ],
+        );
+        Some(Ok(if not {
+            Expr::UnaryOp {
+                op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+                expr: Box::new(Expr::Nested(Box::new(test))),
+            }
+        } else {
+            test
+        }))
+    }
+
     /// `TABLE name` as a function argument (Flink's window TVFs) parses to
     /// a marked compound identifier; `TABLE name PARTITION BY a` or
     /// `PARTITION BY (a, b)` (a `SESSION` window's) to a tuple of it and
@@ -108,6 +156,15 @@ impl Dialect for FlinkDialect {
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         if !spend_parse_step() {
             return Some(Err(ParserError::RecursionLimitExceeded));
+        }
+        // Flink's `MAP[k1, v1, k2, v2, ...]` (DataFusion's SQL has
+        // `MAP {k: v}`): `map(make_array(keys), make_array(values))`.
+        let is_map =
+            matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::MAP);
+        if is_map && parser.peek_nth_token(1).token == Token::LBracket {
+            parser.next_token();
+            parser.next_token();
+            return Some(map_constructor(parser));
         }
         let is_table =
             matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE);
@@ -118,6 +175,53 @@ impl Dialect for FlinkDialect {
         parser.next_token();
         Some(table_argument(parser))
     }
+}
+
+fn map_constructor(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let items = if parser.consume_token(&Token::RBracket) {
+        vec![]
+    } else {
+        let items = parser.parse_comma_separated(|p| p.parse_expr())?;
+        parser.expect_token(&Token::RBracket)?;
+        items
+    };
+    if items.len() % 2 == 1 {
+        return Err(ParserError::ParserError(
+            "MAP[...] takes keys and values in pairs: MAP[k1, v1, k2, v2, ...]".into(),
+        ));
+    }
+    let (keys, values): (Vec<_>, Vec<_>) = items
+        .chunks(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .unzip();
+    Ok(call(
+        "map",
+        vec![call("make_array", keys), call("make_array", values)],
+    ))
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        ObjectName, ObjectNamePart,
+    };
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 fn table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {

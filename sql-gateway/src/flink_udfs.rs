@@ -2,7 +2,7 @@
 //! scalar functions over Arrow arrays: hashing (`SHA1`), number and text
 //! encodings (`HEX`, `BIN`, `TO_BASE64`, `FROM_BASE64`), character-class
 //! tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`) and the JSON functions
-//! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `JSON_STRING`)
+//! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `IS JSON`, `JSON_STRING`)
 //! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`),
 //! each with Flink's NULL handling: a NULL argument gives NULL, and a value
 //! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
@@ -83,6 +83,21 @@ fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<S
     }))
 }
 
+fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Simple {
+        name,
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Nullary,
+                datafusion::logical_expr::TypeSignature::VariadicAny,
+            ],
+            Volatility::Immutable,
+        ),
+        returns,
+        body,
+    }))
+}
+
 /// Every function of this module, to register with the planner.
 pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
@@ -98,6 +113,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("json_query", 2, DataType::Utf8, json_query),
         udf("json_exists", 2, DataType::Boolean, json_exists),
         udf("json_string", 1, DataType::Utf8, json_string),
+        udf(IS_JSON_FN, 2, DataType::Boolean, is_json),
+        variadic("json_array", DataType::Utf8, json_array),
+        variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
         udf("url_encode", 1, DataType::Utf8, url_encode),
         udf("url_decode", 1, DataType::Utf8, url_decode),
         Arc::new(ScalarUDF::from(Simple {
@@ -422,6 +440,115 @@ fn json_exists(a: &[ArrayRef]) -> DfResult<ArrayRef> {
             }
             let doc: serde_json::Value = serde_json::from_str(docs.value(i)).ok()?;
             Some(parse_path(paths.value(i)).is_some_and(|s| select(&doc, &s).is_some()))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The function `JSON_OBJECT(k VALUE v, ...)` is rewritten to: keys and
+/// values in turn, then whether a NULL value is kept (`NULL ON NULL`, the
+/// default) or left out (`ABSENT ON NULL`).
+pub(crate) const JSON_OBJECT_FN: &str = "weir_json_object";
+
+/// Each value of `a` as JSON: text quoted, numbers and booleans as they
+/// are, NULL as `null`.
+fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+    let t = a.data_type().clone();
+    let s = strings(a)?;
+    Ok((0..s.len())
+        .map(|i| {
+            if s.is_null(i) {
+                return serde_json::Value::Null;
+            }
+            let v = s.value(i);
+            match &t {
+                DataType::Boolean => serde_json::Value::Bool(v == "true"),
+                t if t.is_numeric() => serde_json::from_str(v)
+                    .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
+                _ => serde_json::Value::String(v.to_string()),
+            }
+        })
+        .collect())
+}
+
+/// `JSON_ARRAY(v, ...)`: the values as a JSON array (NULLs left out, as
+/// Flink's default `ABSENT ON NULL`).
+fn json_array(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let rows = a.first().map_or(1, |x| x.len());
+    let cols = a.iter().map(json_values).collect::<DfResult<Vec<_>>>()?;
+    let out: StringArray = (0..rows)
+        .map(|i| {
+            let items: Vec<serde_json::Value> = cols
+                .iter()
+                .map(|c| c[i].clone())
+                .filter(|v| !v.is_null())
+                .collect();
+            Some(serde_json::Value::Array(items).to_string())
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn json_object(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (pairs, keep) = a.split_at(a.len().saturating_sub(1));
+    let keep = keep
+        .first()
+        .map(|k| k.as_boolean().value(0))
+        .unwrap_or(true);
+    let rows = a.first().map_or(1, |x| x.len());
+    let keys = pairs
+        .iter()
+        .step_by(2)
+        .map(strings)
+        .collect::<DfResult<Vec<_>>>()?;
+    let values = pairs
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(json_values)
+        .collect::<DfResult<Vec<_>>>()?;
+    let out: StringArray = (0..rows)
+        .map(|i| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in keys.iter().zip(&values) {
+                if k.is_null(i) {
+                    return None;
+                }
+                if keep || !v[i].is_null() {
+                    m.insert(k.value(i).to_string(), v[i].clone());
+                }
+            }
+            Some(serde_json::Value::Object(m).to_string())
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The function `x IS [NOT] JSON [kind]` is parsed as.
+pub(crate) const IS_JSON_FN: &str = "weir_is_json";
+
+/// `IS JSON VALUE | OBJECT | ARRAY | SCALAR`: whether the text parses as
+/// JSON of that kind (NULL stays NULL).
+fn is_json(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (docs, kinds) = (strings(&a[0])?, strings(&a[1])?);
+    let out: BooleanArray = (0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) {
+                return None;
+            }
+            let v = serde_json::from_str::<serde_json::Value>(docs.value(i)).ok();
+            let kind = if kinds.is_null(i) {
+                "VALUE"
+            } else {
+                kinds.value(i)
+            };
+            Some(match (v, kind) {
+                (None, _) => false,
+                (Some(_), "VALUE") => true,
+                (Some(v), "OBJECT") => v.is_object(),
+                (Some(v), "ARRAY") => v.is_array(),
+                (Some(v), _) => !v.is_object() && !v.is_array(),
+            })
         })
         .collect();
     Ok(Arc::new(out))

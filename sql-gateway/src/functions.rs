@@ -53,8 +53,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, CastKind, CeilFloorKind, DataType as SqlDataType, DateTimeField, Expr,
-    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    TimezoneInfo, Value, VisitMut,
+    FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause, FunctionArguments,
+    Ident, JsonNullClause, ObjectName, ObjectNamePart, TimezoneInfo, Value, VisitMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -284,6 +284,62 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     ))?));
                 }
                 _ => {}
+            }
+            // `JSON_VALUE(... RETURNING type)`: the text, cast.
+            if let FunctionArguments::List(l) = &f.args {
+                let returning = l.clauses.iter().find_map(|c| match c {
+                    FunctionArgumentClause::JsonReturningClause(r) => Some(r.data_type.clone()),
+                    _ => None,
+                });
+                if let (Some(ty), "json_value") = (returning, name.as_str()) {
+                    let mut g = f.clone();
+                    if let FunctionArguments::List(gl) = &mut g.args {
+                        gl.clauses.clear();
+                    }
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST({} AS {ty})",
+                        Expr::Function(g)
+                    ))?));
+                }
+                // `JSON_OBJECT(k VALUE v, ... [NULL | ABSENT ON NULL])`:
+                // keys and values in turn, then whether NULLs stay.
+                if name == "json_object" {
+                    let absent = l.clauses.iter().any(|c| {
+                        matches!(
+                            c,
+                            FunctionArgumentClause::JsonNullClause(JsonNullClause::AbsentOnNull)
+                        )
+                    });
+                    let mut parts = vec![];
+                    for a in &l.args {
+                        match a {
+                            FunctionArg::ExprNamed {
+                                name,
+                                arg: FunctionArgExpr::Expr(v),
+                                operator: FunctionArgOperator::Value,
+                            } => parts.push(format!("({name}), ({v})")),
+                            // `'key' VALUE v` parses with the key as a
+                            // quoted identifier.
+                            FunctionArg::Named {
+                                name,
+                                arg: FunctionArgExpr::Expr(v),
+                                operator: FunctionArgOperator::Value,
+                            } => parts.push(format!("'{}', ({v})", name.value.replace('\'', "''"))),
+                            _ => {
+                                return Err(SqlError::validation(
+                                    "JSON_OBJECT takes `key VALUE value` pairs",
+                                    None,
+                                ))
+                            }
+                        }
+                    }
+                    parts.push(if absent { "FALSE" } else { "TRUE" }.to_string());
+                    return Ok(Some(parse_expr(&format!(
+                        "{}({})",
+                        crate::flink_udfs::JSON_OBJECT_FN,
+                        parts.join(", ")
+                    ))?));
+                }
             }
             let Some(args) = unnamed_args(&f.args) else {
                 return Ok(None);

@@ -47,6 +47,17 @@ fn columns(p: &StreamingPlan) -> Vec<String> {
 }
 
 #[test]
+fn an_expression_without_a_name_is_named_by_its_position_as_in_flink() {
+    let p = plan("SELECT id, amount * 2, who AS w, UPPER(who) FROM orders");
+    assert_eq!(columns(&p), ["id", "EXPR$1", "w", "EXPR$3"]);
+    let p = plan("SELECT who, COUNT(*), SUM(amount) FROM orders GROUP BY who");
+    assert_eq!(columns(&p), ["who", "EXPR$1", "EXPR$2"]);
+    // A name given to another item is not taken.
+    let p = plan("SELECT amount + 1, id AS `EXPR$0` FROM orders");
+    assert_eq!(columns(&p)[1], "EXPR$0");
+}
+
+#[test]
 fn select_star_hides_rowtime_and_naming_it_selects_it() {
     let p = plan("SELECT * FROM orders");
     assert_eq!(

@@ -34,7 +34,8 @@ pub(super) fn refuse_placeholders(plan: &LogicalPlan, sql: &str) -> Result<(), S
 /// Names repeated in a select list get a number, as Flink's validator
 /// gives them (`SELECT a, a` is `a, a0`), where DataFusion refuses them:
 /// a repeated column or alias is aliased `<name><n>`, the first `n` from 0
-/// that no other item is named.
+/// that no other item is named. An expression with no name is named
+/// `EXPR$<position>`, as in Flink.
 pub(super) fn uniquify_select_names(query: &mut Query) {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, VisitMut, VisitorMut};
     struct Names;
@@ -66,6 +67,30 @@ pub(super) fn uniquify_select_names(query: &mut Query) {
         }
     }
     fn uniquify(items: &mut [SelectItem]) {
+        // An expression without a name is named `EXPR$<position>`, as
+        // Flink's validator names it (DataFusion would name it after its
+        // text, and two such texts can collide).
+        let named: Vec<Option<String>> = items.iter().map(name).collect();
+        for (i, item) in items.iter_mut().enumerate() {
+            if named[i].is_some() {
+                continue;
+            }
+            if let SelectItem::UnnamedExpr(_) = item {
+                let fresh = format!("EXPR${i}");
+                if named.iter().flatten().any(|n| *n == fresh) {
+                    continue;
+                }
+                let SelectItem::UnnamedExpr(expr) =
+                    std::mem::replace(item, SelectItem::Wildcard(Default::default()))
+                else {
+                    unreachable!("matched above")
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::new(fresh),
+                };
+            }
+        }
         let names: Vec<Option<String>> = items.iter().map(name).collect();
         let mut taken: std::collections::HashSet<String> =
             names.iter().flatten().cloned().collect();

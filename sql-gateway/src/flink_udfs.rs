@@ -166,10 +166,12 @@ fn map_bytes(a: &ArrayRef, f: impl Fn(&[u8]) -> Option<String>) -> DfResult<Arra
     Ok(Arc::new(out))
 }
 
-fn map_str_bool(a: &ArrayRef, f: impl Fn(&str) -> bool) -> DfResult<ArrayRef> {
+/// A test of text that is FALSE, not NULL, for NULL (as Flink's
+/// `IS_ALPHA`, `IS_DIGIT` and `IS_DECIMAL`).
+fn test_str(a: &ArrayRef, f: impl Fn(&str) -> bool) -> DfResult<ArrayRef> {
     let s = strings(a)?;
     let out: BooleanArray = (0..s.len())
-        .map(|i| (!s.is_null(i)).then(|| f(s.value(i))))
+        .map(|i| Some(!s.is_null(i) && f(s.value(i))))
         .collect();
     Ok(Arc::new(out))
 }
@@ -224,19 +226,19 @@ fn from_base64(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 }
 
 fn is_alpha(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    map_str_bool(&a[0], |s| {
+    test_str(&a[0], |s| {
         !s.is_empty() && s.chars().all(char::is_alphabetic)
     })
 }
 
 fn is_digit(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    map_str_bool(&a[0], |s| {
+    test_str(&a[0], |s| {
         !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
     })
 }
 
 fn is_decimal(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    map_str_bool(&a[0], |s| {
+    test_str(&a[0], |s| {
         let t = s.trim();
         !t.is_empty() && t.parse::<f64>().is_ok_and(f64::is_finite)
     })
@@ -317,9 +319,14 @@ fn parse_url(a: &[ArrayRef]) -> DfResult<ArrayRef> {
                 }),
                 ("AUTHORITY", _) => {
                     let host = u.host_str()?;
+                    let user = match (u.username(), u.password()) {
+                        ("", _) => String::new(),
+                        (name, Some(p)) => format!("{name}:{p}@"),
+                        (name, None) => format!("{name}@"),
+                    };
                     Some(match u.port() {
-                        Some(p) => format!("{host}:{p}"),
-                        None => host.to_string(),
+                        Some(p) => format!("{user}{host}:{p}"),
+                        None => format!("{user}{host}"),
                     })
                 }
                 ("USERINFO", _) => {
@@ -439,7 +446,11 @@ fn json_exists(a: &[ArrayRef]) -> DfResult<ArrayRef> {
                 return None;
             }
             let doc: serde_json::Value = serde_json::from_str(docs.value(i)).ok()?;
-            Some(parse_path(paths.value(i)).is_some_and(|s| select(&doc, &s).is_some()))
+            // A member whose value is `null` does not exist, as in Flink.
+            Some(
+                parse_path(paths.value(i))
+                    .is_some_and(|s| select(&doc, &s).is_some_and(|v| !v.is_null())),
+            )
         })
         .collect();
     Ok(Arc::new(out))
@@ -528,13 +539,13 @@ fn json_object(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 pub(crate) const IS_JSON_FN: &str = "weir_is_json";
 
 /// `IS JSON VALUE | OBJECT | ARRAY | SCALAR`: whether the text parses as
-/// JSON of that kind (NULL stays NULL).
+/// JSON of that kind (FALSE for NULL, as in Flink).
 fn is_json(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     let (docs, kinds) = (strings(&a[0])?, strings(&a[1])?);
     let out: BooleanArray = (0..docs.len())
         .map(|i| {
             if docs.is_null(i) {
-                return None;
+                return Some(false);
             }
             let v = serde_json::from_str::<serde_json::Value>(docs.value(i)).ok();
             let kind = if kinds.is_null(i) {

@@ -393,7 +393,7 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         }
                     };
                     Ok(Some(parse_expr(&format!(
-                        "({ts}) + CAST(concat(CAST(({n}) * {count} AS STRING), ' {unit}') AS INTERVAL)"
+                        "({ts}) + CAST(CAST(({n}) * {count} AS STRING) || ' {unit}' AS INTERVAL)"
                     ))?))
                 }
                 ("timestampdiff", [Expr::Identifier(unit), a, b]) => {
@@ -493,9 +493,18 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ("left", [s, n]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE left({s}, {n}) END"
                 ))?)),
-                // Flink's TO_TIMESTAMP is a TIMESTAMP(3); its format, Java's.
+                // Flink's TO_TIMESTAMP is a TIMESTAMP(3), NULL for text that
+                // is not a time; its format, Java's.
                 ("to_timestamp", [s]) => Ok(Some(parse_expr(&format!(
-                    "arrow_cast(to_timestamp({s}), 'Timestamp(Millisecond, None)')"
+                    "arrow_cast(TRY_CAST({s} AS TIMESTAMP), 'Timestamp(Millisecond, None)')"
+                ))?)),
+                // NaN for a negative number, as Java's Math.sqrt.
+                ("sqrt", [x]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({x}) < 0 THEN CAST('NaN' AS DOUBLE) ELSE sqrt({x}) END"
+                ))?)),
+                // Not there (FALSE) when the element looked for is NULL.
+                ("array_contains", [a, x]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({a}) IS NULL THEN NULL ELSE coalesce(array_has({a}, {x}), FALSE) END"
                 ))?)),
                 ("to_timestamp", [s, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {

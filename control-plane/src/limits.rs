@@ -360,18 +360,6 @@ async fn set(
     Ok(())
 }
 
-async fn limits_env(state: &AppState, p: &Principal, env: &str) -> Result<String, ApiError> {
-    let id = state
-        .store
-        .get_environment(&p.org_id, env)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("environment '{env}'")))?
-        .id;
-    p.access
-        .require(Permission::View, &Crn::environment(&p.org_id, &id))?;
-    Ok(id)
-}
-
 /// An environment's quotas: the value in force, how many exist, and the
 /// server's ceiling.
 #[utoipa::path(
@@ -386,7 +374,7 @@ async fn environment_limits(
     p: Principal,
     Path(env): Path<String>,
 ) -> Result<Json<LimitsView>, ApiError> {
-    let env = limits_env(&state, &p, &env).await?;
+    let env = crate::registry::settings_env(&state, &p, &env, Permission::View).await?;
     Ok(Json(view(&state, &p.org_id, Some(&env)).await?))
 }
 
@@ -407,7 +395,7 @@ async fn set_environment_limits(
     Path(env): Path<String>,
     body: Result<Json<EnvironmentLimitsPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LimitsView>, ApiError> {
-    let env = limits_env(&state, &p, &env).await?;
+    let env = crate::registry::settings_env(&state, &p, &env, Permission::View).await?;
     p.access
         .require(Permission::Manage, &Crn::organization(&p.org_id))?;
     let Json(b) = body?;

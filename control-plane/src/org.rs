@@ -27,17 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster, delete_cluster))
 }
 
-/// A one-page list, as the managed service's v2 APIs shape them.
-fn list(
-    state: &AppState,
-    api_version: &str,
-    kind: &str,
-    path: &str,
-    data: Vec<Value>,
-) -> Json<Value> {
-    crate::iam::list_of(state, api_version, kind, path, data)
-}
-
 async fn organization_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let name = state
         .store
@@ -72,7 +61,7 @@ async fn organizations(
         .access
         .require(Permission::View, &Crn::organization(&principal.org_id))?;
     let org = organization_resource(&state, &principal.org_id).await?;
-    Ok(list(
+    Ok(crate::iam::list_of(
         &state,
         "org/v2",
         "OrganizationList",
@@ -134,7 +123,7 @@ async fn environments(
         })
         .map(|e| environment_resource(&state, &e.org_id, &e.id, &e.name))
         .collect();
-    Ok(list(
+    Ok(crate::iam::list_of(
         &state,
         "org/v2",
         "EnvironmentList",
@@ -258,7 +247,7 @@ async fn clusters(
         })
         .map(|c| cluster_resource(&state, &env, c))
         .collect();
-    Ok(list(
+    Ok(crate::iam::list_of(
         &state,
         "cmk/v2",
         "ClusterList",

@@ -1036,9 +1036,9 @@ struct SettingsBody {
     ca_certificate: Option<String>,
 }
 
-/// The caller's environment for the settings routes (404 otherwise), if
+/// The caller's environment named in a path (404 otherwise), if
 /// its roles allow `need` on it.
-async fn settings_env(
+pub(crate) async fn settings_env(
     state: &AppState,
     p: &Principal,
     env: &str,

@@ -1,5 +1,7 @@
-//! Flink's lexical rules on top of `sqlparser`.
+//! Flink's lexical rules and syntax on top of `sqlparser`: window TVF
+//! table arguments, `MAP[k, v, ...]` and `x IS [NOT] JSON`.
 
+use crate::unnest::call;
 use datafusion::sql::sqlparser::ast::{Expr, Ident};
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -198,30 +200,6 @@ fn map_constructor(parser: &mut Parser) -> Result<Expr, ParserError> {
         "map",
         vec![call("make_array", keys), call("make_array", values)],
     ))
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    use datafusion::sql::sqlparser::ast::{
-        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        ObjectName, ObjectNamePart,
-    };
-    Expr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 fn table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {

@@ -113,7 +113,7 @@ fn ordinals(arrays: &[sql::Expr]) -> sql::Expr {
 }
 
 /// The call `name(args...)`.
-fn call(name: &str, args: Vec<sql::Expr>) -> sql::Expr {
+pub(crate) fn call(name: &str, args: Vec<sql::Expr>) -> sql::Expr {
     sql::Expr::Function(sql::Function {
         name: sql::ObjectName::from(vec![sql::Ident::new(name)]),
         uses_odbc_syntax: false,

@@ -115,6 +115,8 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("json_string", 1, DataType::Utf8, json_string),
         udf(IS_JSON_FN, 2, DataType::Boolean, is_json),
         variadic("json_array", DataType::Utf8, json_array),
+        round_udf(CEIL_FN, true),
+        round_udf(FLOOR_FN, false),
         variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
         udf("url_encode", 1, DataType::Utf8, url_encode),
         udf("url_decode", 1, DataType::Utf8, url_decode),
@@ -242,6 +244,101 @@ fn is_decimal(a: &[ArrayRef]) -> DfResult<ArrayRef> {
         let t = s.trim();
         !t.is_empty() && t.parse::<f64>().is_ok_and(f64::is_finite)
     })
+}
+
+// ---- CEIL and FLOOR -------------------------------------------------------
+
+/// The functions `CEIL(x)` and `FLOOR(x)` are planned as.
+pub(crate) const CEIL_FN: &str = "weir_ceil";
+pub(crate) const FLOOR_FN: &str = "weir_floor";
+
+/// `CEIL`/`FLOOR` as Flink types them: a `DECIMAL(p, s)` gives a
+/// `DECIMAL(p - s + 1, 0)` (at least 1 digit), an integer itself, anything
+/// else a `DOUBLE`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Round {
+    name: &'static str,
+    up: bool,
+    signature: Signature,
+}
+
+fn rounded_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Decimal128(p, s) if *s > 0 => {
+            DataType::Decimal128(((*p as i16 - *s as i16 + 1).clamp(1, 38)) as u8, 0)
+        }
+        DataType::Decimal128(p, s) => DataType::Decimal128(*p, *s),
+        t if t.is_integer() => t.clone(),
+        _ => DataType::Float64,
+    }
+}
+
+impl ScalarUDFImpl for Round {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(rounded_type(&args[0]))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let a = ColumnarValue::values_to_arrays(&args.args)?.remove(0);
+        let out: ArrayRef = match a.data_type() {
+            DataType::Decimal128(p, s) if *s > 0 => {
+                let d = a.as_primitive::<arrow::datatypes::Decimal128Type>();
+                let unit = 10i128.pow(*s as u32);
+                let up = self.up;
+                let r: arrow::array::Decimal128Array = d.unary(|v| {
+                    let (q, r) = (v / unit, v % unit);
+                    if up && r > 0 {
+                        q + 1
+                    } else if !up && r < 0 {
+                        q - 1
+                    } else {
+                        q
+                    }
+                });
+                let DataType::Decimal128(p2, s2) = rounded_type(&DataType::Decimal128(*p, *s))
+                else {
+                    unreachable!("a decimal rounds to a decimal")
+                };
+                Arc::new(r.with_precision_and_scale(p2, s2)?)
+            }
+            t if t.is_integer() || matches!(t, DataType::Decimal128(..)) => a,
+            _ => {
+                let f = arrow::compute::cast(&a, &DataType::Float64)?;
+                let f = f.as_primitive::<arrow::datatypes::Float64Type>();
+                let up = self.up;
+                Arc::new(f.unary::<_, arrow::datatypes::Float64Type>(|v| {
+                    if up {
+                        v.ceil()
+                    } else {
+                        v.floor()
+                    }
+                }))
+            }
+        };
+        if scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn round_udf(name: &'static str, up: bool) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Round {
+        name,
+        up,
+        signature: Signature::any(1, Volatility::Immutable),
+    }))
 }
 
 // ---- URLs -----------------------------------------------------------------

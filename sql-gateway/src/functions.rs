@@ -211,6 +211,40 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             "{}({expr})",
             crate::flink_text::TO_STRING_FN
         ))?)),
+        // Flink's SUBSTRING counts a negative start from the end, and takes
+        // a start of 0 as 1.
+        Expr::Substring {
+            expr,
+            substring_from: Some(from),
+            substring_for,
+            ..
+        } => {
+            let len = substring_for
+                .as_ref()
+                .map(|l| format!(", {l}"))
+                .unwrap_or_default();
+            Ok(Some(parse_expr(&format!(
+                "CASE WHEN ({from}) < 0 THEN substr({expr}, greatest(character_length({expr}) + ({from}) + 1, 1){len}) \
+                 WHEN ({from}) = 0 THEN substr({expr}, 1{len}) \
+                 ELSE substr({expr}, {from}{len}) END"
+            ))?))
+        }
+        // Flink's CEIL and FLOOR keep an exact number exact: a DECIMAL's
+        // is a DECIMAL of scale 0, an integer's the integer.
+        Expr::Ceil {
+            expr,
+            field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
+        } => Ok(Some(parse_expr(&format!(
+            "{}({expr})",
+            crate::flink_udfs::CEIL_FN
+        ))?)),
+        Expr::Floor {
+            expr,
+            field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
+        } => Ok(Some(parse_expr(&format!(
+            "{}({expr})",
+            crate::flink_udfs::FLOOR_FN
+        ))?)),
         // Flink's EXTRACT is a BIGINT; its DOW counts from Sunday = 1.
         Expr::Extract { field, expr, .. } => {
             let part = match field {

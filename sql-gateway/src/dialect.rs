@@ -1,5 +1,6 @@
 //! Flink's lexical rules and syntax on top of `sqlparser`: window TVF
-//! table arguments, `MAP[k, v, ...]` and `x IS [NOT] JSON`.
+//! table arguments, `MAP[k, v, ...]`, `x IS [NOT] JSON` and `BETWEEN
+//! SYMMETRIC`.
 
 use crate::unnest::call;
 use datafusion::sql::sqlparser::ast::{Expr, Ident};
@@ -113,6 +114,28 @@ impl Dialect for FlinkDialect {
     ) -> Option<Result<Expr, ParserError>> {
         let is_word =
             |t: &Token, k: &str| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case(k));
+        // `x [NOT] BETWEEN SYMMETRIC a AND b`: between the lesser and the
+        // greater of the two.
+        let not = is_word(&parser.peek_token().token, "NOT");
+        let at = usize::from(not);
+        if is_word(&parser.peek_nth_token(at).token, "BETWEEN")
+            && is_word(&parser.peek_nth_token(at + 1).token, "SYMMETRIC")
+        {
+            for _ in 0..at + 2 {
+                parser.next_token();
+            }
+            let prec = self.prec_value(datafusion::sql::sqlparser::dialect::Precedence::Between);
+            let bounds = parser.parse_subexpr(prec).and_then(|low| {
+                parser.expect_keyword(Keyword::AND)?;
+                Ok((low, parser.parse_subexpr(prec)?))
+            });
+            return Some(bounds.map(|(a, b)| Expr::Between {
+                expr: Box::new(expr.clone()),
+                negated: not,
+                low: Box::new(call("least", vec![a.clone(), b.clone()])),
+                high: Box::new(call("greatest", vec![a, b])),
+            }));
+        }
         if !is_word(&parser.peek_token().token, "IS") {
             return None;
         }

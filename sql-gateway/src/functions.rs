@@ -245,6 +245,55 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             "{}({expr})",
             crate::flink_udfs::FLOOR_FN
         ))?)),
+        // `LIKE p ESCAPE 'c'` with another escape than the backslash (the
+        // only one DataFusion takes): the pattern rewritten to escape with
+        // a backslash.
+        Expr::Like {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: Some(esc),
+        } => {
+            let (Value::SingleQuotedString(c), Expr::Value(p)) = (&esc.value, pattern.as_ref())
+            else {
+                return Ok(None);
+            };
+            let (Value::SingleQuotedString(p), Some(c)) = (&p.value, c.chars().next()) else {
+                return Ok(None);
+            };
+            if c == '\\' {
+                return Ok(None);
+            }
+            let mut out = String::new();
+            let mut chars = p.chars();
+            while let Some(ch) = chars.next() {
+                if ch == c {
+                    match chars.next() {
+                        Some('\\') => out.push_str("\\\\"),
+                        Some(next) => {
+                            out.push('\\');
+                            out.push(next);
+                        }
+                        None => {
+                            return Err(SqlError::validation(
+                                format!("the LIKE pattern '{p}' ends with its escape character"),
+                                None,
+                            ))
+                        }
+                    }
+                } else if ch == '\\' {
+                    out.push_str("\\\\");
+                } else {
+                    out.push(ch);
+                }
+            }
+            let not = if *negated { "NOT " } else { "" };
+            Ok(Some(parse_expr(&format!(
+                "({expr}) {not}LIKE '{}'",
+                out.replace('\'', "''")
+            ))?))
+        }
         // Flink's EXTRACT is a BIGINT; its DOW counts from Sunday = 1.
         Expr::Extract { field, expr, .. } => {
             let part = match field {

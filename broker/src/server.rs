@@ -17,6 +17,9 @@ use crate::{next_producer_id, Committed, State};
 
 /// The largest request read (a produce of many batches).
 const MAX_REQUEST_BYTES: usize = 128 << 20;
+/// The largest request read before a connection has authenticated, when
+/// the broker asks for SASL: a stranger cannot make it hold 128 MiB.
+const MAX_UNAUTHENTICATED_BYTES: usize = 64 << 10;
 /// The longest a fetch waits for data, whatever the client asks.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
 
@@ -94,7 +97,12 @@ async fn connection(
             s = rd.read_i32() => s.map_err(|e| e.to_string())?,
             _ = stop.cancelled() => return Ok(()),
         };
-        if size < 4 || size as usize > MAX_REQUEST_BYTES {
+        let limit = if session.user.is_none() && !state.config.sasl_plain_users.is_empty() {
+            MAX_UNAUTHENTICATED_BYTES
+        } else {
+            MAX_REQUEST_BYTES
+        };
+        if size < 4 || size as usize > limit {
             return Err(format!("a request of {size} bytes"));
         }
         let mut buf = vec![0u8; size as usize];

@@ -263,5 +263,18 @@ async fn with_sasl_users_only_a_client_that_authenticates_is_served() {
         vec![b"hello".to_vec()],
         "only the authenticated record"
     );
+    // Before authenticating, a large request is refused unread: the
+    // connection closes.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(&(1i32 << 20).to_be_bytes()).await.unwrap();
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the broker answers or closes within 5 s")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "a stranger's 1 MiB request closes the connection");
+    }
     broker.stop().await;
 }

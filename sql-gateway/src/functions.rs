@@ -80,7 +80,22 @@ pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V, tz: &str) -> Result<(), Sq
     }
 }
 
+/// The longest text one rewritten call may have. Several rewrites repeat
+/// an argument (`GREATEST`'s NULL test, `TIMESTAMPDIFF`'s months), so
+/// nesting them multiplies the size: past this a statement is refused
+/// rather than grown without bound.
+const MAX_REWRITTEN_BYTES: usize = 256 << 10;
+
 fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
+    if sql.len() > MAX_REWRITTEN_BYTES {
+        return Err(SqlError::validation(
+            format!(
+                "an expression grows past {} KiB when Flink's functions are rewritten onto the engine's; nest fewer calls of GREATEST, LEAST, CONCAT, SUBSTRING, CEIL, TIMESTAMPDIFF (or write it in steps)",
+                MAX_REWRITTEN_BYTES >> 10
+            ),
+            None,
+        ));
+    }
     Parser::new(&FlinkDialect)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())

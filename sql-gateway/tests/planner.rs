@@ -58,6 +58,21 @@ fn an_expression_without_a_name_is_named_by_its_position_as_in_flink() {
 }
 
 #[test]
+fn nested_rewritten_calls_that_would_grow_without_bound_are_refused() {
+    // Each GREATEST repeats its arguments once (the NULL test): 40 levels
+    // would be 2^40 copies.
+    let mut e = "amount".to_string();
+    for _ in 0..40 {
+        e = format!("GREATEST({e}, 1.0)");
+    }
+    // On the planner's stack, as the service plans.
+    let err = on_planner_stack(&format!("SELECT {e} FROM orders")).expect_err("refused");
+    assert!(err.to_string().contains("grows past 256 KiB"), "{err}");
+    // A few levels plan.
+    plan("SELECT GREATEST(GREATEST(GREATEST(amount, 1.0), 2.0), 3.0) FROM orders");
+}
+
+#[test]
 fn select_star_hides_rowtime_and_naming_it_selects_it() {
     let p = plan("SELECT * FROM orders");
     assert_eq!(

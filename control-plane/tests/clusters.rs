@@ -73,19 +73,7 @@ async fn a_registered_cluster_brings_its_topics_as_a_database() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
     // Its topics become the tables of database `mirror`.
     let store = &weir.server.as_ref().unwrap().state.store;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store
-        .get_table(&org, &env, &id, &topic)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the topic becomes a table of mirror"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_table(store, &org, &env, &id, &topic).await;
     let bounded = format!(
         "SELECT CAST(val AS STRING) AS v FROM `mirror`.`{topic}` /*+ OPTIONS('scan.bounded.mode'='latest-offset') */"
     );
@@ -153,6 +141,23 @@ async fn a_registered_cluster_brings_its_topics_as_a_database() {
         .unwrap()
         .is_some());
     weir.stop().await;
+}
+
+/// Waits up to 30 s for the sync to make `topic` a table of cluster `id`.
+async fn wait_for_table(store: &weir_catalog::Store, org: &str, env: &str, id: &str, topic: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store
+        .get_table(org, env, id, topic)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} becomes a table of cluster {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A record produced to an authenticating broker.
@@ -232,19 +237,7 @@ async fn a_cluster_that_asks_for_sasl_is_read_and_written_with_its_sealed_creden
     assert!(!raw.contains(SASL_PASSWORD));
 
     // The sync reads its topics with the credentials.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store
-        .get_table(&org, &env, &id, "payments")
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "payments becomes a table of `secured`"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_table(store, &org, &env, &id, "payments").await;
     // A statement creates a table there, reads one and writes the other.
     weir.ddl("CREATE TABLE `secured`.`doubled` (v INT) WITH ('value.format' = 'json')")
         .await;

@@ -70,6 +70,42 @@ impl ScalarUDFImpl for Simple {
     }
 }
 
+/// The name of [`tagged_cast`].
+pub(crate) const TAGGED_CAST_FN: &str = "weir_cast";
+
+/// `weir_cast(CAST(x AS T), 'T')` is `CAST(x AS T)`: its second argument
+/// only makes its name differ from `x`'s. DataFusion names a cast after
+/// the value cast, so `AVG(a)` and `AVG(CAST(a AS DOUBLE))` in one
+/// aggregate would have one name and be refused (apache/datafusion#18975).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TaggedCast {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TaggedCast {
+    fn name(&self) -> &str {
+        TAGGED_CAST_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(args.args.swap_remove(0))
+    }
+}
+
+pub(crate) fn tagged_cast() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(TaggedCast {
+        signature: Signature::any(2, Volatility::Immutable),
+    }))
+}
+
 fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(Simple {
         name,

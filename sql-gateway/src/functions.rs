@@ -137,6 +137,13 @@ fn ltz(tz: &str) -> String {
 
 fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
+        // `ARRAY[x, y]` is `make_array(x, y)`, as DataFusion plans it;
+        // written as the call, its elements may name the outer row in a
+        // lateral `UNNEST(ARRAY[t.x, t.y])` (DataFusion plans an array
+        // literal's elements without the outer query's columns).
+        Expr::Array(arr) if !arr.elem.is_empty() => {
+            Ok(Some(crate::unnest::call("make_array", arr.elem.clone())))
+        }
         // An instant in the session zone; DataFusion has no such SQL type.
         Expr::Cast {
             expr, data_type, ..

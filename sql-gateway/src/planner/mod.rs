@@ -230,8 +230,18 @@ impl Planner {
             .into_iter()
             .filter(|r| r.name() != "eliminate_join")
             .collect();
+        // An uncorrelated scalar subquery becomes a left join on TRUE, as
+        // a correlated one becomes a keyed left join: a streaming plan has
+        // no physical operator that runs the subquery once beforehand (its
+        // value changes as its input does).
+        let mut config = datafusion::prelude::SessionConfig::new();
+        config
+            .options_mut()
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = false;
         let mut state = SessionStateBuilder::new()
             .with_default_features()
+            .with_config(config)
             .with_optimizer_rules(rules)
             .build();
         let bounded = crate::bounded::wrap(state.scalar_functions());
@@ -244,7 +254,7 @@ impl Planner {
                 crate::unnest::udf(),
             ])
             .chain(crate::flink_udfs::udfs())
-            .chain([crate::flink_text::udf()])
+            .chain([crate::flink_text::udf(), crate::flink_udfs::tagged_cast()])
             .chain(bounded)
         {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
@@ -278,6 +288,7 @@ impl Planner {
         hide_rowtime(&mut query);
         uniquify_select_names(&mut query);
         rewrite_flink_calls(&mut query, &ctx.time_zone)?;
+        tag_colliding_casts(&mut query);
         let provider = Provider {
             state: &self.state,
             ctx,
@@ -288,6 +299,7 @@ impl Planner {
             .sql_statement_to_plan(Statement::Query(Box::new(query)))
             .map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
+        refuse_unbounded_scalar_subqueries(&plan, sql)?;
         let plan = crate::unnest::decorrelate_all(plan)?;
         let plan = self.state.optimize(&plan).map_err(|e| df_error(e, sql))?;
         crate::timezone::localize_casts(plan).map_err(|e| df_error(e, sql))

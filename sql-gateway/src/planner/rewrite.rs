@@ -31,6 +31,68 @@ pub(super) fn refuse_placeholders(plan: &LogicalPlan, sql: &str) -> Result<(), S
     }
 }
 
+/// A scalar subquery is one value: one whose rows are not bounded to one
+/// (by an aggregate without `GROUP BY`, `LIMIT 1`, or a correlation, which
+/// DataFusion aggregates) is refused here. Flink accepts it and fails the
+/// running statement when a second row arrives; a streaming statement that
+/// fails on its data hours in is worse than one refused when submitted.
+pub(super) fn refuse_unbounded_scalar_subqueries(
+    plan: &LogicalPlan,
+    sql: &str,
+) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    fn at_most_one_row(plan: &LogicalPlan) -> bool {
+        match plan {
+            LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+            LogicalPlan::Limit(l) => {
+                matches!(l.get_fetch_type(), Ok(datafusion::logical_expr::FetchType::Literal(Some(n))) if n <= 1)
+                    || at_most_one_row(&l.input)
+            }
+            LogicalPlan::EmptyRelation(_) => true,
+            LogicalPlan::Values(v) => v.values.len() <= 1,
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Sort(_) => plan.inputs().iter().all(|i| at_most_one_row(i)),
+            _ => false,
+        }
+    }
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarSubquery(sq) = e {
+                    if sq.outer_ref_columns.is_empty() && !at_most_one_row(&sq.subquery) {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    if found {
+        return Err(SqlError::validation(
+            "a scalar subquery must give at most one row, and this one can give more: \
+             aggregate it (MAX(...), COUNT(*), ... without GROUP BY) or end it with LIMIT 1",
+            subquery_start(sql),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the first `(SELECT` of `sql` opens its `SELECT`.
+fn subquery_start(sql: &str) -> Option<(u64, u64)> {
+    sql.char_indices().find_map(|(i, c)| {
+        let rest = sql[i + c.len_utf8()..].trim_start();
+        (c == '('
+            && rest
+                .get(..6)
+                .is_some_and(|w| w.eq_ignore_ascii_case("select")))
+        .then(|| crate::error::offset_to_position(sql, sql.len() - rest.len()))
+    })
+}
+
 /// Names repeated in a select list get a number, as Flink's validator
 /// gives them (`SELECT a, a` is `a, a0`), where DataFusion refuses them:
 /// a repeated column or alias is aliased `<name><n>`, the first `n` from 0
@@ -224,4 +286,149 @@ pub(super) fn hide_rowtime(query: &mut Query) {
         }
     }
     set_expr(&mut query.body);
+}
+
+/// Calls in one select that differ only in a `CAST` of an argument
+/// (`AVG(a)`, `AVG(CAST(a AS DOUBLE))`) would get one name from DataFusion,
+/// which names a cast after the value cast, and the aggregate holding both
+/// would be refused; each such cast is wrapped in
+/// [`crate::flink_udfs::TAGGED_CAST_FN`], which names it after its type too.
+pub(super) fn tag_colliding_casts(query: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Value, VisitMut,
+        VisitorMut,
+    };
+    use std::collections::HashMap;
+
+    /// The call's text with every top-level cast argument left out.
+    fn stripped(f: &datafusion::sql::sqlparser::ast::Function) -> Option<String> {
+        let FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        let mut any = false;
+        let args: Vec<String> = list
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast { expr, .. })) => {
+                    any = true;
+                    expr.to_string()
+                }
+                other => other.to_string(),
+            })
+            .collect();
+        any.then(|| format!("{}({})", f.name, args.join(", ")))
+    }
+
+    fn collect(e: &SqlExpr, out: &mut HashMap<String, Vec<String>>) {
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |e| {
+            if let SqlExpr::Function(f) = e {
+                let key = stripped(f).unwrap_or_else(|| f.to_string());
+                let full = f.to_string();
+                let seen = out.entry(key).or_default();
+                if !seen.contains(&full) {
+                    seen.push(full);
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+
+    struct Tag;
+    impl VisitorMut for Tag {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+            let SetExpr::Select(select) = q.body.as_mut() else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            let mut calls: HashMap<String, Vec<String>> = HashMap::new();
+            for item in &select.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        collect(e, &mut calls)
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = &select.having {
+                collect(h, &mut calls);
+            }
+            let colliding: std::collections::HashSet<String> = calls
+                .into_iter()
+                .filter(|(_, texts)| texts.len() > 1)
+                .map(|(key, _)| key)
+                .collect();
+            if colliding.is_empty() {
+                return std::ops::ControlFlow::Continue(());
+            }
+            let wrap = |e: &mut SqlExpr| {
+                let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(e, |e| {
+                    if let SqlExpr::Function(f) = e {
+                        if !stripped(f).is_some_and(|k| colliding.contains(&k)) {
+                            return std::ops::ControlFlow::<()>::Continue(());
+                        }
+                        let FunctionArguments::List(list) = &mut f.args else {
+                            return std::ops::ControlFlow::Continue(());
+                        };
+                        for arg in &mut list.args {
+                            if let FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                                cast @ SqlExpr::Cast { .. },
+                            )) = arg
+                            {
+                                let SqlExpr::Cast { data_type, .. } = &*cast else {
+                                    unreachable!("matched above")
+                                };
+                                let tag = data_type.to_string();
+                                let inner = std::mem::replace(cast, SqlExpr::value(Value::Null));
+                                *cast =
+                                    SqlExpr::Function(datafusion::sql::sqlparser::ast::Function {
+                                        name: datafusion::sql::sqlparser::ast::ObjectName::from(
+                                            vec![datafusion::sql::sqlparser::ast::Ident::new(
+                                                crate::flink_udfs::TAGGED_CAST_FN,
+                                            )],
+                                        ),
+                                        uses_odbc_syntax: false,
+                                        parameters: FunctionArguments::None,
+                                        args: FunctionArguments::List(
+                                            datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                                                duplicate_treatment: None,
+                                                args: vec![
+                                                    FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                                                        inner,
+                                                    )),
+                                                    FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                                                        SqlExpr::value(Value::SingleQuotedString(
+                                                            tag,
+                                                        )),
+                                                    )),
+                                                ],
+                                                clauses: vec![],
+                                            },
+                                        ),
+                                        filter: None,
+                                        null_treatment: None,
+                                        over: None,
+                                        within_group: vec![],
+                                    });
+                            }
+                        }
+                    }
+                    std::ops::ControlFlow::Continue(())
+                });
+            };
+            for item in &mut select.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        wrap(e)
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = &mut select.having {
+                wrap(h);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Tag);
 }

@@ -73,7 +73,8 @@ pub fn needs(ctx: &CatalogContext, analysis: &Analysis) -> Vec<(Permission, Crn)
             }
             FlinkStatement::DropTable { name, .. }
             | FlinkStatement::DropView { name, .. }
-            | FlinkStatement::AlterTableSet { name, .. } => {
+            | FlinkStatement::AlterTableSet { name, .. }
+            | FlinkStatement::AlterTable { name, .. } => {
                 if let Ok((db, def)) = ctx.resolve_object(name) {
                     // A view has a name and no topic.
                     let topic = if def.topic.is_empty() {

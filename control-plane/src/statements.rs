@@ -614,7 +614,7 @@ fn metadata_kind(stmt: &weir_sql_gateway::FlinkStatement) -> &'static str {
         F::DropTable { .. } => "DROP_TABLE",
         F::CreateView { .. } => "CREATE_VIEW",
         F::DropView { .. } => "DROP_VIEW",
-        F::AlterTableSet { .. } => "ALTER_TABLE",
+        F::AlterTableSet { .. } | F::AlterTable { .. } => "ALTER_TABLE",
         _ => "OTHER",
     }
 }

@@ -946,3 +946,77 @@ async fn views_read_their_query_and_information_schema_lists_them() {
     assert!(s.contains(&view), "{s}");
     weir.stop().await;
 }
+
+/// Runs `sql` as a snapshot query and returns its rows' first columns,
+/// sorted.
+async fn snapshot_column(weir: &Weir, name: &str, sql: &str) -> Vec<String> {
+    let snapshot: BTreeMap<String, String> =
+        [("sql.snapshot.mode".to_string(), "now".to_string())].into();
+    weir.submit_with(name, sql, snapshot).await.unwrap();
+    weir.wait_phase(name, Phase::Completed, Duration::from_secs(60))
+        .await;
+    let mut got: Vec<String> = all_results(weir, name)
+        .await
+        .into_iter()
+        .map(|(_, r)| r[0].as_str().unwrap_or("null").to_string())
+        .collect();
+    got.sort();
+    got
+}
+
+/// `ALTER TABLE` changes a table in the store and `CREATE TABLE ... LIKE`
+/// copies one (with the change) onto a topic of its own: the statements
+/// after each read the table as changed, and a change that would break the
+/// table is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_and_create_table_like_change_what_statements_read() {
+    let weir = Weir::start().await;
+    let src = unique("orders");
+    weir.ddl(&orders_ddl(&src, "")).await;
+    produce(&src, &orders(0..4)).await;
+    weir.ddl(&format!(
+        "ALTER TABLE `{src}` ADD (tenfold AS CAST(id * 10 AS STRING) FIRST)"
+    ))
+    .await;
+    let got = snapshot_column(&weir, "read-altered", &format!("SELECT * FROM `{src}`")).await;
+    assert_eq!(got, ["0", "10", "20", "30"]);
+
+    let copy = unique("copy");
+    weir.ddl(&format!("CREATE TABLE `{copy}` LIKE `{src}`"))
+        .await;
+    let snapshot: BTreeMap<String, String> =
+        [("sql.snapshot.mode".to_string(), "now".to_string())].into();
+    weir.submit_with(
+        "fill-copy",
+        &format!(
+            "INSERT INTO `{copy}` SELECT id + 100, who, amount, country, note, tags FROM `{src}`"
+        ),
+        snapshot,
+    )
+    .await
+    .unwrap();
+    weir.wait_phase("fill-copy", Phase::Completed, Duration::from_secs(60))
+        .await;
+    let got = snapshot_column(&weir, "read-copy", &format!("SELECT tenfold FROM `{copy}`")).await;
+    assert_eq!(got, ["1000", "1010", "1020", "1030"]);
+
+    for (sql, says) in [
+        (format!("ALTER TABLE `{src}` DROP id"), "reads it"),
+        (
+            format!("ALTER TABLE `{src}` ADD who STRING"),
+            "already exists",
+        ),
+        (
+            format!("CREATE TABLE `{}` (who STRING) LIKE `{src}`", unique("c")),
+            "already exists in the base table",
+        ),
+    ] {
+        let err = weir
+            .submit("bad-alter", &sql)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{sql}: {err}");
+    }
+    weir.stop().await;
+}

@@ -27,6 +27,7 @@ mod plan;
 mod planner;
 mod proctime;
 pub mod stages;
+mod table_changes;
 mod temporal;
 mod timezone;
 mod unnest;

@@ -108,12 +108,43 @@ impl CatalogContext {
     pub fn from_ddl(planner: &crate::Planner, ddl: &[&str]) -> Result<CatalogContext, SqlError> {
         let mut tables = Vec::with_capacity(ddl.len());
         for d in ddl {
-            let crate::FlinkStatement::CreateTable { mut def, .. } = crate::parse(d)?.statement
-            else {
-                return Err(SqlError::validation(
-                    format!("not a CREATE TABLE: {d}"),
-                    None,
-                ));
+            let mut def = match crate::parse(d)?.statement {
+                crate::FlinkStatement::CreateTable {
+                    def, like: None, ..
+                } => def,
+                crate::FlinkStatement::CreateTable {
+                    def,
+                    like: Some(like),
+                    ..
+                } => {
+                    let source = object_parts(&like.source).pop().unwrap_or_default();
+                    let source = tables
+                        .iter()
+                        .find(|t: &&TableDef| t.name == source)
+                        .ok_or_else(|| {
+                            SqlError::validation(format!("LIKE: no table '{source}'"), None)
+                        })?;
+                    crate::table_changes::merge_like(&def, source, &like.options)?
+                }
+                crate::FlinkStatement::AlterTable { name, change, .. } => {
+                    let target = object_parts(&name).pop().unwrap_or_default();
+                    let i = tables
+                        .iter()
+                        .position(|t| t.name == target)
+                        .ok_or_else(|| {
+                            SqlError::validation(format!("ALTER TABLE: no table '{target}'"), None)
+                        })?;
+                    let mut def = crate::table_changes::alter(&tables[i], &change)?;
+                    planner.resolve_computed(&mut def)?;
+                    tables[i] = def;
+                    continue;
+                }
+                _ => {
+                    return Err(SqlError::validation(
+                        format!("not a CREATE TABLE or ALTER TABLE: {d}"),
+                        None,
+                    ))
+                }
             };
             planner.resolve_computed(&mut def)?;
             tables.push(def);
@@ -708,6 +739,7 @@ pub async fn execute_metadata(
             if_not_exists,
             def,
             as_query: None,
+            like,
         } => {
             let parts = object_parts(name);
             let db = if parts.len() >= 2 {
@@ -718,7 +750,13 @@ pub async fn execute_metadata(
             let cluster = ctx.cluster(&db).ok_or_else(|| {
                 SqlError::validation(format!("database '{db}' does not exist"), None)
             })?;
-            let mut def = def.clone();
+            let mut def = match like {
+                None => def.clone(),
+                Some(like) => {
+                    let (_, source) = ctx.resolve_object(&like.source)?;
+                    crate::table_changes::merge_like(def, source, &like.options)?
+                }
+            };
             planner.resolve_computed(&mut def)?;
             create_table(store, ctx, cluster, &def, *if_not_exists).await?;
             Ok(one_column("result", ["OK".to_string()]))
@@ -852,6 +890,24 @@ pub async fn execute_metadata(
             if def.origin == TableOrigin::Discovered && !subjects_only {
                 def.origin = TableOrigin::Managed;
             }
+            store
+                .replace_table(&ctx.org, &ctx.env_id, &cluster.id, &def)
+                .await?;
+            Ok(one_column("result", ["OK".to_string()]))
+        }
+        FlinkStatement::AlterTable {
+            name,
+            if_exists,
+            change,
+        } => {
+            let (db, def) = match ctx.resolve_object(name) {
+                Ok(x) => x,
+                Err(_) if *if_exists => return Ok(one_column("result", ["OK".to_string()])),
+                Err(e) => return Err(e),
+            };
+            let cluster = ctx.cluster(&db).expect("resolved database exists");
+            let mut def = crate::table_changes::alter(def, change)?;
+            planner.resolve_computed(&mut def)?;
             store
                 .replace_table(&ctx.org, &ctx.env_id, &cluster.id, &def)
                 .await?;

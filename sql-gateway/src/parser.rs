@@ -53,6 +53,9 @@ pub enum FlinkStatement {
         /// The definition; its `topic` is the table name until resolved.
         def: TableDef,
         as_query: Option<Box<Query>>,
+        /// `LIKE source (options)`: the definition is merged with the
+        /// source's when the statement runs ([`crate::table_changes`]).
+        like: Option<crate::table_changes::LikeClause>,
     },
     DropTable {
         name: ObjectName,
@@ -72,6 +75,12 @@ pub enum FlinkStatement {
     AlterTableSet {
         name: ObjectName,
         options: BTreeMap<String, String>,
+    },
+    /// `ALTER TABLE name ADD | MODIFY | DROP | RENAME | RESET ...`.
+    AlterTable {
+        name: ObjectName,
+        if_exists: bool,
+        change: crate::table_changes::AlterChange,
     },
     Insert {
         table: ObjectName,
@@ -388,10 +397,18 @@ impl FlinkParser<'_> {
             Some("ALTER") if self.peek_word(1).as_deref() == Some("TABLE") => {
                 self.p.next_token();
                 self.p.next_token();
+                let if_exists = self.eat_words(&["IF", "EXISTS"]);
                 let name = self.object_name()?;
-                self.expect_word("SET")?;
-                let options = self.options()?;
-                Ok(FlinkStatement::AlterTableSet { name, options })
+                if self.eat_word("SET") {
+                    let options = self.options()?;
+                    return Ok(FlinkStatement::AlterTableSet { name, options });
+                }
+                let change = self.alter_change()?;
+                Ok(FlinkStatement::AlterTable {
+                    name,
+                    if_exists,
+                    change,
+                })
             }
             Some("SELECT") | Some("WITH") | Some("VALUES") | Some("INSERT") => self.sql_statement(),
             _ if first.token == Token::LParen => self.sql_statement(),
@@ -578,27 +595,222 @@ impl FlinkParser<'_> {
                 None,
             ));
         }
-        let as_query = if self.eat_word("AS") {
+        let like = if self.eat_word("LIKE") {
+            Some(self.like_clause()?)
+        } else {
+            None
+        };
+        let as_query = if self.is_word("AS") {
+            let t = self.p.next_token();
+            if like.is_some() {
+                return Err(SqlError::parse(
+                    "CREATE TABLE takes LIKE or AS SELECT, not both",
+                    at(&t),
+                ));
+            }
             Some(self.p.parse_query().map_err(parser_error)?)
         } else {
             None
         };
+        if like.is_some() {
+            // Checked once merged with the source table.
+            return Ok(FlinkStatement::CreateTable {
+                name,
+                if_not_exists,
+                def,
+                as_query: None,
+                like,
+            });
+        }
         if def.columns.is_empty() && as_query.is_none() {
             return Err(SqlError::parse(
                 "CREATE TABLE needs a column list or AS SELECT",
                 None,
             ));
         }
-        self.validate(&def)?;
+        validate_table(&def)?;
         Ok(FlinkStatement::CreateTable {
             name,
             if_not_exists,
             def,
             as_query,
+            like: None,
         })
     }
 
-    fn validate(&self, def: &TableDef) -> Result<(), SqlError> {
+    /// `LIKE source [( { INCLUDING | EXCLUDING | OVERWRITING } feature, ... )]`.
+    fn like_clause(&mut self) -> Result<crate::table_changes::LikeClause, SqlError> {
+        use crate::table_changes::{LikeFeature, LikeMode};
+        let source = self.object_name()?;
+        let mut options = vec![];
+        if self.p.consume_token(&Token::LParen) {
+            loop {
+                let t = self.p.peek_token();
+                let mode = if self.eat_word("INCLUDING") {
+                    LikeMode::Including
+                } else if self.eat_word("EXCLUDING") {
+                    LikeMode::Excluding
+                } else if self.eat_word("OVERWRITING") {
+                    LikeMode::Overwriting
+                } else {
+                    return Err(SqlError::parse(
+                        format!(
+                            "expected INCLUDING, EXCLUDING or OVERWRITING, found '{}'",
+                            t.token
+                        ),
+                        at(&t),
+                    ));
+                };
+                let t = self.p.peek_token();
+                let feature = match self.peek_word(0).as_deref() {
+                    Some("ALL") => LikeFeature::All,
+                    Some("CONSTRAINTS") => LikeFeature::Constraints,
+                    Some("PARTITIONS") | Some("DISTRIBUTION") => LikeFeature::Distribution,
+                    Some("GENERATED") => LikeFeature::Generated,
+                    Some("OPTIONS") => LikeFeature::Options,
+                    Some("WATERMARKS") => LikeFeature::Watermarks,
+                    Some("METADATA") => LikeFeature::Metadata,
+                    _ => {
+                        return Err(SqlError::parse(
+                            format!(
+                                "expected ALL, CONSTRAINTS, DISTRIBUTION, PARTITIONS, GENERATED, OPTIONS, WATERMARKS or METADATA, found '{}'",
+                                t.token
+                            ),
+                            at(&t),
+                        ))
+                    }
+                };
+                self.p.next_token();
+                if mode == LikeMode::Overwriting
+                    && matches!(
+                        feature,
+                        LikeFeature::All | LikeFeature::Constraints | LikeFeature::Distribution
+                    )
+                {
+                    return Err(SqlError::parse(
+                        "OVERWRITING applies to GENERATED, OPTIONS, WATERMARKS and METADATA only; use INCLUDING or EXCLUDING",
+                        at(&t),
+                    ));
+                }
+                options.push((mode, feature));
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect(Token::RParen)?;
+        }
+        Ok(crate::table_changes::LikeClause { source, options })
+    }
+
+    /// What follows `ALTER TABLE name` other than `SET (...)`.
+    fn alter_change(&mut self) -> Result<crate::table_changes::AlterChange, SqlError> {
+        use crate::table_changes::{AlterChange, DropTarget};
+        let t = self.p.peek_token();
+        if self.eat_word("RESET") {
+            self.expect(Token::LParen)?;
+            let mut keys = vec![];
+            loop {
+                keys.push(self.string()?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect(Token::RParen)?;
+            return Ok(AlterChange::Reset(keys));
+        }
+        if self.eat_word("ADD") || self.eat_word("MODIFY") {
+            let modify = matches!(&t.token, datafusion::sql::sqlparser::tokenizer::Token::Word(w) if w.value.eq_ignore_ascii_case("MODIFY"));
+            let mut elements = TableDef {
+                name: String::new(),
+                topic: String::new(),
+                columns: vec![],
+                watermark: None,
+                primary_key: vec![],
+                distribution: None,
+                options: BTreeMap::new(),
+                origin: TableOrigin::Managed,
+                view: None,
+            };
+            let mut positions = vec![];
+            let list = self.p.consume_token(&Token::LParen);
+            loop {
+                let before = elements.columns.len();
+                self.table_element(&mut elements)?;
+                if elements.columns.len() > before {
+                    let name = elements.columns[before].name.clone();
+                    if self.eat_word("FIRST") {
+                        positions.push((name, crate::table_changes::ColumnPosition::First));
+                    } else if self.eat_word("AFTER") {
+                        let after = self.ident()?;
+                        positions.push((name, crate::table_changes::ColumnPosition::After(after)));
+                    }
+                }
+                if !list || !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            if list {
+                self.expect(Token::RParen)?;
+            }
+            return Ok(if modify {
+                AlterChange::Modify {
+                    elements,
+                    positions,
+                }
+            } else {
+                AlterChange::Add {
+                    elements,
+                    positions,
+                }
+            });
+        }
+        if self.eat_word("DROP") {
+            let target = if self.eat_words(&["PRIMARY", "KEY"]) {
+                DropTarget::PrimaryKey
+            } else if self.eat_word("WATERMARK") {
+                DropTarget::Watermark
+            } else if self.eat_word("DISTRIBUTION") {
+                DropTarget::Distribution
+            } else if self.eat_word("CONSTRAINT") {
+                self.ident()?;
+                DropTarget::PrimaryKey
+            } else if self.p.consume_token(&Token::LParen) {
+                let mut cols = vec![];
+                loop {
+                    cols.push(self.ident()?);
+                    if !self.p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                self.expect(Token::RParen)?;
+                DropTarget::Columns(cols)
+            } else {
+                DropTarget::Columns(vec![self.ident()?])
+            };
+            return Ok(AlterChange::Drop(target));
+        }
+        if self.eat_word("RENAME") {
+            let from = self.ident()?;
+            let t = self.p.peek_token();
+            self.expect_word("TO")?;
+            let _ = t;
+            let to = self.ident()?;
+            return Ok(AlterChange::RenameColumn { from, to });
+        }
+        Err(SqlError::parse(
+            format!(
+                "expected SET, RESET, ADD, MODIFY, DROP or RENAME after ALTER TABLE name, found '{}'",
+                t.token
+            ),
+            at(&t),
+        ))
+    }
+}
+
+/// The checks every table definition passes: declared once, keys and
+/// watermark on declared columns, option values Weir knows.
+pub(crate) fn validate_table(def: &TableDef) -> Result<(), SqlError> {
+    {
         let mut seen = std::collections::HashSet::new();
         for c in &def.columns {
             if !seen.insert(c.name.as_str()) {
@@ -690,7 +902,9 @@ impl FlinkParser<'_> {
         }
         Ok(())
     }
+}
 
+impl FlinkParser<'_> {
     fn table_element(&mut self, def: &mut TableDef) -> Result<(), SqlError> {
         if self.eat_word("WATERMARK") {
             self.expect_word("FOR")?;

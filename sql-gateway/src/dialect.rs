@@ -104,6 +104,11 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `MATCH_RECOGNIZE` (see `match_recognize.rs`).
+    fn supports_match_recognize(&self) -> bool {
+        true
+    }
+
     /// `x IS [NOT] JSON [VALUE | OBJECT | ARRAY | SCALAR]` parses to
     /// `weir_is_json(x, 'KIND')`, negated for `NOT`.
     fn parse_infix(

@@ -21,6 +21,7 @@ mod hints;
 mod information_schema;
 mod interval;
 pub mod limits;
+mod match_recognize;
 mod metadata;
 mod parser;
 mod plan;
@@ -45,8 +46,9 @@ pub use metadata::{
 };
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
-    GroupColumn, IntervalBounds, JoinKind, OverFrame, PlanNode, RankOutput, SinkSpec, SourceSpec,
-    StartupMode, StreamingPlan, WindowKind, WindowSpec, WindowZone,
+    GroupColumn, IntervalBounds, JoinKind, MatchNav, MatchSkip, MatchSpec, OverFrame, PatternTerm,
+    PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind, WindowSpec,
+    WindowZone,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 pub use proctime::with_processing_time;

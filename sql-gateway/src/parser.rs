@@ -156,6 +156,7 @@ fn too_deeply_nested(sql: &str, limit: usize) -> (u64, u64) {
 
 fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
     let (clean, hints) = hints::extract(sql)?;
+    let clean = crate::match_recognize::mark_within(&clean)?;
     let dialect = FlinkDialect;
     let parser = Parser::new(&dialect)
         .try_with_sql(&clean)

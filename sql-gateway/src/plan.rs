@@ -505,11 +505,125 @@ pub enum PlanNode {
         aggs: Vec<Expr>,
         output_schema: DFSchemaRef,
     },
+    /// `MATCH_RECOGNIZE`: a row pattern matched per partition in time
+    /// order, one row per match (append-only).
+    MatchRecognize {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        spec: Box<MatchSpec>,
+        output_schema: DFSchemaRef,
+    },
     /// Stops after `fetch` rows (only at the top of a `SELECT`).
     Limit {
         input: Box<PlanNode>,
         fetch: usize,
     },
+}
+
+/// One element of a `MATCH_RECOGNIZE` pattern: a variable and how many
+/// consecutive rows it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternTerm {
+    /// Index into [`MatchSpec::symbols`].
+    pub symbol: usize,
+    pub min: u32,
+    /// `None`: unbounded.
+    pub max: Option<u32>,
+    /// Greedy (the default) takes a row whenever the variable's condition
+    /// holds; reluctant (`+?`, `*?`, `??`, `{n,m}?`) moves on as soon as
+    /// it may.
+    pub greedy: bool,
+}
+
+/// A value a `DEFINE` or `MEASURES` expression reads from the match: each
+/// is a column of [`MatchSpec::nav_schema`].
+#[derive(Debug, Clone)]
+pub enum MatchNav {
+    /// A column of a row of the match: among the rows of `symbol` (all
+    /// rows when `None`), the `offset`-th from the last (`LAST`, and a
+    /// plain `A.col`) or from the first (`FIRST`). While a row is being
+    /// classified, it is the last row of the match.
+    Row {
+        symbol: Option<usize>,
+        column: usize,
+        first: bool,
+        offset: u32,
+    },
+    /// `PREV(col, n)`: the row `n` before the last row of the match.
+    Prev { column: usize, offset: u32 },
+    /// An aggregate (over the input schema) of the rows of `symbol` (all
+    /// rows when `None`).
+    Aggregate { symbol: Option<usize>, call: Expr },
+    /// `MATCH_ROWTIME()`: the time of the match's last row.
+    MatchRowtime,
+}
+
+/// `AFTER MATCH SKIP ...`: where the next match may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchSkip {
+    PastLastRow,
+    ToNextRow,
+    ToFirst(usize),
+    ToLast(usize),
+}
+
+/// What `MATCH_RECOGNIZE` matches and emits.
+#[derive(Debug, Clone)]
+pub struct MatchSpec {
+    /// Columns of the input (each emitted first, under its name).
+    pub partition_by: Vec<Expr>,
+    /// The time attribute rows are ordered by, over the input.
+    pub time: Expr,
+    pub pattern: Vec<PatternTerm>,
+    pub symbols: Vec<String>,
+    pub navs: Vec<MatchNav>,
+    /// One column per [`MatchNav`], `__nav<i>`.
+    pub nav_schema: DFSchemaRef,
+    /// Each symbol's condition over `nav_schema`; `None` is always true.
+    pub defines: Vec<Option<Expr>>,
+    /// The measures over `nav_schema`, in output order.
+    pub measures: Vec<Expr>,
+    pub skip: MatchSkip,
+    /// `WITHIN INTERVAL ...`: a match must end within this many
+    /// milliseconds of its first row.
+    pub within_ms: Option<i64>,
+}
+
+impl std::fmt::Display for MatchSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pattern: Vec<String> = self
+            .pattern
+            .iter()
+            .map(|t| {
+                let q = match (t.min, t.max) {
+                    (1, Some(1)) => String::new(),
+                    (0, None) => "*".into(),
+                    (1, None) => "+".into(),
+                    (0, Some(1)) => "?".into(),
+                    (n, Some(m)) if n == m => format!("{{{n}}}"),
+                    (n, None) => format!("{{{n},}}"),
+                    (n, Some(m)) => format!("{{{n},{m}}}"),
+                };
+                let lazy = if t.greedy || q.is_empty() { "" } else { "?" };
+                format!("{}{q}{lazy}", self.symbols[t.symbol])
+            })
+            .collect();
+        write!(
+            f,
+            "partition=[{}] order=[{}] pattern=({}) skip={:?}{}",
+            self.partition_by
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.time,
+            pattern.join(" "),
+            self.skip,
+            self.within_ms
+                .map(|w| format!(" within={w}ms"))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// What a Top-N emits.
@@ -566,6 +680,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::MatchRecognize { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
@@ -583,6 +698,7 @@ impl PlanNode {
         matches!(
             self,
             PlanNode::OverAggregate { .. }
+                | PlanNode::MatchRecognize { .. }
                 | PlanNode::ChangelogNormalize { .. }
                 | PlanNode::WindowAggregate { .. }
                 | PlanNode::GroupAggregate { .. }
@@ -602,6 +718,7 @@ impl PlanNode {
             PlanNode::Expand { .. } => "Expand",
             PlanNode::Unnest { .. } => "Unnest",
             PlanNode::OverAggregate { .. } => "OverAggregate",
+            PlanNode::MatchRecognize { .. } => "MatchRecognize",
             PlanNode::ChangelogNormalize { .. } => "ChangelogNormalize",
             PlanNode::WindowAggregate { .. } => "WindowAggregate",
             PlanNode::GroupAggregate { .. } => "GroupAggregate",
@@ -649,6 +766,7 @@ impl PlanNode {
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
+            PlanNode::MatchRecognize { .. } => true,
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
             // An outer join retracts its NULL-padded rows when a match
             // arrives; an inner join only passes its inputs' updates on.
@@ -824,6 +942,7 @@ impl PlanNode {
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
+            PlanNode::MatchRecognize { .. } => None,
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
             PlanNode::TemporalJoin { left, .. } => left.update_source(),
             PlanNode::Join {
@@ -932,6 +1051,11 @@ impl PlanNode {
                     "{pad}ChangelogNormalize: key=[{key}] changelog={mode} consumes=upsert state=last row per key [{key}]"
                 )
             }
+            PlanNode::MatchRecognize { spec, .. } => writeln!(
+                out,
+                "{pad}MatchRecognize: {spec} measures={} changelog={mode} state=rows until the watermark passes their time, and the rows of each partial match per partition",
+                spec.measures.len()
+            ),
             PlanNode::OverAggregate {
                 partition_by,
                 time,
@@ -1075,6 +1199,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::MatchRecognize { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }

@@ -182,6 +182,13 @@ fn keyed(node: &PlanNode) -> Shape {
                 right: Some(key(&r, right_schema)),
             }
         }
+        PlanNode::MatchRecognize {
+            spec, input_schema, ..
+        } => one_input(
+            &spec.partition_by,
+            input_schema,
+            "has no PARTITION BY, so every row meets in one task",
+        ),
         other => Shape::Single(format!("its {} is not keyed", other.name())),
     }
 }

@@ -6,11 +6,12 @@
 //! [`session`], group aggregation in [`group`], regular joins in [`join`],
 //! Top-N and deduplication in [`topn`], upsert tables read as update
 //! streams in [`normalize`], OVER aggregation in [`over`], temporal joins
-//! in [`temporal`].
+//! in [`temporal`], `MATCH_RECOGNIZE` in [`matching`].
 
 pub mod changelog;
 pub mod group;
 pub mod join;
+pub mod matching;
 pub mod normalize;
 pub mod over;
 pub mod session;

@@ -26,6 +26,7 @@ use weir_sql_gateway::{
 use crate::operators::changelog::Changes;
 use crate::operators::group::GroupAggregate;
 use crate::operators::join::Join;
+use crate::operators::matching::MatchRecognize;
 use crate::operators::normalize::ChangelogNormalize;
 use crate::operators::over::OverAggregate;
 use crate::operators::session::SessionAggregate;
@@ -286,6 +287,7 @@ pub enum StatefulOp {
     TopN(Box<TopN>),
     Normalize(Box<ChangelogNormalize>),
     Over(Box<OverAggregate>),
+    Match(Box<MatchRecognize>),
     Temporal(Box<TemporalJoin>),
 }
 
@@ -300,6 +302,7 @@ impl StatefulOp {
             StatefulOp::TopN(_) => "TopN",
             StatefulOp::Normalize(_) => "ChangelogNormalize",
             StatefulOp::Over(_) => "OverAggregate",
+            StatefulOp::Match(_) => "MatchRecognize",
             StatefulOp::Temporal(_) => "TemporalJoin",
         }
     }
@@ -314,6 +317,7 @@ impl StatefulOp {
             StatefulOp::TopN(op) => op.state_bytes(),
             StatefulOp::Normalize(op) => op.state_bytes(),
             StatefulOp::Over(op) => op.state_bytes(),
+            StatefulOp::Match(op) => op.state_bytes(),
             StatefulOp::Temporal(op) => op.state_bytes(),
         }
     }
@@ -338,6 +342,11 @@ impl StatefulOp {
                 o.process(&c.batch)?;
                 Ok(vec![])
             }
+            StatefulOp::Match(m) => {
+                // The planner refuses MATCH_RECOGNIZE over an update stream.
+                m.process(&c.batch)?;
+                Ok(vec![])
+            }
             StatefulOp::Temporal(t) => Ok(t
                 .process(right, c)?
                 .into_iter()
@@ -355,6 +364,7 @@ impl StatefulOp {
             StatefulOp::Join(j) => j.advance(wm),
             StatefulOp::TopN(t) => t.advance(wm),
             StatefulOp::Over(o) => Ok(o.advance(wm)?.into_iter().map(Changes::inserts).collect()),
+            StatefulOp::Match(m) => Ok(m.advance(wm)?.into_iter().map(Changes::inserts).collect()),
             StatefulOp::Temporal(t) => {
                 Ok(t.advance(wm)?.into_iter().map(Changes::inserts).collect())
             }
@@ -548,6 +558,7 @@ impl Stages {
                 StatefulOp::TopN(t) => t.snapshot(),
                 StatefulOp::Normalize(n) => n.snapshot(),
                 StatefulOp::Over(o) => o.snapshot(),
+                StatefulOp::Match(m) => m.snapshot(),
                 StatefulOp::Temporal(t) => t.snapshot(),
             })
             .collect()
@@ -571,6 +582,7 @@ impl Stages {
                 StatefulOp::TopN(t) => t.restore(st)?,
                 StatefulOp::Normalize(n) => n.restore(st)?,
                 StatefulOp::Over(o) => o.restore(st)?,
+                StatefulOp::Match(m) => m.restore(st)?,
                 StatefulOp::Temporal(t) => t.restore(st)?,
             }
         }
@@ -586,6 +598,7 @@ impl Stages {
                 StatefulOp::Session(s) => s.late,
                 StatefulOp::TopN(t) => t.late(),
                 StatefulOp::Over(o) => o.late,
+                StatefulOp::Match(m) => m.late,
                 StatefulOp::Group(_)
                 | StatefulOp::Join(_)
                 | StatefulOp::Normalize(_)
@@ -611,6 +624,7 @@ impl Stages {
             StatefulOp::TopN(op) => (w, g + op.state_size()),
             StatefulOp::Normalize(op) => (w, g + op.state_size()),
             StatefulOp::Over(op) => (w, g + op.state_size()),
+            StatefulOp::Match(op) => (w, g + op.state_size()),
             StatefulOp::Temporal(op) => (w, g + op.state_size()),
         })
     }
@@ -840,6 +854,19 @@ impl Compiler {
                     time,
                     *frame,
                     aggs,
+                    input_schema,
+                    output_schema,
+                )?));
+                self.unary_stage(op, input, above, target)?;
+            }
+            PlanNode::MatchRecognize {
+                input,
+                input_schema,
+                spec,
+                output_schema,
+            } => {
+                let op = StatefulOp::Match(Box::new(MatchRecognize::new(
+                    spec,
                     input_schema,
                     output_schema,
                 )?));

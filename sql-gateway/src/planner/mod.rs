@@ -44,6 +44,7 @@ use crate::plan::{
 };
 
 mod aggregate;
+mod matching;
 mod rank;
 mod rewrite;
 mod source;
@@ -289,10 +290,19 @@ impl Planner {
         uniquify_select_names(&mut query);
         rewrite_flink_calls(&mut query, &ctx.time_zone)?;
         tag_colliding_casts(&mut query);
+        let mut matches: Vec<(String, Arc<dyn TableSource>)> = vec![];
+        for (i, factor) in crate::match_recognize::take_out(&mut query)
+            .into_iter()
+            .enumerate()
+        {
+            let source = self.plan_match(factor, hints, ctx, sql)?;
+            matches.push((crate::match_recognize::source_name(i), Arc::new(source)));
+        }
         let provider = Provider {
             state: &self.state,
             ctx,
             hints,
+            matches: &matches,
         };
         let planner = SqlToRel::new_with_options(&provider, parser_options());
         let plan = planner
@@ -516,6 +526,19 @@ impl Planner {
                     batch: src.batch.clone(),
                 };
                 filter_and_project(node, scan, full)
+            }
+            LogicalPlan::TableScan(scan)
+                if (scan.source.as_ref() as &dyn Any)
+                    .downcast_ref::<matching::MatchSource>()
+                    .is_some() =>
+            {
+                let src = (scan.source.as_ref() as &dyn Any)
+                    .downcast_ref::<matching::MatchSource>()
+                    .expect("checked above");
+                let full =
+                    DFSchema::try_from_qualified_schema(scan.table_name.clone(), &src.schema)
+                        .map_err(|e| df_error(e, sql))?;
+                filter_and_project(src.node.clone(), scan, Arc::new(full))
             }
             LogicalPlan::TableScan(scan) => {
                 let src = (scan.source.as_ref() as &dyn Any)

@@ -48,10 +48,18 @@ pub(super) struct Provider<'a> {
     pub(super) state: &'a SessionState,
     pub(super) ctx: &'a CatalogContext,
     pub(super) hints: &'a TableHints,
+    /// The statement's planned `MATCH_RECOGNIZE`s, by the name each was
+    /// left under ([`crate::match_recognize::take_out`]).
+    pub(super) matches: &'a [(String, Arc<dyn TableSource>)],
 }
 
 impl Provider<'_> {
     fn resolve(&self, name: &TableReference) -> Result<Arc<dyn TableSource>, DataFusionError> {
+        if let TableReference::Bare { table } = name {
+            if let Some((_, m)) = self.matches.iter().find(|(n, _)| n == table.as_ref()) {
+                return Ok(m.clone());
+            }
+        }
         let (catalog, db, table) = match name {
             TableReference::Bare { table } => (None, None, table.as_ref()),
             TableReference::Partial { schema, table } => {
@@ -296,6 +304,7 @@ impl Planner {
             state: &self.state,
             ctx: &empty,
             hints: &hints,
+            matches: &[],
         };
         let planner = SqlToRel::new_with_options(&provider, parser_options());
         let mut out = vec![];
@@ -397,6 +406,7 @@ impl Planner {
             state: &self.state,
             ctx: &empty,
             hints: &hints,
+            matches: &[],
         };
         let planner = SqlToRel::new_with_options(&provider, parser_options());
         let _budget = crate::dialect::ParseBudget::new(&w.expr);

@@ -68,7 +68,212 @@ fn main() {
         }));
     }
     trials.extend(flink_functions());
+    trials.extend(flink_queries());
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// What Apache Flink 2.3 emitted for a case of `tests/sql/<file>.yaml`
+/// (`infra/flink/queries.py` writes `<file>.flink.json`).
+#[derive(serde::Deserialize, Clone, Debug)]
+struct FlinkRun {
+    /// Why Flink could not run the case as written.
+    #[serde(default)]
+    skipped: Option<String>,
+    /// Flink refused the statement.
+    #[serde(default)]
+    error: Option<String>,
+    /// The changelog: row kind and each column cast to STRING.
+    #[serde(default)]
+    rows: Vec<(String, Vec<Option<String>>)>,
+    /// `changelog`, or `final` when several sources interleave as Flink
+    /// read them, so that only the final result compares.
+    #[serde(default)]
+    compare: String,
+}
+
+type FlinkRow = (String, Vec<Option<String>>);
+
+/// Every case Flink ran, compared with what Flink emitted:
+/// `flink::<file>::<case>`.
+fn flink_queries() -> Vec<Trial> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let cases = load_cases();
+    let mut trials = vec![];
+    let mut stems: Vec<String> = cases.iter().map(|(s, _)| s.clone()).collect();
+    stems.dedup();
+    for stem in stems {
+        let path = dir.join(format!("{stem}.flink.json"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let runs: std::collections::HashMap<String, FlinkRun> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (_, case) in cases.iter().filter(|(s, _)| *s == stem) {
+            let Some(run) = runs.get(&case.name).cloned() else {
+                panic!(
+                    "{stem}.yaml: case '{}' has no run of Flink: python3 infra/flink/queries.py {stem}",
+                    case.name
+                );
+            };
+            if run.skipped.is_some() {
+                continue;
+            }
+            let case = case.clone();
+            trials.push(Trial::test(
+                format!("flink::{stem}::{}", case.name),
+                move || {
+                    let mismatch = flink_mismatch(&case, &run);
+                    match (&case.flink, mismatch) {
+                        (None, None) | (Some(_), Some(_)) => Ok(()),
+                        (None, Some(why)) => Err(why.into()),
+                        (Some(mark), None) => Err(format!(
+                            "now matches Flink: remove its `flink: {mark}` mark"
+                        )
+                        .into()),
+                    }
+                },
+            ));
+        }
+    }
+    trials
+}
+
+/// How Weir's run of `case` differs from Flink's, if it does.
+fn flink_mismatch(case: &Case, flink: &FlinkRun) -> Option<String> {
+    let weir = run_plain(case);
+    match (&flink.error, weir) {
+        (Some(_), Err(_)) => None,
+        (Some(f), Ok(rows)) => Some(format!("Flink refuses it ({f}); Weir emits {rows:?}")),
+        (None, Err(e)) => Some(format!(
+            "Weir refuses it ({e}); Flink emits {:?}",
+            flink.rows
+        )),
+        (None, Ok(mut got)) => {
+            let mut want = flink.rows.clone();
+            if flink.compare == "final" {
+                got = materialize(got);
+                want = materialize(want);
+            } else if case.order == Order::Any {
+                got.sort();
+                want.sort();
+            }
+            (got != want).then(|| {
+                format!(
+                    "Weir's {} differs from Flink's\n  flink: {want:?}\n  weir:  {got:?}",
+                    if flink.compare == "final" {
+                        "final result"
+                    } else {
+                        "changelog"
+                    }
+                )
+            })
+        }
+    }
+}
+
+/// The rows a changelog leaves, sorted.
+fn materialize(changes: Vec<FlinkRow>) -> Vec<FlinkRow> {
+    let mut rows: Vec<Vec<Option<String>>> = vec![];
+    for (kind, row) in changes {
+        match kind.as_str() {
+            "+I" | "+U" => rows.push(row),
+            _ => {
+                if let Some(i) = rows.iter().position(|r| *r == row) {
+                    rows.remove(i);
+                }
+            }
+        }
+    }
+    let mut out: Vec<FlinkRow> = rows.into_iter().map(|r| ("+I".to_string(), r)).collect();
+    out.sort();
+    out
+}
+
+/// A case run once by Weir, its rows as Flink casts them to STRING.
+fn run_plain(case: &Case) -> Result<Vec<FlinkRow>, String> {
+    let mut ctx = catalog(&case.tables).map_err(|e| format!("{e:?}"))?;
+    ctx.time_zone =
+        weir_sql_gateway::local_time_zone(&case.properties).map_err(|e| e.to_string())?;
+    let plan = match analyze(&Planner::new(), &case.sql, &ctx).map_err(|e| e.to_string())? {
+        Analysis::Streaming { plan, .. } => plan,
+        other => return Err(format!("not a streaming statement: {other:?}")),
+    };
+    let polls = polls(&case.input, &ctx).map_err(|e| format!("{e:?}"))?;
+    let out =
+        run_in_memory_with(&plan, &polls, &MemoryOptions::default()).map_err(|e| e.to_string())?;
+    let mut rows = vec![];
+    for c in &out.batches {
+        let b = &c.batch;
+        let cols = b
+            .columns()
+            .iter()
+            .map(|col| {
+                weir_compute_pool::connector::wire::column(col)
+                    .map(|v| v.iter().map(|x| flink_string(x, col.data_type())).collect())
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<Vec<Option<String>>>, String>>()?;
+        for r in 0..b.num_rows() {
+            rows.push((
+                kind_name(c.op(r)).to_string(),
+                cols.iter().map(|c| c[r].clone()).collect(),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// A value of Weir's results API as Flink's `CAST(x AS STRING)` writes
+/// it: scalars are the same text; an array is `[a, b]`, a row `(a, b)`, a
+/// map `{k=v}`.
+fn flink_string(v: &serde_json::Value, t: &arrow::datatypes::DataType) -> Option<String> {
+    use arrow::datatypes::DataType as D;
+    let inner = |v: &serde_json::Value, t: &D| flink_string(v, t).unwrap_or_else(|| "NULL".into());
+    match (v, t) {
+        (serde_json::Value::Null, _) => None,
+        (serde_json::Value::String(s), _) => Some(s.clone()),
+        (
+            serde_json::Value::Array(items),
+            D::List(f) | D::LargeList(f) | D::FixedSizeList(f, _),
+        ) => Some(format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| inner(i, f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (serde_json::Value::Array(items), D::Struct(fields)) => Some(format!(
+            "({})",
+            items
+                .iter()
+                .zip(fields.iter())
+                .map(|(i, f)| inner(i, f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (serde_json::Value::Array(entries), D::Map(f, _)) => {
+            let D::Struct(kv) = f.data_type() else {
+                return Some(v.to_string());
+            };
+            Some(format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|e| match e {
+                        serde_json::Value::Array(p) if p.len() == 2 => format!(
+                            "{}={}",
+                            inner(&p[0], kv[0].data_type()),
+                            inner(&p[1], kv[1].data_type())
+                        ),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        (other, _) => Some(other.to_string()),
+    }
 }
 
 /// One expression of `tests/flink/functions.sql` with what Apache Flink

@@ -340,6 +340,14 @@ pub(crate) fn take_navs(
                     Ok(true)
                 }
                 "PREV" => {
+                    if let Some(Expr::CompoundIdentifier(parts)) = arg_expr(0) {
+                        return Err(SqlError::unsupported(format!(
+                            "PREV({}) is not supported (nor by Flink, which has no physical offsets of a pattern variable): write PREV({}) for the row before the current one in the match, or LAST({}, 1)",
+                            arg_expr(0).map(|a| a.to_string()).unwrap_or_default(),
+                            parts.last().map(|p| p.value.as_str()).unwrap_or_default(),
+                            arg_expr(0).map(|a| a.to_string()).unwrap_or_default(),
+                        )));
+                    }
                     let Some((_, column)) = arg_expr(0)
                         .map(|a| self.reference(a))
                         .transpose()?

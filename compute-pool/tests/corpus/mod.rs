@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use weir_compute_pool::{MemoryPoll, MemoryRecord};
 use weir_sql_gateway::{CatalogContext, Planner};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
@@ -38,9 +38,13 @@ pub struct Case {
     /// Statement properties (`sql.tables.scan.idle-timeout`).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Why Weir's changelog differs from the one Apache Flink emitted for
+    /// this case (`<file>.flink.json`); checked to still differ.
+    #[serde(default)]
+    pub flink: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     #[default]

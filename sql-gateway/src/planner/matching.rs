@@ -438,8 +438,10 @@ impl Planner {
             measure_exprs.push(planned);
         }
         let skip = match &after_match_skip {
-            None | Some(AfterMatchSkip::PastLastRow) => MatchSkip::PastLastRow,
-            Some(AfterMatchSkip::ToNextRow) => MatchSkip::ToNextRow,
+            // Flink's default (Calcite's): the next match may start at the
+            // row after the last match's first.
+            None | Some(AfterMatchSkip::ToNextRow) => MatchSkip::ToNextRow,
+            Some(AfterMatchSkip::PastLastRow) => MatchSkip::PastLastRow,
             Some(AfterMatchSkip::ToFirst(s) | AfterMatchSkip::ToLast(s)) => {
                 let i = symbol_index(&s.value).ok_or_else(|| {
                     SqlError::validation(

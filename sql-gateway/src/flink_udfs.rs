@@ -3,7 +3,8 @@
 //! encodings (`HEX`, `BIN`, `TO_BASE64`, `FROM_BASE64`), character-class
 //! tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`) and the JSON functions
 //! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `IS JSON`, `JSON_STRING`)
-//! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`),
+//! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`), `CONVERT_TZ` and
+//! `PRINTF`,
 //! each with Flink's NULL handling: a NULL argument gives NULL, and a value
 //! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
 //! failing the statement. Functions whose only difference from DataFusion's
@@ -156,6 +157,8 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
         udf("url_encode", 1, DataType::Utf8, url_encode),
         udf("url_decode", 1, DataType::Utf8, url_decode),
+        udf("convert_tz", 3, DataType::Utf8, convert_tz),
+        variadic("printf", DataType::Utf8, printf),
         Arc::new(ScalarUDF::from(Simple {
             name: "parse_url",
             signature: Signature::one_of(
@@ -418,6 +421,237 @@ fn url_decode(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     })
 }
 
+/// `CONVERT_TZ(text, from, to)`: a `yyyy-MM-dd HH:mm:ss` wall-clock time
+/// in zone `from` as the wall-clock time in zone `to`, in the same form;
+/// NULL when a zone or the time cannot be read.
+fn convert_tz(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (ts, from, to) = (strings(&a[0])?, strings(&a[1])?, strings(&a[2])?);
+    let zone = |z: &str| -> Option<chrono_tz::Tz> {
+        z.parse().ok().or_else(|| match z.to_uppercase().as_str() {
+            "UTC" | "GMT" | "Z" => Some(chrono_tz::UTC),
+            _ => None,
+        })
+    };
+    let out: StringArray = (0..ts.len())
+        .map(|i| {
+            if ts.is_null(i) || from.is_null(i) || to.is_null(i) {
+                return None;
+            }
+            let t = chrono::NaiveDateTime::parse_from_str(ts.value(i).trim(), "%Y-%m-%d %H:%M:%S")
+                .ok()?;
+            let (from, to) = (zone(from.value(i))?, zone(to.value(i))?);
+            // A time in a gap (a clock moved forward) is read with the
+            // offset before the gap, as Java's `atZone` does.
+            let local = t.and_local_timezone(from).earliest().or_else(|| {
+                let before = t - chrono::Duration::hours(1);
+                before
+                    .and_local_timezone(from)
+                    .earliest()
+                    .map(|b| b + chrono::Duration::hours(1))
+            })?;
+            Some(
+                local
+                    .with_timezone(&to)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+            )
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `PRINTF(format, args...)`, Java's `String.format`: `%s`, `%d`, `%f`,
+/// `%e`, `%x`, `%o`, `%c`, `%b`, `%%`, `%n`, with flags (`-`, `0`, `+`,
+/// space, `,`), width and precision. A value goes in as Flink's text of it
+/// (`%d` and `%f` read numbers); a format it cannot apply gives NULL.
+fn printf(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let Some((fmt, args)) = a.split_first() else {
+        return Ok(Arc::new(StringArray::from(vec![None::<&str>])));
+    };
+    let fmt = strings(fmt)?;
+    let texts = args
+        .iter()
+        .map(crate::flink_text::flink_strings)
+        .collect::<DfResult<Vec<_>>>()?;
+    let out: StringArray = (0..fmt.len())
+        .map(|i| {
+            if fmt.is_null(i) {
+                return None;
+            }
+            let values: Vec<Option<&str>> = texts
+                .iter()
+                .map(|t| (!t.is_null(i)).then(|| t.value(i)))
+                .collect();
+            java_format(fmt.value(i), &values)
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// Java's `String.format` of `values` (each as text, or NULL).
+fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut next = 0;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek() {
+            if "-0+ ,#".contains(f) {
+                flags.push(f);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            chars.next();
+        }
+        let mut precision: Option<usize> = None;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let mut p = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                p.push(d);
+                chars.next();
+            }
+            precision = Some(p.parse().ok()?);
+        }
+        let conv = chars.next()?;
+        let body = match conv {
+            '%' => "%".to_string(),
+            'n' => "\n".to_string(),
+            _ => {
+                let v = values.get(next).copied()?;
+                next += 1;
+                match conv {
+                    's' | 'S' => {
+                        let mut t = v.unwrap_or("null").to_string();
+                        if let Some(p) = precision {
+                            t = t.chars().take(p).collect();
+                        }
+                        if conv == 'S' {
+                            t = t.to_uppercase();
+                        }
+                        t
+                    }
+                    'b' | 'B' => v.map_or("false".to_string(), |t| {
+                        (!t.eq_ignore_ascii_case("false")).to_string()
+                    }),
+                    'c' => v?.chars().next()?.to_string(),
+                    'd' | 'x' | 'X' | 'o' => {
+                        let Some(t) = v else {
+                            out.push_str("null");
+                            continue;
+                        };
+                        let n: i128 = t.trim().parse().ok()?;
+                        let digits = match conv {
+                            'd' => {
+                                let mut d = n.unsigned_abs().to_string();
+                                if flags.contains(',') {
+                                    d = group_thousands(&d);
+                                }
+                                d
+                            }
+                            'x' => format!("{:x}", n),
+                            'X' => format!("{:X}", n),
+                            _ => format!("{:o}", n),
+                        };
+                        signed(n < 0 && conv == 'd', &flags, digits)
+                    }
+                    'f' | 'e' | 'E' => {
+                        let Some(t) = v else {
+                            out.push_str("null");
+                            continue;
+                        };
+                        let x: f64 = t.trim().parse().ok()?;
+                        let p = precision.unwrap_or(6);
+                        let digits = match conv {
+                            'f' => {
+                                let d = format!("{:.*}", p, x.abs());
+                                if flags.contains(',') {
+                                    let (int, frac) = d.split_once('.').unwrap_or((&d, ""));
+                                    let int = group_thousands(int);
+                                    if frac.is_empty() {
+                                        int
+                                    } else {
+                                        format!("{int}.{frac}")
+                                    }
+                                } else {
+                                    d
+                                }
+                            }
+                            _ => {
+                                // Java: 1.500000e+00.
+                                let d = format!("{:.*e}", p, x.abs());
+                                let (m, e) = d.split_once('e')?;
+                                let e: i32 = e.parse().ok()?;
+                                let d =
+                                    format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+                                if conv == 'E' {
+                                    d.to_uppercase()
+                                } else {
+                                    d
+                                }
+                            }
+                        };
+                        signed(x.is_sign_negative() && x != 0.0, &flags, digits)
+                    }
+                    _ => return None,
+                }
+            }
+        };
+        let width: usize = width.parse().unwrap_or(0);
+        let len = body.chars().count();
+        if len >= width {
+            out.push_str(&body);
+        } else if flags.contains('-') {
+            out.push_str(&body);
+            out.push_str(&" ".repeat(width - len));
+        } else if flags.contains('0') && "dxXofeE".contains(conv) {
+            let (sign, rest) = match body.chars().next() {
+                Some(s @ ('-' | '+' | ' ')) => (s.to_string(), body[1..].to_string()),
+                _ => (String::new(), body.clone()),
+            };
+            out.push_str(&sign);
+            out.push_str(&"0".repeat(width - len));
+            out.push_str(&rest);
+        } else {
+            out.push_str(&" ".repeat(width - len));
+            out.push_str(&body);
+        }
+    }
+    Some(out)
+}
+
+fn group_thousands(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn signed(negative: bool, flags: &str, digits: String) -> String {
+    if negative {
+        format!("-{digits}")
+    } else if flags.contains('+') {
+        format!("+{digits}")
+    } else if flags.contains(' ') {
+        format!(" {digits}")
+    } else {
+        digits
+    }
+}
+
 /// `PARSE_URL(url, part[, key])`: `HOST`, `PATH`, `QUERY` (or one query
 /// parameter's value), `REF`, `PROTOCOL`, `FILE`, `AUTHORITY`, `USERINFO`.
 fn parse_url(a: &[ArrayRef]) -> DfResult<ArrayRef> {
@@ -578,7 +812,11 @@ fn json_exists(a: &[ArrayRef]) -> DfResult<ArrayRef> {
             if docs.is_null(i) || paths.is_null(i) {
                 return None;
             }
-            let doc: serde_json::Value = serde_json::from_str(docs.value(i)).ok()?;
+            // Text that is not JSON has nothing in it: FALSE, Flink's
+            // default `FALSE ON ERROR`.
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(docs.value(i)) else {
+                return Some(false);
+            };
             // A member whose value is `null` does not exist, as in Flink.
             Some(
                 parse_path(paths.value(i))

@@ -103,6 +103,7 @@ pub(crate) fn interval_bounds(
         right_time: Expr::Column(cr),
         lower_ms,
         upper_ms,
+        window: false,
     })
 }
 
@@ -141,6 +142,7 @@ fn window_join(
         right_time: (*r).clone(),
         lower_ms: 0,
         upper_ms: 0,
+        window: true,
     })
 }
 

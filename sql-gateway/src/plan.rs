@@ -306,6 +306,10 @@ pub struct IntervalBounds {
     pub right_time: Expr,
     pub lower_ms: i64,
     pub upper_ms: i64,
+    /// A window join (the times are window ends): its rows are emitted when
+    /// the watermark reaches their window's end, as Flink's window join
+    /// emits them, not when they meet.
+    pub window: bool,
 }
 
 /// The frame of an OVER aggregation, ending at the current row.

@@ -133,8 +133,7 @@ pub(crate) fn call(name: &str, args: Vec<sql::Expr>) -> sql::Expr {
     })
 }
 
-use arrow::array::{make_array, Array, AsArray, ListArray};
-use arrow::buffer::NullBuffer;
+use arrow::array::{Array, AsArray, ListArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::logical_expr::{
@@ -234,8 +233,8 @@ impl ScalarUDFImpl for Part {
         )))
     }
 
-    /// The map's or array's offsets over one child column: no copy. A NULL
-    /// element (a ROW) gives NULL fields.
+    /// The map's or array's offsets over one child column: no copy, unless
+    /// the array has NULL elements (ROWs), which are left out.
     fn invoke_with_args(
         &self,
         args: ScalarFunctionArgs,
@@ -257,13 +256,33 @@ impl ScalarUDFImpl for Part {
                 let list = array.as_list::<i32>();
                 let rows = list.values().as_struct();
                 let child = rows.column(i);
-                let child = match NullBuffer::union(rows.nulls(), child.nulls()) {
-                    Some(n) if Some(&n) != child.nulls() => {
-                        make_array(child.to_data().into_builder().nulls(Some(n)).build()?)
+                match rows.nulls().filter(|n| n.null_count() > 0) {
+                    // A NULL element (a ROW) is no row, as in Flink: the
+                    // lists keep their non-NULL elements only.
+                    Some(row_nulls) => {
+                        let mut keep: Vec<u32> = vec![];
+                        let mut offsets: Vec<i32> = vec![0];
+                        for w in list.offsets().windows(2) {
+                            for e in w[0]..w[1] {
+                                if row_nulls.is_valid(e as usize) {
+                                    keep.push(e as u32);
+                                }
+                            }
+                            offsets.push(keep.len() as i32);
+                        }
+                        let child = arrow::compute::take(
+                            child,
+                            &arrow::array::UInt32Array::from(keep),
+                            None,
+                        )?;
+                        (
+                            arrow::buffer::OffsetBuffer::new(offsets.into()),
+                            list.nulls().cloned(),
+                            child,
+                        )
                     }
-                    _ => child.clone(),
-                };
-                (list.offsets().clone(), list.nulls().cloned(), child)
+                    None => (list.offsets().clone(), list.nulls().cloned(), child.clone()),
+                }
             }
         };
         let field = Arc::new(Field::new_list_field(part.data_type().clone(), true));

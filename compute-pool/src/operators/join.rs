@@ -26,7 +26,9 @@
 //! plus the bound (the `expires` of a held row is then that watermark); an
 //! outer side's row that matched nothing emits `+I[row, NULL]` when it goes
 //! (or at once, when it arrives too late to be held). Its output is
-//! append-only; the inputs are.
+//! append-only; the inputs are. A window join (an interval join on equal
+//! window ends) holds the rows it joins until the watermark reaches their
+//! window's end, and emits them then, as Flink's window join does.
 //!
 //! With a state TTL (`'sql.state-ttl'`), a held row is forgotten once the
 //! TTL has passed in processing time since it was last written, as Flink's
@@ -216,6 +218,11 @@ struct Interval {
     upper: i64,
     /// The watermark, `i64::MIN` before the first.
     watermark: i64,
+    /// A window join: joined rows wait for their window's end.
+    window: bool,
+    /// A window join's joined rows, by window end, until the watermark
+    /// reaches it.
+    pending: std::collections::BTreeMap<i64, Vec<RecordBatch>>,
 }
 
 impl Interval {
@@ -363,6 +370,8 @@ impl Join {
             lower: bounds.lower_ms,
             upper: bounds.upper_ms,
             watermark: i64::MIN,
+            window: bounds.window,
+            pending: Default::default(),
         });
         self.ttl_ms = None;
         Ok(self)
@@ -393,6 +402,12 @@ impl Join {
         }
         iv.watermark = wm;
         let mut out = vec![];
+        // A window's joined rows, once the watermark reaches its end (its
+        // last millisecond, `end - 1`).
+        let later = iv.pending.split_off(&wm.saturating_add(2));
+        for (_, batches) in std::mem::replace(&mut iv.pending, later) {
+            out.extend(batches.into_iter().map(Changes::inserts));
+        }
         for right in [false, true] {
             let side = &mut self.sides[usize::from(right)];
             let mut padded: Vec<Box<[u8]>> = vec![];
@@ -440,7 +455,14 @@ impl Join {
 
     /// Bytes of state held: keys, rows, counts and hash slots.
     pub fn state_bytes(&self) -> usize {
-        self.sides.iter().map(Side::bytes).sum()
+        let waiting: usize = self.interval.as_ref().map_or(0, |iv| {
+            iv.pending
+                .values()
+                .flatten()
+                .map(RecordBatch::get_array_memory_size)
+                .sum()
+        });
+        self.sides.iter().map(Side::bytes).sum::<usize>() + waiting
     }
 
     /// Applies a batch of changes arriving on the left (`right == false`)
@@ -452,6 +474,55 @@ impl Join {
         c: &Changes,
         now: i64,
     ) -> Result<Vec<Changes>, EngineError> {
+        let out = self.join(right, c, now)?;
+        match &mut self.interval {
+            Some(iv) if iv.window => {
+                // Held by window end until the watermark reaches it.
+                let width = self.sides[0].types.len();
+                for changes in out {
+                    let b = &changes.batch;
+                    let left = RecordBatch::try_new_with_options(
+                        Arc::new(Schema::new(b.schema().fields()[..width].to_vec())),
+                        b.columns()[..width].to_vec(),
+                        &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                    )?;
+                    let ends = iv.times[0].evaluate(&left)?.into_array(b.num_rows())?;
+                    let ends = arrow::compute::cast(
+                        &arrow::compute::cast(
+                            &ends,
+                            &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+                        )?,
+                        &DataType::Int64,
+                    )?;
+                    let ends = ends.as_primitive::<arrow::datatypes::Int64Type>();
+                    let mut by_end: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+                    for i in 0..b.num_rows() {
+                        by_end.entry(ends.value(i)).or_default().push(i as u32);
+                    }
+                    for (end, rows) in by_end {
+                        let idx = UInt32Array::from(rows);
+                        let cols = b
+                            .columns()
+                            .iter()
+                            .map(|c| take(c, &idx, None))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        iv.pending
+                            .entry(end)
+                            .or_default()
+                            .push(RecordBatch::try_new_with_options(
+                                b.schema(),
+                                cols,
+                                &RecordBatchOptions::new().with_row_count(Some(idx.len())),
+                            )?);
+                    }
+                }
+                Ok(vec![])
+            }
+            _ => Ok(out),
+        }
+    }
+
+    fn join(&mut self, right: bool, c: &Changes, now: i64) -> Result<Vec<Changes>, EngineError> {
         let n = c.num_rows();
         if n == 0 {
             return Ok(vec![]);
@@ -781,6 +852,22 @@ impl Join {
                 }
             }
         }
+        // A window join's rows waiting for their window's end: side 2, the
+        // batch as Arrow IPC in `row`, the window end in `expires`.
+        let mut waiting: Vec<(i64, Vec<u8>)> = vec![];
+        if let Some(iv) = &self.interval {
+            for (end, batches) in &iv.pending {
+                waiting.push((*end, crate::runtime::checkpoint::encode_batches(batches)?));
+            }
+        }
+        for (end, bytes) in &waiting {
+            sides.push(2);
+            keys.push(&[]);
+            rows.push(bytes);
+            counts.push(1);
+            matches.push(0);
+            expires.push(*end);
+        }
         if sides.is_empty() {
             return Ok(StageState {
                 batches: vec![],
@@ -829,6 +916,7 @@ impl Join {
         }
         if let Some(iv) = &mut self.interval {
             iv.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
+            iv.pending.clear();
         }
         for b in &state.batches {
             if b.num_columns() != 6 {
@@ -843,6 +931,19 @@ impl Join {
             let matches = b.column(4).as_primitive::<arrow::datatypes::UInt32Type>();
             let expires = b.column(5).as_primitive::<arrow::datatypes::Int64Type>();
             for i in 0..b.num_rows() {
+                if sides.value(i) == 2 {
+                    let batches = crate::runtime::checkpoint::decode_batches(rows.value(i))?;
+                    let Some(iv) = &mut self.interval else {
+                        return Err(EngineError::Checkpoint(
+                            "a window join's waiting rows in the checkpoint of another join".into(),
+                        ));
+                    };
+                    iv.pending
+                        .entry(expires.value(i))
+                        .or_default()
+                        .extend(batches);
+                    continue;
+                }
                 let side = &mut self.sides[usize::from(sides.value(i) == 1)];
                 side.held += counts.value(i) as usize;
                 side.state

@@ -95,8 +95,9 @@ fn subquery_start(sql: &str) -> Option<(u64, u64)> {
 
 /// Names repeated in a select list get a number, as Flink's validator
 /// gives them (`SELECT a, a` is `a, a0`), where DataFusion refuses them:
-/// a repeated column or alias is aliased `<name><n>`, the first `n` from 0
-/// that no other item is named. An expression with no name is named
+/// in order, a name already used is aliased `<name><n>`, the first `n` from
+/// 0 that no item before it is named (`a, a, b AS a0, t.a` is `a, a0, a00,
+/// a1`). An expression with no name is named
 /// `EXPR$<position>`, as in Flink.
 pub(super) fn uniquify_select_names(query: &mut Query) {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, VisitMut, VisitorMut};
@@ -153,20 +154,20 @@ pub(super) fn uniquify_select_names(query: &mut Query) {
                 };
             }
         }
+        // Calcite's `SqlValidatorUtil.uniquify`: in order, a name already
+        // used becomes the first `<name><j>` (j from 0) not used so far.
         let names: Vec<Option<String>> = items.iter().map(name).collect();
-        let mut taken: std::collections::HashSet<String> =
-            names.iter().flatten().cloned().collect();
-        let mut seen = std::collections::HashSet::new();
+        let mut used = std::collections::HashSet::new();
         for (item, n) in items.iter_mut().zip(names) {
             let Some(n) = n else { continue };
-            if seen.insert(n.clone()) {
+            if used.insert(n.clone()) {
                 continue;
             }
             let fresh = (0..)
                 .map(|i| format!("{n}{i}"))
-                .find(|f| !taken.contains(f))
+                .find(|f| !used.contains(f))
                 .expect("a free name");
-            taken.insert(fresh.clone());
+            used.insert(fresh.clone());
             let expr = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
                 SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
                 _ => unreachable!("named items are expressions"),

@@ -125,6 +125,150 @@ pub(crate) fn mark_within(sql: &str) -> Result<String, SqlError> {
     Ok(out)
 }
 
+/// The name a subquery that `MATCH_RECOGNIZE` reads stands under while
+/// the statement is parsed ([`lift_subqueries`]).
+pub(crate) const SUBQUERY_MARK: &str = "__weir_mr_input_";
+
+/// `sqlparser` takes `MATCH_RECOGNIZE` after a table name only, where
+/// Flink takes it after a subquery too: each `(SELECT ...) [AS x]
+/// MATCH_RECOGNIZE` has its subquery replaced by a [`SUBQUERY_MARK`] name
+/// (padded with spaces, so that positions after it stay), and the
+/// subqueries' text returned in order, for [`restore_subqueries`].
+pub(crate) fn lift_subqueries(sql: &str) -> (String, Vec<String>) {
+    let bytes = sql.as_bytes();
+    // Which bytes are inside quotes.
+    let mut quoted = vec![false; bytes.len()];
+    let mut quote: Option<u8> = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => {
+                quoted[i] = true;
+                quote = None
+            }
+            Some(_) => quoted[i] = true,
+            None if c == b'\'' || c == b'`' || c == b'"' => {
+                quoted[i] = true;
+                quote = Some(c)
+            }
+            None => {}
+        }
+    }
+    let word = |i: usize, w: &str| {
+        !quoted[i]
+            && sql
+                .get(i..i + w.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(w))
+            && (i == 0 || !(bytes[i - 1] as char).is_alphanumeric() && bytes[i - 1] != b'_')
+            && bytes
+                .get(i + w.len())
+                .is_none_or(|c| !(*c as char).is_alphanumeric() && *c != b'_')
+    };
+    let mut out = sql.to_string();
+    let mut subs = vec![];
+    for i in 0..bytes.len() {
+        if !word(i, "MATCH_RECOGNIZE") {
+            continue;
+        }
+        // Back over an alias (`AS x`, `x`) to the `)` closing a subquery.
+        let mut j = i;
+        let back_ws = |mut j: usize| {
+            while j > 0 && (bytes[j - 1] as char).is_whitespace() {
+                j -= 1;
+            }
+            j
+        };
+        j = back_ws(j);
+        if j > 0 && bytes[j - 1] != b')' {
+            while j > 0
+                && ((bytes[j - 1] as char).is_alphanumeric()
+                    || bytes[j - 1] == b'_'
+                    || bytes[j - 1] == b'`')
+            {
+                j -= 1;
+            }
+            j = back_ws(j);
+            if j >= 2 && sql[j - 2..j].eq_ignore_ascii_case("AS") {
+                j = back_ws(j - 2);
+            }
+        }
+        if j == 0 || bytes[j - 1] != b')' || quoted[j - 1] {
+            continue;
+        }
+        let close = j - 1;
+        let mut depth = 0i32;
+        let mut open = None;
+        for k in (0..=close).rev() {
+            if quoted[k] {
+                continue;
+            }
+            match bytes[k] {
+                b')' => depth += 1,
+                b'(' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        open = Some(k);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(open) = open else { continue };
+        let inner = sql[open + 1..close].trim();
+        let starts = |w: &str| {
+            inner
+                .get(..w.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(w))
+        };
+        if !(starts("SELECT") || starts("WITH")) {
+            continue;
+        }
+        let name = format!("{SUBQUERY_MARK}{}", subs.len());
+        let width = close + 1 - open;
+        if name.len() > width {
+            continue;
+        }
+        subs.push(inner.to_string());
+        out.replace_range(
+            open..=close,
+            &format!("{name}{}", " ".repeat(width - name.len())),
+        );
+    }
+    (out, subs)
+}
+
+/// Puts back the subqueries [`lift_subqueries`] took out of `query`.
+pub(crate) fn restore_subqueries(query: &mut Query, subs: &[Query]) {
+    struct Put<'a> {
+        subs: &'a [Query],
+    }
+    impl VisitorMut for Put<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::MatchRecognize { table, .. } = f {
+                if let TableFactor::Table { name, alias, .. } = table.as_mut() {
+                    let n = name.to_string();
+                    if let Some(i) = n
+                        .strip_prefix(SUBQUERY_MARK)
+                        .and_then(|i| i.parse::<usize>().ok())
+                    {
+                        if let Some(q) = self.subs.get(i) {
+                            **table = TableFactor::Derived {
+                                lateral: false,
+                                subquery: Box::new(q.clone()),
+                                alias: alias.take(),
+                                sample: None,
+                            };
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Put { subs });
+}
+
 /// The name a taken-out `MATCH_RECOGNIZE` is read under.
 pub(crate) fn source_name(i: usize) -> String {
     format!("__weir_match_{i}")
@@ -448,6 +592,21 @@ pub(crate) fn take_navs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subquery_before_match_recognize_is_lifted_out_and_put_back() {
+        let sql = "SELECT * FROM (SELECT a, ')' AS b FROM t) AS s MATCH_RECOGNIZE (PATTERN (A))";
+        let (lifted, subs) = lift_subqueries(sql);
+        assert_eq!(lifted.len(), sql.len());
+        assert!(
+            lifted.starts_with("SELECT * FROM __weir_mr_input_0"),
+            "{lifted}"
+        );
+        assert!(lifted.contains(" AS s MATCH_RECOGNIZE"));
+        assert_eq!(subs, ["SELECT a, ')' AS b FROM t"]);
+        let plain = "SELECT * FROM t MATCH_RECOGNIZE (PATTERN (A))";
+        assert_eq!(lift_subqueries(plain).0, plain);
+    }
 
     #[test]
     fn within_moves_into_the_pattern_keeping_positions() {

@@ -157,12 +157,26 @@ fn too_deeply_nested(sql: &str, limit: usize) -> (u64, u64) {
 fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
     let (clean, hints) = hints::extract(sql)?;
     let clean = crate::match_recognize::mark_within(&clean)?;
+    let (clean, lifted) = crate::match_recognize::lift_subqueries(&clean);
     let dialect = FlinkDialect;
     let parser = Parser::new(&dialect)
         .try_with_sql(&clean)
         .map_err(parser_error)?;
     let mut p = FlinkParser { p: parser, gt: 0 };
-    let statement = p.statement()?;
+    let mut statement = p.statement()?;
+    if !lifted.is_empty() {
+        let subs = lifted
+            .iter()
+            .map(|q| {
+                Parser::new(&dialect)
+                    .try_with_sql(q)
+                    .and_then(|mut p| p.parse_query())
+                    .map(|q| *q)
+                    .map_err(parser_error)
+            })
+            .collect::<Result<Vec<Query>, SqlError>>()?;
+        restore_lifted(&mut statement, &subs);
+    }
     check_statement_depth(&statement)?;
     while p.p.consume_token(&Token::SemiColon) {}
     let next = p.p.peek_token();
@@ -176,6 +190,21 @@ fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
         ));
     }
     Ok(Parsed { statement, hints })
+}
+
+/// The subqueries `MATCH_RECOGNIZE` reads, back in `statement`'s queries.
+fn restore_lifted(statement: &mut FlinkStatement, subs: &[Query]) {
+    use crate::match_recognize::restore_subqueries;
+    match statement {
+        FlinkStatement::Query(q)
+        | FlinkStatement::Insert { query: q, .. }
+        | FlinkStatement::CreateView { query: q, .. }
+        | FlinkStatement::CreateTable {
+            as_query: Some(q), ..
+        } => restore_subqueries(q, subs),
+        FlinkStatement::Explain(inner) => restore_lifted(inner, subs),
+        _ => {}
+    }
 }
 
 /// Refuses a statement whose expressions nest too deep to plan (see

@@ -129,3 +129,46 @@ fn a_self_join_reads_its_topic_once_per_input_each_at_its_own_position() {
     );
     assert_eq!(c.stages.stages[1].target, Target::Root);
 }
+
+/// A pattern whose conditions keep every row in play (each row starts a
+/// partial match that every later row continues) stops with the reason
+/// once one partition holds 5,000 partial matches, rather than growing
+/// (quadratically) until memory runs out; the rows it holds before that
+/// count in `state_bytes`, which the statement's memory limit watches.
+#[test]
+fn match_recognize_stops_a_pattern_that_keeps_every_row_in_play() {
+    let sql = "SELECT * FROM t MATCH_RECOGNIZE (ORDER BY ts MEASURES COUNT(A.k) AS n \
+               PATTERN (A+ B) DEFINE A AS A.x > 0, B AS B.x < 0)";
+    let mut c = compiled(sql);
+    let n = 5_050;
+    let values: Vec<String> = (0..n)
+        .map(|k| format!(r#"{{"k":{k},"x":1.5,"ts":"2024-01-01 00:00:00"}}"#))
+        .collect();
+    let raw: Vec<RawRecord<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| RawRecord {
+            headers: &[],
+            key: None,
+            value: Some(v.as_bytes()),
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: 0,
+        })
+        .collect();
+    let branch = &c.branches[0];
+    let BranchSource::Kafka(spec) = &branch.source else {
+        unreachable!()
+    };
+    let (batch, _) = SourceDecoder::new(spec).unwrap().decode(&raw).unwrap();
+    let b = branch.process(batch.unwrap(), None).unwrap().unwrap();
+    let target = branch.target;
+    c.stages.process(target, b).unwrap();
+    let held = c.stages.state_bytes();
+    assert!(held > n as usize * 10, "the waiting rows count: {held}");
+    let err = c.stages.advance(i64::MAX - 1).unwrap_err().to_string();
+    assert!(
+        err.contains("more than 5000 partial matches") && err.contains("WITHIN"),
+        "{err}"
+    );
+}

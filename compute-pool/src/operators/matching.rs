@@ -14,10 +14,11 @@
 //! once a row arrives that long after its first.
 //!
 //! Conditions and measures are DataFusion expressions over the values a
-//! match supplies (`LAST(A.price)`, `PREV(price)`, `AVG(A.price)`), which
-//! are computed per candidate and evaluated as a one-row batch: matching
-//! is row by row by nature, the rows themselves are held in Arrow's row
-//! format.
+//! match supplies (`LAST(A.price)`, `PREV(price)`, `AVG(A.price)`): for
+//! each row, those values are gathered per partial match and each
+//! variable's condition is evaluated once, over a batch with a row per
+//! partial match. Matching is row by row by nature; the rows themselves
+//! are held in Arrow's row format.
 
 use crate::hash::HashMap;
 use std::collections::BTreeMap;
@@ -43,6 +44,28 @@ type Bytes = Box<[u8]>;
 
 /// A pattern variable's condition, and the nav values it reads.
 type Condition = (Arc<dyn PhysicalExpr>, Vec<usize>);
+
+/// Whether a row may be a pattern variable, by candidate and variable.
+type Holds = Vec<Vec<bool>>;
+
+/// The rows of a match, and the row being classified (as its last).
+struct MatchRows<'a> {
+    rows: &'a [(usize, Arc<MatchRow>)],
+    current: Option<(usize, &'a MatchRow)>,
+}
+
+impl<'a> MatchRows<'a> {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (usize, &'a MatchRow)> + 'a {
+        let rows = self.rows;
+        rows.iter().map(|(s, r)| (*s, &**r)).chain(self.current)
+    }
+
+    fn last(&self) -> Option<&'a MatchRow> {
+        self.current
+            .map(|(_, r)| r)
+            .or_else(|| self.rows.last().map(|(_, r)| &**r))
+    }
+}
 
 /// A row taken by a match: its place in its partition, time, the row in
 /// Arrow's row format and its values.
@@ -104,6 +127,10 @@ impl std::fmt::Debug for MatchRecognize {
         write!(f, "MatchRecognize({} partitions)", self.partitions.len())
     }
 }
+
+/// The most partial matches one partition may hold: each may hold as
+/// many rows as the pattern takes, and each row is offered to each.
+const MAX_PARTIALS: usize = 5_000;
 
 /// Snapshot tags: a row waiting for the watermark; a row of a partial
 /// match.
@@ -303,10 +330,11 @@ impl MatchRecognize {
             count: 0,
             rows: vec![],
         });
+        let holds = self.conditions(&candidates, &row)?;
         let mut next = vec![];
         let mut done = vec![];
-        for p in candidates {
-            self.offer(p, &row, &mut next, &mut done)?;
+        for (i, p) in candidates.into_iter().enumerate() {
+            self.offer(i, p, &row, &holds, &mut next, &mut done)?;
         }
         // The earliest-starting match first, in preference order.
         done.sort_by_key(|p| p.start);
@@ -334,6 +362,13 @@ impl MatchRecognize {
             first_allowed = allowed.max(m.start + 1);
             next.retain(|p| p.start >= first_allowed);
         }
+        if next.len() > MAX_PARTIALS {
+            return Err(EngineError::MemoryLimit(format!(
+                "MATCH_RECOGNIZE holds more than {MAX_PARTIALS} partial matches in one partition \
+                 (every row starts one, and the pattern's conditions let them all go on): add \
+                 WITHIN INTERVAL ... to the pattern, or make its conditions stricter"
+            )));
+        }
         part.partials = next;
         Ok(())
     }
@@ -343,40 +378,39 @@ impl MatchRecognize {
     /// preference order.
     fn offer(
         &self,
+        candidate: usize,
         p: Partial,
         row: &Arc<MatchRow>,
+        holds: &Holds,
         next: &mut Vec<Partial>,
         done: &mut Vec<Partial>,
     ) -> Result<(), EngineError> {
         let t = &self.pattern[p.term];
-        let can_take = t.max.is_none_or(|m| p.count < m) && self.holds(t.symbol, &p, row)?;
+        let condition = self.defines[t.symbol].is_none() || holds[candidate][t.symbol];
+        let can_take = t.max.is_none_or(|m| p.count < m) && condition;
         let can_leave = p.count >= t.min && p.term + 1 < self.pattern.len();
-        let take = |p: &Partial| {
-            let mut q = p.clone();
-            q.rows.push((t.symbol, row.clone()));
+        let symbol = t.symbol;
+        let take = |mut q: Partial| {
+            q.rows.push((symbol, row.clone()));
             q.count += 1;
             q
         };
-        let leave = |s: &Self, p: &Partial, next: &mut Vec<Partial>, done: &mut Vec<Partial>| {
-            let mut q = p.clone();
+        let leave = |s: &Self, mut q: Partial, next: &mut Vec<Partial>, done: &mut Vec<Partial>| {
             q.term += 1;
             q.count = 0;
-            s.offer(q, row, next, done)
+            s.offer(candidate, q, row, holds, next, done)
         };
+        // The partial match moves into the branch it takes; only a
+        // reluctant variable that may do both copies it.
         let mut taken = None;
-        if t.greedy {
-            if can_take {
-                taken = Some(take(&p));
-            } else if can_leave {
-                leave(self, &p, next, done)?;
+        match (t.greedy, can_take, can_leave) {
+            (true, true, _) | (false, true, false) => taken = Some(take(p)),
+            (_, false, true) => leave(self, p, next, done)?,
+            (false, true, true) => {
+                leave(self, p.clone(), next, done)?;
+                taken = Some(take(p));
             }
-        } else {
-            if can_leave {
-                leave(self, &p, next, done)?;
-            }
-            if can_take {
-                taken = Some(take(&p));
-            }
+            (_, false, false) => {}
         }
         if let Some(q) = taken {
             let last = self.pattern.len() - 1;
@@ -392,25 +426,77 @@ impl MatchRecognize {
         Ok(())
     }
 
-    /// Whether `row` may be `symbol` after the rows of `p`.
-    fn holds(&self, symbol: usize, p: &Partial, row: &Arc<MatchRow>) -> Result<bool, EngineError> {
-        let Some((cond, reads)) = &self.defines[symbol] else {
-            return Ok(true);
-        };
-        let mut rows: Vec<(usize, &MatchRow)> = p.rows.iter().map(|(s, r)| (*s, &**r)).collect();
-        rows.push((symbol, row));
-        let batch = self.nav_batch(&rows, reads)?;
-        let v = cond.evaluate(&batch)?.into_array(1)?;
-        let v = v.as_boolean();
-        Ok(v.is_valid(0) && v.value(0))
+    /// Whether `row` may be each pattern variable the candidates may try
+    /// it as, by (candidate, variable): each variable's condition is
+    /// evaluated once, over one batch with a row per candidate.
+    fn conditions(
+        &self,
+        candidates: &[Partial],
+        row: &Arc<MatchRow>,
+    ) -> Result<Holds, EngineError> {
+        let mut by_symbol: HashMap<usize, Vec<usize>> = HashMap::default();
+        for (i, p) in candidates.iter().enumerate() {
+            // The variable it is in, and those it may move on to.
+            let (mut term, mut count) = (p.term, p.count);
+            loop {
+                let t = &self.pattern[term];
+                if self.defines[t.symbol].is_some() {
+                    let list = by_symbol.entry(t.symbol).or_default();
+                    if list.last() != Some(&i) {
+                        list.push(i);
+                    }
+                }
+                if count >= t.min && term + 1 < self.pattern.len() {
+                    term += 1;
+                    count = 0;
+                } else {
+                    break;
+                }
+            }
+        }
+        let mut out: Holds = vec![vec![false; self.defines.len()]; candidates.len()];
+        for (symbol, which) in by_symbol {
+            let (cond, reads) = self.defines[symbol].as_ref().expect("collected above");
+            let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.navs.len());
+            for (n, f) in self.nav_schema.fields().iter().enumerate() {
+                if reads.binary_search(&n).is_err() {
+                    cols.push(arrow::array::new_null_array(f.data_type(), which.len()));
+                    continue;
+                }
+                let mut values = Vec::with_capacity(which.len());
+                for &i in &which {
+                    let rows = MatchRows {
+                        rows: &candidates[i].rows,
+                        current: Some((symbol, row)),
+                    };
+                    values.push(self.nav_value(n, &rows, f.data_type())?);
+                }
+                cols.push(ScalarValue::iter_to_array(values)?);
+            }
+            let batch = RecordBatch::try_new_with_options(
+                self.nav_schema.clone(),
+                cols,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(which.len())),
+            )?;
+            let v = cond.evaluate(&batch)?.into_array(which.len())?;
+            let v = v.as_boolean();
+            for (k, &i) in which.iter().enumerate() {
+                out[i][symbol] = v.is_valid(k) && v.value(k);
+            }
+        }
+        Ok(out)
     }
 
     /// The output row of a completed match.
     fn emit(&self, m: &Partial) -> Result<Vec<ScalarValue>, EngineError> {
-        let rows: Vec<(usize, &MatchRow)> = m.rows.iter().map(|(s, r)| (*s, &**r)).collect();
-        let first = rows
+        let rows = MatchRows {
+            rows: &m.rows,
+            current: None,
+        };
+        let first = m
+            .rows
             .first()
-            .map(|(_, r)| *r)
+            .map(|(_, r)| &**r)
             .ok_or_else(|| EngineError::Plan("a MATCH_RECOGNIZE match without rows".into()))?;
         let mut out: Vec<ScalarValue> = self
             .partition_columns
@@ -427,11 +513,7 @@ impl MatchRecognize {
 
     /// One row of the nav values `reads` over the match's `rows` (the
     /// others NULL).
-    fn nav_batch(
-        &self,
-        rows: &[(usize, &MatchRow)],
-        reads: &[usize],
-    ) -> Result<RecordBatch, EngineError> {
+    fn nav_batch(&self, rows: &MatchRows<'_>, reads: &[usize]) -> Result<RecordBatch, EngineError> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.navs.len());
         for (i, f) in self.nav_schema.fields().iter().enumerate() {
             let v = if reads.binary_search(&i).is_ok() {
@@ -447,14 +529,14 @@ impl MatchRecognize {
     fn nav_value(
         &self,
         i: usize,
-        rows: &[(usize, &MatchRow)],
+        rows: &MatchRows<'_>,
         t: &DataType,
     ) -> Result<ScalarValue, EngineError> {
         let null = || ScalarValue::try_from(t);
         let of = |symbol: Option<usize>| {
             rows.iter()
                 .filter(move |(s, _)| symbol.is_none_or(|x| x == *s))
-                .map(|(_, r)| *r)
+                .map(|(_, r)| r)
         };
         Ok(match &self.navs[i] {
             MatchNav::Row {
@@ -463,25 +545,22 @@ impl MatchRecognize {
                 first,
                 offset,
             } => {
-                let picked: Vec<&MatchRow> = of(*symbol).collect();
-                let at = if *first {
-                    Some(*offset as usize)
+                let picked = if *first {
+                    of(*symbol).nth(*offset as usize)
                 } else {
-                    picked.len().checked_sub(1 + *offset as usize)
+                    of(*symbol).rev().nth(*offset as usize)
                 };
-                match at.and_then(|k| picked.get(k)) {
+                match picked {
                     Some(r) => r.values[*column].clone(),
                     None => null()?,
                 }
             }
-            MatchNav::Prev { column, offset } => {
-                match rows.len().checked_sub(1 + *offset as usize) {
-                    Some(k) => rows[k].1.values[*column].clone(),
-                    None => null()?,
-                }
-            }
+            MatchNav::Prev { column, offset } => match rows.iter().rev().nth(*offset as usize) {
+                Some((_, r)) => r.values[*column].clone(),
+                None => null()?,
+            },
             MatchNav::MatchRowtime => {
-                ScalarValue::TimestampMillisecond(rows.last().map(|(_, r)| r.time), None)
+                ScalarValue::TimestampMillisecond(rows.last().map(|r| r.time), None)
             }
             MatchNav::Aggregate { symbol, .. } => {
                 let agg = self.aggs[i].as_ref().expect("lowered with the navs");

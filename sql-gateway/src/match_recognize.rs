@@ -31,7 +31,7 @@ fn within_spans(sql: &str) -> Vec<(std::ops::Range<usize>, Result<i64, String>)>
                 .is_none_or(|c| !(*c as char).is_alphanumeric() && *c != b'_')
     };
     let skip_ws = |mut j: usize| {
-        while j < bytes.len() && (bytes[j] as char).is_whitespace() {
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
             j += 1;
         }
         j
@@ -172,7 +172,7 @@ pub(crate) fn lift_subqueries(sql: &str) -> (String, Vec<String>) {
         // Back over an alias (`AS x`, `x`) to the `)` closing a subquery.
         let mut j = i;
         let back_ws = |mut j: usize| {
-            while j > 0 && (bytes[j - 1] as char).is_whitespace() {
+            while j > 0 && bytes[j - 1].is_ascii_whitespace() {
                 j -= 1;
             }
             j
@@ -187,7 +187,10 @@ pub(crate) fn lift_subqueries(sql: &str) -> (String, Vec<String>) {
                 j -= 1;
             }
             j = back_ws(j);
-            if j >= 2 && sql[j - 2..j].eq_ignore_ascii_case("AS") {
+            if sql
+                .get(j.saturating_sub(2)..j)
+                .is_some_and(|w| w.eq_ignore_ascii_case("AS"))
+            {
                 j = back_ws(j - 2);
             }
         }

@@ -20,6 +20,22 @@ fn compiled(sql: &str) -> CompiledPlan {
     }
 }
 
+/// JSON values as the records of one partition, in order.
+fn records(values: &[String]) -> Vec<RawRecord<'_>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| RawRecord {
+            headers: &[],
+            key: None,
+            value: Some(v.as_bytes()),
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: 0,
+        })
+        .collect()
+}
+
 /// Feeds one record per key for keys `0..keys` (all in the first minute)
 /// to every branch and returns (groups held, bytes held).
 fn feed(sql: &str, keys: i64) -> (usize, usize) {
@@ -32,18 +48,7 @@ fn feed(sql: &str, keys: i64) -> (usize, usize) {
             )
         })
         .collect();
-    let raw: Vec<RawRecord<'_>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| RawRecord {
-            headers: &[],
-            key: None,
-            value: Some(v.as_bytes()),
-            partition: 0,
-            offset: i as i64,
-            timestamp_ms: 0,
-        })
-        .collect();
+    let raw = records(&values);
     for branch in &c.branches {
         let BranchSource::Kafka(spec) = &branch.source else {
             unreachable!()
@@ -144,18 +149,7 @@ fn match_recognize_stops_a_pattern_that_keeps_every_row_in_play() {
     let values: Vec<String> = (0..n)
         .map(|k| format!(r#"{{"k":{k},"x":1.5,"ts":"2024-01-01 00:00:00"}}"#))
         .collect();
-    let raw: Vec<RawRecord<'_>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| RawRecord {
-            headers: &[],
-            key: None,
-            value: Some(v.as_bytes()),
-            partition: 0,
-            offset: i as i64,
-            timestamp_ms: 0,
-        })
-        .collect();
+    let raw = records(&values);
     let branch = &c.branches[0];
     let BranchSource::Kafka(spec) = &branch.source else {
         unreachable!()

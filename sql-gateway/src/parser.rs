@@ -297,6 +297,18 @@ impl FlinkParser<'_> {
         self.p.expect_token(&tok).map(|_| ()).map_err(parser_error)
     }
 
+    /// One or more `item`s separated by commas.
+    fn comma_list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, SqlError>,
+    ) -> Result<Vec<T>, SqlError> {
+        let mut out = vec![item(self)?];
+        while self.p.consume_token(&Token::Comma) {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+
     fn ident(&mut self) -> Result<String, SqlError> {
         Ok(self.p.parse_identifier().map_err(parser_error)?.value)
     }
@@ -550,17 +562,7 @@ impl FlinkParser<'_> {
                     .unwrap_or_else(|| p.to_string())
             })
             .unwrap_or_default();
-        let mut def = TableDef {
-            name: table_name.clone(),
-            topic: table_name,
-            columns: vec![],
-            watermark: None,
-            primary_key: vec![],
-            distribution: None,
-            options: BTreeMap::new(),
-            origin: TableOrigin::Managed,
-            view: None,
-        };
+        let mut def = empty_table(table_name);
         if self.p.consume_token(&Token::LParen) {
             loop {
                 self.table_element(&mut def)?;
@@ -738,29 +740,13 @@ impl FlinkParser<'_> {
         let t = self.p.peek_token();
         if self.eat_word("RESET") {
             self.expect(Token::LParen)?;
-            let mut keys = vec![];
-            loop {
-                keys.push(self.string()?);
-                if !self.p.consume_token(&Token::Comma) {
-                    break;
-                }
-            }
+            let keys = self.comma_list(Self::string)?;
             self.expect(Token::RParen)?;
             return Ok(AlterChange::Reset(keys));
         }
         if self.eat_word("ADD") || self.eat_word("MODIFY") {
             let modify = matches!(&t.token, datafusion::sql::sqlparser::tokenizer::Token::Word(w) if w.value.eq_ignore_ascii_case("MODIFY"));
-            let mut elements = TableDef {
-                name: String::new(),
-                topic: String::new(),
-                columns: vec![],
-                watermark: None,
-                primary_key: vec![],
-                distribution: None,
-                options: BTreeMap::new(),
-                origin: TableOrigin::Managed,
-                view: None,
-            };
+            let mut elements = empty_table(String::new());
             let mut positions = vec![];
             let list = self.p.consume_token(&Token::LParen);
             loop {
@@ -805,13 +791,7 @@ impl FlinkParser<'_> {
                 self.ident()?;
                 DropTarget::PrimaryKey
             } else if self.p.consume_token(&Token::LParen) {
-                let mut cols = vec![];
-                loop {
-                    cols.push(self.ident()?);
-                    if !self.p.consume_token(&Token::Comma) {
-                        break;
-                    }
-                }
+                let cols = self.comma_list(Self::ident)?;
                 self.expect(Token::RParen)?;
                 DropTarget::Columns(cols)
             } else {
@@ -834,6 +814,22 @@ impl FlinkParser<'_> {
             ),
             at(&t),
         ))
+    }
+}
+
+/// A table of SQL's own named `name` (on the topic of its name) with
+/// nothing declared yet.
+fn empty_table(name: String) -> TableDef {
+    TableDef {
+        topic: name.clone(),
+        name,
+        columns: vec![],
+        watermark: None,
+        primary_key: vec![],
+        distribution: None,
+        options: BTreeMap::new(),
+        origin: TableOrigin::Managed,
+        view: None,
     }
 }
 

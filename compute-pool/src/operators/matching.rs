@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{cast, filter};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::compute::filter;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::ExecutionProps;
@@ -230,28 +230,14 @@ impl MatchRecognize {
 
     /// Holds a batch's rows until the watermark passes their time.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
-        let n = batch.num_rows();
-        let times = self.time.evaluate(batch)?.into_array(n)?;
-        let times = cast(
-            &cast(&times, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-            &DataType::Int64,
+        self.late += crate::operators::over::hold_until_watermark(
+            batch,
+            &self.time,
+            &self.partition,
+            &self.rows,
+            self.watermark,
+            &mut self.pending,
         )?;
-        let times = times.as_primitive::<arrow::datatypes::Int64Type>();
-        let keys = self.partition.rows(batch)?;
-        let rows = self.rows.convert_columns(batch.columns())?;
-        for i in 0..n {
-            if times.is_null(i) || times.value(i) <= self.watermark {
-                self.late += 1;
-                continue;
-            }
-            let key: Bytes = keys
-                .as_ref()
-                .map_or(Box::default(), |k| k.row(i).data().into());
-            self.pending
-                .entry(times.value(i))
-                .or_default()
-                .push((key, rows.row(i).data().into()));
-        }
         Ok(())
     }
 

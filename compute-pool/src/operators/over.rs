@@ -113,28 +113,14 @@ impl OverAggregate {
 
     /// Holds a batch's rows until the watermark passes their time.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
-        let n = batch.num_rows();
-        let times = self.time.evaluate(batch)?.into_array(n)?;
-        let times = cast(
-            &cast(&times, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-            &DataType::Int64,
+        self.late += hold_until_watermark(
+            batch,
+            &self.time,
+            &self.partition,
+            &self.rows,
+            self.watermark,
+            &mut self.pending,
         )?;
-        let times = times.as_primitive::<arrow::datatypes::Int64Type>();
-        let keys = self.partition.rows(batch)?;
-        let rows = self.rows.convert_columns(batch.columns())?;
-        for i in 0..n {
-            if times.is_null(i) || times.value(i) <= self.watermark {
-                self.late += 1;
-                continue;
-            }
-            let key: Box<[u8]> = keys
-                .as_ref()
-                .map_or(Box::default(), |k| k.row(i).data().into());
-            self.pending
-                .entry(times.value(i))
-                .or_default()
-                .push((key, rows.row(i).data().into()));
-        }
         Ok(())
     }
 
@@ -388,6 +374,45 @@ impl OverAggregate {
         }
         Ok(())
     }
+}
+
+/// Puts each row of `batch` into `pending` under its time (`time` over
+/// the batch), with its partition key and the row in Arrow's row format,
+/// to wait for the watermark; returns how many rows were late (their time
+/// NULL or not after `watermark`), which are dropped. Shared by the
+/// operators that take rows in time order (OVER, MATCH_RECOGNIZE).
+pub(crate) fn hold_until_watermark(
+    batch: &RecordBatch,
+    time: &Arc<dyn PhysicalExpr>,
+    partition: &GroupKeys,
+    converter: &RowConverter,
+    watermark: i64,
+    pending: &mut BTreeMap<i64, Vec<(Bytes, Bytes)>>,
+) -> Result<u64, EngineError> {
+    let n = batch.num_rows();
+    let times = time.evaluate(batch)?.into_array(n)?;
+    let times = cast(
+        &cast(&times, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+        &DataType::Int64,
+    )?;
+    let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+    let keys = partition.rows(batch)?;
+    let rows = converter.convert_columns(batch.columns())?;
+    let mut late = 0;
+    for i in 0..n {
+        if times.is_null(i) || times.value(i) <= watermark {
+            late += 1;
+            continue;
+        }
+        let key: Bytes = keys
+            .as_ref()
+            .map_or(Box::default(), |k| k.row(i).data().into());
+        pending
+            .entry(times.value(i))
+            .or_default()
+            .push((key, rows.row(i).data().into()));
+    }
+    Ok(late)
 }
 
 fn evaluate(accs: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>, EngineError> {

@@ -177,6 +177,11 @@ impl Planner {
             matches: &[],
         };
         let to_rel = SqlToRel::new_with_options(&provider, parser_options());
+        let type_of = |e: &Expr, schema: &DFSchema| {
+            e.to_field(schema)
+                .map(|(_, f)| f.data_type().clone())
+                .map_err(|e| df_error(e, sql))
+        };
         let plan_over = |e: datafusion::sql::sqlparser::ast::Expr, schema: &DFSchema| {
             to_rel
                 .sql_to_expr(e, schema, &mut PlannerContext::new())
@@ -211,12 +216,7 @@ impl Planner {
             ));
         }
         let time = plan_over(order.expr.clone(), &input_schema)?;
-        let time_type = time
-            .to_field(&input_schema)
-            .map_err(|e| df_error(e, sql))?
-            .1
-            .data_type()
-            .clone();
+        let time_type = type_of(&time, &input_schema)?;
         if !matches!(time_type, DataType::Timestamp(..)) {
             return Err(SqlError::validation(
                 format!(
@@ -358,12 +358,7 @@ impl Planner {
                         .and_then(|mut p| p.parse_expr())
                         .map_err(|e| SqlError::validation(e.to_string(), None))?;
                     let call = plan_over(ast, &input_schema)?;
-                    let t = call
-                        .to_field(&input_schema)
-                        .map_err(|e| df_error(e, sql))?
-                        .1
-                        .data_type()
-                        .clone();
+                    let t = type_of(&call, &input_schema)?;
                     (
                         MatchNav::Aggregate {
                             symbol: symbol_of(symbol),
@@ -389,12 +384,7 @@ impl Planner {
             .map(|(i, d)| {
                 d.map(|e| {
                     let planned = plan_over(e, &nav_schema)?;
-                    let t = planned
-                        .to_field(&nav_schema)
-                        .map_err(|e| df_error(e, sql))?
-                        .1
-                        .data_type()
-                        .clone();
+                    let t = type_of(&planned, &nav_schema)?;
                     if t != DataType::Boolean {
                         return Err(SqlError::validation(
                             format!(
@@ -422,12 +412,7 @@ impl Planner {
         let mut measure_exprs = vec![];
         for (name, e) in measure_asts {
             let planned = plan_over(e, &nav_schema)?;
-            let t = planned
-                .to_field(&nav_schema)
-                .map_err(|e| df_error(e, sql))?
-                .1
-                .data_type()
-                .clone();
+            let t = type_of(&planned, &nav_schema)?;
             if out_fields.iter().any(|f| f.name() == &name) {
                 return Err(SqlError::validation(
                     format!("MATCH_RECOGNIZE: the measure '{name}' has the name of a PARTITION BY column"),

@@ -77,12 +77,18 @@ json.dump(out, sys.stdout)
 '''
 
 
-def evaluate(all_cases):
-    r = subprocess.run([flink_python(), "-c", EVALUATE], input=json.dumps(all_cases),
+def in_flink(code, payload):
+    """Runs `code` in Flink's Python with `payload` as JSON on stdin; its
+    JSON answer on stdout."""
+    r = subprocess.run([flink_python(), "-c", code], input=json.dumps(payload),
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"Flink failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout)
+
+
+def evaluate(all_cases):
+    return in_flink(EVALUATE, all_cases)
 
 
 def key(c):

@@ -24,7 +24,7 @@ corpus input is unbounded: the files are read as monitored directories,
 which never end, and a case's changelog is what Flink emitted until it
 has been quiet for WEIR_FLINK_QUIET seconds (default 2).
 """
-import json, os, re, subprocess, sys
+import json, os, re, sys
 
 import yaml
 
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CORPUS = os.path.join(ROOT, "compute-pool", "tests", "sql")
 sys.path.insert(0, HERE)
-from functions import flink_python  # noqa: E402
+from functions import in_flink  # noqa: E402
 
 
 def translate(ddl):
@@ -166,11 +166,7 @@ json.dump(answers, sys.stdout)
 
 
 def run(cases):
-    r = subprocess.run([flink_python(), "-c", RUN], input=json.dumps(cases),
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"Flink failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout)
+    return in_flink(RUN, cases)
 
 
 def answers_for(stem, only=None):

@@ -486,15 +486,7 @@ impl Join {
                         b.columns()[..width].to_vec(),
                         &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
                     )?;
-                    let ends = iv.times[0].evaluate(&left)?.into_array(b.num_rows())?;
-                    let ends = arrow::compute::cast(
-                        &arrow::compute::cast(
-                            &ends,
-                            &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
-                        )?,
-                        &DataType::Int64,
-                    )?;
-                    let ends = ends.as_primitive::<arrow::datatypes::Int64Type>();
+                    let ends = crate::operators::times_ms(&iv.times[0], &left)?;
                     let mut by_end: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
                     for i in 0..b.num_rows() {
                         by_end.entry(ends.value(i)).or_default().push(i as u32);
@@ -561,15 +553,7 @@ impl Join {
         // time plus the bound). A row without a time matches nothing.
         let times = match &self.interval {
             Some(iv) => {
-                let t = iv.times[usize::from(right)]
-                    .evaluate(&c.batch)?
-                    .into_array(n)?;
-                let t = arrow::compute::cast(
-                    &t,
-                    &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
-                )?;
-                let t = arrow::compute::cast(&t, &DataType::Int64)?;
-                let t = t.as_primitive::<arrow::datatypes::Int64Type>();
+                let t = crate::operators::times_ms(&iv.times[usize::from(right)], &c.batch)?;
                 Some(
                     (0..n)
                         .map(|i| {

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{cast, filter};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::compute::filter;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::RowConverter;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::ExecutionProps;
@@ -390,12 +390,7 @@ pub(crate) fn hold_until_watermark(
     pending: &mut BTreeMap<i64, Vec<(Bytes, Bytes)>>,
 ) -> Result<u64, EngineError> {
     let n = batch.num_rows();
-    let times = time.evaluate(batch)?.into_array(n)?;
-    let times = cast(
-        &cast(&times, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-        &DataType::Int64,
-    )?;
-    let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+    let times = crate::operators::times_ms(time, batch)?;
     let keys = partition.rows(batch)?;
     let rows = converter.convert_columns(batch.columns())?;
     let mut late = 0;

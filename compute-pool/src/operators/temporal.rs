@@ -20,9 +20,8 @@ use crate::hash::{HashMap, HashSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
@@ -86,13 +85,7 @@ impl Side {
             .map(|k| k.evaluate(batch).and_then(|v| v.into_array(n)))
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let valid = (0..n).map(|i| cols.iter().all(|c| c.is_valid(i))).collect();
-        let t = self.time.evaluate(batch)?.into_array(n)?;
-        let t = cast(
-            &cast(&t, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
-            &DataType::Int64,
-        )?;
-        let times = t
-            .as_primitive::<arrow::datatypes::Int64Type>()
+        let times = crate::operators::times_ms(&self.time, batch)?
             .iter()
             .collect();
         Ok((

@@ -274,15 +274,7 @@ impl TopN {
         let Some(w) = &self.window else {
             return Ok(None);
         };
-        let ends = w.end.evaluate(&c.batch)?.into_array(c.num_rows())?;
-        let ends = cast(
-            &cast(
-                &ends,
-                &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
-            )?,
-            &DataType::Int64,
-        )?;
-        let ends = ends.as_primitive::<arrow::datatypes::Int64Type>();
+        let ends = crate::operators::times_ms(&w.end, &c.batch)?;
         Ok(Some(ends.iter().collect()))
     }
 

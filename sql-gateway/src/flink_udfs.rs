@@ -473,10 +473,10 @@ fn printf(a: &[ArrayRef]) -> DfResult<ArrayRef> {
         .iter()
         .map(crate::flink_text::flink_strings)
         .collect::<DfResult<Vec<_>>>()?;
-    let out: StringArray = (0..fmt.len())
+    let out = (0..fmt.len())
         .map(|i| {
             if fmt.is_null(i) {
-                return None;
+                return Ok(None);
             }
             let values: Vec<Option<&str>> = texts
                 .iter()
@@ -484,12 +484,38 @@ fn printf(a: &[ArrayRef]) -> DfResult<ArrayRef> {
                 .collect();
             java_format(fmt.value(i), &values)
         })
-        .collect();
+        .collect::<DfResult<StringArray>>()?;
     Ok(Arc::new(out))
 }
 
-/// Java's `String.format` of `values` (each as text, or NULL).
-fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
+/// Java's `String.format` of `values` (each as text, or NULL); `None`
+/// when the format cannot apply. A width or precision past
+/// [`crate::bounded::MAX_VALUE_BYTES`] fails, as other functions that size
+/// their output from an argument do.
+fn java_format(fmt: &str, values: &[Option<&str>]) -> DfResult<Option<String>> {
+    let too_big = |what: &str, n: &str| {
+        datafusion::common::exec_datafusion_err!(
+            "PRINTF: a {what} of {n} would make a value of more than {} bytes; Weir makes values of at most {} bytes (16 MiB)",
+            crate::bounded::MAX_VALUE_BYTES,
+            crate::bounded::MAX_VALUE_BYTES
+        )
+    };
+    let limit = crate::bounded::MAX_VALUE_BYTES as usize;
+    java_format_within(fmt, values, limit).map_err(|(what, n)| too_big(what, &n))
+}
+
+/// [`java_format`], with `Err((what, n))` for a width or precision past
+/// `limit`.
+fn java_format_within(
+    fmt: &str,
+    values: &[Option<&str>],
+    limit: usize,
+) -> Result<Option<String>, (&'static str, String)> {
+    macro_rules! bail {
+        () => {
+            return Ok(None)
+        };
+    }
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     let mut next = 0;
@@ -520,14 +546,22 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
                 p.push(d);
                 chars.next();
             }
-            precision = Some(p.parse().ok()?);
+            let Ok(p) = p.parse::<usize>() else {
+                return Err(("precision", p));
+            };
+            if p > limit {
+                return Err(("precision", p.to_string()));
+            }
+            precision = Some(p);
         }
-        let conv = chars.next()?;
+        let Some(conv) = chars.next() else { bail!() };
         let body = match conv {
             '%' => "%".to_string(),
             'n' => "\n".to_string(),
             _ => {
-                let v = values.get(next).copied()?;
+                let Some(v) = values.get(next).copied() else {
+                    bail!()
+                };
                 next += 1;
                 match conv {
                     's' | 'S' => {
@@ -543,13 +577,18 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
                     'b' | 'B' => v.map_or("false".to_string(), |t| {
                         (!t.eq_ignore_ascii_case("false")).to_string()
                     }),
-                    'c' => v?.chars().next()?.to_string(),
+                    'c' => match v.and_then(|t| t.chars().next()) {
+                        Some(c) => c.to_string(),
+                        None => bail!(),
+                    },
                     'd' | 'x' | 'X' | 'o' => {
                         let Some(t) = v else {
                             out.push_str("null");
                             continue;
                         };
-                        let n: i128 = t.trim().parse().ok()?;
+                        let Ok(n) = t.trim().parse::<i128>() else {
+                            bail!()
+                        };
                         let digits = match conv {
                             'd' => {
                                 let mut d = n.unsigned_abs().to_string();
@@ -569,7 +608,9 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
                             out.push_str("null");
                             continue;
                         };
-                        let x: f64 = t.trim().parse().ok()?;
+                        let Ok(x) = t.trim().parse::<f64>() else {
+                            bail!()
+                        };
                         let p = precision.unwrap_or(6);
                         let digits = match conv {
                             'f' => {
@@ -589,8 +630,10 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
                             _ => {
                                 // Java: 1.500000e+00.
                                 let d = format!("{:.*e}", p, x.abs());
-                                let (m, e) = d.split_once('e')?;
-                                let e: i32 = e.parse().ok()?;
+                                let Some((m, e)) = d.split_once('e') else {
+                                    bail!()
+                                };
+                                let Ok(e) = e.parse::<i32>() else { bail!() };
                                 let d =
                                     format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
                                 if conv == 'E' {
@@ -602,11 +645,18 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
                         };
                         signed(x.is_sign_negative() && x != 0.0, &flags, digits)
                     }
-                    _ => return None,
+                    _ => bail!(),
                 }
             }
         };
-        let width: usize = width.parse().unwrap_or(0);
+        let width: usize = if width.is_empty() {
+            0
+        } else {
+            match width.parse::<usize>() {
+                Ok(w) if w <= limit => w,
+                _ => return Err(("width", width)),
+            }
+        };
         let len = body.chars().count();
         if len >= width {
             out.push_str(&body);
@@ -626,7 +676,7 @@ fn java_format(fmt: &str, values: &[Option<&str>]) -> Option<String> {
             out.push_str(&body);
         }
     }
-    Some(out)
+    Ok(Some(out))
 }
 
 fn group_thousands(digits: &str) -> String {
@@ -970,5 +1020,25 @@ mod tests {
         assert_eq!(at("$['d e']"), Some(serde_json::json!(1)));
         assert_eq!(at("lax $.a.b[5]"), None);
         assert_eq!(at("a.b"), None, "a path starts with $");
+    }
+}
+
+#[cfg(test)]
+mod printf_tests {
+    use super::*;
+
+    #[test]
+    fn printf_formats_as_java_and_refuses_a_width_or_precision_past_the_value_bound() {
+        let f = |fmt: &str, v: &[Option<&str>]| java_format(fmt, v);
+        assert_eq!(
+            f("%05d|%-4s|%.2f", &[Some("42"), Some("ab"), Some("3.14159")]).unwrap(),
+            Some("00042|ab  |3.14".to_string())
+        );
+        assert_eq!(f("%d", &[Some("x")]).unwrap(), None);
+        assert_eq!(f("%s %s", &[Some("a")]).unwrap(), None);
+        for fmt in ["%2000000000d", "%.2000000000f", "%99999999999999999999999s"] {
+            let err = f(fmt, &[Some("1")]).unwrap_err().to_string();
+            assert!(err.contains("at most 16777216 bytes"), "{fmt}: {err}");
+        }
     }
 }

@@ -104,9 +104,12 @@ fn join_state_bytes_grow_with_the_rows_held() {
 }
 
 #[test]
-fn a_self_join_reads_its_topic_once_per_input_each_at_its_own_position() {
+fn a_self_join_reads_its_topic_once_for_both_inputs() {
     let c = compiled("SELECT a.k, b.x FROM t AS a JOIN t AS b ON a.k = b.k");
-    assert_eq!(c.position_keys(), vec!["t".to_string(), "t#1".to_string()]);
+    // One reader feeds both inputs, at one position.
+    assert_eq!(c.readers, vec![0, 0]);
+    assert_eq!(c.position_keys(), vec!["t".to_string(), "t".to_string()]);
+
     let targets: Vec<_> = c.branches.iter().map(|b| b.target).collect();
     assert_eq!(
         targets,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weir_api::Phase;
-use weir_sql_gateway::{Analysis, CatalogContext, FlinkStatement, SinkSpec};
+use weir_sql_gateway::{Analysis, CatalogContext, FlinkStatement};
 
 use crate::authz::{Access, Crn, Permission};
 use crate::scheduler::Scheduler;
@@ -36,11 +36,7 @@ pub fn needs(ctx: &CatalogContext, analysis: &Analysis) -> Vec<(Permission, Crn)
                 let db = database_of(&s.qualified_name).unwrap_or(&ctx.database);
                 out.push((Permission::Read, topic_crn(ctx, db, &s.table.topic)));
             }
-            if let SinkSpec::Table {
-                table,
-                qualified_name,
-            } = &plan.sink
-            {
+            for (table, qualified_name) in plan.sink.tables() {
                 let db = database_of(qualified_name).unwrap_or(&ctx.database);
                 out.push((Permission::Write, topic_crn(ctx, db, &table.topic)));
             }

@@ -47,8 +47,8 @@ pub use metadata::{
 pub use parser::{parse, FlinkStatement, ShowKind};
 pub use plan::{
     GroupColumn, IntervalBounds, JoinKind, MatchNav, MatchSkip, MatchSpec, OverFrame, PatternTerm,
-    PlanNode, RankOutput, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind, WindowSpec,
-    WindowZone,
+    PlanNode, RankOutput, SetSink, SinkSpec, SourceSpec, StartupMode, StreamingPlan, WindowKind,
+    WindowSpec, WindowZone,
 };
 pub use planner::{analyze, replan, Analysis, Planner};
 pub use proctime::with_processing_time;

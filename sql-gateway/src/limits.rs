@@ -37,6 +37,12 @@ pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
 /// aggregation may make (each copy is a row the next operator receives).
 pub const MAX_EXPANDED_WINDOWS_PER_ROW: i64 = 100;
 
+/// The most `INSERT`s one statement set holds, and the most columns its
+/// tables have in all: every `INSERT`'s rows carry every table's columns
+/// (see `SinkSpec::Tables`), so the plan grows with their product.
+pub const MAX_STATEMENT_SET_INSERTS: usize = 64;
+pub const MAX_STATEMENT_SET_COLUMNS: usize = 2_048;
+
 /// Refuses an expression nested deeper than [`MAX_EXPRESSION_DEPTH`], at
 /// the position of the part that is too deep.
 pub fn check_depth<V: Visit>(node: &V) -> Result<(), SqlError> {

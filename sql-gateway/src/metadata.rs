@@ -255,9 +255,7 @@ impl CatalogContext {
             .iter()
             .map(|s| s.qualified_name.as_str())
             .collect();
-        if let crate::plan::SinkSpec::Table { qualified_name, .. } = &plan.sink {
-            names.push(qualified_name);
-        }
+        names.extend(plan.sink.tables().into_iter().map(|(_, name)| name));
         let mut found: Option<&ClusterRecord> = None;
         for name in names {
             let db = database_of(name).unwrap_or(&self.database);

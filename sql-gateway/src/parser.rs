@@ -88,6 +88,10 @@ pub enum FlinkStatement {
         query: Box<Query>,
     },
     Query(Box<Query>),
+    /// `EXECUTE STATEMENT SET BEGIN INSERT ...; ... END` (or the SQL
+    /// client's `BEGIN STATEMENT SET; ...; END;`): `INSERT`s run as one
+    /// statement, each `Insert`.
+    StatementSet(Vec<FlinkStatement>),
 }
 
 /// A statement plus the `/*+ OPTIONS(...) */` hints found in it.
@@ -203,6 +207,11 @@ fn restore_lifted(statement: &mut FlinkStatement, subs: &[Query]) {
             as_query: Some(q), ..
         } => restore_subqueries(q, subs),
         FlinkStatement::Explain(inner) => restore_lifted(inner, subs),
+        FlinkStatement::StatementSet(inserts) => {
+            for i in inserts {
+                restore_lifted(i, subs);
+            }
+        }
         _ => {}
     }
 }
@@ -219,6 +228,7 @@ fn check_statement_depth(statement: &FlinkStatement) -> Result<(), SqlError> {
         }
         | FlinkStatement::CreateView { query: q, .. } => crate::limits::check_depth(q),
         FlinkStatement::Explain(inner) => check_statement_depth(inner),
+        FlinkStatement::StatementSet(inserts) => inserts.iter().try_for_each(check_statement_depth),
         _ => Ok(()),
     }
 }
@@ -374,7 +384,37 @@ impl FlinkParser<'_> {
                 self.p.next_token();
                 // EXPLAIN PLAN FOR is accepted too.
                 self.eat_words(&["PLAN", "FOR"]);
+                // So is Flink's `EXPLAIN STATEMENT SET BEGIN ... END`.
+                if self.eat_words(&["STATEMENT", "SET", "BEGIN"]) {
+                    return Ok(FlinkStatement::Explain(Box::new(self.statement_set()?)));
+                }
                 Ok(FlinkStatement::Explain(Box::new(self.statement()?)))
+            }
+            Some("EXECUTE") => {
+                self.p.next_token();
+                if self.eat_words(&["STATEMENT", "SET", "BEGIN"]) {
+                    return self.statement_set();
+                }
+                if self.peek_word(0).as_deref() == Some("INSERT") {
+                    // `EXECUTE INSERT INTO ...` is Flink's spelling of an INSERT.
+                    return self.sql_statement();
+                }
+                let t = self.p.peek_token();
+                Err(SqlError::parse(
+                    format!("expected STATEMENT SET BEGIN or INSERT after EXECUTE, found '{}'", t.token),
+                    at(&t),
+                ))
+            }
+            Some("BEGIN") if self.peek_word(1).as_deref() == Some("STATEMENT") => {
+                self.p.next_token();
+                if !self.eat_words(&["STATEMENT", "SET"]) {
+                    let t = self.p.peek_token();
+                    return Err(SqlError::parse(
+                        format!("expected BEGIN STATEMENT SET, found '{}'", t.token),
+                        at(&t),
+                    ));
+                }
+                self.statement_set()
             }
             Some("CREATE") if self.peek_word(1).as_deref() == Some("TABLE") => {
                 self.p.next_token();
@@ -456,12 +496,71 @@ impl FlinkParser<'_> {
             _ if first.token == Token::LParen => self.sql_statement(),
             _ => Err(SqlError::parse(
                 format!(
-                    "'{}' does not start a statement Weir knows; expected SELECT, INSERT INTO, CREATE TABLE, CREATE VIEW, DROP TABLE, DROP VIEW, ALTER TABLE, SHOW, DESCRIBE, USE, SET, RESET or EXPLAIN",
+                    "'{}' does not start a statement Weir knows; expected SELECT, INSERT INTO, EXECUTE STATEMENT SET, CREATE TABLE, CREATE VIEW, DROP TABLE, DROP VIEW, ALTER TABLE, SHOW, DESCRIBE, USE, SET, RESET or EXPLAIN",
                     first.token
                 ),
                 at(&first),
             )),
         }
+    }
+
+    /// The `INSERT`s of a statement set after its `BEGIN`, up to `END`.
+    fn statement_set(&mut self) -> Result<FlinkStatement, SqlError> {
+        let mut inserts = vec![];
+        loop {
+            while self.p.consume_token(&Token::SemiColon) {}
+            if self.eat_word("END") {
+                break;
+            }
+            let t = self.p.peek_token();
+            if t.token == Token::EOF {
+                return Err(SqlError::parse(
+                    "the statement set has no END; close it with END after its last INSERT",
+                    at(&t),
+                ));
+            }
+            if self.peek_word(0).as_deref() != Some("INSERT") {
+                return Err(SqlError::parse(
+                    format!(
+                        "a statement set holds INSERT INTO statements only, found '{}'",
+                        t.token
+                    ),
+                    at(&t),
+                ));
+            }
+            if inserts.len() == crate::limits::MAX_STATEMENT_SET_INSERTS {
+                return Err(SqlError::parse(
+                    format!(
+                        "a statement set holds at most {} INSERTs; split it into several statement sets",
+                        crate::limits::MAX_STATEMENT_SET_INSERTS
+                    ),
+                    at(&t),
+                ));
+            }
+            match self.sql_statement()? {
+                insert @ FlinkStatement::Insert { .. } => inserts.push(insert),
+                _ => {
+                    return Err(SqlError::parse(
+                        "a statement set holds INSERT INTO statements only",
+                        at(&t),
+                    ))
+                }
+            }
+            let next = self.p.peek_token();
+            if next.token != Token::SemiColon && self.peek_word(0).is_none_or(|w| w != "END") {
+                return Err(SqlError::parse(
+                    format!("expected ';' after the INSERT, found '{}'", next.token),
+                    at(&next),
+                ));
+            }
+        }
+        if inserts.is_empty() {
+            return Err(SqlError::parse(
+                "the statement set is empty; put one or more INSERT INTO statements between BEGIN and END",
+                None,
+            ));
+        }
+        Ok(FlinkStatement::StatementSet(inserts))
     }
 
     fn show(&mut self) -> Result<FlinkStatement, SqlError> {

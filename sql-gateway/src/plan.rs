@@ -1233,6 +1233,75 @@ pub enum SinkSpec {
     },
     /// A `SELECT`: rows go to the statement's results.
     Results,
+    /// `EXECUTE STATEMENT SET`: several `INSERT`s run as one statement,
+    /// sharing its sources. The root emits a tag column first (the index
+    /// of the `INSERT` a row belongs to, `INT`), then every `INSERT`'s
+    /// columns in turn; a row carries values in its own `INSERT`'s columns
+    /// only (the others are NULL).
+    Tables(Vec<SetSink>),
+}
+
+/// One `INSERT` of a statement set.
+#[derive(Debug, Clone)]
+pub struct SetSink {
+    pub table: Box<TableDef>,
+    pub qualified_name: String,
+    /// The root's column where this `INSERT`'s columns start.
+    pub first_column: usize,
+    /// This `INSERT`'s columns: `table.write_columns()`.
+    pub schema: SchemaRef,
+}
+
+impl SinkSpec {
+    /// The tables the statement writes, with their qualified names.
+    pub fn tables(&self) -> Vec<(&TableDef, &str)> {
+        match self {
+            SinkSpec::Table {
+                table,
+                qualified_name,
+            } => vec![(table.as_ref(), qualified_name.as_str())],
+            SinkSpec::Results => vec![],
+            SinkSpec::Tables(sinks) => sinks
+                .iter()
+                .map(|s| (s.table.as_ref(), s.qualified_name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// The tables the statement writes, to change in place (a worker
+    /// fills in their registry subjects' schemas).
+    pub fn tables_mut(&mut self) -> Vec<&mut TableDef> {
+        match self {
+            SinkSpec::Table { table, .. } => vec![table.as_mut()],
+            SinkSpec::Results => vec![],
+            SinkSpec::Tables(sinks) => sinks.iter_mut().map(|s| s.table.as_mut()).collect(),
+        }
+    }
+}
+
+/// A statement set's branch as `EXPLAIN` shows it: its projection onto its
+/// own table's columns, without the tag and the other tables' NULLs.
+fn own_columns(branch: &PlanNode, sink: &SetSink) -> Option<PlanNode> {
+    let PlanNode::Project {
+        input,
+        exprs,
+        input_schema,
+    } = branch
+    else {
+        return None;
+    };
+    let n = sink.schema.fields().len();
+    let exprs = exprs
+        .get(sink.first_column..sink.first_column + n)?
+        .iter()
+        .zip(sink.schema.fields())
+        .map(|(e, f)| e.clone().unalias().alias(f.name()))
+        .collect();
+    Some(PlanNode::Project {
+        input: input.clone(),
+        exprs,
+        input_schema: input_schema.clone(),
+    })
 }
 
 /// A checked, runnable statement.
@@ -1255,25 +1324,44 @@ impl StreamingPlan {
     pub fn explain(&self) -> String {
         let mut out = String::new();
         match &self.sink {
-            SinkSpec::Table {
-                qualified_name,
-                table,
-            } => {
-                let _ = writeln!(
-                    out,
-                    "KafkaSink: table={qualified_name} topic={} format={} key=[{}] changelog.mode={} consumes={}",
-                    table.topic,
-                    table.value_format(),
-                    table.key_columns().join(", "),
-                    table.changelog_mode(),
-                    self.root.changelog()
-                );
-            }
             SinkSpec::Results => {
                 let _ = writeln!(out, "ResultsSink: consumes={}", self.root.changelog());
             }
+            SinkSpec::Table { .. } => {}
+            SinkSpec::Tables(_) => {
+                let _ = writeln!(
+                    out,
+                    "StatementSet: {} INSERTs, each source read once",
+                    self.sink.tables().len()
+                );
+            }
         }
-        self.root.explain_into(1, &mut out);
+        let sinks = self.sink.tables();
+        for (i, (table, qualified_name)) in sinks.iter().enumerate() {
+            // A statement set's INSERT writes the rows of its branch of
+            // the root's union.
+            let own;
+            let (node, pad, depth) = match (&self.root, &self.sink) {
+                (PlanNode::Union { inputs }, SinkSpec::Tables(sinks)) => {
+                    own = own_columns(&inputs[i], &sinks[i]);
+                    (own.as_ref().unwrap_or(&inputs[i]), "  ", 2)
+                }
+                (root, _) => (root, "", 1),
+            };
+            let _ = writeln!(
+                out,
+                "{pad}KafkaSink: table={qualified_name} topic={} format={} key=[{}] changelog.mode={} consumes={}",
+                table.topic,
+                table.value_format(),
+                table.key_columns().join(", "),
+                table.changelog_mode(),
+                node.changelog(),
+            );
+            node.explain_into(depth, &mut out);
+        }
+        if sinks.is_empty() {
+            self.root.explain_into(1, &mut out);
+        }
         out
     }
 }

@@ -56,11 +56,16 @@ pub enum Shape {
 impl Shape {
     /// The shape of `plan`.
     pub fn of(plan: &StreamingPlan) -> Shape {
-        if matches!(plan.sink, SinkSpec::Results) {
-            return Shape::Single(
+        match plan.sink {
+            SinkSpec::Results => return Shape::Single(
                 "a SELECT's rows are gathered in one task; INSERT INTO a table to run in parallel"
                     .into(),
-            );
+            ),
+            SinkSpec::Tables(_) => return Shape::Single(
+                "a statement set runs as one task, reading each source once for all its INSERTs"
+                    .into(),
+            ),
+            SinkSpec::Table { .. } => {}
         }
         let root = match &plan.root {
             PlanNode::Limit { .. } => {

@@ -801,3 +801,100 @@ fn parallelism_properties_are_checked() {
     );
     assert!(max_parallelism(&props("sql.max-parallelism", "5000")).is_err());
 }
+
+#[test]
+fn a_statement_set_plans_its_inserts_as_one_statement_in_either_spelling() {
+    let inserts = "INSERT INTO sink SELECT id, who, amount FROM orders WHERE amount > 10;\n\
+                   INSERT INTO totals SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id;";
+    for sql in [
+        format!("EXECUTE STATEMENT SET BEGIN\n{inserts}\nEND;"),
+        format!("execute statement set begin {inserts} end"),
+        format!("BEGIN STATEMENT SET;\n{inserts}\nEND;"),
+    ] {
+        let p = plan(&sql);
+        let SinkSpec::Tables(sinks) = &p.sink else {
+            panic!("{sql}: {:?}", p.sink)
+        };
+        let names: Vec<&str> = sinks.iter().map(|s| s.table.name.as_str()).collect();
+        assert_eq!(names, ["sink", "totals"]);
+        // The tag, then each INSERT's columns in turn.
+        assert_eq!(p.output_schema.fields().len(), 1 + 3 + 3);
+        assert_eq!((sinks[0].first_column, sinks[1].first_column), (1, 4));
+        let PlanNode::Union { inputs } = &p.root else {
+            panic!("{:?}", p.root)
+        };
+        assert!(inputs[0].is_append_only() && !inputs[1].is_append_only());
+        assert_eq!(sources(&p.root).len(), 2);
+        let text = p.explain();
+        assert!(text.starts_with("StatementSet: 2 INSERTs"), "{text}");
+        assert!(
+            text.contains("table=`default`.`cluster_0`.`totals`"),
+            "{text}"
+        );
+        // Each INSERT's projection shows its own columns only.
+        assert!(!text.contains("__weir_insert"), "{text}");
+    }
+    // One INSERT in a set is a plain INSERT.
+    let p = plan(
+        "EXECUTE STATEMENT SET BEGIN INSERT INTO sink SELECT id, who, amount FROM orders; END",
+    );
+    assert!(matches!(p.sink, SinkSpec::Table { .. }));
+    // Each INSERT is checked as it would be alone.
+    let e = error(&format!(
+        "EXECUTE STATEMENT SET BEGIN {inserts}\nINSERT INTO sink SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id; END"
+    ));
+    assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+#[test]
+fn a_malformed_statement_set_is_refused_where_it_goes_wrong() {
+    for (sql, says, line) in [
+        (
+            "EXECUTE STATEMENT SET BEGIN\nINSERT INTO sink SELECT id, who, amount FROM orders;\n",
+            "has no END",
+            None,
+        ),
+        ("EXECUTE STATEMENT SET BEGIN END", "the statement set is empty", None),
+        (
+            "BEGIN STATEMENT SET;\nSELECT * FROM orders;\nEND;",
+            "INSERT INTO statements only",
+            Some(2),
+        ),
+        (
+            "EXECUTE STATEMENT SET BEGIN\nINSERT INTO sink SELECT id, who, amount FROM orders\nINSERT INTO sink SELECT id, who, amount FROM orders; END",
+            "INSERT",
+            Some(3),
+        ),
+        ("EXECUTE SOMETHING", "expected STATEMENT SET BEGIN", Some(1)),
+        (
+            &format!(
+                "EXECUTE STATEMENT SET BEGIN\n{}END",
+                "INSERT INTO sink SELECT id, who, amount FROM orders;\n".repeat(65)
+            ),
+            "at most 64 INSERTs",
+            // The 65th INSERT, after the line of EXECUTE STATEMENT SET.
+            Some(66),
+        ),
+    ] {
+        let e = error(sql);
+        assert!(e.to_string().contains(says), "{sql}: {e}");
+        if let Some(line) = line {
+            assert_eq!(e.position().map(|p| p.0), Some(line), "{sql}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_statement_set_too_wide_to_plan_is_refused_with_the_limit() {
+    let cols: Vec<String> = (0..1_100).map(|i| format!("c{i} INT")).collect();
+    let planner = Planner::new();
+    let ctx = CatalogContext::from_ddl(
+        &planner,
+        &[&format!("CREATE TABLE wide ({})", cols.join(", "))],
+    )
+    .unwrap();
+    let sql = "EXECUTE STATEMENT SET BEGIN INSERT INTO wide SELECT * FROM wide; \
+               INSERT INTO wide SELECT * FROM wide; END";
+    let e = analyze(&planner, sql, &ctx).expect_err("too wide");
+    assert!(e.to_string().contains("2200 columns in all"), "{e}");
+}

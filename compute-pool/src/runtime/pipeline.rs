@@ -668,6 +668,9 @@ fn run_tail(tail: &[Operator], mut c: Changes) -> Result<Option<Changes>, Engine
 #[derive(Debug)]
 pub struct CompiledPlan {
     pub branches: Vec<Branch>,
+    /// Per branch, the branch whose source reader feeds it (itself, or an
+    /// earlier branch reading the same table the same way).
+    pub readers: Vec<usize>,
     /// Rows to stop after (a top-level `LIMIT`).
     pub limit: Option<usize>,
     pub output_schema: SchemaRef,
@@ -677,13 +680,15 @@ pub struct CompiledPlan {
 
 impl CompiledPlan {
     /// The name each branch's read position is stored under: its topic, and
-    /// `topic#n` for the n-th further branch reading the same topic (a self-join
-    /// or a self-union reads a topic once per branch, each at its own pace).
+    /// `topic#n` for the n-th further reader of the same topic (one that
+    /// reads it differently, say from another startup position, at its own
+    /// pace). Branches sharing a reader share its position.
     pub fn position_keys(&self) -> Vec<String> {
         let mut seen: std::collections::HashMap<&str, usize> = Default::default();
-        self.branches
-            .iter()
-            .map(|b| match &b.source {
+        let mut keys: Vec<String> = Vec::with_capacity(self.branches.len());
+        for (i, b) in self.branches.iter().enumerate() {
+            let key = match &b.source {
+                _ if self.readers[i] != i => keys[self.readers[i]].clone(),
                 BranchSource::Kafka(s) => {
                     let n = seen.entry(&s.table.topic).or_default();
                     *n += 1;
@@ -694,8 +699,10 @@ impl CompiledPlan {
                     }
                 }
                 BranchSource::Values(_) => String::new(),
-            })
-            .collect()
+            };
+            keys.push(key);
+        }
+        keys
     }
 }
 
@@ -727,7 +734,9 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
     for b in &mut c.branches {
         b.target = flip(b.target);
     }
+    let readers = share_sources(&mut c.branches);
     Ok(CompiledPlan {
+        readers,
         branches: c.branches,
         limit,
         output_schema: plan.output_schema.clone(),
@@ -737,6 +746,54 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
             watermark: None,
         },
     })
+}
+
+/// Which branch's reader feeds each branch: branches that read the same
+/// table the same way (a self-join, a self-union, the `INSERT`s of a
+/// statement set) share the first one's reader, so that each topic is read
+/// once, as Flink reuses a source. The shared reader decodes every column
+/// any of them reads.
+fn share_sources(branches: &mut [Branch]) -> Vec<usize> {
+    let mut readers: Vec<usize> = (0..branches.len()).collect();
+    for i in 0..branches.len() {
+        let BranchSource::Kafka(spec) = &branches[i].source else {
+            continue;
+        };
+        let leader = (0..i).find(|&j| {
+            readers[j] == j
+                && matches!(&branches[j].source, BranchSource::Kafka(other) if same_reading(spec, other))
+        });
+        let Some(j) = leader else {
+            continue;
+        };
+        readers[i] = j;
+        let wanted = spec.read_columns.clone();
+        if let BranchSource::Kafka(lead) = &mut branches[j].source {
+            lead.read_columns = match (lead.read_columns.take(), wanted) {
+                (Some(mut a), Some(b)) => {
+                    for c in b {
+                        if !a.contains(&c) {
+                            a.push(c);
+                        }
+                    }
+                    Some(a)
+                }
+                _ => None,
+            };
+        }
+    }
+    readers
+}
+
+/// Whether two sources read the same records into the same rows with the
+/// same watermark (which columns they decode aside).
+fn same_reading(a: &SourceSpec, b: &SourceSpec) -> bool {
+    a.table == b.table
+        && a.startup == b.startup
+        && a.bounded == b.bounded
+        && a.computed == b.computed
+        && a.watermark == b.watermark
+        && a.schema == b.schema
 }
 
 struct Compiler {

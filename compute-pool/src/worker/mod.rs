@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use rdkafka::message::{Headers, Message};
@@ -454,6 +454,7 @@ const STATEMENT_STACK_BYTES: usize = 64 << 20;
 const STATEMENT_NICENESS: i32 = 5;
 
 /// A batch and the source positions after it.
+#[derive(Clone)]
 struct Progress {
     batch: Option<RecordBatch>,
     offsets: Vec<(i32, i64)>,
@@ -625,18 +626,25 @@ async fn run(
 /// schema under `<topic>-key` when `'key.format'` is one too, and writes
 /// with those schemas' ids.
 async fn register_sink_schema(task: &mut StatementTask) -> Result<(), EngineError> {
+    let events = task.events.clone();
+    for table in task.plan.sink.tables_mut() {
+        register_table_schemas(table, events.as_ref()).await?;
+    }
+    Ok(())
+}
+
+async fn register_table_schemas(
+    table: &mut weir_catalog::TableDef,
+    events: &dyn StatementEvents,
+) -> Result<(), EngineError> {
     use weir_catalog::registry::Part;
-    let SinkSpec::Table { table, .. } = &mut task.plan.sink else {
-        return Ok(());
-    };
     for part in [Part::Key, Part::Value] {
         if !crate::connector::registry::is_registry_format(part.format(table)) {
             continue;
         }
         let (ty, schema, subject) = weir_catalog::registry::schema_for_part(table, part)
             .map_err(|e| EngineError::Plan(format!("table '{}': {e}", table.name)))?;
-        let id = task
-            .events
+        let id = events
             .register_schema(&subject, ty, &schema)
             .await
             .map_err(|e| {
@@ -717,13 +725,21 @@ async fn run_inner(
     let mut idle = vec![false; watermarks.len()];
     let mut advanced: Option<i64> = None;
     let targets: Vec<_> = compiled.branches.iter().map(|b| b.target).collect();
+    // One reader per source, feeding every branch that shares it.
+    let mut groups: BTreeMap<usize, Vec<(usize, Branch)>> = BTreeMap::new();
     for (index, branch) in compiled.branches.into_iter().enumerate() {
+        groups
+            .entry(compiled.readers[index])
+            .or_default()
+            .push((index, branch));
+    }
+    for (index, members) in groups {
         // Constant rows come from the first task of a stage only.
         let first = match task.role {
             crate::runtime::exchange::TaskRole::Source { index, .. } => index == 0,
             _ => true,
         };
-        if matches!(branch.source, BranchSource::Values(_)) && !first {
+        if matches!(members[0].1.source, BranchSource::Values(_)) && !first {
             continue;
         }
         let tx = tx.clone();
@@ -739,16 +755,7 @@ async fn run_inner(
         let events = task.events.clone();
         readers.push(tokio::spawn(async move {
             let read = read_branch(
-                (index, branch),
-                &role,
-                &kafka,
-                &key,
-                offsets,
-                idle_ms,
-                &tx,
-                &stop,
-                &metrics,
-                events,
+                members, &role, &kafka, &key, offsets, idle_ms, &tx, &stop, &metrics, events,
             );
             // A panic in a source ends the statement like an error, not
             // like the source's end.
@@ -768,7 +775,9 @@ async fn run_inner(
     drop(tx);
 
     let plain_producer = match (&task.plan.sink, &txn) {
-        (SinkSpec::Table { .. }, None) => Some(sink_producer(&task.kafka, None)?),
+        (SinkSpec::Table { .. } | SinkSpec::Tables(_), None) => {
+            Some(sink_producer(&task.kafka, None)?)
+        }
         _ => None,
     };
     let producer = txn
@@ -963,16 +972,29 @@ async fn open_transactions(
     positions: &[String],
     metrics: &StatementMetrics,
 ) -> Result<Option<Transactions>, EngineError> {
-    let SinkSpec::Table { table, .. } = &task.plan.sink else {
+    let tables = task.plan.sink.tables();
+    if tables.is_empty() {
         return Ok(None);
-    };
+    }
     metrics
         .delivery_guarantee
         .store(AT_LEAST_ONCE, Ordering::Relaxed);
-    let wanted = table.option(DELIVERY_GUARANTEE);
-    if wanted == Some("at-least-once") {
+    // A statement set writes its tables in one transaction: exactly-once
+    // unless every table asks for at-least-once, and a table that demands
+    // exactly-once names the statement's failure when it cannot be met.
+    let wants = |g: &str| {
+        tables
+            .iter()
+            .find(|(t, _)| t.option(DELIVERY_GUARANTEE) == Some(g))
+            .map(|(t, _)| *t)
+    };
+    if tables
+        .iter()
+        .all(|(t, _)| t.option(DELIVERY_GUARANTEE) == Some("at-least-once"))
+    {
         return Ok(None);
     }
+    let demanding = wants("exactly-once");
     let topics: Vec<String> = positions
         .iter()
         .filter(|p| !p.is_empty() && !p.contains('#'))
@@ -1008,7 +1030,7 @@ async fn open_transactions(
             }
         }
     };
-    if wanted == Some("exactly-once") {
+    if let Some(table) = demanding {
         return Err(EngineError::Plan(format!(
             "'{DELIVERY_GUARANTEE}' = 'exactly-once' on table '{}' cannot be met: {why}; \
              remove the option to write at-least-once",
@@ -1225,48 +1247,87 @@ async fn write_batch(
         }
         SinkSpec::Table { table, .. } => {
             let producer = producer.expect("an INSERT has a producer");
-            let records = kafka_changes(table, changes)?;
-            let retract = table.changelog_mode() == "retract";
-            let acks = producer.context();
-            for (i, (key, value)) in records.iter().enumerate() {
-                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic);
-                if let Some(k) = key {
-                    rec = rec.key(&k[..]);
+            send_changes(table, producer, changes).await?;
+        }
+        SinkSpec::Tables(sinks) => {
+            let producer = producer.expect("a statement set has a producer");
+            // The tag column says which INSERT each row is for.
+            let tags = batch
+                .column(0)
+                .as_primitive_opt::<arrow::datatypes::Int32Type>()
+                .ok_or_else(|| {
+                    EngineError::Plan("a statement set's rows have no INSERT tag".into())
+                })?;
+            for (i, sink) in sinks.iter().enumerate() {
+                let mine = arrow::compute::kernels::cmp::eq(
+                    tags,
+                    &arrow::array::Int32Array::new_scalar(i as i32),
+                )?;
+                if mine.true_count() == 0 {
+                    continue;
                 }
-                if let Some(v) = value {
-                    rec = rec.payload(&v[..]);
+                let rows = changes.filter(&mine)?;
+                let n = sink.schema.fields().len();
+                let columns =
+                    rows.batch.columns()[sink.first_column..sink.first_column + n].to_vec();
+                let own = Changes {
+                    batch: RecordBatch::try_new(sink.schema.clone(), columns)?,
+                    ops: rows.ops,
+                };
+                send_changes(&sink.table, producer, &own).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `changes` to `table`'s topic, waiting for room when the
+/// producer's queue is full (not for the broker's acknowledgements).
+async fn send_changes(
+    table: &weir_catalog::TableDef,
+    producer: &SinkProducer,
+    changes: &Changes,
+) -> Result<(), EngineError> {
+    let records = kafka_changes(table, changes)?;
+    let retract = table.changelog_mode() == "retract";
+    let acks = producer.context();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic);
+        if let Some(k) = key {
+            rec = rec.key(&k[..]);
+        }
+        if let Some(v) = value {
+            rec = rec.payload(&v[..]);
+        }
+        if retract {
+            rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: OP_HEADER,
+                    value: Some(op_header(changes, i)),
+                },
+            ));
+        }
+        loop {
+            acks.sending();
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    acks.unsent();
+                    rec = r;
+                    // The queue drains as the broker acknowledges:
+                    // wait for that rather than spin.
+                    acks.wait().await?;
                 }
-                if retract {
-                    rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(
-                        rdkafka::message::Header {
-                            key: OP_HEADER,
-                            value: Some(op_header(changes, i)),
-                        },
-                    ));
-                }
-                loop {
-                    acks.sending();
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull,
-                            ),
-                            r,
-                        )) => {
-                            acks.unsent();
-                            rec = r;
-                            // The queue drains as the broker acknowledges:
-                            // wait for that rather than spin.
-                            acks.wait().await?;
-                        }
-                        Err((e, _)) => {
-                            acks.unsent();
-                            // What was sent before must not be left pending.
-                            let _ = acks.wait().await;
-                            return Err(e.into());
-                        }
-                    }
+                Err((e, _)) => {
+                    acks.unsent();
+                    // What was sent before must not be left pending.
+                    let _ = acks.wait().await;
+                    return Err(e.into());
                 }
             }
         }
@@ -1276,7 +1337,7 @@ async fn write_batch(
 
 #[allow(clippy::too_many_arguments)]
 async fn read_branch(
-    (index, branch): (usize, Branch),
+    members: Vec<(usize, Branch)>,
     role: &crate::runtime::exchange::TaskRole,
     kafka: &weir_catalog::KafkaConnection,
     key: &str,
@@ -1287,6 +1348,7 @@ async fn read_branch(
     metrics: &StatementMetrics,
     events: Arc<dyn StatementEvents>,
 ) -> Result<(), EngineError> {
+    let (index, branch) = &members[0];
     let spec = match &branch.source {
         BranchSource::Values(batch) => {
             metrics
@@ -1297,7 +1359,7 @@ async fn read_branch(
                 .send(Ok(Progress {
                     batch: out,
                     offsets: vec![],
-                    branch: index,
+                    branch: *index,
                     watermark: Some(i64::MAX),
                     idle: false,
                     records: batch.num_rows() as u64,
@@ -1306,6 +1368,23 @@ async fn read_branch(
             return Ok(());
         }
         BranchSource::Kafka(spec) => spec.clone(),
+    };
+    // What the reader learns (a watermark, idleness, the end) every branch
+    // it feeds learns; false once the statement no longer listens.
+    let tell_all = |p: Progress| {
+        let members = &members;
+        async move {
+            for (i, _) in members {
+                let p = Progress {
+                    branch: *i,
+                    ..p.clone()
+                };
+                if tx.send(Ok(p)).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
     };
     let topic = spec.table.topic.clone();
     let decoder = SourceDecoder::new(&spec)?;
@@ -1327,12 +1406,12 @@ async fn read_branch(
         let p = Progress {
             batch: None,
             offsets: vec![],
-            branch: index,
+            branch: 0,
             watermark: None,
             idle: true,
             records: 0,
         };
-        if tx.send(Ok(p)).await.is_ok() {
+        if tell_all(p).await {
             stop.cancelled().await;
         }
         return Ok(());
@@ -1395,16 +1474,15 @@ async fn read_branch(
         if bound.as_ref().is_some_and(HashMap::is_empty) {
             // Read to where it ended when the statement started: the
             // source is done, and its end passes every window.
-            let _ = tx
-                .send(Ok(Progress {
-                    batch: None,
-                    offsets: vec![],
-                    branch: index,
-                    watermark: Some(i64::MAX),
-                    idle: false,
-                    records: 0,
-                }))
-                .await;
+            tell_all(Progress {
+                batch: None,
+                offsets: vec![],
+                branch: 0,
+                watermark: Some(i64::MAX),
+                idle: false,
+                records: 0,
+            })
+            .await;
             return Ok(());
         }
         if bound.is_none() {
@@ -1459,12 +1537,12 @@ async fn read_branch(
                 let p = Progress {
                     batch: None,
                     offsets: vec![],
-                    branch: index,
+                    branch: 0,
                     watermark: wm,
                     idle,
                     records: 0,
                 };
-                if tx.send(Ok(p)).await.is_err() {
+                if !tell_all(p).await {
                     return Ok(());
                 }
             }
@@ -1581,7 +1659,7 @@ async fn read_branch(
             )
             .await?;
         }
-        let out = match batch {
+        let admitted = match batch {
             Some(b) if b.num_rows() > 0 => {
                 let (b, dropped) = admit_batch(
                     &mut tracker,
@@ -1594,10 +1672,18 @@ async fn read_branch(
                 metrics
                     .records_late_at_source
                     .fetch_add(dropped as u64, Ordering::Relaxed);
-                branch.process(b, sent_watermark)?
+                Some(b)
             }
             _ => None,
         };
+        // Each branch the reader feeds runs its own operators on the rows.
+        let mut outs = Vec::with_capacity(members.len());
+        for (_, branch) in &members {
+            outs.push(match &admitted {
+                Some(b) => branch.process(b.clone(), sent_watermark)?,
+                None => None,
+            });
+        }
         let watermark = tracker.current(now_ms());
         if watermark > sent_watermark {
             sent_watermark = watermark;
@@ -1607,19 +1693,19 @@ async fn read_branch(
         let mut offsets: Vec<(i32, i64)> = next.into_iter().collect();
         offsets.sort();
         metrics.read_busy_since(work);
-        if tx
-            .send(Ok(Progress {
+        for (k, ((index, _), out)) in members.iter().zip(outs).enumerate() {
+            let p = Progress {
                 batch: out,
-                offsets,
-                branch: index,
+                offsets: offsets.clone(),
+                branch: *index,
                 watermark,
                 idle: false,
-                records: raw.len() as u64,
-            }))
-            .await
-            .is_err()
-        {
-            return Ok(());
+                // The records are counted once, with the first branch.
+                records: if k == 0 { raw.len() as u64 } else { 0 },
+            };
+            if tx.send(Ok(p)).await.is_err() {
+                return Ok(());
+            }
         }
         if stop.is_cancelled() {
             return Ok(());

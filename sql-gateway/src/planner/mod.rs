@@ -891,6 +891,22 @@ fn analyze_statement(
                 if_not_exists,
             })
         }
+        FlinkStatement::StatementSet(inserts) => {
+            let mut plans = Vec::with_capacity(inserts.len());
+            for insert in inserts {
+                if let Analysis::Streaming { plan, .. } =
+                    analyze_statement(planner, insert, hints, ctx, sql)?
+                {
+                    plans.push(*plan);
+                }
+            }
+            Ok(Analysis::Streaming {
+                plan: Box::new(statement_set(plans)?),
+                sql_kind: "EXECUTE_STATEMENT_SET",
+                create: None,
+                if_not_exists: false,
+            })
+        }
         FlinkStatement::Explain(inner) => {
             match analyze_statement(planner, *inner, hints, ctx, sql)? {
                 Analysis::Streaming { plan, .. } => Ok(Analysis::Explain(format!(
@@ -904,6 +920,103 @@ fn analyze_statement(
         }
         other => Ok(Analysis::Metadata(other)),
     }
+}
+
+/// The `INSERT`s of a statement set as one plan: the union of their
+/// queries, each widened to every `INSERT`'s columns behind a tag that says
+/// whose row it is (see [`SinkSpec::Tables`]). One `INSERT` stays a plain
+/// `INSERT`.
+fn statement_set(mut plans: Vec<StreamingPlan>) -> Result<StreamingPlan, SqlError> {
+    if plans.len() == 1 {
+        return Ok(plans.remove(0));
+    }
+    let widths: Vec<&SchemaRef> = plans.iter().map(|p| &p.output_schema).collect();
+    let columns: usize = widths.iter().map(|s| s.fields().len()).sum();
+    if columns > crate::limits::MAX_STATEMENT_SET_COLUMNS {
+        return Err(SqlError::validation(
+            format!(
+                "the statement set's tables have {columns} columns in all, more than the {} a statement set writes; split it into several statement sets",
+                crate::limits::MAX_STATEMENT_SET_COLUMNS
+            ),
+            None,
+        ));
+    }
+    let mut fields = vec![Field::new(SET_TAG, DataType::Int32, true)];
+    let mut sinks = Vec::with_capacity(plans.len());
+    for (i, p) in plans.iter().enumerate() {
+        let SinkSpec::Table {
+            table,
+            qualified_name,
+        } = &p.sink
+        else {
+            return Err(SqlError::validation(
+                "a statement set holds INSERT INTO statements only",
+                None,
+            ));
+        };
+        sinks.push(crate::plan::SetSink {
+            table: table.clone(),
+            qualified_name: qualified_name.clone(),
+            first_column: fields.len(),
+            schema: p.output_schema.clone(),
+        });
+        fields.extend(
+            p.output_schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(set_column(i, f.name()), f.data_type().clone(), true)),
+        );
+    }
+    let snapshot = plans[0].snapshot;
+    let mut inputs = Vec::with_capacity(plans.len());
+    for (i, p) in plans.iter().enumerate() {
+        let PlanNode::Project {
+            input,
+            exprs,
+            input_schema,
+        } = &p.root
+        else {
+            return Err(SqlError::validation(
+                "an INSERT of the statement set has no projection onto its table",
+                None,
+            ));
+        };
+        let mut wide = vec![Expr::Literal(ScalarValue::Int32(Some(i as i32)), None).alias(SET_TAG)];
+        for (j, schema) in widths.iter().enumerate() {
+            for (k, f) in schema.fields().iter().enumerate() {
+                let name = set_column(j, f.name());
+                wide.push(if i == j {
+                    exprs[k].clone().unalias().alias(name)
+                } else {
+                    Expr::Literal(
+                        ScalarValue::try_from(f.data_type())
+                            .map_err(|e| SqlError::validation(e.to_string(), None))?,
+                        None,
+                    )
+                    .alias(name)
+                });
+            }
+        }
+        inputs.push(PlanNode::Project {
+            input: input.clone(),
+            exprs: wide,
+            input_schema: input_schema.clone(),
+        });
+    }
+    Ok(StreamingPlan {
+        root: PlanNode::Union { inputs },
+        sink: SinkSpec::Tables(sinks),
+        output_schema: Arc::new(Schema::new(fields)),
+        snapshot,
+    })
+}
+
+/// The tag column of a statement set's rows: which `INSERT` a row is for.
+const SET_TAG: &str = "__weir_insert";
+
+/// Column `name` of a statement set's `INSERT` `i`, in the set's wide rows.
+fn set_column(i: usize, name: &str) -> String {
+    format!("__weir_insert{i}_{name}")
 }
 
 /// Builds the streaming plan of a stored statement again (on a worker, or

@@ -441,8 +441,10 @@ fn convert_tz(a: &[ArrayRef]) -> DfResult<ArrayRef> {
                 .ok()?;
             let (from, to) = (zone(from.value(i))?, zone(to.value(i))?);
             // A time in a gap (a clock moved forward) is read with the
-            // offset before the gap, as Java's `atZone` does.
-            let local = t.and_local_timezone(from).earliest().or_else(|| {
+            // offset before the gap, as Java's `atZone` does; a time that
+            // comes twice (a clock moved back) as the second, standard
+            // one, as Flink's CONVERT_TZ (`java.util.TimeZone`) does.
+            let local = t.and_local_timezone(from).latest().or_else(|| {
                 let before = t - chrono::Duration::hours(1);
                 before
                     .and_local_timezone(from)

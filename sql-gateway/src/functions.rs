@@ -325,6 +325,13 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     ))?))
                 }
                 DateTimeField::Doy | DateTimeField::DayOfYear => "doy",
+                // The milliseconds within the second (DataFusion counts
+                // the seconds' too).
+                DateTimeField::Millisecond | DateTimeField::Milliseconds => {
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST(date_part('millisecond', {expr}) % 1000 AS BIGINT)"
+                    ))?))
+                }
                 DateTimeField::Epoch => "epoch",
                 f => match unit_name(f) {
                     Some(u) => u,
@@ -597,6 +604,13 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 // A negative length is the empty string (NULL stays NULL).
                 ("left", [s, n]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE left({s}, {n}) END"
+                ))?)),
+                ("right", [s, n]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE right({s}, {n}) END"
+                ))?)),
+                // Flink removes every element equal to the one given.
+                ("array_remove", [a, x]) => Ok(Some(parse_expr(&format!(
+                    "array_remove_all({a}, {x})"
                 ))?)),
                 // Flink's TO_TIMESTAMP is a TIMESTAMP(3), NULL for text that
                 // is not a time; its format, Java's.

@@ -634,6 +634,16 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         "arrow_cast(to_timestamp({s}, '{fmt}'), 'Timestamp(Millisecond, None)')"
                     ))?))
                 }
+                // NULL for text that is not a date, as Flink's.
+                ("to_date", [s]) => Ok(Some(parse_expr(&format!("TRY_CAST({s} AS DATE)"))?)),
+                // Flink's collection functions DataFusion spells otherwise.
+                ("split", [s, d]) => Ok(Some(parse_expr(&format!(
+                    "string_to_array({s}, {d})"
+                ))?)),
+                ("array_prepend", [a, x]) => Ok(Some(parse_expr(&format!(
+                    "array_prepend({x}, {a})"
+                ))?)),
+                ("map_from_arrays", [k, v]) => Ok(Some(parse_expr(&format!("map({k}, {v})"))?)),
                 ("to_date", [s, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {
                         return Ok(None);

@@ -1032,8 +1032,10 @@ async fn a_statement_set_writes_each_table_its_rows_reading_the_source_once() {
     let src = unique("orders");
     let (big, small, counts) = (unique("big"), unique("small"), unique("counts"));
     weir.ddl(&orders_ddl(&src, "")).await;
-    weir.ddl(&format!("CREATE TABLE `{big}` (id BIGINT, who STRING)"))
-        .await;
+    weir.ddl(&format!(
+        "CREATE TABLE `{big}` (id BIGINT, who STRING, tags ARRAY<STRING>)"
+    ))
+    .await;
     weir.ddl(&format!(
         "CREATE TABLE `{small}` (id BIGINT, amount DOUBLE)"
     ))
@@ -1045,7 +1047,7 @@ async fn a_statement_set_writes_each_table_its_rows_reading_the_source_once() {
     produce(&src, &orders(0..N)).await;
     let sql = format!(
         "EXECUTE STATEMENT SET\nBEGIN\n\
-         INSERT INTO `{big}` SELECT id, who FROM `{src}` WHERE amount > 50;\n\
+         INSERT INTO `{big}` SELECT id, who, tags FROM `{src}` WHERE amount > 50;\n\
          INSERT INTO `{small}` (amount, id) SELECT amount, id FROM `{src}` WHERE amount <= 50;\n\
          INSERT INTO `{counts}` SELECT who, COUNT(*) FROM `{src}` GROUP BY who;\n\
          END;"
@@ -1059,7 +1061,7 @@ async fn a_statement_set_writes_each_table_its_rows_reading_the_source_once() {
 
     let want_big: Vec<Value> = (0..N)
         .filter(|id| order_amount(*id) > 50.0)
-        .map(|id| json!({"id": id, "who": order_who(id)}))
+        .map(|id| json!({"id": id, "who": order_who(id), "tags": ["a", "b", "gift"]}))
         .collect();
     let want_small: Vec<Value> = (0..N)
         .filter(|id| order_amount(*id) <= 50.0)
@@ -1140,7 +1142,7 @@ async fn a_statement_set_writes_each_table_its_rows_reading_the_source_once() {
     let err = weir
         .submit(
             "bad-set",
-            &format!("BEGIN STATEMENT SET;\nINSERT INTO `{big}` SELECT id, who FROM `{src}`;\nSELECT 1;\nEND;"),
+            &format!("BEGIN STATEMENT SET;\nINSERT INTO `{big}` SELECT id, who, tags FROM `{src}`;\nSELECT 1;\nEND;"),
         )
         .await
         .unwrap_err()

@@ -602,11 +602,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "regexp_match({text}, concat('(', {pattern}, ')'))[1]"
                 ))?)),
                 // A negative length is the empty string (NULL stays NULL).
-                ("left", [s, n]) => Ok(Some(parse_expr(&format!(
-                    "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE left({s}, {n}) END"
-                ))?)),
-                ("right", [s, n]) => Ok(Some(parse_expr(&format!(
-                    "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE right({s}, {n}) END"
+                (side @ ("left" | "right"), [s, n]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({n}) < 0 THEN substr({s}, 1, 0) ELSE {side}({s}, {n}) END"
                 ))?)),
                 // Flink removes every element equal to the one given.
                 ("array_remove", [a, x]) => Ok(Some(parse_expr(&format!(

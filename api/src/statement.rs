@@ -265,7 +265,8 @@ impl StatementMetrics {
             t.pending_records += m.pending_records;
             t.input_end_offsets += m.input_end_offsets;
             t.input_unknown_partitions += m.input_unknown_partitions;
-            if t.delivery_guarantee.is_empty() {
+            // The statement gives what its weakest task gives.
+            if t.delivery_guarantee.is_empty() || m.delivery_guarantee == "at-least-once" {
                 t.delivery_guarantee = m.delivery_guarantee.clone();
             }
         }

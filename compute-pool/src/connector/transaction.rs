@@ -5,18 +5,25 @@
 //! The checkpoint (operator state and every source position) is written
 //! first; then one transaction commits the records written since the last
 //! one together with an offset commit into the statement's consumer group,
-//! whose metadata names the checkpoint (`weir-checkpoint:<n>`). Kafka makes
-//! the two atomic: read_committed consumers see the records exactly when
-//! the group names checkpoint `n`. On start, the group's metadata says which
-//! checkpoint to resume from, so a crash at any point between the two loses
-//! nothing and writes nothing twice: a checkpoint written but not committed
-//! is ignored, and its records are aborted.
+//! whose metadata names the checkpoint and the writer
+//! (`weir-checkpoint:<n>@<transactional id>`). Kafka makes the two atomic:
+//! read_committed consumers see the records exactly when the group names
+//! checkpoint `n`. On start, the group's metadata says which checkpoint to
+//! resume from, so a crash at any point between the two loses nothing and
+//! writes nothing twice: a checkpoint written but not committed is ignored,
+//! and its records are aborted.
 //!
-//! `init_transactions` fences an older instance of the statement (a zombie
-//! worker) and aborts its open transaction. Whether the broker supports
-//! transactions is learnt at start by committing one transaction holding
-//! only the group's offsets: some brokers (tansu) accept the producer but
-//! refuses `EndTxn`.
+//! Each start writes under a transactional id of its own (the task's base
+//! id and a random suffix), after fencing every writer the group's metadata
+//! names (and the base id itself, which older Weirs wrote under):
+//! `init_transactions` on a writer's id aborts the open transaction of an
+//! older instance (a zombie worker). Writing on under the fenced id would
+//! reuse its producer id, and a read_committed reader that was waiting at
+//! the zombie's open transaction then skips the new records too (seen with
+//! librdkafka on noida-db); a fresh id has a producer id of its own.
+//! Whether the broker supports transactions is learnt at start by
+//! committing one transaction holding only the group's offsets: some
+//! brokers (tansu) accept the producer but refuse `EndTxn`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,12 +48,77 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Transactions {
     producer: Arc<SinkProducer>,
     group: Arc<ConsumerGroupMetadata>,
+    /// This start's transactional id, named in every commit's metadata.
+    writer: Arc<str>,
     /// The checkpoint the consumer group names (0: none yet).
     pub restore: u64,
 }
 
 /// Why a sink writes at-least-once.
 pub(crate) type Unsupported = String;
+
+/// Where one partition's reader resumes, as a consumer group holds it: the
+/// next offset to read, and the checkpoint (of the partition's state, or 0
+/// for a stateless reader) that offset goes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub checkpoint: u64,
+}
+
+/// The prefix of a placeholder commit's metadata, which names no
+/// position: it learns whether the broker supports transactions, and names
+/// its writer and the checkpoint to resume from (`weir-probe:<n>@<id>`).
+const PROBE_METADATA: &str = "weir-probe";
+
+/// The metadata naming checkpoint `id`, written by `writer`.
+fn checkpoint_metadata(id: u64, writer: &str) -> String {
+    format!("{CHECKPOINT_METADATA}{id}@{writer}")
+}
+
+/// What a commit's metadata names: the checkpoint (`None`: none, as for
+/// another client's commit), the writer, and whether its offset is a
+/// position (not a placeholder's).
+fn parse_metadata(meta: &str) -> (Option<u64>, Option<&str>, bool) {
+    let (rest, position) = if let Some(rest) = meta.strip_prefix(CHECKPOINT_METADATA) {
+        (rest, true)
+    } else if let Some(rest) = meta.strip_prefix(PROBE_METADATA) {
+        (rest.strip_prefix(':').unwrap_or(rest), false)
+    } else {
+        return (None, None, false);
+    };
+    let (n, writer) = match rest.split_once('@') {
+        Some((n, w)) => (n, Some(w)),
+        None => (rest, None),
+    };
+    let n = n.parse().ok();
+    (n, writer, position && n.is_some())
+}
+
+/// Fences every transactional id in `writers`: `init_transactions` under
+/// each aborts the transaction an older instance left open.
+fn fence(
+    kafka: &weir_catalog::KafkaConnection,
+    writers: &std::collections::BTreeSet<String>,
+    timeout_ms: u64,
+) -> Result<(), KafkaError> {
+    for w in writers {
+        let p = sink_producer(kafka, Some((w, timeout_ms))).map_err(|e| match e {
+            EngineError::Kafka(k) => k,
+            e => KafkaError::ClientCreation(e.to_string()),
+        })?;
+        p.init_transactions(CALL_TIMEOUT)?;
+    }
+    Ok(())
+}
+
+/// A transactional id of this start of writer `base`.
+fn fresh_writer(base: &str) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{base}.{}", &suffix[..12])
+}
 
 fn txn_error(what: &str, e: KafkaError) -> EngineError {
     EngineError::Transaction(format!("while {what}: {e}"))
@@ -74,13 +146,14 @@ fn unsupported(e: &KafkaError) -> bool {
 fn group_offsets(
     offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
     id: u64,
+    writer: &str,
 ) -> Result<TopicPartitionList, EngineError> {
     let mut tpl = TopicPartitionList::new();
     for (topic, parts) in offsets.iter().filter(|(t, _)| !t.contains('#')) {
         for (p, o) in parts {
             let mut e = tpl.add_partition(topic, *p);
             e.set_offset(Offset::Offset(*o))?;
-            e.set_metadata(format!("{CHECKPOINT_METADATA}{id}"));
+            e.set_metadata(checkpoint_metadata(id, writer));
         }
     }
     Ok(tpl)
@@ -100,7 +173,7 @@ impl Transactions {
         topics: &[String],
         interval: Duration,
         latest: impl std::future::Future<Output = Result<u64, EngineError>>,
-    ) -> Result<Result<Transactions, Unsupported>, EngineError> {
+    ) -> Result<Result<(Transactions, Vec<Position>), Unsupported>, EngineError> {
         let consumer: BaseConsumer = kafka
             .client_config()
             .set("group.id", group)
@@ -110,16 +183,27 @@ impl Transactions {
         // Kafka refuses a timeout above its `transaction.max.timeout.ms`
         // (15 min by default).
         let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
-        let producer = sink_producer(kafka, Some((transactional_id, timeout_ms)))?;
+        let writer = fresh_writer(transactional_id);
+        let producer = sink_producer(kafka, Some((&writer, timeout_ms)))?;
         let topics = topics.to_vec();
+        let (kafka, base) = (kafka.clone(), transactional_id.to_string());
         let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
             let committed = committed_checkpoint(&consumer, &topics);
-            let init = producer.init_transactions(CALL_TIMEOUT).map(|_| producer);
+            let init = match &committed {
+                Ok((_, _, _, writers)) => {
+                    let mut writers = writers.clone();
+                    writers.insert(base);
+                    fence(&kafka, &writers, timeout_ms)
+                        .and_then(|()| producer.init_transactions(CALL_TIMEOUT))
+                        .map(|_| producer)
+                }
+                Err(_) => Err(KafkaError::Canceled),
+            };
             (consumer, committed, init)
         })
         .await
         .map_err(|e| EngineError::Transaction(format!("to start: {e}")))?;
-        let (committed, probe) = committed?;
+        let (committed, probe, placeholder, _) = committed?;
         let producer = match init {
             Ok(p) => p,
             Err(e) if unsupported(&e) => return Ok(Err(format!("the broker refused: {e}"))),
@@ -135,21 +219,149 @@ impl Transactions {
         let t = Transactions {
             producer: Arc::new(producer),
             group: Arc::new(group),
+            writer: writer.into(),
             restore,
         };
-        // The probe: the group's offsets as they are (or one placeholder),
-        // naming the checkpoint to resume from, so that a crash before the
-        // first checkpoint resumes from this one too.
+        // The probe: the group's positions as they are (or one placeholder,
+        // which names no position), naming the checkpoint to resume from,
+        // so that a crash before the first checkpoint resumes from this
+        // one too.
         let mut offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
-        for (topic, p, o) in probe {
-            offsets.entry(topic).or_default().insert(p, o);
+        for (topic, p, o) in &probe {
+            offsets.entry(topic.clone()).or_default().insert(*p, *o);
         }
+        let mut tpl = group_offsets(&offsets, restore, &t.writer)?;
+        if tpl.count() == 0 {
+            if let Some((topic, p)) = &placeholder {
+                let mut e = tpl.add_partition(topic, *p);
+                e.set_offset(Offset::Offset(0))?;
+                e.set_metadata(format!("{PROBE_METADATA}:{restore}@{}", t.writer));
+            }
+        }
+        // Positions a parallel statement's tasks left (checkpoint 0: they
+        // keep no state) are where this one resumes.
+        let resume = match committed {
+            Some(0) => probe
+                .into_iter()
+                .map(|(topic, partition, offset)| Position {
+                    topic,
+                    partition,
+                    offset,
+                    checkpoint: 0,
+                })
+                .collect(),
+            _ => vec![],
+        };
         t.begin()?;
-        match t.commit_blocking(group_offsets(&offsets, restore)?).await {
-            Ok(()) => Ok(Ok(t)),
+        match t.commit_blocking(tpl).await {
+            Ok(()) => Ok(Ok((t, resume))),
             Err((_, e)) if unsupported(&e) => Ok(Err(format!("the broker refused: {e}"))),
             Err((what, e)) => Err(txn_error(what, e)),
         }
+    }
+
+    /// Opens the transactional producer of one task of a parallel
+    /// statement (fencing an older instance of that task) and reads the
+    /// positions consumer group `group` holds for the `partitions` the task
+    /// owns: only those whose metadata names a checkpoint, so a partition
+    /// never committed this way is absent. Tasks of one stage share the
+    /// group, each committing only its own partitions, so that a rescale
+    /// finds every partition's position whichever task wrote it. Nothing
+    /// is committed here: [`Transactions::probe`] does, once the task knows
+    /// where it resumes.
+    /// Also gives the partitions of `topics` the task owns (`owns`).
+    #[allow(clippy::type_complexity)]
+    pub async fn open_task(
+        kafka: &weir_catalog::KafkaConnection,
+        group: &str,
+        transactional_id: &str,
+        topics: Vec<String>,
+        owns: impl Fn(i32) -> bool + Send + 'static,
+        interval: Duration,
+    ) -> Result<Result<(Transactions, Vec<(String, i32)>, Vec<Position>), Unsupported>, EngineError>
+    {
+        let consumer: BaseConsumer = kafka
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("broker.address.family", "v4")
+            .create()?;
+        let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
+        let writer = fresh_writer(transactional_id);
+        let producer = sink_producer(kafka, Some((&writer, timeout_ms)))?;
+        let (kafka, base) = (kafka.clone(), transactional_id.to_string());
+        let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
+            let committed = owned_partitions(&consumer, &topics, owns).and_then(|owned| {
+                let committed = committed_positions(&consumer, &owned)?;
+                Ok((owned, committed))
+            });
+            let init = match &committed {
+                Ok((_, (_, writers))) => {
+                    let mut writers = writers.clone();
+                    writers.insert(base);
+                    fence(&kafka, &writers, timeout_ms)
+                        .and_then(|()| producer.init_transactions(CALL_TIMEOUT))
+                        .map(|_| producer)
+                }
+                Err(_) => Err(KafkaError::Canceled),
+            };
+            (consumer, committed, init)
+        })
+        .await
+        .map_err(|e| EngineError::Transaction(format!("to start: {e}")))?;
+        let (owned, (committed, _)) = committed?;
+        let producer = match init {
+            Ok(p) => p,
+            Err(e) if unsupported(&e) => return Ok(Err(format!("the broker refused: {e}"))),
+            Err(e) => return Err(txn_error("starting the transactional producer", e)),
+        };
+        let group = consumer.group_metadata().ok_or_else(|| {
+            EngineError::Transaction("to read its consumer group's metadata".into())
+        })?;
+        let t = Transactions {
+            producer: Arc::new(producer),
+            group: Arc::new(group),
+            writer: writer.into(),
+            restore: 0,
+        };
+        t.begin()?;
+        Ok(Ok((t, owned, committed)))
+    }
+
+    /// Commits a first transaction naming `positions` (where the task
+    /// resumes), or, when it knows none, a placeholder in partition
+    /// `placeholder` that names no position, to learn whether the broker
+    /// supports transactions (`Ok(Err(why))` when it does not). A task that
+    /// owns no partition commits nothing and learns nothing.
+    pub async fn probe(
+        &self,
+        positions: &[Position],
+        placeholder: Option<(&str, i32)>,
+    ) -> Result<Result<(), Unsupported>, EngineError> {
+        let mut tpl = position_offsets(positions, &self.writer)?;
+        if tpl.count() == 0 {
+            let Some((topic, p)) = placeholder else {
+                return Ok(Ok(()));
+            };
+            let mut e = tpl.add_partition(topic, p);
+            e.set_offset(Offset::Offset(0))?;
+            e.set_metadata(format!("{PROBE_METADATA}:0@{}", self.writer));
+        }
+        match self.commit_blocking(tpl).await {
+            Ok(()) => Ok(Ok(())),
+            Err((_, e)) if unsupported(&e) => Ok(Err(format!("the broker refused: {e}"))),
+            Err((what, e)) => Err(txn_error(what, e)),
+        }
+    }
+
+    /// Commits what was written since the last commit together with
+    /// `positions`, each naming its own checkpoint, then begins the next
+    /// transaction. With no position (a task owning no partition) only the
+    /// records are committed.
+    pub async fn commit_positions(&self, positions: &[Position]) -> Result<(), EngineError> {
+        self.commit_blocking(position_offsets(positions, &self.writer)?)
+            .await
+            .map_err(|(what, e)| txn_error(what, e))
     }
 
     /// Begins a transaction (a local step: the broker learns of it with its
@@ -168,7 +380,7 @@ impl Transactions {
         offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
         id: u64,
     ) -> Result<(), EngineError> {
-        self.commit_blocking(group_offsets(offsets, id)?)
+        self.commit_blocking(group_offsets(offsets, id, &self.writer)?)
             .await
             .map_err(|(what, e)| txn_error(what, e))
     }
@@ -181,9 +393,11 @@ impl Transactions {
     ) -> Result<(), (&'static str, KafkaError)> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            this.producer
-                .send_offsets_to_transaction(&tpl, &this.group, CALL_TIMEOUT)
-                .map_err(|e| ("adding the source offsets to the transaction", e))?;
+            if tpl.count() > 0 {
+                this.producer
+                    .send_offsets_to_transaction(&tpl, &this.group, CALL_TIMEOUT)
+                    .map_err(|e| ("adding the source offsets to the transaction", e))?;
+            }
             this.producer
                 .commit_transaction(CALL_TIMEOUT)
                 .map_err(|e| ("committing the transaction", e))?;
@@ -210,16 +424,29 @@ impl Transactions {
     pub fn producer(&self) -> &SinkProducer {
         &self.producer
     }
+
+    /// The producer, for a writer that keeps it.
+    pub fn shared_producer(&self) -> Arc<SinkProducer> {
+        self.producer.clone()
+    }
 }
 
 /// The checkpoint consumer group names for `topics` (`None`: it names
-/// none), and the entries to commit again to name it anew: the committed
-/// ones, or one placeholder at offset 0 when there are none.
+/// none), the positions to commit again to name it anew, the partition for
+/// a placeholder when there are none, and the writers the group names.
 #[allow(clippy::type_complexity)]
 fn committed_checkpoint(
     consumer: &BaseConsumer,
     topics: &[String],
-) -> Result<(Option<u64>, Vec<(String, i32, i64)>), EngineError> {
+) -> Result<
+    (
+        Option<u64>,
+        Vec<(String, i32, i64)>,
+        Option<(String, i32)>,
+        Writers,
+    ),
+    EngineError,
+> {
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
         let md = consumer.fetch_metadata(Some(topic), CALL_TIMEOUT)?;
@@ -236,20 +463,121 @@ fn committed_checkpoint(
     let committed = consumer.committed_offsets(tpl, CALL_TIMEOUT)?;
     let mut id = None;
     let mut entries = vec![];
+    let mut writers = Writers::new();
     for e in committed.elements() {
-        let (Some(n), Offset::Offset(o)) = (
-            e.metadata()
-                .strip_prefix(CHECKPOINT_METADATA)
-                .and_then(|n| n.parse::<u64>().ok()),
-            e.offset(),
-        ) else {
-            continue;
-        };
-        id = id.max(Some(n));
-        entries.push((e.topic().to_string(), e.partition(), o));
+        let (n, writer, position) = parse_metadata(e.metadata());
+        writers.extend(writer.map(str::to_string));
+        id = id.max(n);
+        if let (true, Offset::Offset(o)) = (position, e.offset()) {
+            entries.push((e.topic().to_string(), e.partition(), o));
+        }
     }
-    if entries.is_empty() {
-        entries.extend(first.map(|(t, p)| (t, p, 0)));
+    Ok((id, entries, first, writers))
+}
+
+/// Transactional ids the group's metadata names.
+type Writers = std::collections::BTreeSet<String>;
+
+/// `positions` as offsets to commit, each with metadata naming its
+/// checkpoint.
+fn position_offsets(
+    positions: &[Position],
+    writer: &str,
+) -> Result<TopicPartitionList, EngineError> {
+    let mut tpl = TopicPartitionList::new();
+    for p in positions {
+        let mut e = tpl.add_partition(&p.topic, p.partition);
+        e.set_offset(Offset::Offset(p.offset))?;
+        e.set_metadata(checkpoint_metadata(p.checkpoint, writer));
     }
-    Ok((id, entries))
+    Ok(tpl)
+}
+
+/// The partitions of `topics` that `owns` picks.
+fn owned_partitions(
+    consumer: &BaseConsumer,
+    topics: &[String],
+    owns: impl Fn(i32) -> bool,
+) -> Result<Vec<(String, i32)>, EngineError> {
+    let mut owned = vec![];
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), CALL_TIMEOUT)?;
+        for t in md.topics() {
+            owned.extend(
+                t.partitions()
+                    .iter()
+                    .filter(|p| owns(p.id()))
+                    .map(|p| (topic.clone(), p.id())),
+            );
+        }
+    }
+    Ok(owned)
+}
+
+/// The positions the consumer group holds for `partitions`: those whose
+/// metadata names a checkpoint.
+fn committed_positions(
+    consumer: &BaseConsumer,
+    partitions: &[(String, i32)],
+) -> Result<(Vec<Position>, Writers), EngineError> {
+    if partitions.is_empty() {
+        return Ok((vec![], Writers::new()));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, CALL_TIMEOUT)?;
+    let mut writers = Writers::new();
+    let positions = committed
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (checkpoint, writer, position) = parse_metadata(e.metadata());
+            writers.extend(writer.map(str::to_string));
+            let (true, Offset::Offset(offset)) = (position, e.offset()) else {
+                return None;
+            };
+            Some(Position {
+                topic: e.topic().to_string(),
+                partition: e.partition(),
+                offset,
+                checkpoint: checkpoint?,
+            })
+        })
+        .collect();
+    Ok((positions, writers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_metadata_names_the_checkpoint_and_its_writer() {
+        let m = checkpoint_metadata(7, "weir-o-e-n-u-s1-t0.0123456789ab");
+        assert_eq!(
+            parse_metadata(&m),
+            (Some(7), Some("weir-o-e-n-u-s1-t0.0123456789ab"), true)
+        );
+        // Written by an older Weir: a checkpoint, no writer.
+        assert_eq!(parse_metadata("weir-checkpoint:3"), (Some(3), None, true));
+        // A placeholder names its checkpoint and writer, and no position.
+        assert_eq!(
+            parse_metadata("weir-probe:4@w.1"),
+            (Some(4), Some("w.1"), false)
+        );
+        assert_eq!(
+            parse_metadata("weir-probe:0@w.1"),
+            (Some(0), Some("w.1"), false)
+        );
+        // Another client's commit, or garbage, names nothing.
+        assert_eq!(parse_metadata("checkpoint 5"), (None, None, false));
+        assert_eq!(parse_metadata(""), (None, None, false));
+        assert_eq!(
+            parse_metadata("weir-checkpoint:x@w"),
+            (None, Some("w"), false)
+        );
+        assert_ne!(fresh_writer("w"), fresh_writer("w"));
+    }
 }

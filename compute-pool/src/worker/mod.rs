@@ -39,10 +39,11 @@ use crate::connector::decode::row_partitions;
 use crate::connector::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::connector::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
 use crate::connector::kafka::{plain_producer, sink_producer, source_consumer, SinkProducer};
-use crate::connector::transaction::Transactions;
+use crate::connector::transaction::{Position, Transactions};
 use crate::operators::changelog::Changes;
 use crate::operators::window::{admit_batch, PartitionWatermarks};
 use crate::runtime::checkpoint::{Checkpointer, Snapshot};
+use crate::runtime::exchange::TaskRole;
 use crate::runtime::pipeline::{compile, Branch, BranchSource, Target};
 use crate::{EngineError, ResultsBuffer};
 
@@ -669,9 +670,19 @@ async fn run_inner(
 ) -> Result<Outcome, EngineError> {
     let compiled = compile(&task.plan)?;
     let positions = compiled.position_keys();
+    let (txn, resume) = match open_transactions(task, &positions, metrics).await? {
+        Some((t, resume)) => (Some(t), resume),
+        None => (None, vec![]),
+    };
+    // A source task of a parallel statement commits its output with its
+    // offsets, and keeps no checkpoint: it holds no state, and its
+    // partitions' positions live in the consumer group, where whichever
+    // task owns a partition next finds them.
+    let source_txn = txn.is_some() && matches!(task.role, TaskRole::Source { .. });
     // A source task of a parallel statement writes what reaches its keyed
     // operator into the repartition topic instead of running it.
-    let mut exchange = stages::ExchangeWriter::of(task)?;
+    let mut exchange =
+        stages::ExchangeWriter::of(task, txn.as_ref().map(Transactions::shared_producer))?;
     let mut stages = match exchange {
         Some(_) => Default::default(),
         None => compiled.stages,
@@ -679,11 +690,10 @@ async fn run_inner(
     stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
     stages.set_snapshot(task.plan.snapshot);
     stages.set_memory_limit(Some(task.memory_limit.hard as usize));
-    let txn = open_transactions(task, &positions, metrics).await?;
     let checkpoints = task
         .checkpoints
         .as_ref()
-        .filter(|_| !stages.is_empty() || txn.is_some());
+        .filter(|_| !source_txn && (!stages.is_empty() || txn.is_some()));
     // Next offset per topic and partition of everything processed so far:
     // where the sources start, and what a checkpoint covers.
     let mut processed: BTreeMap<String, BTreeMap<i32, i64>> = task
@@ -706,6 +716,14 @@ async fn run_inner(
             checkpoint_id = id;
             tracing::info!(statement = %task.key, checkpoint = id, "restored from checkpoint");
         }
+    }
+    // The positions the consumer group holds are at least as far on as
+    // the store's (they are stored after the commit).
+    for p in &resume {
+        processed
+            .entry(p.topic.clone())
+            .or_default()
+            .insert(p.partition, p.offset);
     }
     let (tx, mut rx) = mpsc::channel::<Result<Progress, EngineError>>(4);
     // Branch readers stop on `stop_reading`; the sink drains what they sent.
@@ -775,7 +793,7 @@ async fn run_inner(
     drop(tx);
 
     let plain_producer = match (&task.plan.sink, &txn) {
-        (SinkSpec::Table { .. } | SinkSpec::Tables(_), None) => {
+        (SinkSpec::Table { .. } | SinkSpec::Tables(_), None) if exchange.is_none() => {
             Some(sink_producer(&task.kafka, None)?)
         }
         _ => None,
@@ -791,8 +809,13 @@ async fn run_inner(
     let mut offsets_at = std::time::Instant::now();
     let mut offsets_tick = tokio::time::interval(OFFSETS_INTERVAL);
     offsets_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut checkpoint_tick =
-        tokio::time::interval(checkpoints.map_or(Duration::from_secs(3600), |c| c.interval));
+    let commits = checkpoints.is_some() || source_txn;
+    let mut checkpoint_tick = tokio::time::interval(
+        task.checkpoints
+            .as_ref()
+            .filter(|_| commits)
+            .map_or(Duration::from_secs(3600), |c| c.interval),
+    );
     checkpoint_tick.tick().await;
     // Whether anything was processed since the last checkpoint.
     let mut unsaved = false;
@@ -892,26 +915,33 @@ async fn run_inner(
                             store_offsets(&mut uncommitted, task).await?;
                         }
                     }
-                    if !p.offsets.is_empty() && checkpoints.is_some() {
+                    if !p.offsets.is_empty() && commits {
                         processed.entry(position.clone()).or_default().extend(p.offsets.iter().copied());
                         unsaved = true;
                     }
+                    unsaved |= source_txn && exchange.as_mut().is_some_and(|x| x.take_sent());
                     if compiled.limit.is_some_and(|l| written >= l) {
                         stop_reading.cancel();
                         break Outcome::Completed;
                     }
                 }
-                _ = checkpoint_tick.tick(), if checkpoints.is_some() && unsaved => {
+                _ = checkpoint_tick.tick(), if commits && unsaved => {
                     // Everything written so far is acknowledged: the state and
                     // `processed` agree.
                     unsaved = false;
-                    checkpoint_id += 1;
-                    let cp = checkpoints.expect("guarded");
-                    checkpoint(cp, txn.as_ref(), checkpoint_id, &processed, &mut stages, metrics, task).await?;
+                    match (checkpoints, &txn) {
+                        (Some(cp), _) => {
+                            checkpoint_id += 1;
+                            checkpoint(cp, txn.as_ref(), checkpoint_id, &processed, &mut stages, metrics, task).await?;
+                        }
+                        (None, Some(t)) => commit_source(t, &processed, metrics, task).await?,
+                        (None, None) => unreachable!("commits needs one"),
+                    }
                 }
                 _ = exchange_tick.tick(), if exchange.is_some() => {
                     if let Some(x) = &mut exchange {
                         x.flush(true).await?;
+                        unsaved |= source_txn && x.take_sent();
                     }
                 }
                 _ = proctime_tick.tick(), if timers => {
@@ -945,15 +975,22 @@ async fn run_inner(
         // The keyed stage learns that this task's input ended.
         if let (Some(x), Outcome::Completed) = (&mut exchange, &outcome) {
             x.end().await?;
+            unsaved |= source_txn;
         }
         // A stop drained every batch read: checkpoint, so that a resume
         // carries on exactly where this run ended. An exactly-once sink also
         // commits the output of a statement that completed.
         let last = matches!(outcome, Outcome::Stopped)
             || (txn.is_some() && matches!(outcome, Outcome::Completed));
-        if let (Some(cp), true, true) = (checkpoints, last, unsaved) {
-            checkpoint(cp, txn.as_ref(), checkpoint_id + 1, &processed, &mut stages, metrics, task)
-                .await?;
+        match (checkpoints, &txn) {
+            (Some(cp), _) if last && unsaved => {
+                checkpoint(cp, txn.as_ref(), checkpoint_id + 1, &processed, &mut stages, metrics, task)
+                    .await?
+            }
+            (None, Some(t)) if source_txn && last && unsaved => {
+                commit_source(t, &processed, metrics, task).await?
+            }
+            _ => {}
         }
         Ok(outcome)
     }
@@ -966,19 +1003,25 @@ async fn run_inner(
 }
 
 /// The Kafka sink's transactions when it writes exactly-once, `None` when
-/// it writes at-least-once; records which in `metrics`.
-async fn open_transactions(
+/// it writes at-least-once; records which in `metrics`. A source task of a
+/// parallel statement also gets the positions its consumer group holds for
+/// its partitions (a whole statement's are in the checkpoint the group
+/// names).
+pub(super) async fn open_transactions(
     task: &StatementTask,
     positions: &[String],
     metrics: &StatementMetrics,
-) -> Result<Option<Transactions>, EngineError> {
+) -> Result<Option<(Transactions, Vec<Position>)>, EngineError> {
     let tables = task.plan.sink.tables();
     if tables.is_empty() {
         return Ok(None);
     }
-    metrics
-        .delivery_guarantee
-        .store(AT_LEAST_ONCE, Ordering::Relaxed);
+    // Said once known: a statement reports its weakest task's guarantee.
+    let at_least_once = || {
+        metrics
+            .delivery_guarantee
+            .store(AT_LEAST_ONCE, Ordering::Relaxed)
+    };
     // A statement set writes its tables in one transaction: exactly-once
     // unless every table asks for at-least-once, and a table that demands
     // exactly-once names the statement's failure when it cannot be met.
@@ -992,6 +1035,7 @@ async fn open_transactions(
         .iter()
         .all(|(t, _)| t.option(DELIVERY_GUARANTEE) == Some("at-least-once"))
     {
+        at_least_once();
         return Ok(None);
     }
     let demanding = wants("exactly-once");
@@ -1001,13 +1045,28 @@ async fn open_transactions(
         .cloned()
         .collect();
     let why = match &task.checkpoints {
-        _ if task.role != crate::runtime::exchange::TaskRole::Whole => {
-            "a statement with 'sql.parallelism' writes at-least-once for now".to_string()
-        }
         _ if topics.is_empty() => {
             "it reads no Kafka topic, so it has no position to resume from".to_string()
         }
         None => "this worker keeps no checkpoints".to_string(),
+        Some(_)
+            if matches!(task.role, TaskRole::Source { .. })
+                && positions.iter().any(|p| p.contains('#')) =>
+        {
+            "a parallel statement that reads one topic at two positions writes at-least-once"
+                .to_string()
+        }
+        Some(cp) if task.role != TaskRole::Whole => {
+            match open_task_transactions(task, &topics, cp.interval).await? {
+                Ok(opened) => {
+                    metrics
+                        .delivery_guarantee
+                        .store(EXACTLY_ONCE, Ordering::Relaxed);
+                    return Ok(Some(opened));
+                }
+                Err(why) => format!("the broker does not support Kafka transactions ({why})"),
+            }
+        }
         Some(cp) => {
             let group = consumer_group(&task.key);
             match Transactions::open(
@@ -1020,11 +1079,11 @@ async fn open_transactions(
             )
             .await?
             {
-                Ok(t) => {
+                Ok(opened) => {
                     metrics
                         .delivery_guarantee
                         .store(EXACTLY_ONCE, Ordering::Relaxed);
-                    return Ok(Some(t));
+                    return Ok(Some(opened));
                 }
                 Err(why) => format!("the broker does not support Kafka transactions ({why})"),
             }
@@ -1038,7 +1097,115 @@ async fn open_transactions(
         )));
     }
     tracing::info!(statement = %task.key, reason = %why, "the Kafka sink writes at-least-once");
+    at_least_once();
     Ok(None)
+}
+
+/// Opens the transactions of one task of a parallel statement (Kafka
+/// Streams' exactly-once-v2: the task's output, into the repartition topic
+/// or the sink, commits with the offsets of what it read), and the
+/// positions its stage's consumer group holds for the partitions it owns:
+/// a source task's of its source topics, a keyed task's of the repartition
+/// topic. The first commit names where the task resumes: the group's
+/// positions, else (a source task) the store's for those partitions, else
+/// a placeholder that names none.
+async fn open_task_transactions(
+    task: &StatementTask,
+    source_topics: &[String],
+    interval: Duration,
+) -> Result<Result<(Transactions, Vec<Position>), String>, EngineError> {
+    let role = task.role.clone();
+    type Owns = Box<dyn Fn(i32) -> bool + Send>;
+    let (group, topics, owns): (String, Vec<String>, Owns) = match &task.role {
+        TaskRole::Keyed { exchange, .. } => {
+            let owned = task.role.owned();
+            (
+                keyed_consumer_group(&task.key),
+                vec![exchange.topic.clone()],
+                Box::new(move |p| owned.contains(&(p as u32))),
+            )
+        }
+        _ => (
+            consumer_group(&task.key),
+            source_topics.to_vec(),
+            Box::new(move |p| role.reads(p)),
+        ),
+    };
+    let opened = Transactions::open_task(
+        &task.kafka,
+        &group,
+        &format!("{group}-{}", task.role.suffix()),
+        topics,
+        owns,
+        interval,
+    )
+    .await?;
+    let (t, owned, committed) = match opened {
+        Ok(o) => o,
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut resume = committed;
+    if resume.is_empty() && !matches!(task.role, TaskRole::Keyed { .. }) {
+        resume = owned
+            .iter()
+            .filter_map(|(topic, p)| {
+                let offset = *task.start_offsets.get(topic)?.get(p)?;
+                Some(Position {
+                    topic: topic.clone(),
+                    partition: *p,
+                    offset,
+                    checkpoint: 0,
+                })
+            })
+            .collect();
+    }
+    let placeholder = owned.first().map(|(t, p)| (t.as_str(), *p));
+    if let Err(why) = t.probe(&resume, placeholder).await? {
+        return Ok(Err(why));
+    }
+    Ok(Ok((t, resume)))
+}
+
+/// Commits a source task's open transaction with the positions of the
+/// partitions it reads, then stores them (for the statement's status, and
+/// for a start at-least-once).
+async fn commit_source(
+    t: &Transactions,
+    processed: &BTreeMap<String, BTreeMap<i32, i64>>,
+    metrics: &StatementMetrics,
+    task: &StatementTask,
+) -> Result<(), EngineError> {
+    let positions: Vec<Position> = processed
+        .iter()
+        .filter(|(topic, _)| !topic.contains('#'))
+        .flat_map(|(topic, parts)| {
+            parts
+                .iter()
+                .filter(|(p, _)| task.role.reads(**p))
+                .map(|(p, o)| Position {
+                    topic: topic.clone(),
+                    partition: *p,
+                    offset: *o,
+                    checkpoint: 0,
+                })
+        })
+        .collect();
+    t.commit_positions(&positions).await?;
+    metrics.transactions.fetch_add(1, Ordering::Relaxed);
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    for p in &positions {
+        by_topic
+            .entry(&p.topic)
+            .or_default()
+            .push((p.partition, p.offset));
+    }
+    for (topic, parts) in by_topic {
+        task.events
+            .commit(topic, &parts)
+            .await
+            .map_err(EngineError::Progress)?;
+    }
+    Ok(())
 }
 
 /// The table option choosing a Kafka sink's guarantee.
@@ -1048,6 +1215,12 @@ const DELIVERY_GUARANTEE: &str = "sink.delivery-guarantee";
 /// group, and its exactly-once sink's transactional id.
 fn consumer_group(key: &str) -> String {
     format!("weir-{}", key.replace('/', "-"))
+}
+
+/// The consumer group of a parallel statement's keyed stage, which reads
+/// the repartition topic.
+pub(super) fn keyed_consumer_group(key: &str) -> String {
+    format!("{}-keyed", consumer_group(key))
 }
 
 /// Writes checkpoint `id` of the stages' state and the offsets it covers;

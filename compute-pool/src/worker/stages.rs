@@ -27,6 +27,7 @@ use weir_sql_gateway::stages::Shape;
 
 use super::{now_ms, send_all, MemoryWatch, Outcome, StatementMetrics, StatementTask};
 use crate::connector::kafka::{sink_producer, SinkProducer};
+use crate::connector::transaction::{Position, Transactions};
 use crate::operators::changelog::Changes;
 use crate::runtime::checkpoint::{Checkpointer, Snapshot};
 use crate::runtime::exchange::{
@@ -46,7 +47,12 @@ const WATERMARK_EVERY: Duration = Duration::from_millis(100);
 pub(super) struct ExchangeWriter {
     spec: ExchangeSpec,
     writer: u32,
-    producer: SinkProducer,
+    producer: Arc<SinkProducer>,
+    /// Whether the producer is transactional: its records reach readers
+    /// when the task commits, so nothing waits for each batch's acks.
+    transactional: bool,
+    /// Whether anything was sent since [`ExchangeWriter::take_sent`].
+    sent_any: bool,
     /// The left (or only) input's partitioner, and a join's right one.
     left: Partitioner,
     right: Option<Partitioner>,
@@ -58,8 +64,13 @@ pub(super) struct ExchangeWriter {
 }
 
 impl ExchangeWriter {
-    /// The writer of a source task, `None` for one that writes its sink.
-    pub(super) fn of(task: &StatementTask) -> Result<Option<ExchangeWriter>, EngineError> {
+    /// The writer of a source task, `None` for one that writes its sink;
+    /// `transactional`: the task's transactional producer, when it writes
+    /// exactly-once.
+    pub(super) fn of(
+        task: &StatementTask,
+        transactional: Option<Arc<SinkProducer>>,
+    ) -> Result<Option<ExchangeWriter>, EngineError> {
         let TaskRole::Source {
             index,
             exchange: Some(spec),
@@ -77,7 +88,12 @@ impl ExchangeWriter {
         Ok(Some(ExchangeWriter {
             spec: spec.clone(),
             writer: *index,
-            producer: sink_producer(&task.kafka, None)?,
+            transactional: transactional.is_some(),
+            producer: match transactional {
+                Some(p) => p,
+                None => Arc::new(sink_producer(&task.kafka, None)?),
+            },
+            sent_any: false,
             left: Partitioner::new(&left, spec.partitions)?,
             right: right
                 .as_ref()
@@ -88,6 +104,21 @@ impl ExchangeWriter {
             pending: None,
             idle_sent: false,
         }))
+    }
+
+    /// Whether anything was sent since the last call (a transactional
+    /// task has something to commit).
+    pub(super) fn take_sent(&mut self) -> bool {
+        std::mem::take(&mut self.sent_any)
+    }
+
+    /// Waits until the broker has every record sent, unless the task's
+    /// commit does that.
+    async fn acknowledged(&self) -> Result<(), EngineError> {
+        if !self.transactional {
+            self.producer.context().wait().await?;
+        }
+        Ok(())
     }
 
     fn send(&self, partition: u32, kind: RecordKind, right: bool, value: &[u8]) -> SendResult {
@@ -117,12 +148,13 @@ impl ExchangeWriter {
 
     /// Sends one record, waiting for room in the producer's queue.
     async fn send_one(
-        &self,
+        &mut self,
         partition: u32,
         kind: RecordKind,
         right: bool,
         value: &[u8],
     ) -> Result<(), EngineError> {
+        self.sent_any = true;
         loop {
             match self.send(partition, kind, right, value) {
                 SendResult::Sent => return Ok(()),
@@ -154,7 +186,7 @@ impl ExchangeWriter {
         }
         // Rows the task read again after a move would be sent twice if the
         // task acknowledged its offsets before the broker had them.
-        self.producer.context().wait().await?;
+        self.acknowledged().await?;
         self.idle_sent = false;
         Ok(())
     }
@@ -203,12 +235,12 @@ impl ExchangeWriter {
         self.everywhere(RecordKind::End, &[]).await
     }
 
-    async fn everywhere(&self, kind: RecordKind, value: &[u8]) -> Result<(), EngineError> {
+    async fn everywhere(&mut self, kind: RecordKind, value: &[u8]) -> Result<(), EngineError> {
         for k in 0..self.spec.partitions {
             // Both sides of a join hear it; the side is only read for rows.
             self.send_one(k, kind, false, value).await?;
         }
-        self.producer.context().wait().await?;
+        self.acknowledged().await?;
         Ok(())
     }
 }
@@ -274,6 +306,15 @@ pub(super) async fn run_keyed(
             "a keyed stage writes into a table, not a SELECT's results".into(),
         ));
     };
+    // Exactly-once: where the group names a partition's checkpoint, the
+    // partition resumes from it (a checkpoint written after it was never
+    // committed); elsewhere from the latest one.
+    let (txn, committed) =
+        match super::open_transactions(task, std::slice::from_ref(&exchange.topic), metrics).await?
+        {
+            Some((t, c)) => (Some(t), c),
+            None => (None, vec![]),
+        };
     let mut parts: BTreeMap<u32, Part> = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for &k in &owned {
@@ -294,7 +335,16 @@ pub(super) async fn run_keyed(
         let mut next = 0;
         let mut checkpoint_id = 0;
         if let Some(cp) = &checkpoints {
-            if let Some((id, snapshot)) = cp.latest().await? {
+            let named = committed.iter().find(|p| p.partition == k as i32);
+            let restored = match named {
+                Some(p) if p.checkpoint == 0 => {
+                    next = p.offset;
+                    None
+                }
+                Some(p) => Some((p.checkpoint, cp.load(p.checkpoint).await?)),
+                None => cp.latest().await?,
+            };
+            if let Some((id, snapshot)) = restored {
                 stages.restore(&snapshot.stages)?;
                 next = snapshot
                     .offsets
@@ -323,10 +373,7 @@ pub(super) async fn run_keyed(
     let consumer: StreamConsumer = task
         .kafka
         .client_config()
-        .set(
-            "group.id",
-            format!("weir-{}-keyed", task.key.replace('/', "-")),
-        )
+        .set("group.id", super::keyed_consumer_group(&task.key))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("broker.address.family", "v4")
@@ -336,10 +383,46 @@ pub(super) async fn run_keyed(
     if assignment.count() > 0 {
         consumer.assign(&assignment)?;
     }
-    let producer = sink_producer(&task.kafka, None)?;
-    metrics
-        .delivery_guarantee
-        .store(super::AT_LEAST_ONCE, Ordering::Relaxed);
+    let plain = match &txn {
+        None => Some(sink_producer(&task.kafka, None)?),
+        Some(_) => None,
+    };
+    let producer = txn
+        .as_ref()
+        .map(Transactions::producer)
+        .or(plain.as_ref())
+        .expect("one of the two");
+    let result = keyed_loop(
+        task,
+        cancel,
+        metrics,
+        &mut parts,
+        &consumer,
+        producer,
+        txn.as_ref(),
+    )
+    .await;
+    if let (Err(_), Some(t)) = (&result, &txn) {
+        t.abort().await;
+    }
+    result
+}
+
+/// The loop of [`run_keyed`], writing with `producer` (`txn`'s, when the
+/// task is exactly-once).
+#[allow(clippy::too_many_arguments)]
+async fn keyed_loop(
+    task: &StatementTask,
+    cancel: &CancellationToken,
+    metrics: &Arc<StatementMetrics>,
+    parts: &mut BTreeMap<u32, Part>,
+    consumer: &StreamConsumer,
+    producer: &SinkProducer,
+    txn: Option<&Transactions>,
+) -> Result<Outcome, EngineError> {
+    let TaskRole::Keyed { exchange, .. } = &task.role else {
+        unreachable!("only called for keyed tasks")
+    };
     let mut written = 0usize;
     let interval = task
         .checkpoints
@@ -371,7 +454,7 @@ pub(super) async fn run_keyed(
                 let mut taken = 0;
                 while let Some(m) = next.take() {
                     match m {
-                        Ok(m) => on_record(&mut parts, &m, &mut out)?,
+                        Ok(m) => on_record(parts, &m, &mut out)?,
                         Err(e) if super::transient(&e) => {}
                         Err(e) => return Err(e.into()),
                     }
@@ -380,18 +463,18 @@ pub(super) async fn run_keyed(
                         next = consumer.recv().now_or_never();
                     }
                 }
-                send_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                send_all(out, None, &mut written, (sink, Some(producer), None), metrics).await?;
                 metrics.input_consumed.fetch_add(taken as u64, Ordering::Relaxed);
                 metrics.busy_since(work);
                 lag.observe(
-                    &consumer,
+                    consumer,
                     &exchange.topic,
                     parts.iter().map(|(k, p)| (*k as i32, Some(p.next))),
                     metrics,
                 );
                 if watched_at.elapsed() >= Duration::from_secs(1) {
                     watched_at = Instant::now();
-                    observe(&parts, metrics);
+                    observe(parts, metrics);
                     let by_stage: Vec<(&'static str, usize)> = parts
                         .values()
                         .flat_map(|p| p.stages.state_bytes_by_stage())
@@ -402,7 +485,7 @@ pub(super) async fn run_keyed(
             _ = checkpoint_tick.tick() => {
                 // A checkpoint covers only output the broker has.
                 producer.context().wait().await?;
-                checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
+                checkpoint_parts(parts, &exchange.topic, metrics, txn).await?;
             }
             _ = proctime_tick.tick(), if timers => {
                 let now = now_ms();
@@ -412,7 +495,7 @@ pub(super) async fn run_keyed(
                     p.dirty |= !fired.is_empty();
                     out.extend(fired);
                 }
-                send_all(out, None, &mut written, (sink, Some(&producer), None), metrics).await?;
+                send_all(out, None, &mut written, (sink, Some(producer), None), metrics).await?;
             }
         }
     };
@@ -420,8 +503,8 @@ pub(super) async fn run_keyed(
     // Everything processed is written and acknowledged: checkpoint it, so
     // that whichever task owns a partition next resumes where this one
     // stopped.
-    checkpoint_parts(&mut parts, &exchange.topic, metrics).await?;
-    observe(&parts, metrics);
+    checkpoint_parts(parts, &exchange.topic, metrics, txn).await?;
+    observe(parts, metrics);
     Ok(outcome)
 }
 
@@ -509,11 +592,16 @@ fn observe(parts: &BTreeMap<u32, Part>, metrics: &StatementMetrics) {
 }
 
 /// Checkpoints every partition that processed something since its last.
+/// An exactly-once task (`txn`) then commits its output with every owned
+/// partition's offset naming that partition's checkpoint, before the new
+/// checkpoints become the latest.
 async fn checkpoint_parts(
     parts: &mut BTreeMap<u32, Part>,
     topic: &str,
     metrics: &StatementMetrics,
+    txn: Option<&Transactions>,
 ) -> Result<(), EngineError> {
+    let mut written = vec![];
     for (k, p) in parts.iter_mut() {
         let Some(cp) = &p.checkpoints else { continue };
         if !p.dirty {
@@ -523,10 +611,32 @@ async fn checkpoint_parts(
             offsets: BTreeMap::from([(topic.to_string(), BTreeMap::from([(*k as i32, p.next)]))]),
             stages: p.stages.snapshot()?,
         };
+        cp.write(p.checkpoint_id + 1, &snapshot).await?;
+        written.push((*k, snapshot.stages.len()));
+    }
+    if written.is_empty() {
+        return Ok(());
+    }
+    if let Some(t) = txn {
+        let positions: Vec<Position> = parts
+            .iter()
+            .map(|(k, p)| Position {
+                topic: topic.to_string(),
+                partition: *k as i32,
+                offset: p.next,
+                checkpoint: p.checkpoint_id + u64::from(written.iter().any(|(w, _)| w == k)),
+            })
+            .collect();
+        t.commit_positions(&positions).await?;
+        metrics.transactions.fetch_add(1, Ordering::Relaxed);
+    }
+    for (k, stages) in written {
+        let p = parts.get_mut(&k).expect("written above");
         p.checkpoint_id += 1;
-        cp.write(p.checkpoint_id, &snapshot).await?;
-        cp.publish(p.checkpoint_id, snapshot.stages.len()).await?;
         p.dirty = false;
+        if let Some(cp) = &p.checkpoints {
+            cp.publish(p.checkpoint_id, stages).await?;
+        }
         metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())

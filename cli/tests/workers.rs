@@ -382,3 +382,111 @@ fn a_running_statement_survives_a_crash_of_the_server() {
         "every record, at least once"
     );
 }
+
+/// Metering under faults: mid-run, the worker of a one-task statement is
+/// killed (SIGKILL) and later the server crashes and comes back. Usage
+/// then holds at most one row per minute, each of one CFU (the task's one
+/// slot: the dead worker's lease ends before the task is leased again, and
+/// a minute both servers record stays one row), and every whole minute the
+/// statement ran in is there.
+#[test]
+fn metering_bills_each_minute_once_through_a_killed_worker_and_a_server_crash() {
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("weir.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let dev = server_on(&dir, &db, &listen);
+    let credential = dir.join("worker-credential");
+    let a = Killed(worker(&dev, &credential));
+    let (src, dst) = (unique("src"), unique("dst"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, k INT)"),
+        format!("CREATE TABLE {dst} (id BIGINT, k INT)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    let minute = |t: chrono::DateTime<chrono::Utc>| t.timestamp() / 60;
+    let before_start = chrono::Utc::now();
+    start_copy(&dev, &src, &dst);
+    dev.wait_phase("copy", "RUNNING");
+    let running = chrono::Utc::now();
+    produce_to(&broker(), &src, 0..100);
+    assert_eq!(consume_ids(&dst, 100).len(), 100);
+
+    let b = Killed(worker(&dev, &credential));
+    let on_b = format!("-{}", b.0.id());
+    drop(a); // SIGKILL
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !describe(&dev, "copy")["status"]["worker"]
+        .as_str()
+        .is_some_and(|w| w.ends_with(&on_b))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the statement did not move: {}",
+            describe(&dev, "copy")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    dev.kill();
+    let dev = server_on(&dir, &db, &listen);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while describe(&dev, "copy")["status"]["worker"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never took the statement again: {}",
+            describe(&dev, "copy")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_to(&broker(), &src, 100..200);
+    let mut ids = consume_ids(&dst, 200);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    let still_running = chrono::Utc::now();
+    dev.ok(&["statement", "delete", "copy"]);
+    let after_end = chrono::Utc::now();
+
+    let start = format!(
+        "{}:00Z",
+        &before_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)[..16]
+    );
+    let end = (after_end + chrono::Duration::minutes(1)).to_rfc3339();
+    let u = dev.json(&[
+        "usage",
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--granularity",
+        "MINUTE",
+        "--statement",
+        "copy",
+    ]);
+    let rows = u["data"].as_array().expect("usage rows").clone();
+    let mut minutes = std::collections::BTreeSet::new();
+    for r in &rows {
+        assert_eq!(r["cfu_minutes"], 1, "one task, one CFU in each minute: {u}");
+        let at = chrono::DateTime::parse_from_rfc3339(r["start"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert!(minutes.insert(minute(at)), "a minute billed twice: {u}");
+        assert!(
+            (minute(before_start)..=minute(after_end)).contains(&minute(at)),
+            "a minute billed outside the run: {u}"
+        );
+    }
+    assert!(!rows.is_empty(), "{u}");
+    // Every minute wholly inside the run is billed (its ends may fall
+    // between two samples of the meter).
+    for m in minute(running) + 1..minute(still_running) {
+        assert!(minutes.contains(&m), "minute {m} not billed: {u}");
+    }
+    assert_eq!(u["total_cfu_minutes"], rows.len(), "{u}");
+    drop(b);
+}

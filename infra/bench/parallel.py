@@ -2,6 +2,7 @@
 """A statement at parallelism 1 and 2, through the broker.
 
     python3 infra/bench/parallel.py [--events 1000000] [--partitions 8]
+        [--bootstrap HOST:PORT] [--checkpoint-interval '1 s']
 
 A release `weir dev` (its own `weir broker`; statements on its `weir
 worker` child), the Nexmark bids produced into a `bid` topic of
@@ -15,7 +16,11 @@ over a bounded scan of them (`'sql.tables.scan.bounded.mode' =
 - `p=2`: two tasks per stage.
 
 Printed per query and mode: events/s (wall) and events per CPU-second of
-`weir dev` and its workers, and the broker's CPU-seconds apart. The
+`weir dev` and its workers, and the broker's CPU-seconds apart (its own
+broker only). With --bootstrap a broker with Kafka transactions (noida-db,
+Apache Kafka) makes the stages exactly-once: each task commits once per
+--checkpoint-interval, which then bounds how soon the keyed stage sees
+its input. The
 repartition hop's cost per event is the CPU of `p=1` less that of `one
 task`, over the events. Uses `vs_flink.py`'s helpers; only the standard
 library.
@@ -37,13 +42,15 @@ def main():
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--queries", default=",".join(QUERIES), help="of: " + ", ".join(QUERIES))
+    ap.add_argument("--bootstrap", help="a broker to use instead of weir dev's own")
+    ap.add_argument("--checkpoint-interval", help="'execution.checkpointing.interval' of each statement")
     a = ap.parse_args()
     queries = {q: QUERIES[q] for q in a.queries.split(",")}
     weir_bin, data_bin = vf.build()
     sql = json.loads(subprocess.run([data_bin, "sql"], capture_output=True, text=True, check=True).stdout)
     data_dir, counts = vf.nexmark_files(data_bin, a.events)
     bids = counts["bid"]
-    w = vf.Weir(weir_bin, None)
+    w = vf.Weir(weir_bin, a.bootstrap)
     results = []
     try:
         for i, ddl in enumerate(sql["tables"]):
@@ -57,6 +64,8 @@ def main():
             for mode, p in MODES.items():
                 n += 1
                 props = {"sql.tables.scan.bounded.mode": "latest-offset"}
+                if a.checkpoint_interval:
+                    props["execution.checkpointing.interval"] = a.checkpoint_interval
                 if p:
                     props["sql.parallelism"] = p
                 stmt = f"b{n}"
@@ -72,18 +81,21 @@ def main():
                 if r["status"]["phase"] != "COMPLETED":
                     raise SystemExit(f"{qname} {mode}: {r['status']}")
                 res = {"query": qname, "mode": mode, "wall": t1 - t0, "cpu": vf.cpu_between(c0, c1),
-                       "broker": broker1 - broker0}
+                       "broker": broker1 - broker0,
+                       "guarantee": r["status"].get("metrics", {}).get("delivery_guarantee", "")}
                 vf.log(f"{res}")
                 results.append(res)
                 w.call("DELETE", f"{w.url}/{stmt}")
     finally:
         w.stop()
-    print(f"\n{bids:,} Nexmark bids in a {a.partitions}-partition topic, through weir dev's own broker, on {os.cpu_count()} cores")
-    print("| query | mode | events/s | events/CPU-s (Weir) | Weir CPU-s | broker CPU-s |")
-    print("|---|---|---|---|---|---|")
+    through = f"the broker at {a.bootstrap}" if a.bootstrap else "weir dev's own broker"
+    print(f"\n{bids:,} Nexmark bids in a {a.partitions}-partition topic, through {through}, on {os.cpu_count()} cores")
+    print("| query | mode | delivery | events/s | events/CPU-s (Weir) | Weir CPU-s | broker CPU-s |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['query']} | {r['mode']} | {bids / r['wall']:,.0f} | {bids / max(r['cpu'], 0.01):,.0f} | "
-              f"{r['cpu']:.2f} | {r['broker']:.2f} |")
+        broker = f"{r['broker']:.2f}" if w.broker else "n/a"
+        print(f"| {r['query']} | {r['mode']} | {r['guarantee']} | {bids / r['wall']:,.0f} | "
+              f"{bids / max(r['cpu'], 0.01):,.0f} | {r['cpu']:.2f} | {broker} |")
     for qname in queries:
         by = {r["mode"]: r for r in results if r["query"] == qname}
         hop = (by["p=1"]["cpu"] - by["one task"]["cpu"]) / bids * 1e6

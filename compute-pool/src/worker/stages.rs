@@ -4,11 +4,16 @@
 //! task, which reads its partitions of that topic and runs the keyed
 //! operator with one state per partition.
 //!
-//! Delivery across the exchange is at-least-once: a source task stores its
-//! source offsets once the broker has acknowledged the repartition records
-//! they led to, and a keyed task checkpoints each partition's state with
-//! the repartition offset it covers. A worker lost in between makes the
-//! records after the last stored position be read, and counted, again.
+//! Delivery across the exchange is exactly-once where the broker has Kafka
+//! transactions: each task commits its output and the offsets of what it
+//! read in one transaction per checkpoint interval, a keyed task's offset
+//! of each partition naming that partition's checkpoint (see
+//! [`crate::connector::transaction`]). Elsewhere it is at-least-once: a
+//! source task stores its source offsets once the broker has acknowledged
+//! the repartition records they led to, and a keyed task checkpoints each
+//! partition's state with the repartition offset it covers; a worker lost
+//! in between makes the records after the last stored position be read,
+//! and counted, again.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

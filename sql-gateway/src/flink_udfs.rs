@@ -3,8 +3,8 @@
 //! encodings (`HEX`, `BIN`, `TO_BASE64`, `FROM_BASE64`), character-class
 //! tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`) and the JSON functions
 //! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `IS JSON`, `JSON_STRING`)
-//! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`), `CONVERT_TZ` and
-//! `PRINTF`,
+//! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`), `CONVERT_TZ`,
+//! `PRINTF` and `STR_TO_MAP`,
 //! each with Flink's NULL handling: a NULL argument gives NULL, and a value
 //! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
 //! failing the statement. Functions whose only difference from DataFusion's
@@ -171,7 +171,116 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
             returns: DataType::Utf8,
             body: parse_url,
         })),
+        Arc::new(ScalarUDF::from(Simple {
+            name: "str_to_map",
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(1),
+                    datafusion::logical_expr::TypeSignature::Any(3),
+                ],
+                Volatility::Immutable,
+            ),
+            returns: string_map_type(),
+            body: str_to_map,
+        })),
     ]
+}
+
+/// `MAP<STRING, STRING>` as Arrow's `MapBuilder` makes it.
+fn string_map_type() -> DataType {
+    let entries = arrow::datatypes::Field::new(
+        "entries",
+        DataType::Struct(
+            vec![
+                arrow::datatypes::Field::new("keys", DataType::Utf8, false),
+                arrow::datatypes::Field::new("values", DataType::Utf8, true),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// Java's `String.split(regex)`: trailing empty pieces are dropped.
+fn java_split<'a>(text: &'a str, re: &regex::Regex, limit: Option<usize>) -> Vec<&'a str> {
+    let mut parts: Vec<&str> = match limit {
+        Some(n) => re.splitn(text, n).collect(),
+        None => re.split(text).collect(),
+    };
+    // A zero-width match at the start gives no leading empty piece.
+    if parts.len() > 1 && parts[0].is_empty() && re.find(text).is_some_and(|m| m.end() == 0) {
+        parts.remove(0);
+    }
+    if limit.is_none() {
+        while parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+    }
+    parts
+}
+
+/// `STR_TO_MAP(text [, listDelimiter, keyValueDelimiter])`: `text` split
+/// into pairs at `listDelimiter` (default `,`) and each pair into key and
+/// value at the first `keyValueDelimiter` (default `=`), both regular
+/// expressions as in Java's `String.split`. A pair without the delimiter
+/// maps its whole text to NULL; a repeated key keeps its last value (as
+/// Flink's `HashMap`); empty text is an empty map; a NULL argument or a
+/// delimiter that is not a valid regular expression gives NULL.
+fn str_to_map(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use arrow::array::{MapBuilder, StringBuilder};
+    let text = strings(&a[0])?;
+    let (lists, kvs) = match a.len() {
+        3 => (Some(strings(&a[1])?), Some(strings(&a[2])?)),
+        _ => (None, None),
+    };
+    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    // The regular expressions of the last row's delimiters, kept while
+    // they repeat (`None`: not valid).
+    type Delimiters = ((String, String), Option<(regex::Regex, regex::Regex)>);
+    let mut cached: Option<Delimiters> = None;
+    for i in 0..text.len() {
+        let list = lists
+            .as_ref()
+            .map_or(Some(","), |l| l.is_valid(i).then(|| l.value(i)));
+        let kv = kvs
+            .as_ref()
+            .map_or(Some("="), |k| k.is_valid(i).then(|| k.value(i)));
+        let (Some(list), Some(kv), true) = (list, kv, text.is_valid(i)) else {
+            b.append(false)?;
+            continue;
+        };
+        let key = (list.to_string(), kv.to_string());
+        if cached.as_ref().is_none_or(|(k, _)| *k != key) {
+            let res = regex::Regex::new(list).ok().zip(regex::Regex::new(kv).ok());
+            cached = Some((key, res));
+        }
+        let Some((_, Some((list_re, kv_re)))) = &cached else {
+            b.append(false)?;
+            continue;
+        };
+        let t = text.value(i);
+        let mut pairs: Vec<(&str, Option<&str>)> = vec![];
+        if !t.is_empty() {
+            for pair in java_split(t, list_re, None) {
+                let kv = java_split(pair, kv_re, Some(2));
+                let entry = match kv.as_slice() {
+                    [k, v] => (*k, Some(*v)),
+                    _ => (pair, None),
+                };
+                match pairs.iter_mut().find(|(k, _)| *k == entry.0) {
+                    Some(p) => p.1 = entry.1,
+                    None => pairs.push(entry),
+                }
+            }
+        }
+        for (k, v) in pairs {
+            b.keys().append_value(k);
+            b.values().append_option(v);
+        }
+        b.append(true)?;
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 /// `a` as text (numbers, booleans and dates by Arrow's cast).

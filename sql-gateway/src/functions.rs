@@ -587,6 +587,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         "encode(digest({x}, 'sha{bits}'), 'hex')"
                     ))?))
                 }
+                // Flink's count of an array's or map's elements is an INT.
+                ("cardinality", [a]) => Ok(Some(parse_expr(&format!(
+                    "CAST(cardinality({a}) AS INT)"
+                ))?)),
                 ("element", [a]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN cardinality({a}) = 1 THEN ({a})[1] ELSE NULL END"
                 ))?)),

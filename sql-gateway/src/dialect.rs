@@ -1,6 +1,6 @@
 //! Flink's lexical rules and syntax on top of `sqlparser`: window TVF
-//! table arguments, `MAP[k, v, ...]`, `x IS [NOT] JSON` and `BETWEEN
-//! SYMMETRIC`.
+//! table arguments, `MAP[k, v, ...]`, `x IS [NOT] JSON`, `BETWEEN
+//! SYMMETRIC`, and the clauses of `JSON_VALUE` and `JSON_QUERY`.
 
 use crate::unnest::call;
 use datafusion::sql::sqlparser::ast::{Expr, Ident};
@@ -196,6 +196,24 @@ impl Dialect for FlinkDialect {
             parser.next_token();
             return Some(map_constructor(parser));
         }
+        // `JSON_VALUE(doc, path [RETURNING t] [b ON EMPTY] [b ON ERROR])`,
+        // whose clauses sqlparser does not take.
+        let is_json_value = matches!(&parser.peek_token().token,
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("JSON_VALUE"));
+        if is_json_value && parser.peek_nth_token(1).token == Token::LParen {
+            parser.next_token();
+            parser.next_token();
+            return Some(json_function(parser, false));
+        }
+        // `JSON_QUERY(doc, path [RETURNING t] [WITH[OUT] ... WRAPPER]
+        // [b ON EMPTY] [b ON ERROR])`.
+        let is_json_query = matches!(&parser.peek_token().token,
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("JSON_QUERY"));
+        if is_json_query && parser.peek_nth_token(1).token == Token::LParen {
+            parser.next_token();
+            parser.next_token();
+            return Some(json_function(parser, true));
+        }
         let is_table =
             matches!(&parser.peek_token().token, Token::Word(w) if w.keyword == Keyword::TABLE);
         let then_name = matches!(&parser.peek_nth_token(1).token, Token::Word(_));
@@ -205,6 +223,155 @@ impl Dialect for FlinkDialect {
         parser.next_token();
         Some(table_argument(parser))
     }
+}
+
+/// What `JSON_VALUE` or `JSON_QUERY` gives when its path leads nowhere
+/// (`ON EMPTY`) or it cannot read the document (`ON ERROR`).
+enum JsonBehavior {
+    Null,
+    Error,
+    Default(Box<Expr>),
+}
+
+/// The rest of `JSON_VALUE(` or (`query`) `JSON_QUERY(` (the name and
+/// parenthesis taken): the call, its result cast to the `RETURNING` type
+/// (a `STRING` otherwise), and, where an `ON EMPTY` or `ON ERROR` clause
+/// asks for something other than NULL, a `CASE` over what the document
+/// holds at the path. `JSON_QUERY`'s wrapper, and its `EMPTY ARRAY` and
+/// `EMPTY OBJECT` behaviours (`[]`, `{}`), are taken too.
+fn json_function(parser: &mut Parser, query: bool) -> Result<Expr, ParserError> {
+    use datafusion::sql::sqlparser::ast::{CaseWhen, DataType as SqlType, Value};
+    // (A `STRING` is what `json_value` gives; the defaults are cast to it.)
+    let doc = parser.parse_expr()?;
+    parser.expect_token(&Token::Comma)?;
+    let path = parser.parse_expr()?;
+    let returning = if parser.parse_keyword(Keyword::RETURNING) {
+        Some(parser.parse_data_type()?)
+    } else {
+        None
+    };
+    let is_word =
+        |t: &Token, k: &str| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case(k));
+    let text = |s: &str| Expr::Value(Value::SingleQuotedString(s.into()).into());
+    let number = |n: &str| Expr::Value(Value::Number(n.into(), false).into());
+    // 0: WITHOUT WRAPPER, 1: WITH [UNCONDITIONAL] WRAPPER, 2: CONDITIONAL.
+    let mut wrapper = 0;
+    if query {
+        if parser.parse_keyword(Keyword::WITHOUT) {
+            let _ = parser.parse_keyword(Keyword::ARRAY);
+            let t = parser.next_token();
+            if !is_word(&t.token, "WRAPPER") {
+                return parser.expected("WRAPPER", t);
+            }
+        } else if parser.parse_keyword(Keyword::WITH) {
+            wrapper = if is_word(&parser.peek_token().token, "CONDITIONAL") {
+                parser.next_token();
+                2
+            } else {
+                if is_word(&parser.peek_token().token, "UNCONDITIONAL") {
+                    parser.next_token();
+                }
+                1
+            };
+            let _ = parser.parse_keyword(Keyword::ARRAY);
+            let t = parser.next_token();
+            if !is_word(&t.token, "WRAPPER") {
+                return parser.expected("WRAPPER", t);
+            }
+        }
+    }
+    let (mut on_empty, mut on_error) = (JsonBehavior::Null, JsonBehavior::Null);
+    loop {
+        let behavior = if parser.parse_keyword(Keyword::NULL) {
+            JsonBehavior::Null
+        } else if query && parser.parse_keywords(&[Keyword::EMPTY, Keyword::ARRAY]) {
+            JsonBehavior::Default(Box::new(text("[]")))
+        } else if query
+            && is_word(&parser.peek_token().token, "EMPTY")
+            && is_word(&parser.peek_nth_token(1).token, "OBJECT")
+        {
+            parser.next_token();
+            parser.next_token();
+            JsonBehavior::Default(Box::new(text("{}")))
+        } else if is_word(&parser.peek_token().token, "ERROR") {
+            parser.next_token();
+            JsonBehavior::Error
+        } else if !query && parser.parse_keyword(Keyword::DEFAULT) {
+            JsonBehavior::Default(Box::new(parser.parse_expr()?))
+        } else {
+            break;
+        };
+        parser.expect_keyword(Keyword::ON)?;
+        let t = parser.next_token();
+        if is_word(&t.token, "EMPTY") {
+            on_empty = behavior;
+        } else if is_word(&t.token, "ERROR") {
+            on_error = behavior;
+        } else {
+            return parser.expected("EMPTY or ERROR", t);
+        }
+    }
+    parser.expect_token(&Token::RParen)?;
+    let plain = returning.is_none();
+    let ty = returning.unwrap_or(SqlType::String(None));
+    let cast = |e: Expr| Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: ty.clone(),
+        array: false,
+        format: None,
+    };
+    let mode = number(&wrapper.to_string());
+    let value = match query {
+        false => call("json_value", vec![doc.clone(), path.clone()]),
+        true => call(
+            crate::flink_udfs::JSON_QUERY_FN,
+            vec![doc.clone(), path.clone(), mode.clone()],
+        ),
+    };
+    let value = if plain { value } else { cast(value) };
+    if matches!(
+        (&on_empty, &on_error),
+        (JsonBehavior::Null, JsonBehavior::Null)
+    ) {
+        return Ok(value);
+    }
+    let name = if query { "JSON_QUERY" } else { "JSON_VALUE" };
+    let arm = |b: JsonBehavior, message: &str| match b {
+        JsonBehavior::Null => cast(Expr::Value(Value::Null.into())),
+        JsonBehavior::Default(e) => cast(*e),
+        JsonBehavior::Error => cast(call(
+            crate::flink_udfs::FAIL_FN,
+            vec![text(&format!("{name}: {message}"))],
+        )),
+    };
+    Ok(Expr::Case {
+        case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(
+        ),
+        end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: Some(Box::new(match query {
+            false => call(crate::flink_udfs::JSON_VALUE_STATUS_FN, vec![doc, path]),
+            true => call(
+                crate::flink_udfs::JSON_QUERY_STATUS_FN,
+                vec![doc, path, mode],
+            ),
+        })),
+        conditions: vec![
+            CaseWhen {
+                condition: number("1"),
+                result: arm(on_empty, "the path leads to no value (ERROR ON EMPTY)"),
+            },
+            CaseWhen {
+                condition: number("2"),
+                result: arm(
+                    on_error,
+                    "the document is not JSON, the path is not one, or what it leads to \
+                     cannot be given (ERROR ON ERROR)",
+                ),
+            },
+        ],
+        else_result: Some(Box::new(value)),
+    })
 }
 
 fn map_constructor(parser: &mut Parser) -> Result<Expr, ParserError> {

@@ -7,8 +7,10 @@
 //! `PRINTF` and `STR_TO_MAP`,
 //! each with Flink's NULL handling: a NULL argument gives NULL, and a value
 //! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
-//! failing the statement. Functions whose only difference from DataFusion's
-//! is their shape are rewritten in [`crate::functions`] instead.
+//! failing the statement (`JSON_VALUE`'s and `JSON_QUERY`'s `ON ERROR`
+//! clauses, parsed in [`crate::dialect`], choose otherwise). Functions
+//! whose only difference from DataFusion's is their shape are rewritten in
+//! [`crate::functions`] instead.
 
 use std::sync::Arc;
 
@@ -147,6 +149,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("is_digit", 1, DataType::Boolean, is_digit),
         udf("is_decimal", 1, DataType::Boolean, is_decimal),
         udf("json_value", 2, DataType::Utf8, json_value),
+        udf(JSON_VALUE_STATUS_FN, 2, DataType::Int8, json_value_status),
+        udf(JSON_QUERY_FN, 3, DataType::Utf8, json_query_wrapped),
+        udf(JSON_QUERY_STATUS_FN, 3, DataType::Int8, json_query_status),
         udf("json_query", 2, DataType::Utf8, json_query),
         udf("json_exists", 2, DataType::Boolean, json_exists),
         udf("json_string", 1, DataType::Utf8, json_string),
@@ -170,6 +175,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
             ),
             returns: DataType::Utf8,
             body: parse_url,
+        })),
+        Arc::new(ScalarUDF::from(Fail {
+            signature: Signature::any(1, Volatility::Volatile),
         })),
         Arc::new(ScalarUDF::from(Simple {
             name: "str_to_map",
@@ -952,6 +960,150 @@ fn json_value(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     .into_iter()
     .collect();
     Ok(Arc::new(out))
+}
+
+/// The name of [`json_value_status`].
+pub(crate) const JSON_VALUE_STATUS_FN: &str = "weir_json_value_status";
+
+/// What `JSON_VALUE(doc, path)` meets, for its `ON EMPTY` and `ON ERROR`
+/// clauses: 0 a scalar, 2 an error (the text is not JSON, the path is not
+/// one, or it leads nowhere, to JSON `null`, to an object or to an array);
+/// NULL when an argument is NULL. As in Flink 2.3 (lax paths), a path
+/// that leads nowhere is an error, not empty, so `ON EMPTY` never applies
+/// (1 is never given).
+fn json_value_status(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
+    let out: arrow::array::Int8Array = (0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) || paths.is_null(i) {
+                return None;
+            }
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(docs.value(i)) else {
+                return Some(2);
+            };
+            let Some(steps) = parse_path(paths.value(i)) else {
+                return Some(2);
+            };
+            Some(match select(&doc, &steps) {
+                None
+                | Some(
+                    serde_json::Value::Null
+                    | serde_json::Value::Object(_)
+                    | serde_json::Value::Array(_),
+                ) => 2,
+                Some(_) => 0,
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The names of [`json_query_wrapped`] and [`json_query_status`].
+pub(crate) const JSON_QUERY_FN: &str = "weir_json_query";
+pub(crate) const JSON_QUERY_STATUS_FN: &str = "weir_json_query_status";
+
+/// What `JSON_QUERY(doc, path, wrapper)` finds at the path, `wrapper` 0
+/// for `WITHOUT WRAPPER`, 1 for `WITH [UNCONDITIONAL] WRAPPER` (always
+/// wrapped in an array), 2 for `WITH CONDITIONAL WRAPPER` (wrapped unless
+/// an array): `Ok(Some(json))`, or `Err(())` for an error: the text is not
+/// JSON, the path is not one or leads nowhere or to JSON `null`, or a
+/// scalar without a wrapper. As in Flink 2.3 (lax paths) nothing is
+/// "empty" (`Ok(None)` is never given).
+fn json_query_at(doc: &str, path: &str, wrapper: i64) -> Result<Option<String>, ()> {
+    let doc: serde_json::Value = serde_json::from_str(doc).map_err(|_| ())?;
+    let steps = parse_path(path).ok_or(())?;
+    let v = match select(&doc, &steps) {
+        None | Some(serde_json::Value::Null) => return Err(()),
+        Some(v) => v,
+    };
+    let structured = matches!(
+        v,
+        serde_json::Value::Object(_) | serde_json::Value::Array(_)
+    );
+    match wrapper {
+        0 if structured => Ok(Some(v.to_string())),
+        0 => Err(()),
+        2 if v.is_array() => Ok(Some(v.to_string())),
+        _ => Ok(Some(serde_json::Value::Array(vec![v.clone()]).to_string())),
+    }
+}
+
+/// Applies `f` to what [`json_query_at`] finds in each row; NULL where an
+/// argument is NULL.
+fn json_query_rows<T>(
+    a: &[ArrayRef],
+    f: impl Fn(Result<Option<String>, ()>) -> Option<T>,
+) -> DfResult<Vec<Option<T>>> {
+    let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
+    let modes = arrow::compute::cast(&a[2], &DataType::Int64)?;
+    let modes = modes.as_primitive::<arrow::datatypes::Int64Type>();
+    Ok((0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) || paths.is_null(i) || modes.is_null(i) {
+                return None;
+            }
+            f(json_query_at(docs.value(i), paths.value(i), modes.value(i)))
+        })
+        .collect())
+}
+
+/// `JSON_QUERY` with its wrapper: the JSON at the path, or NULL.
+fn json_query_wrapped(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let out: StringArray = json_query_rows(a, |r| r.ok().flatten())?
+        .into_iter()
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// What `JSON_QUERY` meets, for its `ON EMPTY` and `ON ERROR` clauses: 0
+/// a value, 1 nothing, 2 an error (as [`json_value_status`]).
+fn json_query_status(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let out: arrow::array::Int8Array = json_query_rows(a, |r| {
+        Some(match r {
+            Ok(Some(_)) => 0,
+            Ok(None) => 1,
+            Err(()) => 2,
+        })
+    })?
+    .into_iter()
+    .collect();
+    Ok(Arc::new(out))
+}
+
+/// The name of [`Fail`].
+pub(crate) const FAIL_FN: &str = "weir_fail";
+
+/// `weir_fail('message')` fails the statement with the message when a row
+/// reaches it (`JSON_VALUE(... ERROR ON EMPTY)`); volatile, so that it is
+/// never evaluated while planning.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Fail {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Fail {
+    fn name(&self) -> &str {
+        FAIL_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Null)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let message = match args.args.first() {
+            Some(ColumnarValue::Scalar(v)) => v.to_string(),
+            _ => "failed".to_string(),
+        };
+        if args.number_rows == 0 {
+            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::Null));
+        }
+        Err(datafusion::error::DataFusionError::Execution(message))
+    }
 }
 
 /// `JSON_QUERY`: the object or array at the path as JSON text; NULL for a

@@ -898,3 +898,38 @@ fn a_statement_set_too_wide_to_plan_is_refused_with_the_limit() {
     let e = analyze(&planner, sql, &ctx).expect_err("too wide");
     assert!(e.to_string().contains("2200 columns in all"), "{e}");
 }
+
+/// `JSON_VALUE`'s and `JSON_QUERY`'s clauses written wrong are refused at
+/// the line where they go wrong, never run as something else.
+#[test]
+fn a_malformed_json_function_clause_is_refused_where_it_goes_wrong() {
+    for (sql, says) in [
+        (
+            "SELECT\nJSON_VALUE(who, '$.a' DEFAULT ON EMPTY) FROM orders",
+            "Expected",
+        ),
+        (
+            "SELECT\nJSON_VALUE(who, '$.a' DEFAULT 'x' ON NOTHING) FROM orders",
+            "EMPTY or ERROR",
+        ),
+        (
+            "SELECT\nJSON_VALUE(who, '$.a' NULL ON EMPTY extra) FROM orders",
+            "Expected",
+        ),
+        (
+            "SELECT\nJSON_QUERY(who, '$.a' WITH SOMETHING) FROM orders",
+            "WRAPPER",
+        ),
+        (
+            "SELECT\nJSON_QUERY(who, '$.a' DEFAULT 'x' ON EMPTY) FROM orders",
+            "Expected",
+        ),
+    ] {
+        let e = error(sql);
+        assert!(e.to_string().contains(says), "{sql}: {e}");
+        assert_eq!(e.position().map(|p| p.0), Some(2), "{sql}: {e}");
+    }
+    // Cut short: the error says what was expected at the end.
+    let e = error("SELECT\nJSON_VALUE(who");
+    assert!(e.to_string().contains("found: EOF"), "{e}");
+}

@@ -156,7 +156,7 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("json_exists", 2, DataType::Boolean, json_exists),
         udf("json_string", 1, DataType::Utf8, json_string),
         udf(IS_JSON_FN, 2, DataType::Boolean, is_json),
-        variadic("json_array", DataType::Utf8, json_array),
+        variadic(JSON_ARRAY_FN, DataType::Utf8, json_array),
         round_udf(CEIL_FN, true),
         round_udf(FLOOR_FN, false),
         variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
@@ -1149,6 +1149,29 @@ pub(crate) const JSON_OBJECT_FN: &str = "weir_json_object";
 /// are, NULL as `null`.
 fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
     let t = a.data_type().clone();
+    // An ARRAY is a JSON array of its elements.
+    if let DataType::List(_) | DataType::LargeList(_) = t {
+        let list = arrow::compute::cast(
+            a,
+            &DataType::LargeList(Arc::new(arrow::datatypes::Field::new(
+                "item",
+                match &t {
+                    DataType::List(f) | DataType::LargeList(f) => f.data_type().clone(),
+                    _ => unreachable!(),
+                },
+                true,
+            ))),
+        )?;
+        let list = list.as_list::<i64>();
+        return (0..list.len())
+            .map(|i| {
+                if list.is_null(i) {
+                    return Ok(serde_json::Value::Null);
+                }
+                Ok(serde_json::Value::Array(json_values(&list.value(i))?))
+            })
+            .collect();
+    }
     let s = strings(a)?;
     Ok((0..s.len())
         .map(|i| {
@@ -1166,17 +1189,53 @@ fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
         .collect())
 }
 
-/// `JSON_ARRAY(v, ...)`: the values as a JSON array (NULLs left out, as
-/// Flink's default `ABSENT ON NULL`).
+/// The name `JSON_ARRAY` is rewritten to.
+pub(crate) const JSON_ARRAY_FN: &str = "weir_json_array";
+
+/// The values of `a`, each read as JSON text when `raw` (the value of a
+/// nested `JSON_OBJECT` or `JSON_ARRAY`), else as [`json_values`] gives.
+fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+    let raw = raw.as_boolean();
+    let raw = !raw.is_empty() && raw.value(0);
+    if !raw {
+        return json_values(a);
+    }
+    let s = strings(a)?;
+    Ok((0..s.len())
+        .map(|i| {
+            if s.is_null(i) {
+                return serde_json::Value::Null;
+            }
+            serde_json::from_str(s.value(i))
+                .unwrap_or_else(|_| serde_json::Value::String(s.value(i).to_string()))
+        })
+        .collect())
+}
+
+/// `JSON_ARRAY(v, ...)` as `weir_json_array(v1, raw1, ..., keep)`: the
+/// values as a JSON array, NULLs left out (Flink's default `ABSENT ON
+/// NULL`) unless `keep` (`NULL ON NULL`).
 fn json_array(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let (pairs, keep) = a.split_at(a.len().saturating_sub(1));
+    let keep = keep
+        .first()
+        .map(|k| k.as_boolean().value(0))
+        .unwrap_or(false);
     let rows = a.first().map_or(1, |x| x.len());
-    let cols = a.iter().map(json_values).collect::<DfResult<Vec<_>>>()?;
+    let cols = pairs
+        .chunks(2)
+        .map(|c| match c {
+            [v, raw] => json_values_raw(v, raw),
+            [v] => json_values(v),
+            _ => unreachable!("chunks of two"),
+        })
+        .collect::<DfResult<Vec<_>>>()?;
     let out: StringArray = (0..rows)
         .map(|i| {
             let items: Vec<serde_json::Value> = cols
                 .iter()
                 .map(|c| c[i].clone())
-                .filter(|v| !v.is_null())
+                .filter(|v| keep || !v.is_null())
                 .collect();
             Some(serde_json::Value::Array(items).to_string())
         })
@@ -1191,16 +1250,19 @@ fn json_object(a: &[ArrayRef]) -> DfResult<ArrayRef> {
         .map(|k| k.as_boolean().value(0))
         .unwrap_or(true);
     let rows = a.first().map_or(1, |x| x.len());
+    // (key, value, whether the value is JSON already) in turn.
     let keys = pairs
         .iter()
-        .step_by(2)
+        .step_by(3)
         .map(strings)
         .collect::<DfResult<Vec<_>>>()?;
     let values = pairs
-        .iter()
-        .skip(1)
-        .step_by(2)
-        .map(json_values)
+        .chunks(3)
+        .map(|c| match c {
+            [_, v, raw] => json_values_raw(v, raw),
+            [_, v] => json_values(v),
+            _ => Ok(vec![serde_json::Value::Null; rows]),
+        })
         .collect::<DfResult<Vec<_>>>()?;
     let out: StringArray = (0..rows)
         .map(|i| {
@@ -1253,6 +1315,14 @@ fn is_json(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 /// boolean as it is).
 fn json_string(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     let t = a[0].data_type().clone();
+    // An ARRAY is written as a JSON array of its elements.
+    if let DataType::List(_) | DataType::LargeList(_) = t {
+        let out: StringArray = json_values(&a[0])?
+            .into_iter()
+            .map(|v| (!v.is_null()).then(|| v.to_string()))
+            .collect();
+        return Ok(Arc::new(out));
+    }
     let s = strings(&a[0])?;
     let out: StringArray = (0..s.len())
         .map(|i| {

@@ -65,6 +65,24 @@ use crate::error::SqlError;
 /// module documentation) anywhere in `node`; `tz` is the session time zone
 /// that `TIMESTAMP_LTZ` values take (`CURRENT_TIMESTAMP`,
 /// `TO_TIMESTAMP_LTZ`) and `LOCALTIMESTAMP` is read in.
+/// `TRUE` when `v` is a `JSON_OBJECT` or `JSON_ARRAY` call (rewritten
+/// already or not): its text goes into the enclosing one as JSON, not as
+/// a string, as in Flink.
+fn json_raw(v: &Expr) -> &'static str {
+    let nested = matches!(v, Expr::Function(f) if {
+        let n = f.name.to_string().to_ascii_lowercase();
+        n == "json_object"
+            || n == "json_array"
+            || n == crate::flink_udfs::JSON_OBJECT_FN
+            || n == crate::flink_udfs::JSON_ARRAY_FN
+    });
+    if nested {
+        "TRUE"
+    } else {
+        "FALSE"
+    }
+}
+
 pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V, tz: &str) -> Result<(), SqlError> {
     let flow = visit_expressions_mut(node, |e| match rewrite(e, tz) {
         Ok(Some(new)) => {
@@ -429,14 +447,18 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                                 name,
                                 arg: FunctionArgExpr::Expr(v),
                                 operator: FunctionArgOperator::Value,
-                            } => parts.push(format!("({name}), ({v})")),
+                            } => parts.push(format!("({name}), ({v}), {}", json_raw(v))),
                             // `'key' VALUE v` parses with the key as a
                             // quoted identifier.
                             FunctionArg::Named {
                                 name,
                                 arg: FunctionArgExpr::Expr(v),
                                 operator: FunctionArgOperator::Value,
-                            } => parts.push(format!("'{}', ({v})", name.value.replace('\'', "''"))),
+                            } => parts.push(format!(
+                                "'{}', ({v}), {}",
+                                name.value.replace('\'', "''"),
+                                json_raw(v)
+                            )),
                             _ => {
                                 return Err(SqlError::validation(
                                     "JSON_OBJECT takes `key VALUE value` pairs",
@@ -449,6 +471,37 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     return Ok(Some(parse_expr(&format!(
                         "{}({})",
                         crate::flink_udfs::JSON_OBJECT_FN,
+                        parts.join(", ")
+                    ))?));
+                }
+                // `JSON_ARRAY(v, ... [NULL | ABSENT ON NULL])`: each value
+                // and whether it is JSON already, then whether NULLs stay
+                // (Flink's default: absent).
+                if name == "json_array" {
+                    let keep = l.clauses.iter().any(|c| {
+                        matches!(
+                            c,
+                            FunctionArgumentClause::JsonNullClause(JsonNullClause::NullOnNull)
+                        )
+                    });
+                    let mut parts = vec![];
+                    for a in &l.args {
+                        match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(v)) => {
+                                parts.push(format!("({v}), {}", json_raw(v)))
+                            }
+                            _ => {
+                                return Err(SqlError::validation(
+                                    "JSON_ARRAY takes values, not named arguments",
+                                    None,
+                                ))
+                            }
+                        }
+                    }
+                    parts.push(if keep { "TRUE" } else { "FALSE" }.to_string());
+                    return Ok(Some(parse_expr(&format!(
+                        "{}({})",
+                        crate::flink_udfs::JSON_ARRAY_FN,
                         parts.join(", ")
                     ))?));
                 }

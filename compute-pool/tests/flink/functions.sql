@@ -760,13 +760,13 @@ JSON_QUERY('{"a": [1, 2]}', '$.a' WITH WRAPPER)
 JSON_EXISTS('[1, 2]', '$[5]')
 JSON_EXISTS('{"a": [1]}', '$.a[0]')
 JSON_STRING('a"b')
-JSON_STRING(ARRAY['a', 'b'])  -- gap: a nested JSON_ARRAY or JSON_OBJECT, or an ARRAY, is written as a JSON string, not as JSON
+JSON_STRING(ARRAY['a', 'b'])
 JSON_STRING(CAST(NULL AS STRING))
-JSON_OBJECT('a' VALUE 'x', 'b' VALUE JSON_OBJECT('c' VALUE 'y'))  -- gap: a nested JSON_ARRAY or JSON_OBJECT, or an ARRAY, is written as a JSON string, not as JSON
-JSON_OBJECT('k' VALUE ARRAY['a', 'b'])  -- gap: a nested JSON_ARRAY or JSON_OBJECT, or an ARRAY, is written as a JSON string, not as JSON
+JSON_OBJECT('a' VALUE 'x', 'b' VALUE JSON_OBJECT('c' VALUE 'y'))
+JSON_OBJECT('k' VALUE ARRAY['a', 'b'])
 JSON_OBJECT('a' VALUE CAST(NULL AS STRING) NULL ON NULL)
-JSON_ARRAY('a', JSON_ARRAY('b'))  -- gap: a nested JSON_ARRAY or JSON_OBJECT, or an ARRAY, is written as a JSON string, not as JSON
-JSON_ARRAY(CAST(NULL AS STRING) NULL ON NULL)  -- gap: JSON_ARRAY's NULL ON NULL is not parsed
+JSON_ARRAY('a', JSON_ARRAY('b'))
+JSON_ARRAY(CAST(NULL AS STRING) NULL ON NULL)
 '{"a": [1, 2' IS JSON
 '{}' IS JSON OBJECT
 '[]' IS JSON SCALAR

@@ -153,8 +153,91 @@ fn ltz(tz: &str) -> String {
     format!("'Timestamp(Millisecond, Some(\"{tz}\"))'")
 }
 
+/// `INTERVAL 'text' <leading> TO <last>` (Flink's `'1-6' YEAR TO MONTH`,
+/// `'1 02:03:04.5' DAY TO SECOND`, `'1:30' HOUR TO MINUTE`, ...) as the
+/// unit-named text DataFusion reads (`'1 years 6 months'`); `None` when
+/// the text does not fit the range.
+fn interval_range(text: &str, leading: &DateTimeField, last: &DateTimeField) -> Option<String> {
+    let t = text.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let leading = unit_name(leading)?;
+    let last = unit_name(last)?;
+    // The fields of each range, in order, and how the text separates them.
+    let units: &[&str] = match (leading, last) {
+        ("year", "month") => &["years", "months"],
+        ("day", "hour") => &["days", "hours"],
+        ("day", "minute") => &["days", "hours", "minutes"],
+        ("day", "second") => &["days", "hours", "minutes", "seconds"],
+        ("hour", "minute") => &["hours", "minutes"],
+        ("hour", "second") => &["hours", "minutes", "seconds"],
+        ("minute", "second") => &["minutes", "seconds"],
+        _ => return None,
+    };
+    let parts: Vec<&str> = if leading == "year" {
+        t.split('-').collect()
+    } else if leading == "day" {
+        let (d, rest) = t.split_once(' ')?;
+        std::iter::once(d).chain(rest.split(':')).collect()
+    } else {
+        t.split(':').collect()
+    };
+    if parts.len() != units.len() {
+        return None;
+    }
+    let sign = if negative { "-" } else { "" };
+    let mut out = vec![];
+    for (i, (p, u)) in parts.iter().zip(units).enumerate() {
+        let p = p.trim();
+        let fractional = i == units.len() - 1 && *u == "seconds";
+        let ok = !p.is_empty()
+            && if fractional {
+                p.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0)
+                    && p.chars().all(|c| c.is_ascii_digit() || c == '.')
+            } else {
+                p.chars().all(|c| c.is_ascii_digit()) && p.len() <= 9
+            };
+        if !ok {
+            return None;
+        }
+        out.push(format!("{sign}{p} {u}"));
+    }
+    Some(out.join(" "))
+}
+
 fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
+        Expr::Interval(iv) if iv.last_field.is_some() => {
+            let (Some(leading), Some(last)) = (&iv.leading_field, &iv.last_field) else {
+                return Ok(None);
+            };
+            let start = datafusion::sql::sqlparser::ast::Spanned::span(iv.value.as_ref()).start;
+            let at = (start.line > 0).then_some((start.line, start.column));
+            let Expr::Value(v) = iv.value.as_ref() else {
+                return Err(SqlError::validation(
+                    format!(
+                        "{e}: an interval range takes its value as text, as '1-6' YEAR TO MONTH"
+                    ),
+                    at,
+                ));
+            };
+            let text = match &v.value {
+                datafusion::sql::sqlparser::ast::Value::SingleQuotedString(t) => t.clone(),
+                other => other.to_string(),
+            };
+            let Some(units) = interval_range(&text, leading, last) else {
+                return Err(SqlError::validation(
+                    format!(
+                        "{e}: '{text}' is not an interval from {leading} to {last} (write it as \
+                         '1-6' YEAR TO MONTH, '1 02:03:04.5' DAY TO SECOND, '1:30' HOUR TO MINUTE)"
+                    ),
+                    at,
+                ));
+            };
+            Ok(Some(parse_expr(&format!("INTERVAL '{units}'"))?))
+        }
         // `ARRAY[x, y]` is `make_array(x, y)`, as DataFusion plans it;
         // written as the call, its elements may name the outer row in a
         // lateral `UNNEST(ARRAY[t.x, t.y])` (DataFusion plans an array

@@ -933,3 +933,22 @@ fn a_malformed_json_function_clause_is_refused_where_it_goes_wrong() {
     let e = error("SELECT\nJSON_VALUE(who");
     assert!(e.to_string().contains("found: EOF"), "{e}");
 }
+
+/// An interval range whose text does not fit its fields is refused where
+/// it is written, with the forms that fit.
+#[test]
+fn an_interval_range_that_does_not_fit_its_fields_is_refused_where_it_is() {
+    for sql in [
+        "SELECT id,\n  INTERVAL '1:30' YEAR TO MONTH FROM orders",
+        "SELECT id,\n  INTERVAL '1 02:03' DAY TO SECOND FROM orders",
+        "SELECT id,\n  INTERVAL 'x-1' YEAR TO MONTH FROM orders",
+        "SELECT id,\n  INTERVAL '1:99999999999' HOUR TO MINUTE FROM orders",
+    ] {
+        let e = error(sql);
+        assert!(
+            e.to_string().contains("is not an interval from"),
+            "{sql}: {e}"
+        );
+        assert_eq!(e.position(), Some((2, 12)), "{sql}: {e}");
+    }
+}

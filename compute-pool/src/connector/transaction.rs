@@ -159,6 +159,66 @@ fn group_offsets(
     Ok(tpl)
 }
 
+/// Opens a transactional producer under a fresh id of writer `base`
+/// (after fencing `base` and every writer `read` finds in consumer group
+/// `group`), with what `read` reads of the group; `Ok(Err(why))` when the
+/// broker refuses transactions.
+#[allow(clippy::type_complexity)]
+async fn start<T: Send + 'static>(
+    kafka: &weir_catalog::KafkaConnection,
+    group: &str,
+    base: &str,
+    interval: Duration,
+    read: impl FnOnce(&BaseConsumer) -> Result<(T, Writers), EngineError> + Send + 'static,
+) -> Result<Result<(Transactions, T), Unsupported>, EngineError> {
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("broker.address.family", "v4")
+        .create()?;
+    // Kafka refuses a timeout above its `transaction.max.timeout.ms`
+    // (15 min by default).
+    let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
+    let writer = fresh_writer(base);
+    let producer = sink_producer(kafka, Some((&writer, timeout_ms)))?;
+    let (kafka, base) = (kafka.clone(), base.to_string());
+    let (consumer, read, init) = tokio::task::spawn_blocking(move || {
+        let read = read(&consumer);
+        let init = match &read {
+            Ok((_, writers)) => {
+                let mut writers = writers.clone();
+                writers.insert(base);
+                fence(&kafka, &writers, timeout_ms)
+                    .and_then(|()| producer.init_transactions(CALL_TIMEOUT))
+                    .map(|_| producer)
+            }
+            Err(_) => Err(KafkaError::Canceled),
+        };
+        (consumer, read, init)
+    })
+    .await
+    .map_err(|e| EngineError::Transaction(format!("to start: {e}")))?;
+    let (read, _) = read?;
+    let producer = match init {
+        Ok(p) => p,
+        Err(e) if unsupported(&e) => return Ok(Err(format!("the broker refused: {e}"))),
+        Err(e) => return Err(txn_error("starting the transactional producer", e)),
+    };
+    let group = consumer
+        .group_metadata()
+        .ok_or_else(|| EngineError::Transaction("to read its consumer group's metadata".into()))?;
+    Ok(Ok((
+        Transactions {
+            producer: Arc::new(producer),
+            group: Arc::new(group),
+            writer: writer.into(),
+            restore: 0,
+        },
+        read,
+    )))
+}
+
 impl Transactions {
     /// Opens the transactional producer `transactional_id` (fencing older
     /// instances) and reads which checkpoint consumer group `group` names
@@ -174,54 +234,22 @@ impl Transactions {
         interval: Duration,
         latest: impl std::future::Future<Output = Result<u64, EngineError>>,
     ) -> Result<Result<(Transactions, Vec<Position>), Unsupported>, EngineError> {
-        let consumer: BaseConsumer = kafka
-            .client_config()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("broker.address.family", "v4")
-            .create()?;
-        // Kafka refuses a timeout above its `transaction.max.timeout.ms`
-        // (15 min by default).
-        let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
-        let writer = fresh_writer(transactional_id);
-        let producer = sink_producer(kafka, Some((&writer, timeout_ms)))?;
         let topics = topics.to_vec();
-        let (kafka, base) = (kafka.clone(), transactional_id.to_string());
-        let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
-            let committed = committed_checkpoint(&consumer, &topics);
-            let init = match &committed {
-                Ok((_, _, _, writers)) => {
-                    let mut writers = writers.clone();
-                    writers.insert(base);
-                    fence(&kafka, &writers, timeout_ms)
-                        .and_then(|()| producer.init_transactions(CALL_TIMEOUT))
-                        .map(|_| producer)
-                }
-                Err(_) => Err(KafkaError::Canceled),
-            };
-            (consumer, committed, init)
+        let started = start(kafka, group, transactional_id, interval, move |consumer| {
+            let c = committed_checkpoint(consumer, &topics)?;
+            let writers = c.3.clone();
+            Ok((c, writers))
         })
-        .await
-        .map_err(|e| EngineError::Transaction(format!("to start: {e}")))?;
-        let (committed, probe, placeholder, _) = committed?;
-        let producer = match init {
-            Ok(p) => p,
-            Err(e) if unsupported(&e) => return Ok(Err(format!("the broker refused: {e}"))),
-            Err(e) => return Err(txn_error("starting the transactional sink", e)),
+        .await?;
+        let (started, (committed, probe, placeholder, _)) = match started {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
         };
         let restore = match committed {
             Some(id) => id,
             None => latest.await?,
         };
-        let group = consumer.group_metadata().ok_or_else(|| {
-            EngineError::Transaction("to read its consumer group's metadata".into())
-        })?;
-        let t = Transactions {
-            producer: Arc::new(producer),
-            group: Arc::new(group),
-            writer: writer.into(),
-            restore,
-        };
+        let t = Transactions { restore, ..started };
         // The probe: the group's positions as they are (or one placeholder,
         // which names no position), naming the checkpoint to resume from,
         // so that a crash before the first checkpoint resumes from this
@@ -280,49 +308,15 @@ impl Transactions {
         interval: Duration,
     ) -> Result<Result<(Transactions, Vec<(String, i32)>, Vec<Position>), Unsupported>, EngineError>
     {
-        let consumer: BaseConsumer = kafka
-            .client_config()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("broker.address.family", "v4")
-            .create()?;
-        let timeout_ms = (interval.as_millis() as u64 * 2 + 30_000).clamp(60_000, 900_000);
-        let writer = fresh_writer(transactional_id);
-        let producer = sink_producer(kafka, Some((&writer, timeout_ms)))?;
-        let (kafka, base) = (kafka.clone(), transactional_id.to_string());
-        let (consumer, committed, init) = tokio::task::spawn_blocking(move || {
-            let committed = owned_partitions(&consumer, &topics, owns).and_then(|owned| {
-                let committed = committed_positions(&consumer, &owned)?;
-                Ok((owned, committed))
-            });
-            let init = match &committed {
-                Ok((_, (_, writers))) => {
-                    let mut writers = writers.clone();
-                    writers.insert(base);
-                    fence(&kafka, &writers, timeout_ms)
-                        .and_then(|()| producer.init_transactions(CALL_TIMEOUT))
-                        .map(|_| producer)
-                }
-                Err(_) => Err(KafkaError::Canceled),
-            };
-            (consumer, committed, init)
+        let started = start(kafka, group, transactional_id, interval, move |consumer| {
+            let owned = owned_partitions(consumer, &topics, owns)?;
+            let (committed, writers) = committed_positions(consumer, &owned)?;
+            Ok(((owned, committed), writers))
         })
-        .await
-        .map_err(|e| EngineError::Transaction(format!("to start: {e}")))?;
-        let (owned, (committed, _)) = committed?;
-        let producer = match init {
-            Ok(p) => p,
-            Err(e) if unsupported(&e) => return Ok(Err(format!("the broker refused: {e}"))),
-            Err(e) => return Err(txn_error("starting the transactional producer", e)),
-        };
-        let group = consumer.group_metadata().ok_or_else(|| {
-            EngineError::Transaction("to read its consumer group's metadata".into())
-        })?;
-        let t = Transactions {
-            producer: Arc::new(producer),
-            group: Arc::new(group),
-            writer: writer.into(),
-            restore: 0,
+        .await?;
+        let (t, (owned, committed)) = match started {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
         };
         t.begin()?;
         Ok(Ok((t, owned, committed)))

@@ -1314,8 +1314,13 @@ pub async fn sync_schemas(
         }
         let (want, problem) = registry_table(&t, &by_subject, &refs_of);
         problems.extend(problem);
-        if want != t {
-            store.replace_table(org, env, cluster, &want).await?;
+        // Only while it is still the discovered table read above: a
+        // `CREATE TABLE` of its topic may have replaced it meanwhile.
+        if want != t
+            && store
+                .replace_discovered_table(org, env, cluster, &want)
+                .await?
+        {
             changed.push(t.name.clone());
         }
     }

@@ -923,6 +923,36 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::replace_table`], only while the stored table is still a
+    /// discovered one: the topic sync's typing of a discovered table never
+    /// overwrites a `CREATE TABLE` that replaced it meanwhile. Whether it
+    /// replaced.
+    pub async fn replace_discovered_table(
+        &self,
+        org: &str,
+        env: &str,
+        cluster: &str,
+        def: &TableDef,
+    ) -> Result<bool, CatalogError> {
+        let json = serde_json::to_string(def).expect("table definitions serialize");
+        let r = sqlx::query(
+            "UPDATE catalog_tables SET definition = $1, origin = $2, updated_at = $3 \
+             WHERE org_id = $4 AND env_id = $5 AND cluster_id = $6 AND name = $7 \
+             AND origin = $8",
+        )
+        .bind(json)
+        .bind(origin_str(def.origin))
+        .bind(now_millis())
+        .bind(org)
+        .bind(env)
+        .bind(cluster)
+        .bind(&def.name)
+        .bind(origin_str(TableOrigin::Discovered))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     pub async fn get_table(
         &self,
         org: &str,

@@ -209,3 +209,54 @@ async fn topics_created_outside_weir_appear_and_deleted_ones_disappear() {
         .is_some());
     admin.delete_topic(&internal).await.unwrap();
 }
+
+/// The topic sync types a discovered table only while it is still the
+/// discovered one: a `CREATE TABLE` of its topic that replaced it between
+/// the sync's read and its write is kept (a lost update the test command
+/// once hit through the schema registry check).
+#[tokio::test]
+async fn the_sync_never_overwrites_a_table_created_meanwhile_sqlite() {
+    sync_keeps_created("sqlite").await
+}
+
+#[tokio::test]
+async fn the_sync_never_overwrites_a_table_created_meanwhile_postgres() {
+    sync_keeps_created("postgres").await
+}
+
+async fn sync_keeps_created(name: &str) {
+    let store = backend(name).await;
+    tenant(&store, "org-a", "env").await;
+    let discovered = TableDef::discovered("t");
+    store
+        .create_table("org-a", "env", "c1", &discovered)
+        .await
+        .unwrap();
+    // The sync may type it while it is discovered.
+    let mut typed = discovered.clone();
+    typed.options.insert("typed".into(), "yes".into());
+    assert!(store
+        .replace_discovered_table("org-a", "env", "c1", &typed)
+        .await
+        .unwrap());
+    // A CREATE TABLE replaces it with a managed definition ...
+    let mut created = discovered.clone();
+    created.origin = weir_catalog::TableOrigin::Managed;
+    created.options.insert("created".into(), "yes".into());
+    store
+        .replace_table("org-a", "env", "c1", &created)
+        .await
+        .unwrap();
+    // ... which the sync's late write does not overwrite.
+    assert!(!store
+        .replace_discovered_table("org-a", "env", "c1", &typed)
+        .await
+        .unwrap());
+    let now = store
+        .get_table("org-a", "env", "c1", "t")
+        .await
+        .unwrap()
+        .expect("the table is there");
+    assert_eq!(now.origin, weir_catalog::TableOrigin::Managed);
+    assert_eq!(now.option("created"), Some("yes"));
+}

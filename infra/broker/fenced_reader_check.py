@@ -29,7 +29,8 @@ def main():
     same_id = "--same-id" in sys.argv
     topic = "fence-" + uuid.uuid4().hex[:8]
     tid = "tid-" + topic
-    AdminClient({"bootstrap.servers": bs}).create_topics([NewTopic(topic, N, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": bs})  # kept alive until the topic is made
+    admin.create_topics([NewTopic(topic, N, 1)])[topic].result()
     child = subprocess.Popen([sys.executable, "-c", f"""
 from confluent_kafka import Producer
 import time

@@ -900,21 +900,10 @@ impl Store {
         cluster: &str,
         def: &TableDef,
     ) -> Result<(), CatalogError> {
-        let json = serde_json::to_string(def).expect("table definitions serialize");
-        let r = sqlx::query(
-            "UPDATE catalog_tables SET definition = $1, origin = $2, updated_at = $3 \
-             WHERE org_id = $4 AND env_id = $5 AND cluster_id = $6 AND name = $7",
-        )
-        .bind(json)
-        .bind(origin_str(def.origin))
-        .bind(now_millis())
-        .bind(org)
-        .bind(env)
-        .bind(cluster)
-        .bind(&def.name)
-        .execute(&self.pool)
-        .await?;
-        if r.rows_affected() == 0 {
+        if !self
+            .replace_table_where(org, env, cluster, def, None)
+            .await?
+        {
             return Err(CatalogError::NotFound {
                 what: "table",
                 name: def.name.clone(),
@@ -934,11 +923,25 @@ impl Store {
         cluster: &str,
         def: &TableDef,
     ) -> Result<bool, CatalogError> {
+        self.replace_table_where(org, env, cluster, def, Some(TableOrigin::Discovered))
+            .await
+    }
+
+    /// Replaces table `def.name`'s definition (only while its origin is
+    /// `only_if`, when given); whether a row was replaced.
+    async fn replace_table_where(
+        &self,
+        org: &str,
+        env: &str,
+        cluster: &str,
+        def: &TableDef,
+        only_if: Option<TableOrigin>,
+    ) -> Result<bool, CatalogError> {
         let json = serde_json::to_string(def).expect("table definitions serialize");
         let r = sqlx::query(
             "UPDATE catalog_tables SET definition = $1, origin = $2, updated_at = $3 \
              WHERE org_id = $4 AND env_id = $5 AND cluster_id = $6 AND name = $7 \
-             AND origin = $8",
+             AND ($8 IS NULL OR origin = $8)",
         )
         .bind(json)
         .bind(origin_str(def.origin))
@@ -947,7 +950,7 @@ impl Store {
         .bind(env)
         .bind(cluster)
         .bind(&def.name)
-        .bind(origin_str(TableOrigin::Discovered))
+        .bind(only_if.map(origin_str))
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)

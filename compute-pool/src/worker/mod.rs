@@ -1056,29 +1056,22 @@ pub(super) async fn open_transactions(
             "a parallel statement that reads one topic at two positions writes at-least-once"
                 .to_string()
         }
-        Some(cp) if task.role != TaskRole::Whole => {
-            match open_task_transactions(task, &topics, cp.interval).await? {
-                Ok(opened) => {
-                    metrics
-                        .delivery_guarantee
-                        .store(EXACTLY_ONCE, Ordering::Relaxed);
-                    return Ok(Some(opened));
-                }
-                Err(why) => format!("the broker does not support Kafka transactions ({why})"),
-            }
-        }
         Some(cp) => {
-            let group = consumer_group(&task.key);
-            match Transactions::open(
-                &task.kafka,
-                &group,
-                &group,
-                &topics,
-                cp.interval,
-                cp.latest_id(),
-            )
-            .await?
-            {
+            let opened = if task.role != TaskRole::Whole {
+                open_task_transactions(task, &topics, cp.interval).await?
+            } else {
+                let group = consumer_group(&task.key);
+                Transactions::open(
+                    &task.kafka,
+                    &group,
+                    &group,
+                    &topics,
+                    cp.interval,
+                    cp.latest_id(),
+                )
+                .await?
+            };
+            match opened {
                 Ok(opened) => {
                     metrics
                         .delivery_guarantee

@@ -9,8 +9,9 @@
 # the other (WEIR_TEST_EXACTLY_ONCE tells the tests which to expect).
 # Real clients run too: Confluent's Python Kafka client against `weir
 # broker`, and Confluent's DB-API driver, its schema-registry client and
-# serializers, and dbt-confluent against a `weir dev`; Schemathesis fuzzes the
-# API of that `weir dev` from its OpenAPI document.
+# serializers, and dbt-confluent against a `weir dev`; the web workspace in
+# headless Chromium against it; Schemathesis fuzzes the API of that `weir
+# dev` from its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -47,6 +48,14 @@ if [ ! -x "$tools/schemathesis-4.32.5/bin/schemathesis" ]; then
   python3 -m venv "$tools/schemathesis-4.32.5"
   "$tools/schemathesis-4.32.5/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
+# Chromium, for the web workspace's browser tests (Debian's package; the
+# tests drive it with playwright-core, which web/app's lock file pins).
+if ! command -v chromium >/dev/null; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { $sudo_ apt-get update >/dev/null && $sudo_ apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+# Builds the web workspace too (web/build.rs runs npm ci and Vite).
 cargo build --bin weir
 
 wait_port() {
@@ -107,6 +116,9 @@ echo "== Confluent's schema-registry client and serializers against weir dev"
 echo "== dbt-confluent against weir dev"
 "$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
   "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }
+echo "== the web workspace in headless Chromium against weir dev"
+(cd web/app && npx tsc --noEmit && WEIR_DEV_ENV="$dev_dir/dev.env" node --test tests/) \
+  || { status=1; tail -20 "$dev_dir.log"; }
 echo "== Schemathesis fuzzing /openapi.json against weir dev"
 SCHEMATHESIS="$tools/schemathesis-4.32.5/bin/schemathesis" bash infra/schemathesis/run.sh "$dev_dir/dev.env" \
   || { status=1; tail -20 "$dev_dir.log"; }

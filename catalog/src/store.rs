@@ -16,6 +16,7 @@ use crate::{now_millis, CatalogError, TableDef, TableOrigin};
 mod iam;
 mod identity;
 mod registry;
+mod workspace;
 
 pub use iam::{ApiKeyInfo, AuditRecord, RoleBindingRecord, ServiceAccountRecord};
 pub use identity::{IdentityPoolRecord, IdentityProviderRecord};

@@ -34,6 +34,7 @@ mod statements;
 mod sync;
 mod usage;
 pub mod workers;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +144,7 @@ fn api_router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
         .merge(pools::routes())
         .merge(usage::routes())
         .merge(limits::routes())
+        .merge(workspace::routes())
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         // Workers' reports carry pages of results: a limit of their own.
         // They are internal: not in the document.
@@ -201,7 +203,8 @@ pub fn openapi_document() -> serde_json::Value {
         .merge(registry::routes())
         .merge(iam::routes())
         .merge(identity::routes())
-        .merge(limits::routes());
+        .merge(limits::routes())
+        .merge(workspace::routes());
     openapi::document(routes.to_openapi())
 }
 
@@ -223,8 +226,50 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
-        .fallback(error::not_found)
+        .fallback(web_or_not_found)
         .with_state(state)
+}
+
+/// The web workspace's files (the page at `/`), or the API's 404 for any
+/// other path. The page is public; what it shows needs an API key.
+async fn web_or_not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    let asset = if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        None
+    } else if path == "/" {
+        Some(weir_web::index())
+    } else {
+        weir_web::asset(path)
+    };
+    let Some(a) = asset else {
+        return error::not_found(method, uri).await.into_response();
+    };
+    let cache = if a.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, a.content_type),
+            (header::CACHE_CONTROL, cache),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            // CodeMirror sets styles from script; nothing else is inline.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        a.bytes,
+    )
+        .into_response()
 }
 
 /// Buffers a request body up to [`MAX_BODY_BYTES`]; a larger one is read to

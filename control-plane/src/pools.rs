@@ -29,11 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, update, delete))
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+use crate::iam::iso;
 
 /// A pool's autoscaler settings: the stored ones over the defaults.
 pub(crate) fn settings_of(p: &PoolRecord) -> AutoscalerSettings {

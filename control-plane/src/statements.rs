@@ -148,11 +148,7 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+use crate::iam::iso;
 
 fn statement_url(state: &AppState, org: &str, env: &str, name: &str) -> String {
     format!(

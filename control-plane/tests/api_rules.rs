@@ -86,10 +86,23 @@ async fn tenant_walls(backend: &str) {
     let weir = Weir::start_backend(backend).await;
     let created = weir.submit("mine", "SHOW TABLES").await.unwrap();
     assert_eq!(created.status.phase, Phase::Completed);
+    let http = reqwest::Client::new();
+    let a_workspace = format!(
+        "{}/weir/v1/environments/{}/workspace",
+        weir.url(),
+        weir.dev.env
+    );
+    let saved = http
+        .put(&a_workspace)
+        .basic_auth(&weir.dev.key, Some(&weir.dev.secret))
+        .json(&json!({"cells": [{"id": "a", "sql": "SELECT 'a secret'"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
 
     // A second tenant with its own environment and key.
     let (key, secret) = weir.second_tenant().await;
-    let http = reqwest::Client::new();
     let a_url = statements_url(&weir, &weir.dev.org, &weir.dev.env);
     let b = |r: reqwest::RequestBuilder| r.basic_auth(&key, Some(&secret));
 
@@ -114,6 +127,9 @@ async fn tenant_walls(backend: &str) {
         )),
         http.post(&a_url)
             .json(&json!({"name": "theirs", "spec": {"statement": "SHOW TABLES"}})),
+        http.get(&a_workspace),
+        http.put(&a_workspace)
+            .json(&json!({"cells": [{"id": "b", "sql": "SELECT 'overwritten'"}]})),
     ] {
         let (status, _, text) = call(b(req)).await;
         assert_eq!(status, 404, "{text}");
@@ -160,6 +176,25 @@ async fn tenant_walls(backend: &str) {
         .map(|o| o["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["org-b"]);
+
+    // B's own workspace is its own; A's cells are untouched.
+    let (status, _, text) = call(b(http.get(format!(
+        "{}/weir/v1/environments/env-b/workspace",
+        weir.url()
+    ))))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    let (status, _, text) = call(
+        http.get(&a_workspace)
+            .basic_auth(&weir.dev.key, Some(&weir.dev.secret)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("a secret") && !text.contains("overwritten"),
+        "{text}"
+    );
 
     // A's statement is untouched.
     let still = weir.client.get_statement("mine").await.unwrap();

@@ -637,3 +637,92 @@ async fn another_organization_sees_no_service_account_key_or_binding() {
     assert_eq!(st, 200);
     weir.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_reads_and_saves_only_its_own_workspace_cells() {
+    let weir = Weir::start().await;
+    let api = Api::new(&weir);
+    let admin = admin(&weir);
+    let org = weir.dev.org.clone();
+    let env = weir.dev.env.clone();
+    let path = format!("/weir/v1/environments/{env}/workspace");
+    let (_, dev) = principal(
+        &api,
+        &admin,
+        "developer",
+        &[(
+            "FlinkDeveloper",
+            format!("crn://weir/organization={org}/environment={env}"),
+        )],
+    )
+    .await;
+
+    // Nothing saved yet: no cells.
+    let (st, v) = call(&api, &dev, "GET", &path, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["cells"], json!([]));
+    assert_eq!(v["updated_at"], "");
+
+    let mine = json!({"cells": [
+        {"id": "a", "sql": "SELECT 1", "catalog": "default", "database": "cluster_0"},
+        {"id": "b", "sql": "SHOW TABLES"}
+    ]});
+    let (st, v) = call(&api, &dev, "PUT", &path, Some(mine.clone())).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(!v["updated_at"].as_str().unwrap().is_empty());
+    let (_, back) = call(&api, &dev, "GET", &path, None).await;
+    assert_eq!(back["cells"][0], mine["cells"][0]);
+    assert_eq!(back["cells"][1]["sql"], "SHOW TABLES");
+    assert_eq!(back["cells"][1]["database"], "");
+
+    // The admin is another user: its cells are its own, and saving them
+    // leaves the developer's alone.
+    let (_, v) = call(&api, &admin, "GET", &path, None).await;
+    assert_eq!(v["cells"], json!([]), "{v}");
+    let theirs = json!({"cells": [{"id": "z", "sql": "SELECT 2"}]});
+    let (st, _) = call(&api, &admin, "PUT", &path, Some(theirs)).await;
+    assert_eq!(st, 200);
+    let (_, again) = call(&api, &dev, "GET", &path, None).await;
+    assert_eq!(again["cells"], back["cells"]);
+
+    // Bad documents are refused whole and change nothing.
+    let too_many: Vec<_> = (0..201)
+        .map(|i| json!({"id": i.to_string(), "sql": ""}))
+        .collect();
+    for bad in [
+        json!({"cells": too_many}),
+        json!({"cells": [{"id": "x".repeat(65), "sql": ""}]}),
+        json!({"cells": [{"id": "a", "sql": 5}]}),
+        json!({"cells": [{"id": "a", "sql": "", "extra": 1}]}),
+        json!({"nothing": []}),
+    ] {
+        let (st, v) = call(&api, &dev, "PUT", &path, Some(bad)).await;
+        // 400 for a document over the limits, 422 for one of the wrong shape.
+        assert!(st == 400 || st == 422, "{st} {v}");
+        assert!(v["errors"][0]["detail"].as_str().is_some(), "{v}");
+    }
+    let (_, still) = call(&api, &dev, "GET", &path, None).await;
+    assert_eq!(still["cells"], back["cells"]);
+
+    // An environment the key has no role in is refused.
+    let (st, v) = call(
+        &api,
+        &admin,
+        "POST",
+        "/org/v2/environments",
+        Some(json!({"display_name": "other"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let other = v["id"].as_str().unwrap();
+    let (st, _) = call(
+        &api,
+        &dev,
+        "GET",
+        &format!("/weir/v1/environments/{other}/workspace"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    weir.stop().await;
+}

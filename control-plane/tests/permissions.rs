@@ -383,6 +383,16 @@ fn request(
         ),
         "audit.get" => ("GET", "/weir/v1/audit-log".into(), None),
         "limits.get" => ("GET", format!("/weir/v1/environments/{env}/limits"), None),
+        "workspace.get" => (
+            "GET",
+            format!("/weir/v1/environments/{env}/workspace"),
+            None,
+        ),
+        "workspace.put" => (
+            "PUT",
+            format!("/weir/v1/environments/{env}/workspace"),
+            Some(json!({"cells": [{"id": "c", "sql": "SELECT 1"}]})),
+        ),
         "limits.set" => (
             "PATCH",
             format!("/weir/v1/environments/{env}/limits"),

@@ -589,14 +589,7 @@ pub async fn execute_metadata(
                     .filter(|(d, t)| d == &ctx.database && t.view.is_some())
                     .map(|(_, t)| t.name.clone()),
             ),
-            ShowKind::Functions => {
-                let mut names: Vec<String> = crate::functions::FLINK_FUNCTION_MAPPING
-                    .iter()
-                    .map(|(f, _)| f.to_uppercase())
-                    .collect();
-                names.sort();
-                one_column("function name", names)
-            }
+            ShowKind::Functions => one_column("function name", planner.function_names()),
             ShowKind::CurrentCatalog => one_column("current catalog name", [ctx.catalog.clone()]),
             ShowKind::CurrentDatabase => {
                 one_column("current database name", [ctx.database.clone()])

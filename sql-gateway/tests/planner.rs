@@ -952,3 +952,38 @@ fn an_interval_range_that_does_not_fit_its_fields_is_refused_where_it_is() {
         assert_eq!(e.position(), Some((2, 12)), "{sql}: {e}");
     }
 }
+
+#[test]
+fn show_functions_lists_what_a_statement_can_call_and_no_internal_helper() {
+    let planner = Planner::new();
+    let names = planner.function_names();
+    for f in [
+        "UPPER",
+        "JSON_VALUE",
+        "REGEXP_REPLACE",
+        "COUNT",
+        "LISTAGG",
+        "ROW_NUMBER",
+        "CHAR_LENGTH",
+        "CURRENT_WATERMARK",
+    ] {
+        assert!(names.iter().any(|n| n == f), "{f} is not in {names:?}");
+    }
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("WEIR_") || n.starts_with("__")),
+        "{names:?}"
+    );
+    // Each listed name plans as a call, which is what listing it promises;
+    // checked for the scalar ones a one-argument call can reach.
+    for f in ["UPPER", "LOWER", "ABS", "JSON_VALUE"] {
+        let sql = match f {
+            "JSON_VALUE" => "SELECT JSON_VALUE(who, '$.a') FROM orders".to_string(),
+            "ABS" => "SELECT ABS(amount) FROM orders".to_string(),
+            _ => format!("SELECT {f}(who) FROM orders"),
+        };
+        plan(&sql);
+    }
+}

@@ -386,13 +386,14 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 1 {
-            // Its quotas go with it (a new environment of the same id
+            // Its quotas and saved workspaces go with it (a new environment of the same id
             // starts from the server's).
             sqlx::query("DELETE FROM tenant_limits WHERE org_id = $1 AND env_id = $2")
                 .bind(org)
                 .bind(env)
                 .execute(&self.pool)
                 .await?;
+            self.delete_workspaces(org, env).await?;
             return Ok(Ok(true));
         }
         if self.get_environment(org, env).await?.is_none() {

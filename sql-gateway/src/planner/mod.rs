@@ -273,6 +273,29 @@ impl Planner {
         Planner { state }
     }
 
+    /// The functions a statement can call, upper-cased and sorted: every
+    /// scalar, aggregate and window function the planner knows, under
+    /// Flink's names where they differ; not Weir's internal helpers.
+    pub fn function_names(&self) -> Vec<String> {
+        let state = &self.state;
+        let mut names: std::collections::BTreeSet<String> = state
+            .scalar_functions()
+            .keys()
+            .chain(state.aggregate_functions().keys())
+            .chain(state.window_functions().keys())
+            .map(|n| n.as_str())
+            .chain(
+                crate::functions::FLINK_FUNCTION_MAPPING
+                    .iter()
+                    .map(|(f, _)| *f),
+            )
+            .filter(|n| !n.starts_with("weir_") && !n.starts_with("__"))
+            .map(str::to_uppercase)
+            .collect();
+        names.retain(|n| !n.is_empty());
+        names.into_iter().collect()
+    }
+
     /// Plans a query to a DataFusion logical plan.
     fn logical(
         &self,

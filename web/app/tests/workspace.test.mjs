@@ -1,0 +1,367 @@
+// The web workspace in headless Chromium against a running `weir dev`:
+//
+//     WEIR_DEV_ENV=path/to/dev.env node --test tests/
+//
+// (infra/test.sh starts the `weir dev` and passes its dev.env). The page is
+// driven as a user drives it, by the keyboard and the mouse; what it shows
+// is checked against what Weir's REST API answers.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { chromium } from "playwright-core";
+
+const envFile = process.env.WEIR_DEV_ENV;
+if (!envFile) throw new Error("set WEIR_DEV_ENV to the dev.env of a running `weir dev`");
+const ENV = Object.fromEntries(
+  fs.readFileSync(envFile, "utf8").match(/WEIR_\w+=\S+/g).map((kv) => {
+    const i = kv.indexOf("=");
+    return [kv.slice(0, i), kv.slice(i + 1)];
+  }),
+);
+const URL = ENV.WEIR_URL;
+const AUTH = "Basic " + Buffer.from(`${ENV.WEIR_API_KEY}:${ENV.WEIR_API_SECRET}`).toString("base64");
+const STATEMENTS = `${URL}/sql/v1/organizations/${ENV.WEIR_ORG}/environments/${ENV.WEIR_ENV}/statements`;
+const TABLE = `web_orders_${Date.now().toString(36)}`;
+
+let browser;
+
+async function rest(method, url, body) {
+  const r = await fetch(url, {
+    method,
+    headers: { Authorization: AUTH, "Content-Type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, json: text ? JSON.parse(text) : null };
+}
+
+async function statement(name) {
+  return (await rest("GET", `${STATEMENTS}/${name}`)).json;
+}
+
+/** Runs SQL over REST and waits until it leaves PENDING/RUNNING (or is
+ * RUNNING, for `running`). */
+async function sql(text, { running = false } = {}) {
+  const name = `web-test-${Math.random().toString(36).slice(2, 10)}`;
+  const r = await rest("POST", STATEMENTS, { name, spec: { statement: text } });
+  assert.equal(r.status < 300, true, JSON.stringify(r.json));
+  for (let i = 0; i < 300; i++) {
+    const s = await statement(name);
+    const p = s.status.phase;
+    if (p === "FAILED") throw new Error(`${text}: ${s.status.detail}`);
+    if (p === "COMPLETED" || (running && p === "RUNNING")) return s;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${text} did not finish`);
+}
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(e.message));
+  return page;
+}
+
+async function signIn(page) {
+  await page.goto(URL);
+  await page.fill("#key", ENV.WEIR_API_KEY);
+  await page.fill("#secret", ENV.WEIR_API_SECRET);
+  await page.click("button[type=submit]");
+  await page.waitForSelector(".cell .cm-content");
+}
+
+/** Replaces the text of cell `i` (0-based) with `text`, entered as a
+ * user's input (as a paste is: one input event). */
+async function typeInto(page, i, text) {
+  const editor = page.locator(".cell .cm-content").nth(i);
+  await editor.click();
+  await page.keyboard.press("Control+a");
+  await page.keyboard.press("Delete");
+  await page.keyboard.insertText(text);
+}
+
+async function rowsShown(page, i = 0) {
+  return page.locator(".cell").nth(i).locator(".result .count").getAttribute("data-rows");
+}
+
+async function gridText(page, i = 0) {
+  return page
+    .locator(".cell")
+    .nth(i)
+    .locator(".grid-row")
+    .evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+}
+
+async function until(what, check, timeout = 30000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.WEIR_CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  await sql(
+    `CREATE TABLE ${TABLE} (id BIGINT, who STRING, amount DOUBLE) WITH ('value.format' = 'json', 'kafka.partitions' = '1')`,
+  );
+  await sql(`INSERT INTO ${TABLE} VALUES (1, 'ann', 10.0), (2, 'bob', 5.0), (3, 'ann', 7.5)`);
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("the page is served at / and signs in with a key kept for the tab only", async () => {
+  const r = await fetch(URL + "/");
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /text\/html/);
+  assert.match(r.headers.get("content-security-policy"), /default-src 'self'/);
+  const page = await newPage();
+  await page.goto(URL);
+  await page.fill("#key", ENV.WEIR_API_KEY);
+  await page.fill("#secret", "not-the-secret");
+  await page.click("button[type=submit]");
+  await page.waitForSelector(".signin .error:has-text('not valid')");
+  await page.fill("#secret", ENV.WEIR_API_SECRET);
+  await page.click("button[type=submit]");
+  await page.waitForSelector(".cell .cm-content");
+  assert.ok(!page.url().includes(ENV.WEIR_API_SECRET) && !page.url().includes(ENV.WEIR_API_KEY));
+  const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.getItem("weir.credentials") }));
+  assert.equal(stored.local, 0);
+  assert.ok(stored.session.includes(ENV.WEIR_API_KEY));
+  // A new tab of another context starts signed out.
+  const other = await newPage();
+  await other.goto(URL);
+  await other.waitForSelector("#key");
+  // Signing out forgets the key.
+  await page.click("text=Sign out");
+  await page.waitForSelector("#key");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("weir.credentials")), null);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+  await other.context().close();
+});
+
+test("Ctrl+Enter runs a cell; the grid shows a bounded result; CSV downloads what it shows", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await typeInto(page, 0, "SELECT * FROM (VALUES (1, 'a, b'), (2, 'c')) AS t(x, y)");
+  await page.keyboard.press("Control+Enter");
+  await until("two rows", async () => (await rowsShown(page)) === "2");
+  assert.deepEqual(await gridText(page), [
+    ["1", "a, b"],
+    ["2", "c"],
+  ]);
+  await page.waitForSelector(".cell .status .badge:has-text('COMPLETED')");
+  // Sort by x, descending (two clicks), and filter.
+  const header = page.locator(".cell .grid-col").first();
+  await header.click();
+  await header.click();
+  await until("sorted", async () => JSON.stringify(await gridText(page)) === JSON.stringify([["2", "c"], ["1", "a, b"]]));
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(".cell .result-bar button:has-text('CSV')")]);
+  const csv = fs.readFileSync(await download.path(), "utf8");
+  assert.equal(csv, 'x,y\r\n2,c\r\n1,"a, b"\r\n');
+  await page.fill(".cell input[type=search]", "a,");
+  await until("filtered", async () => (await gridText(page)).length === 1);
+  assert.deepEqual(await gridText(page), [["1", "a, b"]]);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test("a SQL error is marked in the editor at its line and column", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await typeInto(page, 0, "SELECT a,\n  b FRM nosuch");
+  await page.keyboard.press("Control+Enter");
+  const mark = page.locator(".cell .cm-lintRange-error");
+  await mark.waitFor();
+  assert.equal(await mark.textContent(), "nosuch");
+  // It is on the second line.
+  const line = await mark.evaluate((el) => el.closest(".cm-line").textContent);
+  assert.equal(line, "  b FRM nosuch");
+  await page.waitForSelector(".cell .result .error:has-text('line 2, column 9')");
+  // The unknown table of a query that parses is marked too.
+  await typeInto(page, 0, "SELECT *\nFROM no_such_table");
+  await page.keyboard.press("Control+Enter");
+  await until("the table marked", async () => (await page.locator(".cell .cm-lintRange-error").textContent().catch(() => "")) === "no_such_table");
+  // Editing clears the mark.
+  await page.keyboard.type(" ");
+  await until("the mark cleared", async () => (await page.locator(".cell .cm-lintRange-error").count()) === 0);
+  await page.context().close();
+});
+
+test("a streaming aggregation's changelog is applied as it arrives, and shown raw with its kinds", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await typeInto(page, 0, `SELECT who, COUNT(*) AS n, SUM(amount) AS total FROM ${TABLE} GROUP BY who`);
+  await page.keyboard.press("Control+Enter");
+  const sorted = async () => (await gridText(page)).sort((a, b) => a[0].localeCompare(b[0]));
+  await until("ann and bob", async () => JSON.stringify(await sorted()) === JSON.stringify([["ann", "2", "17.5"], ["bob", "1", "5.0"]]));
+  // New input while it runs: bob's row is updated in place.
+  await sql(`INSERT INTO ${TABLE} VALUES (4, 'bob', 1.0), (5, 'cy', 2.0)`);
+  await until("the update", async () =>
+    JSON.stringify(await sorted()) === JSON.stringify([["ann", "2", "17.5"], ["bob", "2", "6.0"], ["cy", "1", "2.0"]]),
+  );
+  assert.equal(await rowsShown(page), "3");
+  // The raw changelog shows each change with its kind.
+  await page.click(".cell .result-bar button:has-text('Changelog')");
+  const raw = await until("the raw changelog", async () => {
+    const rows = await gridText(page);
+    return rows.some((r) => r[0] === "-U") ? rows : null;
+  });
+  const kinds = raw.map((r) => r[0]);
+  assert.ok(kinds.includes("+I") && kinds.includes("-U") && kinds.includes("+U"), kinds.join(" "));
+  assert.ok(raw.some((r) => r.join(" ") === "-U bob 1 5.0"), JSON.stringify(raw));
+  assert.ok(raw.some((r) => r.join(" ") === "+U bob 2 6.0"), JSON.stringify(raw));
+  // Stop ends the statement.
+  const name = (await page.locator(".cell .status").textContent()).match(/workspace-[0-9a-f]+/)[0];
+  await page.click(".cell button.stop");
+  await until("stopped", async () => (await statement(name)).status.phase === "STOPPED");
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test("a large result scrolls through a virtualised grid", async () => {
+  const page = await newPage();
+  await signIn(page);
+  const hundred = Array.from({ length: 100 }, (_, i) => `(${i})`).join(", ");
+  const twoHundred = Array.from({ length: 200 }, (_, i) => `(${i})`).join(", ");
+  await typeInto(page, 0, `SELECT a.x * 1000 + b.y AS v FROM (VALUES ${hundred}) AS a(x) CROSS JOIN (VALUES ${twoHundred}) AS b(y)`);
+  await page.keyboard.press("Control+Enter");
+  await until("20,000 rows", async () => (await rowsShown(page)) === "20000", 120000);
+  const drawn = await page.locator(".cell .grid-row").count();
+  assert.ok(drawn > 5 && drawn < 100, `${drawn} rows drawn for 20,000`);
+  // Sorted by v descending, the last row at the bottom is the smallest.
+  const header = page.locator(".cell .grid-col").first();
+  await header.click();
+  await until("sorted", async () => (await gridText(page))[0]?.[0] === "0");
+  await page.locator(".cell .grid-body").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await until("the last rows", async () => (await gridText(page)).some((r) => r[0] === "99199"));
+  await page.context().close();
+});
+
+test("completion offers keywords, functions, the catalog's tables and their columns", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.waitForSelector(".tree .database");
+  await typeInto(page, 0, `SELECT * FROM ${TABLE.slice(0, 8)}`);
+  await page.keyboard.press("Control+Space");
+  const options = page.locator(".cm-tooltip-autocomplete li");
+  await until("the table offered", async () => (await options.allTextContents()).some((t) => t.startsWith(TABLE)));
+  await page.keyboard.press("Escape");
+  await typeInto(page, 0, `SELECT ${TABLE}.am`);
+  await page.keyboard.press("Control+Space");
+  await until("the column offered", async () => (await options.allTextContents()).some((t) => t.startsWith("amount")));
+  // Enter accepts it (CodeMirror ignores an accept within 75 ms of the
+  // list opening, as a guard against keys typed before it showed).
+  await page.waitForTimeout(150);
+  await page.keyboard.press("Enter");
+  assert.equal(await page.locator(".cell .cm-content").first().textContent(), `SELECT ${TABLE}.amount`);
+  await typeInto(page, 0, "SELECT JSON_VA");
+  await page.keyboard.press("Control+Space");
+  await until("a function offered", async () => (await options.allTextContents()).some((t) => t.startsWith("JSON_VALUE")));
+  await page.context().close();
+});
+
+test("the catalog tree shows tables and columns, and a click inserts a name", async () => {
+  const page = await newPage();
+  await signIn(page);
+  const db = page.locator(".tree li.database").first();
+  await db.locator(".twisty").first().click();
+  const table = page.locator(`.tree li.table:has(> .node-name:text-is("${TABLE}"))`);
+  await table.locator(".twisty").click();
+  const cols = await table.locator("li.column").allTextContents();
+  // With the system column every table has, as INFORMATION_SCHEMA lists it.
+  assert.deepEqual(cols, ["id BIGINT", "who STRING", "amount DOUBLE", "$rowtime TIMESTAMP_LTZ(3) NOT NULL"]);
+  await typeInto(page, 0, "SELECT ");
+  await table.locator("li.column .node-name").nth(2).click();
+  assert.equal(await page.locator(".cell .cm-content").first().textContent(), "SELECT amount");
+  await page.context().close();
+});
+
+test("cells are saved for the user and come back after a reload", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.click("button.add-cell");
+  const n = await page.locator(".cell").count();
+  const text = `SELECT 'kept ${Date.now()}'`;
+  await typeInto(page, n - 1, text);
+  await page.waitForSelector(".save-state:text-is('saved')");
+  await page.reload();
+  await page.waitForSelector(".cell .cm-content");
+  await until("the cell back", async () => (await page.locator(".cell .cm-content").nth(n - 1).textContent()) === text);
+  // So does the REST API, for this user.
+  const saved = await rest("GET", `${URL}/weir/v1/environments/${ENV.WEIR_ENV}/workspace`);
+  assert.equal(saved.json.cells[n - 1].sql, text);
+  // Removing it saves too.
+  await page.locator(".cell").nth(n - 1).locator("button.remove").click();
+  await page.waitForSelector(".save-state:text-is('saved')");
+  const after = await rest("GET", `${URL}/weir/v1/environments/${ENV.WEIR_ENV}/workspace`);
+  assert.equal(after.json.cells.length, n - 1);
+  await page.context().close();
+});
+
+test("the statements page lists statements by phase and pool; a statement's page stops and resumes it", async () => {
+  const running = await sql(`SELECT who FROM ${TABLE}`, { running: true });
+  const page = await newPage();
+  await signIn(page);
+  await page.click("nav >> text=Statements");
+  const row = page.locator(`table.statements tr:has(a:text-is("${running.name}"))`);
+  await row.waitFor();
+  assert.equal(await row.locator(".badge").textContent(), "RUNNING");
+  assert.equal(await row.locator("td").nth(2).textContent(), ENV.WEIR_COMPUTE_POOL);
+  await page.selectOption("select[aria-label=phase]", "COMPLETED");
+  await until("filtered out", async () => (await row.count()) === 0);
+  const badges = await page.locator("table.statements .badge").allTextContents();
+  assert.ok(badges.length > 0 && badges.every((b) => b === "COMPLETED"), badges.join(","));
+  // The workspace's own catalog lookups are not listed.
+  assert.equal(await page.locator("table.statements td:has-text('INFORMATION_SCHEMA')").count(), 0);
+  await page.selectOption("select[aria-label=phase]", "");
+  await row.locator("a").click();
+  await page.waitForSelector(`pre.sql:text-is("SELECT who FROM ${TABLE}")`);
+  await page.waitForSelector("figure.chart[data-chart='Records per second'] canvas");
+  await page.click(".actions button:has-text('Stop')");
+  await until("stopped", async () => (await statement(running.name)).status.phase === "STOPPED");
+  await page.waitForSelector(".page-head .badge:text-is('STOPPED')");
+  await page.click(".actions button:has-text('Resume')");
+  await until("running again", async () => (await statement(running.name)).status.phase === "RUNNING");
+  await page.click("section >> button:has-text('EXPLAIN')");
+  await until("a plan", async () => ((await page.locator("pre.plan").textContent()) ?? "").length > 20 && !(await page.locator("pre.plan").textContent()).includes("planning"));
+  page.once("dialog", (d) => d.accept());
+  await page.click(".actions button:has-text('Delete')");
+  await until("deleted", async () => (await rest("GET", `${STATEMENTS}/${running.name}`)).status === 404);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test("the compute pools page shows each pool's CFU and the usage chart", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.click("nav >> text=Compute pools");
+  const pool = page.locator(`article.pool[data-pool="${ENV.WEIR_COMPUTE_POOL}"]`);
+  await pool.waitFor();
+  const pools = (await rest("GET", `${URL}/fcpm/v2/compute-pools?environment=${ENV.WEIR_ENV}`)).json.data;
+  const mine = pools.find((p) => p.id === ENV.WEIR_COMPUTE_POOL);
+  assert.match(await pool.locator(".cfu").textContent(), new RegExp(`of ${mine.spec.max_cfu} CFU in use`));
+  await pool.locator("canvas").first().waitFor();
+  await page.waitForSelector("figure.chart[data-chart^='Usage by day'] canvas");
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -117,7 +117,8 @@ echo "== dbt-confluent against weir dev"
 "$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
   "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }
 echo "== the web workspace in headless Chromium against weir dev"
-(cd web/app && npx tsc --noEmit && WEIR_DEV_ENV="$dev_dir/dev.env" node --test tests/) \
+(cd web/app && npx tsc --noEmit && WEIR_DEV_ENV="$dev_dir/dev.env" \
+  WEIR_KAFKA_PYTHON="$tools/confluent/bin/python" node --test tests/) \
   || { status=1; tail -20 "$dev_dir.log"; }
 echo "== Schemathesis fuzzing /openapi.json against weir dev"
 SCHEMATHESIS="$tools/schemathesis-4.32.5/bin/schemathesis" bash infra/schemathesis/run.sh "$dev_dir/dev.env" \

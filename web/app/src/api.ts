@@ -114,6 +114,10 @@ export class Api {
         json = null;
       }
     }
+    if (resp.status === 401) {
+      // The key was deleted or the secret is wrong: the page signs out.
+      dispatchEvent(new CustomEvent("weir-unauthorized"));
+    }
     if (!resp.ok) {
       const err = json?.errors?.[0] ?? json?.error ?? {};
       throw new ApiError(
@@ -221,7 +225,7 @@ export async function waitStarted(api: Api, s: Scope, name: string, signal?: Abo
   for (;;) {
     const st = await api.call<Statement>("GET", path);
     if (st.status.phase !== "PENDING" || signal?.aborted) return st;
-    await sleep(150, signal);
+    await sleep(50, signal);
   }
 }
 
@@ -234,11 +238,15 @@ export async function* results(
 ): AsyncGenerator<ResultRow[], void, void> {
   const stPath = `${statementsPath(s)}/${encodeURIComponent(name)}`;
   let path: string | null = `${stPath}/results`;
+  // Empty pages back off from 50 ms to 400 ms, so that the first rows show
+  // soon after they exist and an idle query costs few requests.
+  let empty = 0;
   while (path && !signal?.aborted) {
     const r: { results: { data: ResultRow[] }; metadata: { next?: string } } = await api.call("GET", path);
     if (r.results.data.length) yield r.results.data;
+    empty = r.results.data.length ? 0 : empty + 1;
     path = r.metadata.next ? Api.pathOf(r.metadata.next) : null;
-    if (path && r.results.data.length < 1000) await sleep(r.results.data.length ? 100 : 400, signal);
+    if (path && r.results.data.length < 1000) await sleep(empty ? Math.min(400, 50 * empty) : 100, signal);
   }
 }
 

@@ -15,11 +15,14 @@ export class TimeChart {
   constructor(
     readonly title: string,
     private series: string[],
-    private opts: { bars?: boolean; yLabel?: string } = {},
+    private opts: { bars?: boolean; yLabel?: string; xRange?: () => [number, number] } = {},
   ) {
-    this.el = h("figure", { class: "chart", "data-chart": title }, h("figcaption", {}, title));
+    this.empty = h("p", { class: "muted empty" }, "no data yet");
+    this.el = h("figure", { class: "chart", "data-chart": title }, h("figcaption", {}, title), this.empty);
     this.data = [[], ...series.map(() => [])];
   }
+
+  private empty: HTMLElement;
 
   /** Adds a sample at `t` (seconds since the epoch). */
   push(t: number, values: (number | null)[]): void {
@@ -40,6 +43,8 @@ export class TimeChart {
 
   private draw(): void {
     if (!this.el.isConnected) return;
+    this.empty.hidden = this.data[0].length > 0;
+    if (!this.data[0].length && !this.plot) return;
     if (!this.plot) {
       const width = Math.max(280, (this.el.clientWidth || 420) - 8);
       this.plot = new uPlot(
@@ -55,6 +60,14 @@ export class TimeChart {
               paths: this.opts.bars ? uPlot.paths.bars!({ size: [0.6, 40] }) : undefined,
             })),
           ],
+          // A single sample spans a minute, not years.
+          scales: {
+            x: {
+              time: true,
+              range: (_u, min, max) => this.opts.xRange?.() ?? [min, Math.max(max, min + 60)],
+            },
+            y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
+          },
           axes: [{}, { label: this.opts.yLabel, size: 60 }],
         },
         this.data as uPlot.AlignedData,

@@ -139,10 +139,26 @@ function route(): void {
 }
 
 window.addEventListener("hashchange", route);
+window.addEventListener("weir-unauthorized", () => {
+  if (!session) return;
+  sessionStorage.removeItem(CREDS);
+  session = null;
+  workspace = null;
+  leave?.();
+  leave = null;
+  signInPage("Your key is no longer valid (deleted, or its secret changed); sign in again.");
+});
 
 const saved = sessionStorage.getItem(CREDS);
 if (saved) {
-  signIn(JSON.parse(saved)).catch(() => signInPage("Your session has ended; sign in again."));
+  signIn(JSON.parse(saved)).catch((e) => {
+    sessionStorage.removeItem(CREDS);
+    signInPage(
+      e instanceof ApiError && e.status === 401
+        ? "Your key is no longer valid (deleted, or its secret changed); sign in again."
+        : `Weir could not be reached (${(e as Error).message}); sign in again.`,
+    );
+  });
 } else {
   signInPage();
 }

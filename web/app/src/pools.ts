@@ -12,7 +12,14 @@ function day(d: Date): string {
 export function poolsPage(main: HTMLElement, api: Api, scope: Scope): () => void {
   const list = h("div", { class: "pools" });
   const note = h("p", { class: "muted", "aria-live": "polite" });
-  const usage = new TimeChart("Usage by day (CFU-hours)", ["CFU-hours"], { bars: true, yLabel: "CFU-hours" });
+  const usage = new TimeChart("Usage by day (CFU-hours)", ["CFU-hours"], {
+    bars: true,
+    yLabel: "CFU-hours",
+    xRange: () => {
+      const today = Math.floor(Date.now() / 86_400_000) * 86_400;
+      return [today - 30 * 86_400, today + 86_400];
+    },
+  });
   const usageTotal = h("p", { class: "muted" });
   main.append(
     h("div", { class: "page-head" }, h("h1", {}, "Compute pools")),

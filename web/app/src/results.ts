@@ -232,6 +232,8 @@ export class Grid {
     }
     const total = this.view.length;
     this.spacer.style.height = `${total * ROW_H}px`;
+    // As tall as its rows, up to a screenful.
+    this.body.style.height = `${Math.min(320, Math.max(2 * ROW_H, total * ROW_H + 2))}px`;
     const top = this.body.scrollTop;
     const height = this.body.clientHeight || 300;
     const first = Math.max(0, Math.floor(top / ROW_H) - 5);

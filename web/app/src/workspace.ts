@@ -63,6 +63,8 @@ export class Workspace {
   private saveState: HTMLElement;
   private loaded = false;
   focused: Cell | null = null;
+  private expanded = new Set<string>();
+  private catalogGen = 0;
 
   constructor(
     readonly api: Api,
@@ -172,6 +174,9 @@ export class Workspace {
   }
 
   async loadCatalog(): Promise<void> {
+    // Of loads that overlap, the last one started wins: an earlier one may
+    // have read the catalog before a change.
+    const gen = ++this.catalogGen;
     try {
       const [cols, fns] = await Promise.all([
         query(
@@ -193,11 +198,13 @@ export class Workspace {
       // Databases without tables (SHOW DATABASES lists every cluster).
       for (const [db] of (await query(this.api, this.scope, "SHOW DATABASES").catch(() => [])) as string[][])
         if (!tree.databases.has(db)) tree.databases.set(db, new Map());
+      if (gen !== this.catalogGen) return;
       this.tree = tree;
       this.functions = (fns as string[][]).map((r) => r[0]).filter(Boolean);
       this.renderTree();
       for (const c of this.cells) c.catalogChanged();
     } catch (e) {
+      if (gen !== this.catalogGen) return;
       this.treeEl.textContent = `The catalog could not be read: ${(e as Error).message}`;
     }
   }
@@ -205,7 +212,8 @@ export class Workspace {
   private renderTree(): void {
     const t = this.tree!;
     clear(this.treeEl);
-    const node = (label: string, cls: string, children: () => HTMLElement[], insert?: string, title?: string) => {
+    // Nodes open before a re-read of the catalog stay open.
+    const node = (label: string, cls: string, children: () => HTMLElement[], insert?: string, title?: string, path = label) => {
       const li = h("li", { role: "treeitem", "aria-expanded": "false", class: cls });
       const toggle = h("button", { class: "twisty", "aria-label": `expand ${label}` }, "▸");
       const name = h("button", { class: "node-name", title: title ?? (insert ? `insert ${insert}` : label) }, label);
@@ -220,9 +228,12 @@ export class Workspace {
           filled = true;
         }
         kids.hidden = !open;
+        if (open) this.expanded.add(path);
+        else this.expanded.delete(path);
       };
       name.onclick = () => (insert ? this.insert(insert) : toggle.click());
       li.append(toggle, name, kids);
+      if (this.expanded.has(path)) toggle.click();
       return li;
     };
     const leaf = (label: string, detail: string, insert: string) =>
@@ -231,6 +242,11 @@ export class Workspace {
         { role: "treeitem", class: "column" },
         h("button", { class: "node-name", title: `insert ${insert}`, onclick: () => this.insert(insert) }, label, " ", h("span", { class: "type" }, detail)),
       );
+    // The catalog and its first database start open.
+    if (!this.expanded.size && t.databases.size) {
+      this.expanded.add(t.catalog);
+      this.expanded.add(`${t.catalog}.${[...t.databases.keys()][0]}`);
+    }
     const dbs = [...t.databases.entries()].map(([db, tables]) =>
       node(
         db,
@@ -245,16 +261,18 @@ export class Workspace {
                 h("li", { class: "definition" }, h("button", { onclick: () => this.showDefinition(t.catalog, db, table.name) }, "SHOW CREATE TABLE")),
               ],
               quote(table.name),
+              undefined,
+              `${t.catalog}.${db}.${table.name}`,
             ),
           ),
         ],
         quote(db),
+        undefined,
+        `${t.catalog}.${db}`,
       ),
     );
     const cat = node(t.catalog, "catalog", () => dbs, quote(t.catalog));
     this.treeEl.append(h("ul", {}, cat));
-    // The catalog starts open.
-    (cat.querySelector(".twisty") as HTMLButtonElement).click();
   }
 
   private async showDefinition(catalog: string, db: string, table: string): Promise<void> {
@@ -378,6 +396,8 @@ class Cell {
     const st = this.running;
     if (!st) return;
     this.stop();
+    this.running = null;
+    this.stopBtn.disabled = true;
     try {
       await this.ws.api.call(
         "PATCH",
@@ -385,15 +405,30 @@ class Cell {
         [{ op: "replace", path: "/spec/stopped", value: true }],
         "application/json-patch+json",
       );
-      this.setStatus("STOPPED", `${st.name} stopped`);
+      // Unless the cell ran something else meanwhile.
+      if (!this.running) this.setStatus("STOPPED", `${st.name} stopped`);
     } catch (e) {
-      this.setStatus(null, `could not stop: ${(e as Error).message}`);
+      this.setStatus(null, `could not stop ${st.name}: ${(e as Error).message}`);
     }
-    this.stopBtn.disabled = true;
   }
 
   async run(): Promise<void> {
     this.stop();
+    // A query this cell was showing is stopped: its rows would go unread.
+    // (An INSERT or CREATE TABLE AS keeps running; the statements page
+    // stops it.)
+    const previous = this.running;
+    if (previous && previous.status.traits?.sql_kind === "SELECT") {
+      this.ws.api
+        .call(
+          "PATCH",
+          `${statementsPath(this.ws.scope)}/${encodeURIComponent(previous.name)}`,
+          [{ op: "replace", path: "/spec/stopped", value: true }],
+          "application/json-patch+json",
+        )
+        .catch(() => {});
+    }
+    this.running = null;
     const abort = new AbortController();
     this.abort = abort;
     const signal = abort.signal;
@@ -422,6 +457,7 @@ class Cell {
     this.setStatus(st.status.phase, st.name);
     st = await waitStarted(api, scope, st.name, signal);
     if (signal.aborted) return;
+    this.running = st;
     if (st.status.phase === "FAILED") {
       const pos = positionIn(st.status.detail);
       this.editor.showError(st.status.detail, pos.line, pos.column);
@@ -431,16 +467,37 @@ class Cell {
       return;
     }
     const columns = st.status.traits?.schema?.columns ?? [];
+    const kind = st.status.traits?.sql_kind ?? "";
+    if (/^(CREATE|DROP|ALTER)/.test(kind) || /^\s*(create|drop|alter)\b/i.test(sqlText)) {
+      // The catalog may have changed: read it again once this is done.
+      this.untilTerminal(st, signal).then(() => this.ws.loadCatalog());
+    }
     if (!columns.length) {
       // DDL and other statements without rows: their outcome, and the
       // catalog again, since it may have changed.
       const done = await this.untilTerminal(st, signal);
       this.setStatus(done.status.phase, done.status.detail || `${done.name} ${done.status.phase.toLowerCase()}`);
       this.stopBtn.disabled = !(done.status.phase === "RUNNING");
-      if (/^\s*(create|drop|alter)/i.test(sqlText)) this.ws.loadCatalog();
       return;
     }
     await this.stream(st, columns.map((c) => c.name), signal);
+  }
+
+  /** A statement that failed while it ran: its newest exception (or its
+   * detail) under the cell's rows. */
+  private async showFailure(st: Statement): Promise<void> {
+    let message = st.status.detail;
+    try {
+      const ex = await this.ws.api.call<{ data: { name: string; message: string }[] }>(
+        "GET",
+        `${statementsPath(this.ws.scope)}/${encodeURIComponent(st.name)}/exceptions`,
+      );
+      if (ex.data.length) message = `${ex.data[0].name}: ${ex.data[0].message}`;
+    } catch {
+      /* the detail says enough */
+    }
+    this.resultEl.querySelector("pre.error")?.remove();
+    this.resultEl.prepend(h("pre", { class: "error", role: "alert" }, message));
   }
 
   private async untilTerminal(st: Statement, signal: AbortSignal): Promise<Statement> {
@@ -508,6 +565,10 @@ class Cell {
         if (TERMINAL.includes(phase)) {
           clearInterval(watch);
           this.stopBtn.disabled = true;
+        }
+        if (phase === "FAILED") {
+          await this.showFailure(now);
+          this.stop();
         }
       } catch {
         /* the next tick tries again */

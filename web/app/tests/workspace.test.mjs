@@ -9,6 +9,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { chromium } from "playwright-core";
 
 const envFile = process.env.WEIR_DEV_ENV;
@@ -25,6 +27,21 @@ const STATEMENTS = `${URL}/sql/v1/organizations/${ENV.WEIR_ORG}/environments/${E
 const TABLE = `web_orders_${Date.now().toString(36)}`;
 
 let browser;
+const PYTHON = process.env.WEIR_KAFKA_PYTHON ?? "python3";
+const SHOTS = process.env.WEIR_SCREENSHOTS;
+
+/** Produces records with Confluent's Python client (tests/produce.py). */
+function produce(records) {
+  const input = records.map((r) => JSON.stringify(r)).join("\n");
+  const r = spawnSync(PYTHON, [path.join(import.meta.dirname, "produce.py"), ENV.WEIR_BOOTSTRAP], { input, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(Number(r.stdout.trim()), records.length);
+}
+
+/** Saves a screenshot when WEIR_SCREENSHOTS names a folder. */
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
 
 async function rest(method, url, body) {
   const r = await fetch(url, {
@@ -118,10 +135,6 @@ before(async () => {
       "--disable-sync",
     ],
   });
-  await sql(
-    `CREATE TABLE ${TABLE} (id BIGINT, who STRING, amount DOUBLE) WITH ('value.format' = 'json', 'kafka.partitions' = '1')`,
-  );
-  await sql(`INSERT INTO ${TABLE} VALUES (1, 'ann', 10.0), (2, 'bob', 5.0), (3, 'ann', 7.5)`);
 });
 
 after(async () => {
@@ -164,7 +177,7 @@ test("Ctrl+Enter runs a cell; the grid shows a bounded result; CSV downloads wha
   await signIn(page);
   await typeInto(page, 0, "SELECT * FROM (VALUES (1, 'a, b'), (2, 'c')) AS t(x, y)");
   await page.keyboard.press("Control+Enter");
-  await until("two rows", async () => (await rowsShown(page)) === "2");
+  await until("two rows", async () => (await gridText(page)).length === 2);
   assert.deepEqual(await gridText(page), [
     ["1", "a, b"],
     ["2", "c"],
@@ -207,21 +220,65 @@ test("a SQL error is marked in the editor at its line and column", async () => {
   await page.context().close();
 });
 
-test("a streaming aggregation's changelog is applied as it arrives, and shown raw with its kinds", async () => {
+test("a table made in a cell and fed by another client: windows appear, groups update and retract, the changelog shows the kinds", async () => {
   const page = await newPage();
   await signIn(page);
+  await typeInto(
+    page,
+    0,
+    `CREATE TABLE ${TABLE} (who STRING, amount DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n` +
+      `WITH ('value.format' = 'json', 'kafka.partitions' = '1')`,
+  );
+  await page.keyboard.press("Control+Enter");
+  await page.waitForSelector(".cell .status .badge:text-is('COMPLETED')");
+  // The catalog is read again after DDL and shows the new table.
+  await page.waitForSelector(`.tree li.table > .node-name:text-is("${TABLE}")`, { state: "attached" });
+  produce([
+    { topic: TABLE, value: { who: "ann", amount: 10.0, ts: "2026-01-01 00:00:01" } },
+    { topic: TABLE, value: { who: "bob", amount: 5.0, ts: "2026-01-01 00:00:02" } },
+    { topic: TABLE, value: { who: "ann", amount: 7.5, ts: "2026-01-01 00:00:03" } },
+  ]);
+
+  // A windowed aggregation in a second cell: a window's rows appear once
+  // the watermark passes its end.
+  await page.click("button.add-cell");
+  await typeInto(
+    page,
+    1,
+    `SELECT window_start, who, COUNT(*) AS n, SUM(amount) AS total\n` +
+      `FROM TABLE(TUMBLE(TABLE ${TABLE}, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n` +
+      `GROUP BY window_start, window_end, who`,
+  );
+  await page.keyboard.press("Control+Enter");
+  await page.waitForSelector(".cell >> nth=1 >> .status .badge:text-is('RUNNING')");
+  assert.equal(await page.locator(".cell").nth(1).locator(".grid-row").count(), 0);
+  produce([{ topic: TABLE, value: { who: "cy", amount: 2.0, ts: "2026-01-01 00:01:05" } }]);
+  const windowRows = async () => (await gridText(page, 1)).sort((a, b) => a[1].localeCompare(b[1]));
+  await until("the first window", async () =>
+    JSON.stringify(await windowRows()) ===
+    JSON.stringify([
+      ["2026-01-01 00:00:00.000", "ann", "2", "17.5"],
+      ["2026-01-01 00:00:00.000", "bob", "1", "5.0"],
+    ]),
+  );
+
+  // A grouped aggregation in the first cell: rows update in place.
   await typeInto(page, 0, `SELECT who, COUNT(*) AS n, SUM(amount) AS total FROM ${TABLE} GROUP BY who`);
   await page.keyboard.press("Control+Enter");
   const sorted = async () => (await gridText(page)).sort((a, b) => a[0].localeCompare(b[0]));
-  await until("ann and bob", async () => JSON.stringify(await sorted()) === JSON.stringify([["ann", "2", "17.5"], ["bob", "1", "5.0"]]));
-  // New input while it runs: bob's row is updated in place.
-  await sql(`INSERT INTO ${TABLE} VALUES (4, 'bob', 1.0), (5, 'cy', 2.0)`);
-  await until("the update", async () =>
+  await until("ann, bob and cy", async () =>
+    JSON.stringify(await sorted()) === JSON.stringify([["ann", "2", "17.5"], ["bob", "1", "5.0"], ["cy", "1", "2.0"]]),
+  );
+  produce([{ topic: TABLE, value: { who: "bob", amount: 1.0, ts: "2026-01-01 00:01:06" } }]);
+  await until("bob's update", async () =>
     JSON.stringify(await sorted()) === JSON.stringify([["ann", "2", "17.5"], ["bob", "2", "6.0"], ["cy", "1", "2.0"]]),
   );
   assert.equal(await rowsShown(page), "3");
-  // The raw changelog shows each change with its kind.
-  await page.click(".cell .result-bar button:has-text('Changelog')");
+  await page.keyboard.press("Escape");
+  await shot(page, "workspace");
+  // The raw changelog shows each change with its kind: bob's old row
+  // retracted (-U), the new one (+U).
+  await page.locator(".cell").first().locator(".result-bar button:has-text('Changelog')").click();
   const raw = await until("the raw changelog", async () => {
     const rows = await gridText(page);
     return rows.some((r) => r[0] === "-U") ? rows : null;
@@ -230,11 +287,67 @@ test("a streaming aggregation's changelog is applied as it arrives, and shown ra
   assert.ok(kinds.includes("+I") && kinds.includes("-U") && kinds.includes("+U"), kinds.join(" "));
   assert.ok(raw.some((r) => r.join(" ") === "-U bob 1 5.0"), JSON.stringify(raw));
   assert.ok(raw.some((r) => r.join(" ") === "+U bob 2 6.0"), JSON.stringify(raw));
+  await shot(page, "changelog");
   // Stop ends the statement.
-  const name = (await page.locator(".cell .status").textContent()).match(/workspace-[0-9a-f]+/)[0];
-  await page.click(".cell button.stop");
+  const name = (await page.locator(".cell .status").first().textContent()).match(/workspace-[0-9a-f]+/)[0];
+  await page.locator(".cell").first().locator("button.stop").click();
   await until("stopped", async () => (await statement(name)).status.phase === "STOPPED");
   assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test("a statement that fails while it runs shows its exception in the cell", async () => {
+  const bad = `${TABLE}_bad`;
+  await sql(`CREATE TABLE ${bad} (who STRING) WITH ('value.format' = 'json', 'kafka.partitions' = '1')`);
+  produce([{ topic: bad, raw: "this is not JSON" }]);
+  const page = await newPage();
+  await signIn(page);
+  await typeInto(page, 0, `SELECT who FROM ${bad}`);
+  await page.keyboard.press("Control+Enter");
+  const error = page.locator(".cell .result pre.error");
+  await error.waitFor({ timeout: 30000 });
+  assert.match(await error.textContent(), new RegExp(`${bad}.*could not be decoded|decoded.*${bad}`, "s"));
+  await page.waitForSelector(".cell .status .badge:text-is('FAILED')");
+  await page.context().close();
+});
+
+test("HTML in names and values is shown as text, never run", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await page.evaluate(() => (window.__ran = false));
+  await typeInto(
+    page,
+    0,
+    `SELECT '<img src=x onerror="window.__ran = true">' AS \`<b>col</b>\`, '<script>window.__ran = true</script>' AS s`,
+  );
+  await page.keyboard.press("Control+Enter");
+  await until("the row", async () => (await gridText(page)).length === 1);
+  assert.deepEqual(await gridText(page), [['<img src=x onerror="window.__ran = true">', "<script>window.__ran = true</script>"]]);
+  assert.equal(await page.locator(".cell .grid-col").first().textContent(), "<b>col</b>");
+  assert.equal(await page.locator(".cell .grid img, .cell .grid b, .cell .grid script").count(), 0);
+  assert.equal(await page.evaluate(() => window.__ran), false);
+  await page.context().close();
+});
+
+test("a key deleted while the page is open, or wrong, shows the sign-in page with a message", async () => {
+  // A key of the weir dev user, made for this test.
+  const owner = (await statement((await sql("SHOW TABLES")).name)).spec.principal;
+  const made = await rest("POST", `${URL}/iam/v2/api-keys`, { spec: { owner: { id: owner } } });
+  assert.ok(made.status < 300, JSON.stringify(made.json));
+  const key = made.json.id;
+  const secret = made.json.spec.secret;
+  const page = await newPage();
+  await page.goto(URL);
+  await page.fill("#key", key);
+  await page.fill("#secret", secret);
+  await page.click("button[type=submit]");
+  await page.waitForSelector(".cell .cm-content");
+  const del = await rest("DELETE", `${URL}/iam/v2/api-keys/${key}`);
+  assert.ok(del.status < 300, JSON.stringify(del.json));
+  // The next call the page makes is refused: it signs out and says why.
+  await page.reload();
+  await page.waitForSelector(".signin .error:has-text('sign in again')");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("weir.credentials")), null);
   await page.context().close();
 });
 
@@ -283,15 +396,14 @@ test("completion offers keywords, functions, the catalog's tables and their colu
 test("the catalog tree shows tables and columns, and a click inserts a name", async () => {
   const page = await newPage();
   await signIn(page);
-  const db = page.locator(".tree li.database").first();
-  await db.locator(".twisty").first().click();
+  // The first database starts open.
   const table = page.locator(`.tree li.table:has(> .node-name:text-is("${TABLE}"))`);
   await table.locator(".twisty").click();
   const cols = await table.locator("li.column").allTextContents();
   // With the system column every table has, as INFORMATION_SCHEMA lists it.
-  assert.deepEqual(cols, ["id BIGINT", "who STRING", "amount DOUBLE", "$rowtime TIMESTAMP_LTZ(3) NOT NULL"]);
+  assert.deepEqual(cols, ["who STRING", "amount DOUBLE", "ts TIMESTAMP(3)", "$rowtime TIMESTAMP_LTZ(3) NOT NULL"]);
   await typeInto(page, 0, "SELECT ");
-  await table.locator("li.column .node-name").nth(2).click();
+  await table.locator("li.column .node-name").nth(1).click();
   assert.equal(await page.locator(".cell .cm-content").first().textContent(), "SELECT amount");
   await page.context().close();
 });
@@ -337,6 +449,13 @@ test("the statements page lists statements by phase and pool; a statement's page
   await row.locator("a").click();
   await page.waitForSelector(`pre.sql:text-is("SELECT who FROM ${TABLE}")`);
   await page.waitForSelector("figure.chart[data-chart='Records per second'] canvas");
+  await page.goBack();
+  await row.waitFor();
+  await shot(page, "statements");
+  await row.locator("a").click();
+  await page.waitForSelector(`pre.sql:text-is("SELECT who FROM ${TABLE}")`);
+  await until("a rate", async () => (await page.locator("figure.chart[data-chart='Records per second'] canvas").count()) > 0);
+  await shot(page, "statement");
   await page.click(".actions button:has-text('Stop')");
   await until("stopped", async () => (await statement(running.name)).status.phase === "STOPPED");
   await page.waitForSelector(".page-head .badge:text-is('STOPPED')");
@@ -362,6 +481,7 @@ test("the compute pools page shows each pool's CFU and the usage chart", async (
   assert.match(await pool.locator(".cfu").textContent(), new RegExp(`of ${mine.spec.max_cfu} CFU in use`));
   await pool.locator("canvas").first().waitFor();
   await page.waitForSelector("figure.chart[data-chart^='Usage by day'] canvas");
+  await shot(page, "pools");
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

@@ -33,6 +33,10 @@ interface WorkspaceDoc {
 interface Table {
   name: string;
   columns: { name: string; type: string }[];
+  watermark?: string;
+  options: [string, string][];
+  /** Schema registry subjects of its topic (`<table>-key`, `-value`). */
+  subjects: string[];
 }
 
 /** The environment's catalog as `INFORMATION_SCHEMA` lists it. */
@@ -178,23 +182,40 @@ export class Workspace {
     // have read the catalog before a change.
     const gen = ++this.catalogGen;
     try {
-      const [cols, fns] = await Promise.all([
+      const none = () => [] as unknown[][];
+      const [cols, marks, options, fns, subjects] = await Promise.all([
         query(
           this.api,
           this.scope,
           "SELECT TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, FULL_DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS",
         ),
-        query(this.api, this.scope, "SHOW FUNCTIONS").catch(() => [] as unknown[][]),
+        query(
+          this.api,
+          this.scope,
+          "SELECT TABLE_SCHEMA, TABLE_NAME, WATERMARK_COLUMN, WATERMARK_EXPRESSION FROM INFORMATION_SCHEMA.TABLES",
+        ).catch(none),
+        query(this.api, this.scope, "SELECT TABLE_SCHEMA, TABLE_NAME, OPTION_KEY, OPTION_VALUE FROM INFORMATION_SCHEMA.TABLE_OPTIONS").catch(none),
+        query(this.api, this.scope, "SHOW FUNCTIONS").catch(none),
+        this.api.call<string[]>("GET", `/schema-registry/${encodeURIComponent(this.scope.env)}/subjects`).catch(() => [] as string[]),
       ]);
       const tree: CatalogTree = { catalog: this.defaultCatalog(), databases: new Map() };
-      for (const [cat, db, table, col, type] of cols as string[][]) {
-        tree.catalog = cat;
+      const tableOf = (db: string, table: string) => {
         let tables = tree.databases.get(db);
         if (!tables) tree.databases.set(db, (tables = new Map()));
         let t = tables.get(table);
-        if (!t) tables.set(table, (t = { name: table, columns: [] }));
-        t.columns.push({ name: col, type });
+        if (!t) {
+          const subs = subjects.filter((s) => s === `${table}-key` || s === `${table}-value`);
+          tables.set(table, (t = { name: table, columns: [], options: [], subjects: subs }));
+        }
+        return t;
+      };
+      for (const [cat, db, table, col, type] of cols as string[][]) {
+        tree.catalog = cat;
+        tableOf(db, table).columns.push({ name: col, type });
       }
+      for (const [db, table, col, expr] of marks as (string | null)[][])
+        if (col && tree.databases.get(db!)?.has(table!)) tableOf(db!, table!).watermark = `${col} AS ${expr}`;
+      for (const [db, table, k, v] of options as string[][]) if (tree.databases.get(db)?.has(table)) tableOf(db, table).options.push([k, v]);
       // Databases without tables (SHOW DATABASES lists every cluster).
       for (const [db] of (await query(this.api, this.scope, "SHOW DATABASES").catch(() => [])) as string[][])
         if (!tree.databases.has(db)) tree.databases.set(db, new Map());
@@ -258,6 +279,9 @@ export class Workspace {
               "table",
               () => [
                 ...table.columns.map((c) => leaf(c.name, c.type, quote(c.name))),
+                ...(table.watermark ? [h("li", { class: "meta watermark" }, "watermark ", h("code", {}, table.watermark))] : []),
+                ...table.subjects.map((sub) => h("li", { class: "meta subject" }, "schema ", h("code", {}, sub))),
+                ...table.options.map(([k, v]) => h("li", { class: "meta option" }, h("code", {}, `'${k}' = '${v}'`))),
                 h("li", { class: "definition" }, h("button", { onclick: () => this.showDefinition(t.catalog, db, table.name) }, "SHOW CREATE TABLE")),
               ],
               quote(table.name),

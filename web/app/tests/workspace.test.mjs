@@ -345,8 +345,13 @@ test("a key deleted while the page is open, or wrong, shows the sign-in page wit
   const del = await rest("DELETE", `${URL}/iam/v2/api-keys/${key}`);
   assert.ok(del.status < 300, JSON.stringify(del.json));
   // The next call the page makes is refused: it signs out and says why.
+  await page.locator("nav >> text=Statements").click({ timeout: 2000 }).catch(() => {});
+  await page.waitForSelector(".signin .error:has-text('no longer valid')");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("weir.credentials")), null);
+  // A tab that comes back with a key that no longer works says so too.
+  await page.evaluate((k) => sessionStorage.setItem("weir.credentials", JSON.stringify(k)), { key, secret });
   await page.reload();
-  await page.waitForSelector(".signin .error:has-text('sign in again')");
+  await page.waitForSelector(".signin .error:has-text('no longer valid')");
   assert.equal(await page.evaluate(() => sessionStorage.getItem("weir.credentials")), null);
   await page.context().close();
 });
@@ -402,6 +407,21 @@ test("the catalog tree shows tables and columns, and a click inserts a name", as
   const cols = await table.locator("li.column").allTextContents();
   // With the system column every table has, as INFORMATION_SCHEMA lists it.
   assert.deepEqual(cols, ["who STRING", "amount DOUBLE", "ts TIMESTAMP(3)", "$rowtime TIMESTAMP_LTZ(3) NOT NULL"]);
+  // Its watermark and options, as INFORMATION_SCHEMA has them.
+  assert.equal(await table.locator("li.watermark").textContent(), "watermark ts AS ts - INTERVAL '1' SECOND");
+  const options = await table.locator("li.option").allTextContents();
+  assert.ok(options.includes("'value.format' = 'json'"), options.join(" | "));
+  // A table whose topic has a subject in the registry shows it.
+  const subject = `${TABLE}_bad-value`;
+  const reg = await rest("POST", `${URL}/schema-registry/${ENV.WEIR_ENV}/subjects/${subject}/versions`, {
+    schemaType: "JSON",
+    schema: JSON.stringify({ type: "object", properties: { who: { type: "string" } } }),
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.json));
+  await page.click(".aside-head button");
+  const bad = page.locator(`.tree li.table:has(> .node-name:text-is("${TABLE}_bad"))`);
+  await bad.locator(".twisty").click();
+  assert.equal(await bad.locator("li.subject").textContent(), `schema ${subject}`);
   await typeInto(page, 0, "SELECT ");
   await table.locator("li.column .node-name").nth(1).click();
   assert.equal(await page.locator(".cell .cm-content").first().textContent(), "SELECT amount");

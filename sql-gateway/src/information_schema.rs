@@ -1,6 +1,6 @@
 //! `INFORMATION_SCHEMA`: the catalog as tables a query can read, shaped as
 //! the managed service's (`TABLES`, `COLUMNS`, `SCHEMATA`, `CATALOGS`,
-//! `TABLE_OPTIONS`, `VIEWS`), so that tools written for it (dbt, BI
+//! `TABLE_OPTIONS`, `TABLE_CONSTRAINTS`, `KEY_COLUMN_USAGE`, `VIEWS`), so that tools written for it (dbt, BI
 //! clients) find their way around. The catalog is the environment, a
 //! schema is a Kafka cluster (a database). Each table is a snapshot of the
 //! catalog taken when the statement is planned: a bounded source.
@@ -299,6 +299,38 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
             }
             b.finish()
         }
+        // A table's primary key (`NOT ENFORCED`, as every key in Flink),
+        // named `PK_<table>`.
+        "TABLE_CONSTRAINTS" => {
+            let mut b = per_table(&[
+                ("CONSTRAINT_NAME", false),
+                ("CONSTRAINT_TYPE", false),
+                ("ENFORCED", false),
+            ]);
+            for (db, t) in &ctx.tables {
+                if !t.primary_key.is_empty() {
+                    let mut r = qualified(db, &t.name);
+                    r.extend([s(format!("PK_{}", t.name)), s("PRIMARY KEY"), yes_no(false)]);
+                    b.row(r);
+                }
+            }
+            b.finish()
+        }
+        "KEY_COLUMN_USAGE" => {
+            let mut b = per_table(&[
+                ("CONSTRAINT_NAME", false),
+                ("COLUMN_NAME", false),
+                ("ORDINAL_POSITION", true),
+            ]);
+            for (db, t) in &ctx.tables {
+                for (i, c) in t.primary_key.iter().enumerate() {
+                    let mut r = qualified(db, &t.name);
+                    r.extend([s(format!("PK_{}", t.name)), s(c), V::I(i as i32 + 1)]);
+                    b.row(r);
+                }
+            }
+            b.finish()
+        }
         "VIEWS" => {
             let mut b = per_table(&[("VIEW_DEFINITION", false)]);
             for (db, t) in &ctx.tables {
@@ -312,4 +344,49 @@ pub(crate) fn table(name: &str, ctx: &CatalogContext) -> Option<RecordBatch> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+
+    fn rows(name: &str, ctx: &CatalogContext) -> Vec<Vec<String>> {
+        let b = table(name, ctx).unwrap();
+        (0..b.num_rows())
+            .map(|i| {
+                b.columns()
+                    .iter()
+                    .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn primary_keys_are_listed_as_constraints_and_their_columns_in_order() {
+        let ctx = CatalogContext::from_ddl(
+            &crate::Planner::new(),
+            &[
+                "CREATE TABLE t (a BIGINT, b STRING, c INT, PRIMARY KEY (c, a) NOT ENFORCED)",
+                "CREATE TABLE u (x BIGINT)",
+            ],
+        )
+        .unwrap();
+        let constraints = rows("TABLE_CONSTRAINTS", &ctx);
+        assert_eq!(constraints.len(), 1, "{constraints:?}");
+        assert_eq!(constraints[0][4..], ["t", "PK_t", "PRIMARY KEY", "NO"]);
+        let keys = rows("KEY_COLUMN_USAGE", &ctx);
+        let cols: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|r| (r[6].as_str(), r[7].as_str()))
+            .collect();
+        assert_eq!(cols, [("c", "1"), ("a", "2")]);
+        let b = table("KEY_COLUMN_USAGE", &ctx).unwrap();
+        assert!(b
+            .column_by_name("ORDINAL_POSITION")
+            .unwrap()
+            .as_primitive_opt::<arrow::datatypes::Int32Type>()
+            .is_some());
+    }
 }

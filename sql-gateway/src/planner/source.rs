@@ -83,7 +83,7 @@ impl Provider<'_> {
                 })
                 .ok_or_else(|| {
                     DataFusionError::Plan(format!(
-                        "INFORMATION_SCHEMA has no table '{table}'; it has TABLES, COLUMNS, SCHEMATA, CATALOGS, TABLE_OPTIONS and VIEWS"
+                        "INFORMATION_SCHEMA has no table '{table}'; it has TABLES, COLUMNS, SCHEMATA, CATALOGS, TABLE_OPTIONS, TABLE_CONSTRAINTS, KEY_COLUMN_USAGE and VIEWS"
                     ))
                 });
         }

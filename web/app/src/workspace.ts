@@ -34,6 +34,7 @@ interface Table {
   name: string;
   columns: { name: string; type: string }[];
   watermark?: string;
+  primaryKey: string[];
   options: [string, string][];
   /** Schema registry subjects of its topic (`<table>-key`, `-value`). */
   subjects: string[];
@@ -183,7 +184,7 @@ export class Workspace {
     const gen = ++this.catalogGen;
     try {
       const none = () => [] as unknown[][];
-      const [cols, marks, options, fns, subjects] = await Promise.all([
+      const [cols, marks, keys, options, fns, subjects] = await Promise.all([
         query(
           this.api,
           this.scope,
@@ -194,6 +195,7 @@ export class Workspace {
           this.scope,
           "SELECT TABLE_SCHEMA, TABLE_NAME, WATERMARK_COLUMN, WATERMARK_EXPRESSION FROM INFORMATION_SCHEMA.TABLES",
         ).catch(none),
+        query(this.api, this.scope, "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION FROM INFORMATION_SCHEMA.KEY_COLUMN_USAGE").catch(none),
         query(this.api, this.scope, "SELECT TABLE_SCHEMA, TABLE_NAME, OPTION_KEY, OPTION_VALUE FROM INFORMATION_SCHEMA.TABLE_OPTIONS").catch(none),
         query(this.api, this.scope, "SHOW FUNCTIONS").catch(none),
         this.api.call<string[]>("GET", `/schema-registry/${encodeURIComponent(this.scope.env)}/subjects`).catch(() => [] as string[]),
@@ -205,7 +207,7 @@ export class Workspace {
         let t = tables.get(table);
         if (!t) {
           const subs = subjects.filter((s) => s === `${table}-key` || s === `${table}-value`);
-          tables.set(table, (t = { name: table, columns: [], options: [], subjects: subs }));
+          tables.set(table, (t = { name: table, columns: [], primaryKey: [], options: [], subjects: subs }));
         }
         return t;
       };
@@ -215,6 +217,8 @@ export class Workspace {
       }
       for (const [db, table, col, expr] of marks as (string | null)[][])
         if (col && tree.databases.get(db!)?.has(table!)) tableOf(db!, table!).watermark = `${col} AS ${expr}`;
+      for (const [db, table, col] of [...(keys as string[][])].sort((a, b) => Number(a[3]) - Number(b[3])))
+        if (tree.databases.get(db)?.has(table)) tableOf(db, table).primaryKey.push(col);
       for (const [db, table, k, v] of options as string[][]) if (tree.databases.get(db)?.has(table)) tableOf(db, table).options.push([k, v]);
       // Databases without tables (SHOW DATABASES lists every cluster).
       for (const [db] of (await query(this.api, this.scope, "SHOW DATABASES").catch(() => [])) as string[][])
@@ -279,6 +283,7 @@ export class Workspace {
               "table",
               () => [
                 ...table.columns.map((c) => leaf(c.name, c.type, quote(c.name))),
+                ...(table.primaryKey.length ? [h("li", { class: "meta primary-key" }, "primary key ", h("code", {}, table.primaryKey.join(", ")))] : []),
                 ...(table.watermark ? [h("li", { class: "meta watermark" }, "watermark ", h("code", {}, table.watermark))] : []),
                 ...table.subjects.map((sub) => h("li", { class: "meta subject" }, "schema ", h("code", {}, sub))),
                 ...table.options.map(([k, v]) => h("li", { class: "meta option" }, h("code", {}, `'${k}' = '${v}'`))),

@@ -411,6 +411,12 @@ test("the catalog tree shows tables and columns, and a click inserts a name", as
   assert.equal(await table.locator("li.watermark").textContent(), "watermark ts AS ts - INTERVAL '1' SECOND");
   const options = await table.locator("li.option").allTextContents();
   assert.ok(options.includes("'value.format' = 'json'"), options.join(" | "));
+  // A table's primary key, in its order.
+  await sql(`CREATE TABLE ${TABLE}_pk (a BIGINT, b STRING, c INT, PRIMARY KEY (c, a) NOT ENFORCED)`);
+  await page.click(".aside-head button");
+  const pk = page.locator(`.tree li.table:has(> .node-name:text-is("${TABLE}_pk"))`);
+  await pk.locator(".twisty").click();
+  assert.equal(await pk.locator("li.primary-key").textContent(), "primary key c, a");
   // A table whose topic has a subject in the registry shows it.
   const subject = `${TABLE}_bad-value`;
   const reg = await rest("POST", `${URL}/schema-registry/${ENV.WEIR_ENV}/subjects/${subject}/versions`, {

@@ -117,6 +117,9 @@ echo "== dbt-confluent against weir dev"
 "$tools/dbt-confluent-0.4.1/bin/python" infra/clients/dbt_check.py "$dev_dir/dev.env" \
   "$tools/dbt-confluent-0.4.1/bin/dbt" || { status=1; tail -20 "$dev_dir.log"; }
 echo "== the web workspace in headless Chromium against weir dev"
+# (web/build.rs installed web/app's packages; again here in case the build
+# was cached from before they were removed.)
+[ -d web/app/node_modules ] || (cd web/app && npm ci --no-audit --no-fund --loglevel=error)
 (cd web/app && npx tsc --noEmit && WEIR_DEV_ENV="$dev_dir/dev.env" \
   WEIR_KAFKA_PYTHON="$tools/confluent/bin/python" node --test tests/) \
   || { status=1; tail -20 "$dev_dir.log"; }

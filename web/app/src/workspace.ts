@@ -77,6 +77,7 @@ export class Workspace {
     readonly envs: { id: string; display_name: string }[],
   ) {
     this.treeEl = h("div", { class: "tree", role: "tree", "aria-label": "catalog" }, "Loading the catalog…");
+    this.treeEl.addEventListener("keydown", (e) => this.treeKey(e));
     this.cellsEl = h("div", { class: "cells" });
     this.saveState = h("span", { class: "muted save-state", "aria-live": "polite" });
     const add = h("button", { class: "add-cell" }, "+ Add cell");
@@ -302,6 +303,40 @@ export class Workspace {
     );
     const cat = node(t.catalog, "catalog", () => dbs, quote(t.catalog));
     this.treeEl.append(h("ul", {}, cat));
+  }
+
+  /** Arrow keys move through the tree's visible nodes; Right opens a
+   * node (or moves into it), Left closes it (or moves to its parent);
+   * Enter and Space act as a click. */
+  private treeKey(e: KeyboardEvent): void {
+    const target = e.target as HTMLElement;
+    if (!target.classList.contains("node-name") && !target.classList.contains("twisty")) return;
+    const visible = [...this.treeEl.querySelectorAll<HTMLButtonElement>(".node-name")].filter((b) => b.offsetParent !== null);
+    const item = target.closest("li")!;
+    const at = visible.indexOf(item.querySelector(":scope > .node-name") as HTMLButtonElement);
+    const twisty = item.querySelector<HTMLButtonElement>(":scope > .twisty");
+    const open = item.getAttribute("aria-expanded") === "true";
+    let next: HTMLButtonElement | undefined;
+    switch (e.key) {
+      case "ArrowDown":
+        next = visible[at + 1];
+        break;
+      case "ArrowUp":
+        next = visible[at - 1];
+        break;
+      case "ArrowRight":
+        if (twisty && !open) twisty.click();
+        else next = visible[at + 1];
+        break;
+      case "ArrowLeft":
+        if (twisty && open) twisty.click();
+        else next = item.parentElement?.closest("li")?.querySelector<HTMLButtonElement>(":scope > .node-name") ?? undefined;
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+    next?.focus();
   }
 
   private async showDefinition(catalog: string, db: string, table: string): Promise<void> {

@@ -431,6 +431,19 @@ test("the catalog tree shows tables and columns, and a click inserts a name", as
   await typeInto(page, 0, "SELECT ");
   await table.locator("li.column .node-name").nth(1).click();
   assert.equal(await page.locator(".cell .cm-content").first().textContent(), "SELECT amount");
+  // By the keyboard: from the table, Down to its first column, Enter
+  // inserts it; Left twice goes back up to the table and closes it.
+  await typeInto(page, 0, "SELECT ");
+  await table.locator(":scope > .node-name").focus();
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "who STRING");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.locator(".cell .cm-content").first().textContent(), "SELECT who");
+  await table.locator("li.column .node-name").first().focus();
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), TABLE);
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await table.getAttribute("aria-expanded"), "false");
   await page.context().close();
 });
 

@@ -250,6 +250,17 @@ export async function* results(
   }
 }
 
+/** Stops (or resumes) a statement, as the managed service's clients do:
+ * a JSON Patch of `/spec/stopped`. */
+export function setStopped(api: Api, s: Scope, name: string, stopped: boolean): Promise<unknown> {
+  return api.call(
+    "PATCH",
+    `${statementsPath(s)}/${encodeURIComponent(name)}`,
+    [{ op: "replace", path: "/spec/stopped", value: stopped }],
+    "application/json-patch+json",
+  );
+}
+
 /** Runs a bounded statement (SHOW, INFORMATION_SCHEMA) for the workspace
  * itself: its rows, then the statement is deleted. */
 export async function query(api: Api, s: Scope, sql: string, properties: Record<string, string> = {}): Promise<unknown[][]> {

@@ -2,7 +2,7 @@
 // statement with its SQL, properties, metrics over time, scaling
 // decisions, exceptions, plan, and stop, resume and delete.
 
-import { Api, INTERNAL_LABEL, listStatements, query, statementsPath, type Scope, type Statement } from "./api";
+import { Api, INTERNAL_LABEL, listStatements, query, setStopped, statementsPath, type Scope, type Statement } from "./api";
 import { h, clear, badge, formatTime } from "./dom";
 import { TimeChart } from "./chart";
 
@@ -127,14 +127,13 @@ export function statementPage(main: HTMLElement, api: Api, scope: Scope, name: s
       detail.textContent = `${what} failed: ${(e as Error).message}`;
     }
   };
-  const setStopped = (stopped: boolean) =>
-    api.call("PATCH", path, [{ op: "replace", path: "/spec/stopped", value: stopped }], "application/json-patch+json");
+  const stopped = (value: boolean) => setStopped(api, scope, name, value);
   const renderActions = (s: Statement) => {
     clear(actions);
     const stop = h("button", {}, "Stop");
-    stop.onclick = () => act("stop", () => setStopped(true));
+    stop.onclick = () => act("stop", () => stopped(true));
     const resume = h("button", {}, "Resume");
-    resume.onclick = () => act("resume", () => setStopped(false));
+    resume.onclick = () => act("resume", () => stopped(false));
     const del = h("button", { class: "danger" }, "Delete");
     del.onclick = () => {
       if (!confirm(`Delete statement ${name}?`)) return;

@@ -7,6 +7,7 @@ import {
   ApiError,
   query,
   results,
+  setStopped,
   statementsPath,
   submit,
   waitStarted,
@@ -463,12 +464,7 @@ class Cell {
     this.running = null;
     this.stopBtn.disabled = true;
     try {
-      await this.ws.api.call(
-        "PATCH",
-        `${statementsPath(this.ws.scope)}/${encodeURIComponent(st.name)}`,
-        [{ op: "replace", path: "/spec/stopped", value: true }],
-        "application/json-patch+json",
-      );
+      await setStopped(this.ws.api, this.ws.scope, st.name, true);
       // Unless the cell ran something else meanwhile.
       if (!this.running) this.setStatus("STOPPED", `${st.name} stopped`);
     } catch (e) {
@@ -483,14 +479,7 @@ class Cell {
     // stops it.)
     const previous = this.running;
     if (previous && previous.status.traits?.sql_kind === "SELECT") {
-      this.ws.api
-        .call(
-          "PATCH",
-          `${statementsPath(this.ws.scope)}/${encodeURIComponent(previous.name)}`,
-          [{ op: "replace", path: "/spec/stopped", value: true }],
-          "application/json-patch+json",
-        )
-        .catch(() => {});
+      setStopped(this.ws.api, this.ws.scope, previous.name, true).catch(() => {});
     }
     this.running = null;
     const abort = new AbortController();

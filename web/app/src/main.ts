@@ -63,7 +63,12 @@ async function signIn(creds: { key: string; secret: string }, env?: string): Pro
   const org = await organization(api);
   const envs = await environments(api);
   if (!envs.length) throw new ApiError(403, "forbidden", "this key sees no environment");
-  const chosen = envs.find((e) => e.id === (env ?? sessionStorage.getItem("weir.env"))) ?? envs[0];
+  // The tab's last environment, else the one named `default` (as `weir
+  // dev` names its own), else the first listed.
+  const chosen =
+    envs.find((e) => e.id === (env ?? sessionStorage.getItem("weir.env"))) ??
+    envs.find((e) => e.display_name === "default") ??
+    envs[0];
   sessionStorage.setItem(CREDS, JSON.stringify(creds));
   sessionStorage.setItem("weir.env", chosen.id);
   session = { api, scope: { org, env: chosen.id }, envs };
@@ -90,12 +95,7 @@ function shell(active: string): HTMLElement {
     if (e.id === s.scope.env) o.selected = true;
     envSelect.appendChild(o);
   }
-  envSelect.onchange = () => {
-    sessionStorage.setItem("weir.env", envSelect.value);
-    s.scope = { ...s.scope, env: envSelect.value };
-    workspace = null;
-    route();
-  };
+  envSelect.onchange = () => switchEnv(envSelect.value);
   const link = (hash: string, label: string) =>
     h("a", { href: hash, class: active === hash ? "active" : "", "aria-current": active === hash ? "page" : "false" }, label);
   const main = h("main", { id: "main" });
@@ -114,6 +114,17 @@ function shell(active: string): HTMLElement {
   );
   return main;
 }
+
+function switchEnv(env: string): void {
+  if (!session || !session.envs.some((e) => e.id === env)) return;
+  sessionStorage.setItem("weir.env", env);
+  session.scope = { ...session.scope, env };
+  workspace?.flush();
+  workspace = null;
+  route();
+}
+
+window.addEventListener("weir-switch-env", (e) => switchEnv((e as CustomEvent<string>).detail));
 
 function route(): void {
   if (!session) return signInPage();

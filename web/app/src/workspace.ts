@@ -191,7 +191,12 @@ export class Workspace {
           this.api,
           this.scope,
           "SELECT TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, FULL_DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS",
-        ),
+        ).catch((e) => {
+          // An environment without a Kafka cluster has no database: an
+          // empty catalog, not an error.
+          if (/current database/.test((e as Error).message)) return none();
+          throw e;
+        }),
         query(
           this.api,
           this.scope,
@@ -270,9 +275,9 @@ export class Workspace {
         h("button", { class: "node-name", title: `insert ${insert}`, onclick: () => this.insert(insert) }, label, " ", h("span", { class: "type" }, detail)),
       );
     // The catalog and its first database start open.
-    if (!this.expanded.size && t.databases.size) {
+    if (!this.expanded.size) {
       this.expanded.add(t.catalog);
-      this.expanded.add(`${t.catalog}.${[...t.databases.keys()][0]}`);
+      if (t.databases.size) this.expanded.add(`${t.catalog}.${[...t.databases.keys()][0]}`);
     }
     const dbs = [...t.databases.entries()].map(([db, tables]) =>
       node(
@@ -302,8 +307,55 @@ export class Workspace {
         `${t.catalog}.${db}`,
       ),
     );
-    const cat = node(t.catalog, "catalog", () => dbs, quote(t.catalog));
-    this.treeEl.append(h("ul", {}, cat));
+    const cat = node(
+      t.catalog,
+      "catalog",
+      () => (dbs.length ? dbs : [h("li", { class: "meta" }, "no databases (no Kafka cluster in this environment)")]),
+      quote(t.catalog),
+    );
+    // The other environments are the other catalogs: listed, and browsed
+    // on demand; a statement reads the tables of its own environment only,
+    // so querying them means switching to it.
+    const others = this.envs
+      .filter((e) => e.id !== this.scope.env)
+      .map((e) => node(e.display_name, "catalog other", () => this.otherCatalog(e), undefined, `${e.display_name} (${e.id})`, `env:${e.id}`));
+    this.treeEl.append(h("ul", {}, cat, ...others));
+  }
+
+  /** Another environment's databases and tables, read with a lookup in
+   * that environment, and the button that switches the page to it. */
+  private otherCatalog(env: { id: string; display_name: string }): HTMLElement[] {
+    const switcher = h(
+      "li",
+      { class: "switch-env" },
+      h("button", { onclick: () => dispatchEvent(new CustomEvent("weir-switch-env", { detail: env.id })) }, `Switch to ${env.display_name} to query it`),
+    );
+    const loading = h("li", { class: "meta" }, "Loading…");
+    query(this.api, { org: this.scope.org, env: env.id }, "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES")
+      .then((rows) => {
+        const dbs = new Map<string, string[]>();
+        for (const [db, table] of rows as string[][]) dbs.set(db, [...(dbs.get(db) ?? []), table]);
+        if (!dbs.size) return loading.replaceWith(h("li", { class: "meta" }, "no tables"));
+        loading.replaceWith(
+          ...[...dbs].map(([db, tables]) =>
+            h(
+              "li",
+              { role: "treeitem", class: "database other" },
+              h("span", { class: "node-label" }, db),
+              h("ul", { role: "group" }, ...tables.map((t) => h("li", { role: "treeitem", class: "table other" }, t))),
+            ),
+          ),
+        );
+      })
+      .catch((e) => {
+        const m = (e as Error).message;
+        loading.replaceWith(
+          /current database/.test(m)
+            ? h("li", { class: "meta" }, "no databases (no Kafka cluster in this environment)")
+            : h("li", { class: "meta error" }, m),
+        );
+      });
+    return [switcher, loading];
   }
 
   /** Arrow keys move through the tree's visible nodes; Right opens a

@@ -524,3 +524,28 @@ test("the compute pools page shows each pool's CFU and the usage chart", async (
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test("other environments are other catalogs in the tree, and switching to one shows its own", async () => {
+  const made = await rest("POST", `${URL}/org/v2/environments`, { display_name: `other-${Date.now().toString(36)}` });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  const other = made.json;
+  try {
+    const page = await newPage();
+    await signIn(page);
+    const node = page.locator(`.tree li.catalog.other:has(> .node-name:text-is("${other.display_name}"))`);
+    await node.locator(".twisty").click();
+    // A new environment has no cluster, so no databases.
+    await node.locator("li.meta:has-text('no databases')").waitFor();
+    await node.locator("li.switch-env button").click();
+    await until("the switch", async () => (await page.locator("select[aria-label=environment]").inputValue()) === other.id);
+    await page.waitForSelector(`.tree li.catalog:not(.other) > .node-name:text-is("${other.display_name}")`);
+    // The environment the page came from is now one of the others.
+    await page.waitForSelector(".tree li.catalog.other");
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  } finally {
+    // Its lookups are deleted as they finish; the environment goes once
+    // they have.
+    await until("the environment deleted", async () => (await rest("DELETE", `${URL}/org/v2/environments/${other.id}`)).status === 204);
+  }
+});

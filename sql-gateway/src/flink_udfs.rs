@@ -383,15 +383,33 @@ fn from_base64(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     })
 }
 
+/// Java's `Character.isLetter`, as Flink's IS_ALPHA: a letter of any script
+/// (general categories Lu, Ll, Lt, Lm and Lo).
 fn is_alpha(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
     test_str(&a[0], |s| {
-        !s.is_empty() && s.chars().all(char::is_alphabetic)
+        !s.is_empty()
+            && s.chars().all(|c| {
+                matches!(
+                    get_general_category(c),
+                    G::UppercaseLetter
+                        | G::LowercaseLetter
+                        | G::TitlecaseLetter
+                        | G::ModifierLetter
+                        | G::OtherLetter
+                )
+            })
     })
 }
 
+/// Java's `Character.isDigit`, as Flink's IS_DIGIT: a decimal digit of any
+/// script (general category Nd), not other numerals such as '½'.
 fn is_digit(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use unicode_general_category::{get_general_category, GeneralCategory};
     test_str(&a[0], |s| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
+        !s.is_empty()
+            && s.chars()
+                .all(|c| get_general_category(c) == GeneralCategory::DecimalNumber)
     })
 }
 

@@ -781,6 +781,14 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "array_prepend({x}, {a})"
                 ))?)),
                 ("map_from_arrays", [k, v]) => Ok(Some(parse_expr(&format!("map({k}, {v})"))?)),
+                // Seconds since the epoch of text read with a Java pattern.
+                ("unix_timestamp", [s, Expr::Value(v)]) => {
+                    let Value::SingleQuotedString(pattern) = &v.value else {
+                        return Ok(None);
+                    };
+                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    Ok(Some(parse_expr(&format!("to_unixtime({s}, '{fmt}')"))?))
+                }
                 ("to_date", [s, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {
                         return Ok(None);

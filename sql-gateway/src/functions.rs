@@ -434,6 +434,24 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     ))?))
                 }
                 DateTimeField::Epoch => "epoch",
+                // As Calcite counts them: the 21st century is 2001 to 2100,
+                // the 3rd millennium 2001 to 3000; a decade is year / 10.
+                DateTimeField::Century
+                | DateTimeField::Millennium
+                | DateTimeField::Millenium
+                | DateTimeField::Decade => {
+                    let year = format!("CAST(date_part('year', {expr}) AS BIGINT)");
+                    let sql = match field {
+                        DateTimeField::Decade => format!("{year} / 10"),
+                        DateTimeField::Century => format!(
+                            "CASE WHEN {year} > 0 THEN ({year} + 99) / 100 ELSE ({year} - 99) / 100 END"
+                        ),
+                        _ => format!(
+                            "CASE WHEN {year} > 0 THEN ({year} + 999) / 1000 ELSE ({year} - 999) / 1000 END"
+                        ),
+                    };
+                    return Ok(Some(parse_expr(&sql)?));
+                }
                 f => match unit_name(f) {
                     Some(u) => u,
                     None => return Ok(None),

@@ -71,6 +71,28 @@ pub fn flink_strings(a: &ArrayRef) -> DfResult<StringArray> {
             let f = ArrayFormatter::try_new(a.as_ref(), &options)?;
             each(&mut |i| f.value(i).to_string())
         }
+        // `{k1=v1, k2=v2}`, keys and values as Flink casts them, a NULL
+        // written `null`.
+        DataType::Map(_, _) => {
+            let m = a.as_map();
+            let keys = flink_strings(m.keys())?;
+            let values = flink_strings(m.values())?;
+            fn text(s: &StringArray, j: usize) -> &str {
+                if s.is_null(j) {
+                    "null"
+                } else {
+                    s.value(j)
+                }
+            }
+            let offsets = m.value_offsets();
+            each(&mut |i| {
+                let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let entries: Vec<String> = (from..to)
+                    .map(|j| format!("{}={}", text(&keys, j), text(&values, j)))
+                    .collect();
+                format!("{{{}}}", entries.join(", "))
+            })
+        }
         _ => {
             let s = arrow::compute::cast(a, &DataType::Utf8)?;
             s.as_string::<i32>().clone()

@@ -11,7 +11,9 @@
 # broker`, and Confluent's DB-API driver, its schema-registry client and
 # serializers, and dbt-confluent against a `weir dev`; the web workspace in
 # headless Chromium against it; Schemathesis fuzzes the API of that `weir
-# dev` from its OpenAPI document.
+# dev` from its OpenAPI document; the Terraform provider with the real
+# `terraform` binary (once, on `weir broker`: it does not touch Kafka's
+# transactions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
@@ -48,13 +50,21 @@ if [ ! -x "$tools/schemathesis-4.32.5/bin/schemathesis" ]; then
   python3 -m venv "$tools/schemathesis-4.32.5"
   "$tools/schemathesis-4.32.5/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
-# Chromium, for the web workspace's browser tests (Debian's package; the
-# tests drive it with playwright-core, which web/app's lock file pins).
-if ! command -v chromium >/dev/null; then
-  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
-  $sudo_ apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
-    || { $sudo_ apt-get update >/dev/null && $sudo_ apt-get install -y --no-install-recommends chromium >/dev/null; }
-fi
+# Debian packages: Chromium for the web workspace's browser tests (driven
+# with playwright-core, which web/app's lock file pins), protoc for the
+# Terraform provider's plugin protocol (tf-provider's build), tmux for the
+# shell's pseudo-terminal tests.
+apt_install() { # command package
+  command -v "$1" >/dev/null && return 0
+  local sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 \
+    || { $sudo_ apt-get update >/dev/null && $sudo_ apt-get install -y --no-install-recommends "$2" >/dev/null; }
+}
+apt_install chromium chromium
+apt_install protoc protobuf-compiler
+apt_install tmux tmux
+# Terraform itself is on the machines (1.11); the provider's tests need it.
+command -v terraform >/dev/null || { echo "terraform is not installed; the Terraform provider's tests need it (1.11)" >&2; exit 1; }
 # Builds the web workspace too (web/build.rs runs npm ci and Vite).
 cargo build --bin weir
 
@@ -128,5 +138,5 @@ SCHEMATHESIS="$tools/schemathesis-4.32.5/bin/schemathesis" bash infra/schemathes
   || { status=1; tail -20 "$dev_dir.log"; }
 kill "$dev_pid" 2>/dev/null || true
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
-WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test)' || status=1
+WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test) - binary(terraform)' || status=1
 exit $status

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("app");
+    // At run time: a build script binary may be reused by another checkout
+    // (a shared CARGO_TARGET_DIR), so the compile-time path can be stale.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let app = Path::new(&manifest).join("app");
     for p in [
         "src",
         "index.html",

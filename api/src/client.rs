@@ -23,6 +23,8 @@ pub enum ClientError {
     Unexpected { status: StatusCode, text: String },
     #[error("cannot read Weir's answer: {0}")]
     Decode(String),
+    #[error("statement {name} failed: {detail}")]
+    Failed { name: String, detail: String },
 }
 
 impl ClientError {
@@ -282,6 +284,64 @@ impl Client {
     pub async fn scaling_events(&self, name: &str) -> Result<ScalingEventList, ClientError> {
         let url = format!("{}/{name}/scaling-events", self.statements_url());
         self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    /// Runs a bounded statement (`SHOW ...`, an `INFORMATION_SCHEMA` query)
+    /// for a tool, labelled `label` so that listings can hide it, and
+    /// returns its rows with the changelog applied; the statement is deleted
+    /// afterwards, whatever happened.
+    pub async fn query(
+        &self,
+        sql: &str,
+        properties: std::collections::BTreeMap<String, String>,
+        label: &str,
+    ) -> Result<Vec<Vec<serde_json::Value>>, ClientError> {
+        let req = CreateStatementRequest {
+            name: None,
+            metadata: Some(crate::CreateMetadata {
+                labels: [(label.to_string(), "true".to_string())].into(),
+            }),
+            spec: crate::StatementSpec {
+                statement: sql.to_string(),
+                properties,
+                ..Default::default()
+            },
+        };
+        let st = self.create_statement(&req).await?;
+        let rows = self.collect_rows(&st.name).await;
+        let _ = self.delete_statement(&st.name).await;
+        rows
+    }
+
+    async fn collect_rows(&self, name: &str) -> Result<Vec<Vec<serde_json::Value>>, ClientError> {
+        let s = self
+            .wait_started(name, std::time::Duration::from_secs(60))
+            .await?;
+        if s.status.phase == crate::Phase::Failed {
+            return Err(ClientError::Failed {
+                name: name.to_string(),
+                detail: s.status.detail,
+            });
+        }
+        let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.results(name, next.as_deref()).await?;
+            if page.results.data.is_empty() && !page.metadata.next.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            for r in page.results.data {
+                if r.op == 0 || r.op == 2 {
+                    rows.push(r.row);
+                } else if let Some(i) = rows.iter().position(|x| *x == r.row) {
+                    rows.remove(i);
+                }
+            }
+            if page.metadata.next.is_empty() {
+                return Ok(rows);
+            }
+            next = Some(page.metadata.next);
+        }
     }
 
     /// Polls until the statement leaves `PENDING` (or `timeout` passes).

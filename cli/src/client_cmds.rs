@@ -50,16 +50,21 @@ struct Saved {
     compute_pool: Option<String>,
 }
 
-fn config_path() -> PathBuf {
-    let base = std::env::var_os("WEIR_CONFIG_DIR")
+/// Where `weir login` saves settings and `weir shell` its history:
+/// `$WEIR_CONFIG_DIR`, else `~/.config/weir`.
+pub(crate) fn config_dir() -> PathBuf {
+    std::env::var_os("WEIR_CONFIG_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             std::env::var_os("HOME")
                 .map(PathBuf::from)
                 .unwrap_or_default()
                 .join(".config/weir")
-        });
-    base.join("config.json")
+        })
+}
+
+fn config_path() -> PathBuf {
+    config_dir().join("config.json")
 }
 
 fn saved() -> Saved {
@@ -105,7 +110,7 @@ impl Conn {
         })
     }
 
-    fn pool(&self) -> Option<String> {
+    pub(crate) fn pool(&self) -> Option<String> {
         std::env::var("WEIR_COMPUTE_POOL")
             .ok()
             .filter(|v| !v.is_empty())

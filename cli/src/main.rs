@@ -5,6 +5,7 @@ mod client_cmds;
 mod dev;
 mod iam_cmds;
 mod pool_cmds;
+mod shell;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Statement(client_cmds::StatementCmd),
     /// Submit SQL and print its rows until it ends or Ctrl-C.
     Sql(client_cmds::SqlArgs),
+    /// An interactive SQL shell: history, completion, live results.
+    Shell(shell::ShellArgs),
     /// Manage compute pools.
     #[command(subcommand)]
     ComputePool(pool_cmds::PoolCmd),
@@ -77,6 +80,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Login(a) => client_cmds::login(a),
         Command::Statement(c) => client_cmds::statement(c).await,
         Command::Sql(a) => client_cmds::sql(a).await,
+        Command::Shell(a) => shell::run(a).await,
         Command::ComputePool(c) => pool_cmds::compute_pool(c).await,
         Command::Usage(a) => pool_cmds::usage(a).await,
         Command::Environment(c) => iam_cmds::environment(c).await,

@@ -238,6 +238,15 @@ output "orders_columns" {{
 output "pool_max_cfu" {{
   value = data.weir_compute_pool.etl.max_cfu
 }}
+
+output "etl_key" {{
+  value = weir_api_key.etl.id
+}}
+
+output "etl_secret" {{
+  value     = weir_api_key.etl.secret
+  sensitive = true
+}}
 "#,
         orders = n.orders,
         big = n.big,
@@ -336,6 +345,33 @@ fn terraform_manages_pools_statements_and_access_and_sees_drift() {
             .any(|p| p["spec"]["display_name"] == "etl" && p["spec"]["max_cfu"] == 4),
         "{pools}"
     );
+
+    // The key Terraform made works, scoped to the environment: another
+    // configuration reads the pool with it.
+    let mut reader = Terraform::new(&dir.join("reader"), &cli_config, &dev);
+    reader.env.push((
+        "WEIR_API_KEY".into(),
+        tf.output("etl_key").as_str().unwrap().into(),
+    ));
+    reader.env.push((
+        "WEIR_API_SECRET".into(),
+        tf.output("etl_secret").as_str().unwrap().into(),
+    ));
+    reader.write(
+        r#"
+terraform {
+  required_providers {
+    weir = { source = "weir.dev/weir/weir" }
+  }
+}
+provider "weir" {}
+data "weir_compute_pool" "etl" { display_name = "etl" }
+output "max_cfu" { value = data.weir_compute_pool.etl.max_cfu }
+"#,
+    );
+    reader.ok(&["init", "-no-color"]);
+    reader.apply();
+    assert_eq!(reader.output("max_cfu"), 4);
 
     // A plan right after the apply changes nothing.
     let (changes, text) = tf.plan();

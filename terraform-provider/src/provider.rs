@@ -114,6 +114,12 @@ impl Provider for WeirProvider {
         // organization when the configuration does not.
         let orgs = match probe.json("GET", "/org/v2/organizations", None).await {
             Ok(v) => v,
+            // Authenticated, but its principal may not view the
+            // organization (a key of one environment): fine when the
+            // configuration names it.
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 403) && org.is_some() => {
+                serde_json::Value::Null
+            }
             Err(e) => {
                 api_error(diags, "The Weir provider cannot connect", &e);
                 return None;

@@ -306,6 +306,7 @@ pub async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     let server = Server::start(config)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    crate::telemetry::export_metrics(server.state.clone());
     let env = dev::bootstrap(&server.state.store, &a.data_dir, &server.url, &bootstrap)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
@@ -370,6 +371,7 @@ pub async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    crate::telemetry::export_metrics(server.state.clone());
     eprintln!("weir server: listening on {}", server.url);
     if let (Some(bootstrap), Some(dir)) = (&a.dev_bootstrap, &a.dev_env_dir) {
         std::fs::create_dir_all(dir)?;

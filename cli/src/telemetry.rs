@@ -3,8 +3,12 @@
 //! (HTTP/protobuf) when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set: every API request is a
 //! span carrying its request id (the one error bodies and the audit log
-//! show), and statement lifecycles are spans of their own. Without the
-//! variable nothing is exported and nothing is spent on it.
+//! show), and statement lifecycles are spans of their own. Metrics go the
+//! same way (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` also turns them on,
+//! every `OTEL_METRIC_EXPORT_INTERVAL` ms, 60 s by default): the pools' and
+//! statements' figures the Prometheus endpoint `/metrics` serves, for every
+//! organization with statements in this process. Without the variables
+//! nothing is exported and nothing is spent on it.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
@@ -45,24 +49,144 @@ impl HttpClient for RuntimeClient {
 }
 
 /// What must live until the process ends: dropping it flushes the spans
-/// not exported yet.
-pub struct Telemetry(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+/// and metrics not exported yet.
+pub struct Telemetry(
+    Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
+);
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
             let _ = p.shutdown();
         }
+        if let Some(p) = self.1.take() {
+            let _ = p.shutdown();
+        }
     }
 }
 
+fn set(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|s| !s.trim().is_empty())
+}
+
 fn otlp_configured() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+    set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+}
+
+fn otlp_metrics_configured() -> bool {
+    set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+}
+
+fn http_client() -> anyhow::Result<RuntimeClient> {
+    Ok(RuntimeClient {
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?,
+        runtime: tokio::runtime::Handle::current(),
+    })
+}
+
+fn resource() -> opentelemetry_sdk::Resource {
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "weir".into());
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build()
+}
+
+/// The meter provider of the OTLP metrics export, installed as the global
+/// one, when an endpoint is configured.
+fn metrics_provider() -> anyhow::Result<Option<opentelemetry_sdk::metrics::SdkMeterProvider>> {
+    if !otlp_metrics_configured() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_http_client(http_client()?)
+        .build()?;
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource())
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    METRICS_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(provider))
+}
+
+static METRICS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Exports the metrics of `state`'s pools and statements over OTLP, when
+/// it is configured: observable instruments read a snapshot that a task
+/// refreshes (the store is asynchronous, the SDK's callbacks are not).
+pub fn export_metrics(state: weir_control_plane::AppState) {
+    use opentelemetry::KeyValue;
+    use std::sync::{Arc, RwLock};
+    if !METRICS_ON.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    type Snapshot = Arc<RwLock<Vec<(String, weir_control_plane::Sample)>>>;
+    let snapshot: Snapshot = Default::default();
+    let interval = std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
+        .max(std::time::Duration::from_millis(100));
+    {
+        let snapshot = snapshot.clone();
+        tokio::spawn(async move {
+            // Organizations stay once seen: a pool keeps reporting after
+            // its statements stop.
+            let mut orgs: Vec<String> = vec![];
+            loop {
+                for o in weir_control_plane::organizations_running(&state) {
+                    if !orgs.contains(&o) {
+                        orgs.push(o);
+                    }
+                }
+                let mut all = vec![];
+                for o in &orgs {
+                    match weir_control_plane::samples(&state, o).await {
+                        Ok(s) => all.extend(s.into_iter().map(|s| (o.clone(), s))),
+                        Err(e) => tracing::warn!(error = %e.detail, "metrics of an organization"),
+                    }
+                }
+                *snapshot.write().unwrap_or_else(|e| e.into_inner()) = all;
+                // Fresh for the next export.
+                tokio::time::sleep(interval / 2).await;
+            }
+        });
+    }
+    let meter = opentelemetry::global::meter("weir");
+    for (name, counter, help) in weir_control_plane::METRICS {
+        let snapshot = snapshot.clone();
+        let observe = move |emit: &dyn Fn(u64, &[KeyValue])| {
+            for (org, s) in snapshot.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                if s.name != name {
+                    continue;
+                }
+                let mut attrs = vec![KeyValue::new("organization", org.clone())];
+                attrs.extend(s.labels.iter().map(|(k, v)| KeyValue::new(*k, v.clone())));
+                emit(s.value, &attrs);
+            }
+        };
+        if counter {
+            meter
+                .u64_observable_counter(name)
+                .with_description(help)
+                .with_callback(move |o| observe(&|v, a| o.observe(v, a)))
+                .build();
+        } else {
+            meter
+                .u64_observable_gauge(name)
+                .with_description(help)
+                .with_callback(move |o| observe(&|v, a| o.observe(v, a)))
+                .build();
+        }
+    }
 }
 
 /// Installs the process's subscriber; call once, on the runtime.
@@ -70,29 +194,20 @@ pub fn init() -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
         .unwrap_or_else(|_| "warn,weir=info".into());
     let fmt = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let meters = metrics_provider()?;
     if !otlp_configured() {
         tracing_subscriber::registry()
             .with(fmt().with_filter(filter))
             .init();
-        return Ok(Telemetry(None));
+        return Ok(Telemetry(None, meters));
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(RuntimeClient {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()?,
-            runtime: tokio::runtime::Handle::current(),
-        })
+        .with_http_client(http_client()?)
         .build()?;
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "weir".into());
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(
-            opentelemetry_sdk::Resource::builder()
-                .with_service_name(service)
-                .build(),
-        )
+        .with_resource(resource())
         .build();
     // Spans of Weir's own crates (info and up), whatever WEIR_LOG prints.
     let traces = tracing_opentelemetry::layer()
@@ -104,5 +219,5 @@ pub fn init() -> anyhow::Result<Telemetry> {
         .with(fmt().with_filter(filter))
         .with(traces)
         .init();
-    Ok(Telemetry(Some(provider)))
+    Ok(Telemetry(Some(provider), meters))
 }

@@ -1,8 +1,9 @@
-//! Traces: `weir dev` with `OTEL_EXPORTER_OTLP_ENDPOINT` set exports spans
-//! over OTLP/HTTP to a collector (a local stand-in that decodes them with
-//! the OpenTelemetry protobuf definitions). An API request is a span with
-//! its request id; a statement's life is a span naming the statement; no
-//! secret is in anything exported.
+//! Traces and metrics: `weir dev` with `OTEL_EXPORTER_OTLP_ENDPOINT` set
+//! exports spans over OTLP/HTTP to a collector (a local stand-in that
+//! decodes them with the OpenTelemetry protobuf definitions). An API
+//! request is a span with its request id; a statement's life is a span
+//! naming the statement; no secret is in anything exported. The pools' and
+//! statements' metrics (what `/metrics` serves) are exported the same way.
 
 mod support;
 
@@ -29,9 +30,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 
 /// Every span the collector has been sent so far.
 fn spans(c: &Collector) -> Vec<Span> {
-    c.bodies
-        .lock()
-        .unwrap()
+    c.bodies_of("/v1/traces")
         .iter()
         .flat_map(|b| {
             ExportTraceServiceRequest::decode(b.as_slice())
@@ -134,7 +133,13 @@ fn requests_and_statements_are_traced_over_otlp_without_secrets() {
     assert!(attribute(&span, "pool").is_some());
     // The service is named as configured, and nothing exported holds the
     // secret.
-    let bodies = collector.bodies.lock().unwrap().concat();
+    let bodies: Vec<u8> = collector
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, b)| b.clone())
+        .collect();
     assert!(String::from_utf8_lossy(&bodies).contains("weir-under-test"));
     assert!(
         !bodies.windows(secret.len()).any(|w| w == secret.as_bytes()),
@@ -145,4 +150,116 @@ fn requests_and_statements_are_traced_over_otlp_without_secrets() {
         "the Authorization header is in an exported span"
     );
     dev.interrupt();
+}
+
+/// Every data point of metric `name` the collector has been sent:
+/// (attributes, value).
+fn points(c: &Collector, name: &str) -> Vec<(Vec<(String, String)>, i64)> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    let mut out = vec![];
+    for b in c.bodies_of("/v1/metrics") {
+        let req =
+            ExportMetricsServiceRequest::decode(b.as_slice()).expect("an OTLP metrics export");
+        for m in req
+            .resource_metrics
+            .into_iter()
+            .flat_map(|r| r.scope_metrics)
+            .flat_map(|s| s.metrics)
+            .filter(|m| m.name == name)
+        {
+            let dps = match m.data {
+                Some(Data::Gauge(g)) => g.data_points,
+                Some(Data::Sum(s)) => s.data_points,
+                _ => vec![],
+            };
+            for p in dps {
+                let attrs = p
+                    .attributes
+                    .iter()
+                    .map(|a| {
+                        let v = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(AnyValue::StringValue(s)) => s.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        (a.key.clone(), v)
+                    })
+                    .collect();
+                let v = match p.value {
+                    Some(Value::AsInt(i)) => i,
+                    Some(Value::AsDouble(d)) => d as i64,
+                    None => 0,
+                };
+                out.push((attrs, v));
+            }
+        }
+    }
+    out
+}
+
+fn has(attrs: &[(String, String)], key: &str, value: &str) -> bool {
+    attrs.iter().any(|(k, v)| k == key && v == value)
+}
+
+#[test]
+fn pool_and_statement_metrics_are_exported_over_otlp() {
+    let collector = Collector::start();
+    let dir = temp_dir();
+    let endpoint = format!("{}/v1/metrics", collector.url);
+    let dev = Dev::start_with_env(
+        &dir.join("dev"),
+        &["--bootstrap", &broker()],
+        &[
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+    );
+    let input = unique("otlp_in");
+    let output = unique("otlp_out");
+    dev.ok(&[
+        "sql",
+        &format!("CREATE TABLE {input} (id BIGINT, amount DOUBLE)"),
+    ]);
+    dev.ok(&[
+        "sql",
+        &format!("CREATE TABLE {output} (id BIGINT, amount DOUBLE)"),
+    ]);
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "copy",
+        "--wait",
+        "--sql",
+        &format!("INSERT INTO {output} SELECT id, amount FROM {input}"),
+    ]);
+    produce(&input, 0..25);
+    let pool = dev.env["WEIR_COMPUTE_POOL"].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records = points(&collector, "weir_statement_records_in_total");
+        let read = records
+            .iter()
+            .filter(|(a, _)| has(a, "statement", "copy") && has(a, "compute_pool", &pool))
+            .map(|(_, v)| *v)
+            .max();
+        let limit = points(&collector, "weir_compute_pool_max_cfu")
+            .into_iter()
+            .any(|(a, v)| {
+                has(&a, "compute_pool", &pool)
+                    && has(&a, "organization", &dev.env["WEIR_ORG"])
+                    && v > 0
+            });
+        let cfu = points(&collector, "weir_statement_current_cfu")
+            .into_iter()
+            .any(|(a, v)| has(&a, "statement", "copy") && v >= 1);
+        if read == Some(25) && limit && cfu {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics not exported in 60 s: records_in {read:?}, pool limit {limit}, statement cfu {cfu}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

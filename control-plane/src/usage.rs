@@ -343,29 +343,82 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The caller's organization's pools and statements in the Prometheus text
-/// format (scrape it with the API key as basic-auth credentials).
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "Usage",
-    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain"))
-)]
-async fn metrics(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<impl IntoResponse, ApiError> {
-    principal
-        .access
-        .require(Permission::View, &Crn::billing(&principal.org_id))?;
-    let org = &principal.org_id;
+/// The metrics of pools and statements: `(name, counter?, help)`. The
+/// Prometheus endpoint and the OTLP export show the same ones.
+pub const METRICS: [(&str, bool, &str); 9] = [
+    (
+        "weir_compute_pool_current_cfu",
+        false,
+        "Task slots the pool's statements hold now.",
+    ),
+    ("weir_compute_pool_max_cfu", false, "The pool's CFU limit."),
+    (
+        "weir_compute_pool_cfu_minutes_total",
+        true,
+        "CFU-minutes the pool's statements were billed.",
+    ),
+    (
+        "weir_statement_current_cfu",
+        false,
+        "Task slots the statement holds now.",
+    ),
+    (
+        "weir_statement_records_in_total",
+        true,
+        "Records the statement read since it last started.",
+    ),
+    (
+        "weir_statement_records_out_total",
+        true,
+        "Records the statement wrote since it last started.",
+    ),
+    (
+        "weir_statement_state_bytes",
+        false,
+        "Bytes of operator state the statement holds.",
+    ),
+    (
+        "weir_statement_pending_records",
+        false,
+        "Records in the statement's input not read yet (where known).",
+    ),
+    (
+        "weir_statement_scaling_state",
+        false,
+        "1 for the autoscaler's state of the statement.",
+    ),
+];
+
+/// One value of one of [`METRICS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: u64,
+}
+
+/// The organizations with statements placed by this process: whose
+/// metrics the process exports.
+pub fn organizations_running(state: &AppState) -> Vec<String> {
+    let mut orgs: Vec<String> = state
+        .scheduler
+        .allocations()
+        .into_iter()
+        .map(|a| a.org)
+        .collect();
+    orgs.sort();
+    orgs.dedup();
+    orgs
+}
+
+/// The metrics of organization `org`'s pools and statements now.
+pub async fn samples(state: &AppState, org: &str) -> Result<Vec<Sample>, ApiError> {
     let allocations: Vec<_> = state
         .scheduler
         .allocations()
         .into_iter()
-        .filter(|a| &a.org == org)
+        .filter(|a| a.org == org)
         .collect();
-    let mut out = String::new();
     let mut pools = vec![];
     for env in state.store.list_environments(org).await? {
         for p in state.store.list_pools(org, &env.id).await? {
@@ -385,109 +438,63 @@ async fn metrics(
             false,
         )
         .await?;
-    let _ = writeln!(
-        out,
-        "# HELP weir_compute_pool_current_cfu Task slots the pool's statements hold now.\n\
-         # TYPE weir_compute_pool_current_cfu gauge"
-    );
+    let mut out = vec![];
     for (env, p) in &pools {
+        let labels = vec![("environment", env.clone()), ("compute_pool", p.id.clone())];
         let cfu: usize = allocations
             .iter()
             .filter(|a| &a.env == env && a.pool == p.id)
             .map(|a| a.cfu)
             .sum();
-        let _ = writeln!(
-            out,
-            "weir_compute_pool_current_cfu{{environment=\"{}\",compute_pool=\"{}\"}} {cfu}",
-            label(env),
-            label(&p.id)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP weir_compute_pool_max_cfu The pool's CFU limit.\n# TYPE weir_compute_pool_max_cfu gauge"
-    );
-    for (env, p) in &pools {
-        let _ = writeln!(
-            out,
-            "weir_compute_pool_max_cfu{{environment=\"{}\",compute_pool=\"{}\"}} {}",
-            label(env),
-            label(&p.id),
-            p.max_cfu
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP weir_compute_pool_cfu_minutes_total CFU-minutes the pool's statements were billed.\n\
-         # TYPE weir_compute_pool_cfu_minutes_total counter"
-    );
-    for (env, p) in &pools {
         let used: i64 = consumed
             .iter()
             .filter(|r| &r.env_id == env && r.pool_id == p.id)
             .map(|r| r.cfu)
             .sum();
-        let _ = writeln!(
-            out,
-            "weir_compute_pool_cfu_minutes_total{{environment=\"{}\",compute_pool=\"{}\"}} {used}",
-            label(env),
-            label(&p.id)
-        );
-    }
-    type Gauge = (&'static str, &'static str, &'static str);
-    let statement_metrics: [Gauge; 5] = [
-        (
-            "weir_statement_current_cfu",
-            "gauge",
-            "Task slots the statement holds now.",
-        ),
-        (
-            "weir_statement_records_in_total",
-            "counter",
-            "Records the statement read since it last started.",
-        ),
-        (
-            "weir_statement_records_out_total",
-            "counter",
-            "Records the statement wrote since it last started.",
-        ),
-        (
-            "weir_statement_state_bytes",
-            "gauge",
-            "Bytes of operator state the statement holds.",
-        ),
-        (
-            "weir_statement_pending_records",
-            "gauge",
-            "Records in the statement's input not read yet (where known).",
-        ),
-    ];
-    for (name, kind, help) in statement_metrics {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for a in &allocations {
-            let m = state.scheduler.metrics(&a.org, &a.env, &a.name);
-            let v = match name {
-                "weir_statement_current_cfu" => a.cfu as u64,
-                "weir_statement_records_in_total" => m.map_or(0, |m| m.records_in),
-                "weir_statement_records_out_total" => m.map_or(0, |m| m.records_out),
-                "weir_statement_pending_records" => m.map_or(0, |m| m.pending_records),
-                _ => m.map_or(0, |m| m.state_bytes),
-            };
-            let _ = writeln!(
-                out,
-                "{name}{{environment=\"{}\",compute_pool=\"{}\",statement=\"{}\"}} {v}",
-                label(&a.env),
-                label(&a.pool),
-                label(&a.name)
-            );
+        for (name, value) in [
+            ("weir_compute_pool_current_cfu", cfu as u64),
+            ("weir_compute_pool_max_cfu", p.max_cfu.max(0) as u64),
+            ("weir_compute_pool_cfu_minutes_total", used.max(0) as u64),
+        ] {
+            out.push(Sample {
+                name,
+                labels: labels.clone(),
+                value,
+            });
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP weir_statement_scaling_state 1 for the autoscaler's state of the statement.\n\
-         # TYPE weir_statement_scaling_state gauge"
-    );
     for a in &allocations {
+        let labels = vec![
+            ("environment", a.env.clone()),
+            ("compute_pool", a.pool.clone()),
+            ("statement", a.name.clone()),
+        ];
+        let m = state.scheduler.metrics(&a.org, &a.env, &a.name);
+        for (name, value) in [
+            ("weir_statement_current_cfu", a.cfu as u64),
+            (
+                "weir_statement_records_in_total",
+                m.as_ref().map_or(0, |m| m.records_in),
+            ),
+            (
+                "weir_statement_records_out_total",
+                m.as_ref().map_or(0, |m| m.records_out),
+            ),
+            (
+                "weir_statement_state_bytes",
+                m.as_ref().map_or(0, |m| m.state_bytes),
+            ),
+            (
+                "weir_statement_pending_records",
+                m.as_ref().map_or(0, |m| m.pending_records),
+            ),
+        ] {
+            out.push(Sample {
+                name,
+                labels: labels.clone(),
+                value,
+            });
+        }
         let Some(json) = state
             .store
             .scaling_status(&a.org, &a.env, &a.name, &a.uid)
@@ -498,17 +505,49 @@ async fn metrics(
         let Ok(sc) = serde_json::from_str::<weir_api::ScalingStatus>(&json) else {
             continue;
         };
-        let name = serde_json::to_value(sc.state)
+        let scaling = serde_json::to_value(sc.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "weir_statement_scaling_state{{environment=\"{}\",compute_pool=\"{}\",statement=\"{}\",state=\"{name}\"}} 1",
-            label(&a.env),
-            label(&a.pool),
-            label(&a.name)
-        );
+        let mut labels = labels;
+        labels.push(("state", scaling));
+        out.push(Sample {
+            name: "weir_statement_scaling_state",
+            labels,
+            value: 1,
+        });
+    }
+    Ok(out)
+}
+
+/// The caller's organization's pools and statements in the Prometheus text
+/// format (scrape it with the API key as basic-auth credentials).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Usage",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain"))
+)]
+async fn metrics(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<impl IntoResponse, ApiError> {
+    principal
+        .access
+        .require(Permission::View, &Crn::billing(&principal.org_id))?;
+    let samples = samples(&state, &principal.org_id).await?;
+    let mut out = String::new();
+    for (name, counter, help) in METRICS {
+        let kind = if counter { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in samples.iter().filter(|s| s.name == name) {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+                .collect();
+            let _ = writeln!(out, "{name}{{{}}} {}", labels.join(","), s.value);
+        }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

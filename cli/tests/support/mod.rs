@@ -379,10 +379,27 @@ pub fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
 }
 
 /// A stand-in OpenTelemetry collector: takes OTLP/HTTP requests on a
-/// local port and keeps their bodies (protobuf `ExportTraceServiceRequest`s).
+/// local port and keeps their paths and bodies (protobuf
+/// `ExportTraceServiceRequest`s on `/v1/traces`, ...).
 pub struct Collector {
     pub url: String,
-    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub bodies: Received,
+}
+
+/// (path, body) of each request a [`Collector`] took.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+impl Collector {
+    /// The bodies sent to `path`.
+    pub fn bodies_of(&self, path: &str) -> Vec<Vec<u8>> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
 }
 
 impl Collector {
@@ -403,6 +420,7 @@ impl Collector {
                     loop {
                         let mut length = 0usize;
                         let mut any = false;
+                        let mut path = String::new();
                         loop {
                             let mut line = String::new();
                             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -414,6 +432,14 @@ impl Collector {
                                 }
                                 continue;
                             }
+                            if !any {
+                                // The request line: METHOD PATH VERSION.
+                                path = line
+                                    .split_whitespace()
+                                    .nth(1)
+                                    .unwrap_or_default()
+                                    .to_string();
+                            }
                             any = true;
                             let lower = line.to_ascii_lowercase();
                             if let Some(v) = lower.strip_prefix("content-length:") {
@@ -424,7 +450,7 @@ impl Collector {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        keep.lock().unwrap().push(body);
+                        keep.lock().unwrap().push((path, body));
                         if reader
                             .get_mut()
                             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")

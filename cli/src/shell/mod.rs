@@ -594,9 +594,14 @@ impl View {
                 }
             }
         }
+        let dropped = if table.dropped > 0 {
+            format!(" (the oldest {} dropped)", table.dropped)
+        } else {
+            String::new()
+        };
         let status = match self.mode {
             Mode::Table => format!(
-                "{} · {} rows · {} changes",
+                "{} · {} rows{dropped} · {} changes",
                 self.phase,
                 table.len(),
                 table.changes

@@ -1,6 +1,13 @@
 //! A query's changelog applied to a table, and the table as text.
 
+use std::collections::VecDeque;
+
 use serde_json::Value;
+
+/// The most rows a table keeps (as Flink's SQL client's
+/// `sql-client.execution.max-table-result.rows`): past it the oldest go,
+/// so that a query over a large topic cannot take the shell's memory.
+pub const MAX_ROWS: usize = 100_000;
 
 /// The widest a cell is shown; longer values end in `…`.
 const MAX_CELL: usize = 40;
@@ -13,7 +20,10 @@ pub struct ResultTable {
     pub columns: Vec<String>,
     /// The upsert key's column positions, when the statement has one.
     key: Option<Vec<usize>>,
-    rows: Vec<Vec<Value>>,
+    rows: VecDeque<Vec<Value>>,
+    /// Rows dropped, oldest first, to stay within the cap.
+    pub dropped: u64,
+    cap: usize,
     /// Where the last `-U` took its row from, so that the `+U` after it
     /// keeps the row's place.
     retracted_at: Option<usize>,
@@ -22,9 +32,14 @@ pub struct ResultTable {
 
 impl ResultTable {
     pub fn new(columns: Vec<String>, key: Option<Vec<usize>>) -> ResultTable {
+        ResultTable::with_cap(columns, key, MAX_ROWS)
+    }
+
+    pub fn with_cap(columns: Vec<String>, key: Option<Vec<usize>>, cap: usize) -> ResultTable {
         ResultTable {
             columns,
             key: key.filter(|k| !k.is_empty()),
+            cap: cap.max(1),
             ..Default::default()
         }
     }
@@ -56,7 +71,11 @@ impl ResultTable {
                 match (at, self.retracted_at.take()) {
                     (Some(i), _) => self.rows[i] = row,
                     (None, Some(i)) if op == 2 && i <= self.rows.len() => self.rows.insert(i, row),
-                    _ => self.rows.push(row),
+                    _ => self.rows.push_back(row),
+                }
+                while self.rows.len() > self.cap {
+                    self.rows.pop_front();
+                    self.dropped += 1;
                 }
             }
             _ => {
@@ -71,8 +90,13 @@ impl ResultTable {
     /// The table as lines at most `width` wide, with at most `max_rows`
     /// rows (a last line says how many more there are).
     pub fn render(&self, width: usize, max_rows: usize) -> Vec<String> {
-        let shown = &self.rows[..self.rows.len().min(max_rows)];
-        let cells: Vec<Vec<String>> = shown.iter().map(|r| r.iter().map(cell).collect()).collect();
+        let shown = self.rows.len().min(max_rows);
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .take(shown)
+            .map(|r| r.iter().map(cell).collect())
+            .collect();
         let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
         for r in &cells {
             for (i, c) in r.iter().enumerate() {
@@ -98,8 +122,8 @@ impl ResultTable {
         for r in &cells {
             out.push(line(r));
         }
-        if self.rows.len() > shown.len() {
-            out.push(format!("(and {} more rows)", self.rows.len() - shown.len()));
+        if self.rows.len() > shown {
+            out.push(format!("(and {} more rows)", self.rows.len() - shown));
         }
         out
     }
@@ -168,6 +192,17 @@ mod tests {
         t.apply(3, row(&[json!("b"), json!(1)]));
         assert_eq!(t.len(), 1);
         assert_eq!(t.changes, 5);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_rows_go() {
+        let mut t = ResultTable::with_cap(vec!["n".into()], None, 3);
+        for i in 0..5 {
+            t.apply(0, row(&[json!(i)]));
+        }
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.dropped, 2);
+        assert_eq!(t.rows.front(), Some(&row(&[json!(2)])));
     }
 
     #[test]

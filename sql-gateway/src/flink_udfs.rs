@@ -74,6 +74,54 @@ impl ScalarUDFImpl for Simple {
 }
 
 /// The name of [`tagged_cast`].
+/// `TYPEOF(e [, forceSerialize])`: `e`'s type as Flink writes it, with
+/// `NOT NULL` when it cannot be NULL (the second argument, about Flink's
+/// serialized types, changes nothing here).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        Ok(Arc::new(arrow::datatypes::Field::new(
+            self.name(),
+            DataType::Utf8,
+            false,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let field = &args.arg_fields[0];
+        let name = weir_catalog::SqlType::from_arrow(field.data_type())
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| field.data_type().to_string());
+        let text = if field.is_nullable() {
+            name
+        } else {
+            format!("{name} NOT NULL")
+        };
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::Utf8(Some(text)),
+        ))
+    }
+}
+
 pub(crate) const TAGGED_CAST_FN: &str = "weir_cast";
 
 /// `weir_cast(CAST(x AS T), 'T')` is `CAST(x AS T)`: its second argument
@@ -178,6 +226,15 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         })),
         Arc::new(ScalarUDF::from(Fail {
             signature: Signature::any(1, Volatility::Volatile),
+        })),
+        Arc::new(ScalarUDF::from(TypeOf {
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(1),
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
         })),
         Arc::new(ScalarUDF::from(Simple {
             name: "str_to_map",

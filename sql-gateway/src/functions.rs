@@ -120,6 +120,39 @@ fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
         .map_err(|e| SqlError::parse(format!("internal rewrite of `{sql}`: {e}"), None))
 }
 
+/// `(s0, e0) OVERLAPS (s1, e1)`, as Calcite reads it: each period's end
+/// is a time or an interval after its start, its two ends are put in
+/// order, and the periods overlap when each ends at or after the other
+/// starts.
+fn overlaps(e: &Expr, left: &Expr, right: &Expr) -> Result<Expr, SqlError> {
+    let period = |p: &Expr| -> Option<(String, String)> {
+        let Expr::Tuple(items) = p else {
+            return None;
+        };
+        let [start, end] = items.as_slice() else {
+            return None;
+        };
+        let end = if matches!(end, Expr::Interval(_)) {
+            format!("(({start}) + ({end}))")
+        } else {
+            format!("({end})")
+        };
+        let start = format!("({start})");
+        Some((
+            format!("CASE WHEN {start} <= {end} THEN {start} ELSE {end} END"),
+            format!("CASE WHEN {start} <= {end} THEN {end} ELSE {start} END"),
+        ))
+    };
+    let (Some((s0, e0)), Some((s1, e1))) = (period(left), period(right)) else {
+        let start = datafusion::sql::sqlparser::ast::Spanned::span(e).start;
+        return Err(SqlError::validation(
+            format!("{e}: OVERLAPS compares two periods, each (start, end) or (start, interval)"),
+            (start.line > 0).then_some((start.line, start.column)),
+        ));
+    };
+    parse_expr(&format!("(({e0}) >= ({s1}) AND ({e1}) >= ({s0}))"))
+}
+
 fn unnamed_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
     let FunctionArguments::List(list) = args else {
         return None;
@@ -209,6 +242,11 @@ fn interval_range(text: &str, leading: &DateTimeField, last: &DateTimeField) -> 
 
 fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
+        Expr::BinaryOp {
+            left,
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::Overlaps,
+            right,
+        } => overlaps(e, left, right).map(Some),
         Expr::Interval(iv) if iv.last_field.is_some() => {
             let (Some(leading), Some(last)) = (&iv.leading_field, &iv.last_field) else {
                 return Ok(None);

@@ -65,8 +65,10 @@ apt_install protoc protobuf-compiler
 apt_install tmux tmux
 # Terraform itself is on the machines (1.11); the provider's tests need it.
 command -v terraform >/dev/null || { echo "terraform is not installed; the Terraform provider's tests need it (1.11)" >&2; exit 1; }
-# Builds the web workspace too (web/build.rs runs npm ci and Vite).
-cargo build --bin weir
+# Builds the web workspace too (web/build.rs runs npm ci and Vite), and the
+# Terraform provider its tests install (nextest builds only the binaries of
+# the package under test).
+cargo build --bin weir --bin terraform-provider-weir
 
 wait_port() {
   for _ in $(seq 1 150); do

@@ -118,7 +118,7 @@ fn install_provider(dir: &Path) -> PathBuf {
     let provider = Path::new(WEIR).with_file_name("terraform-provider-weir");
     assert!(
         provider.exists(),
-        "{} is not built: build the workspace (cargo nextest run --workspace builds it)",
+        "{} is not built: cargo build --bin terraform-provider-weir (infra/test.sh does)",
         provider.display()
     );
     let script =

@@ -172,6 +172,61 @@ pub fn unknown_if_null<T>(v: &mut Value<T>) {
     }
 }
 
+/// The provider's environment where the configuration names none (unknown
+/// while the provider itself is not configured yet).
+pub fn default_environment(conn: Option<&Conn>, env: &mut Str) {
+    if env.is_null() {
+        *env = conn
+            .map(|c| Value::Value(c.environment.clone()))
+            .unwrap_or(Value::Unknown);
+    }
+}
+
+/// What an import read: the resource, or an error that there is no `what`.
+pub fn imported<T>(diags: &mut Diagnostics, what: &str, read: Result<Option<T>, ()>) -> Option<T> {
+    match read {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            diags.root_error_short(format!("There is no {what} to import"));
+            None
+        }
+        Err(()) => None,
+    }
+}
+
+/// GET `path` as the resource's new state; `Ok(None)` on 404.
+pub async fn get_json(
+    conn: &Conn,
+    diags: &mut Diagnostics,
+    what: &str,
+    path: &str,
+) -> Result<Option<serde_json::Value>, ()> {
+    match conn.client(None).json("GET", path, None).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => {
+            api_error(diags, format!("Reading {what}"), &e);
+            Err(())
+        }
+    }
+}
+
+pub async fn delete_json(
+    conn: &Conn,
+    diags: &mut Diagnostics,
+    what: &str,
+    path: &str,
+) -> Option<()> {
+    match conn.client(None).json("DELETE", path, None).await {
+        Ok(_) => Some(()),
+        Err(e) if is_not_found(&e) => Some(()),
+        Err(e) => {
+            api_error(diags, format!("Deleting {what}"), &e);
+            None
+        }
+    }
+}
+
 /// Splits an import id `env/id` (or a bare `id`, in the provider's
 /// environment).
 pub fn env_and_id<'a>(conn: &'a Conn, import: &'a str) -> (&'a str, &'a str) {

@@ -8,52 +8,13 @@ use tf_provider::value::Value;
 use tf_provider::Diagnostics;
 
 use crate::common::{
-    api_error, computed, is_not_found, known, non_empty, optional, optional_computed, required,
-    schema, sensitive, string, unknown_if_null, Conn, Str,
+    api_error, computed, delete_json, get_json, imported, known, non_empty, optional,
+    optional_computed, required, schema, sensitive, string, unknown_if_null, Conn, Str,
 };
 use crate::lifecycle::Lifecycle;
 
 fn s(v: &serde_json::Value) -> Str {
     Value::Value(v.as_str().unwrap_or_default().to_string())
-}
-
-/// GET `path` as the resource's new state; `Ok(None)` on 404.
-async fn get(
-    conn: &Conn,
-    diags: &mut Diagnostics,
-    what: &str,
-    path: &str,
-) -> Result<Option<serde_json::Value>, ()> {
-    match conn.client(None).json("GET", path, None).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => {
-            api_error(diags, format!("Reading {what}"), &e);
-            Err(())
-        }
-    }
-}
-
-async fn delete(conn: &Conn, diags: &mut Diagnostics, what: &str, path: &str) -> Option<()> {
-    match conn.client(None).json("DELETE", path, None).await {
-        Ok(_) => Some(()),
-        Err(e) if is_not_found(&e) => Some(()),
-        Err(e) => {
-            api_error(diags, format!("Deleting {what}"), &e);
-            None
-        }
-    }
-}
-
-fn not_there<T>(diags: &mut Diagnostics, what: &str, r: Result<Option<T>, ()>) -> Option<T> {
-    match r {
-        Ok(Some(s)) => Some(s),
-        Ok(None) => {
-            diags.root_error_short(format!("There is no {what} to import"));
-            None
-        }
-        Err(()) => None,
-    }
 }
 
 pub struct ServiceAccount;
@@ -125,9 +86,11 @@ impl Lifecycle for ServiceAccount {
     ) -> Result<Option<Self::State>, ()> {
         let id = known(&state.id).unwrap_or_default();
         let path = format!("/iam/v2/service-accounts/{id}");
-        Ok(get(conn, diags, &format!("service account {id}"), &path)
-            .await?
-            .map(|v| sa_state(&v)))
+        Ok(
+            get_json(conn, diags, &format!("service account {id}"), &path)
+                .await?
+                .map(|v| sa_state(&v)),
+        )
     }
 
     async fn create(
@@ -179,7 +142,7 @@ impl Lifecycle for ServiceAccount {
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let id = known(&prior.id).unwrap_or_default();
-        delete(
+        delete_json(
             conn,
             diags,
             &format!("service account {id}"),
@@ -194,7 +157,7 @@ impl Lifecycle for ServiceAccount {
             ..Default::default()
         };
         let r = self.read(conn, diags, state).await;
-        not_there(diags, &format!("service account {id}"), r)
+        imported(diags, &format!("service account {id}"), r)
     }
 }
 
@@ -281,7 +244,7 @@ impl Lifecycle for ApiKey {
     ) -> Result<Option<Self::State>, ()> {
         let id = known(&state.id).unwrap_or_default();
         let path = format!("/iam/v2/api-keys/{id}");
-        Ok(get(conn, diags, &format!("API key {id}"), &path)
+        Ok(get_json(conn, diags, &format!("API key {id}"), &path)
             .await?
             .map(|v| key_state(&v, state.secret.clone())))
     }
@@ -337,7 +300,7 @@ impl Lifecycle for ApiKey {
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let id = known(&prior.id).unwrap_or_default();
-        delete(
+        delete_json(
             conn,
             diags,
             &format!("API key {id}"),
@@ -352,7 +315,7 @@ impl Lifecycle for ApiKey {
             ..Default::default()
         };
         let r = self.read(conn, diags, state).await;
-        not_there(diags, &format!("API key {id}"), r)
+        imported(diags, &format!("API key {id}"), r)
     }
 }
 
@@ -421,7 +384,7 @@ impl Lifecycle for RoleBinding {
     ) -> Result<Option<Self::State>, ()> {
         let id = known(&state.id).unwrap_or_default();
         let path = format!("/iam/v2/role-bindings/{id}");
-        Ok(get(conn, diags, &format!("role binding {id}"), &path)
+        Ok(get_json(conn, diags, &format!("role binding {id}"), &path)
             .await?
             .map(|v| binding_state(&v)))
     }
@@ -462,7 +425,7 @@ impl Lifecycle for RoleBinding {
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let id = known(&prior.id).unwrap_or_default();
-        delete(
+        delete_json(
             conn,
             diags,
             &format!("role binding {id}"),
@@ -477,7 +440,7 @@ impl Lifecycle for RoleBinding {
             ..Default::default()
         };
         let r = self.read(conn, diags, state).await;
-        not_there(diags, &format!("role binding {id}"), r)
+        imported(diags, &format!("role binding {id}"), r)
     }
 }
 

@@ -8,8 +8,8 @@ use tf_provider::value::Value;
 use tf_provider::Diagnostics;
 
 use crate::common::{
-    api_error, computed, env_and_id, is_not_found, known, optional, optional_computed, required,
-    schema, sensitive, string, unknown_if_null, Conn, Str,
+    api_error, computed, default_environment, delete_json, env_and_id, get_json, imported, known,
+    optional, optional_computed, required, schema, sensitive, string, unknown_if_null, Conn, Str,
 };
 use crate::lifecycle::Lifecycle;
 
@@ -78,18 +78,10 @@ impl Lifecycle for Environment {
         state: Self::State,
     ) -> Result<Option<Self::State>, ()> {
         let id = known(&state.id).unwrap_or_default();
-        match conn
-            .client(None)
-            .json("GET", &format!("/org/v2/environments/{id}"), None)
-            .await
-        {
-            Ok(v) => Ok(Some(environment_state(&v))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => {
-                api_error(diags, format!("Reading environment {id}"), &e);
-                Err(())
-            }
-        }
+        let path = format!("/org/v2/environments/{id}");
+        Ok(get_json(conn, diags, &format!("environment {id}"), &path)
+            .await?
+            .map(|v| environment_state(&v)))
     }
 
     async fn create(
@@ -144,18 +136,8 @@ impl Lifecycle for Environment {
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let id = known(&prior.id).unwrap_or_default();
-        match conn
-            .client(None)
-            .json("DELETE", &format!("/org/v2/environments/{id}"), None)
-            .await
-        {
-            Ok(_) => Some(()),
-            Err(e) if is_not_found(&e) => Some(()),
-            Err(e) => {
-                api_error(diags, format!("Deleting environment {id}"), &e);
-                None
-            }
-        }
+        let path = format!("/org/v2/environments/{id}");
+        delete_json(conn, diags, &format!("environment {id}"), &path).await
     }
 
     async fn import(&self, conn: &Conn, diags: &mut Diagnostics, id: &str) -> Option<Self::State> {
@@ -163,14 +145,8 @@ impl Lifecycle for Environment {
             id: Value::Value(id.to_string()),
             ..Default::default()
         };
-        match self.read(conn, diags, state).await {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => {
-                diags.root_error_short(format!("There is no environment {id} to import"));
-                None
-            }
-            Err(()) => None,
-        }
+        let read = self.read(conn, diags, state).await;
+        imported(diags, &format!("environment {id}"), read)
     }
 }
 
@@ -236,11 +212,7 @@ impl Lifecycle for KafkaCluster {
 
     fn plan_create(&self, conn: Option<&Conn>, planned: &mut Self::State) {
         unknown_if_null(&mut planned.id);
-        if planned.environment.is_null() {
-            planned.environment = conn
-                .map(|c| Value::Value(c.environment.clone()))
-                .unwrap_or(Value::Unknown);
-        }
+        default_environment(conn, &mut planned.environment);
     }
 
     fn replaced_by(&self, prior: &Self::State, planned: &Self::State) -> Vec<&'static str> {
@@ -285,22 +257,10 @@ impl Lifecycle for KafkaCluster {
     ) -> Result<Option<Self::State>, ()> {
         let id = known(&state.id).unwrap_or_default();
         let env = known(&state.environment).unwrap_or(&conn.environment);
-        match conn
-            .client(None)
-            .json(
-                "GET",
-                &format!("/cmk/v2/clusters/{id}?environment={env}"),
-                None,
-            )
-            .await
-        {
-            Ok(v) => Ok(Some(cluster_state(&v, state.sasl_password.clone()))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => {
-                api_error(diags, format!("Reading Kafka cluster {id}"), &e);
-                Err(())
-            }
-        }
+        let path = format!("/cmk/v2/clusters/{id}?environment={env}");
+        Ok(get_json(conn, diags, &format!("Kafka cluster {id}"), &path)
+            .await?
+            .map(|v| cluster_state(&v, state.sasl_password.clone())))
     }
 
     async fn create(
@@ -357,22 +317,8 @@ impl Lifecycle for KafkaCluster {
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let id = known(&prior.id).unwrap_or_default();
         let env = known(&prior.environment).unwrap_or(&conn.environment);
-        match conn
-            .client(None)
-            .json(
-                "DELETE",
-                &format!("/cmk/v2/clusters/{id}?environment={env}"),
-                None,
-            )
-            .await
-        {
-            Ok(_) => Some(()),
-            Err(e) if is_not_found(&e) => Some(()),
-            Err(e) => {
-                api_error(diags, format!("Removing Kafka cluster {id}"), &e);
-                None
-            }
-        }
+        let path = format!("/cmk/v2/clusters/{id}?environment={env}");
+        delete_json(conn, diags, &format!("Kafka cluster {id}"), &path).await
     }
 
     async fn import(&self, conn: &Conn, diags: &mut Diagnostics, id: &str) -> Option<Self::State> {
@@ -382,14 +328,7 @@ impl Lifecycle for KafkaCluster {
             environment: Value::Value(env.to_string()),
             ..Default::default()
         };
-        match self.read(conn, diags, state).await {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => {
-                diags
-                    .root_error_short(format!("There is no Kafka cluster {id} in {env} to import"));
-                None
-            }
-            Err(()) => None,
-        }
+        let read = self.read(conn, diags, state).await;
+        imported(diags, &format!("Kafka cluster {id} in {env}"), read)
     }
 }

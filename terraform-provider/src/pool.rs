@@ -8,8 +8,8 @@ use tf_provider::{AttributePath, Diagnostics};
 use weir_api::{ComputePool, ComputePoolRequest, ComputePoolSpec, EnvironmentRef, MAX_POOL_CFU};
 
 use crate::common::{
-    api_error, computed, env_and_id, is_not_found, known, optional_computed, required, schema,
-    string, unknown_if_null, Conn, Str,
+    api_error, computed, default_environment, env_and_id, imported, is_not_found, known,
+    optional_computed, required, schema, string, unknown_if_null, Conn, Str,
 };
 use crate::lifecycle::Lifecycle;
 
@@ -88,11 +88,7 @@ impl Lifecycle for ComputePoolLifecycle {
     fn plan_create(&self, conn: Option<&Conn>, planned: &mut Self::State) {
         unknown_if_null(&mut planned.id);
         unknown_if_null(&mut planned.resource_name);
-        if planned.environment.is_null() {
-            planned.environment = conn
-                .map(|c| Value::Value(c.environment.clone()))
-                .unwrap_or(Value::Unknown);
-        }
+        default_environment(conn, &mut planned.environment);
     }
 
     fn replaced_by(&self, prior: &Self::State, planned: &Self::State) -> Vec<&'static str> {
@@ -195,13 +191,7 @@ impl Lifecycle for ComputePoolLifecycle {
             environment: Value::Value(env.to_string()),
             ..Default::default()
         };
-        match self.read(conn, diags, state).await {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => {
-                diags.root_error_short(format!("There is no compute pool {id} in {env} to import"));
-                None
-            }
-            Err(()) => None,
-        }
+        let read = self.read(conn, diags, state).await;
+        imported(diags, &format!("compute pool {id} in {env}"), read)
     }
 }

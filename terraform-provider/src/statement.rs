@@ -14,8 +14,9 @@ use tf_provider::{AttributePath, Diagnostics};
 use weir_api::{Client, CreateStatementRequest, Phase, Statement, StatementSpec};
 
 use crate::common::{
-    api_error, computed, env_and_id, is_not_found, known, known_map, optional, optional_computed,
-    required, schema, sensitive, string, to_map, unknown_if_null, Conn, Str, StrMap,
+    api_error, computed, default_environment, env_and_id, imported, is_not_found, known, known_map,
+    optional, optional_computed, required, schema, sensitive, string, to_map, unknown_if_null,
+    Conn, Str, StrMap,
 };
 use crate::lifecycle::Lifecycle;
 
@@ -281,11 +282,7 @@ impl Lifecycle for FlinkStatement {
     }
 
     fn plan_create(&self, conn: Option<&Conn>, planned: &mut Self::State) {
-        if planned.environment.is_null() {
-            planned.environment = conn
-                .map(|c| Value::Value(c.environment.clone()))
-                .unwrap_or(Value::Unknown);
-        }
+        default_environment(conn, &mut planned.environment);
         if planned.compute_pool.is_null() {
             if let Some(p) = conn.and_then(|c| c.compute_pool.clone()) {
                 planned.compute_pool = Value::Value(p);
@@ -480,14 +477,8 @@ impl Lifecycle for FlinkStatement {
             properties: Value::Unknown,
             ..Default::default()
         };
-        match self.read(conn, diags, state).await {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => {
-                diags.root_error_short(format!("There is no statement {name} in {env} to import"));
-                None
-            }
-            Err(()) => None,
-        }
+        let read = self.read(conn, diags, state).await;
+        imported(diags, &format!("statement {name} in {env}"), read)
     }
 }
 

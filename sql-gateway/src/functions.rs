@@ -353,6 +353,23 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 "arrow_cast(CAST('{quoted}' AS {kind}), '{target}')"
             ))?))
         }
+        // Flink's TIME is TIME(0), and TIME(p) keeps p digits of the
+        // second (DataFusion's casts give nanoseconds).
+        Expr::Cast {
+            expr,
+            data_type: SqlDataType::Time(precision, TimezoneInfo::None),
+            ..
+        } => {
+            let target = match precision.unwrap_or(0) {
+                0 => "Time32(Second)",
+                1..=3 => "Time32(Millisecond)",
+                4..=6 => "Time64(Microsecond)",
+                _ => "Time64(Nanosecond)",
+            };
+            Ok(Some(parse_expr(&format!(
+                "arrow_cast(CAST({expr} AS TIME), '{target}')"
+            ))?))
+        }
         // Flink's TIMESTAMP is TIMESTAMP(6).
         Expr::Cast {
             expr,

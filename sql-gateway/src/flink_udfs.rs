@@ -122,6 +122,35 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
+/// `weir_like_type(value, like)`: `value` cast to `like`'s type, so that
+/// `FLOOR(d TO MONTH)` of a `DATE` stays a `DATE` (DataFusion's
+/// `date_trunc` answers a timestamp).
+pub(crate) const LIKE_TYPE_FN: &str = "weir_like_type";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LikeType {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for LikeType {
+    fn name(&self) -> &str {
+        LIKE_TYPE_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(args[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let to = args.return_field.data_type().clone();
+        args.args[0].cast_to(&to, None)
+    }
+}
+
 pub(crate) const TAGGED_CAST_FN: &str = "weir_cast";
 
 /// `weir_cast(CAST(x AS T), 'T')` is `CAST(x AS T)`: its second argument
@@ -226,6 +255,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         })),
         Arc::new(ScalarUDF::from(Fail {
             signature: Signature::any(1, Volatility::Volatile),
+        })),
+        Arc::new(ScalarUDF::from(LikeType {
+            signature: Signature::any(2, Volatility::Immutable),
         })),
         Arc::new(ScalarUDF::from(TypeOf {
             signature: Signature::one_of(

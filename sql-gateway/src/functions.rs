@@ -523,7 +523,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             let unit = unit_name(f).ok_or_else(|| {
                 SqlError::unsupported(format!("FLOOR(... TO {f}) is not supported"))
             })?;
-            Ok(Some(parse_expr(&format!("date_trunc('{unit}', {expr})"))?))
+            Ok(Some(parse_expr(&format!(
+                "{}(date_trunc('{unit}', {expr}), {expr})",
+                crate::flink_udfs::LIKE_TYPE_FN
+            ))?))
         }
         Expr::Ceil {
             expr,
@@ -533,8 +536,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 SqlError::unsupported(format!("CEIL(... TO {f}) is not supported"))
             })?;
             Ok(Some(parse_expr(&format!(
-                "CASE WHEN date_trunc('{unit}', {expr}) = ({expr}) THEN ({expr}) \
-                 ELSE date_trunc('{unit}', {expr}) + INTERVAL '1' {unit} END"
+                "{}(CASE WHEN date_trunc('{unit}', {expr}) = ({expr}) THEN ({expr}) \
+                 ELSE date_trunc('{unit}', {expr}) + INTERVAL '1' {unit} END, {expr})",
+                crate::flink_udfs::LIKE_TYPE_FN
             ))?))
         }
         Expr::Function(f) => {

@@ -858,6 +858,14 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "array_prepend({x}, {a})"
                 ))?)),
                 ("map_from_arrays", [k, v]) => Ok(Some(parse_expr(&format!("map({k}, {v})"))?)),
+                // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text;
+                // text that is not a time is the smallest BIGINT, as in
+                // Flink (NULL stays NULL).
+                ("unix_timestamp", [s]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
+                     ELSE COALESCE(to_unixtime(TRY_CAST({s} AS TIMESTAMP)), \
+                     CAST(-9223372036854775807 AS BIGINT) - 1) END"
+                ))?)),
                 // Seconds since the epoch of text read with a Java pattern.
                 ("unix_timestamp", [s, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {

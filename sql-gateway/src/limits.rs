@@ -25,6 +25,13 @@ use crate::error::SqlError;
 /// stack.
 pub const MAX_EXPRESSION_DEPTH: usize = 1_000;
 
+/// The most binary operators (`+`, `=`, `AND`, ...) one statement may
+/// have. A chain of them is a tree as deep as it is long, built by the
+/// parser without recursion but walked (and dropped) recursively: past
+/// about 50,000 levels that overflows the planner's stack. Far beyond what
+/// people write; checked on the tokens, before the tree exists.
+pub const MAX_OPERATORS: usize = 20_000;
+
 /// The stack of the thread that parses and plans a statement. Only the
 /// pages a plan touches are ever committed.
 pub const PLANNER_STACK_BYTES: usize = 256 << 20;

@@ -158,10 +158,86 @@ fn too_deeply_nested(sql: &str, limit: usize) -> (u64, u64) {
     (1, 1)
 }
 
+/// Refuses a statement with more operators (binary, and the keywords that
+/// chain: `IS`, `LIKE`, `::`, `[` ...) than
+/// [`crate::limits::MAX_OPERATORS`], before the parser builds its tree: a
+/// chain `a + b + c ...` parses without recursion into a tree as deep as
+/// it is long, and walking or even dropping a tree of 100,000 levels
+/// overflows the planner's stack, which aborts the process.
+fn check_operator_count(sql: &str) -> Result<(), SqlError> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+    let Ok(tokens) = Tokenizer::new(&FlinkDialect, sql).tokenize_with_location() else {
+        // The parser reports the same error, with its position.
+        return Ok(());
+    };
+    let mut count = 0usize;
+    for t in &tokens {
+        let operator = match &t.token {
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Caret
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::DoubleColon
+            | Token::LBracket
+            | Token::Arrow
+            | Token::LongArrow => true,
+            // Every infix or postfix keyword chains too (`x IS NULL IS
+            // NULL ...`, `a LIKE b LIKE c ...`).
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::AND
+                    | Keyword::OR
+                    | Keyword::IS
+                    | Keyword::LIKE
+                    | Keyword::ILIKE
+                    | Keyword::SIMILAR
+                    | Keyword::RLIKE
+                    | Keyword::REGEXP
+                    | Keyword::BETWEEN
+                    | Keyword::IN
+                    | Keyword::COLLATE
+                    | Keyword::AT
+                    | Keyword::NOT
+                    | Keyword::ESCAPE
+            ),
+            _ => false,
+        };
+        if operator {
+            count += 1;
+            if count > crate::limits::MAX_OPERATORS {
+                return Err(SqlError::validation(
+                    format!(
+                        "the statement has more than {} operators (`+`, `=`, `AND`, `IS`, `LIKE`, \
+                         `::`, ...), the most Weir plans in one statement; split it (a long \
+                         `a OR b OR ...` is an IN list)",
+                        crate::limits::MAX_OPERATORS
+                    ),
+                    at(t),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
     let (clean, hints) = hints::extract(sql)?;
     let clean = crate::match_recognize::mark_within(&clean)?;
     let (clean, lifted) = crate::match_recognize::lift_subqueries(&clean);
+    check_operator_count(&clean)?;
     let dialect = FlinkDialect;
     let parser = Parser::new(&dialect)
         .try_with_sql(&clean)

@@ -604,6 +604,31 @@ fn an_expression_deeper_than_the_limit_is_refused_where_it_starts() {
 }
 
 #[test]
+fn a_chain_of_a_hundred_thousand_operators_is_refused_before_it_is_a_tree() {
+    // Parsed, it would be a tree 100,000 deep: walking or dropping it
+    // overflowed the planner's stack and aborted the process.
+    for (term, sql) in [
+        ("1 + ", format!("SELECT {}1", "1 + ".repeat(100_000))),
+        ("1 AND ", format!("SELECT {}1", "1 AND ".repeat(300_000))),
+    ] {
+        let e = on_planner_stack(&sql).expect_err("too many operators");
+        assert!(e.to_string().contains("more than 20000 operators"), "{e}");
+        // At the operator past the limit (columns count from 1).
+        let col = "SELECT ".len() + 20_000 * term.len() + 2 + 1;
+        assert_eq!(e.position(), Some((1, col as u64)), "{e}");
+    }
+    // Postfix and infix keywords chain as deep without any operator.
+    for tail in [" IS NULL", "::INT", " LIKE 'a'", "[1]", " COLLATE x"] {
+        let sql = format!("SELECT 1{}", tail.repeat(100_000));
+        let e = on_planner_stack(&sql).expect_err("too many operators");
+        assert!(
+            e.to_string().contains("more than 20000 operators"),
+            "{tail}: {e}"
+        );
+    }
+}
+
+#[test]
 fn an_expression_just_under_the_limit_plans() {
     let sql = format!(
         "SELECT {}amount AS total FROM orders",

@@ -285,7 +285,7 @@ impl Session {
                     .insert("sql.current-catalog".into(), unquote(name));
                 self.props.remove("sql.current-database");
             }
-            [name] => {
+            [name] if !name.eq_ignore_ascii_case("CATALOG") => {
                 let name = name.trim_end_matches(';');
                 let parts: Vec<&str> = name.splitn(2, '.').collect();
                 if let [c, d] = parts[..] {
@@ -676,14 +676,36 @@ fn print_caret(sql: &str, line: usize, column: usize) {
     let Some(text) = sql.lines().nth(line.saturating_sub(1)) else {
         return;
     };
+    let (shown, at) = around(text, column.saturating_sub(1));
     // Tabs keep their width under the caret.
-    let pad: String = text
+    let pad: String = shown
         .chars()
-        .take(column.saturating_sub(1))
+        .take(at)
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    println!("{line:>4} | {text}");
+    println!("{line:>4} | {shown}");
     println!("     | {pad}^");
+}
+
+/// At most 100 characters of `text` around character `at`, with `…` where
+/// it is cut, and where `at` is in what is shown.
+fn around(text: &str, at: usize) -> (String, usize) {
+    const BEFORE: usize = 60;
+    const AFTER: usize = 40;
+    let chars: Vec<char> = text.chars().collect();
+    let from = at.saturating_sub(BEFORE);
+    let to = (at + AFTER).min(chars.len());
+    let mut shown = String::new();
+    let mut caret = at - from;
+    if from > 0 {
+        shown.push('…');
+        caret += 1;
+    }
+    shown.extend(&chars[from.min(chars.len())..to]);
+    if to < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret)
 }
 
 #[cfg(test)]
@@ -714,5 +736,15 @@ mod tests {
             Some(("a.b".into(), "c d".into()))
         );
         assert_eq!(unquote(" `my db` "), "my db");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_caret() {
+        assert_eq!(around("SELECT nope", 7), ("SELECT nope".to_string(), 7));
+        let long = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let (shown, at) = around(&long, 500);
+        assert_eq!(shown.chars().nth(at), Some('X'));
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(shown.chars().count() <= 102, "{shown}");
     }
 }

@@ -104,7 +104,9 @@ fn metrics_provider() -> anyhow::Result<Option<opentelemetry_sdk::metrics::SdkMe
         .with_http()
         .with_http_client(http_client()?)
         .build()?;
-    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+        .with_interval(export_interval())
+        .build();
     let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
         .with_reader(reader)
         .with_resource(resource())
@@ -112,6 +114,19 @@ fn metrics_provider() -> anyhow::Result<Option<opentelemetry_sdk::metrics::SdkMe
     opentelemetry::global::set_meter_provider(provider.clone());
     METRICS_ON.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some(provider))
+}
+
+/// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds; 60 s when unset or not a
+/// number), at least 100 ms: 0 would export in a busy loop.
+fn export_interval() -> std::time::Duration {
+    std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
+        .max(std::time::Duration::from_millis(100))
 }
 
 static METRICS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -127,14 +142,7 @@ pub fn export_metrics(state: weir_control_plane::AppState) {
     }
     type Snapshot = Arc<RwLock<Vec<(String, weir_control_plane::Sample)>>>;
     let snapshot: Snapshot = Default::default();
-    let interval = std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(
-            std::time::Duration::from_secs(60),
-            std::time::Duration::from_millis,
-        )
-        .max(std::time::Duration::from_millis(100));
+    let interval = export_interval();
     {
         let snapshot = snapshot.clone();
         tokio::spawn(async move {

@@ -227,6 +227,25 @@ pub async fn delete_json(
     }
 }
 
+/// `method path` with `body`, Weir's answer as JSON; a failure is an error
+/// diagnostic saying what was being done (`summary`).
+pub async fn send_json(
+    conn: &Conn,
+    diags: &mut Diagnostics,
+    summary: impl Into<String>,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Option<serde_json::Value> {
+    match conn.client(None).json(method, path, body).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            api_error(diags, summary, &e);
+            None
+        }
+    }
+}
+
 /// Splits an import id `env/id` (or a bare `id`, in the provider's
 /// environment).
 pub fn env_and_id<'a>(conn: &'a Conn, import: &'a str) -> (&'a str, &'a str) {

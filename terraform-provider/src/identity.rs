@@ -8,8 +8,8 @@ use tf_provider::value::Value;
 use tf_provider::Diagnostics;
 
 use crate::common::{
-    api_error, computed, delete_json, get_json, imported, known, non_empty, optional,
-    optional_computed, required, schema, sensitive, string, unknown_if_null, Conn, Str,
+    computed, delete_json, get_json, imported, known, non_empty, optional, optional_computed,
+    required, schema, send_json, sensitive, string, unknown_if_null, Conn, Str,
 };
 use crate::lifecycle::Lifecycle;
 
@@ -101,17 +101,16 @@ impl Lifecycle for ServiceAccount {
     ) -> Option<Self::State> {
         let name = known(&planned.display_name).unwrap_or_default();
         let body = json!({"display_name": name, "description": known(&planned.description).unwrap_or_default()});
-        match conn
-            .client(None)
-            .json("POST", "/iam/v2/service-accounts", Some(&body))
-            .await
-        {
-            Ok(v) => Some(sa_state(&v)),
-            Err(e) => {
-                api_error(diags, format!("Creating service account {name}"), &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            format!("Creating service account {name}"),
+            "POST",
+            "/iam/v2/service-accounts",
+            Some(&body),
+        )
+        .await
+        .map(|v| sa_state(&v))
     }
 
     async fn update(
@@ -123,21 +122,16 @@ impl Lifecycle for ServiceAccount {
     ) -> Option<Self::State> {
         let id = known(&prior.id).unwrap_or_default();
         let body = json!({"description": known(&planned.description).unwrap_or_default()});
-        match conn
-            .client(None)
-            .json(
-                "PATCH",
-                &format!("/iam/v2/service-accounts/{id}"),
-                Some(&body),
-            )
-            .await
-        {
-            Ok(v) => Some(sa_state(&v)),
-            Err(e) => {
-                api_error(diags, format!("Updating service account {id}"), &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            format!("Updating service account {id}"),
+            "PATCH",
+            &format!("/iam/v2/service-accounts/{id}"),
+            Some(&body),
+        )
+        .await
+        .map(|v| sa_state(&v))
     }
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
@@ -262,17 +256,16 @@ impl Lifecycle for ApiKey {
         if let Some(r) = known(&planned.resource) {
             spec["resource"] = json!({ "id": r });
         }
-        match conn
-            .client(None)
-            .json("POST", "/iam/v2/api-keys", Some(&json!({ "spec": spec })))
-            .await
-        {
-            Ok(v) => Some(key_state(&v, Value::Null)),
-            Err(e) => {
-                api_error(diags, "Creating the API key", &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            "Creating the API key",
+            "POST",
+            "/iam/v2/api-keys",
+            Some(&json!({ "spec": spec })),
+        )
+        .await
+        .map(|v| key_state(&v, Value::Null))
     }
 
     async fn update(
@@ -285,17 +278,16 @@ impl Lifecycle for ApiKey {
         let id = known(&prior.id).unwrap_or_default();
         let body =
             json!({"spec": {"description": known(&planned.description).unwrap_or_default()}});
-        match conn
-            .client(None)
-            .json("PATCH", &format!("/iam/v2/api-keys/{id}"), Some(&body))
-            .await
-        {
-            Ok(v) => Some(key_state(&v, prior.secret)),
-            Err(e) => {
-                api_error(diags, format!("Updating API key {id}"), &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            format!("Updating API key {id}"),
+            "PATCH",
+            &format!("/iam/v2/api-keys/{id}"),
+            Some(&body),
+        )
+        .await
+        .map(|v| key_state(&v, prior.secret))
     }
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
@@ -400,17 +392,16 @@ impl Lifecycle for RoleBinding {
             "role_name": known(&planned.role_name).unwrap_or_default(),
             "crn_pattern": known(&planned.crn_pattern).unwrap_or_default(),
         });
-        match conn
-            .client(None)
-            .json("POST", "/iam/v2/role-bindings", Some(&body))
-            .await
-        {
-            Ok(v) => Some(binding_state(&v)),
-            Err(e) => {
-                api_error(diags, "Creating the role binding", &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            "Creating the role binding",
+            "POST",
+            "/iam/v2/role-bindings",
+            Some(&body),
+        )
+        .await
+        .map(|v| binding_state(&v))
     }
 
     async fn update(

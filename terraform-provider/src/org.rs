@@ -9,7 +9,8 @@ use tf_provider::Diagnostics;
 
 use crate::common::{
     api_error, computed, default_environment, delete_json, env_and_id, get_json, imported, known,
-    optional, optional_computed, required, schema, sensitive, string, unknown_if_null, Conn, Str,
+    optional, optional_computed, required, schema, send_json, sensitive, string, unknown_if_null,
+    Conn, Str,
 };
 use crate::lifecycle::Lifecycle;
 
@@ -91,21 +92,16 @@ impl Lifecycle for Environment {
         planned: Self::State,
     ) -> Option<Self::State> {
         let name = known(&planned.display_name).unwrap_or_default();
-        match conn
-            .client(None)
-            .json(
-                "POST",
-                "/org/v2/environments",
-                Some(&json!({ "display_name": name })),
-            )
-            .await
-        {
-            Ok(v) => Some(environment_state(&v)),
-            Err(e) => {
-                api_error(diags, format!("Creating environment {name}"), &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            format!("Creating environment {name}"),
+            "POST",
+            "/org/v2/environments",
+            Some(&json!({ "display_name": name })),
+        )
+        .await
+        .map(|v| environment_state(&v))
     }
 
     async fn update(
@@ -117,21 +113,16 @@ impl Lifecycle for Environment {
     ) -> Option<Self::State> {
         let id = known(&prior.id).unwrap_or_default();
         let name = known(&planned.display_name).unwrap_or_default();
-        match conn
-            .client(None)
-            .json(
-                "PATCH",
-                &format!("/org/v2/environments/{id}"),
-                Some(&json!({ "display_name": name })),
-            )
-            .await
-        {
-            Ok(v) => Some(environment_state(&v)),
-            Err(e) => {
-                api_error(diags, format!("Renaming environment {id}"), &e);
-                None
-            }
-        }
+        send_json(
+            conn,
+            diags,
+            format!("Renaming environment {id}"),
+            "PATCH",
+            &format!("/org/v2/environments/{id}"),
+            Some(&json!({ "display_name": name })),
+        )
+        .await
+        .map(|v| environment_state(&v))
     }
 
     async fn delete(&self, conn: &Conn, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {

@@ -79,8 +79,13 @@ wait_port() {
   return 1
 }
 
+# The tests' own directories (data dirs of `weir dev`, Terraform mirrors,
+# SQLite files) go under one temporary directory per run, removed at the
+# end, so that repeated runs do not fill the disk.
+test_tmp="$(mktemp -d /tmp/weir-test.XXXXXX)"
+export TMPDIR="$test_tmp"
 cleanup=()
-trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
+trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done; rm -rf "$test_tmp"' EXIT
 
 port="${WEIR_TEST_BROKER_PORT:-29192}"
 broker_data="$(mktemp -d /tmp/weir-broker.XXXXXX)"

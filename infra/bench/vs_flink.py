@@ -209,14 +209,16 @@ def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap):
             while time.time() < deadline:
                 r = w.status(stmt)
                 phase = r["status"]["phase"]
-                done = ((r["status"].get("metrics") or {}).get("records_processed") or 0)
+                metrics = r["status"].get("metrics") or {}
+                done = metrics.get("records_processed") or 0
                 if done >= want or phase in ("FAILED", "COMPLETED", "STOPPED"):
                     break
                 time.sleep(0.1)  # each GET costs Weir ~1 ms of CPU: poll gently
             t1, c1 = time.time(), weir_cpu(w.proc.pid)
             broker1 = cpu_seconds(w.broker) if w.broker else 0.0
             err = None if done >= want else f"{phase}: {done} of {want} records; {r['status'].get('detail', '')}"
-            results[name] = {"events": want, "wall": t1 - t0, "cpu": cpu_between(c0, c1), "broker_cpu": broker1 - broker0, "error": err}
+            results[name] = {"events": want, "wall": t1 - t0, "cpu": cpu_between(c0, c1), "broker_cpu": broker1 - broker0,
+                             "records_out": metrics.get("records_out"), "error": err}
             log(f"weir {name}: {results[name]}")
             w.call("DELETE", f"{w.url}/{stmt}")
     finally:
@@ -266,8 +268,8 @@ def main():
     flink = {} if a.no_flink else run_flink(data_dir, sql, counts, queries)
     broker = a.bootstrap or "weir dev's own broker"
     print(f"\nNexmark, {a.events} events; Weir through {broker}; Flink {FLINK_VERSION} local, parallelism 1, from files to blackhole")
-    print("| query | events | Weir events/s | Weir events/CPU-s | Flink events/s | Flink events/CPU-s | Weir ÷ Flink per CPU-s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| query | events | Weir records out | Weir events/s | Weir events/CPU-s | Flink events/s | Flink events/CPU-s | Weir ÷ Flink per CPU-s |")
+    print("|---|---|---|---|---|---|---|---|")
     for q in queries:
         w, f = weir.get(q), flink.get(q)
         def rates(r):
@@ -278,7 +280,8 @@ def main():
         ww, wc, wr = rates(w)
         fw, fc, fr = rates(f) if f else ("-", "-", None)
         ratio = f"{wr / fr:.1f}×" if wr and fr else "-"
-        print(f"| {q} | {(w or f)['events']:,} | {ww} | {wc} | {fw} | {fc} | {ratio} |")
+        out = f"{w['records_out']:,}" if w and w.get("records_out") is not None else "-"
+        print(f"| {q} | {(w or f)['events']:,} | {out} | {ww} | {wc} | {fw} | {fc} | {ratio} |")
     errors = {f"{e} {q}": r["error"] for e, rs in (("weir", weir), ("flink", flink)) for q, r in rs.items() if r.get("error")}
     for k, v in errors.items():
         print(f"{k}: {v}")

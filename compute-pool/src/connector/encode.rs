@@ -1,6 +1,6 @@
 //! Arrow batches to Kafka records and result rows.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::json::writer::{LineDelimited, WriterBuilder};
 use bytes::Bytes;
@@ -50,19 +50,29 @@ pub fn kafka_changes(
     changes: &crate::operators::changelog::Changes,
 ) -> Result<Vec<EncodedRecord>, EngineError> {
     use crate::operators::changelog::{DELETE, UPDATE_BEFORE};
-    let records = kafka_records(table, &changes.batch)?;
     // A retract table takes every change, `-U` included, with its kind in
     // a header ([`op_header`]).
-    if changes.ops.is_none() || table.changelog_mode() == "retract" {
-        return Ok(records);
-    }
+    let ops = match &changes.ops {
+        Some(ops) if table.changelog_mode() != "retract" => ops,
+        _ => return kafka_records(table, &changes.batch),
+    };
+    // `-U` rows write nothing: they are dropped before encoding, not after
+    // (a Top-N with row numbers emits as many `-U` as `+U`).
+    let keep: BooleanArray = ops.iter().map(|o| Some(o != Some(UPDATE_BEFORE))).collect();
+    let filtered;
+    let kept = if keep.false_count() == 0 {
+        changes
+    } else {
+        filtered = changes.filter(&keep)?;
+        &filtered
+    };
+    let records = kafka_records(table, &kept.batch)?;
     Ok(records
         .into_iter()
         .enumerate()
-        .filter_map(|(i, (key, value))| match changes.op(i) {
-            UPDATE_BEFORE => None,
-            DELETE => Some((key, None)),
-            _ => Some((key, value)),
+        .map(|(i, (key, value))| match kept.op(i) {
+            DELETE => (key, None),
+            _ => (key, value),
         })
         .collect())
 }
@@ -170,4 +180,89 @@ fn raw_bytes(col: &dyn Array) -> Vec<Option<Bytes>> {
 /// arrays, `MAP` as an array of `[key, value]` pairs. See [`crate::connector::wire`].
 pub fn result_rows(batch: &RecordBatch) -> Result<Vec<Vec<serde_json::Value>>, EngineError> {
     crate::connector::wire::rows(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, Int8Array};
+    use arrow::datatypes::{Field, Schema};
+    use weir_catalog::{ColumnKind, ColumnSpec, SqlType, TableOrigin};
+
+    use super::*;
+    use crate::operators::changelog::{Changes, DELETE, INSERT, UPDATE_AFTER, UPDATE_BEFORE};
+
+    fn table(mode: Option<&str>) -> TableDef {
+        let col = |name: &str| ColumnSpec {
+            name: name.into(),
+            data_type: SqlType::BigInt,
+            nullable: true,
+            kind: ColumnKind::Physical,
+            comment: None,
+        };
+        TableDef {
+            name: "t".into(),
+            topic: "t".into(),
+            columns: vec![col("k"), col("v")],
+            watermark: None,
+            primary_key: vec!["k".into()],
+            distribution: None,
+            options: mode
+                .map(|m| BTreeMap::from([("changelog.mode".to_string(), m.to_string())]))
+                .unwrap_or_default(),
+            origin: TableOrigin::Managed,
+            view: None,
+        }
+    }
+
+    fn changes() -> Changes {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1, 1, 2, 1])),
+                Arc::new(Int64Array::from(vec![10, 10, 11, 20, 11])),
+            ],
+        )
+        .unwrap();
+        let ops = [INSERT, UPDATE_BEFORE, UPDATE_AFTER, INSERT, DELETE];
+        Changes {
+            batch,
+            ops: Some(Arc::new(Int8Array::from(ops.to_vec()))),
+        }
+    }
+
+    fn text(b: &Option<Bytes>) -> Option<&str> {
+        b.as_deref().map(|b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn an_upsert_table_gets_no_record_for_an_update_before_and_a_tombstone_for_a_delete() {
+        let records = kafka_changes(&table(None), &changes()).unwrap();
+        let got: Vec<_> = records.iter().map(|(k, v)| (text(k), text(v))).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(r#"{"k":1}"#), Some(r#"{"k":1,"v":10}"#)),
+                (Some(r#"{"k":1}"#), Some(r#"{"k":1,"v":11}"#)),
+                (Some(r#"{"k":2}"#), Some(r#"{"k":2,"v":20}"#)),
+                (Some(r#"{"k":1}"#), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retract_table_gets_every_change_with_its_kind() {
+        let c = changes();
+        let records = kafka_changes(&table(Some("retract")), &c).unwrap();
+        assert_eq!(records.len(), 5);
+        assert_eq!(text(&records[1].1), Some(r#"{"k":1,"v":10}"#));
+        let kinds: Vec<_> = (0..5).map(|i| op_header(&c, i)).collect();
+        assert_eq!(kinds, ["+I", "-U", "+U", "+I", "-D"]);
+    }
 }

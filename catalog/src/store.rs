@@ -296,6 +296,15 @@ impl Store {
     }
 
     /// The organization's display name, if it exists.
+    /// Every organization's id, for what the process does for all of them
+    /// (its metric export).
+    pub async fn all_organizations(&self) -> Result<Vec<String>, CatalogError> {
+        let rows = sqlx::query("SELECT id FROM organizations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
     pub async fn get_organization(&self, id: &str) -> Result<Option<String>, CatalogError> {
         let row = sqlx::query("SELECT name FROM organizations WHERE id = $1")
             .bind(id)

@@ -146,14 +146,11 @@ pub fn export_metrics(state: weir_control_plane::AppState) {
     {
         let snapshot = snapshot.clone();
         tokio::spawn(async move {
-            // Organizations stay once seen: a pool keeps reporting after
-            // its statements stop.
             let mut orgs: Vec<String> = vec![];
             loop {
-                for o in weir_control_plane::organizations_running(&state) {
-                    if !orgs.contains(&o) {
-                        orgs.push(o);
-                    }
+                match weir_control_plane::organizations(&state).await {
+                    Ok(o) => orgs = o,
+                    Err(e) => tracing::warn!(error = %e.detail, "listing the organizations"),
                 }
                 let mut all = vec![];
                 for o in &orgs {

@@ -33,7 +33,7 @@ mod scheduler;
 mod statements;
 mod sync;
 mod usage;
-pub use usage::{organizations_running, samples, Sample, METRICS};
+pub use usage::{organizations, samples, Sample, METRICS};
 pub mod workers;
 mod workspace;
 

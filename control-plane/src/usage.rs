@@ -397,18 +397,10 @@ pub struct Sample {
     pub value: u64,
 }
 
-/// The organizations with statements placed by this process: whose
-/// metrics the process exports.
-pub fn organizations_running(state: &AppState) -> Vec<String> {
-    let mut orgs: Vec<String> = state
-        .scheduler
-        .allocations()
-        .into_iter()
-        .map(|a| a.org)
-        .collect();
-    orgs.sort();
-    orgs.dedup();
-    orgs
+/// Every organization in the store: whose metrics the process exports (a
+/// pool reports its limit before any statement of its organization runs).
+pub async fn organizations(state: &AppState) -> Result<Vec<String>, ApiError> {
+    Ok(state.store.all_organizations().await?)
 }
 
 /// The metrics of organization `org`'s pools and statements now.

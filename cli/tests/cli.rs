@@ -714,8 +714,8 @@ fn a_window_aggregation_recovers_from_its_checkpoint_after_a_crash() {
             .as_str()
             .expect("window_start")
             .to_string();
-        // `1970-01-01T00:01:07`: the window index is the seconds.
-        let t = &start[start.find('T').expect("a timestamp") + 1..];
+        // `1970-01-01 00:01:07`: the window index is the seconds.
+        let t = &start[start.find(' ').expect("a timestamp") + 1..];
         let w = t[0..2].parse::<i64>().unwrap() * 3600
             + t[3..5].parse::<i64>().unwrap() * 60
             + t[6..8].parse::<i64>().unwrap();

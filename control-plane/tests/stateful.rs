@@ -38,11 +38,12 @@ fn ts(ms: i64) -> String {
     )
 }
 
-/// The window start Weir writes for a one-second window holding `ms`.
+/// The window start Weir writes for a one-second window holding `ms`, as
+/// Flink's `json` format does (its default SQL timestamp standard).
 fn window_start(ms: i64) -> String {
     let s = ms / 1000;
     format!(
-        "2024-01-01T{:02}:{:02}:{:02}",
+        "2024-01-01 {:02}:{:02}:{:02}",
         s / 3600,
         s / 60 % 60,
         s % 60

@@ -1077,6 +1077,9 @@ pub(crate) fn validate_table(def: &TableDef) -> Result<(), SqlError> {
                     "proto-registry",
                 ]),
                 "changelog.mode" => Some(&["append", "upsert", "retract"]),
+                "json.timestamp-format.standard"
+                | "value.json.timestamp-format.standard"
+                | "key.json.timestamp-format.standard" => Some(&["SQL", "ISO-8601"]),
                 "scan.startup.mode" => Some(&[
                     "earliest-offset",
                     "latest-offset",
@@ -1469,6 +1472,20 @@ mod tests {
             }
         );
         assert!(!def.columns[0].nullable);
+    }
+
+    #[test]
+    fn the_json_timestamp_standard_is_one_flink_knows() {
+        let sql = |v: &str| {
+            format!("CREATE TABLE t (ts TIMESTAMP(3)) WITH ('value.json.timestamp-format.standard' = '{v}')")
+        };
+        let def = create(&sql("ISO-8601"));
+        assert_eq!(
+            def.option("value.json.timestamp-format.standard"),
+            Some("ISO-8601")
+        );
+        let err = parse(&sql("RFC-3339")).unwrap_err().to_string();
+        assert!(err.contains("use one of: SQL, ISO-8601"), "{err}");
     }
 
     #[test]

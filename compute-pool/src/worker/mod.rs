@@ -1457,8 +1457,11 @@ async fn send_changes(
     let records = kafka_changes(table, changes)?;
     let retract = table.changelog_mode() == "retract";
     let acks = producer.context();
+    // The records' time, read once per batch rather than by librdkafka
+    // once per record.
+    let now = now_ms();
     for (i, (key, value)) in records.iter().enumerate() {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic);
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&table.topic).timestamp(now);
         if let Some(k) = key {
             rec = rec.key(&k[..]);
         }

@@ -587,6 +587,28 @@ mod tests {
     }
 
     #[test]
+    fn the_extreme_instants_are_written_without_a_panic() {
+        use arrow::array::{TimestampMillisecondArray, TimestampNanosecondArray};
+        let ms = Arc::new(TimestampMillisecondArray::from(vec![i64::MIN, i64::MAX])) as ArrayRef;
+        let ns = Arc::new(TimestampNanosecondArray::from(vec![i64::MIN, i64::MAX])) as ArrayRef;
+        for col in [ms, ns] {
+            let batch = RecordBatch::try_from_iter([("c", col)]).unwrap();
+            let rows = flink_json_rows(&batch, TimestampStandard::Sql).unwrap();
+            assert_eq!(rows.len(), 2);
+        }
+        let ns = Arc::new(TimestampNanosecondArray::from(vec![i64::MAX])) as ArrayRef;
+        assert_eq!(
+            flink_text(ns, TimestampStandard::Sql),
+            "2262-04-11 23:47:16.854775807"
+        );
+        let ms = Arc::new(TimestampMillisecondArray::from(vec![253_402_300_800_000])) as ArrayRef;
+        assert_eq!(
+            flink_text(ms, TimestampStandard::Sql),
+            "+10000-01-01 00:00:00"
+        );
+    }
+
+    #[test]
     fn nulls_stay_null_and_the_standard_comes_from_the_tables_options() {
         use arrow::array::TimestampMillisecondArray;
         let col = Arc::new(TimestampMillisecondArray::from(vec![None, Some(0)])) as ArrayRef;

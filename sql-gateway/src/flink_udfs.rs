@@ -151,6 +151,118 @@ impl ScalarUDFImpl for LikeType {
     }
 }
 
+/// `weir_java_cast(x, CAST(NULL AS T))` is `CAST(x AS T)` for an integer
+/// `T` as Flink's generated Java code casts: a narrower integer wraps
+/// around (`CAST(300 AS TINYINT)` is 44), a floating-point value
+/// saturates to `INT` or `BIGINT` first (`CAST(1e20 AS BIGINT)` is the
+/// largest `BIGINT`, NaN is 0), a `DECIMAL` drops its fraction, then
+/// wraps. DataFusion's cast fails the statement on such a value. Other
+/// inputs (strings, booleans) are cast as before.
+pub(crate) const JAVA_CAST_FN: &str = "weir_java_cast";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JavaCast {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for JavaCast {
+    fn name(&self) -> &str {
+        JAVA_CAST_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(args[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let to = args.return_field.data_type().clone();
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let out = match java_integer_cast(&input, &to)? {
+            Some(out) => out,
+            None => arrow::compute::cast_with_options(
+                &input,
+                &to,
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )?,
+        };
+        if scalar {
+            let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
+            return Ok(ColumnarValue::Scalar(v));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// [`JAVA_CAST_FN`]'s cast of a number to the integer type `to`; `None`
+/// for anything else.
+fn java_integer_cast(a: &ArrayRef, to: &DataType) -> DfResult<Option<ArrayRef>> {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{
+        Decimal128Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt64Type,
+    };
+    if !matches!(
+        to,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+    ) {
+        return Ok(None);
+    }
+    if a.data_type() == to {
+        return Ok(Some(a.clone()));
+    }
+    let longs: Int64Array = match a.data_type() {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            // Java's (long) and (int) of a double saturate (Rust's `as`
+            // too), and (short) and (byte) go through (int).
+            let d = arrow::compute::cast(a, &DataType::Float64)?;
+            let d = d.as_primitive::<Float64Type>();
+            let out: ArrayRef = match to {
+                DataType::Int64 => Arc::new(d.unary::<_, Int64Type>(|v| v as i64)),
+                DataType::Int32 => Arc::new(d.unary::<_, Int32Type>(|v| v as i32)),
+                DataType::Int16 => Arc::new(d.unary::<_, Int16Type>(|v| v as i32 as i16)),
+                _ => Arc::new(d.unary::<_, Int8Type>(|v| v as i32 as i8)),
+            };
+            return Ok(Some(out));
+        }
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().unary(|v| v as i64),
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => arrow::compute::cast(a, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
+        // BigDecimal.longValue(): the fraction dropped, then the low 64 bits.
+        DataType::Decimal128(_, scale) => {
+            let d = a.as_primitive::<Decimal128Type>();
+            if *scale >= 0 {
+                let f = 10i128.pow(u32::from(scale.unsigned_abs()));
+                d.unary(|v| (v / f) as i64)
+            } else {
+                let f = 10i128.pow(u32::from(scale.unsigned_abs()));
+                d.unary(|v| v.wrapping_mul(f) as i64)
+            }
+        }
+        _ => return Ok(None),
+    };
+    // Java's narrowing of a long keeps the low bits, as Rust's `as`.
+    Ok(Some(match to {
+        DataType::Int64 => Arc::new(longs),
+        DataType::Int32 => Arc::new(longs.unary::<_, Int32Type>(|v| v as i32)),
+        DataType::Int16 => Arc::new(longs.unary::<_, Int16Type>(|v| v as i16)),
+        _ => Arc::new(longs.unary::<_, Int8Type>(|v| v as i8)),
+    }))
+}
+
 pub(crate) const TAGGED_CAST_FN: &str = "weir_cast";
 
 /// `weir_cast(CAST(x AS T), 'T')` is `CAST(x AS T)`: its second argument
@@ -257,6 +369,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
             signature: Signature::any(1, Volatility::Volatile),
         })),
         Arc::new(ScalarUDF::from(LikeType {
+            signature: Signature::any(2, Volatility::Immutable),
+        })),
+        Arc::new(ScalarUDF::from(JavaCast {
             signature: Signature::any(2, Volatility::Immutable),
         })),
         Arc::new(ScalarUDF::from(TypeOf {
@@ -1460,6 +1575,35 @@ mod tests {
         assert_eq!(at("$['d e']"), Some(serde_json::json!(1)));
         assert_eq!(at("lax $.a.b[5]"), None);
         assert_eq!(at("a.b"), None, "a path starts with $");
+    }
+
+    #[test]
+    fn integer_casts_wrap_and_saturate_as_java_does() {
+        use arrow::array::{Float64Array, Int32Array, Int8Array, UInt64Array};
+        let cast = |a: ArrayRef, to: DataType| java_integer_cast(&a, &to).unwrap().unwrap();
+        // A row number past i64::MAX, as Java's long would hold its bits.
+        let rows = Arc::new(UInt64Array::from(vec![Some(u64::MAX), None, Some(300)])) as ArrayRef;
+        let got = cast(rows, DataType::Int32);
+        assert_eq!(
+            got.as_primitive::<arrow::datatypes::Int32Type>(),
+            &Int32Array::from(vec![Some(-1), None, Some(300)])
+        );
+        let doubles = Arc::new(Float64Array::from(vec![
+            f64::NAN,
+            f64::INFINITY,
+            -300.9,
+            1e20,
+        ])) as ArrayRef;
+        let got = cast(doubles, DataType::Int8);
+        assert_eq!(
+            got.as_primitive::<arrow::datatypes::Int8Type>(),
+            &Int8Array::from(vec![0, -1, -44, -1])
+        );
+        // Strings and booleans are not this cast's: DataFusion's applies.
+        let text = Arc::new(StringArray::from(vec!["1"])) as ArrayRef;
+        assert!(java_integer_cast(&text, &DataType::Int32)
+            .unwrap()
+            .is_none());
     }
 }
 

@@ -306,6 +306,22 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 "arrow_cast({expr}, 'Timestamp({unit}, Some(\"{tz}\"))')"
             ))?))
         }
+        // An integer target casts numbers as Java does: see
+        // [`crate::flink_udfs::JAVA_CAST_FN`].
+        Expr::Cast {
+            expr,
+            data_type:
+                data_type @ (SqlDataType::TinyInt(_)
+                | SqlDataType::SmallInt(_)
+                | SqlDataType::Int(_)
+                | SqlDataType::Integer(_)
+                | SqlDataType::BigInt(_)),
+            kind: CastKind::Cast,
+            ..
+        } => Ok(Some(parse_expr(&format!(
+            "{}({expr}, CAST(NULL AS {data_type}))",
+            crate::flink_udfs::JAVA_CAST_FN
+        ))?)),
         // Flink's `BYTES` (`VARBINARY(2147483647)`); DataFusion's SQL has
         // no such name.
         Expr::Cast {

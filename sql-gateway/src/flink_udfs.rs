@@ -160,14 +160,24 @@ impl ScalarUDFImpl for LikeType {
 /// inputs (strings, booleans) are cast as before.
 pub(crate) const JAVA_CAST_FN: &str = "weir_java_cast";
 
+/// [`JAVA_CAST_FN`] for `TRY_CAST`: numbers cast the same (they never
+/// fail), other inputs that cannot be cast are NULL.
+pub(crate) const JAVA_TRY_CAST_FN: &str = "weir_java_try_cast";
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct JavaCast {
     signature: Signature,
+    /// `TRY_CAST`: what DataFusion's cast cannot cast is NULL.
+    try_: bool,
 }
 
 impl ScalarUDFImpl for JavaCast {
     fn name(&self) -> &str {
-        JAVA_CAST_FN
+        if self.try_ {
+            JAVA_TRY_CAST_FN
+        } else {
+            JAVA_CAST_FN
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -188,7 +198,7 @@ impl ScalarUDFImpl for JavaCast {
                 &input,
                 &to,
                 &arrow::compute::CastOptions {
-                    safe: false,
+                    safe: self.try_,
                     ..Default::default()
                 },
             )?,
@@ -373,6 +383,11 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         })),
         Arc::new(ScalarUDF::from(JavaCast {
             signature: Signature::any(2, Volatility::Immutable),
+            try_: false,
+        })),
+        Arc::new(ScalarUDF::from(JavaCast {
+            signature: Signature::any(2, Volatility::Immutable),
+            try_: true,
         })),
         Arc::new(ScalarUDF::from(TypeOf {
             signature: Signature::one_of(

@@ -316,11 +316,14 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 | SqlDataType::Int(_)
                 | SqlDataType::Integer(_)
                 | SqlDataType::BigInt(_)),
-            kind: CastKind::Cast,
+            kind: kind @ (CastKind::Cast | CastKind::TryCast),
             ..
         } => Ok(Some(parse_expr(&format!(
             "{}({expr}, CAST(NULL AS {data_type}))",
-            crate::flink_udfs::JAVA_CAST_FN
+            match kind {
+                CastKind::TryCast => crate::flink_udfs::JAVA_TRY_CAST_FN,
+                _ => crate::flink_udfs::JAVA_CAST_FN,
+            }
         ))?)),
         // Flink's `BYTES` (`VARBINARY(2147483647)`); DataFusion's SQL has
         // no such name.

@@ -353,13 +353,19 @@ pub fn consume_ids(topic: &str, want: usize) -> Vec<i64> {
     consume_ids_from(&broker(), topic, want)
 }
 
+/// Reads `topic` from the start until it holds `want` distinct ids (and
+/// one second more, for duplicates still arriving); every id read, in
+/// order, duplicates included. Counting distinct ids matters: after a
+/// replay the topic can hold `want` records while some of the wanted ids
+/// are still to come.
 pub fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
     let c = reader_from_start(bootstrap, topic);
     let mut ids = vec![];
+    let mut distinct = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut settle: Option<Instant> = None;
     loop {
-        if ids.len() >= want && settle.is_none() {
+        if distinct.len() >= want && settle.is_none() {
             settle = Some(Instant::now() + Duration::from_secs(1));
         }
         if settle.is_some_and(|s| Instant::now() > s) {
@@ -367,13 +373,16 @@ pub fn consume_ids_from(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
         }
         assert!(
             Instant::now() < deadline,
-            "{topic}: {} of {want} records",
+            "{topic}: {} distinct ids of {want} ({} records)",
+            distinct.len(),
             ids.len()
         );
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.unwrap();
             let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            ids.push(v["id"].as_i64().unwrap());
+            let id = v["id"].as_i64().unwrap();
+            distinct.insert(id);
+            ids.push(id);
         }
     }
 }

@@ -31,10 +31,15 @@ pub const WHOLE_STAGE: &str = "statement";
 
 /// How a statement of `shape` with `setting` is sized, and why when it is
 /// not.
-pub fn mode(shape: &Shape, setting: ParallelismSetting) -> (&'static str, String) {
+pub fn mode(shape: &Shape, setting: ParallelismSetting, select: bool) -> (&'static str, String) {
     match (shape, setting) {
         (Shape::Single(why), _) => (FIXED, format!("runs as one task: {why}")),
         (_, ParallelismSetting::Fixed(n)) => (PINNED, format!("'sql.parallelism' = '{n}'")),
+        // Run again with other tasks, a SELECT would show rows twice.
+        _ if select => (
+            FIXED,
+            "runs as one task: a SELECT is not rescaled; set 'sql.parallelism' to a number to read its partitions with that many tasks".into(),
+        ),
         (Shape::Stateless, _) | (Shape::Keyed { .. }, ParallelismSetting::Auto) => {
             (AUTO, String::new())
         }

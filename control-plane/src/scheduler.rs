@@ -242,7 +242,7 @@ impl Scheduler {
         };
         let setting = weir_sql_gateway::stages::parallelism_setting(&spec.properties)
             .unwrap_or(weir_sql_gateway::stages::ParallelismSetting::Unset);
-        let (mode, why) = crate::scaling::mode(&shape, setting);
+        let (mode, why) = crate::scaling::mode(&shape, setting, is_select);
         let mut scaling: weir_api::ScalingStatus = inner
             .store
             .scaling_status(org, env, name, &uid)
@@ -307,9 +307,21 @@ impl Scheduler {
         let cancel = CancellationToken::new();
         let mut handles = vec![];
         let mut metrics = vec![];
+        // A SELECT of several tasks gathers their rows in one buffer.
+        let shared = (is_select && runnable.len() > 1).then(|| {
+            let (rows, bytes) = (
+                inner.config.results_capacity,
+                (64usize << 20).min((inner.config.statement_memory_limit / 2) as usize),
+            );
+            let buffer = match plan.is_bounded() && !plan.root.is_append_only() {
+                true => ResultsBuffer::final_result(rows, bytes),
+                false => ResultsBuffer::new(rows, bytes),
+            };
+            Arc::new(buffer.with_parts(runnable.len()))
+        });
         let mut results = None;
         for task in runnable {
-            let running = inner.worker.start(task);
+            let running = inner.worker.start_into(task, shared.clone());
             let (c, handle, r, m) = running.into_parts();
             let parent = cancel.clone();
             tokio::spawn(async move {
@@ -380,10 +392,13 @@ impl Scheduler {
         let ids: Vec<String> = tasks.iter().map(|a| a.task.clone()).collect();
         let config = &self.inner.config;
         let results = is_select.then(|| {
-            Arc::new(ResultsBuffer::new(
-                config.results_capacity,
-                (64usize << 20).min((config.statement_memory_limit / 2) as usize),
-            ))
+            Arc::new(
+                ResultsBuffer::new(
+                    config.results_capacity,
+                    (64usize << 20).min((config.statement_memory_limit / 2) as usize),
+                )
+                .with_parts(tasks.len()),
+            )
         });
         let metrics: Vec<Arc<StatementMetrics>> = tasks.iter().map(|_| Arc::default()).collect();
         let max_cfu = self

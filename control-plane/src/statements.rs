@@ -1037,6 +1037,12 @@ async fn check_rescale(
     .await
     .map_err(ApiError::internal)?;
     let plan = plan?;
+    if matches!(plan.sink, weir_sql_gateway::SinkSpec::Results) {
+        return Err(ApiError::bad_request(format!(
+            "statement '{}' is a SELECT, whose '{key}' is set when it starts: run it again with the parallelism wanted",
+            rec.name
+        )));
+    }
     let before = spec.properties.contains_key(key);
     if matches!(
         weir_sql_gateway::stages::Shape::of(&plan),

@@ -686,7 +686,7 @@ async fn report(
             }
             buf.push(rows.clone()).await;
             if *complete {
-                buf.complete();
+                buf.complete_part(&task);
             }
         }
         ReportBody::Finished { outcome, metrics } => {

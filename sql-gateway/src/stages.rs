@@ -9,7 +9,9 @@
 //! stage whose tasks each own a set of that topic's partitions, with the
 //! operator's state kept per partition. Every other plan (a global
 //! aggregate, an `ORDER BY ... LIMIT`, stateful operators stacked on each
-//! other, a `SELECT` whose rows are gathered in one place) runs as one task.
+//! other, a `SELECT` with a stateful operator) runs as one task. A
+//! stateless `SELECT` is one stage like any stateless statement, its
+//! tasks' rows gathered into the one result.
 
 use std::collections::BTreeMap;
 
@@ -57,10 +59,7 @@ impl Shape {
     /// The shape of `plan`.
     pub fn of(plan: &StreamingPlan) -> Shape {
         match plan.sink {
-            SinkSpec::Results => return Shape::Single(
-                "a SELECT's rows are gathered in one task; INSERT INTO a table to run in parallel"
-                    .into(),
-            ),
+            SinkSpec::Results => {}
             SinkSpec::Tables(_) => return Shape::Single(
                 "a statement set runs as one task, reading each source once for all its INSERTs"
                     .into(),
@@ -78,6 +77,12 @@ impl Shape {
         collect(root, &mut stateful, &mut sources);
         if sources == 0 {
             return Shape::Single("it reads no Kafka topic".into());
+        }
+        if matches!(plan.sink, SinkSpec::Results) && !stateful.is_empty() {
+            return Shape::Single(
+                "a SELECT's changes are gathered in one task; INSERT INTO a table to run its stateful operators in parallel"
+                    .into(),
+            );
         }
         match stateful.as_slice() {
             [] => Shape::Stateless,

@@ -733,11 +733,14 @@ fn a_function_asked_for_a_gigabyte_string_plans_without_making_it() {
 fn a_statement_splits_into_stages_by_its_stateful_operators() {
     use weir_sql_gateway::stages::Shape;
     let shape = |sql: &str| Shape::of(&plan(sql));
-    // No state: one stage of tasks sharing the partitions.
-    assert!(matches!(
-        shape("INSERT INTO sink SELECT id, who, amount FROM orders WHERE amount > 1"),
-        Shape::Stateless
-    ));
+    // No state: one stage of tasks sharing the partitions, a SELECT's
+    // rows gathered from them.
+    for sql in [
+        "INSERT INTO sink SELECT id, who, amount FROM orders WHERE amount > 1",
+        "SELECT id, who FROM orders WHERE amount > 1",
+    ] {
+        assert!(matches!(shape(sql), Shape::Stateless), "{sql}");
+    }
     // One keyed operator: re-keyed by its key.
     match shape("INSERT INTO totals SELECT id, MAX(who), SUM(amount) FROM orders GROUP BY id") {
         Shape::Keyed {
@@ -767,7 +770,10 @@ fn a_statement_splits_into_stages_by_its_stateful_operators() {
     }
     // Every row in one place: one task, saying why.
     for (sql, why) in [
-        ("SELECT id FROM orders", "SELECT's rows are gathered"),
+        (
+            "SELECT id, SUM(amount) FROM orders GROUP BY id",
+            "SELECT's changes are gathered",
+        ),
         (
             "INSERT INTO totals SELECT 1, MAX(who), SUM(amount) FROM orders",
             "no grouping key",

@@ -20,6 +20,10 @@ pub struct ResultsBuffer {
     /// is a table, not a changelog (as the managed service's clients
     /// expect: `is_bounded` implies `is_append_only`).
     materialized: Option<Mutex<Materialized>>,
+    /// The tasks that write into it (a parallel `SELECT` has several), and
+    /// those of them that are done: it is complete once they all are.
+    parts: usize,
+    done: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The current rows of a changelog, in the order they first appeared.
@@ -89,6 +93,17 @@ impl ResultsBuffer {
             capacity,
             capacity_bytes,
             materialized: None,
+            parts: 1,
+            done: Default::default(),
+        }
+    }
+
+    /// The same buffer, written by `parts` tasks: it completes when each
+    /// of them called [`ResultsBuffer::complete_part`].
+    pub fn with_parts(self, parts: usize) -> ResultsBuffer {
+        ResultsBuffer {
+            parts: parts.max(1),
+            ..self
         }
     }
 
@@ -146,6 +161,20 @@ impl ResultsBuffer {
         self.space.notify_waiters();
     }
 
+    /// Task `part` has written all its rows; once every part has, the
+    /// buffer is complete. A part done twice (a task run again) counts once.
+    pub fn complete_part(&self, part: &str) {
+        let all = {
+            let mut done = self.done.lock().unwrap();
+            done.insert(part.to_string());
+            done.len() >= self.parts
+        };
+        if all {
+            self.complete();
+        }
+    }
+
+    /// No more rows come, from any part.
     pub fn complete(&self) {
         let mut g = self.inner.lock().unwrap();
         if g.complete {
@@ -245,6 +274,21 @@ mod tests {
         b.complete();
         let p = b.page(5, 3);
         assert!(p.rows.is_empty());
+        assert_eq!(p.next, None);
+    }
+
+    #[tokio::test]
+    async fn a_buffer_of_several_tasks_completes_when_each_is_done() {
+        let b = ResultsBuffer::new(10, usize::MAX).with_parts(2);
+        b.push(vec![row(0)]).await;
+        b.complete_part("s0-t0");
+        // The same task done again (run anew after a move) counts once.
+        b.complete_part("s0-t0");
+        assert_eq!(b.page(0, 10).next, Some(1));
+        b.push(vec![row(1)]).await;
+        b.complete_part("s0-t1");
+        let p = b.page(0, 10);
+        assert_eq!(p.rows, vec![row(0), row(1)]);
         assert_eq!(p.next, None);
     }
 

@@ -482,18 +482,31 @@ const POLL_WINDOW: Duration = Duration::from_millis(20);
 impl Worker {
     /// Starts `task` on a thread of its own. Called on a tokio runtime,
     /// the statement's events are carried out on that runtime.
-    pub fn start(&self, mut task: StatementTask) -> RunningStatement {
+    pub fn start(&self, task: StatementTask) -> RunningStatement {
+        self.start_into(task, None)
+    }
+
+    /// [`Worker::start`], a `SELECT`'s rows going into `shared` (the
+    /// buffer of all the statement's tasks) when given.
+    pub fn start_into(
+        &self,
+        mut task: StatementTask,
+        shared: Option<Arc<ResultsBuffer>>,
+    ) -> RunningStatement {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(StatementMetrics::default());
-        let results = matches!(task.plan.sink, SinkSpec::Results).then(|| {
-            let (rows, bytes) = (task.results_capacity, results_bytes(task.memory_limit));
-            Arc::new(
-                if task.plan.is_bounded() && !task.plan.root.is_append_only() {
-                    ResultsBuffer::final_result(rows, bytes)
-                } else {
-                    ResultsBuffer::new(rows, bytes)
-                },
-            )
+        let select = matches!(task.plan.sink, SinkSpec::Results);
+        let results = select.then(|| shared.clone()).flatten().or_else(|| {
+            select.then(|| {
+                let (rows, bytes) = (task.results_capacity, results_bytes(task.memory_limit));
+                Arc::new(
+                    if task.plan.is_bounded() && !task.plan.root.is_append_only() {
+                        ResultsBuffer::final_result(rows, bytes)
+                    } else {
+                        ResultsBuffer::new(rows, bytes)
+                    },
+                )
+            })
         });
         if let Ok(home) = tokio::runtime::Handle::try_current() {
             task.events = Arc::new(OnRuntime {
@@ -542,6 +555,7 @@ fn run_isolated(
 ) -> Outcome {
     let events = task.events.clone();
     let key = task.key.clone();
+    let part = task.role.suffix();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -559,7 +573,7 @@ fn run_isolated(
             let e = EngineError::Crashed(weir_sql_gateway::limits::panic_message(panic.as_ref()));
             tracing::error!(statement = %key, error = %e, "statement crashed");
             if let Some(r) = &results {
-                r.complete();
+                r.complete_part(&part);
             }
             futures::executor::block_on(events.exception(&e.to_string()));
             Outcome::Failed(e.to_string())
@@ -607,7 +621,7 @@ async fn run(
     match ran {
         Ok(o) => {
             if let Some(r) = &results {
-                r.complete();
+                r.complete_part(&task.role.suffix());
             }
             o
         }
@@ -615,7 +629,7 @@ async fn run(
             tracing::warn!(statement = %task.key, error = %e, "statement failed");
             task.events.exception(&e.to_string()).await;
             if let Some(r) = &results {
-                r.complete();
+                r.complete_part(&task.role.suffix());
             }
             Outcome::Failed(e.to_string())
         }

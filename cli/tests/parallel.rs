@@ -3,7 +3,8 @@
 //! topics run as a source stage and a keyed stage behind a repartition
 //! topic, spread over both workers, and produce exactly the rows of the
 //! same statement run as one task; a rescale 1 → 2 → 1 under load and the
-//! loss of a worker leave the result as an undisturbed run's; a bounded
+//! loss of a worker leave the result as an undisturbed run's; aggregations
+//! stacked on a common key run at parallelism 2 as one task does; a bounded
 //! `SELECT` at parallelism 2 answers every row once and completes; a
 //! parallelism out of range or beyond the pool is a 400. Real processes,
 //! the test broker, SQLite and PostgreSQL.
@@ -444,4 +445,66 @@ fn a_select_at_parallelism_2_reads_every_partition_once_and_completes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is a SELECT"), "{err}");
+}
+
+#[test]
+fn stacked_aggregations_on_a_common_key_at_parallelism_2_equal_one_task() {
+    let dir = temp_dir();
+    let dev = server(&dir, &format!("sqlite://{}", dir.join("weir.db").display()));
+    let credential = dir.join("worker-credential");
+    let _a = Killed(worker_with_slots(&dev, &credential, 3));
+    let _b = Killed(worker_with_slots(&dev, &credential, 3));
+    let (src, one, two) = (unique("src"), unique("one"), unique("two"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {one} (amount INT, n BIGINT, s BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+        format!("CREATE TABLE {two} (amount INT, n BIGINT, s BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_records(&broker(), &src, 0..3000, Some(8));
+    // A GROUP BY over a GROUP BY whose key holds the upper one's: the
+    // inner sums change as rows arrive, so the outer one takes back and
+    // adds again, all in the keyed stage.
+    let sql = |dst: &str| {
+        format!(
+            "INSERT INTO {dst} SELECT amount, COUNT(*), SUM(s) FROM \
+             (SELECT amount, MOD(id, 7) AS m, SUM(id) AS s FROM {src} GROUP BY amount, MOD(id, 7)) \
+             GROUP BY amount"
+        )
+    };
+    let every = "execution.checkpointing.interval=1 s";
+    create(&dev, "one", &sql(&one), &[every]);
+    create(&dev, "two", &sql(&two), &["sql.parallelism=2", every]);
+    // Each amount a has the 30 ids a + 100k, in all 7 residues, summing to
+    // 30a + 43,500.
+    let done = |t: &str| {
+        table(t).values().all(|v| {
+            let v: Value = serde_json::from_str(v).unwrap();
+            let a = v["amount"].as_i64().unwrap();
+            v["n"] == 7 && v["s"] == 30 * a + 43_500
+        })
+    };
+    wait_equal_when(&one, &two, 100, done);
+    let (workers, p) = placement(&dev, "two");
+    assert_eq!(p, vec![2, 2], "{}", describe(&dev, "two"));
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // Both operators run behind one repartition topic, keyed by amount.
+    dev.ok(&[
+        "statement",
+        "create",
+        "--name",
+        "explain",
+        "--wait",
+        "--property",
+        "sql.parallelism=2",
+        "--sql",
+        &format!("EXPLAIN {}", sql(&two)),
+    ]);
+    let text = dev.ok(&["statement", "results", "explain"]);
+    assert!(text.contains("Stages: 2"), "{text}");
+    assert!(
+        text.contains("GroupAggregate → GroupAggregate, sink"),
+        "{text}"
+    );
 }

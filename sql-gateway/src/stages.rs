@@ -7,9 +7,11 @@
 //! that runs everything below the operator and writes each row into an
 //! internal repartition topic, hashed by the operator's key, and a keyed
 //! stage whose tasks each own a set of that topic's partitions, with the
-//! operator's state kept per partition. Every other plan (a global
-//! aggregate, an `ORDER BY ... LIMIT`, stateful operators stacked on each
-//! other, a `SELECT` with a stateful operator) runs as one task. A
+//! operator's state kept per partition. Stateful operators stacked on a
+//! common key are two stages the same way, the keyed stage running them
+//! all. Every other plan (a global aggregate, an `ORDER BY ... LIMIT`,
+//! stateful operators stacked on keys that share no column, a `SELECT`
+//! with a stateful operator) runs as one task. A
 //! stateless `SELECT` is one stage like any stateless statement, its
 //! tasks' rows gathered into the one result.
 
@@ -18,7 +20,7 @@ use std::collections::BTreeMap;
 use datafusion::common::{Column, DFSchemaRef};
 use datafusion::logical_expr::Expr;
 
-use crate::plan::{PlanNode, SinkSpec, StreamingPlan};
+use crate::plan::{ColumnOrigin, GroupColumn, PlanNode, SinkSpec, StreamingPlan};
 use crate::SqlError;
 
 /// The most tasks a stage may have.
@@ -87,16 +89,169 @@ impl Shape {
         match stateful.as_slice() {
             [] => Shape::Stateless,
             [one] => keyed(one),
-            [top, ..] => Shape::Single(format!(
-                "its stateful operators are stacked ({} over {}); only a single keyed operator is split into tasks yet",
-                top.name(),
-                stateful[1..]
-                    .iter()
-                    .map(|n| n.name())
-                    .collect::<Vec<_>>()
-                    .join(" over ")
-            )),
+            chain => stacked(chain),
         }
+    }
+}
+
+/// Stateful operators stacked on each other, top first: one keyed stage
+/// that runs them all, behind a repartition topic hashed by the columns
+/// of the bottom operator's key that every operator above keys by too
+/// (passed up unchanged), so that each operator finds all the rows of
+/// each of its keys in one partition. `GROUP BY a, b` under `GROUP BY a`
+/// is split by `a`; a `GROUP BY` over a join, or a Top-N per window over
+/// a window aggregate, has no such columns and is one task.
+fn stacked(chain: &[&PlanNode]) -> Shape {
+    let names = chain
+        .iter()
+        .map(|n| n.name())
+        .collect::<Vec<_>>()
+        .join(" over ");
+    let single = |why: &str| {
+        Shape::Single(format!(
+            "its stateful operators are stacked ({names}) {why}; only operators stacked on a common key are split into tasks yet"
+        ))
+    };
+    let bottom = chain[chain.len() - 1];
+    let Some((keys, schema)) = own_key(bottom) else {
+        return single("and the bottom one has no key of its input's columns");
+    };
+    let mut common: Vec<usize> = keys.iter().filter_map(|e| column_of(e, &schema)).collect();
+    for upper in &chain[..chain.len() - 1] {
+        let Some((keys, schema)) = own_key(upper) else {
+            return single("and one of them has no key");
+        };
+        let Some(input) = upper.inputs().first().copied() else {
+            return single("and one of them has no input");
+        };
+        let reached: Vec<usize> = keys
+            .iter()
+            .filter_map(|e| lineage(input, column_of(e, &schema)?, bottom))
+            .collect();
+        common.retain(|c| reached.contains(c));
+    }
+    if common.is_empty() {
+        return single("on keys that share no column");
+    }
+    Shape::Keyed {
+        operator: bottom.name(),
+        left: ExchangeKey {
+            exprs: common
+                .iter()
+                .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
+                .collect(),
+            schema,
+        },
+        right: None,
+    }
+}
+
+/// A single-input stateful operator's key over its input's schema.
+fn own_key(node: &PlanNode) -> Option<(Vec<Expr>, DFSchemaRef)> {
+    let (keys, schema) = match node {
+        PlanNode::GroupAggregate {
+            keys, input_schema, ..
+        }
+        | PlanNode::WindowAggregate {
+            keys, input_schema, ..
+        } => (keys.clone(), input_schema),
+        PlanNode::TopN {
+            partition_by,
+            input_schema,
+            ..
+        }
+        | PlanNode::OverAggregate {
+            partition_by,
+            input_schema,
+            ..
+        } => (partition_by.clone(), input_schema),
+        PlanNode::MatchRecognize {
+            spec, input_schema, ..
+        } => (spec.partition_by.clone(), input_schema),
+        PlanNode::ChangelogNormalize {
+            keys,
+            retract: false,
+            schema,
+            ..
+        } => (
+            keys.iter()
+                .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
+                .collect(),
+            schema,
+        ),
+        _ => return None,
+    };
+    (!keys.is_empty()).then(|| (keys, schema.clone()))
+}
+
+/// The index of `e` in `schema`, when `e` is a plain column.
+fn column_of(e: &Expr, schema: &DFSchemaRef) -> Option<usize> {
+    let mut e = e;
+    while let Expr::Alias(a) = e {
+        e = &a.expr;
+    }
+    match e {
+        Expr::Column(c) => schema.index_of_column(c).ok(),
+        _ => None,
+    }
+}
+
+/// Output column `idx` of `node` as a column of the input of `bottom`, a
+/// stateful operator below it: followed down through filters, projections
+/// that pass it on, the input columns a Top-N, an `OVER` or a
+/// normalisation passes on and the grouping keys an aggregation outputs;
+/// `None` when it is computed on the way.
+fn lineage(node: &PlanNode, idx: usize, bottom: &PlanNode) -> Option<usize> {
+    let ColumnOrigin::Node(node, idx) = node.column_origin(idx)? else {
+        return None;
+    };
+    let (input, schema, below) = match node {
+        PlanNode::GroupAggregate {
+            input,
+            keys,
+            input_schema,
+            ..
+        } => (
+            input,
+            input_schema,
+            column_of(keys.get(idx)?, input_schema)?,
+        ),
+        PlanNode::WindowAggregate {
+            input,
+            keys,
+            layout,
+            input_schema,
+            ..
+        } => match layout.get(idx)? {
+            GroupColumn::Key(k) => (input, input_schema, column_of(keys.get(*k)?, input_schema)?),
+            _ => return None,
+        },
+        // The input's columns come first, then a row number or the
+        // aggregates.
+        PlanNode::TopN {
+            input,
+            input_schema,
+            ..
+        }
+        | PlanNode::OverAggregate {
+            input,
+            input_schema,
+            ..
+        } => (input, input_schema, idx),
+        PlanNode::ChangelogNormalize {
+            input,
+            schema,
+            retract: false,
+            ..
+        } => (input, schema, idx),
+        _ => return None,
+    };
+    if below >= schema.fields().len() {
+        return None;
+    }
+    match std::ptr::eq(node, bottom) {
+        true => Some(below),
+        false => lineage(input, below, bottom),
     }
 }
 
@@ -300,7 +455,16 @@ pub fn explain_stages(plan: &StreamingPlan, ctx: &crate::CatalogContext) -> Stri
             "Stages: 1\n  Stage 1 (source, sink): parallelism={}, each task reads its share of the source partitions\n",
             p.unwrap_or(1)
         ),
-        (Shape::Keyed { operator, left, right }, Some(p)) => {
+        (Shape::Keyed { left, right, .. }, Some(p)) => {
+            // Bottom first: the keyed operator, then any stacked on it.
+            let mut stateful = vec![];
+            collect(&plan.root, &mut stateful, &mut 0);
+            let operator = stateful
+                .iter()
+                .rev()
+                .map(|n| n.name())
+                .collect::<Vec<_>>()
+                .join(" → ");
             let key = match &right {
                 Some(r) => format!("left [{}], right [{}]", keys(&left), keys(r)),
                 None => format!("[{}]", keys(&left)),

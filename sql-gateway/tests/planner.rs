@@ -768,6 +768,39 @@ fn a_statement_splits_into_stages_by_its_stateful_operators() {
         }
         other => panic!("{other:?}"),
     }
+    // Stacked on a common key: one keyed stage for all of them, split by
+    // the columns of the bottom key every operator above keys by too.
+    for (sql, bottom, key) in [
+        (
+            "INSERT INTO totals SELECT id, MAX(who), SUM(t) FROM (SELECT id, who, SUM(amount) AS t FROM orders GROUP BY id, who) GROUP BY id",
+            "GroupAggregate",
+            "id",
+        ),
+        (
+            "INSERT INTO totals SELECT id, MAX(who), COUNT(*) FROM (SELECT id, who, amount, ROW_NUMBER() OVER (PARTITION BY id, who ORDER BY amount DESC) AS rn FROM orders) WHERE rn = 1 GROUP BY id",
+            "TopN",
+            "id",
+        ),
+        (
+            "INSERT INTO totals SELECT id, who, t FROM (SELECT id, who, t, ROW_NUMBER() OVER (PARTITION BY id ORDER BY t DESC) AS rn FROM (SELECT id, who, SUM(amount) AS t FROM orders GROUP BY who, id)) WHERE rn = 1",
+            "GroupAggregate",
+            "id",
+        ),
+    ] {
+        match shape(sql) {
+            Shape::Keyed {
+                operator,
+                left,
+                right: None,
+            } => {
+                assert_eq!(operator, bottom, "{sql}");
+                let keys: Vec<String> = left.exprs.iter().map(|e| e.to_string()).collect();
+                assert_eq!(keys.len(), 1, "{sql}: {keys:?}");
+                assert!(keys[0].ends_with(key), "{sql}: {keys:?}");
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
     // Every row in one place: one task, saying why.
     for (sql, why) in [
         (
@@ -778,9 +811,19 @@ fn a_statement_splits_into_stages_by_its_stateful_operators() {
             "INSERT INTO totals SELECT 1, MAX(who), SUM(amount) FROM orders",
             "no grouping key",
         ),
+        // Stacked on keys that share no column: by an aggregate's result,
+        // over a join, a Top-N per window over a window aggregate.
         (
-            "INSERT INTO totals SELECT id, MAX(who), SUM(t) FROM (SELECT id, who, SUM(amount) AS t FROM orders GROUP BY id, who) GROUP BY id",
+            "CREATE TABLE by_who AS SELECT w, COUNT(*) AS n FROM (SELECT id, MAX(who) AS w FROM orders GROUP BY id) GROUP BY w",
+            "share no column",
+        ),
+        (
+            "INSERT INTO totals SELECT a.id, MAX(a.who), SUM(b.amount) FROM orders a JOIN orders b ON a.who = b.who GROUP BY a.id",
             "stacked",
+        ),
+        (
+            "INSERT INTO sink SELECT 1, who, n FROM (SELECT window_start, who, n, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY n DESC) AS rn FROM (SELECT window_start, window_end, who, CAST(COUNT(*) AS DOUBLE) AS n FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, who)) WHERE rn <= 3",
+            "share no column",
         ),
     ] {
         match shape(sql) {

@@ -324,12 +324,13 @@ pub(super) async fn run_keyed(
     let mut assignment = TopicPartitionList::new();
     for &k in &owned {
         let compiled = compile(&task.plan)?;
+        // The keyed operator is stage 0, fed from the repartition topic;
+        // stateful operators stacked on it on a common key run above it.
         let mut stages = compiled.stages;
-        if stages.stages.len() != 1 {
-            return Err(EngineError::Plan(format!(
-                "a keyed stage runs one stateful operator, this plan has {}",
-                stages.stages.len()
-            )));
+        if stages.stages.is_empty() {
+            return Err(EngineError::Plan(
+                "a keyed stage needs a stateful operator, this plan has none".into(),
+            ));
         }
         stages.set_state_ttl(task.state_ttl.map(|d| d.as_millis() as i64));
         stages.set_memory_limit(Some(task.memory_limit.hard as usize));

@@ -113,12 +113,12 @@ fn stacked(chain: &[&PlanNode]) -> Shape {
         ))
     };
     let bottom = chain[chain.len() - 1];
-    let Some((keys, schema)) = own_key(bottom) else {
-        return single("and the bottom one has no key of its input's columns");
+    let Some((keys, schema)) = own_key(bottom).filter(|(k, _)| !k.is_empty()) else {
+        return single("and the bottom one has no key");
     };
     let mut common: Vec<usize> = keys.iter().filter_map(|e| column_of(e, &schema)).collect();
     for upper in &chain[..chain.len() - 1] {
-        let Some((keys, schema)) = own_key(upper) else {
+        let Some((keys, schema)) = own_key(upper).filter(|(k, _)| !k.is_empty()) else {
             return single("and one of them has no key");
         };
         let Some(input) = upper.inputs().first().copied() else {
@@ -146,7 +146,8 @@ fn stacked(chain: &[&PlanNode]) -> Shape {
     }
 }
 
-/// A single-input stateful operator's key over its input's schema.
+/// A single-input stateful operator's key over its input's schema (empty
+/// when it has none: a global aggregate, a retract table's normalisation).
 fn own_key(node: &PlanNode) -> Option<(Vec<Expr>, DFSchemaRef)> {
     let (keys, schema) = match node {
         PlanNode::GroupAggregate {
@@ -170,18 +171,19 @@ fn own_key(node: &PlanNode) -> Option<(Vec<Expr>, DFSchemaRef)> {
         } => (spec.partition_by.clone(), input_schema),
         PlanNode::ChangelogNormalize {
             keys,
-            retract: false,
+            retract,
             schema,
             ..
         } => (
             keys.iter()
+                .filter(|_| !retract)
                 .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
                 .collect(),
             schema,
         ),
         _ => return None,
     };
-    (!keys.is_empty()).then(|| (keys, schema.clone()))
+    Some((keys, schema.clone()))
 }
 
 /// The index of `e` in `schema`, when `e` is a plain column.
@@ -274,57 +276,7 @@ fn keyed(node: &PlanNode) -> Shape {
         exprs: exprs.to_vec(),
         schema: schema.clone(),
     };
-    // An operator with one input, keyed by `exprs` unless there are none.
-    let one_input = |exprs: &[Expr], schema: &DFSchemaRef, without: &str| {
-        if exprs.is_empty() {
-            return single(without);
-        }
-        Shape::Keyed {
-            operator: node.name(),
-            left: key(exprs, schema),
-            right: None,
-        }
-    };
     match node {
-        PlanNode::GroupAggregate {
-            keys, input_schema, ..
-        }
-        | PlanNode::WindowAggregate {
-            keys, input_schema, ..
-        } => one_input(
-            keys,
-            input_schema,
-            "has no grouping key, so every row meets in one task",
-        ),
-        PlanNode::TopN {
-            partition_by,
-            input_schema,
-            ..
-        }
-        | PlanNode::OverAggregate {
-            partition_by,
-            input_schema,
-            ..
-        } => one_input(
-            partition_by,
-            input_schema,
-            "has no PARTITION BY, so every row meets in one task",
-        ),
-        PlanNode::ChangelogNormalize {
-            keys,
-            retract,
-            schema,
-            ..
-        } => {
-            let exprs: Vec<Expr> = match retract {
-                true => vec![],
-                false => keys
-                    .iter()
-                    .map(|&i| Expr::Column(Column::from(schema.qualified_field(i))))
-                    .collect(),
-            };
-            one_input(&exprs, schema, "has no primary key to split by")
-        }
         PlanNode::Join {
             on,
             left_schema,
@@ -347,14 +299,21 @@ fn keyed(node: &PlanNode) -> Shape {
                 right: Some(key(&r, right_schema)),
             }
         }
-        PlanNode::MatchRecognize {
-            spec, input_schema, ..
-        } => one_input(
-            &spec.partition_by,
-            input_schema,
-            "has no PARTITION BY, so every row meets in one task",
-        ),
-        other => Shape::Single(format!("its {} is not keyed", other.name())),
+        _ => match own_key(node) {
+            Some((keys, schema)) if !keys.is_empty() => Shape::Keyed {
+                operator: node.name(),
+                left: key(&keys, &schema),
+                right: None,
+            },
+            Some(_) => single(match node {
+                PlanNode::GroupAggregate { .. } | PlanNode::WindowAggregate { .. } => {
+                    "has no grouping key, so every row meets in one task"
+                }
+                PlanNode::ChangelogNormalize { .. } => "has no primary key to split by",
+                _ => "has no PARTITION BY, so every row meets in one task",
+            }),
+            None => single("is not keyed"),
+        },
     }
 }
 

@@ -141,7 +141,14 @@ impl FastJson {
         let mut scratch = String::new();
         for v in values {
             seen.iter_mut().for_each(|s| *s = false);
-            let mut c = Cursor { b: v, i: 0 };
+            // Validated once: every string in it is then UTF-8, as quotes
+            // and backslashes cannot fall inside a multi-byte character.
+            let text = std::str::from_utf8(v).ok()?;
+            let mut c = Cursor {
+                b: v,
+                s: text,
+                i: 0,
+            };
             self.record(&mut c, &mut builders, &mut seen, &mut scratch)?;
             for (s, b) in seen.iter().zip(builders.iter_mut()) {
                 if !*s {
@@ -198,6 +205,9 @@ impl FastJson {
         c.ws();
         c.eat(b'{')?;
         c.ws();
+        // Records of a topic mostly list their keys in one order: the key
+        // after the last one found is tried first.
+        let mut expected = 0;
         if c.peek()? == b'}' {
             c.i += 1;
         } else {
@@ -211,8 +221,13 @@ impl FastJson {
                 c.ws();
                 c.eat(b':')?;
                 c.ws();
-                match self.names.iter().position(|n| n.as_ref() == key) {
+                let found = match self.names.get(expected) {
+                    Some(n) if n.as_ref() == key => Some(expected),
+                    _ => self.names.iter().position(|n| n.as_ref() == key),
+                };
+                match found {
                     Some(j) => {
+                        expected = j + 1;
                         if seen[j] {
                             return None;
                         }
@@ -260,11 +275,11 @@ impl FastJson {
             }
             (Kind::Float64, Builder::Float64(b)) => {
                 let (start, end, _) = c.number()?;
-                b.append_value(ascii(&c.b[start..end]).parse().ok()?);
+                b.append_value(c.s.get(start..end)?.parse().ok()?);
             }
             (Kind::Float32, Builder::Float32(b)) => {
                 let (start, end, _) = c.number()?;
-                b.append_value(ascii(&c.b[start..end]).parse().ok()?);
+                b.append_value(c.s.get(start..end)?.parse().ok()?);
             }
             (Kind::Boolean, Builder::Boolean(b)) => match c.peek()? {
                 b't' => {
@@ -373,11 +388,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Bytes the scanner checked to be ASCII digits and signs.
-fn ascii(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or("")
-}
-
 /// A JSON integer token as an `i64`, `None` on overflow.
 fn parse_int(b: &[u8]) -> Option<i64> {
     let (neg, digits) = match b.first()? {
@@ -397,9 +407,11 @@ fn parse_int(b: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// A position in one record's bytes.
+/// A position in one record's bytes (`b`, and `s`: the same, checked to
+/// be UTF-8).
 struct Cursor<'a> {
     b: &'a [u8],
+    s: &'a str,
     i: usize,
 }
 
@@ -435,7 +447,8 @@ impl<'a> Cursor<'a> {
 
     /// The rest of a string whose opening quote was read: the span of its
     /// raw contents and whether it has escapes. Escapes are checked to be
-    /// well-formed, the contents to be UTF-8 without control characters.
+    /// well-formed, the contents to be without control characters (the
+    /// record was checked to be UTF-8).
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         let start = self.i;
         let mut escaped = false;
@@ -443,7 +456,7 @@ impl<'a> Cursor<'a> {
             let at = self.i + memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
             if self.b[at] == b'"' {
                 let raw = &self.b[start..at];
-                if raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err() {
+                if raw.iter().any(|&c| c < 0x20) {
                     return None;
                 }
                 self.i = at + 1;
@@ -470,10 +483,9 @@ impl<'a> Cursor<'a> {
         'a: 's,
     {
         let (start, end, escaped) = self.string()?;
-        let raw = &self.b[start..end];
+        let raw = self.s.get(start..end)?;
         if !escaped {
-            // Checked to be UTF-8 by `string`.
-            return std::str::from_utf8(raw).ok();
+            return Some(raw);
         }
         scratch.clear();
         unescape(raw, scratch)?;
@@ -594,17 +606,17 @@ impl<'a> Cursor<'a> {
 
 /// A string's raw contents with its escapes (checked to be well-formed)
 /// decoded into `out`; `None` for a lone surrogate.
-fn unescape(raw: &[u8], out: &mut String) -> Option<()> {
+fn unescape(raw: &str, out: &mut String) -> Option<()> {
+    let (text, raw) = (raw, raw.as_bytes());
     let mut i = 0;
     while i < raw.len() {
         let next = memchr::memchr(b'\\', &raw[i..]).map_or(raw.len(), |p| i + p);
-        out.push_str(std::str::from_utf8(&raw[i..next]).ok()?);
+        out.push_str(text.get(i..next)?);
         if next == raw.len() {
             break;
         }
-        let hex = |at: usize| -> Option<u32> {
-            u32::from_str_radix(std::str::from_utf8(raw.get(at..at + 4)?).ok()?, 16).ok()
-        };
+        let hex =
+            |at: usize| -> Option<u32> { u32::from_str_radix(text.get(at..at + 4)?, 16).ok() };
         match raw[next + 1] {
             b'"' => out.push('"'),
             b'\\' => out.push('\\'),

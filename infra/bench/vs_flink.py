@@ -69,8 +69,11 @@ def cmdline(pid):
 
 def weir_cpu(pid):
     """CPU-seconds per process of `weir dev` and its `weir worker` children
-    (where the statements run), not its broker."""
-    cpu = {pid: cpu_seconds(pid)}
+    (where the statements run), not its broker. `weir dev`'s own figure
+    includes the workers it has stopped and reaped, so that a worker that
+    ends between two samples still counts."""
+    rest = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
+    cpu = {pid: sum(int(x) for x in rest[11:15]) / os.sysconf("SC_CLK_TCK")}
     for c in children(pid):
         if cmdline(c)[1:2] == [b"worker"]:
             try:
@@ -82,8 +85,8 @@ def weir_cpu(pid):
 
 def cpu_between(before, after):
     """CPU spent between two `weir_cpu` samples (a worker started in
-    between counts from zero)."""
-    return sum(v - before.get(p, 0.0) for p, v in after.items())
+    between counts from zero; one that ended is in its parent's figure)."""
+    return sum(after.values()) - sum(before.values())
 
 
 def free_port():

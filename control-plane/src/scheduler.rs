@@ -166,6 +166,15 @@ impl StatementEvents for StoreEvents {
     }
 }
 
+/// The rows and bytes a `SELECT`'s results buffer on the server holds
+/// before its tasks wait for a reader.
+fn results_limits(config: &ServerConfig) -> (usize, usize) {
+    (
+        config.results_capacity,
+        (64usize << 20).min((config.statement_memory_limit / 2) as usize),
+    )
+}
+
 impl Scheduler {
     pub fn new(
         store: Store,
@@ -309,10 +318,7 @@ impl Scheduler {
         let mut metrics = vec![];
         // A SELECT of several tasks gathers their rows in one buffer.
         let shared = (is_select && runnable.len() > 1).then(|| {
-            let (rows, bytes) = (
-                inner.config.results_capacity,
-                (64usize << 20).min((inner.config.statement_memory_limit / 2) as usize),
-            );
+            let (rows, bytes) = results_limits(&inner.config);
             let buffer = match plan.is_bounded() && !plan.root.is_append_only() {
                 true => ResultsBuffer::final_result(rows, bytes),
                 false => ResultsBuffer::new(rows, bytes),
@@ -392,13 +398,8 @@ impl Scheduler {
         let ids: Vec<String> = tasks.iter().map(|a| a.task.clone()).collect();
         let config = &self.inner.config;
         let results = is_select.then(|| {
-            Arc::new(
-                ResultsBuffer::new(
-                    config.results_capacity,
-                    (64usize << 20).min((config.statement_memory_limit / 2) as usize),
-                )
-                .with_parts(tasks.len()),
-            )
+            let (rows, bytes) = results_limits(config);
+            Arc::new(ResultsBuffer::new(rows, bytes).with_parts(tasks.len()))
         });
         let metrics: Vec<Arc<StatementMetrics>> = tasks.iter().map(|_| Arc::default()).collect();
         let max_cfu = self

@@ -495,19 +495,20 @@ impl Worker {
     ) -> RunningStatement {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(StatementMetrics::default());
-        let select = matches!(task.plan.sink, SinkSpec::Results);
-        let results = select.then(|| shared.clone()).flatten().or_else(|| {
-            select.then(|| {
+        let results = match (&task.plan.sink, shared) {
+            (SinkSpec::Results, Some(shared)) => Some(shared),
+            (SinkSpec::Results, None) => {
                 let (rows, bytes) = (task.results_capacity, results_bytes(task.memory_limit));
-                Arc::new(
+                Some(Arc::new(
                     if task.plan.is_bounded() && !task.plan.root.is_append_only() {
                         ResultsBuffer::final_result(rows, bytes)
                     } else {
                         ResultsBuffer::new(rows, bytes)
                     },
-                )
-            })
-        });
+                ))
+            }
+            _ => None,
+        };
         if let Ok(home) = tokio::runtime::Handle::try_current() {
             task.events = Arc::new(OnRuntime {
                 inner: task.events.clone(),

@@ -508,3 +508,83 @@ fn stacked_aggregations_on_a_common_key_at_parallelism_2_equal_one_task() {
         "{text}"
     );
 }
+
+/// A statement that ran as one task with `'sql.parallelism'` set (as
+/// stacked operators did before they were split into stages) keeps
+/// running as one task after a restart: its state is in that task's
+/// checkpoints, and splitting it would start the keyed stage empty.
+#[test]
+fn a_keyed_statement_that_ran_as_one_task_stays_one_with_its_state() {
+    let dir = temp_dir();
+    let db = dir.join("weir.db");
+    let dev = server(&dir, &format!("sqlite://{}", db.display()));
+    let credential = dir.join("worker-credential");
+    let _a = Killed(worker_with_slots(&dev, &credential, 4));
+    let (src, dst) = (unique("src"), unique("dst"));
+    for sql in [
+        format!("CREATE TABLE {src} (id BIGINT, amount INT) WITH ('kafka.partitions' = '8')"),
+        format!("CREATE TABLE {dst} (amount INT, n BIGINT, s BIGINT, PRIMARY KEY (amount) NOT ENFORCED)"),
+    ] {
+        dev.ok(&["statement", "create", "--wait", "--sql", &sql]);
+    }
+    produce_records(&broker(), &src, 0..3000, Some(8));
+    let sql = format!(
+        "INSERT INTO {dst} SELECT amount, COUNT(*), SUM(s) FROM \
+         (SELECT amount, MOD(id, 7) AS m, SUM(id) AS s FROM {src} GROUP BY amount, MOD(id, 7)) \
+         GROUP BY amount"
+    );
+    create(&dev, "old", &sql, &["execution.checkpointing.interval=1 s"]);
+    // For amount a, the ids a + 100k (k < ids / 100) sum to
+    // (ids / 100) * a + 100 * k(k-1)/2.
+    let summed = |ids: i64| {
+        let k = ids / 100;
+        move |t: &str| {
+            let rows = support::upsert_table(&broker(), t);
+            rows.len() == 100
+                && rows.values().all(|v| {
+                    let a = v["amount"].as_i64().unwrap();
+                    v["n"] == 7 && v["s"] == k * a + 100 * k * (k - 1) / 2
+                })
+        }
+    };
+    let wait = |ready: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready(&dst) {
+            assert!(Instant::now() < deadline, "{:?}", table(&dst));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait(&summed(3000));
+    // As an earlier version left it: the property set, one task run.
+    dev.ok(&["statement", "stop", "old"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE statements SET spec = json_set(spec, '$.properties.\"sql.parallelism\"', '2') WHERE name = 'old'",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    });
+    dev.ok(&["statement", "resume", "old"]);
+    dev.wait_phase("old", "RUNNING");
+    produce_records(&broker(), &src, 3000..4000, Some(8));
+    wait(&summed(4000));
+    let s = describe(&dev, "old");
+    assert_eq!(s["spec"]["properties"]["sql.parallelism"], "2", "{s}");
+    assert_eq!(s["status"]["scaling"]["mode"], "FIXED", "{s}");
+    assert!(
+        s["status"]["scaling"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("started as one task"),
+        "{s}"
+    );
+    let out = dev.weir(&["statement", "rescale", "old", "--parallelism", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be rescaled"), "{err}");
+}

@@ -29,6 +29,23 @@ pub const FIXED: &str = "FIXED";
 pub const SOURCE_STAGE: &str = "source";
 pub const WHOLE_STAGE: &str = "statement";
 
+/// Why a keyed statement that ran as one task stays one.
+pub const KEPT_WHOLE: &str =
+    "it was started as one task, whose checkpoints hold all of its state, \
+     which cannot be split; create the statement again to run it in parallel";
+
+/// Whether a keyed statement ran as one task before (its `stored` scaling
+/// status says it was not split): its state is in that task's checkpoints,
+/// not per repartition partition, so it stays one task. So it is for a
+/// statement whose plan became splittable after it started (stacked
+/// operators on a common key, run as one task by earlier versions).
+pub fn kept_whole(shape: &Shape, stored: Option<&str>) -> bool {
+    let Some(status) = stored.and_then(|s| serde_json::from_str::<ScalingStatus>(s).ok()) else {
+        return false;
+    };
+    matches!(shape, Shape::Keyed { .. }) && !status.split
+}
+
 /// How a statement of `shape` with `setting` is sized, and why when it is
 /// not.
 pub fn mode(shape: &Shape, setting: ParallelismSetting, select: bool) -> (&'static str, String) {

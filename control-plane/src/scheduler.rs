@@ -251,11 +251,17 @@ impl Scheduler {
         };
         let setting = weir_sql_gateway::stages::parallelism_setting(&spec.properties)
             .unwrap_or(weir_sql_gateway::stages::ParallelismSetting::Unset);
-        let (mode, why) = crate::scaling::mode(&shape, setting, is_select);
-        let mut scaling: weir_api::ScalingStatus = inner
-            .store
-            .scaling_status(org, env, name, &uid)
-            .await?
+        let stored = inner.store.scaling_status(org, env, name, &uid).await?;
+        let kept_whole = setting != weir_sql_gateway::stages::ParallelismSetting::Unset
+            && crate::scaling::kept_whole(&shape, stored.as_deref());
+        let (mode, why) = match kept_whole {
+            true => (
+                crate::scaling::FIXED,
+                format!("runs as one task: {}", crate::scaling::KEPT_WHOLE),
+            ),
+            false => crate::scaling::mode(&shape, setting, is_select),
+        };
+        let mut scaling: weir_api::ScalingStatus = stored
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
         scaling.mode = mode.to_string();
@@ -263,7 +269,12 @@ impl Scheduler {
         let counts = (mode == crate::scaling::AUTO)
             .then(|| crate::scaling::counts(&scaling, &shape, operator))
             .flatten();
-        let tasks = crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid, counts).await?;
+        let tasks = match kept_whole {
+            true => vec![assignment],
+            false => {
+                crate::parallel::tasks(assignment, &plan, &ctx_for_tasks, &uid, counts).await?
+            }
+        };
         scaling.parallelism = crate::parallel::stage_counts(&tasks, operator);
         scaling.split = tasks.iter().any(|t| t.role != Default::default());
         let autoscaled = match mode {

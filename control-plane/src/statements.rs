@@ -1043,11 +1043,21 @@ async fn check_rescale(
             rec.name
         )));
     }
+    let shape = weir_sql_gateway::stages::Shape::of(&plan);
     let before = spec.properties.contains_key(key);
-    if matches!(
-        weir_sql_gateway::stages::Shape::of(&plan),
-        weir_sql_gateway::stages::Shape::Keyed { .. }
-    ) && before != ctx.parallelism.is_some()
+    let stored = state
+        .store
+        .scaling_status(org, env_id, &rec.name, &rec.uid)
+        .await?;
+    if before && crate::scaling::kept_whole(&shape, stored.as_deref()) {
+        return Err(ApiError::bad_request(format!(
+            "statement '{}' cannot be rescaled: {}",
+            rec.name,
+            crate::scaling::KEPT_WHOLE
+        )));
+    }
+    if matches!(shape, weir_sql_gateway::stages::Shape::Keyed { .. })
+        && before != ctx.parallelism.is_some()
     {
         return Err(ApiError::bad_request(if before {
             format!("'{key}' cannot be removed: the statement keeps its state per repartition partition; set it to 1 instead")

@@ -23,6 +23,7 @@ mod interval;
 pub mod limits;
 mod match_recognize;
 mod metadata;
+mod numeric;
 mod parser;
 mod plan;
 mod planner;

@@ -124,7 +124,18 @@ fn bound_type(args: &[DataType]) -> DfResult<DataType> {
 fn constant(args: &ScalarFunctionArgs, i: usize) -> DfResult<i64> {
     match &args.args[i] {
         ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) => Ok(*v),
+        ColumnarValue::Scalar(ScalarValue::Int32(Some(v))) => Ok(i64::from(*v)),
         _ => exec_err!("window argument {i} is not a constant"),
+    }
+}
+
+/// An integer literal's value: the planner makes one that fits an `INT`
+/// an `INT`, as Flink types it.
+fn int_literal(e: Option<&Expr>) -> Option<i64> {
+    match e? {
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => Some(*v),
+        Expr::Literal(ScalarValue::Int32(Some(v)), _) => Some(i64::from(*v)),
+        _ => None,
     }
 }
 
@@ -182,11 +193,10 @@ pub(crate) fn as_nth(e: &Expr) -> Option<Bound> {
     if f.func.name() != WINDOW_NTH_FN {
         return None;
     }
-    match f.args.get(6) {
-        Some(Expr::Literal(ScalarValue::Int64(Some(0)), _)) => Some(Bound::Start),
-        Some(Expr::Literal(ScalarValue::Int64(Some(1)), _)) => Some(Bound::End),
-        Some(Expr::Literal(ScalarValue::Int64(Some(_)), _)) => Some(Bound::Time),
-        _ => None,
+    match int_literal(f.args.get(6))? {
+        0 => Some(Bound::Start),
+        1 => Some(Bound::End),
+        _ => Some(Bound::Time),
     }
 }
 
@@ -268,10 +278,7 @@ pub fn as_marker(e: &Expr) -> Option<Marker> {
         WINDOW_TIME_FN => Bound::Time,
         _ => return None,
     };
-    let lit = |i: usize| match f.args.get(i) {
-        Some(Expr::Literal(ScalarValue::Int64(Some(v)), _)) => Some(*v),
-        _ => None,
-    };
+    let lit = |i: usize| int_literal(f.args.get(i));
     let kind = match lit(1)? {
         TUMBLE => WindowKind::Tumble,
         HOP => WindowKind::Hop { slide_ms: lit(3)? },

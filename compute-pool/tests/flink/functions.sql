@@ -34,15 +34,15 @@ CAST(NULL AS BOOLEAN) IS UNKNOWN
 FALSE IS FALSE
 TRUE IS NOT TRUE
 # arithmetic
-7 / 2  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-7.0 / 2  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+7 / 2
+7.0 / 2
 CAST(7 AS DOUBLE) / 2
--7 % 3  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-MOD(-7, 3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-MOD(7, -3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+-7 % 3
+MOD(-7, 3)
+MOD(7, -3)
 POWER(2, 10)
 POWER(2.0, 0.5)
-ABS(-3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+ABS(-3)
 ABS(-3.5)
 SQRT(16)
 LN(1)
@@ -69,14 +69,14 @@ COSH(0)
 TANH(0)
 DEGREES(PI())
 RADIANS(180)
-SIGN(-5)  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
-SIGN(2.5)  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+SIGN(-5)
+SIGN(2.5)
 ROUND(2.567, 2)
 ROUND(2.5)
 ROUND(-2.5)
 ROUND(1234.5, -2)
 ROUND(CAST(2.567 AS DOUBLE), 1)
-TRUNCATE(2.567, 2)  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+TRUNCATE(2.567, 2)
 TRUNCATE(CAST(2.567 AS DOUBLE), 1)
 PI()
 E()
@@ -84,10 +84,10 @@ BIN(12)
 BIN(-1)
 HEX(255)
 HEX('abc')
-1 + 2 * 3  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-CAST(2147483647 AS INT) + 1  -- gap: INT arithmetic is not INT (no wrap-around on overflow)
+1 + 2 * 3
+CAST(2147483647 AS INT) + 1
 CAST(1 AS TINYINT) + CAST(1 AS SMALLINT)
-1.5 + 1  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+1.5 + 1
 # string
 'ab' || 'cd'
 CHAR_LENGTH('héllo')
@@ -136,7 +136,7 @@ LEFT('hello', 2)
 LEFT('hello', -1)
 RIGHT('hello', 2)
 LOCATE('l', 'hello')
-LOCATE('l', 'hello', 4)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+LOCATE('l', 'hello', 4)
 LOCATE('z', 'hello')
 REGEXP('abc123', '\d+')
 REVERSE('abc')
@@ -146,8 +146,8 @@ PARSE_URL('http://a.com/p?x=1&y=2', 'HOST')
 PARSE_URL('http://a.com/p?x=1&y=2', 'QUERY', 'y')
 PARSE_URL('http://a.com/p?x=1&y=2', 'PATH')
 ELT(2, 'a', 'b', 'c')
-REGEXP_COUNT('aXbXc', 'X')  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-REGEXP_INSTR('abc123', '\d')  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+REGEXP_COUNT('aXbXc', 'X')
+REGEXP_INSTR('abc123', '\d')
 REGEXP_SUBSTR('abc123def', '\d+')
 TRANSLATE('hello', 'el', 'ip')
 URL_ENCODE('a b&c')
@@ -215,20 +215,20 @@ TO_TIMESTAMP_LTZ(86400, 0)
 CASE WHEN 1 > 2 THEN 'a' ELSE 'b' END
 CASE 2 WHEN 1 THEN 'one' WHEN 2 THEN 'two' END
 CASE 3 WHEN 1 THEN 'one' END
-NULLIF(1, 1)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-NULLIF(1, 2)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-COALESCE(CAST(NULL AS INT), 2, 3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+NULLIF(1, 1)
+NULLIF(1, 2)
+COALESCE(CAST(NULL AS INT), 2, 3)
 IF(1 < 2, 'yes', 'no')
 IFNULL(CAST(NULL AS STRING), 'dflt')
 IS_ALPHA('abc')
 IS_DECIMAL('1.5')
 IS_DIGIT('123')
 IS_DIGIT('12a')
-GREATEST(1, 5, 3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-GREATEST(1, CAST(NULL AS INT))  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-LEAST(1, 5, 3)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+GREATEST(1, 5, 3)
+GREATEST(1, CAST(NULL AS INT))
+LEAST(1, 5, 3)
 LEAST('b', 'a')
-LEAST(1, CAST(NULL AS INT))  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+LEAST(1, CAST(NULL AS INT))
 # type conversion
 CAST(TRUE AS STRING)
 CAST(FALSE AS STRING)
@@ -262,14 +262,14 @@ CAST(65 AS TINYINT)
 CAST(CAST(1.0E20 AS DOUBLE) AS BIGINT)
 # collection
 CARDINALITY(ARRAY[1, 2, 3])
-ARRAY[1, 2, 3][2]  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-ELEMENT(ARRAY[7])  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+ARRAY[1, 2, 3][2]
+ELEMENT(ARRAY[7])
 CARDINALITY(MAP['a', 1, 'b', 2])
-MAP['a', 1, 'b', 2]['b']  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+MAP['a', 1, 'b', 2]['b']
 ARRAY_CONTAINS(ARRAY[1, 2], 2)
-ARRAY_POSITION(ARRAY[5, 6, 7], 7)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-ARRAY_MAX(ARRAY[3, 9, 1])  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-ARRAY_MIN(ARRAY[3, 9, 1])  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+ARRAY_POSITION(ARRAY[5, 6, 7], 7)
+ARRAY_MAX(ARRAY[3, 9, 1])
+ARRAY_MIN(ARRAY[3, 9, 1])
 ARRAY_JOIN(ARRAY['a', 'b'], '+')
 CARDINALITY(ARRAY_DISTINCT(ARRAY[1, 1, 2]))
 CARDINALITY(ARRAY_APPEND(ARRAY[1], 2))
@@ -389,14 +389,14 @@ GREATEST('a', 'b', 'c')
 GREATEST(1.5, 2.5)
 LEAST(DATE '2024-01-01', DATE '2023-01-01')
 COALESCE(CAST(NULL AS STRING), CAST(NULL AS STRING))
-NULLIF(CAST(NULL AS INT), 1)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-IF(CAST(NULL AS BOOLEAN), 1, 2)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
-CAST(NULL AS INT) + 1  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+NULLIF(CAST(NULL AS INT), 1)
+IF(CAST(NULL AS BOOLEAN), 1, 2)
+CAST(NULL AS INT) + 1
 CAST(NULL AS DOUBLE) * 2
 ABS(CAST(NULL AS INT))
 POWER(CAST(NULL AS DOUBLE), 2)
 ROUND(CAST(NULL AS DOUBLE), 1)
-MOD(CAST(NULL AS INT), 2)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+MOD(CAST(NULL AS INT), 2)
 1 / 0.0
 CAST(1 AS DOUBLE) / 0
 SQRT(-1)
@@ -461,7 +461,7 @@ ASCII('abc')
 CHR(97)
 CHR(CAST(NULL AS INT))
 INSTR('abc', 'z')
-LOCATE('c', 'abcabc', 4)  -- gap: an integer literal is a BIGINT in Weir (DataFusion's Int64), an INT in Flink
+LOCATE('c', 'abcabc', 4)
 SPLIT_INDEX('a,,c', ',', 1)
 SPLIT_INDEX('a,b', ',', -1)
 SPLIT_INDEX('a::b::c', '::', 2)
@@ -505,9 +505,9 @@ CAST(10 AS BIGINT) % CAST(-4 AS BIGINT)
 MOD(CAST(-10 AS BIGINT), CAST(4 AS BIGINT))
 CAST(9223372036854775807 AS BIGINT) + CAST(1 AS BIGINT)
 CAST(0.1 AS DOUBLE) + CAST(0.2 AS DOUBLE)
-0.1 + 0.2  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+0.1 + 0.2
 1.10 * 2.5
-10.0 / 4  -- gap: DataFusion's numeric result type (Flink keeps the argument's DECIMAL or INT)
+10.0 / 4
 CAST(1 AS DOUBLE) / 3
 CAST(-0.0 AS DOUBLE)
 ABS(CAST(-9223372036854775807 AS BIGINT))
@@ -784,3 +784,35 @@ SHA512(CAST(NULL AS STRING))
 SHA2('abc', 224)
 SHA2('abc', 384)
 SHA2(CAST(NULL AS STRING), 256)
+# decimal arithmetic
+0.1
+12.345
+-0.05
+CAST(1 AS DECIMAL(10, 2)) / 3
+CAST(10 AS DECIMAL(5, 0)) / CAST(3 AS DECIMAL(5, 0))
+CAST(2 AS DECIMAL(3, 1)) / CAST(0.7 AS DECIMAL(5, 4))
+CAST(1.25 AS DECIMAL(10, 2)) * CAST(2.5 AS DECIMAL(4, 1))
+CAST(1.25 AS DECIMAL(10, 2)) + CAST(2.5 AS DECIMAL(4, 1))
+CAST(1.25 AS DECIMAL(10, 2)) - 1
+CAST(7.5 AS DECIMAL(10, 2)) % CAST(2 AS DECIMAL(4, 1))
+MOD(CAST(7.5 AS DECIMAL(10, 2)), 2)
+CAST(1 AS DECIMAL(38, 10)) / CAST(3 AS DECIMAL(38, 10))
+CAST(1 AS DECIMAL(38, 18)) * CAST(3 AS DECIMAL(38, 18))
+CAST(1 AS DECIMAL(38, 2)) + CAST(3 AS DECIMAL(38, 20))
+CAST(123456789012345678 AS DECIMAL(20, 0)) * CAST(2.5 AS DECIMAL(20, 2))
+CAST(1 AS DECIMAL(30, 5)) / 7
+CAST(22 AS DECIMAL(20, 2)) / CAST(7 AS BIGINT)
+1.0 / 3
+2 / 0.5
+CAST(1.5 AS DECIMAL(3, 1)) * 2
+CAST(100 AS BIGINT) / 3.0
+CAST(5 AS TINYINT) * 1.5
+CAST(5 AS SMALLINT) + 0.25
+CAST(1 AS DECIMAL(10, 2)) / CAST(4 AS DOUBLE)
+0.1 * 0.2
+-CAST(1.5 AS DECIMAL(5, 2))
+CAST(-7.25 AS DECIMAL(6, 2)) / 2
+ABS(CAST(-7.25 AS DECIMAL(6, 2)))
+CAST(CAST(1 AS DECIMAL(10, 2)) / 3 AS DECIMAL(10, 4))
+ROUND(CAST(2 AS DECIMAL(10, 2)) / 3, 2)
+CAST(NULL AS DECIMAL(10, 2)) / 3

@@ -244,6 +244,18 @@ impl Planner {
             .with_default_features()
             .with_config(config)
             .with_optimizer_rules(rules)
+            .with_analyzer_rules({
+                // Flink's numeric types: SIGN's before type coercion casts
+                // its argument, the decimal arithmetic's after it.
+                let mut rules = datafusion::optimizer::Analyzer::new().rules;
+                let coercion = rules
+                    .iter()
+                    .position(|r| r.name() == "type_coercion")
+                    .unwrap_or(0);
+                rules.insert(coercion, Arc::new(crate::numeric::FlinkSign));
+                rules.push(Arc::new(crate::numeric::FlinkDecimalArithmetic));
+                rules
+            })
             .build();
         let bounded = crate::bounded::wrap(state.scalar_functions());
         for udf in crate::windows::marker_udfs()
@@ -331,6 +343,7 @@ impl Planner {
         let plan = planner
             .sql_statement_to_plan(Statement::Query(Box::new(query)))
             .map_err(|e| df_error(e, sql))?;
+        let plan = int_literals(plan).map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
         refuse_unbounded_scalar_subqueries(&plan, sql)?;
         let plan = crate::unnest::decorrelate_all(plan)?;

@@ -433,3 +433,66 @@ pub(super) fn tag_colliding_casts(query: &mut Query) {
     }
     let _ = query.visit(&mut Tag);
 }
+
+/// An integer literal is an `INT` in Flink when it fits one and a `BIGINT`
+/// only when it does not; DataFusion makes every one a `BIGINT`. Without
+/// this, `7 / 2` and `ABS(-3)` would be `BIGINT`s, `int_col + 1` would not
+/// wrap around as Flink's `INT` arithmetic does, and `7.0 / 2` would take a
+/// `BIGINT`'s 19 digits into its `DECIMAL` precision and scale, so that
+/// Flink's `3.500000000000` would print with more zeros.
+///
+/// The literals of `LIMIT`/`OFFSET`, `VALUES` rows, sort keys and `OVER`
+/// arguments (offsets, buckets) keep their type: they name counts, not
+/// values whose type a result shows.
+pub(super) fn int_literals(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::expr_rewriter::NamePreserver;
+    plan.transform_up_with_subqueries(|node| {
+        let node = if matches!(
+            node,
+            LogicalPlan::Limit(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Window(_)
+        ) {
+            Transformed::no(node)
+        } else {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let narrowed = narrow_int_literals(e)?;
+                Ok(if narrowed.transformed {
+                    narrowed.update_data(|e| saved.restore(e))
+                } else {
+                    narrowed
+                })
+            })?
+        };
+        // A column's type may have changed below, whether or not this
+        // node's own expressions did.
+        node.map_data(|p| p.recompute_schema())
+    })
+    .map(|t| t.data)
+}
+
+/// `e` with its integer literals that fit an `INT` made `INT`s (see
+/// [`int_literals`]).
+pub(super) fn narrow_int_literals(
+    e: Expr,
+) -> datafusion::common::Result<datafusion::common::tree_node::Transformed<Expr>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.transform(|e| match e {
+        Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(v).is_ok() => Ok(
+            Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), meta)),
+        ),
+        // A decimal literal below 1 has a digit for its zero in Flink:
+        // `0.1` is a `DECIMAL(2, 1)`, `-0.05` a `DECIMAL(3, 2)`.
+        Expr::Literal(ScalarValue::Decimal128(v, p, s), meta) if s >= 0 && (p as i8) <= s => {
+            Ok(Transformed::yes(Expr::Literal(
+                ScalarValue::Decimal128(v, (s as u8 + 1).min(38), s),
+                meta,
+            )))
+        }
+        e => Ok(Transformed::no(e)),
+    })
+}

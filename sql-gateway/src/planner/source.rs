@@ -321,6 +321,7 @@ impl Planner {
                 rewrite_flink_calls(&mut ast, tz)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
+                    .and_then(|e| narrow_int_literals(e).map(|t| t.data))
                     .and_then(|e| finish_lone_expr(e, &df))
                     .and_then(|e| crate::timezone::localize_expr_casts(e, &df))
                     .map_err(|e| {

@@ -51,17 +51,22 @@ if [ ! -x "$tools/schemathesis-4.32.5/bin/schemathesis" ]; then
   "$tools/schemathesis-4.32.5/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 # Debian packages: Chromium for the web workspace's browser tests (driven
-# with playwright-core, which web/app's lock file pins), protoc for the
-# Terraform provider's plugin protocol (tf-provider's build), tmux for the
+# with playwright-core, which web/app's lock file pins), protoc and its
+# well-known types for the Terraform provider's plugin protocol
+# (tf-provider's build), tmux for the
 # shell's pseudo-terminal tests.
-apt_install() { # command package
+apt_install() { # command-or-file package
   command -v "$1" >/dev/null && return 0
+  [ -e "$1" ] && return 0
   local sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 \
     || { $sudo_ apt-get update >/dev/null && $sudo_ apt-get install -y --no-install-recommends "$2" >/dev/null; }
 }
 apt_install chromium chromium
 apt_install protoc protobuf-compiler
+# protoc's well-known types (google/protobuf/empty.proto), which the
+# plugin protocol imports: only a recommendation of protobuf-compiler.
+apt_install /usr/include/google/protobuf/empty.proto libprotobuf-dev
 apt_install tmux tmux
 # Terraform itself is on the machines (1.11); the provider's tests need it.
 command -v terraform >/dev/null || { echo "terraform is not installed; the Terraform provider's tests need it (1.11)" >&2; exit 1; }

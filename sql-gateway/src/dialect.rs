@@ -87,8 +87,10 @@ impl Dialect for FlinkDialect {
         ch.is_alphabetic() || ch == '_'
     }
 
+    /// `$` continues a name, as in Calcite (`EXPR$0`, the name Flink
+    /// gives an unnamed expression or a row's field).
     fn is_identifier_part(&self, ch: char) -> bool {
-        ch.is_alphanumeric() || ch == '_'
+        ch.is_alphanumeric() || ch == '_' || ch == '$'
     }
 
     fn supports_filter_during_aggregation(&self) -> bool {

@@ -4,7 +4,8 @@
 //! tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`) and the JSON functions
 //! (`JSON_VALUE`, `JSON_QUERY`, `JSON_EXISTS`, `IS JSON`, `JSON_STRING`)
 //! and URLs (`URL_ENCODE`, `URL_DECODE`, `PARSE_URL`), `CONVERT_TZ`,
-//! `PRINTF` and `STR_TO_MAP`,
+//! `PRINTF`, `STR_TO_MAP`, `JSON_QUOTE`, `JSON_UNQUOTE`, `UNHEX`,
+//! `REGEXP_EXTRACT_ALL` and `MAP_UNION`,
 //! each with Flink's NULL handling: a NULL argument gives NULL, and a value
 //! a function cannot read gives NULL (Flink's `NULL ON ERROR`) rather than
 //! failing the statement (`JSON_VALUE`'s and `JSON_QUERY`'s `ON ERROR`
@@ -29,7 +30,8 @@ type Body = fn(&[ArrayRef]) -> DfResult<ArrayRef>;
 struct Simple {
     name: &'static str,
     signature: Signature,
-    returns: DataType,
+    /// `None`: the first argument's type.
+    returns: Option<DataType>,
     body: Body,
 }
 
@@ -54,8 +56,23 @@ impl ScalarUDFImpl for Simple {
         &self.signature
     }
 
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(self.returns.clone())
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match (&self.returns, args.first()) {
+            (Some(t), _) => Ok(t.clone()),
+            (None, Some(first)) => {
+                if let Some(other) = args.iter().find(|t| *t != first) {
+                    return datafusion::common::plan_err!(
+                        "{} takes arguments of one type, not {first} and {other}: cast them to one",
+                        self.name.to_uppercase()
+                    );
+                }
+                Ok(first.clone())
+            }
+            (None, None) => datafusion::common::plan_err!(
+                "{} takes at least one argument",
+                self.name.to_uppercase()
+            ),
+        }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -316,7 +333,7 @@ fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<S
         } else {
             Signature::any(arity, Volatility::Immutable)
         },
-        returns,
+        returns: Some(returns),
         body,
     }))
 }
@@ -331,7 +348,7 @@ fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF>
             ],
             Volatility::Immutable,
         ),
-        returns,
+        returns: Some(returns),
         body,
     }))
 }
@@ -372,7 +389,7 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
                 ],
                 Volatility::Immutable,
             ),
-            returns: DataType::Utf8,
+            returns: Some(DataType::Utf8),
             body: parse_url,
         })),
         Arc::new(ScalarUDF::from(Fail {
@@ -407,10 +424,247 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
                 ],
                 Volatility::Immutable,
             ),
-            returns: string_map_type(),
+            returns: Some(string_map_type()),
             body: str_to_map,
         })),
+        udf("json_quote", 1, DataType::Utf8, json_quote),
+        udf("json_unquote", 1, DataType::Utf8, json_unquote),
+        udf("unhex", 1, DataType::Binary, unhex),
+        Arc::new(ScalarUDF::from(Simple {
+            name: "regexp_extract_all",
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                    datafusion::logical_expr::TypeSignature::Any(3),
+                ],
+                Volatility::Immutable,
+            ),
+            returns: Some(DataType::List(Arc::new(
+                arrow::datatypes::Field::new_list_field(DataType::Utf8, true),
+            ))),
+            body: regexp_extract_all,
+        })),
+        Arc::new(ScalarUDF::from(Simple {
+            name: "map_union",
+            signature: Signature::variadic_any(Volatility::Immutable),
+            returns: None,
+            body: map_union,
+        })),
     ]
+}
+
+/// Flink's `JSON_QUOTE`: the text as a JSON string, with `"`, `\`, `/`
+/// and the control characters that have a short escape escaped, and every
+/// UTF-16 unit past ASCII written `\uXXXX`.
+fn json_quote(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let s = strings(&a[0])?;
+    let out: StringArray = s
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let mut out = String::with_capacity(v.len() + 2);
+                out.push('"');
+                for c in v.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '/' => out.push_str("\\/"),
+                        '\u{8}' => out.push_str("\\b"),
+                        '\u{c}' => out.push_str("\\f"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        c if c.is_ascii() => out.push(c),
+                        c => {
+                            let mut units = [0u16; 2];
+                            for u in c.encode_utf16(&mut units) {
+                                out.push_str(&format!("\\u{u:04x}"));
+                            }
+                        }
+                    }
+                }
+                out.push('"');
+                out
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// Flink's `JSON_UNQUOTE`: a JSON string literal loses its quotes and has
+/// its escapes read; other text is kept as it is.
+fn json_unquote(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    fn unquote(text: &str) -> Option<String> {
+        if !(text.len() >= 2 && text.starts_with('"') && text.ends_with('"')) {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(text).ok()?;
+        let u: Vec<u16> = text.encode_utf16().collect();
+        let mut out = Vec::with_capacity(u.len());
+        let mut i = 1;
+        while i + 1 < u.len() {
+            if u[i] != u16::from(b'\\') {
+                out.push(u[i]);
+                i += 1;
+                continue;
+            }
+            let c = *u.get(i + 1)?;
+            i += 2;
+            out.push(match char::from_u32(u32::from(c))? {
+                '"' | '\\' | '/' => c,
+                'b' => 8,
+                'f' => 12,
+                'n' => u16::from(b'\n'),
+                'r' => u16::from(b'\r'),
+                't' => u16::from(b'\t'),
+                'u' => {
+                    let hex = String::from_utf16(u.get(i..i + 4)?).ok()?;
+                    i += 4;
+                    u16::from_str_radix(&hex, 16).ok()?
+                }
+                _ => return None,
+            });
+        }
+        Some(String::from_utf16_lossy(&out))
+    }
+    let s = strings(&a[0])?;
+    let out: StringArray = s
+        .iter()
+        .map(|v| v.map(|v| unquote(v).unwrap_or_else(|| v.to_string())))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// Flink's `UNHEX`: pairs of hex digits as bytes, from the end; an odd
+/// first digit is checked and read as a zero byte; NULL when a character
+/// is not a hex digit.
+fn unhex(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    fn read(b: &[u8]) -> Option<Vec<u8>> {
+        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = vec![0u8; b.len().div_ceil(2)];
+        let odd = b.len() % 2;
+        if odd == 1 {
+            digit(b[0])?;
+        }
+        for (j, pair) in b[odd..].chunks(2).enumerate() {
+            out[j + odd] = (digit(pair[0])? << 4) | digit(pair[1])?;
+        }
+        Some(out)
+    }
+    let out: arrow::array::BinaryArray = bytes_of(&a[0])?
+        .into_iter()
+        .map(|v| v.and_then(|b| read(&b)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// Flink's `REGEXP_EXTRACT_ALL(text, regex [, group])`: the `group`th
+/// group (1 unless given; 0 is the whole match) of every match, in order;
+/// NULL when the pattern does not compile or has no such group.
+fn regexp_extract_all(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use arrow::array::{ListBuilder, StringBuilder};
+    let text = strings(&a[0])?;
+    let pattern = strings(&a[1])?;
+    let group = match a.get(2) {
+        Some(g) => Some(arrow::compute::cast(g, &DataType::Int64)?),
+        None => None,
+    };
+    let mut out = ListBuilder::new(StringBuilder::new());
+    let mut compiled: Option<(String, Option<regex::Regex>)> = None;
+    for i in 0..text.len() {
+        let g = match &group {
+            Some(g) => {
+                let g = g.as_primitive::<arrow::datatypes::Int64Type>();
+                (!g.is_null(i)).then(|| g.value(i))
+            }
+            None => Some(1),
+        };
+        let (Some(g), false, false) = (g, text.is_null(i), pattern.is_null(i)) else {
+            out.append_null();
+            continue;
+        };
+        let p = pattern.value(i);
+        if compiled.as_ref().map(|(q, _)| q.as_str()) != Some(p) {
+            compiled = Some((p.to_string(), regex::Regex::new(p).ok()));
+        }
+        let re = compiled.as_ref().and_then(|(_, r)| r.as_ref());
+        let Some((re, g)) = re.zip(usize::try_from(g).ok()) else {
+            out.append_null();
+            continue;
+        };
+        if g >= re.captures_len() {
+            out.append_null();
+            continue;
+        }
+        for c in re.captures_iter(text.value(i)) {
+            out.values().append_option(c.get(g).map(|m| m.as_str()));
+        }
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// Flink's `MAP_UNION(m1, m2, ...)`: the entries of all maps, a later
+/// map's value winning for a key; NULL when any map is NULL.
+fn map_union(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use arrow::array::{MapArray, StructArray};
+    use arrow::buffer::{NullBuffer, OffsetBuffer};
+    use arrow::row::{RowConverter, SortField};
+    let DataType::Map(field, sorted) = a[0].data_type() else {
+        return datafusion::common::exec_err!("MAP_UNION takes maps, not {}", a[0].data_type());
+    };
+    let DataType::Struct(kv) = field.data_type() else {
+        return datafusion::common::exec_err!("a map's entries are not key-value pairs");
+    };
+    let maps: Vec<&MapArray> = a.iter().map(|m| m.as_map()).collect();
+    let keys = RowConverter::new(vec![SortField::new(kv[0].data_type().clone())])?;
+    let key_rows = maps
+        .iter()
+        .map(|m| keys.convert_columns(&[m.keys().clone()]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut take: Vec<(usize, usize)> = vec![];
+    let mut offsets = vec![0i32];
+    let mut valid = vec![];
+    for i in 0..a[0].len() {
+        let null = maps.iter().any(|m| m.is_null(i));
+        if !null {
+            let mut at = std::collections::HashMap::new();
+            for (m, map) in maps.iter().enumerate() {
+                let o = map.value_offsets();
+                for j in o[i] as usize..o[i + 1] as usize {
+                    match at.entry(key_rows[m].row(j)) {
+                        std::collections::hash_map::Entry::Occupied(e) => take[*e.get()] = (m, j),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(take.len());
+                            take.push((m, j));
+                        }
+                    }
+                }
+            }
+        }
+        valid.push(!null);
+        offsets.push(i32::try_from(take.len()).map_err(|_| {
+            datafusion::error::DataFusionError::Execution(
+                "MAP_UNION's result holds more than 2^31 entries".into(),
+            )
+        })?);
+    }
+    let column = |f: fn(&MapArray) -> &ArrayRef| -> DfResult<ArrayRef> {
+        let parts: Vec<&dyn Array> = maps.iter().map(|m| f(m).as_ref()).collect();
+        Ok(arrow::compute::interleave(&parts, &take)?)
+    };
+    let entries = StructArray::try_new(
+        kv.clone(),
+        vec![column(MapArray::keys)?, column(MapArray::values)?],
+        None,
+    )?;
+    Ok(Arc::new(MapArray::try_new(
+        field.clone(),
+        OffsetBuffer::new(offsets.into()),
+        entries,
+        Some(NullBuffer::from(valid)),
+        *sorted,
+    )?))
 }
 
 /// `MAP<STRING, STRING>` as Arrow's `MapBuilder` makes it.

@@ -19,8 +19,6 @@
 pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("char_length", "character_length"),
     ("character_length", "character_length"),
-    ("localtimestamp", "now"),
-    ("current_timestamp", "now"),
     ("ln", "ln"),
     ("log10", "log10"),
     ("power", "power"),
@@ -52,9 +50,10 @@ pub fn datafusion_name(flink: &str) -> String {
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, CeilFloorKind, DataType as SqlDataType, DateTimeField, Expr,
-    FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause, FunctionArguments,
-    Ident, JsonNullClause, ObjectName, ObjectNamePart, TimezoneInfo, Value, VisitMut,
+    visit_expressions_mut, AccessExpr, CastKind, CeilFloorKind, DataType as SqlDataType,
+    DateTimeField, Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause,
+    FunctionArguments, Ident, JsonNullClause, ObjectName, ObjectNamePart, Subscript, TimezoneInfo,
+    Value, VisitMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -166,6 +165,16 @@ fn unnamed_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
         .collect()
 }
 
+/// `expr` truncated to the start of its `unit`; a week starts on Sunday,
+/// as in Flink (DataFusion's `date_trunc` starts it on Monday).
+fn truncated(unit: &str, expr: &Expr) -> String {
+    if unit == "week" {
+        format!("(date_trunc('week', ({expr}) + INTERVAL '1' DAY) - INTERVAL '1' DAY)")
+    } else {
+        format!("date_trunc('{unit}', {expr})")
+    }
+}
+
 fn unit_name(field: &DateTimeField) -> Option<&'static str> {
     Some(match field {
         DateTimeField::Year | DateTimeField::Years => "year",
@@ -242,6 +251,37 @@ fn interval_range(text: &str, leading: &DateTimeField, last: &DateTimeField) -> 
 
 fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
+        // `f(x).name`: a field of a row an expression makes, read by name
+        // (DataFusion reads a dot after a column only).
+        Expr::CompoundFieldAccess { root, access_chain }
+            if !matches!(
+                root.as_ref(),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+            ) && access_chain
+                .iter()
+                .any(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))) =>
+        {
+            let access_chain = access_chain
+                .iter()
+                .map(|a| match a {
+                    AccessExpr::Dot(Expr::Identifier(i)) => {
+                        AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::value(Value::SingleQuotedString(i.value.clone())),
+                        })
+                    }
+                    other => other.clone(),
+                })
+                .collect();
+            Ok(Some(Expr::CompoundFieldAccess {
+                root: root.clone(),
+                access_chain,
+            }))
+        }
+        // A numeric literal with an exponent is a DOUBLE in Flink (`1e2`
+        // is 100.0), not an exact number.
+        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
+            Ok(Some(parse_expr(&format!("CAST('{}' AS DOUBLE)", v.value))?))
+        }
         Expr::BinaryOp {
             left,
             op: datafusion::sql::sqlparser::ast::BinaryOperator::Overlaps,
@@ -543,8 +583,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 SqlError::unsupported(format!("FLOOR(... TO {f}) is not supported"))
             })?;
             Ok(Some(parse_expr(&format!(
-                "{}(date_trunc('{unit}', {expr}), {expr})",
-                crate::flink_udfs::LIKE_TYPE_FN
+                "{}({}, {expr})",
+                crate::flink_udfs::LIKE_TYPE_FN,
+                truncated(unit, expr)
             ))?))
         }
         Expr::Ceil {
@@ -554,9 +595,18 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             let unit = unit_name(f).ok_or_else(|| {
                 SqlError::unsupported(format!("CEIL(... TO {f}) is not supported"))
             })?;
+            // From a week up, Flink rounds the date up and drops the time
+            // of day (`CEIL(TIMESTAMP '2024-05-01 00:00:01' TO MONTH)` is
+            // 2024-05-01 00:00:00).
+            let from = if matches!(unit, "week" | "month" | "quarter" | "year") {
+                parse_expr(&format!("date_trunc('day', {expr})"))?
+            } else {
+                expr.as_ref().clone()
+            };
+            let t = truncated(unit, &from);
             Ok(Some(parse_expr(&format!(
-                "{}(CASE WHEN date_trunc('{unit}', {expr}) = ({expr}) THEN ({expr}) \
-                 ELSE date_trunc('{unit}', {expr}) + INTERVAL '1' {unit} END, {expr})",
+                "{}(CASE WHEN {t} = ({from}) THEN ({from}) \
+                 ELSE {t} + INTERVAL '1' {unit} END, {expr})",
                 crate::flink_udfs::LIKE_TYPE_FN
             ))?))
         }
@@ -575,7 +625,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             match name.as_str() {
                 "current_timestamp" | "now" if no_args => {
                     return Ok(Some(parse_expr(&format!(
-                        "arrow_cast(now(), {})",
+                        "arrow_cast({}(), {})",
+                        crate::proctime::NOW_FN,
                         ltz(tz)
                     ))?));
                 }
@@ -586,9 +637,25 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         ltz(tz)
                     ))?));
                 }
+                // The date and the wall-clock time in the session zone.
+                "current_date" if no_args => {
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST(to_local_time(arrow_cast({}(), {})) AS DATE)",
+                        crate::proctime::NOW_FN,
+                        ltz(tz)
+                    ))?));
+                }
+                "localtime" | "current_time" if no_args => {
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST(to_local_time(arrow_cast({}(), {})) AS TIME)",
+                        crate::proctime::NOW_FN,
+                        ltz(tz)
+                    ))?));
+                }
                 "localtimestamp" if no_args => {
                     return Ok(Some(parse_expr(&format!(
-                        "arrow_cast(to_local_time(arrow_cast(now(), {})), 'Timestamp(Millisecond, None)')",
+                        "arrow_cast(to_local_time(arrow_cast({}(), {})), 'Timestamp(Millisecond, None)')",
+                        crate::proctime::NOW_FN,
                         ltz(tz)
                     ))?));
                 }
@@ -719,6 +786,18 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ))?));
             }
             match (name.as_str(), args.as_slice()) {
+                // Flink names a row's fields by position, `EXPR$0`, ...
+                ("row", items) if !items.is_empty() => {
+                    let fields: Vec<String> = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| format!("'EXPR${i}', ({x})"))
+                        .collect();
+                    Ok(Some(parse_expr(&format!(
+                        "named_struct({})",
+                        fields.join(", ")
+                    ))?))
+                }
                 ("dayofweek", [x]) => Ok(Some(parse_expr(&format!(
                     "CAST(date_part('dow', {x}) + 1 AS BIGINT)"
                 ))?)),
@@ -817,6 +896,33 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     }
                     Ok(Some(parse_expr(&format!(
                         "encode(digest({x}, 'sha{bits}'), 'hex')"
+                    ))?))
+                }
+                // Flink's order arguments are booleans: ascending (NULLs
+                // first), and where NULLs go.
+                ("array_sort", [a, order, rest @ ..]) if rest.len() <= 1 => {
+                    let flag = |x: &Expr| match x {
+                        Expr::Value(v) => match v.value {
+                            Value::Boolean(b) => Ok(b),
+                            _ => Err(()),
+                        },
+                        _ => Err(()),
+                    };
+                    let refused = || {
+                        SqlError::validation(
+                            format!("{e}: ARRAY_SORT's order arguments are written TRUE or FALSE"),
+                            None,
+                        )
+                    };
+                    let asc = flag(order).map_err(|()| refused())?;
+                    let nulls_first = match rest {
+                        [n] => flag(n).map_err(|()| refused())?,
+                        _ => asc,
+                    };
+                    Ok(Some(parse_expr(&format!(
+                        "array_sort({a}, '{}', '{}')",
+                        if asc { "ASC" } else { "DESC" },
+                        if nulls_first { "NULLS FIRST" } else { "NULLS LAST" }
                     ))?))
                 }
                 // Flink's count of an array's or map's elements is an INT.

@@ -3,7 +3,8 @@
 //! and scale of Flink's `LogicalTypeMerging`, where Arrow's kernels follow
 //! other rules (a quotient's scale is the dividend's plus 4 and its last
 //! digit truncated, and no result gives up scale to fit in 38 digits);
-//! `ROUND` and `TRUNCATE` of a decimal; `SIGN` of the argument's type; and
+//! `ROUND` and `TRUNCATE` of a decimal; `SIGN` of the argument's type; an
+//! integer remainder of the divisor's type; and
 //! positions and counts (`REGEXP_COUNT`, `REGEXP_INSTR`, `ARRAY_POSITION`)
 //! as `INT`s.
 //!
@@ -42,8 +43,8 @@ impl AnalyzerRule for FlinkDecimalArithmetic {
 }
 
 /// `SIGN(x)` of the type of `x`, as in Flink, where DataFusion's is a
-/// `DOUBLE`: a rule run before type coercion, which casts `x` to a
-/// `DOUBLE` as a user's `CAST` would.
+/// `DOUBLE`, and an integer `a % b` of the type of `b`: a rule run before
+/// type coercion, which casts the operands as a user's `CAST` would.
 #[derive(Debug, Default)]
 pub(crate) struct FlinkSign;
 
@@ -58,6 +59,20 @@ impl AnalyzerRule for FlinkSign {
                 let to = f.args[0].get_type(schema)?;
                 if to.is_integer() || matches!(to, DataType::Decimal128(..)) {
                     Ok(Transformed::yes(cast(e, to)))
+                } else {
+                    Ok(Transformed::no(e))
+                }
+            }
+            // An integer remainder has the divisor's type (it is smaller
+            // than the divisor), where DataFusion's is the wider one.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Modulo,
+                right,
+            }) => {
+                let (l, r) = (left.get_type(schema)?, right.get_type(schema)?);
+                if l.is_integer() && r.is_integer() && l != r {
+                    Ok(Transformed::yes(cast(e, r)))
                 } else {
                     Ok(Transformed::no(e))
                 }

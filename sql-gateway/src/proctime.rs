@@ -26,6 +26,12 @@ use datafusion::logical_expr::{
 /// The function `PROCTIME()` is rewritten to.
 pub const PROCTIME_FN: &str = "weir_proctime";
 
+/// The function `CURRENT_TIMESTAMP`, `NOW()`, `LOCALTIMESTAMP`,
+/// `CURRENT_DATE` and `LOCALTIME` read: the same processing time, evaluated
+/// per row as in Flink's streaming mode (DataFusion's `now()` is folded
+/// into the statement's start time), but not a time attribute.
+pub const NOW_FN: &str = "weir_now";
+
 thread_local! {
     static NOW: Cell<Option<i64>> = const { Cell::new(None) };
 }
@@ -61,18 +67,28 @@ pub fn reads_proctime(e: &Expr) -> bool {
 
 pub(crate) fn udf() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(ProcTime {
+        name: PROCTIME_FN,
+        signature: Signature::nullary(Volatility::Volatile),
+    }))
+}
+
+/// [`NOW_FN`].
+pub(crate) fn now_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(ProcTime {
+        name: NOW_FN,
         signature: Signature::nullary(Volatility::Volatile),
     }))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ProcTime {
+    name: &'static str,
     signature: Signature,
 }
 
 impl ScalarUDFImpl for ProcTime {
     fn name(&self) -> &str {
-        PROCTIME_FN
+        self.name
     }
 
     fn signature(&self) -> &Signature {

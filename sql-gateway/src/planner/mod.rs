@@ -264,6 +264,7 @@ impl Planner {
                 crate::watermark::udf(),
                 crate::temporal::udf(),
                 crate::proctime::udf(),
+                crate::proctime::now_udf(),
                 crate::unnest::udf(),
             ])
             .chain(crate::flink_udfs::udfs())

@@ -441,19 +441,20 @@ pub(super) fn tag_colliding_casts(query: &mut Query) {
 /// `BIGINT`'s 19 digits into its `DECIMAL` precision and scale, so that
 /// Flink's `3.500000000000` would print with more zeros.
 ///
-/// The literals of `LIMIT`/`OFFSET`, `VALUES` rows, sort keys and `OVER`
-/// arguments (offsets, buckets) keep their type: they name counts, not
-/// values whose type a result shows.
+/// A `VALUES` column is an `INT` when every row of it is an integer
+/// literal that fits one. The literals of `LIMIT`/`OFFSET`, sort keys and
+/// `OVER` arguments (offsets, buckets) keep their type: they name counts,
+/// not values whose type a result shows.
 pub(super) fn int_literals(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
     use datafusion::common::tree_node::Transformed;
     use datafusion::logical_expr::expr_rewriter::NamePreserver;
     plan.transform_up_with_subqueries(|node| {
+        if let LogicalPlan::Values(v) = node {
+            return narrow_values(v).map(|v| v.update_data(LogicalPlan::Values));
+        }
         let node = if matches!(
             node,
-            LogicalPlan::Limit(_)
-                | LogicalPlan::Values(_)
-                | LogicalPlan::Sort(_)
-                | LogicalPlan::Window(_)
+            LogicalPlan::Limit(_) | LogicalPlan::Sort(_) | LogicalPlan::Window(_)
         ) {
             Transformed::no(node)
         } else {
@@ -473,6 +474,69 @@ pub(super) fn int_literals(plan: LogicalPlan) -> datafusion::common::Result<Logi
         node.map_data(|p| p.recompute_schema())
     })
     .map(|t| t.data)
+}
+
+/// `VALUES` rows with each column whose rows are all integer literals
+/// that fit an `INT` (or NULL, at least one not) made `INT`.
+fn narrow_values(
+    v: datafusion::logical_expr::Values,
+) -> datafusion::common::Result<
+    datafusion::common::tree_node::Transformed<datafusion::logical_expr::Values>,
+> {
+    use datafusion::common::tree_node::Transformed;
+    let fits = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(Some(x)), _) => Some(i32::try_from(*x).is_ok()),
+        Expr::Literal(ScalarValue::Int64(None) | ScalarValue::Null, _) => None,
+        _ => Some(false),
+    };
+    let narrow: Vec<bool> = (0..v.schema.fields().len())
+        .map(|j| {
+            v.schema.field(j).data_type() == &DataType::Int64 && {
+                let each: Vec<Option<bool>> = v.values.iter().map(|row| fits(&row[j])).collect();
+                each.iter().all(|f| *f != Some(false)) && each.contains(&Some(true))
+            }
+        })
+        .collect();
+    if !narrow.contains(&true) {
+        return Ok(Transformed::no(v));
+    }
+    let values = v
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .enumerate()
+                .map(|(j, e)| match e {
+                    Expr::Literal(ScalarValue::Int64(x), meta) if narrow[j] => {
+                        Expr::Literal(ScalarValue::Int32(x.map(|x| x as i32)), meta)
+                    }
+                    Expr::Literal(ScalarValue::Null, meta) if narrow[j] => {
+                        Expr::Literal(ScalarValue::Int32(None), meta)
+                    }
+                    e => e,
+                })
+                .collect()
+        })
+        .collect();
+    let fields = v
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(j, (q, f))| {
+            let f = if narrow[j] {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Int32))
+            } else {
+                f.clone()
+            };
+            (q.cloned(), f)
+        })
+        .collect();
+    let schema =
+        datafusion::common::DFSchema::new_with_metadata(fields, v.schema.metadata().clone())?;
+    Ok(Transformed::yes(datafusion::logical_expr::Values {
+        schema: Arc::new(schema),
+        values,
+    }))
 }
 
 /// `e` with its integer literals that fit an `INT` made `INT`s (see

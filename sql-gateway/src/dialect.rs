@@ -198,6 +198,23 @@ impl Dialect for FlinkDialect {
             parser.next_token();
             return Some(map_constructor(parser));
         }
+        // `CAST(x AS MAP<k, v>)` and `CAST(x AS ROW<...>)` (and `TRY_CAST`),
+        // types sqlparser does not take: Weir's cast with the type as text.
+        let cast = match &parser.peek_token().token {
+            Token::Word(w) if w.keyword == Keyword::CAST => Some(false),
+            Token::Word(w) if w.keyword == Keyword::TRY_CAST => Some(true),
+            _ => None,
+        };
+        if let (Some(try_), Token::LParen) = (cast, parser.peek_nth_token(1).token) {
+            if !casts_to_composite(parser) {
+                return None;
+            }
+            match parser.maybe_parse(|p| composite_cast(p, try_)) {
+                Ok(Some(e)) => return Some(Ok(e)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
         // `JSON_VALUE(doc, path [RETURNING t] [b ON EMPTY] [b ON ERROR])`,
         // whose clauses sqlparser does not take.
         let is_json_value = matches!(&parser.peek_token().token,
@@ -374,6 +391,76 @@ fn json_function(parser: &mut Parser, query: bool) -> Result<Expr, ParserError> 
         ],
         else_result: Some(Box::new(value)),
     })
+}
+
+/// Whether the `CAST(` ahead casts to a `MAP` or a `ROW`: its tokens are
+/// scanned (not parsed, so that nested casts cost one pass each) up to the
+/// `AS` at its own depth, and the parser is put back.
+fn casts_to_composite(parser: &mut Parser) -> bool {
+    let mut composite = false;
+    let _ = parser.maybe_parse(|p| -> Result<(), ParserError> {
+        p.next_token();
+        p.next_token();
+        let mut depth = 0usize;
+        loop {
+            match p.next_token().token {
+                Token::EOF => break,
+                Token::LParen | Token::LBracket => depth += 1,
+                Token::RParen | Token::RBracket if depth == 0 => break,
+                Token::RParen | Token::RBracket => depth -= 1,
+                Token::Word(w) if depth == 0 && w.keyword == Keyword::AS => {
+                    composite = matches!(&p.peek_token().token, Token::Word(w)
+                        if w.quote_style.is_none()
+                            && (w.value.eq_ignore_ascii_case("MAP")
+                                || w.value.eq_ignore_ascii_case("ROW")));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Err(ParserError::ParserError("scanned".into()))
+    });
+    composite
+}
+
+/// `CAST(x AS t)` where `t` is a `MAP` or a `ROW` (an error otherwise, so
+/// that sqlparser's own `CAST` takes it): `weir_cast_composite(x, 't', try)`.
+fn composite_cast(p: &mut Parser, try_: bool) -> Result<Expr, ParserError> {
+    p.next_token();
+    p.expect_token(&Token::LParen)?;
+    let e = p.parse_expr()?;
+    p.expect_keyword_is(Keyword::AS)?;
+    let composite = matches!(&p.peek_token().token, Token::Word(w)
+        if w.quote_style.is_none()
+            && (w.value.eq_ignore_ascii_case("MAP") || w.value.eq_ignore_ascii_case("ROW")));
+    if !composite {
+        return Err(ParserError::ParserError("not a MAP or ROW".into()));
+    }
+    let mut text = String::new();
+    let mut depth = 0i32;
+    loop {
+        let t = p.next_token();
+        match &t.token {
+            Token::EOF => return p.expected("')' after the type", t),
+            Token::RParen if depth == 0 => break,
+            Token::LParen | Token::Lt => depth += 1,
+            Token::RParen | Token::Gt => depth -= 1,
+            Token::ShiftRight => depth -= 2,
+            _ => {}
+        }
+        text.push_str(&t.token.to_string());
+        text.push(' ');
+    }
+    Ok(call(
+        crate::flink_udfs::CAST_FN,
+        vec![
+            e,
+            Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                text.trim_end().to_string(),
+            )),
+            Expr::value(datafusion::sql::sqlparser::ast::Value::Boolean(try_)),
+        ],
+    ))
 }
 
 fn map_constructor(parser: &mut Parser) -> Result<Expr, ParserError> {

@@ -59,14 +59,18 @@ impl ScalarUDFImpl for Simple {
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
         match (&self.returns, args.first()) {
             (Some(t), _) => Ok(t.clone()),
-            (None, Some(first)) => {
-                if let Some(other) = args.iter().find(|t| *t != first) {
+            (None, Some(_)) => {
+                let first = same_type(args);
+                if let Some(other) = args
+                    .iter()
+                    .find(|t| !arrow::compute::can_cast_types(t, &first))
+                {
                     return datafusion::common::plan_err!(
                         "{} takes arguments of one type, not {first} and {other}: cast them to one",
                         self.name.to_uppercase()
                     );
                 }
-                Ok(first.clone())
+                Ok(first)
             }
             (None, None) => datafusion::common::plan_err!(
                 "{} takes at least one argument",
@@ -353,6 +357,85 @@ fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF>
     }))
 }
 
+/// The function `CAST(x AS MAP<...>)` and `CAST(x AS ROW<...>)` are
+/// parsed into ([`crate::dialect`]): `weir_cast_composite(x, 'type', try)`.
+pub const CAST_FN: &str = "weir_cast_composite";
+
+/// [`CAST_FN`]: a cast to a type named by its Flink text, which
+/// DataFusion's SQL cannot name (a `MAP` or a `ROW`). A value that does not
+/// cast is NULL, as a record never fails its statement for a cast.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CompositeCast {
+    signature: Signature,
+}
+
+impl CompositeCast {
+    fn target(args: &datafusion::logical_expr::ReturnFieldArgs) -> DfResult<DataType> {
+        let text = match args.scalar_arguments.get(1) {
+            Some(Some(
+                datafusion::common::ScalarValue::Utf8(Some(t))
+                | datafusion::common::ScalarValue::Utf8View(Some(t))
+                | datafusion::common::ScalarValue::LargeUtf8(Some(t)),
+            )) => t.clone(),
+            _ => return datafusion::common::plan_err!("{CAST_FN} takes its type as text"),
+        };
+        crate::parser::parse_type(&text)
+            .map(|t| t.to_arrow())
+            .map_err(|e| datafusion::error::DataFusionError::Plan(format!("CAST to {text}: {e}")))
+    }
+}
+
+impl ScalarUDFImpl for CompositeCast {
+    fn name(&self) -> &str {
+        CAST_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        datafusion::common::internal_err!("{CAST_FN}'s type is read from its arguments")
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        let to = Self::target(&args)?;
+        let from = args.arg_fields[0].data_type();
+        if !arrow::compute::can_cast_types(from, &to) {
+            return datafusion::common::plan_err!(
+                "cannot cast {} to {}",
+                weir_catalog::SqlType::from_arrow(from)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| from.to_string()),
+                weir_catalog::SqlType::from_arrow(&to)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| to.to_string())
+            );
+        }
+        Ok(Arc::new(arrow::datatypes::Field::new(
+            self.name(),
+            to,
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let to = args.return_field.data_type().clone();
+        match &args.args[0] {
+            ColumnarValue::Array(a) => Ok(ColumnarValue::Array(arrow::compute::cast(a, &to)?)),
+            ColumnarValue::Scalar(v) => {
+                let a = arrow::compute::cast(&v.to_array()?, &to)?;
+                Ok(ColumnarValue::Scalar(
+                    datafusion::common::ScalarValue::try_from_array(&a, 0)?,
+                ))
+            }
+        }
+    }
+}
+
 /// Every function of this module, to register with the planner.
 pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
@@ -426,6 +509,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
             ),
             returns: Some(string_map_type()),
             body: str_to_map,
+        })),
+        Arc::new(ScalarUDF::from(CompositeCast {
+            signature: Signature::any(3, Volatility::Immutable),
         })),
         udf("json_quote", 1, DataType::Utf8, json_quote),
         udf("json_unquote", 1, DataType::Utf8, json_unquote),
@@ -604,12 +690,30 @@ fn regexp_extract_all(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// The type of a function whose arguments and result have one type: the
+/// first argument's that is not an untyped NULL.
+fn same_type(args: &[DataType]) -> DataType {
+    args.iter()
+        .find(|t| **t != DataType::Null)
+        .or(args.first())
+        .cloned()
+        .unwrap_or(DataType::Null)
+}
+
 /// Flink's `MAP_UNION(m1, m2, ...)`: the entries of all maps, a later
 /// map's value winning for a key; NULL when any map is NULL.
 fn map_union(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     use arrow::array::{MapArray, StructArray};
     use arrow::buffer::{NullBuffer, OffsetBuffer};
     use arrow::row::{RowConverter, SortField};
+    let target = same_type(&a.iter().map(|x| x.data_type().clone()).collect::<Vec<_>>());
+    if a.iter().any(|x| x.data_type() == &DataType::Null) {
+        return Ok(arrow::array::new_null_array(&target, a[0].len()));
+    }
+    let a = a
+        .iter()
+        .map(|x| arrow::compute::cast(x, &target))
+        .collect::<Result<Vec<_>, _>>()?;
     let DataType::Map(field, sorted) = a[0].data_type() else {
         return datafusion::common::exec_err!("MAP_UNION takes maps, not {}", a[0].data_type());
     };

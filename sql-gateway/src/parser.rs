@@ -309,6 +309,23 @@ fn check_statement_depth(statement: &FlinkStatement) -> Result<(), SqlError> {
     }
 }
 
+/// A Flink type written as text, e.g. `MAP<STRING, ROW<a INT>>`.
+pub(crate) fn parse_type(text: &str) -> Result<SqlType, SqlError> {
+    let parser = Parser::new(&FlinkDialect)
+        .try_with_sql(text)
+        .map_err(parser_error)?;
+    let mut p = FlinkParser { p: parser, gt: 0 };
+    let t = p.data_type()?;
+    let rest = p.p.peek_token();
+    if p.gt > 0 || rest.token != Token::EOF {
+        return Err(SqlError::parse(
+            format!("'{text}' is not one type: '{}' follows it", rest.token),
+            None,
+        ));
+    }
+    Ok(t)
+}
+
 struct FlinkParser<'a> {
     p: Parser<'a>,
     /// `>` still owed from a `>>` token closing two nested types.

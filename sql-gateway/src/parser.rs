@@ -242,7 +242,11 @@ fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
     let parser = Parser::new(&dialect)
         .try_with_sql(&clean)
         .map_err(parser_error)?;
-    let mut p = FlinkParser { p: parser, gt: 0 };
+    let mut p = FlinkParser {
+        p: parser,
+        gt: 0,
+        type_depth: 0,
+    };
     let mut statement = p.statement()?;
     if !lifted.is_empty() {
         let subs = lifted
@@ -314,7 +318,11 @@ pub(crate) fn parse_type(text: &str) -> Result<SqlType, SqlError> {
     let parser = Parser::new(&FlinkDialect)
         .try_with_sql(text)
         .map_err(parser_error)?;
-    let mut p = FlinkParser { p: parser, gt: 0 };
+    let mut p = FlinkParser {
+        p: parser,
+        gt: 0,
+        type_depth: 0,
+    };
     let t = p.data_type()?;
     let rest = p.p.peek_token();
     if p.gt > 0 || rest.token != Token::EOF {
@@ -330,7 +338,13 @@ struct FlinkParser<'a> {
     p: Parser<'a>,
     /// `>` still owed from a `>>` token closing two nested types.
     gt: u32,
+    /// How many types the type being read is nested in.
+    type_depth: usize,
 }
+
+/// The deepest a type may nest (`ARRAY<ARRAY<...>>`, `ROW(a ROW(...))`):
+/// far past any schema, and a bound on the parser's recursion.
+const MAX_TYPE_DEPTH: usize = 64;
 
 impl FlinkParser<'_> {
     fn peek_word(&self, n: usize) -> Option<String> {
@@ -1271,6 +1285,20 @@ impl FlinkParser<'_> {
 
     /// A Flink type, e.g. `ROW<a INT NOT NULL, b ARRAY<STRING>>`.
     fn data_type(&mut self) -> Result<SqlType, SqlError> {
+        if self.type_depth >= MAX_TYPE_DEPTH {
+            let t = self.p.peek_token();
+            return Err(SqlError::validation(
+                format!("a type nests more than {MAX_TYPE_DEPTH} levels deep"),
+                at(&t),
+            ));
+        }
+        self.type_depth += 1;
+        let t = self.one_type();
+        self.type_depth -= 1;
+        t
+    }
+
+    fn one_type(&mut self) -> Result<SqlType, SqlError> {
         let t = self.p.next_token();
         let word = match &t.token {
             Token::Word(w) => w.value.to_uppercase(),

@@ -1061,3 +1061,19 @@ fn show_functions_lists_what_a_statement_can_call_and_no_internal_helper() {
         plan(&sql);
     }
 }
+
+#[test]
+fn a_type_nested_past_the_limit_is_refused_in_a_table_and_in_a_cast() {
+    // `ROW(a ROW(...))` has no operator to count: the type parser's own
+    // bound stops it before its recursion does.
+    let deep = |n: usize| format!("{}INT{}", "ROW(a ".repeat(n), ")".repeat(n));
+    let ddl = format!("CREATE TABLE t (x {})", deep(100_000));
+    let e = on_planner_stack(&ddl).expect_err("too deep");
+    assert!(e.to_string().contains("more than 64 levels deep"), "{e}");
+    let cast = format!("SELECT CAST(NULL AS {})", deep(100_000));
+    let e = on_planner_stack(&cast).expect_err("too deep");
+    assert!(e.to_string().contains("more than 64 levels deep"), "{e}");
+    // Within the bound both are planned.
+    let cast = format!("SELECT CAST(NULL AS {}) AS v", deep(10));
+    on_planner_stack(&cast).expect("ten levels are planned");
+}

@@ -93,6 +93,11 @@ impl Dialect for FlinkDialect {
         ch.is_alphanumeric() || ch == '_' || ch == '$'
     }
 
+    /// `ARRAY_AGG(x IGNORE NULLS)`.
+    fn supports_window_function_null_treatment_arg(&self) -> bool {
+        true
+    }
+
     fn supports_filter_during_aggregation(&self) -> bool {
         true
     }
@@ -215,6 +220,20 @@ impl Dialect for FlinkDialect {
                 Err(e) => return Some(Err(e)),
             }
         }
+        // `JSON_OBJECT([KEY] k VALUE v, ...)` and `JSON_OBJECTAGG([KEY] k
+        // VALUE v)`: sqlparser does not take the `KEY` word.
+        let object = match &parser.peek_token().token {
+            Token::Word(w) if w.quote_style.is_none() => {
+                let n = w.value.to_ascii_uppercase();
+                (n == "JSON_OBJECT" || n == "JSON_OBJECTAGG").then_some(n)
+            }
+            _ => None,
+        };
+        if let (Some(name), Token::LParen) = (object, parser.peek_nth_token(1).token) {
+            parser.next_token();
+            parser.next_token();
+            return Some(json_object_call(parser, &name));
+        }
         // `JSON_VALUE(doc, path [RETURNING t] [b ON EMPTY] [b ON ERROR])`,
         // whose clauses sqlparser does not take.
         let is_json_value = matches!(&parser.peek_token().token,
@@ -242,6 +261,86 @@ impl Dialect for FlinkDialect {
         parser.next_token();
         Some(table_argument(parser))
     }
+}
+
+/// The rest of `JSON_OBJECT(` or `JSON_OBJECTAGG(` (the name and
+/// parenthesis taken): `[KEY] k VALUE v` pairs and an optional `NULL |
+/// ABSENT ON NULL`, as the call sqlparser makes of `JSON_OBJECT(k VALUE
+/// v)`; then, for the aggregate, an optional `FILTER (WHERE ...)`.
+fn json_object_call(parser: &mut Parser, name: &str) -> Result<Expr, ParserError> {
+    use datafusion::sql::sqlparser::ast::{
+        FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause, JsonNullClause,
+    };
+    let mut args = vec![];
+    let mut clauses = vec![];
+    loop {
+        if parser.parse_keywords(&[Keyword::NULL, Keyword::ON, Keyword::NULL]) {
+            clauses.push(FunctionArgumentClause::JsonNullClause(
+                JsonNullClause::NullOnNull,
+            ));
+            break;
+        }
+        if parser.parse_keywords(&[Keyword::ABSENT, Keyword::ON, Keyword::NULL]) {
+            clauses.push(FunctionArgumentClause::JsonNullClause(
+                JsonNullClause::AbsentOnNull,
+            ));
+            break;
+        }
+        if parser.peek_token().token == Token::RParen {
+            break;
+        }
+        // `KEY` is the keyword unless it is the key itself (a column
+        // named `key`: `JSON_OBJECT(key VALUE v)`).
+        let key_word = matches!(&parser.peek_token().token,
+            Token::Word(w) if w.keyword == Keyword::KEY && w.quote_style.is_none());
+        let then_value = matches!(&parser.peek_nth_token(1).token,
+            Token::Word(w) if w.keyword == Keyword::VALUE);
+        if key_word && !then_value {
+            parser.next_token();
+        }
+        let key = parser.parse_expr()?;
+        parser.expect_keyword(Keyword::VALUE)?;
+        let value = parser.parse_expr()?;
+        args.push(FunctionArg::ExprNamed {
+            name: key,
+            arg: FunctionArgExpr::Expr(value),
+            operator: FunctionArgOperator::Value,
+        });
+        if !parser.consume_token(&Token::Comma) {
+            if parser.parse_keywords(&[Keyword::NULL, Keyword::ON, Keyword::NULL]) {
+                clauses.push(FunctionArgumentClause::JsonNullClause(
+                    JsonNullClause::NullOnNull,
+                ));
+            } else if parser.parse_keywords(&[Keyword::ABSENT, Keyword::ON, Keyword::NULL]) {
+                clauses.push(FunctionArgumentClause::JsonNullClause(
+                    JsonNullClause::AbsentOnNull,
+                ));
+            }
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen)?;
+    let filter = if name == "JSON_OBJECTAGG" && parser.parse_keyword(Keyword::FILTER) {
+        parser.expect_token(&Token::LParen)?;
+        parser.expect_keyword(Keyword::WHERE)?;
+        let f = parser.parse_expr()?;
+        parser.expect_token(&Token::RParen)?;
+        Some(Box::new(f))
+    } else {
+        None
+    };
+    let Expr::Function(mut f) = call(&name.to_ascii_lowercase(), vec![]) else {
+        unreachable!("call makes a function");
+    };
+    f.args = datafusion::sql::sqlparser::ast::FunctionArguments::List(
+        datafusion::sql::sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses,
+        },
+    );
+    f.filter = filter;
+    Ok(Expr::Function(f))
 }
 
 /// What `JSON_VALUE` or `JSON_QUERY` gives when its path leads nowhere

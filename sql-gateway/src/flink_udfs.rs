@@ -1742,7 +1742,7 @@ pub(crate) const JSON_OBJECT_FN: &str = "weir_json_object";
 
 /// Each value of `a` as JSON: text quoted, numbers and booleans as they
 /// are, NULL as `null`.
-fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+pub(crate) fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
     let t = a.data_type().clone();
     // An ARRAY is a JSON array of its elements.
     if let DataType::List(_) | DataType::LargeList(_) = t {
@@ -1789,7 +1789,7 @@ pub(crate) const JSON_ARRAY_FN: &str = "weir_json_array";
 
 /// The values of `a`, each read as JSON text when `raw` (the value of a
 /// nested `JSON_OBJECT` or `JSON_ARRAY`), else as [`json_values`] gives.
-fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+pub(crate) fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
     let raw = raw.as_boolean();
     let raw = !raw.is_empty() && raw.value(0);
     if !raw {

@@ -752,6 +752,64 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     ))?));
                 }
             }
+            // `JSON_OBJECTAGG([KEY] k VALUE v [NULL | ABSENT ON NULL])` and
+            // `JSON_ARRAYAGG(v [NULL | ABSENT ON NULL])`: Weir's aggregates
+            // with whether the value is JSON already and whether NULLs stay.
+            if let (FunctionArguments::List(l), "json_objectagg" | "json_arrayagg") =
+                (&f.args, name.as_str())
+            {
+                let object = name == "json_objectagg";
+                let null_clause = l.clauses.iter().find_map(|c| match c {
+                    FunctionArgumentClause::JsonNullClause(n) => Some(n),
+                    _ => None,
+                });
+                let keep = match null_clause {
+                    Some(JsonNullClause::NullOnNull) => true,
+                    Some(JsonNullClause::AbsentOnNull) => false,
+                    None => object,
+                };
+                let text = match (object, l.args.as_slice()) {
+                    (
+                        true,
+                        [FunctionArg::ExprNamed {
+                            name: k,
+                            arg: FunctionArgExpr::Expr(v),
+                            operator: FunctionArgOperator::Value,
+                        }],
+                    ) => format!(
+                        "{}(({k}), ({v}), {}, {keep})",
+                        crate::aggregates::OBJECTAGG_FN,
+                        json_raw(v)
+                    ),
+                    (false, [FunctionArg::Unnamed(FunctionArgExpr::Expr(v))])
+                        if l.duplicate_treatment.is_none() =>
+                    {
+                        format!(
+                            "{}(({v}), {}, {keep})",
+                            crate::aggregates::ARRAYAGG_FN,
+                            json_raw(v)
+                        )
+                    }
+                    (true, _) => {
+                        return Err(SqlError::validation(
+                            "JSON_OBJECTAGG takes one `[KEY] key VALUE value` pair",
+                            None,
+                        ))
+                    }
+                    (false, _) => {
+                        return Err(SqlError::validation(
+                            "JSON_ARRAYAGG takes one value (and no DISTINCT)",
+                            None,
+                        ))
+                    }
+                };
+                let mut agg = parse_expr(&text)?;
+                if let Expr::Function(g) = &mut agg {
+                    g.filter = f.filter.clone();
+                    g.over = f.over.clone();
+                }
+                return Ok(Some(agg));
+            }
             let Some(args) = unnamed_args(&f.args) else {
                 return Ok(None);
             };

@@ -257,11 +257,24 @@ impl Planner {
                 WindowFunctionDefinition::WindowUDF(u) if u.name() == "last_value" => {
                     WindowFunctionDefinition::AggregateUDF(crate::aggregates::last_value())
                 }
+                // LAG: Flink's aggregate over the rows so far.
+                WindowFunctionDefinition::WindowUDF(u) if u.name() == "lag" => {
+                    let f = &params.window_frame;
+                    if f.units != WindowFrameUnits::Range
+                        || !f.start_bound.is_unbounded()
+                        || !matches!(f.end_bound, WindowFrameBound::CurrentRow)
+                    {
+                        return unsupported(
+                            "LAG takes no frame (ROWS or RANGE BETWEEN ...): it reads the rows before the current one in the window's order; drop the frame".into(),
+                        );
+                    }
+                    WindowFunctionDefinition::AggregateUDF(crate::aggregates::lag())
+                }
                 other => other,
             };
             let WindowFunctionDefinition::AggregateUDF(udaf) = fun else {
                 return unsupported(format!(
-                    "{fun} OVER (...) is not supported: streams run aggregate functions over a window (SUM, COUNT, MIN, MAX, AVG, ...), and ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
+                    "{fun} OVER (...) is not supported in a stream (nor in Flink's streaming mode): an OVER window runs aggregate functions (SUM, COUNT, MIN, MAX, AVG, STDDEV_POP, ARRAY_AGG, ...) and LAG, and ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
                 ));
             };
             let spec = (

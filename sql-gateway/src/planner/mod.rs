@@ -279,7 +279,14 @@ impl Planner {
             crate::aggregates::first_value(),
             crate::aggregates::last_value(),
             crate::aggregates::listagg(),
-        ] {
+            crate::aggregates::array_agg(),
+            crate::aggregates::percentile(),
+            crate::aggregates::collect(),
+        ]
+        .into_iter()
+        .chain(crate::aggregates::stats())
+        .chain(crate::aggregates::json_aggregates())
+        {
             datafusion::execution::FunctionRegistry::register_udaf(&mut state, udaf)
                 .expect("registering Flink's aggregates");
         }

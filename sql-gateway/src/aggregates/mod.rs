@@ -9,7 +9,13 @@
 //! NULLs, take rows in arrival order, and over an update stream retract any
 //! value (the earliest equal one), as Flink's `*WithRetractAggFunction`s
 //! do. DataFusion's keep NULLs and cannot retract; `LISTAGG` is not in
-//! DataFusion at all.
+//! DataFusion at all. `ARRAY_AGG` is one of them too (NULLs kept unless
+//! `IGNORE NULLS`), and `AVG(DISTINCT i)` of integers is Flink's.
+//!
+//! The submodules hold the rest of Flink's library: the standard
+//! deviations and variances with Flink's result types ([`stats`]),
+//! `COLLECT`, `JSON_ARRAYAGG` and `JSON_OBJECTAGG`, `PERCENTILE`, and
+//! `LAG` as the aggregate Flink runs it in an `OVER` window.
 
 use std::sync::Arc;
 
@@ -17,11 +23,22 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{not_impl_err, plan_err, Result, ScalarValue};
+
+mod collect;
+mod json;
+mod lag;
+mod percentile;
+mod stats;
+pub use collect::udaf as collect;
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
+pub(crate) use json::{udafs as json_aggregates, ARRAYAGG_FN, OBJECTAGG_FN};
+pub use lag::udaf as lag;
+pub use percentile::udaf as percentile;
+pub use stats::udafs as stats;
 
 /// `AVG` with Flink's result type.
 pub fn avg() -> Arc<AggregateUDF> {
@@ -90,6 +107,13 @@ impl AggregateUDFImpl for FlinkAvg {
                     true,
                 )),
             ])
+        } else if args.input_fields[0].data_type().is_integer() {
+            let item = Arc::new(Field::new_list_field(DataType::Int64, true));
+            Ok(vec![Arc::new(Field::new(
+                format!("{}[distinct]", args.name),
+                DataType::List(item),
+                true,
+            ))])
         } else {
             self.inner.inner().state_fields(args)
         }
@@ -119,9 +143,10 @@ impl AggregateUDFImpl for FlinkAvg {
 
 fn int_avg(args: &AccumulatorArgs, result: DataType) -> Result<Box<dyn Accumulator>> {
     if args.is_distinct {
-        return not_impl_err!(
-            "AVG(DISTINCT ...) of an integer column; cast the column to DOUBLE or DECIMAL"
-        );
+        return Ok(Box::new(IntAvgDistinct {
+            counts: std::collections::HashMap::new(),
+            result,
+        }));
     }
     Ok(Box::new(IntAvg {
         count: 0,
@@ -190,6 +215,75 @@ impl Accumulator for IntAvg {
     }
 }
 
+/// `AVG(DISTINCT i)` of integers: each distinct value with how many rows
+/// hold it, so that a retraction removes a value only with its last row.
+#[derive(Debug)]
+struct IntAvgDistinct {
+    counts: std::collections::HashMap<i64, u64>,
+    result: DataType,
+}
+
+impl Accumulator for IntAvgDistinct {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = IntAvg::values(values)?;
+        for x in v.as_primitive::<Int64Type>().iter().flatten() {
+            *self.counts.entry(x).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = IntAvg::values(values)?;
+        for x in v.as_primitive::<Int64Type>().iter().flatten() {
+            if let std::collections::hash_map::Entry::Occupied(mut e) = self.counts.entry(x) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let n = self.counts.len() as i64;
+        let sum = self.counts.keys().fold(0i64, |s, x| s.wrapping_add(*x));
+        let avg = (n != 0).then(|| sum.wrapping_div(n));
+        ScalarValue::Int64(avg).cast_to(&self.result)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.counts.capacity() * 2 * std::mem::size_of::<i64>()
+    }
+
+    /// Every row's value, repeated as many times as rows hold it.
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self
+            .counts
+            .iter()
+            .flat_map(|(x, n)| std::iter::repeat_n(ScalarValue::Int64(Some(*x)), *n as usize))
+            .collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values,
+            &DataType::Int64,
+        ))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        for r in 0..lists.len() {
+            if !lists.is_null(r) {
+                self.update_batch(&[lists.value(r)])?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Flink's `FIRST_VALUE(x)`: the first non-NULL value in arrival order.
 pub fn first_value() -> Arc<AggregateUDF> {
     arrival(ArrivalKind::First)
@@ -207,6 +301,14 @@ pub fn listagg() -> Arc<AggregateUDF> {
     arrival(ArrivalKind::ListAgg)
 }
 
+/// Flink's `ARRAY_AGG([DISTINCT] x [IGNORE NULLS])`: the values in arrival
+/// order, NULLs kept unless `IGNORE NULLS`; with `DISTINCT` each value's
+/// first arrival. NULL when there are none; over an update stream a
+/// retraction removes the earliest equal value, as Flink's does.
+pub fn array_agg() -> Arc<AggregateUDF> {
+    arrival(ArrivalKind::ArrayAgg)
+}
+
 fn arrival(kind: ArrivalKind) -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::new_from_impl(ArrivalAgg {
         kind,
@@ -220,6 +322,7 @@ enum ArrivalKind {
     First,
     Last,
     ListAgg,
+    ArrayAgg,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -234,19 +337,26 @@ impl ArrivalAgg {
             ArrivalKind::First => "FIRST_VALUE",
             ArrivalKind::Last => "LAST_VALUE",
             ArrivalKind::ListAgg => "LISTAGG",
+            ArrivalKind::ArrayAgg => "ARRAY_AGG",
         }
     }
 
     fn make(&self, args: &AccumulatorArgs, retracting: bool) -> Result<Box<dyn Accumulator>> {
-        if args.is_distinct {
+        if args.is_distinct && self.kind != ArrivalKind::ArrayAgg {
             return not_impl_err!(
                 "{}(DISTINCT ...) is not supported; deduplicate in a subquery first",
                 self.sql_name()
             );
         }
+        let data_type = match (self.kind, args.return_field.data_type()) {
+            (ArrivalKind::ArrayAgg, DataType::List(item)) => item.data_type().clone(),
+            (_, t) => t.clone(),
+        };
         Ok(Box::new(Arrival {
             kind: self.kind,
-            data_type: args.return_field.data_type().clone(),
+            data_type,
+            keep_nulls: self.kind == ArrivalKind::ArrayAgg && !args.ignore_nulls,
+            distinct: args.is_distinct,
             retracting,
             values: Vec::new(),
             separator: None,
@@ -260,6 +370,7 @@ impl AggregateUDFImpl for ArrivalAgg {
             ArrivalKind::First => "first_value",
             ArrivalKind::Last => "last_value",
             ArrivalKind::ListAgg => "listagg",
+            ArrivalKind::ArrayAgg => "array_agg",
         }
     }
 
@@ -275,7 +386,9 @@ impl AggregateUDFImpl for ArrivalAgg {
             )
         };
         match (self.kind, arg_types) {
-            (ArrivalKind::First | ArrivalKind::Last, [t]) => Ok(vec![t.clone()]),
+            (ArrivalKind::First | ArrivalKind::Last | ArrivalKind::ArrayAgg, [t]) => {
+                Ok(vec![t.clone()])
+            }
             (ArrivalKind::ListAgg, [t]) if string(t) => Ok(vec![DataType::Utf8]),
             (ArrivalKind::ListAgg, [t, s]) if string(t) && string(s) => {
                 Ok(vec![DataType::Utf8, DataType::Utf8])
@@ -298,6 +411,9 @@ impl AggregateUDFImpl for ArrivalAgg {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
             ArrivalKind::ListAgg => DataType::Utf8,
+            ArrivalKind::ArrayAgg => {
+                DataType::List(Arc::new(Field::new_list_field(arg_types[0].clone(), true)))
+            }
             _ => arg_types[0].clone(),
         })
     }
@@ -313,7 +429,11 @@ impl AggregateUDFImpl for ArrivalAgg {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let item = Arc::new(Field::new_list_field(args.return_type().clone(), true));
+        let value = match (self.kind, args.return_type()) {
+            (ArrivalKind::ArrayAgg, DataType::List(item)) => item.data_type().clone(),
+            (_, t) => t.clone(),
+        };
+        let item = Arc::new(Field::new_list_field(value, true));
         Ok(vec![
             Arc::new(Field::new(
                 format!("{}[values]", args.name),
@@ -331,6 +451,11 @@ impl AggregateUDFImpl for ArrivalAgg {
     fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
         datafusion::logical_expr::utils::AggregateOrderSensitivity::Insensitive
     }
+
+    /// `ARRAY_AGG(x IGNORE NULLS)`; the others skip NULLs anyway.
+    fn supports_null_handling_clause(&self) -> bool {
+        true
+    }
 }
 
 /// The values of an [`ArrivalAgg`] in arrival order. Over an append-only
@@ -340,7 +465,13 @@ impl AggregateUDFImpl for ArrivalAgg {
 #[derive(Debug)]
 struct Arrival {
     kind: ArrivalKind,
+    /// The type of one value.
     data_type: DataType,
+    /// `ARRAY_AGG` without `IGNORE NULLS` keeps NULLs; the others skip them.
+    keep_nulls: bool,
+    /// `ARRAY_AGG(DISTINCT ...)`: every value is held (so that one can be
+    /// retracted), each given once.
+    distinct: bool,
     retracting: bool,
     values: Vec<ScalarValue>,
     /// `LISTAGG`'s separator, the last one seen.
@@ -377,7 +508,7 @@ impl Accumulator for Arrival {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let col = &values[0];
         for i in 0..col.len() {
-            if col.is_valid(i) {
+            if self.keep_nulls || col.is_valid(i) {
                 self.push(ScalarValue::try_from_array(col, i)?);
             }
         }
@@ -388,7 +519,7 @@ impl Accumulator for Arrival {
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let col = &values[0];
         for i in 0..col.len() {
-            if col.is_valid(i) {
+            if self.keep_nulls || col.is_valid(i) {
                 let v = ScalarValue::try_from_array(col, i)?;
                 if let Some(at) = self.values.iter().position(|x| *x == v) {
                     self.values.remove(at);
@@ -406,7 +537,20 @@ impl Accumulator for Arrival {
         let v = match self.kind {
             ArrivalKind::First => self.values.first().cloned(),
             ArrivalKind::Last => self.values.last().cloned(),
-            ArrivalKind::ListAgg if self.values.is_empty() => None,
+            ArrivalKind::ListAgg | ArrivalKind::ArrayAgg if self.values.is_empty() => None,
+            ArrivalKind::ArrayAgg => {
+                let mut seen = std::collections::HashSet::new();
+                let values: Vec<ScalarValue> = self
+                    .values
+                    .iter()
+                    .filter(|v| !self.distinct || seen.insert(*v))
+                    .cloned()
+                    .collect();
+                Some(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &values,
+                    &self.data_type,
+                )))
+            }
             ArrivalKind::ListAgg => {
                 let sep = self.separator.as_deref().unwrap_or(",");
                 let parts: Vec<String> = self
@@ -420,9 +564,12 @@ impl Accumulator for Arrival {
                 Some(ScalarValue::Utf8(Some(parts.join(sep))))
             }
         };
-        match v {
-            Some(v) => Ok(v),
-            None => ScalarValue::try_from(&self.data_type),
+        match (v, self.kind) {
+            (Some(v), _) => Ok(v),
+            (None, ArrivalKind::ArrayAgg) => ScalarValue::try_from(DataType::List(Arc::new(
+                Field::new_list_field(self.data_type.clone(), true),
+            ))),
+            (None, _) => ScalarValue::try_from(&self.data_type),
         }
     }
 
@@ -451,7 +598,7 @@ impl Accumulator for Arrival {
             }
             let vs = lists.value(r);
             for i in 0..vs.len() {
-                if vs.is_valid(i) {
+                if self.keep_nulls || vs.is_valid(i) {
                     self.push(ScalarValue::try_from_array(&vs, i)?);
                 }
             }

@@ -516,6 +516,10 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("json_quote", 1, DataType::Utf8, json_quote),
         udf("json_unquote", 1, DataType::Utf8, json_unquote),
         udf("unhex", 1, DataType::Binary, unhex),
+        udf(INET_ATON_FN, 1, DataType::Int64, inet_aton),
+        udf(INET_NTOA_FN, 1, DataType::Utf8, inet_ntoa),
+        udf(ENCODE_FN, 2, DataType::Binary, encode_charset),
+        udf(DECODE_FN, 2, DataType::Utf8, decode_charset),
         Arc::new(ScalarUDF::from(Simple {
             name: "regexp_extract_all",
             signature: Signature::one_of(
@@ -640,6 +644,166 @@ fn unhex(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     let out: arrow::array::BinaryArray = bytes_of(&a[0])?
         .into_iter()
         .map(|v| v.and_then(|b| read(&b)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The names `INET_ATON`, `INET_NTOA`, and `ENCODE` and `DECODE` with a
+/// character set, are rewritten to.
+pub(crate) const INET_ATON_FN: &str = "weir_inet_aton";
+pub(crate) const INET_NTOA_FN: &str = "weir_inet_ntoa";
+pub(crate) const ENCODE_FN: &str = "weir_encode";
+pub(crate) const DECODE_FN: &str = "weir_decode";
+
+/// `INET_ATON('a.b.c.d')`: an IPv4 address as a number; as in MySQL and
+/// Flink, fewer parts give the last one the remaining bytes (`'1.2.3'` is
+/// 1.2.0.3). NULL for anything else.
+fn inet_aton(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    fn parse(s: &str) -> Option<i64> {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() > 4 {
+            return None;
+        }
+        let mut n: i64 = 0;
+        for (i, p) in parts.iter().enumerate() {
+            if p.is_empty() || p.len() > 10 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let v: i64 = p.parse().ok()?;
+            let last = i + 1 == parts.len();
+            let bits = if last { 8 * (4 - i as u32) } else { 8 };
+            if v >= 1i64 << bits {
+                return None;
+            }
+            n = if last { (n << bits) | v } else { (n << 8) | v };
+        }
+        Some(n)
+    }
+    let s = strings(&a[0])?;
+    let out: arrow::array::Int64Array = s.iter().map(|v| v.and_then(parse)).collect();
+    Ok(Arc::new(out))
+}
+
+/// `INET_NTOA(n)`: a number in [0, 2^32) as a dotted IPv4 address; NULL
+/// outside.
+fn inet_ntoa(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let n = arrow::compute::cast(&a[0], &DataType::Int64)?;
+    let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+    let out: StringArray = n
+        .iter()
+        .map(|v| {
+            let v = u32::try_from(v?).ok()?;
+            Some(std::net::Ipv4Addr::from(v).to_string())
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// A Java character set Flink's `ENCODE` and `DECODE` take.
+#[derive(Clone, Copy, PartialEq)]
+enum Charset {
+    Ascii,
+    Latin1,
+    Utf8,
+    Utf16Be,
+    Utf16Le,
+    /// `UTF-16`: big-endian with a byte-order mark when encoding; the mark
+    /// read (big-endian without one) when decoding.
+    Utf16,
+}
+
+fn charset(name: &str) -> DfResult<Charset> {
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "US-ASCII" | "ASCII" => Charset::Ascii,
+        "ISO-8859-1" | "LATIN1" => Charset::Latin1,
+        "UTF-8" | "UTF8" => Charset::Utf8,
+        "UTF-16BE" => Charset::Utf16Be,
+        "UTF-16LE" => Charset::Utf16Le,
+        "UTF-16" => Charset::Utf16,
+        other => {
+            return datafusion::common::plan_err!(
+                "the character set '{other}' is not one of US-ASCII, ISO-8859-1, UTF-8, UTF-16BE, UTF-16LE, UTF-16"
+            )
+        }
+    })
+}
+
+/// The one character set a call names (a literal).
+fn charset_of(a: &ArrayRef) -> DfResult<Option<Charset>> {
+    let names = strings(a)?;
+    match names.iter().flatten().next() {
+        Some(n) => Ok(Some(charset(n)?)),
+        None => Ok(None),
+    }
+}
+
+/// `ENCODE(text, charset)`: the text's bytes in the character set (a
+/// character it cannot hold is `?`, as in Java).
+fn encode_charset(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let text = strings(&a[0])?;
+    let cs = charset_of(&a[1])?;
+    let out: arrow::array::BinaryArray = text
+        .iter()
+        .map(|t| {
+            let (t, cs) = (t?, cs?);
+            Some(match cs {
+                Charset::Ascii => t
+                    .chars()
+                    .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+                    .collect(),
+                Charset::Latin1 => t
+                    .chars()
+                    .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                    .collect(),
+                Charset::Utf8 => t.as_bytes().to_vec(),
+                Charset::Utf16Be => t.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+                Charset::Utf16Le => t.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+                Charset::Utf16 => [0xFE, 0xFF]
+                    .into_iter()
+                    .chain(t.encode_utf16().flat_map(u16::to_be_bytes))
+                    .collect::<Vec<u8>>(),
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `DECODE(bytes, charset)`: the text the bytes are in the character set
+/// (bytes that are not are U+FFFD, as in Java).
+fn decode_charset(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let bytes = bytes_of(&a[0])?;
+    let cs = charset_of(&a[1])?;
+    let utf16 = |b: &[u8], big: bool| {
+        let units: Vec<u16> = b
+            .chunks(2)
+            .map(|c| match (c, big) {
+                ([x, y], true) => u16::from_be_bytes([*x, *y]),
+                ([x, y], false) => u16::from_le_bytes([*x, *y]),
+                _ => 0xFFFD,
+            })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    let out: StringArray = bytes
+        .into_iter()
+        .map(|b| {
+            let (b, cs) = (b?, cs?);
+            Some(match cs {
+                Charset::Ascii => b
+                    .iter()
+                    .map(|x| if x.is_ascii() { *x as char } else { '\u{FFFD}' })
+                    .collect(),
+                Charset::Latin1 => b.iter().map(|x| *x as char).collect(),
+                Charset::Utf8 => String::from_utf8_lossy(&b).into_owned(),
+                Charset::Utf16Be => utf16(&b, true),
+                Charset::Utf16Le => utf16(&b, false),
+                Charset::Utf16 => match b.as_slice() {
+                    [0xFE, 0xFF, rest @ ..] => utf16(rest, true),
+                    [0xFF, 0xFE, rest @ ..] => utf16(rest, false),
+                    rest => utf16(rest, true),
+                },
+            })
+        })
         .collect();
     Ok(Arc::new(out))
 }

@@ -82,6 +82,94 @@ fn json_raw(v: &Expr) -> &'static str {
     }
 }
 
+/// Flink's functions that are rewritten (here or by the dialect) rather
+/// than registered under their name, so that `SHOW FUNCTIONS` lists them.
+pub const REWRITTEN: &[&str] = &[
+    "e",
+    "regexp_extract",
+    "regexp_substr",
+    "locate",
+    "split_index",
+    "elt",
+    "year",
+    "quarter",
+    "month",
+    "week",
+    "dayofyear",
+    "dayofmonth",
+    "dayofweek",
+    "hour",
+    "minute",
+    "second",
+    "timestampadd",
+    "timestampdiff",
+    "to_timestamp_ltz",
+    "if",
+    "element",
+    "map_from_arrays",
+    "split",
+    "json_object",
+    "json_array",
+    "sha2",
+    "json_objectagg",
+    "json_arrayagg",
+    "ceiling",
+    "rand_integer",
+    "current_row_timestamp",
+    "current_database",
+    "inet_aton",
+    "inet_ntoa",
+];
+
+/// Flink's functions that Weir does not offer, and why: a call is refused
+/// with this, rather than as a name the planner does not know. (Listed in
+/// the README.)
+pub const NOT_OFFERED: &[(&str, &str)] = &[
+    ("bitmap_", "Weir has no BITMAP type (Flink 2.1's RoaringBitmap functions); count distinct values with COUNT(DISTINCT x)"),
+    ("parse_json", "Weir has no VARIANT type; read JSON text with JSON_VALUE and JSON_QUERY"),
+    ("try_parse_json", "Weir has no VARIANT type; read JSON text with JSON_VALUE and JSON_QUERY"),
+    ("object_of", "Weir has no structured (class-backed) types; build a ROW(...)"),
+    ("object_update", "Weir has no structured (class-backed) types; build a ROW(...)"),
+    ("to_changelog", "Weir has no process table functions"),
+    ("from_changelog", "Weir has no process table functions"),
+    ("ml_predict", "Weir has no models"),
+    ("ml_evaluate", "Weir has no models"),
+    ("vector_search", "Weir has no vector indexes"),
+    ("group_id", "tell grouping sets apart with GROUPING_ID(...)"),
+];
+
+/// Why `name` (lower case) is a Flink function Weir does not offer, if it
+/// is one.
+fn not_offered(name: &str) -> Option<&'static str> {
+    NOT_OFFERED.iter().find_map(|(n, why)| {
+        let hit = match n.strip_suffix('_') {
+            Some(_) => name.starts_with(n),
+            None => name == *n,
+        };
+        hit.then_some(*why)
+    })
+}
+
+/// `CURRENT_DATABASE()`: the session's database (its Kafka cluster), as
+/// text.
+pub fn current_database<V: VisitMut>(node: &mut V, database: &str) {
+    let _ = visit_expressions_mut(node, |e| {
+        if let Expr::Function(f) = e {
+            let named = matches!(f.name.0.as_slice(),
+                [ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case("current_database"));
+            let no_args = match &f.args {
+                FunctionArguments::None => true,
+                FunctionArguments::List(l) => l.args.is_empty(),
+                FunctionArguments::Subquery(_) => false,
+            };
+            if named && no_args {
+                *e = Expr::value(Value::SingleQuotedString(database.to_string()));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V, tz: &str) -> Result<(), SqlError> {
     let flow = visit_expressions_mut(node, |e| match rewrite(e, tz) {
         Ok(Some(new)) => {
@@ -615,6 +703,12 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 [ObjectNamePart::Identifier(i)] => i.value.to_lowercase(),
                 _ => return Ok(None),
             };
+            if let Some(why) = not_offered(&name) {
+                return Err(SqlError::unsupported(format!(
+                    "{} is a Flink function Weir does not offer: {why}",
+                    name.to_uppercase()
+                )));
+            }
             let no_args = match &f.args {
                 FunctionArguments::None => true,
                 FunctionArguments::List(l) => l.args.is_empty(),
@@ -623,7 +717,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             // Processing time, as an instant in the session zone, and as
             // the wall-clock time there.
             match name.as_str() {
-                "current_timestamp" | "now" if no_args => {
+                // `CEILING` is `CEIL`, rewritten as `CEIL` is.
+                "current_timestamp" | "now" | "current_row_timestamp" if no_args => {
                     return Ok(Some(parse_expr(&format!(
                         "arrow_cast({}(), {})",
                         crate::proctime::NOW_FN,
@@ -645,9 +740,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         ltz(tz)
                     ))?));
                 }
+                // `TIME(0)`, as Flink's.
                 "localtime" | "current_time" if no_args => {
                     return Ok(Some(parse_expr(&format!(
-                        "CAST(to_local_time(arrow_cast({}(), {})) AS TIME)",
+                        "arrow_cast(CAST(to_local_time(arrow_cast({}(), {})) AS TIME), 'Time32(Second)')",
                         crate::proctime::NOW_FN,
                         ltz(tz)
                     ))?));
@@ -1044,6 +1140,61 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text;
                 // text that is not a time is the smallest BIGINT, as in
                 // Flink (NULL stays NULL).
+                // `INET_ATON` and `INET_NTOA`, and `ENCODE` and `DECODE` with
+                // a Java character set (DataFusion's take `'hex'` and
+                // `'base64'`, which Weir's own rewrites use).
+                ("inet_aton", [s]) => Ok(Some(parse_expr(&format!(
+                    "{}(({s}))",
+                    crate::flink_udfs::INET_ATON_FN
+                ))?)),
+                ("inet_ntoa", [n]) => Ok(Some(parse_expr(&format!(
+                    "{}(({n}))",
+                    crate::flink_udfs::INET_NTOA_FN
+                ))?)),
+                ("encode" | "decode", [x, Expr::Value(v)])
+                    if matches!(&v.value, Value::SingleQuotedString(c)
+                        if !matches!(c.to_ascii_lowercase().as_str(), "hex" | "base64" | "base64pad")) =>
+                {
+                    let f = if name == "encode" {
+                        crate::flink_udfs::ENCODE_FN
+                    } else {
+                        crate::flink_udfs::DECODE_FN
+                    };
+                    Ok(Some(parse_expr(&format!("{f}(({x}), {v})"))?))
+                }
+                // `RAND_INTEGER(n)`: an INT in [0, n). A seed (`RAND(seed)`,
+                // `RAND_INTEGER(seed, n)`) is refused: a statement's tasks
+                // run in parallel and restart from checkpoints, so a seeded
+                // sequence would not repeat as Flink's does in one task.
+                ("rand_integer", [n]) => Ok(Some(parse_expr(&format!(
+                    "CAST(floor(random() * ({n})) AS INT)"
+                ))?)),
+                ("rand_integer", [_, _]) | ("rand", [_]) => Err(SqlError::unsupported(
+                    format!(
+                        "{}(seed, ...) is not supported: a statement's tasks run in parallel and resume from checkpoints, so a seeded sequence would not repeat; call it without the seed",
+                        name.to_uppercase()
+                    ),
+                )),
+                // `CEILING(x)` is `CEIL(x)`.
+                ("ceiling", [x]) => Ok(Some(parse_expr(&format!(
+                    "{}(({x}))",
+                    crate::flink_udfs::CEIL_FN
+                ))?)),
+                // A literal pattern that does not compile: NULL, as in
+                // Flink (DataFusion fails the statement).
+                ("regexp_count" | "regexp_instr", [_, Expr::Value(v)])
+                    if matches!(&v.value, Value::SingleQuotedString(p) if regex::Regex::new(p).is_err()) =>
+                {
+                    Ok(Some(parse_expr("CAST(NULL AS INT)")?))
+                }
+                // `ARRAY_SLICE(a, from)`: to the end.
+                ("array_slice", [a, from]) => Ok(Some(parse_expr(&format!(
+                    "array_slice(({a}), ({from}), -1)"
+                ))?)),
+                ("unix_timestamp", []) => Ok(Some(parse_expr(&format!(
+                    "to_unixtime({}())",
+                    crate::proctime::NOW_FN
+                ))?)),
                 ("unix_timestamp", [s]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
                      ELSE COALESCE(to_unixtime(TRY_CAST({s} AS TIMESTAMP)), \

@@ -102,6 +102,18 @@ impl ScalarUDFImpl for ProcTime {
         ))
     }
 
+    /// Never NULL, as Flink's `TIMESTAMP_LTZ(3) NOT NULL`.
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        Ok(Arc::new(arrow::datatypes::Field::new(
+            self.name,
+            self.return_type(&[])?,
+            false,
+        )))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let now = NOW.with(Cell::get).unwrap_or_else(wall_clock_ms);
         Ok(ColumnarValue::Array(Arc::new(

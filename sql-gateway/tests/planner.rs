@@ -1040,6 +1040,12 @@ fn show_functions_lists_what_a_statement_can_call_and_no_internal_helper() {
         "ROW_NUMBER",
         "CHAR_LENGTH",
         "CURRENT_WATERMARK",
+        "TIMESTAMPDIFF",
+        "JSON_OBJECT",
+        "JSON_ARRAYAGG",
+        "PERCENTILE",
+        "STDDEV_POP",
+        "VARIANCE",
     ] {
         assert!(names.iter().any(|n| n == f), "{f} is not in {names:?}");
     }
@@ -1076,4 +1082,31 @@ fn a_type_nested_past_the_limit_is_refused_in_a_table_and_in_a_cast() {
     // Within the bound both are planned.
     let cast = format!("SELECT CAST(NULL AS {}) AS v", deep(10));
     on_planner_stack(&cast).expect("ten levels are planned");
+}
+
+#[test]
+fn a_flink_function_weir_does_not_offer_is_refused_saying_so() {
+    for (sql, says) in [
+        (
+            "SELECT BITMAP_BUILD_AGG(id) FROM orders",
+            "BITMAP_BUILD_AGG is a Flink function Weir does not offer: Weir has no BITMAP type",
+        ),
+        (
+            "SELECT TRY_PARSE_JSON(who) FROM orders",
+            "TRY_PARSE_JSON is a Flink function Weir does not offer: Weir has no VARIANT type",
+        ),
+        (
+            "SELECT RAND(7) FROM orders",
+            "RAND(seed, ...) is not supported",
+        ),
+        (
+            "SELECT COUNT(DISTINCT id, who) FROM orders",
+            "COUNT(DISTINCT a, b) over several columns is not supported",
+        ),
+    ] {
+        let e = error(sql).to_string();
+        assert!(e.contains(says), "{sql}: {e}");
+    }
+    // A column named like one is still a column.
+    plan("SELECT who AS bitmap_build FROM orders");
 }

@@ -925,3 +925,71 @@ CAST(MAP['k', ARRAY[1]] AS MAP<STRING, ARRAY<BIGINT>>)
 CAST(ROW(1, 'a') AS ROW<x BIGINT, y STRING>)
 CAST(NULL AS ROW<x INT, y STRING>)
 TRY_CAST(MAP['a', 1] AS MAP<STRING, STRING>)
+
+# the rest of Flink's function list
+CEILING(1.5)
+CEILING(-1.5e0)
+CEILING(CAST(NULL AS INT))
+ENCODE('abc', 'UTF-8')  -- differs: the results API writes bytes as x'4142', as the managed service does; Flink's CAST to STRING decodes them
+ENCODE('é', 'ISO-8859-1')  -- differs: the results API writes bytes as x'4142', as the managed service does; Flink's CAST to STRING decodes them
+DECODE(ENCODE('héllo', 'UTF-16BE'), 'UTF-16BE')
+ENCODE(CAST(NULL AS STRING), 'UTF-8')
+INET_ATON('192.168.1.1')
+INET_ATON('0.0.0.0')
+INET_ATON('255.255.255.255')
+INET_ATON('1.2.3')
+INET_ATON('256.1.1.1')
+INET_ATON(CAST(NULL AS STRING))
+INET_NTOA(3232235777)
+INET_NTOA(0)
+INET_NTOA(4294967295)
+INET_NTOA(-1)
+INET_NTOA(4294967296)
+INET_NTOA(CAST(NULL AS BIGINT))
+CHAR_LENGTH(UUID())
+SUBSTRING(UUID(), 15, 1)
+RAND_INTEGER(10) < 10
+RAND_INTEGER(1)
+RAND(7) < 1  -- differs: a seed (RAND(seed), RAND_INTEGER(seed, n)) is refused: a statement's tasks run in parallel and resume from checkpoints, so a seeded sequence would not repeat as Flink's does
+RAND() >= 0
+TYPEOF(RAND())  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(RAND_INTEGER(5))  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(UUID())  -- gap: a string of known length is a STRING in Weir (Flink: CHAR(36))
+TYPEOF(CURRENT_ROW_TIMESTAMP())
+TYPEOF(NOW())
+TYPEOF(CURRENT_TIMESTAMP)
+TYPEOF(LOCALTIMESTAMP)  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(CURRENT_DATE)  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(LOCALTIME)  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(CURRENT_TIME)  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+TYPEOF(UNIX_TIMESTAMP())  -- gap: typed nullable in Weir, where Flink knows the value is never NULL
+CURRENT_DATABASE()  -- differs: Weir's current database is the session's Kafka cluster (Flink's default is default_database)
+TYPEOF(1, TRUE)
+TYPEOF(CAST('a' AS VARCHAR(3)), TRUE)  -- gap: a string of known length is a STRING in Weir (Flink: VARCHAR(3))
+REGEXP_COUNT('abcabc', 'b')
+REGEXP_COUNT('abc', '[')
+REGEXP_INSTR('xxabc', 'ab')
+REGEXP_INSTR('xx', 'ab')
+STARTSWITH('abc', 'ab')
+ENDSWITH('abc', '')
+BTRIM('  a  ')
+BTRIM('xxaxx', 'x')
+TRANSLATE('abcabc', 'ab', 'x')
+ELT(2, 'a', 'b', 'c')
+ELT(4, 'a', 'b')
+ARRAY_JOIN(ARRAY['a', NULL, 'b'], '-', '?')
+ARRAY_JOIN(ARRAY['a', NULL, 'b'], '-')
+ARRAY_SLICE(ARRAY[1, 2, 3, 4], 2, 3)
+ARRAY_SLICE(ARRAY[1, 2, 3, 4], -2)
+ARRAY_EXCEPT(ARRAY[1, 2, 2, 3], ARRAY[2])
+ARRAY_INTERSECT(ARRAY[1, 2, 2, 3], ARRAY[3, 2])
+MAP_ENTRIES(MAP['a', 1])
+OVERLAY('xxxxxtest' PLACING 'xxxx' FROM 6 FOR 2)
+(TIME '2:55:00', INTERVAL '1' HOUR) OVERLAPS (TIME '3:30:00', INTERVAL '2' HOUR)
+(TIME '9:00:00', TIME '10:00:00') OVERLAPS (TIME '10:15:00', INTERVAL '3' HOUR)
+'abc' SIMILAR TO 'a(b|c)c'
+'abd' NOT SIMILAR TO 'a(b|c)c'
+TRUE IS UNKNOWN
+CAST(NULL AS BOOLEAN) IS NOT UNKNOWN
+TO_TIMESTAMP_LTZ(1700000000, 0)
+TO_TIMESTAMP_LTZ(1700000000123, 3)

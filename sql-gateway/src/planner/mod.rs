@@ -309,6 +309,7 @@ impl Planner {
                     .iter()
                     .map(|(f, _)| *f),
             )
+            .chain(crate::functions::REWRITTEN.iter().copied())
             .filter(|n| !n.starts_with("weir_") && !n.starts_with("__"))
             .map(str::to_uppercase)
             .collect();
@@ -331,6 +332,7 @@ impl Planner {
         crate::temporal::take_versions(&mut query, ctx)?;
         hide_rowtime(&mut query);
         uniquify_select_names(&mut query);
+        crate::functions::current_database(&mut query, &ctx.database);
         rewrite_flink_calls(&mut query, &ctx.time_zone)?;
         tag_colliding_casts(&mut query);
         let mut matches: Vec<(String, Arc<dyn TableSource>)> = vec![];
@@ -353,6 +355,7 @@ impl Planner {
             .map_err(|e| df_error(e, sql))?;
         let plan = int_literals(plan).map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
+        refuse_multi_column_distinct_counts(&plan, sql)?;
         refuse_unbounded_scalar_subqueries(&plan, sql)?;
         let plan = crate::unnest::decorrelate_all(plan)?;
         let plan = self.state.optimize(&plan).map_err(|e| df_error(e, sql))?;

@@ -31,6 +31,36 @@ pub(super) fn refuse_placeholders(plan: &LogicalPlan, sql: &str) -> Result<(), S
     }
 }
 
+/// `COUNT(DISTINCT a, b)`, which Flink's streaming planner cannot plan
+/// either, refused when planned rather than when a worker starts it.
+pub(super) fn refuse_multi_column_distinct_counts(
+    plan: &LogicalPlan,
+    sql: &str,
+) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::AggregateFunction(f) = e {
+                    if f.func.name() == "count" && f.params.distinct && f.params.args.len() > 1 {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    if !found {
+        return Ok(());
+    }
+    Err(SqlError::unsupported(
+        "COUNT(DISTINCT a, b) over several columns is not supported (nor in Flink's streaming mode); count the distinct rows of a subquery: SELECT COUNT(*) FROM (SELECT DISTINCT a, b FROM ...)".to_string(),
+    )
+    .locate_in(sql, Some("COUNT")))
+}
+
 /// A scalar subquery is one value: one whose rows are not bounded to one
 /// (by an aggregate without `GROUP BY`, `LIMIT 1`, or a correlation, which
 /// DataFusion aggregates) is refused here. Flink accepts it and fails the

@@ -590,3 +590,94 @@ pub(super) fn narrow_int_literals(
         e => Ok(Transformed::no(e)),
     })
 }
+
+/// `INTERSECT ALL` and `EXCEPT ALL` as Flink plans them (its
+/// `RewriteIntersectAllRule` and `RewriteMinusAllRule`): both sides' rows
+/// counted per distinct row, in one aggregation over their union, and each
+/// row repeated `LEAST(left, right)` times (`INTERSECT ALL`) or `left -
+/// right` times (`EXCEPT ALL`). DataFusion plans them as a semi or anti
+/// join of the left side's rows, which keeps every duplicate of a row that
+/// has one match (and drops every duplicate that has one). The distinct
+/// forms are left as DataFusion plans them (a join of the distinct left
+/// side), which is right.
+pub(super) fn set_operations_all(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::common::{JoinType, NullEquality};
+    use datafusion::logical_expr::{col, lit, when, LogicalPlanBuilder};
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Join(j) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let except = match j.join_type {
+            JoinType::LeftSemi => false,
+            JoinType::LeftAnti => true,
+            _ => return Ok(Transformed::no(node)),
+        };
+        // Before the optimizer runs, a semi or anti join that matches NULLs
+        // to NULLs on every column is a set operation; with a DISTINCT
+        // left side, the distinct one.
+        let every_column = j.on.len() == j.left.schema().fields().len();
+        if j.null_equality != NullEquality::NullEqualsNull
+            || j.filter.is_some()
+            || !every_column
+            || matches!(j.left.as_ref(), LogicalPlan::Distinct(_))
+        {
+            return Ok(Transformed::no(node));
+        }
+        let name = |i: usize| format!("__weir_set_c{i}");
+        let side = |p: &LogicalPlan, mark: (i64, i64)| {
+            let mut exprs: Vec<Expr> = p
+                .schema()
+                .columns()
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| Expr::Column(c).alias(name(i)))
+                .collect();
+            exprs.push(lit(mark.0).alias("__weir_set_l"));
+            exprs.push(lit(mark.1).alias("__weir_set_r"));
+            LogicalPlanBuilder::from(p.clone()).project(exprs)?.build()
+        };
+        let n = j.left.schema().fields().len();
+        let keys: Vec<Expr> = (0..n).map(|i| col(name(i))).collect();
+        let (lc, rc) = (col("__weir_set_lc"), col("__weir_set_rc"));
+        let (keep, times) = if except {
+            (lc.clone().gt(rc.clone()), lc.clone() - rc.clone())
+        } else {
+            (
+                lc.clone().gt(lit(0i64)).and(rc.clone().gt(lit(0i64))),
+                when(lc.clone().lt(rc.clone()), lc.clone()).otherwise(rc.clone())?,
+            )
+        };
+        let mut repeated = keys.clone();
+        repeated.push(
+            datafusion::functions_nested::expr_fn::array_repeat(lit(true), times)
+                .alias("__weir_set_n"),
+        );
+        // The left side's names and qualifiers, as the join's output had.
+        let back: Vec<Expr> = j
+            .left
+            .schema()
+            .iter()
+            .enumerate()
+            .map(|(i, (q, f))| col(name(i)).alias_qualified(q.cloned(), f.name()))
+            .collect();
+        let rewritten = LogicalPlanBuilder::from(side(&j.left, (1, 0))?)
+            .union(side(&j.right, (0, 1))?)?
+            .aggregate(
+                keys,
+                vec![
+                    datafusion::functions_aggregate::expr_fn::sum(col("__weir_set_l"))
+                        .alias("__weir_set_lc"),
+                    datafusion::functions_aggregate::expr_fn::sum(col("__weir_set_r"))
+                        .alias("__weir_set_rc"),
+                ],
+            )?
+            .filter(keep)?
+            .project(repeated)?
+            .unnest_column("__weir_set_n")?
+            .project(back)?
+            .build()?;
+        Ok(Transformed::yes(rewritten))
+    })
+    .map(|t| t.data)
+}

@@ -207,6 +207,23 @@ fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
         .map_err(|e| SqlError::parse(format!("internal rewrite of `{sql}`: {e}"), None))
 }
 
+/// The longest `CHAR(n)` a cast pads to (a row of `CHAR(2147483647)`
+/// would be gigabytes).
+const MAX_CHAR_LENGTH: u64 = 4096;
+
+/// `(padded, n)` of `CHAR(n)` (padded) or `VARCHAR(n)`.
+fn sized_string(t: &SqlDataType) -> Option<(bool, u64)> {
+    let text = t.to_string().to_uppercase();
+    let (name, rest) = text.split_once('(')?;
+    let padded = match name.trim() {
+        "CHAR" | "CHARACTER" => true,
+        "VARCHAR" | "CHARACTER VARYING" | "CHAR VARYING" => false,
+        _ => return None,
+    };
+    let n = rest.strip_suffix(')')?.trim().parse().ok()?;
+    Some((padded, n))
+}
+
 /// `(s0, e0) OVERLAPS (s1, e1)`, as Calcite reads it: each period's end
 /// is a time or an interval after its start, its two ends are put in
 /// order, and the periods overlap when each ends at or after the other
@@ -453,6 +470,36 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 _ => crate::flink_udfs::JAVA_CAST_FN,
             }
         ))?)),
+        // `CAST(x AS VARCHAR(n))` keeps the first n characters, and
+        // `CAST(x AS CHAR(n))` pads with spaces to n, as Flink's casts do
+        // (DataFusion ignores the length).
+        Expr::Cast {
+            expr,
+            data_type,
+            kind: kind @ (CastKind::Cast | CastKind::TryCast),
+            ..
+        } if sized_string(data_type).is_some() => {
+            let Some((padded, n)) = sized_string(data_type) else {
+                return Ok(None);
+            };
+            let cast = match kind {
+                CastKind::TryCast => "TRY_CAST",
+                _ => "CAST",
+            };
+            // The text as Flink writes it (`TRUE`, not `true`).
+            let inner = parse_expr(&format!("{cast}(({expr}) AS STRING)"))?;
+            let text = rewrite(&inner, tz)?.unwrap_or(inner);
+            if padded && n > MAX_CHAR_LENGTH {
+                return Err(SqlError::unsupported(format!(
+                    "CAST to CHAR({n}) pads every value to {n} characters; above CHAR({MAX_CHAR_LENGTH}) cast to VARCHAR({n}) or STRING"
+                )));
+            }
+            Ok(Some(parse_expr(&match (padded, n) {
+                (true, n) => format!("rpad({text}, {n})"),
+                (false, n) if n >= i32::MAX as u64 => text.to_string(),
+                (false, n) => format!("substr({text}, 1, {n})"),
+            })?))
+        }
         // Flink's `BYTES` (`VARBINARY(2147483647)`); DataFusion's SQL has
         // no such name.
         Expr::Cast {

@@ -1110,3 +1110,14 @@ fn a_flink_function_weir_does_not_offer_is_refused_saying_so() {
     // A column named like one is still a column.
     plan("SELECT who AS bitmap_build FROM orders");
 }
+
+#[test]
+fn a_cast_to_a_huge_char_is_refused_rather_than_padded() {
+    let e = error("SELECT CAST(who AS CHAR(2000000000)) FROM orders").to_string();
+    assert!(
+        e.contains("pads every value to 2000000000 characters"),
+        "{e}"
+    );
+    // VARCHAR(n) only cuts, so any length plans.
+    plan("SELECT CAST(who AS VARCHAR(2000000000)) FROM orders");
+}

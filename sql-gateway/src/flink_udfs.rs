@@ -517,6 +517,14 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         udf("json_unquote", 1, DataType::Utf8, json_unquote),
         udf("unhex", 1, DataType::Binary, unhex),
         udf(INET_ATON_FN, 1, DataType::Int64, inet_aton),
+        udf(CHR_FN, 1, DataType::Utf8, chr),
+        udf(ASCII_FN, 1, DataType::Int32, ascii),
+        Arc::new(ScalarUDF::from(Simple {
+            name: ABS_FN,
+            signature: Signature::any(1, Volatility::Immutable),
+            returns: None,
+            body: abs,
+        })),
         udf(INET_NTOA_FN, 1, DataType::Utf8, inet_ntoa),
         udf(ENCODE_FN, 2, DataType::Binary, encode_charset),
         udf(DECODE_FN, 2, DataType::Utf8, decode_charset),
@@ -648,6 +656,156 @@ fn unhex(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     Ok(Arc::new(out))
 }
 
+/// The names `CHR`, `ASCII` and `ABS` are rewritten to.
+pub(crate) const CHR_FN: &str = "weir_chr";
+pub(crate) const ASCII_FN: &str = "weir_ascii";
+pub(crate) const ABS_FN: &str = "weir_abs";
+
+/// Flink's `CHR(n)`: the character of `n`'s low byte (`CHR(353)` is `a`);
+/// the empty string for a negative `n`.
+fn chr(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let n = arrow::compute::cast(&a[0], &DataType::Int64)?;
+    let out: StringArray = n
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .iter()
+        .map(|v| {
+            v.map(|v| match v {
+                v if v < 0 => String::new(),
+                v => char::from((v & 0xFF) as u8).to_string(),
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// Flink's `ASCII(s)`: the first byte of the text's UTF-8, as a Java
+/// `byte` (signed: `ASCII('é')` is -61); 0 for the empty string.
+fn ascii(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let s = strings(&a[0])?;
+    let out: arrow::array::Int32Array = s
+        .iter()
+        .map(|v| v.map(|v| v.as_bytes().first().map_or(0, |b| i32::from(*b as i8))))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `ABS(x)`: an integer's wraps around as Java's does (`ABS` of the
+/// smallest `INT` is itself) instead of failing the statement.
+fn abs(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use arrow::compute::kernels::arity::unary;
+    use arrow::datatypes::*;
+    let x = &a[0];
+    Ok(match x.data_type() {
+        DataType::Int8 => Arc::new(unary::<Int8Type, _, Int8Type>(
+            x.as_primitive(),
+            i8::wrapping_abs,
+        )),
+        DataType::Int16 => Arc::new(unary::<Int16Type, _, Int16Type>(
+            x.as_primitive(),
+            i16::wrapping_abs,
+        )),
+        DataType::Int32 => Arc::new(unary::<Int32Type, _, Int32Type>(
+            x.as_primitive(),
+            i32::wrapping_abs,
+        )),
+        DataType::Int64 => Arc::new(unary::<Int64Type, _, Int64Type>(
+            x.as_primitive(),
+            i64::wrapping_abs,
+        )),
+        DataType::Float32 => Arc::new(unary::<Float32Type, _, Float32Type>(
+            x.as_primitive(),
+            f32::abs,
+        )),
+        DataType::Float64 => Arc::new(unary::<Float64Type, _, Float64Type>(
+            x.as_primitive(),
+            f64::abs,
+        )),
+        DataType::Decimal128(p, s) => Arc::new(
+            unary::<Decimal128Type, _, Decimal128Type>(x.as_primitive(), i128::wrapping_abs)
+                .with_precision_and_scale(*p, *s)?,
+        ),
+        DataType::Null => x.clone(),
+        other => {
+            return datafusion::common::plan_err!("ABS of {other}: the argument must be numeric")
+        }
+    })
+}
+
+/// `ROUND(x, r)` of a `DOUBLE`, as Flink computes it:
+/// `BigDecimal.valueOf(x).setScale(r, HALF_UP)`, that is on the shortest
+/// decimal text of `x` (which Rust's `{:e}` writes, as Java's
+/// `Double.toString` does), so `ROUND(1.005, 2)` is 1.01.
+pub(crate) fn round_double_udf() -> Arc<ScalarUDF> {
+    udf("weir_round_double", 2, DataType::Float64, round_double)
+}
+
+fn round_double(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let x = arrow::compute::cast(&a[0], &DataType::Float64)?;
+    let r = arrow::compute::cast(&a[1], &DataType::Int64)?;
+    let (x, r) = (
+        x.as_primitive::<arrow::datatypes::Float64Type>(),
+        r.as_primitive::<arrow::datatypes::Int64Type>(),
+    );
+    let out: arrow::array::Float64Array = x
+        .iter()
+        .zip(r.iter())
+        .map(|(x, r)| Some(round_half_up(x?, r?.clamp(-400, 400) as i32)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `x` rounded half up to `r` decimal places of its shortest text.
+fn round_half_up(x: f64, r: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let text = format!("{:e}", x.abs());
+    let Some((mantissa, exp)) = text.split_once('e') else {
+        return x;
+    };
+    let Ok(exp) = exp.parse::<i32>() else {
+        return x;
+    };
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    // Digit i has the place 10^(exp - i): those down to 10^-r stay.
+    let keep = exp + r + 1;
+    if keep >= digits.len() as i32 {
+        return x;
+    }
+    let (kept, next) = if keep < 0 {
+        (&digits[..0], b'0')
+    } else {
+        (&digits[..keep as usize], digits[keep as usize])
+    };
+    let mut kept: Vec<u8> = kept.to_vec();
+    if next >= b'5' {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    if kept.is_empty() {
+        return 0.0;
+    }
+    let text = format!("{}e{}", String::from_utf8_lossy(&kept), -r);
+    let v: f64 = text.parse().unwrap_or(x.abs());
+    if x < 0.0 {
+        -v
+    } else {
+        v
+    }
+}
+
 /// The names `INET_ATON`, `INET_NTOA`, and `ENCODE` and `DECODE` with a
 /// character set, are rewritten to.
 pub(crate) const INET_ATON_FN: &str = "weir_inet_aton";
@@ -701,7 +859,7 @@ fn inet_ntoa(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 
 /// A Java character set Flink's `ENCODE` and `DECODE` take.
 #[derive(Clone, Copy, PartialEq)]
-enum Charset {
+pub(crate) enum Charset {
     Ascii,
     Latin1,
     Utf8,
@@ -712,7 +870,9 @@ enum Charset {
     Utf16,
 }
 
-fn charset(name: &str) -> DfResult<Charset> {
+/// The character set `name` names, or a message that says which
+/// `ENCODE` and `DECODE` take.
+pub(crate) fn check_charset(name: &str) -> Result<Charset, String> {
     Ok(match name.to_ascii_uppercase().as_str() {
         "US-ASCII" | "ASCII" => Charset::Ascii,
         "ISO-8859-1" | "LATIN1" => Charset::Latin1,
@@ -721,9 +881,9 @@ fn charset(name: &str) -> DfResult<Charset> {
         "UTF-16LE" => Charset::Utf16Le,
         "UTF-16" => Charset::Utf16,
         other => {
-            return datafusion::common::plan_err!(
+            return Err(format!(
                 "the character set '{other}' is not one of US-ASCII, ISO-8859-1, UTF-8, UTF-16BE, UTF-16LE, UTF-16"
-            )
+            ))
         }
     })
 }
@@ -732,7 +892,9 @@ fn charset(name: &str) -> DfResult<Charset> {
 fn charset_of(a: &ArrayRef) -> DfResult<Option<Charset>> {
     let names = strings(a)?;
     match names.iter().flatten().next() {
-        Some(n) => Ok(Some(charset(n)?)),
+        Some(n) => check_charset(n)
+            .map(Some)
+            .map_err(datafusion::common::DataFusionError::Plan),
         None => Ok(None),
     }
 }
@@ -2161,5 +2323,32 @@ mod printf_tests {
             let err = f(fmt, &[Some("1")]).unwrap_err().to_string();
             assert!(err.contains("at most 16777216 bytes"), "{fmt}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::round_half_up;
+
+    #[test]
+    fn a_double_rounds_half_up_on_its_shortest_text() {
+        for (x, r, want) in [
+            (1.005, 2, 1.01),
+            (2.5, 0, 3.0),
+            (-2.5, 0, -3.0),
+            (9.995, 2, 10.0),
+            (9.99, 1, 10.0),
+            (123.456, -1, 120.0),
+            (155.0, -2, 200.0),
+            (0.0006, 3, 0.001),
+            (0.00004, 3, 0.0),
+            (1e300, 2, 1e300),
+            (0.1 + 0.2, 2, 0.3),
+            (1.23, 5, 1.23),
+        ] {
+            assert_eq!(round_half_up(x, r), want, "ROUND({x}, {r})");
+        }
+        assert!(round_half_up(f64::NAN, 2).is_nan());
+        assert_eq!(round_half_up(f64::INFINITY, 2), f64::INFINITY);
     }
 }

@@ -1207,6 +1207,11 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     } else {
                         crate::flink_udfs::DECODE_FN
                     };
+                    if let Value::SingleQuotedString(c) = &v.value {
+                        crate::flink_udfs::check_charset(c).map_err(|e| {
+                            SqlError::validation(format!("{}: {e}", name.to_uppercase()), None)
+                        })?;
+                    }
                     Ok(Some(parse_expr(&format!("{f}(({x}), {v})"))?))
                 }
                 // `RAND_INTEGER(n)`: an INT in [0, n). A seed (`RAND(seed)`,
@@ -1222,6 +1227,31 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         name.to_uppercase()
                     ),
                 )),
+                ("chr", [n]) => Ok(Some(parse_expr(&format!(
+                    "{}(({n}))",
+                    crate::flink_udfs::CHR_FN
+                ))?)),
+                ("ascii", [x]) => Ok(Some(parse_expr(&format!(
+                    "{}(({x}))",
+                    crate::flink_udfs::ASCII_FN
+                ))?)),
+                ("abs", [x]) => Ok(Some(parse_expr(&format!(
+                    "{}(({x}))",
+                    crate::flink_udfs::ABS_FN
+                ))?)),
+                // `REPLACE(s, '', r)` puts `r` between every two characters
+                // and at both ends, as Java's `String.replace` does.
+                ("replace", [x, Expr::Value(empty), Expr::Value(r)])
+                    if matches!(&empty.value, Value::SingleQuotedString(e) if e.is_empty()) =>
+                {
+                    let Value::SingleQuotedString(r) = &r.value else {
+                        return Ok(None);
+                    };
+                    let r = r.replace('$', "$$").replace('\'', "''");
+                    Ok(Some(parse_expr(&format!(
+                        "regexp_replace(({x}), '', '{r}', 'g')"
+                    ))?))
+                }
                 // `CEILING(x)` is `CEIL(x)`.
                 ("ceiling", [x]) => Ok(Some(parse_expr(&format!(
                     "{}(({x}))",
@@ -1267,7 +1297,7 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     let fmt = match rest {
                         [] => "%Y-%m-%d %H:%M:%S".to_string(),
                         [Expr::Value(v)] => match &v.value {
-                            Value::SingleQuotedString(p) => java_to_strftime(p),
+                            Value::SingleQuotedString(p) => java_to_strftime_format(p),
                             _ => return Ok(None),
                         },
                         _ => return Ok(None),
@@ -1332,7 +1362,7 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     };
                     let mut g = f.clone();
                     g.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("to_char"))]);
-                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    let fmt = java_to_strftime_format(pattern).replace('\'', "''");
                     g.args = FunctionArguments::List(
                         datafusion::sql::sqlparser::ast::FunctionArgumentList {
                             duplicate_treatment: None,
@@ -1357,6 +1387,16 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
 /// A Java `SimpleDateFormat` pattern (as Flink's `DATE_FORMAT` takes) as a
 /// chrono `strftime` one (as DataFusion's `to_char` takes).
 pub fn java_to_strftime(pattern: &str) -> String {
+    java_pattern(pattern, false)
+}
+
+/// [`java_to_strftime`] for writing a time: a one-letter field is not
+/// padded (`d` writes 5, `dd` 05), as Java writes it; `u` is the year.
+pub fn java_to_strftime_format(pattern: &str) -> String {
+    java_pattern(pattern, true)
+}
+
+fn java_pattern(pattern: &str, formatting: bool) -> String {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -1390,6 +1430,14 @@ pub fn java_to_strftime(pattern: &str) -> String {
             n += 1;
         }
         let spec = match (c, n) {
+            ('d', 1) if formatting => "%-d",
+            ('M', 1) if formatting => "%-m",
+            ('H', 1) if formatting => "%-H",
+            ('h', 1) if formatting => "%-I",
+            ('m', 1) if formatting => "%-M",
+            ('s', 1) if formatting => "%-S",
+            ('D', 1) if formatting => "%-j",
+            ('u', _) if formatting => "%Y",
             ('y', 2) => "%y",
             ('y', _) => "%Y",
             ('M', 1 | 2) => "%m",

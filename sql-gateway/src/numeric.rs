@@ -185,6 +185,21 @@ fn flink_arithmetic(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 /// (`DECIMAL(1 + p - s + r, r)`), where DataFusion keeps `p` (and
 /// `TRUNCATE` `s`).
 fn flink_round(e: Expr, f: &ScalarFunction, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // A DOUBLE is rounded as Flink does, on its decimal text (1.005 to two
+    // places is 1.01, though the nearest double is below 1.005).
+    if f.func.name() == "round" && f.args[0].get_type(schema)? == DataType::Float64 {
+        let digits = f
+            .args
+            .get(1)
+            .cloned()
+            .unwrap_or(Expr::Literal(ScalarValue::Int64(Some(0)), None));
+        return Ok(Transformed::yes(Expr::ScalarFunction(
+            ScalarFunction::new_udf(
+                crate::flink_udfs::round_double_udf(),
+                vec![f.args[0].clone(), digits],
+            ),
+        )));
+    }
     let DataType::Decimal128(p, s) = f.args[0].get_type(schema)? else {
         return Ok(Transformed::no(e));
     };

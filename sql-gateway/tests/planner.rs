@@ -1096,6 +1096,10 @@ fn a_flink_function_weir_does_not_offer_is_refused_saying_so() {
             "TRY_PARSE_JSON is a Flink function Weir does not offer: Weir has no VARIANT type",
         ),
         (
+            "SELECT ENCODE(who, 'EBCDIC') FROM orders",
+            "ENCODE: the character set 'EBCDIC' is not one of US-ASCII",
+        ),
+        (
             "SELECT RAND(7) FROM orders",
             "RAND(seed, ...) is not supported",
         ),

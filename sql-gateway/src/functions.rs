@@ -121,6 +121,22 @@ pub const REWRITTEN: &[&str] = &[
     "inet_ntoa",
 ];
 
+/// When `name` is a Flink function of one argument that Weir computes
+/// with its own function (Flink's semantics where DataFusion's differ):
+/// that function's name.
+fn renamed(name: &str) -> Option<&'static str> {
+    use crate::flink_udfs::{ABS_FN, ASCII_FN, CEIL_FN, CHR_FN, INET_ATON_FN, INET_NTOA_FN};
+    const RENAMED: &[(&str, &str)] = &[
+        ("ceiling", CEIL_FN),
+        ("inet_aton", INET_ATON_FN),
+        ("inet_ntoa", INET_NTOA_FN),
+        ("chr", CHR_FN),
+        ("ascii", ASCII_FN),
+        ("abs", ABS_FN),
+    ];
+    RENAMED.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
 /// Flink's functions that Weir does not offer, and why: a call is refused
 /// with this, rather than as a name the planner does not know. (Listed in
 /// the README.)
@@ -1184,20 +1200,18 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "array_prepend({x}, {a})"
                 ))?)),
                 ("map_from_arrays", [k, v]) => Ok(Some(parse_expr(&format!("map({k}, {v})"))?)),
-                // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text;
-                // text that is not a time is the smallest BIGINT, as in
-                // Flink (NULL stays NULL).
-                // `INET_ATON` and `INET_NTOA`, and `ENCODE` and `DECODE` with
+
                 // a Java character set (DataFusion's take `'hex'` and
                 // `'base64'`, which Weir's own rewrites use).
-                ("inet_aton", [s]) => Ok(Some(parse_expr(&format!(
-                    "{}(({s}))",
-                    crate::flink_udfs::INET_ATON_FN
+                // Flink's functions of one argument that are Weir's own
+                // under another name.
+                (n, [x]) if renamed(n).is_some() => Ok(Some(parse_expr(&format!(
+                    "{}(({x}))",
+                    renamed(n).unwrap_or_default()
                 ))?)),
-                ("inet_ntoa", [n]) => Ok(Some(parse_expr(&format!(
-                    "{}(({n}))",
-                    crate::flink_udfs::INET_NTOA_FN
-                ))?)),
+                // `ENCODE` and `DECODE` with a Java character set
+                // (DataFusion's take `'hex'` and `'base64'`, which Weir's
+                // own rewrites use).
                 ("encode" | "decode", [x, Expr::Value(v)])
                     if matches!(&v.value, Value::SingleQuotedString(c)
                         if !matches!(c.to_ascii_lowercase().as_str(), "hex" | "base64" | "base64pad")) =>
@@ -1227,18 +1241,6 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         name.to_uppercase()
                     ),
                 )),
-                ("chr", [n]) => Ok(Some(parse_expr(&format!(
-                    "{}(({n}))",
-                    crate::flink_udfs::CHR_FN
-                ))?)),
-                ("ascii", [x]) => Ok(Some(parse_expr(&format!(
-                    "{}(({x}))",
-                    crate::flink_udfs::ASCII_FN
-                ))?)),
-                ("abs", [x]) => Ok(Some(parse_expr(&format!(
-                    "{}(({x}))",
-                    crate::flink_udfs::ABS_FN
-                ))?)),
                 // `REPLACE(s, '', r)` puts `r` between every two characters
                 // and at both ends, as Java's `String.replace` does.
                 ("replace", [x, Expr::Value(empty), Expr::Value(r)])
@@ -1252,11 +1254,6 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         "regexp_replace(({x}), '', '{r}', 'g')"
                     ))?))
                 }
-                // `CEILING(x)` is `CEIL(x)`.
-                ("ceiling", [x]) => Ok(Some(parse_expr(&format!(
-                    "{}(({x}))",
-                    crate::flink_udfs::CEIL_FN
-                ))?)),
                 // A literal pattern that does not compile: NULL, as in
                 // Flink (DataFusion fails the statement).
                 ("regexp_count" | "regexp_instr", [_, Expr::Value(v)])
@@ -1272,6 +1269,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "to_unixtime({}())",
                     crate::proctime::NOW_FN
                 ))?)),
+                // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text;
+                // text that is not a time is the smallest BIGINT, as in
+                // Flink (NULL stays NULL).
                 ("unix_timestamp", [s]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
                      ELSE COALESCE(to_unixtime(TRY_CAST({s} AS TIMESTAMP)), \

@@ -240,6 +240,11 @@ fn tab_completes_from_the_catalog_errors_point_at_their_column_and_history_survi
     assert_eq!(&source[col..col + 4], "nope", "{screen}");
     // USE holds for the session.
     pane.line("USE `some_db`;");
+    // Wait for the answer before typing on: keys sent while the shell is
+    // busy can be lost on a loaded machine.
+    pane.wait_for("USE's answer", |s| {
+        s.contains("[INFO] Using database `some_db`.")
+    });
     pane.line("SET;");
     pane.wait_for("the session's database", |s| {
         s.contains("'sql.current-database' = 'some_db'")

@@ -2,7 +2,7 @@
 """Weir and Apache Flink side by side on the same Nexmark queries.
 
     python3 infra/bench/vs_flink.py [--events 1000000] [--bootstrap HOST:PORT]
-                                    [--queries q0,q1,...] [--no-flink]
+                                    [--queries q0,q1,...] [--no-flink] [--perf DIR]
 
 Weir: a release `weir dev` (its own `weir broker`, or the Kafka cluster of
 --bootstrap), the events produced into the `person`, `auction` and `bid`
@@ -18,6 +18,10 @@ Flink: Apache Flink 2.3 from PyPI (installed once into
 events from JSON-lines files, into a blackhole sink; each query timed
 from submission to the end of its bounded job. CPU: Flink's JVM. One
 warm-up run of q0 goes first (the JIT), not counted.
+
+With --perf DIR, each of Weir's queries is also recorded by `perf record
+-a -g` (every process: Weir's, its workers' and the broker's) into
+DIR/<query>.perf.data, for `perf report -i DIR/q0.perf.data --sort comm,dso`.
 
 Printed per query: input events, events/s wall and events per CPU-second
 of each engine, and the ratio of events per CPU-second (Weir / Flink).
@@ -185,7 +189,7 @@ class Weir:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap):
+def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap, perf_dir=None):
     w = Weir(weir_bin, bootstrap)
     results = {}
     try:
@@ -206,6 +210,12 @@ def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap):
             broker0 = cpu_seconds(w.broker) if w.broker else 0.0
             c0, t0 = weir_cpu(w.proc.pid), time.time()
             stmt = f"s-{name}"
+            perf = None
+            if perf_dir:
+                os.makedirs(perf_dir, exist_ok=True)
+                perf = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "999", "-o",
+                                         os.path.join(perf_dir, f"{name}.perf.data")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             w.submit(stmt, f"CREATE TABLE out_{name}_{os.getpid()} AS {q}")
             deadline = time.time() + 600
             phase, done = "", 0
@@ -218,6 +228,9 @@ def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap):
                     break
                 time.sleep(0.1)  # each GET costs Weir ~1 ms of CPU: poll gently
             t1, c1 = time.time(), weir_cpu(w.proc.pid)
+            if perf:
+                perf.send_signal(2)
+                perf.wait()
             broker1 = cpu_seconds(w.broker) if w.broker else 0.0
             err = None if done >= want else f"{phase}: {done} of {want} records; {r['status'].get('detail', '')}"
             results[name] = {"events": want, "wall": t1 - t0, "cpu": cpu_between(c0, c1), "broker_cpu": broker1 - broker0,
@@ -261,13 +274,14 @@ def main():
     ap.add_argument("--bootstrap", help="a Kafka cluster for Weir instead of weir dev's own broker")
     ap.add_argument("--queries", default=DEFAULT_QUERIES)
     ap.add_argument("--no-flink", action="store_true")
+    ap.add_argument("--perf", metavar="DIR", help="record each Weir query with perf into DIR")
     a = ap.parse_args()
     weir_bin, data_bin = build()
     sql = json.loads(subprocess.run([data_bin, "sql"], capture_output=True, text=True, check=True).stdout)
     all_queries = dict(sql["queries"], tumble=KEYED_TUMBLE)
     queries = {q: all_queries[q] for q in a.queries.split(",")}
     data_dir, counts = nexmark_files(data_bin, a.events)
-    weir = run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, a.bootstrap)
+    weir = run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, a.bootstrap, a.perf)
     flink = {} if a.no_flink else run_flink(data_dir, sql, counts, queries)
     broker = a.bootstrap or "weir dev's own broker"
     print(f"\nNexmark, {a.events} events; Weir through {broker}; Flink {FLINK_VERSION} local, parallelism 1, from files to blackhole")

@@ -208,6 +208,10 @@ def reclassify(stem):
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    unknown = [a for a in sys.argv[1:] if a.startswith("-") and a not in ("--check", "--reclassify")]
+    if unknown:
+        # Not a rerun of the whole corpus by mistake (it rewrites every stem).
+        sys.exit(f"unknown option {unknown[0]}; see the top of {__file__}")
     if "--reclassify" in sys.argv:
         for stem in args:
             reclassify(stem)

@@ -177,8 +177,10 @@ impl ScalarUDFImpl for LikeType {
 /// around (`CAST(300 AS TINYINT)` is 44), a floating-point value
 /// saturates to `INT` or `BIGINT` first (`CAST(1e20 AS BIGINT)` is the
 /// largest `BIGINT`, NaN is 0), a `DECIMAL` drops its fraction, then
-/// wraps. DataFusion's cast fails the statement on such a value. Other
-/// inputs (strings, booleans) are cast as before.
+/// wraps. A number too large for a `DECIMAL` target is NULL, as Flink's
+/// cast makes it (`CAST(123.45 AS DECIMAL(3, 1))`). DataFusion's cast
+/// fails the statement on such values. Other inputs (strings, booleans)
+/// are cast as before.
 pub(crate) const JAVA_CAST_FN: &str = "weir_java_cast";
 
 /// [`JAVA_CAST_FN`] for `TRY_CAST`: numbers cast the same (they never
@@ -219,7 +221,9 @@ impl ScalarUDFImpl for JavaCast {
                 &input,
                 &to,
                 &arrow::compute::CastOptions {
-                    safe: self.try_,
+                    safe: self.try_
+                        || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..))
+                            && input.data_type().is_numeric(),
                     ..Default::default()
                 },
             )?,

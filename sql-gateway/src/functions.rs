@@ -467,7 +467,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 "arrow_cast({expr}, 'Timestamp({unit}, Some(\"{tz}\"))')"
             ))?))
         }
-        // An integer target casts numbers as Java does: see
+        // An integer target casts numbers as Java does, and a number too
+        // large for a DECIMAL target is NULL: see
         // [`crate::flink_udfs::JAVA_CAST_FN`].
         Expr::Cast {
             expr,
@@ -476,7 +477,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 | SqlDataType::SmallInt(_)
                 | SqlDataType::Int(_)
                 | SqlDataType::Integer(_)
-                | SqlDataType::BigInt(_)),
+                | SqlDataType::BigInt(_)
+                | SqlDataType::Decimal(_)
+                | SqlDataType::Dec(_)
+                | SqlDataType::Numeric(_)),
             kind: kind @ (CastKind::Cast | CastKind::TryCast),
             ..
         } => Ok(Some(parse_expr(&format!(

@@ -179,8 +179,9 @@ impl ScalarUDFImpl for LikeType {
 /// largest `BIGINT`, NaN is 0), a `DECIMAL` drops its fraction, then
 /// wraps. A number too large for a `DECIMAL` target is NULL, as Flink's
 /// cast makes it (`CAST(123.45 AS DECIMAL(3, 1))`). DataFusion's cast
-/// fails the statement on such values. Other inputs (strings, booleans)
-/// are cast as before.
+/// fails the statement on such values. Text cast to an integer drops a
+/// decimal fraction, as Flink's does (`CAST('1.5' AS INT)` is 1); other
+/// inputs (strings, booleans) are cast as before.
 pub(crate) const JAVA_CAST_FN: &str = "weir_java_cast";
 
 /// [`JAVA_CAST_FN`] for `TRY_CAST`: numbers cast the same (they never
@@ -214,7 +215,15 @@ impl ScalarUDFImpl for JavaCast {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let to = args.return_field.data_type().clone();
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = args.args[0].to_array(args.number_rows)?;
+        let mut input = args.args[0].to_array(args.number_rows)?;
+        if to.is_integer()
+            && matches!(
+                input.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        {
+            input = integer_text(&input)?;
+        }
         let out = match java_integer_cast(&input, &to)? {
             Some(out) => out,
             None => arrow::compute::cast_with_options(
@@ -234,6 +243,33 @@ impl ScalarUDFImpl for JavaCast {
         }
         Ok(ColumnarValue::Array(out))
     }
+}
+
+/// Text cast to an integer as Flink reads it: a decimal fraction is
+/// dropped (`'1.5'` is 1, `'-1.9'` is -1), the rest is left to the cast.
+fn integer_text(a: &ArrayRef) -> DfResult<ArrayRef> {
+    let text = arrow::compute::cast(a, &DataType::Utf8)?;
+    let out: StringArray = text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let t = v.trim();
+                let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+                match digits.split_once('.') {
+                    Some((whole, fraction))
+                        if !whole.is_empty()
+                            && whole.bytes().all(|b| b.is_ascii_digit())
+                            && fraction.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        &t[..t.len() - fraction.len() - 1]
+                    }
+                    _ => v,
+                }
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
 }
 
 /// [`JAVA_CAST_FN`]'s cast of a number to the integer type `to`; `None`
@@ -1806,14 +1842,16 @@ fn parse_url(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 
 // ---- JSON ---------------------------------------------------------------
 
-/// One step of a JSON path: a member or an array element.
+/// One step of a JSON path: a member, an array element, or every
+/// element or member value (`[*]`, `.*`).
 enum Step {
     Member(String),
     Index(usize),
+    Wildcard,
 }
 
 /// The lax JSON path subset users write: `$`, `.name`, `['name']`,
-/// `["name"]`, `[n]`. `None` for anything else.
+/// `["name"]`, `[n]`, `[*]`, `.*`. `None` for anything else.
 fn parse_path(path: &str) -> Option<Vec<Step>> {
     let p = path.trim();
     let p = p.strip_prefix("lax").map(str::trim_start).unwrap_or(p);
@@ -1826,7 +1864,10 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
             if name.is_empty() {
                 return None;
             }
-            steps.push(Step::Member(name.to_string()));
+            steps.push(match name {
+                "*" => Step::Wildcard,
+                _ => Step::Member(name.to_string()),
+            });
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']')?;
@@ -1837,6 +1878,8 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
                 .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
             {
                 steps.push(Step::Member(q.to_string()));
+            } else if inner == "*" {
+                steps.push(Step::Wildcard);
             } else {
                 steps.push(Step::Index(inner.parse().ok()?));
             }
@@ -1848,11 +1891,59 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
     Some(steps)
 }
 
-fn select<'a>(v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
-    steps.iter().try_fold(v, |v, s| match s {
-        Step::Member(m) => v.as_object()?.get(m),
-        Step::Index(i) => v.as_array()?.get(*i),
-    })
+/// What `steps` lead to in `v`. A path with a wildcard leads to the
+/// array of everything it matches, in document order (as Flink's JSON
+/// path library gives it); the matches of several wildcards are one flat
+/// array.
+fn select<'a>(
+    v: &'a serde_json::Value,
+    steps: &[Step],
+) -> Option<std::borrow::Cow<'a, serde_json::Value>> {
+    if steps.iter().any(|s| matches!(s, Step::Wildcard)) {
+        let mut found = vec![];
+        select_all(v, steps, &mut found);
+        return Some(std::borrow::Cow::Owned(serde_json::Value::Array(
+            found.into_iter().cloned().collect(),
+        )));
+    }
+    steps
+        .iter()
+        .try_fold(v, |v, s| match s {
+            Step::Member(m) => v.as_object()?.get(m),
+            Step::Index(i) => v.as_array()?.get(*i),
+            Step::Wildcard => None,
+        })
+        .map(std::borrow::Cow::Borrowed)
+}
+
+fn select_all<'a>(v: &'a serde_json::Value, steps: &[Step], out: &mut Vec<&'a serde_json::Value>) {
+    let Some((step, rest)) = steps.split_first() else {
+        out.push(v);
+        return;
+    };
+    match (step, v) {
+        (Step::Member(m), serde_json::Value::Object(o)) => {
+            if let Some(x) = o.get(m) {
+                select_all(x, rest, out);
+            }
+        }
+        (Step::Index(i), serde_json::Value::Array(a)) => {
+            if let Some(x) = a.get(*i) {
+                select_all(x, rest, out);
+            }
+        }
+        (Step::Wildcard, serde_json::Value::Array(a)) => {
+            for x in a {
+                select_all(x, rest, out);
+            }
+        }
+        (Step::Wildcard, serde_json::Value::Object(o)) => {
+            for x in o.values() {
+                select_all(x, rest, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Applies `f` to each (document, path) pair that parses; NULL otherwise.
@@ -1876,7 +1967,7 @@ fn with_json<T>(
 /// `JSON_VALUE`: the scalar at the path as text; NULL for a missing one, an
 /// object or an array.
 fn json_value(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    let out: StringArray = with_json(a, |doc, steps| match select(doc, steps)? {
+    let out: StringArray = with_json(a, |doc, steps| match &*select(doc, steps)? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         serde_json::Value::Bool(b) => Some(b.to_string()),
@@ -1909,7 +2000,7 @@ fn json_value_status(a: &[ArrayRef]) -> DfResult<ArrayRef> {
             let Some(steps) = parse_path(paths.value(i)) else {
                 return Some(2);
             };
-            Some(match select(&doc, &steps) {
+            Some(match select(&doc, &steps).as_deref() {
                 None
                 | Some(
                     serde_json::Value::Null
@@ -1937,7 +2028,8 @@ pub(crate) const JSON_QUERY_STATUS_FN: &str = "weir_json_query_status";
 fn json_query_at(doc: &str, path: &str, wrapper: i64) -> Result<Option<String>, ()> {
     let doc: serde_json::Value = serde_json::from_str(doc).map_err(|_| ())?;
     let steps = parse_path(path).ok_or(())?;
-    let v = match select(&doc, &steps) {
+    let found = select(&doc, &steps);
+    let v = match found.as_deref() {
         None | Some(serde_json::Value::Null) => return Err(()),
         Some(v) => v,
     };
@@ -2034,7 +2126,7 @@ impl ScalarUDFImpl for Fail {
 /// `JSON_QUERY`: the object or array at the path as JSON text; NULL for a
 /// scalar or a missing one (Flink's `WITHOUT WRAPPER`, `NULL ON EMPTY`).
 fn json_query(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    let out: StringArray = with_json(a, |doc, steps| match select(doc, steps)? {
+    let out: StringArray = with_json(a, |doc, steps| match &*select(doc, steps)? {
         v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => Some(v.to_string()),
         _ => None,
     })?
@@ -2272,12 +2364,20 @@ mod tests {
     fn paths_select_members_and_elements() {
         let doc: serde_json::Value =
             serde_json::from_str(r#"{"a": {"b": [10, {"c": "x"}]}, "d e": 1}"#).unwrap();
-        let at = |p: &str| parse_path(p).and_then(|s| select(&doc, &s).cloned());
+        let at = |p: &str| parse_path(p).and_then(|s| select(&doc, &s).map(|v| v.into_owned()));
         assert_eq!(at("$.a.b[0]"), Some(serde_json::json!(10)));
         assert_eq!(at("$.a.b[1].c"), Some(serde_json::json!("x")));
         assert_eq!(at("$['d e']"), Some(serde_json::json!(1)));
         assert_eq!(at("lax $.a.b[5]"), None);
         assert_eq!(at("a.b"), None, "a path starts with $");
+        // A wildcard gives the array of its matches, flat, in order.
+        let doc: serde_json::Value =
+            serde_json::from_str(r#"{"a": [{"b": 1}, {"c": 2}, {"b": [3, 4]}]}"#).unwrap();
+        let at = |p: &str| parse_path(p).and_then(|s| select(&doc, &s).map(|v| v.into_owned()));
+        assert_eq!(at("$.a[*].b"), Some(serde_json::json!([1, [3, 4]])));
+        assert_eq!(at("$.a[*].b[*]"), Some(serde_json::json!([3, 4])));
+        assert_eq!(at("$.a[*].z"), Some(serde_json::json!([])));
+        assert_eq!(at("$.a[2].*"), Some(serde_json::json!([[3, 4]])));
     }
 
     #[test]

@@ -1504,11 +1504,10 @@ fn url_decode(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 /// NULL when a zone or the time cannot be read.
 fn convert_tz(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     let (ts, from, to) = (strings(&a[0])?, strings(&a[1])?, strings(&a[2])?);
-    let zone = |z: &str| -> Option<chrono_tz::Tz> {
-        z.parse().ok().or_else(|| match z.to_uppercase().as_str() {
-            "UTC" | "GMT" | "Z" => Some(chrono_tz::UTC),
-            _ => None,
-        })
+    // A region (`America/New_York`) or an offset, as Java's zone ids
+    // write one (`GMT+08:00`, `UTC-5`, `+05:30`).
+    let zone = |z: &str| -> Option<arrow::array::timezone::Tz> {
+        weir_catalog::parse_time_zone(z).ok()?.parse().ok()
     };
     let out: StringArray = (0..ts.len())
         .map(|i| {

@@ -1320,6 +1320,34 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ("if", [c, a, b]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({c}) THEN ({a}) ELSE ({b}) END"
                 ))?)),
+                // Text in a Java pattern, read in the session zone or the
+                // zone given, as the instant it names.
+                ("to_timestamp_ltz", [s, Expr::Value(v), zone @ ..])
+                    if matches!(v.value, Value::SingleQuotedString(_)) && zone.len() <= 1 =>
+                {
+                    let Value::SingleQuotedString(pattern) = &v.value else {
+                        return Ok(None);
+                    };
+                    let read_in = match zone {
+                        [] => tz.to_string(),
+                        [Expr::Value(z)] => match &z.value {
+                            Value::SingleQuotedString(z) => weir_catalog::parse_time_zone(z)
+                                .map_err(|e| SqlError::validation(format!("TO_TIMESTAMP_LTZ: {e}"), None))?,
+                            _ => return Ok(None),
+                        },
+                        _ => {
+                            return Err(SqlError::unsupported(
+                                "TO_TIMESTAMP_LTZ's time zone as a string literal, such as 'Asia/Tokyo'",
+                            ))
+                        }
+                    };
+                    let fmt = java_to_strftime(pattern).replace('\'', "''");
+                    Ok(Some(parse_expr(&format!(
+                        "arrow_cast(arrow_cast(arrow_cast(to_timestamp({s}, '{fmt}'), 'Timestamp(Millisecond, None)'), {}), {})",
+                        ltz(&read_in),
+                        ltz(tz)
+                    ))?))
+                }
                 ("to_timestamp_ltz", [n, Expr::Value(p)]) => {
                     let unit = match p.value.to_string().as_str() {
                         "0" => "seconds",

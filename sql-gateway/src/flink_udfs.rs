@@ -591,6 +591,108 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
+/// [`TRY_TO_TIMESTAMP_FN`] and [`TRY_TO_DATE_FN`] over the session's own
+/// `to_timestamp` and `to_date` (in `functions`), configured as its are.
+pub(crate) fn null_on_error_udfs(
+    functions: &std::collections::HashMap<String, Arc<ScalarUDF>>,
+) -> Vec<Arc<ScalarUDF>> {
+    [
+        (TRY_TO_TIMESTAMP_FN, "to_timestamp"),
+        (TRY_TO_DATE_FN, "to_date"),
+    ]
+    .into_iter()
+    .filter_map(|(name, inner)| Some(null_on_error(name, functions.get(inner)?.clone())))
+    .collect()
+}
+
+/// DataFusion's `to_timestamp(text, format)` and `to_date(text, format)`
+/// with a NULL for text that does not match, as Flink's `TO_TIMESTAMP`,
+/// `TO_TIMESTAMP_LTZ` and `TO_DATE` give (DataFusion's fail the statement).
+pub(crate) const TRY_TO_TIMESTAMP_FN: &str = "weir_try_to_timestamp";
+pub(crate) const TRY_TO_DATE_FN: &str = "weir_try_to_date";
+
+fn null_on_error(name: &'static str, inner: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(NullOnError { name, inner }))
+}
+
+/// `inner`, with a NULL for each row it cannot compute rather than an
+/// error for the batch. A batch it computes costs one call; one with a
+/// row it cannot is computed again row by row.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullOnError {
+    name: &'static str,
+    inner: Arc<ScalarUDF>,
+}
+
+impl ScalarUDFImpl for NullOnError {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(args)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if let Ok(v) = self.inner.invoke_with_args(args.clone()) {
+            return Ok(v);
+        }
+        let n = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<DfResult<Vec<_>>>()?;
+        let mut rows = Vec::with_capacity(n);
+        for i in 0..n {
+            let row = ScalarFunctionArgs {
+                args: arrays
+                    .iter()
+                    .map(|a| ColumnarValue::Array(a.slice(i, 1)))
+                    .collect(),
+                number_rows: 1,
+                ..args.clone()
+            };
+            rows.push(match self.inner.invoke_with_args(row) {
+                Ok(v) => v.to_array(1)?,
+                Err(_) => arrow::array::new_null_array(args.return_field.data_type(), 1),
+            });
+        }
+        let refs: Vec<&dyn Array> = rows.iter().map(|a| a.as_ref()).collect();
+        let out = if refs.is_empty() {
+            arrow::array::new_null_array(args.return_field.data_type(), 0)
+        } else {
+            arrow::compute::concat(&refs)?
+        };
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            && n == 1
+        {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// Flink's `JSON_QUOTE`: the text as a JSON string, with `"`, `\`, `/`
 /// and the control characters that have a short escape escaped, and every
 /// UTF-16 unit past ASCII written `\uXXXX`.

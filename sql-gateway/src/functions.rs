@@ -1191,7 +1191,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     };
                     let fmt = java_to_strftime(pattern).replace('\'', "''");
                     Ok(Some(parse_expr(&format!(
-                        "arrow_cast(to_timestamp({s}, '{fmt}'), 'Timestamp(Millisecond, None)')"
+                        "arrow_cast({}({s}, '{fmt}'), 'Timestamp(Millisecond, None)')",
+                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN
                     ))?))
                 }
                 // NULL for text that is not a date, as Flink's.
@@ -1294,7 +1295,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         return Ok(None);
                     };
                     let fmt = java_to_strftime(pattern).replace('\'', "''");
-                    Ok(Some(parse_expr(&format!("to_date({s}, '{fmt}')"))?))
+                    Ok(Some(parse_expr(&format!(
+                        "{}({s}, '{fmt}')",
+                        crate::flink_udfs::TRY_TO_DATE_FN
+                    ))?))
                 }
                 // Seconds since the epoch as text in the session zone.
                 ("from_unixtime", [n, rest @ ..]) if rest.len() <= 1 => {
@@ -1343,7 +1347,8 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     };
                     let fmt = java_to_strftime(pattern).replace('\'', "''");
                     Ok(Some(parse_expr(&format!(
-                        "arrow_cast(arrow_cast(arrow_cast(to_timestamp({s}, '{fmt}'), 'Timestamp(Millisecond, None)'), {}), {})",
+                        "arrow_cast(arrow_cast(arrow_cast({}({s}, '{fmt}'), 'Timestamp(Millisecond, None)'), {}), {})",
+                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN,
                         ltz(&read_in),
                         ltz(tz)
                     ))?))

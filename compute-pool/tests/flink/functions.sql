@@ -1198,3 +1198,9 @@ DATE_FORMAT('2024-02-29 13:14:15', 'yyyy/MM/dd')
 CAST('2024-02-29T13:14:15' AS TIMESTAMP(3))  -- differs: Weir reads the ISO-8601 form with a T, as it does in JSON records, where Flink fails the statement
 CAST('2024-02-29 13:14' AS TIMESTAMP(3))
 CAST('13:14' AS TIME)
+TO_TIMESTAMP('nope', 'yyyy-MM-dd')
+TO_TIMESTAMP_LTZ('nope', 'yyyy-MM-dd')
+TO_DATE('nope', 'yyyy-MM-dd')  -- differs: Flink 2.3 gives a date of its own for text that does not match the pattern (5471-09-27); Weir gives NULL, as Flink's TO_TIMESTAMP does
+TO_TIMESTAMP('2024-02-29', 'yyyy-MM-dd')
+TO_TIMESTAMP_LTZ('2024-02-29', 'yyyy-MM-dd')
+TO_TIMESTAMP_LTZ('2024-02-29 13:14:15', 'yyyy-MM-dd HH:mm:ss', 'Nowhere/City')

@@ -258,6 +258,7 @@ impl Planner {
             })
             .build();
         let bounded = crate::bounded::wrap(state.scalar_functions());
+        let null_on_error = crate::flink_udfs::null_on_error_udfs(state.scalar_functions());
         for udf in crate::windows::marker_udfs()
             .into_iter()
             .chain([
@@ -270,6 +271,7 @@ impl Planner {
             .chain(crate::flink_udfs::udfs())
             .chain([crate::flink_text::udf(), crate::flink_udfs::tagged_cast()])
             .chain(bounded)
+            .chain(null_on_error)
         {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)
                 .expect("registering the window markers");

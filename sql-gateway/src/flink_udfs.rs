@@ -363,6 +363,56 @@ impl ScalarUDFImpl for TaggedCast {
     }
 }
 
+pub(crate) const TEXT_TIMESTAMP_FN: &str = "weir_text_timestamp";
+
+/// `weir_text_timestamp(x)`: text read as a `TIMESTAMP`, NULL where it is
+/// not one (Flink's `DATE_FORMAT` of text that is not a time is NULL;
+/// DataFusion's cast failed the statement); any other value as it is.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextTimestamp {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextTimestamp {
+    fn name(&self) -> &str {
+        TEXT_TIMESTAMP_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(match &args[0] {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let to = args.return_field.data_type().clone();
+        let x = args.args.swap_remove(0);
+        if x.data_type() == to {
+            return Ok(x);
+        }
+        x.cast_to(
+            &to,
+            Some(&arrow::compute::CastOptions {
+                safe: true,
+                ..Default::default()
+            }),
+        )
+    }
+}
+
+pub(crate) fn text_timestamp() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(TextTimestamp {
+        signature: Signature::any(1, Volatility::Immutable),
+    }))
+}
+
 pub(crate) fn tagged_cast() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(TaggedCast {
         signature: Signature::any(2, Volatility::Immutable),

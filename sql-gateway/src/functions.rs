@@ -1287,8 +1287,15 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     let Value::SingleQuotedString(pattern) = &v.value else {
                         return Ok(None);
                     };
+                    // Text that does not match is the smallest BIGINT, as
+                    // in Flink (it failed the statement).
                     let fmt = java_to_strftime(pattern).replace('\'', "''");
-                    Ok(Some(parse_expr(&format!("to_unixtime({s}, '{fmt}')"))?))
+                    Ok(Some(parse_expr(&format!(
+                        "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
+                         ELSE COALESCE(to_unixtime({}({s}, '{fmt}')), \
+                         CAST(-9223372036854775807 AS BIGINT) - 1) END",
+                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN
+                    ))?))
                 }
                 ("to_date", [s, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {
@@ -1404,7 +1411,11 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         datafusion::sql::sqlparser::ast::FunctionArgumentList {
                             duplicate_treatment: None,
                             args: vec![
-                                FunctionArg::Unnamed(FunctionArgExpr::Expr((*ts).clone())),
+                                // Text that is not a time gives NULL, as in Flink.
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(parse_expr(&format!(
+                                    "{}({ts})",
+                                    crate::flink_udfs::TEXT_TIMESTAMP_FN
+                                ))?)),
                                 FunctionArg::Unnamed(FunctionArgExpr::Expr(parse_expr(&format!(
                                     "'{fmt}'"
                                 ))?)),

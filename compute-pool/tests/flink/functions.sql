@@ -1204,3 +1204,13 @@ TO_DATE('nope', 'yyyy-MM-dd')  -- differs: Flink 2.3 gives a date of its own for
 TO_TIMESTAMP('2024-02-29', 'yyyy-MM-dd')
 TO_TIMESTAMP_LTZ('2024-02-29', 'yyyy-MM-dd')
 TO_TIMESTAMP_LTZ('2024-02-29 13:14:15', 'yyyy-MM-dd HH:mm:ss', 'Nowhere/City')
+# bad values of temporal functions
+UNIX_TIMESTAMP('nope', 'yyyy/MM/dd')
+DATE_FORMAT('nope', 'yyyy')
+DATE_FORMAT('2024-02-29', 'yyyy')  -- differs: Weir reads text that is a date alone as its midnight, where Flink's DATE_FORMAT gives NULL
+TO_TIMESTAMP_LTZ(9223372036854775807, 3)  -- gap: an instant past year 294247 fails the statement (Flink: NULL)
+FROM_UNIXTIME(9223372036854775807)  -- gap: seconds past year 294247 fail the statement (Flink wraps around)
+TIMESTAMPADD(YEAR, 2147483647, TIMESTAMP '2024-01-01 00:00:00')  -- gap: a timestamp past year 294247 fails the statement (Flink wraps around)
+CAST('2024-13-45' AS DATE)
+CAST('25:00:00' AS TIME)
+TO_DATE('2024-02-29 13:14:15', 'yyyy-MM-dd HH:mm:ss')

@@ -269,7 +269,11 @@ impl Planner {
                 crate::unnest::udf(),
             ])
             .chain(crate::flink_udfs::udfs())
-            .chain([crate::flink_text::udf(), crate::flink_udfs::tagged_cast()])
+            .chain([
+                crate::flink_text::udf(),
+                crate::flink_udfs::tagged_cast(),
+                crate::flink_udfs::text_timestamp(),
+            ])
             .chain(bounded)
             .chain(null_on_error)
         {

@@ -641,14 +641,17 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
-/// [`TRY_TO_TIMESTAMP_FN`] and [`TRY_TO_DATE_FN`] over the session's own
-/// `to_timestamp` and `to_date` (in `functions`), configured as its are.
+/// [`TRY_TO_TIMESTAMP_FN`], [`TRY_TO_DATE_FN`], [`TRY_REGEXP_MATCH_FN`]
+/// and [`TRY_REGEXP_LIKE_FN`] over the session's own functions (in
+/// `functions`), configured as its are.
 pub(crate) fn null_on_error_udfs(
     functions: &std::collections::HashMap<String, Arc<ScalarUDF>>,
 ) -> Vec<Arc<ScalarUDF>> {
     [
         (TRY_TO_TIMESTAMP_FN, "to_timestamp"),
         (TRY_TO_DATE_FN, "to_date"),
+        (TRY_REGEXP_MATCH_FN, "regexp_match"),
+        (TRY_REGEXP_LIKE_FN, "regexp_like"),
     ]
     .into_iter()
     .filter_map(|(name, inner)| Some(null_on_error(name, functions.get(inner)?.clone())))
@@ -660,6 +663,11 @@ pub(crate) fn null_on_error_udfs(
 /// `TO_TIMESTAMP_LTZ` and `TO_DATE` give (DataFusion's fail the statement).
 pub(crate) const TRY_TO_TIMESTAMP_FN: &str = "weir_try_to_timestamp";
 pub(crate) const TRY_TO_DATE_FN: &str = "weir_try_to_date";
+/// DataFusion's `regexp_match` and `regexp_like` with a NULL for a pattern
+/// that does not compile (Flink's `REGEXP_EXTRACT` gives NULL, `REGEXP`
+/// FALSE), which failed the statement.
+pub(crate) const TRY_REGEXP_MATCH_FN: &str = "weir_try_regexp_match";
+pub(crate) const TRY_REGEXP_LIKE_FN: &str = "weir_try_regexp_like";
 
 fn null_on_error(name: &'static str, inner: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(NullOnError { name, inner }))

@@ -603,8 +603,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             "{}({expr})",
             crate::flink_text::TO_STRING_FN
         ))?)),
-        // Flink's SUBSTRING counts a negative start from the end, and takes
-        // a start of 0 as 1.
+        // Flink's SUBSTRING counts a negative start from the end, takes a
+        // start of 0 as 1, and gives NULL for a negative length (which
+        // failed the statement in DataFusion's).
         Expr::Substring {
             expr,
             substring_from: Some(from),
@@ -615,8 +616,12 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 .as_ref()
                 .map(|l| format!(", {l}"))
                 .unwrap_or_default();
+            let negative = substring_for
+                .as_ref()
+                .map(|l| format!("WHEN ({l}) < 0 THEN CAST(NULL AS STRING) "))
+                .unwrap_or_default();
             Ok(Some(parse_expr(&format!(
-                "CASE WHEN ({from}) < 0 THEN substr({expr}, greatest(character_length({expr}) + ({from}) + 1, 1){len}) \
+                "CASE {negative}WHEN ({from}) < 0 THEN substr({expr}, greatest(character_length({expr}) + ({from}) + 1, 1){len}) \
                  WHEN ({from}) = 0 THEN substr({expr}, 1{len}) \
                  ELSE substr({expr}, {from}{len}) END"
             ))?))
@@ -1161,8 +1166,15 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         .collect();
                     Ok(Some(parse_expr(&format!("CASE ({n}){arms} END"))?))
                 }
+                // FALSE for a pattern that does not compile, as in Flink.
+                ("regexp", [text, pattern]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({text}) IS NULL OR ({pattern}) IS NULL THEN CAST(NULL AS BOOLEAN) \
+                     ELSE COALESCE({}({text}, {pattern}), FALSE) END",
+                    crate::flink_udfs::TRY_REGEXP_LIKE_FN
+                ))?)),
                 ("regexp_substr", [text, pattern]) => Ok(Some(parse_expr(&format!(
-                    "regexp_match({text}, concat('(', {pattern}, ')'))[1]"
+                    "{}({text}, concat('(', {pattern}, ')'))[1]",
+                    crate::flink_udfs::TRY_REGEXP_MATCH_FN
                 ))?)),
                 // A negative length is the empty string (NULL stays NULL).
                 (side @ ("left" | "right"), [s, n]) => Ok(Some(parse_expr(&format!(
@@ -1379,10 +1391,12 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 // Group k of the pattern is group k + 1 of the pattern in
                 // parentheses, whose group 1 is the whole match (Flink's 0).
                 ("regexp_extract", [text, pattern]) => Ok(Some(parse_expr(&format!(
-                    "regexp_match({text}, concat('(', {pattern}, ')'))[1]"
+                    "{}({text}, concat('(', {pattern}, ')'))[1]",
+                    crate::flink_udfs::TRY_REGEXP_MATCH_FN
                 ))?)),
                 ("regexp_extract", [text, pattern, group]) => Ok(Some(parse_expr(&format!(
-                    "regexp_match({text}, concat('(', {pattern}, ')'))[({group}) + 1]"
+                    "{}({text}, concat('(', {pattern}, ')'))[({group}) + 1]",
+                    crate::flink_udfs::TRY_REGEXP_MATCH_FN
                 ))?)),
                 ("split_index", [text, delimiter, index]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({index}) < 0 THEN NULL \

@@ -53,7 +53,7 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, CastKind, CeilFloorKind, DataType as SqlDataType,
     DateTimeField, Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause,
     FunctionArguments, Ident, JsonNullClause, ObjectName, ObjectNamePart, Subscript, TimezoneInfo,
-    Value, VisitMut,
+    Value, ValueWithSpan, VisitMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -312,6 +312,17 @@ fn unit_name(field: &DateTimeField) -> Option<&'static str> {
 }
 
 /// The Arrow type of `TIMESTAMP_LTZ(3)` in zone `tz`, as `arrow_cast` spells it.
+/// `text` read with the Java `pattern` as a `TIMESTAMP(3)`, NULL where it
+/// does not match (Flink's `TO_TIMESTAMP`, `TO_TIMESTAMP_LTZ` and
+/// `UNIX_TIMESTAMP` of text and a pattern).
+fn timestamp_from_text(text: &Expr, pattern: &str) -> String {
+    let fmt = java_to_strftime(pattern).replace('\'', "''");
+    format!(
+        "arrow_cast({}({text}, '{fmt}'), 'Timestamp(Millisecond, None)')",
+        crate::flink_udfs::TRY_TO_TIMESTAMP_FN
+    )
+}
+
 fn ltz(tz: &str) -> String {
     format!("'Timestamp(Millisecond, Some(\"{tz}\"))'")
 }
@@ -1201,11 +1212,7 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     let Value::SingleQuotedString(pattern) = &v.value else {
                         return Ok(None);
                     };
-                    let fmt = java_to_strftime(pattern).replace('\'', "''");
-                    Ok(Some(parse_expr(&format!(
-                        "arrow_cast({}({s}, '{fmt}'), 'Timestamp(Millisecond, None)')",
-                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN
-                    ))?))
+                    Ok(Some(parse_expr(&timestamp_from_text(s, pattern))?))
                 }
                 // NULL for text that is not a date, as Flink's.
                 ("to_date", [s]) => Ok(Some(parse_expr(&format!("TRY_CAST({s} AS DATE)"))?)),
@@ -1301,12 +1308,11 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     };
                     // Text that does not match is the smallest BIGINT, as
                     // in Flink (it failed the statement).
-                    let fmt = java_to_strftime(pattern).replace('\'', "''");
                     Ok(Some(parse_expr(&format!(
                         "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
-                         ELSE COALESCE(to_unixtime({}({s}, '{fmt}')), \
+                         ELSE COALESCE(to_unixtime({}), \
                          CAST(-9223372036854775807 AS BIGINT) - 1) END",
-                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN
+                        timestamp_from_text(s, pattern)
                     ))?))
                 }
                 ("to_date", [s, Expr::Value(v)]) => {
@@ -1345,29 +1351,30 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ))?)),
                 // Text in a Java pattern, read in the session zone or the
                 // zone given, as the instant it names.
-                ("to_timestamp_ltz", [s, Expr::Value(v), zone @ ..])
-                    if matches!(v.value, Value::SingleQuotedString(_)) && zone.len() <= 1 =>
-                {
-                    let Value::SingleQuotedString(pattern) = &v.value else {
-                        return Ok(None);
-                    };
+                (
+                    "to_timestamp_ltz",
+                    [s, Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(pattern),
+                        ..
+                    }), zone @ ..],
+                ) if zone.len() <= 1 => {
                     let read_in = match zone {
                         [] => tz.to_string(),
-                        [Expr::Value(z)] => match &z.value {
-                            Value::SingleQuotedString(z) => weir_catalog::parse_time_zone(z)
-                                .map_err(|e| SqlError::validation(format!("TO_TIMESTAMP_LTZ: {e}"), None))?,
-                            _ => return Ok(None),
-                        },
+                        [Expr::Value(ValueWithSpan {
+                            value: Value::SingleQuotedString(z),
+                            ..
+                        })] => weir_catalog::parse_time_zone(z).map_err(|e| {
+                            SqlError::validation(format!("TO_TIMESTAMP_LTZ: {e}"), None)
+                        })?,
                         _ => {
                             return Err(SqlError::unsupported(
                                 "TO_TIMESTAMP_LTZ's time zone as a string literal, such as 'Asia/Tokyo'",
                             ))
                         }
                     };
-                    let fmt = java_to_strftime(pattern).replace('\'', "''");
                     Ok(Some(parse_expr(&format!(
-                        "arrow_cast(arrow_cast(arrow_cast({}({s}, '{fmt}'), 'Timestamp(Millisecond, None)'), {}), {})",
-                        crate::flink_udfs::TRY_TO_TIMESTAMP_FN,
+                        "arrow_cast(arrow_cast({}, {}), {})",
+                        timestamp_from_text(s, pattern),
                         ltz(&read_in),
                         ltz(tz)
                     ))?))

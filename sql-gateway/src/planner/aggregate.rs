@@ -274,7 +274,7 @@ impl Planner {
             };
             let WindowFunctionDefinition::AggregateUDF(udaf) = fun else {
                 return unsupported(format!(
-                    "{fun} OVER (...) is not supported in a stream (nor in Flink's streaming mode): an OVER window runs aggregate functions (SUM, COUNT, MIN, MAX, AVG, STDDEV_POP, ARRAY_AGG, ...) and LAG, and ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to its first rows by a WHERE rn <= N around it (Top-N)"
+                    "{fun} OVER (...) is not supported in a stream (nor in Flink's streaming mode): an OVER window runs aggregate functions (SUM, COUNT, MIN, MAX, AVG, STDDEV_POP, ARRAY_AGG, ...) and LAG; ROW_NUMBER(), RANK() and DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) run as a Top-N, kept to their first rows by a WHERE rn <= N around them (a Top-N per window takes ROW_NUMBER() only, as Flink's)"
                 ));
             };
             let spec = (

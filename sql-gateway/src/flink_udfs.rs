@@ -451,6 +451,10 @@ fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF>
 /// parsed into ([`crate::dialect`]): `weir_cast_composite(x, 'type', try)`.
 pub const CAST_FN: &str = "weir_cast_composite";
 
+/// `text [NOT] SIMILAR TO pattern [ESCAPE c]` is planned as this function
+/// of its text, pattern and escape ([`similar_to`]).
+pub const SIMILAR_TO_FN: &str = "weir_similar_to";
+
 /// [`CAST_FN`]: a cast to a type named by its Flink text, which
 /// DataFusion's SQL cannot name (a `MAP` or a `ROW`). A value that does not
 /// cast is NULL, as a record never fails its statement for a cast.
@@ -564,6 +568,18 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
             ),
             returns: Some(DataType::Utf8),
             body: parse_url,
+        })),
+        Arc::new(ScalarUDF::from(Simple {
+            name: SIMILAR_TO_FN,
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                    datafusion::logical_expr::TypeSignature::Any(3),
+                ],
+                Volatility::Immutable,
+            ),
+            returns: Some(DataType::Boolean),
+            body: similar_to,
         })),
         Arc::new(ScalarUDF::from(Fail {
             signature: Signature::any(1, Volatility::Volatile),
@@ -1942,61 +1958,248 @@ fn signed(negative: bool, flags: &str, digits: String) -> String {
 }
 
 /// `PARSE_URL(url, part[, key])`: `HOST`, `PATH`, `QUERY` (or one query
-/// parameter's value), `REF`, `PROTOCOL`, `FILE`, `AUTHORITY`, `USERINFO`.
+/// parameter's value), `REF`, `PROTOCOL`, `FILE`, `AUTHORITY`, `USERINFO`,
+/// of the text as written (Flink reads it with `java.net.URL`, which keeps
+/// case and escapes: `HTTPS://A.COM/%41` has host `A.COM` and path `/%41`).
 fn parse_url(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     let urls = strings(&a[0])?;
     let parts = strings(&a[1])?;
     let keys = a.get(2).map(strings).transpose()?;
+    let mut key_regex: Option<(String, Option<regex::Regex>)> = None;
     let out: StringArray = (0..urls.len())
         .map(|i| {
             if urls.is_null(i) || parts.is_null(i) {
                 return None;
             }
-            let u = url::Url::parse(urls.value(i)).ok()?;
-            let key = match &keys {
-                Some(k) if k.is_null(i) => return None,
-                Some(k) => Some(k.value(i)),
-                None => None,
-            };
+            let u = JavaUrl::parse(urls.value(i))?;
             let part = parts.value(i).to_ascii_uppercase();
-            match (part.as_str(), key) {
-                ("QUERY", Some(k)) => u
-                    .query_pairs()
-                    .find(|(name, _)| name == k)
-                    .map(|(_, v)| v.into_owned()),
-                ("QUERY", None) => u.query().map(str::to_string),
-                ("HOST", _) => u.host_str().map(str::to_string),
-                ("PATH", _) => Some(u.path().to_string()),
-                ("REF", _) => u.fragment().map(str::to_string),
-                ("PROTOCOL", _) => Some(u.scheme().to_string()),
-                ("FILE", _) => Some(match u.query() {
-                    Some(q) => format!("{}?{q}", u.path()),
-                    None => u.path().to_string(),
+            match (part.as_str(), &keys) {
+                ("QUERY", Some(k)) => {
+                    if k.is_null(i) {
+                        return None;
+                    }
+                    // Flink finds `(&|^)key=([^&]*)` with the key as a
+                    // regular expression, and does not decode the value.
+                    let k = k.value(i);
+                    if key_regex.as_ref().map(|(q, _)| q.as_str()) != Some(k) {
+                        let re = regex::Regex::new(&format!("(?:&|^)(?:{k})=([^&]*)")).ok();
+                        key_regex = Some((k.to_string(), re));
+                    }
+                    let re = key_regex.as_ref()?.1.as_ref()?;
+                    let c = re.captures(u.query?)?;
+                    Some(c.get(1)?.as_str().to_string())
+                }
+                ("QUERY", None) => u.query.map(str::to_string),
+                ("HOST", _) => Some(u.host.to_string()),
+                ("PATH", _) => Some(u.path.to_string()),
+                ("REF", _) => u.fragment.map(str::to_string),
+                ("PROTOCOL", _) => Some(u.protocol),
+                ("FILE", _) => Some(match u.query {
+                    Some(q) => format!("{}?{q}", u.path),
+                    None => u.path.to_string(),
                 }),
-                ("AUTHORITY", _) => {
-                    let host = u.host_str()?;
-                    let user = match (u.username(), u.password()) {
-                        ("", _) => String::new(),
-                        (name, Some(p)) => format!("{name}:{p}@"),
-                        (name, None) => format!("{name}@"),
-                    };
-                    Some(match u.port() {
-                        Some(p) => format!("{user}{host}:{p}"),
-                        None => format!("{user}{host}"),
-                    })
-                }
-                ("USERINFO", _) => {
-                    let user = u.username();
-                    (!user.is_empty()).then(|| match u.password() {
-                        Some(p) => format!("{user}:{p}"),
-                        None => user.to_string(),
-                    })
-                }
+                ("AUTHORITY", _) => u.authority.map(str::to_string),
+                ("USERINFO", _) => u.user_info.map(str::to_string),
                 _ => None,
             }
         })
         .collect();
     Ok(Arc::new(out))
+}
+
+/// A URL's parts as `java.net.URL` splits them: no normalisation, no
+/// decoding; `None` where it throws (no or unknown protocol, a port that
+/// is not a number).
+struct JavaUrl<'a> {
+    protocol: String,
+    authority: Option<&'a str>,
+    user_info: Option<&'a str>,
+    host: &'a str,
+    path: std::borrow::Cow<'a, str>,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+impl<'a> JavaUrl<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let spec = text.trim_matches(|c: char| c <= ' ');
+        let spec = match spec.get(..4) {
+            Some(p) if p.eq_ignore_ascii_case("url:") => &spec[4..],
+            _ => spec,
+        };
+        let colon = spec.find([':', '/', '?', '#'])?;
+        let (scheme, rest) = (&spec[..colon], spec[colon..].strip_prefix(':')?);
+        let valid = scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'));
+        let protocol = scheme.to_ascii_lowercase();
+        if !valid
+            || !matches!(
+                protocol.as_str(),
+                "http" | "https" | "ftp" | "file" | "jar" | "mailto" | "jrt"
+            )
+        {
+            return None;
+        }
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (rest, None),
+        };
+        if protocol == "mailto" {
+            return Some(JavaUrl {
+                protocol,
+                authority: None,
+                user_info: None,
+                host: "",
+                path: rest.into(),
+                query: None,
+                fragment,
+            });
+        }
+        let (mut authority, mut user_info, mut host) = (None, None, "");
+        let mut after = rest;
+        if let Some(r) = rest.strip_prefix("//") {
+            // The authority ends at the first '/', else the first '?'.
+            let end = r.find('/').or_else(|| r.find('?')).unwrap_or(r.len());
+            let auth = &r[..end];
+            after = &r[end..];
+            authority = Some(auth);
+            let hostport = match auth.split_once('@') {
+                Some((_, h)) if h.contains('@') => None,
+                Some((u, h)) => {
+                    user_info = Some(u);
+                    Some(h)
+                }
+                None => Some(auth),
+            };
+            if let Some(hp) = hostport {
+                let (h, port) = if hp.starts_with('[') {
+                    let close = hp.find(']')?;
+                    (&hp[..=close], hp[close + 1..].strip_prefix(':'))
+                } else {
+                    match hp.split_once(':') {
+                        Some((h, p)) => (h, Some(p)),
+                        None => (hp, None),
+                    }
+                };
+                if let Some(p) = port.filter(|p| !p.is_empty()) {
+                    p.parse::<u32>().ok()?;
+                }
+                host = h;
+            }
+        }
+        let (path, query) = match after.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (after, None),
+        };
+        Some(JavaUrl {
+            protocol,
+            authority,
+            user_info,
+            host,
+            path: path.into(),
+            query,
+            fragment,
+        })
+    }
+}
+
+/// `weir_similar_to(text, pattern[, escape])`: `text SIMILAR TO pattern`
+/// (the planner writes it so), matched as Flink does (Calcite's
+/// `sqlToRegexSimilar`): the whole text, `%` any run of characters
+/// (newlines too), `_` any one, regular-expression syntax for the rest
+/// (`|`, `*`, `+`, `?`, `{m,n}`, groups, `[...]` and `[:ALPHA:]` classes),
+/// a backslash a backslash. DataFusion's `SIMILAR TO` is a regular
+/// expression found anywhere in the text. NULL for a pattern that is not
+/// one.
+fn similar_to(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let text = strings(&a[0])?;
+    let pattern = strings(&a[1])?;
+    let escape = a.get(2).map(strings).transpose()?;
+    // The last pattern and escape seen, and their regular expression.
+    type Compiled = ((String, Option<char>), Option<regex::Regex>);
+    let mut compiled: Option<Compiled> = None;
+    let out: BooleanArray = (0..text.len())
+        .map(|i| {
+            if text.is_null(i) || pattern.is_null(i) {
+                return None;
+            }
+            let esc = match &escape {
+                Some(e) if e.is_null(i) => return None,
+                Some(e) => {
+                    let mut cs = e.value(i).chars();
+                    match (cs.next(), cs.next()) {
+                        (Some(c), None) => Some(c),
+                        _ => return None,
+                    }
+                }
+                None => None,
+            };
+            let key = (pattern.value(i).to_string(), esc);
+            if compiled.as_ref().map(|(k, _)| k) != Some(&key) {
+                let re = similar_regex(&key.0, esc).and_then(|r| regex::Regex::new(&r).ok());
+                compiled = Some((key, re));
+            }
+            let re = compiled.as_ref()?.1.as_ref()?;
+            Some(re.is_match(text.value(i)))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// A SQL `SIMILAR TO` pattern as an anchored regular expression, or
+/// `None` when an escape is not followed by a special character.
+fn similar_regex(pattern: &str, escape: Option<char>) -> Option<String> {
+    const SIMILAR_SPECIALS: &str = "[]()|^-+*_%?{}";
+    const REGEX_SPECIALS: &str = "[]()|^-+*?{}$\\.";
+    let mut out = String::with_capacity(pattern.len() * 2 + 8);
+    out.push_str("\\A(?:");
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            let next = chars.next()?;
+            if !SIMILAR_SPECIALS.contains(next) && Some(next) != escape {
+                return None;
+            }
+            if REGEX_SPECIALS.contains(next) {
+                out.push('\\');
+            }
+            out.push(next);
+            continue;
+        }
+        match c {
+            '_' if !in_class => out.push('.'),
+            '%' if !in_class => out.push_str("(?s:.*)"),
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push_str(")\\z");
+    // `[:ALPHA:]` and its siblings, as Calcite spells them, are the POSIX
+    // classes the regex crate knows in lower case.
+    for class in [
+        "ALPHA", "UPPER", "LOWER", "DIGIT", "ALNUM", "SPACE", "PUNCT", "XDIGIT", "CNTRL", "GRAPH",
+        "PRINT", "BLANK",
+    ] {
+        out = out.replace(
+            &format!("[:{class}:]"),
+            &format!("[:{}:]", class.to_ascii_lowercase()),
+        );
+    }
+    Some(out)
 }
 
 // ---- JSON ---------------------------------------------------------------

@@ -414,6 +414,24 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
         Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
             Ok(Some(parse_expr(&format!("CAST('{}' AS DOUBLE)", v.value))?))
         }
+        // SIMILAR TO as Flink matches it (DataFusion's is a regular
+        // expression found anywhere in the text).
+        Expr::SimilarTo {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+        } => {
+            let escape = escape_char
+                .as_ref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default();
+            let not = if *negated { "NOT " } else { "" };
+            Ok(Some(parse_expr(&format!(
+                "{not}{}({expr}, {pattern}{escape})",
+                crate::flink_udfs::SIMILAR_TO_FN
+            ))?))
+        }
         Expr::BinaryOp {
             left,
             op: datafusion::sql::sqlparser::ast::BinaryOperator::Overlaps,

@@ -1232,3 +1232,39 @@ JSON_VALUE('{"a": 1}', '$.[')
 JSON_QUERY('{"a": 1}', 'nope')
 SUBSTRING('abc', 2, -1)
 OVERLAY('abc' PLACING 'x' FROM 10)  -- gap: OVERLAY from past the end appends (Flink keeps the text)
+
+# SIMILAR TO patterns and PARSE_URL of text as written
+'http://blog.example.org/post/12' SIMILAR TO '%/post/[0-9]+'
+'abc' SIMILAR TO 'b'
+'abc' SIMILAR TO '_b_'
+'abc' SIMILAR TO 'a%'
+'aXc' SIMILAR TO 'a.c'
+'a.c' SIMILAR TO 'a\.c'
+'a%c' SIMILAR TO 'a!%c' ESCAPE '!'
+'abbb' SIMILAR TO 'ab{2,3}'
+'abbbb' SIMILAR TO 'ab{2,3}'
+'ab' SIMILAR TO '(a|b)*'
+'a1' SIMILAR TO '[[:ALPHA:]][[:DIGIT:]]'
+'' SIMILAR TO '%'
+'abc' NOT SIMILAR TO '%d%'
+CAST(NULL AS STRING) SIMILAR TO 'a'
+'a' || CHR(10) || 'b' SIMILAR TO 'a%b'
+PARSE_URL('HTTPS://SHOP.EXAMPLE.COM/Item/9?ID=3', 'HOST')
+PARSE_URL('HTTPS://SHOP.EXAMPLE.COM/Item/9?ID=3', 'PROTOCOL')
+PARSE_URL('HTTPS://SHOP.EXAMPLE.COM/Item/9?ID=3', 'PATH')
+PARSE_URL('http://a.com/p?q=a%20b&r=c+d', 'QUERY', 'q')
+PARSE_URL('http://a.com/p?q=a%20b&r=c+d', 'QUERY', 'r')
+PARSE_URL('http://a.com/a b/c', 'PATH')
+PARSE_URL('http://a.com', 'PATH')
+PARSE_URL('http://a.com', 'FILE')
+PARSE_URL('http://a.com:80/x', 'AUTHORITY')
+PARSE_URL('http://a.com/x/../y', 'PATH')
+PARSE_URL('http://[::1]:8080/x', 'HOST')
+PARSE_URL('ftp://u@files.org/f.txt', 'USERINFO')
+PARSE_URL('foo://a.com/x', 'HOST')
+PARSE_URL('http://a.com/p?x=1&x=2', 'QUERY', 'x')
+PARSE_URL('http://a.com/p#a?b', 'REF')
+PARSE_URL('http://a.com/p#a?b', 'QUERY')
+PARSE_URL('http://a.com/p?a=1#r', 'QUERY')
+PARSE_URL('mailto:ann@example.com', 'PATH')
+PARSE_URL('http://a.com:x/p', 'HOST')

@@ -1190,6 +1190,13 @@ impl FlinkParser<'_> {
             return Ok(());
         }
         let data_type = self.data_type()?;
+        if self.gt > 0 {
+            let t = self.p.peek_token();
+            return Err(SqlError::parse(
+                format!("the type of column {name} closes one '>' more than it opens"),
+                at(&t),
+            ));
+        }
         let nullable = self.nullability();
         let mut kind = ColumnKind::Physical;
         if self.eat_word("METADATA") {
@@ -1241,7 +1248,12 @@ impl FlinkParser<'_> {
         }
     }
 
+    /// `NOT NULL` (false) or `NULL` (true) after a type; none follows a
+    /// nested type whose `>>` closed the type around it too.
     fn nullability(&mut self) -> bool {
+        if self.gt > 0 {
+            return true;
+        }
         if self.eat_words(&["NOT", "NULL"]) {
             false
         } else {
@@ -1429,9 +1441,13 @@ impl FlinkParser<'_> {
                     let name = self.ident()?;
                     let data_type = self.data_type()?;
                     let nullable = self.nullability();
-                    let _ = self.comment()?;
+                    if self.gt == 0 {
+                        let _ = self.comment()?;
+                    }
                     fields.push(weir_catalog_row_field(name, data_type, nullable));
-                    if !self.p.consume_token(&Token::Comma) {
+                    // After `ARRAY<INT>>` this row's own `>` is read: no
+                    // field follows.
+                    if self.gt > 0 || !self.p.consume_token(&Token::Comma) {
                         break;
                     }
                 }
@@ -1517,6 +1533,28 @@ mod tests {
             }
         );
         assert!(!def.columns[0].nullable);
+    }
+
+    #[test]
+    fn a_double_angle_closing_two_types_ends_the_row_it_closes() {
+        // `>>` closes ARRAY and ROW: `attrs` is the table's column, and
+        // NOT NULL the row column's, not fields of the row.
+        let def = create(
+            "CREATE TABLE t (p ROW<tags ARRAY<STRING>> NOT NULL, attrs MAP<STRING, ARRAY<INT>>, n INT)",
+        );
+        let names: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["p", "attrs", "n"]);
+        assert_eq!(
+            def.columns[0].data_type.to_string(),
+            "ROW<`tags` ARRAY<STRING>>"
+        );
+        assert!(!def.columns[0].nullable);
+        assert_eq!(
+            def.columns[1].data_type.to_string(),
+            "MAP<STRING, ARRAY<INT>>"
+        );
+        let err = parse("CREATE TABLE t (a ARRAY<INT>>, b INT)").unwrap_err();
+        assert!(err.to_string().contains("closes one '>' more"), "{err}");
     }
 
     #[test]

@@ -85,16 +85,18 @@ def runnable(case):
                 if isinstance(v.get(c), str) and not v[c].endswith("Z"):
                     v[c] = v[c] + "Z"
         inputs[t].append(v)
+    with_names = re.findall(r"(?:\bWITH|,)\s+(\w+)\s+AS\s*\(", case["sql"], re.I)
     return {
         "tables": tables,
         "inputs": inputs,
         "sql": case["sql"],
         "zone": case.get("properties", {}).get("sql.local-time-zone", "UTC"),
-        # Several sources (or one read twice, or a table joined with
-        # VALUES) interleave as Flink reads them, in no defined order: only
-        # the final result compares.
+        # Several sources (or one read twice, directly or through a WITH
+        # query, or a table joined with VALUES) interleave as Flink reads
+        # them, in no defined order: only the final result compares.
         "compare": "final" if len([n for n in names if inputs[n]]) > 1 or any(
-            len(re.findall(rf"\b{re.escape(n)}\b", case["sql"])) > 1 for n in names)
+            len(re.findall(rf"\b{re.escape(n)}\b", case["sql"])) > 1 for n in names) or any(
+            len(re.findall(rf"\b{re.escape(n)}\b", case["sql"])) > 2 for n in with_names)
             or re.search(r"\bJOIN\s*\(\s*VALUES\b", case["sql"], re.I) else "changelog",
     }, None
 

@@ -214,17 +214,23 @@ pub(super) fn uniquify_select_names(query: &mut Query) {
 /// `SELECT *` over a table leaves out `$rowtime`: Flink's system column is
 /// only there when named. Over several relations (a join), `*` becomes one
 /// `q.*` per relation, so that each table's `$rowtime` can be left out by
-/// its qualifier.
+/// its qualifier. A `WITH` query's name is not a table: its columns are
+/// those its query selects (with `$rowtime` already left out of a `*`).
 pub(super) fn hide_rowtime(query: &mut Query) {
+    hide(query, &mut vec![]);
+}
+
+/// [`hide_rowtime`] of `query`, inside `WITH` queries named `ctes`.
+fn hide(query: &mut Query, ctes: &mut Vec<String>) {
     /// The name a relation's columns are qualified with, and whether it is
     /// a table (which has `$rowtime`).
-    fn qualifier(t: &TableFactor) -> Option<(ObjectName, bool)> {
+    fn qualifier(t: &TableFactor, ctes: &[String]) -> Option<(ObjectName, bool)> {
         match t {
             TableFactor::Table { name, alias, .. } => Some((
                 alias
                     .as_ref()
                     .map_or_else(|| name.clone(), |a| ObjectName::from(vec![a.name.clone()])),
-                true,
+                !(name.0.len() == 1 && last(name).is_some_and(|n| ctes.contains(&n))),
             )),
             TableFactor::Derived { alias: Some(a), .. }
             | TableFactor::UNNEST { alias: Some(a), .. } => {
@@ -238,16 +244,16 @@ pub(super) fn hide_rowtime(query: &mut Query) {
             .and_then(|p| p.as_ident())
             .map(|i| i.value.clone())
     }
-    fn set_expr(s: &mut SetExpr) {
+    fn set_expr(s: &mut SetExpr, ctes: &mut Vec<String>) {
         match s {
             SetExpr::Select(select) => {
                 for t in &mut select.from {
                     if let TableFactor::Derived { subquery, .. } = &mut t.relation {
-                        hide_rowtime(subquery);
+                        hide(subquery, ctes);
                     }
                     for j in &mut t.joins {
                         if let TableFactor::Derived { subquery, .. } = &mut j.relation {
-                            hide_rowtime(subquery);
+                            hide(subquery, ctes);
                         }
                     }
                 }
@@ -260,7 +266,7 @@ pub(super) fn hide_rowtime(query: &mut Query) {
                     .collect();
                 let Some(quals) = relations
                     .iter()
-                    .map(|r| qualifier(r))
+                    .map(|r| qualifier(r, ctes))
                     .collect::<Option<Vec<_>>>()
                 else {
                     return;
@@ -308,15 +314,23 @@ pub(super) fn hide_rowtime(query: &mut Query) {
                     });
                 }
             }
-            SetExpr::Query(q) => hide_rowtime(q),
+            SetExpr::Query(q) => hide(q, ctes),
             SetExpr::SetOperation { left, right, .. } => {
-                set_expr(left);
-                set_expr(right);
+                set_expr(left, ctes);
+                set_expr(right, ctes);
             }
             _ => {}
         }
     }
-    set_expr(&mut query.body);
+    let outer = ctes.len();
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            hide(&mut cte.query, ctes);
+            ctes.push(cte.alias.name.value.clone());
+        }
+    }
+    set_expr(&mut query.body, ctes);
+    ctes.truncate(outer);
 }
 
 /// Calls in one select that differ only in a `CAST` of an argument

@@ -177,8 +177,9 @@ impl SqlType {
             SqlType::Char { .. } | SqlType::Varchar { .. } | SqlType::String => DataType::Utf8,
             SqlType::Binary { .. } | SqlType::Varbinary { .. } | SqlType::Bytes => DataType::Binary,
             SqlType::Date => DataType::Date32,
+            // `TIME` is `TIME(0)`: whole seconds, shown without a fraction.
             SqlType::Time { precision } => match time_unit(*precision) {
-                TimeUnit::Second | TimeUnit::Millisecond => DataType::Time32(TimeUnit::Millisecond),
+                u @ (TimeUnit::Second | TimeUnit::Millisecond) => DataType::Time32(u),
                 u => DataType::Time64(u),
             },
             SqlType::Timestamp { precision } => DataType::Timestamp(time_unit(*precision), None),

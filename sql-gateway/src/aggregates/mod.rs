@@ -2,8 +2,10 @@
 //!
 //! `AVG` of an integer column is an integer in Flink (the sum divided by
 //! the count, truncated like Java's `long` division); DataFusion's is a
-//! `DOUBLE`. [`avg`] is Flink's for integers and DataFusion's for every
-//! other type, registered under the same name.
+//! `DOUBLE`. `AVG` of a `DECIMAL(p, s)` is a `DECIMAL(38, max(6, s))`
+//! rounded half up in Flink; DataFusion's is a `DECIMAL(p + 4, s + 4)`,
+//! truncated. [`avg`] is Flink's for both and DataFusion's for the
+//! floating-point types, registered under the same name.
 //!
 //! `FIRST_VALUE`, `LAST_VALUE` and `LISTAGG` follow Flink: they skip
 //! NULLs, take rows in arrival order, and over an update stream retract any
@@ -82,6 +84,7 @@ impl AggregateUDFImpl for FlinkAvg {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match arg_types {
             [t] if t.is_integer() => Ok(t.clone()),
+            [DataType::Decimal128(_, s)] => Ok(decimal_avg_type(*s)),
             _ => self.inner.return_type(arg_types),
         }
     }
@@ -89,11 +92,37 @@ impl AggregateUDFImpl for FlinkAvg {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         match args.exprs[0].data_type(args.schema)? {
             t if t.is_integer() => int_avg(&args, t),
+            DataType::Decimal128(_, s) => Ok(Box::new(DecimalAvg {
+                count: 0,
+                sum: 0,
+                scale: s,
+                distinct: args.is_distinct.then(std::collections::HashMap::new),
+            })),
             _ => self.inner.accumulator(args),
         }
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        if let DataType::Decimal128(_, s) = args.input_fields[0].data_type() {
+            let sum = DataType::Decimal128(38, *s);
+            return Ok(if args.is_distinct {
+                let item = Arc::new(Field::new_list_field(sum, true));
+                vec![Arc::new(Field::new(
+                    format!("{}[distinct]", args.name),
+                    DataType::List(item),
+                    true,
+                ))]
+            } else {
+                vec![
+                    Arc::new(Field::new(
+                        format!("{}[count]", args.name),
+                        DataType::Int64,
+                        true,
+                    )),
+                    Arc::new(Field::new(format!("{}[sum]", args.name), sum, true)),
+                ]
+            });
+        }
         if args.input_fields[0].data_type().is_integer() && !args.is_distinct {
             Ok(vec![
                 Arc::new(Field::new(
@@ -121,7 +150,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         match args.exprs[0].data_type(args.schema) {
-            Ok(t) if t.is_integer() => false,
+            Ok(t) if t.is_integer() || t.is_decimal() => false,
             _ => self.inner.groups_accumulator_supported(args),
         }
     }
@@ -135,7 +164,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         match args.exprs[0].data_type(args.schema)? {
-            t if t.is_integer() => int_avg(&args, t),
+            t if t.is_integer() || t.is_decimal() => self.accumulator(args),
             _ => self.inner.create_sliding_accumulator(args),
         }
     }
@@ -211,6 +240,137 @@ impl Accumulator for IntAvg {
         let sums = states[1].as_primitive::<Int64Type>();
         self.count += counts.iter().flatten().sum::<i64>();
         self.sum = sums.iter().flatten().fold(self.sum, i64::wrapping_add);
+        Ok(())
+    }
+}
+
+/// Flink's `AVG` of a `DECIMAL(p, s)`: `DECIMAL(38, max(6, s))` (its
+/// `LogicalTypeMerging.findAvgAggType`).
+fn decimal_avg_type(scale: i8) -> DataType {
+    DataType::Decimal128(38, scale.max(6))
+}
+
+/// `AVG` of decimals: the count and the exact sum (unscaled, at the input's
+/// scale), divided at the end and rounded half up to the result's scale,
+/// as Flink's `DecimalData` division does; retracts. With `distinct`, each
+/// distinct value with how many rows hold it.
+#[derive(Debug)]
+struct DecimalAvg {
+    count: i64,
+    sum: i128,
+    scale: i8,
+    distinct: Option<std::collections::HashMap<i128, u64>>,
+}
+
+impl DecimalAvg {
+    fn values(&self, values: &[ArrayRef]) -> Result<ArrayRef> {
+        Ok(cast(&values[0], &DataType::Decimal128(38, self.scale))?)
+    }
+
+    fn add(&mut self, values: &[ArrayRef], sign: i64) -> Result<()> {
+        let v = self.values(values)?;
+        let v = v.as_primitive::<arrow::datatypes::Decimal128Type>();
+        if let Some(counts) = &mut self.distinct {
+            for x in v.iter().flatten() {
+                if sign > 0 {
+                    *counts.entry(x).or_default() += 1;
+                } else if let std::collections::hash_map::Entry::Occupied(mut e) = counts.entry(x) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+            return Ok(());
+        }
+        self.count += sign * (v.len() - v.null_count()) as i64;
+        for x in v.iter().flatten() {
+            self.sum = if sign > 0 {
+                self.sum.wrapping_add(x)
+            } else {
+                self.sum.wrapping_sub(x)
+            };
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for DecimalAvg {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add(values, 1)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add(values, -1)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let (sum, count) = match &self.distinct {
+            Some(counts) => (
+                counts.keys().fold(0i128, |s, x| s.wrapping_add(*x)),
+                counts.len() as i128,
+            ),
+            None => (self.sum, i128::from(self.count)),
+        };
+        let DataType::Decimal128(p, s) = decimal_avg_type(self.scale) else {
+            unreachable!("a decimal type")
+        };
+        if count == 0 {
+            return Ok(ScalarValue::Decimal128(None, p, s));
+        }
+        let up = 10i128.pow((s - self.scale) as u32);
+        let Some(scaled) = sum.checked_mul(up) else {
+            return Ok(ScalarValue::Decimal128(None, p, s));
+        };
+        let (q, r) = (scaled / count, scaled % count);
+        let q = if r.unsigned_abs() * 2 >= count.unsigned_abs() {
+            q + scaled.signum()
+        } else {
+            q
+        };
+        Ok(ScalarValue::Decimal128(Some(q), p, s))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self
+                .distinct
+                .as_ref()
+                .map_or(0, |c| c.capacity() * (16 + 8))
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let sum = |x: i128| ScalarValue::Decimal128(Some(x), 38, self.scale);
+        Ok(match &self.distinct {
+            Some(counts) => {
+                let items: Vec<ScalarValue> = counts
+                    .iter()
+                    .flat_map(|(x, n)| std::iter::repeat_n(sum(*x), *n as usize))
+                    .collect();
+                vec![ScalarValue::List(ScalarValue::new_list_nullable(
+                    &items,
+                    &DataType::Decimal128(38, self.scale),
+                ))]
+            }
+            None => vec![ScalarValue::Int64(Some(self.count)), sum(self.sum)],
+        })
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        if self.distinct.is_some() {
+            for list in states[0].as_list::<i32>().iter().flatten() {
+                self.add(&[list], 1)?;
+            }
+            return Ok(());
+        }
+        let counts = states[0].as_primitive::<Int64Type>();
+        let sums = states[1].as_primitive::<arrow::datatypes::Decimal128Type>();
+        self.count += counts.iter().flatten().sum::<i64>();
+        self.sum = sums.iter().flatten().fold(self.sum, i128::wrapping_add);
         Ok(())
     }
 }

@@ -455,6 +455,9 @@ pub const CAST_FN: &str = "weir_cast_composite";
 /// of its text, pattern and escape ([`similar_to`]).
 pub const SIMILAR_TO_FN: &str = "weir_similar_to";
 
+/// `POWER(x, y)` is planned as this function ([`power`]).
+pub const POWER_FN: &str = "weir_power";
+
 /// [`CAST_FN`]: a cast to a type named by its Flink text, which
 /// DataFusion's SQL cannot name (a `MAP` or a `ROW`). A value that does not
 /// cast is NULL, as a record never fails its statement for a cast.
@@ -553,6 +556,7 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         round_udf(CEIL_FN, true),
         round_udf(FLOOR_FN, false),
         variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
+        udf(POWER_FN, 2, DataType::Float64, power),
         udf("url_encode", 1, DataType::Utf8, url_encode),
         udf("url_decode", 1, DataType::Utf8, url_decode),
         udf("convert_tz", 3, DataType::Utf8, convert_tz),
@@ -1638,6 +1642,21 @@ fn round_udf(name: &'static str, up: bool) -> Arc<ScalarUDF> {
 
 /// Java's `URLEncoder` (as Flink's `URL_ENCODE`): letters, digits and
 /// `.-*_` stay, a space is `+`, every other byte of the UTF-8 is `%XX`.
+/// Flink's `POWER(x, y)`: Java's `Math.pow` of two `DOUBLE`s, which is
+/// IEEE 754's (`POWER(0, -1)` is Infinity; DataFusion's `power` fails the
+/// statement on it, as PostgreSQL's does).
+fn power(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    use arrow::datatypes::Float64Type;
+    let x = arrow::compute::cast(&a[0], &DataType::Float64)?;
+    let y = arrow::compute::cast(&a[1], &DataType::Float64)?;
+    let out: arrow::array::Float64Array = arrow::compute::binary(
+        x.as_primitive::<Float64Type>(),
+        y.as_primitive::<Float64Type>(),
+        f64::powf,
+    )?;
+    Ok(Arc::new(out))
+}
+
 fn url_encode(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     map_bytes(&a[0], |b| {
         let mut out = String::with_capacity(b.len());

@@ -21,7 +21,6 @@ pub const FLINK_FUNCTION_MAPPING: &[(&str, &str)] = &[
     ("character_length", "character_length"),
     ("ln", "ln"),
     ("log10", "log10"),
-    ("power", "power"),
     ("rand", "random"),
     ("uuid", "uuid"),
     ("regexp", "regexp_like"),
@@ -1435,9 +1434,19 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ("locate", [needle, haystack]) => {
                     Ok(Some(parse_expr(&format!("strpos({haystack}, {needle})"))?))
                 }
-                ("locate", [needle, haystack, from]) => Ok(Some(parse_expr(&format!(
-                    "CASE WHEN strpos(substr({haystack}, {from}), {needle}) = 0 THEN 0 \
-                     ELSE strpos(substr({haystack}, {from}), {needle}) + ({from}) - 1 END"
+                // A start before the first character searches from it, as
+                // Java's indexOf does.
+                ("locate", [needle, haystack, from]) => {
+                    let from = format!("(CASE WHEN ({from}) < 1 THEN 1 ELSE ({from}) END)");
+                    Ok(Some(parse_expr(&format!(
+                        "CASE WHEN strpos(substr({haystack}, {from}), {needle}) = 0 THEN 0 \
+                         ELSE strpos(substr({haystack}, {from}), {needle}) + {from} - 1 END"
+                    ))?))
+                }
+                // Java's Math.pow of two DOUBLEs: POWER(0, -1) is Infinity.
+                ("power", [a, b]) => Ok(Some(parse_expr(&format!(
+                    "{}({a}, {b})",
+                    crate::flink_udfs::POWER_FN
                 ))?)),
                 ("date_format", [ts, Expr::Value(v)]) => {
                     let Value::SingleQuotedString(pattern) = &v.value else {

@@ -321,7 +321,18 @@ impl GroupAggregate {
                 let name = a.expr.fun().name().to_ascii_lowercase();
                 if (name == "min" || name == "max") && !a.expr.is_distinct() {
                     let t = a.expr.field().data_type().clone();
-                    return Ok(Box::new(RetractingMinMax::new(name == "max", t)) as _);
+                    let kind = if name == "max" { Kind::Max } else { Kind::Min };
+                    return Ok(Box::new(RetractingMinMax::new(kind, t)) as _);
+                }
+                // DataFusion's sliding COUNT(DISTINCT) keeps its values as
+                // the result's type (BIGINT) and cannot checkpoint text;
+                // it also forgets how many rows hold each value.
+                if name == "count" && a.expr.is_distinct() {
+                    let t = match a.expr.state_fields()?.first().map(|f| f.data_type()) {
+                        Some(DataType::List(item)) => item.data_type().clone(),
+                        _ => a.expr.field().data_type().clone(),
+                    };
+                    return Ok(Box::new(RetractingMinMax::new(Kind::CountDistinct, t)) as _);
                 }
                 a.expr.create_sliding_accumulator().map_err(|_| {
                     EngineError::Plan(format!(
@@ -626,10 +637,19 @@ fn pick(
         .collect()
 }
 
-/// `MIN` / `MAX` that can retract any value: a count per distinct value.
+/// What a [`RetractingMinMax`] computes from its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Min,
+    Max,
+    CountDistinct,
+}
+
+/// `MIN`, `MAX` and `COUNT(DISTINCT)` that can retract any value: a count
+/// per distinct value.
 #[derive(Debug)]
 struct RetractingMinMax {
-    max: bool,
+    kind: Kind,
     data_type: DataType,
     values: BTreeMap<Ordered, u64>,
 }
@@ -654,9 +674,9 @@ impl Ord for Ordered {
 }
 
 impl RetractingMinMax {
-    fn new(max: bool, data_type: DataType) -> RetractingMinMax {
+    fn new(kind: Kind, data_type: DataType) -> RetractingMinMax {
         RetractingMinMax {
-            max,
+            kind,
             data_type,
             values: BTreeMap::new(),
         }
@@ -696,10 +716,10 @@ impl Accumulator for RetractingMinMax {
     }
 
     fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
-        let v = if self.max {
-            self.values.last_key_value()
-        } else {
-            self.values.first_key_value()
+        let v = match self.kind {
+            Kind::Max => self.values.last_key_value(),
+            Kind::Min => self.values.first_key_value(),
+            Kind::CountDistinct => return Ok(ScalarValue::Int64(Some(self.values.len() as i64))),
         };
         match v {
             Some((v, _)) => Ok(v.0.clone()),

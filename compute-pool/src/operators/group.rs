@@ -112,6 +112,8 @@ impl GroupKeys {
 pub(crate) struct Aggregate {
     pub expr: Arc<AggregateFunctionExpr>,
     pub args: Vec<Arc<dyn PhysicalExpr>>,
+    /// The type of the first argument, when there is one.
+    pub arg_type: Option<DataType>,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
 }
 
@@ -138,8 +140,14 @@ pub(crate) fn lower_aggregates(
                     "ORDER BY inside an aggregate function is not supported yet".into(),
                 ));
             }
+            let args = lowered.aggregate.expressions();
+            let arg_type = args
+                .first()
+                .map(|e| e.data_type(input_schema.as_arrow()))
+                .transpose()?;
             Ok(Aggregate {
-                args: lowered.aggregate.expressions(),
+                arg_type,
+                args,
                 expr: lowered.aggregate,
                 filter: lowered.filter,
             })
@@ -327,12 +335,17 @@ impl GroupAggregate {
                 // DataFusion's sliding COUNT(DISTINCT) keeps its values as
                 // the result's type (BIGINT) and cannot checkpoint text;
                 // it also forgets how many rows hold each value.
-                if name == "count" && a.expr.is_distinct() {
-                    let t = match a.expr.state_fields()?.first().map(|f| f.data_type()) {
-                        Some(DataType::List(item)) => item.data_type().clone(),
-                        _ => a.expr.field().data_type().clone(),
+                // Any other DISTINCT aggregate likewise: the distinct values
+                // with their counts, and the aggregate of those values
+                // computed when asked.
+                if a.expr.is_distinct() {
+                    let t = a.arg_type.clone().unwrap_or(DataType::Null);
+                    let kind = if name == "count" {
+                        Kind::CountDistinct
+                    } else {
+                        Kind::Distinct(a.expr.clone())
                     };
-                    return Ok(Box::new(RetractingMinMax::new(Kind::CountDistinct, t)) as _);
+                    return Ok(Box::new(RetractingMinMax::new(kind, t)) as _);
                 }
                 a.expr.create_sliding_accumulator().map_err(|_| {
                     EngineError::Plan(format!(
@@ -638,11 +651,14 @@ fn pick(
 }
 
 /// What a [`RetractingMinMax`] computes from its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Kind {
     Min,
     Max,
     CountDistinct,
+    /// A `DISTINCT` aggregate of one argument, run over the distinct
+    /// values.
+    Distinct(Arc<AggregateFunctionExpr>),
 }
 
 /// `MIN`, `MAX` and `COUNT(DISTINCT)` that can retract any value: a count
@@ -716,10 +732,19 @@ impl Accumulator for RetractingMinMax {
     }
 
     fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
-        let v = match self.kind {
+        let v = match &self.kind {
             Kind::Max => self.values.last_key_value(),
             Kind::Min => self.values.first_key_value(),
             Kind::CountDistinct => return Ok(ScalarValue::Int64(Some(self.values.len() as i64))),
+            Kind::Distinct(expr) => {
+                let mut acc = expr.create_accumulator()?;
+                if !self.values.is_empty() {
+                    let values =
+                        ScalarValue::iter_to_array(self.values.keys().map(|v| v.0.clone()))?;
+                    acc.update_batch(&[values])?;
+                }
+                return acc.evaluate();
+            }
         };
         match v {
             Some((v, _)) => Ok(v.0.clone()),

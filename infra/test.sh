@@ -150,5 +150,10 @@ SCHEMATHESIS="$tools/schemathesis-4.32.5/bin/schemathesis" bash infra/schemathes
   || { status=1; tail -20 "$dev_dir.log"; }
 kill "$dev_pid" 2>/dev/null || true
 echo "== integration tests, broker: noida-db (127.0.0.1:$port2)"
-WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast -E 'kind(test) - binary(terraform)' || status=1
+# Not the stepped-load test of the elastic pool (binary elastic): it
+# measures how busy tasks are, and noida-db's own CPU on a 2-core machine
+# leaves them too little to tell the low load from the 4× one. It runs
+# once, above; the autoscaler does not depend on the broker.
+WEIR_TEST_BOOTSTRAP="127.0.0.1:$port2" WEIR_TEST_EXACTLY_ONCE=1 cargo nextest run --workspace --no-fail-fast \
+  -E 'kind(test) - binary(terraform) - binary(elastic)' || status=1
 exit $status

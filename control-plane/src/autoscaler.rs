@@ -70,9 +70,11 @@ pub struct ScaleUp {
 }
 
 /// A scale-up counts as effective when it brought at least this share of
-/// the capacity it promised (tasks that are bound by a cost per batch or
-/// by the machine's cores gain little from more of them).
-const EFFECTIVE_SHARE: f64 = 0.25;
+/// the capacity it promised. Tasks that share a bottleneck (the cores of
+/// an oversubscribed worker, a cost per batch, the broker) each go slower
+/// as more of them run: measured per task, such a stage looks as if it
+/// needs ever more tasks, and only this check stops it.
+const EFFECTIVE_SHARE: f64 = 0.5;
 /// After an ineffective scale-up, the stage scales up again only once its
 /// input has grown by this factor.
 const REGROWTH: f64 = 1.5;

@@ -4,11 +4,11 @@
 //! reason are kept as the statement's scaling status and events.
 //!
 //! Which statements scale: a stateless one unless `'sql.parallelism'` pins
-//! it (it starts as one task, exactly-once where the broker has
-//! transactions; once split it writes at-least-once); a keyed one when
-//! `'sql.parallelism'` is `'auto'` (two stages from the start, at-least-once
-//! across them). A keyed statement without the property runs as one task
-//! that holds all of its state, which cannot be split.
+//! it (it starts as one task and, once split, stays in stages); a keyed one
+//! when `'sql.parallelism'` is `'auto'` (two stages from the start). Either
+//! is exactly-once where the broker has Kafka transactions. A keyed
+//! statement without the property runs as one task that holds all of its
+//! state, which cannot be split.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ pub fn mode(shape: &Shape, setting: ParallelismSetting, select: bool) -> (&'stat
             FIXED,
             "runs as one task holding all of its keyed state (exactly-once where the broker has \
              transactions); create it with 'sql.parallelism' = 'auto' to have it scaled in two \
-             stages (at-least-once across them for now)"
+             stages (exactly-once across them where the broker has transactions)"
                 .into(),
         ),
     }

@@ -38,7 +38,7 @@ use weir_sql_gateway::{SinkSpec, StreamingPlan};
 use crate::connector::decode::row_partitions;
 use crate::connector::decode::{BadRecord, ErrorMode, RawRecord, SourceDecoder};
 use crate::connector::encode::{kafka_changes, op_header, result_rows, OP_HEADER};
-use crate::connector::kafka::{plain_producer, sink_producer, source_consumer, SinkProducer};
+use crate::connector::kafka::{plain_producer, sink_producer, source_consumer, Acks, SinkProducer};
 use crate::connector::transaction::{Position, Transactions};
 use crate::operators::changelog::Changes;
 use crate::operators::window::{admit_batch, PartitionWatermarks};
@@ -177,9 +177,15 @@ pub struct StatementMetrics {
     pub transactions: AtomicU64,
     /// Time spent working on input, not waiting for it (ns): by the task's
     /// main loop, and by its source readers (which run beside it, so the
-    /// busier of the two bounds the task).
+    /// busier of the two bounds the task). Time the main loop is blocked
+    /// on the broker (acknowledgements, a full producer queue) is
+    /// backpressure, not work, and is not in it: the autoscaler reads
+    /// records per busy second as what a task could do with a fast
+    /// broker.
     pub busy_ns: AtomicU64,
     pub read_busy_ns: AtomicU64,
+    /// Time the main loop waited for the broker (ns).
+    pub backpressured_ns: AtomicU64,
     /// Records taken from the input topics.
     pub input_consumed: AtomicU64,
     /// What [`InputLag`] last saw of the input partitions, summed over the
@@ -257,10 +263,35 @@ impl StatementMetrics {
         }
     }
 
-    /// Counts `since.elapsed()` as the main loop's busy time.
-    pub fn busy_since(&self, since: std::time::Instant) {
+    /// The start of a span of the main loop's work.
+    pub fn busy_start(&self) -> BusySpan {
+        BusySpan {
+            at: std::time::Instant::now(),
+            backpressured_ns: self.backpressured_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts the span since `since` as the main loop's busy time, less
+    /// what it spent waiting for the broker meanwhile.
+    pub fn busy_since(&self, since: BusySpan) {
+        let waited = self
+            .backpressured_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(since.backpressured_ns);
+        let spent = since.at.elapsed().as_nanos() as u64;
         self.busy_ns
-            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(spent.saturating_sub(waited), Ordering::Relaxed);
+    }
+
+    /// Waits until the broker has acknowledged everything `acks` sent (or
+    /// a full producer queue has room), counting the wait as
+    /// backpressure.
+    pub async fn acknowledged(&self, acks: &Acks) -> Result<(), rdkafka::error::KafkaError> {
+        let at = std::time::Instant::now();
+        let r = acks.wait().await;
+        self.backpressured_ns
+            .fetch_add(at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
     }
 
     /// Counts `since.elapsed()` as a source reader's busy time.
@@ -268,6 +299,13 @@ impl StatementMetrics {
         self.read_busy_ns
             .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
+}
+
+/// Where a span of a task's main loop began ([`StatementMetrics::busy_start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BusySpan {
+    at: std::time::Instant,
+    backpressured_ns: u64,
 }
 
 /// One reader's view of its input partitions' lag, folded into the task's
@@ -696,8 +734,11 @@ async fn run_inner(
     let source_txn = txn.is_some() && matches!(task.role, TaskRole::Source { .. });
     // A source task of a parallel statement writes what reaches its keyed
     // operator into the repartition topic instead of running it.
-    let mut exchange =
-        stages::ExchangeWriter::of(task, txn.as_ref().map(Transactions::shared_producer))?;
+    let mut exchange = stages::ExchangeWriter::of(
+        task,
+        txn.as_ref().map(Transactions::shared_producer),
+        metrics.clone(),
+    )?;
     let mut stages = match exchange {
         Some(_) => Default::default(),
         None => compiled.stages,
@@ -853,7 +894,7 @@ async fn run_inner(
                         break if cancel.is_cancelled() { Outcome::Stopped } else { Outcome::Completed };
                     };
                     let p = msg?;
-                    let work = std::time::Instant::now();
+                    let work = metrics.busy_start();
                     let mut out = vec![];
                     if timers {
                         out.extend(stages.on_processing_time(now_ms())?);
@@ -1376,7 +1417,7 @@ async fn write_all(
 ) -> Result<(), EngineError> {
     send_all(out, limit, written, sink, metrics).await?;
     if let Some(p) = sink.1 {
-        p.context().wait().await?;
+        metrics.acknowledged(p.context()).await?;
     }
     Ok(())
 }
@@ -1396,7 +1437,7 @@ async fn send_all(
             _ => batch,
         };
         *written += batch.num_rows();
-        write_batch(sink, producer, results, &batch).await?;
+        write_batch(sink, producer, results, &batch, metrics).await?;
         metrics
             .records_out
             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -1409,6 +1450,7 @@ async fn write_batch(
     producer: Option<&SinkProducer>,
     results: Option<&Arc<ResultsBuffer>>,
     changes: &Changes,
+    metrics: &StatementMetrics,
 ) -> Result<(), EngineError> {
     let batch = &changes.batch;
     match sink {
@@ -1428,7 +1470,7 @@ async fn write_batch(
         }
         SinkSpec::Table { table, .. } => {
             let producer = producer.expect("an INSERT has a producer");
-            send_changes(table, producer, changes).await?;
+            send_changes(table, producer, changes, metrics).await?;
         }
         SinkSpec::Tables(sinks) => {
             let producer = producer.expect("a statement set has a producer");
@@ -1455,7 +1497,7 @@ async fn write_batch(
                     batch: RecordBatch::try_new(sink.schema.clone(), columns)?,
                     ops: rows.ops,
                 };
-                send_changes(&sink.table, producer, &own).await?;
+                send_changes(&sink.table, producer, &own, metrics).await?;
             }
         }
     }
@@ -1468,6 +1510,7 @@ async fn send_changes(
     table: &weir_catalog::TableDef,
     producer: &SinkProducer,
     changes: &Changes,
+    metrics: &StatementMetrics,
 ) -> Result<(), EngineError> {
     let records = kafka_changes(table, changes)?;
     let retract = table.changelog_mode() == "retract";
@@ -1505,7 +1548,7 @@ async fn send_changes(
                     rec = r;
                     // The queue drains as the broker acknowledges:
                     // wait for that rather than spin.
-                    acks.wait().await?;
+                    metrics.acknowledged(acks).await?;
                 }
                 Err((e, _)) => {
                     acks.unsent();

@@ -66,6 +66,8 @@ pub(super) struct ExchangeWriter {
     sent_at: Instant,
     pending: Option<i64>,
     idle_sent: bool,
+    /// The task's counters: time waiting for the broker is backpressure.
+    metrics: Arc<StatementMetrics>,
 }
 
 impl ExchangeWriter {
@@ -75,6 +77,7 @@ impl ExchangeWriter {
     pub(super) fn of(
         task: &StatementTask,
         transactional: Option<Arc<SinkProducer>>,
+        metrics: Arc<StatementMetrics>,
     ) -> Result<Option<ExchangeWriter>, EngineError> {
         let TaskRole::Source {
             index,
@@ -108,6 +111,7 @@ impl ExchangeWriter {
             sent_at: Instant::now() - WATERMARK_REPEAT,
             pending: None,
             idle_sent: false,
+            metrics,
         }))
     }
 
@@ -121,7 +125,7 @@ impl ExchangeWriter {
     /// commit does that.
     async fn acknowledged(&self) -> Result<(), EngineError> {
         if !self.transactional {
-            self.producer.context().wait().await?;
+            self.metrics.acknowledged(self.producer.context()).await?;
         }
         Ok(())
     }
@@ -163,7 +167,7 @@ impl ExchangeWriter {
         loop {
             match self.send(partition, kind, right, value) {
                 SendResult::Sent => return Ok(()),
-                SendResult::Full => self.producer.context().wait().await?,
+                SendResult::Full => self.metrics.acknowledged(self.producer.context()).await?,
                 SendResult::Failed(e) => {
                     let _ = self.producer.context().wait().await;
                     return Err(e.into());
@@ -453,7 +457,7 @@ async fn keyed_loop(
         tokio::select! {
             _ = cancel.cancelled() => break Outcome::Stopped,
             m = consumer.recv(), if !parts.is_empty() => {
-                let work = Instant::now();
+                let work = metrics.busy_start();
                 let mut out = vec![];
                 let mut next = Some(m);
                 // What has arrived already is taken in the same turn.

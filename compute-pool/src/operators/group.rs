@@ -330,22 +330,35 @@ impl GroupAggregate {
                 if (name == "min" || name == "max") && !a.expr.is_distinct() {
                     let t = a.expr.field().data_type().clone();
                     let kind = if name == "max" { Kind::Max } else { Kind::Min };
-                    return Ok(Box::new(RetractingMinMax::new(kind, t)) as _);
+                    return Ok(Box::new(RetractingValues::new(kind, t)) as _);
                 }
                 // DataFusion's sliding COUNT(DISTINCT) keeps its values as
                 // the result's type (BIGINT) and cannot checkpoint text;
-                // it also forgets how many rows hold each value.
-                // Any other DISTINCT aggregate likewise: the distinct values
-                // with their counts, and the aggregate of those values
-                // computed when asked.
-                if a.expr.is_distinct() {
+                // it also forgets how many rows hold each value. So a
+                // DISTINCT aggregate of one column keeps the distinct
+                // values with their counts, and computes the aggregate of
+                // those values when asked; its other arguments must be
+                // constants (LISTAGG's separator, a percentile), or it
+                // goes to DataFusion's sliding accumulator, or is refused.
+                let constants: Option<Vec<ScalarValue>> = a.args[1..]
+                    .iter()
+                    .map(|e| {
+                        e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+                            .map(|l| l.value().clone())
+                    })
+                    .collect();
+                let constants = constants.filter(|_| !a.args.is_empty());
+                // Weir's own LISTAGG and ARRAY_AGG keep every value in the
+                // order it arrived, and retract them, DISTINCT or not.
+                let arrival = name == "listagg" || name == "array_agg";
+                if let (true, false, Some(constants)) = (a.expr.is_distinct(), arrival, constants) {
                     let t = a.arg_type.clone().unwrap_or(DataType::Null);
-                    let kind = if name == "count" {
+                    let kind = if name == "count" && constants.is_empty() {
                         Kind::CountDistinct
                     } else {
-                        Kind::Distinct(a.expr.clone())
+                        Kind::Distinct(a.expr.clone(), constants)
                     };
-                    return Ok(Box::new(RetractingMinMax::new(kind, t)) as _);
+                    return Ok(Box::new(RetractingValues::new(kind, t)) as _);
                 }
                 a.expr.create_sliding_accumulator().map_err(|_| {
                     EngineError::Plan(format!(
@@ -650,21 +663,22 @@ fn pick(
         .collect()
 }
 
-/// What a [`RetractingMinMax`] computes from its values.
+/// What a [`RetractingValues`] computes from its values.
 #[derive(Debug, Clone)]
 enum Kind {
     Min,
     Max,
     CountDistinct,
-    /// A `DISTINCT` aggregate of one argument, run over the distinct
-    /// values.
-    Distinct(Arc<AggregateFunctionExpr>),
+    /// A `DISTINCT` aggregate of one column, run over the distinct values
+    /// (in their order: for aggregates where the order they arrived in does
+    /// not matter), with its other, constant, arguments.
+    Distinct(Arc<AggregateFunctionExpr>, Vec<ScalarValue>),
 }
 
-/// `MIN`, `MAX` and `COUNT(DISTINCT)` that can retract any value: a count
-/// per distinct value.
+/// `MIN`, `MAX` and `DISTINCT` aggregates that can retract any value: a
+/// count per distinct value, the result computed from the values.
 #[derive(Debug)]
-struct RetractingMinMax {
+struct RetractingValues {
     kind: Kind,
     data_type: DataType,
     values: BTreeMap<Ordered, u64>,
@@ -689,9 +703,9 @@ impl Ord for Ordered {
     }
 }
 
-impl RetractingMinMax {
-    fn new(kind: Kind, data_type: DataType) -> RetractingMinMax {
-        RetractingMinMax {
+impl RetractingValues {
+    fn new(kind: Kind, data_type: DataType) -> RetractingValues {
+        RetractingValues {
             kind,
             data_type,
             values: BTreeMap::new(),
@@ -699,7 +713,7 @@ impl RetractingMinMax {
     }
 }
 
-impl Accumulator for RetractingMinMax {
+impl Accumulator for RetractingValues {
     fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
         let col = &values[0];
         for i in 0..col.len() {
@@ -736,12 +750,16 @@ impl Accumulator for RetractingMinMax {
             Kind::Max => self.values.last_key_value(),
             Kind::Min => self.values.first_key_value(),
             Kind::CountDistinct => return Ok(ScalarValue::Int64(Some(self.values.len() as i64))),
-            Kind::Distinct(expr) => {
+            Kind::Distinct(expr, constants) => {
                 let mut acc = expr.create_accumulator()?;
                 if !self.values.is_empty() {
-                    let values =
-                        ScalarValue::iter_to_array(self.values.keys().map(|v| v.0.clone()))?;
-                    acc.update_batch(&[values])?;
+                    let mut args = vec![ScalarValue::iter_to_array(
+                        self.values.keys().map(|v| v.0.clone()),
+                    )?];
+                    for c in constants {
+                        args.push(c.to_array_of_size(self.values.len())?);
+                    }
+                    acc.update_batch(&args)?;
                 }
                 return acc.evaluate();
             }

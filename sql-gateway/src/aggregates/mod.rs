@@ -502,7 +502,7 @@ impl ArrivalAgg {
     }
 
     fn make(&self, args: &AccumulatorArgs, retracting: bool) -> Result<Box<dyn Accumulator>> {
-        if args.is_distinct && self.kind != ArrivalKind::ArrayAgg {
+        if args.is_distinct && matches!(self.kind, ArrivalKind::First | ArrivalKind::Last) {
             return not_impl_err!(
                 "{}(DISTINCT ...) is not supported; deduplicate in a subquery first",
                 self.sql_name()
@@ -629,8 +629,9 @@ struct Arrival {
     data_type: DataType,
     /// `ARRAY_AGG` without `IGNORE NULLS` keeps NULLs; the others skip them.
     keep_nulls: bool,
-    /// `ARRAY_AGG(DISTINCT ...)`: every value is held (so that one can be
-    /// retracted), each given once.
+    /// `ARRAY_AGG(DISTINCT ...)`, `LISTAGG(DISTINCT ...)`: every value is
+    /// held (so that one can be retracted), each given once, where it
+    /// first arrived.
     distinct: bool,
     retracting: bool,
     values: Vec<ScalarValue>,
@@ -713,9 +714,11 @@ impl Accumulator for Arrival {
             }
             ArrivalKind::ListAgg => {
                 let sep = self.separator.as_deref().unwrap_or(",");
+                let mut seen = std::collections::HashSet::new();
                 let parts: Vec<String> = self
                     .values
                     .iter()
+                    .filter(|v| !self.distinct || seen.insert(*v))
                     .map(|v| match v {
                         ScalarValue::Utf8(Some(s)) => s.clone(),
                         other => other.to_string(),

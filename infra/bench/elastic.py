@@ -57,7 +57,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs", "elastic.svg"))
     a = ap.parse_args()
     weir_bin, _ = vf.build()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "weir-cli", "--example", "elastic_chart"],
+    # With the binaries vf.build() built, so that features unify as they
+    # did there (`-p weir-cli` alone builds DataFusion again).
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "weir", "--bin", "nexmark-data",
+                    "--example", "elastic_chart"],
                    cwd=vf.ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": vf.TARGET})
     chart_bin = os.path.join(vf.TARGET, "release", "examples", "elastic_chart")
     w = vf.Weir(weir_bin, None)

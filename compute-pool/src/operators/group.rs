@@ -340,14 +340,15 @@ impl GroupAggregate {
                 // those values when asked; its other arguments must be
                 // constants (LISTAGG's separator, a percentile), or it
                 // goes to DataFusion's sliding accumulator, or is refused.
-                let constants: Option<Vec<ScalarValue>> = a.args[1..]
-                    .iter()
-                    .map(|e| {
-                        e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
-                            .map(|l| l.value().clone())
-                    })
-                    .collect();
-                let constants = constants.filter(|_| !a.args.is_empty());
+                // (`None` too for an aggregate without arguments.)
+                let constants: Option<Vec<ScalarValue>> = a.args.get(1..).and_then(|rest| {
+                    rest.iter()
+                        .map(|e| {
+                            e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+                                .map(|l| l.value().clone())
+                        })
+                        .collect()
+                });
                 // Weir's own LISTAGG and ARRAY_AGG keep every value in the
                 // order it arrived, and retract them, DISTINCT or not.
                 let arrival = name == "listagg" || name == "array_agg";

@@ -655,6 +655,15 @@ impl Arrival {
         }
     }
 
+    /// The values the aggregate gives, in arrival order: with `DISTINCT`,
+    /// each where it first arrived.
+    fn given(&self) -> impl Iterator<Item = &ScalarValue> {
+        let mut seen = std::collections::HashSet::new();
+        self.values
+            .iter()
+            .filter(move |v| !self.distinct || seen.insert(*v))
+    }
+
     fn note_separator(&mut self, values: &[ArrayRef]) {
         if let Some(sep) = values.get(1) {
             let sep = sep.as_string::<i32>();
@@ -700,13 +709,7 @@ impl Accumulator for Arrival {
             ArrivalKind::Last => self.values.last().cloned(),
             ArrivalKind::ListAgg | ArrivalKind::ArrayAgg if self.values.is_empty() => None,
             ArrivalKind::ArrayAgg => {
-                let mut seen = std::collections::HashSet::new();
-                let values: Vec<ScalarValue> = self
-                    .values
-                    .iter()
-                    .filter(|v| !self.distinct || seen.insert(*v))
-                    .cloned()
-                    .collect();
+                let values: Vec<ScalarValue> = self.given().cloned().collect();
                 Some(ScalarValue::List(ScalarValue::new_list_nullable(
                     &values,
                     &self.data_type,
@@ -714,11 +717,8 @@ impl Accumulator for Arrival {
             }
             ArrivalKind::ListAgg => {
                 let sep = self.separator.as_deref().unwrap_or(",");
-                let mut seen = std::collections::HashSet::new();
                 let parts: Vec<String> = self
-                    .values
-                    .iter()
-                    .filter(|v| !self.distinct || seen.insert(*v))
+                    .given()
                     .map(|v| match v {
                         ScalarValue::Utf8(Some(s)) => s.clone(),
                         other => other.to_string(),

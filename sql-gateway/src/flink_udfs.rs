@@ -458,6 +458,10 @@ pub const SIMILAR_TO_FN: &str = "weir_similar_to";
 /// `POWER(x, y)` is planned as this function ([`power`]).
 pub const POWER_FN: &str = "weir_power";
 
+/// `REGEXP_REPLACE(text, pattern, replacement)` is planned as this
+/// function ([`regexp_replace`]).
+pub const REGEXP_REPLACE_FN: &str = "weir_regexp_replace";
+
 /// [`CAST_FN`]: a cast to a type named by its Flink text, which
 /// DataFusion's SQL cannot name (a `MAP` or a `ROW`). A value that does not
 /// cast is NULL, as a record never fails its statement for a cast.
@@ -557,6 +561,7 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         round_udf(FLOOR_FN, false),
         variadic(JSON_OBJECT_FN, DataType::Utf8, json_object),
         udf(POWER_FN, 2, DataType::Float64, power),
+        udf(REGEXP_REPLACE_FN, 3, DataType::Utf8, regexp_replace),
         udf("url_encode", 1, DataType::Utf8, url_encode),
         udf("url_decode", 1, DataType::Utf8, url_decode),
         udf("convert_tz", 3, DataType::Utf8, convert_tz),
@@ -2170,6 +2175,66 @@ fn similar_to(a: &[ArrayRef]) -> DfResult<ArrayRef> {
     Ok(Arc::new(out))
 }
 
+/// [`REGEXP_REPLACE_FN`]: every match of the pattern replaced by the
+/// replacement as it is written (no group references), the matches found
+/// as Java's `Matcher.replaceAll` finds them: an empty match right after
+/// a match counts (`REGEXP_REPLACE('aaa', 'a*', 'X')` is `XX`, where the
+/// `regex` crate's `replace_all` gives `X`). A pattern that does not
+/// compile fails the statement, as in Flink.
+fn regexp_replace(a: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let text = strings(&a[0])?;
+    let pattern = strings(&a[1])?;
+    let replacement = strings(&a[2])?;
+    let mut compiled: Option<(String, regex::Regex)> = None;
+    let mut out = arrow::array::StringBuilder::with_capacity(text.len(), text.value_data().len());
+    for i in 0..text.len() {
+        if text.is_null(i) || pattern.is_null(i) || replacement.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let p = pattern.value(i);
+        let re = match &compiled {
+            Some((k, re)) if k == p => re,
+            _ => {
+                let re = regex::Regex::new(p).map_err(|e| {
+                    datafusion::common::DataFusionError::Execution(format!(
+                        "REGEXP_REPLACE: the pattern '{p}' is not a regular expression: {e}"
+                    ))
+                })?;
+                &compiled.insert((p.to_string(), re)).1
+            }
+        };
+        out.append_value(java_replace_all(re, text.value(i), replacement.value(i)));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `text` with each match of `re` replaced by `with`, matches found as
+/// Java's `Matcher.find` does: the next search starts where the last
+/// match ended, one character further when it was empty.
+fn java_replace_all(re: &regex::Regex, text: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut from) = (0, 0);
+    while from <= text.len() {
+        let Some(m) = re.find_at(text, from) else {
+            break;
+        };
+        out.push_str(&text[copied..m.start()]);
+        out.push_str(with);
+        copied = m.end();
+        from = if m.is_empty() {
+            match text[m.end()..].chars().next() {
+                Some(c) => m.end() + c.len_utf8(),
+                None => break,
+            }
+        } else {
+            m.end()
+        };
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// A SQL `SIMILAR TO` pattern as an anchored regular expression, or
 /// `None` when an escape is not followed by a special character.
 fn similar_regex(pattern: &str, escape: Option<char>) -> Option<String> {
@@ -2740,6 +2805,20 @@ fn json_string(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_are_replaced_where_java_finds_them() {
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        // An empty match right after a match counts, as in Java.
+        assert_eq!(java_replace_all(&re("a*"), "aaa", "X"), "XX");
+        assert_eq!(java_replace_all(&re("a*"), "baab", "X"), "XbXXbX");
+        assert_eq!(java_replace_all(&re(""), "abc", "-"), "-a-b-c-");
+        assert_eq!(java_replace_all(&re(""), "äé", "-"), "-ä-é-");
+        assert_eq!(java_replace_all(&re("x"), "abc", "-"), "abc");
+        assert_eq!(java_replace_all(&re("^a"), "aaa", "b"), "baa");
+        // The replacement is taken as it is written.
+        assert_eq!(java_replace_all(&re("(b)"), "abc", "[$1]"), "a[$1]c");
+    }
 
     #[test]
     fn paths_select_members_and_elements() {

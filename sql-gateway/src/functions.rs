@@ -654,6 +654,33 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                  ELSE substr({expr}, {from}{len}) END"
             ))?))
         }
+        // Flink's OVERLAY keeps the text as it is for a start outside it,
+        // and a length of 0 or less replaces all the rest.
+        Expr::Overlay {
+            expr,
+            overlay_what,
+            overlay_from,
+            overlay_for,
+        } => {
+            let nulls = overlay_for
+                .as_ref()
+                .map(|l| format!(" OR ({l}) IS NULL"))
+                .unwrap_or_default();
+            let rest = match overlay_for {
+                Some(l) => format!(
+                    "CASE WHEN ({l}) > 0 THEN substr({expr}, ({overlay_from}) + ({l})) ELSE '' END"
+                ),
+                None => {
+                    format!("substr({expr}, ({overlay_from}) + character_length({overlay_what}))")
+                }
+            };
+            Ok(Some(parse_expr(&format!(
+                "CASE WHEN ({expr}) IS NULL OR ({overlay_what}) IS NULL OR ({overlay_from}) IS NULL{nulls} \
+                 THEN CAST(NULL AS STRING) \
+                 WHEN ({overlay_from}) < 1 OR ({overlay_from}) > character_length({expr}) THEN {expr} \
+                 ELSE substr({expr}, 1, ({overlay_from}) - 1) || ({overlay_what}) || ({rest}) END"
+            ))?))
+        }
         // Flink's CEIL and FLOOR keep an exact number exact: a DECIMAL's
         // is a DECIMAL of scale 0, an integer's the integer.
         Expr::Ceil {
@@ -1123,13 +1150,14 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         eb = month_end(&b),
                     ))?))
                 }
-                // Flink replaces every match, and takes the replacement as
-                // it is written (no group references).
-                ("regexp_replace", [text, pattern, replacement]) => {
-                    Ok(Some(parse_expr(&format!(
-                        "regexp_replace({text}, {pattern}, replace({replacement}, '$', '$$'), 'g')"
-                    ))?))
-                }
+                // Flink replaces every match as Java finds them, and takes
+                // the replacement as it is written (no group references).
+                ("regexp_replace", [text, pattern, replacement]) => Ok(Some(parse_expr(
+                    &format!(
+                        "{}({text}, {pattern}, {replacement})",
+                        crate::flink_udfs::REGEXP_REPLACE_FN
+                    ),
+                )?)),
                 // A NULL argument makes them NULL, as in Flink.
                 ("greatest" | "least" | "concat", [_, _, ..]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN {} THEN NULL ELSE {name}({}) END",

@@ -640,6 +640,12 @@ pub enum RankOutput {
     /// `ROW_NUMBER() ... = 1` ordered by a time attribute: one row per
     /// partition, `-U`/`+U` when it is replaced. `keep_last`: `DESC`.
     Deduplicate { keep_last: bool },
+    /// `ROW_NUMBER() ... = 1` ordered by an event-time attribute,
+    /// ascending: each partition's earliest row, inserted once when the
+    /// watermark reaches its time (Flink's
+    /// `RowTimeDeduplicateKeepFirstRowFunction`); later rows of the
+    /// partition and rows behind the watermark are dropped.
+    FirstOnWatermark,
 }
 
 /// Where an output column of a plan comes from, followed down through the
@@ -757,6 +763,11 @@ impl PlanNode {
             PlanNode::WindowAggregate { .. } => true,
             PlanNode::TopN {
                 window_end: Some(_),
+                input,
+                ..
+            }
+            | PlanNode::TopN {
+                rank: RankOutput::FirstOnWatermark,
                 input,
                 ..
             } => input.is_append_only(),
@@ -890,6 +901,11 @@ impl PlanNode {
                 window_end: Some(_),
                 input,
                 ..
+            }
+            | PlanNode::TopN {
+                rank: RankOutput::FirstOnWatermark,
+                input,
+                ..
             } => input.update_source(),
             PlanNode::TopN {
                 partition_by,
@@ -899,7 +915,7 @@ impl PlanNode {
                 ..
             } => Some(format!(
                 "the {} ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) <= {limit}, which {}",
-                if matches!(rank, RankOutput::Deduplicate { .. }) {
+                if matches!(rank, RankOutput::Deduplicate { .. } | RankOutput::FirstOnWatermark) {
                     "deduplication"
                 } else {
                     "Top-N"
@@ -917,7 +933,7 @@ impl PlanNode {
                 match rank {
                     RankOutput::Rows => "deletes the rows that leave the top N",
                     RankOutput::RowNumbers => "updates the rows whose rank changes",
-                    RankOutput::Deduplicate { .. } =>
+                    RankOutput::Deduplicate { .. } | RankOutput::FirstOnWatermark =>
                         "updates a key's row when another replaces it",
                 }
             )),
@@ -1149,7 +1165,7 @@ impl PlanNode {
             } => writeln!(
                 out,
                 "{pad}{}: partition=[{}] order=[{}] n={limit} output={} changelog={mode} consumes={} state={} per partition [{}]",
-                if matches!(rank, RankOutput::Deduplicate { .. }) { "Deduplicate" } else { "TopN" },
+                if matches!(rank, RankOutput::Deduplicate { .. } | RankOutput::FirstOnWatermark) { "Deduplicate" } else { "TopN" },
                 partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 order_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 match rank {
@@ -1157,6 +1173,7 @@ impl PlanNode {
                     RankOutput::RowNumbers => "rows with row number",
                     RankOutput::Deduplicate { keep_last: true } => "last row",
                     RankOutput::Deduplicate { keep_last: false } => "first row",
+                    RankOutput::FirstOnWatermark => "first row once the watermark reaches it",
                 },
                 input.changelog(),
                 if input.is_append_only() { "the top N rows" } else { "every row" },

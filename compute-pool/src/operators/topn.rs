@@ -20,6 +20,14 @@
 //!   Flink's `RowTimeDeduplicateFunction`. Keep-last (`DESC`) lets a later
 //!   row with an equal time replace the kept one; keep-first does not.
 //!
+//! - keep-first on event time ([`RankOutput::FirstOnWatermark`]): each
+//!   partition's earliest row (the first to arrive among equal times) is
+//!   held until the watermark reaches its time, then inserted once; a
+//!   partition that has emitted ignores its later rows, and a row behind
+//!   the watermark is dropped as late, as Flink's
+//!   `RowTimeDeduplicateKeepFirstRowFunction` does. Its output is
+//!   insert-only.
+//!
 //! A retraction of a row not held is ignored, as in Flink.
 //!
 //! A window Top-N (the partition holds a window's start and end, over an
@@ -75,6 +83,9 @@ pub struct TopN {
     held: usize,
     bytes: usize,
     window: Option<Windows>,
+    /// Keep-first on event time: the partitions that have emitted their
+    /// row (`window` holds the rows waiting, by their time + 1).
+    emitted: Option<crate::hash::HashSet<Box<[u8]>>>,
     /// `'sql.state-ttl'` (ms), with each partition's expiry in processing
     /// time and when the next sweep is due.
     ttl: Option<Ttl>,
@@ -165,6 +176,7 @@ impl TopN {
             held: 0,
             bytes: 0,
             window: None,
+            emitted: None,
             ttl: None,
         })
     }
@@ -181,17 +193,31 @@ impl TopN {
         Ok(self)
     }
 
+    /// Makes it a keep-first deduplication on the event time `time` (a
+    /// column of `input`): rows wait for the watermark.
+    pub fn on_event_time(mut self, time: &Expr, input: &DFSchema) -> Result<TopN, EngineError> {
+        self = self.with_window_end(time, input)?;
+        self.emitted = Some(Default::default());
+        Ok(self)
+    }
+
     /// Forgets a partition `ttl_ms` after its last change, in processing
     /// time, as Flink's state TTL does: silently, and a later row starts it
     /// over (`None`: never). A window Top-N frees windows by the watermark.
     pub fn set_state_ttl(&mut self, ttl_ms: Option<i64>) {
         self.ttl = ttl_ms
-            .filter(|t| *t > 0 && self.window.is_none())
+            .filter(|t| *t > 0 && (self.window.is_none() || self.emitted.is_some()))
             .map(|t| (t, HashMap::default(), i64::MIN));
     }
 
-    /// Drops partition `key`'s rows.
+    /// Drops partition `key`'s rows; keep-first on event time forgets only
+    /// that the partition emitted (a row waiting for the watermark stays,
+    /// as Flink keeps its timers out of the TTL).
     fn forget(&mut self, key: &[u8]) {
+        if let Some(emitted) = &mut self.emitted {
+            emitted.remove(key);
+            return;
+        }
         if let Some(part) = self.state.remove(key) {
             for e in part {
                 self.held -= 1;
@@ -213,7 +239,8 @@ impl TopN {
         let ttl = *ttl;
         let mut gone: Vec<Box<[u8]>> = vec![];
         if now >= *next_sweep {
-            for k in self.state.keys() {
+            let emitted = self.emitted.iter().flatten();
+            for k in self.state.keys().chain(emitted) {
                 if !expiries.contains_key(k) {
                     expiries.insert(k.clone(), now.saturating_add(ttl));
                 }
@@ -262,6 +289,9 @@ impl TopN {
                 self.bytes -= e.sort.len() + e.row.len();
                 out.push((e.row, r as u64 + 1, INSERT));
             }
+            if let Some(emitted) = &mut self.emitted {
+                emitted.insert(key);
+            }
         }
         if out.is_empty() {
             return Ok(vec![]);
@@ -275,7 +305,14 @@ impl TopN {
             return Ok(None);
         };
         let ends = crate::operators::times_ms(&w.end, &c.batch)?;
-        Ok(Some(ends.iter().collect()))
+        // A row waits until the watermark reaches its time: as a window
+        // ending just after it.
+        let after = i64::from(self.emitted.is_some());
+        Ok(Some(
+            ends.iter()
+                .map(|e| e.map(|e| e.saturating_add(after)))
+                .collect(),
+        ))
     }
 
     /// Applies a batch of changes arriving at processing time `now` (ms).
@@ -307,8 +344,25 @@ impl TopN {
             if let (Some(ends), Some(w)) = (&ends, &mut self.window) {
                 // Held until its window is emitted; what it changes now
                 // is not emitted.
-                match ends[i] {
-                    Some(end) if end - 1 > w.watermark => {
+                match (ends[i], &self.emitted) {
+                    // Keep-first: a row at the watermark is not late, a
+                    // partition that emitted takes nothing more, and an
+                    // earlier row waits for its own time.
+                    (Some(end), Some(emitted)) if end > w.watermark => {
+                        if emitted.contains(key) {
+                            continue;
+                        }
+                        let earlier = self
+                            .state
+                            .get(key)
+                            .and_then(|p| p.first())
+                            .is_none_or(|e| *sort.data() < *e.sort);
+                        if earlier {
+                            w.partitions.entry(end).or_default().push(key.into());
+                        }
+                        self.insert(key, sort.data(), row.data(), &mut vec![]);
+                    }
+                    (Some(end), None) if end - 1 > w.watermark => {
                         if !self.state.contains_key(key) {
                             w.partitions.entry(end).or_default().push(key.into());
                         }
@@ -368,7 +422,7 @@ impl TopN {
                     }
                     out.push((part[pos].row.clone(), 0, INSERT));
                 }
-                RankOutput::Deduplicate { .. } => {
+                RankOutput::Deduplicate { .. } | RankOutput::FirstOnWatermark => {
                     if len > 1 {
                         out.push((part[1].row.clone(), 1, UPDATE_BEFORE));
                         out.push((part[0].row.clone(), 1, UPDATE_AFTER));
@@ -424,7 +478,7 @@ impl TopN {
                         out.push((part[limit - 1].row.clone(), 0, INSERT));
                     }
                 }
-                RankOutput::Deduplicate { .. } => {
+                RankOutput::Deduplicate { .. } | RankOutput::FirstOnWatermark => {
                     if len > 0 {
                         out.push((removed.row.clone(), 1, UPDATE_BEFORE));
                         out.push((part[0].row.clone(), 1, UPDATE_AFTER));
@@ -492,7 +546,12 @@ impl TopN {
     /// entries' and hash table's own slots.
     pub fn state_bytes(&self) -> usize {
         let keys: usize = self.state.keys().map(|k| k.len()).sum();
-        self.bytes
+        let emitted = self.emitted.as_ref().map_or(0, |e| {
+            e.iter().map(|k| k.len()).sum::<usize>()
+                + e.capacity() * (std::mem::size_of::<Box<[u8]>>() + 1)
+        });
+        emitted
+            + self.bytes
             + keys
             + self.held * std::mem::size_of::<Entry>()
             + self.state.capacity() * (std::mem::size_of::<(Box<[u8]>, Vec<Entry>)>() + 1)
@@ -511,7 +570,8 @@ impl TopN {
             }),
             None => serde_json::Value::Null,
         };
-        if self.held == 0 {
+        let emitted = self.emitted.iter().flatten();
+        if self.held == 0 && emitted.clone().next().is_none() {
             return Ok(StageState {
                 batches: vec![],
                 meta,
@@ -521,6 +581,14 @@ impl TopN {
         let mut sorts: Vec<&[u8]> = Vec::with_capacity(self.held);
         let mut rows: Vec<&[u8]> = Vec::with_capacity(self.held);
         let mut expires: Vec<i64> = Vec::with_capacity(self.held);
+        // Keep-first's emitted partitions: a key without a row, expiring
+        // at i64::MIN.
+        for k in emitted {
+            keys.push(k);
+            sorts.push(&[]);
+            rows.push(&[]);
+            expires.push(i64::MIN);
+        }
         for (k, part) in &self.state {
             let e = self
                 .ttl
@@ -578,6 +646,9 @@ impl TopN {
             })
             .collect();
         }
+        if let Some(e) = &mut self.emitted {
+            e.clear();
+        }
         for b in &state.batches {
             if !(3..=4).contains(&b.num_columns()) {
                 return Err(EngineError::Checkpoint(
@@ -593,6 +664,12 @@ impl TopN {
                 .column_by_name("expires")
                 .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
             for i in 0..b.num_rows() {
+                if let (Some(emitted), Some(e)) = (&mut self.emitted, &expires) {
+                    if e.value(i) == i64::MIN {
+                        emitted.insert(keys.value(i).into());
+                        continue;
+                    }
+                }
                 if let (Some((_, ex, _)), Some(e)) = (&mut self.ttl, &expires) {
                     if e.value(i) < i64::MAX {
                         ex.insert(keys.value(i).into(), e.value(i));

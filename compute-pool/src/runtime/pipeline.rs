@@ -20,7 +20,8 @@ use datafusion::common::NullHandling;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use weir_sql_gateway::{
-    with_current_watermark, with_processing_time, PlanNode, SourceSpec, StreamingPlan, WindowKind,
+    with_current_watermark, with_processing_time, PlanNode, RankOutput, SourceSpec, StreamingPlan,
+    WindowKind,
 };
 
 use crate::operators::changelog::Changes;
@@ -1029,6 +1030,8 @@ impl Compiler {
                 )?;
                 if let Some(end) = window_end {
                     top = top.with_window_end(end, input_schema)?;
+                } else if let (RankOutput::FirstOnWatermark, [time]) = (rank, order_by.as_slice()) {
+                    top = top.on_event_time(&time.expr, input_schema)?;
                 }
                 let op = StatefulOp::TopN(Box::new(top));
                 self.unary_stage(op, input, above, target)?;

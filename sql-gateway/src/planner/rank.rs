@@ -185,8 +185,23 @@ impl Planner {
             ),
             _ => false,
         };
+        // Keep-first on event time is insert-only in Flink: a partition's
+        // earliest row once the watermark reaches it.
+        let on_event_time = match params.order_by.as_slice() {
+            [o] if o.asc => match o.expr.clone().unalias_nested().data {
+                Expr::Column(c) => w
+                    .input
+                    .schema()
+                    .index_of_column(&c)
+                    .is_ok_and(|i| crate::interval::time_attribute(&input, i)),
+                _ => false,
+            },
+            _ => false,
+        };
         let rank = if row_number {
             RankOutput::RowNumbers
+        } else if limit == 1 && on_event_time && input.is_append_only() {
+            RankOutput::FirstOnWatermark
         } else if limit == 1 && by_time && input.is_append_only() {
             RankOutput::Deduplicate {
                 keep_last: !params.order_by[0].asc,
@@ -217,6 +232,13 @@ impl Planner {
                 Some(params.partition_by[end].clone())
             }
             _ => None,
+        };
+        // A window deduplication emits when its window ends.
+        let rank = match rank {
+            RankOutput::FirstOnWatermark if window_end.is_some() => {
+                RankOutput::Deduplicate { keep_last: false }
+            }
+            r => r,
         };
         let mut node = PlanNode::TopN {
             window_end,

@@ -503,7 +503,7 @@ pub(super) fn int_literals(plan: LogicalPlan) -> datafusion::common::Result<Logi
             Transformed::no(node)
         } else {
             let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
+            let narrow = |e: Expr| -> datafusion::common::Result<Transformed<Expr>> {
                 let saved = names.save(&e);
                 let narrowed = narrow_int_literals(e)?;
                 Ok(if narrowed.transformed {
@@ -511,6 +511,37 @@ pub(super) fn int_literals(plan: LogicalPlan) -> datafusion::common::Result<Logi
                 } else {
                     narrowed
                 })
+            };
+            node.map_expressions(|e| match e {
+                // Each key of a grouping set keeps its name: an alias
+                // around the set would make it one key.
+                Expr::GroupingSet(set) => {
+                    use datafusion::logical_expr::GroupingSet;
+                    let mut changed = false;
+                    let mut keys = |v: Vec<Expr>| {
+                        v.into_iter()
+                            .map(|x| {
+                                let t = narrow(x)?;
+                                changed |= t.transformed;
+                                Ok(t.data)
+                            })
+                            .collect::<datafusion::common::Result<Vec<Expr>>>()
+                    };
+                    let set = match set {
+                        GroupingSet::Rollup(v) => GroupingSet::Rollup(keys(v)?),
+                        GroupingSet::Cube(v) => GroupingSet::Cube(keys(v)?),
+                        GroupingSet::GroupingSets(sets) => GroupingSet::GroupingSets(
+                            sets.into_iter()
+                                .map(&mut keys)
+                                .collect::<datafusion::common::Result<_>>()?,
+                        ),
+                    };
+                    Ok(Transformed::new_transformed(
+                        Expr::GroupingSet(set),
+                        changed,
+                    ))
+                }
+                e => narrow(e),
             })?
         };
         // A column's type may have changed below, whether or not this

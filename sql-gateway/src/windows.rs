@@ -392,7 +392,25 @@ pub fn rewrite_window_tvfs(query: &mut Query) -> Result<(), SqlError> {
             rewrite_window_tvfs(&mut cte.query)?;
         }
     }
-    set_expr(&mut query.body)
+    set_expr(&mut query.body)?;
+    // Subqueries in expressions (`IN`, `EXISTS`, scalar) may read window
+    // TVFs too; a query already rewritten is left as it is.
+    let flow = visit_expressions_mut(&mut query.body, |e| {
+        let q = match e {
+            SqlExpr::Subquery(q)
+            | SqlExpr::InSubquery { subquery: q, .. }
+            | SqlExpr::Exists { subquery: q, .. } => q,
+            _ => return std::ops::ControlFlow::Continue(()),
+        };
+        match rewrite_window_tvfs(q) {
+            Ok(()) => std::ops::ControlFlow::Continue(()),
+            Err(err) => std::ops::ControlFlow::Break(err),
+        }
+    });
+    match flow {
+        std::ops::ControlFlow::Break(e) => Err(e),
+        std::ops::ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn set_expr(s: &mut SetExpr) -> Result<(), SqlError> {

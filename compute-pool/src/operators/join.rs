@@ -402,6 +402,7 @@ impl Join {
         }
         iv.watermark = wm;
         let mut out = vec![];
+        let semi = self.semi;
         // A window's joined rows, once the watermark reaches its end (its
         // last millisecond, `end - 1`).
         let later = iv.pending.split_off(&wm.saturating_add(2));
@@ -419,7 +420,14 @@ impl Join {
                         return true;
                     }
                     gone += h.count as usize;
-                    if outer && h.matches == 0 {
+                    // A window semi (anti) join's left row, matched (not)
+                    // within its window; an outer side's row that matched
+                    // nothing, padded.
+                    let emit = match semi {
+                        Some(anti) => !right && (h.matches > 0) != anti,
+                        None => outer && h.matches == 0,
+                    };
+                    if emit {
                         for _ in 0..h.count {
                             padded.push(h.row.clone());
                         }
@@ -438,10 +446,15 @@ impl Join {
                 .convert_rows(padded.iter().map(|r| parser.parse(r)))?;
             let other = &self.sides[usize::from(!right)];
             let n = padded.len();
-            let theirs = other.types.iter().map(|t| new_null_array(t, n)).collect();
+            let cols = if semi.is_some() {
+                mine
+            } else {
+                let theirs = other.types.iter().map(|t| new_null_array(t, n)).collect();
+                left_then_right(right, mine, theirs)
+            };
             out.push(Changes::inserts(RecordBatch::try_new_with_options(
                 self.output.clone(),
-                left_then_right(right, mine, theirs),
+                cols,
                 &RecordBatchOptions::new().with_row_count(Some(n)),
             )?));
         }
@@ -658,6 +671,9 @@ impl Join {
 
         let inner = !input.outer && !other.outer;
         let semi = self.semi;
+        // A window semi or anti join emits a left row when its window ends
+        // (see `advance`), with what matched it by then.
+        let windowed = semi.is_some() && self.interval.as_ref().is_some_and(|iv| iv.window);
         let mut out = Emitted::default();
         let mut matched: Vec<usize> = vec![];
         for i in 0..n {
@@ -673,12 +689,19 @@ impl Join {
                 // Only left rows come out: one whose match count leaves or
                 // reaches zero appears or goes (the reverse for anti).
                 let add = is_accumulate(op);
+                // A window semi or anti join holds each row until its
+                // window ends; a row too late for its window is dropped.
+                let expires = match times.as_ref().map(|t| t[i]) {
+                    Some(Some((e, true))) if windowed => e,
+                    _ if windowed => continue,
+                    _ => expires,
+                };
                 if !right {
                     let matches: u32 = matched
                         .iter()
                         .map(|&k| bucket.as_ref().expect("held")[cand_pos[k] as usize].count)
                         .sum();
-                    if (matches > 0) != anti {
+                    if !windowed && (matches > 0) != anti {
                         out.push(if add { INSERT } else { DELETE }, Some(i), None);
                     }
                     if matchable[i] {
@@ -697,7 +720,7 @@ impl Join {
                         } else {
                             h.matches.saturating_sub(1)
                         };
-                        if before != (h.matches > 0) {
+                        if before != (h.matches > 0) && !windowed {
                             let appears = (h.matches > 0) != anti;
                             for _ in 0..h.count {
                                 out.push(if appears { INSERT } else { DELETE }, None, Some(k));

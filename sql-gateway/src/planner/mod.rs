@@ -360,6 +360,7 @@ impl Planner {
             .sql_statement_to_plan(Statement::Query(Box::new(query)))
             .map_err(|e| df_error(e, sql))?;
         let plan = int_literals(plan).map_err(|e| df_error(e, sql))?;
+        let plan = float_over_decimal(plan).map_err(|e| df_error(e, sql))?;
         let plan = set_operations_all(plan).map_err(|e| df_error(e, sql))?;
         refuse_placeholders(&plan, sql)?;
         refuse_multi_column_distinct_counts(&plan, sql)?;

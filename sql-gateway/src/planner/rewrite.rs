@@ -726,3 +726,90 @@ pub(super) fn set_operations_all(plan: LogicalPlan) -> datafusion::common::Resul
     })
     .map(|t| t.data)
 }
+
+/// Flink's common type of a `DOUBLE` (or `FLOAT`) and a `DECIMAL` is the
+/// `DOUBLE`; DataFusion's, for `COALESCE`, `CASE` and the like, is a
+/// `DECIMAL`, into which it casts the floating-point values (`COALESCE(temp,
+/// -273.15)` showed `21.500000000000000` and would lose a value too large
+/// or too small for its scale). Where the arguments of `COALESCE`, `NVL`,
+/// `IFNULL`, `NULLIF`, `GREATEST` or `LEAST`, or the results of a `CASE`,
+/// mix the two, the decimals are cast to `DOUBLE` before DataFusion's type
+/// coercion runs.
+pub(super) fn float_over_decimal(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::expr_rewriter::NamePreserver;
+    use datafusion::logical_expr::utils::merge_schema;
+    plan.transform_up_with_subqueries(|node| {
+        let schema = merge_schema(&node.inputs());
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|e| {
+            let saved = names.save(&e);
+            let t = e.transform_up(|x| widen_decimals(x, &schema))?;
+            Ok(if t.transformed {
+                t.update_data(|e| saved.restore(e))
+            } else {
+                t
+            })
+        })?
+        .transform_data(|n| n.recompute_schema().map(Transformed::yes))
+        .map(|t| Transformed::new_transformed(t.data, t.transformed))
+    })
+    .map(|t| t.data)
+}
+
+/// [`float_over_decimal`] of one expression (its children already done).
+fn widen_decimals(
+    e: Expr,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::common::Result<datafusion::common::tree_node::Transformed<Expr>> {
+    use datafusion::common::tree_node::Transformed;
+    let kind = |x: &Expr| match x.get_type(schema) {
+        Ok(DataType::Float16 | DataType::Float32 | DataType::Float64) => 1u8,
+        Ok(DataType::Decimal32(..) | DataType::Decimal64(..))
+        | Ok(DataType::Decimal128(..) | DataType::Decimal256(..)) => 2,
+        _ => 0,
+    };
+    let mixed = |xs: &[&Expr]| {
+        let ks: Vec<u8> = xs.iter().map(|x| kind(x)).collect();
+        ks.contains(&1) && ks.contains(&2)
+    };
+    let widen = |x: Expr| {
+        if kind(&x) == 2 {
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(x),
+                DataType::Float64,
+            ))
+        } else {
+            x
+        }
+    };
+    match e {
+        Expr::ScalarFunction(mut f)
+            if matches!(
+                f.name(),
+                "coalesce" | "nvl" | "ifnull" | "nullif" | "greatest" | "least"
+            ) && mixed(&f.args.iter().collect::<Vec<_>>()) =>
+        {
+            f.args = f.args.into_iter().map(widen).collect();
+            Ok(Transformed::yes(Expr::ScalarFunction(f)))
+        }
+        Expr::Case(mut c)
+            if mixed(
+                &c.when_then_expr
+                    .iter()
+                    .map(|(_, t)| t.as_ref())
+                    .chain(c.else_expr.as_deref())
+                    .collect::<Vec<_>>(),
+            ) =>
+        {
+            c.when_then_expr = c
+                .when_then_expr
+                .into_iter()
+                .map(|(w, t)| (w, Box::new(widen(*t))))
+                .collect();
+            c.else_expr = c.else_expr.map(|x| Box::new(widen(*x)));
+            Ok(Transformed::yes(Expr::Case(c)))
+        }
+        e => Ok(Transformed::no(e)),
+    }
+}

@@ -411,7 +411,10 @@ impl Join {
         }
         for right in [false, true] {
             let side = &mut self.sides[usize::from(right)];
-            let mut padded: Vec<Box<[u8]>> = vec![];
+            // With the watermark each expired at: emitted in that order
+            // (then by their bytes), not the hash table's, which a restore
+            // from a checkpoint changes.
+            let mut padded: Vec<(i64, Box<[u8]>)> = vec![];
             let outer = side.outer;
             let mut gone = 0usize;
             side.state.retain(|_, bucket| {
@@ -429,7 +432,7 @@ impl Join {
                     };
                     if emit {
                         for _ in 0..h.count {
-                            padded.push(h.row.clone());
+                            padded.push((h.expires, h.row.clone()));
                         }
                     }
                     false
@@ -440,10 +443,11 @@ impl Join {
             if padded.is_empty() {
                 continue;
             }
+            padded.sort_unstable();
             let parser = side.rows.parser();
             let mine = side
                 .rows
-                .convert_rows(padded.iter().map(|r| parser.parse(r)))?;
+                .convert_rows(padded.iter().map(|(_, r)| parser.parse(r)))?;
             let other = &self.sides[usize::from(!right)];
             let n = padded.len();
             let cols = if semi.is_some() {

@@ -14,8 +14,8 @@
 //! DataFusion at all. `ARRAY_AGG` is one of them too (NULLs kept unless
 //! `IGNORE NULLS`), and `AVG(DISTINCT i)` of integers is Flink's.
 //!
-//! The submodules hold the rest of Flink's library: the standard
-//! deviations and variances with Flink's result types ([`stats`]),
+//! The submodules hold the rest of Flink's library: `SUM` and the standard
+//! deviations and variances with Flink's result types ([`sum`], [`stats`]),
 //! `COLLECT`, `JSON_ARRAYAGG` and `JSON_OBJECTAGG`, `PERCENTILE`, and
 //! `LAG` as the aggregate Flink runs it in an `OVER` window.
 
@@ -31,6 +31,7 @@ mod json;
 mod lag;
 mod percentile;
 mod stats;
+mod sum;
 pub use collect::udaf as collect;
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -41,6 +42,7 @@ pub(crate) use json::{udafs as json_aggregates, ARRAYAGG_FN, OBJECTAGG_FN};
 pub use lag::udaf as lag;
 pub use percentile::udaf as percentile;
 pub use stats::udafs as stats;
+pub use sum::udaf as sum;
 
 /// `AVG` with Flink's result type.
 pub fn avg() -> Arc<AggregateUDF> {

@@ -282,6 +282,7 @@ impl Planner {
         }
         for udaf in [
             crate::aggregates::avg(),
+            crate::aggregates::sum(),
             crate::aggregates::first_value(),
             crate::aggregates::last_value(),
             crate::aggregates::listagg(),

@@ -382,25 +382,37 @@ fn interval_range(text: &str, leading: &DateTimeField, last: &DateTimeField) -> 
 
 fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
     match e {
-        // `f(x).name`: a field of a row an expression makes, read by name
-        // (DataFusion reads a dot after a column only).
+        // `f(x).name` and `items[1].name`: a field of a row an expression
+        // or an element makes, read by name (DataFusion reads a dot after
+        // a column only).
         Expr::CompoundFieldAccess { root, access_chain }
-            if !matches!(
+            if access_chain.iter().enumerate().any(|(i, a)| {
+                matches!(a, AccessExpr::Dot(Expr::Identifier(_)))
+                    && (!matches!(
+                        root.as_ref(),
+                        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                    ) || access_chain[..i]
+                        .iter()
+                        .any(|b| matches!(b, AccessExpr::Subscript(_))))
+            }) =>
+        {
+            let column = matches!(
                 root.as_ref(),
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_)
-            ) && access_chain
-                .iter()
-                .any(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))) =>
-        {
+            );
+            let mut subscripted = !column;
             let access_chain = access_chain
                 .iter()
                 .map(|a| match a {
-                    AccessExpr::Dot(Expr::Identifier(i)) => {
+                    AccessExpr::Dot(Expr::Identifier(i)) if subscripted => {
                         AccessExpr::Subscript(Subscript::Index {
                             index: Expr::value(Value::SingleQuotedString(i.value.clone())),
                         })
                     }
-                    other => other.clone(),
+                    other => {
+                        subscripted |= matches!(other, AccessExpr::Subscript(_));
+                        other.clone()
+                    }
                 })
                 .collect();
             Ok(Some(Expr::CompoundFieldAccess {
@@ -1338,13 +1350,14 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     "to_unixtime({}())",
                     crate::proctime::NOW_FN
                 ))?)),
-                // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text;
-                // text that is not a time is the smallest BIGINT, as in
-                // Flink (NULL stays NULL).
+                // Seconds since the epoch of `yyyy-MM-dd HH:mm:ss` text read
+                // in the session's time zone; text that is not a time is
+                // the smallest BIGINT, as in Flink (NULL stays NULL).
                 ("unix_timestamp", [s]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
-                     ELSE COALESCE(to_unixtime(TRY_CAST({s} AS TIMESTAMP)), \
-                     CAST(-9223372036854775807 AS BIGINT) - 1) END"
+                     ELSE COALESCE(to_unixtime(arrow_cast(TRY_CAST({s} AS TIMESTAMP), {})), \
+                     CAST(-9223372036854775807 AS BIGINT) - 1) END",
+                    ltz(tz)
                 ))?)),
                 // Seconds since the epoch of text read with a Java pattern.
                 ("unix_timestamp", [s, Expr::Value(v)]) => {
@@ -1355,9 +1368,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     // in Flink (it failed the statement).
                     Ok(Some(parse_expr(&format!(
                         "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
-                         ELSE COALESCE(to_unixtime({}), \
+                         ELSE COALESCE(to_unixtime(arrow_cast({}, {})), \
                          CAST(-9223372036854775807 AS BIGINT) - 1) END",
-                        timestamp_from_text(s, pattern)
+                        timestamp_from_text(s, pattern),
+                        ltz(tz)
                     ))?))
                 }
                 ("to_date", [s, Expr::Value(v)]) => {

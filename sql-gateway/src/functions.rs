@@ -1355,9 +1355,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 // the smallest BIGINT, as in Flink (NULL stays NULL).
                 ("unix_timestamp", [s]) => Ok(Some(parse_expr(&format!(
                     "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
-                     ELSE COALESCE(to_unixtime(arrow_cast(TRY_CAST({s} AS TIMESTAMP), {})), \
+                     ELSE COALESCE(to_unixtime({}(TRY_CAST({s} AS TIMESTAMP), '{tz}', true)), \
                      CAST(-9223372036854775807 AS BIGINT) - 1) END",
-                    ltz(tz)
+                    crate::timezone::LOCAL_INSTANT_FN
                 ))?)),
                 // Seconds since the epoch of text read with a Java pattern.
                 ("unix_timestamp", [s, Expr::Value(v)]) => {
@@ -1368,10 +1368,10 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                     // in Flink (it failed the statement).
                     Ok(Some(parse_expr(&format!(
                         "CASE WHEN ({s}) IS NULL THEN CAST(NULL AS BIGINT) \
-                         ELSE COALESCE(to_unixtime(arrow_cast({}, {})), \
+                         ELSE COALESCE(to_unixtime({}({}, '{tz}', true)), \
                          CAST(-9223372036854775807 AS BIGINT) - 1) END",
+                        crate::timezone::LOCAL_INSTANT_FN,
                         timestamp_from_text(s, pattern),
-                        ltz(tz)
                     ))?))
                 }
                 ("to_date", [s, Expr::Value(v)]) => {
@@ -1417,8 +1417,9 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                         ..
                     }), zone @ ..],
                 ) if zone.len() <= 1 => {
+                    // Read in UTC unless a zone is given, as Flink's does.
                     let read_in = match zone {
-                        [] => tz.to_string(),
+                        [] => "UTC".to_string(),
                         [Expr::Value(ValueWithSpan {
                             value: Value::SingleQuotedString(z),
                             ..

@@ -273,6 +273,7 @@ impl Planner {
                 crate::flink_text::udf(),
                 crate::flink_udfs::tagged_cast(),
                 crate::flink_udfs::text_timestamp(),
+                crate::timezone::local_instant(),
             ])
             .chain(bounded)
             .chain(null_on_error)

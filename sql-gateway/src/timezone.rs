@@ -225,15 +225,14 @@ impl ScalarUDFImpl for LocalInstant {
                 0 => v.saturating_mul(1000),
                 n => v.div_euclid(n),
             };
-            let offset_ms = zone.map_or(0, |z| local_ms - z.to_utc(local_ms));
+            let offset_ms = zone.map_or(0, |z| local_ms.saturating_sub(z.to_utc(local_ms)));
             // The later of two instants: an hour (the usual step) on, if
             // the zone's clock shows the same time then too.
             let offset_ms = match zone {
                 Some(z) if later => {
-                    let utc = local_ms - offset_ms;
-                    let next = utc + 3_600_000;
-                    if next + z.offset_ms(next) == local_ms {
-                        local_ms - next
+                    let next = local_ms.saturating_sub(offset_ms).saturating_add(3_600_000);
+                    if next.saturating_add(z.offset_ms(next)) == local_ms {
+                        local_ms.saturating_sub(next)
                     } else {
                         offset_ms
                     }
@@ -241,7 +240,7 @@ impl ScalarUDFImpl for LocalInstant {
                 _ => offset_ms,
             };
             match per_ms {
-                0 => v - offset_ms / 1000,
+                0 => v.saturating_sub(offset_ms / 1000),
                 n => v.saturating_sub(offset_ms.saturating_mul(n)),
             }
         });

@@ -215,7 +215,12 @@ fn a_stepped_load_scales_the_pool_up_and_down_to_zero_and_bills_what_it_held() {
     let low1 = phase(LOW, 12.0, &mut seen);
     let high = phase(4 * LOW, 30.0, &mut seen);
     let low2 = phase(LOW, 15.0, &mut seen);
-    let idle = phase(0, 45.0, &mut seen);
+    // Long enough for the replays that follow each rescale (at-least-once
+    // on this broker: a restarted task reads again from its last stored
+    // position) to stop feeding the keyed stage, and for each stage to step
+    // down one stabilization period at a time: a run that ended while the
+    // keyed stage was at 2 and still stepping down failed at 45 s.
+    let idle = phase(0, 75.0, &mut seen);
     rate.store(u64::MAX, Ordering::SeqCst);
     let produced = feed.join().unwrap();
 

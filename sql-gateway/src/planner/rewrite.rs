@@ -736,7 +736,7 @@ pub(super) fn set_operations_all(plan: LogicalPlan) -> datafusion::common::Resul
 /// mix the two, the decimals are cast to `DOUBLE` before DataFusion's type
 /// coercion runs.
 pub(super) fn float_over_decimal(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::common::tree_node::TreeNode;
     use datafusion::logical_expr::expr_rewriter::NamePreserver;
     use datafusion::logical_expr::utils::merge_schema;
     plan.transform_up_with_subqueries(|node| {
@@ -751,8 +751,7 @@ pub(super) fn float_over_decimal(plan: LogicalPlan) -> datafusion::common::Resul
                 t
             })
         })?
-        .transform_data(|n| n.recompute_schema().map(Transformed::yes))
-        .map(|t| Transformed::new_transformed(t.data, t.transformed))
+        .map_data(|n| n.recompute_schema())
     })
     .map(|t| t.data)
 }

@@ -2608,9 +2608,11 @@ fn json_exists(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 /// default) or left out (`ABSENT ON NULL`).
 pub(crate) const JSON_OBJECT_FN: &str = "weir_json_object";
 
-/// Each value of `a` as JSON: text quoted, numbers and booleans as they
-/// are, NULL as `null`.
-pub(crate) fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+/// Each value of `a` as JSON text: text quoted, numbers and booleans as
+/// they are, NULL as `null`. Numbers keep their own digits, as Flink's
+/// do: a `DECIMAL(12, 2)` 3.50 is `3.50`, and a `DECIMAL(38, 0)` keeps all
+/// of its 38 digits (a JSON value of serde's would make them an `f64`).
+pub(crate) fn json_values(a: &ArrayRef) -> DfResult<Vec<String>> {
     let t = a.data_type().clone();
     // An ARRAY is a JSON array of its elements.
     if let DataType::List(_) | DataType::LargeList(_) = t {
@@ -2629,35 +2631,128 @@ pub(crate) fn json_values(a: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
         return (0..list.len())
             .map(|i| {
                 if list.is_null(i) {
-                    return Ok(serde_json::Value::Null);
+                    return Ok("null".to_string());
                 }
-                Ok(serde_json::Value::Array(json_values(&list.value(i))?))
+                Ok(format!("[{}]", json_values(&list.value(i))?.join(",")))
             })
             .collect();
+    }
+    // A FLOAT is widened to a DOUBLE first, as Flink does (0.1 is
+    // 0.10000000149011612).
+    if let DataType::Float16 | DataType::Float32 | DataType::Float64 = t {
+        let d = arrow::compute::cast(a, &DataType::Float64)?;
+        let d = d.as_primitive::<arrow::datatypes::Float64Type>();
+        return Ok(d
+            .iter()
+            .map(|v| match v {
+                None => "null".to_string(),
+                Some(v) if v.is_finite() => json_double(v),
+                Some(v) => json_quoted(&java_double_special(v)),
+            })
+            .collect());
     }
     let s = strings(a)?;
     Ok((0..s.len())
         .map(|i| {
             if s.is_null(i) {
-                return serde_json::Value::Null;
+                return "null".to_string();
             }
             let v = s.value(i);
             match &t {
-                DataType::Boolean => serde_json::Value::Bool(v == "true"),
-                t if t.is_numeric() => serde_json::from_str(v)
-                    .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
-                _ => serde_json::Value::String(v.to_string()),
+                DataType::Boolean => v.to_string(),
+                // NaN and the infinities are no JSON numbers: text.
+                t if t.is_numeric() && serde_json::from_str::<serde_json::Number>(v).is_ok() => {
+                    v.to_string()
+                }
+                _ => json_quoted(v),
             }
         })
         .collect())
 }
 
+/// A finite DOUBLE as Flink's JSON functions write it: Java's
+/// `new BigDecimal(Double.toString(d)).toString()`. The shortest digits
+/// that read back as `d` (Java's `Double.toString`, with at least one
+/// digit after the point), then plain unless the exponent is positive in
+/// Java's scientific form or below -6: `1.0E+7`, `0.000010`, `-2.5E-10`,
+/// `123456789.5`.
+fn json_double(d: f64) -> String {
+    // Rust's `{:e}` gives the shortest digits: "1.2345e8", "-2.5e-10".
+    let sci = format!("{:e}", d.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    // Java's `Double.toString`: plain from 10^-3 up to 10^7, else one
+    // digit, a point, the rest; at least one digit after the point. The
+    // digits after the point count for the BigDecimal's scale.
+    let after_point = if (-3..7).contains(&exp) {
+        let whole = (exp + 1).max(0) as usize;
+        if digits.len() <= whole {
+            digits.push_str(&"0".repeat(whole + 1 - digits.len()));
+        }
+        (digits.len() as i32 - exp - 1).max(1)
+    } else {
+        if digits.len() == 1 {
+            digits.push('0');
+        }
+        digits.len() as i32 - 1
+    };
+    let scale = if (-3..7).contains(&exp) {
+        after_point
+    } else {
+        after_point - exp
+    };
+    // BigDecimal's unscaled value drops leading zeros (0.001 is 1 at scale 3).
+    let unscaled = digits.trim_start_matches('0');
+    let unscaled = if unscaled.is_empty() { "0" } else { unscaled };
+    let n = unscaled.len() as i32;
+    let adjusted = n - 1 - scale;
+    let sign = if d < 0.0 { "-" } else { "" };
+    if scale >= 0 && adjusted >= -6 {
+        let s = scale as usize;
+        let text = if s == 0 {
+            unscaled.to_string()
+        } else if unscaled.len() > s {
+            let (a, b) = unscaled.split_at(unscaled.len() - s);
+            format!("{a}.{b}")
+        } else {
+            format!("0.{}{unscaled}", "0".repeat(s - unscaled.len()))
+        };
+        return format!("{sign}{text}");
+    }
+    let (first, rest) = unscaled.split_at(1);
+    let point = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
+    let e_sign = if adjusted > 0 { "+" } else { "" };
+    format!("{sign}{first}{point}E{e_sign}{adjusted}")
+}
+
+/// NaN and the infinities as Java writes them.
+fn java_double_special(d: f64) -> String {
+    if d.is_nan() {
+        "NaN".into()
+    } else if d > 0.0 {
+        "Infinity".into()
+    } else {
+        "-Infinity".into()
+    }
+}
+
+/// `s` as a JSON string.
+fn json_quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
 /// The name `JSON_ARRAY` is rewritten to.
 pub(crate) const JSON_ARRAY_FN: &str = "weir_json_array";
 
-/// The values of `a`, each read as JSON text when `raw` (the value of a
-/// nested `JSON_OBJECT` or `JSON_ARRAY`), else as [`json_values`] gives.
-pub(crate) fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<serde_json::Value>> {
+/// The values of `a` as JSON text, each taken as it is when `raw` (the
+/// value of a nested `JSON_OBJECT` or `JSON_ARRAY`, JSON already), else as
+/// [`json_values`] gives.
+pub(crate) fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<String>> {
     let raw = raw.as_boolean();
     let raw = !raw.is_empty() && raw.value(0);
     if !raw {
@@ -2667,10 +2762,14 @@ pub(crate) fn json_values_raw(a: &ArrayRef, raw: &ArrayRef) -> DfResult<Vec<serd
     Ok((0..s.len())
         .map(|i| {
             if s.is_null(i) {
-                return serde_json::Value::Null;
+                return "null".to_string();
             }
-            serde_json::from_str(s.value(i))
-                .unwrap_or_else(|_| serde_json::Value::String(s.value(i).to_string()))
+            let v = s.value(i);
+            if serde_json::from_str::<serde::de::IgnoredAny>(v).is_ok() {
+                v.to_string()
+            } else {
+                json_quoted(v)
+            }
         })
         .collect())
 }
@@ -2695,12 +2794,12 @@ fn json_array(a: &[ArrayRef]) -> DfResult<ArrayRef> {
         .collect::<DfResult<Vec<_>>>()?;
     let out: StringArray = (0..rows)
         .map(|i| {
-            let items: Vec<serde_json::Value> = cols
+            let items: Vec<&str> = cols
                 .iter()
-                .map(|c| c[i].clone())
-                .filter(|v| keep || !v.is_null())
+                .map(|c| c[i].as_str())
+                .filter(|v| keep || *v != "null")
                 .collect();
-            Some(serde_json::Value::Array(items).to_string())
+            Some(format!("[{}]", items.join(",")))
         })
         .collect();
     Ok(Arc::new(out))
@@ -2724,24 +2823,37 @@ fn json_object(a: &[ArrayRef]) -> DfResult<ArrayRef> {
         .map(|c| match c {
             [_, v, raw] => json_values_raw(v, raw),
             [_, v] => json_values(v),
-            _ => Ok(vec![serde_json::Value::Null; rows]),
+            _ => Ok(vec!["null".to_string(); rows]),
         })
         .collect::<DfResult<Vec<_>>>()?;
     let out: StringArray = (0..rows)
         .map(|i| {
-            let mut m = serde_json::Map::new();
+            // Keys in order, as Flink writes them; a key given twice keeps
+            // its last value.
+            let mut m = std::collections::BTreeMap::new();
             for (k, v) in keys.iter().zip(&values) {
                 if k.is_null(i) {
                     return None;
                 }
-                if keep || !v[i].is_null() {
-                    m.insert(k.value(i).to_string(), v[i].clone());
+                if keep || v[i] != "null" {
+                    m.insert(k.value(i), v[i].as_str());
                 }
             }
-            Some(serde_json::Value::Object(m).to_string())
+            Some(json_object_text(m))
         })
         .collect();
     Ok(Arc::new(out))
+}
+
+/// A JSON object of keys and the JSON text of their values.
+pub(crate) fn json_object_text<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let entries: Vec<String> = entries
+        .into_iter()
+        .map(|(k, v)| format!("{}:{v}", json_quoted(k)))
+        .collect();
+    format!("{{{}}}", entries.join(","))
 }
 
 /// The function `x IS [NOT] JSON [kind]` is parsed as.
@@ -2777,27 +2889,11 @@ fn is_json(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 /// `JSON_STRING`: a value as JSON text (a string quoted, a number or
 /// boolean as it is).
 fn json_string(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    let t = a[0].data_type().clone();
-    // An ARRAY is written as a JSON array of its elements.
-    if let DataType::List(_) | DataType::LargeList(_) = t {
-        let out: StringArray = json_values(&a[0])?
-            .into_iter()
-            .map(|v| (!v.is_null()).then(|| v.to_string()))
-            .collect();
-        return Ok(Arc::new(out));
-    }
-    let s = strings(&a[0])?;
-    let out: StringArray = (0..s.len())
-        .map(|i| {
-            (!s.is_null(i)).then(|| {
-                let v = s.value(i);
-                match &t {
-                    DataType::Boolean => v.to_string(),
-                    t if t.is_numeric() => v.to_string(),
-                    _ => serde_json::Value::String(v.to_string()).to_string(),
-                }
-            })
-        })
+    // SQL NULL is NULL, not the text `null`; a string is quoted, so no
+    // other value writes as `null`.
+    let out: StringArray = json_values(&a[0])?
+        .into_iter()
+        .map(|v| (v != "null").then_some(v))
         .collect();
     Ok(Arc::new(out))
 }
@@ -2805,6 +2901,30 @@ fn json_string(a: &[ArrayRef]) -> DfResult<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubles_are_written_as_flinks_json_functions_write_them() {
+        let cases = [
+            (1e20, "1.0E+20"),
+            (1e7, "1.0E+7"),
+            (1e-5, "0.000010"),
+            (1e-7, "1.0E-7"),
+            (123456789.5, "123456789.5"),
+            (9999999.0, "9999999.0"),
+            (0.001, "0.001"),
+            (0.05, "0.05"),
+            (-2.5e-10, "-2.5E-10"),
+            (100.0, "100.0"),
+            (1.5, "1.5"),
+            (-12345.678, "-12345.678"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (0.1f32 as f64, "0.10000000149011612"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(json_double(d), want, "{d:e}");
+        }
+    }
 
     #[test]
     fn matches_are_replaced_where_java_finds_them() {

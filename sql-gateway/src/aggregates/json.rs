@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::flink_udfs::{json_object_text, json_values_raw};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -18,9 +19,6 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
-use serde_json::Value;
-
-use crate::flink_udfs::json_values_raw;
 
 /// The name `JSON_ARRAYAGG(...)` is rewritten to.
 pub(crate) const ARRAYAGG_FN: &str = "weir_json_arrayagg";
@@ -135,31 +133,26 @@ struct JsonAccumulator {
     object: bool,
     /// `NULL ON NULL`, as the call said (known from its first batch).
     keep: Option<bool>,
-    /// `JSON_ARRAYAGG`'s items in arrival order.
-    items: Vec<Value>,
+    /// `JSON_ARRAYAGG`'s items in arrival order, as JSON text.
+    items: Vec<String>,
     /// `JSON_OBJECTAGG`'s entries by key: more than one value for a key
     /// is an error when the result is read (a retraction of the key may
     /// come after the row that replaces it in one batch).
-    entries: BTreeMap<String, Vec<Value>>,
+    entries: BTreeMap<String, Vec<String>>,
     /// About the bytes the items and entries take, kept as they come and
     /// go (so that reading the size costs nothing).
     bytes: usize,
 }
 
-/// About the bytes `v` takes held.
-fn weight(v: &Value) -> usize {
-    64 + match v {
-        Value::String(s) => s.len(),
-        Value::Array(xs) => xs.iter().map(weight).sum(),
-        Value::Object(m) => m.iter().map(|(k, v)| k.len() + weight(v)).sum(),
-        _ => 0,
-    }
+/// About the bytes the JSON text `v` takes held.
+fn weight(v: &str) -> usize {
+    24 + v.len()
 }
 
 impl JsonAccumulator {
     /// Each row's key (objects) and value as JSON; a value left out by
     /// `ABSENT ON NULL` is `None`.
-    fn rows(&mut self, values: &[ArrayRef]) -> Result<Vec<(Option<String>, Option<Value>)>> {
+    fn rows(&mut self, values: &[ArrayRef]) -> Result<Vec<(Option<String>, Option<String>)>> {
         let (v, raw, keep) = if self.object {
             (&values[1], &values[2], &values[3])
         } else {
@@ -176,7 +169,7 @@ impl JsonAccumulator {
             .enumerate()
             .map(|(i, v)| {
                 let key = keys.map(|k| k.is_valid(i).then(|| k.value(i).to_string()));
-                let v = (keep || !v.is_null()).then_some(v);
+                let v = (keep || v != "null").then_some(v);
                 (key.flatten(), v)
             })
             .collect())
@@ -229,12 +222,10 @@ impl Accumulator for JsonAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let doc = if self.object {
-            let mut object = serde_json::Map::new();
+            let mut object = Vec::with_capacity(self.entries.len());
             for (k, vs) in &self.entries {
                 match vs.as_slice() {
-                    [v] => {
-                        object.insert(k.clone(), v.clone());
-                    }
+                    [v] => object.push((k.as_str(), v.as_str())),
                     _ => {
                         return exec_err!(
                         "JSON_OBJECTAGG: the key '{k}' occurs twice in a group (keys must be unique, as in Flink)"
@@ -242,11 +233,11 @@ impl Accumulator for JsonAccumulator {
                     }
                 }
             }
-            Value::Object(object)
+            json_object_text(object)
         } else {
-            Value::Array(self.items.clone())
+            format!("[{}]", self.items.join(","))
         };
-        Ok(ScalarValue::Utf8(Some(doc.to_string())))
+        Ok(ScalarValue::Utf8(Some(doc)))
     }
 
     fn size(&self) -> usize {
@@ -261,13 +252,10 @@ impl Accumulator for JsonAccumulator {
         let (keys, values): (Vec<_>, Vec<_>) = if self.object {
             self.entries
                 .iter()
-                .flat_map(|(k, vs)| vs.iter().map(|v| (Some(k.clone()), Some(v.to_string()))))
+                .flat_map(|(k, vs)| vs.iter().map(|v| (Some(k.clone()), Some(v.clone()))))
                 .unzip()
         } else {
-            self.items
-                .iter()
-                .map(|v| (None, Some(v.to_string())))
-                .unzip()
+            self.items.iter().map(|v| (None, Some(v.clone()))).unzip()
         };
         Ok(vec![texts(keys), texts(values)])
     }
@@ -281,7 +269,7 @@ impl Accumulator for JsonAccumulator {
             let (ks, vs) = (keys.value(r), values.value(r));
             let (ks, vs) = (ks.as_string::<i32>(), vs.as_string::<i32>());
             for i in 0..vs.len() {
-                let v: Value = serde_json::from_str(vs.value(i)).unwrap_or(Value::Null);
+                let v = vs.value(i).to_string();
                 if self.object {
                     self.entries
                         .entry(ks.value(i).to_string())

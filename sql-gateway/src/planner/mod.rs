@@ -222,14 +222,22 @@ fn quoted_name(msg: &str) -> Option<String> {
 
 impl Planner {
     pub fn new() -> Planner {
-        // DataFusion's batch rules, less the one that turns an inner join
-        // whose other side only filters into a semi join: the same rows in
-        // a batch, but a streaming semi join's changelog differs from the
-        // join Flink runs (which keeps the join).
+        // DataFusion's batch rules, less two. The one that turns an inner
+        // join whose other side only filters into a semi join: the same
+        // rows in a batch, but a streaming semi join's changelog differs
+        // from the join Flink runs (which keeps the join). And the one that
+        // turns `COUNT(DISTINCT x) ... GROUP BY k` into two aggregations,
+        // the inner one grouped by `k, x`: over a SESSION window that would
+        // keep a session per `x` (a window aggregation's keys partition its
+        // sessions); Weir's aggregates keep distinct values themselves, as
+        // Flink's one distinct aggregation does.
         let rules = datafusion::optimizer::Optimizer::new()
             .rules
             .into_iter()
-            .filter(|r| r.name() != "eliminate_join")
+            .filter(|r| {
+                r.name() != "eliminate_join"
+                    && r.name() != "single_distinct_aggregation_to_group_by"
+            })
             .collect();
         // An uncorrelated scalar subquery becomes a left join on TRUE, as
         // a correlated one becomes a keyed left join: a streaming plan has

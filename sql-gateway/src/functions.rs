@@ -1277,8 +1277,29 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
                 ("split", [s, d]) => Ok(Some(parse_expr(&format!(
                     "string_to_array({s}, {d})"
                 ))?)),
+                // NULL for a NULL array, as Flink's (DataFusion's take it
+                // as empty).
                 ("array_prepend", [a, x]) => Ok(Some(parse_expr(&format!(
-                    "array_prepend({x}, {a})"
+                    "CASE WHEN ({a}) IS NULL THEN NULL ELSE array_prepend({x}, {a}) END"
+                ))?)),
+                ("array_append", [a, x]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({a}) IS NULL THEN NULL ELSE array_append({a}, {x}) END"
+                ))?)),
+                ("array_concat", arrays) if !arrays.is_empty() => {
+                    let nulls: Vec<String> =
+                        arrays.iter().map(|a| format!("({a}) IS NULL")).collect();
+                    let list: Vec<String> = arrays.iter().map(|a| a.to_string()).collect();
+                    Ok(Some(parse_expr(&format!(
+                        "CASE WHEN {} THEN NULL ELSE array_concat({}) END",
+                        nulls.join(" OR "),
+                        list.join(", ")
+                    ))?))
+                }
+                // 0 when the element is not there, NULL when either
+                // argument is NULL.
+                ("array_position", [a, x]) => Ok(Some(parse_expr(&format!(
+                    "CASE WHEN ({a}) IS NULL OR ({x}) IS NULL THEN CAST(NULL AS INT) \
+                     ELSE coalesce(CAST(array_position({a}, {x}) AS INT), CAST(0 AS INT)) END"
                 ))?)),
                 ("map_from_arrays", [k, v]) => Ok(Some(parse_expr(&format!("map({k}, {v})"))?)),
 

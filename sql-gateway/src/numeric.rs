@@ -146,7 +146,9 @@ fn flink_arithmetic(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         operand_type(left, schema)?,
         operand_type(right, schema)?,
     );
-    if arrow == Some(flink) {
+    // Arrow's quotient truncates its last digit, where Flink's rounds it
+    // half up: a division is computed below even at Flink's type.
+    if arrow == Some(flink) && *op != Operator::Divide {
         return Ok(Transformed::no(e));
     }
     let (p, s) = flink;

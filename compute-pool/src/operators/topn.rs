@@ -11,7 +11,9 @@
 //!
 //! - without the row number in the output: `+I` for a row that enters the
 //!   top N and `-D` for one that leaves it (the pushed-out row before the
-//!   new one, the promoted row after the retracted one);
+//!   new one, the promoted row after the retracted one); but a Top-1 of an
+//!   input that never retracts emits `-U`/`+U` when a better row replaces
+//!   the one held, as Flink's `FastTop1Function`;
 //! - with the row number: per rank from the first changed one down, `-U`
 //!   of the old row and `+U` of the new one, `+I` for a rank newly filled
 //!   and `-D` for one emptied;
@@ -386,6 +388,7 @@ impl TopN {
 
     fn insert(&mut self, key: &[u8], sort: &[u8], row: &[u8], out: &mut Vec<Emitted>) {
         let (limit, kind, retracting) = (self.limit, self.output_kind, self.retracting);
+        let windowed = self.window.is_some();
         let part = match self.state.get_mut(key) {
             Some(p) => p,
             None => self.state.entry(key.into()).or_default(),
@@ -414,6 +417,17 @@ impl TopN {
         if pos < limit {
             let len = part.len();
             match kind {
+                // Top-1 of an input that never retracts, as Flink's
+                // FastTop1Function: the partition key is the result's
+                // unique key, so a better row updates the one held.
+                RankOutput::Rows if limit == 1 && !retracting && !windowed => {
+                    if len > 1 {
+                        out.push((part[1].row.clone(), 0, UPDATE_BEFORE));
+                        out.push((part[0].row.clone(), 0, UPDATE_AFTER));
+                    } else {
+                        out.push((part[0].row.clone(), 0, INSERT));
+                    }
+                }
                 // As Flink's AppendOnlyTopNFunction: the pushed-out row
                 // goes first.
                 RankOutput::Rows => {

@@ -46,13 +46,51 @@ use weir_compute_pool::operators::changelog::kind_name;
 use weir_compute_pool::{run_in_memory_with, Changes, MemoryOptions};
 use weir_sql_gateway::{analyze, Analysis, Planner};
 
-use corpus::{catalog, load_cases, polls, Case, Order};
+use corpus::{catalog, load_cases_of, polls, Case, Order};
+
+/// What the trials asked for need loaded: nextest runs each test in a
+/// process of its own (`conformance --exact <name>`), and parsing the whole
+/// corpus (a thousand cases, their Flink runs and the function probes) in
+/// each of them made the suite's time grow with the square of its size.
+enum Needs {
+    Everything,
+    /// `<stem>::<case>` or `flink::<stem>::<case>`: one file's cases.
+    File(String),
+    /// `flink_functions::...`: the function probes.
+    Functions,
+}
+
+fn needs(args: &Arguments) -> Needs {
+    let (Some(name), true, false) = (&args.filter, args.exact, args.list) else {
+        return Needs::Everything;
+    };
+    if name.starts_with("flink_functions::") {
+        return Needs::Functions;
+    }
+    match name
+        .strip_prefix("flink::")
+        .unwrap_or(name)
+        .split_once("::")
+    {
+        Some((stem, _)) => Needs::File(stem.to_string()),
+        None => Needs::Everything,
+    }
+}
 
 fn main() {
     let args = Arguments::from_args();
+    let needs = needs(&args);
+    let stem = match &needs {
+        Needs::File(stem) => Some(stem.as_str()),
+        _ => None,
+    };
+    let cases = match needs {
+        Needs::Functions => vec![],
+        _ => load_cases_of(stem),
+    };
     let mut trials = vec![];
     let mut names = std::collections::HashSet::new();
-    for (stem, case) in load_cases() {
+    for (stem, case) in cases.clone() {
         assert!(
             names.insert((stem.clone(), case.name.clone())),
             "{stem}.yaml: two cases named '{}'",
@@ -67,8 +105,10 @@ fn main() {
             run_case(&case)
         }));
     }
-    trials.extend(flink_functions());
-    trials.extend(flink_queries());
+    if matches!(needs, Needs::Everything | Needs::Functions) {
+        trials.extend(flink_functions());
+    }
+    trials.extend(flink_queries(&cases));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -93,11 +133,10 @@ struct FlinkRun {
 
 type FlinkRow = (String, Vec<Option<String>>);
 
-/// Every case Flink ran, compared with what Flink emitted:
+/// Every case of `cases` Flink ran, compared with what Flink emitted:
 /// `flink::<file>::<case>`.
-fn flink_queries() -> Vec<Trial> {
+fn flink_queries(cases: &[(String, Case)]) -> Vec<Trial> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let cases = load_cases();
     let mut trials = vec![];
     let mut stems: Vec<String> = cases.iter().map(|(s, _)| s.clone()).collect();
     stems.dedup();

@@ -34,7 +34,7 @@ use weir_compute_pool::{run_in_memory, MemoryPoll};
 use weir_sql_gateway::limits::on_planner_stack;
 use weir_sql_gateway::{analyze, Analysis, CatalogContext, Planner};
 
-use corpus::{catalog, load_cases, polls};
+use corpus::{catalog, load_cases_of, polls};
 
 /// splitmix64: small, fast, and the same sequence for the same seed.
 struct Rng(u64);
@@ -777,7 +777,7 @@ fn fuzz() -> Result<(), libtest_mimic::Failed> {
     }
     let regression_crashes = tally.crashes.len();
 
-    let seeds: Vec<Seed> = load_cases()
+    let seeds: Vec<Seed> = load_cases_of(None)
         .into_iter()
         .filter_map(|(_, case)| {
             let ctx = catalog(&case.tables).ok()?;

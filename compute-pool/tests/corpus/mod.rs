@@ -79,14 +79,15 @@ pub struct Input {
     pub at: Option<i64>,
 }
 
-/// Every case of every corpus file, as `(file stem, case)`, files in name
-/// order.
-pub fn load_cases() -> Vec<(String, Case)> {
+/// The cases of `tests/sql/<stem>.yaml` alone, or of every corpus file,
+/// as `(file stem, case)`, files in name order.
+pub fn load_cases_of(stem: Option<&str>) -> Vec<(String, Case)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/sql exists")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| stem.is_none_or(|s| p.file_stem().is_some_and(|f| f == s)))
         .collect();
     files.sort();
     let mut out = vec![];

@@ -61,11 +61,13 @@ use crate::operators::group::{emitted_schema, row_converter, sort_fields};
 use crate::runtime::checkpoint::StageState;
 use crate::EngineError;
 
-/// A held row and its sort key.
+/// A held row and its sort key. The row is shared with the changes that
+/// emit it (a Top-N with row numbers emits each held row again whenever a
+/// row enters above it), so emitting one copies no bytes.
 #[derive(Debug)]
 struct Entry {
     sort: Box<[u8]>,
-    row: Box<[u8]>,
+    row: Arc<[u8]>,
 }
 
 /// The Top-N operator; see the module documentation.
@@ -117,7 +119,7 @@ impl std::fmt::Debug for TopN {
 }
 
 /// One emitted row: its bytes, its rank (1-based) and kind.
-type Emitted = (Box<[u8]>, u64, i8);
+type Emitted = (Arc<[u8]>, u64, i8);
 
 impl TopN {
     pub fn new(
@@ -567,7 +569,8 @@ impl TopN {
         emitted
             + self.bytes
             + keys
-            + self.held * std::mem::size_of::<Entry>()
+            // An entry, and its row's two reference counts.
+            + self.held * (std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<usize>())
             + self.state.capacity() * (std::mem::size_of::<(Box<[u8]>, Vec<Entry>)>() + 1)
     }
 

@@ -2411,17 +2411,118 @@ fn with_json<T>(
 }
 
 /// `JSON_VALUE`: the scalar at the path as text; NULL for a missing one, an
-/// object or an array.
+/// object or an array. A number is its own text as Java's `BigDecimal`
+/// writes it, as in Flink (`1.50` stays `1.50`, `1e2` is `1E+2`).
 fn json_value(a: &[ArrayRef]) -> DfResult<ArrayRef> {
-    let out: StringArray = with_json(a, |doc, steps| match &*select(doc, steps)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    })?
-    .into_iter()
-    .collect();
+    let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
+    let out: StringArray = (0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) || paths.is_null(i) {
+                return None;
+            }
+            let text = docs.value(i);
+            let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+            let steps = parse_path(paths.value(i))?;
+            match &*select(&doc, &steps)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(
+                    raw_at(text, &steps)
+                        .map(json_number_text)
+                        .unwrap_or_else(|| n.to_string()),
+                ),
+                serde_json::Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        })
+        .collect();
     Ok(Arc::new(out))
+}
+
+/// The text of the value at `steps` (members and indexes) as `doc`
+/// writes it; `None` when a step does not lead anywhere. A member named
+/// twice is its last value, as in [`serde_json::Value`].
+fn raw_at<'a>(doc: &'a str, steps: &[Step]) -> Option<&'a str> {
+    use serde_json::value::RawValue;
+    let mut raw: &'a RawValue = serde_json::from_str(doc).ok()?;
+    for s in steps {
+        raw = match s {
+            Step::Member(m) => {
+                serde_json::from_str::<std::collections::HashMap<String, &'a RawValue>>(raw.get())
+                    .ok()?
+                    .remove(m)?
+            }
+            Step::Index(i) => *serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
+                .ok()?
+                .get(*i)?,
+            Step::Wildcard => return None,
+        };
+    }
+    Some(raw.get().trim())
+}
+
+/// A JSON number's text as Flink's JSON functions read and write it:
+/// an integer as it is (`-0` is `0`), anything with a fraction or an
+/// exponent as Java's `new BigDecimal(text).toString()`: `1.50`, `1E+2`,
+/// `0.000001`, `1E-7`, `1.0E+3`.
+fn json_number_text(text: &str) -> String {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], Some(&body[at + 1..])),
+        None => (body, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if exp.is_none() && fraction.is_empty() {
+        let digits = whole.trim_start_matches('0');
+        return match (negative, digits.is_empty()) {
+            (_, true) => "0".into(),
+            (true, false) => format!("-{digits}"),
+            (false, false) => digits.into(),
+        };
+    }
+    let Ok(exp) = exp.map_or(Ok(0i64), |e| e.trim_start_matches('+').parse::<i64>()) else {
+        return text.into();
+    };
+    let scale = fraction.len() as i64 - exp;
+    let Ok(scale) = i32::try_from(scale) else {
+        return text.into();
+    };
+    let digits = format!("{whole}{fraction}");
+    big_decimal_text(negative, &digits, scale)
+}
+
+/// Java's `BigDecimal.toString()` of `unscaled × 10^-scale` (`unscaled`
+/// in decimal digits, leading zeros allowed): plain when the scale is not
+/// negative and the adjusted exponent is at least -6, scientific
+/// otherwise. A zero has no sign.
+fn big_decimal_text(negative: bool, unscaled: &str, scale: i32) -> String {
+    let unscaled = unscaled.trim_start_matches('0');
+    let unscaled = if unscaled.is_empty() { "0" } else { unscaled };
+    let n = unscaled.len() as i64;
+    let adjusted = n - 1 - scale as i64;
+    let sign = if negative && unscaled != "0" { "-" } else { "" };
+    if scale >= 0 && adjusted >= -6 {
+        let s = scale as usize;
+        let text = if s == 0 {
+            unscaled.to_string()
+        } else if unscaled.len() > s {
+            let (a, b) = unscaled.split_at(unscaled.len() - s);
+            format!("{a}.{b}")
+        } else {
+            format!("0.{}{unscaled}", "0".repeat(s - unscaled.len()))
+        };
+        return format!("{sign}{text}");
+    }
+    let (first, rest) = unscaled.split_at(1);
+    let point = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
+    let e_sign = if adjusted > 0 { "+" } else { "" };
+    format!("{sign}{first}{point}E{e_sign}{adjusted}")
 }
 
 /// The name of [`json_value_status`].
@@ -2703,31 +2804,7 @@ fn json_double(d: f64) -> String {
         after_point - exp
     };
     // BigDecimal's unscaled value drops leading zeros (0.001 is 1 at scale 3).
-    let unscaled = digits.trim_start_matches('0');
-    let unscaled = if unscaled.is_empty() { "0" } else { unscaled };
-    let n = unscaled.len() as i32;
-    let adjusted = n - 1 - scale;
-    let sign = if d < 0.0 { "-" } else { "" };
-    if scale >= 0 && adjusted >= -6 {
-        let s = scale as usize;
-        let text = if s == 0 {
-            unscaled.to_string()
-        } else if unscaled.len() > s {
-            let (a, b) = unscaled.split_at(unscaled.len() - s);
-            format!("{a}.{b}")
-        } else {
-            format!("0.{}{unscaled}", "0".repeat(s - unscaled.len()))
-        };
-        return format!("{sign}{text}");
-    }
-    let (first, rest) = unscaled.split_at(1);
-    let point = if rest.is_empty() {
-        String::new()
-    } else {
-        format!(".{rest}")
-    };
-    let e_sign = if adjusted > 0 { "+" } else { "" };
-    format!("{sign}{first}{point}E{e_sign}{adjusted}")
+    big_decimal_text(d < 0.0, &digits, scale)
 }
 
 /// NaN and the infinities as Java writes them.
@@ -2924,6 +3001,44 @@ mod tests {
         for (d, want) in cases {
             assert_eq!(json_double(d), want, "{d:e}");
         }
+    }
+
+    #[test]
+    fn json_numbers_are_read_as_javas_big_decimal_writes_them() {
+        let cases = [
+            ("1.50", "1.50"),
+            ("1e2", "1E+2"),
+            ("1.0e3", "1.0E+3"),
+            ("100e-2", "1.00"),
+            ("1E-2", "0.01"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1E-7"),
+            ("-2.5e-10", "-2.5E-10"),
+            ("-0.0", "0.0"),
+            ("-0", "0"),
+            ("-12", "-12"),
+            ("12345678901234567890", "12345678901234567890"),
+            ("0e5", "0E+5"),
+            ("1e+2", "1E+2"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(json_number_text(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_found_as_its_document_writes_it() {
+        let steps = |p: &str| parse_path(p).unwrap();
+        let doc = r#"{"a": {"b": [1, 2.50, {"c": 1e2}]}, "a\u0020": 3, "d": 1, "d": 2.0}"#;
+        assert_eq!(raw_at(doc, &steps("$.a.b[1]")), Some("2.50"));
+        assert_eq!(raw_at(doc, &steps("$.a.b[2].c")), Some("1e2"));
+        assert_eq!(
+            raw_at(doc, &steps("$.d")),
+            Some("2.0"),
+            "the last of a member named twice"
+        );
+        assert_eq!(raw_at(doc, &steps("$.a.b[3]")), None);
+        assert_eq!(raw_at(doc, &steps("$.x")), None);
     }
 
     #[test]

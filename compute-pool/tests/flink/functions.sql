@@ -1423,3 +1423,7 @@ JSON_VALUE('{"a": 100e-2}', '$.a')
 JSON_VALUE('{"a": -12}', '$.a')
 JSON_VALUE('{"a": 2.0, "a": 3.50}', '$.a')
 JSON_VALUE('{"b": {"c": 0.000001}}', '$.b.c')
+JSON_VALUE('{"a": 1e2}', '$.a' RETURNING DOUBLE)
+JSON_VALUE('{"a": 1.50}', '$.a' RETURNING DECIMAL(5, 2))  -- differs: Flink 2.3 takes only STRING, BOOLEAN, INTEGER and DOUBLE after RETURNING; Weir casts the value to the type named
+JSON_VALUE('{"a": 2.5e1}', '$.a' RETURNING DECIMAL(5, 1))  -- differs: Flink 2.3 takes only STRING, BOOLEAN, INTEGER and DOUBLE after RETURNING; Weir casts the value to the type named
+JSON_VALUE('{"a": 3e0}', '$.a' RETURNING BIGINT)  -- differs: Flink 2.3 takes only STRING, BOOLEAN, INTEGER and DOUBLE after RETURNING; Weir casts the value to the type named

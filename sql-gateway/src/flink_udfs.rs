@@ -2485,8 +2485,8 @@ fn json_number_text(text: &str) -> String {
     let Ok(exp) = exp.map_or(Ok(0i64), |e| e.trim_start_matches('+').parse::<i64>()) else {
         return text.into();
     };
-    let scale = fraction.len() as i64 - exp;
-    let Ok(scale) = i32::try_from(scale) else {
+    // An exponent beyond what a BigDecimal's scale holds: the text as it is.
+    let Some(Ok(scale)) = (fraction.len() as i64).checked_sub(exp).map(i32::try_from) else {
         return text.into();
     };
     let digits = format!("{whole}{fraction}");
@@ -3020,6 +3020,8 @@ mod tests {
             ("12345678901234567890", "12345678901234567890"),
             ("0e5", "0E+5"),
             ("1e+2", "1E+2"),
+            ("1e-9223372036854775808", "1e-9223372036854775808"),
+            ("1e99999999999", "1e99999999999"),
         ];
         for (text, want) in cases {
             assert_eq!(json_number_text(text), want, "{text}");

@@ -20,36 +20,30 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 tools="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 bash infra/broker/install-noida.sh
+# Python tools, each in a venv of its own under $tools, installed once:
+# the marker is written only after pip succeeds, so that a run stopped in
+# the middle of an install installs again rather than finding a venv
+# without its packages.
+py_tool() { # venv-name pip-requirement...
+  local venv="$tools/$1"; shift
+  [ -e "$venv/.installed" ] && return 0
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+  touch "$venv/.installed"
+}
 # Confluent's Python client, to check `weir broker` with a client Weir's
 # users run (not only Weir's own librdkafka).
-if [ ! -x "$tools/confluent/bin/python" ]; then
-  python3 -m venv "$tools/confluent"
-  "$tools/confluent/bin/pip" install --quiet --disable-pip-version-check confluent-kafka==2.16.1
-fi
+py_tool confluent confluent-kafka==2.16.1
 # Confluent's DB-API driver, run against `weir dev` (pinned; upgrade on
 # purpose, and update the README's client table with it).
-if [ ! -x "$tools/confluent-sql-0.7.0/bin/python" ]; then
-  python3 -m venv "$tools/confluent-sql-0.7.0"
-  "$tools/confluent-sql-0.7.0/bin/pip" install --quiet --disable-pip-version-check confluent-sql==0.7.0
-fi
+py_tool confluent-sql-0.7.0 confluent-sql==0.7.0
 # dbt with Confluent's adapter (which brings its own confluent-sql).
-if [ ! -x "$tools/dbt-confluent-0.4.1/bin/dbt" ]; then
-  python3 -m venv "$tools/dbt-confluent-0.4.1"
-  "$tools/dbt-confluent-0.4.1/bin/pip" install --quiet --disable-pip-version-check \
-    dbt-confluent==0.4.1 dbt-core==1.11.16
-fi
+py_tool dbt-confluent-0.4.1 dbt-confluent==0.4.1 dbt-core==1.11.16
 # Confluent's client with its schema-registry serializers (Avro, JSON
 # Schema, Protobuf), against `weir dev`'s built-in registry.
-if [ ! -x "$tools/confluent-sr-2.16.1/bin/python" ]; then
-  python3 -m venv "$tools/confluent-sr-2.16.1"
-  "$tools/confluent-sr-2.16.1/bin/pip" install --quiet --disable-pip-version-check \
-    "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1"
-fi
+py_tool confluent-sr-2.16.1 "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1"
 # Schemathesis, to fuzz the API from its OpenAPI document (pinned).
-if [ ! -x "$tools/schemathesis-4.32.5/bin/schemathesis" ]; then
-  python3 -m venv "$tools/schemathesis-4.32.5"
-  "$tools/schemathesis-4.32.5/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
-fi
+py_tool schemathesis-4.32.5 schemathesis==4.32.5
 # Debian packages: Chromium for the web workspace's browser tests (driven
 # with playwright-core, which web/app's lock file pins), protoc and its
 # well-known types for the Terraform provider's plugin protocol

@@ -248,13 +248,16 @@ def run_weir(weir_bin, data_bin, data_dir, sql, counts, queries, bootstrap, perf
             w.call("DELETE", f"{w.url}/{stmt}")
         # The run of median CPU of each query (the VM's noise is large),
         # leaving out a run that shows more CPU than its wall time on every
-        # core: a process counted twice (seen rarely, cause not found).
+        # core: a process counted twice (seen rarely, cause not found). A
+        # query that failed in any run is shown failed, never hidden by a
+        # median.
         cores = os.cpu_count() or 1
         for name, rs in runs.items():
+            failed = [r for r in rs if r["error"]]
             sane = [r for r in rs if r["cpu"] <= r["wall"] * cores * 1.05] or rs
             if len(sane) < len(rs):
                 log(f"weir {name}: {len(rs) - len(sane)} run(s) left out: more CPU than wall time × {cores} cores")
-            results[name] = sorted(sane, key=lambda r: r["cpu"])[len(sane) // 2]
+            results[name] = failed[0] if failed else sorted(sane, key=lambda r: r["cpu"])[len(sane) // 2]
     finally:
         w.stop()
     return results

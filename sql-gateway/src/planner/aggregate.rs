@@ -490,10 +490,17 @@ impl Planner {
         if !(layout.contains(&crate::plan::GroupColumn::WindowStart)
             && layout.contains(&crate::plan::GroupColumn::WindowEnd))
         {
-            return Err(SqlError::validation(
-                "a window aggregation must GROUP BY both window_start and window_end",
-                None,
-            ));
+            // As in Flink, a GROUP BY that does not name both bounds is not
+            // a window aggregation: the window TVF assigns each row its
+            // window(s), and a group aggregation updates its result with
+            // every row. A SESSION window has no such standalone form.
+            if window.window.kind == crate::plan::WindowKind::Session {
+                return Err(SqlError::validation(
+                    "an aggregation over a SESSION window must GROUP BY both window_start and window_end",
+                    None,
+                ));
+            }
+            return Ok(None);
         }
         let crate::windows::Marker {
             window,

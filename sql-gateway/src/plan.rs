@@ -509,6 +509,17 @@ pub enum PlanNode {
         aggs: Vec<Expr>,
         output_schema: DFSchemaRef,
     },
+    /// `ORDER BY time ASC, ...` over a stream: each row once the watermark
+    /// passes its time, in time order; rows of one time ordered by `peers`
+    /// (append-only; a late row is dropped).
+    Sort {
+        input: Box<PlanNode>,
+        input_schema: DFSchemaRef,
+        /// The time attribute, over `input_schema`.
+        time: Expr,
+        /// The rest of the ORDER BY, over `input_schema`.
+        peers: Vec<SortExpr>,
+    },
     /// `MATCH_RECOGNIZE`: a row pattern matched per partition in time
     /// order, one row per match (append-only).
     MatchRecognize {
@@ -690,6 +701,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::Sort { input, .. }
             | PlanNode::MatchRecognize { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }
@@ -708,6 +720,7 @@ impl PlanNode {
         matches!(
             self,
             PlanNode::OverAggregate { .. }
+                | PlanNode::Sort { .. }
                 | PlanNode::MatchRecognize { .. }
                 | PlanNode::ChangelogNormalize { .. }
                 | PlanNode::WindowAggregate { .. }
@@ -728,6 +741,7 @@ impl PlanNode {
             PlanNode::Expand { .. } => "Expand",
             PlanNode::Unnest { .. } => "Unnest",
             PlanNode::OverAggregate { .. } => "OverAggregate",
+            PlanNode::Sort { .. } => "Sort",
             PlanNode::MatchRecognize { .. } => "MatchRecognize",
             PlanNode::ChangelogNormalize { .. } => "ChangelogNormalize",
             PlanNode::WindowAggregate { .. } => "WindowAggregate",
@@ -780,6 +794,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::Sort { input, .. }
             | PlanNode::Limit { input, .. } => input.is_append_only(),
             PlanNode::MatchRecognize { .. } => true,
             PlanNode::Union { inputs } => inputs.iter().all(PlanNode::is_append_only),
@@ -961,6 +976,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::Sort { input, .. }
             | PlanNode::Limit { input, .. } => input.update_source(),
             PlanNode::MatchRecognize { .. } => None,
             PlanNode::Union { inputs } => inputs.iter().find_map(PlanNode::update_source),
@@ -1116,6 +1132,11 @@ impl PlanNode {
             PlanNode::Limit { fetch, .. } => {
                 writeln!(out, "{pad}Limit: fetch={fetch} changelog={mode} state=count")
             }
+            PlanNode::Sort { time, peers, .. } => writeln!(
+                out,
+                "{pad}Sort: order=[{time}{}] changelog={mode} state=rows until the watermark passes their time",
+                peers.iter().map(|p| format!(", {p}")).collect::<String>()
+            ),
             PlanNode::GroupAggregate { keys, aggs, input, .. } => writeln!(
                 out,
                 "{pad}GroupAggregate: keys=[{}] aggs=[{}] changelog={mode} consumes={} state=accumulators, row count and last result per key [{}]",
@@ -1220,6 +1241,7 @@ impl PlanNode {
             | PlanNode::Expand { input, .. }
             | PlanNode::Unnest { input, .. }
             | PlanNode::OverAggregate { input, .. }
+            | PlanNode::Sort { input, .. }
             | PlanNode::MatchRecognize { input, .. }
             | PlanNode::ChangelogNormalize { input, .. }
             | PlanNode::WindowAggregate { input, .. }

@@ -169,6 +169,7 @@ fn own_key(node: &PlanNode) -> Option<(Vec<Expr>, DFSchemaRef)> {
         PlanNode::MatchRecognize {
             spec, input_schema, ..
         } => (spec.partition_by.clone(), input_schema),
+        PlanNode::Sort { input_schema, .. } => (vec![], input_schema),
         PlanNode::ChangelogNormalize {
             keys,
             retract,
@@ -236,6 +237,11 @@ fn lineage(node: &PlanNode, idx: usize, bottom: &PlanNode) -> Option<usize> {
             ..
         }
         | PlanNode::OverAggregate {
+            input,
+            input_schema,
+            ..
+        }
+        | PlanNode::Sort {
             input,
             input_schema,
             ..
@@ -310,6 +316,7 @@ fn keyed(node: &PlanNode) -> Shape {
                     "has no grouping key, so every row meets in one task"
                 }
                 PlanNode::ChangelogNormalize { .. } => "has no primary key to split by",
+                PlanNode::Sort { .. } => "orders every row, so every row meets in one task",
                 _ => "has no PARTITION BY, so every row meets in one task",
             }),
             None => single("is not keyed"),

@@ -54,12 +54,28 @@ impl GroupKeys {
         keys: &[datafusion::logical_expr::Expr],
         input_schema: &DFSchema,
     ) -> Result<GroupKeys, EngineError> {
+        let keys: Vec<_> = keys.iter().map(|k| (k, None)).collect();
+        GroupKeys::ordered(&keys, input_schema)
+    }
+
+    /// Keys whose row format orders rows as `keys` say: each key with its
+    /// sort options (`None`: ascending, NULLs first).
+    pub fn ordered(
+        keys: &[(
+            &datafusion::logical_expr::Expr,
+            Option<arrow::compute::SortOptions>,
+        )],
+        input_schema: &DFSchema,
+    ) -> Result<GroupKeys, EngineError> {
         let props = ExecutionProps::new();
         let mut exprs = Vec::with_capacity(keys.len());
         let mut fields = Vec::with_capacity(keys.len());
-        for k in keys {
+        for &(k, options) in keys {
             let t = datafusion::logical_expr::ExprSchemable::get_type(k, input_schema)?;
-            fields.push(SortField::new(t));
+            fields.push(match options {
+                Some(o) => SortField::new_with_options(t, o),
+                None => SortField::new(t),
+            });
             exprs.push(create_physical_expr(
                 k,
                 input_schema,

@@ -235,7 +235,8 @@ impl MatchRecognize {
             &self.time,
             &self.partition,
             &self.rows,
-            self.watermark,
+            // Flink's CEP operator: a row not after the watermark is late.
+            |_| self.watermark,
             &mut self.pending,
         )?;
         Ok(())

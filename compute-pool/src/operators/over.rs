@@ -16,6 +16,10 @@
 //! A bounded frame keeps the rows it may still need per partition and
 //! folds fresh accumulators over them for each result. A row whose time is
 //! not after the watermark when it arrives is late: dropped and counted.
+//! A sort ([`OverAggregate::sort`]) drops a row as Flink's row-time sort
+//! does: when its time is not after the last time rows were emitted at (a
+//! row behind the watermark but after every row emitted still comes out,
+//! at the next watermark).
 
 use crate::hash::HashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -57,7 +61,15 @@ pub struct OverAggregate {
     pending: BTreeMap<i64, Vec<(Bytes, Bytes)>>,
     partitions: HashMap<Box<[u8]>, Partition>,
     watermark: i64,
+    /// The latest time rows were emitted at (a sort's rows are late when
+    /// not after it).
+    emitted: i64,
     pub late: u64,
+    /// A streaming `ORDER BY time, k...` (no aggregates, no partitions):
+    /// the rows of one time come out ordered by their key (`partition`,
+    /// built from the `k...` with their directions), equal keys in
+    /// arrival order.
+    sort: bool,
 }
 
 impl std::fmt::Debug for OverAggregate {
@@ -107,18 +119,53 @@ impl OverAggregate {
             pending: BTreeMap::new(),
             partitions: HashMap::default(),
             watermark: i64::MIN,
+            emitted: i64::MIN,
             late: 0,
+            sort: false,
         })
+    }
+
+    /// `ORDER BY time ASC, peers...` over a stream, as Flink's row-time
+    /// sort runs it: each row once the watermark passes its time, in time
+    /// order, rows of one time ordered by `peers`; a late row is dropped.
+    pub fn sort(
+        time: &Expr,
+        peers: &[datafusion::logical_expr::SortExpr],
+        input: &DFSchema,
+    ) -> Result<OverAggregate, EngineError> {
+        let mut op = OverAggregate::new(&[], time, OverFrame::Rows(Some(0)), &[], input, input)?;
+        let keys: Vec<_> = peers
+            .iter()
+            .map(|p| {
+                let options = arrow::compute::SortOptions {
+                    descending: !p.asc,
+                    nulls_first: p.nulls_first,
+                };
+                (&p.expr, Some(options))
+            })
+            .collect();
+        op.partition = GroupKeys::ordered(&keys, input)?;
+        op.sort = true;
+        Ok(op)
+    }
+
+    /// Whether it is a streaming `ORDER BY` ([`OverAggregate::sort`]).
+    pub fn is_sort(&self) -> bool {
+        self.sort
     }
 
     /// Holds a batch's rows until the watermark passes their time.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let late_until = match self.sort {
+            true => self.emitted,
+            false => self.watermark,
+        };
         self.late += hold_until_watermark(
             batch,
             &self.time,
             &self.partition,
             &self.rows,
-            self.watermark,
+            |_| late_until,
             &mut self.pending,
         )?;
         Ok(())
@@ -132,8 +179,17 @@ impl OverAggregate {
         self.watermark = wm;
         let rest = self.pending.split_off(&wm.saturating_add(1));
         let due = std::mem::replace(&mut self.pending, rest);
+        if let Some(last) = due.keys().next_back() {
+            self.emitted = self.emitted.max(*last);
+        }
         let mut out: Vec<Emitted> = vec![];
-        for (t, entries) in due {
+        for (t, mut entries) in due {
+            if self.sort {
+                // A stable sort: equal keys keep their arrival order.
+                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+                out.extend(entries.into_iter().map(|(_, r)| (r, vec![])));
+                continue;
+            }
             // The partitions at this time, in arrival order, with their rows.
             let mut order: Vec<(Bytes, Vec<Bytes>)> = vec![];
             for (key, row) in entries {
@@ -328,10 +384,15 @@ impl OverAggregate {
         for (k, bytes) in &running {
             held.push(RUNNING, 0, Some(k), Some(bytes));
         }
+
         let batches = vec![held.into_batch()?];
         Ok(StageState {
             batches,
-            meta: serde_json::json!({ "watermark": self.watermark, "late": self.late }),
+            meta: serde_json::json!({
+                "watermark": self.watermark,
+                "emitted": self.emitted,
+                "late": self.late
+            }),
         })
     }
 
@@ -339,6 +400,8 @@ impl OverAggregate {
         self.pending.clear();
         self.partitions.clear();
         self.watermark = state.meta["watermark"].as_i64().unwrap_or(i64::MIN);
+        // A checkpoint from before `emitted` was kept: the watermark bounds it.
+        self.emitted = state.meta["emitted"].as_i64().unwrap_or(self.watermark);
         self.late = state.meta["late"].as_u64().unwrap_or(0);
         for b in &state.batches {
             for (tag, t, k, r) in TaggedRows::read(b, "an OVER aggregation")? {
@@ -379,14 +442,15 @@ impl OverAggregate {
 /// Puts each row of `batch` into `pending` under its time (`time` over
 /// the batch), with its partition key and the row in Arrow's row format,
 /// to wait for the watermark; returns how many rows were late (their time
-/// NULL or not after `watermark`), which are dropped. Shared by the
+/// NULL or not after `late_until` of their partition key), which are
+/// dropped. Shared by the
 /// operators that take rows in time order (OVER, MATCH_RECOGNIZE).
 pub(crate) fn hold_until_watermark(
     batch: &RecordBatch,
     time: &Arc<dyn PhysicalExpr>,
     partition: &GroupKeys,
     converter: &RowConverter,
-    watermark: i64,
+    late_until: impl Fn(&[u8]) -> i64,
     pending: &mut BTreeMap<i64, Vec<(Bytes, Bytes)>>,
 ) -> Result<u64, EngineError> {
     let n = batch.num_rows();
@@ -395,13 +459,12 @@ pub(crate) fn hold_until_watermark(
     let rows = converter.convert_columns(batch.columns())?;
     let mut late = 0;
     for i in 0..n {
-        if times.is_null(i) || times.value(i) <= watermark {
+        let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+        if times.is_null(i) || times.value(i) <= late_until(key) {
             late += 1;
             continue;
         }
-        let key: Bytes = keys
-            .as_ref()
-            .map_or(Box::default(), |k| k.row(i).data().into());
+        let key: Bytes = key.into();
         pending
             .entry(times.value(i))
             .or_default()

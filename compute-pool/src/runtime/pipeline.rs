@@ -302,6 +302,7 @@ impl StatefulOp {
             StatefulOp::Join(_) => "Join",
             StatefulOp::TopN(_) => "TopN",
             StatefulOp::Normalize(_) => "ChangelogNormalize",
+            StatefulOp::Over(o) if o.is_sort() => "Sort",
             StatefulOp::Over(_) => "OverAggregate",
             StatefulOp::Match(_) => "MatchRecognize",
             StatefulOp::Temporal(_) => "TemporalJoin",
@@ -915,6 +916,16 @@ impl Compiler {
                     input_schema,
                     output_schema,
                 )?));
+                self.unary_stage(op, input, above, target)?;
+            }
+            PlanNode::Sort {
+                input,
+                input_schema,
+                time,
+                peers,
+            } => {
+                let op =
+                    StatefulOp::Over(Box::new(OverAggregate::sort(time, peers, input_schema)?));
                 self.unary_stage(op, input, above, target)?;
             }
             PlanNode::MatchRecognize {

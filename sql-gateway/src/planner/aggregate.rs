@@ -368,6 +368,94 @@ impl Planner {
         })
     }
 
+    /// `ORDER BY time [ASC], ...` over a stream, as Flink runs it: the
+    /// first key must be a time attribute, ascending; rows come out as the
+    /// watermark passes their time, rows of one time ordered by the rest.
+    pub(super) fn temporal_sort(
+        &self,
+        sort: &datafusion::logical_expr::Sort,
+        sql: &str,
+    ) -> Result<PlanNode, SqlError> {
+        let input = self.convert(&sort.input, false, sql)?;
+        let schema = sort.input.schema();
+        let refuse = || {
+            Err(SqlError::unsupported(
+                "a stream can only be sorted by a time attribute first, ascending \
+                 (ORDER BY the table's watermarked column or $rowtime, then any columns): \
+                 rows come out in that order as the watermark passes them",
+            ))
+        };
+        let Some((first, peers)) = sort.expr.split_first() else {
+            return refuse();
+        };
+        let attribute = match &first.expr {
+            Expr::Column(c) => schema
+                .index_of_column(c)
+                .is_ok_and(|i| crate::interval::time_attribute(&input, i)),
+            _ => false,
+        };
+        if !first.asc || !attribute {
+            return refuse();
+        }
+        if reads_proctime_attribute(&first.expr, &input, schema) {
+            return Err(SqlError::unsupported(
+                "ORDER BY a processing-time attribute; order by the table's event-time (watermarked) column",
+            ));
+        }
+        if let Some(origin) = input.update_source() {
+            return Err(SqlError::unsupported(format!(
+                "ORDER BY over the update stream of {origin}; Flink sorts append-only input only"
+            )));
+        }
+        Ok(PlanNode::Sort {
+            input: Box::new(input),
+            input_schema: schema.clone(),
+            time: first.expr.clone(),
+            peers: peers.to_vec(),
+        })
+    }
+
+    /// `ORDER BY ... LIMIT n` over a stream, as Flink runs it: a Top-N
+    /// of the whole stream, rows entering (`+I`) and leaving (`-D`) the
+    /// first `n`.
+    pub(super) fn sort_limit(
+        &self,
+        sort: &datafusion::logical_expr::Sort,
+        sql: &str,
+    ) -> Result<PlanNode, SqlError> {
+        let limit = sort.fetch.expect("called with a fetch");
+        let input = self.convert(&sort.input, false, sql)?;
+        let input_schema = sort.input.schema().clone();
+        // A Top-N's output is its input's columns and a rank column, which
+        // a projection drops again.
+        let rank = datafusion::common::DFSchema::from_unqualified_fields(
+            vec![Field::new("__weir_rank", DataType::UInt64, true)].into(),
+            Default::default(),
+        )
+        .and_then(|r| input_schema.join(&r))
+        .map_err(|e| df_error(e, sql))?;
+        let exprs = input_schema
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let output_schema = Arc::new(rank);
+        Ok(PlanNode::Project {
+            input: Box::new(PlanNode::TopN {
+                input: Box::new(input),
+                input_schema,
+                partition_by: vec![],
+                order_by: sort.expr.clone(),
+                limit,
+                rank: crate::plan::RankOutput::Rows,
+                window_end: None,
+                output_schema: output_schema.clone(),
+            }),
+            exprs,
+            input_schema: output_schema,
+        })
+    }
+
     /// `GROUP BY GROUPING SETS | ROLLUP | CUBE`, as Flink plans it: an
     /// `Expand` emits each row once per grouping set, with NULL for the keys
     /// the set leaves out and the set's id, and one group aggregation keyed

@@ -667,6 +667,21 @@ impl Planner {
                     .map_err(|e| SqlError::validation(e.to_string(), None))?,
                 }
             }
+            // ORDER BY ... LIMIT n: a Top-N over the whole stream (the
+            // optimizer put the LIMIT into the sort as its fetch).
+            LogicalPlan::Limit(l) if matches!(l.input.as_ref(), LogicalPlan::Sort(s) if s.fetch.is_some()) =>
+            {
+                if !matches!(
+                    l.get_skip_type(),
+                    Ok(datafusion::logical_expr::SkipType::Literal(0))
+                ) {
+                    return Err(SqlError::unsupported(
+                        "ORDER BY ... LIMIT with an OFFSET over a stream; drop the OFFSET",
+                    ));
+                }
+                return self.convert(&l.input, top, sql);
+            }
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => self.sort_limit(sort, sql)?,
             LogicalPlan::Limit(l) if top => {
                 let fetch = match l.get_fetch_type() {
                     Ok(datafusion::logical_expr::FetchType::Literal(Some(n))) => n,
@@ -690,6 +705,7 @@ impl Planner {
                     fetch,
                 }
             }
+            LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.temporal_sort(sort, sql)?,
             LogicalPlan::Aggregate(agg) => match self.window_aggregate(agg, sql)? {
                 Some(node) => node,
                 None if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) => {
@@ -779,7 +795,7 @@ impl Planner {
                 let what = match other {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
                     LogicalPlan::Sort(_) => {
-                        "ORDER BY (streams can only be ordered by a time attribute)"
+                        "ORDER BY ... LIMIT over a stream; use ROW_NUMBER() OVER (ORDER BY ...) <= N for a Top-N"
                     }
                     LogicalPlan::Distinct(_) => "DISTINCT",
                     LogicalPlan::Limit(_) => "LIMIT inside a subquery",

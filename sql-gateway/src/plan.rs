@@ -659,6 +659,14 @@ pub enum RankOutput {
     FirstOnWatermark,
 }
 
+/// How a column of an update stream moves when its row is updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Monotonicity {
+    Constant,
+    Increasing,
+    Decreasing,
+}
+
 /// Where an output column of a plan comes from, followed down through the
 /// filters and projections that pass it on unchanged.
 pub(crate) enum ColumnOrigin<'a> {
@@ -813,6 +821,91 @@ impl PlanNode {
                     && left.is_append_only()
                     && right.is_append_only()
             }
+        }
+    }
+
+    /// For a Top-N over an update stream that Flink's planner runs with
+    /// its update-fast strategy (`UpdatableTopNFunction`), the input
+    /// columns that key its rows: the input has a unique key that holds
+    /// the `PARTITION BY` columns, and every `ORDER BY` column can only
+    /// move a row up when it is updated (a `GROUP BY` key, `COUNT` or
+    /// `MAX` descending, `MIN` ascending, of an aggregation over an
+    /// append-only input). Such a Top-N takes each update as the new row
+    /// of its key (its `-U` is not needed) and holds only the top N.
+    pub fn update_fast_key(&self) -> Option<Vec<usize>> {
+        let PlanNode::TopN {
+            input,
+            input_schema,
+            partition_by,
+            order_by,
+            rank: RankOutput::Rows | RankOutput::RowNumbers,
+            window_end: None,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if input.is_append_only() {
+            return None;
+        }
+        let column = |e: &Expr| match e.clone().unalias_nested().data {
+            Expr::Column(c) => input_schema.index_of_column(&c).ok(),
+            _ => None,
+        };
+        let key = input.upsert_key()?;
+        if !partition_by
+            .iter()
+            .all(|p| column(p).is_some_and(|i| key.contains(&i)))
+        {
+            return None;
+        }
+        let monotonic = order_by.iter().all(|o| {
+            matches!(
+                (column(&o.expr).and_then(|i| input.monotonicity(i)), o.asc),
+                (Some(Monotonicity::Constant), _)
+                    | (Some(Monotonicity::Increasing), false)
+                    | (Some(Monotonicity::Decreasing), true)
+            )
+        });
+        monotonic.then_some(key)
+    }
+
+    /// How output column `idx` moves when its row is updated, as Flink's
+    /// planner infers it (`FlinkRelMdModifiedMonotonicity`), for the
+    /// columns of an aggregation over an append-only input passed on by
+    /// projections; `None`: not known to be monotonic. A filter between
+    /// (a `HAVING`) may drop an updated row, so it is not looked through.
+    fn monotonicity(&self, idx: usize) -> Option<Monotonicity> {
+        match self {
+            PlanNode::Project {
+                input,
+                exprs,
+                input_schema,
+            } => match exprs.get(idx)?.clone().unalias_nested().data {
+                Expr::Column(c) => input.monotonicity(input_schema.index_of_column(&c).ok()?),
+                _ => None,
+            },
+            PlanNode::GroupAggregate {
+                keys, aggs, input, ..
+            } => {
+                if idx < keys.len() {
+                    return Some(Monotonicity::Constant);
+                }
+                if !input.is_append_only() {
+                    return None;
+                }
+                let Expr::AggregateFunction(f) =
+                    aggs.get(idx - keys.len())?.clone().unalias_nested().data
+                else {
+                    return None;
+                };
+                match f.func.name() {
+                    "count" | "max" => Some(Monotonicity::Increasing),
+                    "min" => Some(Monotonicity::Decreasing),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 
@@ -1197,7 +1290,13 @@ impl PlanNode {
                     RankOutput::FirstOnWatermark => "first row once the watermark reaches it",
                 },
                 input.changelog(),
-                if input.is_append_only() { "the top N rows" } else { "every row" },
+                if input.is_append_only() {
+                    "the top N rows"
+                } else if self.update_fast_key().is_some() {
+                    "the top N rows, each updated in place by the input's key (its sort value only moves it up)"
+                } else {
+                    "every row"
+                },
                 partition_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
             ),
             PlanNode::Join {

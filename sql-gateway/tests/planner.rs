@@ -1125,3 +1125,44 @@ fn a_cast_to_a_huge_char_is_refused_rather_than_padded() {
     // VARCHAR(n) only cuts, so any length plans.
     plan("SELECT CAST(who AS VARCHAR(2000000000)) FROM orders");
 }
+
+/// The Top-N of `sql` (the first one from the root).
+fn top_n(node: &PlanNode) -> Option<&PlanNode> {
+    match node {
+        PlanNode::TopN { .. } => Some(node),
+        other => other.inputs().into_iter().find_map(top_n),
+    }
+}
+
+#[test]
+fn a_top_n_over_an_aggregate_updates_in_place_only_where_flink_would() {
+    let fast = |sql: &str| {
+        top_n(&plan(sql).root)
+            .expect(sql)
+            .update_fast_key()
+            .is_some()
+    };
+    let ranked = |order: &str, agg: &str| {
+        format!(
+            "SELECT * FROM (SELECT who, n, ROW_NUMBER() OVER (ORDER BY {order}) AS rn \
+             FROM (SELECT who, {agg} AS n FROM orders GROUP BY who)) WHERE rn <= 3"
+        )
+    };
+    // COUNT and MAX only grow, MIN only shrinks: a row only moves up.
+    assert!(fast(&ranked("n DESC", "COUNT(*)")));
+    assert!(fast(&ranked("n DESC, who", "MAX(amount)")));
+    assert!(fast(&ranked("n", "MIN(amount)")));
+    assert!(fast(
+        "SELECT who, COUNT(*) AS n FROM orders GROUP BY who ORDER BY n DESC LIMIT 2"
+    ));
+    // A SUM may shrink, a COUNT ascending moves rows down: every row is
+    // held and an update is a retraction and an insertion.
+    assert!(!fast(&ranked("n DESC", "SUM(amount)")));
+    assert!(!fast(&ranked("n", "COUNT(*)")));
+    // A HAVING may drop an updated row; an append-only input needs none.
+    assert!(!fast(
+        "SELECT * FROM (SELECT who, n, ROW_NUMBER() OVER (ORDER BY n DESC) AS rn \
+         FROM (SELECT who, COUNT(*) AS n FROM orders GROUP BY who HAVING COUNT(*) < 5)) WHERE rn <= 3"
+    ));
+    assert!(!fast("SELECT id FROM orders ORDER BY amount DESC LIMIT 2"));
+}

@@ -32,6 +32,13 @@
 //!
 //! A retraction of a row not held is ignored, as in Flink.
 //!
+//! The update-fast strategy ([`TopN::with_update_key`]), as Flink's
+//! `UpdatableTopNFunction`: over an update stream keyed by a unique key
+//! whose sort values only move rows up (a `COUNT` descending), only the
+//! top N rows are held, each with its key; an update replaces its key's
+//! row (its `-U` is ignored) and emits `-U`/`+U` of that row, or with the
+//! row number, of every rank from the row's new place down to its old one.
+//!
 //! A window Top-N (the partition holds a window's start and end, over an
 //! append-only input) holds the same top N rows per partition but emits
 //! nothing as rows arrive: when the watermark passes a window's end, each
@@ -68,6 +75,15 @@ use crate::EngineError;
 struct Entry {
     sort: Box<[u8]>,
     row: Arc<[u8]>,
+    /// The row's unique key, with the update-fast strategy.
+    key: Option<Box<[u8]>>,
+}
+
+impl Entry {
+    /// Bytes it holds.
+    fn size(&self) -> usize {
+        self.sort.len() + self.row.len() + self.key.as_ref().map_or(0, |k| k.len())
+    }
 }
 
 /// The Top-N operator; see the module documentation.
@@ -93,6 +109,10 @@ pub struct TopN {
     /// `'sql.state-ttl'` (ms), with each partition's expiry in processing
     /// time and when the next sweep is due.
     ttl: Option<Ttl>,
+    /// Flink's update-fast strategy (see
+    /// [`weir_sql_gateway::PlanNode::update_fast_key`]): the input columns
+    /// that key its rows, and their row converter.
+    update_key: Option<(Vec<usize>, RowConverter)>,
 }
 
 /// The TTL (ms), each partition's expiry and the next sweep's time.
@@ -182,7 +202,38 @@ impl TopN {
             window: None,
             emitted: None,
             ttl: None,
+            update_key: None,
         })
+    }
+
+    /// Runs it with Flink's update-fast strategy, as `UpdatableTopNFunction`
+    /// does: the input's rows are keyed by its columns `key` (a unique key
+    /// holding the partition columns) and each key's sort value only moves
+    /// it up, so an update replaces its key's row in place (its `-U` is
+    /// ignored), only the top N rows are held, and a row that moves up
+    /// emits the ranks it passes.
+    pub fn with_update_key(
+        mut self,
+        key: Vec<usize>,
+        input: &DFSchema,
+    ) -> Result<TopN, EngineError> {
+        let fields = key
+            .iter()
+            .map(|&i| SortField::new(input.field(i).data_type().clone()))
+            .collect();
+        self.update_key = Some((key, row_converter(fields, "a Top-N's unique key")?));
+        self.retracting = false;
+        Ok(self)
+    }
+
+    /// The unique keys of the rows of `columns` (the input's columns;
+    /// update-fast strategy only).
+    fn unique_keys(&self, columns: &[ArrayRef]) -> Result<Option<arrow::row::Rows>, EngineError> {
+        let Some((key, conv)) = &self.update_key else {
+            return Ok(None);
+        };
+        let cols: Vec<ArrayRef> = key.iter().map(|&i| columns[i].clone()).collect();
+        Ok(Some(conv.convert_columns(&cols)?))
     }
 
     /// Makes it a window Top-N over windows ending at `end` (a column of
@@ -225,7 +276,7 @@ impl TopN {
         if let Some(part) = self.state.remove(key) {
             for e in part {
                 self.held -= 1;
-                self.bytes -= e.sort.len() + e.row.len();
+                self.bytes -= e.size();
             }
         }
     }
@@ -290,7 +341,7 @@ impl TopN {
             };
             for (r, e) in part.into_iter().enumerate() {
                 self.held -= 1;
-                self.bytes -= e.sort.len() + e.row.len();
+                self.bytes -= e.size();
                 out.push((e.row, r as u64 + 1, INSERT));
             }
             if let Some(emitted) = &mut self.emitted {
@@ -335,6 +386,7 @@ impl TopN {
         let sorts = self.sort_rows.convert_columns(&eval(&self.order)?)?;
         let rows = self.rows.convert_columns(c.batch.columns())?;
         let ends = self.window_ends(c)?;
+        let unique = self.unique_keys(c.batch.columns())?;
         if self.ttl.is_some() {
             let touched: Vec<&[u8]> = (0..n)
                 .map(|i| keys.as_ref().map_or(&[][..], |k| k.row(i).data()))
@@ -364,20 +416,26 @@ impl TopN {
                         if earlier {
                             w.partitions.entry(end).or_default().push(key.into());
                         }
-                        self.insert(key, sort.data(), row.data(), &mut vec![]);
+                        self.insert(key, sort.data(), row.data(), None, &mut vec![]);
                     }
                     (Some(end), None) if end - 1 > w.watermark => {
                         if !self.state.contains_key(key) {
                             w.partitions.entry(end).or_default().push(key.into());
                         }
-                        self.insert(key, sort.data(), row.data(), &mut vec![]);
+                        self.insert(key, sort.data(), row.data(), None, &mut vec![]);
                     }
                     _ => w.late += 1,
                 }
                 continue;
             }
-            if is_accumulate(c.op(i)) {
-                self.insert(key, sort.data(), row.data(), &mut out);
+            if let Some(unique) = &unique {
+                // Update-fast: an update is its key's new row; the row it
+                // replaces is found by the key, so `-U` says nothing new.
+                if is_accumulate(c.op(i)) {
+                    self.upsert(key, sort.data(), row.data(), unique.row(i).data(), &mut out);
+                }
+            } else if is_accumulate(c.op(i)) {
+                self.insert(key, sort.data(), row.data(), None, &mut out);
             } else {
                 self.retract(key, sort.data(), row.data(), &mut out);
             }
@@ -388,7 +446,14 @@ impl TopN {
         Ok(vec![self.changes(out)?])
     }
 
-    fn insert(&mut self, key: &[u8], sort: &[u8], row: &[u8], out: &mut Vec<Emitted>) {
+    fn insert(
+        &mut self,
+        key: &[u8],
+        sort: &[u8],
+        row: &[u8],
+        unique: Option<&[u8]>,
+        out: &mut Vec<Emitted>,
+    ) {
         let (limit, kind, retracting) = (self.limit, self.output_kind, self.retracting);
         let windowed = self.window.is_some();
         let part = match self.state.get_mut(key) {
@@ -408,12 +473,13 @@ impl TopN {
             return;
         }
         self.held += 1;
-        self.bytes += sort.len() + row.len();
+        self.bytes += sort.len() + row.len() + unique.map_or(0, <[u8]>::len);
         part.insert(
             pos,
             Entry {
                 sort: sort.into(),
                 row: row.into(),
+                key: unique.map(Into::into),
             },
         );
         if pos < limit {
@@ -463,9 +529,88 @@ impl TopN {
         if !retracting && part.len() > limit {
             for e in part.drain(limit..) {
                 self.held -= 1;
-                self.bytes -= e.sort.len() + e.row.len();
+                self.bytes -= e.size();
             }
         }
+    }
+
+    /// Applies the update-fast strategy's row `row` of unique key `unique`
+    /// in partition `key`, as Flink's `UpdatableTopNFunction` emits it.
+    fn upsert(
+        &mut self,
+        key: &[u8],
+        sort: &[u8],
+        row: &[u8],
+        unique: &[u8],
+        out: &mut Vec<Emitted>,
+    ) {
+        let Some(old) = self
+            .state
+            .get(key)
+            .and_then(|p| p.iter().position(|e| e.key.as_deref() == Some(unique)))
+        else {
+            // A key not in the top N: a new row (one that fell out
+            // earlier comes back in as new, as in Flink).
+            return self.insert(key, sort, row, Some(unique), out);
+        };
+        let kind = self.output_kind;
+        let part = self.state.get_mut(key).expect("found above");
+        let entry = Entry {
+            sort: sort.into(),
+            row: row.into(),
+            key: Some(unique.into()),
+        };
+        self.bytes += entry.size();
+        // Equal sort values keep the row's place; a new one goes after
+        // the rows it ties with.
+        let (was, pos) = if *part[old].sort == *sort {
+            (std::mem::replace(&mut part[old], entry), old)
+        } else {
+            let was = part.remove(old);
+            let pos = part.partition_point(|e| *e.sort <= *sort);
+            part.insert(pos, entry);
+            (was, pos)
+        };
+        self.bytes -= was.size();
+        if kind != RankOutput::RowNumbers {
+            out.push((was.row, 0, UPDATE_BEFORE));
+            out.push((part[pos].row.clone(), 0, UPDATE_AFTER));
+            return;
+        }
+        let old_rank = old as u64 + 1;
+        if pos > old {
+            // Moved down, which monotonic sort values rule out (Flink
+            // logs a stale-state error and goes on like this): the rows
+            // it passed move up a rank each.
+            out.push((was.row, old_rank, UPDATE_BEFORE));
+            for (r, e) in part.iter().enumerate().take(pos).skip(old) {
+                let rank = r as u64 + 1;
+                out.push((e.row.clone(), rank + 1, UPDATE_BEFORE));
+                out.push((e.row.clone(), rank, UPDATE_AFTER));
+            }
+            out.push((part[pos].row.clone(), pos as u64 + 1, UPDATE_AFTER));
+            return;
+        }
+        // Moved up from `old` to `pos` (or stayed): each rank from `pos`
+        // down to `old` takes the row above it, the old row's `-U` after
+        // the first rank's.
+        let mut current = part[pos].row.clone();
+        let mut retracted = false;
+        for (r, e) in part.iter().enumerate().take(old + 1).skip(pos + 1) {
+            let rank = r as u64;
+            let prev = e.row.clone();
+            out.push((prev.clone(), rank, UPDATE_BEFORE));
+            if !retracted {
+                out.push((was.row.clone(), old_rank, UPDATE_BEFORE));
+                retracted = true;
+            }
+            out.push((current, rank, UPDATE_AFTER));
+            current = prev;
+        }
+        if !retracted {
+            out.push((was.row, old_rank, UPDATE_BEFORE));
+        }
+        out.push((current, old_rank, UPDATE_AFTER));
     }
 
     fn retract(&mut self, key: &[u8], sort: &[u8], row: &[u8], out: &mut Vec<Emitted>) {
@@ -484,7 +629,7 @@ impl TopN {
         };
         let removed = part.remove(pos);
         self.held -= 1;
-        self.bytes -= removed.sort.len() + removed.row.len();
+        self.bytes -= removed.size();
         if pos < limit {
             let len = part.len();
             match self.output_kind {
@@ -680,6 +825,17 @@ impl TopN {
             let expires = b
                 .column_by_name("expires")
                 .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
+            // The update-fast strategy's unique keys, from the rows.
+            let unique = match &self.update_key {
+                Some(_) if b.num_rows() > 0 => {
+                    let parser = self.rows.parser();
+                    let cols = self
+                        .rows
+                        .convert_rows((0..b.num_rows()).map(|i| parser.parse(rows.value(i))))?;
+                    self.unique_keys(&cols)?
+                }
+                _ => None,
+            };
             for i in 0..b.num_rows() {
                 if let (Some(emitted), Some(e)) = (&mut self.emitted, &expires) {
                     if e.value(i) == i64::MIN {
@@ -695,9 +851,10 @@ impl TopN {
                 let e = Entry {
                     sort: sorts.value(i).into(),
                     row: rows.value(i).into(),
+                    key: unique.as_ref().map(|u| u.row(i).data().into()),
                 };
                 self.held += 1;
-                self.bytes += e.sort.len() + e.row.len();
+                self.bytes += e.size();
                 self.state.entry(keys.value(i).into()).or_default().push(e);
             }
         }

@@ -1039,6 +1039,9 @@ impl Compiler {
                     output_schema,
                     !input.is_append_only(),
                 )?;
+                if let Some(key) = node.update_fast_key() {
+                    top = top.with_update_key(key, input_schema)?;
+                }
                 if let Some(end) = window_end {
                     top = top.with_window_end(end, input_schema)?;
                 } else if let (RankOutput::FirstOnWatermark, [time]) = (rank, order_by.as_slice()) {

@@ -1166,3 +1166,9 @@ fn a_top_n_over_an_aggregate_updates_in_place_only_where_flink_would() {
     ));
     assert!(!fast("SELECT id FROM orders ORDER BY amount DESC LIMIT 2"));
 }
+
+#[test]
+fn order_by_limit_zero_takes_no_row() {
+    let p = plan("SELECT id FROM orders ORDER BY amount DESC LIMIT 0");
+    assert!(top_n(&p.root).is_none(), "{:?}", p.root.name());
+}

@@ -31,8 +31,8 @@
 //! of `expect` (a planning error is printed with `(at line L, column C)`).
 //! Every record is its own poll; after each, the sources' watermarks
 //! (maximum per partition of the table's partitions, minimum over them) are
-//! passed on, so output order follows the input as Flink's per-record
-//! watermarks would. Input is unbounded: windows the watermark has not
+//! passed on, each stage moving by the sources that feed it, so output
+//! order follows the input as Flink's per-record watermarks would. Input is unbounded: windows the watermark has not
 //! passed emit nothing at the end. Values are
 //! printed with Arrow's display (`null` for NULL, timestamps as
 //! `2024-01-01T00:00:01`), in Flink's `+I[a, b]` row form with the row's

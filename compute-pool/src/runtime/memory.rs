@@ -74,7 +74,8 @@ pub struct MemoryOutput {
 /// reached). A record that does not decode under `'error-handling.mode' =
 /// 'fail'` ends the run with the same error the worker reports. After each
 /// poll the sources' watermarks (per partition of each table, minimum over
-/// partitions and sources) are passed to the window operators; the input is
+/// partitions) are passed to the stateful operators, each moving by the
+/// sources that feed it (the minimum over them); the input is
 /// treated as unbounded, so windows the watermark has not passed at the end
 /// emit nothing.
 pub fn run_in_memory(
@@ -249,10 +250,19 @@ pub fn run_in_memory_with(
             .filter(|w| !active.is_empty() && Some(*w) > out.watermark);
         if let Some(wm) = wm {
             out.watermark = Some(wm);
-            for c in stages.advance(wm)? {
-                if emit(c, &mut out) {
-                    return Ok(out);
-                }
+        }
+        // Each stage moves by the branches that feed it; constant rows
+        // never hold one back.
+        let (branch_wms, idle): (Vec<Option<i64>>, Vec<bool>) = watermarks
+            .iter()
+            .map(|w| match w {
+                Some((_, t)) => (t.current(poll.at_ms), t.all_idle(poll.at_ms)),
+                None => (Some(i64::MAX), false),
+            })
+            .unzip();
+        for c in stages.advance_branches(&branch_wms, &idle, out.watermark)? {
+            if emit(c, &mut out) {
+                return Ok(out);
             }
         }
     }

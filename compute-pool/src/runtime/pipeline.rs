@@ -420,6 +420,10 @@ pub struct Stages {
     now_ms: i64,
     /// The statement's watermark, last passed to [`Stages::advance`].
     watermark: Option<i64>,
+    /// Per stage, the branches whose rows reach it.
+    feeds: Vec<Vec<usize>>,
+    /// Per stage, the watermark last passed to its operator.
+    advanced: Vec<Option<i64>>,
 }
 
 impl Stages {
@@ -525,7 +529,52 @@ impl Stages {
     pub fn advance(&mut self, wm: i64) -> Result<Vec<Changes>, EngineError> {
         let mut out = vec![];
         self.watermark = Some(wm);
+        self.advanced.resize(self.stages.len(), None);
         for i in 0..self.stages.len() {
+            self.advanced[i] = self.advanced[i].max(Some(wm));
+            self.run_stage(i, |op| op.advance(wm), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Moves each stage by the watermarks of the branches that feed it, as
+    /// Flink moves each operator by its own inputs: the minimum over the
+    /// feeding branches that are not idle (`branches`: each branch's
+    /// watermark, `None` before its first; `idle`: which are idle). A
+    /// stage waits while a feeding branch has none, or all are idle.
+    /// `statement` (the minimum over every branch) is what
+    /// `CURRENT_WATERMARK` returns. Returns what reaches the root.
+    pub fn advance_branches(
+        &mut self,
+        branches: &[Option<i64>],
+        idle: &[bool],
+        statement: Option<i64>,
+    ) -> Result<Vec<Changes>, EngineError> {
+        let mut out = vec![];
+        if statement > self.watermark {
+            self.watermark = statement;
+        }
+        self.advanced.resize(self.stages.len(), None);
+        for i in 0..self.stages.len() {
+            let mut active = self
+                .feeds
+                .get(i)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter(|b| !idle.get(**b).copied().unwrap_or(false))
+                .peekable();
+            if active.peek().is_none() {
+                continue;
+            }
+            let Some(wm) = active.try_fold(i64::MAX, |acc, b| {
+                branches.get(*b).copied().flatten().map(|w| acc.min(w))
+            }) else {
+                continue;
+            };
+            if self.advanced[i].is_some_and(|a| wm <= a) {
+                continue;
+            }
+            self.advanced[i] = Some(wm);
             self.run_stage(i, |op| op.advance(wm), &mut out)?;
         }
         Ok(out)
@@ -737,6 +786,17 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
         b.target = flip(b.target);
     }
     let readers = share_sources(&mut c.branches);
+    let mut feeds = vec![vec![]; stages.len()];
+    for (b, branch) in c.branches.iter().enumerate() {
+        let mut target = branch.target;
+        while let Target::Stage { index, .. } = target {
+            if !feeds[index].contains(&b) {
+                feeds[index].push(b);
+            }
+            target = stages[index].target;
+        }
+    }
+    let advanced = vec![None; stages.len()];
     Ok(CompiledPlan {
         readers,
         branches: c.branches,
@@ -746,6 +806,8 @@ pub fn compile(plan: &StreamingPlan) -> Result<CompiledPlan, EngineError> {
             stages,
             now_ms: 0,
             watermark: None,
+            feeds,
+            advanced,
         },
     })
 }

@@ -933,9 +933,11 @@ async fn run_inner(
                                 None if idle.iter().all(|i| *i) => x.idle().await?,
                                 None => {}
                             }
-                        } else if let Some(wm) = all.filter(|w| Some(*w) > advanced) {
-                            advanced = Some(wm);
-                            out.extend(stages.advance(wm)?);
+                        } else {
+                            // Each stage by the branches that feed it (a
+                            // stage passes over what does not move it).
+                            advanced = advanced.max(all);
+                            out.extend(stages.advance_branches(&watermarks, &idle, advanced)?);
                         }
                         metrics.records_late.store(stages.late(), Ordering::Relaxed);
                         let (w, g) = stages.state_size();

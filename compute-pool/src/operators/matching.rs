@@ -236,7 +236,7 @@ impl MatchRecognize {
             &self.partition,
             &self.rows,
             // Flink's CEP operator: a row not after the watermark is late.
-            |_| self.watermark,
+            self.watermark,
             &mut self.pending,
         )?;
         Ok(())

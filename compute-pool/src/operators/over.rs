@@ -165,7 +165,7 @@ impl OverAggregate {
             &self.time,
             &self.partition,
             &self.rows,
-            |_| late_until,
+            late_until,
             &mut self.pending,
         )?;
         Ok(())
@@ -384,7 +384,6 @@ impl OverAggregate {
         for (k, bytes) in &running {
             held.push(RUNNING, 0, Some(k), Some(bytes));
         }
-
         let batches = vec![held.into_batch()?];
         Ok(StageState {
             batches,
@@ -442,15 +441,14 @@ impl OverAggregate {
 /// Puts each row of `batch` into `pending` under its time (`time` over
 /// the batch), with its partition key and the row in Arrow's row format,
 /// to wait for the watermark; returns how many rows were late (their time
-/// NULL or not after `late_until` of their partition key), which are
-/// dropped. Shared by the
+/// NULL or not after `late_until`), which are dropped. Shared by the
 /// operators that take rows in time order (OVER, MATCH_RECOGNIZE).
 pub(crate) fn hold_until_watermark(
     batch: &RecordBatch,
     time: &Arc<dyn PhysicalExpr>,
     partition: &GroupKeys,
     converter: &RowConverter,
-    late_until: impl Fn(&[u8]) -> i64,
+    late_until: i64,
     pending: &mut BTreeMap<i64, Vec<(Bytes, Bytes)>>,
 ) -> Result<u64, EngineError> {
     let n = batch.num_rows();
@@ -459,12 +457,13 @@ pub(crate) fn hold_until_watermark(
     let rows = converter.convert_columns(batch.columns())?;
     let mut late = 0;
     for i in 0..n {
-        let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
-        if times.is_null(i) || times.value(i) <= late_until(key) {
+        if times.is_null(i) || times.value(i) <= late_until {
             late += 1;
             continue;
         }
-        let key: Bytes = key.into();
+        let key: Bytes = keys
+            .as_ref()
+            .map_or(Box::default(), |k| k.row(i).data().into());
         pending
             .entry(times.value(i))
             .or_default()

@@ -421,9 +421,9 @@ impl Planner {
     pub(super) fn sort_limit(
         &self,
         sort: &datafusion::logical_expr::Sort,
+        limit: usize,
         sql: &str,
     ) -> Result<PlanNode, SqlError> {
-        let limit = sort.fetch.expect("called with a fetch");
         let input = self.convert(&sort.input, false, sql)?;
         let input_schema = sort.input.schema().clone();
         // A Top-N's output is its input's columns and a rank column, which

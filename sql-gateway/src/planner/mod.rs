@@ -681,7 +681,6 @@ impl Planner {
                 }
                 return self.convert(&l.input, top, sql);
             }
-            LogicalPlan::Sort(sort) if sort.fetch.is_some() => self.sort_limit(sort, sql)?,
             LogicalPlan::Limit(l) if top => {
                 let fetch = match l.get_fetch_type() {
                     Ok(datafusion::logical_expr::FetchType::Literal(Some(n))) => n,
@@ -705,7 +704,10 @@ impl Planner {
                     fetch,
                 }
             }
-            LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.temporal_sort(sort, sql)?,
+            LogicalPlan::Sort(sort) => match sort.fetch {
+                Some(limit) => self.sort_limit(sort, limit, sql)?,
+                None => self.temporal_sort(sort, sql)?,
+            },
             LogicalPlan::Aggregate(agg) => match self.window_aggregate(agg, sql)? {
                 Some(node) => node,
                 None if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) => {
@@ -794,9 +796,6 @@ impl Planner {
             other => {
                 let what = match other {
                     LogicalPlan::Aggregate(_) => "aggregation (GROUP BY, COUNT, SUM, ...)",
-                    LogicalPlan::Sort(_) => {
-                        "ORDER BY ... LIMIT over a stream; use ROW_NUMBER() OVER (ORDER BY ...) <= N for a Top-N"
-                    }
                     LogicalPlan::Distinct(_) => "DISTINCT",
                     LogicalPlan::Limit(_) => "LIMIT inside a subquery",
                     LogicalPlan::Unnest(_) => "UNNEST",

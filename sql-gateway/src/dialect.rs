@@ -19,9 +19,16 @@ pub const TABLE_ARG_MARKER: &str = "__weir_table_arg__";
 pub struct FlinkDialect;
 
 thread_local! {
-    /// Expressions the parser may still start on this thread (see
-    /// [`ParseBudget`]); `None`: no bound.
-    static PREFIX_BUDGET: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// The bound on this thread's current parse (see [`ParseBudget`]);
+    /// `None`: no bound.
+    static PARSE_BUDGET: std::cell::RefCell<Option<Budget>> = const { std::cell::RefCell::new(None) };
+}
+
+/// What a parse has spent: expressions started at each token, and whether
+/// it ran out.
+struct Budget {
+    starts: std::collections::HashMap<usize, u32>,
+    exhausted: bool,
 }
 
 /// Bounds the work of parsing one text on this thread while it lives.
@@ -30,25 +37,30 @@ thread_local! {
 /// `CAST(` that never closes, say) it parses the same tokens again as
 /// something else, at every level, so a 1 KB statement nesting 40 failed
 /// calls takes 2^40 steps and would hold a core for days. A parse that
-/// does not backtrack starts one expression per token or so; this guard
-/// allows [`ParseBudget::PER_TOKEN`] per token, after which the parser
-/// stops with [`ParserError::RecursionLimitExceeded`] (the one error its
-/// backtracking does not swallow) and [`ParseBudget::exhausted`] says so.
+/// does not backtrack starts an expression at a given token a few times
+/// at most (once per construct it tries there); this guard allows
+/// [`ParseBudget::STARTS_PER_TOKEN`] starts at any one token, after which
+/// the parser stops with [`ParserError::RecursionLimitExceeded`] (the one
+/// error its backtracking does not swallow) and
+/// [`ParseBudget::exhausted`] says so. The bound is per token, not per
+/// text: a long statement does not buy a long backtrack.
 pub struct ParseBudget {
     /// Not `Send`: the budget belongs to this thread.
     _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl ParseBudget {
-    /// Expressions a parse may start per token of its text.
-    pub const PER_TOKEN: u64 = 64;
+    /// Expressions a parse may start at any one token.
+    pub const STARTS_PER_TOKEN: u32 = 256;
 
-    /// A budget for parsing `text`.
-    pub fn new(text: &str) -> ParseBudget {
-        // Tokens are at most every other character; a few more for
-        // generated text.
-        let tokens = text.len() as u64 / 2 + 16;
-        PREFIX_BUDGET.with(|b| b.set(Some(tokens * Self::PER_TOKEN + 10_000)));
+    /// A budget for parsing one text.
+    pub fn start() -> ParseBudget {
+        PARSE_BUDGET.with(|b| {
+            *b.borrow_mut() = Some(Budget {
+                starts: Default::default(),
+                exhausted: false,
+            })
+        });
         ParseBudget {
             _thread: std::marker::PhantomData,
         }
@@ -56,25 +68,31 @@ impl ParseBudget {
 
     /// Whether the parse ran out of budget.
     pub fn exhausted(&self) -> bool {
-        PREFIX_BUDGET.with(|b| b.get() == Some(0))
+        PARSE_BUDGET.with(|b| b.borrow().as_ref().is_some_and(|b| b.exhausted))
     }
 }
 
 impl Drop for ParseBudget {
     fn drop(&mut self) {
-        PREFIX_BUDGET.with(|b| b.set(None));
+        PARSE_BUDGET.with(|b| *b.borrow_mut() = None);
     }
 }
 
-/// Takes one step of the thread's parse budget; `false` when none is left.
-fn spend_parse_step() -> bool {
-    PREFIX_BUDGET.with(|b| match b.get() {
-        None => true,
-        Some(0) => false,
-        Some(n) => {
-            b.set(Some(n - 1));
-            true
+/// Counts an expression started at token `index` against the thread's
+/// parse budget; `false` when the budget is spent.
+fn spend_parse_step(index: usize) -> bool {
+    PARSE_BUDGET.with(|b| {
+        let mut b = b.borrow_mut();
+        let Some(budget) = b.as_mut() else {
+            return true;
+        };
+        if budget.exhausted {
+            return false;
         }
+        let starts = budget.starts.entry(index).or_default();
+        *starts += 1;
+        budget.exhausted = *starts > ParseBudget::STARTS_PER_TOKEN;
+        !budget.exhausted
     })
 }
 
@@ -191,7 +209,7 @@ impl Dialect for FlinkDialect {
     /// `PARTITION BY (a, b)` (a `SESSION` window's) to a tuple of it and
     /// the partition columns.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
-        if !spend_parse_step() {
+        if !spend_parse_step(parser.index()) {
             return Some(Err(ParserError::RecursionLimitExceeded));
         }
         // Flink's `MAP[k1, v1, k2, v2, ...]` (DataFusion's SQL has

@@ -97,6 +97,139 @@ pub fn check_depth<V: Visit>(node: &V) -> Result<(), SqlError> {
     }
 }
 
+/// How much more typing work than its size a statement may ask of the
+/// planner (see [`check_typing_cost`]).
+pub const MAX_TYPING_AMPLIFICATION: u64 = 100;
+
+/// Typing work any statement may take, however small.
+pub const TYPING_WORK_FLOOR: u64 = 10_000;
+
+/// Refuses a statement whose expressions would take DataFusion's planner
+/// exponentially long to type.
+///
+/// DataFusion types a `CASE`, `BETWEEN`, `LIKE`, `IN` or `NOT` by asking
+/// its operands for their type and, apart, for their nullability, and a
+/// function call answers either by typing its arguments in full: so each
+/// such construct with a call under it doubles the work below it, and
+/// `COALESCE` (which its optimizer expands into a `CASE` that repeats its
+/// arguments) quadruples it. Twelve `CASE WHEN c THEN ABS(...) END` nested
+/// took a second, sixteen a quarter of a minute, and no timeout can stop
+/// a planner thread. This walk counts that work the way DataFusion does it
+/// (a number per expression, in one pass) and refuses a statement whose
+/// work exceeds [`MAX_TYPING_AMPLIFICATION`] times its number of
+/// expressions (plus [`TYPING_WORK_FLOOR`]): statements as wide and long as
+/// anyone writes stay far below; only nesting these constructs a dozen
+/// levels deep reaches it.
+pub fn check_typing_cost<V: Visit>(node: &V) -> Result<(), SqlError> {
+    /// What typing one expression costs: in full (`field`), its type
+    /// alone, its nullability alone.
+    #[derive(Clone, Copy, Default)]
+    struct Work {
+        field: u64,
+        ty: u64,
+        nullable: u64,
+    }
+    impl Work {
+        fn add(&mut self, o: Work) {
+            self.field = self.field.saturating_add(o.field);
+            self.ty = self.ty.saturating_add(o.ty);
+            self.nullable = self.nullable.saturating_add(o.nullable);
+        }
+    }
+    struct Cost {
+        /// The children's work summed, one frame per open expression.
+        frames: Vec<Work>,
+        total: u64,
+        nodes: u64,
+        /// The first outermost expression whose work passed the floor.
+        costly: Option<(u64, u64)>,
+    }
+    impl Visitor for Cost {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.frames.push(Work::default());
+            self.nodes += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            let below = self.frames.pop().unwrap_or_default();
+            let one = |x: u64| x.saturating_add(1);
+            let work = match e {
+                Expr::Function(f) => {
+                    let name = f.name.to_string().to_ascii_lowercase();
+                    let repeats = match name.as_str() {
+                        "coalesce" | "ifnull" | "nvl" | "nullif" => 4,
+                        _ => 1,
+                    };
+                    let field = one(below.field.saturating_mul(repeats));
+                    Work {
+                        field,
+                        ty: field,
+                        nullable: field,
+                    }
+                }
+                Expr::Case { .. }
+                | Expr::Between { .. }
+                | Expr::Like { .. }
+                | Expr::ILike { .. }
+                | Expr::SimilarTo { .. }
+                | Expr::InList { .. }
+                | Expr::UnaryOp { .. } => {
+                    let (ty, nullable) = (one(below.ty), one(below.nullable));
+                    Work {
+                        field: ty.saturating_add(nullable),
+                        ty,
+                        nullable,
+                    }
+                }
+                Expr::Cast { .. } => Work {
+                    field: one(below.field),
+                    ty: 1,
+                    nullable: one(below.nullable),
+                },
+                _ => Work {
+                    field: one(below.field),
+                    ty: one(below.ty),
+                    nullable: one(below.nullable),
+                },
+            };
+            match self.frames.last_mut() {
+                Some(parent) => parent.add(work),
+                None => {
+                    self.total = self.total.saturating_add(work.field);
+                    if self.costly.is_none() && work.field > TYPING_WORK_FLOOR {
+                        let start = e.span().start;
+                        self.costly = (start.line > 0).then_some((start.line, start.column));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut c = Cost {
+        frames: vec![],
+        total: 0,
+        nodes: 0,
+        costly: None,
+    };
+    let _ = node.visit(&mut c);
+    let allowed = c
+        .nodes
+        .saturating_mul(MAX_TYPING_AMPLIFICATION)
+        .saturating_add(TYPING_WORK_FLOOR);
+    if c.total <= allowed {
+        return Ok(());
+    }
+    Err(SqlError::validation(
+        "an expression here nests CASE, COALESCE, BETWEEN, LIKE, IN or NOT and function calls \
+         inside one another so deeply that typing it would take the planner too long (the \
+         work doubles with every level); compute the inner part as a column of a subquery or \
+         a WITH clause and use that column"
+            .to_string(),
+        c.costly,
+    ))
+}
+
 /// Runs `f` (parsing and planning) on a thread with a stack of
 /// [`PLANNER_STACK_BYTES`], and turns a panic in it into an error naming
 /// the panic, so that neither a deep tree nor a planner bug can abort the

@@ -112,7 +112,7 @@ fn at(tok: &TokenWithSpan) -> Option<(u64, u64)> {
 
 /// Parses one Flink SQL statement.
 pub fn parse(sql: &str) -> Result<Parsed, SqlError> {
-    let budget = crate::dialect::ParseBudget::new(sql);
+    let budget = crate::dialect::ParseBudget::start();
     parse_statement(sql).map_err(|e| match e {
         _ if budget.exhausted() => SqlError::parse(
             "the statement has a syntax error inside deeply nested parentheses or calls, and \

@@ -312,6 +312,24 @@ impl Planner {
     /// The functions a statement can call, upper-cased and sorted: every
     /// scalar, aggregate and window function the planner knows, under
     /// Flink's names where they differ; not Weir's internal helpers.
+    /// The name of the function a call of `name` resolves to, as the
+    /// planner's function lookup resolves it (scalar, then aggregate, then
+    /// window functions).
+    fn canonical_function(&self, name: &str) -> Option<String> {
+        let mapped = datafusion_name(name);
+        let state = &self.state;
+        if let Some(f) = state.scalar_functions().get(&mapped) {
+            return Some(f.name().to_string());
+        }
+        if let Some(f) = state.aggregate_functions().get(&mapped) {
+            return Some(f.name().to_string());
+        }
+        state
+            .window_functions()
+            .get(&name.to_lowercase())
+            .map(|f| f.name().to_string())
+    }
+
     pub fn function_names(&self) -> Vec<String> {
         let state = &self.state;
         let mut names: std::collections::BTreeSet<String> = state
@@ -341,6 +359,9 @@ impl Planner {
         ctx: &CatalogContext,
         sql: &str,
     ) -> Result<LogicalPlan, SqlError> {
+        // What the user wrote is checked first, for the error's position;
+        // again once views and rewrites have grown it.
+        crate::limits::check_typing_cost(query)?;
         let mut query = query.clone();
         crate::views::expand(&mut query, ctx)?;
         crate::windows::rewrite_window_tvfs(&mut query)?;
@@ -351,6 +372,8 @@ impl Planner {
         crate::functions::current_database(&mut query, &ctx.database);
         rewrite_flink_calls(&mut query, &ctx.time_zone)?;
         tag_colliding_casts(&mut query);
+        crate::functions::canonical_names(&mut query, |name| self.canonical_function(name));
+        crate::limits::check_typing_cost(&query)?;
         let mut matches: Vec<(String, Arc<dyn TableSource>)> = vec![];
         for (i, factor) in crate::match_recognize::take_out(&mut query)
             .into_iter()

@@ -310,7 +310,7 @@ impl Planner {
         let mut out = vec![];
         for c in &def.columns {
             if let ColumnKind::Computed { expr } = &c.kind {
-                let _budget = crate::dialect::ParseBudget::new(expr);
+                let _budget = crate::dialect::ParseBudget::start();
                 let mut ast = Parser::new(&FlinkDialect)
                     .try_with_sql(expr)
                     .and_then(|mut p| p.parse_expr())
@@ -410,7 +410,7 @@ impl Planner {
             matches: &[],
         };
         let planner = SqlToRel::new_with_options(&provider, parser_options());
-        let _budget = crate::dialect::ParseBudget::new(&w.expr);
+        let _budget = crate::dialect::ParseBudget::start();
         let mut ast = Parser::new(&FlinkDialect)
             .try_with_sql(&w.expr)
             .and_then(|mut p| p.parse_expr())

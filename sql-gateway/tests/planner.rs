@@ -117,6 +117,18 @@ fn expressions_too_costly_to_type_are_refused_and_shallow_ones_plan() {
         assert_eq!(e.position(), Some((1, 8)), "{e}");
         assert!(on_planner_stack(&nest(open, close, 4)).is_ok(), "{open}");
     }
+    // A computed column is typed the same way.
+    let column = format!(
+        "CREATE TABLE costly (id BIGINT, v AS {}id{})",
+        "CASE WHEN id > 0 THEN ABS(".repeat(14),
+        ") END".repeat(14)
+    );
+    let e = weir_sql_gateway::limits::on_planner_stack(|| {
+        CatalogContext::from_ddl(&Planner::new(), &[column.as_str()])
+    })
+    .expect("no panic")
+    .expect_err("too costly");
+    assert!(e.to_string().contains("typing it would take"), "{e}");
     // A wide, flat statement is not costly however long.
     let wide = (0..3_000)
         .map(|i| format!("CASE WHEN id = {i} THEN ABS(amount) END AS c{i}"))

@@ -318,6 +318,7 @@ impl Planner {
                         SqlError::parse(format!("computed column '{}': {e}", c.name), None)
                     })?;
                 crate::limits::check_depth(&ast)?;
+                crate::limits::check_typing_cost(&ast)?;
                 rewrite_flink_calls(&mut ast, tz)?;
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
@@ -416,6 +417,7 @@ impl Planner {
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| SqlError::parse(format!("WATERMARK of {}: {e}", def.name), None))?;
         crate::limits::check_depth(&ast)?;
+        crate::limits::check_typing_cost(&ast)?;
         rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
         let e = planner
             .sql_to_expr(ast, &df, &mut PlannerContext::new())

@@ -309,9 +309,6 @@ impl Planner {
         Planner { state }
     }
 
-    /// The functions a statement can call, upper-cased and sorted: every
-    /// scalar, aggregate and window function the planner knows, under
-    /// Flink's names where they differ; not Weir's internal helpers.
     /// The name of the function a call of `name` resolves to, as the
     /// planner's function lookup resolves it (scalar, then aggregate, then
     /// window functions).
@@ -330,6 +327,9 @@ impl Planner {
             .map(|f| f.name().to_string())
     }
 
+    /// The functions a statement can call, upper-cased and sorted: every
+    /// scalar, aggregate and window function the planner knows, under
+    /// Flink's names where they differ; not Weir's internal helpers.
     pub fn function_names(&self) -> Vec<String> {
         let state = &self.state;
         let mut names: std::collections::BTreeSet<String> = state

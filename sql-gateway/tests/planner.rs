@@ -95,6 +95,31 @@ fn calls_made_by_another_name_nest_without_doubling_their_names() {
     println!("20 nested SIGN planned in {took:?}");
     let p = plan("SELECT SIGN(SIGN(id)), IFNULL(who, 'x'), CHAR_LENGTH(who) FROM orders");
     assert_eq!(columns(&p), ["EXPR$0", "EXPR$1", "EXPR$2"]);
+    // So do they in a computed column and a watermark.
+    let signs = |inner: &str| format!("{}{inner}{}", "SIGN(".repeat(16), ")".repeat(16));
+    let ddl = format!(
+        "CREATE TABLE signs (id BIGINT, ts TIMESTAMP(3), v AS {}, \
+         WATERMARK FOR ts AS CASE WHEN {} > 0 THEN ts ELSE ts END)",
+        signs("id"),
+        signs("id")
+    );
+    let ctx = weir_sql_gateway::limits::on_planner_stack(|| {
+        CatalogContext::from_ddl(&Planner::new(), &[ddl.as_str()])
+    })
+    .expect("no panic")
+    .expect("16 nested SIGN in a computed column and a watermark");
+    let r = weir_sql_gateway::limits::on_planner_stack(|| {
+        analyze(&Planner::new(), "SELECT v FROM signs", &ctx)
+    })
+    .expect("no panic");
+    let Ok(Analysis::Streaming { plan, .. }) = r else {
+        panic!("{r:?}")
+    };
+    // The planned expressions hold one call per level, not a name doubled
+    // at every level (2^16 copies).
+    let source = &sources(&plan.root)[0];
+    let planned = format!("{} {}", source.computed[0].1, source.watermark);
+    assert!(planned.len() < 2_000, "{} bytes", planned.len());
 }
 
 #[test]

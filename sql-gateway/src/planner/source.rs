@@ -320,6 +320,7 @@ impl Planner {
                 crate::limits::check_depth(&ast)?;
                 crate::limits::check_typing_cost(&ast)?;
                 rewrite_flink_calls(&mut ast, tz)?;
+                crate::functions::canonical_names(&mut ast, |n| self.canonical_function(n));
                 let e = planner
                     .sql_to_expr(ast, &df, &mut PlannerContext::new())
                     .and_then(|e| narrow_int_literals(e).map(|t| t.data))
@@ -419,6 +420,7 @@ impl Planner {
         crate::limits::check_depth(&ast)?;
         crate::limits::check_typing_cost(&ast)?;
         rewrite_flink_calls(&mut ast, weir_catalog::DEFAULT_TIME_ZONE)?;
+        crate::functions::canonical_names(&mut ast, |n| self.canonical_function(n));
         let e = planner
             .sql_to_expr(ast, &df, &mut PlannerContext::new())
             .and_then(|e| finish_lone_expr(e, &df))

@@ -71,6 +71,10 @@ pub fn flink_strings(a: &ArrayRef) -> DfResult<StringArray> {
             let f = ArrayFormatter::try_new(a.as_ref(), &options)?;
             each(&mut |i| f.value(i).to_string())
         }
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
+            let v = a.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
+            each(&mut |i| month_day_nano(v.value(i)))
+        }
         // `{k1=v1, k2=v2}`, keys and values as Flink casts them, a NULL
         // written `null`.
         DataType::Map(_, _) => {
@@ -98,6 +102,40 @@ pub fn flink_strings(a: &ArrayRef) -> DfResult<StringArray> {
             s.as_string::<i32>().clone()
         }
     })
+}
+
+/// `+1-06`: an `INTERVAL YEAR TO MONTH` of `months`.
+pub fn year_month(months: i64) -> String {
+    let sign = if months < 0 { '-' } else { '+' };
+    let m = months.unsigned_abs();
+    format!("{sign}{}-{:02}", m / 12, m % 12)
+}
+
+/// `+0 04:00:00.000`: an `INTERVAL DAY TO SECOND(3)` of `nanos`.
+pub fn day_time(nanos: i128) -> String {
+    let sign = if nanos < 0 { '-' } else { '+' };
+    let ms = nanos.unsigned_abs() / 1_000_000;
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    format!(
+        "{sign}{days} {:02}:{:02}:{:02}.{:03}",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+/// An Arrow month-day-nano interval as Flink writes its interval: a
+/// year-month one when it has months only, else a day-time one (a month
+/// counted as 30 days: Flink's day-time intervals have no months).
+pub fn month_day_nano(v: arrow::datatypes::IntervalMonthDayNano) -> String {
+    if v.days == 0 && v.nanoseconds == 0 && v.months != 0 {
+        year_month(v.months as i64)
+    } else {
+        day_time(
+            (v.months as i128 * 30 + v.days as i128) * 86_400_000_000_000 + v.nanoseconds as i128,
+        )
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

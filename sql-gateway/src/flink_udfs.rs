@@ -462,6 +462,86 @@ pub const POWER_FN: &str = "weir_power";
 /// function ([`regexp_replace`]).
 pub const REGEXP_REPLACE_FN: &str = "weir_regexp_replace";
 
+/// `interval * n` and `n * interval` are planned as this function of the
+/// interval and the integer ([`IntervalTimes`]); Arrow has no such kernel.
+pub const INTERVAL_TIMES_FN: &str = "weir_interval_times";
+
+/// [`INTERVAL_TIMES_FN`]: an interval scaled by an integer, as Flink's
+/// `INTERVAL '1' SECOND * 3` (Flink takes an exact integer only, and so
+/// does this: a DECIMAL or DOUBLE factor is refused at planning). Each
+/// part (months, days, nanoseconds) is scaled; a product past the range of
+/// its part is NULL rather than failing the statement.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalTimes {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for IntervalTimes {
+    fn name(&self) -> &str {
+        INTERVAL_TIMES_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args {
+            [DataType::Interval(_) | DataType::Null, n] if n.is_integer() || n.is_null() => {
+                Ok(DataType::Interval(
+                    arrow::datatypes::IntervalUnit::MonthDayNano,
+                ))
+            }
+            [DataType::Interval(_) | DataType::Null, n] => datafusion::common::plan_err!(
+                "an interval is multiplied by an integer (as in Flink), not by {n}: cast the factor to INT or BIGINT"
+            ),
+            _ => datafusion::common::plan_err!(
+                "an interval is multiplied by an integer: INTERVAL '1' SECOND * 3"
+            ),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let unit = DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano);
+        let interval = arrow::compute::cast(&arrays[0], &unit)?;
+        let factor = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+        let intervals = interval.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
+        let factors = factor.as_primitive::<arrow::datatypes::Int64Type>();
+        let out: arrow::array::IntervalMonthDayNanoArray = intervals
+            .iter()
+            .zip(factors.iter())
+            .map(|(iv, n)| {
+                let (iv, n) = (iv?, n?);
+                let n32 = i32::try_from(n).ok();
+                Some(arrow::datatypes::IntervalMonthDayNano::new(
+                    if iv.months == 0 {
+                        0
+                    } else {
+                        iv.months.checked_mul(n32?)?
+                    },
+                    if iv.days == 0 {
+                        0
+                    } else {
+                        iv.days.checked_mul(n32?)?
+                    },
+                    iv.nanoseconds.checked_mul(n)?,
+                ))
+            })
+            .collect();
+        let out: ArrayRef = Arc::new(out);
+        if scalar {
+            let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
+            return Ok(ColumnarValue::Scalar(v));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// [`CAST_FN`]: a cast to a type named by its Flink text, which
 /// DataFusion's SQL cannot name (a `MAP` or a `ROW`). A value that does not
 /// cast is NULL, as a record never fails its statement for a cast.
@@ -627,6 +707,9 @@ pub(crate) fn udfs() -> Vec<Arc<ScalarUDF>> {
         })),
         Arc::new(ScalarUDF::from(CompositeCast {
             signature: Signature::any(3, Volatility::Immutable),
+        })),
+        Arc::new(ScalarUDF::from(IntervalTimes {
+            signature: Signature::any(2, Volatility::Immutable),
         })),
         udf("json_quote", 1, DataType::Utf8, json_quote),
         udf("json_unquote", 1, DataType::Utf8, json_unquote),

@@ -49,10 +49,10 @@ pub fn datafusion_name(flink: &str) -> String {
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AccessExpr, CastKind, CeilFloorKind, DataType as SqlDataType,
-    DateTimeField, Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArgumentClause,
-    FunctionArguments, Ident, JsonNullClause, ObjectName, ObjectNamePart, Subscript, TimezoneInfo,
-    Value, ValueWithSpan, VisitMut,
+    visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CeilFloorKind,
+    DataType as SqlDataType, DateTimeField, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArgOperator, FunctionArgumentClause, FunctionArguments, Ident, JsonNullClause,
+    ObjectName, ObjectNamePart, Subscript, TimezoneInfo, Value, ValueWithSpan, VisitMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -232,6 +232,24 @@ pub fn rewrite_flink_calls<V: VisitMut>(node: &mut V, tz: &str) -> Result<(), Sq
 /// nesting them multiplies the size: past this a statement is refused
 /// rather than grown without bound.
 const MAX_REWRITTEN_BYTES: usize = 64 << 10;
+
+/// Whether `e` is an interval as written: a literal, a sum or negation of
+/// intervals, or an interval already scaled.
+fn is_interval(e: &Expr) -> bool {
+    match e {
+        Expr::Interval(_) => true,
+        Expr::Nested(inner) => is_interval(inner),
+        Expr::UnaryOp { expr, .. } => is_interval(expr),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Plus | BinaryOperator::Minus,
+            right,
+        } => is_interval(left) && is_interval(right),
+        Expr::Function(f) => matches!(f.name.0.as_slice(),
+            [ObjectNamePart::Identifier(i)] if i.value == crate::flink_udfs::INTERVAL_TIMES_FN),
+        _ => false,
+    }
+}
 
 fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
     if sql.len() > MAX_REWRITTEN_BYTES {
@@ -492,6 +510,30 @@ fn rewrite(e: &Expr, tz: &str) -> Result<Option<Expr>, SqlError> {
             op: datafusion::sql::sqlparser::ast::BinaryOperator::Overlaps,
             right,
         } => overlaps(e, left, right).map(Some),
+        // An interval times an integer (Arrow has no such kernel); Flink
+        // neither divides an interval nor scales it by a fraction.
+        Expr::BinaryOp {
+            left,
+            op: op @ (BinaryOperator::Multiply | BinaryOperator::Divide),
+            right,
+        } if is_interval(left) || (*op == BinaryOperator::Multiply && is_interval(right)) => {
+            if *op == BinaryOperator::Divide {
+                let start = datafusion::sql::sqlparser::ast::Spanned::span(e).start;
+                return Err(SqlError::validation(
+                    format!("{e}: an interval cannot be divided (nor can it in Flink); multiply a smaller interval by an integer"),
+                    (start.line > 0).then_some((start.line, start.column)),
+                ));
+            }
+            let (interval, factor) = if is_interval(left) {
+                (left, right)
+            } else {
+                (right, left)
+            };
+            Ok(Some(crate::unnest::call(
+                crate::flink_udfs::INTERVAL_TIMES_FN,
+                vec![interval.as_ref().clone(), factor.as_ref().clone()],
+            )))
+        }
         Expr::Interval(iv) if iv.last_field.is_some() => {
             let (Some(leading), Some(last)) = (&iv.leading_field, &iv.last_field) else {
                 return Ok(None);

@@ -1299,3 +1299,18 @@ fn order_by_limit_zero_takes_no_row() {
     let p = plan("SELECT id FROM orders ORDER BY amount DESC LIMIT 0");
     assert!(top_n(&p.root).is_none(), "{:?}", p.root.name());
 }
+
+#[test]
+fn an_interval_is_scaled_by_an_integer_and_never_divided() {
+    let p = plan("SELECT ts + INTERVAL '1' MINUTE * id, 2 * INTERVAL '1' DAY FROM orders");
+    assert_eq!(columns(&p), ["EXPR$0", "EXPR$1"]);
+    let e = error("SELECT ts +\n  INTERVAL '10' SECOND / 4 FROM orders");
+    assert!(e.to_string().contains("cannot be divided"), "{e}");
+    assert_eq!(e.position().map(|(line, _)| line), Some(2), "{e}");
+    let e = error("SELECT ts + INTERVAL '1' SECOND * amount FROM orders");
+    assert!(
+        e.to_string()
+            .contains("multiplied by an integer (as in Flink), not by Float64"),
+        "{e}"
+    );
+}

@@ -85,19 +85,7 @@ pub fn column(array: &ArrayRef) -> Result<Vec<Value>, EngineError> {
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let a = array.as_primitive::<IntervalMonthDayNanoType>();
-            nulls(&mut |i| {
-                let v = a.value(i);
-                Value::String(if v.days == 0 && v.nanoseconds == 0 && v.months != 0 {
-                    year_month(v.months as i64)
-                } else {
-                    // A month has no fixed length; Flink's day-time
-                    // intervals have no months.
-                    day_time(
-                        (v.months as i128 * 30 + v.days as i128) * 86_400_000_000_000
-                            + v.nanoseconds as i128,
-                    )
-                })
-            })
+            nulls(&mut |i| Value::String(weir_sql_gateway::flink_text::month_day_nano(a.value(i))))
         }
         DataType::Duration(unit) => {
             let per = match unit {
@@ -190,29 +178,8 @@ fn hex_literal(b: &[u8]) -> String {
     s
 }
 
-/// `+1-06`: an `INTERVAL YEAR TO MONTH` of `months`.
-fn year_month(months: i64) -> String {
-    let sign = if months < 0 { '-' } else { '+' };
-    let m = months.unsigned_abs();
-    format!("{sign}{}-{:02}", m / 12, m % 12)
-}
-
-/// `+0 04:00:00.000`: an `INTERVAL DAY TO SECOND(3)` of `nanos`.
-fn day_time(nanos: i128) -> String {
-    let sign = if nanos < 0 { '-' } else { '+' };
-    let ms = nanos.unsigned_abs() / 1_000_000;
-    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
-    format!(
-        "{sign}{days} {:02}:{:02}:{:02}.{:03}",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
-}
-
+use weir_sql_gateway::flink_text::{day_time, time_format, timestamp_format, year_month};
 pub use weir_sql_gateway::flink_text::{java_double, java_float};
-use weir_sql_gateway::flink_text::{time_format, timestamp_format};
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,15 @@
 //! Window aggregation over Flink's window TVFs, and the watermarks that
 //! close windows.
 //!
-//! State is one set of DataFusion `GroupsAccumulator`s per open window,
-//! with grouping keys in Arrow's row format mapped to group indexes: a batch
-//! is split by window, each part updates its window's accumulators in one
-//! vectorized call. When the watermark reaches a window's last millisecond
-//! (`end - 1`, as in Flink) the window is emitted once, append-only, and its
-//! state dropped. A record goes into those of its windows that have not
+//! State is one set of DataFusion `GroupsAccumulator`s per open *slice*
+//! (the span between two window bounds, whose rows share their windows: a
+//! tumbling window is one slice, a hopping window of size `k × slide` is
+//! `k`), with grouping keys in Arrow's row format mapped to group indexes:
+//! a batch is split by slice, each part updates its slice's accumulators in
+//! one vectorized call, so a row is aggregated once however many windows
+//! hold it. When the watermark reaches a window's last millisecond
+//! (`end - 1`, as in Flink) the window merges its slices' states and is
+//! emitted once, append-only; a slice is dropped after its last window. A record goes into those of its windows that have not
 //! been emitted; one whose every window has been emitted is late: it is
 //! dropped and counted, as Flink's window operators do.
 
@@ -25,7 +28,7 @@ use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::{create_physical_expr, GroupsAccumulatorAdapter, PhysicalExpr};
-use weir_sql_gateway::{GroupColumn, WindowSpec};
+use weir_sql_gateway::{GroupColumn, WindowKind, WindowSpec};
 
 use crate::operators::group::{conform, emitted_schema, lower_aggregates, Aggregate, GroupKeys};
 use crate::runtime::checkpoint::StageState;
@@ -272,6 +275,108 @@ impl WindowState {
                 .collect::<Result<_, _>>()?,
         })
     }
+
+    /// The group of `key` (`None`: the one group of a window without keys),
+    /// added if new.
+    fn group(&mut self, key: Option<arrow::row::Row<'_>>) -> usize {
+        let Some(row) = key else {
+            if self.groups.is_empty() {
+                self.groups.insert(Box::from(&[][..]), 0);
+            }
+            return 0;
+        };
+        match self.groups.get(row.as_ref()) {
+            Some(g) => *g,
+            None => {
+                let g = self.groups.len();
+                self.groups.insert(row.as_ref().into(), g);
+                self.keys.push(row);
+                g
+            }
+        }
+    }
+
+    /// Merges a chunk of accumulator states into this window's groups.
+    fn merge(&mut self, chunk: &Chunk, keyed: bool) -> Result<(), EngineError> {
+        let groups: Vec<usize> = if keyed {
+            chunk.keys.iter().map(|r| self.group(Some(r))).collect()
+        } else {
+            (0..chunk.groups).map(|_| self.group(None)).collect()
+        };
+        let total = self.groups.len();
+        for (acc, states) in self.accs.iter_mut().zip(&chunk.states) {
+            acc.merge_batch(states, &groups, total)?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        self.accs.iter().map(|a| a.size()).sum::<usize>()
+            + self.keys.size()
+            + self.groups.capacity() * (std::mem::size_of::<(Box<[u8]>, usize)>() + 1)
+            + self.groups.keys().map(|k| k.len()).sum::<usize>()
+    }
+}
+
+/// Accumulator states handed out by a slice, read by each of its windows
+/// as they fire: the groups' keys (Arrow row format; empty without keys)
+/// and, per aggregate, its state arrays.
+struct Chunk {
+    keys: Rows,
+    groups: usize,
+    states: Vec<Vec<ArrayRef>>,
+}
+
+impl Chunk {
+    fn bytes(&self) -> usize {
+        self.keys.size()
+            + self
+                .states
+                .iter()
+                .flatten()
+                .map(|a| a.get_array_memory_size())
+                .sum::<usize>()
+    }
+}
+
+/// The rows of one slice of time: the span between two window bounds,
+/// whose rows all fall in the same windows (a tumbling window is one
+/// slice; a hopping window of size `k × slide` is `k`). A row updates its
+/// slice once, not each of its windows; a window, when it fires, merges
+/// its slices (Flink's slice-shared window aggregation).
+struct Slice {
+    /// The windows the slice is in, earliest end first.
+    windows: Vec<(i64, i64)>,
+    /// Rows since the slice was last read.
+    live: WindowState,
+    /// What earlier reads took out of `live`, in arrival order.
+    frozen: Vec<Chunk>,
+}
+
+impl Slice {
+    /// Moves `live`'s groups into a chunk of `frozen`, for windows to read.
+    fn freeze(&mut self, converter: &RowConverter, aggs: &[Aggregate]) -> Result<(), EngineError> {
+        if self.live.groups.is_empty() {
+            return Ok(());
+        }
+        let live = std::mem::replace(&mut self.live, WindowState::new(converter, aggs)?);
+        let groups = live.groups.len();
+        let states = live
+            .accs
+            .into_iter()
+            .map(|mut a| a.state(EmitTo::All))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.frozen.push(Chunk {
+            keys: live.keys,
+            groups,
+            states,
+        });
+        Ok(())
+    }
+
+    fn last_end(&self) -> i64 {
+        self.windows.iter().map(|w| w.1).max().unwrap_or(i64::MIN)
+    }
 }
 
 /// The window aggregation operator.
@@ -282,8 +387,11 @@ pub struct WindowAggregate {
     aggs: Vec<Aggregate>,
     layout: Vec<GroupColumn>,
     output: SchemaRef,
-    /// Open windows by `(end, start)`: the next to close first.
-    open: BTreeMap<(i64, i64), WindowState>,
+    /// Open slices by the first end of their windows.
+    slices: BTreeMap<i64, Slice>,
+    /// Whole windows by `(end, start)`, restored from a checkpoint taken
+    /// before windows were sliced; merged with their slices when they fire.
+    restored: BTreeMap<(i64, i64), WindowState>,
     watermark: Option<i64>,
     /// Records dropped because their window had been emitted.
     pub late: u64,
@@ -293,12 +401,19 @@ impl std::fmt::Debug for WindowAggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "WindowAggregate({}, {} open)",
+            "WindowAggregate({}, {} slices open)",
             self.window,
-            self.open.len()
+            self.slices.len()
         )
     }
 }
+
+/// `(start, end)` of each window a slice is in.
+type Windows = Vec<(i64, i64)>;
+
+/// The `start` of a snapshot batch that holds a slice's chunk (its `end`
+/// is the slice's key), not a whole window.
+const SLICE_MARK: i64 = i64::MIN;
 
 impl WindowAggregate {
     #[allow(clippy::too_many_arguments)]
@@ -324,7 +439,8 @@ impl WindowAggregate {
             aggs: lower_aggregates(aggs, input_schema)?,
             layout: layout.to_vec(),
             output: emitted_schema(output_schema),
-            open: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            restored: BTreeMap::new(),
             watermark: None,
             late: 0,
         })
@@ -334,30 +450,45 @@ impl WindowAggregate {
         &self.output
     }
 
-    /// Windows open and groups held, for metrics.
+    /// Windows open (holding a row, not yet fired) and groups held (per
+    /// slice and key), for metrics.
     pub fn state_size(&self) -> (usize, usize) {
-        (
-            self.open.len(),
-            self.open.values().map(|w| w.groups.len()).sum(),
-        )
+        let unfired = |end: i64| self.watermark.is_none_or(|wm| end - 1 > wm);
+        let mut open: std::collections::BTreeSet<(i64, i64)> = self
+            .restored
+            .keys()
+            .copied()
+            .filter(|w| unfired(w.0))
+            .collect();
+        for s in self.slices.values() {
+            open.extend(
+                s.windows
+                    .iter()
+                    .map(|&(s, e)| (e, s))
+                    .filter(|w| unfired(w.0)),
+            );
+        }
+        let groups = self
+            .slices
+            .values()
+            .map(|s| s.live.groups.len() + s.frozen.iter().map(|c| c.groups).sum::<usize>())
+            .chain(self.restored.values().map(|w| w.groups.len()))
+            .sum();
+        (open.len(), groups)
     }
 
-    /// Bytes of state held: per open window its accumulators, keys (Arrow
-    /// row format) and key index (an estimate; allocator overhead is not
-    /// counted).
+    /// Bytes of state held: per slice its accumulators and the states it
+    /// handed out, keys (Arrow row format) and key index (an estimate;
+    /// allocator overhead is not counted).
     pub fn state_bytes(&self) -> usize {
-        self.open
+        self.slices
             .values()
-            .map(|w| {
-                w.accs.iter().map(|a| a.size()).sum::<usize>()
-                    + w.keys.size()
-                    + w.groups.capacity() * (std::mem::size_of::<(Box<[u8]>, usize)>() + 1)
-                    + w.groups.keys().map(|k| k.len()).sum::<usize>()
-            })
+            .map(|s| s.live.bytes() + s.frozen.iter().map(Chunk::bytes).sum::<usize>())
+            .chain(self.restored.values().map(WindowState::bytes))
             .sum()
     }
 
-    /// Adds a batch's rows to their windows.
+    /// Adds a batch's rows to their slices.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
         let n = batch.num_rows();
         if n == 0 {
@@ -380,8 +511,10 @@ impl WindowAggregate {
                 None => None,
             });
         }
-        // Rows per window, in arrival order.
-        let mut per_window: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
+        // Rows per slice, in arrival order. Consecutive rows are mostly in
+        // one slice: its bounds are kept to skip working out the windows.
+        let mut per_slice: BTreeMap<i64, (Windows, Vec<u32>)> = BTreeMap::new();
+        let mut last: Option<(i64, i64, i64)> = None; // (from, to, key): t in [from, to)
         for (i, t) in times.iter().enumerate() {
             let Some(t) = t else {
                 // Flink refuses a NULL time attribute; the row cannot be
@@ -389,60 +522,67 @@ impl WindowAggregate {
                 self.late += 1;
                 continue;
             };
+            if let Some((from, to, key)) = last {
+                if t >= from && t < to {
+                    per_slice.get_mut(&key).expect("noted").1.push(i as u32);
+                    continue;
+                }
+            }
             // Windows that have fired are gone; the row still counts in the
             // ones that have not (Flink's slicing operators merge a late
             // row into the first unfired window). It is late, dropped and
             // counted, only when its last window has fired.
             let mut windows = self.window.windows(t);
             if let Some(wm) = self.watermark {
-                windows.retain(|(_, end)| end - 1 > wm);
-                // A processing-time window takes a row by the time it
-                // reaches it, as Flink assigns by the operator's clock: a
-                // row whose PROCTIME() was read before its windows fired
-                // (it waited in a queue meanwhile) goes to the windows
-                // open now, never late.
-                if windows.is_empty() && self.window.proctime {
-                    windows = self.window.windows(wm.saturating_add(1));
+                if !windows.iter().any(|(_, end)| end - 1 > wm) {
+                    // A processing-time window takes a row by the time it
+                    // reaches it, as Flink assigns by the operator's clock:
+                    // a row whose PROCTIME() was read before its windows
+                    // fired (it waited in a queue meanwhile) goes to the
+                    // windows open now, never late.
+                    windows = if self.window.proctime {
+                        self.window.windows(wm.saturating_add(1))
+                    } else {
+                        vec![]
+                    };
+                } else if let WindowKind::Cumulate { .. } = self.window.kind {
+                    // A cumulating window's row whose first windows have
+                    // fired goes into the slice of its first unfired one,
+                    // which is in exactly its unfired windows (as in Flink,
+                    // whose sums then add up in the same order).
+                    windows.retain(|(_, end)| end - 1 > wm);
                 }
             }
-            if windows.is_empty() {
+            let Some(key) = windows.iter().map(|w| w.1).min() else {
                 self.late += 1;
                 continue;
-            }
-            for (s, e) in windows {
-                per_window.entry((e, s)).or_default().push(i as u32);
-            }
+            };
+            last = self
+                .slice_start(&windows, key)
+                .filter(|from| *from <= t && t < key)
+                .map(|from| (from, key, key));
+            per_slice
+                .entry(key)
+                .or_insert_with(|| (windows, vec![]))
+                .1
+                .push(i as u32);
         }
         let whole =
-            per_window.len() == 1 && per_window.values().next().is_some_and(|v| v.len() == n);
-        for (w, idx) in per_window {
-            let state = match self.open.entry(w) {
+            per_slice.len() == 1 && per_slice.values().next().is_some_and(|v| v.1.len() == n);
+        for (key, (windows, idx)) in per_slice {
+            let slice = match self.slices.entry(key) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(WindowState::new(&self.keys.converter, &self.aggs)?)
-                }
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(Slice {
+                    windows,
+                    live: WindowState::new(&self.keys.converter, &self.aggs)?,
+                    frozen: vec![],
+                }),
             };
-            let mut group_of = Vec::with_capacity(idx.len());
-            if rows.is_none() && state.groups.is_empty() {
-                state.groups.insert(Box::from(&[][..]), 0);
-            }
-            for &i in &idx {
-                let Some(rows) = &rows else {
-                    group_of.push(0);
-                    continue;
-                };
-                let row = rows.row(i as usize);
-                let g = match state.groups.get(row.as_ref()) {
-                    Some(g) => *g,
-                    None => {
-                        let g = state.groups.len();
-                        state.groups.insert(row.as_ref().into(), g);
-                        state.keys.push(row);
-                        g
-                    }
-                };
-                group_of.push(g);
-            }
+            let state = &mut slice.live;
+            let group_of: Vec<usize> = idx
+                .iter()
+                .map(|&i| state.group(rows.as_ref().map(|r| r.row(i as usize))))
+                .collect();
             let total = state.groups.len();
             let indices = UInt32Array::from(idx);
             for (j, acc) in state.accs.iter_mut().enumerate() {
@@ -465,25 +605,72 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// The state as one batch per open window: `start`, `end`, the key
-    /// (Arrow row format) and each accumulator's state (`a<j>_<k>`), with
-    /// the watermark and late count beside them.
+    /// Where the slice ending at `key` that holds `windows` starts, when
+    /// that is known from them (a tumbling or hopping window's latest
+    /// start; a cumulating window's step before its first end on one clock).
+    fn slice_start(&self, windows: &[(i64, i64)], key: i64) -> Option<i64> {
+        let latest = windows.iter().map(|w| w.0).max()?;
+        match self.window.kind {
+            WindowKind::Tumble | WindowKind::Hop { .. } => Some(latest),
+            WindowKind::Cumulate { step_ms } if self.window.zone.is_none() => {
+                Some(latest.max(key - step_ms))
+            }
+            _ => None,
+        }
+    }
+
+    /// The state as batches: one per chunk of each slice (`start` is
+    /// [`SLICE_MARK`], `end` the slice's key) and one per restored whole
+    /// window (`start`, `end`), each with the key (Arrow row format) and
+    /// each accumulator's state (`a<j>_<k>`); the watermark, the late
+    /// count and each slice's windows beside them.
     pub fn snapshot(&mut self) -> Result<StageState, EngineError> {
         let mut batches = vec![];
+        let mut slices = serde_json::Map::new();
+        let keyed = !self.keys.is_empty();
+        for (&key, slice) in self.slices.iter_mut() {
+            slice.freeze(&self.keys.converter, &self.aggs)?;
+            slices.insert(key.to_string(), serde_json::json!(slice.windows));
+            for c in &slice.frozen {
+                let n = c.groups;
+                let keys: Vec<&[u8]> = if keyed {
+                    c.keys.iter().map(|r| r.data()).collect()
+                } else {
+                    vec![&[]; n]
+                };
+                let mut fields = vec![
+                    Field::new("start", DataType::Int64, false),
+                    Field::new("end", DataType::Int64, false),
+                    Field::new("key", DataType::Binary, false),
+                ];
+                let mut columns: Vec<ArrayRef> = vec![
+                    Arc::new(Int64Array::from(vec![SLICE_MARK; n])),
+                    Arc::new(Int64Array::from(vec![key; n])),
+                    Arc::new(BinaryArray::from(keys)),
+                ];
+                for (j, st) in c.states.iter().enumerate() {
+                    for (k, s) in st.iter().enumerate() {
+                        fields.push(Field::new(format!("a{j}_{k}"), s.data_type().clone(), true));
+                        columns.push(s.clone());
+                    }
+                }
+                batches.push(RecordBatch::try_new(
+                    Arc::new(arrow::datatypes::Schema::new(fields)),
+                    columns,
+                )?);
+            }
+        }
         let aggs = &self.aggs;
-        for (&(end, start), w) in self.open.iter_mut() {
+        for (&(end, start), w) in self.restored.iter_mut() {
             let n = w.groups.len();
             if n == 0 {
                 continue;
             }
-            let mut keys: Vec<&[u8]> = vec![&[]; n];
-            if self.keys.is_empty() {
-                // One group of every row, with no key.
+            let keys: Vec<&[u8]> = if keyed {
+                w.keys.iter().map(|r| r.data()).collect()
             } else {
-                for (i, r) in w.keys.iter().enumerate() {
-                    keys[i] = r.data();
-                }
-            }
+                vec![&[]; n]
+            };
             let mut fields = vec![
                 Field::new("start", DataType::Int64, false),
                 Field::new("end", DataType::Int64, false),
@@ -502,15 +689,24 @@ impl WindowAggregate {
         }
         Ok(StageState {
             batches,
-            meta: serde_json::json!({"watermark": self.watermark, "late": self.late}),
+            meta: serde_json::json!({
+                "watermark": self.watermark,
+                "late": self.late,
+                "slices": slices,
+            }),
         })
     }
 
-    /// Restores the state [`WindowAggregate::snapshot`] took.
+    /// Restores the state [`WindowAggregate::snapshot`] took, or one taken
+    /// before windows were sliced (whole windows, kept whole until they
+    /// fire).
     pub fn restore(&mut self, state: &StageState) -> Result<(), EngineError> {
-        self.open.clear();
+        self.slices.clear();
+        self.restored.clear();
         self.watermark = state.meta.get("watermark").and_then(|v| v.as_i64());
         self.late = state.meta.get("late").and_then(|v| v.as_u64()).unwrap_or(0);
+        let windows_of = state.meta.get("slices");
+        let keyed = !self.keys.is_empty();
         for b in &state.batches {
             let n = b.num_rows();
             if n == 0 {
@@ -519,18 +715,52 @@ impl WindowAggregate {
             let start = b.column(0).as_primitive::<Int64Type>().value(0);
             let end = b.column(1).as_primitive::<Int64Type>().value(0);
             let keys = b.column(2).as_binary::<i32>();
+            if start == SLICE_MARK && windows_of.is_some() {
+                let windows: Vec<(i64, i64)> = windows_of
+                    .and_then(|m| m.get(end.to_string()))
+                    .and_then(|w| serde_json::from_value(w.clone()).ok())
+                    .unwrap_or_else(|| self.window.windows(end - 1));
+                let schema = b.schema();
+                let states = (0..self.aggs.len())
+                    .map(|j| {
+                        let prefix = format!("a{j}_");
+                        (0..b.num_columns())
+                            .filter(|c| schema.field(*c).name().starts_with(&prefix))
+                            .map(|c| b.column(c).clone())
+                            .collect()
+                    })
+                    .collect();
+                let chunk = Chunk {
+                    keys: if keyed {
+                        self.keys.converter.from_binary(keys.clone())
+                    } else {
+                        self.keys.converter.empty_rows(0, 0)
+                    },
+                    groups: n,
+                    states,
+                };
+                let slice = match self.slices.entry(end) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => v.insert(Slice {
+                        windows,
+                        live: WindowState::new(&self.keys.converter, &self.aggs)?,
+                        frozen: vec![],
+                    }),
+                };
+                slice.frozen.push(chunk);
+                continue;
+            }
             let mut w = WindowState::new(&self.keys.converter, &self.aggs)?;
-            if self.keys.is_empty() {
-                w.groups.insert(Box::from(&[][..]), 0);
-            } else {
+            if keyed {
                 let rows = self.keys.converter.from_binary(keys.clone());
-                for (i, r) in rows.iter().enumerate() {
-                    w.groups.insert(r.as_ref().into(), i);
-                    w.keys.push(r);
+                for r in rows.iter() {
+                    w.group(Some(r));
                 }
+            } else {
+                w.group(None);
             }
             restore_states(&mut w.accs, b, 0)?;
-            self.open.insert((end, start), w);
+            self.restored.insert((end, start), w);
         }
         Ok(())
     }
@@ -559,21 +789,68 @@ impl WindowAggregate {
         self.fire(now)
     }
 
-    /// Emits every window whose last millisecond is at or before `t`.
+    /// Emits every window whose last millisecond is at or before `t` (and
+    /// after the watermark before), then drops the slices no window still
+    /// open needs.
     fn fire(&mut self, t: i64) -> Result<Vec<RecordBatch>, EngineError> {
         if self.watermark.is_some_and(|old| t <= old) {
             return Ok(vec![]);
         }
-        let wm = t;
-        self.watermark = Some(wm);
-        let mut out = vec![];
-        while let Some((&(end, start), _)) = self.open.first_key_value() {
-            if end - 1 > wm {
-                break;
-            }
-            let state = self.open.remove(&(end, start)).expect("present");
-            out.push(self.emit(start, end, state)?);
+        let old = self.watermark;
+        self.watermark = Some(t);
+        let closes = |end: i64| end - 1 <= t && old.is_none_or(|o| end - 1 > o);
+        let mut closing: std::collections::BTreeSet<(i64, i64)> = self
+            .restored
+            .keys()
+            .copied()
+            .filter(|w| w.0 - 1 <= t)
+            .collect();
+        for s in self.slices.values() {
+            closing.extend(
+                s.windows
+                    .iter()
+                    .filter(|w| closes(w.1))
+                    .map(|&(s, e)| (e, s)),
+            );
         }
+        let keyed = !self.keys.is_empty();
+        let mut out = vec![];
+        for (end, start) in closing {
+            let parts: Vec<i64> = self
+                .slices
+                .range(start.saturating_add(1)..=end)
+                .filter(|(_, s)| s.windows.contains(&(start, end)))
+                .map(|(k, _)| *k)
+                .collect();
+            let restored = self.restored.remove(&(end, start));
+            // A window that is one slice read for the last time (every
+            // tumbling window): its state is the window's.
+            if let (None, [only]) = (&restored, parts.as_slice()) {
+                let slice = &self.slices[only];
+                if slice.frozen.is_empty() && slice.last_end() <= end {
+                    let slice = self.slices.remove(only).expect("present");
+                    if !slice.live.groups.is_empty() {
+                        out.push(self.emit(start, end, slice.live)?);
+                    }
+                    continue;
+                }
+            }
+            let mut state = match restored {
+                Some(w) => w,
+                None => WindowState::new(&self.keys.converter, &self.aggs)?,
+            };
+            for k in parts {
+                let slice = self.slices.get_mut(&k).expect("present");
+                slice.freeze(&self.keys.converter, &self.aggs)?;
+                for c in &slice.frozen {
+                    state.merge(c, keyed)?;
+                }
+            }
+            if !state.groups.is_empty() {
+                out.push(self.emit(start, end, state)?);
+            }
+        }
+        self.slices.retain(|_, s| s.last_end() - 1 > t);
         Ok(out)
     }
 
@@ -603,5 +880,151 @@ impl WindowAggregate {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
         conform(&self.output, columns, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::Schema;
+    use datafusion::functions_aggregate::count::count;
+    use datafusion::logical_expr::{col, lit};
+    use weir_sql_gateway::WindowKind;
+
+    /// `COUNT(*)` per `k` over `HOP(t, slide 2 ms, size 6 ms)`, as
+    /// `(k, window_start, window_end, n)`.
+    fn hop_count() -> WindowAggregate {
+        let input = Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]);
+        let input = DFSchema::try_from(input).unwrap();
+        let stamp = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let output = DFSchema::try_from(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("window_start", stamp.clone(), true),
+            Field::new("window_end", stamp, true),
+            Field::new("n", DataType::Int64, true),
+        ]))
+        .unwrap();
+        let window = WindowSpec {
+            kind: WindowKind::Hop { slide_ms: 2 },
+            size_ms: 6,
+            offset_ms: 0,
+            zone: None,
+            proctime: false,
+        };
+        WindowAggregate::new(
+            window,
+            &col("t"),
+            &[col("k")],
+            &[
+                GroupColumn::Key(0),
+                GroupColumn::WindowStart,
+                GroupColumn::WindowEnd,
+            ],
+            &[count(lit(1))],
+            &input,
+            &output,
+        )
+        .unwrap()
+    }
+
+    fn rows(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `(k, start, end, n)` of emitted batches.
+    fn emitted(batches: &[RecordBatch]) -> Vec<(String, i64, i64, i64)> {
+        let mut out = vec![];
+        for b in batches {
+            let k = b.column(0).as_string::<i32>();
+            let s = b.column(1).as_primitive::<TimestampMillisecondType>();
+            let e = b.column(2).as_primitive::<TimestampMillisecondType>();
+            let n = b.column(3).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                out.push((k.value(i).to_string(), s.value(i), e.value(i), n.value(i)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_row_is_aggregated_once_and_counted_in_each_of_its_windows() {
+        let mut op = hop_count();
+        op.process(&rows(&[("a", 0), ("a", 1), ("b", 3), ("a", 5)]))
+            .unwrap();
+        // One slice per 2 ms, not one state per window.
+        assert_eq!(op.slices.len(), 3);
+        let out = emitted(&op.advance(100).unwrap());
+        let a: Vec<_> = out.iter().filter(|r| r.0 == "a").collect();
+        assert_eq!(
+            a.iter().map(|r| (r.1, r.2, r.3)).collect::<Vec<_>>(),
+            [(-4, 2, 2), (-2, 4, 2), (0, 6, 3), (2, 8, 1), (4, 10, 1)]
+        );
+        assert_eq!(out.iter().filter(|r| r.0 == "b").count(), 3);
+        assert!(
+            op.slices.is_empty(),
+            "every slice dropped after its last window"
+        );
+    }
+
+    #[test]
+    fn whole_windows_from_a_checkpoint_taken_before_slicing_are_restored() {
+        // The layout of a checkpoint of the operator before windows were
+        // sliced: one batch per window, `start` and `end` its bounds, no
+        // `slices` in the meta.
+        let op = hop_count();
+        let key = op
+            .keys
+            .converter
+            .convert_columns(&[Arc::new(StringArray::from(vec!["a"])) as ArrayRef])
+            .unwrap();
+        let legacy = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("start", DataType::Int64, false),
+                Field::new("end", DataType::Int64, false),
+                Field::new("key", DataType::Binary, false),
+                Field::new("a0_0", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![0])),
+                Arc::new(Int64Array::from(vec![6])),
+                Arc::new(BinaryArray::from(vec![key.row(0).data()])),
+                Arc::new(Int64Array::from(vec![5])),
+            ],
+        )
+        .unwrap();
+        let mut op = hop_count();
+        op.restore(&StageState {
+            batches: vec![legacy],
+            meta: serde_json::json!({"watermark": 3, "late": 0}),
+        })
+        .unwrap();
+        op.process(&rows(&[("a", 4)])).unwrap();
+        // Through a checkpoint of the new layout, holding both.
+        let state = op.snapshot().unwrap();
+        let mut op = hop_count();
+        op.restore(&state).unwrap();
+        let out = emitted(&op.advance(100).unwrap());
+        assert_eq!(
+            out.iter().map(|r| (r.1, r.2, r.3)).collect::<Vec<_>>(),
+            [(0, 6, 6), (2, 8, 1), (4, 10, 1)],
+            "the restored window's 5 rows and the new one"
+        );
     }
 }

@@ -296,16 +296,32 @@ impl WindowState {
         }
     }
 
-    /// Merges a chunk of accumulator states into this window's groups.
-    fn merge(&mut self, chunk: &Chunk, keyed: bool) -> Result<(), EngineError> {
-        let groups: Vec<usize> = if keyed {
-            chunk.keys.iter().map(|r| self.group(Some(r))).collect()
-        } else {
-            (0..chunk.groups).map(|_| self.group(None)).collect()
-        };
+    /// Merges chunks of accumulator states into this window's groups, in
+    /// their order: one merge per aggregate over the chunks' states put
+    /// end to end, so that a window of many small slices costs one call,
+    /// not one per slice.
+    fn merge(&mut self, chunks: &[&Chunk], keyed: bool) -> Result<(), EngineError> {
+        let mut groups: Vec<usize> = Vec::with_capacity(chunks.iter().map(|c| c.groups).sum());
+        for c in chunks {
+            if keyed {
+                groups.extend(c.keys.iter().map(|r| self.group(Some(r))));
+            } else {
+                groups.extend((0..c.groups).map(|_| self.group(None)));
+            }
+        }
         let total = self.groups.len();
-        for (acc, states) in self.accs.iter_mut().zip(&chunk.states) {
-            acc.merge_batch(states, &groups, total)?;
+        for (j, acc) in self.accs.iter_mut().enumerate() {
+            let states: Vec<ArrayRef> = match chunks {
+                [one] => one.states[j].clone(),
+                _ => (0..chunks.first().map_or(0, |c| c.states[j].len()))
+                    .map(|k| {
+                        let parts: Vec<&dyn arrow::array::Array> =
+                            chunks.iter().map(|c| c.states[j][k].as_ref()).collect();
+                        arrow::compute::concat(&parts)
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            acc.merge_batch(&states, &groups, total)?;
         }
         Ok(())
     }
@@ -345,7 +361,7 @@ impl Chunk {
 /// slice once, not each of its windows; a window, when it fires, merges
 /// its slices (Flink's slice-shared window aggregation).
 struct Slice {
-    /// The windows the slice is in, earliest end first.
+    /// The windows the slice is in, sorted by `(end, start)`.
     windows: Vec<(i64, i64)>,
     /// Rows since the slice was last read.
     live: WindowState,
@@ -374,8 +390,9 @@ impl Slice {
         Ok(())
     }
 
+    /// The end of the slice's last window (`windows` is sorted by end).
     fn last_end(&self) -> i64 {
-        self.windows.iter().map(|w| w.1).max().unwrap_or(i64::MIN)
+        self.windows.last().map_or(i64::MIN, |w| w.1)
     }
 }
 
@@ -392,6 +409,9 @@ pub struct WindowAggregate {
     /// Whole windows by `(end, start)`, restored from a checkpoint taken
     /// before windows were sliced; merged with their slices when they fire.
     restored: BTreeMap<(i64, i64), WindowState>,
+    /// The earliest end of a window not yet fired: until the watermark
+    /// reaches it, advancing it fires nothing.
+    next_end: Option<i64>,
     watermark: Option<i64>,
     /// Records dropped because their window had been emitted.
     pub late: u64,
@@ -441,6 +461,7 @@ impl WindowAggregate {
             output: emitted_schema(output_schema),
             slices: BTreeMap::new(),
             restored: BTreeMap::new(),
+            next_end: None,
             watermark: None,
             late: 0,
         })
@@ -450,31 +471,32 @@ impl WindowAggregate {
         &self.output
     }
 
-    /// Windows open (holding a row, not yet fired) and groups held (per
-    /// slice and key), for metrics.
+    /// Slices open (a tumbling window is one; a hopping window of size
+    /// `k × slide` spans `k`) and groups held (per slice and key), for
+    /// metrics.
     pub fn state_size(&self) -> (usize, usize) {
-        let unfired = |end: i64| self.watermark.is_none_or(|wm| end - 1 > wm);
-        let mut open: std::collections::BTreeSet<(i64, i64)> = self
-            .restored
-            .keys()
-            .copied()
-            .filter(|w| unfired(w.0))
-            .collect();
-        for s in self.slices.values() {
-            open.extend(
-                s.windows
-                    .iter()
-                    .map(|&(s, e)| (e, s))
-                    .filter(|w| unfired(w.0)),
-            );
-        }
         let groups = self
             .slices
             .values()
             .map(|s| s.live.groups.len() + s.frozen.iter().map(|c| c.groups).sum::<usize>())
             .chain(self.restored.values().map(|w| w.groups.len()))
             .sum();
-        (open.len(), groups)
+        (self.slices.len() + self.restored.len(), groups)
+    }
+
+    /// The earliest end of a window that has not fired, of every slice's
+    /// windows (sorted by end) and the restored ones.
+    fn earliest_unfired_end(&self) -> Option<i64> {
+        let wm = self.watermark;
+        let unfired = move |end: i64| wm.is_none_or(|wm| end - 1 > wm);
+        self.slices
+            .values()
+            .filter_map(|s| {
+                let i = s.windows.partition_point(|w| !unfired(w.1));
+                s.windows.get(i).map(|w| w.1)
+            })
+            .chain(self.restored.keys().map(|w| w.0).filter(|e| unfired(*e)))
+            .min()
     }
 
     /// Bytes of state held: per slice its accumulators and the states it
@@ -569,14 +591,25 @@ impl WindowAggregate {
         }
         let whole =
             per_slice.len() == 1 && per_slice.values().next().is_some_and(|v| v.1.len() == n);
-        for (key, (windows, idx)) in per_slice {
+        for (key, (mut windows, idx)) in per_slice {
             let slice = match self.slices.entry(key) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(Slice {
-                    windows,
-                    live: WindowState::new(&self.keys.converter, &self.aggs)?,
-                    frozen: vec![],
-                }),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    windows.sort_unstable_by_key(|w| (w.1, w.0));
+                    let wm = self.watermark;
+                    if let Some(first) = windows
+                        .iter()
+                        .map(|w| w.1)
+                        .find(|e| wm.is_none_or(|wm| e - 1 > wm))
+                    {
+                        self.next_end = Some(self.next_end.map_or(first, |n| n.min(first)));
+                    }
+                    v.insert(Slice {
+                        windows,
+                        live: WindowState::new(&self.keys.converter, &self.aggs)?,
+                        frozen: vec![],
+                    })
+                }
             };
             let state = &mut slice.live;
             let group_of: Vec<usize> = idx
@@ -716,10 +749,11 @@ impl WindowAggregate {
             let end = b.column(1).as_primitive::<Int64Type>().value(0);
             let keys = b.column(2).as_binary::<i32>();
             if start == SLICE_MARK && windows_of.is_some() {
-                let windows: Vec<(i64, i64)> = windows_of
+                let mut windows: Windows = windows_of
                     .and_then(|m| m.get(end.to_string()))
                     .and_then(|w| serde_json::from_value(w.clone()).ok())
                     .unwrap_or_else(|| self.window.windows(end - 1));
+                windows.sort_unstable_by_key(|w| (w.1, w.0));
                 let schema = b.schema();
                 let states = (0..self.aggs.len())
                     .map(|j| {
@@ -762,6 +796,7 @@ impl WindowAggregate {
             restore_states(&mut w.accs, b, 0)?;
             self.restored.insert((end, start), w);
         }
+        self.next_end = self.earliest_unfired_end();
         Ok(())
     }
 
@@ -798,20 +833,22 @@ impl WindowAggregate {
         }
         let old = self.watermark;
         self.watermark = Some(t);
-        let closes = |end: i64| end - 1 <= t && old.is_none_or(|o| end - 1 > o);
+        if self.next_end.is_none_or(|e| e - 1 > t) {
+            return Ok(vec![]);
+        }
         let mut closing: std::collections::BTreeSet<(i64, i64)> = self
             .restored
             .keys()
             .copied()
             .filter(|w| w.0 - 1 <= t)
             .collect();
-        for s in self.slices.values() {
-            closing.extend(
-                s.windows
-                    .iter()
-                    .filter(|w| closes(w.1))
-                    .map(|&(s, e)| (e, s)),
-            );
+        // A slice's windows end at or after its key.
+        for s in self.slices.range(..=t.saturating_add(1)).map(|(_, s)| s) {
+            let from = s
+                .windows
+                .partition_point(|w| old.is_some_and(|o| w.1 - 1 <= o));
+            let to = s.windows.partition_point(|w| w.1 - 1 <= t);
+            closing.extend(s.windows[from..to.max(from)].iter().map(|&(s, e)| (e, s)));
         }
         let keyed = !self.keys.is_empty();
         let mut out = vec![];
@@ -819,7 +856,11 @@ impl WindowAggregate {
             let parts: Vec<i64> = self
                 .slices
                 .range(start.saturating_add(1)..=end)
-                .filter(|(_, s)| s.windows.contains(&(start, end)))
+                .filter(|(_, s)| {
+                    s.windows
+                        .binary_search_by_key(&(end, start), |w| (w.1, w.0))
+                        .is_ok()
+                })
                 .map(|(k, _)| *k)
                 .collect();
             let restored = self.restored.remove(&(end, start));
@@ -839,18 +880,23 @@ impl WindowAggregate {
                 Some(w) => w,
                 None => WindowState::new(&self.keys.converter, &self.aggs)?,
             };
-            for k in parts {
-                let slice = self.slices.get_mut(&k).expect("present");
+            for k in &parts {
+                let slice = self.slices.get_mut(k).expect("present");
                 slice.freeze(&self.keys.converter, &self.aggs)?;
-                for c in &slice.frozen {
-                    state.merge(c, keyed)?;
-                }
+            }
+            let chunks: Vec<&Chunk> = parts
+                .iter()
+                .flat_map(|k| self.slices[k].frozen.iter())
+                .collect();
+            if !chunks.is_empty() {
+                state.merge(&chunks, keyed)?;
             }
             if !state.groups.is_empty() {
                 out.push(self.emit(start, end, state)?);
             }
         }
         self.slices.retain(|_, s| s.last_end() - 1 > t);
+        self.next_end = self.earliest_unfired_end();
         Ok(out)
     }
 

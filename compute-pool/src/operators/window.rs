@@ -567,12 +567,6 @@ impl WindowAggregate {
                     } else {
                         vec![]
                     };
-                } else if let WindowKind::Cumulate { .. } = self.window.kind {
-                    // A cumulating window's row whose first windows have
-                    // fired goes into the slice of its first unfired one,
-                    // which is in exactly its unfired windows (as in Flink,
-                    // whose sums then add up in the same order).
-                    windows.retain(|(_, end)| end - 1 > wm);
                 }
             }
             let Some(key) = windows.iter().map(|w| w.1).min() else {

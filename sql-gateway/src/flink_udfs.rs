@@ -487,14 +487,16 @@ impl ScalarUDFImpl for IntervalTimes {
 
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
         match args {
-            [DataType::Interval(_) | DataType::Null, n] if n.is_integer() || n.is_null() => {
-                Ok(DataType::Interval(
-                    arrow::datatypes::IntervalUnit::MonthDayNano,
-                ))
-            }
-            [DataType::Interval(_) | DataType::Null, n] => datafusion::common::plan_err!(
-                "an interval is multiplied by an integer (as in Flink), not by {n}: cast the factor to INT or BIGINT"
+            [DataType::Interval(_) | DataType::Null, n] if n.is_integer() || n.is_null() => Ok(
+                DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano),
             ),
+            [DataType::Interval(_) | DataType::Null, n] => {
+                let n = weir_catalog::SqlType::from_arrow(n)
+                    .map_or_else(|_| n.to_string(), |t| t.to_string());
+                datafusion::common::plan_err!(
+                    "an interval is multiplied by an integer (as in Flink), not by {n}: cast the factor to INT or BIGINT"
+                )
+            }
             _ => datafusion::common::plan_err!(
                 "an interval is multiplied by an integer: INTERVAL '1' SECOND * 3"
             ),

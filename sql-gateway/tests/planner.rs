@@ -1310,7 +1310,7 @@ fn an_interval_is_scaled_by_an_integer_and_never_divided() {
     let e = error("SELECT ts + INTERVAL '1' SECOND * amount FROM orders");
     assert!(
         e.to_string()
-            .contains("multiplied by an integer (as in Flink), not by Float64"),
+            .contains("multiplied by an integer (as in Flink), not by DOUBLE"),
         "{e}"
     );
 }

@@ -80,18 +80,26 @@ impl ScalarUDFImpl for Simple {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out = (self.body)(&arrays)?;
-        if scalar {
-            let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
-            return Ok(ColumnarValue::Scalar(v));
-        }
-        Ok(ColumnarValue::Array(out))
+        over_arrays(args, self.body)
     }
+}
+
+/// `body` over the arguments as arrays; a scalar when every argument is.
+fn over_arrays(
+    args: ScalarFunctionArgs,
+    body: impl Fn(&[ArrayRef]) -> DfResult<ArrayRef>,
+) -> DfResult<ColumnarValue> {
+    let scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    let out = body(&arrays)?;
+    if scalar {
+        let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
+        return Ok(ColumnarValue::Scalar(v));
+    }
+    Ok(ColumnarValue::Array(out))
 }
 
 /// The name of [`tagged_cast`].
@@ -504,44 +512,39 @@ impl ScalarUDFImpl for IntervalTimes {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let unit = DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano);
-        let interval = arrow::compute::cast(&arrays[0], &unit)?;
-        let factor = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
-        let intervals = interval.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
-        let factors = factor.as_primitive::<arrow::datatypes::Int64Type>();
-        let out: arrow::array::IntervalMonthDayNanoArray = intervals
-            .iter()
-            .zip(factors.iter())
-            .map(|(iv, n)| {
-                let (iv, n) = (iv?, n?);
-                let n32 = i32::try_from(n).ok();
-                Some(arrow::datatypes::IntervalMonthDayNano::new(
-                    if iv.months == 0 {
-                        0
-                    } else {
-                        iv.months.checked_mul(n32?)?
-                    },
-                    if iv.days == 0 {
-                        0
-                    } else {
-                        iv.days.checked_mul(n32?)?
-                    },
-                    iv.nanoseconds.checked_mul(n)?,
-                ))
-            })
-            .collect();
-        let out: ArrayRef = Arc::new(out);
-        if scalar {
-            let v = datafusion::common::ScalarValue::try_from_array(&out, 0)?;
-            return Ok(ColumnarValue::Scalar(v));
-        }
-        Ok(ColumnarValue::Array(out))
+        over_arrays(args, interval_times)
     }
+}
+
+/// [`IntervalTimes`]'s body.
+fn interval_times(arrays: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let unit = DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano);
+    let interval = arrow::compute::cast(&arrays[0], &unit)?;
+    let factor = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+    let intervals = interval.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
+    let factors = factor.as_primitive::<arrow::datatypes::Int64Type>();
+    let out: arrow::array::IntervalMonthDayNanoArray = intervals
+        .iter()
+        .zip(factors.iter())
+        .map(|(iv, n)| {
+            let (iv, n) = (iv?, n?);
+            let n32 = i32::try_from(n).ok();
+            Some(arrow::datatypes::IntervalMonthDayNano::new(
+                if iv.months == 0 {
+                    0
+                } else {
+                    iv.months.checked_mul(n32?)?
+                },
+                if iv.days == 0 {
+                    0
+                } else {
+                    iv.days.checked_mul(n32?)?
+                },
+                iv.nanoseconds.checked_mul(n)?,
+            ))
+        })
+        .collect();
+    Ok(Arc::new(out))
 }
 
 /// [`CAST_FN`]: a cast to a type named by its Flink text, which

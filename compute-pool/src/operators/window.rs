@@ -396,6 +396,34 @@ impl Slice {
     }
 }
 
+/// The first columns of a snapshot batch of `n` groups: `start`, `end`
+/// and each group's key (Arrow row format; empty without keys).
+fn snapshot_header(
+    start: i64,
+    end: i64,
+    keyed: bool,
+    keys: &Rows,
+    n: usize,
+) -> (Vec<Field>, Vec<ArrayRef>) {
+    let keys: Vec<&[u8]> = if keyed {
+        keys.iter().map(|r| r.data()).collect()
+    } else {
+        vec![&[]; n]
+    };
+    (
+        vec![
+            Field::new("start", DataType::Int64, false),
+            Field::new("end", DataType::Int64, false),
+            Field::new("key", DataType::Binary, false),
+        ],
+        vec![
+            Arc::new(Int64Array::from(vec![start; n])),
+            Arc::new(Int64Array::from(vec![end; n])),
+            Arc::new(BinaryArray::from(keys)),
+        ],
+    )
+}
+
 /// The window aggregation operator.
 pub struct WindowAggregate {
     window: WindowSpec,
@@ -659,22 +687,8 @@ impl WindowAggregate {
             slice.freeze(&self.keys.converter, &self.aggs)?;
             slices.insert(key.to_string(), serde_json::json!(slice.windows));
             for c in &slice.frozen {
-                let n = c.groups;
-                let keys: Vec<&[u8]> = if keyed {
-                    c.keys.iter().map(|r| r.data()).collect()
-                } else {
-                    vec![&[]; n]
-                };
-                let mut fields = vec![
-                    Field::new("start", DataType::Int64, false),
-                    Field::new("end", DataType::Int64, false),
-                    Field::new("key", DataType::Binary, false),
-                ];
-                let mut columns: Vec<ArrayRef> = vec![
-                    Arc::new(Int64Array::from(vec![SLICE_MARK; n])),
-                    Arc::new(Int64Array::from(vec![key; n])),
-                    Arc::new(BinaryArray::from(keys)),
-                ];
+                let (mut fields, mut columns) =
+                    snapshot_header(SLICE_MARK, key, keyed, &c.keys, c.groups);
                 for (j, st) in c.states.iter().enumerate() {
                     for (k, s) in st.iter().enumerate() {
                         fields.push(Field::new(format!("a{j}_{k}"), s.data_type().clone(), true));
@@ -693,21 +707,7 @@ impl WindowAggregate {
             if n == 0 {
                 continue;
             }
-            let keys: Vec<&[u8]> = if keyed {
-                w.keys.iter().map(|r| r.data()).collect()
-            } else {
-                vec![&[]; n]
-            };
-            let mut fields = vec![
-                Field::new("start", DataType::Int64, false),
-                Field::new("end", DataType::Int64, false),
-                Field::new("key", DataType::Binary, false),
-            ];
-            let mut columns: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(vec![start; n])),
-                Arc::new(Int64Array::from(vec![end; n])),
-                Arc::new(BinaryArray::from(keys)),
-            ];
+            let (mut fields, mut columns) = snapshot_header(start, end, keyed, &w.keys, n);
             snapshot_states(aggs, &mut w.accs, n, &mut fields, &mut columns)?;
             batches.push(RecordBatch::try_new(
                 Arc::new(arrow::datatypes::Schema::new(fields)),

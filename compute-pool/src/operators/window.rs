@@ -9,9 +9,10 @@
 //! one vectorized call, so a row is aggregated once however many windows
 //! hold it. When the watermark reaches a window's last millisecond
 //! (`end - 1`, as in Flink) the window merges its slices' states and is
-//! emitted once, append-only; a slice is dropped after its last window. A record goes into those of its windows that have not
-//! been emitted; one whose every window has been emitted is late: it is
-//! dropped and counted, as Flink's window operators do.
+//! emitted once, append-only; a slice is dropped after its last window.
+//! A record counts in those of its windows that have not been emitted; one
+//! whose every window has been emitted is late: it is dropped and counted,
+//! as Flink's window operators do.
 
 use crate::hash::HashMap;
 use std::collections::BTreeMap;
@@ -608,7 +609,8 @@ impl WindowAggregate {
         // Rows per slice, in arrival order. Consecutive rows are mostly in
         // one slice: its bounds are kept to skip working out the windows.
         let mut per_slice: BTreeMap<i64, (Windows, Vec<u32>)> = BTreeMap::new();
-        let mut last: Option<(i64, i64, i64)> = None; // (from, to, key): t in [from, to)
+        // The last slice's `[from, key)`.
+        let mut last: Option<(i64, i64)> = None;
         for (i, t) in times.iter().enumerate() {
             let Some(t) = t else {
                 // Flink refuses a NULL time attribute; the row cannot be
@@ -616,16 +618,16 @@ impl WindowAggregate {
                 self.late += 1;
                 continue;
             };
-            if let Some((from, to, key)) = last {
-                if t >= from && t < to {
+            if let Some((from, key)) = last {
+                if t >= from && t < key {
                     per_slice.get_mut(&key).expect("noted").1.push(i as u32);
                     continue;
                 }
             }
-            // Windows that have fired are gone; the row still counts in the
-            // ones that have not (Flink's slicing operators merge a late
-            // row into the first unfired window). It is late, dropped and
-            // counted, only when its last window has fired.
+            // Windows that have fired are not emitted again; a row whose
+            // slice is still in unfired windows counts in those (as in
+            // Flink's slicing operators). It is late, dropped and counted,
+            // only when its last window has fired.
             let mut windows = self.window.windows(t);
             if let Some(wm) = self.watermark {
                 if !windows.iter().any(|(_, end)| end - 1 > wm) {
@@ -648,7 +650,7 @@ impl WindowAggregate {
             last = self
                 .slice_start(&windows, key)
                 .filter(|from| *from <= t && t < key)
-                .map(|from| (from, key, key));
+                .map(|from| (from, key));
             per_slice
                 .entry(key)
                 .or_insert_with(|| (windows, vec![]))

@@ -38,7 +38,9 @@ const MINUTE_MS: i64 = 60_000;
 /// current minute. A minute's row is written when it first has a figure
 /// and again only when the figure grows (the store keeps the larger), so a
 /// restart or a retry never bills a minute twice, and a statement that ran
-/// for any part of a minute is billed that minute.
+/// for any part of a minute is billed that minute. The first look in a
+/// minute also counts what was held at the last look before it (held, at
+/// a resolution of `every`, when the minute began).
 pub async fn run_meter(
     scheduler: Scheduler,
     store: Store,
@@ -47,16 +49,29 @@ pub async fn run_meter(
 ) {
     // (org, env, uid) -> (minute, cfu written)
     let mut written: HashMap<(String, String, String), (i64, usize)> = HashMap::new();
+    // (org, env, uid) -> (minute, cfu) held at the last look
+    let mut held: HashMap<(String, String, String), (i64, usize)> = HashMap::new();
     loop {
         let minute = now_millis() / MINUTE_MS * MINUTE_MS;
+        let mut now_held = HashMap::new();
         for a in scheduler.allocations() {
-            if a.cfu == 0 {
+            let k = (a.org.clone(), a.env.clone(), a.uid.clone());
+            // What was held at the last look, in an earlier minute, was
+            // held when this minute began, unless it changed in the moment
+            // between: a rescale just after the minute turned must not
+            // hide the slots held before it.
+            let carried = held
+                .get(&k)
+                .filter(|(m, _)| *m < minute)
+                .map_or(0, |(_, c)| *c);
+            now_held.insert(k.clone(), (minute, a.cfu));
+            let cfu = a.cfu.max(carried);
+            if cfu == 0 {
                 continue;
             }
-            let k = (a.org.clone(), a.env.clone(), a.uid.clone());
             if written
                 .get(&k)
-                .is_some_and(|&(m, cfu)| m == minute && cfu >= a.cfu)
+                .is_some_and(|&(m, written)| m == minute && written >= cfu)
             {
                 continue;
             }
@@ -66,16 +81,17 @@ pub async fn run_meter(
                 statement_name: a.name.clone(),
                 statement_uid: a.uid.clone(),
                 minute,
-                cfu: a.cfu as i64,
+                cfu: cfu as i64,
             };
             match store.record_usage(&a.org, &rec).await {
                 Ok(()) => {
-                    written.insert(k, (minute, a.cfu));
+                    written.insert(k, (minute, cfu));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot record usage; retrying"),
             }
         }
         written.retain(|_, (m, _)| *m >= minute - MINUTE_MS);
+        held = now_held;
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(every) => {}

@@ -1151,7 +1151,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cumulating_window_extends_its_period_by_each_new_slice() {
+    fn a_cumulating_window_counts_a_late_row_through_a_checkpoint_per_step_and_drops_its_merge() {
         let cumulate = || {
             let mut op = hop_count();
             op.window = WindowSpec {
